@@ -1,0 +1,151 @@
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core alone registers no gradients, and its own registration module is ESM-only. The CJS
+// bundle of @tensorflow/tfjs registers them into tfjs-core's global registry; every skd process
+// trains, so the platform loads it once.
+import '@tensorflow/tfjs';
+import { BackendError } from '@skd/core';
+import { registerPredicateGradients } from './gradients';
+
+registerPredicateGradients();
+
+/** `auto` tries the GPU build, then the native CPU build, then wasm, then plain JS. */
+export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+
+export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+
+export interface BackendAttempt {
+  readonly backend: Exclude<BackendName, 'auto'>;
+  readonly ok: boolean;
+  readonly reason: string;
+}
+
+export interface BackendChoice {
+  /** The tfjs backend now active (`tensorflow`, `wasm` or `cpu`). */
+  readonly name: string;
+  readonly device: 'gpu' | 'cpu';
+  /** One line for logs: what was chosen and why. */
+  readonly summary: string;
+  readonly attempts: readonly BackendAttempt[];
+}
+
+export interface SelectBackendOptions {
+  readonly backend?: BackendName;
+  /** Module resolution, replaceable in tests. */
+  readonly resolver?: ModuleResolver;
+}
+
+export interface ModuleResolver {
+  resolve(request: string, fromDir?: string): string | undefined;
+  load(request: string): unknown;
+}
+
+export const nodeResolver: ModuleResolver = {
+  resolve(request, fromDir) {
+    try {
+      return fromDir ? require.resolve(request, { paths: [fromDir] }) : require.resolve(request);
+    } catch {
+      return undefined;
+    }
+  },
+  load(request) {
+    return require(request);
+  },
+};
+
+const NODE_PACKAGES = {
+  'tensorflow-gpu': '@tensorflow/tfjs-node-gpu',
+  tensorflow: '@tensorflow/tfjs-node',
+} as const;
+
+/**
+ * Every tfjs package must share one @tensorflow/tfjs-core: kernels and backends register into a
+ * module-level registry, and a second copy silently keeps its own. Throws naming both copies.
+ */
+export function assertSingleTfjsCore(packages: readonly string[], resolver: ModuleResolver = nodeResolver): void {
+  const ours = resolver.resolve('@tensorflow/tfjs-core');
+  if (!ours) throw new BackendError('@tensorflow/tfjs-core is not installed', { hint: 'run npm ci' });
+  for (const pkg of packages) {
+    const manifest = resolver.resolve(`${pkg}/package.json`);
+    if (!manifest) continue;
+    const theirs = resolver.resolve('@tensorflow/tfjs-core', path.dirname(manifest));
+    if (theirs && theirs !== ours) {
+      throw new BackendError(
+        `${pkg} uses a second copy of @tensorflow/tfjs-core (${theirs}, ours is ${ours}); ` +
+          'kernels registered in one copy are invisible to the other',
+        { hint: `install the same @tensorflow/tfjs-core version as ${pkg} expects (4.22.0) and run npm dedupe` },
+      );
+    }
+  }
+}
+
+async function tryNodeBackend(
+  backend: 'tensorflow-gpu' | 'tensorflow',
+  resolver: ModuleResolver,
+): Promise<BackendAttempt> {
+  const pkg = NODE_PACKAGES[backend];
+  if (!resolver.resolve(`${pkg}/package.json`)) {
+    return { backend, ok: false, reason: `${pkg} is not installed (optional; npm install ${pkg} where libtensorflow can be downloaded)` };
+  }
+  try {
+    assertSingleTfjsCore([pkg], resolver);
+    resolver.load(pkg);
+  } catch (error) {
+    return { backend, ok: false, reason: `${pkg} failed to load: ${(error as Error).message}` };
+  }
+  if (!tf.findBackendFactory('tensorflow')) {
+    return { backend, ok: false, reason: `${pkg} loaded but registered no "tensorflow" backend in this tfjs-core` };
+  }
+  const ready = await tf.setBackend('tensorflow');
+  return ready
+    ? { backend, ok: true, reason: `${pkg} loaded` }
+    : { backend, ok: false, reason: `${pkg} loaded but its backend failed to initialise` };
+}
+
+async function tryJsBackend(backend: 'wasm' | 'cpu', resolver: ModuleResolver): Promise<BackendAttempt> {
+  const pkg = backend === 'wasm' ? '@tensorflow/tfjs-backend-wasm' : '@tensorflow/tfjs-backend-cpu';
+  try {
+    assertSingleTfjsCore([pkg], resolver);
+    resolver.load(pkg);
+    const ready = await tf.setBackend(backend);
+    if (!ready) return { backend, ok: false, reason: `${pkg} failed to initialise` };
+    return { backend, ok: true, reason: `${pkg} ready` };
+  } catch (error) {
+    return { backend, ok: false, reason: `${pkg}: ${(error as Error).message}` };
+  }
+}
+
+/**
+ * Activates a tfjs backend and reports the choice and the reason for it. An explicit choice that
+ * fails throws with every reason; `auto` falls through to the next candidate.
+ */
+export async function selectBackend(options: SelectBackendOptions = {}): Promise<BackendChoice> {
+  const requested = options.backend ?? 'auto';
+  const resolver = options.resolver ?? nodeResolver;
+  if (!BACKEND_NAMES.includes(requested)) {
+    throw new BackendError(`unknown backend "${String(requested)}"`, { hint: `use one of ${BACKEND_NAMES.join(', ')}` });
+  }
+  // selectBackend reports the choice and how to get a faster one; tfjs's own banner would only repeat it.
+  tf.env().set('PROD', true);
+  const candidates: Exclude<BackendName, 'auto'>[] =
+    requested === 'auto' ? ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] : [requested];
+  const attempts: BackendAttempt[] = [];
+  for (const candidate of candidates) {
+    const attempt =
+      candidate === 'wasm' || candidate === 'cpu'
+        ? await tryJsBackend(candidate, resolver)
+        : await tryNodeBackend(candidate, resolver);
+    attempts.push(attempt);
+    if (attempt.ok) {
+      const device = candidate === 'tensorflow-gpu' ? 'gpu' : 'cpu';
+      const skipped = attempts.filter((a) => !a.ok).map((a) => `${a.backend}: ${a.reason}`);
+      const summary =
+        `backend ${tf.getBackend()} (${device}): ${attempt.reason}` + (skipped.length ? `; skipped ${skipped.join('; ')}` : '');
+      return { name: tf.getBackend(), device, summary, attempts };
+    }
+  }
+  throw new BackendError(
+    `backend "${requested}" is not available: ${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')}`,
+    { hint: 'use "backend": "auto" to fall back to wasm or cpu' },
+  );
+}

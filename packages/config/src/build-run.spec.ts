@@ -1,0 +1,168 @@
+import * as path from 'node:path';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tf from '@tensorflow/tfjs-core';
+import { ConfigError, SkdError, VocabularyMismatchError } from '@skd/core';
+import { applyOverrides } from './config-file';
+import { buildRun, planRun } from './build-run';
+import { createRegistries } from './registry';
+
+const fixtures = path.join(__dirname, '__fixtures__');
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+function baseConfig(): Record<string, unknown> {
+  return {
+    seed: 3,
+    backend: 'cpu',
+    student: { kind: 'bigram', options: { contextLength: 64 } },
+    dataset: {
+      kind: 'inline',
+      options: { train: [{ prompt: 'a', response: 'bc' }, { prompt: 'xy', response: 'z' }] },
+    },
+  };
+}
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('planRun (validation before any tensor)', () => {
+  it('names a misspelled top-level key and suggests the right one, making no tensor', () => {
+    const before = tf.memory().numTensors;
+    const error = configError(() => planRun({ ...baseConfig(), seeed: 1 }, { source: 'run.json' }));
+    expect(error.message).toContain('run.json');
+    expect(error.issues).toEqual([expect.objectContaining({ path: 'seeed', message: expect.stringContaining('did you mean "seed"?') })]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('names a misspelled option inside a component with its full path', () => {
+    const config = { ...baseConfig(), divergence: { kind: 'jsd', options: { betta: 0.3 } } };
+    const error = configError(() => planRun(config));
+    expect(error.issues[0]?.path).toBe('divergence.options.betta');
+    expect(error.issues[0]?.message).toContain('did you mean "beta"?');
+  });
+
+  it('quotes the bad value of a wrongly typed or out-of-range option', () => {
+    const config = { ...baseConfig(), seed: 'x', divergence: { kind: 'jsd', options: { beta: 2 } } };
+    const error = configError(() => planRun(config));
+    const byPath = Object.fromEntries(error.issues.map((i) => [i.path, i.message]));
+    expect(byPath['seed']).toContain('got "x"');
+    expect(byPath['divergence.options.beta']).toContain('got 2');
+  });
+
+  it('lists the known kinds for an unknown kind', () => {
+    const error = configError(() => planRun({ ...baseConfig(), sampler: { kind: 'skdd' } }));
+    expect(error.issues[0]?.path).toBe('sampler.kind');
+    expect(error.issues[0]?.message).toMatch(/^Unknown sampler kind "skdd"\. Known kinds: .*supervised/);
+  });
+
+  it('reports a missing required component and every problem at once', () => {
+    const { student: _student, ...rest } = baseConfig();
+    const error = configError(() => planRun({ ...rest, divergence: { kind: 'nope' } }));
+    const paths = error.issues.map((i) => i.path);
+    expect(paths).toEqual(expect.arrayContaining(['student']));
+  });
+
+  it('reports a missing or mismatched user module with the path it looked at', () => {
+    const missing = configError(() =>
+      planRun({ ...baseConfig(), sampler: { kind: 'x', module: './nope.js' } }, { baseDir: fixtures }),
+    );
+    expect(missing.issues[0]).toEqual({ path: 'sampler.module', message: expect.stringContaining('does not exist') });
+    const wrongKind = configError(() =>
+      planRun({ ...baseConfig(), sampler: { kind: 'other', module: './reverse-sampler.js' } }, { baseDir: fixtures }),
+    );
+    expect(wrongKind.issues[0]?.message).toContain('exports sampler "reverse-reference", not the sampler "other"');
+  });
+});
+
+describe('buildRun (the composition root)', () => {
+  it('builds every component from the config into a run and frees them on dispose', async () => {
+    const before = tf.memory().numTensors;
+    const run = await buildRun(baseConfig());
+    expect(run.backend.name).toBe('cpu');
+    expect(run.tokenizer.vocabSize).toBe(259);
+    expect(run.student.vocabSize).toBe(259);
+    expect(run.teacher).toBeUndefined();
+    expect(run.divergence.name).toBe('cross-entropy');
+    const batch = await run.sampler.sample(
+      { prompts: [[258, 97]], references: [[98, 257]], ids: ['0'] },
+      { step: 0, totalSteps: 1 },
+    );
+    expect(batch.tokens.arraySync()).toEqual([[258, 97, 98, 257]]);
+    batch.dispose();
+    run.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('swaps the divergence with a one-line config change', async () => {
+    const a = await buildRun({ ...baseConfig(), teacher: { kind: 'bigram' }, divergence: { kind: 'forward-kl' } });
+    const b = await buildRun({ ...baseConfig(), teacher: { kind: 'bigram' }, divergence: { kind: 'jsd', options: { beta: 0.5 } } });
+    expect(a.divergence.name).toBe('forward-kl');
+    expect(b.divergence.name).toBe('jsd');
+    a.dispose();
+    b.dispose();
+  });
+
+  it('uses a custom sampler loaded from a module path in the config', async () => {
+    const config = { ...baseConfig(), sampler: { kind: 'reverse-reference', module: './reverse-sampler.js', options: { keep: 2 } } };
+    const run = await buildRun(config, { baseDir: fixtures });
+    const batch = await run.sampler.sample(
+      { prompts: [[258]], references: [[97, 98, 99, 257]], ids: ['0'] },
+      { step: 0, totalSteps: 1 },
+    );
+    expect(batch.stats).toEqual({ marker: 7 });
+    expect(batch.tokens.arraySync()).toEqual([[258, 99, 98]]); // reversed, then cut to keep = 2
+    batch.dispose();
+    run.dispose();
+  });
+
+  it('validates a custom component\'s options with its own schema', () => {
+    const config = { ...baseConfig(), sampler: { kind: 'reverse-reference', module: './reverse-sampler.js', options: { keep: 0 } } };
+    const error = configError(() => planRun(config, { baseDir: fixtures }));
+    expect(error.issues[0]?.path).toBe('sampler.options.keep');
+  });
+
+  it('refuses a teacher whose vocabulary differs from the student\'s, and frees what it built', async () => {
+    const before = tf.memory().numTensors;
+    const config = { ...baseConfig(), teacher: { kind: 'wide-bigram', module: './wide-model.js' }, divergence: { kind: 'forward-kl' } };
+    await expect(buildRun(config, { baseDir: fixtures })).rejects.toThrow(VocabularyMismatchError);
+    await expect(buildRun(config, { baseDir: fixtures })).rejects.toThrow('teacher vocab 300 vs student vocab 259');
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('gives each run its own container and seeded streams: same seed, same weights', async () => {
+    const a = await buildRun(baseConfig());
+    const b = await buildRun(baseConfig());
+    const c = await buildRun({ ...baseConfig(), seed: 4 });
+    const weights = (run: typeof a) => Array.from(run.student.trainableVariables[0]?.dataSync() ?? []);
+    expect(weights(a)).toEqual(weights(b));
+    expect(weights(a)).not.toEqual(weights(c));
+    [a, b, c].forEach((run) => run.dispose());
+  });
+
+  it('accepts extra components registered by the caller', async () => {
+    const registries = createRegistries();
+    expect(() => registries.divergence.register(registries.divergence.get('tvd', 'x'))).toThrow(SkdError);
+    expect(registries.sampler.kinds()).toContain('supervised');
+  });
+});
+
+describe('applyOverrides', () => {
+  it('sets nested values, parsing JSON where it parses', () => {
+    const config = applyOverrides(baseConfig(), ['sampler.options.topK=10', 'seed=7', 'student.kind=bigram', 'evaluators.0.kind=exact-match']);
+    expect(config).toMatchObject({ seed: 7, sampler: { options: { topK: 10 } }, evaluators: [{ kind: 'exact-match' }] });
+  });
+
+  it('rejects malformed overrides', () => {
+    expect(() => applyOverrides({}, ['seed'])).toThrow('key.path=value');
+    expect(() => applyOverrides({ seed: 1 }, ['seed.x=1'])).toThrow('seed is 1, not an object');
+  });
+});

@@ -1,0 +1,239 @@
+import 'reflect-metadata';
+import * as path from 'node:path';
+import { container as rootContainer, inject, injectable, type DependencyContainer } from 'tsyringe';
+import { selectBackend, type BackendChoice } from '@skd/backend';
+import {
+  ConfigError,
+  DATASET,
+  DIVERGENCE,
+  EVALUATORS,
+  RUN_RNG,
+  Rng,
+  SAMPLER,
+  STUDENT,
+  TEACHER,
+  TOKENIZER,
+  VocabularyMismatchError,
+  injectionToken,
+  type AnyComponentEntry,
+  type ComponentKind,
+  type ConfigIssue,
+  type DatasetSource,
+  type Divergence,
+  type Evaluator,
+  type InjectionToken,
+  type KdSampler,
+  type LanguageModel,
+  type Tokenizer,
+} from '@skd/core';
+import { toConfigIssues, objectKeysAt } from './issues';
+import { loadComponentModule } from './modules';
+import { createRegistries, type Registries } from './registry';
+import { componentRefSchema, runConfigSchema, type ComponentRef, type RunConfig } from './schema';
+
+export const RUN_CONFIG = injectionToken<RunConfig>('RunConfig');
+export const RUN_BACKEND = injectionToken<BackendChoice>('RunBackend');
+
+/** A component slot resolved to its entry with validated options: everything checked, nothing built. */
+export interface PlannedComponent<K extends ComponentKind = ComponentKind> {
+  readonly path: string;
+  readonly entry: AnyComponentEntry<K>;
+  readonly options: unknown;
+}
+
+export interface RunPlan {
+  readonly config: RunConfig;
+  readonly tokenizer: PlannedComponent<'tokenizer'>;
+  readonly teacher: PlannedComponent<'model'> | undefined;
+  readonly student: PlannedComponent<'model'>;
+  readonly sampler: PlannedComponent<'sampler'>;
+  readonly divergence: PlannedComponent<'divergence'>;
+  readonly dataset: PlannedComponent<'dataset'>;
+  readonly evaluators: readonly PlannedComponent<'evaluator'>[];
+}
+
+export interface BuildRunOptions {
+  /** Folder that relative paths in the config are resolved from (the config file's folder). */
+  readonly baseDir?: string;
+  /** Name of the config in error messages (its file path). */
+  readonly source?: string;
+  /** Registries to resolve kinds from; default: the built-ins. */
+  readonly registries?: Registries;
+  /** Parent of the run's child container; default: tsyringe's root container. */
+  readonly parentContainer?: DependencyContainer;
+}
+
+/**
+ * Validates a config completely (schema, kinds, modules, every component's options) and returns
+ * the plan. Throws one ConfigError listing every problem. Creates no tensor.
+ */
+export function planRun(input: unknown, options: BuildRunOptions = {}): RunPlan {
+  const source = options.source ?? 'config';
+  const baseDir = options.baseDir ?? process.cwd();
+  const registries = options.registries ?? createRegistries();
+  const parsed = runConfigSchema.safeParse(input);
+  const issues: ConfigIssue[] = parsed.success
+    ? []
+    : toConfigIssues(parsed.error, input, '', (p) => objectKeysAt(runConfigSchema, p));
+  const plan = <K extends ComponentKind>(component: K, ref: ComponentRef, where: string): PlannedComponent<K> | undefined => {
+    try {
+      const registry = registries[component] as unknown as { get(kind: string, p: string, s: string): AnyComponentEntry<K> };
+      const entry = ref.module
+        ? loadComponentModule(component, ref.kind, ref.module, baseDir, where, source)
+        : registry.get(ref.kind, `${where}.kind`, source);
+      const result = entry.options.safeParse(ref.options);
+      if (!result.success) {
+        issues.push(...toConfigIssues(result.error, ref.options, `${where}.options`, (p) => objectKeysAt(entry.options, p)));
+        return undefined;
+      }
+      return { path: where, entry, options: result.data };
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      issues.push(...error.issues);
+      return undefined;
+    }
+  };
+  // Even when the top level is invalid, every component whose own reference parses is still checked,
+  // so one run of validation reports every problem.
+  const refs = parsed.success ? parsed.data : lenientRefs(input);
+  const slot = <K extends ComponentKind>(component: K, where: 'tokenizer' | 'teacher' | 'student' | 'sampler' | 'divergence' | 'dataset') => {
+    const ref = refs[where];
+    return ref ? plan(component, ref, where) : undefined;
+  };
+  const tokenizer = slot('tokenizer', 'tokenizer');
+  const teacher = slot('model', 'teacher');
+  const student = slot('model', 'student');
+  const sampler = slot('sampler', 'sampler');
+  const divergence = slot('divergence', 'divergence');
+  const dataset = slot('dataset', 'dataset');
+  const evaluators = (refs.evaluators ?? []).map((ref, i) => plan('evaluator', ref, `evaluators.${i}`));
+  if (!parsed.success || issues.length > 0 || !tokenizer || !student || !sampler || !divergence || !dataset) {
+    throw new ConfigError(source, issues);
+  }
+  const config = parsed.data;
+  return {
+    config,
+    tokenizer,
+    teacher,
+    student,
+    sampler,
+    divergence,
+    dataset,
+    evaluators: evaluators.filter((e): e is PlannedComponent<'evaluator'> => e !== undefined),
+  };
+}
+
+/** The component references of a config that failed validation, each parsed on its own. */
+function lenientRefs(input: unknown): Partial<Record<'tokenizer' | 'teacher' | 'student' | 'sampler' | 'divergence' | 'dataset', ComponentRef>> & {
+  evaluators?: ComponentRef[];
+} {
+  if (input === null || typeof input !== 'object') return {};
+  const raw = input as Record<string, unknown>;
+  const one = (value: unknown) => {
+    const result = componentRefSchema.safeParse(value);
+    return result.success ? result.data : undefined;
+  };
+  const evaluators = Array.isArray(raw['evaluators']) ? raw['evaluators'].map(one) : [];
+  return {
+    tokenizer: one(raw['tokenizer']),
+    teacher: one(raw['teacher']),
+    student: one(raw['student']),
+    sampler: one(raw['sampler']),
+    divergence: one(raw['divergence']),
+    dataset: one(raw['dataset']),
+    evaluators: evaluators.every((e) => e !== undefined) ? (evaluators as ComponentRef[]) : [],
+  };
+}
+
+/** Everything a run is made of, resolved from the run's own container. */
+@injectable()
+export class Run {
+  private readonly disposers: (() => void)[] = [];
+  private disposed = false;
+
+  constructor(
+    @inject(RUN_CONFIG) readonly config: RunConfig,
+    @inject(RUN_BACKEND) readonly backend: BackendChoice,
+    @inject(RUN_RNG) readonly rng: Rng,
+    @inject(TOKENIZER) readonly tokenizer: Tokenizer,
+    @inject(STUDENT) readonly student: LanguageModel,
+    @inject(TEACHER, { isOptional: true }) readonly teacher: LanguageModel | undefined,
+    @inject(SAMPLER) readonly sampler: KdSampler,
+    @inject(DIVERGENCE) readonly divergence: Divergence,
+    @inject(DATASET) readonly dataset: DatasetSource,
+    @inject(EVALUATORS) readonly evaluators: readonly Evaluator[],
+  ) {}
+
+  /** Registers cleanup for something the run created; run in reverse order by `dispose`. */
+  onDispose(dispose: () => void): void {
+    this.disposers.push(dispose);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const dispose of this.disposers.reverse()) dispose();
+  }
+}
+
+/**
+ * The composition root: validates the config, selects the backend, then builds every component
+ * into one child container per run and resolves the Run from it. `run.dispose()` frees what was made.
+ */
+export async function buildRun(input: unknown, options: BuildRunOptions = {}): Promise<Run> {
+  const plan = planRun(input, options);
+  const { config } = plan;
+  const baseDir = options.baseDir ?? process.cwd();
+  const backend = await selectBackend({ backend: config.backend as never });
+  const rng = Rng.create(config.seed);
+  const container = (options.parentContainer ?? rootContainer).createChildContainer();
+  const cleanups: (() => void)[] = [() => void container.dispose()];
+  const value = <T>(token: InjectionToken<T>, instance: T) => container.register(token, { useValue: instance });
+  const make = async <K extends ComponentKind>(planned: PlannedComponent<K>, extra: object) => {
+    const deps = { baseDir, rng: rng.fork(planned.path), ...extra } as never;
+    const instance = await planned.entry.create(planned.options, deps);
+    const disposable = instance as { dispose?: () => void };
+    if (typeof disposable.dispose === 'function') cleanups.push(() => disposable.dispose?.());
+    return instance;
+  };
+  try {
+    value(RUN_CONFIG, config);
+    value(RUN_BACKEND, backend);
+    value(RUN_RNG, rng);
+    const tokenizer = await make(plan.tokenizer, {});
+    value(TOKENIZER, tokenizer);
+    value(DIVERGENCE, await make(plan.divergence, {}));
+    const student = await make(plan.student, { tokenizer, role: 'student' });
+    const teacher = plan.teacher ? await make(plan.teacher, { tokenizer, role: 'teacher' }) : undefined;
+    checkVocabularies(tokenizer, student, teacher, options.source ?? 'config');
+    value(STUDENT, student);
+    if (teacher) value(TEACHER, teacher);
+    value(SAMPLER, await make(plan.sampler, { student, teacher, tokenizer }));
+    value(DATASET, await make(plan.dataset, {}));
+    const evaluators: Evaluator[] = [];
+    for (const planned of plan.evaluators) evaluators.push(await make(planned, { tokenizer }));
+    value(EVALUATORS, evaluators);
+    const run = container.resolve(Run);
+    for (const cleanup of cleanups) run.onDispose(cleanup);
+    return run;
+  } catch (error) {
+    for (const cleanup of cleanups.reverse()) cleanup();
+    throw error;
+  }
+}
+
+function checkVocabularies(tokenizer: Tokenizer, student: LanguageModel, teacher: LanguageModel | undefined, source: string): void {
+  if (student.vocabSize !== tokenizer.vocabSize) {
+    throw new ConfigError(source, [
+      { path: 'student', message: `student vocabulary ${student.vocabSize} does not match the tokenizer's ${tokenizer.vocabSize}` },
+    ]);
+  }
+  if (teacher && teacher.vocabSize !== student.vocabSize) {
+    throw new VocabularyMismatchError(`teacher vocab ${teacher.vocabSize} vs student vocab ${student.vocabSize}`);
+  }
+}
+
+/** Resolves a config file's folder, for `baseDir`. */
+export function configBaseDir(configFile: string): string {
+  return path.dirname(path.resolve(configFile));
+}

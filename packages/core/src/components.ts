@@ -1,0 +1,74 @@
+import type { ZodType } from 'zod';
+import type { Dataset, DatasetSource } from './dataset';
+import type { Divergence } from './divergence';
+import type { Evaluator } from './evaluator';
+import type { LanguageModel } from './language-model';
+import type { Rng } from './rng';
+import type { KdSampler } from './sampler';
+import type { Tokenizer } from './tokenizer';
+
+/**
+ * Swappable component kinds. Each has one flat registry (in @skd/config) mapping a `kind` string
+ * to an entry: a strict options schema and a factory. A config selects one with
+ * `{ "kind": "skd", "options": { "topK": 25 } }`, or loads a user's entry with `"module"`.
+ */
+export interface ComponentTypes {
+  tokenizer: Tokenizer;
+  model: LanguageModel;
+  sampler: KdSampler;
+  divergence: Divergence;
+  dataset: DatasetSource;
+  evaluator: Evaluator;
+}
+
+export type ComponentKind = keyof ComponentTypes;
+
+/** Where a run's relative paths (checkpoints, data files, modules) are resolved from. */
+export interface BaseDeps {
+  readonly baseDir: string;
+  /** The component's own random stream, forked from the run seed by its config path. */
+  readonly rng: Rng;
+}
+
+/** What each kind's factory is given by the composition root. Nothing else is injected. */
+export interface ComponentDeps {
+  tokenizer: BaseDeps;
+  model: BaseDeps & { readonly tokenizer: Tokenizer; readonly role: 'teacher' | 'student' };
+  sampler: BaseDeps & {
+    readonly student: LanguageModel;
+    readonly teacher: LanguageModel | undefined;
+    readonly tokenizer: Tokenizer;
+  };
+  divergence: BaseDeps;
+  dataset: BaseDeps;
+  evaluator: BaseDeps & { readonly tokenizer: Tokenizer };
+}
+
+export interface ComponentEntry<K extends ComponentKind = ComponentKind, Options = unknown> {
+  /** Which registry the entry belongs to. */
+  readonly component: K;
+  /** The `kind` string a config uses. Stable: it is how saved configs find the component. */
+  readonly kind: string;
+  /** One line for `--help` and the docs. */
+  readonly summary: string;
+  /** Strict schema of the options object; defaults live here. */
+  readonly options: ZodType<Options>;
+  create(options: Options, deps: ComponentDeps[K]): ComponentTypes[K] | Promise<ComponentTypes[K]>;
+}
+
+/** An entry of some registry, whatever its options type (registries hold entries of mixed options). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the options type differs per entry
+export type AnyComponentEntry<K extends ComponentKind = ComponentKind> = ComponentEntry<K, any>;
+
+/**
+ * Declares a registry entry with its types checked. A user's module exports one (as `default` or
+ * as `component`) to plug a new sampler, divergence, dataset, ... into a config.
+ */
+export function defineComponent<K extends ComponentKind, Options>(
+  entry: ComponentEntry<K, Options>,
+): ComponentEntry<K, Options> {
+  return entry;
+}
+
+/** Dataset is re-exported for entry authors that stream examples. */
+export type { Dataset };

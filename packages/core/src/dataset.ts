@@ -1,0 +1,24 @@
+/** One training or evaluation example, as text. */
+export interface Example {
+  /** Stable id (file and line, or generator index), used in error messages and caches. */
+  readonly id: string;
+  readonly prompt: string;
+  readonly response: string;
+  /** Extra fields a task's evaluator needs (final answer, instruction checker spec, ...). */
+  readonly fields?: Readonly<Record<string, unknown>>;
+}
+
+export type SplitName = 'train' | 'eval' | 'test';
+
+/** A pull-based stream of examples: iterate it with `for await`. Iterating again restarts it. */
+export interface Dataset extends AsyncIterable<Example> {
+  readonly name: string;
+  /** Number of examples when known without reading everything. */
+  readonly size?: number;
+}
+
+/** A task's splits. */
+export interface DatasetSource {
+  readonly name: string;
+  split(split: SplitName): Dataset;
+}

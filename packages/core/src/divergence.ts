@@ -1,0 +1,23 @@
+import type { Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
+
+/** Inputs of a token-level divergence; all aligned like logits (column t predicts token t + 1). */
+export interface DivergenceInput {
+  /** (B, T, V) student logits. Gradients flow through these. */
+  readonly studentLogits: Tensor3D;
+  /** (B, T, V) teacher logits; or pass `teacherLogProbs` when they were cached while sampling. */
+  readonly teacherLogits?: Tensor3D;
+  readonly teacherLogProbs?: Tensor3D;
+  /** (B, T) int32 next-token targets, for cross-entropy. */
+  readonly targets?: Tensor2D;
+}
+
+/**
+ * A per-token divergence: (B, T, V) logits → (B, T) values. Masking and reduction are not its job:
+ * they happen in one shared place (the loss assembly in @skd/divergences), the same for every method.
+ */
+export interface Divergence {
+  readonly name: string;
+  /** False for cross-entropy to the references (supervised FT): the teacher is never run. */
+  readonly needsTeacher: boolean;
+  perToken(input: DivergenceInput): Tensor2D;
+}

@@ -1,0 +1,85 @@
+/**
+ * Errors say what went wrong, with the offending value, and how to fix it. Every error of the
+ * framework is an `SkdError`, so callers can tell ours from a crash deep inside a dependency.
+ */
+export interface SkdErrorOptions {
+  readonly cause?: unknown;
+  /** How to fix it, appended to the message as "Fix: ...". */
+  readonly hint?: string;
+}
+
+export class SkdError extends Error {
+  override readonly name: string = 'SkdError';
+  readonly hint: string | undefined;
+
+  constructor(message: string, options: SkdErrorOptions = {}) {
+    super(options.hint ? `${message}. Fix: ${options.hint}` : message, { cause: options.cause });
+    this.hint = options.hint;
+  }
+}
+
+/** One problem in a config: where (a dotted path), what, and the value that was there. */
+export interface ConfigIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** A config that cannot run. Raised before any tensor is made. */
+export class ConfigError extends SkdError {
+  override readonly name = 'ConfigError';
+  readonly issues: readonly ConfigIssue[];
+
+  constructor(source: string, issues: readonly ConfigIssue[], options: SkdErrorOptions = {}) {
+    const lines = issues.map((issue) => `  - ${issue.path || '(root)'}: ${issue.message}`);
+    super(`invalid config ${source}:\n${lines.join('\n')}`, options);
+    this.issues = issues;
+  }
+}
+
+/** A tensor or array with the wrong shape: names the tensor, the expected and the actual shape. */
+export class ShapeError extends SkdError {
+  override readonly name = 'ShapeError';
+
+  constructor(what: string, expected: string, actual: readonly number[] | string, options: SkdErrorOptions = {}) {
+    const got = typeof actual === 'string' ? actual : `[${actual.join(', ')}]`;
+    super(`${what} must have shape ${expected}, got ${got}`, options);
+  }
+}
+
+/** Teacher and student disagree on the vocabulary: token-level KD would silently train garbage. */
+export class VocabularyMismatchError extends SkdError {
+  override readonly name = 'VocabularyMismatchError';
+
+  constructor(detail: string, options: SkdErrorOptions = {}) {
+    super(`teacher and student must share a vocabulary for token-level KD: ${detail}`, {
+      hint: 'use the same tokenizer (and vocabulary size) for teacher and student',
+      ...options,
+    });
+  }
+}
+
+/** A requested tensor backend could not be initialised. */
+export class BackendError extends SkdError {
+  override readonly name = 'BackendError';
+}
+
+/** A file that cannot be read as what it claims to be (checkpoint, dataset, config). */
+export class FormatError extends SkdError {
+  override readonly name = 'FormatError';
+
+  constructor(file: string, detail: string, options: SkdErrorOptions = {}) {
+    super(`${file}: ${detail}`, options);
+  }
+}
+
+/** Formats a value for an error message: short, unambiguous, never "[object Object]". */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  try {
+    const json = JSON.stringify(value);
+    return json.length > 80 ? `${json.slice(0, 77)}...` : json;
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * What a run reports, as plain data (numbers and strings, never tensors), so RxJS stages, JSONL logs
+ * and progress bars can consume it without touching tfjs.
+ */
+export interface RunStarted {
+  readonly type: 'run-started';
+  readonly runId: string;
+  readonly totalSteps: number;
+  /** First step this process runs: > 0 when resuming. */
+  readonly startStep: number;
+  readonly backend: string;
+  readonly time: number;
+}
+
+export interface StepCompleted {
+  readonly type: 'step';
+  readonly step: number;
+  readonly totalSteps: number;
+  readonly loss: number;
+  readonly learningRate: number;
+  readonly gradNorm: number;
+  /** Loss-target tokens trained on in this step. */
+  readonly tokens: number;
+  readonly tokensPerSecond: number;
+  readonly seconds: number;
+  /** The sampler's statistics for this step (acceptanceRate for SKD, ...). */
+  readonly sampler: Readonly<Record<string, number>>;
+}
+
+export interface EvaluationCompleted {
+  readonly type: 'eval';
+  readonly step: number;
+  readonly split: string;
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
+export interface CheckpointWritten {
+  readonly type: 'checkpoint';
+  readonly step: number;
+  readonly path: string;
+}
+
+/** Progress of long work that is not an optimizer step (generation, evaluation, data loading). */
+export interface ProgressUpdate {
+  readonly type: 'progress';
+  readonly phase: string;
+  readonly done: number;
+  readonly total: number;
+}
+
+export type RunEndReason = 'completed' | 'cancelled' | 'early-stopped' | 'diverged' | 'failed';
+
+export interface RunEnded {
+  readonly type: 'run-ended';
+  readonly step: number;
+  readonly reason: RunEndReason;
+  readonly message?: string;
+}
+
+export type RunEvent =
+  | RunStarted
+  | StepCompleted
+  | EvaluationCompleted
+  | CheckpointWritten
+  | ProgressUpdate
+  | RunEnded;
+
+export type RunEventType = RunEvent['type'];

@@ -1,0 +1,22 @@
+/** Special token ids a tokenizer defines. `pad` may equal `eos`; losses keep EOS either way. */
+export interface SpecialTokens {
+  readonly pad: number;
+  readonly eos: number;
+  readonly bos?: number;
+  readonly unk?: number;
+}
+
+export interface Tokenizer {
+  /** Registry kind, e.g. "bytes" or "bpe". */
+  readonly kind: string;
+  readonly vocabSize: number;
+  readonly special: SpecialTokens;
+  /** Digest of the vocabulary (see `VocabularyInfo.fingerprint`). */
+  readonly fingerprint: string;
+
+  encode(text: string): number[];
+  /** Special tokens are dropped unless `keepSpecial` is set. */
+  decode(ids: readonly number[], options?: { readonly keepSpecial?: boolean }): string;
+  /** A JSON document from which the same tokenizer can be rebuilt. */
+  toJSON(): unknown;
+}

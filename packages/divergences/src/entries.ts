@@ -1,0 +1,67 @@
+import { z } from 'zod';
+import { defineComponent, type AnyComponentEntry } from '@skd/core';
+import {
+  forwardKl,
+  generalizedJsd,
+  reverseKl,
+  skewKl,
+  skewReverseKl,
+  totalVariation,
+  type LogProbDivergence,
+} from './divergences';
+import { CrossEntropy, TokenDivergence } from './token-divergence';
+
+const shared = {
+  temperature: z.number().positive().default(1).describe('divides teacher and student logits before the softmax'),
+  scaleByTemperatureSquared: z.boolean().default(false).describe('multiply the loss by temperature^2'),
+  sparseTopK: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe('compare over the teacher\'s top-k tokens plus one tail bucket (unset: full vocabulary)'),
+};
+
+function teacherDivergence(kind: string, summary: string, fn: LogProbDivergence) {
+  return defineComponent({
+    component: 'divergence',
+    kind,
+    summary,
+    options: z.strictObject(shared),
+    create: (options) => new TokenDivergence({ name: kind, fn, ...options }),
+  });
+}
+
+export const divergenceEntries: readonly AnyComponentEntry<'divergence'>[] = [
+  teacherDivergence('forward-kl', 'KL(teacher || student), mass-covering (SKD default)', forwardKl),
+  teacherDivergence('reverse-kl', 'KL(student || teacher), mode-seeking', reverseKl),
+  teacherDivergence('tvd', 'total variation distance 0.5 sum |P - Q|', totalVariation),
+  defineComponent({
+    component: 'divergence',
+    kind: 'jsd',
+    summary: 'generalised JSD(beta) of GKD; beta 0 = forward KL, beta 1 = reverse KL',
+    options: z.strictObject({ ...shared, beta: z.number().min(0).max(1).default(0.5).describe('mixture weight of the teacher') }),
+    create: ({ beta, ...options }) => new TokenDivergence({ name: 'jsd', fn: generalizedJsd(beta), ...options }),
+  }),
+  defineComponent({
+    component: 'divergence',
+    kind: 'skew-kl',
+    summary: 'DistiLLM skew KL: KL(P || alpha P + (1 - alpha) Q)',
+    options: z.strictObject({ ...shared, alpha: z.number().min(0).lt(1).default(0.1).describe('skew toward the teacher') }),
+    create: ({ alpha, ...options }) => new TokenDivergence({ name: 'skew-kl', fn: skewKl(alpha), ...options }),
+  }),
+  defineComponent({
+    component: 'divergence',
+    kind: 'skew-reverse-kl',
+    summary: 'DistiLLM skew reverse KL: KL(Q || (1 - alpha) P + alpha Q)',
+    options: z.strictObject({ ...shared, alpha: z.number().min(0).lt(1).default(0.1).describe('skew toward the student') }),
+    create: ({ alpha, ...options }) => new TokenDivergence({ name: 'skew-reverse-kl', fn: skewReverseKl(alpha), ...options }),
+  }),
+  defineComponent({
+    component: 'divergence',
+    kind: 'cross-entropy',
+    summary: 'cross-entropy to the sequence tokens (supervised FT; no teacher)',
+    options: z.strictObject({}),
+    create: () => new CrossEntropy(),
+  }),
+];

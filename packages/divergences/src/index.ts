@@ -1,0 +1,6 @@
+export * from './divergences';
+export * from './entries';
+export * from './log-space';
+export * from './sparse';
+export * from './token-divergence';
+export * from './token-loss';

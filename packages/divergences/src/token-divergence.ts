@@ -1,0 +1,101 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { ShapeError, SkdError, type Divergence, type DivergenceInput } from '@skd/core';
+import { type LogProbDivergence } from './divergences';
+import { bucketize, compressTeacher } from './sparse';
+
+export interface TokenDivergenceArgs {
+  readonly name: string;
+  readonly fn: LogProbDivergence;
+  /** Divides teacher and student logits before the softmax. */
+  readonly temperature?: number;
+  /** Multiplies the values by temperature^2 (keeps gradient scale comparable across temperatures). */
+  readonly scaleByTemperatureSquared?: boolean;
+  /** Compare over the teacher's top-k tokens plus one tail bucket instead of the full vocabulary. */
+  readonly sparseTopK?: number;
+}
+
+/**
+ * A divergence between teacher and student next-token distributions at every position:
+ * logits (B, T, V) → values (B, T). Masking and reduction happen in `tokenLoss`.
+ */
+export class TokenDivergence implements Divergence {
+  readonly needsTeacher = true;
+  readonly name: string;
+  private readonly temperature: number;
+
+  constructor(private readonly args: TokenDivergenceArgs) {
+    this.name = args.name;
+    this.temperature = args.temperature ?? 1;
+    if (!(this.temperature > 0)) throw new SkdError(`temperature must be > 0, got ${this.temperature}`);
+    if (args.sparseTopK !== undefined && !(Number.isInteger(args.sparseTopK) && args.sparseTopK >= 1)) {
+      throw new SkdError(`sparseTopK must be an integer >= 1, got ${args.sparseTopK}`);
+    }
+  }
+
+  perToken(input: DivergenceInput): tf.Tensor2D {
+    const { studentLogits } = input;
+    checkRank3('student logits', studentLogits);
+    return tf.tidy(() => {
+      const logQ = tf.logSoftmax(this.scaled(studentLogits)) as tf.Tensor3D; // (B, T, V)
+      const logP = this.teacherLogProbs(input, studentLogits.shape); // (B, T, V)
+      let values: tf.Tensor;
+      if (this.args.sparseTopK !== undefined) {
+        const k = Math.min(this.args.sparseTopK, logP.shape[2]);
+        const buckets = bucketize(compressTeacher(logP, k), logQ); // (B, T, k+1) each
+        values = this.args.fn(buckets.logP, buckets.logQ); // (B, T)
+      } else {
+        values = this.args.fn(logP, logQ); // (B, T)
+      }
+      if (this.args.scaleByTemperatureSquared) values = tf.mul(values, this.temperature ** 2);
+      return values as tf.Tensor2D;
+    });
+  }
+
+  private scaled(logits: tf.Tensor3D): tf.Tensor3D {
+    return this.temperature === 1 ? logits : (tf.div(logits, this.temperature) as tf.Tensor3D);
+  }
+
+  private teacherLogProbs(input: DivergenceInput, shape: readonly number[]): tf.Tensor3D {
+    if (input.teacherLogits) {
+      checkSame('teacher logits', input.teacherLogits.shape, shape);
+      return tf.logSoftmax(this.scaled(input.teacherLogits)) as tf.Tensor3D;
+    }
+    if (input.teacherLogProbs) {
+      checkSame('teacher log-probs', input.teacherLogProbs.shape, shape);
+      // Cached log-probs were taken at temperature 1; re-temper them (log-softmax of logP / tau).
+      return this.temperature === 1 ? input.teacherLogProbs : (tf.logSoftmax(this.scaled(input.teacherLogProbs)) as tf.Tensor3D);
+    }
+    throw new SkdError(`divergence "${this.name}" needs teacher logits or cached teacher log-probs`, {
+      hint: 'configure a teacher model, or use the "cross-entropy" divergence for supervised fine-tuning',
+    });
+  }
+}
+
+/** Cross-entropy to the next tokens: -log Q(target). Supervised fine-tuning; no teacher. */
+export class CrossEntropy implements Divergence {
+  readonly name = 'cross-entropy';
+  readonly needsTeacher = false;
+
+  perToken(input: DivergenceInput): tf.Tensor2D {
+    const { studentLogits, targets } = input;
+    checkRank3('student logits', studentLogits);
+    if (!targets) throw new SkdError('cross-entropy needs next-token targets');
+    const [B, T, V] = studentLogits.shape;
+    checkSame('targets', targets.shape, [B, T]);
+    return tf.tidy(() => {
+      const logQ = tf.logSoftmax(studentLogits); // (B, T, V)
+      const picked = tf.sum(tf.mul(logQ, tf.oneHot(tf.cast(targets, 'int32'), V)), -1); // (B, T)
+      return tf.neg(picked) as tf.Tensor2D;
+    });
+  }
+}
+
+function checkRank3(what: string, t: tf.Tensor): void {
+  if (t.rank !== 3) throw new ShapeError(what, '(B, T, V)', t.shape);
+}
+
+function checkSame(what: string, actual: readonly number[], expected: readonly number[]): void {
+  if (actual.length !== expected.length || actual.some((d, i) => d !== expected[i])) {
+    throw new ShapeError(what, `[${expected.join(', ')}] (like the student logits)`, actual);
+  }
+}

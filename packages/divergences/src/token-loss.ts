@@ -1,0 +1,65 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { ShapeError, SkdError, type Divergence } from '@skd/core';
+
+export interface TokenLossInput {
+  readonly divergence: Divergence;
+  /** (B, T) int32 sequences, as the sampler produced them. */
+  readonly tokens: tf.Tensor2D;
+  /** (B, T) 1 where token t is a loss target (response tokens, EOS included). */
+  readonly targetMask: tf.Tensor2D;
+  /** (B, T, V) student logits over `tokens`. */
+  readonly studentLogits: tf.Tensor3D;
+  /** (B, T, V) teacher logits over `tokens`, or cached log-probs (same alignment). */
+  readonly teacherLogits?: tf.Tensor3D;
+  readonly teacherLogProbs?: tf.Tensor3D;
+  /** Per-sequence weights (length B); default 1. They scale a row's terms, not the token count. */
+  readonly sequenceWeights?: readonly number[];
+  /**
+   * Number of target tokens to divide by. With gradient accumulation pass the count of the whole
+   * global batch, so micro-batches sum to the full-batch loss. Default: this batch's count.
+   */
+  readonly normalizer?: number;
+}
+
+/** Number of loss-target tokens in a batch (those with a preceding position to predict them). */
+export function countTargets(targetMask: tf.Tensor2D): number {
+  return tf.tidy(() => tf.sum(tf.slice(targetMask, [0, 1], [-1, -1]))).dataSync()[0] as number;
+}
+
+/**
+ * The one loss assembly every method uses. Logits at column t predict token t + 1, for teacher and
+ * student alike, so logits are cut to columns 0..T-2 and targets to 1..T-1. Values at non-target
+ * columns are replaced (not multiplied) by 0, so garbage there (padding, -inf) never leaks in.
+ * Returns sum over targets / normalizer, and 0 when there is nothing to learn from (0/0 guarded).
+ */
+export function tokenLoss(input: TokenLossInput): tf.Scalar {
+  const { tokens, targetMask, studentLogits } = input;
+  const [B, T] = tokens.shape;
+  if (studentLogits.shape[0] !== B || studentLogits.shape[1] !== T) {
+    throw new ShapeError('student logits', `(${B}, ${T}, V) to match the tokens`, studentLogits.shape);
+  }
+  if (targetMask.shape[0] !== B || targetMask.shape[1] !== T) throw new ShapeError('target mask', `(${B}, ${T})`, targetMask.shape);
+  if (input.sequenceWeights && input.sequenceWeights.length !== B) {
+    throw new SkdError(`sequenceWeights must have one weight per row (${B}), got ${input.sequenceWeights.length}`);
+  }
+  if (input.normalizer !== undefined && !(input.normalizer >= 0)) {
+    throw new SkdError(`normalizer must be >= 0, got ${input.normalizer}`);
+  }
+  return tf.tidy(() => {
+    const predict = <R extends tf.Rank>(x: tf.Tensor<R>) =>
+      tf.slice(x, [0, 0, 0], [B, T - 1, -1]) as unknown as tf.Tensor3D; // (B, T-1, V)
+    const targets = tf.slice(tokens, [0, 1], [B, T - 1]); // (B, T-1)
+    const mask = tf.slice(targetMask, [0, 1], [B, T - 1]); // (B, T-1)
+    const values = input.divergence.perToken({
+      studentLogits: predict(studentLogits),
+      teacherLogits: input.teacherLogits ? predict(input.teacherLogits) : undefined,
+      teacherLogProbs: input.teacherLogProbs ? predict(input.teacherLogProbs) : undefined,
+      targets,
+    }); // (B, T-1)
+    const isTarget = tf.greater(mask, 0);
+    let kept = tf.where(isTarget, values, tf.zerosLike(values)); // (B, T-1)
+    if (input.sequenceWeights) kept = tf.mul(kept, tf.tensor2d(input.sequenceWeights as number[], [B, 1])); // (B, T-1)
+    const count = input.normalizer !== undefined ? tf.scalar(input.normalizer) : tf.sum(tf.cast(isTarget, 'float32'));
+    return tf.div(tf.sum(kept), tf.maximum(count, 1e-12)) as tf.Scalar; // no targets: 0 / eps = 0
+  });
+}

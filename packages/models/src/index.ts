@@ -1,0 +1,3 @@
+export * from './bigram-model';
+export * from './byte-tokenizer';
+export * from './entries';

@@ -1,0 +1,65 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { ShapeError, SkdError } from '@skd/core';
+
+/** One training row before padding: the prompt and the response that follows it. */
+export interface SequenceRow {
+  readonly prompt: readonly number[];
+  readonly response: readonly number[];
+}
+
+export interface AssembledBatch {
+  /** (B, T) int32, right-padded with `pad`. */
+  readonly tokens: tf.Tensor2D;
+  /** (B, T) float32: 1 for prompt and response tokens, 0 for padding. */
+  readonly attentionMask: tf.Tensor2D;
+  /** (B, T) float32: 1 for response tokens (EOS included), the loss targets. */
+  readonly targetMask: tf.Tensor2D;
+  /** Number of loss-target tokens. */
+  readonly targetCount: number;
+}
+
+/**
+ * The one place every sampler turns rows into padded tensors, so prompt, padding and EOS are
+ * treated alike by all methods. Masks are built from lengths, never by comparing with the pad id:
+ * an EOS that equals the pad id stays a target.
+ */
+export function assembleBatch(rows: readonly SequenceRow[], pad: number, contextLength: number): AssembledBatch {
+  if (rows.length === 0) throw new SkdError('cannot assemble an empty batch');
+  const lengths = rows.map((row, i) => {
+    if (row.prompt.length === 0) {
+      throw new SkdError(`row ${i} has an empty prompt; the first response token needs a token before it`, {
+        hint: 'start prompts with the tokenizer\'s BOS token',
+      });
+    }
+    const length = row.prompt.length + row.response.length;
+    if (length > contextLength) {
+      throw new ShapeError(`row ${i} (prompt ${row.prompt.length} + response ${row.response.length} tokens)`, `at most ${contextLength} tokens`, `${length} tokens`, {
+        hint: 'filter or truncate long examples in the dataset, or raise the model\'s contextLength',
+      });
+    }
+    return length;
+  });
+  const B = rows.length;
+  const T = Math.max(...lengths);
+  const tokens = new Int32Array(B * T).fill(pad);
+  const attention = new Float32Array(B * T);
+  const target = new Float32Array(B * T);
+  let targetCount = 0;
+  rows.forEach((row, b) => {
+    const base = b * T;
+    const promptLength = row.prompt.length;
+    row.prompt.forEach((id, t) => (tokens[base + t] = id));
+    row.response.forEach((id, t) => {
+      tokens[base + promptLength + t] = id;
+      target[base + promptLength + t] = 1;
+    });
+    attention.fill(1, base, base + (lengths[b] as number));
+    targetCount += row.response.length;
+  });
+  return {
+    tokens: tf.tensor2d(tokens, [B, T], 'int32'), // (B, T)
+    attentionMask: tf.tensor2d(attention, [B, T], 'float32'), // (B, T)
+    targetMask: tf.tensor2d(target, [B, T], 'float32'), // (B, T)
+    targetCount,
+  };
+}

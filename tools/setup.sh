@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine (as root) for skd: system packages, npm dependencies, a build.
+# Safe to re-run: installs only what is missing. Works offline except for the two package registries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages: a C toolchain and Python for node-gyp (native kernels, issue #3).
+APT_PACKAGES=(build-essential python3)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "skd setup: missing system packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "skd setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+export NX_DAEMON=false NX_NO_CLOUD=true
+echo "skd setup: npm ci"
+npm ci --no-audit --no-fund
+echo "skd setup: building packages"
+npx nx run-many -t build --outputStyle=static >/dev/null
+echo "skd setup: done"
