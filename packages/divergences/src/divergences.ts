@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SkdError } from '@skd/core';
-import { klFromLogProbs, logAddExp } from './log-space';
+import { klFromLogProbs, klToMixture } from './log-space';
 
 /**
  * Divergences between a teacher distribution P and a student distribution Q, given as
@@ -34,13 +34,9 @@ export function generalizedJsd(beta: number): LogProbDivergence {
   checkUnit('jsd beta', beta);
   if (beta === 0) return forwardKl;
   if (beta === 1) return reverseKl;
-  const logBeta = Math.log(beta);
-  const logOneMinusBeta = Math.log1p(-beta);
+  // M = beta P + (1 - beta) Q = (1 - beta) Q + beta P, so each KL is a KL to a mixture with its own input.
   return (logP, logQ) =>
-    tf.tidy(() => {
-      const logM = logAddExp(tf.add(logP, logBeta), tf.add(logQ, logOneMinusBeta)); // (..., V)
-      return tf.add(tf.mul(beta, klFromLogProbs(logP, logM)), tf.mul(1 - beta, klFromLogProbs(logQ, logM)));
-    });
+    tf.tidy(() => tf.add(tf.mul(beta, klToMixture(logP, logQ, beta)), tf.mul(1 - beta, klToMixture(logQ, logP, 1 - beta))));
 }
 
 /** Total variation distance: 0.5 sum |P - Q|, in [0, 1]. */
@@ -51,18 +47,12 @@ export const totalVariation: LogProbDivergence = (logP, logQ) =>
 export function skewKl(alpha: number): LogProbDivergence {
   checkSkew(alpha);
   if (alpha === 0) return forwardKl;
-  const logAlpha = Math.log(alpha);
-  const logRest = Math.log1p(-alpha);
-  return (logP, logQ) =>
-    tf.tidy(() => klFromLogProbs(logP, logAddExp(tf.add(logP, logAlpha), tf.add(logQ, logRest))));
+  return (logP, logQ) => klToMixture(logP, logQ, alpha);
 }
 
 /** Skew reverse KL (DistiLLM): KL(Q || (1 - alpha) P + alpha Q). alpha 0 is reverse KL exactly. */
 export function skewReverseKl(alpha: number): LogProbDivergence {
   checkSkew(alpha);
   if (alpha === 0) return reverseKl;
-  const logAlpha = Math.log(alpha);
-  const logRest = Math.log1p(-alpha);
-  return (logP, logQ) =>
-    tf.tidy(() => klFromLogProbs(logQ, logAddExp(tf.add(logP, logRest), tf.add(logQ, logAlpha))));
+  return (logP, logQ) => klToMixture(logQ, logP, alpha);
 }

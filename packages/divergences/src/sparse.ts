@@ -67,8 +67,8 @@ function gatherRows(x: tf.Tensor2D, idx: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
     const [R, V] = x.shape;
     const k = idx.shape[1];
-    const offsets = tf.mul(tf.range(0, R, 1, 'int32'), V); // (R)
-    const flat = tf.add(idx, tf.expandDims(offsets, 1)); // (R, k)
+    const offsets = tf.mul(tf.range(0, R, 1, 'int32'), tf.scalar(V, 'int32')); // (R)
+    const flat = tf.add(tf.cast(idx, 'int32'), tf.expandDims(offsets, 1)); // (R, k)
     return tf.reshape(tf.gather(tf.reshape(x, [R * V]), tf.reshape(flat, [R * k])), [R, k]) as tf.Tensor2D;
   });
 }
