@@ -1,0 +1,31 @@
+import type { Example } from '@skd/core';
+import { ExactMatch, extractAnswer } from './exact-match';
+
+const example = (response: string): Example => ({ id: 'x', prompt: 'q', response });
+
+describe('exact match', () => {
+  it('compares the answer after the last marker, normalising whitespace and thousands separators', () => {
+    expect(extractAnswer('step 1 #### 3 then #### 1,234 ', '####')).toBe('1234');
+    expect(extractAnswer('no marker here', '####')).toBe('');
+    expect(extractAnswer('  a   b\n', undefined)).toBe('a b');
+  });
+
+  it('scores hits, misses, predictions without an answer and Assamese text', async () => {
+    const gsm = new ExactMatch({ answerMarker: '####' });
+    const metrics = await gsm.evaluate([
+      { example: example('2 + 3 = 5\n#### 5'), text: 'so #### 5' },
+      { example: example('#### 12'), text: '#### 13' },
+      { example: example('#### 7'), text: 'I do not know' },
+      { example: example('#### 1,000'), text: '#### 1000' },
+    ]);
+    expect(metrics).toEqual({ exactMatch: 0.5, count: 4 });
+    const plain = new ExactMatch();
+    expect(await plain.evaluate([{ example: example('অসমীয়া'), text: ' অসমীয়া ' }])).toEqual({ exactMatch: 1, count: 1 });
+    expect(await plain.evaluate([])).toEqual({ exactMatch: 0, count: 0 });
+  });
+
+  it('never counts an empty reference answer as matched', async () => {
+    const gsm = new ExactMatch({ answerMarker: '####' });
+    expect(await gsm.evaluate([{ example: example('no answer'), text: 'anything' }])).toEqual({ exactMatch: 0, count: 1 });
+  });
+});

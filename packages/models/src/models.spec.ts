@@ -1,0 +1,68 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend, tensorsLeakedBy } from '@skd/testing';
+import { BigramModel } from './bigram-model';
+import { ByteTokenizer } from './byte-tokenizer';
+
+beforeAll(() => useBackend('cpu'));
+
+describe('ByteTokenizer', () => {
+  const tokenizer = new ByteTokenizer();
+
+  it('round-trips any script, Assamese included', () => {
+    for (const text of ['hello', 'অসমীয়া ভাষা', 'naïve — ✓', '']) {
+      expect(tokenizer.decode(tokenizer.encode(text))).toBe(text);
+    }
+    expect(tokenizer.encode('অ')).toHaveLength(3);
+  });
+
+  it('drops special tokens unless asked to keep them', () => {
+    const ids = [tokenizer.special.bos as number, ...tokenizer.encode('hi'), tokenizer.special.eos];
+    expect(tokenizer.decode(ids)).toBe('hi');
+    expect(tokenizer.decode(ids, { keepSpecial: true })).toBe('<|bos|>hi<|eos|>');
+  });
+});
+
+describe('BigramModel', () => {
+  const table = [
+    [0, 1, 2],
+    [3, 4, 5],
+    [6, 7, 8],
+  ];
+
+  it('returns the table row of each token as its next-token logits', () => {
+    const model = new BigramModel({ vocabSize: 3, contextLength: 8, seed: 1, table });
+    const logits = model.logits(tf.tensor2d([[2, 0]], [1, 2], 'int32'));
+    expect(logits.shape).toEqual([1, 2, 3]);
+    expect(logits.arraySync()).toEqual([[table[2], table[0]]]);
+    logits.dispose();
+    model.dispose();
+  });
+
+  it('decodes incrementally like the full forward, counts columns and truncates', async () => {
+    const model = new BigramModel({ vocabSize: 3, contextLength: 4, seed: 1, table });
+    const state = model.startDecoding(1, 4);
+    const a = model.decode(tf.tensor2d([[1, 2]], [1, 2], 'int32'), state);
+    expect(state.length).toBe(2);
+    expect(a.arraySync()).toEqual([[table[1], table[2]]]);
+    state.truncate(1);
+    expect(state.length).toBe(1);
+    expect(() => model.decode(tf.tensor2d([[1, 1, 1, 1]], [1, 4], 'int32'), state)).toThrow('decode past the context');
+    expect(() => state.truncate(3)).toThrow('cannot truncate');
+    a.dispose();
+    state.dispose();
+    model.dispose();
+  });
+
+  it('initialises from the seed, rejects a misshapen table, and leaks nothing', async () => {
+    const w = (seed: number) => {
+      const m = new BigramModel({ vocabSize: 4, contextLength: 4, seed });
+      const data = Array.from(m.table.dataSync());
+      m.dispose();
+      return data;
+    };
+    expect(w(1)).toEqual(w(1));
+    expect(w(1)).not.toEqual(w(2));
+    expect(() => new BigramModel({ vocabSize: 3, contextLength: 4, seed: 1, table: [[1, 2, 3]] })).toThrow('bigram table must have shape (3, 3)');
+    expect(await tensorsLeakedBy(() => w(3))).toBe(0);
+  });
+});
