@@ -21,8 +21,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 export NX_DAEMON=false NX_NO_CLOUD=true
-echo "skd setup: npm ci"
-npm ci --no-audit --no-fund
+# Not `npm ci`: the registry reachable here lacks some other platforms' optional binaries (e.g.
+# @swc/core for darwin), so npm cannot record them in the lockfile and `npm ci` rejects it as out of
+# sync. `npm install` with the committed lockfile installs exactly the locked versions (checked: the
+# lockfile is unchanged afterwards) and skips the unavailable optional packages.
+echo "skd setup: npm install (locked versions)"
+npm install --no-audit --no-fund
 echo "skd setup: building packages"
 npx nx run-many -t build --outputStyle=static >/dev/null
 echo "skd setup: done"
