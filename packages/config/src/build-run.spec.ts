@@ -166,3 +166,17 @@ describe('applyOverrides', () => {
     expect(() => applyOverrides({ seed: 1 }, ['seed.x=1'])).toThrow('seed is 1, not an object');
   });
 });
+
+describe('gpt models from a config', () => {
+  it('builds a GPT student whose vocabulary comes from the tokenizer', async () => {
+    const run = await buildRun({ ...baseConfig(), student: { kind: 'gpt', options: { layers: 1, dModel: 16, heads: 2, contextLength: 32 } } });
+    expect(run.student.vocabSize).toBe(259);
+    expect(run.student.contextLength).toBe(32);
+    run.dispose();
+  });
+
+  it('rejects a width not divisible by the heads before building anything', () => {
+    const error = configError(() => planRun({ ...baseConfig(), student: { kind: 'gpt', options: { dModel: 30, heads: 4 } } }));
+    expect(error.issues[0]).toEqual({ path: 'student.options', message: expect.stringContaining('dModel must be divisible by heads, got dModel 30 and heads 4') });
+  });
+});

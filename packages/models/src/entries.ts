@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { defineComponent, type AnyComponentEntry } from '@skd/core';
 import { BigramModel } from './bigram-model';
 import { ByteTokenizer } from './byte-tokenizer';
+import { GptModel, checkGptConfig, gptConfigSchema } from './gpt';
 
 export const byteTokenizerEntry = defineComponent({
   component: 'tokenizer',
@@ -23,5 +24,15 @@ export const bigramModelEntry = defineComponent({
     new BigramModel({ vocabSize: deps.tokenizer.vocabSize, seed: deps.rng.tfSeed(), ...options }),
 });
 
+export const gptModelEntry = defineComponent({
+  component: 'model',
+  kind: GptModel.kind,
+  summary: 'GPT-style decoder (pre-LayerNorm, GELU, learned or rotary positions, KV cache); vocabulary from the tokenizer',
+  options: gptConfigSchema.omit({ vocabSize: true }).superRefine((config, ctx) => {
+    for (const message of checkGptConfig({ ...config, vocabSize: 2 })) ctx.addIssue({ code: 'custom', message });
+  }),
+  create: (options, deps) => new GptModel({ ...options, vocabSize: deps.tokenizer.vocabSize }, { seed: deps.rng.tfSeed() }),
+});
+
 export const tokenizerEntries: readonly AnyComponentEntry<'tokenizer'>[] = [byteTokenizerEntry];
-export const modelEntries: readonly AnyComponentEntry<'model'>[] = [bigramModelEntry];
+export const modelEntries: readonly AnyComponentEntry<'model'>[] = [bigramModelEntry, gptModelEntry];

@@ -1,0 +1,3 @@
+export * from './config';
+export * from './gpt-model';
+export * from './layers';
