@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: a C toolchain and Python for node-gyp (native kernels, issue #3).
-APT_PACKAGES=(build-essential python3)
+# System packages: a C toolchain, Python for node-gyp, and OpenBLAS for the native CPU kernels.
+APT_PACKAGES=(build-essential python3 libopenblas-dev)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

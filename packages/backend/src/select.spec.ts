@@ -13,10 +13,20 @@ describe('selectBackend', () => {
       expect(choice.attempts.map((a) => a.backend)).toEqual(['tensorflow-gpu', 'tensorflow', 'wasm']);
       expect(choice.attempts[0]?.reason).toContain('@tensorflow/tfjs-node-gpu is not installed');
       expect(choice.summary).toMatch(/^backend wasm \(cpu\)/);
+      expect(choice.native?.kernels).toContain('UnsortedSegmentSum');
+      expect(choice.summary).toContain(choice.native?.summary);
     }
     expect(tf.getBackend()).toBe(choice.name);
     const sum = tf.tidy(() => tf.add(tf.tensor1d([1, 2]), tf.tensor1d([3, 4])).arraySync());
     expect(sum).toEqual([4, 6]);
+  });
+
+  it('registers native kernels on wasm unless told not to', async () => {
+    const off = await selectBackend({ backend: 'wasm', nativeKernels: false });
+    expect(off.native).toBeUndefined();
+    expect(tf.getKernel('UnsortedSegmentSum', 'wasm')).toBeUndefined(); // stock wasm has none
+    const on = await selectBackend({ backend: 'wasm' });
+    expect(on.native?.kernels).toContain('UnsortedSegmentSum');
   });
 
   it('selects cpu explicitly', async () => {

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // trains, so the platform loads it once.
 import '@tensorflow/tfjs';
 import { BackendError } from '@skd/core';
+import { registerNativeKernels, unregisterNativeKernels, type NativeKernelStatus } from '@skd/native';
 import { registerPredicateGradients } from './gradients';
 
 registerPredicateGradients();
@@ -27,10 +28,14 @@ export interface BackendChoice {
   /** One line for logs: what was chosen and why. */
   readonly summary: string;
   readonly attempts: readonly BackendAttempt[];
+  /** On wasm: which native kernels are active (undefined on other backends or when disabled). */
+  readonly native: NativeKernelStatus | undefined;
 }
 
 export interface SelectBackendOptions {
   readonly backend?: BackendName;
+  /** On wasm, register skd's native kernels (OpenBLAS matmuls, UnsortedSegmentSum). Default true. */
+  readonly nativeKernels?: boolean;
   /** Module resolution, replaceable in tests. */
   readonly resolver?: ModuleResolver;
 }
@@ -138,10 +143,14 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
     attempts.push(attempt);
     if (attempt.ok) {
       const device = candidate === 'tensorflow-gpu' ? 'gpu' : 'cpu';
+      if (candidate === 'wasm' && options.nativeKernels === false) unregisterNativeKernels();
+      const native = candidate === 'wasm' && options.nativeKernels !== false ? registerNativeKernels() : undefined;
       const skipped = attempts.filter((a) => !a.ok).map((a) => `${a.backend}: ${a.reason}`);
       const summary =
-        `backend ${tf.getBackend()} (${device}): ${attempt.reason}` + (skipped.length ? `; skipped ${skipped.join('; ')}` : '');
-      return { name: tf.getBackend(), device, summary, attempts };
+        `backend ${tf.getBackend()} (${device}): ${attempt.reason}` +
+        (native ? `; ${native.summary}` : '') +
+        (skipped.length ? `; skipped ${skipped.join('; ')}` : '');
+      return { name: tf.getBackend(), device, summary, attempts, native };
     }
   }
   throw new BackendError(
