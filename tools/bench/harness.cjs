@@ -1,0 +1,25 @@
+// Shared timing helpers for the benchmarks: warm-up, then the median of repeated runs, so noisy
+// 2-core machines still give comparable numbers. Ratios are always measured side by side in one run.
+const { performance } = require('node:perf_hooks');
+
+async function timeIt(fn, { warmup = 1, repeats = 5, maxSeconds = 20 } = {}) {
+  for (let i = 0; i < warmup; i++) await fn();
+  const times = [];
+  const start = performance.now();
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
+    await fn();
+    times.push(performance.now() - t0);
+    if ((performance.now() - start) / 1000 > maxSeconds) break;
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+function table(rows, columns) {
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
+  const line = (cells) => cells.map((cell, i) => String(cell).padStart(widths[i])).join('  ');
+  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => r[c])))].join('\n');
+}
+
+module.exports = { timeIt, table };
