@@ -56,7 +56,7 @@ async function cacheRatios() {
   const size = SIZES[0];
   const model = buildModel(size);
   const rows = [];
-  for (const newTokens of [16, 32, 64]) {
+  for (const newTokens of [16, 64, 120]) {
     const cached = await timeIt(() => generateCached(model, { B: size.B, newTokens }), { warmup: 1, repeats: 3 });
     const uncached = await timeIt(() => generateUncached(model, { B: size.B, newTokens }), { warmup: 1, repeats: quick ? 1 : 2 });
     rows.push({ newTokens, cachedTokensPerSecond: (size.B * newTokens) / (cached / 1000), uncachedTokensPerSecond: (size.B * newTokens) / (uncached / 1000), cacheSpeedup: uncached / cached });

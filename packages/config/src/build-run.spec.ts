@@ -1,7 +1,10 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
-import { ConfigError, SkdError, VocabularyMismatchError } from '@skd/core';
+import { ConfigError, SkdError, VocabularyMismatchError, type Tokenizer } from '@skd/core';
+import { BpeTokenizer, ByteTokenizer, GptModel, gptConfigSchema, saveCheckpoint } from '@skd/models';
 import { applyOverrides } from './config-file';
 import { buildRun, planRun } from './build-run';
 import { createRegistries } from './registry';
@@ -178,5 +181,44 @@ describe('gpt models from a config', () => {
   it('rejects a width not divisible by the heads before building anything', () => {
     const error = configError(() => planRun({ ...baseConfig(), student: { kind: 'gpt', options: { dModel: 30, heads: 4 } } }));
     expect(error.issues[0]).toEqual({ path: 'student.options', message: expect.stringContaining('dModel must be divisible by heads, got dModel 30 and heads 4') });
+  });
+});
+
+describe('models and tokenizers from checkpoints', () => {
+  async function writeCheckpoint(dir: string, tokenizer: Tokenizer, seed: number) {
+    const model = new GptModel(gptConfigSchema.parse({ vocabSize: tokenizer.vocabSize, contextLength: 32, layers: 1, heads: 2, dModel: 8 }), { seed });
+    await saveCheckpoint(dir, { model, tokenizer });
+    model.dispose();
+  }
+
+  it('builds teacher, student and tokenizer from checkpoint folders', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-run-'));
+    await writeCheckpoint(path.join(dir, 'teacher'), new ByteTokenizer(), 1);
+    await writeCheckpoint(path.join(dir, 'student'), new ByteTokenizer(), 2);
+    const run = await buildRun(
+      {
+        ...baseConfig(),
+        tokenizer: { kind: 'checkpoint', options: { path: 'teacher' } },
+        teacher: { kind: 'checkpoint', options: { path: 'teacher' } },
+        student: { kind: 'checkpoint', options: { path: 'student' } },
+        divergence: { kind: 'forward-kl' },
+      },
+      { baseDir: dir },
+    );
+    expect(run.teacher?.contextLength).toBe(32);
+    expect(run.tokenizer.fingerprint).toBe(new ByteTokenizer().fingerprint);
+    run.dispose();
+  });
+
+  it('refuses a teacher trained with another tokenizer, naming both and the fix', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-run-'));
+    const bpe = BpeTokenizer.train(['the cat sat on the mat', 'the dog sat on the log'], { vocabSize: 262, minFrequency: 1 });
+    await writeCheckpoint(path.join(dir, 'teacher'), bpe, 1);
+    const before = tf.memory().numTensors;
+    const config = { ...baseConfig(), teacher: { kind: 'checkpoint', options: { path: 'teacher' } }, divergence: { kind: 'forward-kl' } };
+    const error = await buildRun(config, { baseDir: dir }).catch((e: unknown) => e as Error);
+    expect(error).toBeInstanceOf(VocabularyMismatchError);
+    expect((error as Error).message).toMatch(/teacher checkpoint teacher was trained with tokenizer bpe:\w+ \(vocabulary 262\), the run uses bytes-v1:259 \(vocabulary 259\).*Fix: set "tokenizer": \{ "kind": "checkpoint"/);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

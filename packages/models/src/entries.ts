@@ -1,5 +1,9 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { z } from 'zod';
-import { defineComponent, type AnyComponentEntry } from '@skd/core';
+import { FormatError, VocabularyMismatchError, defineComponent, type AnyComponentEntry, type Tokenizer } from '@skd/core';
+import { BpeTokenizer } from './bpe-tokenizer';
+import { loadCheckpoint, loadHuggingFaceGpt2, tokenizerFromJSON } from './io';
 import { BigramModel } from './bigram-model';
 import { ByteTokenizer } from './byte-tokenizer';
 import { GptModel, checkGptConfig, gptConfigSchema } from './gpt';
@@ -34,5 +38,84 @@ export const gptModelEntry = defineComponent({
   create: (options, deps) => new GptModel({ ...options, vocabSize: deps.tokenizer.vocabSize }, { seed: deps.rng.tfSeed() }),
 });
 
-export const tokenizerEntries: readonly AnyComponentEntry<'tokenizer'>[] = [byteTokenizerEntry];
-export const modelEntries: readonly AnyComponentEntry<'model'>[] = [bigramModelEntry, gptModelEntry];
+export const bpeTokenizerEntry = defineComponent({
+  component: 'tokenizer',
+  kind: BpeTokenizer.kind,
+  summary: 'byte-level BPE from a Hugging Face tokenizer.json (GPT-2 style)',
+  options: z.strictObject({
+    path: z.string().min(1).describe('tokenizer.json, relative to the config file'),
+    eos: z.string().optional().describe('EOS token string (default <|endoftext|> or the first added token)'),
+    pad: z.string().optional().describe('padding token string (default: the EOS token)'),
+    bos: z.string().optional().describe('BOS token string (default: none)'),
+  }),
+  create: ({ path: file, ...special }, deps) => {
+    const absolute = path.resolve(deps.baseDir, file);
+    let json: unknown;
+    try {
+      json = JSON.parse(fs.readFileSync(absolute, 'utf8'));
+    } catch (cause) {
+      throw new FormatError(absolute, `cannot read tokenizer.json: ${(cause as Error).message}`, { cause });
+    }
+    return BpeTokenizer.fromJSON(json, absolute, special);
+  },
+});
+
+export const checkpointTokenizerEntry = defineComponent({
+  component: 'tokenizer',
+  kind: 'checkpoint',
+  summary: 'the tokenizer saved in an skd checkpoint folder',
+  options: z.strictObject({ path: z.string().min(1).describe('checkpoint folder, relative to the config file') }),
+  create: (options, deps) => {
+    const configFile = path.join(path.resolve(deps.baseDir, options.path), 'config.json');
+    if (!fs.existsSync(configFile)) throw new FormatError(configFile, 'not a checkpoint folder: config.json is missing');
+    return tokenizerFromJSON((JSON.parse(fs.readFileSync(configFile, 'utf8')) as { tokenizer?: unknown }).tokenizer, configFile);
+  },
+});
+
+/** A model saved with another tokenizer would read every token id as a different string. */
+function checkTokenizer(role: string, source: string, saved: Tokenizer, run: Tokenizer): void {
+  if (saved.fingerprint !== run.fingerprint) {
+    throw new VocabularyMismatchError(
+      `the ${role} checkpoint ${source} was trained with tokenizer ${saved.fingerprint} (vocabulary ${saved.vocabSize}), the run uses ${run.fingerprint} (vocabulary ${run.vocabSize})`,
+      { hint: `set "tokenizer": { "kind": "checkpoint", "options": { "path": "${source}" } } and give teacher and student the same tokenizer` },
+    );
+  }
+}
+
+export const checkpointModelEntry = defineComponent({
+  component: 'model',
+  kind: 'checkpoint',
+  summary: 'a GPT saved by skd (config.json + model.safetensors); its tokenizer must be the run\'s',
+  options: z.strictObject({ path: z.string().min(1).describe('checkpoint folder, relative to the config file') }),
+  create: (options, deps) => {
+    const loaded = loadCheckpoint(path.resolve(deps.baseDir, options.path));
+    loaded.optimizerState?.forEach((t) => t.dispose());
+    try {
+      checkTokenizer(deps.role, options.path, loaded.tokenizer, deps.tokenizer);
+    } catch (error) {
+      loaded.model.dispose();
+      throw error;
+    }
+    return loaded.model;
+  },
+});
+
+export const huggingFaceGpt2Entry = defineComponent({
+  component: 'model',
+  kind: 'hf-gpt2',
+  summary: 'a Hugging Face GPT-2 folder (config.json + model.safetensors), e.g. a pretrained teacher',
+  options: z.strictObject({ path: z.string().min(1).describe('model folder, relative to the config file') }),
+  create: (options, deps) => {
+    const model = loadHuggingFaceGpt2(path.resolve(deps.baseDir, options.path));
+    if (model.vocabSize !== deps.tokenizer.vocabSize) {
+      model.dispose();
+      throw new VocabularyMismatchError(`the ${deps.role} ${options.path} has vocabulary ${model.vocabSize}, the run's tokenizer ${deps.tokenizer.vocabSize}`, {
+        hint: 'use the model\'s own tokenizer.json ("tokenizer": { "kind": "bpe", "options": { "path": ... } })',
+      });
+    }
+    return model;
+  },
+});
+
+export const tokenizerEntries: readonly AnyComponentEntry<'tokenizer'>[] = [byteTokenizerEntry, bpeTokenizerEntry, checkpointTokenizerEntry];
+export const modelEntries: readonly AnyComponentEntry<'model'>[] = [bigramModelEntry, gptModelEntry, checkpointModelEntry, huggingFaceGpt2Entry];

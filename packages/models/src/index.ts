@@ -1,4 +1,6 @@
 export * from './bigram-model';
+export * from './bpe-tokenizer';
+export * from './io';
 export * from './byte-tokenizer';
 export * from './entries';
 export * from './generation';

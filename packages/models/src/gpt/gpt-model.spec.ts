@@ -165,6 +165,18 @@ describe('GptModel options and errors', () => {
 });
 
 describe('memory', () => {
+  it('frees everything it made: construct from a seed or from weights, then dispose', async () => {
+    const source = new GptModel(config(), { seed: 1 });
+    expect(
+      await tensorsLeakedBy(() => {
+        new GptModel(config(), { seed: 2 }).dispose();
+        new GptModel(config({ positions: 'rotary', tiedHead: false }), { seed: 2 }).dispose();
+        new GptModel(config(), { weights: source.params }).dispose();
+      }),
+    ).toBe(0);
+    source.dispose();
+  });
+
   it('keeps numTensors flat over 200 generate calls and 200 training steps', async () => {
     const model = new GptModel(config({ dropout: 0.1 }), { seed: 4 });
     const rng = Rng.create(1);

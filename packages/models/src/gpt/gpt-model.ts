@@ -48,14 +48,14 @@ export class GptModel implements LanguageModel {
           if (tensor.shape.join() !== shape.join()) {
             throw new SkdError(`parameter "${name}" must have shape [${shape.join(', ')}], got [${tensor.shape.join(', ')}]`);
           }
-          params.set(name, tf.variable(tf.cast(tensor, 'float32'), true, this.variableName(name)));
+          params.set(name, this.ownedVariable(name, tf.cast(tensor, 'float32')));
         }
         const extra = [...init.weights.keys()].filter((name) => !shapes.has(name));
         if (extra.length) throw new SkdError(`weights hold parameters this config does not have: ${extra.slice(0, 5).join(', ')}`);
       } else {
         let i = 0;
         for (const [name, shape] of shapes) {
-          params.set(name, tf.variable(initialValue(name, shape, init.seed + 7919 * i++, config.layers), true, this.variableName(name)));
+          params.set(name, this.ownedVariable(name, initialValue(name, shape, init.seed + 7919 * i++, config.layers)));
         }
       }
     } catch (error) {
@@ -131,8 +131,11 @@ export class GptModel implements LanguageModel {
     for (const p of this.params.values()) p.dispose();
   }
 
-  private variableName(name: string): string {
-    return `gpt${this.id}/${name}`;
+  /** A trainable variable holding `initial`'s values; `initial` is disposed (tf.variable does not take it over). */
+  private ownedVariable(name: string, initial: tf.Tensor): tf.Variable {
+    const variable = tf.variable(initial, true, `gpt${this.id}/${name}`);
+    initial.dispose();
+    return variable;
   }
 
   private p<R extends tf.Rank>(name: string): tf.Tensor<R> {

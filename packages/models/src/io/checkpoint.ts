@@ -1,0 +1,129 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
+import { FormatError, SkdError, type Tokenizer } from '@skd/core';
+import { BpeTokenizer } from '../bpe-tokenizer';
+import { ByteTokenizer } from '../byte-tokenizer';
+import { GptModel, gptConfigSchema } from '../gpt';
+import { writeFileAtomic } from './atomic';
+import { readSafetensors, writeSafetensors, type NamedArray } from './safetensors';
+
+/**
+ * A checkpoint is a folder: `config.json` (model architecture, tokenizer, and whatever the caller
+ * adds), `model.safetensors`, and optionally `optimizer.safetensors`. It is written under a
+ * temporary name and renamed into place, so a crash never leaves a half-written checkpoint at the
+ * final path.
+ */
+export const CHECKPOINT_FORMAT = 'skd-checkpoint';
+
+const checkpointConfigSchema = z.strictObject({
+  format: z.literal(CHECKPOINT_FORMAT),
+  version: z.literal(1),
+  model: z.strictObject({ kind: z.literal('gpt'), config: gptConfigSchema }),
+  tokenizer: z.unknown(),
+  extra: z.record(z.string(), z.unknown()).default({}),
+});
+
+export interface SaveCheckpointOptions {
+  readonly model: GptModel;
+  readonly tokenizer: Tokenizer;
+  /** Optimizer (or any) tensors saved beside the weights for exact resume. */
+  readonly optimizerState?: ReadonlyMap<string, tf.Tensor>;
+  /** JSON-serialisable state saved in config.json (step, RNG state, sampler state, ...). */
+  readonly extra?: Record<string, unknown>;
+  /** Replace an existing checkpoint at `dir` (default: refuse). */
+  readonly overwrite?: boolean;
+}
+
+export interface LoadedCheckpoint {
+  readonly model: GptModel;
+  readonly tokenizer: Tokenizer;
+  readonly optimizerState: Map<string, tf.Tensor> | undefined;
+  readonly extra: Record<string, unknown>;
+}
+
+async function toArrays(tensors: ReadonlyMap<string, tf.Tensor>): Promise<Map<string, NamedArray>> {
+  const arrays = new Map<string, NamedArray>();
+  for (const [name, tensor] of tensors) {
+    const data = await tensor.data();
+    arrays.set(name, { shape: tensor.shape, data: tensor.dtype === 'int32' ? Int32Array.from(data) : Float32Array.from(data) });
+  }
+  return arrays;
+}
+
+export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions): Promise<void> {
+  const target = path.resolve(dir);
+  if (fs.existsSync(target) && !options.overwrite) {
+    throw new SkdError(`checkpoint ${target} already exists`, { hint: 'choose another folder, or pass overwrite: true' });
+  }
+  const tmp = `${target}.partial-${process.pid}-${Date.now()}`;
+  fs.mkdirSync(tmp, { recursive: true });
+  try {
+    writeSafetensors(path.join(tmp, 'model.safetensors'), await toArrays(options.model.params), { format: 'skd' });
+    if (options.optimizerState) writeSafetensors(path.join(tmp, 'optimizer.safetensors'), await toArrays(options.optimizerState));
+    const config = {
+      format: CHECKPOINT_FORMAT,
+      version: 1,
+      model: { kind: 'gpt', config: options.model.config },
+      tokenizer: options.tokenizer.toJSON(),
+      extra: options.extra ?? {},
+    };
+    writeFileAtomic(path.join(tmp, 'config.json'), `${JSON.stringify(config, null, 1)}\n`);
+    if (fs.existsSync(target)) {
+      const old = `${target}.old-${process.pid}-${Date.now()}`;
+      fs.renameSync(target, old);
+      fs.renameSync(tmp, target);
+      fs.rmSync(old, { recursive: true, force: true });
+    } else {
+      fs.renameSync(tmp, target);
+    }
+  } catch (error) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Rebuilds a tokenizer from its `toJSON()` document. */
+export function tokenizerFromJSON(json: unknown, source: string): Tokenizer {
+  const kind = (json as { kind?: string; model?: { type?: string } } | null)?.kind;
+  if (kind === ByteTokenizer.kind) return new ByteTokenizer();
+  if ((json as { model?: { type?: string } } | null)?.model?.type === 'BPE') return BpeTokenizer.fromJSON(json, source);
+  throw new FormatError(source, `unknown tokenizer document (kind ${JSON.stringify(kind)})`);
+}
+
+export function loadCheckpoint(dir: string): LoadedCheckpoint {
+  const configFile = path.join(dir, 'config.json');
+  if (!fs.existsSync(configFile)) {
+    throw new FormatError(dir, 'not a checkpoint folder: config.json is missing', { hint: 'point at a folder written by saveCheckpoint or `skd train`' });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+  } catch (cause) {
+    throw new FormatError(configFile, `not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+  const parsed = checkpointConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new FormatError(configFile, `not an skd checkpoint config: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  }
+  const tokenizer = tokenizerFromJSON(parsed.data.tokenizer, configFile);
+  if (tokenizer.vocabSize !== parsed.data.model.config.vocabSize) {
+    throw new FormatError(configFile, `tokenizer vocabulary ${tokenizer.vocabSize} does not match the model's ${parsed.data.model.config.vocabSize}`);
+  }
+  const weights = readSafetensors(path.join(dir, 'model.safetensors'));
+  const tensors = new Map([...weights.arrays].map(([name, a]) => [name, tf.tensor(a.data, [...a.shape])]));
+  let model: GptModel;
+  try {
+    model = new GptModel(parsed.data.model.config, { weights: tensors });
+  } catch (cause) {
+    throw new FormatError(path.join(dir, 'model.safetensors'), (cause as Error).message, { cause });
+  } finally {
+    tensors.forEach((t) => t.dispose());
+  }
+  const optimizerFile = path.join(dir, 'optimizer.safetensors');
+  const optimizerState = fs.existsSync(optimizerFile)
+    ? new Map([...readSafetensors(optimizerFile).arrays].map(([name, a]) => [name, tf.tensor(a.data, [...a.shape], a.data instanceof Int32Array ? 'int32' : 'float32')]))
+    : undefined;
+  return { model, tokenizer, optimizerState, extra: parsed.data.extra };
+}

@@ -1,0 +1,4 @@
+export * from './atomic';
+export * from './checkpoint';
+export * from './hf-gpt2';
+export * from './safetensors';

@@ -1,0 +1,197 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { FormatError } from '@skd/core';
+import { useBackend } from '@skd/testing';
+import { BpeTokenizer } from '../bpe-tokenizer';
+import { ByteTokenizer } from '../byte-tokenizer';
+import { GptModel, gptConfigSchema } from '../gpt';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint';
+import { loadHuggingFaceGpt2 } from './hf-gpt2';
+import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors } from './safetensors';
+
+beforeAll(() => useBackend('cpu'));
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'skd-io-'));
+const config = (over: object = {}) => gptConfigSchema.parse({ vocabSize: 259, contextLength: 16, layers: 1, heads: 2, dModel: 8, ...over });
+const logitsOf = (model: GptModel) => tf.tidy(() => Array.from(model.logits(tf.tensor2d([[1, 2, 3]], [1, 3], 'int32')).dataSync()));
+
+describe('safetensors', () => {
+  const arrays = new Map([
+    ['b', { shape: [2], data: Float32Array.from([1.5, -2]) }],
+    ['a', { shape: [2, 3], data: Int32Array.from([1, 2, 3, 4, 5, 6]) }],
+  ]);
+
+  it('round-trips arrays and metadata, with an 8-byte aligned data block', () => {
+    const bytes = encodeSafetensors(arrays, { note: 'x' });
+    const headerLength = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+    expect(headerLength % 8).toBe(0);
+    const back = decodeSafetensors(bytes, 'mem');
+    expect(back.metadata).toEqual({ note: 'x' });
+    expect(Array.from(back.arrays.get('b')?.data ?? [])).toEqual([1.5, -2]);
+    expect(back.arrays.get('a')).toEqual({ shape: [2, 3], data: Int32Array.from([1, 2, 3, 4, 5, 6]) });
+  });
+
+  it('reads F16, BF16 and F64 as float32', () => {
+    const header = JSON.stringify({ h: { dtype: 'F16', shape: [2], data_offsets: [0, 4] }, g: { dtype: 'BF16', shape: [1], data_offsets: [4, 6] }, d: { dtype: 'F64', shape: [1], data_offsets: [6, 14] } });
+    const body = new Uint8Array(14);
+    const view = new DataView(body.buffer);
+    view.setUint16(0, 0x3c00, true); // 1.0 in half precision
+    view.setUint16(2, 0xc000, true); // -2.0
+    view.setUint16(4, 0x4049, true); // bf16 of 3.140625
+    view.setFloat64(6, 0.25, true);
+    const bytes = new Uint8Array(8 + header.length + 14);
+    new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
+    bytes.set(Buffer.from(header), 8);
+    bytes.set(body, 8 + header.length);
+    const { arrays: read } = decodeSafetensors(bytes, 'mem');
+    expect(Array.from(read.get('h')?.data ?? [])).toEqual([1, -2]);
+    expect(read.get('g')?.data[0]).toBeCloseTo(3.140625, 6);
+    expect(read.get('d')?.data[0]).toBe(0.25);
+  });
+
+  it('names the file and the problem for truncated or corrupted files', () => {
+    const dir = tmp();
+    const file = path.join(dir, 'w.safetensors');
+    writeSafetensors(file, arrays);
+    const good = fs.readFileSync(file);
+    fs.writeFileSync(file, good.subarray(0, good.length - 3));
+    expect(() => readSafetensors(file)).toThrow(/w\.safetensors: not a valid safetensors file: tensor "b" spans bytes .* past the .*-byte data block \(truncated file\?\)/);
+    fs.writeFileSync(file, good.subarray(0, 5));
+    expect(() => readSafetensors(file)).toThrow('too short');
+    const broken = Buffer.from(good);
+    broken.write('#', 9);
+    fs.writeFileSync(file, broken);
+    expect(() => readSafetensors(file)).toThrow('header is not JSON');
+    expect(() => readSafetensors(path.join(dir, 'missing.safetensors'))).toThrow(FormatError);
+  });
+});
+
+describe('checkpoints', () => {
+  it('round-trip: save, load, identical logits, tokenizer and extra state', async () => {
+    const model = new GptModel(config(), { seed: 3 });
+    const dir = path.join(tmp(), 'ckpt');
+    const optimizerState = new Map([['adam/m/wte', tf.ones([2, 2])]]);
+    await saveCheckpoint(dir, { model, tokenizer: new ByteTokenizer(), optimizerState, extra: { step: 7 } });
+    expect(fs.readdirSync(path.dirname(dir))).toEqual(['ckpt']); // no temporary folder left behind
+    const loaded = loadCheckpoint(dir);
+    expect(logitsOf(loaded.model)).toEqual(logitsOf(model));
+    expect(loaded.tokenizer.fingerprint).toBe(new ByteTokenizer().fingerprint);
+    expect(loaded.extra).toEqual({ step: 7 });
+    expect(Array.from(loaded.optimizerState?.get('adam/m/wte')?.dataSync() ?? [])).toEqual([1, 1, 1, 1]);
+    loaded.model.dispose();
+    loaded.optimizerState?.forEach((t) => t.dispose());
+    optimizerState.forEach((t) => t.dispose());
+    model.dispose();
+  });
+
+  it('refuses to overwrite unless asked, and replaces atomically when asked', async () => {
+    const a = new GptModel(config(), { seed: 1 });
+    const b = new GptModel(config(), { seed: 2 });
+    const dir = path.join(tmp(), 'ckpt');
+    await saveCheckpoint(dir, { model: a, tokenizer: new ByteTokenizer() });
+    await expect(saveCheckpoint(dir, { model: b, tokenizer: new ByteTokenizer() })).rejects.toThrow('already exists');
+    await saveCheckpoint(dir, { model: b, tokenizer: new ByteTokenizer(), overwrite: true });
+    const loaded = loadCheckpoint(dir);
+    expect(logitsOf(loaded.model)).toEqual(logitsOf(b));
+    expect(fs.readdirSync(path.dirname(dir))).toEqual(['ckpt']);
+    [a, b, loaded.model].forEach((m) => m.dispose());
+  });
+
+  it('gives clear errors for missing, mismatched and corrupted files, never a crash inside tfjs', async () => {
+    const model = new GptModel(config(), { seed: 1 });
+    const dir = path.join(tmp(), 'ckpt');
+    await saveCheckpoint(dir, { model, tokenizer: new ByteTokenizer() });
+    expect(() => loadCheckpoint(path.join(dir, 'nope'))).toThrow('not a checkpoint folder: config.json is missing');
+    const configFile = path.join(dir, 'config.json');
+    const good = JSON.parse(fs.readFileSync(configFile, 'utf8'));
+    fs.writeFileSync(configFile, JSON.stringify({ ...good, model: { kind: 'gpt', config: { ...good.model.config, dModel: 16 } } }));
+    expect(() => loadCheckpoint(dir)).toThrow(/model\.safetensors: parameter "wte\.weight" must have shape \[259, 16\], got \[259, 8\]/);
+    fs.writeFileSync(configFile, JSON.stringify({ ...good, model: { kind: 'gpt', config: { ...good.model.config, vocabSize: 300 } } }));
+    expect(() => loadCheckpoint(dir)).toThrow('tokenizer vocabulary 259 does not match the model\'s 300');
+    fs.writeFileSync(configFile, '{"format": "something-else"}');
+    expect(() => loadCheckpoint(dir)).toThrow('not an skd checkpoint config');
+    fs.writeFileSync(configFile, JSON.stringify(good));
+    fs.writeFileSync(path.join(dir, 'model.safetensors'), 'garbage!');
+    expect(() => loadCheckpoint(dir)).toThrow('model.safetensors: not a valid safetensors file');
+    model.dispose();
+  });
+});
+
+describe('Hugging Face GPT-2 checkpoints', () => {
+  /** Writes a GPT-2 folder the way transformers does: prefixed names, mask buffers, a tied lm_head. */
+  function writeHfCheckpoint(dir: string, model: GptModel, hfConfig: object) {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(hfConfig));
+    const arrays = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, p] of model.params) arrays.set(`transformer.${name}`, { shape: p.shape, data: Float32Array.from(p.dataSync()) });
+    arrays.set('transformer.h.0.attn.bias', { shape: [1, 1, 2, 2], data: Float32Array.from([1, 0, 1, 1]) });
+    arrays.set('lm_head.weight', { ...(arrays.get('transformer.wte.weight') as { shape: number[]; data: Float32Array }) });
+    writeSafetensors(path.join(dir, 'model.safetensors'), arrays);
+  }
+  const hfConfig = { model_type: 'gpt2', vocab_size: 259, n_positions: 16, n_embd: 8, n_layer: 1, n_head: 2, n_inner: null, activation_function: 'gelu_new', layer_norm_epsilon: 1e-5 };
+
+  it('loads by name: transformer. prefix, mask buffers and the tied head handled; same logits', () => {
+    const source = new GptModel(config(), { seed: 9 });
+    const dir = path.join(tmp(), 'gpt2');
+    writeHfCheckpoint(dir, source, hfConfig);
+    const loaded = loadHuggingFaceGpt2(dir);
+    expect(loaded.config).toMatchObject({ vocabSize: 259, contextLength: 16, layers: 1, heads: 2, dModel: 8, tiedHead: true });
+    expect(logitsOf(loaded)).toEqual(logitsOf(source));
+    loaded.dispose();
+    source.dispose();
+  });
+
+  it('refuses what it cannot run, saying what and why', () => {
+    const source = new GptModel(config(), { seed: 9 });
+    const dir = path.join(tmp(), 'gpt2');
+    writeHfCheckpoint(dir, source, { ...hfConfig, activation_function: 'relu' });
+    expect(() => loadHuggingFaceGpt2(dir)).toThrow('activation_function "relu" is not supported');
+    writeHfCheckpoint(dir, source, { ...hfConfig, model_type: 'llama' });
+    expect(() => loadHuggingFaceGpt2(dir)).toThrow('model_type "llama" is not supported');
+    writeHfCheckpoint(dir, source, { ...hfConfig, n_layer: 2 });
+    expect(() => loadHuggingFaceGpt2(dir)).toThrow('weights lack parameter "h.1.ln_1.weight"');
+    expect(() => loadHuggingFaceGpt2(path.join(dir, 'missing'))).toThrow('config.json is missing');
+    source.dispose();
+  });
+});
+
+describe('BPE tokenizer', () => {
+  const corpus = ['the cat sat on the mat', 'the dog sat on the log', 'অসমীয়া ভাষা অসমীয়া', 'numbers 1234 and 1234!'];
+
+  it('trains deterministically, round-trips any text, and compresses the corpus', () => {
+    const a = BpeTokenizer.train(corpus, { vocabSize: 300, minFrequency: 1 });
+    const b = BpeTokenizer.train(corpus, { vocabSize: 300, minFrequency: 1 });
+    expect(a.fingerprint).toBe(b.fingerprint);
+    expect(a.vocabSize).toBe(300);
+    // With the default minFrequency (2) this small corpus runs out of repeated pairs first.
+    expect(BpeTokenizer.train(corpus, { vocabSize: 300 }).vocabSize).toBe(284);
+    for (const text of [...corpus, 'unseen wörds ✓ and emoji 🎉', '  leading spaces\n\ttabs']) expect(a.decode(a.encode(text))).toBe(text);
+    expect(a.encode(corpus[0] as string).length).toBeLessThan(new ByteTokenizer().encode(corpus[0] as string).length / 2);
+    expect(a.special).toEqual({ pad: 297, eos: 298, bos: 299 });
+    expect(a.decode([a.special.bos as number, ...a.encode('the cat'), a.special.eos])).toBe('the cat');
+    expect(a.decode([a.special.eos], { keepSpecial: true })).toBe('<|eos|>');
+  });
+
+  it('writes and reads Hugging Face tokenizer.json, merges as strings or pairs', () => {
+    const trained = BpeTokenizer.train(corpus, { vocabSize: 280 });
+    const json = JSON.parse(JSON.stringify(trained.toJSON()));
+    const back = BpeTokenizer.fromJSON(json);
+    expect(back.fingerprint).toBe(trained.fingerprint);
+    expect(back.special).toEqual(trained.special);
+    expect(back.encode('the mat sat')).toEqual(trained.encode('the mat sat'));
+    const pairs = { ...json, model: { ...json.model, merges: json.model.merges.map((m: string) => m.split(' ')) } };
+    delete pairs.skd;
+    const fromPairs = BpeTokenizer.fromJSON(pairs, 'tokenizer.json', { eos: '<|eos|>', pad: '<|pad|>' });
+    expect(fromPairs.encode('the mat sat')).toEqual(trained.encode('the mat sat'));
+  });
+
+  it('rejects tokenizer.json files it cannot reproduce', () => {
+    expect(() => BpeTokenizer.fromJSON({ model: { type: 'WordPiece', vocab: {} } })).toThrow('unsupported tokenizer: model type "WordPiece"');
+    expect(() => BpeTokenizer.fromJSON({ model: { type: 'BPE', vocab: {}, merges: [] }, pre_tokenizer: { type: 'Metaspace' } })).toThrow('unsupported pre_tokenizer "Metaspace"');
+    expect(() => BpeTokenizer.train(corpus, { vocabSize: 100 })).toThrow('vocabSize must be at least 259');
+    const trained = BpeTokenizer.train(corpus, { vocabSize: 270 });
+    expect(() => BpeTokenizer.fromJSON(trained.toJSON(), 'x', { eos: '<|nope|>' })).toThrow('special token "<|nope|>" (eos) is not in the vocabulary');
+  });
+});
