@@ -1,19 +1,39 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SkdError } from '@skd/core';
-import { klFromLogProbs, klToMixture } from './log-space';
+import { klFromLogProbs, klToMixture, logRatioToMixture, softmaxBackward } from './log-space';
 
 /**
- * Divergences between a teacher distribution P and a student distribution Q, given as
+ * A divergence between a teacher distribution P and a student distribution Q, given as
  * log-probabilities over the last axis: (..., V) → (...). P = teacher, Q = student, always; the
  * argument order is never swapped (a common source of silently wrong KD losses).
+ *
+ * `studentGrad`, when present, is the closed-form gradient with respect to the student's logits
+ * (per unit upstream gradient, (..., V)). With it, a full-vocabulary loss keeps only its inputs for
+ * backprop instead of every intermediate: at (4, 128, 32000) autodiff held dozens of 64 MB tensors
+ * and exhausted the wasm heap.
  */
-export type LogProbDivergence = (logP: tf.Tensor, logQ: tf.Tensor) => tf.Tensor;
+export type LogProbDivergence = ((logP: tf.Tensor, logQ: tf.Tensor) => tf.Tensor) & {
+  readonly studentGrad?: (logP: tf.Tensor, logQ: tf.Tensor) => tf.Tensor;
+};
 
-/** KL(P || Q) = sum P (log P - log Q). Mass-covering: the student is pushed to cover the teacher. */
-export const forwardKl: LogProbDivergence = (logP, logQ) => klFromLogProbs(logP, logQ);
+function withGrad(
+  value: (logP: tf.Tensor, logQ: tf.Tensor) => tf.Tensor,
+  studentGrad: (logP: tf.Tensor, logQ: tf.Tensor) => tf.Tensor,
+): LogProbDivergence {
+  return Object.assign(value, { studentGrad });
+}
 
-/** KL(Q || P). Mode-seeking. */
-export const reverseKl: LogProbDivergence = (logP, logQ) => klFromLogProbs(logQ, logP);
+/** KL(P || Q) = sum P (log P - log Q). Mass-covering. Gradient in the student logits: Q - P. */
+export const forwardKl: LogProbDivergence = withGrad(
+  (logP, logQ) => klFromLogProbs(logP, logQ),
+  (logP, logQ) => tf.tidy(() => tf.sub(tf.exp(logQ), tf.exp(logP))),
+);
+
+/** KL(Q || P). Mode-seeking. df/dq = log q - log p (+1, which the softmax Jacobian cancels). */
+export const reverseKl: LogProbDivergence = withGrad(
+  (logP, logQ) => klFromLogProbs(logQ, logP),
+  (logP, logQ) => tf.tidy(() => softmaxBackward(logQ, tf.sub(logQ, logP))),
+);
 
 function checkUnit(name: string, value: number): void {
   if (!(value >= 0 && value <= 1)) throw new SkdError(`${name} must be in [0, 1], got ${value}`);
@@ -35,24 +55,42 @@ export function generalizedJsd(beta: number): LogProbDivergence {
   if (beta === 0) return forwardKl;
   if (beta === 1) return reverseKl;
   // M = beta P + (1 - beta) Q = (1 - beta) Q + beta P, so each KL is a KL to a mixture with its own input.
-  return (logP, logQ) =>
-    tf.tidy(() => tf.add(tf.mul(beta, klToMixture(logP, logQ, beta)), tf.mul(1 - beta, klToMixture(logQ, logP, 1 - beta))));
+  // df/dq = (1 - beta) log(q / m): the other terms cancel.
+  return withGrad(
+    (logP, logQ) =>
+      tf.tidy(() => tf.add(tf.mul(beta, klToMixture(logP, logQ, beta)), tf.mul(1 - beta, klToMixture(logQ, logP, 1 - beta)))),
+    (logP, logQ) => tf.tidy(() => softmaxBackward(logQ, tf.mul(1 - beta, logRatioToMixture(logQ, logP, 1 - beta)))),
+  );
 }
 
-/** Total variation distance: 0.5 sum |P - Q|, in [0, 1]. */
-export const totalVariation: LogProbDivergence = (logP, logQ) =>
-  tf.tidy(() => tf.mul(0.5, tf.sum(tf.abs(tf.sub(tf.exp(logP), tf.exp(logQ))), -1)));
+/** Total variation distance: 0.5 sum |P - Q|, in [0, 1]. df/dq = 0.5 sign(q - p). */
+export const totalVariation: LogProbDivergence = withGrad(
+  (logP, logQ) => tf.tidy(() => tf.mul(0.5, tf.sum(tf.abs(tf.sub(tf.exp(logP), tf.exp(logQ))), -1))),
+  (logP, logQ) => tf.tidy(() => softmaxBackward(logQ, tf.mul(0.5, tf.sign(tf.sub(tf.exp(logQ), tf.exp(logP)))))),
+);
 
 /** Skew KL (DistiLLM): KL(P || alpha P + (1 - alpha) Q). alpha 0 is forward KL exactly. */
 export function skewKl(alpha: number): LogProbDivergence {
   checkSkew(alpha);
   if (alpha === 0) return forwardKl;
-  return (logP, logQ) => klToMixture(logP, logQ, alpha);
+  // M = alpha P + (1 - alpha) Q; df/dq = -(1 - alpha) p / m = -(1 - alpha) exp(log p - log m).
+  return withGrad(
+    (logP, logQ) => klToMixture(logP, logQ, alpha),
+    (logP, logQ) => tf.tidy(() => softmaxBackward(logQ, tf.mul(-(1 - alpha), tf.exp(logRatioToMixture(logP, logQ, alpha))))),
+  );
 }
 
 /** Skew reverse KL (DistiLLM): KL(Q || (1 - alpha) P + alpha Q). alpha 0 is reverse KL exactly. */
 export function skewReverseKl(alpha: number): LogProbDivergence {
   checkSkew(alpha);
   if (alpha === 0) return reverseKl;
-  return (logP, logQ) => klToMixture(logQ, logP, alpha);
+  // M = (1 - alpha) P + alpha Q; df/dq = r + 1 - alpha exp(r), r = log q - log m.
+  return withGrad(
+    (logP, logQ) => klToMixture(logQ, logP, alpha),
+    (logP, logQ) =>
+      tf.tidy(() => {
+        const r = logRatioToMixture(logQ, logP, alpha);
+        return softmaxBackward(logQ, tf.sub(tf.add(r, 1), tf.mul(alpha, tf.exp(r))));
+      }),
+  );
 }

@@ -42,12 +42,32 @@ export function klToMixture(la: tf.Tensor, lb: tf.Tensor, w: number): tf.Tensor 
   return tf.tidy(() => {
     const a = tf.exp(la);
     const hasMass = tf.greater(a, 0);
+    const terms = tf.where(hasMass, tf.mul(a, logRatioToMixture(la, lb, w)), tf.zerosLike(la));
+    return tf.relu(tf.sum(terms, -1));
+  });
+}
+
+/** log A - log M elementwise, M = w A + (1 - w) B, in the exact and overflow-free form above. */
+export function logRatioToMixture(la: tf.Tensor, lb: tf.Tensor, w: number): tf.Tensor {
+  return tf.tidy(() => {
+    const hasMass = tf.isFinite(la);
     const d = tf.where(hasMass, tf.sub(lb, la), tf.zerosLike(la)); // (..., V); -inf where B has no mass
     const small = tf.neg(tf.log1p(tf.mul(1 - w, tf.expm1(tf.minimum(d, SWITCH)))));
     const dLarge = tf.maximum(d, SWITCH);
     const large = tf.neg(tf.add(tf.add(dLarge, Math.log1p(-w)), tf.log1p(tf.mul(w / (1 - w), tf.exp(tf.neg(dLarge))))));
-    const logRatio = tf.where(tf.greater(d, SWITCH), large, small); // log A - log M
-    const terms = tf.where(hasMass, tf.mul(a, logRatio), tf.zerosLike(la));
-    return tf.relu(tf.sum(terms, -1));
+    return tf.where(tf.greater(d, SWITCH), large, small);
+  });
+}
+
+/**
+ * Gradient with respect to the logits of Q = softmax(s) of a function of Q, from g = df/dq:
+ * q * (g - sum q g). Positions where Q has no mass get 0 (their g may be infinite).
+ */
+export function softmaxBackward(logQ: tf.Tensor, g: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const q = tf.exp(logQ);
+    const hasMass = tf.greater(q, 0);
+    const qg = tf.where(hasMass, tf.mul(q, g), tf.zerosLike(q)); // (..., V)
+    return tf.where(hasMass, tf.sub(qg, tf.mul(q, tf.sum(qg, -1, true))), tf.zerosLike(q));
   });
 }

@@ -36,15 +36,18 @@ export class TokenDivergence implements Divergence {
     const { studentLogits } = input;
     checkRank3('student logits', studentLogits);
     return tf.tidy(() => {
-      const logQ = tf.logSoftmax(this.scaled(studentLogits)) as tf.Tensor3D; // (B, T, V)
       const logP = this.teacherLogProbs(input, studentLogits.shape); // (B, T, V)
+      const sparse = this.args.sparseTopK !== undefined || !this.args.fn.studentGrad;
+      const logQ = sparse ? (tf.logSoftmax(this.scaled(studentLogits)) as tf.Tensor3D) : undefined; // (B, T, V)
       let values: tf.Tensor;
       if (this.args.sparseTopK !== undefined) {
         const k = Math.min(this.args.sparseTopK, logP.shape[2]);
-        const buckets = bucketize(compressTeacher(logP, k), logQ); // (B, T, k+1) each
+        const buckets = bucketize(compressTeacher(logP, k), logQ as tf.Tensor3D); // (B, T, k+1) each
         values = this.args.fn(buckets.logP, buckets.logQ); // (B, T)
+      } else if (this.args.fn.studentGrad) {
+        values = closedFormDivergence(this.args.fn, logP, this.scaled(studentLogits)); // (B, T)
       } else {
-        values = this.args.fn(logP, logQ); // (B, T)
+        values = this.args.fn(logP, logQ as tf.Tensor3D); // (B, T)
       }
       if (this.args.scaleByTemperatureSquared) values = tf.mul(values, this.temperature ** 2);
       return values as tf.Tensor2D;
@@ -98,4 +101,24 @@ function checkSame(what: string, actual: readonly number[], expected: readonly n
   if (actual.length !== expected.length || actual.some((d, i) => d !== expected[i])) {
     throw new ShapeError(what, `[${expected.join(', ')}] (like the student logits)`, actual);
   }
+}
+
+/**
+ * Value from `fn`, gradient in the (tempered) student logits from `fn.studentGrad`. Only the
+ * student logits and teacher log-probs are kept for backprop; the teacher gets no gradient (frozen).
+ */
+function closedFormDivergence(fn: LogProbDivergence, logP: tf.Tensor3D, studentLogits: tf.Tensor3D): tf.Tensor2D {
+  const studentGrad = fn.studentGrad as NonNullable<LogProbDivergence['studentGrad']>;
+  const run = tf.customGrad((s: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([s, logP]);
+    const value = tf.tidy(() => fn(logP, tf.logSoftmax(s))); // (B, T)
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [x, teacher] = saved as [tf.Tensor, tf.Tensor];
+        return tf.mul(tf.expandDims(dy, -1), studentGrad(teacher, tf.logSoftmax(x))); // (B, T, V)
+      },
+    };
+  });
+  return run(studentLogits) as tf.Tensor2D;
 }
