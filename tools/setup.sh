@@ -28,5 +28,9 @@ export NX_DAEMON=false NX_NO_CLOUD=true
 echo "skd setup: npm install (locked versions)"
 npm install --no-audit --no-fund
 echo "skd setup: building packages"
-npx nx run-many -t build --outputStyle=static >/dev/null
+if ! npx nx run-many -t build --outputStyle=static > /tmp/skd-setup-build.log 2>&1; then
+  tail -n 60 /tmp/skd-setup-build.log >&2
+  echo "skd setup: the build failed (full log: /tmp/skd-setup-build.log)" >&2
+  exit 1
+fi
 echo "skd setup: done"

@@ -109,7 +109,8 @@ function checkSame(what: string, actual: readonly number[], expected: readonly n
  */
 function closedFormDivergence(fn: LogProbDivergence, logP: tf.Tensor3D, studentLogits: tf.Tensor3D): tf.Tensor2D {
   const studentGrad = fn.studentGrad as NonNullable<LogProbDivergence['studentGrad']>;
-  const run = tf.customGrad((s: tf.Tensor, save: tf.GradSaveFunc) => {
+  const run = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [s, save] = args as [tf.Tensor, tf.GradSaveFunc];
     save([s, logP]);
     const value = tf.tidy(() => fn(logP, tf.logSoftmax(s))); // (B, T)
     return {
