@@ -18,8 +18,12 @@ export interface LanguageModel {
   /** Next-token logits for every position: tokens (B, T) → (B, T, V). Differentiable. */
   logits(tokens: Tensor2D, options?: ForwardOptions): Tensor3D;
 
-  /** Starts incremental decoding for `batchSize` rows of at most `maxLength` positions. */
-  startDecoding(batchSize: number, maxLength: number): DecodeState;
+  /**
+   * Starts incremental decoding for `batchSize` rows of at most `maxColumns` cached columns. Masked
+   * columns (padding, rolled-back drafts) take columns but not positions: the caller keeps each row's
+   * real tokens within `contextLength`.
+   */
+  startDecoding(batchSize: number, maxColumns: number): DecodeState;
 
   /**
    * Appends tokens (B, S) to a decode state and returns their logits (B, S, V), equal (within float
@@ -50,8 +54,14 @@ export interface DecodeState {
   readonly batchSize: number;
   /** Number of cached columns (the same for every row; rows pad with masked slots). */
   readonly length: number;
-  /** Forgets cached columns from `length` on, e.g. the rejected part of a draft. */
+  /** Forgets cached columns from `length` on (every row), e.g. the rejected part of a draft. */
   truncate(length: number): void;
+  /**
+   * Per-row rollback: masks row b's cached columns from `fromColumns[b]` on (undefined: keep the
+   * row). The columns stay, masked, so rows that accepted different numbers of drafted tokens keep
+   * sharing one cache; positions count only unmasked columns.
+   */
+  maskFrom(fromColumns: readonly (number | undefined)[]): void;
   dispose(): void;
 }
 

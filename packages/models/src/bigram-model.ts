@@ -22,6 +22,11 @@ export class BigramModel implements LanguageModel {
   readonly contextLength: number;
   readonly table: tf.Variable<tf.Rank.R2>;
 
+  /** A bigram whose next-token distribution after token a is exactly `probabilities[a]` (a toy with known distributions). */
+  static fromProbabilities(probabilities: readonly (readonly number[])[], contextLength = 64): BigramModel {
+    return new BigramModel({ vocabSize: probabilities.length, contextLength, seed: 0, table: probabilities.map((row) => row.map(Math.log)) });
+  }
+
   constructor(args: BigramModelArgs) {
     this.vocabSize = args.vocabSize;
     this.contextLength = args.contextLength;
@@ -48,8 +53,8 @@ export class BigramModel implements LanguageModel {
     });
   }
 
-  startDecoding(batchSize: number, maxLength: number): DecodeState {
-    return new CounterState(batchSize, Math.min(maxLength, this.contextLength));
+  startDecoding(batchSize: number, maxColumns: number): DecodeState {
+    return new CounterState(batchSize, maxColumns);
   }
 
   decode(tokens: tf.Tensor2D, state: DecodeState): tf.Tensor3D {
@@ -83,7 +88,7 @@ class CounterState implements DecodeState {
 
   advance(columns: number): void {
     if (this.filled + columns > this.capacity) {
-      throw new RangeError(`decode past the context: ${this.filled} + ${columns} > ${this.capacity} positions`);
+      throw new RangeError(`decode past the columns the state was started for: ${this.filled} + ${columns} > ${this.capacity}`);
     }
     this.filled += columns;
   }
@@ -91,6 +96,11 @@ class CounterState implements DecodeState {
   truncate(length: number): void {
     if (length < 0 || length > this.filled) throw new RangeError(`cannot truncate ${this.filled} columns to ${length}`);
     this.filled = length;
+  }
+
+  /** A bigram's logits depend on the current token only: masking past columns changes nothing to check. */
+  maskFrom(fromColumns: readonly (number | undefined)[]): void {
+    if (fromColumns.length !== this.batchSize) throw new RangeError(`maskFrom needs one entry per row (${this.batchSize}), got ${fromColumns.length}`);
   }
 
   dispose(): void {

@@ -46,10 +46,18 @@ describe('BigramModel', () => {
     expect(a.arraySync()).toEqual([[table[1], table[2]]]);
     state.truncate(1);
     expect(state.length).toBe(1);
-    expect(() => model.decode(tf.tensor2d([[1, 1, 1, 1]], [1, 4], 'int32'), state)).toThrow('decode past the context');
+    expect(() => model.decode(tf.tensor2d([[1, 1, 1, 1]], [1, 4], 'int32'), state)).toThrow('decode past the columns the state was started for');
     expect(() => state.truncate(3)).toThrow('cannot truncate');
     a.dispose();
     state.dispose();
+    model.dispose();
+  });
+
+  it('builds a toy with exactly the given next-token distributions', () => {
+    const probabilities = [[0.5, 0.5, 0], [0.1, 0.2, 0.7], [1 / 3, 1 / 3, 1 / 3]];
+    const model = BigramModel.fromProbabilities(probabilities);
+    const probs = tf.tidy(() => tf.softmax(model.logits(tf.tensor2d([[0, 1, 2]], [1, 3], 'int32'))).arraySync() as number[][][]);
+    probs[0]?.forEach((row, a) => row.forEach((p, i) => expect(p).toBeCloseTo(probabilities[a]?.[i] as number, 6)));
     model.dispose();
   });
 

@@ -63,3 +63,18 @@ export function assembleBatch(rows: readonly SequenceRow[], pad: number, context
     targetCount,
   };
 }
+
+/**
+ * Teacher log-probabilities kept while sampling, as a (B, T, V) tensor aligned like logits: the
+ * distribution that produced response token j of row b sits at column (prompt length + j - 1).
+ * Columns that predict no target hold a uniform distribution (finite; masked out by the loss).
+ */
+export function teacherLogProbTensor(rows: readonly SequenceRow[], perToken: readonly (readonly Float32Array[])[], T: number, V: number): tf.Tensor3D {
+  const data = new Float32Array(rows.length * T * V).fill(-Math.log(V));
+  rows.forEach((row, b) => {
+    (perToken[b] ?? []).forEach((logProbs, j) => {
+      data.set(logProbs, (b * T + row.prompt.length + j - 1) * V);
+    });
+  });
+  return tf.tensor3d(data, [rows.length, T, V]); // (B, T, V)
+}

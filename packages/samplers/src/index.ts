@@ -1,7 +1,9 @@
-import type { AnyComponentEntry } from '@skd/core';
-import { supervisedSamplerEntry } from './supervised';
-
 export * from './assemble';
+export * from './batch';
+export * from './entries';
+export * from './generating';
+export * from './off-policy';
+export * from './options';
+export * from './skd';
+export * from './speculative';
 export * from './supervised';
-
-export const samplerEntries: readonly AnyComponentEntry<'sampler'>[] = [supervisedSamplerEntry];

@@ -89,7 +89,7 @@ describe.each([
   it('rolls back one row of a batch (maskFrom) without touching the others', () => {
     const state = model.startDecoding(2, 10);
     decodeRows(model, state, [[1, 2, 3, 4], [5, 6, 7, 8]]);
-    state.maskFrom(0, 2); // row 0 rejects its last two tokens; row 1 keeps all four
+    state.maskFrom([2, undefined]); // row 0 rejects its last two tokens; row 1 keeps all four
     const next = decodeRows(model, state, [[9], [9]]);
     state.dispose();
     expect(maxAbsDiff((next[0] as number[][])[0] as number[], fullLogits(model, [1, 2, 9])[2] as number[])).toBeLessThan(TOL);
@@ -138,7 +138,6 @@ describe('GptModel options and errors', () => {
     const model = new GptModel(config(), { seed: 1 });
     const other = new GptModel(config(), { seed: 1 });
     expect(() => model.logits(ids([Array.from({ length: 25 }, () => 1)]))).toThrow('25 tokens exceeds the model\'s context of 24');
-    expect(() => model.startDecoding(1, 30)).toThrow('context of 24');
     const state = other.startDecoding(1, 4);
     expect(() => model.decode(ids([[1]]), state)).toThrow('not created by this model');
     expect(() => other.decode(ids([[1, 2, 3, 4, 5]]), state)).toThrow('exceeds the 4 positions');

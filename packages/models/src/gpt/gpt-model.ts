@@ -96,13 +96,8 @@ export class GptModel implements LanguageModel {
     });
   }
 
-  startDecoding(batchSize: number, maxLength: number): GptDecodeState {
-    if (maxLength > this.contextLength) {
-      throw new SkdError(`cannot decode ${maxLength} positions with a context of ${this.contextLength}`, {
-        hint: 'shorten prompts or maxNewTokens, or use a model with a longer contextLength',
-      });
-    }
-    return new GptDecodeState(this, batchSize, maxLength);
+  startDecoding(batchSize: number, maxColumns: number): GptDecodeState {
+    return new GptDecodeState(this, batchSize, maxColumns);
   }
 
   decode(tokens: tf.Tensor2D, state: DecodeState, options: DecodeOptions = {}): tf.Tensor3D {
@@ -279,18 +274,13 @@ export class GptDecodeState implements DecodeState {
     this.replace(next.layers, next.mask, next.counts);
   }
 
-  /**
-   * Masks out row `row`'s cached columns from `fromColumn` on, keeping the columns: a per-row
-   * rollback for batches whose rows accepted different numbers of drafted tokens.
-   */
-  maskFrom(row: number, fromColumn: number): void {
-    if (!this.mask) return;
+  maskFrom(fromColumns: readonly (number | undefined)[]): void {
+    if (!this.mask || fromColumns.every((c) => c === undefined)) return;
+    if (fromColumns.length !== this.batchSize) throw new SkdError(`maskFrom needs one entry per row (${this.batchSize}), got ${fromColumns.length}`);
+    const limits = fromColumns.map((c) => c ?? this.length);
     const next = tf.tidy(() => {
-      const L = this.length;
-      const keep = tf.less(tf.range(0, L), fromColumn); // (L)
-      const rows = tf.equal(tf.range(0, this.batchSize), row); // (B)
-      const drop = tf.logicalAnd(tf.expandDims(rows, 1), tf.logicalNot(tf.expandDims(keep, 0))); // (B, L)
-      const mask = tf.where(drop, tf.zerosLike(this.mask as tf.Tensor2D), this.mask as tf.Tensor2D) as tf.Tensor2D; // (B, L)
+      const keep = tf.less(tf.expandDims(tf.range(0, this.length), 0), tf.expandDims(tf.tensor1d(limits, 'int32'), 1)); // (B, L)
+      const mask = tf.where(keep, this.mask as tf.Tensor2D, tf.zerosLike(this.mask as tf.Tensor2D)) as tf.Tensor2D; // (B, L)
       return { mask, counts: tf.sum(mask, 1) as tf.Tensor1D };
     });
     this.mask.dispose();

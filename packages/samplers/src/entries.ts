@@ -1,0 +1,122 @@
+import { z } from 'zod';
+import { defineComponent, type AnyComponentEntry, type ComponentDeps } from '@skd/core';
+import { OnPolicySampler, type SamplerModels } from './generating';
+import { DistillmSampler, ImitKdSampler, MixedSampler, SeqKdSampler } from './off-policy';
+import { generationOptions, samplingSchema } from './options';
+import { SkdSampler } from './skd';
+import { supervisedSamplerEntry } from './supervised';
+
+const models = (deps: ComponentDeps['sampler']): SamplerModels => ({ student: deps.student, teacher: deps.teacher, tokenizer: deps.tokenizer, rng: deps.rng });
+const sampling = samplingSchema.default({ greedy: false, temperature: 1, topK: 0, topP: 1 });
+const greedy = samplingSchema.default({ greedy: true, temperature: 1, topK: 0, topP: 1 });
+
+export const onPolicyEntry = defineComponent({
+  component: 'sampler',
+  kind: OnPolicySampler.kind,
+  summary: 'student-generated responses (on-policy KD)',
+  options: z.strictObject({ ...generationOptions, sampling: sampling.describe('the student\'s sampling settings') }),
+  create: (options, deps) => new OnPolicySampler(models(deps), options),
+});
+
+export const seqKdEntry = defineComponent({
+  component: 'sampler',
+  kind: SeqKdSampler.kind,
+  summary: 'teacher-generated responses (SeqKD), optionally generated once and cached across epochs',
+  options: z.strictObject({
+    ...generationOptions,
+    sampling: greedy.describe('the teacher\'s decoding (default greedy)'),
+    cache: z.boolean().default(true).describe('generate each example\'s response once and reuse it'),
+  }),
+  create: (options, deps) => new SeqKdSampler(models(deps), options),
+});
+
+export const mixedEntry = defineComponent({
+  component: 'sampler',
+  kind: MixedSampler.kind,
+  summary: 'GKD: per batch, student samples with probability lambda, else ground truth (or teacher outputs)',
+  options: z.strictObject({
+    ...generationOptions,
+    lambda: z.number().min(0).max(1).default(0.5).describe('probability that a batch is on-policy'),
+    offPolicy: z.enum(['reference', 'teacher']).default('reference').describe('what off-policy batches train on'),
+    studentSampling: sampling,
+    teacherSampling: greedy,
+  }),
+  create: (options, deps) => new MixedSampler(models(deps), options),
+});
+
+export const imitKdEntry = defineComponent({
+  component: 'sampler',
+  kind: ImitKdSampler.kind,
+  summary: 'ImitKD: per row, the student\'s sample with a probability that grows over training, else ground truth',
+  options: z.strictObject({
+    ...generationOptions,
+    initialStudentShare: z.number().min(0).max(1).default(0).describe('student share at step 0'),
+    finalStudentShare: z.number().min(0).max(1).default(1).describe('student share at the end of the ramp'),
+    rampFraction: z.number().gt(0).max(1).default(1).describe('fraction of training over which the share grows'),
+    sampling,
+  }),
+  create: (options, deps) => new ImitKdSampler(models(deps), options),
+});
+
+export const distillmEntry = defineComponent({
+  component: 'sampler',
+  kind: DistillmSampler.kind,
+  summary: 'DistiLLM adaptive off-policy: student samples with probability threshold*(1-step/total), FIFO replay buffer',
+  options: z.strictObject({
+    ...generationOptions,
+    initialThreshold: z.number().min(0).max(1).default(0.5).describe('starting threshold'),
+    thresholdStep: z.number().min(0).max(1).default(0.1).describe('threshold increase when validation loss rises'),
+    lossRise: z.number().min(0).default(0.1).describe('validation-loss rise that triggers an increase'),
+    bufferSize: z.number().int().min(1).default(1000).describe('replay buffer capacity (FIFO)'),
+    sampling,
+  }),
+  create: (options, deps) => new DistillmSampler(models(deps), options),
+});
+
+const skdOptions = (ratio: number) =>
+  z
+    .strictObject({
+      ...generationOptions,
+      topK: z.number().int().min(1).default(25).describe('drafts inside the teacher\'s top-K are accepted'),
+      acceptance: z.enum(['top-k', 'top-p']).default('top-k').describe('top-K membership (paper) or nucleus membership'),
+      topP: z.number().gt(0).max(1).default(0.9).describe('nucleus mass when acceptance is top-p'),
+      acceptOn: z.enum(['raw', 'warped']).default('raw').describe('judge on the raw teacher distribution (paper) or the one warped by teacherSampling (reference code)'),
+      replace: z.enum(['resample', 'argmax']).default('resample').describe('a rejected draft is replaced by a teacher sample or the teacher\'s argmax'),
+      draftBlock: z.number().int().min(1).default(5).describe('tokens drafted per teacher forward (gamma)'),
+      kDecay: z.boolean().default(false).describe('shrink K linearly over training'),
+      ratio: z.number().min(0).max(1).default(ratio).describe('probability that a batch is an SKD sample (else ground truth)'),
+      studentSampling: sampling.describe('the student\'s drafting settings'),
+      teacherSampling: sampling.describe('the teacher\'s replacement sampling settings'),
+      cacheTeacherLogProbs: z.boolean().default(true).describe('return the teacher distributions computed while verifying, so the trainer does not run the teacher again'),
+      maxCachedTeacherFloats: z.number().int().min(0).default(64_000_000).describe('above this B*T*V the distributions are recomputed instead (memory guard)'),
+    })
+    .superRefine((o, ctx) => {
+      if (o.acceptance === 'top-p' && o.topP === 1) ctx.addIssue({ code: 'custom', message: 'acceptance top-p with topP 1 accepts every token; use on-policy, or topP < 1', path: ['topP'] });
+    });
+
+export const skdEntry = defineComponent({
+  component: 'sampler',
+  kind: SkdSampler.kind,
+  summary: 'speculative KD: student drafts, teacher keeps its top-K and replaces the rest (paper defaults)',
+  options: skdOptions(1),
+  create: (options, deps) => new SkdSampler(models(deps), options),
+});
+
+export const mixedSkdEntry = defineComponent({
+  component: 'sampler',
+  kind: 'mixed-skd',
+  summary: 'SKD sample with probability ratio (default 0.5), otherwise the ground-truth response',
+  options: skdOptions(0.5),
+  create: (options, deps) => new SkdSampler(models(deps), options),
+});
+
+export const samplerEntries: readonly AnyComponentEntry<'sampler'>[] = [
+  supervisedSamplerEntry,
+  seqKdEntry,
+  onPolicyEntry,
+  mixedEntry,
+  imitKdEntry,
+  distillmEntry,
+  skdEntry,
+  mixedSkdEntry,
+];

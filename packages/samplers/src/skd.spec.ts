@@ -1,0 +1,313 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng, type Tokenizer } from '@skd/core';
+import { tokenLoss, forwardKl, TokenDivergence } from '@skd/divergences';
+import { BigramModel, GptModel, generate, gptConfigSchema, type SamplingOptions } from '@skd/models';
+import { chiSquare, maxAbsDiff, randomTable, skdClosedForm, tensorsLeakedBy, topKSet, useBackend } from '@skd/testing';
+import { SkdSampler } from './skd';
+import { speculativeGenerate, type SpeculativeOptions } from './speculative';
+
+beforeAll(() => useBackend('cpu'));
+
+const V = 6;
+const studentTable = randomTable(V, 1);
+const teacherTable = randomTable(V, 2, 2);
+const K = 2;
+const NONE = -1; // an EOS id that never occurs: rows always run to maxNewTokens
+
+function options(over: Partial<SpeculativeOptions> = {}): SpeculativeOptions {
+  return {
+    maxNewTokens: 1,
+    eos: NONE,
+    pad: 0,
+    draftBlock: 5,
+    acceptance: { kind: 'top-k', k: K },
+    acceptOn: 'raw',
+    replace: 'resample',
+    studentSampling: {},
+    teacherSampling: {},
+    keepTeacherLogProbs: false,
+    rng: Rng.create(1),
+    ...over,
+  };
+}
+
+/** Generates `n` sequences from the prompt [0] in chunks, returning every row's tokens. */
+async function sampleMany(n: number, over: Partial<SpeculativeOptions>, student = BigramModel.fromProbabilities(studentTable), teacher = BigramModel.fromProbabilities(teacherTable)): Promise<number[][]> {
+  const rng = over.rng ?? Rng.create(7);
+  const rows: number[][] = [];
+  for (let done = 0; done < n; done += 2000) {
+    const prompts = Array.from({ length: Math.min(2000, n - done) }, () => [0]);
+    rows.push(...(await speculativeGenerate(student, teacher, prompts, options({ ...over, rng }))).tokens);
+  }
+  student.dispose();
+  teacher.dispose();
+  return rows;
+}
+
+describe('SKD token distribution (bigram toys with known distributions; chi-square at p = 0.001)', () => {
+  it('matches the closed form pS(y) 1[y in topK(pT)] + (rejected mass) pT(y) at the first position', async () => {
+    const n = 8000;
+    const rows = await sampleMany(n, { maxNewTokens: 1 });
+    const counts = new Array(V).fill(0);
+    rows.forEach((r) => counts[r[0] as number]++);
+    const expected = skdClosedForm(studentTable[0] as number[], teacherTable[0] as number[], K);
+    expect(chiSquare(counts, expected, n)).toBeLessThan(20.5); // chi-square(5) critical value
+    // and it is not simply the student's or the teacher's distribution
+    expect(chiSquare(counts, studentTable[0] as number[], n)).toBeGreaterThan(20.5);
+    expect(chiSquare(counts, teacherTable[0] as number[], n)).toBeGreaterThan(20.5);
+  });
+
+  it.each([5, 1])('matches the closed form jointly over two positions with draftBlock %i (block = token-by-token)', async (gamma) => {
+    const n = 8000;
+    const rows = await sampleMany(n, { maxNewTokens: 2, draftBlock: gamma, rng: Rng.create(10 + gamma) });
+    const counts = new Array(V * V).fill(0);
+    rows.forEach((r) => counts[(r[0] as number) * V + (r[1] as number)]++);
+    const first = skdClosedForm(studentTable[0] as number[], teacherTable[0] as number[], K);
+    const joint = first.flatMap((p1, y1) => skdClosedForm(studentTable[y1] as number[], teacherTable[y1] as number[], K).map((p2) => p1 * p2));
+    expect(chiSquare(counts, joint, n)).toBeLessThan(66.6); // chi-square(35)
+  });
+
+  it('with argmax replacement puts the teacher\'s argmax at every rejection', async () => {
+    const student = BigramModel.fromProbabilities(studentTable);
+    const teacher = BigramModel.fromProbabilities(teacherTable);
+    const result = await speculativeGenerate(student, teacher, Array.from({ length: 300 }, () => [0]), options({ maxNewTokens: 6, replace: 'argmax' }));
+    let replacements = 0;
+    result.tokens.forEach((row, b) =>
+      row.forEach((token, j) => {
+        const prev = j === 0 ? 0 : (row[j - 1] as number);
+        const pT = teacherTable[prev] as number[];
+        if (result.origins[b]?.[j] === 'teacher') {
+          replacements++;
+          expect(token).toBe(pT.indexOf(Math.max(...pT)));
+        } else expect(topKSet(pT, K).has(token)).toBe(true);
+      }),
+    );
+    expect(replacements).toBeGreaterThan(100);
+    student.dispose();
+    teacher.dispose();
+  });
+
+  it('with nucleus acceptance accepts exactly the drafts inside the teacher\'s top-p set', async () => {
+    const student = BigramModel.fromProbabilities(studentTable);
+    const teacher = BigramModel.fromProbabilities(teacherTable);
+    const p = 0.7;
+    const result = await speculativeGenerate(student, teacher, Array.from({ length: 300 }, () => [0]), options({ maxNewTokens: 6, acceptance: { kind: 'top-p', p } }));
+    result.tokens.forEach((row, b) =>
+      row.forEach((token, j) => {
+        if (result.origins[b]?.[j] !== 'draft') return;
+        const pT = teacherTable[j === 0 ? 0 : (row[j - 1] as number)] as number[];
+        const sorted = pT.map((q, i) => [q, i] as const).sort((x, y) => y[0] - x[0] || x[1] - y[1]);
+        const before = sorted.slice(0, sorted.findIndex(([, i]) => i === token)).reduce((s, [q]) => s + q, 0);
+        expect(before).toBeLessThan(p);
+      }),
+    );
+    expect(result.stats.corrections).toBeGreaterThan(0);
+    student.dispose();
+    teacher.dispose();
+  });
+});
+
+describe('SKD options each change behaviour', () => {
+  it('K = V is exactly on-policy sampling: same tokens as student generation with the same seed', async () => {
+    const student = BigramModel.fromProbabilities(studentTable);
+    const teacher = BigramModel.fromProbabilities(teacherTable);
+    const prompts = Array.from({ length: 50 }, () => [0]);
+    const skd = await speculativeGenerate(student, teacher, prompts, options({ maxNewTokens: 8, acceptance: { kind: 'top-k', k: V }, rng: Rng.create(3) }));
+    const onPolicy = await generate(student, prompts, { maxNewTokens: 8, eos: NONE, pad: 0, rng: Rng.create(3) });
+    expect(skd.tokens).toEqual(onPolicy.tokens);
+    expect(skd.stats.corrections).toBe(0);
+    expect(skd.stats.accepted).toBe(skd.stats.judged);
+    student.dispose();
+    teacher.dispose();
+  });
+
+  it('acceptOn "warped" judges on the teacher distribution after teacherSampling (zero-probability tokens rejected)', async () => {
+    const run = async (acceptOn: 'raw' | 'warped') => {
+      const result = await speculativeGenerate(BigramModel.fromProbabilities(studentTable), BigramModel.fromProbabilities(teacherTable), Array.from({ length: 200 }, () => [0]), options({
+        maxNewTokens: 4,
+        acceptance: { kind: 'top-k', k: V },
+        acceptOn,
+        teacherSampling: { topP: 0.5 },
+      }));
+      return result.stats;
+    };
+    expect((await run('raw')).corrections).toBe(0); // K = V accepts everything on the raw distribution
+    expect((await run('warped')).corrections).toBeGreaterThan(50); // top-p 0.5 leaves most tokens at zero
+  });
+
+  it('drafts with the student\'s own sampling settings (greedy drafts follow the student\'s argmax)', async () => {
+    const student = BigramModel.fromProbabilities(studentTable);
+    const teacher = BigramModel.fromProbabilities(teacherTable);
+    const result = await speculativeGenerate(student, teacher, [[0], [3]], options({ maxNewTokens: 5, acceptance: { kind: 'top-k', k: V }, studentSampling: { greedy: true } }));
+    const argmax = (row: number[]) => row.indexOf(Math.max(...row));
+    result.tokens.forEach((row, b) => row.forEach((t, j) => expect(t).toBe(argmax(studentTable[j === 0 ? [0, 3][b] as number : (row[j - 1] as number)] as number[]))));
+    student.dispose();
+    teacher.dispose();
+  });
+
+  it('draftBlock sets the number of teacher forwards: gamma 5 needs far fewer per token than gamma 1 at high acceptance', async () => {
+    // Single-row runs: in a batch the slowest row sets the number of rounds.
+    const forwards = async (gamma: number) => {
+      let passes = 0;
+      let tokens = 0;
+      let accepted = 0;
+      let judged = 0;
+      const rng = Rng.create(gamma);
+      for (let i = 0; i < 20; i++) {
+        const { stats } = await speculativeGenerate(BigramModel.fromProbabilities(studentTable), BigramModel.fromProbabilities(teacherTable), [[0]], options({ maxNewTokens: 30, draftBlock: gamma, acceptance: { kind: 'top-k', k: V - 1 }, rng }));
+        passes += stats.teacherForwards;
+        tokens += stats.tokensGenerated;
+        accepted += stats.accepted;
+        judged += stats.judged;
+      }
+      expect(accepted / judged).toBeGreaterThan(0.75);
+      return passes / tokens;
+    };
+    const one = await forwards(1);
+    const five = await forwards(5);
+    expect(one).toBeGreaterThan(0.9);
+    expect(five).toBeLessThan(one / 2.5);
+  });
+
+  it('stops rows at EOS at different times and never exceeds maxNewTokens', async () => {
+    const eos = 5;
+    const result = await speculativeGenerate(BigramModel.fromProbabilities(studentTable), BigramModel.fromProbabilities(teacherTable), Array.from({ length: 100 }, () => [0]), options({ maxNewTokens: 7, eos }));
+    const lengths = new Set(result.tokens.map((r) => r.length));
+    expect(lengths.size).toBeGreaterThan(2);
+    result.tokens.forEach((row) => {
+      expect(row.length).toBeLessThanOrEqual(7);
+      const at = row.indexOf(eos);
+      if (at >= 0) expect(at).toBe(row.length - 1);
+      else expect(row.length).toBe(7);
+    });
+  });
+
+  it('rejects bad arguments with the value', async () => {
+    const s = BigramModel.fromProbabilities(studentTable);
+    await expect(speculativeGenerate(s, s, [[0]], options({ draftBlock: 0 }))).rejects.toThrow('draftBlock must be an integer >= 1, got 0');
+    await expect(speculativeGenerate(s, BigramModel.fromProbabilities(randomTable(4, 1)), [[0]], options())).rejects.toThrow('student vocabulary 6 differs from the teacher\'s 4');
+    s.dispose();
+  });
+});
+
+describe('SKD with GPT models: batched caches stay consistent through per-row rollbacks', () => {
+  /** A GPT with large random weights: peaked, model-specific distributions (fresh GPTs are near uniform). */
+  const cfg = (layers: number, seed: number) => {
+    const model = new GptModel(gptConfigSchema.parse({ vocabSize: 11, contextLength: 48, layers, heads: 2, dModel: 16 }), { seed });
+    model.trainableVariables.forEach((v, i) => tf.tidy(() => v.assign(tf.randomNormal(v.shape, 0, 0.5, 'float32', seed * 100 + i))));
+    return model;
+  };
+  const tokenizer = { special: { pad: 0, eos: 10 }, vocabSize: 11 } as unknown as Tokenizer;
+
+  it('every kept teacher distribution equals a full recomputation on the final sequence, and so does every greedy draft', async () => {
+    const student = cfg(1, 1);
+    const teacher = cfg(2, 2);
+    const prompts = [[1, 2, 3], [4], [5, 6], [7, 8, 9, 1]];
+    const studentSampling: SamplingOptions = { greedy: true };
+    const result = await speculativeGenerate(student, teacher, prompts, options({ maxNewTokens: 12, draftBlock: 4, acceptance: { kind: 'top-k', k: 4 }, keepTeacherLogProbs: true, studentSampling }));
+    expect(result.stats.corrections).toBeGreaterThan(3); // rows rolled back at different places
+    expect(result.stats.accepted).toBeGreaterThan(3);
+    for (const [b, prompt] of prompts.entries()) {
+      const seq = [...prompt, ...(result.tokens[b] as number[])];
+      const ids = tf.tensor2d([seq], [1, seq.length], 'int32');
+      const teacherFull = tf.tidy(() => tf.logSoftmax(teacher.logits(ids)).arraySync() as number[][][]);
+      const studentFull = tf.tidy(() => student.logits(ids).arraySync() as number[][][]);
+      ids.dispose();
+      (result.tokens[b] as number[]).forEach((token, j) => {
+        const column = prompt.length + j - 1;
+        expect(maxAbsDiff(result.teacherLogProbs?.[b]?.[j] as Float32Array, teacherFull[0]?.[column] as number[])).toBeLessThan(1e-4);
+        if (result.origins[b]?.[j] === 'draft') {
+          const row = studentFull[0]?.[column] as number[];
+          expect(token).toBe(row.indexOf(Math.max(...row)));
+        }
+      });
+    }
+    student.dispose();
+    teacher.dispose();
+  });
+
+  it('the sampler\'s cached teacher log-probs give the same loss as running the teacher again', async () => {
+    const student = cfg(1, 3);
+    const teacher = cfg(2, 4);
+    const sampler = new SkdSampler({ student, teacher, tokenizer, rng: Rng.create(5) }, {
+      topK: 3, acceptance: 'top-k', topP: 0.9, acceptOn: 'raw', replace: 'resample', draftBlock: 5, kDecay: false, ratio: 1,
+      maxNewTokens: 10, studentSampling: {}, teacherSampling: {}, cacheTeacherLogProbs: true, maxCachedTeacherFloats: 1e9,
+    });
+    const batch = await sampler.sample({ prompts: [[1, 2], [3], [4, 5, 6]], references: [[], [], []], ids: ['a', 'b', 'c'] }, { step: 0, totalSteps: 10 });
+    expect(batch.teacherLogProbs).toBeDefined();
+    expect(batch.stats['acceptanceRate']).toBeGreaterThan(0);
+    const divergence = new TokenDivergence({ name: 'forward-kl', fn: forwardKl });
+    const loss = (cached: boolean) =>
+      tf.tidy(() => {
+        const studentLogits = student.logits(batch.tokens, { mask: batch.attentionMask });
+        const teacherInput = cached ? { teacherLogProbs: batch.teacherLogProbs } : { teacherLogits: teacher.logits(batch.tokens, { mask: batch.attentionMask }) };
+        return tokenLoss({ divergence, tokens: batch.tokens, targetMask: batch.targetMask, studentLogits, ...teacherInput }).dataSync()[0] as number;
+      });
+    expect(Math.abs(loss(true) - loss(false))).toBeLessThan(1e-5);
+    batch.dispose();
+    student.dispose();
+    teacher.dispose();
+  });
+
+  it('keeps numTensors flat over 100 sampling rounds', async () => {
+    const student = cfg(1, 5);
+    const teacher = cfg(1, 6);
+    const rng = Rng.create(2);
+    const leaked = await tensorsLeakedBy(async () => {
+      for (let i = 0; i < 25; i++) {
+        await speculativeGenerate(student, teacher, [[1], [2, 3]], options({ maxNewTokens: 8, eos: 10, draftBlock: 2, acceptance: { kind: 'top-k', k: 4 }, keepTeacherLogProbs: true, rng }));
+      }
+    });
+    expect(leaked).toBe(0);
+    student.dispose();
+    teacher.dispose();
+  });
+});
+
+describe('SkdSampler', () => {
+  const tokenizer = { special: { pad: 0, eos: NONE }, vocabSize: V } as unknown as Tokenizer;
+  const base = {
+    topK: K, acceptance: 'top-k' as const, topP: 0.9, acceptOn: 'raw' as const, replace: 'resample' as const, draftBlock: 5, kDecay: false, ratio: 1,
+    maxNewTokens: 4, studentSampling: {}, teacherSampling: {}, cacheTeacherLogProbs: true, maxCachedTeacherFloats: 1e9,
+  };
+  const prompts = { prompts: [[0], [1], [2]], references: [[3, 4], [5], [1, 1]], ids: ['a', 'b', 'c'] };
+
+  it('decays K linearly over training when kDecay is on', () => {
+    const models = { student: BigramModel.fromProbabilities(studentTable), teacher: BigramModel.fromProbabilities(teacherTable), tokenizer, rng: Rng.create(1) };
+    const decaying = new SkdSampler(models, { ...base, topK: 25, kDecay: true });
+    expect([0, 3, 4, 8, 96, 99].map((s) => decaying.topKAt(s, 100))).toEqual([25, 25, 24, 23, 1, 1]);
+    expect([0, 1, 2, 8, 9].map((s) => decaying.topKAt(s, 10))).toEqual([25, 22, 19, 1, 1]);
+    expect(new SkdSampler(models, { ...base, topK: 25 }).topKAt(99, 100)).toBe(25);
+  });
+
+  it('reports its statistics and the K in force as plain numbers', async () => {
+    const models = { student: BigramModel.fromProbabilities(studentTable), teacher: BigramModel.fromProbabilities(teacherTable), tokenizer, rng: Rng.create(1) };
+    const batch = await new SkdSampler(models, { ...base, topK: 3, kDecay: true }).sample(prompts, { step: 50, totalSteps: 100 });
+    expect(Object.keys(batch.stats).sort()).toEqual(
+      ['acceptanceRate', 'correctionsPerSequence', 'meanAcceptedRun', 'skdRows', 'targetTokens', 'teacherCached', 'teacherPassesPerToken', 'tokensGenerated', 'topK'].sort(),
+    );
+    expect(batch.stats['topK']).toBe(2);
+    expect(Object.values(batch.stats).every((v) => typeof v === 'number' && Number.isFinite(v))).toBe(true);
+    batch.dispose();
+  });
+
+  it('mixes SKD samples and ground truth by ratio (mixed-skd), and drops the cache above the memory guard', async () => {
+    const models = () => ({ student: BigramModel.fromProbabilities(studentTable), teacher: BigramModel.fromProbabilities(teacherTable), tokenizer, rng: Rng.create(4) });
+    const allReference = await new SkdSampler(models(), { ...base, ratio: 0 }).sample(prompts, { step: 0, totalSteps: 1 });
+    expect(allReference.sources).toEqual(['reference', 'reference', 'reference']);
+    expect(allReference.tokens.arraySync()).toEqual([[0, 3, 4], [1, 5, 0], [2, 1, 1]]);
+    allReference.dispose();
+    const mixed = new SkdSampler(models(), { ...base, ratio: 0.5 });
+    let skdBatches = 0;
+    for (let i = 0; i < 200; i++) {
+      const batch = await mixed.sample(prompts, { step: i, totalSteps: 200 });
+      if (batch.sources[0] === 'skd') skdBatches++;
+      batch.dispose();
+    }
+    expect(Math.abs(skdBatches - 100)).toBeLessThan(30); // binomial(200, 0.5): 4.2 standard deviations
+    const guarded = await new SkdSampler(models(), { ...base, maxCachedTeacherFloats: 10 }).sample(prompts, { step: 0, totalSteps: 1 });
+    expect(guarded.teacherLogProbs).toBeUndefined();
+    expect(guarded.stats['teacherCached']).toBe(0);
+    guarded.dispose();
+  });
+});
