@@ -2,7 +2,8 @@
 // `npm run bench`: the project's own GPT on this machine, side by side in one run:
 //   training step and KV-cache generation at d=128/T=64/B=16 and d=256/T=128/B=16 on
 //   stock wasm, wasm + skd's native kernels, and PyTorch CPU (when python3-torch is installed);
-//   the KV cache against full recomputation at growing lengths; a memory soak.
+//   the KV cache against full recomputation at growing lengths; a memory soak; SKD block
+//   verification (gamma 5) against token-by-token (gamma 1).
 // The last line is one JSON object, so results can be compared across commits.
 // Options: --soak=N (training steps in the memory soak, default 200; the target is checked at 1000),
 //          --quick (fewer repeats), --no-torch.
@@ -13,6 +14,7 @@ const { selectBackend } = require('@skd/backend');
 const { registerNativeKernels } = require('@skd/native');
 const { timeIt, table } = require('./harness.cjs');
 const { buildModel, trainingStep, generateCached, generateUncached } = require('./gpt-workloads.cjs');
+const { runSkd } = require('./skd-workload.cjs');
 
 const flag = (name) => process.argv.includes(`--${name}`);
 const option = (name, fallback) => Number((process.argv.find((a) => a.startsWith(`--${name}=`)) ?? `=${fallback}`).split('=')[1]);
@@ -116,6 +118,8 @@ async function soak(steps) {
   }
   summary.kvCache = await cacheRatios();
   summary.soak = await soak(option('soak', quick ? 50 : 200));
+  registerNativeKernels();
+  Object.assign(summary, await runSkd({ quick, log }));
   console.log(table(rows, Object.keys(rows[0])));
   console.log(JSON.stringify(summary));
 })().catch((error) => {
