@@ -1,0 +1,170 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { z } from 'zod';
+import { FormatError, defineComponent, type Dataset, type DatasetSource, type Example, type Rng, type SplitName } from '@skd/core';
+
+/** What to do with a bad record: stop with its file and line (default), or skip it and count it. */
+export type InvalidPolicy = 'fail' | 'skip';
+
+export interface JsonlDatasetOptions {
+  readonly name: string;
+  /** Files per split (JSONL, or a .json array), resolved against `baseDir`. */
+  readonly files: Partial<Record<SplitName, string>>;
+  readonly baseDir: string;
+  /** Record fields holding the prompt and the response; `extra` fields are kept in `Example.fields`. */
+  readonly fields: { readonly prompt: string; readonly response: string; readonly extra: readonly string[] };
+  /** Prompt template; `{prompt}` and `{<field>}` are replaced by record fields. */
+  readonly template: string;
+  /** Keep at most this many training examples (after shuffling): the low-data setting. */
+  readonly limit?: number | undefined;
+  /** Shuffle the training split deterministically (from the run seed). */
+  readonly shuffle: boolean;
+  readonly onInvalid: InvalidPolicy;
+  readonly rng: Rng;
+}
+
+/** What reading found: records kept and skipped, by reason. Nothing is dropped without a count. */
+export interface ReadReport {
+  kept: number;
+  skipped: Record<string, number>;
+}
+
+/**
+ * Examples from JSONL (one JSON object per line) or JSON-array files. Without shuffle or limit a
+ * split streams line by line; with them it is read once, then served from memory.
+ */
+export class JsonlDataset implements DatasetSource {
+  static readonly kind = 'jsonl';
+  readonly reports: Partial<Record<SplitName, ReadReport>> = {};
+  private readonly loaded = new Map<SplitName, Example[]>();
+
+  constructor(private readonly options: JsonlDatasetOptions) {
+    for (const [split, file] of Object.entries(options.files)) {
+      const absolute = path.resolve(options.baseDir, file);
+      if (!fs.existsSync(absolute)) throw new FormatError(absolute, `the ${split} file of dataset "${options.name}" does not exist`);
+    }
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  split(split: SplitName): Dataset {
+    const file = this.options.files[split];
+    const buffered = split === 'train' && (this.options.shuffle || this.options.limit !== undefined);
+    const examples = (): AsyncGenerator<Example> => this.examples(split, file, buffered);
+    return {
+      name: `${this.options.name}/${split}`,
+      ...(this.loaded.has(split) ? { size: this.loaded.get(split)?.length } : {}),
+      [Symbol.asyncIterator]: examples,
+    };
+  }
+
+  private async *examples(split: SplitName, file: string | undefined, buffered: boolean): AsyncGenerator<Example> {
+    if (!file) return;
+    const absolute = path.resolve(this.options.baseDir, file);
+    if (!buffered) {
+      yield* this.read(split, absolute);
+      return;
+    }
+    if (!this.loaded.has(split)) {
+      const all: Example[] = [];
+      for await (const example of this.read(split, absolute)) all.push(example);
+      if (this.options.shuffle) this.options.rng.fork(`shuffle/${split}`).shuffle(all);
+      this.loaded.set(split, this.options.limit !== undefined ? all.slice(0, this.options.limit) : all);
+    }
+    yield* this.loaded.get(split) as Example[];
+  }
+
+  /** Reads every record of a file, applying the field mapping, template and invalid-record policy. */
+  async *read(split: SplitName, file: string): AsyncGenerator<Example> {
+    const report: ReadReport = { kept: 0, skipped: {} };
+    this.reports[split] = report;
+    const bad = (line: number, reason: string, detail: string): void => {
+      if (this.options.onInvalid === 'fail') {
+        throw new FormatError(`${file}:${line}`, `${detail}`, { hint: 'fix the record, or set "onInvalid": "skip" to skip and count such records' });
+      }
+      report.skipped[reason] = (report.skipped[reason] ?? 0) + 1;
+    };
+    for await (const { line, text } of records(file)) {
+      let record: unknown;
+      try {
+        record = JSON.parse(text);
+      } catch (error) {
+        bad(line, 'malformed', `not valid JSON: ${(error as Error).message}`);
+        continue;
+      }
+      if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+        bad(line, 'malformed', 'each record must be a JSON object');
+        continue;
+      }
+      const fields = record as Record<string, unknown>;
+      const { prompt: promptField, response: responseField } = this.options.fields;
+      const missing = [promptField, responseField, ...this.options.fields.extra].filter((f) => fields[f] === undefined);
+      if (missing.length) {
+        bad(line, 'missing-field', `missing field${missing.length > 1 ? 's' : ''} ${missing.map((f) => JSON.stringify(f)).join(', ')} (record has ${Object.keys(fields).join(', ') || 'no fields'})`);
+        continue;
+      }
+      const response = fields[responseField];
+      if (typeof response !== 'string' || response.trim() === '') {
+        bad(line, 'empty-response', `empty response in field ${JSON.stringify(responseField)}`);
+        continue;
+      }
+      const prompt = this.options.template.replace(/\{(\w+)\}/g, (whole, name: string) => {
+        const value = name === 'prompt' ? fields[promptField] : fields[name];
+        return value === undefined ? whole : String(value);
+      });
+      report.kept += 1;
+      const extra = Object.fromEntries(this.options.fields.extra.map((f) => [f, fields[f]]));
+      yield { id: `${path.basename(file)}:${line}`, prompt, response, ...(this.options.fields.extra.length ? { fields: extra } : {}) };
+    }
+  }
+}
+
+/** Lines of a JSONL file (streamed), or the elements of a JSON array file, with 1-based line numbers. */
+async function* records(file: string): AsyncGenerator<{ line: number; text: string }> {
+  if (file.endsWith('.json')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch (error) {
+      throw new FormatError(file, `not valid JSON: ${(error as Error).message}`);
+    }
+    if (!Array.isArray(parsed)) throw new FormatError(file, 'a .json dataset must hold an array of records');
+    for (const [i, record] of parsed.entries()) yield { line: i + 1, text: JSON.stringify(record) };
+    return;
+  }
+  const lines = readline.createInterface({ input: fs.createReadStream(file, 'utf8'), crlfDelay: Infinity });
+  let line = 0;
+  for await (const text of lines) {
+    line += 1;
+    if (text.trim() !== '') yield { line, text };
+  }
+}
+
+export const jsonlDatasetEntry = defineComponent({
+  component: 'dataset',
+  kind: JsonlDataset.kind,
+  summary: 'JSONL or JSON-array files per split, with field names, a prompt template and a low-data limit',
+  options: z.strictObject({
+    name: z.string().default('jsonl').describe('dataset name in reports'),
+    files: z
+      .strictObject({ train: z.string().optional(), eval: z.string().optional(), test: z.string().optional() })
+      .refine((f) => f.train || f.eval || f.test, 'name at least one split file')
+      .describe('file per split, relative to the config file'),
+    fields: z
+      .strictObject({
+        prompt: z.string().default('prompt'),
+        response: z.string().default('response'),
+        extra: z.array(z.string()).default([]),
+      })
+      .default({ prompt: 'prompt', response: 'response', extra: [] })
+      .describe('record fields for the prompt, the response, and extra fields evaluators need'),
+    template: z.string().default('{prompt}').describe('prompt template with {prompt} and {<field>} placeholders'),
+    limit: z.number().int().min(1).optional().describe('keep this many training examples (e.g. 100 for the low-data setting)'),
+    shuffle: z.boolean().default(true).describe('shuffle the training split with the run seed'),
+    onInvalid: z.enum(['fail', 'skip']).default('fail').describe('bad records stop the run (fail) or are skipped and counted'),
+  }),
+  create: (options, deps) => new JsonlDataset({ ...options, baseDir: deps.baseDir, rng: deps.rng }),
+});

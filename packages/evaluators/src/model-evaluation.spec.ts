@@ -1,0 +1,55 @@
+import type { Dataset, Example } from '@skd/core';
+import { BigramModel, ByteTokenizer } from '@skd/models';
+import { useBackend, tensorsLeakedBy } from '@skd/testing';
+import { ExactMatch } from './exact-match';
+import { evaluateModel, referencePerplexity, teacherAcceptance } from './model-evaluation';
+
+beforeAll(() => useBackend('cpu'));
+
+const tokenizer = new ByteTokenizer();
+const V = tokenizer.vocabSize;
+const dataset = (examples: Example[]): Dataset => ({ name: 'toy', size: examples.length, async *[Symbol.asyncIterator]() { yield* examples; } });
+
+/** A bigram that always continues "a" -> "b" -> EOS, with the given probability of the likely token. */
+function chain(confidence: number): BigramModel {
+  const rows = Array.from({ length: V }, (_, from) => {
+    const next = from === 97 ? 98 : tokenizer.special.eos;
+    return Array.from({ length: V }, (_, to) => (to === next ? confidence : (1 - confidence) / (V - 1)));
+  });
+  return BigramModel.fromProbabilities(rows, 32);
+}
+
+describe('model evaluation', () => {
+  it('generates greedily in batches and scores every evaluator on the same outputs', async () => {
+    const model = chain(0.9);
+    const examples = [{ id: '1', prompt: 'a', response: 'b' }, { id: '2', prompt: 'xa', response: 'b' }, { id: '3', prompt: 'b', response: 'c' }];
+    const progress: number[] = [];
+    const { metrics, predictions } = await evaluateModel({ model, tokenizer, dataset: dataset(examples), evaluators: [new ExactMatch()], batchSize: 2, maxNewTokens: 5, onProgress: (done) => progress.push(done) });
+    expect(predictions.map((p) => p.text)).toEqual(['b', 'b', '']);
+    expect(metrics).toEqual({ exactMatch: 2 / 3, count: 3 });
+    expect(progress).toEqual([2, 3]);
+    model.dispose();
+  });
+
+  it('computes reference perplexity exactly (known distributions)', async () => {
+    const model = chain(0.5);
+    // reference "b" + EOS after prompt BOS "a": P(b | a) = 0.5, P(EOS | b) = 0.5 -> perplexity 2
+    const metrics = await referencePerplexity(model, tokenizer, dataset([{ id: '1', prompt: 'a', response: 'b' }]));
+    expect(metrics['referenceTokens']).toBe(2);
+    expect(metrics['perplexity']).toBeCloseTo(2, 5);
+    model.dispose();
+  });
+
+  it('measures how often the teacher ranks the student\'s greedy tokens in its top-K', async () => {
+    const student = chain(0.9);
+    const agreeing = chain(0.6);
+    const disagreeing = BigramModel.fromProbabilities(Array.from({ length: V }, (_, from) => Array.from({ length: V }, (_, to) => (to === (from + 7) % V ? 0.9 : 0.1 / (V - 1)))), 32);
+    const data = dataset([{ id: '1', prompt: 'a', response: 'b' }]);
+    expect(await teacherAcceptance(agreeing, student, tokenizer, data, { topK: 1, maxNewTokens: 4 })).toEqual({ teacherAcceptance: 1, judgedTokens: 2 });
+    expect(await teacherAcceptance(disagreeing, student, tokenizer, data, { topK: 1, maxNewTokens: 4 })).toEqual({ teacherAcceptance: 0, judgedTokens: 2 });
+    expect((await teacherAcceptance(disagreeing, student, tokenizer, data, { topK: V, maxNewTokens: 4 }))['teacherAcceptance']).toBe(1);
+    const leaked = await tensorsLeakedBy(() => teacherAcceptance(agreeing, student, tokenizer, data, { topK: 3, maxNewTokens: 4 }));
+    expect(leaked).toBe(0);
+    [student, agreeing, disagreeing].forEach((m) => m.dispose());
+  });
+});

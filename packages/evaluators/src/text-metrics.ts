@@ -1,0 +1,140 @@
+/**
+ * Corpus metrics computed as the standard tools define them, so numbers are comparable with papers:
+ * BLEU and chrF as sacreBLEU (2.x) computes them with its defaults, ROUGE-L as rouge-score does.
+ */
+
+const ENTITIES: [RegExp, string][] = [
+  [/&quot;/g, '"'],
+  [/&amp;/g, '&'],
+  [/&lt;/g, '<'],
+  [/&gt;/g, '>'],
+];
+
+/** sacreBLEU's default "13a" tokenizer (mteval-v13a): split punctuation and symbols off words. */
+export function tokenize13a(line: string): string[] {
+  let text = line.replace(/<skipped>/g, '').replace(/-\n/g, '').replace(/\n/g, ' ');
+  if (text.includes('&')) for (const [entity, char] of ENTITIES) text = text.replace(entity, char);
+  text = ` ${text} `;
+  text = text.replace(/([{-~[-` -&(-+:-@/])/g, ' $1 ');
+  text = text.replace(/([^0-9])([.,])/g, '$1 $2 ');
+  text = text.replace(/([.,])([^0-9])/g, ' $1 $2');
+  text = text.replace(/([0-9])(-)/g, '$1 $2 ');
+  return text.split(/\s+/).filter(Boolean);
+}
+
+function ngramCounts(items: readonly string[], n: number): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (let i = 0; i + n <= items.length; i++) {
+    const key = items.slice(i, i + n).join('\u0001');
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
+}
+
+export interface BleuResult {
+  readonly score: number;
+  readonly precisions: readonly number[];
+  readonly brevityPenalty: number;
+  readonly hypothesisLength: number;
+  readonly referenceLength: number;
+}
+
+/** Corpus BLEU (one reference per hypothesis), 4-grams, brevity penalty, sacreBLEU's "exp" smoothing. */
+export function corpusBleu(hypotheses: readonly string[], references: readonly string[]): BleuResult {
+  if (hypotheses.length !== references.length) throw new RangeError(`${hypotheses.length} hypotheses but ${references.length} references`);
+  const order = 4;
+  const correct = new Array(order).fill(0);
+  const total = new Array(order).fill(0);
+  let sysLen = 0;
+  let refLen = 0;
+  hypotheses.forEach((hyp, i) => {
+    const h = tokenize13a(hyp);
+    const r = tokenize13a(references[i] as string);
+    sysLen += h.length;
+    refLen += r.length;
+    for (let n = 1; n <= order; n++) {
+      const hc = ngramCounts(h, n);
+      const rc = ngramCounts(r, n);
+      for (const [gram, count] of hc) correct[n - 1] += Math.min(count, rc.get(gram) ?? 0);
+      total[n - 1] += Math.max(0, h.length - n + 1);
+    }
+  });
+  const precisions = new Array(order).fill(0);
+  let smooth = 1;
+  for (let n = 0; n < order; n++) {
+    if (total[n] === 0) break;
+    if (correct[n] === 0) {
+      smooth *= 2;
+      precisions[n] = 100 / (smooth * total[n]);
+    } else precisions[n] = (100 * correct[n]) / total[n];
+  }
+  const brevityPenalty = sysLen < refLen ? (sysLen > 0 ? Math.exp(1 - refLen / sysLen) : 0) : 1;
+  const logSum = precisions.reduce((s, p) => s + (p > 0 ? Math.log(p) : -9999999999), 0);
+  const score = brevityPenalty * Math.exp(logSum / order);
+  return { score, precisions, brevityPenalty, hypothesisLength: sysLen, referenceLength: refLen };
+}
+
+function charNgrams(text: string, n: number): Map<string, number> {
+  return ngramCounts(Array.from(text.split(/\s+/).join('')), n);
+}
+
+/** Corpus chrF: character 1..6-grams (whitespace removed), beta 2, sacreBLEU's averaged precision and recall. */
+export function corpusChrf(hypotheses: readonly string[], references: readonly string[], charOrder = 6, beta = 2): number {
+  if (hypotheses.length !== references.length) throw new RangeError(`${hypotheses.length} hypotheses but ${references.length} references`);
+  const stats = Array.from({ length: charOrder }, () => ({ hyp: 0, ref: 0, match: 0 }));
+  hypotheses.forEach((hyp, i) => {
+    for (let n = 1; n <= charOrder; n++) {
+      const hc = charNgrams(hyp, n);
+      const rc = charNgrams(references[i] as string, n);
+      const s = stats[n - 1] as { hyp: number; ref: number; match: number };
+      for (const c of hc.values()) s.hyp += c;
+      for (const c of rc.values()) s.ref += c;
+      for (const [gram, c] of hc) s.match += Math.min(c, rc.get(gram) ?? 0);
+    }
+  });
+  const eps = 1e-16;
+  let effective = 0;
+  let precision = 0;
+  let recall = 0;
+  for (const s of stats) {
+    precision += s.hyp > 0 ? s.match / s.hyp : eps;
+    recall += s.ref > 0 ? s.match / s.ref : eps;
+    if (s.hyp > 0 && s.ref > 0) effective += 1;
+  }
+  if (effective === 0) return 0;
+  precision /= effective;
+  recall /= effective;
+  const factor = beta * beta;
+  return precision + recall > 0 ? (100 * (1 + factor) * precision * recall) / (factor * precision + recall) : 0;
+}
+
+/**
+ * rouge-score's tokenizer: lowercase, every run of characters outside [a-z0-9] becomes a space. It
+ * drops non-Latin scripts entirely; `unicode` keeps letters and digits of every script instead.
+ */
+export function rougeTokens(text: string, mode: 'rouge-score' | 'unicode' = 'rouge-score'): string[] {
+  const lower = text.toLowerCase();
+  const spaced = mode === 'rouge-score' ? lower.replace(/[^a-z0-9]+/g, ' ') : lower.replace(/[^\p{L}\p{M}\p{N}]+/gu, ' ');
+  return spaced.split(/\s+/).filter(Boolean);
+}
+
+function lcsLength(a: readonly string[], b: readonly string[]): number {
+  let prev = new Array(b.length + 1).fill(0);
+  for (let i = 1; i <= a.length; i++) {
+    const row = new Array(b.length + 1).fill(0);
+    for (let j = 1; j <= b.length; j++) row[j] = a[i - 1] === b[j - 1] ? (prev[j - 1] as number) + 1 : Math.max(prev[j] as number, row[j - 1] as number);
+    prev = row;
+  }
+  return prev[b.length] as number;
+}
+
+/** ROUGE-L F-measure of one prediction against one reference (rouge-score's definition). */
+export function rougeL(prediction: string, reference: string, mode: 'rouge-score' | 'unicode' = 'rouge-score'): number {
+  const p = rougeTokens(prediction, mode);
+  const r = rougeTokens(reference, mode);
+  if (p.length === 0 || r.length === 0) return 0;
+  const lcs = lcsLength(p, r);
+  const precision = lcs / p.length;
+  const recall = lcs / r.length;
+  return precision + recall > 0 ? (2 * precision * recall) / (precision + recall) : 0;
+}
