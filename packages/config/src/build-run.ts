@@ -150,6 +150,8 @@ function lenientRefs(input: unknown): Partial<Record<'tokenizer' | 'teacher' | '
 export class Run {
   private readonly disposers: (() => void)[] = [];
   private disposed = false;
+  /** Every component's random stream by config path: saved and restored by checkpoints. */
+  readonly componentRngs = new Map<string, Rng>();
 
   constructor(
     @inject(RUN_CONFIG) readonly config: RunConfig,
@@ -189,8 +191,11 @@ export async function buildRun(input: unknown, options: BuildRunOptions = {}): P
   const container = (options.parentContainer ?? rootContainer).createChildContainer();
   const cleanups: (() => void)[] = [() => void container.dispose()];
   const value = <T>(token: InjectionToken<T>, instance: T) => container.register(token, { useValue: instance });
+  const rngs = new Map<string, Rng>();
   const make = async <K extends ComponentKind>(planned: PlannedComponent<K>, extra: object) => {
-    const deps = { baseDir, rng: rng.fork(planned.path), ...extra } as never;
+    const componentRng = rng.fork(planned.path);
+    rngs.set(planned.path, componentRng);
+    const deps = { baseDir, rng: componentRng, ...extra } as never;
     const instance = await planned.entry.create(planned.options, deps);
     const disposable = instance as { dispose?: () => void };
     if (typeof disposable.dispose === 'function') cleanups.push(() => disposable.dispose?.());
@@ -214,6 +219,7 @@ export async function buildRun(input: unknown, options: BuildRunOptions = {}): P
     for (const planned of plan.evaluators) evaluators.push(await make(planned, { tokenizer }));
     value(EVALUATORS, evaluators);
     const run = container.resolve(Run);
+    for (const [path, componentRng] of rngs) run.componentRngs.set(path, componentRng);
     for (const cleanup of cleanups) run.onDispose(cleanup);
     return run;
   } catch (error) {

@@ -13,6 +13,27 @@ export const componentRefSchema = z.strictObject({
 
 export type ComponentRef = z.infer<typeof componentRefSchema>;
 
+/** How the student is trained; every field has a default that runs. */
+export const trainingSchema = z.strictObject({
+  steps: z.number().int().min(1).default(100).describe('optimizer steps'),
+  batchSize: z.number().int().min(1).default(8).describe('examples per micro-batch'),
+  gradientAccumulation: z.number().int().min(1).default(1).describe('micro-batches per optimizer step (the loss is normalised by the whole step\'s token count)'),
+  learningRate: z.number().positive().default(1e-3).describe('peak learning rate'),
+  weightDecay: z.number().min(0).default(0.01).describe('AdamW decoupled weight decay (matrices only; not biases, LayerNorm or embeddings of rank 1)'),
+  beta1: z.number().min(0).lt(1).default(0.9),
+  beta2: z.number().min(0).lt(1).default(0.999),
+  epsilon: z.number().positive().default(1e-8),
+  schedule: z.enum(['constant', 'linear', 'cosine']).default('linear').describe('learning-rate decay after warmup (to 0 at the last step)'),
+  warmupSteps: z.number().int().min(0).default(0).describe('linear warmup from 0'),
+  gradientClip: z.number().min(0).default(1).describe('clip the global gradient norm to this (0: off)'),
+  evalEvery: z.number().int().min(0).default(0).describe('evaluate every N steps (0: only at the end)'),
+  evalLimit: z.number().int().min(1).default(50).describe('evaluation examples (from the eval split during training, the test split at the end)'),
+  maxNewTokens: z.number().int().min(1).default(64).describe('generation length at evaluation'),
+  checkpointEvery: z.number().int().min(0).default(0).describe('write a checkpoint every N steps (0: only at the end)'),
+});
+
+export type TrainingConfig = z.infer<typeof trainingSchema>;
+
 export const runConfigSchema = z.strictObject({
   $comment: z.string().optional().describe('free text: what this config reproduces'),
   seed: z.number().int().min(0).default(42).describe('seed of every random choice in the run'),
@@ -24,6 +45,7 @@ export const runConfigSchema = z.strictObject({
   divergence: componentRefSchema.default({ kind: 'cross-entropy', options: {} }).describe('token-level loss'),
   dataset: componentRefSchema.describe('task data with train/eval/test splits'),
   evaluators: z.array(componentRefSchema).default([]).describe('metrics computed at evaluation'),
+  training: trainingSchema.default(trainingSchema.parse({})).describe('optimizer, schedule and evaluation settings'),
 });
 
 /** A validated config with every default filled in. */

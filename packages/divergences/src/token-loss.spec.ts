@@ -52,12 +52,15 @@ describe('tokenLoss', () => {
     expect(scalar(tokenLoss({ ...input, studentLogits: shifted }))).toBeGreaterThan(40);
   });
 
-  it('gives the full-batch gradient when micro-batches are normalised by the global count', () => {
+  it('gives the full-batch gradient when micro-batches are normalised by the global count', async () => {
     const rng = Rng.create(2);
     const s = random(rng, [2, 4, V]) as tf.Tensor3D;
     const t = random(rng, [2, 4, V]) as tf.Tensor3D;
     const total = countTargets(mask());
     expect(total).toBe(4);
+    const m = mask();
+    expect(await tensorsLeakedBy(() => countTargets(m))).toBe(0);
+    m.dispose();
     const full = tf.grad((x: tf.Tensor) => tokenLoss({ divergence: kl, tokens: tokens(), targetMask: mask(), studentLogits: x as tf.Tensor3D, teacherLogits: t }))(s);
     const micro = [0, 1].map((b) =>
       tf.grad((x: tf.Tensor) =>

@@ -23,7 +23,10 @@ export interface TokenLossInput {
 
 /** Number of loss-target tokens in a batch (those with a preceding position to predict them). */
 export function countTargets(targetMask: tf.Tensor2D): number {
-  return tf.tidy(() => tf.sum(tf.slice(targetMask, [0, 1], [-1, -1]))).dataSync()[0] as number;
+  const count = tf.tidy(() => tf.sum(tf.slice(targetMask, [0, 1], [-1, -1])));
+  const value = count.dataSync()[0] as number;
+  count.dispose();
+  return value;
 }
 
 /**

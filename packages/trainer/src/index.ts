@@ -1,1 +1,5 @@
+export * from './data-stream';
 export * from './format';
+export * from './optimizer';
+export * from './stages';
+export * from './trainer';

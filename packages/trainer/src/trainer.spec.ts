@@ -1,0 +1,168 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng, type Divergence, type RunEvent } from '@skd/core';
+import { InlineDataset } from '@skd/datasets';
+import { CrossEntropy, TokenDivergence, forwardKl } from '@skd/divergences';
+import { ExactMatch } from '@skd/evaluators';
+import { ByteTokenizer, GptModel, gptConfigSchema } from '@skd/models';
+import { SkdSampler, SupervisedSampler } from '@skd/samplers';
+import { tensorsLeakedBy, useBackend } from '@skd/testing';
+import { clipByGlobalNorm, learningRateAt } from './optimizer';
+import { DivergedError, Trainer, latestCheckpoint, type TrainerParts, type TrainingOptions } from './trainer';
+
+beforeAll(() => useBackend('cpu'));
+
+const tokenizer = new ByteTokenizer();
+const examples = ['2+2=4', '3+1=4', '1+1=2', '2+3=5', '4+4=8', '3+3=6'].map((s, i) => ({ id: String(i), prompt: s.slice(0, 4), response: s.slice(4) }));
+const dataset = () => new InlineDataset('toy', { train: examples, eval: examples.slice(0, 2), test: examples.slice(0, 3) });
+const gpt = (seed: number, layers = 1) => new GptModel(gptConfigSchema.parse({ vocabSize: tokenizer.vocabSize, contextLength: 32, layers, heads: 2, dModel: 16 }), { seed });
+
+const training = (over: Partial<TrainingOptions> = {}): TrainingOptions => ({
+  steps: 6, batchSize: 2, gradientAccumulation: 1, learningRate: 3e-3, weightDecay: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8,
+  schedule: 'linear', warmupSteps: 1, gradientClip: 1, evalEvery: 0, evalLimit: 2, maxNewTokens: 3, checkpointEvery: 0, ...over,
+});
+
+/** An SKD distillation run (stochastic: it exercises RNG and sampler state on resume). */
+function skdParts(over: Partial<TrainingOptions> = {}, seed = 1): TrainerParts & { dispose(): void } {
+  const rng = Rng.create(seed);
+  const samplerRng = rng.fork('sampler');
+  const student = gpt(seed);
+  const teacher = gpt(seed + 100, 2);
+  const sampler = new SkdSampler({ student, teacher, tokenizer, rng: samplerRng }, {
+    topK: 20, acceptance: 'top-k', topP: 0.9, acceptOn: 'raw', replace: 'resample', draftBlock: 3, kDecay: false, ratio: 1,
+    maxNewTokens: 4, studentSampling: {}, teacherSampling: {}, cacheTeacherLogProbs: true, maxCachedTeacherFloats: 1e9,
+  });
+  return {
+    student, teacher, tokenizer, sampler, divergence: new TokenDivergence({ name: 'forward-kl', fn: forwardKl }), dataset: dataset(),
+    evaluators: [new ExactMatch()], rngs: new Map([['sampler', samplerRng]]), training: training(over), runId: 'test', backend: 'cpu',
+    dispose: () => [student, teacher].forEach((m) => m.dispose()),
+  };
+}
+
+function sftParts(over: Partial<TrainingOptions> = {}, divergence: Divergence = new CrossEntropy()): TrainerParts & { dispose(): void } {
+  const student = gpt(3);
+  return {
+    student, teacher: undefined, tokenizer, sampler: new SupervisedSampler({ pad: tokenizer.special.pad, contextLength: 32 }), divergence,
+    dataset: dataset(), evaluators: [new ExactMatch()], rngs: new Map(), training: training(over), runId: 'sft', backend: 'cpu',
+    dispose: () => student.dispose(),
+  };
+}
+
+const weights = (model: GptModel) => model.trainableVariables.map((v) => Array.from(v.dataSync()));
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'skd-train-'));
+
+describe('Trainer', () => {
+  it('fine-tunes (supervised sampler + cross-entropy): the loss falls, events carry plain numbers', async () => {
+    const parts = sftParts({ steps: 40, learningRate: 1e-2 });
+    const trainer = new Trainer(parts);
+    const events: RunEvent[] = [];
+    trainer.events$.subscribe((e) => events.push(e));
+    const result = await trainer.run();
+    const losses = events.flatMap((e) => (e.type === 'step' ? [e.loss] : []));
+    expect(result.reason).toBe('completed');
+    expect(losses).toHaveLength(40);
+    expect(losses.slice(-5).reduce((a, b) => a + b) / 5).toBeLessThan(losses.slice(0, 5).reduce((a, b) => a + b) / 5 * 0.6);
+    expect(events[0]?.type).toBe('run-started');
+    expect(events.at(-1)).toEqual({ type: 'run-ended', step: 40, reason: 'completed' });
+    expect(events.some((e) => e.type === 'eval' && e.split === 'test' && e.metrics['exactMatch'] !== undefined && e.metrics['validationLoss'] !== undefined)).toBe(true);
+    expect(JSON.parse(JSON.stringify(events))).toEqual(events); // plain data only
+    trainer.dispose();
+    parts.dispose();
+  });
+
+  it('resumes an interrupted SKD run to exactly the weights of an uninterrupted one', async () => {
+    const straight = skdParts({ steps: 6 });
+    const a = new Trainer(straight);
+    await a.run({ runDir: tmp() });
+    const dir = tmp();
+    const first = skdParts({ steps: 6, checkpointEvery: 3 });
+    const b = new Trainer(first);
+    const controller = new AbortController();
+    b.events$.subscribe((e) => e.type === 'step' && e.step === 3 && controller.abort());
+    expect((await b.run({ runDir: dir, signal: controller.signal })).reason).toBe('cancelled');
+    expect(latestCheckpoint(dir)).toMatch(/step-000003$/);
+    const second = skdParts({ steps: 6, checkpointEvery: 3 });
+    const c = new Trainer(second);
+    const started: RunEvent[] = [];
+    c.events$.subscribe((e) => e.type === 'run-started' && started.push(e));
+    await c.run({ runDir: dir, resume: true });
+    expect(started[0]).toMatchObject({ startStep: 3 });
+    expect(weights(second.student as GptModel)).toEqual(weights(straight.student as GptModel));
+    [a, b, c].forEach((t) => t.dispose());
+    [straight, first, second].forEach((p) => p.dispose());
+  });
+
+  it('accumulates gradients: 2 micro-batches of 1 step like 1 batch of 2 (normalised by the step\'s tokens)', async () => {
+    const one = sftParts({ steps: 2, batchSize: 2, gradientAccumulation: 1, gradientClip: 0 });
+    const two = sftParts({ steps: 2, batchSize: 1, gradientAccumulation: 2, gradientClip: 0 });
+    for (const parts of [one, two]) {
+      const t = new Trainer(parts);
+      await t.run();
+      t.dispose();
+    }
+    const a = weights(one.student as GptModel).flat();
+    const b = weights(two.student as GptModel).flat();
+    expect(Math.max(...a.map((x, i) => Math.abs(x - (b[i] as number))))).toBeLessThan(1e-5);
+    [one, two].forEach((p) => p.dispose());
+  });
+
+  it('stops on a NaN loss with a clear message and keeps the last good checkpoint', async () => {
+    let calls = 0;
+    const flaky: Divergence = {
+      name: 'flaky', needsTeacher: false,
+      perToken: (input) => {
+        calls += 1;
+        const ce = new CrossEntropy().perToken(input);
+        return calls > 2 ? (tf.mul(ce, Number.NaN) as tf.Tensor2D) : ce; // NaN from step 2 on, still connected to the weights
+      },
+    };
+    const parts = sftParts({ steps: 5, checkpointEvery: 1 }, flaky);
+    const trainer = new Trainer(parts);
+    const dir = tmp();
+    const ended: RunEvent[] = [];
+    trainer.events$.subscribe((e) => e.type === 'run-ended' && ended.push(e));
+    await expect(trainer.run({ runDir: dir })).rejects.toThrow(DivergedError);
+    expect(ended[0]).toMatchObject({ reason: 'diverged', message: 'loss became NaN at step 2' });
+    expect(latestCheckpoint(dir)).toMatch(/step-000002$/);
+    trainer.dispose();
+    parts.dispose();
+  });
+
+  it('refuses a teacher divergence without a teacher, before training', () => {
+    const parts = sftParts({}, new TokenDivergence({ name: 'forward-kl', fn: forwardKl }));
+    expect(() => new Trainer(parts)).toThrow('divergence "forward-kl" needs a teacher model');
+    parts.dispose();
+  });
+
+  it('keeps numTensors flat across training steps', async () => {
+    const parts = skdParts({ steps: 3 });
+    const trainer = new Trainer(parts);
+    await trainer.run();
+    const leaked = await tensorsLeakedBy(async () => {
+      const more = new Trainer({ ...parts, training: training({ steps: 8 }) });
+      await more.run();
+      more.dispose();
+    });
+    expect(leaked).toBe(0);
+    trainer.dispose();
+    parts.dispose();
+  });
+});
+
+describe('optimizer pieces', () => {
+  it('schedules: linear warmup, then constant, linear or cosine decay to 0', () => {
+    const o = (schedule: 'constant' | 'linear' | 'cosine') => ({ learningRate: 1, warmupSteps: 2, schedule });
+    expect([0, 1, 2, 6, 10].map((s) => learningRateAt(s, 10, o('linear')))).toEqual([0.5, 1, 1, 0.5, 0]);
+    expect(learningRateAt(6, 10, o('cosine'))).toBeCloseTo(0.5, 12);
+    expect(learningRateAt(9, 10, o('constant'))).toBe(1);
+  });
+
+  it('clips by the global norm and reports the norm before clipping', () => {
+    const { grads, norm } = clipByGlobalNorm([tf.tensor1d([3]), tf.tensor1d([4])], 1);
+    expect(norm).toBeCloseTo(5, 6);
+    expect(grads.map((g) => g.dataSync()[0])).toEqual([expect.closeTo(0.6, 5), expect.closeTo(0.8, 5)]);
+    grads.forEach((g) => g.dispose());
+  });
+});
