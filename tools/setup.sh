@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: a C toolchain, Python for node-gyp, and OpenBLAS for the native CPU kernels.
-APT_PACKAGES=(build-essential python3 libopenblas-dev)
+# System packages: a C toolchain, Python for node-gyp, OpenBLAS for the native CPU kernels, and
+# Chromium (headless) to check that reports render.
+APT_PACKAGES=(build-essential python3 libopenblas-dev chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

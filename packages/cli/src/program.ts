@@ -9,17 +9,16 @@ import {
   readConfigFile,
   type Registries,
 } from '@skd/config';
-import { SkdError, type ComponentKind } from '@skd/core';
+import { Rng, SkdError, type ComponentKind, type SplitName } from '@skd/core';
+import { evaluateModel } from '@skd/evaluators';
+import { generate } from '@skd/models';
+import { take } from '@skd/trainer';
+import { runExperiment } from './experiment';
+import { terminalIo, type Io } from './io';
+import { findRuns, writeReport } from './report';
+import { runSweep } from './sweep';
 
-export interface Io {
-  out(line: string): void;
-  err(line: string): void;
-}
-
-const stdio: Io = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
-};
+export type { Io } from './io';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -41,7 +40,10 @@ function describeKinds(registries: Registries, only: ComponentKind | undefined, 
   }
 }
 
-export function buildProgram(io: Io = stdio): Command {
+/** Exit codes: 0 done, 1 unexpected failure, 2 bad input (config, files), 130 interrupted (checkpoint written). */
+export const EXIT_INTERRUPTED = 130;
+
+export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: { code: number } = { code: 0 }): Command {
   const program = new Command('skd')
     .description('skd: knowledge distillation of language models (speculative KD and its baselines)')
     .showHelpAfterError()
@@ -70,6 +72,103 @@ export function buildProgram(io: Io = stdio): Command {
       }
     });
 
+  const runOptions = (command: Command) =>
+    command
+      .argument('<config>', 'JSON run config; relative paths in it resolve from its folder')
+      .option('--set <key=value>', 'override a config value (repeatable), e.g. --set training.steps=50', collect, [])
+      .option('--out <dir>', 'run directory (default runs/<config name>)')
+      .option('--resume', 'continue the run in --out from its newest checkpoint', false);
+
+  for (const mode of ['train', 'distill'] as const) {
+    runOptions(
+      program
+        .command(mode)
+        .description(
+          mode === 'train'
+            ? 'supervised fine-tuning (sampler "supervised", divergence "cross-entropy"): trains teachers and initial students'
+            : 'knowledge distillation of the config\'s student from its teacher (SKD or any sampler/divergence)',
+        ),
+    ).action(async (file: string, options: { set: string[]; out?: string; resume: boolean }) => {
+      const result = await runExperiment({ configFile: file, sets: options.set, ...(options.out ? { out: options.out } : {}), resume: options.resume, mode, io, ...(signal ? { signal } : {}) });
+      if (result.reason === 'cancelled') exit.code = EXIT_INTERRUPTED;
+    });
+  }
+
+  program
+    .command('eval')
+    .description('greedy generation on a split, then the config\'s evaluators (the student as the config builds it)')
+    .argument('<config>', 'JSON run config (point student at a checkpoint to evaluate a trained model)')
+    .option('--set <key=value>', 'override a config value (repeatable)', collect, [])
+    .option('--split <split>', 'train, eval or test', 'test')
+    .option('--limit <n>', 'evaluate at most n examples', (v) => Number(v))
+    .action(async (file: string, options: { set: string[]; split: SplitName; limit?: number }) => {
+      const { config, baseDir } = loadConfig(file, options.set);
+      const run = await buildRun(config, { baseDir, source: file });
+      try {
+        const split = run.dataset.split(options.split);
+        const { metrics } = await evaluateModel({
+          model: run.student,
+          tokenizer: run.tokenizer,
+          dataset: options.limit ? take(split, options.limit) : split,
+          evaluators: run.evaluators,
+          batchSize: run.config.training.batchSize,
+          maxNewTokens: run.config.training.maxNewTokens,
+          onProgress: (done, total) => io.progress(`eval ${done}/${total ?? '?'}`),
+        });
+        io.out(JSON.stringify(metrics));
+      } finally {
+        run.dispose();
+      }
+    });
+
+  program
+    .command('generate')
+    .description('generate from the config\'s student for one prompt')
+    .argument('<config>', 'JSON run config')
+    .requiredOption('--prompt <text>', 'the prompt')
+    .option('--set <key=value>', 'override a config value (repeatable)', collect, [])
+    .option('--max-new-tokens <n>', 'longest response', (v) => Number(v), 64)
+    .option('--temperature <t>', 'sampling temperature (default: greedy)', (v) => Number(v))
+    .action(async (file: string, options: { prompt: string; set: string[]; maxNewTokens: number; temperature?: number }) => {
+      const { config, baseDir } = loadConfig(file, options.set);
+      const run = await buildRun(config, { baseDir, source: file });
+      try {
+        const bos = run.tokenizer.special.bos !== undefined ? [run.tokenizer.special.bos] : [];
+        const { tokens } = await generate(run.student, [[...bos, ...run.tokenizer.encode(options.prompt)]], {
+          maxNewTokens: options.maxNewTokens,
+          eos: run.tokenizer.special.eos,
+          pad: run.tokenizer.special.pad,
+          rng: Rng.create(run.config.seed).fork('generate'),
+          ...(options.temperature !== undefined ? { temperature: options.temperature } : { greedy: true }),
+        });
+        io.out(run.tokenizer.decode(tokens[0] ?? []));
+      } finally {
+        run.dispose();
+      }
+    });
+
+  program
+    .command('sweep')
+    .description('run a grid of configs one after another; a killed sweep continues where it stopped')
+    .argument('<sweep>', 'sweep file: { base, out, mode, grid: { "config.path": [values] }, set: [] }')
+    .action(async (file: string) => {
+      const { done, failed, total } = await runSweep(file, io, signal);
+      io.out(`sweep: ${done}/${total} runs done${failed ? `, ${failed} failed` : ''}`);
+      if (signal?.aborted) exit.code = EXIT_INTERRUPTED;
+      else if (failed) exit.code = 1;
+    });
+
+  program
+    .command('report')
+    .description('results table (mean and std over seeds) and charts from run folders, as Markdown and HTML')
+    .argument('<paths...>', 'run folders, or folders holding them (a sweep\'s out)')
+    .option('--out <dir>', 'where report.md and report.html go', 'report')
+    .action((paths: string[], options: { out: string }) => {
+      const runs = findRuns(paths);
+      const { groups } = writeReport(runs, options.out);
+      io.out(`report: ${runs.length} runs in ${groups} groups -> ${options.out}/report.md, ${options.out}/report.html`);
+    });
+
   program
     .command('kinds')
     .description('list the registered component kinds with their options')
@@ -85,11 +184,22 @@ export function buildProgram(io: Io = stdio): Command {
   return program;
 }
 
-/** Runs the CLI; SkdErrors print their message (what, value, fix) without a stack trace. */
-export async function main(argv: readonly string[], io: Io = stdio): Promise<number> {
+/**
+ * Runs the CLI; SkdErrors print their message (what, value, fix) without a stack trace. The first
+ * SIGINT lets the current step finish and writes a checkpoint (exit 130); a second one exits at once.
+ */
+export async function main(argv: readonly string[], io: Io = terminalIo(), signals = true): Promise<number> {
+  const controller = new AbortController();
+  const onInterrupt = () => {
+    if (controller.signal.aborted) process.exit(EXIT_INTERRUPTED);
+    io.err('interrupted: finishing the current step and writing a checkpoint (Ctrl-C again to quit now)');
+    controller.abort();
+  };
+  if (signals) process.on('SIGINT', onInterrupt);
+  const exit = { code: 0 };
   try {
-    await buildProgram(io).parseAsync([...argv], { from: 'user' });
-    return 0;
+    await buildProgram(io, controller.signal, exit).parseAsync([...argv], { from: 'user' });
+    return exit.code;
   } catch (error) {
     if (error instanceof SkdError) {
       io.err(`error: ${error.message}`);
@@ -98,5 +208,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     if ((error as { code?: string }).code?.startsWith('commander.')) return 1;
     io.err(String((error as Error).stack ?? error));
     return 1;
+  } finally {
+    if (signals) process.off('SIGINT', onInterrupt);
   }
 }

@@ -12,7 +12,7 @@ export function toConfigIssues(error: z.ZodError, input: unknown, prefix: string
         const suggestion = closest(key, known);
         issues.push({
           path: base ? `${base}.${key}` : key,
-          message: `unknown key${suggestion ? ` (did you mean "${suggestion}"?)` : ''}; known keys: ${known.join(', ')}`,
+          message: `unknown key${suggestion ? ` (did you mean "${suggestion}"?)` : ''}; ${known.length ? `known keys: ${known.join(', ')}` : 'this takes no options'}`,
         });
       }
       continue;

@@ -58,6 +58,11 @@ export class VocabularyMismatchError extends SkdError {
   }
 }
 
+/** A model produced NaN or infinite values: training has diverged (or the input was corrupt). */
+export class NonFiniteError extends SkdError {
+  override readonly name = 'NonFiniteError';
+}
+
 /** A requested tensor backend could not be initialised. */
 export class BackendError extends SkdError {
   override readonly name = 'BackendError';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { SkdError, type LanguageModel, type Rng } from '@skd/core';
+import { NonFiniteError, SkdError, type LanguageModel, type Rng } from '@skd/core';
 
 /** How the next token is chosen from a logit row. */
 export interface SamplingOptions {
@@ -61,6 +61,11 @@ export function warpedDistribution(logits: ArrayLike<number>, options: SamplingO
 /** Chooses one token id from a logit row with the run's Rng. */
 export function chooseToken(logits: ArrayLike<number>, options: SamplingOptions, rng: Rng): number {
   checkSampling(options);
+  for (let i = 0; i < logits.length; i++) {
+    if (Number.isNaN(logits[i]) || logits[i] === Infinity) {
+      throw new NonFiniteError(`the model's logits contain ${logits[i]} (at token ${i}): its weights or inputs are not finite`);
+    }
+  }
   if (options.greedy) {
     let best = 0;
     for (let i = 1; i < logits.length; i++) if ((logits[i] as number) > (logits[best] as number)) best = i;

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Subject } from 'rxjs';
 import {
+  NonFiniteError,
   type Rng,
   SkdError,
   type DatasetSource,
@@ -146,7 +147,13 @@ export class Trainer {
     const batches: KdBatch[] = [];
     try {
       for (let micro = 0; micro < t.gradientAccumulation; micro++) {
-        batches.push(await this.parts.sampler.sample(await this.stream.next(), { step, totalSteps: t.steps }));
+        const prompts = await this.stream.next();
+        try {
+          batches.push(await this.parts.sampler.sample(prompts, { step, totalSteps: t.steps }));
+        } catch (error) {
+          if (!(error instanceof NonFiniteError)) throw error;
+          this.diverged(step, `sampling failed at step ${step}: ${error.message}`);
+        }
       }
       const targets = batches.reduce((n, b) => n + countTargets(b.targetMask), 0);
       const variables = this.parts.student.trainableVariables;
@@ -180,9 +187,7 @@ export class Trainer {
       }
       if (!Number.isFinite(loss)) {
         sums?.forEach((g) => g.dispose());
-        const message = `loss became ${loss} at step ${step}`;
-        this.events$.next({ type: 'run-ended', step, reason: 'diverged', message });
-        throw new DivergedError(message, { hint: 'lower the learning rate or the temperature, or enable gradientClip; the last good checkpoint is kept' });
+        this.diverged(step, `loss became ${loss} at step ${step}`);
       }
       const { grads, norm } = clipByGlobalNorm(sums as tf.Tensor[], t.gradientClip);
       const learningRate = learningRateAt(step, t.steps, t);
@@ -204,6 +209,11 @@ export class Trainer {
     } finally {
       batches.forEach((b) => b.dispose());
     }
+  }
+
+  private diverged(step: number, message: string): never {
+    this.events$.next({ type: 'run-ended', step, reason: 'diverged', message });
+    throw new DivergedError(message, { hint: 'lower the learning rate or the temperature, or enable gradientClip; the last good checkpoint is kept' });
   }
 
   /** The teacher's logits for a batch, unless the divergence needs none or the sampler kept them. */

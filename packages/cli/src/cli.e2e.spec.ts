@@ -1,0 +1,191 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+// End-to-end: the built `skd` binary, as a user runs it (build first: nx runs build before test).
+const BIN = path.resolve(__dirname, '../dist/main.js');
+const DATA = path.resolve(__dirname, '../../../data/arithmetic');
+
+function tinyConfig(dir: string, over: { steps?: number; checkpointEvery?: number; learningRate?: number } = {}): string {
+  const config = {
+    $comment: 'a tiny SKD run for the CLI tests',
+    seed: 3,
+    backend: 'auto',
+    teacher: { kind: 'gpt', options: { layers: 2, dModel: 32, heads: 2, contextLength: 512 } },
+    student: { kind: 'gpt', options: { layers: 1, dModel: 16, heads: 2, contextLength: 512 } },
+    sampler: { kind: 'skd', options: { topK: 40, maxNewTokens: 6 } },
+    divergence: { kind: 'forward-kl' },
+    dataset: {
+      kind: 'jsonl',
+      options: { name: 'arithmetic', files: { train: `${DATA}/train.jsonl`, eval: `${DATA}/eval.jsonl`, test: `${DATA}/test.jsonl` }, limit: 100 },
+    },
+    evaluators: [{ kind: 'exact-match', options: { answerMarker: '####' } }],
+    training: { steps: over.steps ?? 4, batchSize: 4, evalEvery: 2, evalLimit: 4, maxNewTokens: 6, checkpointEvery: over.checkpointEvery ?? 2, ...(over.learningRate ? { learningRate: over.learningRate } : {}) },
+  };
+  const file = path.join(dir, 'run.json');
+  fs.writeFileSync(file, JSON.stringify(config, null, 2));
+  return file;
+}
+
+function skd(args: string[], cwd: string): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function start(args: string[], cwd: string): ChildProcess & { output: () => string } {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (d) => (output += d));
+  child.stderr?.on('data', (d) => (output += d));
+  return Object.assign(child, { output: () => output });
+}
+
+async function waitFor(condition: () => boolean, ms = 60_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const exited = (child: ChildProcess) => new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'skd-cli-'));
+
+describe('skd distill / train (end to end)', () => {
+  it('runs a distillation and writes the run directory: config, metrics, checkpoints, eval outputs, summary, model', () => {
+    const dir = tmp();
+    const result = skd(['distill', tinyConfig(dir), '--out', 'runs/a'], dir);
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/backend wasm[\s\S]*checkpoint @ step 2[\s\S]*run ended at step 4: completed/);
+    const run = path.join(dir, 'runs/a');
+    expect(fs.readdirSync(run).sort()).toEqual(['checkpoints', 'config.json', 'eval', 'metrics.jsonl', 'model', 'summary.json']);
+    const events = fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.filter((e) => e.type === 'step').map((e) => e.step)).toEqual([1, 2, 3, 4]);
+    expect(events.find((e) => e.type === 'step').sampler.acceptanceRate).toEqual(expect.any(Number));
+    const predictions = fs.readFileSync(path.join(run, 'eval', 'test-step-000004.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(Object.keys(predictions[0]).sort()).toEqual(['id', 'prediction', 'prompt', 'reference']);
+    expect(JSON.parse(fs.readFileSync(path.join(run, 'summary.json'), 'utf8'))).toMatchObject({ steps: 4, sampler: 'skd', finalMetrics: { exactMatch: expect.any(Number) } });
+  });
+
+  it('refuses an existing run directory without --resume, and a resume with another config, changing nothing', () => {
+    const dir = tmp();
+    const config = tinyConfig(dir, { steps: 2 });
+    expect(skd(['distill', config, '--out', 'runs/a'], dir).status).toBe(0);
+    const before = fs.readFileSync(path.join(dir, 'runs/a/metrics.jsonl'), 'utf8');
+    const again = skd(['distill', config, '--out', 'runs/a'], dir);
+    expect(again.status).toBe(2);
+    expect(again.stderr).toContain('already holds a run. Fix: pass --resume to continue it, or choose another --out');
+    const changed = skd(['distill', config, '--out', 'runs/a', '--resume', '--set', 'training.learningRate=0.5'], dir);
+    expect(changed.status).toBe(2);
+    expect(changed.stderr).toContain('cannot resume');
+    expect(changed.stderr).toContain('changed: training');
+    expect(fs.readFileSync(path.join(dir, 'runs/a/metrics.jsonl'), 'utf8')).toBe(before);
+  });
+
+  it('after SIGKILL, --resume ends with exactly the weights of an uninterrupted run', async () => {
+    const dir = tmp();
+    const config = tinyConfig(dir, { steps: 24, checkpointEvery: 2 });
+    expect(skd(['distill', config, '--out', 'runs/straight'], dir).status).toBe(0);
+    const child = start(['distill', config, '--out', 'runs/killed'], dir);
+    await waitFor(() => fs.existsSync(path.join(dir, 'runs/killed/checkpoints/step-000004')));
+    child.kill('SIGKILL');
+    await exited(child);
+    expect(fs.existsSync(path.join(dir, 'runs/killed/summary.json'))).toBe(false);
+    const resumed = skd(['distill', config, '--out', 'runs/killed', '--resume'], dir);
+    expect(resumed.status).toBe(0);
+    const weights = (run: string) => fs.readFileSync(path.join(dir, 'runs', run, 'model', 'model.safetensors'));
+    expect(weights('killed').equals(weights('straight'))).toBe(true);
+  });
+
+  it('on SIGINT finishes the step, writes a checkpoint and exits 130; --resume completes the run', async () => {
+    const dir = tmp();
+    const config = tinyConfig(dir, { steps: 40, checkpointEvery: 100 });
+    const child = start(['distill', config, '--out', 'runs/a'], dir);
+    await waitFor(() => fs.existsSync(path.join(dir, 'runs/a/metrics.jsonl')) && fs.readFileSync(path.join(dir, 'runs/a/metrics.jsonl'), 'utf8').includes('"type":"step"'));
+    child.kill('SIGINT');
+    expect(await exited(child)).toBe(130);
+    expect(child.output()).toContain('interrupted: finishing the current step and writing a checkpoint');
+    expect(child.output()).toMatch(/run ended at step \d+: cancelled/);
+    expect(fs.readdirSync(path.join(dir, 'runs/a/checkpoints'))).toHaveLength(1);
+    expect(skd(['distill', config, '--out', 'runs/a', '--resume'], dir).status).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'runs/a/summary.json'), 'utf8')).steps).toBe(40);
+  });
+
+  it('stops a diverging run with the step and the fix, keeping the last good checkpoint', () => {
+    const dir = tmp();
+    const result = skd(['distill', tinyConfig(dir, { steps: 20, checkpointEvery: 1, learningRate: 1e12 }), '--out', 'runs/a'], dir);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/(loss became (NaN|Infinity) at step \d+|sampling failed at step \d+: the model's logits contain NaN[^.]*)\. Fix: lower the learning rate/);
+    expect(fs.readdirSync(path.join(dir, 'runs/a/checkpoints')).length).toBeGreaterThan(0);
+  });
+
+  it('skd train refuses a KD divergence, and everything is validated before work starts', () => {
+    const dir = tmp();
+    const config = tinyConfig(dir);
+    const train = skd(['train', config, '--out', 'runs/a'], dir);
+    expect(train.status).toBe(2);
+    expect(train.stderr).toContain('skd train runs supervised fine-tuning, but divergence is "forward-kl". Fix: use skd distill');
+    const typo = skd(['distill', config, '--set', 'training.stepz=3', '--out', 'runs/b'], dir);
+    expect(typo.status).toBe(2);
+    expect(typo.stderr).toContain('training.stepz: unknown key (did you mean "steps"?)');
+    expect(fs.existsSync(path.join(dir, 'runs'))).toBe(false); // nothing was created
+  });
+
+  it('--help lists every command', () => {
+    const help = skd(['--help'], tmp()).stdout;
+    for (const command of ['check', 'train', 'distill', 'eval', 'generate', 'sweep', 'report', 'kinds']) expect(help).toContain(command);
+  });
+});
+
+describe('skd sweep, eval, generate and report', () => {
+  const dir = tmp();
+  let sweepFile: string;
+  beforeAll(() => {
+    const config = tinyConfig(dir, { steps: 2, checkpointEvery: 1 });
+    sweepFile = path.join(dir, 'sweep.json');
+    const samplers = [{ kind: 'supervised' }, { kind: 'skd', options: { topK: 40, maxNewTokens: 6 } }];
+    fs.writeFileSync(sweepFile, JSON.stringify({ base: path.basename(config), out: 'sweep', mode: 'distill', grid: { sampler: samplers, seed: [1, 2] } }));
+  });
+
+  it('runs every combination; a killed sweep continues where it stopped', async () => {
+    const child = start(['sweep', sweepFile], dir);
+    await waitFor(() => fs.existsSync(path.join(dir, 'sweep/sampler-supervised__seed-1/summary.json')));
+    child.kill('SIGKILL');
+    await exited(child);
+    const rerun = skd(['sweep', sweepFile], dir);
+    expect(rerun.status).toBe(0);
+    expect(rerun.stdout).toContain('sweep 1/4 sampler-supervised__seed-1: done earlier, skipped');
+    expect(rerun.stdout).toContain('sweep: 4/4 runs done');
+    const state = JSON.parse(fs.readFileSync(path.join(dir, 'sweep/sweep-state.json'), 'utf8'));
+    expect(state.runs.map((r: { status: string }) => r.status)).toEqual(['done', 'done', 'done', 'done']);
+  });
+
+  it('evaluates and generates with the config\'s student', () => {
+    const model = path.join(dir, 'sweep/sampler-skd__seed-1/model');
+    const evaluated = skd(['eval', sweepFile.replace('sweep.json', 'run.json'), '--limit', '3', '--set', `student={"kind":"checkpoint","options":{"path":"${model}"}}`], dir);
+    expect(evaluated.status).toBe(0);
+    expect(JSON.parse(evaluated.stdout.trim().split('\n').pop() as string)).toMatchObject({ exactMatch: expect.any(Number), count: 3 });
+    const generated = skd(['generate', sweepFile.replace('sweep.json', 'run.json'), '--prompt', 'Tom has 3 apples.', '--max-new-tokens', '5'], dir);
+    expect(generated.status).toBe(0);
+  });
+
+  it('reports mean and std over seeds per method, and the HTML charts render in Chromium', () => {
+    const report = skd(['report', 'sweep', '--out', 'report'], dir);
+    expect(report.status).toBe(0);
+    const markdown = fs.readFileSync(path.join(dir, 'report/report.md'), 'utf8');
+    expect(markdown).toMatch(/\| sampler-supervised \| 2 \| [\d.]+ ± [\d.]+ \|/);
+    expect(markdown).toMatch(/\| sampler-skd \| 2 \|/);
+    const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((c) => fs.existsSync(c));
+    if (!chromium && !process.env['CI']) return; // CI installs Chromium (tools/setup.sh); it must render there
+    const dom = spawnSync(chromium as string, ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', `--user-data-dir=${tmp()}`, '--dump-dom', `file://${path.join(dir, 'report/report.html')}`], { encoding: 'utf8', timeout: 60_000 });
+    const charts = dom.stdout.match(/<svg[^>]*data-chart="([^"]+)"/g) ?? [];
+    expect(charts.length).toBeGreaterThanOrEqual(3); // loss, acceptance, evaluation metrics
+    expect(dom.stdout).toMatch(/data-chart="acceptance"/);
+    // Lines with at least two points: loss for both methods, acceptance for SKD.
+    const series = dom.stdout.match(/<path d="M[\d.]+ [\d.]+(L[\d.]+ [\d.]+)+"[^>]*class="series"/g) ?? [];
+    expect(series.length).toBeGreaterThanOrEqual(3);
+    expect(dom.stdout).toContain('>sampler-skd<');
+  });
+});

@@ -1,0 +1,140 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { applyOverrides, buildRun, configBaseDir, planRun, readConfigFile, type Run, type RunConfig } from '@skd/config';
+import { SkdError, type RunEvent } from '@skd/core';
+import { GptModel, saveCheckpoint, writeFileAtomic } from '@skd/models';
+import { Trainer, formatEvent, progressLines, toJsonLines, type TrainResult } from '@skd/trainer';
+import type { Io } from './io';
+
+export interface ExperimentOptions {
+  readonly configFile: string;
+  readonly sets: readonly string[];
+  /** Run directory; default runs/<config file name>. */
+  readonly out?: string;
+  /** Continue the run in `out` from its newest checkpoint. */
+  readonly resume: boolean;
+  /** `train` (supervised fine-tuning) or `distill` (KD with a teacher). */
+  readonly mode: 'train' | 'distill';
+  readonly io: Io;
+  /** Runs of one group (e.g. the seeds of one method) are aggregated together in reports. */
+  readonly group?: string;
+  /** Cancels the run: the step finishes, a checkpoint is written. */
+  readonly signal?: AbortSignal;
+}
+
+export interface ExperimentResult extends TrainResult {
+  readonly runDir: string;
+}
+
+/** A config file with --set overrides, validated completely (nothing built yet). */
+export function loadExperimentConfig(configFile: string, sets: readonly string[]): { config: RunConfig; raw: unknown; baseDir: string } {
+  const raw = applyOverrides(readConfigFile(configFile), sets);
+  const baseDir = configBaseDir(configFile);
+  const plan = planRun(raw, { baseDir, source: configFile });
+  return { config: plan.config, raw, baseDir };
+}
+
+function checkMode(config: RunConfig, mode: 'train' | 'distill', source: string): void {
+  if (mode === 'train' && config.divergence.kind !== 'cross-entropy') {
+    throw new SkdError(`${source}: skd train runs supervised fine-tuning, but divergence is "${config.divergence.kind}"`, {
+      hint: 'use skd distill for knowledge distillation, or set divergence.kind=cross-entropy',
+    });
+  }
+  if (mode === 'distill' && !config.teacher) {
+    throw new SkdError(`${source}: skd distill needs a teacher model`, { hint: 'add "teacher" to the config (or use skd train for supervised fine-tuning)' });
+  }
+}
+
+/**
+ * Prepares the run directory: a new one gets the resolved config; an existing one is resumed
+ * (only with --resume, and only with the same config) or refused. Nothing in it is overwritten.
+ */
+export function prepareRunDir(runDir: string, config: RunConfig, resume: boolean): void {
+  const saved = path.join(runDir, 'config.json');
+  if (fs.existsSync(saved)) {
+    if (!resume) {
+      throw new SkdError(`run directory ${runDir} already holds a run`, { hint: 'pass --resume to continue it, or choose another --out' });
+    }
+    const previous = JSON.parse(fs.readFileSync(saved, 'utf8')) as RunConfig;
+    const changed = Object.keys({ ...previous, ...config }).filter((k) => JSON.stringify((previous as Record<string, unknown>)[k]) !== JSON.stringify((config as Record<string, unknown>)[k]));
+    if (changed.length) {
+      throw new SkdError(`cannot resume ${runDir} with a different config (changed: ${changed.join(', ')})`, { hint: 'resume with the same config and --set values, or start a new run with another --out' });
+    }
+    return;
+  }
+  if (fs.existsSync(runDir) && fs.readdirSync(runDir).length > 0) {
+    throw new SkdError(`run directory ${runDir} exists and is not an skd run`, { hint: 'choose another --out' });
+  }
+  fs.mkdirSync(runDir, { recursive: true });
+  writeFileAtomic(saved, `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/** Everything a trainer needs, from a built run. */
+function trainerFor(run: Run, runId: string): Trainer {
+  return new Trainer({
+    student: run.student,
+    teacher: run.teacher,
+    tokenizer: run.tokenizer,
+    sampler: run.sampler,
+    divergence: run.divergence,
+    dataset: run.dataset,
+    evaluators: run.evaluators,
+    rngs: run.componentRngs,
+    training: run.config.training,
+    runId,
+    backend: run.backend.name,
+  });
+}
+
+/** `skd train` and `skd distill`: validate, prepare the run directory, train with progress, write the evidence. */
+export async function runExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
+  const { io } = options;
+  const { config, raw, baseDir } = loadExperimentConfig(options.configFile, options.sets);
+  checkMode(config, options.mode, options.configFile);
+  const runDir = path.resolve(options.out ?? path.join('runs', path.basename(options.configFile).replace(/\.json$/, '')));
+  prepareRunDir(runDir, config, options.resume);
+  const run = await buildRun(raw, { baseDir, source: options.configFile });
+  const trainer = trainerFor(run, path.basename(runDir));
+  const metrics = fs.openSync(path.join(runDir, 'metrics.jsonl'), 'a');
+  const acceptance: number[] = [];
+  const started = Date.now();
+  const subscriptions = [
+    trainer.events$.pipe(toJsonLines()).subscribe((line) => fs.writeSync(metrics, `${line}\n`)),
+    trainer.events$.pipe(progressLines()).subscribe((line) => io.progress(line)),
+    trainer.events$.subscribe((event: RunEvent) => {
+      if (event.type === 'step' && event.sampler['acceptanceRate'] !== undefined) acceptance.push(event.sampler['acceptanceRate']);
+      if (event.type !== 'step' && event.type !== 'progress') io.out(formatEvent(event));
+    }),
+  ];
+  try {
+    io.out(run.backend.summary);
+    const result = await trainer.run({ runDir, resume: options.resume, ...(options.signal ? { signal: options.signal } : {}) });
+    if (result.reason === 'completed') {
+      if (run.student instanceof GptModel) {
+        await saveCheckpoint(path.join(runDir, 'model'), { model: run.student, tokenizer: run.tokenizer, overwrite: true });
+      }
+      const summary = {
+        run: path.basename(runDir),
+        group: options.group ?? path.basename(runDir),
+        config: path.resolve(options.configFile),
+        mode: options.mode,
+        sampler: config.sampler.kind,
+        divergence: config.divergence.kind,
+        seed: config.seed,
+        steps: result.step,
+        seconds: (Date.now() - started) / 1000,
+        backend: run.backend.summary,
+        finalMetrics: result.finalMetrics,
+        meanAcceptanceRate: acceptance.length ? acceptance.reduce((a, b) => a + b, 0) / acceptance.length : null,
+      };
+      writeFileAtomic(path.join(runDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+      io.out(`run complete: ${runDir}`);
+    }
+    return { ...result, runDir };
+  } finally {
+    subscriptions.forEach((s) => s.unsubscribe());
+    fs.closeSync(metrics);
+    trainer.dispose();
+    run.dispose();
+  }
+}

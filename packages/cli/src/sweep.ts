@@ -1,0 +1,94 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { ConfigError, SkdError } from '@skd/core';
+import { writeFileAtomic } from '@skd/models';
+import { runExperiment } from './experiment';
+import type { Io } from './io';
+
+/** A sweep: one base config, a grid of overrides, runs one after another with resumable bookkeeping. */
+export const sweepSchema = z.strictObject({
+  $comment: z.string().optional(),
+  base: z.string().min(1).describe('run config, relative to the sweep file'),
+  out: z.string().min(1).describe('folder for the runs and the bookkeeping, relative to the sweep file'),
+  mode: z.enum(['train', 'distill']).default('distill'),
+  grid: z.record(z.string(), z.array(z.unknown()).min(1)).describe('config path -> values; every combination is one run'),
+  set: z.array(z.string()).default([]).describe('overrides applied to every run'),
+});
+
+interface SweepRun {
+  readonly name: string;
+  readonly group: string;
+  readonly sets: string[];
+  status: 'pending' | 'done' | 'failed';
+  error?: string;
+}
+
+/** Every combination of the grid, in a stable order; the group leaves out the seed. */
+export function expandGrid(grid: Record<string, readonly unknown[]>): { name: string; group: string; sets: string[] }[] {
+  let combos: [string, unknown][][] = [[]];
+  for (const [key, values] of Object.entries(grid)) combos = combos.flatMap((c) => values.map((v) => [...c, [key, v] as [string, unknown]]));
+  // A component object is named by its kind ({ "kind": "skd", ... } -> "skd"), anything else by its value.
+  const label = (v: unknown) => (typeof v === 'string' ? v : v && typeof v === 'object' && 'kind' in v ? String((v as { kind: unknown }).kind) : JSON.stringify(v));
+  const slug = (pairs: [string, unknown][]) => pairs.map(([k, v]) => `${k}-${label(v)}`.replace(/[^\w.-]+/g, '_')).join('__') || 'run';
+  return combos.map((pairs) => ({
+    name: slug(pairs),
+    group: slug(pairs.filter(([k]) => k !== 'seed')),
+    sets: pairs.map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`),
+  }));
+}
+
+export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal): Promise<{ done: number; failed: number; total: number }> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(sweepFile, 'utf8'));
+  } catch (cause) {
+    throw new ConfigError(sweepFile, [{ path: '', message: `cannot read the sweep file: ${(cause as Error).message}` }], { cause });
+  }
+  const parsed = sweepSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(sweepFile, parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+  const sweep = parsed.data;
+  const dir = path.dirname(path.resolve(sweepFile));
+  const out = path.resolve(dir, sweep.out);
+  const base = path.resolve(dir, sweep.base);
+  const stateFile = path.join(out, 'sweep-state.json');
+  fs.mkdirSync(out, { recursive: true });
+  const planned = expandGrid(sweep.grid);
+  const previous: SweepRun[] = fs.existsSync(stateFile) ? (JSON.parse(fs.readFileSync(stateFile, 'utf8')) as { runs: SweepRun[] }).runs : [];
+  const runs: SweepRun[] = planned.map((p) => ({ ...p, sets: [...sweep.set, ...p.sets], status: previous.find((r) => r.name === p.name)?.status === 'done' ? 'done' : 'pending' }));
+  const save = () => writeFileAtomic(stateFile, `${JSON.stringify({ sweep: path.resolve(sweepFile), runs }, null, 2)}\n`);
+  save();
+  for (const [i, entry] of runs.entries()) {
+    if (entry.status === 'done') {
+      io.out(`sweep ${i + 1}/${runs.length} ${entry.name}: done earlier, skipped`);
+      continue;
+    }
+    if (signal?.aborted) break;
+    io.out(`sweep ${i + 1}/${runs.length} ${entry.name}`);
+    const runDir = path.join(out, entry.name);
+    try {
+      const result = await runExperiment({
+        configFile: base,
+        sets: entry.sets,
+        out: runDir,
+        resume: fs.existsSync(path.join(runDir, 'config.json')),
+        mode: sweep.mode,
+        io,
+        group: entry.group,
+        ...(signal ? { signal } : {}),
+      });
+      if (result.reason === 'completed') {
+        entry.status = 'done';
+        delete entry.error;
+      }
+    } catch (error) {
+      if (!(error instanceof SkdError)) throw error;
+      entry.status = 'failed';
+      entry.error = error.message;
+      io.err(`sweep run ${entry.name} failed: ${error.message}`);
+    }
+    save();
+  }
+  const done = runs.filter((r) => r.status === 'done').length;
+  return { done, failed: runs.filter((r) => r.status === 'failed').length, total: runs.length };
+}
