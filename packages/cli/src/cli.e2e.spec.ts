@@ -121,6 +121,18 @@ describe('skd distill / train (end to end)', () => {
     expect(fs.readdirSync(path.join(dir, 'runs/a/checkpoints')).length).toBeGreaterThan(0);
   });
 
+  it('stops early when the watched metric stops improving (training.earlyStopping)', () => {
+    const dir = tmp();
+    const config = tinyConfig(dir, { steps: 30, checkpointEvery: 100 });
+    const sets = ['--set', 'training.evalEvery=1', '--set', 'training.earlyStopping={"metric":"validationLoss","mode":"max","patience":1}'];
+    const result = skd(['distill', config, '--out', 'runs/a', ...sets], dir);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/early stopping at step \d+: validationLoss has not improved for 1 evaluations/);
+    const summary = JSON.parse(fs.readFileSync(path.join(dir, 'runs/a/summary.json'), 'utf8'));
+    expect(summary.endReason).toBe('early-stopped');
+    expect(summary.steps).toBeLessThan(30);
+  });
+
   it('skd train refuses a KD divergence, and everything is validated before work starts', () => {
     const dir = tmp();
     const config = tinyConfig(dir);

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { applyOverrides, buildRun, configBaseDir, planRun, readConfigFile, type Run, type RunConfig } from '@skd/config';
 import { SkdError, type RunEvent } from '@skd/core';
 import { GptModel, saveCheckpoint, writeFileAtomic } from '@skd/models';
-import { Trainer, formatEvent, progressLines, toJsonLines, type TrainResult } from '@skd/trainer';
+import { Trainer, earlyStopping, formatEvent, progressLines, toJsonLines, type TrainResult } from '@skd/trainer';
 import type { Io } from './io';
 
 export interface ExperimentOptions {
@@ -96,11 +96,19 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const run = await buildRun(raw, { baseDir, source: options.configFile });
   const trainer = trainerFor(run, path.basename(runDir));
   const metrics = fs.openSync(path.join(runDir, 'metrics.jsonl'), 'a');
+  const early = new AbortController();
+  const watch = config.training.earlyStopping;
   const acceptance: number[] = [];
   const started = Date.now();
   const subscriptions = [
     trainer.events$.pipe(toJsonLines()).subscribe((line) => fs.writeSync(metrics, `${line}\n`)),
     trainer.events$.pipe(progressLines()).subscribe((line) => io.progress(line)),
+    ...(watch
+      ? [trainer.events$.pipe(earlyStopping(watch.metric, watch.patience, watch.mode)).subscribe((step) => {
+          io.out(`early stopping at step ${step}: ${watch.metric} has not improved for ${watch.patience} evaluations`);
+          early.abort();
+        })]
+      : []),
     trainer.events$.subscribe((event: RunEvent) => {
       if (event.type === 'step' && event.sampler['acceptanceRate'] !== undefined) acceptance.push(event.sampler['acceptanceRate']);
       if (event.type !== 'step' && event.type !== 'progress') io.out(formatEvent(event));
@@ -108,8 +116,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   ];
   try {
     io.out(run.backend.summary);
-    const result = await trainer.run({ runDir, resume: options.resume, ...(options.signal ? { signal: options.signal } : {}) });
-    if (result.reason === 'completed') {
+    const result = await trainer.run({ runDir, resume: options.resume, earlyStop: early.signal, ...(options.signal ? { signal: options.signal } : {}) });
+    if (result.reason !== 'cancelled') {
       if (run.student instanceof GptModel) {
         await saveCheckpoint(path.join(runDir, 'model'), { model: run.student, tokenizer: run.tokenizer, overwrite: true });
       }
@@ -122,6 +130,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
         divergence: config.divergence.kind,
         seed: config.seed,
         steps: result.step,
+        endReason: result.reason,
         seconds: (Date.now() - started) / 1000,
         backend: run.backend.summary,
         finalMetrics: result.finalMetrics,

@@ -77,7 +77,7 @@ export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal):
         group: entry.group,
         ...(signal ? { signal } : {}),
       });
-      if (result.reason === 'completed') {
+      if (result.reason !== 'cancelled') {
         entry.status = 'done';
         delete entry.error;
       }

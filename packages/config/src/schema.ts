@@ -30,6 +30,14 @@ export const trainingSchema = z.strictObject({
   evalLimit: z.number().int().min(1).default(50).describe('evaluation examples (from the eval split during training, the test split at the end)'),
   maxNewTokens: z.number().int().min(1).default(64).describe('generation length at evaluation'),
   checkpointEvery: z.number().int().min(0).default(0).describe('write a checkpoint every N steps (0: only at the end)'),
+  earlyStopping: z
+    .strictObject({
+      metric: z.string().min(1).describe('evaluation metric to watch, e.g. exactMatch or validationLoss'),
+      patience: z.number().int().min(1).default(3).describe('evaluations without improvement before stopping'),
+      mode: z.enum(['max', 'min']).default('max').describe('max for accuracy-like metrics, min for losses'),
+    })
+    .optional()
+    .describe('stop when an evaluation metric stops improving (needs evalEvery > 0)'),
 });
 
 export type TrainingConfig = z.infer<typeof trainingSchema>;

@@ -130,6 +130,20 @@ describe('Trainer', () => {
     parts.dispose();
   });
 
+  it('stops early when signalled, evaluates on the test split, and ends "early-stopped"', async () => {
+    const parts = sftParts({ steps: 20, evalEvery: 2 });
+    const trainer = new Trainer(parts);
+    const early = new AbortController();
+    const events: RunEvent[] = [];
+    trainer.events$.subscribe((e) => events.push(e));
+    trainer.events$.subscribe((e) => e.type === 'eval' && e.step === 4 && early.abort());
+    const result = await trainer.run({ earlyStop: early.signal });
+    expect(result).toMatchObject({ step: 4, reason: 'early-stopped', finalMetrics: { exactMatch: expect.any(Number) } });
+    expect(events.at(-1)).toEqual({ type: 'run-ended', step: 4, reason: 'early-stopped' });
+    trainer.dispose();
+    parts.dispose();
+  });
+
   it('refuses a teacher divergence without a teacher, before training', () => {
     const parts = sftParts({}, new TokenDivergence({ name: 'forward-kl', fn: forwardKl }));
     expect(() => new Trainer(parts)).toThrow('divergence "forward-kl" needs a teacher model');

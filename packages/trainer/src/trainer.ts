@@ -39,6 +39,8 @@ export interface TrainingOptions {
   readonly evalLimit: number;
   readonly maxNewTokens: number;
   readonly checkpointEvery: number;
+  /** Watched by the caller (see `earlyStopping` in stages.ts), which then signals `earlyStop`. */
+  readonly earlyStopping?: { readonly metric: string; readonly patience: number; readonly mode: 'max' | 'min' } | undefined;
 }
 
 /** What a training run is made of; the composition root builds these from a config. */
@@ -64,11 +66,13 @@ export interface TrainOptions {
   readonly resume?: boolean;
   /** Abort: the current step finishes, a checkpoint is written, the run ends "cancelled". */
   readonly signal?: AbortSignal;
+  /** Early stop: like abort, but the run then evaluates on the test split and ends "early-stopped". */
+  readonly earlyStop?: AbortSignal;
 }
 
 export interface TrainResult {
   readonly step: number;
-  readonly reason: 'completed' | 'cancelled';
+  readonly reason: 'completed' | 'cancelled' | 'early-stopped';
   readonly finalMetrics: Record<string, number>;
   readonly lastCheckpoint: string | undefined;
 }
@@ -123,12 +127,18 @@ export class Trainer {
       step += 1;
       if (t.evalEvery > 0 && step % t.evalEvery === 0 && step < t.steps) await this.evaluate(step, 'eval', options.runDir);
       const stop = options.signal?.aborted === true;
-      if (options.runDir && ((t.checkpointEvery > 0 && step % t.checkpointEvery === 0) || step === t.steps || stop)) {
+      const early = options.earlyStop?.aborted === true;
+      if (options.runDir && ((t.checkpointEvery > 0 && step % t.checkpointEvery === 0) || step === t.steps || stop || early)) {
         lastCheckpoint = await this.checkpoint(step, options.runDir);
       }
       if (stop) {
         this.events$.next({ type: 'run-ended', step, reason: 'cancelled', message: lastCheckpoint ? `checkpoint ${lastCheckpoint}` : 'nothing written' });
         return { step, reason: 'cancelled', finalMetrics: {}, lastCheckpoint };
+      }
+      if (early) {
+        const finalMetrics = await this.evaluate(step, 'test', options.runDir);
+        this.events$.next({ type: 'run-ended', step, reason: 'early-stopped' });
+        return { step, reason: 'early-stopped', finalMetrics, lastCheckpoint };
       }
     }
     const finalMetrics = await this.evaluate(step, 'test', options.runDir);
