@@ -17,7 +17,7 @@ import {
   type Tokenizer,
 } from '@skd/core';
 import { countTargets, tokenLoss } from '@skd/divergences';
-import { evaluateModel } from '@skd/evaluators';
+import { evaluateModel, referencePerplexity, teacherAcceptance } from '@skd/evaluators';
 import { readSafetensors, writeFileAtomic, writeSafetensors, type NamedArray } from '@skd/models';
 import { assembleBatch } from '@skd/samplers';
 import { BatchStream, take } from './data-stream';
@@ -247,6 +247,15 @@ export class Trainer {
     });
     const validationLoss = await this.validationLoss(predictions.map((p) => p.example));
     const all: Record<string, number> = { ...metrics, ...(validationLoss !== undefined ? { validationLoss } : {}) };
+    if (split === 'test') {
+      // At the end: the student's perplexity of the references, and how often the teacher ranks the
+      // student's greedy tokens in its top-25 (the paper's K), a direct measure of agreement.
+      const { tokenizer, student, teacher } = this.parts;
+      all['perplexity'] = (await referencePerplexity(student, tokenizer, dataset, t.batchSize))['perplexity'] as number;
+      if (teacher) {
+        all['teacherAcceptance'] = (await teacherAcceptance(teacher, student, tokenizer, dataset, { topK: 25, batchSize: t.batchSize, maxNewTokens: t.maxNewTokens }))['teacherAcceptance'] as number;
+      }
+    }
     if (validationLoss !== undefined) this.parts.sampler.observe?.({ step, validationLoss });
     if (runDir) {
       const lines = predictions.map((p) => JSON.stringify({ id: p.example.id, prompt: p.example.prompt, reference: p.example.response, prediction: p.text }));
