@@ -53,6 +53,17 @@ describe('BigramModel', () => {
     model.dispose();
   });
 
+  it('draws its initial weights with std initScale', () => {
+    const std = (initScale: number) => {
+      const m = new BigramModel({ vocabSize: 64, contextLength: 4, seed: 1, initScale });
+      const data = Array.from(m.table.dataSync());
+      m.dispose();
+      return Math.sqrt(data.reduce((s, x) => s + x * x, 0) / data.length);
+    };
+    expect(std(0.02)).toBeCloseTo(0.02, 2);
+    expect(std(1)).toBeCloseTo(1, 1);
+  });
+
   it('builds a toy with exactly the given next-token distributions', () => {
     const probabilities = [[0.5, 0.5, 0], [0.1, 0.2, 0.7], [1 / 3, 1 / 3, 1 / 3]];
     const model = BigramModel.fromProbabilities(probabilities);

@@ -272,6 +272,20 @@ describe('SkdSampler', () => {
   };
   const prompts = { prompts: [[0], [1], [2]], references: [[3, 4], [5], [1, 1]], ids: ['a', 'b', 'c'] };
 
+  it('maps acceptance "top-p" with topP to nucleus acceptance (a tiny nucleus rejects more)', async () => {
+    const run = async (topP: number) => {
+      let corrections = 0;
+      for (let i = 0; i < 20; i++) {
+        const models = { student: BigramModel.fromProbabilities(studentTable), teacher: BigramModel.fromProbabilities(teacherTable), tokenizer, rng: Rng.create(i) };
+        const batch = await new SkdSampler(models, { ...base, acceptance: 'top-p', topP }).sample(prompts, { step: 0, totalSteps: 1 });
+        corrections += (batch.stats['correctionsPerSequence'] as number) * 3;
+        batch.dispose();
+      }
+      return corrections;
+    };
+    expect(await run(0.05)).toBeGreaterThan((await run(0.99)) + 20);
+  });
+
   it('decays K linearly over training when kDecay is on', () => {
     const models = { student: BigramModel.fromProbabilities(studentTable), teacher: BigramModel.fromProbabilities(teacherTable), tokenizer, rng: Rng.create(1) };
     const decaying = new SkdSampler(models, { ...base, topK: 25, kDecay: true });
@@ -309,5 +323,11 @@ describe('SkdSampler', () => {
     expect(guarded.teacherLogProbs).toBeUndefined();
     expect(guarded.stats['teacherCached']).toBe(0);
     guarded.dispose();
+    const off = await new SkdSampler(models(), { ...base, cacheTeacherLogProbs: false }).sample(prompts, { step: 0, totalSteps: 1 });
+    expect(off.teacherLogProbs).toBeUndefined();
+    off.dispose();
+    const on = await new SkdSampler(models(), base).sample(prompts, { step: 0, totalSteps: 1 });
+    expect(on.teacherLogProbs?.shape).toEqual([3, on.tokens.shape[1], V]);
+    on.dispose();
   });
 });

@@ -9,7 +9,7 @@ import { ExactMatch } from '@skd/evaluators';
 import { ByteTokenizer, GptModel, gptConfigSchema } from '@skd/models';
 import { SkdSampler, SupervisedSampler } from '@skd/samplers';
 import { tensorsLeakedBy, useBackend } from '@skd/testing';
-import { clipByGlobalNorm, learningRateAt } from './optimizer';
+import { AdamW, clipByGlobalNorm, learningRateAt } from './optimizer';
 import { DivergedError, Trainer, latestCheckpoint, type TrainerParts, type TrainingOptions } from './trainer';
 
 beforeAll(() => useBackend('cpu'));
@@ -175,6 +175,28 @@ describe('optimizer pieces', () => {
     expect([0, 1, 2, 6, 10].map((s) => learningRateAt(s, 10, o('linear')))).toEqual([0.5, 1, 1, 0.5, 0]);
     expect(learningRateAt(6, 10, o('cosine'))).toBeCloseTo(0.5, 12);
     expect(learningRateAt(9, 10, o('constant'))).toBe(1);
+  });
+
+  it('AdamW takes the bias-corrected Adam step by hand, with decoupled decay on matrices only', () => {
+    const matrix = tf.variable(tf.tensor2d([[1, -2]]));
+    const vector = tf.variable(tf.tensor1d([3]));
+    const opts = { learningRate: 0.1, weightDecay: 0.5, beta1: 0.8, beta2: 0.9, epsilon: 1e-3 };
+    const adam = new AdamW([matrix, vector], opts);
+    const g = [tf.tensor2d([[0.2, -0.4]]), tf.tensor1d([1])];
+    adam.apply(g, 0.1);
+    // step 1: m = (1-b1) g, v = (1-b2) g^2, mhat = g, vhat = g^2: update = g / (|g| + eps)
+    const step = (p: number, grad: number, decay: boolean) => (decay ? p * (1 - 0.1 * 0.5) : p) - 0.1 * (grad / (Math.abs(grad) + 1e-3));
+    expect(Array.from(matrix.dataSync())).toEqual([step(1, 0.2, true), step(-2, -0.4, true)].map((x) => expect.closeTo(x, 6)));
+    expect(vector.dataSync()[0]).toBeCloseTo(step(3, 1, false), 6); // rank 1: no decay
+    adam.apply(g, 0.1);
+    // step 2 with the same gradient: m / (1 - b1^2) = g again, so the same-sized step follows
+    expect(vector.dataSync()[0]).toBeCloseTo(step(step(3, 1, false), 1, false), 5);
+    const noDecay = tf.variable(tf.tensor2d([[1, -2]]));
+    const plain = new AdamW([noDecay], { ...opts, weightDecay: 0 });
+    plain.apply([g[0] as tf.Tensor], 0.1);
+    expect(noDecay.dataSync()[0]).toBeCloseTo(step(1, 0.2, false), 6);
+    [adam, plain].forEach((a) => a.dispose());
+    tf.dispose([matrix, vector, noDecay, ...g]);
   });
 
   it('clips by the global norm and reports the norm before clipping', () => {

@@ -118,6 +118,16 @@ describe('GptModel options and errors', () => {
     rotary.dispose();
   });
 
+  it('sizes the MLP by dFf and uses layerNormEpsilon', () => {
+    const wide = new GptModel(config({ dFf: 24 }), { seed: 1 });
+    expect(wide.params.get('h.0.mlp.c_fc.weight')?.shape).toEqual([16, 24]);
+    const a = new GptModel(config(), { seed: 1 });
+    const b = new GptModel(config({ layerNormEpsilon: 10 }), { seed: 1 });
+    const out = (m: GptModel) => tf.tidy(() => Array.from(m.logits(ids([[1, 2, 3]])).dataSync()));
+    expect(maxAbsDiff(out(a), out(b))).toBeGreaterThan(1e-4);
+    [wide, a, b].forEach((m) => m.dispose());
+  });
+
   it('applies dropout only when training, deterministically by seed', () => {
     const model = new GptModel(config({ dropout: 0.3 }), { seed: 2 });
     const run = (options: object) => tf.tidy(() => Array.from(model.logits(ids([[1, 2, 3]]), options).dataSync()));
