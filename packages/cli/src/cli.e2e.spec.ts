@@ -143,6 +143,10 @@ describe('skd distill / train (end to end)', () => {
     expect(typo.status).toBe(2);
     expect(typo.stderr).toContain('training.stepz: unknown key (did you mean "steps"?)');
     expect(fs.existsSync(path.join(dir, 'runs'))).toBe(false); // nothing was created
+    const tooLong = skd(['distill', config, '--set', 'student.options.contextLength=64', '--out', 'runs/c'], dir);
+    expect(tooLong.status).toBe(2);
+    expect(tooLong.stderr).toMatch(/train\.jsonl:\d+: example has \d+ tokens .* more than the context of 64/);
+    expect(fs.existsSync(path.join(dir, 'runs'))).toBe(false); // found before the run directory was made
   });
 
   it('--help lists every command', () => {

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { applyOverrides, buildRun, configBaseDir, planRun, readConfigFile, type Run, type RunConfig } from '@skd/config';
 import { SkdError, type RunEvent } from '@skd/core';
 import { GptModel, saveCheckpoint, writeFileAtomic } from '@skd/models';
-import { Trainer, earlyStopping, formatEvent, progressLines, toJsonLines, type TrainResult } from '@skd/trainer';
+import { Trainer, checkTrainingData, earlyStopping, formatEvent, progressLines, toJsonLines, type TrainResult } from '@skd/trainer';
 import type { Io } from './io';
 
 export interface ExperimentOptions {
@@ -92,9 +92,18 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const { config, raw, baseDir } = loadExperimentConfig(options.configFile, options.sets);
   checkMode(config, options.mode, options.configFile);
   const runDir = path.resolve(options.out ?? path.join('runs', path.basename(options.configFile).replace(/\.json$/, '')));
-  prepareRunDir(runDir, config, options.resume);
+  // Build and check the data before the run directory is touched: a bad example costs nothing.
   const run = await buildRun(raw, { baseDir, source: options.configFile });
-  const trainer = trainerFor(run, path.basename(runDir));
+  let trainer: Trainer;
+  try {
+    const examples = await checkTrainingData(run.dataset, { tokenizer: run.tokenizer, contextLength: run.student.contextLength });
+    prepareRunDir(runDir, config, options.resume);
+    io.out(`training data: ${examples} examples`);
+    trainer = trainerFor(run, path.basename(runDir));
+  } catch (error) {
+    run.dispose();
+    throw error;
+  }
   const metrics = fs.openSync(path.join(runDir, 'metrics.jsonl'), 'a');
   const early = new AbortController();
   const watch = config.training.earlyStopping;

@@ -1,4 +1,4 @@
-import type { Dataset, DatasetSource, Example, PromptBatch, Tokenizer } from '@skd/core';
+import { SkdError, type Dataset, type DatasetSource, type Example, type PromptBatch, type Tokenizer } from '@skd/core';
 import { promptBatches } from '@skd/datasets';
 
 /**
@@ -32,6 +32,18 @@ export class BatchStream {
   async skip(batches: number): Promise<void> {
     while (this.consumed < batches) await this.next();
   }
+}
+
+/**
+ * Reads the whole training split once, tokenized as training will see it, so a malformed record or
+ * an example longer than the context fails before any training work (with its file and line).
+ * Returns the number of training examples; an empty split is an error.
+ */
+export async function checkTrainingData(dataset: DatasetSource, options: { readonly tokenizer: Tokenizer; readonly contextLength: number }): Promise<number> {
+  let examples = 0;
+  for await (const batch of promptBatches(dataset.split('train'), { ...options, batchSize: 64, onTooLong: 'fail' })) examples += batch.prompts.length;
+  if (examples === 0) throw new SkdError(`the train split of dataset "${dataset.name}" is empty`, { hint: 'point "dataset" at a file with training examples' });
+  return examples;
 }
 
 /** The first `limit` examples of a dataset. */

@@ -10,6 +10,7 @@ import { ByteTokenizer, GptModel, gptConfigSchema } from '@skd/models';
 import { SkdSampler, SupervisedSampler } from '@skd/samplers';
 import { tensorsLeakedBy, useBackend } from '@skd/testing';
 import { AdamW, clipByGlobalNorm, learningRateAt } from './optimizer';
+import { checkTrainingData } from './data-stream';
 import { DivergedError, Trainer, latestCheckpoint, type TrainerParts, type TrainingOptions } from './trainer';
 
 beforeAll(() => useBackend('cpu'));
@@ -166,6 +167,15 @@ describe('Trainer', () => {
     expect(leaked).toBe(0);
     trainer.dispose();
     parts.dispose();
+  });
+});
+
+describe('checkTrainingData', () => {
+  it('counts the training examples, and fails on an empty split or one that does not fit the context', async () => {
+    expect(await checkTrainingData(dataset(), { tokenizer, contextLength: 32 })).toBe(6);
+    await expect(checkTrainingData(dataset(), { tokenizer, contextLength: 6 })).rejects.toThrow('more than the context of 6');
+    const empty = new InlineDataset('empty', { train: [], eval: [], test: [] });
+    await expect(checkTrainingData(empty, { tokenizer, contextLength: 32 })).rejects.toThrow('the train split of dataset "empty" is empty');
   });
 });
 
