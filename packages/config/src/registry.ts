@@ -4,6 +4,13 @@ import { divergenceEntries } from '@skd/divergences';
 import { evaluatorEntries } from '@skd/evaluators';
 import { modelEntries, tokenizerEntries } from '@skd/models';
 import { samplerEntries } from '@skd/samplers';
+// Methods scaffolded by `npx nx g ./tools:kd-method <name>` add one import and one entry below.
+// @skd-generator:imports
+
+/** Sampler entries from method packages (each registered here, so a config selects it by kind). */
+const methodEntries: readonly AnyComponentEntry<'sampler'>[] = [
+  // @skd-generator:entries
+];
 
 /** One flat registry per component kind: `kind` string → entry (options schema + factory). */
 export class Registry<K extends ComponentKind> {
@@ -61,7 +68,7 @@ export function createRegistries(): Registries {
   return {
     tokenizer: new Registry('tokenizer', tokenizerEntries),
     model: new Registry('model', modelEntries),
-    sampler: new Registry('sampler', samplerEntries),
+    sampler: new Registry('sampler', [...samplerEntries, ...methodEntries]),
     divergence: new Registry('divergence', divergenceEntries),
     dataset: new Registry('dataset', datasetEntries),
     evaluator: new Registry('evaluator', evaluatorEntries),
