@@ -13,6 +13,8 @@ fi
 restore() {
   git checkout -- "${touched[@]}" 2>/dev/null || true
   rm -rf "packages/method-$name" "node_modules/@skd/method-$name"
+  # The composition root was built against the probe: rebuild it from the restored sources.
+  npx nx run config:build --outputStyle=static >/dev/null 2>&1 || echo "check-kd-method: rebuild config with: npx nx run config:build" >&2
 }
 trap restore EXIT
 export NX_DAEMON=false NX_NO_CLOUD=true
