@@ -59,6 +59,8 @@ export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal):
   const save = () => writeFileAtomic(stateFile, `${JSON.stringify({ sweep: path.resolve(sweepFile), runs }, null, 2)}\n`);
   save();
   for (const [i, entry] of runs.entries()) {
+    // A run folder with a summary is finished, even if the sweep was killed before recording it.
+    if (fs.existsSync(path.join(out, entry.name, 'summary.json'))) entry.status = 'done';
     if (entry.status === 'done') {
       io.out(`sweep ${i + 1}/${runs.length} ${entry.name}: done earlier, skipped`);
       continue;
