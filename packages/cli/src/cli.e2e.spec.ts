@@ -151,7 +151,26 @@ describe('skd distill / train (end to end)', () => {
 
   it('--help lists every command', () => {
     const help = skd(['--help'], tmp()).stdout;
-    for (const command of ['check', 'train', 'distill', 'eval', 'generate', 'sweep', 'report', 'kinds']) expect(help).toContain(command);
+    for (const command of ['check', 'train', 'distill', 'eval', 'generate', 'sweep', 'report', 'tokenizer', 'kinds']) expect(help).toContain(command);
+  });
+
+  it('trains a BPE tokenizer on a dataset, and a config uses it', () => {
+    const dir = tmp();
+    const out = path.join(dir, 'tokenizer.json');
+    const result = skd(['tokenizer', `${DATA}/train.jsonl`, '--out', out, '--vocab-size', '400'], dir);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/tokenizer: 400 tokens from 2000 texts, [\d.]+ bytes per token/);
+    const bytesPerToken = Number(/([\d.]+) bytes per token/.exec(result.stdout)?.[1]);
+    expect(bytesPerToken).toBeGreaterThan(1.5); // merges compress the text
+    const json = JSON.parse(fs.readFileSync(out, 'utf8'));
+    expect(json.model.type).toBe('BPE');
+    const config = tinyConfig(dir);
+    const checked = skd(['check', config, '--set', `tokenizer={"kind":"bpe","options":{"path":"${out}"}}`], dir);
+    expect(checked.status).toBe(0);
+    expect(checked.stdout).toContain('tokenizer  bpe (vocabulary 400)');
+    const missing = skd(['tokenizer', `${DATA}/train.jsonl`, '--out', out, '--fields', 'nope'], dir);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('no text found in fields nope');
   });
 });
 

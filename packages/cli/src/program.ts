@@ -11,7 +11,8 @@ import {
 } from '@skd/config';
 import { Rng, SkdError, type ComponentKind, type SplitName } from '@skd/core';
 import { evaluateModel } from '@skd/evaluators';
-import { generate } from '@skd/models';
+import { BpeTokenizer, generate, writeFileAtomic } from '@skd/models';
+import * as fs from 'node:fs';
 import { take } from '@skd/trainer';
 import { runExperiment } from './experiment';
 import { terminalIo, type Io } from './io';
@@ -167,6 +168,38 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
       const runs = findRuns(paths);
       const { groups } = writeReport(runs, options.out);
       io.out(`report: ${runs.length} runs in ${groups} groups -> ${options.out}/report.md, ${options.out}/report.html`);
+    });
+
+  program
+    .command('tokenizer')
+    .description('train a byte-level BPE tokenizer on JSONL text fields and save it as a Hugging Face tokenizer.json')
+    .argument('<files...>', 'JSONL files to learn from')
+    .requiredOption('--out <file>', 'where tokenizer.json goes')
+    .option('--fields <names>', 'comma-separated record fields to read', 'prompt,response')
+    .option('--vocab-size <n>', 'vocabulary size, bytes and special tokens included', (v) => Number(v), 2000)
+    .option('--min-frequency <n>', 'ignore pairs seen fewer times', (v) => Number(v), 2)
+    .action((files: string[], options: { out: string; fields: string; vocabSize: number; minFrequency: number }) => {
+      const fields = options.fields.split(',').map((f) => f.trim()).filter(Boolean);
+      const texts: string[] = [];
+      for (const file of files) {
+        fs.readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+          if (!line.trim()) return;
+          let record: Record<string, unknown>;
+          try {
+            record = JSON.parse(line) as Record<string, unknown>;
+          } catch (cause) {
+            throw new SkdError(`${file}:${i + 1}: not valid JSON (${(cause as Error).message})`);
+          }
+          for (const f of fields) if (typeof record[f] === 'string') texts.push(record[f] as string);
+        });
+      }
+      if (texts.length === 0) throw new SkdError(`no text found in fields ${fields.join(', ')} of ${files.join(', ')}`, { hint: 'name the text fields with --fields' });
+      const tokenizer = BpeTokenizer.train(texts, { vocabSize: options.vocabSize, minFrequency: options.minFrequency });
+      writeFileAtomic(options.out, `${JSON.stringify(tokenizer.toJSON())}\n`);
+      const bytes = texts.reduce((n, t) => n + Buffer.byteLength(t), 0);
+      const tokens = texts.reduce((n, t) => n + tokenizer.encode(t).length, 0);
+      io.out(`tokenizer: ${tokenizer.vocabSize} tokens from ${texts.length} texts, ${(bytes / tokens).toFixed(2)} bytes per token -> ${options.out}`);
+      io.out(`use it with "tokenizer": { "kind": "bpe", "options": { "path": "${options.out}" } }`);
     });
 
   program
