@@ -21,5 +21,6 @@ export NX_DAEMON=false NX_NO_CLOUD=true
 npx nx g ./tools:kd-method "$name" --paper="generator check" --no-interactive
 npm install --no-audit --no-fund >/dev/null
 npx nx run-many -t build,typecheck,lint,test -p "method-$name" config --outputStyle=static --skip-nx-cache
-node packages/cli/dist/main.js check experiments/smoke.json --set backend=cpu --set "sampler={\"kind\":\"$name\",\"options\":{\"temperature\":0.7}}" | grep -q "sampler    $name"
+checked=$(node packages/cli/dist/main.js check experiments/smoke.json --set backend=cpu --set "sampler={\"kind\":\"$name\",\"options\":{\"temperature\":0.7}}")
+grep -q "sampler    $name" <<< "$checked"
 echo "kd-method generator: 1 passed, 0 failed (generated, built, tested and selected from a config)"

@@ -149,6 +149,13 @@ describe('skd distill / train (end to end)', () => {
     expect(fs.existsSync(path.join(dir, 'runs'))).toBe(false); // found before the run directory was made
   });
 
+  it('ends quietly when its reader has closed the pipe (skd kinds | true)', () => {
+    // `true` exits before the CLI writes anything, so every write hits a closed pipe.
+    const result = spawnSync('bash', ['-c', `set -o pipefail; node ${BIN} kinds | true`], { encoding: 'utf8', timeout: 60_000 });
+    expect(result.stderr).not.toContain('EPIPE');
+    expect(result.status).toBe(0);
+  });
+
   it('--help lists every command', () => {
     const help = skd(['--help'], tmp()).stdout;
     for (const command of ['check', 'train', 'distill', 'eval', 'generate', 'sweep', 'report', 'tokenizer', 'kinds']) expect(help).toContain(command);
