@@ -265,13 +265,18 @@ function splitRows(flat: Float32Array, B: number, V: number): Float32Array[] {
   return Array.from({ length: B }, (_, b) => flat.slice(b * V, (b + 1) * V));
 }
 
-/** Decodes (B, S) tokens and reads back the last column's logits (B * V). */
+/** Decodes (B, S) tokens and reads back only the last column's logits (B * V), sliced on the device. */
 async function lastColumn(model: LanguageModel, state: DecodeState, ids: Int32Array, mask: Float32Array, B: number, S: number): Promise<Float32Array> {
-  const all = await allColumns(model, state, ids, mask, B, S);
-  const V = model.vocabSize;
-  const out = new Float32Array(B * V);
-  for (let b = 0; b < B; b++) out.set(all.subarray((b * S + S - 1) * V, (b * S + S) * V), b * V);
-  return out;
+  const tokens = tf.tensor2d(ids, [B, S], 'int32');
+  const maskTensor = tf.tensor2d(mask, [B, S]);
+  const logits = model.decode(tokens, state, { mask: maskTensor }); // (B, S, V)
+  tokens.dispose();
+  maskTensor.dispose();
+  const last = tf.tidy(() => tf.slice(logits, [0, S - 1, 0], [B, 1, -1])); // (B, 1, V)
+  logits.dispose();
+  const data = (await last.data()) as Float32Array;
+  last.dispose();
+  return data;
 }
 
 /** Decodes one column: rows with undefined feed masked padding. */
