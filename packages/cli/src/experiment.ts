@@ -96,9 +96,9 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const run = await buildRun(raw, { baseDir, source: options.configFile });
   let trainer: Trainer;
   try {
-    const examples = await checkTrainingData(run.dataset, { tokenizer: run.tokenizer, contextLength: run.student.contextLength });
+    const { examples, tooLong } = await checkTrainingData(run.dataset, { tokenizer: run.tokenizer, contextLength: run.student.contextLength, onTooLong: config.training.onTooLong });
     prepareRunDir(runDir, config, options.resume);
-    io.out(`training data: ${examples} examples`);
+    io.out(`training data: ${examples} examples${tooLong > 0 ? ` (${tooLong} longer than the context of ${run.student.contextLength} skipped)` : ''}`);
     trainer = trainerFor(run, path.basename(runDir));
   } catch (error) {
     run.dispose();

@@ -13,6 +13,7 @@ import { Rng, SkdError, type ComponentKind, type SplitName } from '@skd/core';
 import { evaluateModel } from '@skd/evaluators';
 import { BpeTokenizer, generate, writeFileAtomic } from '@skd/models';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { take } from '@skd/trainer';
 import { runExperiment } from './experiment';
 import { terminalIo, type Io } from './io';
@@ -151,7 +152,7 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
   program
     .command('sweep')
     .description('run a grid of configs one after another; a killed sweep continues where it stopped')
-    .argument('<sweep>', 'sweep file: { base, out, mode, grid: { "config.path": [values] }, set: [] }')
+    .argument('<sweep>', 'sweep file: { base, out, mode, grid: { "config.path": [values], "@axis": [{ name, set: { path: value } }] }, set: [] }')
     .action(async (file: string) => {
       const { done, failed, total } = await runSweep(file, io, signal);
       io.out(`sweep: ${done}/${total} runs done${failed ? `, ${failed} failed` : ''}`);
@@ -162,12 +163,13 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
   program
     .command('report')
     .description('results table (mean and std over seeds) and charts from run folders, as Markdown and HTML')
-    .argument('<paths...>', 'run folders, or folders holding them (a sweep\'s out)')
+    .argument('<paths...>', 'run folders, or folders holding them (a sweep\'s out); several paths give one section each')
     .option('--out <dir>', 'where report.md and report.html go', 'report')
     .action((paths: string[], options: { out: string }) => {
-      const runs = findRuns(paths);
-      const { groups } = writeReport(runs, options.out);
-      io.out(`report: ${runs.length} runs in ${groups} groups -> ${options.out}/report.md, ${options.out}/report.html`);
+      const sections = paths.map((p) => ({ title: path.basename(path.resolve(p)), runDirs: findRuns([p]) }));
+      const command = ['skd report', ...paths, '--out', options.out].join(' ');
+      const { runs, groups } = writeReport(sections, options.out, { command });
+      io.out(`report: ${runs} runs in ${groups} groups -> ${options.out}/report.md, ${options.out}/report.html`);
     });
 
   program

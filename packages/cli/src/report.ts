@@ -60,24 +60,41 @@ function curves(runs: readonly RunRecord[], pick: (e: RunEvent) => [number, numb
   return [...byGroup].map(([name, steps]) => ({ name, points: [...steps].sort((a, b) => a[0] - b[0]).map(([s, vs]) => [s, vs.reduce((a, b) => a + b, 0) / vs.length] as [number, number]) }));
 }
 
+/** The runs under one heading of a report (e.g. one task's sweep), with their own table and charts. */
+export interface ReportSection {
+  readonly title: string;
+  readonly runDirs: readonly string[];
+}
+
+const PHASES = 4;
+
 /**
- * `skd report`: the results table (mean and std over seeds per group) as Markdown, and a
- * self-contained HTML page whose charts (loss, evaluation metrics and SKD acceptance rate against
- * step) are drawn by an inline script from embedded data.
+ * Each run's mean SKD acceptance rate in each quarter of its training steps, then mean and std over
+ * the group's seeds: the curriculum the method claims (acceptance rising as the student improves).
  */
-export function writeReport(runDirs: readonly string[], outDir: string): { markdown: string; html: string; groups: number } {
-  if (runDirs.length === 0) throw new SkdError('no finished runs found (folders with summary.json)', { hint: 'point skd report at run folders or a sweep folder' });
-  const runs = runDirs.map(loadRun);
+function acceptanceByPhase(members: readonly RunRecord[]): { mean: number; std: number }[] | undefined {
+  const perRun = members.flatMap((run) => {
+    const points = run.events.flatMap((e) => (e.type === 'step' && e.sampler['acceptanceRate'] !== undefined ? [[e.step, e.sampler['acceptanceRate']] as const] : []));
+    if (points.length < PHASES) return [];
+    const last = Math.max(...points.map(([step]) => step));
+    const phases = Array.from({ length: PHASES }, (_, k) => points.filter(([step]) => Math.min(PHASES - 1, Math.floor(((step - 1) * PHASES) / last)) === k).map(([, v]) => v));
+    return phases.every((p) => p.length > 0) ? [phases.map((p) => p.reduce((a, b) => a + b, 0) / p.length)] : [];
+  });
+  return perRun.length > 0 ? Array.from({ length: PHASES }, (_, k) => meanStd(perRun.map((r) => r[k] as number))) : undefined;
+}
+
+const cell = (values: readonly number[]) => {
+  if (values.length === 0) return '-';
+  const { mean, std } = meanStd(values);
+  return `${mean.toFixed(3)} ± ${std.toFixed(3)}`;
+};
+
+function sectionTables(runs: readonly RunRecord[]): { header: string[]; rows: string[][]; markdown: string[] } {
   const groups = [...new Set(runs.map((r) => r.group))];
   const metricNames = [...new Set(runs.flatMap((r) => Object.keys(r.finalMetrics)))].filter((m) => m !== 'count').sort();
   const header = ['group', 'seeds', ...metricNames, 'acceptance'];
   const rows = groups.map((group) => {
     const members = runs.filter((r) => r.group === group);
-    const cell = (values: number[]) => {
-      if (values.length === 0) return '-';
-      const { mean, std } = meanStd(values);
-      return `${mean.toFixed(3)} ± ${std.toFixed(3)}`;
-    };
     return [
       group,
       String(members.length),
@@ -85,37 +102,76 @@ export function writeReport(runDirs: readonly string[], outDir: string): { markd
       cell(members.flatMap((r) => (r.meanAcceptanceRate !== null ? [r.meanAcceptanceRate] : []))),
     ];
   });
-  const markdown = [
-    '# skd results',
-    '',
-    `Runs: ${runs.length} in ${groups.length} group(s); mean ± std over seeds of the final test metrics; acceptance is SKD's mean acceptance rate over training.`,
-    '',
-    `| ${header.join(' | ')} |`,
-    `|${header.map(() => '---').join('|')}|`,
-    ...rows.map((r) => `| ${r.join(' | ')} |`),
-    '',
-    'Charts: report.html (loss, evaluation metrics and acceptance rate against step).',
-    '',
-  ].join('\n');
-  const charts: { id: string; title: string; series: Series[] }[] = [
-    { id: 'loss', title: 'training loss', series: curves(runs, (e) => (e.type === 'step' ? [e.step, e.loss] : undefined)) },
-    { id: 'acceptance', title: 'SKD acceptance rate', series: curves(runs, (e) => (e.type === 'step' && e.sampler['acceptanceRate'] !== undefined ? [e.step, e.sampler['acceptanceRate']] : undefined)) },
+  const phaseRows = groups.flatMap((group) => {
+    const phases = acceptanceByPhase(runs.filter((r) => r.group === group));
+    return phases ? [[group, ...phases.map(({ mean, std }) => `${mean.toFixed(3)} ± ${std.toFixed(3)}`)]] : [];
+  });
+  const table = (h: readonly string[], body: readonly string[][]) => [`| ${h.join(' | ')} |`, `|${h.map(() => '---').join('|')}|`, ...body.map((r) => `| ${r.join(' | ')} |`)];
+  const markdown = [...table(header, rows), ''];
+  if (phaseRows.length > 0) {
+    markdown.push('Acceptance rate over training (mean over each quarter of the steps, then mean ± std over seeds):', '');
+    markdown.push(...table(['group', 'steps 0-25%', '25-50%', '50-75%', '75-100%'], phaseRows), '');
+  }
+  return { header, rows, markdown };
+}
+
+function sectionCharts(runs: readonly RunRecord[], prefix: string): Chart[] {
+  return [
+    { id: `${prefix}loss`, title: `${prefix}training loss`, series: curves(runs, (e) => (e.type === 'step' ? [e.step, e.loss] : undefined)) },
+    { id: `${prefix}acceptance`, title: `${prefix}SKD acceptance rate`, series: curves(runs, (e) => (e.type === 'step' && e.sampler['acceptanceRate'] !== undefined ? [e.step, e.sampler['acceptanceRate']] : undefined)) },
     ...[...new Set(runs.flatMap((r) => r.events.flatMap((e) => (e.type === 'eval' ? Object.keys(e.metrics) : []))))]
       .filter((m) => m !== 'count')
       .sort()
-      .map((metric) => ({ id: `eval-${metric}`, title: `evaluation: ${metric}`, series: curves(runs, (e) => (e.type === 'eval' && e.metrics[metric] !== undefined ? [e.step, e.metrics[metric] as number] : undefined)) })),
+      .map((metric) => ({
+        id: `${prefix}eval-${metric}`,
+        title: `${prefix}evaluation: ${metric}`,
+        series: curves(runs, (e) => (e.type === 'eval' && e.metrics[metric] !== undefined ? [e.step, e.metrics[metric] as number] : undefined)),
+      })),
   ].filter((c) => c.series.length > 0);
-  const html = renderHtml(markdown, header, rows, charts);
+}
+
+type Chart = { id: string; title: string; series: Series[] };
+
+/**
+ * `skd report`: per section (one per path given), the results table (mean and std over seeds per
+ * group) and SKD's acceptance rate per quarter of training, as Markdown; and a self-contained HTML
+ * page whose charts (loss, evaluation metrics and acceptance rate against step) are drawn by an
+ * inline script from embedded data. `command` is printed at the top, so a committed report says how
+ * it was made.
+ */
+export function writeReport(sections: readonly ReportSection[], outDir: string, options: { readonly command?: string } = {}): { markdown: string; html: string; groups: number; runs: number } {
+  const loaded = sections.filter((s) => s.runDirs.length > 0).map((s) => ({ title: s.title, runs: s.runDirs.map(loadRun) }));
+  if (loaded.length === 0) throw new SkdError('no finished runs found (folders with summary.json)', { hint: 'point skd report at run folders or a sweep folder' });
+  const total = loaded.reduce((n, s) => n + s.runs.length, 0);
+  const groups = loaded.reduce((n, s) => n + new Set(s.runs.map((r) => r.group)).size, 0);
+  const titled = loaded.length > 1;
+  const parts = loaded.map((s) => ({ ...s, ...sectionTables(s.runs), charts: sectionCharts(s.runs, titled ? `${s.title}: ` : '') }));
+  const markdown = [
+    '# skd results',
+    '',
+    ...(options.command ? [`Produced by \`${options.command}\`.`, ''] : []),
+    `Runs: ${total} in ${groups} group(s); mean ± std over seeds of the final test metrics; acceptance is SKD's mean acceptance rate over training.`,
+    '',
+    ...parts.flatMap((p) => [...(titled ? [`## ${p.title}`, ''] : []), ...p.markdown]),
+    'Charts: report.html (loss, evaluation metrics and acceptance rate against step).',
+    '',
+  ].join('\n');
+  const html = renderHtml(parts.map((p) => ({ title: titled ? p.title : undefined, header: p.header, rows: p.rows })), parts.flatMap((p) => p.charts));
   fs.mkdirSync(outDir, { recursive: true });
   writeFileAtomic(path.join(outDir, 'report.md'), markdown);
   writeFileAtomic(path.join(outDir, 'report.html'), html);
-  return { markdown, html, groups: groups.length };
+  return { markdown, html, groups, runs: total };
 }
 
 const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
 
-function renderHtml(_markdown: string, header: string[], rows: string[][], charts: { id: string; title: string; series: Series[] }[]): string {
-  const table = `<table><thead><tr>${header.map((h) => `<th>${escape(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${escape(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+function renderHtml(tables: readonly { title: string | undefined; header: readonly string[]; rows: readonly string[][] }[], charts: readonly Chart[]): string {
+  const table = tables
+    .map(
+      ({ title, header, rows }) =>
+        `${title ? `<h2>${escape(title)}</h2>` : ''}<table><thead><tr>${header.map((h) => `<th>${escape(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${escape(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`,
+    )
+    .join('\n');
   const data = JSON.stringify(charts).replace(/</g, '\\u003c');
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>skd report</title>

@@ -6,15 +6,36 @@ import { writeFileAtomic } from '@skd/models';
 import { runExperiment } from './experiment';
 import type { Io } from './io';
 
-/** A sweep: one base config, a grid of overrides, runs one after another with resumable bookkeeping. */
-export const sweepSchema = z.strictObject({
-  $comment: z.string().optional(),
-  base: z.string().min(1).describe('run config, relative to the sweep file'),
-  out: z.string().min(1).describe('folder for the runs and the bookkeeping, relative to the sweep file'),
-  mode: z.enum(['train', 'distill']).default('distill'),
-  grid: z.record(z.string(), z.array(z.unknown()).min(1)).describe('config path -> values; every combination is one run'),
-  set: z.array(z.string()).default([]).describe('overrides applied to every run'),
+/**
+ * A value of a named axis (a grid key starting with "@"): several config paths set together under
+ * one name, e.g. a method as its sampler and divergence.
+ */
+export const bundleSchema = z.strictObject({
+  name: z.string().regex(/^[\w.-]+$/, 'letters, digits, ".", "_" or "-"').describe('names the value in run folders and report groups'),
+  set: z.record(z.string(), z.unknown()).describe('config path -> value, applied together'),
 });
+
+/** A sweep: one base config, a grid of overrides, runs one after another with resumable bookkeeping. */
+export const sweepSchema = z
+  .strictObject({
+    $comment: z.string().optional(),
+    base: z.string().min(1).describe('run config, relative to the sweep file'),
+    out: z.string().min(1).describe('folder for the runs and the bookkeeping, relative to the sweep file'),
+    mode: z.enum(['train', 'distill']).default('distill'),
+    grid: z
+      .record(z.string(), z.array(z.unknown()).min(1))
+      .describe('config path -> values, or "@axis" -> [{ name, set: { path: value } }]; every combination is one run'),
+    set: z.array(z.string()).default([]).describe('overrides applied to every run'),
+  })
+  .superRefine((sweep, ctx) => {
+    for (const [key, values] of Object.entries(sweep.grid)) {
+      if (!key.startsWith('@')) continue;
+      values.forEach((value, i) => {
+        const parsed = bundleSchema.safeParse(value);
+        if (!parsed.success) for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: ['grid', key, i, ...issue.path], message: issue.message });
+      });
+    }
+  });
 
 interface SweepRun {
   readonly name: string;
@@ -24,17 +45,29 @@ interface SweepRun {
   error?: string;
 }
 
-/** Every combination of the grid, in a stable order; the group leaves out the seed. */
+const override = (key: string, value: unknown) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`;
+
+/**
+ * Every combination of the grid, in a stable order; the group leaves out the seed. A plain key sets
+ * one config path per value; an "@axis" key sets each value's paths together, named by its name.
+ */
 export function expandGrid(grid: Record<string, readonly unknown[]>): { name: string; group: string; sets: string[] }[] {
   let combos: [string, unknown][][] = [[]];
   for (const [key, values] of Object.entries(grid)) combos = combos.flatMap((c) => values.map((v) => [...c, [key, v] as [string, unknown]]));
-  // A component object is named by its kind ({ "kind": "skd", ... } -> "skd"), anything else by its value.
-  const label = (v: unknown) => (typeof v === 'string' ? v : v && typeof v === 'object' && 'kind' in v ? String((v as { kind: unknown }).kind) : JSON.stringify(v));
-  const slug = (pairs: [string, unknown][]) => pairs.map(([k, v]) => `${k}-${label(v)}`.replace(/[^\w.-]+/g, '_')).join('__') || 'run';
+  // A bundle is named by its name, a component object by its kind ({ "kind": "skd", ... } -> "skd"), anything else by its value.
+  const label = (key: string, v: unknown) =>
+    key.startsWith('@')
+      ? (v as z.infer<typeof bundleSchema>).name
+      : typeof v === 'string'
+        ? v
+        : v && typeof v === 'object' && 'kind' in v
+          ? String((v as { kind: unknown }).kind)
+          : JSON.stringify(v);
+  const slug = (pairs: [string, unknown][]) => pairs.map(([k, v]) => `${k.replace(/^@/, '')}-${label(k, v)}`.replace(/[^\w.-]+/g, '_')).join('__') || 'run';
   return combos.map((pairs) => ({
     name: slug(pairs),
     group: slug(pairs.filter(([k]) => k !== 'seed')),
-    sets: pairs.map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`),
+    sets: pairs.flatMap(([k, v]) => (k.startsWith('@') ? Object.entries((v as z.infer<typeof bundleSchema>).set).map(([p, x]) => override(p, x)) : [override(k, v)])),
   }));
 }
 

@@ -30,6 +30,7 @@ export const trainingSchema = z.strictObject({
   evalLimit: z.number().int().min(1).default(50).describe('evaluation examples (from the eval split during training, the test split at the end)'),
   maxNewTokens: z.number().int().min(1).default(64).describe('generation length at evaluation'),
   checkpointEvery: z.number().int().min(0).default(0).describe('write a checkpoint every N steps (0: only at the end)'),
+  onTooLong: z.enum(['fail', 'skip']).default('fail').describe('training examples longer than the student\'s context: stop before training (with file and line), or skip and count them'),
   earlyStopping: z
     .strictObject({
       metric: z.string().min(1).describe('evaluation metric to watch, e.g. exactMatch or validationLoss'),

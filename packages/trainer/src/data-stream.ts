@@ -1,5 +1,5 @@
 import { SkdError, type Dataset, type DatasetSource, type Example, type PromptBatch, type Tokenizer } from '@skd/core';
-import { promptBatches } from '@skd/datasets';
+import { promptBatches, type InvalidPolicy, type ReadReport } from '@skd/datasets';
 
 /**
  * Training batches forever: the train split again and again, in the same order each epoch. It
@@ -12,12 +12,12 @@ export class BatchStream {
 
   constructor(
     private readonly dataset: DatasetSource,
-    private readonly options: { readonly tokenizer: Tokenizer; readonly batchSize: number; readonly contextLength: number },
+    private readonly options: { readonly tokenizer: Tokenizer; readonly batchSize: number; readonly contextLength: number; readonly onTooLong?: InvalidPolicy },
   ) {}
 
   async next(): Promise<PromptBatch> {
     for (let attempt = 0; attempt < 2; attempt++) {
-      this.iterator ??= promptBatches(this.dataset.split('train'), { ...this.options, onTooLong: 'fail' })[Symbol.asyncIterator]();
+      this.iterator ??= promptBatches(this.dataset.split('train'), { onTooLong: 'fail', ...this.options })[Symbol.asyncIterator]();
       const result = await this.iterator.next();
       if (!result.done) {
         this.consumed += 1;
@@ -36,14 +36,24 @@ export class BatchStream {
 
 /**
  * Reads the whole training split once, tokenized as training will see it, so a malformed record or
- * an example longer than the context fails before any training work (with its file and line).
- * Returns the number of training examples; an empty split is an error.
+ * an example longer than the context fails before any training work (with its file and line), or,
+ * with `onTooLong: "skip"`, is counted. Returns the examples training will use and those skipped as
+ * too long; a split with nothing to train on is an error.
  */
-export async function checkTrainingData(dataset: DatasetSource, options: { readonly tokenizer: Tokenizer; readonly contextLength: number }): Promise<number> {
-  let examples = 0;
-  for await (const batch of promptBatches(dataset.split('train'), { ...options, batchSize: 64, onTooLong: 'fail' })) examples += batch.prompts.length;
-  if (examples === 0) throw new SkdError(`the train split of dataset "${dataset.name}" is empty`, { hint: 'point "dataset" at a file with training examples' });
-  return examples;
+export async function checkTrainingData(
+  dataset: DatasetSource,
+  options: { readonly tokenizer: Tokenizer; readonly contextLength: number; readonly onTooLong?: InvalidPolicy },
+): Promise<{ examples: number; tooLong: number }> {
+  const report: ReadReport = { kept: 0, skipped: {} };
+  for await (const batch of promptBatches(dataset.split('train'), { onTooLong: 'fail', ...options, batchSize: 64 }, report)) void batch;
+  const tooLong = report.skipped['too-long'] ?? 0;
+  if (report.kept === 0) {
+    const why = tooLong > 0 ? `has no example to train on: all ${tooLong} are longer than the context of ${options.contextLength}` : 'is empty';
+    throw new SkdError(`the train split of dataset "${dataset.name}" ${why}`, {
+      hint: tooLong > 0 ? 'raise the student\'s contextLength' : 'point "dataset" at a file with training examples',
+    });
+  }
+  return { examples: report.kept, tooLong };
 }
 
 /** The first `limit` examples of a dataset. */

@@ -39,6 +39,8 @@ export interface TrainingOptions {
   readonly evalLimit: number;
   readonly maxNewTokens: number;
   readonly checkpointEvery: number;
+  /** Training examples longer than the student's context: stop (default) or skip them. */
+  readonly onTooLong?: 'fail' | 'skip';
   /** Watched by the caller (see `earlyStopping` in stages.ts), which then signals `earlyStop`. */
   readonly earlyStopping?: { readonly metric: string; readonly patience: number; readonly mode: 'max' | 'min' } | undefined;
 }
@@ -107,7 +109,7 @@ export class Trainer {
       throw new SkdError(`divergence "${parts.divergence.name}" needs a teacher model`, { hint: 'add "teacher" to the config, or use the "cross-entropy" divergence' });
     }
     this.optimizer = new AdamW(parts.student.trainableVariables, t);
-    this.stream = new BatchStream(parts.dataset, { tokenizer: parts.tokenizer, batchSize: t.batchSize, contextLength: parts.student.contextLength });
+    this.stream = new BatchStream(parts.dataset, { tokenizer: parts.tokenizer, batchSize: t.batchSize, contextLength: parts.student.contextLength, onTooLong: t.onTooLong ?? 'fail' });
   }
 
   async run(options: TrainOptions = {}): Promise<TrainResult> {
