@@ -75,6 +75,25 @@ describe('Trainer', () => {
     parts.dispose();
   });
 
+  it('measures the validation loss in micro-batches, equal to one batch over the whole set', async () => {
+    // Learning rate 0: the weights stay as built, so only the evaluation's batching differs.
+    const loss = async (batchSize: number) => {
+      const parts = skdParts({ steps: 1, learningRate: 0, warmupSteps: 0, batchSize, evalLimit: 3 });
+      const trainer = new Trainer(parts);
+      const events: RunEvent[] = [];
+      trainer.events$.subscribe((e) => events.push(e));
+      await trainer.run();
+      trainer.dispose();
+      parts.dispose();
+      const test = events.find((e) => e.type === 'eval' && e.split === 'test');
+      return test?.type === 'eval' ? (test.metrics['validationLoss'] as number) : NaN;
+    };
+    const whole = await loss(3);
+    expect(whole).toBeGreaterThan(0);
+    expect(await loss(1)).toBeCloseTo(whole, 5);
+    expect(await loss(2)).toBeCloseTo(whole, 5);
+  });
+
   it('resumes an interrupted SKD run to exactly the weights of an uninterrupted one', async () => {
     const straight = skdParts({ steps: 6 });
     const a = new Trainer(straight);

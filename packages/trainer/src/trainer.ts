@@ -267,27 +267,37 @@ export class Trainer {
     return all;
   }
 
-  /** The training loss on references (teacher-forced), for DistiLLM's schedule and the report. */
+  /**
+   * The training loss on references (teacher-forced), for DistiLLM's schedule and the report: the
+   * divergence summed over every target token of the examples, in micro-batches of the training batch
+   * size (one batch of a whole evaluation set can exhaust the wasm heap), over the total count.
+   */
   private async validationLoss(examples: readonly { prompt: string; response: string }[]): Promise<number | undefined> {
     if (examples.length === 0 || (this.parts.divergence.needsTeacher && !this.parts.teacher)) return undefined;
-    const { tokenizer, student, teacher, divergence } = this.parts;
+    const { tokenizer, student, teacher, divergence, training } = this.parts;
     const bos = tokenizer.special.bos !== undefined ? [tokenizer.special.bos] : [];
     const rows = examples
       .map((e) => ({ prompt: [...bos, ...tokenizer.encode(e.prompt)], response: [...tokenizer.encode(e.response), tokenizer.special.eos] }))
       .filter((r) => r.prompt.length + r.response.length <= student.contextLength);
     if (rows.length === 0) return undefined;
-    const batch = assembleBatch(rows, tokenizer.special.pad, student.contextLength);
-    const value = tf.tidy(() =>
-      tokenLoss({
-        divergence,
-        tokens: batch.tokens,
-        targetMask: batch.targetMask,
-        studentLogits: student.logits(batch.tokens, { mask: batch.attentionMask }),
-        ...(divergence.needsTeacher && teacher ? { teacherLogits: teacher.logits(batch.tokens, { mask: batch.attentionMask }) } : {}),
-      }),
-    );
-    const loss = (await value.data())[0] as number;
-    [value, batch.tokens, batch.attentionMask, batch.targetMask].forEach((x) => x.dispose());
+    const batches = [];
+    for (let i = 0; i < rows.length; i += training.batchSize) batches.push(assembleBatch(rows.slice(i, i + training.batchSize), tokenizer.special.pad, student.contextLength));
+    const normalizer = batches.reduce((n, b) => n + countTargets(b.targetMask), 0);
+    let loss = 0;
+    for (const batch of batches) {
+      const value = tf.tidy(() =>
+        tokenLoss({
+          divergence,
+          tokens: batch.tokens,
+          targetMask: batch.targetMask,
+          normalizer,
+          studentLogits: student.logits(batch.tokens, { mask: batch.attentionMask }),
+          ...(divergence.needsTeacher && teacher ? { teacherLogits: teacher.logits(batch.tokens, { mask: batch.attentionMask }) } : {}),
+        }),
+      );
+      loss += (await value.data())[0] as number;
+      [value, batch.tokens, batch.attentionMask, batch.targetMask].forEach((x) => x.dispose());
+    }
     return loss;
   }
 
