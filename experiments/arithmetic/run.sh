@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# The main job: on the bundled arithmetic task, train a teacher and a smaller student by supervised
-# fine-tuning, distil the student with supervised KD, on-policy KD and SKD under the same budget,
-# and write a report. Each step resumes if interrupted (the sweep skips finished runs).
+# The main job: on the bundled arithmetic task, distil the committed SFT student from the committed
+# SFT teacher (experiments/arithmetic/models, made by experiments/pretrain.sh) with supervised KD,
+# on-policy KD and SKD under the same budget, evaluate each with greedy decoding on the test split,
+# and write the report. Interrupted, it resumes where it stopped (the sweep skips finished runs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 skd() { node packages/cli/dist/main.js "$@"; }
-resume() { [ -f "$1/config.json" ] && echo --resume || true; }
-skd train experiments/arithmetic/teacher-sft.json --out runs/arithmetic/teacher $(resume runs/arithmetic/teacher)
-skd train experiments/arithmetic/student-sft.json --out runs/arithmetic/student $(resume runs/arithmetic/student)
 skd sweep experiments/arithmetic/compare.json
 skd report runs/arithmetic/compare --out runs/arithmetic/report
 cat runs/arithmetic/report/report.md
+echo "charts: runs/arithmetic/report/report.html"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The miniature paper table: supervised FT, supervised KD, SeqKD, on-policy KD, GKD, ImitKD, DistiLLM
+# and SKD on the four bundled tasks, with 1000 and 100 training examples, 3 seeds each (192 runs),
+# from the committed teachers and students in experiments/<task>/models. Then the report.
+#
+# Usage: bash experiments/paper-table/run.sh [task ...]        (default: all four tasks)
+#   JOBS=2 runs two tasks at a time, one OpenBLAS thread each (faster on small models than one task
+#   on two threads). Interrupt it at any time: a rerun skips finished runs and resumes the others.
+# Runs go to runs/paper-table/<task>/, the report to runs/paper-table/report/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+tasks=("$@")
+[ ${#tasks[@]} -gt 0 ] || tasks=(arithmetic instructions translation summarization)
+for task in "${tasks[@]}"; do
+  [ -f "experiments/paper-table/$task.json" ] || { echo "no such task: $task" >&2; exit 2; }
+  [ -f "experiments/$task/models/teacher/config.json" ] || { echo "experiments/$task/models/teacher is missing: run bash experiments/pretrain.sh $task" >&2; exit 2; }
+done
+jobs=${JOBS:-1}
+if [ "$jobs" -gt 1 ]; then
+  mkdir -p runs/paper-table
+  printf '%s\n' "${tasks[@]}" | OPENBLAS_NUM_THREADS=1 xargs -P "$jobs" -I{} \
+    sh -c 'node packages/cli/dist/main.js sweep experiments/paper-table/{}.json > runs/paper-table/{}.log 2>&1 && echo "{}: done" || { echo "{}: failed, see runs/paper-table/{}.log"; exit 1; }'
+else
+  for task in "${tasks[@]}"; do node packages/cli/dist/main.js sweep "experiments/paper-table/$task.json"; done
+fi
+reported=()
+for task in arithmetic instructions translation summarization; do [ -d "runs/paper-table/$task" ] && reported+=("runs/paper-table/$task"); done
+node packages/cli/dist/main.js report "${reported[@]}" --out runs/paper-table/report
