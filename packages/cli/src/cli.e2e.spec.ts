@@ -217,7 +217,7 @@ describe('skd sweep, eval, generate and report', () => {
     const report = skd(['report', 'sweep', '--out', 'report'], dir);
     expect(report.status).toBe(0);
     const markdown = fs.readFileSync(path.join(dir, 'report/report.md'), 'utf8');
-    expect(markdown).toMatch(/\| sampler-supervised \| 2 \| [\d.]+ ± [\d.]+ \|/);
+    expect(markdown).toMatch(/\| sampler-supervised \| 2 \| forward-kl \| [\d.]+ ± [\d.]+ \|/);
     expect(markdown).toMatch(/\| sampler-skd \| 2 \|/);
     const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((c) => fs.existsSync(c));
     if (!chromium && !process.env['CI']) return; // CI installs Chromium (tools/setup.sh); it must render there

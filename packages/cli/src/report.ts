@@ -7,6 +7,7 @@ interface RunRecord {
   readonly dir: string;
   readonly group: string;
   readonly seed: number;
+  readonly divergence: string | undefined;
   readonly finalMetrics: Record<string, number>;
   readonly meanAcceptanceRate: number | null;
   readonly events: RunEvent[];
@@ -29,12 +30,19 @@ export function findRuns(paths: readonly string[]): string[] {
 }
 
 function loadRun(dir: string): RunRecord {
-  const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as { group?: string; run: string; seed: number; finalMetrics: Record<string, number>; meanAcceptanceRate: number | null };
+  const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as {
+    group?: string;
+    run: string;
+    seed: number;
+    divergence?: string;
+    finalMetrics: Record<string, number>;
+    meanAcceptanceRate: number | null;
+  };
   const metricsFile = path.join(dir, 'metrics.jsonl');
   const events = fs.existsSync(metricsFile)
     ? fs.readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as RunEvent)
     : [];
-  return { dir, group: summary.group ?? summary.run, seed: summary.seed, finalMetrics: summary.finalMetrics, meanAcceptanceRate: summary.meanAcceptanceRate, events };
+  return { dir, group: summary.group ?? summary.run, seed: summary.seed, divergence: summary.divergence, finalMetrics: summary.finalMetrics, meanAcceptanceRate: summary.meanAcceptanceRate, events };
 }
 
 export function meanStd(values: readonly number[]): { mean: number; std: number } {
@@ -92,12 +100,14 @@ const cell = (values: readonly number[]) => {
 function sectionTables(runs: readonly RunRecord[]): { header: string[]; rows: string[][]; markdown: string[] } {
   const groups = [...new Set(runs.map((r) => r.group))];
   const metricNames = [...new Set(runs.flatMap((r) => Object.keys(r.finalMetrics)))].filter((m) => m !== 'count').sort();
-  const header = ['group', 'seeds', ...metricNames, 'acceptance'];
+  // validationLoss is each run's own divergence on the references, so the table says which one it is.
+  const header = ['group', 'seeds', 'divergence', ...metricNames, 'acceptance'];
   const rows = groups.map((group) => {
     const members = runs.filter((r) => r.group === group);
     return [
       group,
       String(members.length),
+      [...new Set(members.map((r) => r.divergence ?? '?'))].join(', '),
       ...metricNames.map((m) => cell(members.flatMap((r) => (r.finalMetrics[m] !== undefined ? [r.finalMetrics[m] as number] : [])))),
       cell(members.flatMap((r) => (r.meanAcceptanceRate !== null ? [r.meanAcceptanceRate] : []))),
     ];
