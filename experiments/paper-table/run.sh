@@ -6,7 +6,8 @@
 # Usage: bash experiments/paper-table/run.sh [task ...]        (default: all four tasks)
 #   JOBS=2 runs two tasks at a time, one OpenBLAS thread each (faster on small models than one task
 #   on two threads). Interrupt it at any time: a rerun skips finished runs and resumes the others.
-# Runs go to runs/paper-table/<task>/, the report to runs/paper-table/report/.
+# Runs go to runs/paper-table/<task>/; the report (per-task tables, acceptance over training, charts)
+# to runs/paper-table/report/, and the compact method x task table to report/summary.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 tasks=("$@")
@@ -26,3 +27,4 @@ fi
 reported=()
 for task in arithmetic instructions translation summarization; do [ -d "runs/paper-table/$task" ] && reported+=("runs/paper-table/$task"); done
 node packages/cli/dist/main.js report "${reported[@]}" --out runs/paper-table/report
+node experiments/paper-table/summary.cjs runs/paper-table | tee runs/paper-table/report/summary.md
