@@ -63,4 +63,4 @@ console.log(table('Reference perplexity', () => ['perplexity', 'ppl'], 2, 'lower
 console.log();
 console.log(table('Teacher top-25 acceptance of the greedy output', () => ['teacherAcceptance', 'acc'], 3, 'higher is better'));
 console.log();
-console.log(`${runs.length} runs from ${root}`);
+console.log(`${runs.length} runs from ${path.relative(process.cwd(), root) || "."}`);
