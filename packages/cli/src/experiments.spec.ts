@@ -62,6 +62,16 @@ describe('committed experiments', () => {
     }
   });
 
+  it('every script and config the README and docs/results.md name is committed', () => {
+    const repo = path.resolve(root, '..');
+    for (const doc of ['README.md', 'docs/results.md', 'docs/paper-index.md']) {
+      const text = fs.readFileSync(path.join(repo, doc), 'utf8');
+      const named = [...text.matchAll(/\b((?:experiments|tools)\/[\w./-]+\.(?:sh|json|cjs))/g)].map((m) => m[1] as string);
+      expect(named.length).toBeGreaterThan(0);
+      for (const file of named) expect(`${doc}: ${fs.existsSync(path.join(repo, file)) ? 'ok' : 'missing'} ${file}`).toBe(`${doc}: ok ${file}`);
+    }
+  });
+
   it('every command of docs/paper-index.md validates', () => {
     const index = fs.readFileSync(path.resolve(root, '../docs/paper-index.md'), 'utf8');
     const base = path.resolve(root, '..', /C=(experiments\/\S+\.json)/.exec(index)?.[1] ?? 'missing');
