@@ -84,6 +84,15 @@ describe('skd distill / train (end to end)', () => {
     expect(fs.readFileSync(path.join(dir, 'runs/a/metrics.jsonl'), 'utf8')).toBe(before);
   });
 
+  it('resumes when only the $comment changed: it describes the run, it is not part of it', () => {
+    const dir = tmp();
+    const config = tinyConfig(dir, { steps: 2 });
+    expect(skd(['distill', config, '--out', 'runs/a'], dir).status).toBe(0);
+    const reworded = skd(['distill', config, '--out', 'runs/a', '--resume', '--set', '$comment=reworded'], dir);
+    expect(reworded.stderr).not.toContain('cannot resume');
+    expect(reworded.status).toBe(0);
+  });
+
   it('after SIGKILL, --resume ends with exactly the weights of an uninterrupted run', async () => {
     const dir = tmp();
     const config = tinyConfig(dir, { steps: 24, checkpointEvery: 2 });

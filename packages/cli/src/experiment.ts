@@ -47,7 +47,7 @@ function checkMode(config: RunConfig, mode: 'train' | 'distill', source: string)
 
 /**
  * Prepares the run directory: a new one gets the resolved config; an existing one is resumed
- * (only with --resume, and only with the same config) or refused. Nothing in it is overwritten.
+ * (only with --resume, and only with the same config, `$comment` aside) or refused. Nothing in it is overwritten.
  */
 export function prepareRunDir(runDir: string, config: RunConfig, resume: boolean): void {
   const saved = path.join(runDir, 'config.json');
@@ -56,7 +56,8 @@ export function prepareRunDir(runDir: string, config: RunConfig, resume: boolean
       throw new SkdError(`run directory ${runDir} already holds a run`, { hint: 'pass --resume to continue it, or choose another --out' });
     }
     const previous = JSON.parse(fs.readFileSync(saved, 'utf8')) as RunConfig;
-    const changed = Object.keys({ ...previous, ...config }).filter((k) => JSON.stringify((previous as Record<string, unknown>)[k]) !== JSON.stringify((config as Record<string, unknown>)[k]));
+    // `$comment` is free text about the run, not part of it: rewording it does not block a resume.
+    const changed = Object.keys({ ...previous, ...config }).filter((k) => k !== '$comment' && JSON.stringify((previous as Record<string, unknown>)[k]) !== JSON.stringify((config as Record<string, unknown>)[k]));
     if (changed.length) {
       throw new SkdError(`cannot resume ${runDir} with a different config (changed: ${changed.join(', ')})`, { hint: 'resume with the same config and --set values, or start a new run with another --out' });
     }
