@@ -31,7 +31,7 @@ describe('writeReport', () => {
     expect(markdown).toContain('Produced by `skd report task-a`.');
     // score 0.5 and 0.7: mean 0.6, sample std 0.1414; mean acceptance 0.5 and 0.6.
     expect(markdown).toContain('| method-skd | 2 | forward-kl | 0.600 ± 0.141 | 0.550 ± 0.071 |');
-    expect(markdown).toContain('| method-sup | 1 | cross-entropy | 0.100 ± 0.000 | - |');
+    expect(markdown).toContain('| method-sup | 1 | cross-entropy | 0.100 | - |');
     expect(markdown).toContain('| method-skd | 0.250 ± 0.071 | 0.450 ± 0.071 | 0.650 ± 0.071 | 0.850 ± 0.071 |');
     expect(markdown).not.toMatch(/\| method-sup \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \|$/m);
     expect(markdown).not.toContain('## task-a');
@@ -41,7 +41,7 @@ describe('writeReport', () => {
     const sections = ['task-a', 'task-b'].map((t) => ({ title: t, runDirs: findRuns([path.join(root, t)]) }));
     const { markdown, html } = writeReport(sections, path.join(root, 'out-ab'));
     expect(markdown.indexOf('## task-a')).toBeLessThan(markdown.indexOf('## task-b'));
-    expect(markdown.split('## task-b')[1]).toContain('| method-sup | 1 | cross-entropy | 0.300 ± 0.000 | - |');
+    expect(markdown.split('## task-b')[1]).toContain('| method-sup | 1 | cross-entropy | 0.300 | - |');
     expect(html).toContain('<h2>task-b</h2>');
     expect(html).toContain('"id":"task-a: acceptance"');
     expect(html).not.toContain('"id":"task-b: acceptance"');

@@ -80,7 +80,7 @@ const PHASES = 4;
  * Each run's mean SKD acceptance rate in each quarter of its training steps, then mean and std over
  * the group's seeds: the curriculum the method claims (acceptance rising as the student improves).
  */
-function acceptanceByPhase(members: readonly RunRecord[]): { mean: number; std: number }[] | undefined {
+function acceptanceByPhase(members: readonly RunRecord[]): number[][] | undefined {
   const perRun = members.flatMap((run) => {
     const points = run.events.flatMap((e) => (e.type === 'step' && e.sampler['acceptanceRate'] !== undefined ? [[e.step, e.sampler['acceptanceRate']] as const] : []));
     if (points.length < PHASES) return [];
@@ -88,13 +88,14 @@ function acceptanceByPhase(members: readonly RunRecord[]): { mean: number; std: 
     const phases = Array.from({ length: PHASES }, (_, k) => points.filter(([step]) => Math.min(PHASES - 1, Math.floor(((step - 1) * PHASES) / last)) === k).map(([, v]) => v));
     return phases.every((p) => p.length > 0) ? [phases.map((p) => p.reduce((a, b) => a + b, 0) / p.length)] : [];
   });
-  return perRun.length > 0 ? Array.from({ length: PHASES }, (_, k) => meanStd(perRun.map((r) => r[k] as number))) : undefined;
+  return perRun.length > 0 ? Array.from({ length: PHASES }, (_, k) => perRun.map((r) => r[k] as number)) : undefined;
 }
 
+/** Mean ± std over seeds; a single seed has no spread to show, so it prints the value alone. */
 const cell = (values: readonly number[]) => {
   if (values.length === 0) return '-';
   const { mean, std } = meanStd(values);
-  return `${mean.toFixed(3)} ± ${std.toFixed(3)}`;
+  return values.length === 1 ? mean.toFixed(3) : `${mean.toFixed(3)} ± ${std.toFixed(3)}`;
 };
 
 function sectionTables(runs: readonly RunRecord[]): { header: string[]; rows: string[][]; markdown: string[] } {
@@ -114,7 +115,7 @@ function sectionTables(runs: readonly RunRecord[]): { header: string[]; rows: st
   });
   const phaseRows = groups.flatMap((group) => {
     const phases = acceptanceByPhase(runs.filter((r) => r.group === group));
-    return phases ? [[group, ...phases.map(({ mean, std }) => `${mean.toFixed(3)} ± ${std.toFixed(3)}`)]] : [];
+    return phases ? [[group, ...phases.map(cell)]] : [];
   });
   const table = (h: readonly string[], body: readonly string[][]) => [`| ${h.join(' | ')} |`, `|${h.map(() => '---').join('|')}|`, ...body.map((r) => `| ${r.join(' | ')} |`)];
   const markdown = [...table(header, rows), ''];
