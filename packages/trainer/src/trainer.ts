@@ -280,11 +280,11 @@ export class Trainer {
       .map((e) => ({ prompt: [...bos, ...tokenizer.encode(e.prompt)], response: [...tokenizer.encode(e.response), tokenizer.special.eos] }))
       .filter((r) => r.prompt.length + r.response.length <= student.contextLength);
     if (rows.length === 0) return undefined;
-    const batches = [];
-    for (let i = 0; i < rows.length; i += training.batchSize) batches.push(assembleBatch(rows.slice(i, i + training.batchSize), tokenizer.special.pad, student.contextLength));
-    const normalizer = batches.reduce((n, b) => n + countTargets(b.targetMask), 0);
+    // Every response token (EOS included) is a target: prompts are never empty, so each has a token before it.
+    const normalizer = rows.reduce((n, r) => n + r.response.length, 0);
     let loss = 0;
-    for (const batch of batches) {
+    for (let i = 0; i < rows.length; i += training.batchSize) {
+      const batch = assembleBatch(rows.slice(i, i + training.batchSize), tokenizer.special.pad, student.contextLength);
       const value = tf.tidy(() =>
         tokenLoss({
           divergence,
