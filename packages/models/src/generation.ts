@@ -140,8 +140,11 @@ export async function generate(model: LanguageModel, prompts: readonly (readonly
   return { tokens: out, finished, forwardPasses: passes };
 }
 
-/** Runs one decode step and reads back the last column's logits (B * V floats). Frees its inputs. */
-async function lastLogits(
+/**
+ * Runs one decode step through the cache and reads back only the last column's logits (B * V
+ * floats), sliced on the device. Frees its inputs. Shared by generation and SKD's verification.
+ */
+export async function lastLogits(
   model: LanguageModel,
   state: ReturnType<LanguageModel['startDecoding']>,
   tokens: tf.Tensor2D,

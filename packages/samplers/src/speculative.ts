@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SkdError, type DecodeState, type LanguageModel, type Rng } from '@skd/core';
-import { chooseToken, checkSampling, warpedDistribution, type SamplingOptions } from '@skd/models';
+import { chooseToken, checkSampling, lastLogits, warpedDistribution, type SamplingOptions } from '@skd/models';
 
 /** How a drafted token is judged against the teacher's distribution at its position. */
 export type Acceptance = { readonly kind: 'top-k'; readonly k: number } | { readonly kind: 'top-p'; readonly p: number };
@@ -265,18 +265,9 @@ function splitRows(flat: Float32Array, B: number, V: number): Float32Array[] {
   return Array.from({ length: B }, (_, b) => flat.slice(b * V, (b + 1) * V));
 }
 
-/** Decodes (B, S) tokens and reads back only the last column's logits (B * V), sliced on the device. */
-async function lastColumn(model: LanguageModel, state: DecodeState, ids: Int32Array, mask: Float32Array, B: number, S: number): Promise<Float32Array> {
-  const tokens = tf.tensor2d(ids, [B, S], 'int32');
-  const maskTensor = tf.tensor2d(mask, [B, S]);
-  const logits = model.decode(tokens, state, { mask: maskTensor }); // (B, S, V)
-  tokens.dispose();
-  maskTensor.dispose();
-  const last = tf.tidy(() => tf.slice(logits, [0, S - 1, 0], [B, 1, -1])); // (B, 1, V)
-  logits.dispose();
-  const data = (await last.data()) as Float32Array;
-  last.dispose();
-  return data;
+/** Decodes (B, S) tokens and reads back only the last column's logits (B * V). */
+function lastColumn(model: LanguageModel, state: DecodeState, ids: Int32Array, mask: Float32Array, B: number, S: number): Promise<Float32Array> {
+  return lastLogits(model, state, tf.tensor2d(ids, [B, S], 'int32'), tf.tensor2d(mask, [B, S]));
 }
 
 /** Decodes one column: rows with undefined feed masked padding. */
