@@ -9,10 +9,10 @@ import {
   readConfigFile,
   type Registries,
 } from '@skd/config';
-import { Rng, SkdError, type ComponentKind, type SplitName } from '@skd/core';
+import { FormatError, Rng, SkdError, type ComponentKind, type SplitName } from '@skd/core';
+import { jsonlRecords } from '@skd/datasets';
 import { evaluateModel } from '@skd/evaluators';
 import { BpeTokenizer, generate, writeFileAtomic } from '@skd/models';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { take } from '@skd/trainer';
 import { runExperiment } from './experiment';
@@ -180,20 +180,19 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
     .option('--fields <names>', 'comma-separated record fields to read', 'prompt,response')
     .option('--vocab-size <n>', 'vocabulary size, bytes and special tokens included', (v) => Number(v), 2000)
     .option('--min-frequency <n>', 'ignore pairs seen fewer times', (v) => Number(v), 2)
-    .action((files: string[], options: { out: string; fields: string; vocabSize: number; minFrequency: number }) => {
+    .action(async (files: string[], options: { out: string; fields: string; vocabSize: number; minFrequency: number }) => {
       const fields = options.fields.split(',').map((f) => f.trim()).filter(Boolean);
       const texts: string[] = [];
       for (const file of files) {
-        fs.readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
-          if (!line.trim()) return;
+        for await (const { line, text } of jsonlRecords(file)) {
           let record: Record<string, unknown>;
           try {
-            record = JSON.parse(line) as Record<string, unknown>;
+            record = JSON.parse(text) as Record<string, unknown>;
           } catch (cause) {
-            throw new SkdError(`${file}:${i + 1}: not valid JSON (${(cause as Error).message})`);
+            throw new FormatError(`${file}:${line}`, `not valid JSON: ${(cause as Error).message}`);
           }
           for (const f of fields) if (typeof record[f] === 'string') texts.push(record[f] as string);
-        });
+        }
       }
       if (texts.length === 0) throw new SkdError(`no text found in fields ${fields.join(', ')} of ${files.join(', ')}`, { hint: 'name the text fields with --fields' });
       const tokenizer = BpeTokenizer.train(texts, { vocabSize: options.vocabSize, minFrequency: options.minFrequency });

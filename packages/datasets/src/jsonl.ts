@@ -87,7 +87,7 @@ export class JsonlDataset implements DatasetSource {
       }
       report.skipped[reason] = (report.skipped[reason] ?? 0) + 1;
     };
-    for await (const { line, text } of records(file)) {
+    for await (const { line, text } of jsonlRecords(file)) {
       let record: unknown;
       try {
         record = JSON.parse(text);
@@ -122,8 +122,11 @@ export class JsonlDataset implements DatasetSource {
   }
 }
 
-/** Lines of a JSONL file (streamed), or the elements of a JSON array file, with 1-based line numbers. */
-async function* records(file: string): AsyncGenerator<{ line: number; text: string }> {
+/**
+ * The records of a JSONL file (streamed, blank lines skipped), or the elements of a JSON array file,
+ * as JSON text with 1-based line numbers; shared by datasets and `skd tokenizer`.
+ */
+export async function* jsonlRecords(file: string): AsyncGenerator<{ line: number; text: string }> {
   if (file.endsWith('.json')) {
     let parsed: unknown;
     try {
