@@ -184,6 +184,9 @@ describe('skd distill / train (end to end)', () => {
     const checked = skd(['check', config, '--set', `tokenizer={"kind":"bpe","options":{"path":"${out}"}}`], dir);
     expect(checked.status).toBe(0);
     expect(checked.stdout).toContain('tokenizer  bpe (vocabulary 400)');
+    // No pair occurs a million times: no merge is learned, each byte stays a token.
+    const rare = skd(['tokenizer', `${DATA}/train.jsonl`, '--out', path.join(dir, 'bytes.json'), '--vocab-size', '400', '--min-frequency', '1000000'], dir);
+    expect(rare.stdout).toContain('1.00 bytes per token');
     const missing = skd(['tokenizer', `${DATA}/train.jsonl`, '--out', out, '--fields', 'nope'], dir);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain('no text found in fields nope');

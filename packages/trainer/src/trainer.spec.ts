@@ -94,6 +94,18 @@ describe('Trainer', () => {
     expect(await loss(2)).toBeCloseTo(whole, 5);
   });
 
+  it('skips training examples longer than the context with onTooLong "skip", and stops on them by default', async () => {
+    const long = { id: 'long', prompt: 'x'.repeat(40), response: '1' }; // 40 prompt bytes: over the context of 32
+    const withLong = () => new InlineDataset('mixed', { train: [...examples.slice(0, 3), long, ...examples.slice(3)], eval: [], test: examples.slice(0, 2) });
+    const skipping = { ...sftParts({ steps: 4, onTooLong: 'skip' }), dataset: withLong() };
+    const result = await new Trainer(skipping).run();
+    expect(result.reason).toBe('completed');
+    skipping.dispose();
+    const failing = { ...sftParts({ steps: 4 }), dataset: withLong() };
+    await expect(new Trainer(failing).run()).rejects.toThrow('more than the context of 32');
+    failing.dispose();
+  });
+
   it('resumes an interrupted SKD run to exactly the weights of an uninterrupted one', async () => {
     const straight = skdParts({ steps: 6 });
     const a = new Trainer(straight);
