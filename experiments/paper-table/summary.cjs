@@ -6,6 +6,7 @@
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
+const { findRuns, meanStd } = require('@skd/cli'); // built by tools/setup.sh
 
 const root = path.resolve(process.argv[2] ?? path.join(__dirname, '../../runs/paper-table'));
 const tasks = [
@@ -17,17 +18,12 @@ const tasks = [
 const sizes = ['1k', '100'];
 const methods = ['supervised-ft', 'supervised-kd', 'seqkd', 'on-policy', 'gkd', 'imitkd', 'distillm', 'skd'];
 
-const runs = [];
-for (const [task] of tasks) {
-  const dir = path.join(root, task);
-  if (!fs.existsSync(dir)) continue;
-  for (const name of fs.readdirSync(dir)) {
-    const file = path.join(dir, name, 'summary.json');
-    if (!fs.existsSync(file)) continue;
-    const match = /^method-(.+)__data-(.+)__seed-(\d+)$/.exec(name);
-    if (match) runs.push({ task, method: match[1], size: match[2], metrics: JSON.parse(fs.readFileSync(file, 'utf8')).finalMetrics });
-  }
-}
+const runs = tasks.flatMap(([task]) =>
+  findRuns([path.join(root, task)]).flatMap((dir) => {
+    const match = /^method-(.+)__data-(.+)__seed-(\d+)$/.exec(path.basename(dir));
+    return match ? [{ task, method: match[1], size: match[2], metrics: JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')).finalMetrics }] : [];
+  }),
+);
 if (runs.length === 0) {
   console.error(`no finished runs under ${root}: run bash experiments/paper-table/run.sh first`);
   process.exit(1);
@@ -35,9 +31,8 @@ if (runs.length === 0) {
 
 function cell(values, digits) {
   if (values.length === 0) return '-';
-  const mean = values.reduce((a, b) => a + b, 0) / values.length;
-  const std = values.length > 1 ? Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1)) : 0;
-  return `${mean.toFixed(digits)} ± ${std.toFixed(digits)}`;
+  const { mean, std } = meanStd(values);
+  return values.length === 1 ? mean.toFixed(digits) : `${mean.toFixed(digits)} ± ${std.toFixed(digits)}`;
 }
 
 function table(title, metricOf, digits, better) {

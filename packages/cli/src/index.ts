@@ -1,1 +1,2 @@
 export * from './program';
+export { findRuns, meanStd, writeReport, type ReportSection } from './report';
