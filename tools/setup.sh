@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: a C toolchain, Python for node-gyp, OpenBLAS for the native CPU kernels, and
-# Chromium (headless) to check that reports render.
-APT_PACKAGES=(build-essential python3 libopenblas-dev chromium)
+# System packages: a C toolchain, Python for node-gyp, oneDNN (and OpenBLAS, its fallback) for the
+# native CPU kernels, Chromium (headless) to check that reports render, and PyTorch: the CPU
+# yardstick of `npm run bench`.
+APT_PACKAGES=(build-essential python3 libdnnl-dev libopenblas-dev chromium python3-torch)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -2,11 +2,26 @@
   "targets": [
     {
       "target_name": "skd_native",
-      "sources": ["csrc/skd_native.c"],
-      "include_dirs": ["<!@(node scripts/openblas-flags.cjs --include)"],
-      "libraries": ["-lopenblas", "-lm"],
-      "cflags": ["-O3", "-march=native", "-std=c11", "-fno-math-errno"],
-      "defines": ["NAPI_VERSION=8"]
+      "sources": [
+        "csrc/skd_native.c",
+        "csrc/args.c",
+        "csrc/gemm.c",
+        "csrc/threads.c",
+        "csrc/elementwise.c",
+        "csrc/reduce.c",
+        "csrc/gather.c",
+        "csrc/layer_norm.c",
+        "csrc/attention.c",
+        "csrc/cached_attention.c",
+        "csrc/softmax.c",
+        "csrc/adamw.c",
+        "csrc/sampling.c"
+      ],
+      "include_dirs": ["<!@(node scripts/blas-flags.cjs --include)"],
+      "defines": ["NAPI_VERSION=8", "<!@(node scripts/blas-flags.cjs --defines)"],
+      "libraries": ["<!@(node scripts/blas-flags.cjs --libraries)", "-lm", "-fopenmp"],
+      "cflags": ["-O3", "-march=native", "-std=gnu11", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"],
+      "ldflags": ["-fopenmp"]
     }
   ]
 }

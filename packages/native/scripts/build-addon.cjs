@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// Builds the native kernels from source with node-gyp against the system's OpenBLAS. Never fails
-// the install: without OpenBLAS or a toolchain it prints one line saying what to install, and skd
-// runs on stock wasm. SKD_NATIVE=off skips the build.
+// Builds the native kernels from source with node-gyp against the system's BLAS (oneDNN, else
+// OpenBLAS; see blas-flags.cjs). Never fails the install: without a BLAS or a toolchain it prints one
+// line saying what to install, and skd runs on stock wasm. SKD_NATIVE=off skips the build.
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { findOpenBlasInclude } = require('./openblas-flags.cjs');
+const { findBlas } = require('./blas-flags.cjs');
 
 const root = path.resolve(__dirname, '..');
 const say = (line) => process.stdout.write(`skd-native: ${line}\n`);
@@ -25,9 +25,9 @@ function nodeGyp() {
 
 function main() {
   if (process.env.SKD_NATIVE === 'off') return say('skipped (SKD_NATIVE=off)');
-  const include = findOpenBlasInclude();
-  if (!include) {
-    return say('OpenBLAS not found; skd will use stock wasm kernels. For 10x+ faster CPU training: apt-get install libopenblas-dev, then npm rebuild @skd/native');
+  const blas = findBlas();
+  if (!blas) {
+    return say('no BLAS found; skd will use stock wasm kernels. For 20x+ faster CPU training: apt-get install libdnnl-dev (or libopenblas-dev), then npm rebuild @skd/native');
   }
   const gyp = nodeGyp();
   if (!gyp) return say('node-gyp not found; skd will use stock wasm kernels. Install node-gyp, then npm rebuild @skd/native');
@@ -40,7 +40,7 @@ function main() {
     const tail = `${result.stdout}\n${result.stderr}`.trim().split('\n').slice(-5).join(' | ');
     return say(`build failed, skd will use stock wasm kernels: ${tail}`);
   }
-  say(`built against OpenBLAS (${include})`);
+  say(`built against ${blas.name} (${blas.include})`);
 }
 
 main();

@@ -16,10 +16,28 @@ export interface NativeAddon {
   ): void;
   biasActivation(c: Float32Array, bias: Float32Array | null, rows: number, cols: number, biasMode: number, activation: number, alpha: number): void;
   unsortedSegmentSum(x: Float32Array, ids: Int32Array, out: Float32Array, rows: number, inner: number, numSegments: number): void;
+  /** Sets the thread pool size (n >= 1; 0 keeps it) and returns the size in use. */
   setThreads(threads: number): number;
+  /** The BLAS the addon was built against ("oneDNN" or "OpenBLAS"). */
+  blas(): string;
   sumMiddle(x: Float32Array, out: Float32Array, outer: number, reduce: number, inner: number): void;
   unary(op: 0 | 1, x: Float32Array, out: Float32Array, n: number): void;
+  gelu(x: Float32Array, out: Float32Array, n: number): void;
+  geluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, n: number): void;
   gatherRows(table: Float32Array, indices: Int32Array, out: Float32Array, count: number, inner: number, rows: number): number;
+  layerNorm(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, width: number, epsilon: number): void;
+  layerNormGrad(dy: Float32Array, x: Float32Array, gamma: Float32Array, mean: Float32Array, rstd: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, rows: number, width: number): void;
+  attention(qkv: Float32Array, mask: Float32Array | null, out: Float32Array, lse: Float32Array, batch: number, T: number, heads: number, headSize: number, scale: number): void;
+  attentionGrad(qkv: Float32Array, mask: Float32Array | null, out: Float32Array, lse: Float32Array, dy: Float32Array, dqkv: Float32Array, batch: number, T: number, heads: number, headSize: number, scale: number): void;
+  cachedAttention(qkv: Float32Array, keys: Float32Array, values: Float32Array, lengths: Int32Array, mask: Float32Array, out: Float32Array, batch: number, S: number, heads: number, headSize: number, capacity: number, scale: number): void;
+  logSoftmax(x: Float32Array, y: Float32Array, rows: number, width: number): void;
+  logSoftmaxGrad(dy: Float32Array, y: Float32Array, dx: Float32Array, rows: number, width: number): void;
+  /** Returns the first row whose target is out of range, or -1. */
+  crossEntropy(logits: Float32Array, targets: Int32Array, loss: Float32Array, lse: Float32Array, rows: number, width: number): number;
+  crossEntropyGrad(dy: Float32Array, logits: Float32Array, targets: Int32Array, lse: Float32Array, dx: Float32Array, rows: number, width: number): void;
+  adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, outParam: Float32Array, outM: Float32Array, outV: Float32Array, n: number, lr: number, beta1: number, beta2: number, epsilon: number, decay: number, c1: number, c2: number): void;
+  /** Returns the first failed row, or -1 (see sampling.c). */
+  sampleTokens(logits: Float32Array, ids: Int32Array, rows: number, width: number, uniforms: Float64Array, temperature: number, topK: number, topP: number, greedy: boolean): number;
 }
 
 export const ADDON_PATH = path.join(__dirname, '..', 'build', 'Release', 'skd_native.node');
@@ -32,7 +50,7 @@ export interface AddonLoad {
 
 let cached: AddonLoad | undefined;
 
-/** Loads the compiled addon once. Absence is normal (no OpenBLAS at install): the reason says how to get it. */
+/** Loads the compiled addon once. Absence is normal (no BLAS at install): the reason says how to get it. */
 export function loadAddon(): AddonLoad {
   if (cached) return cached;
   if (process.env['SKD_NATIVE'] === 'off') {
@@ -40,14 +58,15 @@ export function loadAddon(): AddonLoad {
     return cached;
   }
   try {
-    cached = { addon: require(ADDON_PATH) as NativeAddon, reason: `OpenBLAS addon loaded (${ADDON_PATH})` };
+    const addon = require(ADDON_PATH) as NativeAddon;
+    cached = { addon, reason: `${addon.blas()} addon loaded (${ADDON_PATH})` };
   } catch (error) {
     const missing = (error as { code?: string }).code === 'MODULE_NOT_FOUND';
     cached = {
       addon: undefined,
       reason: missing
-        ? 'OpenBLAS kernels not built; for 10x+ faster CPU training run: apt-get install libopenblas-dev && npm rebuild @skd/native'
-        : `OpenBLAS kernels failed to load (${(error as Error).message}); rebuild with: npm rebuild @skd/native`,
+        ? 'native kernels not built; for 20x+ faster CPU training run: apt-get install libdnnl-dev && npm rebuild @skd/native'
+        : `native kernels failed to load (${(error as Error).message}); rebuild with: npm rebuild @skd/native`,
     };
   }
   return cached;

@@ -1,37 +1,38 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { loadAddon } from './addon';
-import { batchMatMulKernel, fusedMatMulKernel, gatherKernel, identityKernel, sumKernel, unaryKernel, unsortedSegmentSumKernel } from './kernels';
+import { KERNELS } from '@skd/ops';
+import { loadAddon, type NativeAddon } from './addon';
+import { adamWKernel } from './kernels/adamw';
+import { attentionGradKernel, attentionKernel, cachedAttentionKernel } from './kernels/attention';
+import { gatherKernel } from './kernels/gather';
+import { geluGradKernel, geluKernel } from './kernels/gelu';
+import { identityKernel } from './kernels/identity';
+import { layerNormGradKernel, layerNormKernel } from './kernels/layer-norm';
+import { batchMatMulKernel, fusedMatMulKernel } from './kernels/matmul';
+import { sampleTokensKernel } from './kernels/sample-tokens';
+import { unsortedSegmentSumKernel } from './kernels/segment-sum';
+import { crossEntropyGradKernel, crossEntropyKernel, logSoftmaxGradKernel, logSoftmaxKernel } from './kernels/softmax';
+import { sumKernel } from './kernels/sum';
+import { unaryKernel } from './kernels/unary';
+import type { Fallback, KernelArgs } from './kernels/wasm';
 
-export { broadcastBatchOffsets } from './kernels';
+export { broadcastBatchOffsets } from './kernels/matmul';
 export { loadAddon, ADDON_PATH, type NativeAddon } from './addon';
 
 export interface NativeKernelStatus {
-  /** True when the OpenBLAS kernels are registered. */
+  /** True when the native kernels are registered. */
   readonly native: boolean;
   /** Kernels now overridden or added on the wasm backend. */
   readonly kernels: readonly string[];
-  /** OpenBLAS threads (undefined without the addon). */
-  readonly blasThreads: number | undefined;
-  /** One line: what is active and, if not native, what to install. */
+  /** Threads of the native pool (undefined without the addon). */
+  readonly threads: number | undefined;
+  /** The BLAS the addon uses (undefined without the addon). */
+  readonly blas: string | undefined;
+  /** One short line: what is active and, if not native, what to install. */
   readonly summary: string;
 }
 
-const originals = new Map<string, tf.KernelConfig | undefined>();
-
-function replaceKernel(config: tf.KernelConfig): void {
-  const existing = tf.getKernel(config.kernelName, 'wasm');
-  if (!originals.has(config.kernelName)) originals.set(config.kernelName, existing);
-  if (existing) tf.unregisterKernel(config.kernelName, 'wasm');
-  tf.registerKernel(config);
-}
-
-/**
- * Registers skd's kernels on the wasm backend of this tfjs-core: OpenBLAS BatchMatMul and
- * _FusedMatMul when the addon is built, and UnsortedSegmentSum always (wasm has none). Call after
- * the wasm backend is registered; unregister-then-register replaces the stock kernels.
- */
 export interface RegisterOptions {
-  /** OpenBLAS threads (default: OpenBLAS's own choice, the core count). */
+  /** Threads of the native pool (default: SKD_THREADS, else every core). */
   readonly threads?: number;
   /**
    * Register only what stock wasm lacks to train at all (UnsortedSegmentSum, in JS): the baseline
@@ -40,42 +41,79 @@ export interface RegisterOptions {
   readonly stockBaseline?: boolean;
 }
 
+const originals = new Map<string, tf.KernelConfig | undefined>();
+
+function replaceKernel(kernelName: string, kernelFunc: (args: KernelArgs) => unknown): void {
+  const existing = tf.getKernel(kernelName, 'wasm');
+  if (!originals.has(kernelName)) originals.set(kernelName, existing);
+  if (existing) tf.unregisterKernel(kernelName, 'wasm');
+  tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as tf.KernelFunc });
+}
+
+function stock(name: string): Fallback {
+  const original = originals.has(name) ? originals.get(name) : tf.getKernel(name, 'wasm');
+  return (args) => {
+    if (!original) throw new Error(`no stock wasm ${name} kernel to fall back to`);
+    return original.kernelFunc(args) as tf.TensorInfo | tf.TensorInfo[];
+  };
+}
+
+/** The native kernels by name: stock tfjs kernels they replace, and the fused ops of @skd/ops. */
+function nativeKernels(addon: NativeAddon): [string, (args: KernelArgs) => unknown][] {
+  return [
+    [tf.BatchMatMul, batchMatMulKernel(addon, stock(tf.BatchMatMul))],
+    [tf._FusedMatMul, fusedMatMulKernel(addon, stock(tf._FusedMatMul))],
+    [tf.Sum, sumKernel(addon, stock(tf.Sum))],
+    [tf.Tanh, unaryKernel(addon, 0, stock(tf.Tanh))],
+    [tf.Sigmoid, unaryKernel(addon, 1, stock(tf.Sigmoid))],
+    [tf.GatherV2, gatherKernel(addon, stock(tf.GatherV2))],
+    [KERNELS.layerNorm, layerNormKernel(addon)],
+    [KERNELS.layerNormGrad, layerNormGradKernel(addon)],
+    [KERNELS.gelu, geluKernel(addon)],
+    [KERNELS.geluGrad, geluGradKernel(addon)],
+    [KERNELS.attention, attentionKernel(addon)],
+    [KERNELS.attentionGrad, attentionGradKernel(addon)],
+    [KERNELS.cachedAttention, cachedAttentionKernel(addon)],
+    [KERNELS.logSoftmax, logSoftmaxKernel(addon)],
+    [KERNELS.logSoftmaxGrad, logSoftmaxGradKernel(addon)],
+    [KERNELS.crossEntropy, crossEntropyKernel(addon)],
+    [KERNELS.crossEntropyGrad, crossEntropyGradKernel(addon)],
+    [KERNELS.adamW, adamWKernel(addon)],
+    [KERNELS.sampleTokens, sampleTokensKernel(addon)],
+  ];
+}
+
+/**
+ * Registers skd's kernels on the wasm backend of this tfjs-core: with the addon, native matmuls,
+ * reductions and the fused ops of @skd/ops (which then run one kernel each instead of their
+ * composite form); UnsortedSegmentSum always (stock wasm has none). Call after the wasm backend is
+ * registered; the stock kernels they replace are kept for `unregisterNativeKernels`.
+ */
 export function registerNativeKernels(options: RegisterOptions = {}): NativeKernelStatus {
   const loaded = loadAddon();
   const addon = options.stockBaseline ? undefined : loaded.addon;
   const reason = options.stockBaseline ? 'stock baseline requested' : loaded.reason;
-  const kernels: string[] = [];
   unregisterNativeKernels();
+  const kernels: string[] = [];
   if (!options.stockBaseline) {
-    replaceKernel({ kernelName: tf.Identity, backendName: 'wasm', kernelFunc: identityKernel as tf.KernelFunc });
+    replaceKernel(tf.Identity, identityKernel);
     kernels.push(tf.Identity);
   }
   if (addon) {
-    const stock = (name: string) => {
-      const original = originals.has(name) ? originals.get(name) : tf.getKernel(name, 'wasm');
-      return (args: Parameters<tf.KernelFunc>[0]) => {
-        if (!original) throw new Error(`no stock wasm ${name} kernel to fall back to`);
-        return original.kernelFunc(args);
-      };
-    };
-    replaceKernel({ kernelName: tf.BatchMatMul, backendName: 'wasm', kernelFunc: batchMatMulKernel(addon, stock(tf.BatchMatMul)) as tf.KernelFunc });
-    replaceKernel({ kernelName: tf._FusedMatMul, backendName: 'wasm', kernelFunc: fusedMatMulKernel(addon, stock(tf._FusedMatMul)) as tf.KernelFunc });
-    replaceKernel({ kernelName: tf.Sum, backendName: 'wasm', kernelFunc: sumKernel(addon, stock(tf.Sum)) as tf.KernelFunc });
-    replaceKernel({ kernelName: tf.Tanh, backendName: 'wasm', kernelFunc: unaryKernel(addon, 0, stock(tf.Tanh)) as tf.KernelFunc });
-    replaceKernel({ kernelName: tf.Sigmoid, backendName: 'wasm', kernelFunc: unaryKernel(addon, 1, stock(tf.Sigmoid)) as tf.KernelFunc });
-    replaceKernel({ kernelName: tf.GatherV2, backendName: 'wasm', kernelFunc: gatherKernel(addon, stock(tf.GatherV2)) as tf.KernelFunc });
-    kernels.push(tf.BatchMatMul, tf._FusedMatMul, tf.Sum, tf.Tanh, tf.Sigmoid, tf.GatherV2);
+    for (const [name, kernel] of nativeKernels(addon)) {
+      replaceKernel(name, kernel);
+      kernels.push(name);
+    }
   }
-  replaceKernel({ kernelName: tf.UnsortedSegmentSum, backendName: 'wasm', kernelFunc: unsortedSegmentSumKernel(addon) as tf.KernelFunc });
+  replaceKernel(tf.UnsortedSegmentSum, unsortedSegmentSumKernel(addon));
   kernels.push(tf.UnsortedSegmentSum);
-  const blasThreads = addon ? addon.setThreads(options.threads ?? 0) : undefined;
-  const summary = addon
-    ? `native kernels: ${kernels.join(', ')} (OpenBLAS, ${blasThreads} threads)`
-    : `wasm kernels ${kernels.join(', ')} without OpenBLAS: ${reason}`;
-  return { native: addon !== undefined, kernels, blasThreads, summary };
+  const threads = addon ? addon.setThreads(options.threads ?? 0) : undefined;
+  const blas = addon ? addon.blas() : undefined;
+  const summary = addon ? `native kernels (${blas}, ${threads} threads)` : `stock wasm kernels: ${reason}`;
+  return { native: addon !== undefined, kernels, threads, blas, summary };
 }
 
-/** Restores the stock wasm kernels (benchmarks compare both in one process). */
+/** Restores the stock wasm kernels (benchmarks and tests compare both in one process). */
 export function unregisterNativeKernels(): void {
   for (const [name, original] of originals) {
     if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');

@@ -1,0 +1,108 @@
+// Matrix products through the BLAS found at build time (oneDNN's sgemm, else OpenBLAS's), always
+// single-threaded inside the library: skd splits work across its one OpenMP pool itself, so the
+// BLAS never starts threads of its own beside it (two pools on two cores slow both down).
+#include "common.h"
+#include <omp.h>
+
+#if defined(SKD_BLAS_DNNL)
+#include <dnnl.h>
+const char* skd_blas_name(void) { return "oneDNN"; }
+#elif defined(SKD_BLAS_OPENBLAS)
+#include <cblas.h>
+const char* skd_blas_name(void) { return "OpenBLAS"; }
+#else
+#error "build with SKD_BLAS_DNNL or SKD_BLAS_OPENBLAS (see scripts/blas-flags.cjs)"
+#endif
+
+void skd_sgemm_1t(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+                  int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; i++) {
+      float* row = C + i * ldc;
+      if (beta == 0.0f) memset(row, 0, sizeof(float) * (size_t)N);
+      else for (int64_t j = 0; j < N; j++) row[j] *= beta;
+    }
+    return;
+  }
+#if defined(SKD_BLAS_DNNL)
+  // oneDNN's sgemm is row-major; inside an OpenMP parallel region it runs on the calling thread.
+  dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#else
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda, B,
+              (int)ldb, beta, C, (int)ldc);
+#endif
+}
+
+// Below this many multiply-adds a product stays on one thread: waking the pool costs more.
+#define SPLIT_MIN_MACS (1 << 18)
+
+void skd_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+               int64_t ldb, float beta, float* C, int64_t ldc) {
+  const int threads = skd_threads();
+  if (threads <= 1 || omp_in_parallel() || M * N * K < SPLIT_MIN_MACS) {
+    skd_sgemm_1t(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  // Split the longer of M and N into one contiguous chunk per thread (multiples of 16, the
+  // micro-kernels' width), so each thread packs only its own part of the other operand.
+  const bool by_rows = M >= N;
+  const int64_t extent = by_rows ? M : N;
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t step = ((extent + n - 1) / n + 15) / 16 * 16;
+    const int64_t from = SKD_MIN(extent, step * t), to = SKD_MIN(extent, step * (t + 1));
+    if (to > from) {
+      if (by_rows) {
+        const float* a = ta ? A + from : A + from * lda;
+        skd_sgemm_1t(ta, tb, to - from, N, K, alpha, a, lda, B, ldb, beta, C + from * ldc, ldc);
+      } else {
+        const float* b = tb ? B + from * ldb : B + from;
+        skd_sgemm_1t(ta, tb, M, to - from, K, alpha, A, lda, b, ldb, beta, C + from, ldc);
+      }
+    }
+  }
+}
+
+// sgemmBatch(a, b, c, aOffsets, bOffsets, M, N, K, transposeA, transposeB)
+// For each batch i: c[i*M*N ..] = op(a[aOffsets[i] ..]) @ op(b[bOffsets[i] ..]), row-major, op(a) M x K,
+// op(b) K x N. Broadcasting is expressed by repeated offsets. Many small products (attention
+// heads) run one per thread; a few large ones are each split across the pool.
+napi_value skd_napi_sgemm_batch(napi_env env, napi_callback_info info) {
+  skd_args a;
+  skd_args_init(&a, env, info, "sgemmBatch", 10);
+  const int64_t M = skd_int(&a, 5), N = skd_int(&a, 6), K = skd_int(&a, 7);
+  const bool ta = skd_bool(&a, 8), tb = skd_bool(&a, 9);
+  if (M < 0 || N < 0 || K < 0) skd_fail(&a, "negative dimension M %lld N %lld K %lld", (long long)M, (long long)N, (long long)K);
+  const float* A = skd_f32(&a, 0, 0);
+  const float* B = skd_f32(&a, 1, 0);
+  const int32_t* a_off = skd_i32(&a, 3, 0);
+  const int32_t* b_off = skd_i32(&a, 4, 0);
+  size_t batch = 0, b_batch = 0, a_len = 0, b_len = 0, ignore = 0;
+  void* data;
+  napi_typedarray_type type;
+  napi_value buffer;
+  if (a.error[0] == '\0') {
+    napi_get_typedarray_info(env, a.argv[3], &type, &batch, &data, &buffer, &ignore);
+    napi_get_typedarray_info(env, a.argv[4], &type, &b_batch, &data, &buffer, &ignore);
+    napi_get_typedarray_info(env, a.argv[0], &type, &a_len, &data, &buffer, &ignore);
+    napi_get_typedarray_info(env, a.argv[1], &type, &b_len, &data, &buffer, &ignore);
+    if (batch != b_batch) skd_fail(&a, "offset arrays differ in length (%zu and %zu)", batch, b_batch);
+  }
+  float* C = skd_f32(&a, 2, batch * (size_t)(M * N));
+  for (size_t i = 0; a.error[0] == '\0' && i < batch; i++) {
+    if (a_off[i] < 0 || b_off[i] < 0 || (size_t)a_off[i] + (size_t)(M * K) > a_len || (size_t)b_off[i] + (size_t)(K * N) > b_len) {
+      skd_fail(&a, "the input offsets of batch %zu are out of range", i);
+    }
+  }
+  if (!skd_args_ok(&a)) return NULL;
+  const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+  if (batch > 1 && M * N * K < (1 << 21)) {
+#pragma omp parallel for schedule(dynamic) num_threads(skd_threads()) if (batch * M * N * K >= SPLIT_MIN_MACS)
+    for (size_t i = 0; i < batch; i++) skd_sgemm_1t(ta, tb, M, N, K, 1.0f, A + a_off[i], lda, B + b_off[i], ldb, 0.0f, C + i * M * N, N);
+  } else {
+    for (size_t i = 0; i < batch; i++) skd_sgemm(ta, tb, M, N, K, 1.0f, A + a_off[i], lda, B + b_off[i], ldb, 0.0f, C + i * M * N, N);
+  }
+  return NULL;
+}

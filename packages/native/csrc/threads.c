@@ -1,0 +1,47 @@
+// One OpenMP thread pool for every kernel (oneDNN uses the same libgomp runtime); the BLAS itself
+// is kept single-threaded. SKD_THREADS or setThreads choose the pool size (default: all cores).
+#include "common.h"
+#include <omp.h>
+#include <stdlib.h>
+
+#if defined(SKD_BLAS_OPENBLAS)
+extern void openblas_set_num_threads(int num_threads);
+#endif
+
+static int pool_size = 0;
+
+int skd_threads(void) {
+  if (pool_size <= 0) {
+    const char* env = getenv("SKD_THREADS");
+    const int wanted = env ? atoi(env) : 0;
+    pool_size = wanted > 0 ? wanted : omp_get_num_procs();
+  }
+  return pool_size;
+}
+
+void skd_blas_single_threaded(void) {
+#if defined(SKD_BLAS_OPENBLAS)
+  openblas_set_num_threads(1);
+#endif
+}
+
+// setThreads(n): n >= 1 sets the pool size, 0 keeps it; returns the size in use.
+napi_value skd_napi_set_threads(napi_env env, napi_callback_info info) {
+  skd_args a;
+  skd_args_init(&a, env, info, "setThreads", 1);
+  const int64_t n = skd_int(&a, 0);
+  if (n < 0) skd_fail(&a, "threads must be >= 0, got %lld", (long long)n);
+  if (!skd_args_ok(&a)) return NULL;
+  if (n >= 1) pool_size = (int)n;
+  omp_set_num_threads(skd_threads());
+  skd_blas_single_threaded();
+  return skd_int_result(env, skd_threads());
+}
+
+// blas(): the name of the BLAS the addon was built against.
+napi_value skd_napi_blas(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result = NULL;
+  napi_create_string_utf8(env, skd_blas_name(), NAPI_AUTO_LENGTH, &result);
+  return result;
+}

@@ -1,0 +1,251 @@
+import '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs';
+import { NonFiniteError, Rng } from '@skd/core';
+import {
+  adamWUpdate,
+  causalSelfAttention,
+  chooseTokenWith,
+  createKvCache,
+  gelu,
+  KERNELS,
+  layerNorm,
+  logSoftmax,
+  sampleTokens,
+  sparseCrossEntropy,
+  type KvCache,
+  type SamplingOptions,
+} from '@skd/ops';
+import { loadAddon } from './addon';
+import { registerNativeKernels, unregisterNativeKernels } from './index';
+
+// Every fused op of @skd/ops runs either as one native kernel (registered here) or as its composite
+// form from stock wasm kernels (after unregisterNativeKernels). Both must agree: values and
+// gradients within 1e-5, relative to the largest reference entry.
+const TOL = 1e-5;
+
+const available = loadAddon().addon !== undefined;
+
+function normRelDiff(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  if (actual.length !== expected.length) throw new Error(`length ${actual.length} vs ${expected.length}`);
+  let diff = 0;
+  let scale = 1e-30;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs((actual[i] as number) - (expected[i] as number)));
+    scale = Math.max(scale, Math.abs(expected[i] as number));
+  }
+  return diff / scale;
+}
+
+const randoms = (rng: Rng, n: number, scale = 1) => Float32Array.from({ length: n }, () => rng.normal() * scale);
+
+/** Runs `fn` with the native kernels, then with the stock composite forms; returns both results. */
+function bothWays<T>(fn: () => T): { native: T; stock: T } {
+  registerNativeKernels();
+  const native = fn();
+  unregisterNativeKernels();
+  try {
+    return { native, stock: fn() };
+  } finally {
+    registerNativeKernels();
+  }
+}
+
+/** Values of `f` and its gradients in every input, as flat arrays (upstream gradient: a fixed random tensor). */
+function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: () => tf.Tensor[], upstream: Float32Array): number[][] {
+  return tf.tidy(() => {
+    const xs = inputs();
+    const y = f(...xs);
+    const r = tf.tensor(upstream.subarray(0, y.size), y.shape);
+    const grads = tf.grads((...args: tf.Tensor[]) => tf.sum(tf.mul(f(...args), r)))(xs);
+    return [Array.from(y.dataSync()), ...grads.map((g) => Array.from(g.dataSync()))];
+  });
+}
+
+function expectClose(both: { native: number[][]; stock: number[][] }, tol = TOL): void {
+  expect(both.native).toHaveLength(both.stock.length);
+  both.native.forEach((values, i) => expect(normRelDiff(values, both.stock[i] as number[])).toBeLessThan(tol));
+}
+
+async function leaks(fn: () => unknown): Promise<number> {
+  fn();
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 10; i++) fn();
+  return tf.memory().numTensors - before;
+}
+
+beforeAll(async () => {
+  await tf.ready();
+  await tf.setBackend('wasm');
+  registerNativeKernels();
+});
+afterAll(() => unregisterNativeKernels());
+
+(available ? describe : describe.skip)('fused ops: native kernel = composite form on wasm', () => {
+  const rng = Rng.create(11);
+  const upstream = randoms(rng, 1 << 16);
+
+  it('registers a kernel for every fused op, and the ops use it', () => {
+    for (const name of Object.values(KERNELS)) expect(tf.getKernel(name, 'wasm')).toBeDefined();
+    const spy = jest.spyOn(tf.engine(), 'runKernel');
+    tf.tidy(() => layerNorm(tf.ones([2, 3]), tf.ones([3]), tf.zeros([3]), 1e-5));
+    expect(spy.mock.calls.some(([name]) => name === KERNELS.layerNorm)).toBe(true);
+    spy.mockRestore();
+  });
+
+  it.each([
+    [7, 13],
+    [1, 5],
+    [64, 384],
+  ])('LayerNorm (%i, %i): values and gradients in x, gamma, beta', (n, d) => {
+    const x = randoms(rng, n * d, 3);
+    const gamma = randoms(rng, d);
+    const beta = randoms(rng, d);
+    const inputs = () => [tf.tensor2d(x, [n, d]), tf.tensor1d(gamma), tf.tensor1d(beta)];
+    expectClose(bothWays(() => valueAndGrads((a, g, b) => layerNorm(a as tf.Tensor2D, g as tf.Tensor1D, b as tf.Tensor1D, 1e-5), inputs, upstream)));
+  });
+
+  it.each([[[5, 17]], [[3, 4, 7]], [[4096]]])('GELU %j: values and gradients, any rank', (shape) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const x = randoms(rng, size, 4);
+    expectClose(bothWays(() => valueAndGrads((a) => gelu(a), () => [tf.tensor(x, shape)], upstream)));
+  });
+
+  describe('causal self-attention over packed q|k|v', () => {
+    // T = 70 crosses the kernel's 64-query blocks; T = 7 and 1 are odd and tiny.
+    it.each([
+      [2, 7, 3, 4],
+      [1, 70, 2, 8],
+      [3, 1, 1, 2],
+    ])('B %i, T %i, %i heads of %i: values and gradients', (B, T, heads, dh) => {
+      const qkv = randoms(rng, B * T * 3 * heads * dh);
+      const f = (x: tf.Tensor) => causalSelfAttention(x as tf.Tensor2D, { batch: B, heads });
+      expectClose(bothWays(() => valueAndGrads(f, () => [tf.tensor2d(qkv, [B * T, 3 * heads * dh])], upstream)));
+    });
+
+    it('right and left padding masks: equal at every query that sees a real key, gradients included', () => {
+      const [B, T, heads, dh] = [3, 9, 2, 4];
+      const mask = [
+        [1, 1, 1, 1, 1, 1, 0, 0, 0], // right-padded (training batches)
+        [0, 0, 0, 1, 1, 1, 1, 1, 1], // left-padded (prompts): queries 0-2 see no real key
+        [1, 0, 1, 1, 0, 1, 1, 1, 1], // holes
+      ];
+      // Queries that see no real key have unspecified outputs (0 natively); the loss weights them 0.
+      const seesKey = mask.map((row) => row.map((_, t) => (row.slice(0, t + 1).some((m) => m === 1) ? 1 : 0)));
+      const qkv = randoms(rng, B * T * 3 * heads * dh);
+      const weight = Float32Array.from({ length: B * T * heads * dh }, (_, i) => (seesKey.flat()[Math.floor(i / (heads * dh))] as number) * (upstream[i] as number));
+      const f = (x: tf.Tensor) => tf.mul(causalSelfAttention(x as tf.Tensor2D, { batch: B, heads, mask: tf.tensor2d(mask) }), tf.tensor2d(weight, [B * T, heads * dh]));
+      expectClose(bothWays(() => valueAndGrads(f, () => [tf.tensor2d(qkv, [B * T, 3 * heads * dh])], upstream)));
+    });
+
+    it('the mask matters: a padding key changes what a later query sees', () => {
+      const qkv = tf.tensor2d(randoms(rng, 4 * 6), [4, 6]);
+      const run = (mask?: number[][]) => tf.tidy(() => Array.from(causalSelfAttention(qkv, { batch: 1, heads: 1, ...(mask ? { mask: tf.tensor2d(mask) } : {}) }).dataSync()));
+      expect(normRelDiff(run([[1, 0, 1, 1]]), run())).toBeGreaterThan(1e-3);
+      qkv.dispose();
+    });
+  });
+
+  it('log-softmax over the last axis, -inf entries included: values and gradients', () => {
+    const x = randoms(rng, 3 * 5 * 11, 3);
+    x[7] = -Infinity;
+    const both = bothWays(() => valueAndGrads((a) => tf.where(tf.isFinite(a), logSoftmax(a), tf.zerosLike(a)), () => [tf.tensor(x, [3, 5, 11])], upstream));
+    expectClose(both);
+  });
+
+  it('next-token cross-entropy: values and gradients; a target outside the vocabulary is an error', () => {
+    const [B, T, V] = [2, 5, 37];
+    const logits = randoms(rng, B * T * V, 2);
+    const targets = Int32Array.from({ length: B * T }, () => rng.int(V));
+    const f = (x: tf.Tensor) => sparseCrossEntropy(x, tf.tensor2d(targets, [B, T], 'int32'));
+    expectClose(bothWays(() => valueAndGrads(f, () => [tf.tensor3d(logits, [B, T, V])], upstream)));
+    expect(() => tf.tidy(() => sparseCrossEntropy(tf.zeros([1, 2, 4]), tf.tensor2d([[0, 4]], [1, 2], 'int32')))).toThrow('target 4 (position 1) is outside the vocabulary [0, 4)');
+  });
+
+  it.each([
+    [0, 1],
+    [0.1, 3],
+  ])('AdamW (decay %f, step %i) gives the composite update', (weightDecay, t) => {
+    const n = 1000;
+    const [p, g, m, v] = [randoms(rng, n), randoms(rng, n), randoms(rng, n, 0.1), Float32Array.from(randoms(rng, n, 0.1), Math.abs)];
+    const step = { learningRate: 3e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay, correction1: 1 - 0.9 ** t, correction2: 1 - 0.999 ** t };
+    const run = () => tf.tidy(() => adamWUpdate(tf.tensor(p), tf.tensor(g), tf.tensor(m), tf.tensor(v), step).map((x) => Array.from(x.dataSync())));
+    expectClose(bothWays(run));
+  });
+
+  it('token sampling on the device picks exactly the tokens chooseToken picks for the same draws', async () => {
+    const V = 97;
+    const settings: SamplingOptions[] = [{ greedy: true }, {}, { temperature: 0.7 }, { topK: 5 }, { topP: 0.8 }, { temperature: 1.3, topK: 20, topP: 0.9 }, { topK: 200 }];
+    for (const options of settings) {
+      const rows = 40;
+      const data = randoms(rng, rows * V, 2.5);
+      data[3] = data[4] as number; // a tie
+      const logits = tf.tensor2d(data, [rows, V]);
+      const draws = Rng.create(5);
+      const ids = await sampleTokens(logits, options, Rng.create(5));
+      const expected = Array.from({ length: rows }, (_, b) => chooseTokenWith(data.subarray(b * V, (b + 1) * V), options, options.greedy ? 0 : draws.random()));
+      expect(Array.from(ids)).toEqual(expected);
+      logits.dispose();
+    }
+  });
+
+  it('token sampling fails like chooseToken on NaN and on a row without mass', async () => {
+    const nan = tf.tensor2d([[0, 1, 2], [0, Number.NaN, 1]]);
+    await expect(sampleTokens(nan, {}, Rng.create(1))).rejects.toThrow(NonFiniteError);
+    const empty = tf.tensor2d([[-Infinity, -Infinity]]);
+    await expect(sampleTokens(empty, {}, Rng.create(1))).rejects.toThrow('every logit is -inf');
+    tf.dispose([nan, empty]);
+  });
+
+  it('the native KV cache gives the tensor cache\'s outputs through ragged steps and rollbacks', () => {
+    const [B, heads, dh, layers] = [2, 2, 4, 1];
+    const d = heads * dh;
+    const steps: { mask: number[]; S: number; rollback?: (number | undefined)[] }[] = [
+      { mask: [0, 1, 1, 1, 1, 1], S: 3 }, // left-padded prompt
+      { mask: [1, 1, 1, 1, 0, 0], S: 3, rollback: [3, undefined] },
+      { mask: [0, 1, 1, 1], S: 2 },
+      { mask: [1, 1], S: 1, rollback: [undefined, 4] },
+      { mask: [1, 1, 1, 1, 1, 1], S: 3 },
+    ];
+    const qkvs = steps.map((s) => randoms(rng, B * s.S * 3 * d));
+    const run = () => {
+      const cache: KvCache = createKvCache({ batchSize: B, capacity: 12, layers, heads, headSize: dh });
+      const outputs: number[][] = [];
+      steps.forEach((s, i) => {
+        const out = cache.advance(s.mask, s.S, (step) => tf.tidy(() => Array.from(step.attend(0, tf.tensor2d(qkvs[i] as Float32Array, [B * s.S, 3 * d])).dataSync())));
+        outputs.push(out.map((x, j) => ((s.mask[Math.floor(j / d)] as number) ? x : 0))); // padding slots are unspecified
+        if (s.rollback) cache.rollback(s.rollback);
+      });
+      expect(cache.constructor.name).toBe(tf.getKernel(KERNELS.cachedAttention, 'wasm') ? 'NativeKvCache' : 'TensorKvCache');
+      cache.dispose();
+      return outputs;
+    };
+    expectClose(bothWays(run));
+  });
+
+  it('keeps numTensors flat: every op forward and backward, the cache, sampling', async () => {
+    const x = tf.randomNormal([6, 12]);
+    const targets = tf.tensor1d([0, 1, 2, 3, 4, 5], 'int32');
+    const ops = () =>
+      tf.tidy(() => {
+        tf.grads((a: tf.Tensor) => tf.sum(layerNorm(a as tf.Tensor2D, tf.ones([12]), tf.zeros([12]), 1e-5)))([x]);
+        tf.grads((a: tf.Tensor) => tf.sum(gelu(a)))([x]);
+        tf.grads((a: tf.Tensor) => tf.sum(causalSelfAttention(a as tf.Tensor2D, { batch: 2, heads: 2, mask: tf.ones([2, 3]) })))([x]);
+        tf.grads((a: tf.Tensor) => tf.sum(logSoftmax(a)))([x]);
+        tf.grads((a: tf.Tensor) => tf.sum(sparseCrossEntropy(a, targets)))([x]);
+        adamWUpdate(x, x, x, tf.abs(x), { learningRate: 1, beta1: 0.9, beta2: 0.9, epsilon: 1e-8, weightDecay: 0.1, correction1: 1, correction2: 1 });
+      });
+    expect(await leaks(ops)).toBe(0);
+    const cache = () => {
+      const c = createKvCache({ batchSize: 2, capacity: 8, layers: 1, heads: 2, headSize: 2 });
+      c.advance([1, 1, 0, 1], 2, (step) => tf.tidy(() => step.attend(0, tf.slice(x, [0, 0], [4, 12]) as tf.Tensor2D).dataSync()));
+      c.rollback([1, undefined]);
+      c.dispose();
+    };
+    expect(await leaks(cache)).toBe(0);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 10; i++) await sampleTokens(x as tf.Tensor2D, { temperature: 0.9, topK: 3 }, Rng.create(i));
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, targets]);
+  });
+});
