@@ -19,16 +19,16 @@ export interface LanguageModel {
   logits(tokens: Tensor2D, options?: ForwardOptions): Tensor3D;
 
   /**
-   * Starts incremental decoding for `batchSize` rows of at most `maxColumns` cached columns. Masked
-   * columns (padding, rolled-back drafts) take columns but not positions: the caller keeps each row's
-   * real tokens within `contextLength`.
+   * Starts incremental decoding for `batchSize` rows of at most `maxTokens` real tokens each
+   * (prompt and generated; padding slots take no room). `maxTokens` may not exceed `contextLength`.
    */
-  startDecoding(batchSize: number, maxColumns: number): DecodeState;
+  startDecoding(batchSize: number, maxTokens: number): DecodeState;
 
   /**
    * Appends tokens (B, S) to a decode state and returns their logits (B, S, V), equal (within float
-   * tolerance) to the matching columns of `logits` over the whole prefix. S > 1 scores a block of
-   * proposed tokens in one forward pass (SKD's verification step).
+   * tolerance) to the matching columns of `logits` over each row's real tokens. Each row's real
+   * slots (mask 1) are appended in order; padding slots (mask 0) are skipped, and their logits are
+   * unspecified. S > 1 scores a block of proposed tokens in one forward pass (SKD's verification).
    */
   decode(tokens: Tensor2D, state: DecodeState, options?: DecodeOptions): Tensor3D;
 
@@ -45,23 +45,20 @@ export interface ForwardOptions {
 }
 
 export interface DecodeOptions {
-  /** (B, S): 1 for real tokens, 0 for padding slots (left padding, or rows that already finished). */
+  /** (B, S): 1 for real tokens, 0 for padding slots (left padding, finished rows, unused draft slots). */
   readonly mask?: Tensor2D;
 }
 
 /** The key/value cache of an incremental decode. Owned by the caller: dispose it. */
 export interface DecodeState {
   readonly batchSize: number;
-  /** Number of cached columns (the same for every row; rows pad with masked slots). */
-  readonly length: number;
-  /** Forgets cached columns from `length` on (every row), e.g. the rejected part of a draft. */
-  truncate(length: number): void;
+  /** Real tokens held per row. Rows advance by their own number of real slots per decode call. */
+  readonly lengths: readonly number[];
   /**
-   * Per-row rollback: masks row b's cached columns from `fromColumns[b]` on (undefined: keep the
-   * row). The columns stay, masked, so rows that accepted different numbers of drafted tokens keep
-   * sharing one cache; positions count only unmasked columns.
+   * Keeps the first `keep[b]` tokens of row b (undefined: the whole row), e.g. the accepted part of
+   * SKD's draft. Rows are independent: one row's rollback never touches another's tokens.
    */
-  maskFrom(fromColumns: readonly (number | undefined)[]): void;
+  rollback(keep: readonly (number | undefined)[]): void;
   dispose(): void;
 }
 

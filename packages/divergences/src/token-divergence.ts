@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError, SkdError, type Divergence, type DivergenceInput } from '@skd/core';
+import { logSoftmax, sparseCrossEntropy } from '@skd/ops';
 import { type LogProbDivergence } from './divergences';
 import { bucketize, compressTeacher } from './sparse';
 
@@ -38,7 +39,7 @@ export class TokenDivergence implements Divergence {
     return tf.tidy(() => {
       const logP = this.teacherLogProbs(input, studentLogits.shape); // (B, T, V)
       const sparse = this.args.sparseTopK !== undefined || !this.args.fn.studentGrad;
-      const logQ = sparse ? (tf.logSoftmax(this.scaled(studentLogits)) as tf.Tensor3D) : undefined; // (B, T, V)
+      const logQ = sparse ? logSoftmax(this.scaled(studentLogits)) : undefined; // (B, T, V)
       let values: tf.Tensor;
       if (this.args.sparseTopK !== undefined) {
         const k = Math.min(this.args.sparseTopK, logP.shape[2]);
@@ -61,12 +62,12 @@ export class TokenDivergence implements Divergence {
   private teacherLogProbs(input: DivergenceInput, shape: readonly number[]): tf.Tensor3D {
     if (input.teacherLogits) {
       checkSame('teacher logits', input.teacherLogits.shape, shape);
-      return tf.logSoftmax(this.scaled(input.teacherLogits)) as tf.Tensor3D;
+      return logSoftmax(this.scaled(input.teacherLogits));
     }
     if (input.teacherLogProbs) {
       checkSame('teacher log-probs', input.teacherLogProbs.shape, shape);
       // Cached log-probs were taken at temperature 1; re-temper them (log-softmax of logP / tau).
-      return this.temperature === 1 ? input.teacherLogProbs : (tf.logSoftmax(this.scaled(input.teacherLogProbs)) as tf.Tensor3D);
+      return this.temperature === 1 ? input.teacherLogProbs : logSoftmax(this.scaled(input.teacherLogProbs));
     }
     throw new SkdError(`divergence "${this.name}" needs teacher logits or cached teacher log-probs`, {
       hint: 'configure a teacher model, or use the "cross-entropy" divergence for supervised fine-tuning',
@@ -83,13 +84,9 @@ export class CrossEntropy implements Divergence {
     const { studentLogits, targets } = input;
     checkRank3('student logits', studentLogits);
     if (!targets) throw new SkdError('cross-entropy needs next-token targets');
-    const [B, T, V] = studentLogits.shape;
+    const [B, T] = studentLogits.shape;
     checkSame('targets', targets.shape, [B, T]);
-    return tf.tidy(() => {
-      const logQ = tf.logSoftmax(studentLogits); // (B, T, V)
-      const picked = tf.sum(tf.mul(logQ, tf.oneHot(tf.cast(targets, 'int32'), V)), -1); // (B, T)
-      return tf.neg(picked) as tf.Tensor2D;
-    });
+    return sparseCrossEntropy(studentLogits, targets) as tf.Tensor2D; // (B, T)
   }
 }
 
@@ -112,12 +109,12 @@ function closedFormDivergence(fn: LogProbDivergence, logP: tf.Tensor3D, studentL
   const run = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [s, save] = args as [tf.Tensor, tf.GradSaveFunc];
     save([s, logP]);
-    const value = tf.tidy(() => fn(logP, tf.logSoftmax(s))); // (B, T)
+    const value = tf.tidy(() => fn(logP, logSoftmax(s))); // (B, T)
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [x, teacher] = saved as [tf.Tensor, tf.Tensor];
-        return tf.mul(tf.expandDims(dy, -1), studentGrad(teacher, tf.logSoftmax(x))); // (B, T, V)
+        return tf.mul(tf.expandDims(dy, -1), studentGrad(teacher, logSoftmax(x))); // (B, T, V)
       },
     };
   });

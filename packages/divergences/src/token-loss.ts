@@ -31,9 +31,11 @@ export function countTargets(targetMask: tf.Tensor2D): number {
 
 /**
  * The one loss assembly every method uses. Logits at column t predict token t + 1, for teacher and
- * student alike, so logits are cut to columns 0..T-2 and targets to 1..T-1. Values at non-target
- * columns are replaced (not multiplied) by 0, so garbage there (padding, -inf) never leaks in.
- * Returns sum over targets / normalizer, and 0 when there is nothing to learn from (0/0 guarded).
+ * student alike: targets and the target mask are shifted one column left (the last column predicts
+ * nothing and is masked), so the (B, T, V) logits are used in place, never sliced. Values at
+ * non-target columns are replaced (not multiplied) by 0, so garbage there (padding, -inf) never
+ * leaks in. Returns sum over targets / normalizer, and 0 when there is nothing to learn from (0/0
+ * guarded).
  */
 export function tokenLoss(input: TokenLossInput): tf.Scalar {
   const { tokens, targetMask, studentLogits } = input;
@@ -49,20 +51,24 @@ export function tokenLoss(input: TokenLossInput): tf.Scalar {
     throw new SkdError(`normalizer must be >= 0, got ${input.normalizer}`);
   }
   return tf.tidy(() => {
-    const predict = <R extends tf.Rank>(x: tf.Tensor<R>) =>
-      tf.slice(x, [0, 0, 0], [B, T - 1, -1]) as unknown as tf.Tensor3D; // (B, T-1, V)
-    const targets = tf.slice(tokens, [0, 1], [B, T - 1]); // (B, T-1)
-    const mask = tf.slice(targetMask, [0, 1], [B, T - 1]); // (B, T-1)
+    const targets = shiftLeft(tokens) as tf.Tensor2D; // (B, T): token t + 1 at column t
+    const mask = shiftLeft(targetMask); // (B, T)
     const values = input.divergence.perToken({
-      studentLogits: predict(studentLogits),
-      teacherLogits: input.teacherLogits ? predict(input.teacherLogits) : undefined,
-      teacherLogProbs: input.teacherLogProbs ? predict(input.teacherLogProbs) : undefined,
+      studentLogits,
+      teacherLogits: input.teacherLogits,
+      teacherLogProbs: input.teacherLogProbs,
       targets,
-    }); // (B, T-1)
+    }); // (B, T)
     const isTarget = tf.greater(mask, 0);
-    let kept = tf.where(isTarget, values, tf.zerosLike(values)); // (B, T-1)
-    if (input.sequenceWeights) kept = tf.mul(kept, tf.tensor2d(input.sequenceWeights as number[], [B, 1])); // (B, T-1)
+    let kept = tf.where(isTarget, values, tf.zerosLike(values)); // (B, T)
+    if (input.sequenceWeights) kept = tf.mul(kept, tf.tensor2d(input.sequenceWeights as number[], [B, 1])); // (B, T)
     const count = input.normalizer !== undefined ? tf.scalar(input.normalizer) : tf.sum(tf.cast(isTarget, 'float32'));
     return tf.div(tf.sum(kept), tf.maximum(count, 1e-12)) as tf.Scalar; // no targets: 0 / eps = 0
   });
+}
+
+/** (B, T) → (B, T): column t takes column t + 1; the last column is 0. */
+function shiftLeft(x: tf.Tensor2D): tf.Tensor2D {
+  const [B, T] = x.shape;
+  return tf.concat([tf.slice(x, [0, 1], [B, T - 1]), tf.zeros([B, 1], x.dtype)], 1) as tf.Tensor2D; // (B, T)
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ShapeError, type DecodeState, type LanguageModel } from '@skd/core';
+import { ShapeError, type DecodeOptions, type DecodeState, type LanguageModel } from '@skd/core';
 
 export interface BigramModelArgs {
   readonly vocabSize: number;
@@ -53,13 +53,15 @@ export class BigramModel implements LanguageModel {
     });
   }
 
-  startDecoding(batchSize: number, maxColumns: number): DecodeState {
-    return new CounterState(batchSize, maxColumns);
+  startDecoding(batchSize: number, maxTokens: number): DecodeState {
+    return new CounterState(batchSize, maxTokens);
   }
 
-  decode(tokens: tf.Tensor2D, state: DecodeState): tf.Tensor3D {
+  decode(tokens: tf.Tensor2D, state: DecodeState, options: DecodeOptions = {}): tf.Tensor3D {
     if (!(state instanceof CounterState)) throw new TypeError('decode state does not belong to a BigramModel');
-    state.advance(tokens.shape[1]);
+    const [B, S] = tokens.shape;
+    const mask = options.mask ? Array.from(options.mask.dataSync()) : undefined;
+    state.advance(Array.from({ length: B }, (_, b) => (mask ? mask.slice(b * S, (b + 1) * S).filter((m) => m !== 0).length : S)));
     return this.logits(tokens);
   }
 
@@ -74,36 +76,40 @@ function uniqueSuffix(): number {
   return counter;
 }
 
-/** A bigram model needs no cache: the state only counts columns so truncation is checked. */
+/** A bigram model needs no cache: the state only counts each row's tokens, so capacity and rollback are checked. */
 class CounterState implements DecodeState {
-  private filled = 0;
+  private readonly counts: number[];
+
   constructor(
     readonly batchSize: number,
     private readonly capacity: number,
-  ) {}
-
-  get length(): number {
-    return this.filled;
+  ) {
+    this.counts = new Array<number>(batchSize).fill(0);
   }
 
-  advance(columns: number): void {
-    if (this.filled + columns > this.capacity) {
-      throw new RangeError(`decode past the columns the state was started for: ${this.filled} + ${columns} > ${this.capacity}`);
-    }
-    this.filled += columns;
+  get lengths(): readonly number[] {
+    return this.counts;
   }
 
-  truncate(length: number): void {
-    if (length < 0 || length > this.filled) throw new RangeError(`cannot truncate ${this.filled} columns to ${length}`);
-    this.filled = length;
+  advance(added: readonly number[]): void {
+    added.forEach((n, b) => {
+      if ((this.counts[b] as number) + n > this.capacity) {
+        throw new RangeError(`row ${b}: ${n} more tokens exceed the ${this.capacity} the state was started for (it holds ${this.counts[b]})`);
+      }
+    });
+    added.forEach((n, b) => (this.counts[b] = (this.counts[b] as number) + n));
   }
 
-  /** A bigram's logits depend on the current token only: masking past columns changes nothing to check. */
-  maskFrom(fromColumns: readonly (number | undefined)[]): void {
-    if (fromColumns.length !== this.batchSize) throw new RangeError(`maskFrom needs one entry per row (${this.batchSize}), got ${fromColumns.length}`);
+  rollback(keep: readonly (number | undefined)[]): void {
+    if (keep.length !== this.batchSize) throw new RangeError(`rollback needs one entry per row (${this.batchSize}), got ${keep.length}`);
+    keep.forEach((n, b) => {
+      if (n === undefined) return;
+      if (n < 0 || n > (this.counts[b] as number)) throw new RangeError(`cannot roll row ${b} back to ${n} tokens: it holds ${this.counts[b]}`);
+      this.counts[b] = n;
+    });
   }
 
   dispose(): void {
-    this.filled = 0;
+    this.counts.fill(0);
   }
 }

@@ -38,16 +38,16 @@ describe('BigramModel', () => {
     model.dispose();
   });
 
-  it('decodes incrementally like the full forward, counts columns and truncates', async () => {
+  it('decodes incrementally like the full forward, counts each row\'s real tokens and rolls rows back', async () => {
     const model = new BigramModel({ vocabSize: 3, contextLength: 4, seed: 1, table });
-    const state = model.startDecoding(1, 4);
-    const a = model.decode(tf.tensor2d([[1, 2]], [1, 2], 'int32'), state);
-    expect(state.length).toBe(2);
-    expect(a.arraySync()).toEqual([[table[1], table[2]]]);
-    state.truncate(1);
-    expect(state.length).toBe(1);
-    expect(() => model.decode(tf.tensor2d([[1, 1, 1, 1]], [1, 4], 'int32'), state)).toThrow('decode past the columns the state was started for');
-    expect(() => state.truncate(3)).toThrow('cannot truncate');
+    const state = model.startDecoding(2, 4);
+    const a = model.decode(tf.tensor2d([[1, 2], [0, 1]], [2, 2], 'int32'), state, { mask: tf.tensor2d([[1, 1], [0, 1]]) });
+    expect(state.lengths).toEqual([2, 1]);
+    expect((a.arraySync() as number[][][])[0]).toEqual([table[1], table[2]]);
+    state.rollback([1, undefined]);
+    expect(state.lengths).toEqual([1, 1]);
+    expect(() => model.decode(tf.tensor2d([[1, 1, 1, 1], [1, 1, 1, 1]], [2, 4], 'int32'), state)).toThrow('row 0: 4 more tokens exceed the 4');
+    expect(() => state.rollback([3, undefined])).toThrow('cannot roll row 0 back to 3 tokens: it holds 1');
     a.dispose();
     state.dispose();
     model.dispose();

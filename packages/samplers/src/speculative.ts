@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SkdError, type DecodeState, type LanguageModel, type Rng } from '@skd/core';
-import { chooseToken, checkSampling, lastLogits, warpedDistribution, type SamplingOptions } from '@skd/models';
+import { checkSampling, chooseToken, decodeLast, leftPadded, warpedDistribution, type SamplingOptions } from '@skd/models';
+import { sampleTokens } from '@skd/ops';
 
 /** How a drafted token is judged against the teacher's distribution at its position. */
 export type Acceptance = { readonly kind: 'top-k'; readonly k: number } | { readonly kind: 'top-p'; readonly p: number };
@@ -58,36 +59,59 @@ function logSoftmax(row: Float32Array): Float32Array {
   return row.map((v) => v - logZ);
 }
 
-/** Is `token` inside the teacher's acceptance set for this logit row? Ties at the K-th value are broken by token id. */
+/**
+ * Is `token` inside the teacher's acceptance set for this logit row? Ties at the boundary are
+ * broken by token id. Tokens without probability mass are never inside (the reference code's ties
+ * at zero). On the raw distribution this is one pass over the row: the rank of a token by
+ * probability is its rank by logit, and top-p only needs the mass of the tokens ranked above it.
+ */
 export function accepts(logits: Float32Array, token: number, acceptance: Acceptance, warp: SamplingOptions | undefined): boolean {
-  const probs = warp ? warpedDistribution(logits, warp) : warpedDistribution(logits, {});
-  const p = probs[token] as number;
-  if (!(p > 0)) return false; // zero-probability tokens are never "inside" (the reference code's ties at zero)
+  if (warp) return acceptsWarped(warpedDistribution(logits, warp), token, acceptance);
+  let max = -Infinity;
+  for (const v of logits) if (v > max) max = v;
+  const own = logits[token] as number;
+  if (!(Math.exp(own - max) > 0)) return false;
   if (acceptance.kind === 'top-k') {
     let above = 0;
-    for (let v = 0; v < probs.length; v++) {
-      const q = probs[v] as number;
-      if (q > p || (q === p && v < token)) above++;
+    for (let v = 0; v < logits.length; v++) {
+      const l = logits[v] as number;
+      if (l > own || (l === own && v < token)) above++;
       if (above >= acceptance.k) return false;
     }
     return true;
   }
-  // top-p: inside the smallest most-likely set whose mass reaches p (ties broken by id).
+  let total = 0;
+  let before = 0;
+  for (let v = 0; v < logits.length; v++) {
+    const l = logits[v] as number;
+    const q = Math.exp(l - max);
+    total += q;
+    if (l > own || (l === own && v < token)) before += q;
+  }
+  return before / total < acceptance.p;
+}
+
+function acceptsWarped(probs: Float64Array, token: number, acceptance: Acceptance): boolean {
+  const p = probs[token] as number;
+  if (!(p > 0)) return false;
+  let above = 0;
   let before = 0;
   for (let v = 0; v < probs.length; v++) {
     const q = probs[v] as number;
-    if (q > p || (q === p && v < token)) before += q;
+    if (q > p || (q === p && v < token)) {
+      above += 1;
+      before += q;
+    }
   }
-  return before < acceptance.p;
+  return acceptance.kind === 'top-k' ? above < acceptance.k : before < acceptance.p;
 }
 
 /**
  * Speculative KD sampling, batched. Each round the student drafts up to gamma tokens per row; ONE
  * teacher forward over [pending replacement, drafts] scores them all; each row keeps its drafts up
- * to the first outside the acceptance set and replaces that one with a teacher token. Rows accept
- * different numbers of tokens, so rolled-back columns are masked per row (caches stay shared). The
- * replacement is not run through the teacher at once: it rides as the first column of the next
- * round's block, which keeps the teacher at one forward per round.
+ * to the first outside the acceptance set and replaces that one with a teacher token, then both
+ * caches roll back per row. The replacement is not run through the teacher at once: it rides as
+ * the first column of the next round's block, which keeps the teacher at one forward per round.
  */
 export async function speculativeGenerate(
   student: LanguageModel,
@@ -95,196 +119,272 @@ export async function speculativeGenerate(
   prompts: readonly (readonly number[])[],
   options: SpeculativeOptions,
 ): Promise<SpeculativeResult> {
-  const { draftBlock: gamma, eos, pad, rng } = options;
   checkSampling(options.studentSampling);
   checkSampling(options.teacherSampling);
-  if (!Number.isInteger(gamma) || gamma < 1) throw new SkdError(`draftBlock must be an integer >= 1, got ${gamma}`);
+  if (!Number.isInteger(options.draftBlock) || options.draftBlock < 1) throw new SkdError(`draftBlock must be an integer >= 1, got ${options.draftBlock}`);
   if (student.vocabSize !== teacher.vocabSize) throw new SkdError(`student vocabulary ${student.vocabSize} differs from the teacher's ${teacher.vocabSize}`);
   if (prompts.some((p) => p.length === 0)) throw new SkdError('every prompt needs at least one token (start with BOS)');
-  const B = prompts.length;
-  const V = student.vocabSize;
   const P = Math.max(...prompts.map((p) => p.length));
   const context = Math.min(student.contextLength, teacher.contextLength);
   const maxNew = Math.min(options.maxNewTokens, context - P);
   if (maxNew <= 0) throw new SkdError(`prompts of ${P} tokens leave no room to generate in a context of ${context}`);
-
-  const studentState = student.startDecoding(B, P + maxNew * gamma + 1);
-  const teacherState = teacher.startDecoding(B, P + maxNew * (gamma + 1) + 1);
-  const tokens: number[][] = prompts.map(() => []);
-  const origins: ('draft' | 'teacher')[][] = prompts.map(() => []);
-  const kept: Float32Array[][] | undefined = options.keepTeacherLogProbs ? prompts.map(() => []) : undefined;
-  const done = prompts.map(() => false);
-  const budget = prompts.map(() => maxNew);
-  const pendingStudent: (number | undefined)[] = new Array(B).fill(undefined);
-  const pendingTeacher: (number | undefined)[] = new Array(B).fill(undefined);
-  let judged = 0;
-  let accepted = 0;
-  let corrections = 0;
-  let rowRounds = 0;
-  let teacherForwards = 0;
-  let studentForwards = 0;
-  const warp = options.acceptOn === 'warped' ? options.teacherSampling : undefined;
-
+  const run = new SpeculativeRun(student, teacher, prompts, maxNew, options);
   try {
-    const ids = new Int32Array(B * P).fill(pad);
-    const mask = new Float32Array(B * P);
-    prompts.forEach((prompt, b) => {
-      ids.set(prompt, b * P + P - prompt.length);
-      mask.fill(1, b * P + P - prompt.length, (b + 1) * P);
-    });
-    let studentNext = splitRows(await lastColumn(student, studentState, ids, mask, B, P), B, V);
-    const teacherNext: (Float32Array | undefined)[] = splitRows(await lastColumn(teacher, teacherState, ids, mask, B, P), B, V);
-    studentForwards += 1;
-    teacherForwards += 1;
-
-    while (done.some((d) => !d)) {
-      // 1. The student sees the tokens appended last round that it has not seen (a replacement, or an accepted final draft).
-      if (pendingStudent.some((t, b) => t !== undefined && !done[b])) {
-        const column = pendingStudent.map((t, b) => (t !== undefined && !done[b] ? t : undefined));
-        const fresh = splitRows(await stepColumn(student, studentState, column, pad, B), B, V);
-        studentForwards += 1;
-        studentNext = studentNext.map((row, b) => (column[b] !== undefined ? (fresh[b] as Float32Array) : row));
-      }
-      pendingStudent.fill(undefined);
-
-      // 2. Draft up to gamma tokens per live row; all but each row's last draft are fed to the student.
-      const drafts: number[][] = prompts.map(() => []);
-      const fedColumn: (number | undefined)[][] = prompts.map(() => []); // student cache column of each fed draft
-      const drafting = done.map((d) => !d);
-      for (let j = 0; j < gamma; j++) {
-        for (let b = 0; b < B; b++) {
-          if (!drafting[b]) continue;
-          const token = chooseToken(studentNext[b] as Float32Array, options.studentSampling, rng);
-          (drafts[b] as number[]).push(token);
-          if (token === eos || (drafts[b] as number[]).length >= (budget[b] as number)) drafting[b] = false;
-        }
-        if (j === gamma - 1 || !drafting.some(Boolean)) break;
-        const column = drafts.map((d, b) => (drafting[b] ? (d[d.length - 1] as number) : undefined));
-        const at = studentState.length;
-        const fresh = splitRows(await stepColumn(student, studentState, column, pad, B), B, V);
-        studentForwards += 1;
-        column.forEach((t, b) => {
-          if (t !== undefined) {
-            (fedColumn[b] as (number | undefined)[])[j] = at;
-            studentNext[b] = fresh[b] as Float32Array;
-          }
-        });
-      }
-
-      // 3. One teacher forward over [pending replacement, d_1..d_gamma] scores every draft.
-      const blockIds = new Int32Array(B * (gamma + 1)).fill(pad);
-      const blockMask = new Float32Array(B * (gamma + 1));
-      for (let b = 0; b < B; b++) {
-        if (done[b]) continue;
-        const pending = pendingTeacher[b];
-        if (pending !== undefined) {
-          blockIds[b * (gamma + 1)] = pending;
-          blockMask[b * (gamma + 1)] = 1;
-        }
-        (drafts[b] as number[]).forEach((t, j) => {
-          blockIds[b * (gamma + 1) + 1 + j] = t;
-          blockMask[b * (gamma + 1) + 1 + j] = 1;
-        });
-      }
-      const base = teacherState.length;
-      const scores = await allColumns(teacher, teacherState, blockIds, blockMask, B, gamma + 1); // (B, gamma+1, V)
-      teacherForwards += 1;
-
-      // 4. Judge each row's drafts in order; keep up to the first rejection and replace it.
-      const rollbackTeacher: (number | undefined)[] = new Array(B).fill(undefined);
-      const rollbackStudent: (number | undefined)[] = new Array(B).fill(undefined);
-      for (let b = 0; b < B; b++) {
-        if (done[b]) continue;
-        rowRounds += 1;
-        const row = drafts[b] as number[];
-        // The distribution for draft i: the block's output after its previous column. For the first
-        // draft that column is this round's pending replacement, or, without one, last round's output.
-        const hadPending = pendingTeacher[b] !== undefined;
-        pendingTeacher[b] = undefined;
-        const distAt = (i: number): Float32Array =>
-          i === 0 && !hadPending
-            ? (teacherNext[b] as Float32Array)
-            : scores.subarray((b * (gamma + 1) + i) * V, (b * (gamma + 1) + i + 1) * V);
-        let i = 0;
-        for (; i < row.length; i++) {
-          const dist = distAt(i);
-          const token = row[i] as number;
-          if (!accepts(dist, token, options.acceptance, warp)) break;
-          judged += 1;
-          accepted += 1;
-          append(b, token, 'draft', dist);
-          if (token === eos || budget[b] === 0) break;
-        }
-        if (done[b]) continue;
-        if (i < row.length) {
-          // Draft i (0-based) was rejected: roll back from its column, then the teacher supplies this position.
-          judged += 1;
-          corrections += 1;
-          rollbackTeacher[b] = base + 1 + i;
-          rollbackStudent[b] = (fedColumn[b] as (number | undefined)[])[i];
-          const dist = distAt(i);
-          const replacement = options.replace === 'argmax' ? chooseToken(dist, { greedy: true }, rng) : chooseToken(dist, options.teacherSampling, rng);
-          append(b, replacement, 'teacher', dist);
-          if (!done[b]) {
-            pendingTeacher[b] = replacement;
-            pendingStudent[b] = replacement;
-            teacherNext[b] = undefined;
-          }
-        } else {
-          // Every draft accepted: the teacher's output at the last draft predicts the next position.
-          teacherNext[b] = Float32Array.from(distAt(row.length));
-          pendingStudent[b] = row[row.length - 1];
-        }
-      }
-      teacherState.maskFrom(rollbackTeacher);
-      studentState.maskFrom(rollbackStudent);
+    await run.prefill();
+    while (run.live()) {
+      run.catchUpStudent();
+      const drafts = await run.draft();
+      const scores = await run.verify(drafts);
+      run.judge(drafts, scores);
     }
+    return run.result();
   } finally {
-    studentState.dispose();
-    teacherState.dispose();
+    run.dispose();
+  }
+}
+
+/** A round's drafts per row, and where each fed draft sits in the student's cache (for rollback). */
+interface Drafts {
+  readonly tokens: number[][];
+  /** studentLength[b][j]: the row's student length before draft j was fed; undefined if never fed. */
+  readonly studentLength: (number | undefined)[][];
+  /** Each row's teacher length before the verification block, and whether the block began with a pending replacement. */
+  readonly teacherLength: number[];
+  readonly hadPending: boolean[];
+}
+
+/** The state of one speculativeGenerate call; its methods are the steps of a round. */
+class SpeculativeRun {
+  private readonly B: number;
+  private readonly V: number;
+  private readonly gamma: number;
+  private readonly studentState: DecodeState;
+  private readonly teacherState: DecodeState;
+  private readonly tokens: number[][];
+  private readonly origins: ('draft' | 'teacher')[][];
+  private readonly kept: Float32Array[][] | undefined;
+  private readonly done: boolean[];
+  private readonly budget: number[];
+  /** The token each row appended last round that the student has not seen (a replacement, or its final accepted draft). */
+  private readonly pendingStudent: (number | undefined)[];
+  /** The replacement each row appended last round that the teacher has not seen. */
+  private readonly pendingTeacher: (number | undefined)[];
+  /** The student's next-token logits per row (B, V), on the device. */
+  private studentNext: tf.Tensor2D | undefined;
+  /** The teacher's distribution for each row's next position, when known without a forward (prefill, or every draft accepted). */
+  private readonly teacherNext: (Float32Array | undefined)[];
+  private readonly warp: SamplingOptions | undefined;
+  private judged = 0;
+  private accepted = 0;
+  private corrections = 0;
+  private rowRounds = 0;
+  private teacherForwards = 0;
+  private studentForwards = 0;
+
+  constructor(
+    private readonly student: LanguageModel,
+    private readonly teacher: LanguageModel,
+    private readonly prompts: readonly (readonly number[])[],
+    maxNew: number,
+    private readonly options: SpeculativeOptions,
+  ) {
+    this.B = prompts.length;
+    this.V = student.vocabSize;
+    this.gamma = options.draftBlock;
+    const P = Math.max(...prompts.map((p) => p.length));
+    this.studentState = student.startDecoding(this.B, P + maxNew);
+    this.teacherState = teacher.startDecoding(this.B, P + maxNew);
+    this.tokens = prompts.map(() => []);
+    this.origins = prompts.map(() => []);
+    this.kept = options.keepTeacherLogProbs ? prompts.map(() => []) : undefined;
+    this.done = prompts.map(() => false);
+    this.budget = prompts.map(() => maxNew);
+    this.pendingStudent = new Array(this.B).fill(undefined);
+    this.pendingTeacher = new Array(this.B).fill(undefined);
+    this.teacherNext = new Array(this.B).fill(undefined);
+    this.warp = options.acceptOn === 'warped' ? options.teacherSampling : undefined;
   }
 
-  function append(b: number, token: number, origin: 'draft' | 'teacher', dist: Float32Array): void {
-    (tokens[b] as number[]).push(token);
-    (origins[b] as ('draft' | 'teacher')[]).push(origin);
-    if (kept) (kept[b] as Float32Array[]).push(logSoftmax(Float32Array.from(dist)));
-    budget[b] = (budget[b] as number) - 1;
-    if (token === eos || budget[b] === 0) done[b] = true;
+  live(): boolean {
+    return this.done.some((d) => !d);
   }
 
-  const tokensGenerated = tokens.reduce((n, row) => n + row.length, 0);
-  return {
-    tokens,
-    origins,
-    teacherLogProbs: kept,
-    stats: { judged, accepted, corrections, rowRounds, tokensGenerated, teacherForwards, studentForwards },
-  };
-}
+  /** Both models read the prompts; the teacher's last column gives the distribution of the first draft. */
+  async prefill(): Promise<void> {
+    const { ids, mask } = leftPadded(this.prompts, this.options.pad);
+    const P = ids.length / this.B;
+    this.studentNext = decodeLast(this.student, this.studentState, tf.tensor2d(ids, [this.B, P], 'int32'), tf.tensor2d(mask, [this.B, P]));
+    const teacherLast = decodeLast(this.teacher, this.teacherState, tf.tensor2d(ids, [this.B, P], 'int32'), tf.tensor2d(mask, [this.B, P]));
+    const rows = (await teacherLast.data()) as Float32Array;
+    teacherLast.dispose();
+    for (let b = 0; b < this.B; b++) this.teacherNext[b] = rows.slice(b * this.V, (b + 1) * this.V);
+    this.studentForwards += 1;
+    this.teacherForwards += 1;
+  }
 
-function splitRows(flat: Float32Array, B: number, V: number): Float32Array[] {
-  return Array.from({ length: B }, (_, b) => flat.slice(b * V, (b + 1) * V));
-}
+  /** 1. The student reads the token each row appended last round that it has not seen. */
+  catchUpStudent(): void {
+    const column = this.pendingStudent.map((t, b) => (t !== undefined && !this.done[b] ? t : undefined));
+    this.pendingStudent.fill(undefined);
+    if (column.every((t) => t === undefined)) return;
+    this.feedStudent(column);
+  }
 
-/** Decodes (B, S) tokens and reads back only the last column's logits (B * V). */
-function lastColumn(model: LanguageModel, state: DecodeState, ids: Int32Array, mask: Float32Array, B: number, S: number): Promise<Float32Array> {
-  return lastLogits(model, state, tf.tensor2d(ids, [B, S], 'int32'), tf.tensor2d(mask, [B, S]));
-}
+  /** 2. Up to gamma drafts per live row, sampled on the device; all but each row's last are fed to the student. */
+  async draft(): Promise<Drafts> {
+    const B = this.B;
+    const drafts: Drafts = {
+      tokens: this.prompts.map(() => []),
+      studentLength: this.prompts.map(() => []),
+      teacherLength: [],
+      hadPending: [],
+    };
+    const drafting = this.done.map((d) => !d);
+    for (let j = 0; j < this.gamma; j++) {
+      const chosen = await sampleTokens(this.studentNext as tf.Tensor2D, this.options.studentSampling, this.options.rng, drafting);
+      for (let b = 0; b < B; b++) {
+        if (!drafting[b]) continue;
+        const row = drafts.tokens[b] as number[];
+        row.push(chosen[b] as number);
+        if (chosen[b] === this.options.eos || row.length >= (this.budget[b] as number)) drafting[b] = false;
+      }
+      if (j === this.gamma - 1 || !drafting.some(Boolean)) break;
+      const column = drafts.tokens.map((row, b) => (drafting[b] ? (row[row.length - 1] as number) : undefined));
+      column.forEach((t, b) => {
+        if (t !== undefined) (drafts.studentLength[b] as (number | undefined)[])[j] = this.studentState.lengths[b];
+      });
+      this.feedStudent(column);
+    }
+    return drafts;
+  }
 
-/** Decodes one column: rows with undefined feed masked padding. */
-function stepColumn(model: LanguageModel, state: DecodeState, column: readonly (number | undefined)[], pad: number, B: number): Promise<Float32Array> {
-  const ids = Int32Array.from(column, (t) => t ?? pad);
-  const mask = Float32Array.from(column, (t) => (t === undefined ? 0 : 1));
-  return allColumns(model, state, ids, mask, B, 1);
-}
+  /** 3. One teacher forward over [pending replacement, d_1..d_gamma] scores every draft: (B, gamma+1, V) logits, read back. */
+  async verify(drafts: Drafts): Promise<Float32Array> {
+    const width = this.gamma + 1;
+    const ids = new Int32Array(this.B * width).fill(this.options.pad);
+    const mask = new Float32Array(this.B * width);
+    for (let b = 0; b < this.B; b++) {
+      const pending = this.pendingTeacher[b];
+      drafts.teacherLength[b] = this.teacherState.lengths[b] as number;
+      drafts.hadPending[b] = pending !== undefined;
+      this.pendingTeacher[b] = undefined;
+      if (this.done[b]) continue;
+      if (pending !== undefined) {
+        ids[b * width] = pending;
+        mask[b * width] = 1;
+      }
+      (drafts.tokens[b] as number[]).forEach((t, j) => {
+        ids[b * width + 1 + j] = t;
+        mask[b * width + 1 + j] = 1;
+      });
+    }
+    const tokens = tf.tensor2d(ids, [this.B, width], 'int32');
+    const maskTensor = tf.tensor2d(mask, [this.B, width]);
+    try {
+      const logits = this.teacher.decode(tokens, this.teacherState, { mask: maskTensor }); // (B, gamma+1, V)
+      const data = (await logits.data()) as Float32Array;
+      logits.dispose();
+      this.teacherForwards += 1;
+      return data;
+    } finally {
+      tokens.dispose();
+      maskTensor.dispose();
+    }
+  }
 
-/** Decodes (B, S) tokens and reads back all logits (B * S * V). */
-async function allColumns(model: LanguageModel, state: DecodeState, ids: Int32Array, mask: Float32Array, B: number, S: number): Promise<Float32Array> {
-  const tokens = tf.tensor2d(ids, [B, S], 'int32');
-  const maskTensor = tf.tensor2d(mask, [B, S]);
-  const logits = model.decode(tokens, state, { mask: maskTensor }); // (B, S, V)
-  tokens.dispose();
-  maskTensor.dispose();
-  const data = (await logits.data()) as Float32Array;
-  logits.dispose();
-  return data;
+  /** 4. Each row keeps its drafts up to the first outside the acceptance set, replaces that one with a teacher token, and both caches roll back. */
+  judge(drafts: Drafts, scores: Float32Array): void {
+    const { gamma, V } = this;
+    const rollbackTeacher: (number | undefined)[] = new Array(this.B).fill(undefined);
+    const rollbackStudent: (number | undefined)[] = new Array(this.B).fill(undefined);
+    for (let b = 0; b < this.B; b++) {
+      if (this.done[b]) continue;
+      this.rowRounds += 1;
+      const row = drafts.tokens[b] as number[];
+      const hadPending = drafts.hadPending[b] as boolean;
+      // The distribution for draft i is the block's output after the column before it. For the first
+      // draft that column is this round's pending replacement, or, without one, known from before.
+      const distAt = (i: number): Float32Array =>
+        i === 0 && !hadPending ? (this.teacherNext[b] as Float32Array) : scores.subarray((b * (gamma + 1) + i) * V, (b * (gamma + 1) + i + 1) * V);
+      let i = 0;
+      for (; i < row.length; i++) {
+        const dist = distAt(i);
+        const token = row[i] as number;
+        if (!accepts(dist, token, this.options.acceptance, this.warp)) break;
+        this.judged += 1;
+        this.accepted += 1;
+        this.append(b, token, 'draft', dist);
+        if (this.done[b]) break;
+      }
+      if (this.done[b]) continue;
+      if (i < row.length) {
+        // Draft i was rejected: both caches drop it and what followed; the teacher supplies this position.
+        this.judged += 1;
+        this.corrections += 1;
+        rollbackTeacher[b] = (drafts.teacherLength[b] as number) + (hadPending ? 1 : 0) + i;
+        rollbackStudent[b] = (drafts.studentLength[b] as (number | undefined)[])[i];
+        const dist = distAt(i);
+        const replacement = this.options.replace === 'argmax' ? chooseToken(dist, { greedy: true }, this.options.rng) : chooseToken(dist, this.options.teacherSampling, this.options.rng);
+        this.append(b, replacement, 'teacher', dist);
+        if (!this.done[b]) {
+          this.pendingTeacher[b] = replacement;
+          this.pendingStudent[b] = replacement;
+          this.teacherNext[b] = undefined;
+        }
+      } else {
+        // Every draft accepted: the teacher's output at the last draft predicts the next position.
+        this.teacherNext[b] = Float32Array.from(distAt(row.length));
+        this.pendingStudent[b] = row[row.length - 1];
+      }
+    }
+    this.teacherState.rollback(rollbackTeacher);
+    this.studentState.rollback(rollbackStudent);
+  }
+
+  result(): SpeculativeResult {
+    const tokensGenerated = this.tokens.reduce((n, row) => n + row.length, 0);
+    return {
+      tokens: this.tokens,
+      origins: this.origins,
+      teacherLogProbs: this.kept,
+      stats: {
+        judged: this.judged,
+        accepted: this.accepted,
+        corrections: this.corrections,
+        rowRounds: this.rowRounds,
+        tokensGenerated,
+        teacherForwards: this.teacherForwards,
+        studentForwards: this.studentForwards,
+      },
+    };
+  }
+
+  dispose(): void {
+    this.studentNext?.dispose();
+    this.studentState.dispose();
+    this.teacherState.dispose();
+  }
+
+  /** Decodes one student column (undefined rows feed masked padding) and takes its logits as those rows' next. */
+  private feedStudent(column: readonly (number | undefined)[]): void {
+    const fed = tf.tensor1d(column.map((t) => (t === undefined ? 0 : 1)), 'bool');
+    const fresh = decodeLast(
+      this.student,
+      this.studentState,
+      tf.tensor2d(Int32Array.from(column, (t) => t ?? this.options.pad), [this.B, 1], 'int32'),
+      tf.tensor2d(Float32Array.from(column, (t) => (t === undefined ? 0 : 1)), [this.B, 1]),
+    );
+    const merged = tf.tidy(() => tf.where(tf.expandDims(fed, 1), fresh, this.studentNext as tf.Tensor2D) as tf.Tensor2D); // (B, V)
+    tf.dispose([fed, fresh, this.studentNext as tf.Tensor2D]);
+    this.studentNext = merged;
+    this.studentForwards += 1;
+  }
+
+  private append(b: number, token: number, origin: 'draft' | 'teacher', dist: Float32Array): void {
+    (this.tokens[b] as number[]).push(token);
+    (this.origins[b] as ('draft' | 'teacher')[]).push(origin);
+    if (this.kept) (this.kept[b] as Float32Array[]).push(logSoftmax(Float32Array.from(dist)));
+    this.budget[b] = (this.budget[b] as number) - 1;
+    if (token === this.options.eos || this.budget[b] === 0) this.done[b] = true;
+  }
 }

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SkdError } from '@skd/core';
+import { adamWUpdate } from '@skd/ops';
 
 export interface AdamWOptions {
   readonly learningRate: number;
@@ -39,15 +40,18 @@ export class AdamW {
     const c1 = 1 - Math.pow(beta1, this.t);
     const c2 = 1 - Math.pow(beta2, this.t);
     this.variables.forEach((variable, i) => {
-      const [m, v] = tf.tidy(() => {
-        const g = grads[i] as tf.Tensor;
-        const m = tf.add(tf.mul(beta1, this.m[i] as tf.Tensor), tf.mul(1 - beta1, g));
-        const v = tf.add(tf.mul(beta2, this.v[i] as tf.Tensor), tf.mul(1 - beta2, tf.square(g)));
-        const decayed = variable.rank >= 2 && weightDecay > 0 ? tf.mul(variable, 1 - learningRate * weightDecay) : variable;
-        const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), epsilon));
-        variable.assign(tf.sub(decayed, tf.mul(learningRate, update)));
-        return [m, v];
+      const decay = variable.rank >= 2 ? weightDecay : 0;
+      const [p, m, v] = adamWUpdate(variable, grads[i] as tf.Tensor, this.m[i] as tf.Tensor, this.v[i] as tf.Tensor, {
+        learningRate,
+        beta1,
+        beta2,
+        epsilon,
+        weightDecay: decay,
+        correction1: c1,
+        correction2: c2,
       });
+      variable.assign(p);
+      p.dispose();
       (this.m[i] as tf.Tensor).dispose();
       (this.v[i] as tf.Tensor).dispose();
       this.m[i] = tf.keep(m);

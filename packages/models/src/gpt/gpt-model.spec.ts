@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '@skd/core';
+import { KERNELS } from '@skd/ops';
 import { maxAbsDiff, tensorsLeakedBy, useBackend } from '@skd/testing';
 import { generate } from '../generation';
 import { gptConfigSchema, type GptConfig } from './config';
@@ -20,27 +21,50 @@ function fullLogits(model: GptModel, row: number[]): number[][] {
 }
 
 function decodeRows(model: GptModel, state: ReturnType<GptModel['startDecoding']>, rows: number[][], mask?: number[][]): number[][][] {
-  const logits = model.decode(ids(rows), state, mask ? { mask: tf.tensor2d(mask) } : {});
-  const out = logits.arraySync() as number[][][];
-  logits.dispose();
-  return out;
+  const tokens = ids(rows);
+  const maskTensor = mask ? tf.tensor2d(mask) : undefined;
+  try {
+    const logits = model.decode(tokens, state, maskTensor ? { mask: maskTensor } : {});
+    const out = logits.arraySync() as number[][][];
+    logits.dispose();
+    return out;
+  } finally {
+    tf.dispose([tokens, ...(maskTensor ? [maskTensor] : [])]);
+  }
 }
 
+// Decoding runs through the portable tensor KV cache on cpu and the native in-place cache on wasm
+// (where @skd/native registers its kernels); both must equal a full recomputation.
 describe.each([
-  ['learned positions, tied head', {}],
-  ['rotary positions, separate head', { positions: 'rotary', tiedHead: false }],
-] as [string, Partial<GptConfig>][])('GptModel (%s)', (_name, overrides) => {
+  ['cpu', 'learned positions, tied head', {}],
+  ['cpu', 'rotary positions, separate head', { positions: 'rotary', tiedHead: false }],
+  ['wasm', 'learned positions, tied head', {}],
+  ['wasm', 'rotary positions, separate head', { positions: 'rotary', tiedHead: false }],
+] as ['cpu' | 'wasm', string, Partial<GptConfig>][])('GptModel on %s (%s)', (backend, _name, overrides) => {
   let model: GptModel;
-  beforeAll(() => {
+  beforeAll(async () => {
+    await useBackend(backend);
     model = new GptModel(config(overrides), { seed: 5 });
   });
-  afterAll(() => model.dispose());
+  afterAll(async () => {
+    model.dispose();
+    await useBackend('cpu');
+  });
+
+  it('uses the cache this backend is meant to (native in place on wasm, tensors on cpu)', () => {
+    const native = tf.getKernel(KERNELS.cachedAttention, tf.getBackend()) !== undefined;
+    expect(native).toBe(backend === 'wasm' && tf.getKernel(KERNELS.attention, 'wasm') !== undefined);
+    const state = model.startDecoding(1, 4);
+    expect(state.cache.constructor.name).toBe(native ? 'NativeKvCache' : 'TensorKvCache');
+    state.dispose();
+  });
 
   it('decodes with the cache exactly like a full recomputation, token by token', () => {
     const seq = [1, 5, 2, 8, 3, 3, 7];
     const full = fullLogits(model, seq);
     const state = model.startDecoding(1, 10);
     const cached = seq.map((token) => (decodeRows(model, state, [[token]])[0] as number[][])[0] as number[]);
+    expect(state.lengths).toEqual([7]);
     state.dispose();
     expect(maxAbsDiff(full.flat(), cached.flat())).toBeLessThan(TOL);
   });
@@ -55,16 +79,16 @@ describe.each([
     decodeRows(model, b, [prefix]);
     const stepLogits = block.flatMap((t) => ((decodeRows(model, b, [[t]])[0] as number[][])[0] as number[]));
     expect(maxAbsDiff(blockLogits, stepLogits)).toBeLessThan(TOL);
-    expect(a.length).toBe(8);
+    expect(a.lengths).toEqual([8]);
     a.dispose();
     b.dispose();
   });
 
-  it('rolls the cache back after a rejection (truncate) and continues correctly', () => {
+  it('rolls a row back after a rejection and continues as if the rejected tokens never came', () => {
     const state = model.startDecoding(1, 12);
     decodeRows(model, state, [[1, 2, 3, 4, 5]]); // prefix 1 2 3, then a draft 4 5 that gets rejected
-    state.truncate(3);
-    expect(state.length).toBe(3);
+    state.rollback([3]);
+    expect(state.lengths).toEqual([3]);
     const next = (decodeRows(model, state, [[9]])[0] as number[][])[0] as number[];
     const expected = fullLogits(model, [1, 2, 3, 9])[3] as number[];
     expect(maxAbsDiff(next, expected)).toBeLessThan(TOL);
@@ -77,6 +101,7 @@ describe.each([
     const mask = [[1, 1, 1, 1, 1], [0, 0, 0, 1, 1]];
     const state = model.startDecoding(2, 8);
     const prompt = decodeRows(model, state, padded, mask);
+    expect(state.lengths).toEqual([5, 2]);
     const step = decodeRows(model, state, [[7], [7]]);
     state.dispose();
     rows.forEach((row, b) => {
@@ -86,14 +111,20 @@ describe.each([
     });
   });
 
-  it('rolls back one row of a batch (maskFrom) without touching the others', () => {
+  it('advances rows by their own real slots and rolls back one row without touching the others', () => {
     const state = model.startDecoding(2, 10);
-    decodeRows(model, state, [[1, 2, 3, 4], [5, 6, 7, 8]]);
-    state.maskFrom([2, undefined]); // row 0 rejects its last two tokens; row 1 keeps all four
-    const next = decodeRows(model, state, [[9], [9]]);
+    // Row 0 reads four tokens; row 1 two, then padding (a row whose draft ended early).
+    const first = decodeRows(model, state, [[1, 2, 3, 4], [5, 6, 0, 0]], [[1, 1, 1, 1], [1, 1, 0, 0]]);
+    expect(state.lengths).toEqual([4, 2]);
+    expect(maxAbsDiff((first[1] as number[][]).slice(0, 2).flat(), fullLogits(model, [5, 6]).flat())).toBeLessThan(TOL);
+    state.rollback([2, undefined]); // row 0 rejects its last two tokens; row 1 keeps both
+    expect(state.lengths).toEqual([2, 2]);
+    // A block whose first slot is padding in row 0 (no pending token) but real in row 1.
+    const next = decodeRows(model, state, [[0, 9, 8], [7, 9, 8]], [[0, 1, 1], [1, 1, 1]]);
+    expect(state.lengths).toEqual([4, 5]);
     state.dispose();
-    expect(maxAbsDiff((next[0] as number[][])[0] as number[], fullLogits(model, [1, 2, 9])[2] as number[])).toBeLessThan(TOL);
-    expect(maxAbsDiff((next[1] as number[][])[0] as number[], fullLogits(model, [5, 6, 7, 8, 9])[4] as number[])).toBeLessThan(TOL);
+    expect(maxAbsDiff((next[0] as number[][]).slice(1).flat(), fullLogits(model, [1, 2, 9, 8]).slice(2).flat())).toBeLessThan(TOL);
+    expect(maxAbsDiff((next[1] as number[][]).flat(), fullLogits(model, [5, 6, 7, 9, 8]).slice(2).flat())).toBeLessThan(TOL);
   });
 
   it('matches the full forward for right-padded training batches on the real tokens', () => {
@@ -101,6 +132,29 @@ describe.each([
     const rows = logits.arraySync() as number[][][];
     logits.dispose();
     expect(maxAbsDiff((rows[1] as number[][]).slice(0, 2).flat(), fullLogits(model, [4, 5]).flat())).toBeLessThan(TOL);
+  });
+
+  it('refuses more tokens than a row was started for, and a state longer than the context', () => {
+    const state = model.startDecoding(2, 4);
+    decodeRows(model, state, [[1, 2, 3], [1, 0, 0]], [[1, 1, 1], [1, 0, 0]]);
+    expect(() => decodeRows(model, state, [[1, 2], [1, 2]])).toThrow('row 0: 2 more tokens exceed the 4 the decode state was started for (it holds 3)');
+    expect(state.lengths).toEqual([3, 1]); // the refused step changed nothing
+    expect(() => state.rollback([4, undefined])).toThrow('cannot roll row 0 back to 4 tokens: it holds 3');
+    state.dispose();
+    expect(() => model.startDecoding(1, 25)).toThrow('cannot decode 25 tokens per row: the model\'s context is 24');
+  });
+
+  it('keeps numTensors flat over decode steps, rollbacks and disposal', async () => {
+    expect(
+      await tensorsLeakedBy(() => {
+        const state = model.startDecoding(2, 20);
+        for (let i = 0; i < 5; i++) {
+          decodeRows(model, state, [[1, 2, 3], [4, 0, 0]], [[1, 1, 1], [1, 0, 0]]);
+          state.rollback([state.lengths[0] as number - 1, undefined]);
+        }
+        state.dispose();
+      }),
+    ).toBe(0);
   });
 });
 
@@ -150,7 +204,7 @@ describe('GptModel options and errors', () => {
     expect(() => model.logits(ids([Array.from({ length: 25 }, () => 1)]))).toThrow('25 tokens exceeds the model\'s context of 24');
     const state = other.startDecoding(1, 4);
     expect(() => model.decode(ids([[1]]), state)).toThrow('not created by this model');
-    expect(() => other.decode(ids([[1, 2, 3, 4, 5]]), state)).toThrow('exceeds the 4 positions');
+    expect(() => other.decode(ids([[1, 2, 3, 4, 5]]), state)).toThrow('5 more tokens exceed the 4');
     state.dispose();
     model.dispose();
     other.dispose();
