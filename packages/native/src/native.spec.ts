@@ -73,6 +73,37 @@ describe('the addon', () => {
   });
 });
 
+(available ? describe : describe.skip)('signals during kernels', () => {
+  // oneDNN's JIT sgemm moves the stack pointer into heap memory (uxlfoundation/oneDNN#4845): a
+  // signal handled meanwhile wrote over the heap. V8's profiler sends one every millisecond, so
+  // profiling small products (decode steps, attention heads) crashed within seconds, as a Ctrl-C
+  // or a child's exit could at any time. Every kernel now runs with signals blocked.
+  it('runs thousands of small products under a 1 ms profiler tick and exits cleanly', () => {
+    const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+    const os = require('node:os') as typeof import('node:os');
+    const path = require('node:path') as typeof import('node:path');
+    const { ADDON_PATH } = require('./addon') as typeof import('./addon');
+    const script = `
+      const addon = require(${JSON.stringify(ADDON_PATH)});
+      const shapes = [[8, 192, 64], [64, 64, 16], [8, 256, 64], [48, 64, 256], [1, 64, 64]];
+      const offsets = new Int32Array([0]);
+      const kept = [];
+      const start = Date.now();
+      for (let k = 0; Date.now() - start < 2000; k++) {
+        const [M, N, K] = shapes[k % shapes.length];
+        const a = new Float32Array(M * K).fill(0.5), b = new Float32Array(K * N).fill(0.25), c = new Float32Array(M * N);
+        addon.sgemmBatch(a, b, c, offsets, offsets, M, N, K, false, k % 2 === 0);
+        if (c[0] !== 0.125 * K) throw new Error('wrong product ' + c[0]);
+        kept.push(Buffer.alloc(1000 + (k % 50) * 100));
+        if (kept.length > 200) kept.splice(0, 100);
+      }
+      console.log('ok');`;
+    const dir = require('node:fs').mkdtempSync(path.join(os.tmpdir(), 'skd-signals-'));
+    const result = spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, '-e', script], { encoding: 'utf8' });
+    expect({ status: result.status, signal: result.signal, stdout: result.stdout.trim() }).toEqual({ status: 0, signal: null, stdout: 'ok' });
+  });
+});
+
 describe('broadcastBatchOffsets', () => {
   it('pairs every output batch with the right input matrices', () => {
     const { outBatch, aOffsets, bOffsets } = broadcastBatchOffsets([2, 1], [1, 3], 10, 100);
