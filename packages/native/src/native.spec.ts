@@ -1,10 +1,14 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 import { Rng } from '@skd/core';
 import { KERNELS } from '@skd/ops';
-import { loadAddon } from './addon';
+import { ADDON_PATH, loadAddon } from './addon';
 import { broadcastBatchOffsets, registerNativeKernels, unregisterNativeKernels } from './index';
 
 // Reference values come from the cpu backend, computed from the same JS arrays.
@@ -79,10 +83,6 @@ describe('the addon', () => {
   // profiling small products (decode steps, attention heads) crashed within seconds, as a Ctrl-C
   // or a child's exit could at any time. Every kernel now runs with signals blocked.
   it('runs thousands of small products under a 1 ms profiler tick and exits cleanly', () => {
-    const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
-    const os = require('node:os') as typeof import('node:os');
-    const path = require('node:path') as typeof import('node:path');
-    const { ADDON_PATH } = require('./addon') as typeof import('./addon');
     const script = `
       const addon = require(${JSON.stringify(ADDON_PATH)});
       const shapes = [[8, 192, 64], [64, 64, 16], [8, 256, 64], [48, 64, 256], [1, 64, 64]];
@@ -98,7 +98,7 @@ describe('the addon', () => {
         if (kept.length > 200) kept.splice(0, 100);
       }
       console.log('ok');`;
-    const dir = require('node:fs').mkdtempSync(path.join(os.tmpdir(), 'skd-signals-'));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-signals-'));
     const result = spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, '-e', script], { encoding: 'utf8' });
     expect({ status: result.status, signal: result.signal, stdout: result.stdout.trim() }).toEqual({ status: 0, signal: null, stdout: 'ok' });
   });
