@@ -10,9 +10,12 @@
         "csrc/elementwise.c",
         "csrc/reduce.c",
         "csrc/gather.c",
+        "csrc/linear.c",
         "csrc/layer_norm.c",
         "csrc/attention.c",
         "csrc/cached_attention.c",
+        "csrc/rotary.c",
+        "csrc/gpt_decode.c",
         "csrc/softmax.c",
         "csrc/adamw.c",
         "csrc/sampling.c"

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Where a training step's time goes, by kernel, on the selected backend (default wasm + native).
-// Run: node tools/bench/profile-step.cjs [--d=256 --T=128 --B=16] [--stock]
+// Run: node tools/bench/profile-step.cjs [--d=256 --T=128 --B=16 --layers=2 --vocab=256] [--stock]
+// (the teacher shape: --layers=6 --d=384 --T=256 --B=8 --vocab=2048)
 const tf = require('@tensorflow/tfjs-core');
 const { selectBackend } = require('@skd/backend');
 const { registerNativeKernels } = require('@skd/native');
@@ -11,7 +12,7 @@ const option = (name, fallback) => Number((process.argv.find((a) => a.startsWith
 (async () => {
   await selectBackend({ backend: 'wasm' });
   registerNativeKernels({ stockBaseline: process.argv.includes('--stock') });
-  const size = { d: option('d', 256), T: option('T', 128), B: option('B', 16) };
+  const size = { d: option('d', 256), T: option('T', 128), B: option('B', 16), layers: option('layers', 2), vocab: option('vocab', 256) };
   const model = buildModel(size);
   const step = trainingStep(model, size);
   step();

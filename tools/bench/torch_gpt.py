@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """PyTorch CPU yardstick: the same GPT as packages/models (pre-LayerNorm, tanh-GELU, learned
 positions, tied head), the same training step (Adam 1e-3, cross-entropy on next tokens) and the
-same greedy generation with a KV cache. Prints one JSON line. Used by tools/bench/run.cjs."""
-import argparse, json, math, time
+same greedy generation with a KV cache. Prints one JSON line. tools/bench/run.cjs runs it at every
+thread count (torch.set_num_threads) and with OpenBLAS, which PyTorch calls for its matrix products
+and which keeps a thread pool of its own, at its default and at one thread (OPENBLAS_NUM_THREADS is
+read when the library loads, so the caller sets it in the environment), and compares skd with the
+fastest configuration."""
+import argparse, json, math, os, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -55,8 +59,9 @@ class Gpt(nn.Module):
         return self.ln_f(x) @ self.wte.weight.T, present
 
 
-def median_ms(fn, repeats, budget):
-    fn()
+def median_ms(fn, warmup, repeats, budget):
+    for _ in range(warmup):
+        fn()
     times, start = [], time.perf_counter()
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -73,25 +78,27 @@ def main():
     p.add_argument("--T", type=int, required=True)
     p.add_argument("--B", type=int, required=True)
     p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--vocab", type=int, default=256)
     p.add_argument("--new-tokens", type=int, default=64)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--train-repeats", type=int, default=8)
+    p.add_argument("--generate-repeats", type=int, default=3)
     a = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(a.threads)
-    vocab = 256
-    model = Gpt(vocab, max(a.T, 128), a.d, a.layers, a.d // 32)
+    model = Gpt(a.vocab, max(a.T, 128), a.d, a.layers, a.d // 32)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    tokens = torch.randint(0, vocab, (a.B, a.T))
+    tokens = torch.randint(0, a.vocab, (a.B, a.T))
 
     def step():
         logits, _ = model(tokens)
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, vocab), tokens[:, 1:].reshape(-1))
+        loss = F.cross_entropy(logits[:, :-1].reshape(-1, a.vocab), tokens[:, 1:].reshape(-1))
         opt.zero_grad()
         loss.backward()
         opt.step()
 
-    train_ms = median_ms(step, 10, 20)
-    prompt = torch.randint(0, vocab, (a.B, 8))
+    train_ms = median_ms(step, 1, a.train_repeats, 60)
+    prompt = torch.randint(0, a.vocab, (a.B, 8))
 
     @torch.no_grad()
     def gen():
@@ -101,9 +108,9 @@ def main():
             logits, past = model(nxt, past, start=8 + t)
             nxt = logits[:, -1].argmax(-1, keepdim=True)
 
-    gen_ms = median_ms(gen, 5, 20)
-    print(json.dumps({"torch": torch.__version__, "threads": a.threads, "trainMs": train_ms,
-                      "generateTokensPerSecond": a.B * a.new_tokens / gen_ms * 1000}))
+    gen_ms = median_ms(gen, 1, a.generate_repeats, 30)
+    print(json.dumps({"torch": torch.__version__, "threads": a.threads, "blasThreads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+                      "trainMs": train_ms, "generateTokensPerSecond": a.B * a.new_tokens / gen_ms * 1000}))
 
 
 if __name__ == "__main__":

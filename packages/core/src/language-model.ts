@@ -47,6 +47,8 @@ export interface ForwardOptions {
 export interface DecodeOptions {
   /** (B, S): 1 for real tokens, 0 for padding slots (left padding, finished rows, unused draft slots). */
   readonly mask?: Tensor2D;
+  /** Return only the last column's logits, (B, 1, V): what generation needs, without the head's cost for the rest. */
+  readonly lastOnly?: boolean;
 }
 
 /** The key/value cache of an incremental decode. Owned by the caller: dispose it. */

@@ -62,7 +62,8 @@ export class BigramModel implements LanguageModel {
     const [B, S] = tokens.shape;
     const mask = options.mask ? Array.from(options.mask.dataSync()) : undefined;
     state.advance(Array.from({ length: B }, (_, b) => (mask ? mask.slice(b * S, (b + 1) * S).filter((m) => m !== 0).length : S)));
-    return this.logits(tokens);
+    if (!options.lastOnly) return this.logits(tokens);
+    return tf.tidy(() => this.logits(tf.slice(tokens, [0, S - 1], [B, 1]) as tf.Tensor2D)); // (B, 1, V)
   }
 
   dispose(): void {

@@ -89,9 +89,9 @@ export function leftPadded(prompts: readonly (readonly number[])[], pad: number)
  */
 export function decodeLast(model: LanguageModel, state: DecodeState, tokens: tf.Tensor2D, mask: tf.Tensor2D): tf.Tensor2D {
   try {
-    const logits = model.decode(tokens, state, { mask }); // (B, S, V)
-    const [B, S, V] = logits.shape;
-    const last = tf.tidy(() => tf.reshape(tf.slice(logits, [0, S - 1, 0], [B, 1, V]), [B, V]) as tf.Tensor2D); // (B, V)
+    const logits = model.decode(tokens, state, { mask, lastOnly: true }); // (B, 1, V)
+    const [B, , V] = logits.shape;
+    const last = tf.reshape(logits, [B, V]) as tf.Tensor2D; // (B, V)
     logits.dispose();
     return last;
   } finally {

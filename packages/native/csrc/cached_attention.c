@@ -5,8 +5,100 @@
 // accepted drafts) share one cache without masked holes, and rolling a row back is just a shorter
 // length. The cache is written in place: it belongs to one decode state and is never shared.
 #include "common.h"
-#include <omp.h>
 #include <stdlib.h>
+
+// Queries per head below which plain loops beat two BLAS calls (decode steps and SKD blocks).
+#define DIRECT_QUERIES 16
+
+// Softmax of s[0, visible) in place; entries from visible to total are set to 0.
+static void softmax_prefix(float* s, int64_t visible, int64_t total) {
+  const float mx = skd_max(s, visible);
+  for (int64_t j = 0; j < visible; j++) s[j] = skd_exp(s[j] - mx);
+  const float inv = 1.0f / skd_sum(s, visible);
+  for (int64_t j = 0; j < visible; j++) s[j] *= inv;
+  for (int64_t j = visible; j < total; j++) s[j] = 0;
+}
+
+typedef struct {
+  const float* qkv;
+  float *keys, *values, *out;
+  const int32_t* lengths;
+  const float* mask;
+  int64_t B, S, H, dh, cap;
+  float scale;
+  int64_t* real;  // S per pool thread
+  float* scratch;  // S * (2 dh + cap) per pool thread
+} cache_ctx;
+
+static void attend_head(void* ctx, int64_t bh, int thread) {
+  const cache_ctx* k = ctx;
+  const int64_t S = k->S, dh = k->dh, cap = k->cap, d = k->H * dh, ld = 3 * d;
+  int64_t* real = k->real + (size_t)thread * (size_t)SKD_MAX(S, 1);
+  float* q = k->scratch + (size_t)thread * (size_t)(SKD_MAX(S, 1) * (2 * dh + cap));
+  const int64_t b = bh / k->H, h = bh % k->H, len = k->lengths[b];
+  float* kc = k->keys + bh * cap * dh;
+  float* vc = k->values + bh * cap * dh;
+  int64_t n = 0;
+  for (int64_t j = 0; j < S; j++) {
+    const float* row = k->qkv + (b * S + j) * ld + h * dh;
+    float* o = k->out + (b * S + j) * d + h * dh;
+    if (k->mask && k->mask[b * S + j] == 0.0f) {
+      memset(o, 0, sizeof(float) * (size_t)dh);
+      continue;
+    }
+    memcpy(q + n * dh, row, sizeof(float) * (size_t)dh);
+    memcpy(kc + (len + n) * dh, row + d, sizeof(float) * (size_t)dh);
+    memcpy(vc + (len + n) * dh, row + 2 * d, sizeof(float) * (size_t)dh);
+    real[n++] = j;
+  }
+  if (n == 0) return;
+  const int64_t total = len + n;
+  float* scores = q + n * dh;    // (n, total)
+  float* o = scores + n * total;  // (n, dh)
+  if (n < DIRECT_QUERIES) {
+    for (int64_t r = 0; r < n; r++) {
+      float* s = scores + r * total;
+      const int64_t visible = len + r + 1;
+      for (int64_t j = 0; j < visible; j++) s[j] = k->scale * skd_dot(q + r * dh, kc + j * dh, dh);
+      softmax_prefix(s, visible, total);
+      float* orow = o + r * dh;
+      memset(orow, 0, sizeof(float) * (size_t)dh);
+      for (int64_t j = 0; j < visible; j++) {
+        const float p = s[j];
+        const float* v = vc + j * dh;
+        for (int64_t c = 0; c < dh; c++) orow[c] += p * v[c];
+      }
+    }
+  } else {
+    skd_sgemm_1t(false, true, n, total, dh, k->scale, q, dh, kc, dh, 0.0f, scores, total);
+    for (int64_t r = 0; r < n; r++) softmax_prefix(scores + r * total, len + r + 1, total);
+    skd_sgemm_1t(false, false, n, dh, total, 1.0f, scores, total, vc, dh, 0.0f, o, dh);
+  }
+  for (int64_t r = 0; r < n; r++) memcpy(k->out + (b * S + real[r]) * d + h * dh, o + r * dh, sizeof(float) * (size_t)dh);
+}
+
+bool skd_cached_attention_core(const float* qkv, float* keys, float* values, const int32_t* lengths, const float* mask, float* out, int64_t B,
+                               int64_t S, int64_t H, int64_t dh, int64_t cap, float scale) {
+  int64_t macs = 0;  // scores and weighted sum: new tokens x keys x head size, twice, per head
+  for (int64_t b = 0; b < B; b++) macs += 2 * S * (lengths[b] + S) * dh * H;
+  const size_t threads = (size_t)skd_threads();
+  cache_ctx k = {qkv, keys, values, out, lengths, mask, B, S, H, dh, cap, scale,
+                 malloc(sizeof(int64_t) * (size_t)SKD_MAX(S, 1) * threads), malloc(sizeof(float) * (size_t)(SKD_MAX(S, 1) * (2 * dh + cap)) * threads)};
+  const bool ok = k.real && k.scratch;
+  if (ok) skd_for_tasks(B * H, B * H > 1 && macs >= SKD_PARALLEL_MACS, attend_head, &k);
+  free(k.real);
+  free(k.scratch);
+  return ok;
+}
+
+/** Fails `a` unless every row's new real tokens fit in its remaining capacity. */
+void skd_check_cache_room(skd_args* a, const int32_t* lengths, const float* mask, int64_t B, int64_t S, int64_t cap) {
+  for (int64_t b = 0; a->error[0] == '\0' && b < B; b++) {
+    int64_t n = 0;
+    for (int64_t j = 0; j < S; j++) n += !mask || mask[b * S + j] != 0.0f;
+    if (lengths[b] < 0 || lengths[b] + n > cap) skd_fail(a, "row %lld: %d cached + %lld new tokens exceed the capacity %lld", (long long)b, lengths[b], (long long)n, (long long)cap);
+  }
+}
 
 // cachedAttention(qkv, keys, values, lengths, mask, out, B, S, heads, headSize, capacity, scale)
 //   qkv (B*S, 3d) for the new tokens; keys, values (B, heads, capacity, headSize); lengths (B) real
@@ -17,69 +109,17 @@ napi_value skd_napi_cached_attention(napi_env env, napi_callback_info info) {
   const int64_t B = skd_int(&a, 6), S = skd_int(&a, 7), H = skd_int(&a, 8), dh = skd_int(&a, 9), cap = skd_int(&a, 10);
   const float scale = (float)skd_num(&a, 11);
   if (B < 0 || S < 0 || H <= 0 || dh <= 0 || cap < 0) skd_fail(&a, "bad shape");
-  const int64_t d = H * dh, ld = 3 * d;
-  const float* qkv = skd_f32(&a, 0, (size_t)(B * S * ld));
+  const int64_t d = H * dh;
+  const float* qkv = skd_f32(&a, 0, (size_t)(B * S * 3 * d));
   float* keys = skd_f32(&a, 1, (size_t)(B * H * cap * dh));
   float* values = skd_f32(&a, 2, (size_t)(B * H * cap * dh));
   const int32_t* lengths = skd_i32(&a, 3, (size_t)B);
   const float* mask = skd_f32_or_null(&a, 4, (size_t)(B * S));
   float* out = skd_f32(&a, 5, (size_t)(B * S * d));
-  for (int64_t b = 0; a.error[0] == '\0' && b < B; b++) {
-    int64_t n = 0;
-    for (int64_t j = 0; j < S; j++) n += !mask || mask[b * S + j] != 0.0f;
-    if (lengths[b] < 0 || lengths[b] + n > cap) skd_fail(&a, "row %lld: %d cached + %lld new tokens exceed the capacity %lld", (long long)b, lengths[b], (long long)n, (long long)cap);
-  }
+  if (a.error[0] == '\0') skd_check_cache_room(&a, lengths, mask, B, S, cap);
   if (!skd_args_ok(&a)) return NULL;
-  bool failed = false;
-#pragma omp parallel num_threads(skd_threads()) if (B * H > 1 && (S > 1 || cap >= 256))
-  {
-    int64_t* real = malloc(sizeof(int64_t) * (size_t)SKD_MAX(S, 1));
-    float* q = malloc(sizeof(float) * (size_t)(SKD_MAX(S, 1) * (2 * dh + cap)));
-    if (!real || !q) failed = true;
-#pragma omp for schedule(dynamic)
-    for (int64_t bh = 0; bh < B * H; bh++) {
-      if (!real || !q) continue;
-      const int64_t b = bh / H, h = bh % H, len = lengths[b];
-      float* kc = keys + bh * cap * dh;
-      float* vc = values + bh * cap * dh;
-      int64_t n = 0;
-      for (int64_t j = 0; j < S; j++) {
-        const float* row = qkv + (b * S + j) * ld + h * dh;
-        float* o = out + (b * S + j) * d + h * dh;
-        if (mask && mask[b * S + j] == 0.0f) {
-          memset(o, 0, sizeof(float) * (size_t)dh);
-          continue;
-        }
-        memcpy(q + n * dh, row, sizeof(float) * (size_t)dh);
-        memcpy(kc + (len + n) * dh, row + d, sizeof(float) * (size_t)dh);
-        memcpy(vc + (len + n) * dh, row + 2 * d, sizeof(float) * (size_t)dh);
-        real[n++] = j;
-      }
-      if (n == 0) continue;
-      const int64_t total = len + n;
-      float* scores = q + n * dh;  // (n, total)
-      float* o = scores + n * total;  // (n, dh)
-      skd_sgemm_1t(false, true, n, total, dh, scale, q, dh, kc, dh, 0.0f, scores, total);
-      for (int64_t r = 0; r < n; r++) {
-        float* s = scores + r * total;
-        const int64_t visible = len + r + 1;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < visible; j++) mx = s[j] > mx ? s[j] : mx;
-        float sum = 0;
-        for (int64_t j = 0; j < visible; j++) {
-          s[j] = skd_exp(s[j] - mx);
-          sum += s[j];
-        }
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j < visible; j++) s[j] *= inv;
-        for (int64_t j = visible; j < total; j++) s[j] = 0;
-      }
-      skd_sgemm_1t(false, false, n, dh, total, 1.0f, scores, total, vc, dh, 0.0f, o, dh);
-      for (int64_t r = 0; r < n; r++) memcpy(out + (b * S + real[r]) * d + h * dh, o + r * dh, sizeof(float) * (size_t)dh);
-    }
-    free(real);
-    free(q);
+  if (!skd_cached_attention_core(qkv, keys, values, lengths, mask, out, B, S, H, dh, cap, scale)) {
+    napi_throw_error(env, NULL, "skd-native cachedAttention: out of memory");
   }
-  if (failed) napi_throw_error(env, NULL, "skd-native cachedAttention: out of memory");
   return NULL;
 }

@@ -47,6 +47,20 @@ const char* skd_blas_name(void);
 
 // ---- threads (threads.c) ---------------------------------------------------------------------
 int skd_threads(void);
+/**
+ * fn(ctx, from, to) over [0, n): one contiguous block per thread of the pool when `parallel`, else
+ * inline on the calling thread. (An OpenMP region costs ~4 us even when its `if` clause makes it run
+ * one thread, more than a small kernel's whole work: small work never enters one.) Blocks depend
+ * only on n and the pool size, so results are deterministic for a pool size.
+ */
+void skd_for(int64_t n, bool parallel, void (*fn)(void* ctx, int64_t from, int64_t to), void* ctx);
+/** fn(ctx, task, thread) for every task in [0, n), dynamically scheduled when `parallel`; `thread` < skd_threads() indexes per-thread scratch. */
+void skd_for_tasks(int64_t n, bool parallel, void (*fn)(void* ctx, int64_t task, int thread), void* ctx);
+// Work below these sizes stays on the calling thread: waking the pool's other thread costs microseconds
+// at best and, on a machine whose second core is shared, hundreds of them at worst (measured here:
+// a decode step's small kernels took 5-40x longer when each woke the pool).
+#define SKD_PARALLEL_ELEMENTS (1 << 18)
+#define SKD_PARALLEL_MACS (1 << 22)
 void skd_blas_single_threaded(void);
 
 // ---- math helpers ----------------------------------------------------------------------------
@@ -83,6 +97,83 @@ static inline float skd_tanh(float x) {
 #define SKD_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SKD_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+// Reductions in eight lanes (GCC vector extensions: AVX on x86, two NEON registers on ARM). A plain
+// `sum += x[i]` loop stays scalar without -ffast-math, whose reassociation these do explicitly;
+// the lane order is fixed, so results are deterministic.
+typedef float skd_v8 __attribute__((vector_size(32)));
+
+static inline skd_v8 skd_load8(const float* p) {
+  skd_v8 v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static inline float skd_hsum8(skd_v8 v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
+
+static inline float skd_sum(const float* x, int64_t n) {
+  skd_v8 acc = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) acc += skd_load8(x + i);
+  float s = skd_hsum8(acc);
+  for (; i < n; i++) s += x[i];
+  return s;
+}
+
+static inline float skd_dot(const float* a, const float* b, int64_t n) {
+  skd_v8 acc = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) acc += skd_load8(a + i) * skd_load8(b + i);
+  float s = skd_hsum8(acc);
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+/** Sum of (x[i] - shift)^2. */
+static inline float skd_sum_squares(const float* x, int64_t n, float shift) {
+  skd_v8 acc = {0, 0, 0, 0, 0, 0, 0, 0};
+  const skd_v8 c = {shift, shift, shift, shift, shift, shift, shift, shift};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const skd_v8 d = skd_load8(x + i) - c;
+    acc += d * d;
+  }
+  float s = skd_hsum8(acc);
+  for (; i < n; i++) s += (x[i] - shift) * (x[i] - shift);
+  return s;
+}
+
+/** Sum of exp(x[i] - shift): exponentials a vectorised chunk at a time, then summed in lanes. */
+static inline float skd_sum_exp(const float* x, int64_t n, float shift) {
+  float chunk[256];
+  float total = 0;
+  for (int64_t i = 0; i < n; i += 256) {
+    const int64_t m = SKD_MIN(256, n - i);
+    for (int64_t j = 0; j < m; j++) chunk[j] = skd_exp(x[i + j] - shift);
+    total += skd_sum(chunk, m);
+  }
+  return total;
+}
+
+/** Largest entry (NaN entries ignored, as `x > max` never holds for them). */
+static inline float skd_max(const float* x, int64_t n) {
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+// ---- building blocks shared by the kernels and the fused decode (gpt_decode.c) ----------------
+void skd_layer_norm_rows(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* rstd, int64_t rows, int64_t width, float eps);
+/** out = residual + x w + bias (bias, residual may be NULL; residual may be out itself). */
+void skd_linear_rows(const float* x, const float* w, const float* bias, const float* residual, float* out, int64_t rows, int64_t n_in, int64_t n_out);
+void skd_gelu_rows(const float* x, float* out, int64_t n);
+/** Attention of S new tokens per row over the KV cache (see cached_attention.c); false when out of memory. */
+bool skd_cached_attention_core(const float* qkv, float* keys, float* values, const int32_t* lengths, const float* mask, float* out, int64_t B,
+                               int64_t S, int64_t H, int64_t dh, int64_t cap, float scale);
+/** Fails `a` unless every row's new real tokens fit in its cache (lengths, mask (B*S) or NULL). */
+void skd_check_cache_room(skd_args* a, const int32_t* lengths, const float* mask, int64_t B, int64_t S, int64_t cap);
+/** Rotary positions on the q and k parts of packed rows (rows, 3 * H * dh), in place. */
+void skd_rotary_rows(float* qkv, const int32_t* positions, int64_t rows, int64_t H, int64_t dh, float base);
+
 // ---- N-API entry points (one group per file) -------------------------------------------------
 napi_value skd_napi_sgemm_batch(napi_env env, napi_callback_info info);
 napi_value skd_napi_set_threads(napi_env env, napi_callback_info info);
@@ -94,6 +185,8 @@ napi_value skd_napi_gelu_grad(napi_env env, napi_callback_info info);
 napi_value skd_napi_sum_middle(napi_env env, napi_callback_info info);
 napi_value skd_napi_gather_rows(napi_env env, napi_callback_info info);
 napi_value skd_napi_unsorted_segment_sum(napi_env env, napi_callback_info info);
+napi_value skd_napi_linear(napi_env env, napi_callback_info info);
+napi_value skd_napi_linear_grad(napi_env env, napi_callback_info info);
 napi_value skd_napi_layer_norm(napi_env env, napi_callback_info info);
 napi_value skd_napi_layer_norm_grad(napi_env env, napi_callback_info info);
 napi_value skd_napi_attention(napi_env env, napi_callback_info info);
@@ -105,5 +198,6 @@ napi_value skd_napi_cross_entropy(napi_env env, napi_callback_info info);
 napi_value skd_napi_cross_entropy_grad(napi_env env, napi_callback_info info);
 napi_value skd_napi_adamw(napi_env env, napi_callback_info info);
 napi_value skd_napi_sample_tokens(napi_env env, napi_callback_info info);
+napi_value skd_napi_gpt_decode(napi_env env, napi_callback_info info);
 
 #endif

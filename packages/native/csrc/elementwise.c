@@ -1,9 +1,37 @@
 // Elementwise kernels: bias + activation after a matmul, tanh and sigmoid, and GELU (tanh form,
 // GPT-2's "gelu_new") with its derivative. Vectorised loops, split across the pool when large.
 #include "common.h"
-#include <omp.h>
 
-#define PARALLEL_MIN 65536
+#define GELU_C 0.7978845608028654f  // sqrt(2 / pi)
+#define GELU_A 0.044715f
+
+typedef struct {
+  float* c;
+  const float* bias;
+  int64_t cols, mode, activation;
+  float alpha;
+} bias_ctx;
+
+static void bias_rows(void* p, int64_t from, int64_t to) {
+  const bias_ctx* k = p;
+  for (int64_t r = from; r < to; r++) {
+    float* row = k->c + r * k->cols;
+    for (int64_t j = 0; j < k->cols; j++) {
+      float x = row[j];
+      if (k->mode == 1) x += k->bias[j];
+      else if (k->mode == 2) x += k->bias[0];
+      else if (k->mode == 3) x += k->bias[r * k->cols + j];
+      switch (k->activation) {
+        case 1: x = x > 0 ? x : 0; break;
+        case 2: x = x < 0 ? 0 : (x > 6 ? 6 : x); break;
+        case 3: x = 1.0f / (1.0f + skd_exp(-x)); break;
+        case 4: x = x > 0 ? x : k->alpha * x; break;
+        default: break;
+      }
+      row[j] = x;
+    }
+  }
+}
 
 // biasActivation(c, bias, rows, cols, biasMode, activation, alpha)
 // In place on c (rows x cols): adds bias (mode 0 none, 1 per column, 2 scalar, 3 full), then the
@@ -15,28 +43,32 @@ napi_value skd_napi_bias_activation(napi_env env, napi_callback_info info) {
   const float alpha = (float)skd_num(&a, 6);
   if (rows < 0 || cols < 0 || mode < 0 || mode > 3) skd_fail(&a, "bad rows %lld, cols %lld or bias mode %lld", (long long)rows, (long long)cols, (long long)mode);
   const size_t n = (size_t)(rows * cols);
-  float* c = skd_f32(&a, 0, n);
-  const float* bias = mode == 0 ? NULL : skd_f32(&a, 1, mode == 1 ? (size_t)cols : mode == 2 ? 1 : n);
+  bias_ctx k = {skd_f32(&a, 0, n), NULL, cols, mode, activation, alpha};
+  k.bias = mode == 0 ? NULL : skd_f32(&a, 1, mode == 1 ? (size_t)cols : mode == 2 ? 1 : n);
   if (!skd_args_ok(&a)) return NULL;
-#pragma omp parallel for schedule(static) num_threads(skd_threads()) if (n >= PARALLEL_MIN)
-  for (int64_t r = 0; r < rows; r++) {
-    float* row = c + r * cols;
-    for (int64_t j = 0; j < cols; j++) {
-      float x = row[j];
-      if (mode == 1) x += bias[j];
-      else if (mode == 2) x += bias[0];
-      else if (mode == 3) x += bias[r * cols + j];
-      switch (activation) {
-        case 1: x = x > 0 ? x : 0; break;
-        case 2: x = x < 0 ? 0 : (x > 6 ? 6 : x); break;
-        case 3: x = 1.0f / (1.0f + skd_exp(-x)); break;
-        case 4: x = x > 0 ? x : alpha * x; break;
-        default: break;
-      }
-      row[j] = x;
-    }
-  }
+  skd_for(rows, (int64_t)n >= SKD_PARALLEL_ELEMENTS, bias_rows, &k);
   return NULL;
+}
+
+typedef struct {
+  const float* x;
+  const float* dy;
+  float* out;
+} unary_ctx;
+
+static void tanh_range(void* p, int64_t from, int64_t to) {
+  const unary_ctx* k = p;
+  for (int64_t i = from; i < to; i++) k->out[i] = skd_tanh(k->x[i]);
+}
+
+static void sigmoid_range(void* p, int64_t from, int64_t to) {
+  const unary_ctx* k = p;
+  for (int64_t i = from; i < to; i++) {
+    const float xi = k->x[i];
+    const float v = xi > 87.0f ? 87.0f : (xi < -87.0f ? -87.0f : xi);
+    const float t = xi < -87.0f ? 0.0f : 1.0f / (1.0f + skd_exp(-v));
+    k->out[i] = xi != xi ? xi : t;
+  }
 }
 
 // unary(op, x, out, n): elementwise tanh (op 0) or sigmoid (op 1); NaN stays NaN.
@@ -45,26 +77,27 @@ napi_value skd_napi_unary(napi_env env, napi_callback_info info) {
   skd_args_init(&a, env, info, "unary", 4);
   const int64_t op = skd_int(&a, 0), n = skd_int(&a, 3);
   if (n < 0 || op < 0 || op > 1) skd_fail(&a, "bad op %lld or length %lld", (long long)op, (long long)n);
-  const float* x = skd_f32(&a, 1, (size_t)n);
-  float* out = skd_f32(&a, 2, (size_t)n);
+  unary_ctx k = {skd_f32(&a, 1, (size_t)n), NULL, skd_f32(&a, 2, (size_t)n)};
   if (!skd_args_ok(&a)) return NULL;
-  if (op == 0) {
-#pragma omp parallel for schedule(static) num_threads(skd_threads()) if (n >= PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) out[i] = skd_tanh(x[i]);
-  } else {
-#pragma omp parallel for schedule(static) num_threads(skd_threads()) if (n >= PARALLEL_MIN)
-    for (int64_t i = 0; i < n; i++) {
-      const float xi = x[i];
-      const float v = xi > 87.0f ? 87.0f : (xi < -87.0f ? -87.0f : xi);
-      const float t = xi < -87.0f ? 0.0f : 1.0f / (1.0f + skd_exp(-v));
-      out[i] = xi != xi ? xi : t;
-    }
-  }
+  skd_for(n, n >= SKD_PARALLEL_ELEMENTS, op == 0 ? tanh_range : sigmoid_range, &k);
   return NULL;
 }
 
-#define GELU_C 0.7978845608028654f  // sqrt(2 / pi)
-#define GELU_A 0.044715f
+static void gelu_range(void* p, int64_t from, int64_t to) {
+  const unary_ctx* k = p;
+  const float* x = k->x;
+  float* out = k->out;
+#pragma GCC ivdep  // in place (out == x) is fine: each element reads only itself
+  for (int64_t i = from; i < to; i++) {
+    const float v = x[i];
+    out[i] = 0.5f * v * (1.0f + skd_tanh(GELU_C * (v + GELU_A * v * v * v)));
+  }
+}
+
+void skd_gelu_rows(const float* x, float* out, int64_t n) {
+  unary_ctx k = {x, NULL, out};
+  skd_for(n, n >= SKD_PARALLEL_ELEMENTS, gelu_range, &k);
+}
 
 // gelu(x, out, n): 0.5 x (1 + tanh(c (x + a x^3))).
 napi_value skd_napi_gelu(napi_env env, napi_callback_info info) {
@@ -75,12 +108,18 @@ napi_value skd_napi_gelu(napi_env env, napi_callback_info info) {
   const float* x = skd_f32(&a, 0, (size_t)n);
   float* out = skd_f32(&a, 1, (size_t)n);
   if (!skd_args_ok(&a)) return NULL;
-#pragma omp parallel for schedule(static) num_threads(skd_threads()) if (n >= PARALLEL_MIN)
-  for (int64_t i = 0; i < n; i++) {
-    const float v = x[i];
-    out[i] = 0.5f * v * (1.0f + skd_tanh(GELU_C * (v + GELU_A * v * v * v)));
-  }
+  skd_gelu_rows(x, out, n);
   return NULL;
+}
+
+static void gelu_grad_range(void* p, int64_t from, int64_t to) {
+  const unary_ctx* k = p;
+  for (int64_t i = from; i < to; i++) {
+    const float v = k->x[i];
+    const float t = skd_tanh(GELU_C * (v + GELU_A * v * v * v));
+    const float slope = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * GELU_A * v * v);
+    k->out[i] = k->dy[i] * slope;
+  }
 }
 
 // geluGrad(dy, x, dx, n): dy * d/dx gelu(x) = dy (0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)).
@@ -89,16 +128,8 @@ napi_value skd_napi_gelu_grad(napi_env env, napi_callback_info info) {
   skd_args_init(&a, env, info, "geluGrad", 4);
   const int64_t n = skd_int(&a, 3);
   if (n < 0) skd_fail(&a, "negative length");
-  const float* dy = skd_f32(&a, 0, (size_t)n);
-  const float* x = skd_f32(&a, 1, (size_t)n);
-  float* dx = skd_f32(&a, 2, (size_t)n);
+  unary_ctx k = {skd_f32(&a, 1, (size_t)n), skd_f32(&a, 0, (size_t)n), skd_f32(&a, 2, (size_t)n)};
   if (!skd_args_ok(&a)) return NULL;
-#pragma omp parallel for schedule(static) num_threads(skd_threads()) if (n >= PARALLEL_MIN)
-  for (int64_t i = 0; i < n; i++) {
-    const float v = x[i];
-    const float t = skd_tanh(GELU_C * (v + GELU_A * v * v * v));
-    const float slope = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_C * (1.0f + 3.0f * GELU_A * v * v);
-    dx[i] = dy[i] * slope;
-  }
+  skd_for(n, n >= SKD_PARALLEL_ELEMENTS, gelu_grad_range, &k);
   return NULL;
 }

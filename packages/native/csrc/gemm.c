@@ -26,43 +26,70 @@ void skd_sgemm_1t(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
     return;
   }
 #if defined(SKD_BLAS_DNNL)
-  // oneDNN's sgemm is row-major; inside an OpenMP parallel region it runs on the calling thread.
+  // oneDNN's sgemm is row-major. Inside a parallel region it runs on the calling thread; outside
+  // one it would open its own, and waking the pool costs more than a small product, so it is told
+  // to stay on this thread (the thread count is this thread's setting, cheap to change).
+  const bool outside = !omp_in_parallel();
+  const int threads = outside ? omp_get_max_threads() : 1;
+  if (outside && threads > 1) omp_set_num_threads(1);
   dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (outside && threads > 1) omp_set_num_threads(threads);
 #else
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda, B,
               (int)ldb, beta, C, (int)ldc);
 #endif
 }
 
-// Below this many multiply-adds a product stays on one thread: waking the pool costs more.
-#define SPLIT_MIN_MACS (1 << 18)
+typedef struct {
+  bool ta, tb, by_rows;
+  int64_t M, N, K, lda, ldb, ldc, step;
+  float alpha, beta;
+  const float *A, *B;
+  float* C;
+} split_ctx;
+
+// Chunk t of the longer of M and N (multiples of 16, the micro-kernels' width), so each thread packs
+// only its own part of the other operand.
+static void gemm_chunk(void* ctx, int64_t t, int thread) {
+  (void)thread;
+  const split_ctx* k = ctx;
+  const int64_t extent = k->by_rows ? k->M : k->N;
+  const int64_t from = SKD_MIN(extent, k->step * t), to = SKD_MIN(extent, k->step * (t + 1));
+  if (to <= from) return;
+  if (k->by_rows) {
+    const float* a = k->ta ? k->A + from : k->A + from * k->lda;
+    skd_sgemm_1t(k->ta, k->tb, to - from, k->N, k->K, k->alpha, a, k->lda, k->B, k->ldb, k->beta, k->C + from * k->ldc, k->ldc);
+  } else {
+    const float* b = k->tb ? k->B + from * k->ldb : k->B + from;
+    skd_sgemm_1t(k->ta, k->tb, k->M, to - from, k->K, k->alpha, k->A, k->lda, b, k->ldb, k->beta, k->C + from, k->ldc);
+  }
+}
 
 void skd_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                int64_t ldb, float beta, float* C, int64_t ldc) {
   const int threads = skd_threads();
-  if (threads <= 1 || omp_in_parallel() || M * N * K < SPLIT_MIN_MACS) {
+  if (threads <= 1 || omp_in_parallel() || M * N * K < SKD_PARALLEL_MACS) {
     skd_sgemm_1t(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
-  // Split the longer of M and N into one contiguous chunk per thread (multiples of 16, the
-  // micro-kernels' width), so each thread packs only its own part of the other operand.
   const bool by_rows = M >= N;
   const int64_t extent = by_rows ? M : N;
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), n = omp_get_num_threads();
-    const int64_t step = ((extent + n - 1) / n + 15) / 16 * 16;
-    const int64_t from = SKD_MIN(extent, step * t), to = SKD_MIN(extent, step * (t + 1));
-    if (to > from) {
-      if (by_rows) {
-        const float* a = ta ? A + from : A + from * lda;
-        skd_sgemm_1t(ta, tb, to - from, N, K, alpha, a, lda, B, ldb, beta, C + from * ldc, ldc);
-      } else {
-        const float* b = tb ? B + from * ldb : B + from;
-        skd_sgemm_1t(ta, tb, M, to - from, K, alpha, A, lda, b, ldb, beta, C + from, ldc);
-      }
-    }
-  }
+  split_ctx k = {ta, tb, by_rows, M, N, K, lda, ldb, ldc, ((extent + threads - 1) / threads + 15) / 16 * 16, alpha, beta, A, B, C};
+  skd_for_tasks(threads, true, gemm_chunk, &k);
+}
+
+typedef struct {
+  bool ta, tb;
+  int64_t M, N, K, lda, ldb;
+  const float *A, *B;
+  float* C;
+  const int32_t *a_off, *b_off;
+} batch_ctx;
+
+static void gemm_one(void* ctx, int64_t i, int thread) {
+  (void)thread;
+  const batch_ctx* k = ctx;
+  skd_sgemm_1t(k->ta, k->tb, k->M, k->N, k->K, 1.0f, k->A + k->a_off[i], k->lda, k->B + k->b_off[i], k->ldb, 0.0f, k->C + i * k->M * k->N, k->N);
 }
 
 // sgemmBatch(a, b, c, aOffsets, bOffsets, M, N, K, transposeA, transposeB)
@@ -99,8 +126,8 @@ napi_value skd_napi_sgemm_batch(napi_env env, napi_callback_info info) {
   if (!skd_args_ok(&a)) return NULL;
   const int64_t lda = ta ? M : K, ldb = tb ? K : N;
   if (batch > 1 && M * N * K < (1 << 21)) {
-#pragma omp parallel for schedule(dynamic) num_threads(skd_threads()) if (batch * M * N * K >= SPLIT_MIN_MACS)
-    for (size_t i = 0; i < batch; i++) skd_sgemm_1t(ta, tb, M, N, K, 1.0f, A + a_off[i], lda, B + b_off[i], ldb, 0.0f, C + i * M * N, N);
+    batch_ctx k = {ta, tb, M, N, K, lda, ldb, A, B, C, a_off, b_off};
+    skd_for_tasks((int64_t)batch, (int64_t)batch * M * N * K >= SKD_PARALLEL_MACS, gemm_one, &k);
   } else {
     for (size_t i = 0; i < batch; i++) skd_sgemm(ta, tb, M, N, K, 1.0f, A + a_off[i], lda, B + b_off[i], ldb, 0.0f, C + i * M * N, N);
   }

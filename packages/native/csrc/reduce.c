@@ -1,60 +1,75 @@
 // Sums over a contiguous run of axes: x viewed as (outer, reduce, inner) → out (outer, inner).
 // Covers bias and LayerNorm gradients (sums over leading axes), which tfjs-wasm transposes first.
 #include "common.h"
-#include <omp.h>
 #include <stdlib.h>
+
+typedef struct {
+  const float* x;
+  float* out;
+  float* partial;
+  int64_t outer, reduce, inner;
+} sum_ctx;
+
+// One output row per iteration (a sum over the middle axis).
+static void sum_outer(void* ctx, int64_t from, int64_t to) {
+  const sum_ctx* k = ctx;
+  for (int64_t o = from; o < to; o++) {
+    float* dst = k->out + o * k->inner;
+    const float* src = k->x + o * k->reduce * k->inner;
+    if (k->inner == 1) {
+      float acc = 0;
+      for (int64_t r = 0; r < k->reduce; r++) acc += src[r];
+      dst[0] = acc;
+      continue;
+    }
+    memset(dst, 0, sizeof(float) * (size_t)k->inner);
+    for (int64_t r = 0; r < k->reduce; r++) {
+      const float* row = src + r * k->inner;
+      for (int64_t i = 0; i < k->inner; i++) dst[i] += row[i];
+    }
+  }
+}
+
+// outer == 1: one block of the reduced rows per pool thread, into that block's partial row.
+static void sum_block(void* ctx, int64_t block, int thread) {
+  (void)thread;
+  const sum_ctx* k = ctx;
+  const int64_t blocks = skd_threads();
+  float* acc = k->partial + block * k->inner;
+  for (int64_t r = k->reduce * block / blocks; r < k->reduce * (block + 1) / blocks; r++) {
+    const float* row = k->x + r * k->inner;
+    for (int64_t i = 0; i < k->inner; i++) acc[i] += row[i];
+  }
+}
 
 // sumMiddle(x, out, outer, reduce, inner)
 napi_value skd_napi_sum_middle(napi_env env, napi_callback_info info) {
   skd_args a;
   skd_args_init(&a, env, info, "sumMiddle", 5);
-  const int64_t outer = skd_int(&a, 2), reduce = skd_int(&a, 3), inner = skd_int(&a, 4);
-  if (outer < 0 || reduce < 0 || inner < 0) skd_fail(&a, "negative dimension");
-  const float* x = skd_f32(&a, 0, (size_t)(outer * reduce * inner));
-  float* out = skd_f32(&a, 1, (size_t)(outer * inner));
+  sum_ctx k = {.outer = skd_int(&a, 2), .reduce = skd_int(&a, 3), .inner = skd_int(&a, 4)};
+  if (k.outer < 0 || k.reduce < 0 || k.inner < 0) skd_fail(&a, "negative dimension");
+  k.x = skd_f32(&a, 0, (size_t)(k.outer * k.reduce * k.inner));
+  k.out = skd_f32(&a, 1, (size_t)(k.outer * k.inner));
   if (!skd_args_ok(&a)) return NULL;
-  const int threads = skd_threads();
-  if (outer == 1 && inner > 1 && reduce >= 64 && threads > 1 && reduce * inner >= 65536) {
-    // One output row summed over many rows (a bias gradient): each thread sums a contiguous block
-    // of rows, then the partial rows are added in thread order (deterministic for a pool size).
-    float* partial = calloc((size_t)threads * (size_t)inner, sizeof(float));
-    if (!partial) {
+  const bool big = k.outer * k.reduce * k.inner >= SKD_PARALLEL_ELEMENTS;
+  if (k.outer == 1 && k.inner > 1 && k.reduce >= 64) {
+    // A bias gradient: one row summed over many. Blocks of rows per pool thread whatever runs
+    // them, partial rows added in block order: the same sums for every run with this pool size.
+    const int blocks = skd_threads();
+    k.partial = calloc((size_t)blocks * (size_t)k.inner, sizeof(float));
+    if (!k.partial) {
       napi_throw_error(env, NULL, "skd-native sumMiddle: out of memory");
       return NULL;
     }
-#pragma omp parallel num_threads(threads)
-    {
-      const int t = omp_get_thread_num(), n = omp_get_num_threads();
-      const int64_t from = reduce * t / n, to = reduce * (t + 1) / n;
-      float* acc = partial + (size_t)t * (size_t)inner;
-      for (int64_t r = from; r < to; r++) {
-        const float* row = x + r * inner;
-        for (int64_t i = 0; i < inner; i++) acc[i] += row[i];
-      }
+    skd_for_tasks(blocks, big, sum_block, &k);
+    memcpy(k.out, k.partial, sizeof(float) * (size_t)k.inner);
+    for (int t = 1; t < blocks; t++) {
+      const float* acc = k.partial + (size_t)t * (size_t)k.inner;
+      for (int64_t i = 0; i < k.inner; i++) k.out[i] += acc[i];
     }
-    memcpy(out, partial, sizeof(float) * (size_t)inner);
-    for (int t = 1; t < threads; t++) {
-      const float* acc = partial + (size_t)t * (size_t)inner;
-      for (int64_t i = 0; i < inner; i++) out[i] += acc[i];
-    }
-    free(partial);
+    free(k.partial);
     return NULL;
   }
-#pragma omp parallel for schedule(static) num_threads(threads) if (outer >= 64 && outer * reduce * inner >= 65536)
-  for (int64_t o = 0; o < outer; o++) {
-    float* dst = out + o * inner;
-    const float* src = x + o * reduce * inner;
-    if (inner == 1) {
-      float acc = 0;
-      for (int64_t r = 0; r < reduce; r++) acc += src[r];
-      dst[0] = acc;
-      continue;
-    }
-    memset(dst, 0, sizeof(float) * (size_t)inner);
-    for (int64_t r = 0; r < reduce; r++) {
-      const float* row = src + r * inner;
-      for (int64_t i = 0; i < inner; i++) dst[i] += row[i];
-    }
-  }
+  skd_for(k.outer, big && k.outer >= 64, sum_outer, &k);
   return NULL;
 }

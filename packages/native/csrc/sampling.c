@@ -63,7 +63,7 @@ static int32_t choose(const float* x, int64_t width, double u, double temperatur
   for (int64_t j = 0; j < width; j++) probs[j] /= total;
   const int64_t limit = top_k > 0 ? SKD_MIN(top_k, width) : width;
   if (limit < width || top_p < 1) {
-    memset(keep, 0, (size_t)width);
+    memset(keep, 0, (size_t)SKD_MAX(width, 0));
     top_ranked(x, width, limit, order);
     double mass = 0;
     for (int64_t r = 0; r < limit; r++) {

@@ -6,7 +6,8 @@
 // a thread inside it writes its frame over the heap (uxlfoundation/oneDNN#4845): a Ctrl-C, a child
 // exiting or a profiler tick then corrupts memory. Every kernel therefore runs with asynchronous
 // signals blocked on the calling thread; they are delivered when it returns. The pool's worker
-// threads are created inside such a call, so they inherit the blocked mask for good.
+// threads are created inside such a call (the first parallel region runs in a matmul), so they
+// inherit the blocked mask for good. Only kernels that reach the BLAS pay for the two syscalls.
 static void block_signals(sigset_t* previous) {
   sigset_t all;
   sigfillset(&all);
@@ -25,50 +26,39 @@ static void block_signals(sigset_t* previous) {
   }
 
 GUARDED(sgemm_batch)
-GUARDED(set_threads)
-GUARDED(blas)
-GUARDED(bias_activation)
-GUARDED(unary)
-GUARDED(gelu)
-GUARDED(gelu_grad)
-GUARDED(sum_middle)
-GUARDED(gather_rows)
-GUARDED(unsorted_segment_sum)
-GUARDED(layer_norm)
-GUARDED(layer_norm_grad)
+GUARDED(linear)
+GUARDED(linear_grad)
 GUARDED(attention)
 GUARDED(attention_grad)
 GUARDED(cached_attention)
-GUARDED(log_softmax)
-GUARDED(log_softmax_grad)
-GUARDED(cross_entropy)
-GUARDED(cross_entropy_grad)
-GUARDED(adamw)
-GUARDED(sample_tokens)
+GUARDED(gpt_decode)
 
 static napi_value init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"sgemmBatch", NULL, guarded_sgemm_batch, NULL, NULL, NULL, napi_default, NULL},
-      {"setThreads", NULL, guarded_set_threads, NULL, NULL, NULL, napi_default, NULL},
-      {"blas", NULL, guarded_blas, NULL, NULL, NULL, napi_default, NULL},
-      {"biasActivation", NULL, guarded_bias_activation, NULL, NULL, NULL, napi_default, NULL},
-      {"unary", NULL, guarded_unary, NULL, NULL, NULL, napi_default, NULL},
-      {"gelu", NULL, guarded_gelu, NULL, NULL, NULL, napi_default, NULL},
-      {"geluGrad", NULL, guarded_gelu_grad, NULL, NULL, NULL, napi_default, NULL},
-      {"sumMiddle", NULL, guarded_sum_middle, NULL, NULL, NULL, napi_default, NULL},
-      {"gatherRows", NULL, guarded_gather_rows, NULL, NULL, NULL, napi_default, NULL},
-      {"unsortedSegmentSum", NULL, guarded_unsorted_segment_sum, NULL, NULL, NULL, napi_default, NULL},
-      {"layerNorm", NULL, guarded_layer_norm, NULL, NULL, NULL, napi_default, NULL},
-      {"layerNormGrad", NULL, guarded_layer_norm_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"setThreads", NULL, skd_napi_set_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"blas", NULL, skd_napi_blas, NULL, NULL, NULL, napi_default, NULL},
+      {"biasActivation", NULL, skd_napi_bias_activation, NULL, NULL, NULL, napi_default, NULL},
+      {"unary", NULL, skd_napi_unary, NULL, NULL, NULL, napi_default, NULL},
+      {"gelu", NULL, skd_napi_gelu, NULL, NULL, NULL, napi_default, NULL},
+      {"geluGrad", NULL, skd_napi_gelu_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"sumMiddle", NULL, skd_napi_sum_middle, NULL, NULL, NULL, napi_default, NULL},
+      {"gatherRows", NULL, skd_napi_gather_rows, NULL, NULL, NULL, napi_default, NULL},
+      {"unsortedSegmentSum", NULL, skd_napi_unsorted_segment_sum, NULL, NULL, NULL, napi_default, NULL},
+      {"linear", NULL, guarded_linear, NULL, NULL, NULL, napi_default, NULL},
+      {"linearGrad", NULL, guarded_linear_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"layerNorm", NULL, skd_napi_layer_norm, NULL, NULL, NULL, napi_default, NULL},
+      {"layerNormGrad", NULL, skd_napi_layer_norm_grad, NULL, NULL, NULL, napi_default, NULL},
       {"attention", NULL, guarded_attention, NULL, NULL, NULL, napi_default, NULL},
       {"attentionGrad", NULL, guarded_attention_grad, NULL, NULL, NULL, napi_default, NULL},
       {"cachedAttention", NULL, guarded_cached_attention, NULL, NULL, NULL, napi_default, NULL},
-      {"logSoftmax", NULL, guarded_log_softmax, NULL, NULL, NULL, napi_default, NULL},
-      {"logSoftmaxGrad", NULL, guarded_log_softmax_grad, NULL, NULL, NULL, napi_default, NULL},
-      {"crossEntropy", NULL, guarded_cross_entropy, NULL, NULL, NULL, napi_default, NULL},
-      {"crossEntropyGrad", NULL, guarded_cross_entropy_grad, NULL, NULL, NULL, napi_default, NULL},
-      {"adamw", NULL, guarded_adamw, NULL, NULL, NULL, napi_default, NULL},
-      {"sampleTokens", NULL, guarded_sample_tokens, NULL, NULL, NULL, napi_default, NULL},
+      {"logSoftmax", NULL, skd_napi_log_softmax, NULL, NULL, NULL, napi_default, NULL},
+      {"logSoftmaxGrad", NULL, skd_napi_log_softmax_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"crossEntropy", NULL, skd_napi_cross_entropy, NULL, NULL, NULL, napi_default, NULL},
+      {"crossEntropyGrad", NULL, skd_napi_cross_entropy_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"adamw", NULL, skd_napi_adamw, NULL, NULL, NULL, napi_default, NULL},
+      {"gptDecode", NULL, guarded_gpt_decode, NULL, NULL, NULL, napi_default, NULL},
+      {"sampleTokens", NULL, skd_napi_sample_tokens, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
   skd_blas_single_threaded();

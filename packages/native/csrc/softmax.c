@@ -2,16 +2,20 @@
 // iteration: every divergence starts from log-softmax, and supervised training from the
 // cross-entropy, over (B*T, V) logits whose stock form is a handful of full passes each way.
 #include "common.h"
-#include <omp.h>
 
 static float row_log_sum_exp(const float* x, int64_t width) {
-  float mx = -INFINITY;
-  for (int64_t j = 0; j < width; j++) mx = x[j] > mx ? x[j] : mx;
+  const float mx = skd_max(x, width);
   if (mx == -INFINITY || mx != mx) return mx;
-  float sum = 0;
-  for (int64_t j = 0; j < width; j++) sum += skd_exp(x[j] - mx);
-  return mx + logf(sum);
+  // A NaN entry is skipped by the max but not by the sum, so it still makes the result NaN.
+  return mx + logf(skd_sum_exp(x, width, mx));
 }
+
+typedef struct {
+  const float *x, *dy, *y, *lse_in;
+  const int32_t* targets;
+  float *out, *lse, *loss;
+  int64_t width;
+} sm_ctx;
 
 static bool read_rows(skd_args* a, size_t at, int64_t* rows, int64_t* width) {
   *rows = skd_int(a, at);
@@ -20,23 +24,37 @@ static bool read_rows(skd_args* a, size_t at, int64_t* rows, int64_t* width) {
   return a->error[0] == '\0';
 }
 
+static void log_softmax_rows(void* ctx, int64_t from, int64_t to) {
+  const sm_ctx* k = ctx;
+  for (int64_t r = from; r < to; r++) {
+    const float* xr = k->x + r * k->width;
+    float* yr = k->out + r * k->width;
+    const float lse = row_log_sum_exp(xr, k->width);
+    for (int64_t j = 0; j < k->width; j++) yr[j] = xr[j] - lse;
+  }
+}
+
 // logSoftmax(x, y, rows, width)
 napi_value skd_napi_log_softmax(napi_env env, napi_callback_info info) {
   skd_args a;
   int64_t rows = 0, width = 0;
   skd_args_init(&a, env, info, "logSoftmax", 4);
   read_rows(&a, 2, &rows, &width);
-  const float* x = skd_f32(&a, 0, (size_t)(rows * width));
-  float* y = skd_f32(&a, 1, (size_t)(rows * width));
+  sm_ctx k = {.x = skd_f32(&a, 0, (size_t)(rows * width)), .out = skd_f32(&a, 1, (size_t)(rows * width)), .width = width};
   if (!skd_args_ok(&a)) return NULL;
-#pragma omp parallel for schedule(static) num_threads(skd_threads()) if (rows * width >= 32768)
-  for (int64_t r = 0; r < rows; r++) {
-    const float* xr = x + r * width;
-    float* yr = y + r * width;
-    const float lse = row_log_sum_exp(xr, width);
-    for (int64_t j = 0; j < width; j++) yr[j] = xr[j] - lse;
-  }
+  skd_for(rows, rows * width >= SKD_PARALLEL_ELEMENTS, log_softmax_rows, &k);
   return NULL;
+}
+
+static void log_softmax_grad_rows(void* ctx, int64_t from, int64_t to) {
+  const sm_ctx* k = ctx;
+  for (int64_t r = from; r < to; r++) {
+    const float* dyr = k->dy + r * k->width;
+    const float* yr = k->y + r * k->width;
+    float* dxr = k->out + r * k->width;
+    const float sum = skd_sum(dyr, k->width);
+    for (int64_t j = 0; j < k->width; j++) dxr[j] = dyr[j] - skd_exp(yr[j]) * sum;
+  }
 }
 
 // logSoftmaxGrad(dy, y, dx, rows, width): dx = dy - exp(y) sum(dy).
@@ -45,20 +63,19 @@ napi_value skd_napi_log_softmax_grad(napi_env env, napi_callback_info info) {
   int64_t rows = 0, width = 0;
   skd_args_init(&a, env, info, "logSoftmaxGrad", 5);
   read_rows(&a, 3, &rows, &width);
-  const float* dy = skd_f32(&a, 0, (size_t)(rows * width));
-  const float* y = skd_f32(&a, 1, (size_t)(rows * width));
-  float* dx = skd_f32(&a, 2, (size_t)(rows * width));
+  sm_ctx k = {.dy = skd_f32(&a, 0, (size_t)(rows * width)), .y = skd_f32(&a, 1, (size_t)(rows * width)), .out = skd_f32(&a, 2, (size_t)(rows * width)), .width = width};
   if (!skd_args_ok(&a)) return NULL;
-#pragma omp parallel for schedule(static) num_threads(skd_threads()) if (rows * width >= 32768)
-  for (int64_t r = 0; r < rows; r++) {
-    const float* dyr = dy + r * width;
-    const float* yr = y + r * width;
-    float* dxr = dx + r * width;
-    float sum = 0;
-    for (int64_t j = 0; j < width; j++) sum += dyr[j];
-    for (int64_t j = 0; j < width; j++) dxr[j] = dyr[j] - skd_exp(yr[j]) * sum;
-  }
+  skd_for(rows, rows * width >= SKD_PARALLEL_ELEMENTS, log_softmax_grad_rows, &k);
   return NULL;
+}
+
+static void cross_entropy_rows(void* ctx, int64_t from, int64_t to) {
+  const sm_ctx* k = ctx;
+  for (int64_t r = from; r < to; r++) {
+    const float* xr = k->x + r * k->width;
+    k->lse[r] = row_log_sum_exp(xr, k->width);
+    k->loss[r] = k->lse[r] - xr[k->targets[r]];
+  }
 }
 
 // crossEntropy(logits, targets, loss, lse, rows, width): loss[r] = lse[r] - logits[r, targets[r]].
@@ -68,21 +85,24 @@ napi_value skd_napi_cross_entropy(napi_env env, napi_callback_info info) {
   int64_t rows = 0, width = 0;
   skd_args_init(&a, env, info, "crossEntropy", 6);
   read_rows(&a, 4, &rows, &width);
-  const float* x = skd_f32(&a, 0, (size_t)(rows * width));
-  const int32_t* targets = skd_i32(&a, 1, (size_t)rows);
-  float* loss = skd_f32(&a, 2, (size_t)rows);
-  float* lse = skd_f32(&a, 3, (size_t)rows);
+  sm_ctx k = {.x = skd_f32(&a, 0, (size_t)(rows * width)), .targets = skd_i32(&a, 1, (size_t)rows), .loss = skd_f32(&a, 2, (size_t)rows), .lse = skd_f32(&a, 3, (size_t)rows), .width = width};
   if (!skd_args_ok(&a)) return NULL;
   for (int64_t r = 0; r < rows; r++) {
-    if (targets[r] < 0 || targets[r] >= width) return skd_int_result(env, r);
+    if (k.targets[r] < 0 || k.targets[r] >= width) return skd_int_result(env, r);
   }
-#pragma omp parallel for schedule(static) num_threads(skd_threads()) if (rows * width >= 32768)
-  for (int64_t r = 0; r < rows; r++) {
-    const float* xr = x + r * width;
-    lse[r] = row_log_sum_exp(xr, width);
-    loss[r] = lse[r] - xr[targets[r]];
-  }
+  skd_for(rows, rows * width >= SKD_PARALLEL_ELEMENTS, cross_entropy_rows, &k);
   return skd_int_result(env, -1);
+}
+
+static void cross_entropy_grad_rows(void* ctx, int64_t from, int64_t to) {
+  const sm_ctx* k = ctx;
+  for (int64_t r = from; r < to; r++) {
+    const float* xr = k->x + r * k->width;
+    float* dxr = k->out + r * k->width;
+    const float g = k->dy[r], l = k->lse_in[r];
+    for (int64_t j = 0; j < k->width; j++) dxr[j] = skd_exp(xr[j] - l) * g;
+    if (k->targets[r] >= 0 && k->targets[r] < k->width) dxr[k->targets[r]] -= g;
+  }
 }
 
 // crossEntropyGrad(dy, logits, targets, lse, dx, rows, width): dx = (softmax(x) - onehot) dy[r].
@@ -91,19 +111,9 @@ napi_value skd_napi_cross_entropy_grad(napi_env env, napi_callback_info info) {
   int64_t rows = 0, width = 0;
   skd_args_init(&a, env, info, "crossEntropyGrad", 7);
   read_rows(&a, 5, &rows, &width);
-  const float* dy = skd_f32(&a, 0, (size_t)rows);
-  const float* x = skd_f32(&a, 1, (size_t)(rows * width));
-  const int32_t* targets = skd_i32(&a, 2, (size_t)rows);
-  const float* lse = skd_f32(&a, 3, (size_t)rows);
-  float* dx = skd_f32(&a, 4, (size_t)(rows * width));
+  sm_ctx k = {.dy = skd_f32(&a, 0, (size_t)rows), .x = skd_f32(&a, 1, (size_t)(rows * width)), .targets = skd_i32(&a, 2, (size_t)rows),
+              .lse_in = skd_f32(&a, 3, (size_t)rows), .out = skd_f32(&a, 4, (size_t)(rows * width)), .width = width};
   if (!skd_args_ok(&a)) return NULL;
-#pragma omp parallel for schedule(static) num_threads(skd_threads()) if (rows * width >= 32768)
-  for (int64_t r = 0; r < rows; r++) {
-    const float* xr = x + r * width;
-    float* dxr = dx + r * width;
-    const float g = dy[r], l = lse[r];
-    for (int64_t j = 0; j < width; j++) dxr[j] = skd_exp(xr[j] - l) * g;
-    if (targets[r] >= 0 && targets[r] < width) dxr[targets[r]] -= g;
-  }
+  skd_for(rows, rows * width >= SKD_PARALLEL_ELEMENTS, cross_entropy_grad_rows, &k);
   return NULL;
 }

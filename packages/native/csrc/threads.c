@@ -19,6 +19,34 @@ int skd_threads(void) {
   return pool_size;
 }
 
+void skd_for(int64_t n, bool parallel, void (*fn)(void* ctx, int64_t from, int64_t to), void* ctx) {
+  const int threads = skd_threads();
+  if (!parallel || threads <= 1 || n < 2 || omp_in_parallel()) {
+    if (n > 0) fn(ctx, 0, n);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t from = n * t / nt, to = n * (t + 1) / nt;
+    if (to > from) fn(ctx, from, to);
+  }
+}
+
+void skd_for_tasks(int64_t n, bool parallel, void (*fn)(void* ctx, int64_t task, int thread), void* ctx) {
+  const int threads = skd_threads();
+  if (!parallel || threads <= 1 || n < 2 || omp_in_parallel()) {
+    for (int64_t i = 0; i < n; i++) fn(ctx, i, 0);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+#pragma omp for schedule(dynamic)
+    for (int64_t i = 0; i < n; i++) fn(ctx, i, t);
+  }
+}
+
 void skd_blas_single_threaded(void) {
 #if defined(SKD_BLAS_OPENBLAS)
   openblas_set_num_threads(1);

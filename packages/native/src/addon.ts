@@ -25,11 +25,35 @@ export interface NativeAddon {
   gelu(x: Float32Array, out: Float32Array, n: number): void;
   geluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, n: number): void;
   gatherRows(table: Float32Array, indices: Int32Array, out: Float32Array, count: number, inner: number, rows: number): number;
+  linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, residual: Float32Array | null, out: Float32Array, rows: number, inputs: number, outputs: number): void;
+  linearGrad(dy: Float32Array, x: Float32Array, w: Float32Array, dx: Float32Array, dw: Float32Array, dbias: Float32Array | null, rows: number, inputs: number, outputs: number): void;
   layerNorm(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, width: number, epsilon: number): void;
   layerNormGrad(dy: Float32Array, x: Float32Array, gamma: Float32Array, mean: Float32Array, rstd: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, rows: number, width: number): void;
   attention(qkv: Float32Array, mask: Float32Array | null, out: Float32Array, lse: Float32Array, batch: number, T: number, heads: number, headSize: number, scale: number): void;
   attentionGrad(qkv: Float32Array, mask: Float32Array | null, out: Float32Array, lse: Float32Array, dy: Float32Array, dqkv: Float32Array, batch: number, T: number, heads: number, headSize: number, scale: number): void;
   cachedAttention(qkv: Float32Array, keys: Float32Array, values: Float32Array, lengths: Int32Array, mask: Float32Array, out: Float32Array, batch: number, S: number, heads: number, headSize: number, capacity: number, scale: number): void;
+  gptDecode(
+    params: Float32Array[],
+    tokens: Int32Array,
+    positions: Int32Array,
+    mask: Float32Array,
+    lengths: Int32Array,
+    keys: Float32Array[],
+    values: Float32Array[],
+    logits: Float32Array,
+    batch: number,
+    S: number,
+    layers: number,
+    heads: number,
+    dModel: number,
+    dFf: number,
+    vocab: number,
+    capacity: number,
+    contextRows: number,
+    epsilon: number,
+    rotary: boolean,
+    lastOnly: boolean,
+  ): void;
   logSoftmax(x: Float32Array, y: Float32Array, rows: number, width: number): void;
   logSoftmaxGrad(dy: Float32Array, y: Float32Array, dx: Float32Array, rows: number, width: number): void;
   /** Returns the first row whose target is out of range, or -1. */

@@ -10,6 +10,7 @@ import {
   gelu,
   KERNELS,
   layerNorm,
+  linear,
   logSoftmax,
   sampleTokens,
   sparseCrossEntropy,
@@ -83,7 +84,7 @@ afterAll(() => unregisterNativeKernels());
 
 (available ? describe : describe.skip)('fused ops: native kernel = composite form on wasm', () => {
   const rng = Rng.create(11);
-  const upstream = randoms(rng, 1 << 16);
+  const upstream = randoms(rng, 1 << 18);
 
   it('registers a kernel for every fused op, and the ops use it', () => {
     for (const name of Object.values(KERNELS)) expect(tf.getKernel(name, 'wasm')).toBeDefined();
@@ -91,6 +92,21 @@ afterAll(() => unregisterNativeKernels());
     tf.tidy(() => layerNorm(tf.ones([2, 3]), tf.ones([3]), tf.zeros([3]), 1e-5));
     expect(spy.mock.calls.some(([name]) => name === KERNELS.layerNorm)).toBe(true);
     spy.mockRestore();
+  });
+
+  it.each([
+    [5, 7, 3, true, true],
+    [1, 4, 9, true, false],
+    [33, 16, 24, false, true],
+    [600, 64, 200, false, false],
+  ])('linear (%i x %i -> %i, bias %s, residual %s): values and gradients in every input', (n, nIn, nOut, withBias, withResidual) => {
+    const x = randoms(rng, n * nIn);
+    const w = randoms(rng, nIn * nOut);
+    const b = randoms(rng, nOut);
+    const r = randoms(rng, n * nOut);
+    const inputs = () => [tf.tensor2d(x, [n, nIn]), tf.tensor2d(w, [nIn, nOut]), ...(withBias ? [tf.tensor1d(b)] : []), ...(withResidual ? [tf.tensor2d(r, [n, nOut])] : [])];
+    const f = (...xs: tf.Tensor[]) => linear(xs[0] as tf.Tensor2D, xs[1] as tf.Tensor2D, withBias ? (xs[2] as tf.Tensor1D) : undefined, withResidual ? (xs[withBias ? 3 : 2] as tf.Tensor2D) : undefined);
+    expectClose(bothWays(() => valueAndGrads(f, inputs, upstream)));
   });
 
   it.each([
@@ -230,6 +246,7 @@ afterAll(() => unregisterNativeKernels());
       tf.tidy(() => {
         tf.grads((a: tf.Tensor) => tf.sum(layerNorm(a as tf.Tensor2D, tf.ones([12]), tf.zeros([12]), 1e-5)))([x]);
         tf.grads((a: tf.Tensor) => tf.sum(gelu(a)))([x]);
+        tf.grads((a: tf.Tensor, w: tf.Tensor) => tf.sum(linear(a as tf.Tensor2D, w as tf.Tensor2D, tf.zeros([12]), a as tf.Tensor2D)))([x, tf.eye(12)]);
         tf.grads((a: tf.Tensor) => tf.sum(causalSelfAttention(a as tf.Tensor2D, { batch: 2, heads: 2, mask: tf.ones([2, 3]) })))([x]);
         tf.grads((a: tf.Tensor) => tf.sum(logSoftmax(a)))([x]);
         tf.grads((a: tf.Tensor) => tf.sum(sparseCrossEntropy(a, targets)))([x]);

@@ -7,11 +7,13 @@ import { gatherKernel } from './kernels/gather';
 import { geluGradKernel, geluKernel } from './kernels/gelu';
 import { identityKernel } from './kernels/identity';
 import { layerNormGradKernel, layerNormKernel } from './kernels/layer-norm';
+import { linearGradKernel, linearKernel } from './kernels/linear';
 import { batchMatMulKernel, fusedMatMulKernel } from './kernels/matmul';
 import { sampleTokensKernel } from './kernels/sample-tokens';
 import { unsortedSegmentSumKernel } from './kernels/segment-sum';
 import { crossEntropyGradKernel, crossEntropyKernel, logSoftmaxGradKernel, logSoftmaxKernel } from './kernels/softmax';
 import { sumKernel } from './kernels/sum';
+import { transformerDecodeKernel } from './kernels/transformer-decode';
 import { unaryKernel } from './kernels/unary';
 import type { Fallback, KernelArgs } from './kernels/wasm';
 
@@ -67,6 +69,8 @@ function nativeKernels(addon: NativeAddon): [string, (args: KernelArgs) => unkno
     [tf.Tanh, unaryKernel(addon, 0, stock(tf.Tanh))],
     [tf.Sigmoid, unaryKernel(addon, 1, stock(tf.Sigmoid))],
     [tf.GatherV2, gatherKernel(addon, stock(tf.GatherV2))],
+    [KERNELS.linear, linearKernel(addon)],
+    [KERNELS.linearGrad, linearGradKernel(addon)],
     [KERNELS.layerNorm, layerNormKernel(addon)],
     [KERNELS.layerNormGrad, layerNormGradKernel(addon)],
     [KERNELS.gelu, geluKernel(addon)],
@@ -74,6 +78,7 @@ function nativeKernels(addon: NativeAddon): [string, (args: KernelArgs) => unkno
     [KERNELS.attention, attentionKernel(addon)],
     [KERNELS.attentionGrad, attentionGradKernel(addon)],
     [KERNELS.cachedAttention, cachedAttentionKernel(addon)],
+    [KERNELS.transformerDecode, transformerDecodeKernel(addon)],
     [KERNELS.logSoftmax, logSoftmaxKernel(addon)],
     [KERNELS.logSoftmaxGrad, logSoftmaxGradKernel(addon)],
     [KERNELS.crossEntropy, crossEntropyKernel(addon)],

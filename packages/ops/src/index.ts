@@ -4,5 +4,7 @@ export * from './gelu';
 export * from './kernels';
 export * from './kv-cache';
 export * from './layer-norm';
+export * from './linear';
 export * from './log-softmax';
 export * from './sampling';
+export * from './transformer-decode';

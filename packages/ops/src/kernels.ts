@@ -7,6 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
  * the op that calls it.
  */
 export const KERNELS = {
+  linear: 'SkdLinear',
+  linearGrad: 'SkdLinearGrad',
   layerNorm: 'SkdLayerNorm',
   layerNormGrad: 'SkdLayerNormGrad',
   gelu: 'SkdGelu',
@@ -14,6 +16,7 @@ export const KERNELS = {
   attention: 'SkdAttention',
   attentionGrad: 'SkdAttentionGrad',
   cachedAttention: 'SkdCachedAttention',
+  transformerDecode: 'SkdTransformerDecode',
   logSoftmax: 'SkdLogSoftmax',
   logSoftmaxGrad: 'SkdLogSoftmaxGrad',
   crossEntropy: 'SkdCrossEntropy',

@@ -19,6 +19,19 @@ export interface DecodeStep {
   readonly positions: Int32Array;
   /** Attention of the step's tokens in `layer`: qkv (B*S, 3d) → (B*S, d); stores the layer's keys and values. */
   attend(layer: number, qkv: tf.Tensor2D): tf.Tensor2D;
+  /** For a kernel that runs every layer in one call (`transformerDecode`): the native cache's tensors. */
+  readonly native?: NativeStepTensors;
+}
+
+/** What a whole-network decode kernel needs from the native cache for one step. */
+export interface NativeStepTensors {
+  /** (B) int32 real tokens per row before the step. */
+  readonly lengths: tf.Tensor;
+  /** (B, S) 1 for real slots. */
+  readonly mask: tf.Tensor;
+  /** One (B, heads, capacity, headSize) tensor per layer, written in place. */
+  readonly keys: readonly tf.Tensor[];
+  readonly values: readonly tf.Tensor[];
 }
 
 /**
@@ -75,7 +88,8 @@ export abstract class KvCache {
     }
     const step = this.beginStep(real, columns);
     try {
-      const result = run({ columns, positions, attend: (layer, qkv) => this.attendStep(step, layer, qkv) });
+      const native = this.nativeTensors(step);
+      const result = run({ columns, positions, attend: (layer, qkv) => this.attendStep(step, layer, qkv), ...(native ? { native } : {}) });
       this.commitStep(step);
       added.forEach((n, b) => (this.rowLengths[b] = (this.rowLengths[b] as number) + n));
       return result;
@@ -99,6 +113,9 @@ export abstract class KvCache {
   }
 
   abstract dispose(): void;
+  protected nativeTensors(_step: unknown): NativeStepTensors | undefined {
+    return undefined;
+  }
   protected abstract beginStep(mask: Float32Array, columns: number): unknown;
   protected abstract attendStep(step: unknown, layer: number, qkv: tf.Tensor2D): tf.Tensor2D;
   protected abstract commitStep(step: unknown): void;
@@ -129,6 +146,11 @@ export class NativeKvCache extends KvCache {
 
   protected beginStep(mask: Float32Array, columns: number): tf.Tensor[] {
     return [tf.tensor1d(Int32Array.from(this.lengths), 'int32'), tf.tensor2d(mask, [this.batchSize, columns])];
+  }
+
+  protected override nativeTensors(step: unknown): NativeStepTensors {
+    const [lengths, mask] = step as [tf.Tensor, tf.Tensor];
+    return { lengths, mask, keys: this.keys, values: this.values };
   }
 
   protected attendStep(step: unknown, layer: number, qkv: tf.Tensor2D): tf.Tensor2D {

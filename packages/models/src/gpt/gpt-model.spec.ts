@@ -51,12 +51,38 @@ describe.each([
     await useBackend('cpu');
   });
 
-  it('uses the cache this backend is meant to (native in place on wasm, tensors on cpu)', () => {
+  it('uses the cache and the decode path this backend is meant to (one native kernel per step on wasm, op by op on cpu)', () => {
     const native = tf.getKernel(KERNELS.cachedAttention, tf.getBackend()) !== undefined;
     expect(native).toBe(backend === 'wasm' && tf.getKernel(KERNELS.attention, 'wasm') !== undefined);
     const state = model.startDecoding(1, 4);
     expect(state.cache.constructor.name).toBe(native ? 'NativeKvCache' : 'TensorKvCache');
+    const spy = jest.spyOn(tf.engine(), 'runKernel');
+    decodeRows(model, state, [[1, 2]]);
+    const kernels = spy.mock.calls.map(([name]) => name);
+    spy.mockRestore();
+    expect(kernels.includes(KERNELS.transformerDecode)).toBe(native);
+    expect(kernels.includes(KERNELS.layerNorm)).toBe(false); // never also op by op
     state.dispose();
+  });
+
+  it('returns only the last column with lastOnly, equal to the full decode\'s last column', () => {
+    const rows = [[3, 1, 4, 1], [0, 0, 9, 2]];
+    const mask = [[1, 1, 1, 1], [0, 0, 1, 1]];
+    const run = (lastOnly: boolean) => {
+      const state = model.startDecoding(2, 8);
+      const tokens = ids(rows);
+      const maskTensor = tf.tensor2d(mask);
+      const logits = model.decode(tokens, state, { mask: maskTensor, lastOnly });
+      const out = logits.arraySync() as number[][][];
+      tf.dispose([logits, tokens, maskTensor]);
+      expect(state.lengths).toEqual([4, 2]);
+      state.dispose();
+      return out;
+    };
+    const last = run(true);
+    const full = run(false);
+    expect(last.map((r) => r.length)).toEqual([1, 1]);
+    expect(maxAbsDiff(last.flat(2), full.map((r) => r[3] as number[]).flat())).toBeLessThan(TOL);
   });
 
   it('decodes with the cache exactly like a full recomputation, token by token', () => {

@@ -6,9 +6,9 @@ import {
   type ForwardOptions,
   type LanguageModel,
 } from '@skd/core';
-import { causalSelfAttention, createKvCache, gelu, layerNorm, type KvCache } from '@skd/ops';
+import { causalSelfAttention, createKvCache, gelu, layerNorm, linear, transformerDecode, type KvCache, type TransformerWeights } from '@skd/ops';
 import { checkGptConfig, gptParameterShapes, type GptConfig } from './config';
-import { applyRotary, linear } from './layers';
+import { applyRotary } from './layers';
 
 /** Attention of layer `layer` over packed projections qkv (B*S, 3d) → (B*S, d). */
 type Attend = (layer: number, qkv: tf.Tensor2D) => tf.Tensor2D;
@@ -115,9 +115,23 @@ export class GptModel implements LanguageModel {
       throw new SkdError(`decode mask has shape [${options.mask.shape.join(', ')}], expected [${B}, ${S}]`);
     }
     const mask = options.mask?.dataSync(); // (B*S): which slots are real decides where they go in the cache
-    return state.cache.advance(mask, S, (step) =>
-      tf.tidy(() => this.forward(tokens, tf.tensor2d(step.positions, [B, S], 'int32'), step.attend, undefined)),
-    );
+    const lastOnly = options.lastOnly === true;
+    return state.cache.advance(mask, S, (step) => {
+      const fused = transformerDecode(step, tokens, this.transformerWeights(), { heads: this.config.heads, epsilon: this.config.layerNormEpsilon, lastOnly });
+      return fused ?? tf.tidy(() => this.forward(tokens, tf.tensor2d(step.positions, [B, S], 'int32'), step.attend, undefined, lastOnly));
+    });
+  }
+
+  /** The parameters in the order of a whole-network decode kernel (@skd/ops transformerDecode). */
+  private transformerWeights(): TransformerWeights {
+    const names = ['ln_1.weight', 'ln_1.bias', 'attn.c_attn.weight', 'attn.c_attn.bias', 'attn.c_proj.weight', 'attn.c_proj.bias', 'ln_2.weight', 'ln_2.bias', 'mlp.c_fc.weight', 'mlp.c_fc.bias', 'mlp.c_proj.weight', 'mlp.c_proj.bias'];
+    return {
+      embedding: this.p('wte.weight'),
+      positions: this.config.positions === 'learned' ? this.p('wpe.weight') : undefined,
+      blocks: Array.from({ length: this.config.layers }, (_, i) => names.map((n) => this.p(`h.${i}.${n}`))),
+      finalNorm: [this.p('ln_f.weight'), this.p('ln_f.bias')],
+      head: this.p(this.config.tiedHead ? 'wte.weight' : 'lm_head.weight'),
+    };
   }
 
   dispose(): void {
@@ -149,10 +163,13 @@ export class GptModel implements LanguageModel {
    * The network for tokens (B, S) at positions (B, S), with `attend` supplying each layer's attention
    * (over the sequence itself when training, over the KV cache when decoding) → logits (B, S, V).
    */
-  private forward(tokens: tf.Tensor2D, positions: tf.Tensor2D, attend: Attend, seed: number | undefined): tf.Tensor3D {
+  private forward(tokens: tf.Tensor2D, positions: tf.Tensor2D, attend: Attend, seed: number | undefined, lastOnly = false): tf.Tensor3D {
     const { layers, heads, layerNormEpsilon: eps, dropout } = this.config;
     const [B, S] = tokens.shape;
     const drop = (x: tf.Tensor2D, salt: number) => (seed === undefined ? x : (tf.dropout(x, dropout, undefined, seed * 131 + salt) as tf.Tensor2D));
+    // h + dropout(x w + b): one fused kernel (matmul, bias, residual add) unless dropout sits between.
+    const residual = (h: tf.Tensor2D, x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, salt: number): tf.Tensor2D =>
+      seed === undefined ? linear(x, w, b, h) : tf.add(h, drop(linear(x, w, b), salt));
     const flatPositions = tf.reshape(positions, [B * S]) as tf.Tensor1D; // (B*S)
     let h = tf.gather(this.p<tf.Rank.R2>('wte.weight'), tf.cast(tf.reshape(tokens, [B * S]), 'int32')) as tf.Tensor2D; // (B*S, d)
     if (this.config.positions === 'learned') h = tf.add(h, tf.gather(this.p<tf.Rank.R2>('wpe.weight'), flatPositions)); // (B*S, d)
@@ -163,16 +180,15 @@ export class GptModel implements LanguageModel {
       let qkv = linear(a, this.p(`${p}.attn.c_attn.weight`), this.p(`${p}.attn.c_attn.bias`)); // (B*S, 3d), q|k|v per row
       if (this.config.positions === 'rotary') qkv = applyRotary(qkv, flatPositions, heads);
       const attended = attend(i, qkv); // (B*S, d)
-      const projected = linear(attended, this.p(`${p}.attn.c_proj.weight`), this.p(`${p}.attn.c_proj.bias`)); // (B*S, d)
-      h = tf.add(h, drop(projected, 100 + i)); // (B*S, d)
+      h = residual(h, attended, this.p(`${p}.attn.c_proj.weight`), this.p(`${p}.attn.c_proj.bias`), 100 + i); // (B*S, d)
       const m = layerNorm(h, this.p(`${p}.ln_2.weight`), this.p(`${p}.ln_2.bias`), eps); // (B*S, d)
       const hidden = gelu(linear(m, this.p(`${p}.mlp.c_fc.weight`), this.p(`${p}.mlp.c_fc.bias`))); // (B*S, ff)
-      const out = linear(hidden, this.p(`${p}.mlp.c_proj.weight`), this.p(`${p}.mlp.c_proj.bias`)); // (B*S, d)
-      h = tf.add(h, drop(out, 1000 + i)); // (B*S, d)
+      h = residual(h, hidden, this.p(`${p}.mlp.c_proj.weight`), this.p(`${p}.mlp.c_proj.bias`), 1000 + i); // (B*S, d)
     }
-    const final = layerNorm(h, this.p('ln_f.weight'), this.p('ln_f.bias'), eps); // (B*S, d)
+    if (lastOnly) h = tf.reshape(tf.slice(tf.reshape(h, [B, S, -1]), [0, S - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D; // (B, d)
+    const final = layerNorm(h, this.p('ln_f.weight'), this.p('ln_f.bias'), eps); // (B*S or B, d)
     const head = this.p<tf.Rank.R2>(this.config.tiedHead ? 'wte.weight' : 'lm_head.weight'); // (V, d)
-    return tf.reshape(tf.matMul(final, head, false, true), [B, S, this.config.vocabSize]) as tf.Tensor3D; // (B, S, V)
+    return tf.reshape(tf.matMul(final, head, false, true), [B, lastOnly ? 1 : S, this.config.vocabSize]) as tf.Tensor3D; // (B, S or 1, V)
   }
 }
 

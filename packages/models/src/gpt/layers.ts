@@ -1,14 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
- * x (N, in) @ w (in, out) + b (out) → (N, out), as one fused matmul-with-bias kernel (skd's native
- * kernel on wasm; tfjs's fused op elsewhere).
- */
-export function linear(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
-  return tf.fused.matMul({ a: x, b: w, bias: b }) as tf.Tensor2D; // (N, out)
-}
-
-/**
  * Rotary position embedding (the rotate-half form) on the q and k parts of packed projections
  * qkv (N, 3d) at positions (N): within each head, every pair (x_i, x_{i + dh/2}) rotates by the angle
  * position * base^(-2i/dh). The v part is unchanged.
