@@ -1,4 +1,5 @@
 import type { Tensor2D, Tensor3D, Variable } from '@tensorflow/tfjs-core';
+import type { Rng } from './rng';
 
 /**
  * A causal language model. Teacher and student are both this contract.
@@ -32,7 +33,48 @@ export interface LanguageModel {
    */
   decode(tokens: Tensor2D, state: DecodeState, options?: DecodeOptions): Tensor3D;
 
+  /**
+   * Optional: runs a whole sampling loop (choose, read back, repeat) in one call where the model
+   * can, e.g. as one native kernel. Must give exactly the tokens, cache lengths and random draws of
+   * the step-by-step loop it replaces; returns undefined when it cannot (the caller then runs that
+   * loop with `decode`).
+   */
+  generateTokens?(state: DecodeState, loop: GenerationLoop): Promise<number[][] | undefined>;
+
   dispose(): void;
+}
+
+/** How the next token is chosen from a logit row. */
+export interface SamplingOptions {
+  /** Argmax (ties: lowest id). Ignores the other options. */
+  readonly greedy?: boolean;
+  /** Divides logits; < 1 sharpens, > 1 flattens. Default 1. */
+  readonly temperature?: number;
+  /** Keep only the k most likely tokens (0: off). */
+  readonly topK?: number;
+  /** Keep the smallest set of most likely tokens whose mass reaches p (1: off). */
+  readonly topP?: number;
+}
+
+/**
+ * A sampling loop over a decode state: each live row chooses a token from its next-token logits,
+ * reads it back in and goes on, until EOS, its budget or `steps`; the token a row stops on is chosen
+ * but not read. Each non-greedy choice takes one draw from `rng`, rows in order, step by step.
+ */
+export interface GenerationLoop {
+  /** Most tokens chosen per row. */
+  readonly steps: number;
+  readonly eos: number;
+  readonly sampling: SamplingOptions;
+  readonly rng: Rng;
+  /** Rows that generate (default all). */
+  readonly live?: readonly boolean[];
+  /** Most tokens for each row (default `steps`). */
+  readonly budgets?: readonly number[];
+  /** Per row, a token to read before the first choice (SKD's pending token); undefined: none. */
+  readonly feed?: readonly (number | undefined)[];
+  /** (B, V) next-token logits of the rows that read nothing first. */
+  readonly logits?: Tensor2D;
 }
 
 export interface ForwardOptions {

@@ -1,7 +1,8 @@
-import { Rng } from '@skd/core';
-import { useBackend } from '@skd/testing';
+import * as tf from '@tensorflow/tfjs-core';
+import { NonFiniteError, Rng } from '@skd/core';
+import { tensorsLeakedBy, useBackend } from '@skd/testing';
 import { BigramModel } from './bigram-model';
-import { chooseToken, generate, warpedDistribution } from './generation';
+import { chooseToken, generate, warpedDistribution, type SamplingOptions } from './generation';
 import { GptModel, gptConfigSchema } from './gpt';
 
 beforeAll(() => useBackend('cpu'));
@@ -66,6 +67,45 @@ describe('decoding strategies', () => {
       expect(generate(model, [[1]], { ...base, topK: -1 })).rejects.toThrow('topK must be an integer >= 0'),
       expect(generate(model, [[]], base)).rejects.toThrow('at least one token'),
     ]).finally(() => model.dispose());
+  });
+});
+
+describe('generate as one native loop (wasm)', () => {
+  beforeAll(() => useBackend('wasm'));
+  afterAll(() => useBackend('cpu'));
+
+  it('gives exactly the step-by-step tokens and random draws, for every sampling setting', async () => {
+    const model = new GptModel(gptConfigSchema.parse({ vocabSize: 23, contextLength: 40, dModel: 32, heads: 2, layers: 2 }), { seed: 4 });
+    model.trainableVariables.forEach((v, i) => v.assign(tf.randomNormal(v.shape, 0, 0.3, 'float32', 40 + i)));
+    const stepByStep = Object.assign(Object.create(model) as GptModel, { generateTokens: undefined });
+    const prompts = [[1, 2, 3, 4], [5], [6, 7], [8, 9, 10]];
+    const settings: SamplingOptions[] = [{ greedy: true }, {}, { temperature: 0.6 }, { topK: 4 }, { topP: 0.7 }, { temperature: 1.4, topK: 10, topP: 0.95 }];
+    for (const sampling of settings) {
+      const run = async (m: GptModel) => {
+        const rng = Rng.create(11);
+        const result = await generate(m, prompts, { ...sampling, maxNewTokens: 20, eos: 22, pad: 0, rng });
+        return { ...result, rng: rng.getState() };
+      };
+      const native = await run(model);
+      expect(native).toEqual(await run(stepByStep));
+      expect(native.tokens.some((row) => row.length === 20)).toBe(true);
+    }
+    const spy = jest.spyOn(model, 'decode');
+    await generate(model, prompts, { maxNewTokens: 20, eos: 22, pad: 0, rng: Rng.create(1) });
+    expect(spy).toHaveBeenCalledTimes(1); // the prompt; the loop runs natively
+    spy.mockRestore();
+    model.dispose();
+  });
+
+  it('keeps numTensors flat and reports a non-finite model like the step-by-step loop', async () => {
+    const model = new GptModel(gptConfigSchema.parse({ vocabSize: 13, contextLength: 24, dModel: 16, heads: 2 }), { seed: 2 });
+    const leaked = await tensorsLeakedBy(async () => {
+      for (let i = 0; i < 20; i++) await generate(model, [[1, 2], [3]], { maxNewTokens: 6, eos: 12, pad: 0, rng: Rng.create(i), temperature: 0.9 });
+    });
+    expect(leaked).toBe(0);
+    model.trainableVariables.forEach((v) => v.name.endsWith('ln_f.bias') && v.assign(tf.fill(v.shape, Number.NaN)));
+    await expect(generate(model, [[1, 2]], { maxNewTokens: 4, eos: 12, pad: 0, rng: Rng.create(1) })).rejects.toThrow(NonFiniteError);
+    model.dispose();
   });
 });
 

@@ -23,8 +23,10 @@ export interface Generation {
 /**
  * Batched generation with a KV cache. Prompts of different lengths are left-padded (masked) so
  * every row's next token lands in the same column; rows that finish (EOS) feed masked padding until
- * all are done or maxNewTokens is reached. Tokens are chosen on the device (`sampleTokens`, with
- * the run's Rng), so only B token ids are read back per step.
+ * all are done or maxNewTokens is reached. Where the model runs whole loops natively
+ * (`generateTokens`), the loop after the prompt is one call; otherwise tokens are chosen on the
+ * device step by step (`sampleTokens`, with the run's Rng) and only B ids are read back per step.
+ * Both give the same tokens for the same seed.
  */
 export async function generate(model: LanguageModel, prompts: readonly (readonly number[])[], options: GenerateOptions): Promise<Generation> {
   checkSampling(options);
@@ -45,6 +47,12 @@ export async function generate(model: LanguageModel, prompts: readonly (readonly
     const { ids, mask } = leftPadded(prompts, options.pad);
     next = decodeLast(model, state, tf.tensor2d(ids, [B, P], 'int32'), tf.tensor2d(mask, [B, P]));
     passes += 1;
+    const { greedy, temperature, topK, topP } = options;
+    const native = await model.generateTokens?.(state, { steps: maxNew, eos: options.eos, sampling: { greedy, temperature, topK, topP }, rng: options.rng, logits: next });
+    if (native) {
+      const longest = Math.max(0, ...native.map((row) => row.length));
+      return { tokens: native, finished: native.map((row) => row[row.length - 1] === options.eos), forwardPasses: passes + Math.max(0, longest - 1) };
+    }
     for (let step = 0; step < maxNew; step++) {
       const live = finished.map((f) => !f);
       const chosen = await sampleTokens(next, options, options.rng, live);

@@ -8,11 +8,14 @@ bool skd_args_init(skd_args* a, napi_env env, napi_callback_info info, const cha
   a->env = env;
   a->fn = fn;
   a->error[0] = '\0';
-  a->argc = sizeof(a->argv) / sizeof(a->argv[0]);
-  if (napi_get_cb_info(env, info, &a->argc, a->argv, NULL, NULL) != napi_ok) {
+  const size_t capacity = sizeof(a->argv) / sizeof(a->argv[0]);
+  a->argc = capacity;
+  if (expected > capacity || napi_get_cb_info(env, info, &a->argc, a->argv, NULL, NULL) != napi_ok) {
+    a->argc = 0;
     skd_fail(a, "could not read the arguments");
   } else if (a->argc != expected) {
     skd_fail(a, "expects %zu arguments, got %zu", expected, a->argc);
+    if (a->argc > capacity) a->argc = capacity;  // only the first `capacity` were read
   }
   return a->error[0] == '\0';
 }

@@ -4,10 +4,13 @@
 // written nor attended (their outputs are 0), so rows that advance by different amounts (SKD's
 // accepted drafts) share one cache without masked holes, and rolling a row back is just a shorter
 // length. The cache is written in place: it belongs to one decode state and is never shared.
+//
+// Layout: keys (B, H, headSize, capacity), transposed, so a block of queries scores eight keys per
+// vector with no horizontal sums; values (B, H, capacity, headSize).
 #include "common.h"
 #include <stdlib.h>
 
-// Queries per head below which plain loops beat two BLAS calls (decode steps and SKD blocks).
+// Queries per head below which register-blocked loops beat two BLAS calls (decode steps, SKD blocks).
 #define DIRECT_QUERIES 16
 
 // Softmax of s[0, visible) in place; entries from visible to total are set to 0.
@@ -17,6 +20,84 @@ static void softmax_prefix(float* s, int64_t visible, int64_t total) {
   const float inv = 1.0f / skd_sum(s, visible);
   for (int64_t j = 0; j < visible; j++) s[j] *= inv;
   for (int64_t j = visible; j < total; j++) s[j] = 0;
+}
+
+// The two products of a head's attention for a few queries, register-blocked: M queries' eight
+// lanes of accumulators stay in registers while eight keys (or eight value dimensions) stream past.
+// M is a compile-time constant in every instance (see the switches below), so the accumulators are
+// registers, not memory.
+static inline __attribute__((always_inline)) void scores_block(const float* q, const float* kt, float* scores, const int M, int64_t total, int64_t dh,
+                                                               int64_t cap, float scale) {
+  int64_t j = 0;
+  for (; j + 8 <= total; j += 8) {
+    skd_v8 acc[8];
+    for (int r = 0; r < M; r++) acc[r] = (skd_v8){0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t c = 0; c < dh; c++) {
+      const skd_v8 kv = skd_load8(kt + c * cap + j);
+      for (int r = 0; r < M; r++) acc[r] += kv * q[r * dh + c];
+    }
+    for (int r = 0; r < M; r++) {
+      const skd_v8 v = acc[r] * scale;
+      memcpy(scores + r * total + j, &v, sizeof v);
+    }
+  }
+  for (; j < total; j++) {
+    for (int r = 0; r < M; r++) {
+      float acc = 0;
+      for (int64_t c = 0; c < dh; c++) acc += q[r * dh + c] * kt[c * cap + j];
+      scores[r * total + j] = scale * acc;
+    }
+  }
+}
+
+static inline __attribute__((always_inline)) void values_block(const float* p, const float* v, float* o, const int M, int64_t total, int64_t dh) {
+  int64_t c = 0;
+  for (; c + 8 <= dh; c += 8) {
+    skd_v8 acc[8];
+    for (int r = 0; r < M; r++) acc[r] = (skd_v8){0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t j = 0; j < total; j++) {
+      const skd_v8 vv = skd_load8(v + j * dh + c);
+      for (int r = 0; r < M; r++) acc[r] += vv * p[r * total + j];
+    }
+    for (int r = 0; r < M; r++) memcpy(o + r * dh + c, &acc[r], sizeof acc[r]);
+  }
+  for (; c < dh; c++) {
+    for (int r = 0; r < M; r++) {
+      float acc = 0;
+      for (int64_t j = 0; j < total; j++) acc += p[r * total + j] * v[j * dh + c];
+      o[r * dh + c] = acc;
+    }
+  }
+}
+
+#define BY_BLOCK_SIZE(m, call) \
+  switch (m) {                 \
+    case 1: call(1); break;    \
+    case 2: call(2); break;    \
+    case 3: call(3); break;    \
+    case 4: call(4); break;    \
+    case 5: call(5); break;    \
+    case 6: call(6); break;    \
+    case 7: call(7); break;    \
+    default: call(8); break;   \
+  }
+
+// scores (n, total) = scale q (n, dh) kt (dh, total; row stride cap)
+static void direct_scores(const float* q, const float* kt, float* scores, int64_t n, int64_t total, int64_t dh, int64_t cap, float scale) {
+  for (int64_t r0 = 0; r0 < n; r0 += 8) {
+#define SCORES(M) scores_block(q + r0 * dh, kt, scores + r0 * total, M, total, dh, cap, scale)
+    BY_BLOCK_SIZE(SKD_MIN(8, n - r0), SCORES)
+#undef SCORES
+  }
+}
+
+// o (n, dh) = p (n, total) v (total, dh)
+static void direct_values(const float* p, const float* v, float* o, int64_t n, int64_t total, int64_t dh) {
+  for (int64_t r0 = 0; r0 < n; r0 += 8) {
+#define VALUES(M) values_block(p + r0 * total, v, o + r0 * dh, M, total, dh)
+    BY_BLOCK_SIZE(SKD_MIN(8, n - r0), VALUES)
+#undef VALUES
+  }
 }
 
 typedef struct {
@@ -47,7 +128,7 @@ static void attend_head(void* ctx, int64_t bh, int thread) {
       continue;
     }
     memcpy(q + n * dh, row, sizeof(float) * (size_t)dh);
-    memcpy(kc + (len + n) * dh, row + d, sizeof(float) * (size_t)dh);
+    for (int64_t c = 0; c < dh; c++) kc[c * cap + len + n] = row[d + c];
     memcpy(vc + (len + n) * dh, row + 2 * d, sizeof(float) * (size_t)dh);
     real[n++] = j;
   }
@@ -56,21 +137,11 @@ static void attend_head(void* ctx, int64_t bh, int thread) {
   float* scores = q + n * dh;    // (n, total)
   float* o = scores + n * total;  // (n, dh)
   if (n < DIRECT_QUERIES) {
-    for (int64_t r = 0; r < n; r++) {
-      float* s = scores + r * total;
-      const int64_t visible = len + r + 1;
-      for (int64_t j = 0; j < visible; j++) s[j] = k->scale * skd_dot(q + r * dh, kc + j * dh, dh);
-      softmax_prefix(s, visible, total);
-      float* orow = o + r * dh;
-      memset(orow, 0, sizeof(float) * (size_t)dh);
-      for (int64_t j = 0; j < visible; j++) {
-        const float p = s[j];
-        const float* v = vc + j * dh;
-        for (int64_t c = 0; c < dh; c++) orow[c] += p * v[c];
-      }
-    }
+    direct_scores(q, kc, scores, n, total, dh, cap, k->scale);
+    for (int64_t r = 0; r < n; r++) softmax_prefix(scores + r * total, len + r + 1, total);
+    direct_values(scores, vc, o, n, total, dh);
   } else {
-    skd_sgemm_1t(false, true, n, total, dh, k->scale, q, dh, kc, dh, 0.0f, scores, total);
+    skd_sgemm_1t(false, false, n, total, dh, k->scale, q, dh, kc, cap, 0.0f, scores, total);
     for (int64_t r = 0; r < n; r++) softmax_prefix(scores + r * total, len + r + 1, total);
     skd_sgemm_1t(false, false, n, dh, total, 1.0f, scores, total, vc, dh, 0.0f, o, dh);
   }
@@ -101,7 +172,8 @@ void skd_check_cache_room(skd_args* a, const int32_t* lengths, const float* mask
 }
 
 // cachedAttention(qkv, keys, values, lengths, mask, out, B, S, heads, headSize, capacity, scale)
-//   qkv (B*S, 3d) for the new tokens; keys, values (B, heads, capacity, headSize); lengths (B) real
+//   qkv (B*S, 3d) for the new tokens; keys (B, heads, headSize, capacity); values (B, heads,
+//   capacity, headSize); lengths (B) real
 //   tokens cached per row before this call; mask (B*S) or null; out (B*S, d).
 napi_value skd_napi_cached_attention(napi_env env, napi_callback_info info) {
   skd_args a;

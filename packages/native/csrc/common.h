@@ -16,7 +16,7 @@
 typedef struct {
   napi_env env;
   size_t argc;
-  napi_value argv[20];
+  napi_value argv[32];
   const char* fn;
   char error[240];
 } skd_args;
@@ -171,6 +171,17 @@ bool skd_cached_attention_core(const float* qkv, float* keys, float* values, con
                                int64_t S, int64_t H, int64_t dh, int64_t cap, float scale);
 /** Fails `a` unless every row's new real tokens fit in its cache (lengths, mask (B*S) or NULL). */
 void skd_check_cache_room(skd_args* a, const int32_t* lengths, const float* mask, int64_t B, int64_t S, int64_t cap);
+/**
+ * The token a logit row gives for uniform draw u (chooseTokenWith in @skd/ops, reproduced exactly):
+ * the argmax when greedy, else the categorical draw from the warped distribution. Returns -2 for a
+ * NaN or +inf logit, -3 when every logit is -inf. Scratch: probs (width doubles), order
+ * (skd_rank_scratch_bytes), keep (width bytes).
+ */
+int32_t skd_choose_token(const float* x, int64_t width, double u, double temperature, int64_t top_k, double top_p, bool greedy, double* probs,
+                         void* order, unsigned char* keep);
+size_t skd_rank_scratch_bytes(int64_t width);
+/** Rng.random() of @skd/core on its four-word state (xoshiro128**), advancing it. */
+double skd_rng_random(uint32_t state[4]);
 /** Rotary positions on the q and k parts of packed rows (rows, 3 * H * dh), in place. */
 void skd_rotary_rows(float* qkv, const int32_t* positions, int64_t rows, int64_t H, int64_t dh, float base);
 
@@ -199,5 +210,6 @@ napi_value skd_napi_cross_entropy_grad(napi_env env, napi_callback_info info);
 napi_value skd_napi_adamw(napi_env env, napi_callback_info info);
 napi_value skd_napi_sample_tokens(napi_env env, napi_callback_info info);
 napi_value skd_napi_gpt_decode(napi_env env, napi_callback_info info);
+napi_value skd_napi_gpt_generate(napi_env env, napi_callback_info info);
 
 #endif

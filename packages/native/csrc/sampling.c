@@ -20,6 +20,29 @@ static int by_rank(const void* x, const void* y) {
 
 static bool before(const ranked* a, const ranked* b) { return by_rank(a, b) < 0; }
 
+size_t skd_rank_scratch_bytes(int64_t width) { return sizeof(ranked) * (size_t)width; }
+
+// Rng.random() of @skd/core: xoshiro128**, 53 bits from two draws. Same state, same numbers.
+static uint32_t rotl(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+
+static uint32_t next_u32(uint32_t s[4]) {
+  const uint32_t result = rotl(s[1] * 5u, 7) * 9u;
+  const uint32_t t = s[1] << 9;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 11);
+  return result;
+}
+
+double skd_rng_random(uint32_t state[4]) {
+  const uint32_t hi = next_u32(state) >> 5;
+  const uint32_t lo = next_u32(state) >> 6;
+  return ((double)hi * 67108864.0 + (double)lo) / 9007199254740992.0;
+}
+
 // The first `limit` entries of the ranking into `top` (sorted): a bounded insertion for small
 // limits, a full sort otherwise.
 static void top_ranked(const float* x, int64_t width, int64_t limit, ranked* top) {
@@ -41,9 +64,9 @@ static void top_ranked(const float* x, int64_t width, int64_t limit, ranked* top
   }
 }
 
-// Returns the token for one row, or -2 (a NaN or +inf logit) or -3 (every logit -inf).
-static int32_t choose(const float* x, int64_t width, double u, double temperature, int64_t top_k, double top_p, bool greedy, double* probs,
-                      ranked* order, unsigned char* keep) {
+int32_t skd_choose_token(const float* x, int64_t width, double u, double temperature, int64_t top_k, double top_p, bool greedy, double* probs,
+                         void* order_scratch, unsigned char* keep) {
+  ranked* order = order_scratch;
   for (int64_t j = 0; j < width; j++) {
     if (x[j] != x[j] || x[j] == INFINITY) return -2;
   }
@@ -123,7 +146,7 @@ napi_value skd_napi_sample_tokens(napi_env env, napi_callback_info info) {
   }
   int64_t failed = -1;
   for (int64_t r = 0; r < rows; r++) {
-    ids[r] = choose(x + r * width, width, greedy ? 0 : uniforms[r], temperature, top_k, top_p, greedy, probs, order, keep);
+    ids[r] = skd_choose_token(x + r * width, width, greedy ? 0 : uniforms[r], temperature, top_k, top_p, greedy, probs, order, keep);
     if (ids[r] < 0) {
       failed = r;
       break;

@@ -32,6 +32,7 @@ GUARDED(attention)
 GUARDED(attention_grad)
 GUARDED(cached_attention)
 GUARDED(gpt_decode)
+GUARDED(gpt_generate)
 
 static napi_value init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
@@ -58,6 +59,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"crossEntropyGrad", NULL, skd_napi_cross_entropy_grad, NULL, NULL, NULL, napi_default, NULL},
       {"adamw", NULL, skd_napi_adamw, NULL, NULL, NULL, napi_default, NULL},
       {"gptDecode", NULL, guarded_gpt_decode, NULL, NULL, NULL, napi_default, NULL},
+      {"gptGenerate", NULL, guarded_gpt_generate, NULL, NULL, NULL, napi_default, NULL},
       {"sampleTokens", NULL, skd_napi_sample_tokens, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;

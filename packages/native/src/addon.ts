@@ -34,26 +34,38 @@ export interface NativeAddon {
   cachedAttention(qkv: Float32Array, keys: Float32Array, values: Float32Array, lengths: Int32Array, mask: Float32Array, out: Float32Array, batch: number, S: number, heads: number, headSize: number, capacity: number, scale: number): void;
   gptDecode(
     params: Float32Array[],
+    keys: Float32Array[],
+    values: Float32Array[],
     tokens: Int32Array,
     positions: Int32Array,
     mask: Float32Array,
     lengths: Int32Array,
+    logits: Float32Array,
+    S: number,
+    lastOnly: boolean,
+    ...model: GptShape
+  ): void;
+  /** Returns -1, or the first row whose logits could not be sampled (see gpt_decode.c). */
+  gptGenerate(
+    params: Float32Array[],
     keys: Float32Array[],
     values: Float32Array[],
-    logits: Float32Array,
-    batch: number,
-    S: number,
-    layers: number,
-    heads: number,
-    dModel: number,
-    dFf: number,
-    vocab: number,
-    capacity: number,
-    contextRows: number,
-    epsilon: number,
-    rotary: boolean,
-    lastOnly: boolean,
-  ): void;
+    lengths: Int32Array,
+    logits: Float32Array | null,
+    feed: Int32Array,
+    live: Int32Array,
+    budgets: Int32Array,
+    rngState: Int32Array,
+    tokens: Int32Array,
+    counts: Int32Array,
+    steps: number,
+    eos: number,
+    temperature: number,
+    topK: number,
+    topP: number,
+    greedy: boolean,
+    ...model: GptShape
+  ): number;
   logSoftmax(x: Float32Array, y: Float32Array, rows: number, width: number): void;
   logSoftmaxGrad(dy: Float32Array, y: Float32Array, dx: Float32Array, rows: number, width: number): void;
   /** Returns the first row whose target is out of range, or -1. */
@@ -63,6 +75,10 @@ export interface NativeAddon {
   /** Returns the first failed row, or -1 (see sampling.c). */
   sampleTokens(logits: Float32Array, ids: Int32Array, rows: number, width: number, uniforms: Float64Array, temperature: number, topK: number, topP: number, greedy: boolean): number;
 }
+
+/** A GPT's shape as the decode functions take it: batch, layers, heads, dModel, dFf, vocab, cache capacity, position rows, LayerNorm epsilon, rotary. */
+// prettier-ignore
+export type GptShape = [batch: number, layers: number, heads: number, dModel: number, dFf: number, vocab: number, capacity: number, contextRows: number, epsilon: number, rotary: boolean];
 
 export const ADDON_PATH = path.join(__dirname, '..', 'build', 'Release', 'skd_native.node');
 

@@ -13,7 +13,7 @@ import { sampleTokensKernel } from './kernels/sample-tokens';
 import { unsortedSegmentSumKernel } from './kernels/segment-sum';
 import { crossEntropyGradKernel, crossEntropyKernel, logSoftmaxGradKernel, logSoftmaxKernel } from './kernels/softmax';
 import { sumKernel } from './kernels/sum';
-import { transformerDecodeKernel } from './kernels/transformer-decode';
+import { transformerDecodeKernel, transformerGenerateKernel } from './kernels/transformer-decode';
 import { unaryKernel } from './kernels/unary';
 import type { Fallback, KernelArgs } from './kernels/wasm';
 
@@ -79,6 +79,7 @@ function nativeKernels(addon: NativeAddon): [string, (args: KernelArgs) => unkno
     [KERNELS.attentionGrad, attentionGradKernel(addon)],
     [KERNELS.cachedAttention, cachedAttentionKernel(addon)],
     [KERNELS.transformerDecode, transformerDecodeKernel(addon)],
+    [KERNELS.transformerGenerate, transformerGenerateKernel(addon)],
     [KERNELS.logSoftmax, logSoftmaxKernel(addon)],
     [KERNELS.logSoftmaxGrad, logSoftmaxGradKernel(addon)],
     [KERNELS.crossEntropy, crossEntropyKernel(addon)],

@@ -17,6 +17,7 @@ export const KERNELS = {
   attentionGrad: 'SkdAttentionGrad',
   cachedAttention: 'SkdCachedAttention',
   transformerDecode: 'SkdTransformerDecode',
+  transformerGenerate: 'SkdTransformerGenerate',
   logSoftmax: 'SkdLogSoftmax',
   logSoftmaxGrad: 'SkdLogSoftmaxGrad',
   crossEntropy: 'SkdCrossEntropy',

@@ -23,13 +23,21 @@ export interface DecodeStep {
   readonly native?: NativeStepTensors;
 }
 
+/** What a many-step kernel needs from the native cache. */
+export interface NativeLoopTensors {
+  readonly keys: readonly tf.Tensor[];
+  readonly values: readonly tf.Tensor[];
+  readonly lengths: readonly number[];
+  commit(lengths: readonly number[]): void;
+}
+
 /** What a whole-network decode kernel needs from the native cache for one step. */
 export interface NativeStepTensors {
   /** (B) int32 real tokens per row before the step. */
   readonly lengths: tf.Tensor;
   /** (B, S) 1 for real slots. */
   readonly mask: tf.Tensor;
-  /** One (B, heads, capacity, headSize) tensor per layer, written in place. */
+  /** Per layer, written in place: keys (B, heads, headSize, capacity), values (B, heads, capacity, headSize). */
   readonly keys: readonly tf.Tensor[];
   readonly values: readonly tf.Tensor[];
 }
@@ -112,6 +120,23 @@ export abstract class KvCache {
     });
   }
 
+  /**
+   * For a kernel that runs many decode steps in one call (`transformerGenerate`): the native
+   * cache's tensors, and `commit` to record the lengths the rows reached. Undefined for the
+   * portable cache.
+   */
+  nativeLoop(): NativeLoopTensors | undefined {
+    return undefined;
+  }
+
+  /** Sets every row's length after a native loop wrote its tokens (each within the capacity). */
+  protected setLengths(lengths: readonly number[]): void {
+    if (lengths.length !== this.batchSize || lengths.some((n, b) => !Number.isInteger(n) || n < (this.rowLengths[b] as number) || n > this.capacity)) {
+      throw new SkdError(`a native loop returned lengths [${lengths.join(', ')}] for rows holding [${this.rowLengths.join(', ')}] of ${this.capacity}`);
+    }
+    lengths.forEach((n, b) => (this.rowLengths[b] = n));
+  }
+
   abstract dispose(): void;
   protected nativeTensors(_step: unknown): NativeStepTensors | undefined {
     return undefined;
@@ -129,9 +154,10 @@ export function createKvCache(options: KvCacheOptions): KvCache {
 }
 
 /**
- * Preallocated (B, heads, capacity, headSize) keys and values per layer, written in place by the
- * `SkdCachedAttention` kernel: inputs { qkv, keys, values, lengths (B int32), mask (B, S) },
- * attrs { heads, scale } → (B*S, d). Nothing is copied per step, and rollback only moves lengths.
+ * Preallocated keys (B, heads, headSize, capacity: transposed, for the kernel's vectorised scores)
+ * and values (B, heads, capacity, headSize) per layer, written in place by the `SkdCachedAttention`
+ * kernel: inputs { qkv, keys, values, lengths (B int32), mask (B, S) }, attrs { heads, scale } →
+ * (B*S, d). Nothing is copied per step, and rollback only moves lengths.
  */
 export class NativeKvCache extends KvCache {
   private readonly keys: tf.Tensor[];
@@ -139,13 +165,17 @@ export class NativeKvCache extends KvCache {
 
   constructor(options: KvCacheOptions) {
     super(options);
-    const shape = [options.batchSize, options.heads, options.capacity, options.headSize];
-    this.keys = Array.from({ length: options.layers }, () => tf.keep(tf.zeros(shape)));
-    this.values = Array.from({ length: options.layers }, () => tf.keep(tf.zeros(shape)));
+    const { batchSize: B, heads: H, capacity, headSize } = options;
+    this.keys = Array.from({ length: options.layers }, () => tf.keep(tf.zeros([B, H, headSize, capacity])));
+    this.values = Array.from({ length: options.layers }, () => tf.keep(tf.zeros([B, H, capacity, headSize])));
   }
 
   protected beginStep(mask: Float32Array, columns: number): tf.Tensor[] {
     return [tf.tensor1d(Int32Array.from(this.lengths), 'int32'), tf.tensor2d(mask, [this.batchSize, columns])];
+  }
+
+  override nativeLoop(): NativeLoopTensors {
+    return { keys: this.keys, values: this.values, lengths: [...this.lengths], commit: (lengths) => this.setLengths(lengths) };
   }
 
   protected override nativeTensors(step: unknown): NativeStepTensors {

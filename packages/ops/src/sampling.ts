@@ -1,18 +1,8 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { NonFiniteError, SkdError, type Rng } from '@skd/core';
+import { NonFiniteError, SkdError, type Rng, type SamplingOptions } from '@skd/core';
 import { hasKernel, KERNELS, runKernel } from './kernels';
 
-/** How the next token is chosen from a logit row. */
-export interface SamplingOptions {
-  /** Argmax (ties: lowest id). Ignores the other options. */
-  readonly greedy?: boolean;
-  /** Divides logits; < 1 sharpens, > 1 flattens. Default 1. */
-  readonly temperature?: number;
-  /** Keep only the k most likely tokens (0: off). */
-  readonly topK?: number;
-  /** Keep the smallest set of most likely tokens whose mass reaches p (1: off). */
-  readonly topP?: number;
-}
+export type { SamplingOptions } from '@skd/core';
 
 export function checkSampling(options: SamplingOptions): void {
   const { temperature = 1, topK = 0, topP = 1 } = options;

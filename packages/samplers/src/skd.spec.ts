@@ -190,7 +190,16 @@ describe('SKD options each change behaviour', () => {
   });
 });
 
-describe('SKD with GPT models: batched caches stay consistent through per-row rollbacks', () => {
+/** The same model without its native whole-loop path: SKD then drafts step by step through decode. */
+function stepByStep(model: GptModel): GptModel {
+  return Object.assign(Object.create(model) as GptModel, { generateTokens: undefined });
+}
+
+// On cpu SKD drafts through decode step by step (tensor KV cache); on wasm the student drafts each
+// round in one native loop (native KV cache). Both must keep every cache consistent.
+describe.each(['cpu', 'wasm'] as const)('SKD with GPT models on %s: batched caches stay consistent through per-row rollbacks', (backend) => {
+  beforeAll(() => useBackend(backend));
+  afterAll(() => useBackend('cpu'));
   /** A GPT with large random weights: peaked, model-specific distributions (fresh GPTs are near uniform). */
   const cfg = (layers: number, seed: number) => {
     const model = new GptModel(gptConfigSchema.parse({ vocabSize: 11, contextLength: 48, layers, heads: 2, dModel: 16 }), { seed });
@@ -245,6 +254,32 @@ describe('SKD with GPT models: batched caches stay consistent through per-row ro
       });
     expect(Math.abs(loss(true) - loss(false))).toBeLessThan(1e-5);
     batch.dispose();
+    student.dispose();
+    teacher.dispose();
+  });
+
+  (backend === 'wasm' ? it : it.skip)('drafts in one native loop per round with exactly the step-by-step tokens, statistics and random draws', async () => {
+    const student = cfg(1, 7);
+    const teacher = cfg(2, 8);
+    const prompts = [[1, 2, 3], [4], [5, 6]];
+    for (const studentSampling of [{}, { greedy: true }, { temperature: 0.7, topK: 4 }] as SamplingOptions[]) {
+      const run = async (s: GptModel) => {
+        const rng = Rng.create(9);
+        const result = await speculativeGenerate(s, teacher, prompts, options({ maxNewTokens: 14, eos: 10, draftBlock: 4, acceptance: { kind: 'top-k', k: 3 }, keepTeacherLogProbs: true, studentSampling, rng }));
+        return { tokens: result.tokens, origins: result.origins, stats: { ...result.stats, studentForwards: 0 }, rng: rng.getState(), kept: result.teacherLogProbs?.flat().map((x) => Array.from(x)) };
+      };
+      const native = await run(student);
+      const reference = await run(stepByStep(student));
+      expect(native.tokens).toEqual(reference.tokens);
+      expect(native.origins).toEqual(reference.origins);
+      expect(native.stats).toEqual(reference.stats);
+      expect(native.rng).toEqual(reference.rng);
+      expect(maxAbsDiff((native.kept ?? []).flat(), (reference.kept ?? []).flat())).toBeLessThan(1e-4);
+    }
+    const spy = jest.spyOn(student, 'decode');
+    await speculativeGenerate(student, teacher, prompts, options({ maxNewTokens: 14, eos: 10, draftBlock: 4, acceptance: { kind: 'top-k', k: 3 } }));
+    expect(spy).toHaveBeenCalledTimes(1); // the student decodes only its prompt; each round's drafts are one native loop
+    spy.mockRestore();
     student.dispose();
     teacher.dispose();
   });

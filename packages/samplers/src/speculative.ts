@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SkdError, type DecodeState, type LanguageModel, type Rng } from '@skd/core';
 import { checkSampling, chooseToken, decodeLast, leftPadded, warpedDistribution, type SamplingOptions } from '@skd/models';
-import { sampleTokens } from '@skd/ops';
+import { logSoftmax, sampleTokens } from '@skd/ops';
 
 /** How a drafted token is judged against the teacher's distribution at its position. */
 export type Acceptance = { readonly kind: 'top-k'; readonly k: number } | { readonly kind: 'top-p'; readonly p: number };
@@ -48,15 +48,6 @@ export interface SpeculativeResult {
   /** Per generated token: the teacher's raw log-probabilities at its position (when kept). */
   readonly teacherLogProbs: Float32Array[][] | undefined;
   readonly stats: SpeculativeStats;
-}
-
-function logSoftmax(row: Float32Array): Float32Array {
-  let max = -Infinity;
-  for (const v of row) if (v > max) max = v;
-  let sum = 0;
-  for (const v of row) sum += Math.exp(v - max);
-  const logZ = max + Math.log(sum);
-  return row.map((v) => v - logZ);
 }
 
 /**
@@ -132,8 +123,11 @@ export async function speculativeGenerate(
   try {
     await run.prefill();
     while (run.live()) {
-      run.catchUpStudent();
-      const drafts = await run.draft();
+      let drafts = await run.catchUpAndDraft();
+      if (!drafts) {
+        run.catchUpStudent();
+        drafts = await run.draft();
+      }
       const scores = await run.verify(drafts);
       run.judge(drafts, scores);
     }
@@ -215,8 +209,10 @@ class SpeculativeRun {
     const P = ids.length / this.B;
     this.studentNext = decodeLast(this.student, this.studentState, tf.tensor2d(ids, [this.B, P], 'int32'), tf.tensor2d(mask, [this.B, P]));
     const teacherLast = decodeLast(this.teacher, this.teacherState, tf.tensor2d(ids, [this.B, P], 'int32'), tf.tensor2d(mask, [this.B, P]));
-    const rows = (await teacherLast.data()) as Float32Array;
+    const logProbs = logSoftmax(teacherLast); // (B, V)
     teacherLast.dispose();
+    const rows = (await logProbs.data()) as Float32Array;
+    logProbs.dispose();
     for (let b = 0; b < this.B; b++) this.teacherNext[b] = rows.slice(b * this.V, (b + 1) * this.V);
     this.studentForwards += 1;
     this.teacherForwards += 1;
@@ -228,6 +224,39 @@ class SpeculativeRun {
     this.pendingStudent.fill(undefined);
     if (column.every((t) => t === undefined)) return;
     this.feedStudent(column);
+  }
+
+  /**
+   * 1 and 2 in one call where the student runs whole loops natively: it reads each row's pending
+   * token, then drafts. Returns undefined where it cannot (the two steps then run one by one).
+   */
+  async catchUpAndDraft(): Promise<Drafts | undefined> {
+    const live = this.done.map((d) => !d);
+    const feed = this.pendingStudent.map((t, b) => (live[b] ? t : undefined));
+    const before = [...this.studentState.lengths];
+    const tokens = await this.student.generateTokens?.(this.studentState, {
+      steps: this.gamma,
+      eos: this.options.eos,
+      sampling: this.options.studentSampling,
+      rng: this.options.rng,
+      live,
+      budgets: this.budget,
+      feed,
+      ...(this.studentNext ? { logits: this.studentNext } : {}),
+    });
+    if (!tokens) return undefined;
+    this.pendingStudent.fill(undefined);
+    // Every row that goes on will have a pending token to read next round: no logits are kept.
+    this.studentNext?.dispose();
+    this.studentNext = undefined;
+    this.studentForwards += (feed.some((t) => t !== undefined) ? 1 : 0) + Math.max(0, ...tokens.map((row) => row.length - 1));
+    return {
+      tokens,
+      // All but each row's last draft were read: draft j sits after the row's earlier tokens.
+      studentLength: tokens.map((row, b) => row.map((_, j) => (j < row.length - 1 ? (before[b] as number) + (feed[b] !== undefined ? 1 : 0) + j : undefined))),
+      teacherLength: [],
+      hadPending: [],
+    };
   }
 
   /** 2. Up to gamma drafts per live row, sampled on the device; all but each row's last are fed to the student. */
@@ -258,7 +287,7 @@ class SpeculativeRun {
     return drafts;
   }
 
-  /** 3. One teacher forward over [pending replacement, d_1..d_gamma] scores every draft: (B, gamma+1, V) logits, read back. */
+  /** 3. One teacher forward over [pending replacement, d_1..d_gamma] scores every draft: (B, gamma+1, V) log-probabilities, read back. */
   async verify(drafts: Drafts): Promise<Float32Array> {
     const width = this.gamma + 1;
     const ids = new Int32Array(this.B * width).fill(this.options.pad);
@@ -282,8 +311,10 @@ class SpeculativeRun {
     const maskTensor = tf.tensor2d(mask, [this.B, width]);
     try {
       const logits = this.teacher.decode(tokens, this.teacherState, { mask: maskTensor }); // (B, gamma+1, V)
-      const data = (await logits.data()) as Float32Array;
+      const logProbs = logSoftmax(logits); // (B, gamma+1, V): what the loss keeps, and ranks like the logits
       logits.dispose();
+      const data = (await logProbs.data()) as Float32Array;
+      logProbs.dispose();
       this.teacherForwards += 1;
       return data;
     } finally {
@@ -383,7 +414,7 @@ class SpeculativeRun {
   private append(b: number, token: number, origin: 'draft' | 'teacher', dist: Float32Array): void {
     (this.tokens[b] as number[]).push(token);
     (this.origins[b] as ('draft' | 'teacher')[]).push(origin);
-    if (this.kept) (this.kept[b] as Float32Array[]).push(logSoftmax(Float32Array.from(dist)));
+    if (this.kept) (this.kept[b] as Float32Array[]).push(Float32Array.from(dist));
     this.budget[b] = (this.budget[b] as number) - 1;
     if (token === this.options.eos || this.budget[b] === 0) this.done[b] = true;
   }

@@ -3,10 +3,11 @@ import {
   SkdError,
   type DecodeOptions,
   type DecodeState,
+  type GenerationLoop,
   type ForwardOptions,
   type LanguageModel,
 } from '@skd/core';
-import { causalSelfAttention, createKvCache, gelu, layerNorm, linear, transformerDecode, type KvCache, type TransformerWeights } from '@skd/ops';
+import { causalSelfAttention, createKvCache, gelu, layerNorm, linear, transformerDecode, transformerGenerate, type KvCache, type TransformerWeights } from '@skd/ops';
 import { checkGptConfig, gptParameterShapes, type GptConfig } from './config';
 import { applyRotary } from './layers';
 
@@ -120,6 +121,14 @@ export class GptModel implements LanguageModel {
       const fused = transformerDecode(step, tokens, this.transformerWeights(), { heads: this.config.heads, epsilon: this.config.layerNormEpsilon, lastOnly });
       return fused ?? tf.tidy(() => this.forward(tokens, tf.tensor2d(step.positions, [B, S], 'int32'), step.attend, undefined, lastOnly));
     });
+  }
+
+  /** A whole sampling loop as one native kernel where the backend has it (see LanguageModel.generateTokens). */
+  async generateTokens(state: DecodeState, loop: GenerationLoop): Promise<number[][] | undefined> {
+    if (!(state instanceof GptDecodeState) || state.owner !== this) {
+      throw new SkdError('decode state was not created by this model\'s startDecoding');
+    }
+    return transformerGenerate(state.cache, this.transformerWeights(), { heads: this.config.heads, epsilon: this.config.layerNormEpsilon }, loop);
   }
 
   /** The parameters in the order of a whole-network decode kernel (@skd/ops transformerDecode). */

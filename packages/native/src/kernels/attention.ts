@@ -49,16 +49,17 @@ export function attentionGradKernel(addon: NativeAddon) {
 }
 
 /**
- * SkdCachedAttention: { qkv (B*S, 3d), keys, values (B, heads, capacity, headSize), lengths (B),
- * mask (B, S) }, { heads, scale } → (B*S, d). Writes the new keys and values into the cache in
- * place: the cache tensors belong to one decode state (ops' NativeKvCache) and are never shared.
+ * SkdCachedAttention: { qkv (B*S, 3d), keys (B, heads, headSize, capacity), values (B, heads,
+ * capacity, headSize), lengths (B), mask (B, S) }, { heads, scale } → (B*S, d). Writes the new keys
+ * and values into the cache in place: the cache tensors belong to one decode state (ops'
+ * NativeKvCache) and are never shared.
  */
 export function cachedAttentionKernel(addon: NativeAddon) {
   return (args: KernelArgs): tf.TensorInfo => {
     const { qkv, keys, values, lengths, mask } = args.inputs as Record<string, tf.TensorInfo>;
     const { heads, scale } = args.attrs as { heads: number; scale: number };
     requireFloat32('SkdCachedAttention', { qkv, keys, values, mask });
-    const [B, H, capacity, headSize] = (keys as tf.TensorInfo).shape as [number, number, number, number];
+    const [B, H, headSize, capacity] = (keys as tf.TensorInfo).shape as [number, number, number, number];
     const [rows, width] = (qkv as tf.TensorInfo).shape as [number, number];
     if (H !== heads || width !== 3 * heads * headSize || rows % B !== 0 || (lengths as tf.TensorInfo).dtype !== 'int32') {
       throw new Error(`SkdCachedAttention: qkv [${(qkv as tf.TensorInfo).shape.join(', ')}] does not fit the cache [${(keys as tf.TensorInfo).shape.join(', ')}]`);
