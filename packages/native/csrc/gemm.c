@@ -68,7 +68,10 @@ static void gemm_chunk(void* ctx, int64_t t, int thread) {
 void skd_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                int64_t ldb, float beta, float* C, int64_t ldc) {
   const int threads = skd_threads();
-  if (threads <= 1 || omp_in_parallel() || M * N * K < SKD_PARALLEL_MACS) {
+  // A few rows (decode steps) times a large weight matrix is bound by reading the weights: two
+  // threads read twice as fast long before the product is big enough to split for its arithmetic.
+  const bool weight_bound = M <= 16 && N * K >= (1 << 17);
+  if (threads <= 1 || omp_in_parallel() || (M * N * K < SKD_PARALLEL_MACS && !weight_bound)) {
     skd_sgemm_1t(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
