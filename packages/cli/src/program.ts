@@ -12,7 +12,7 @@ import {
 import { FormatError, Rng, SkdError, type ComponentKind, type SplitName } from '@skd/core';
 import { jsonlRecords } from '@skd/datasets';
 import { evaluateModel } from '@skd/evaluators';
-import { BpeTokenizer, generate, writeFileAtomic } from '@skd/models';
+import { BpeTokenizer, generate, tokenizerConfigPath, writeBpeTokenizer } from '@skd/models';
 import * as path from 'node:path';
 import { take } from '@skd/trainer';
 import { runExperiment } from './experiment';
@@ -174,13 +174,14 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
 
   program
     .command('tokenizer')
-    .description('train a byte-level BPE tokenizer on JSONL text fields and save it as a Hugging Face tokenizer.json')
+    .description('train a byte-level BPE tokenizer on JSONL text fields and save it as Hugging Face files (tokenizer.json and tokenizer_config.json)')
     .argument('<files...>', 'JSONL files to learn from')
     .requiredOption('--out <file>', 'where tokenizer.json goes')
     .option('--fields <names>', 'comma-separated record fields to read', 'prompt,response')
     .option('--vocab-size <n>', 'vocabulary size, bytes and special tokens included', (v) => Number(v), 2000)
     .option('--min-frequency <n>', 'ignore pairs seen fewer times', (v) => Number(v), 2)
-    .action(async (files: string[], options: { out: string; fields: string; vocabSize: number; minFrequency: number }) => {
+    .option('--split-digits', 'every digit its own token (for arithmetic)', false)
+    .action(async (files: string[], options: { out: string; fields: string; vocabSize: number; minFrequency: number; splitDigits: boolean }) => {
       const fields = options.fields.split(',').map((f) => f.trim()).filter(Boolean);
       const texts: string[] = [];
       for (const file of files) {
@@ -195,11 +196,11 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
         }
       }
       if (texts.length === 0) throw new SkdError(`no text found in fields ${fields.join(', ')} of ${files.join(', ')}`, { hint: 'name the text fields with --fields' });
-      const tokenizer = BpeTokenizer.train(texts, { vocabSize: options.vocabSize, minFrequency: options.minFrequency });
-      writeFileAtomic(options.out, `${JSON.stringify(tokenizer.toJSON())}\n`);
+      const tokenizer = BpeTokenizer.train(texts, { vocabSize: options.vocabSize, minFrequency: options.minFrequency, splitDigits: options.splitDigits });
+      writeBpeTokenizer(options.out, tokenizer);
       const bytes = texts.reduce((n, t) => n + Buffer.byteLength(t), 0);
       const tokens = texts.reduce((n, t) => n + tokenizer.encode(t).length, 0);
-      io.out(`tokenizer: ${tokenizer.vocabSize} tokens from ${texts.length} texts, ${(bytes / tokens).toFixed(2)} bytes per token -> ${options.out}`);
+      io.out(`tokenizer: ${tokenizer.vocabSize} tokens from ${texts.length} texts, ${(bytes / tokens).toFixed(2)} bytes per token -> ${options.out} (and ${tokenizerConfigPath(options.out)})`);
       io.out(`use it with "tokenizer": { "kind": "bpe", "options": { "path": "${options.out}" } }`);
     });
 

@@ -4,8 +4,10 @@ import { FormatError, SkdError, type SpecialTokens, type Tokenizer } from '@skd/
 /**
  * Byte-level BPE (the GPT-2 family's scheme): text splits into pre-tokens by a regex, each
  * pre-token's UTF-8 bytes map to printable characters, and learned merges join adjacent symbols by
- * rank. Reads and writes Hugging Face `tokenizer.json` (model type BPE, ByteLevel pre-tokenizer),
- * so real tokenizers load, and trains on a corpus.
+ * rank. Optionally every digit is a pre-token of its own (arithmetic reads numbers digit by digit).
+ * Reads and writes Hugging Face `tokenizer.json` (model type BPE, ByteLevel pre-tokenizer, or the
+ * Sequence of Digits and ByteLevel) with the roles of the special tokens in `tokenizer_config.json`,
+ * so files go both ways between skd and Hugging Face's tokenizers; trains on a corpus.
  */
 
 // GPT-2's pre-tokenizer: contractions, letters, numbers, other symbols, each with an optional
@@ -30,6 +32,20 @@ export interface BpeSpecialNames {
   readonly bos?: string;
 }
 
+/** How text splits into pre-tokens before merges. */
+export interface BpePreTokenizer {
+  /** Every digit its own pre-token (Hugging Face's Digits pre-tokenizer, individual digits). */
+  readonly splitDigits: boolean;
+}
+
+/** The `tokenizer_config.json` beside a `tokenizer.json`: which added tokens are EOS, padding, BOS. */
+export interface BpeTokenizerConfig {
+  readonly tokenizer_class: string;
+  readonly eos_token: string;
+  readonly pad_token: string;
+  readonly bos_token?: string;
+}
+
 export interface BpeTrainOptions {
   /** Final vocabulary size, byte alphabet and special tokens included. */
   readonly vocabSize: number;
@@ -37,6 +53,19 @@ export interface BpeTrainOptions {
   readonly special?: BpeSpecialNames;
   /** Ignore pairs seen fewer times (default 2). */
   readonly minFrequency?: number;
+  /** Split every digit into its own pre-token (default false). */
+  readonly splitDigits?: boolean;
+}
+
+const DIGIT = /(\p{N})/u;
+
+/** Pre-tokens of a text: the GPT-2 regex over the text, or over each run between digits and each digit. */
+function* preTokens(text: string, splitDigits: boolean): Generator<string> {
+  const pieces = splitDigits ? text.split(DIGIT) : [text];
+  for (const piece of pieces) {
+    if (piece === '') continue;
+    for (const match of piece.matchAll(PRETOKEN)) yield match[0];
+  }
 }
 
 export class BpeTokenizer implements Tokenizer {
@@ -48,12 +77,15 @@ export class BpeTokenizer implements Tokenizer {
   private readonly idToToken: string[];
   private readonly specialIds: Set<number>;
   private readonly cache = new Map<string, number[]>();
+  /** Added tokens are matched in text before pre-tokenization, longest first (as Hugging Face does). */
+  private readonly addedPattern: RegExp | undefined;
 
   constructor(
     private readonly vocab: ReadonlyMap<string, number>,
     private readonly merges: readonly [string, string][],
     private readonly addedTokens: ReadonlyMap<string, number>,
     names: BpeSpecialNames,
+    readonly preTokenizer: BpePreTokenizer = { splitDigits: false },
   ) {
     this.ranks = new Map(merges.map(([a, b], rank) => [`${a} ${b}`, rank]));
     this.idToToken = [];
@@ -68,9 +100,14 @@ export class BpeTokenizer implements Tokenizer {
       }
       return id;
     };
-    this.special = { pad: idOf(names.pad, 'pad') as number, eos: idOf(names.eos, 'eos') as number, ...(names.bos ? { bos: idOf(names.bos, 'bos') as number } : {}) };
+    const eos = idOf(names.eos, 'eos') as number;
+    this.special = { pad: idOf(names.pad, 'pad') as number, eos, ...(names.bos ? { bos: idOf(names.bos, 'bos') as number } : {}) };
     this.specialIds = new Set(addedTokens.values());
-    this.fingerprint = `bpe:${createHash('sha256').update(JSON.stringify([[...vocab].sort(), merges, [...addedTokens].sort()])).digest('hex').slice(0, 16)}`;
+    const escaped = [...addedTokens.keys()].sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    this.addedPattern = escaped.length ? new RegExp(`(${escaped.join('|')})`) : undefined;
+    // The pre-tokenizer changes which ids a text gets, so it is part of the identity (old files hash as before).
+    const identity = [[...vocab].sort(), merges, [...addedTokens].sort(), ...(preTokenizer.splitDigits ? ['digits'] : [])];
+    this.fingerprint = `bpe:${createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 16)}`;
   }
 
   get vocabSize(): number {
@@ -79,15 +116,21 @@ export class BpeTokenizer implements Tokenizer {
 
   encode(text: string): number[] {
     const ids: number[] = [];
-    for (const match of text.matchAll(PRETOKEN)) {
-      const piece = match[0];
-      let cached = this.cache.get(piece);
-      if (!cached) {
-        cached = this.encodePiece(piece);
-        if (this.cache.size < 100_000) this.cache.set(piece, cached);
+    const segments = this.addedPattern ? text.split(this.addedPattern) : [text];
+    segments.forEach((segment, i) => {
+      if (i % 2 === 1) {
+        ids.push(this.addedTokens.get(segment) as number); // an added token written in the text
+        return;
       }
-      ids.push(...cached);
-    }
+      for (const piece of preTokens(segment, this.preTokenizer.splitDigits)) {
+        let cached = this.cache.get(piece);
+        if (!cached) {
+          cached = this.encodePiece(piece);
+          if (this.cache.size < 100_000) this.cache.set(piece, cached);
+        }
+        ids.push(...cached);
+      }
+    });
     return ids;
   }
 
@@ -119,13 +162,14 @@ export class BpeTokenizer implements Tokenizer {
 
   /** Hugging Face `tokenizer.json` (merges written as "a b" strings, readable by every version). */
   toJSON(): unknown {
+    const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
     return {
       version: '1.0',
       truncation: null,
       padding: null,
       added_tokens: [...this.addedTokens].map(([content, id]) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
       normalizer: null,
-      pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+      pre_tokenizer: this.preTokenizer.splitDigits ? { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, byteLevel] } : byteLevel,
       post_processor: null,
       decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
       model: {
@@ -139,13 +183,18 @@ export class BpeTokenizer implements Tokenizer {
         vocab: Object.fromEntries(this.vocab),
         merges: this.merges.map(([a, b]) => `${a} ${b}`),
       },
-      skd: { special: this.specialNames() },
     };
   }
 
-  private specialNames(): BpeSpecialNames {
-    const name = (id: number | undefined) => (id === undefined ? undefined : this.idToToken[id]);
-    return { pad: name(this.special.pad) as string, eos: name(this.special.eos) as string, ...(this.special.bos !== undefined ? { bos: name(this.special.bos) as string } : {}) };
+  /** The `tokenizer_config.json` that goes beside `toJSON()`: the roles of the special tokens. */
+  tokenizerConfig(): BpeTokenizerConfig {
+    const name = (id: number) => this.idToToken[id] as string;
+    return {
+      tokenizer_class: 'PreTrainedTokenizerFast',
+      eos_token: name(this.special.eos),
+      pad_token: name(this.special.pad),
+      ...(this.special.bos !== undefined ? { bos_token: name(this.special.bos) } : {}),
+    };
   }
 
   private encodePiece(piece: string): number[] {
@@ -178,19 +227,26 @@ export class BpeTokenizer implements Tokenizer {
     });
   }
 
-  /** Reads a Hugging Face `tokenizer.json` (byte-level BPE); `special` names pad/eos/bos tokens. */
-  static fromJSON(json: unknown, source = 'tokenizer.json', special?: Partial<BpeSpecialNames>): BpeTokenizer {
+  /**
+   * Reads a Hugging Face `tokenizer.json` (byte-level BPE). The roles of the special tokens come from
+   * `special`, else from its `tokenizer_config.json` (`config`), else from the `skd.special` key
+   * older skd files carry, else <|endoftext|> or the first added token is EOS and padding.
+   */
+  static fromJSON(json: unknown, source = 'tokenizer.json', special?: Partial<BpeSpecialNames>, config?: Partial<BpeTokenizerConfig>): BpeTokenizer {
     const doc = json as {
       model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
-      pre_tokenizer?: { type?: string } | null;
+      pre_tokenizer?: { type?: string; pretokenizers?: { type?: string; individual_digits?: boolean }[] } | null;
       added_tokens?: { id: number; content: string }[];
       skd?: { special?: BpeSpecialNames };
     };
     if (doc?.model?.type !== 'BPE' || !doc.model.vocab || !Array.isArray(doc.model.merges)) {
       throw new FormatError(source, `unsupported tokenizer: model type ${JSON.stringify(doc?.model?.type)}; skd reads byte-level BPE (GPT-2 style) tokenizer.json files`);
     }
-    if (doc.pre_tokenizer?.type !== 'ByteLevel') {
-      throw new FormatError(source, `unsupported pre_tokenizer ${JSON.stringify(doc.pre_tokenizer?.type ?? null)}; skd reads byte-level BPE (pre_tokenizer "ByteLevel")`);
+    const pre = doc.pre_tokenizer;
+    const parts = pre?.type === 'Sequence' ? (pre.pretokenizers ?? []).map((p) => `${p.type}${p.type === 'Digits' ? `(individual_digits: ${p.individual_digits})` : ''}`) : [pre?.type ?? 'null'];
+    const splitDigits = parts.join() === 'Digits(individual_digits: true),ByteLevel';
+    if (parts.join() !== 'ByteLevel' && !splitDigits) {
+      throw new FormatError(source, `unsupported pre_tokenizer ${parts.join(' + ')}; skd reads byte-level BPE (pre_tokenizer "ByteLevel", or a Sequence of Digits with individual digits and ByteLevel)`);
     }
     const merges = doc.model.merges.map((m, i) => {
       const pair = typeof m === 'string' ? m.split(' ') : m;
@@ -201,10 +257,12 @@ export class BpeTokenizer implements Tokenizer {
     const added = new Map((doc.added_tokens ?? []).filter((t) => !vocab.has(t.content) || vocab.get(t.content) === t.id).map((t) => [t.content, t.id]));
     for (const [t] of added) vocab.delete(t);
     const fallback = [...added.keys()].find((t) => t === '<|endoftext|>') ?? [...added.keys()][0];
-    const names = { ...doc.skd?.special, ...special };
+    const fromConfig = config ? { eos: config.eos_token, pad: config.pad_token, bos: config.bos_token } : {};
+    const defined = (o: Record<string, string | undefined>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<BpeSpecialNames>;
+    const names = { ...doc.skd?.special, ...defined(fromConfig), ...defined({ ...special }) };
     const eos = names.eos ?? fallback;
     if (!eos) throw new FormatError(source, 'no EOS token: the tokenizer has no added tokens; pass special: { eos, pad }');
-    return new BpeTokenizer(vocab, merges, added, { eos, pad: names.pad ?? eos, ...(names.bos ? { bos: names.bos } : {}) });
+    return new BpeTokenizer(vocab, merges, added, { eos, pad: names.pad ?? eos, ...(names.bos ? { bos: names.bos } : {}) }, { splitDigits });
   }
 
   /**
@@ -218,8 +276,9 @@ export class BpeTokenizer implements Tokenizer {
     if (options.vocabSize < 256 + specialList.length) {
       throw new SkdError(`BPE vocabSize must be at least ${256 + specialList.length} (bytes plus special tokens), got ${options.vocabSize}`);
     }
+    const splitDigits = options.splitDigits ?? false;
     const words = new Map<string, number>();
-    for (const text of corpus) for (const m of text.matchAll(PRETOKEN)) words.set(m[0], (words.get(m[0]) ?? 0) + 1);
+    for (const text of corpus) for (const piece of preTokens(text, splitDigits)) words.set(piece, (words.get(piece) ?? 0) + 1);
     const entries = [...words].map(([w, count]) => ({ symbols: Array.from(encoder.encode(w), (b) => ALPHABET.toChar[b] as string), count }));
     const vocab = new Map<string, number>(ALPHABET.toChar.map((c, i) => [c, i]));
     const merges: [string, string][] = [];
@@ -255,6 +314,6 @@ export class BpeTokenizer implements Tokenizer {
       }
     }
     const added = new Map(specialList.map((s, i) => [s, vocab.size + i]));
-    return new BpeTokenizer(vocab, merges, added, special);
+    return new BpeTokenizer(vocab, merges, added, special, { splitDigits });
   }
 }

@@ -2,8 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { FormatError, VocabularyMismatchError, defineComponent, type AnyComponentEntry, type Tokenizer } from '@skd/core';
-import { BpeTokenizer } from './bpe-tokenizer';
-import { loadCheckpoint, loadHuggingFaceGpt2, tokenizerFromJSON } from './io';
+import { BpeTokenizer, type BpeTokenizerConfig } from './bpe-tokenizer';
+import { loadCheckpoint, loadHuggingFaceGpt2, readBpeTokenizer, tokenizerFromJSON } from './io';
 import { BigramModel } from './bigram-model';
 import { ByteTokenizer } from './byte-tokenizer';
 import { GptModel, checkGptConfig, gptConfigSchema } from './gpt';
@@ -44,20 +44,11 @@ export const bpeTokenizerEntry = defineComponent({
   summary: 'byte-level BPE from a Hugging Face tokenizer.json (GPT-2 style)',
   options: z.strictObject({
     path: z.string().min(1).describe('tokenizer.json, relative to the config file'),
-    eos: z.string().optional().describe('EOS token string (default <|endoftext|> or the first added token)'),
-    pad: z.string().optional().describe('padding token string (default: the EOS token)'),
-    bos: z.string().optional().describe('BOS token string (default: none)'),
+    eos: z.string().optional().describe('EOS token string (default: tokenizer_config.json\'s eos_token, else <|endoftext|> or the first added token)'),
+    pad: z.string().optional().describe('padding token string (default: tokenizer_config.json\'s pad_token, else the EOS token)'),
+    bos: z.string().optional().describe('BOS token string (default: tokenizer_config.json\'s bos_token, else none)'),
   }),
-  create: ({ path: file, ...special }, deps) => {
-    const absolute = path.resolve(deps.baseDir, file);
-    let json: unknown;
-    try {
-      json = JSON.parse(fs.readFileSync(absolute, 'utf8'));
-    } catch (cause) {
-      throw new FormatError(absolute, `cannot read tokenizer.json: ${(cause as Error).message}`, { cause });
-    }
-    return BpeTokenizer.fromJSON(json, absolute, special);
-  },
+  create: ({ path: file, ...special }, deps) => readBpeTokenizer(path.resolve(deps.baseDir, file), special),
 });
 
 export const checkpointTokenizerEntry = defineComponent({
@@ -68,7 +59,8 @@ export const checkpointTokenizerEntry = defineComponent({
   create: (options, deps) => {
     const configFile = path.join(path.resolve(deps.baseDir, options.path), 'config.json');
     if (!fs.existsSync(configFile)) throw new FormatError(configFile, 'not a checkpoint folder: config.json is missing');
-    return tokenizerFromJSON((JSON.parse(fs.readFileSync(configFile, 'utf8')) as { tokenizer?: unknown }).tokenizer, configFile);
+    const saved = JSON.parse(fs.readFileSync(configFile, 'utf8')) as { tokenizer?: unknown; tokenizerConfig?: Partial<BpeTokenizerConfig> };
+    return tokenizerFromJSON(saved.tokenizer, configFile, saved.tokenizerConfig);
   },
 });
 

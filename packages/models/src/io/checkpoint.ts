@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { FormatError, SkdError, type Tokenizer } from '@skd/core';
-import { BpeTokenizer } from '../bpe-tokenizer';
+import { BpeTokenizer, type BpeTokenizerConfig } from '../bpe-tokenizer';
 import { ByteTokenizer } from '../byte-tokenizer';
 import { GptModel, gptConfigSchema } from '../gpt';
 import { writeFileAtomic } from './atomic';
@@ -22,6 +22,8 @@ const checkpointConfigSchema = z.strictObject({
   version: z.literal(1),
   model: z.strictObject({ kind: z.literal('gpt'), config: gptConfigSchema }),
   tokenizer: z.unknown(),
+  /** The roles of a BPE tokenizer's special tokens (as tokenizer_config.json holds them). */
+  tokenizerConfig: z.record(z.string(), z.unknown()).optional(),
   extra: z.record(z.string(), z.unknown()).default({}),
 });
 
@@ -67,6 +69,7 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
       version: 1,
       model: { kind: 'gpt', config: options.model.config },
       tokenizer: options.tokenizer.toJSON(),
+      ...(options.tokenizer instanceof BpeTokenizer ? { tokenizerConfig: options.tokenizer.tokenizerConfig() } : {}),
       extra: options.extra ?? {},
     };
     writeFileAtomic(path.join(tmp, 'config.json'), `${JSON.stringify(config, null, 1)}\n`);
@@ -84,11 +87,11 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   }
 }
 
-/** Rebuilds a tokenizer from its `toJSON()` document. */
-export function tokenizerFromJSON(json: unknown, source: string): Tokenizer {
+/** Rebuilds a tokenizer from its `toJSON()` document (and, for BPE, the roles of its special tokens). */
+export function tokenizerFromJSON(json: unknown, source: string, config?: Partial<BpeTokenizerConfig>): Tokenizer {
   const kind = (json as { kind?: string; model?: { type?: string } } | null)?.kind;
   if (kind === ByteTokenizer.kind) return new ByteTokenizer();
-  if ((json as { model?: { type?: string } } | null)?.model?.type === 'BPE') return BpeTokenizer.fromJSON(json, source);
+  if ((json as { model?: { type?: string } } | null)?.model?.type === 'BPE') return BpeTokenizer.fromJSON(json, source, undefined, config);
   throw new FormatError(source, `unknown tokenizer document (kind ${JSON.stringify(kind)})`);
 }
 
@@ -107,7 +110,7 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   if (!parsed.success) {
     throw new FormatError(configFile, `not an skd checkpoint config: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   }
-  const tokenizer = tokenizerFromJSON(parsed.data.tokenizer, configFile);
+  const tokenizer = tokenizerFromJSON(parsed.data.tokenizer, configFile, parsed.data.tokenizerConfig as Partial<BpeTokenizerConfig> | undefined);
   if (tokenizer.vocabSize !== parsed.data.model.config.vocabSize) {
     throw new FormatError(configFile, `tokenizer vocabulary ${tokenizer.vocabSize} does not match the model's ${parsed.data.model.config.vocabSize}`);
   }

@@ -10,6 +10,7 @@ import { GptModel, gptConfigSchema } from '../gpt';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { loadHuggingFaceGpt2 } from './hf-gpt2';
 import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors } from './safetensors';
+import { readBpeTokenizer, writeBpeTokenizer } from './tokenizer-files';
 
 beforeAll(() => useBackend('cpu'));
 
@@ -174,22 +175,52 @@ describe('BPE tokenizer', () => {
     expect(a.decode([a.special.eos], { keepSpecial: true })).toBe('<|eos|>');
   });
 
-  it('writes and reads Hugging Face tokenizer.json, merges as strings or pairs', () => {
+  it('writes standard Hugging Face files: tokenizer.json and the roles of its special tokens in tokenizer_config.json', () => {
     const trained = BpeTokenizer.train(corpus, { vocabSize: 280 });
-    const json = JSON.parse(JSON.stringify(trained.toJSON()));
-    const back = BpeTokenizer.fromJSON(json);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-bpe-'));
+    const file = path.join(dir, 'tokenizer.json');
+    writeBpeTokenizer(file, trained);
+    const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    expect(Object.keys(json).sort()).toEqual(['added_tokens', 'decoder', 'model', 'normalizer', 'padding', 'post_processor', 'pre_tokenizer', 'truncation', 'version']);
+    expect(json.added_tokens.map((t: { content: string; special: boolean }) => [t.content, t.special])).toEqual([['<|pad|>', true], ['<|eos|>', true], ['<|bos|>', true]]);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'))).toEqual({ tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '<|eos|>', pad_token: '<|pad|>', bos_token: '<|bos|>' });
+    const back = readBpeTokenizer(file);
     expect(back.fingerprint).toBe(trained.fingerprint);
-    expect(back.special).toEqual(trained.special);
+    expect(back.special).toEqual(trained.special); // EOS is <|eos|>, not the first added token
     expect(back.encode('the mat sat')).toEqual(trained.encode('the mat sat'));
+    // Without its config (a file from elsewhere), the roles default as documented; a legacy skd key still works.
+    expect(BpeTokenizer.fromJSON(json).special.eos).toBe(trained.special.pad);
+    expect(BpeTokenizer.fromJSON({ ...json, skd: { special: { pad: '<|pad|>', eos: '<|eos|>' } } }).special).toEqual({ pad: trained.special.pad, eos: trained.special.eos });
     const pairs = { ...json, model: { ...json.model, merges: json.model.merges.map((m: string) => m.split(' ')) } };
-    delete pairs.skd;
     const fromPairs = BpeTokenizer.fromJSON(pairs, 'tokenizer.json', { eos: '<|eos|>', pad: '<|pad|>' });
     expect(fromPairs.encode('the mat sat')).toEqual(trained.encode('the mat sat'));
   });
 
+  it('reads added tokens written in the text as those tokens, as Hugging Face does', () => {
+    const trained = BpeTokenizer.train(corpus, { vocabSize: 280 });
+    const ids = trained.encode('the cat<|eos|> sat<|pad|>');
+    expect(ids.filter((id) => id === trained.special.eos || id === trained.special.pad)).toEqual([trained.special.eos, trained.special.pad]);
+    expect(trained.decode(ids, { keepSpecial: true })).toBe('the cat<|eos|> sat<|pad|>');
+    expect(trained.encode('<|eos')).toEqual(trained.encode('<|') .concat(trained.encode('eos'))); // a partial marker is plain text
+  });
+
+  it('splits every digit into its own token when asked, and says so in tokenizer.json', () => {
+    const digits = BpeTokenizer.train(corpus, { vocabSize: 300, minFrequency: 1, splitDigits: true });
+    const plain = BpeTokenizer.train(corpus, { vocabSize: 300, minFrequency: 1 });
+    const one = (t: BpeTokenizer, text: string) => t.encode(text).map((id) => t.decode([id]));
+    expect(one(digits, 'numbers 1234')).toEqual(['numbers', ' ', '1', '2', '3', '4']);
+    expect(one(plain, 'numbers 1234').length).toBeLessThan(4); // 1234 was merged into a token or two
+    const json = digits.toJSON() as { pre_tokenizer: unknown };
+    expect(json.pre_tokenizer).toEqual({ type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }] });
+    const back = BpeTokenizer.fromJSON(json);
+    expect(back.encode('a 9876 b')).toEqual(digits.encode('a 9876 b'));
+    expect(back.fingerprint).toBe(digits.fingerprint);
+    expect(back.fingerprint).not.toBe(BpeTokenizer.fromJSON({ ...json, pre_tokenizer: { type: 'ByteLevel' } }).fingerprint);
+  });
+
   it('rejects tokenizer.json files it cannot reproduce', () => {
     expect(() => BpeTokenizer.fromJSON({ model: { type: 'WordPiece', vocab: {} } })).toThrow('unsupported tokenizer: model type "WordPiece"');
-    expect(() => BpeTokenizer.fromJSON({ model: { type: 'BPE', vocab: {}, merges: [] }, pre_tokenizer: { type: 'Metaspace' } })).toThrow('unsupported pre_tokenizer "Metaspace"');
+    expect(() => BpeTokenizer.fromJSON({ model: { type: 'BPE', vocab: {}, merges: [] }, pre_tokenizer: { type: 'Metaspace' } })).toThrow('unsupported pre_tokenizer Metaspace');
     expect(() => BpeTokenizer.train(corpus, { vocabSize: 100 })).toThrow('vocabSize must be at least 259');
     const trained = BpeTokenizer.train(corpus, { vocabSize: 270 });
     expect(() => BpeTokenizer.fromJSON(trained.toJSON(), 'x', { eos: '<|nope|>' })).toThrow('special token "<|nope|>" (eos) is not in the vocabulary');
