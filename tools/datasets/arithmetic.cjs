@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // GSM8K-style multi-step word problems with step-by-step solutions ending in "#### <answer>".
-// Difficulty: --steps (operations per problem, default 2..4) and --max (largest starting number).
-// Deterministic: the same seed gives the same files. Run: node tools/datasets/arithmetic.cjs
+// Difficulty: --min-steps/--max-steps (operations per problem, default 2..4) and --max (largest
+// starting number); sizes: --train, --eval, --test (default 50000, 300, 300). No prompt appears in
+// two splits. Deterministic: the same seed gives the same files. Run: node tools/datasets/arithmetic.cjs
 const { Rng, writeSplits } = require('./common.cjs');
 
 const NAMES = ['Maya', 'Ravi', 'Ana', 'Tom', 'Lena', 'Omar', 'Priya', 'Ken', 'Sara', 'Juan'];
@@ -60,4 +61,10 @@ const rng = Rng.create(arg('seed', 2024)).fork('arithmetic');
 const make = (n) => Array.from({ length: n }, () => problem(rng, arg('min-steps', 2), arg('max-steps', 4), arg('max', 50)));
 const seen = new Set();
 const unique = (rows) => rows.filter((r) => !seen.has(r.prompt) && seen.add(r.prompt));
-writeSplits('arithmetic', { train: unique(make(1000)), eval: unique(make(200)), test: unique(make(200)) });
+// Splits are drawn in order (train, eval, test), each as many unique problems as asked.
+const draw = (n) => {
+  const rows = [];
+  while (rows.length < n) rows.push(...unique(make(n - rows.length)));
+  return rows;
+};
+writeSplits('arithmetic', { train: draw(arg('train', 50000)), eval: draw(arg('eval', 300)), test: draw(arg('test', 300)) });

@@ -3,7 +3,8 @@
 // one-line synopsis the summary. The long descriptions live in apt's Translation-en indexes; this
 // script fetches them when missing (`apt-get -o Acquire::Languages=en update`, as root) and reads
 // them with apt-helper, or reads a file given with --from= (Packages or Translation format).
-// Deduplicates, drops very short or very long descriptions, and splits by package-name hash.
+// Deduplicates, drops very short or very long descriptions, and splits by source-package hash (5%
+// test, 5% eval, the rest training). Sizes: --train (default all), --eval, --test (default 300).
 // Run: node tools/datasets/summarization.cjs
 const { execFileSync } = require('node:child_process');
 const { createHash } = require('node:crypto');
@@ -64,7 +65,8 @@ for (const paragraph of text.split(/\n\s*\n/)) {
 rows.sort((a, b) => a.package.localeCompare(b.package));
 
 const bucket = (source) => createHash('sha256').update(source).digest().readUInt32BE(0) % 100;
-const test = rows.filter((r) => bucket(r.source) < 5).slice(0, 300);
-const evalRows = rows.filter((r) => bucket(r.source) >= 5 && bucket(r.source) < 10).slice(0, 300);
-const train = rows.filter((r) => bucket(r.source) >= 10).filter((_, i) => i % 10 === 0).slice(0, 2000);
+const size = (name, fallback) => Number((process.argv.find((a) => a.startsWith(`--${name}=`)) ?? `=${fallback}`).split('=')[1]);
+const test = rows.filter((r) => bucket(r.source) < 5).slice(0, size('test', 300));
+const evalRows = rows.filter((r) => bucket(r.source) >= 5 && bucket(r.source) < 10).slice(0, size('eval', 300));
+const train = rows.filter((r) => bucket(r.source) >= 10).slice(0, size('train', Infinity));
 writeSplits('summarization', { train, eval: evalRows, test });

@@ -1,14 +1,20 @@
 #!/usr/bin/env node
-// Assamese -> English parallel corpus from the gettext catalogues Debian installs
-// (/usr/share/locale/as/LC_MESSAGES/*.mo, or --dir=...; `apt-get download` more packages and
-// extract their .mo files to grow it). Cleans accelerator marks, drops strings with placeholders or
-// markup, deduplicates, and splits BY SOURCE PACKAGE so no test string leaks into training.
-// Run: node tools/datasets/translation-as-en.cjs
+// Assamese -> English parallel corpus from gettext catalogues: the ones this machine has installed
+// (/usr/share/locale/as/LC_MESSAGES) and every other one Debian ships, which
+// tools/datasets/assamese-catalogues.sh collects into tmp/catalogues/mo. Cleans accelerator marks,
+// drops strings with placeholders or markup, deduplicates, and splits BY SOURCE PACKAGE (a stable
+// hash of its name) so no test string leaks into training.
+// Run: node tools/datasets/translation-as-en.cjs [--dir=D ...] [--eval=300] [--test=600]
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { writeSplits } = require('./common.cjs');
 
-const dir = (process.argv.find((a) => a.startsWith('--dir=')) ?? '=/usr/share/locale/as/LC_MESSAGES').split('=')[1];
+const option = (name) => process.argv.filter((a) => a.startsWith(`--${name}=`)).map((a) => a.slice(name.length + 3));
+const dirs = option('dir');
+if (dirs.length === 0) dirs.push('/usr/share/locale/as/LC_MESSAGES', 'tmp/catalogues/mo');
+const evalSize = Number(option('eval')[0] ?? 300);
+const testSize = Number(option('test')[0] ?? 600);
 
 /** Parses a GNU MO file: [msgid, msgstr] pairs (first plural form; message context stripped). */
 function readMo(file) {
@@ -44,10 +50,20 @@ function clean(text) {
 
 const BENGALI_SCRIPT = /[\u0980-\u09FF]/u;
 
+// One catalogue per package name; a later --dir only adds packages the earlier ones lack.
+const files = new Map();
+for (const dir of dirs) {
+  if (!fs.existsSync(dir)) {
+    console.log(`skipping ${dir}: not found`);
+    continue;
+  }
+  for (const name of fs.readdirSync(dir)) {
+    const file = path.join(dir, name);
+    if (name.endsWith('.mo') && !fs.lstatSync(file).isSymbolicLink() && !files.has(name)) files.set(name, file);
+  }
+}
 const byPackage = new Map();
-for (const name of fs.readdirSync(dir).sort()) {
-  const file = path.join(dir, name);
-  if (!name.endsWith('.mo') || fs.lstatSync(file).isSymbolicLink()) continue;
+for (const [name, file] of [...files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
   const pkg = name.replace(/\.mo$/, '');
   const rows = [];
   for (const [en, as] of readMo(file)) {
@@ -64,11 +80,28 @@ for (const name of fs.readdirSync(dir).sort()) {
 const seen = new Set();
 for (const [pkg, rows] of byPackage) byPackage.set(pkg, rows.filter((r) => !seen.has(r.prompt) && seen.add(r.prompt)));
 
-// Whole packages go to eval and test (no string of theirs appears in training).
-const TEST = ['iso_3166-1', 'gdk-pixbuf', 'Linux-PAM'];
-const EVAL = ['at-spi2-core', 'gsettings-desktop-schemas', 'xdg-user-dirs', 'iso_3166-3'];
-const pick = (names) => names.flatMap((n) => byPackage.get(n) ?? []);
-const train = [...byPackage.keys()].filter((n) => !TEST.includes(n) && !EVAL.includes(n)).flatMap((n) => byPackage.get(n));
-const sizes = writeSplits('translation-as-en', { train, eval: pick(EVAL), test: pick(TEST) });
-console.log(`packages: ${[...byPackage].map(([n, r]) => `${n} ${r.length}`).join(', ')}`);
+// Whole packages go to test, then eval, in the order of a hash of their names, until each split
+// holds its size; every other package trains. The order depends on nothing but the names, so adding
+// catalogues moves few packages between splits.
+const hash = (name) => crypto.createHash('sha256').update(name).digest('hex');
+const order = [...byPackage.keys()].sort((a, b) => (hash(a) < hash(b) ? -1 : 1));
+const held = { test: [], eval: [] };
+const heldPackages = { test: [], eval: [] };
+const train = [];
+for (const pkg of order) {
+  const rows = byPackage.get(pkg);
+  if (rows.length === 0) continue;
+  const split = held.test.length < testSize ? 'test' : held.eval.length < evalSize ? 'eval' : 'train';
+  if (split === 'train') train.push(...rows);
+  else {
+    held[split].push(...rows);
+    heldPackages[split].push(pkg);
+  }
+}
+// Training keeps package name order (the sampler shuffles anyway; the file diffs stay readable).
+train.sort((a, b) => (a.package < b.package ? -1 : a.package > b.package ? 1 : 0));
+const sizes = writeSplits('translation-as-en', { train, eval: held.eval, test: held.test });
+console.log(`${byPackage.size} packages from ${dirs.join(', ')}`);
+console.log(`test packages: ${heldPackages.test.join(', ')}`);
+console.log(`eval packages: ${heldPackages.eval.join(', ')}`);
 if (sizes.train < 1000) console.log('warning: fewer than 1000 training pairs');

@@ -18,7 +18,7 @@ function tinyConfig(dir: string, over: { steps?: number; checkpointEvery?: numbe
     divergence: { kind: 'forward-kl' },
     dataset: {
       kind: 'jsonl',
-      options: { name: 'arithmetic', files: { train: `${DATA}/train.jsonl`, eval: `${DATA}/eval.jsonl`, test: `${DATA}/test.jsonl` }, limit: 100 },
+      options: { name: 'arithmetic', files: { train: `${DATA}/train.jsonl.gz`, eval: `${DATA}/eval.jsonl`, test: `${DATA}/test.jsonl` }, limit: 100 },
     },
     evaluators: [{ kind: 'exact-match', options: { answerMarker: '####' } }],
     training: { steps: over.steps ?? 4, batchSize: 4, evalEvery: 2, evalLimit: 4, maxNewTokens: 6, checkpointEvery: over.checkpointEvery ?? 2, ...(over.learningRate ? { learningRate: over.learningRate } : {}) },
@@ -173,9 +173,9 @@ describe('skd distill / train (end to end)', () => {
   it('trains a BPE tokenizer on a dataset, and a config uses it', () => {
     const dir = tmp();
     const out = path.join(dir, 'tokenizer.json');
-    const result = skd(['tokenizer', `${DATA}/train.jsonl`, '--out', out, '--vocab-size', '400'], dir);
+    const result = skd(['tokenizer', `${DATA}/train.jsonl.gz`, '--out', out, '--vocab-size', '400'], dir);
     expect(result.status).toBe(0);
-    expect(result.stdout).toMatch(/tokenizer: 400 tokens from 2000 texts, [\d.]+ bytes per token/);
+    expect(result.stdout).toMatch(/tokenizer: 400 tokens from 100000 texts, [\d.]+ bytes per token/);
     const bytesPerToken = Number(/([\d.]+) bytes per token/.exec(result.stdout)?.[1]);
     expect(bytesPerToken).toBeGreaterThan(1.5); // merges compress the text
     const json = JSON.parse(fs.readFileSync(out, 'utf8'));
@@ -185,9 +185,9 @@ describe('skd distill / train (end to end)', () => {
     expect(checked.status).toBe(0);
     expect(checked.stdout).toContain('tokenizer  bpe (vocabulary 400)');
     // No pair occurs a million times: no merge is learned, each byte stays a token.
-    const rare = skd(['tokenizer', `${DATA}/train.jsonl`, '--out', path.join(dir, 'bytes.json'), '--vocab-size', '400', '--min-frequency', '1000000'], dir);
+    const rare = skd(['tokenizer', `${DATA}/train.jsonl.gz`, '--out', path.join(dir, 'bytes.json'), '--vocab-size', '400', '--min-frequency', '1000000'], dir);
     expect(rare.stdout).toContain('1.00 bytes per token');
-    const missing = skd(['tokenizer', `${DATA}/train.jsonl`, '--out', out, '--fields', 'nope'], dir);
+    const missing = skd(['tokenizer', `${DATA}/train.jsonl.gz`, '--out', out, '--fields', 'nope'], dir);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain('no text found in fields nope');
   });

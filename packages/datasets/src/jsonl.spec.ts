@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import { Rng, type Example, type Tokenizer } from '@skd/core';
 import { promptBatches } from './batching';
 import { JsonlDataset, jsonlDatasetEntry, type JsonlDatasetOptions } from './jsonl';
@@ -34,6 +35,16 @@ async function all(source: JsonlDataset, split: 'train' | 'eval' | 'test' = 'tra
 }
 
 describe('JsonlDataset', () => {
+  it('reads gzip-compressed JSONL (.gz) like plain JSONL, and names the file when it is not gzip', async () => {
+    const lines = fs.readFileSync(path.join(dir, good), 'utf8');
+    fs.writeFileSync(path.join(dir, 'good.jsonl.gz'), zlib.gzipSync(lines));
+    const plain = await all(dataset());
+    const gzipped = await all(dataset({ files: { train: 'good.jsonl.gz' } }));
+    expect(gzipped.map((e) => [e.prompt, e.response])).toEqual(plain.map((e) => [e.prompt, e.response]));
+    fs.writeFileSync(path.join(dir, 'fake.jsonl.gz'), lines);
+    await expect(all(dataset({ files: { train: 'fake.jsonl.gz' } }))).rejects.toThrow(/fake\.jsonl\.gz: cannot read: incorrect header check/);
+  });
+
   it('maps fields, fills the template, keeps extra fields, and streams in file order', async () => {
     const examples = await all(dataset());
     expect(examples).toHaveLength(20);

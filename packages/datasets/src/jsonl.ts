@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import * as zlib from 'node:zlib';
 import { z } from 'zod';
 import { FormatError, defineComponent, type Dataset, type DatasetSource, type Example, type Rng, type SplitName } from '@skd/core';
 
@@ -9,7 +10,7 @@ export type InvalidPolicy = 'fail' | 'skip';
 
 export interface JsonlDatasetOptions {
   readonly name: string;
-  /** Files per split (JSONL, or a .json array), resolved against `baseDir`. */
+  /** Files per split (JSONL, gzipped JSONL ending in .gz, or a .json array), resolved against `baseDir`. */
   readonly files: Partial<Record<SplitName, string>>;
   readonly baseDir: string;
   /** Record fields holding the prompt and the response; `extra` fields are kept in `Example.fields`. */
@@ -123,8 +124,9 @@ export class JsonlDataset implements DatasetSource {
 }
 
 /**
- * The records of a JSONL file (streamed, blank lines skipped), or the elements of a JSON array file,
- * as JSON text with 1-based line numbers; shared by datasets and `skd tokenizer`.
+ * The records of a JSONL file (streamed, blank lines skipped; gzip-compressed when it ends in .gz,
+ * as the large bundled training splits are), or the elements of a JSON array file, as JSON text
+ * with 1-based line numbers; shared by datasets and `skd tokenizer`.
  */
 export async function* jsonlRecords(file: string): AsyncGenerator<{ line: number; text: string }> {
   if (file.endsWith('.json')) {
@@ -138,11 +140,20 @@ export async function* jsonlRecords(file: string): AsyncGenerator<{ line: number
     for (const [i, record] of parsed.entries()) yield { line: i + 1, text: JSON.stringify(record) };
     return;
   }
-  const lines = readline.createInterface({ input: fs.createReadStream(file, 'utf8'), crlfDelay: Infinity });
+  const raw = fs.createReadStream(file);
+  const input = file.endsWith('.gz') ? raw.pipe(zlib.createGunzip()) : raw;
+  if (input !== raw) raw.on('error', (error) => input.destroy(error));
+  input.setEncoding('utf8');
+  const lines = readline.createInterface({ input, crlfDelay: Infinity });
   let line = 0;
-  for await (const text of lines) {
-    line += 1;
-    if (text.trim() !== '') yield { line, text };
+  try {
+    for await (const text of lines) {
+      line += 1;
+      if (text.trim() !== '') yield { line, text };
+    }
+  } catch (cause) {
+    if (cause instanceof FormatError) throw cause;
+    throw new FormatError(file, `cannot read${line ? ` past line ${line}` : ''}: ${(cause as Error).message}`, { cause });
   }
 }
 

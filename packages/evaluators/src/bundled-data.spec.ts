@@ -12,7 +12,7 @@ const DATA = path.resolve(__dirname, '../../../data');
 function load(task: string, extra: string[] = []): JsonlDataset {
   return new JsonlDataset({
     name: task,
-    files: { train: 'train.jsonl', eval: 'eval.jsonl', test: 'test.jsonl' },
+    files: { train: 'train.jsonl.gz', eval: 'eval.jsonl', test: 'test.jsonl' },
     baseDir: path.join(DATA, task),
     fields: { prompt: 'prompt', response: 'response', extra },
     template: '{prompt}',
@@ -31,10 +31,10 @@ async function read(source: JsonlDataset, split: SplitName): Promise<Example[]> 
 
 describe('bundled datasets', () => {
   it.each([
-    ['arithmetic', 1000],
-    ['instructions', 1000],
-    ['translation-as-en', 1000],
-    ['summarization', 1000],
+    ['arithmetic', 40000],
+    ['instructions', 40000],
+    ['translation-as-en', 40000],
+    ['summarization', 40000],
   ])('%s has at least %i training examples, and eval and test splits', async (task, minimum) => {
     const source = load(task);
     expect((await read(source, 'train')).length).toBeGreaterThanOrEqual(minimum);
