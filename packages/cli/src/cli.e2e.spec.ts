@@ -21,7 +21,7 @@ function tinyConfig(dir: string, over: { steps?: number; checkpointEvery?: numbe
       options: { name: 'arithmetic', files: { train: `${DATA}/train.jsonl.gz`, eval: `${DATA}/eval.jsonl`, test: `${DATA}/test.jsonl` }, limit: 100 },
     },
     evaluators: [{ kind: 'exact-match', options: { answerMarker: '####' } }],
-    training: { steps: over.steps ?? 4, batchSize: 4, evalEvery: 2, evalLimit: 4, maxNewTokens: 6, checkpointEvery: over.checkpointEvery ?? 2, ...(over.learningRate ? { learningRate: over.learningRate } : {}) },
+    training: { steps: over.steps ?? 4, batchSize: 4, evalEvery: 2, evalLimit: 4, testLimit: 4, maxNewTokens: 6, checkpointEvery: over.checkpointEvery ?? 2, ...(over.learningRate ? { learningRate: over.learningRate } : {}) },
   };
   const file = path.join(dir, 'run.json');
   fs.writeFileSync(file, JSON.stringify(config, null, 2));
@@ -154,7 +154,7 @@ describe('skd distill / train (end to end)', () => {
     expect(fs.existsSync(path.join(dir, 'runs'))).toBe(false); // nothing was created
     const tooLong = skd(['distill', config, '--set', 'student.options.contextLength=64', '--out', 'runs/c'], dir);
     expect(tooLong.status).toBe(2);
-    expect(tooLong.stderr).toMatch(/train\.jsonl:\d+: example has \d+ tokens .* more than the context of 64/);
+    expect(tooLong.stderr).toMatch(/train\.jsonl\.gz:\d+: example has \d+ tokens .* more than the context of 64/);
     expect(fs.existsSync(path.join(dir, 'runs'))).toBe(false); // found before the run directory was made
   });
 
@@ -218,9 +218,18 @@ describe('skd sweep, eval, generate and report', () => {
 
   it('evaluates and generates with the config\'s student', () => {
     const model = path.join(dir, 'sweep/sampler-skd__seed-1/model');
-    const evaluated = skd(['eval', sweepFile.replace('sweep.json', 'run.json'), '--limit', '3', '--set', `student={"kind":"checkpoint","options":{"path":"${model}"}}`], dir);
+    const student = `student={"kind":"checkpoint","options":{"path":"${model}"}}`;
+    const evaluated = skd(['eval', sweepFile.replace('sweep.json', 'run.json'), '--limit', '3', '--set', student, '--json'], dir);
     expect(evaluated.status).toBe(0);
-    expect(JSON.parse(evaluated.stdout.trim().split('\n').pop() as string)).toMatchObject({ exactMatch: expect.any(Number), count: 3 });
+    const result = JSON.parse(evaluated.stdout.trim().split('\n').pop() as string);
+    expect(result.metrics).toMatchObject({ exactMatch: expect.any(Number), count: 3, perplexity: expect.any(Number), teacherAcceptance: expect.any(Number) });
+    expect(result.intervals.exactMatch).toEqual([expect.any(Number), expect.any(Number)]);
+    // --out: a run folder the report reads as one more group, beside the sweep's runs.
+    const written = skd(['eval', sweepFile.replace('sweep.json', 'run.json'), '--limit', '3', '--set', student, '--out', 'sweep/initial', '--group', 'initial-student'], dir);
+    expect(written.status).toBe(0);
+    expect(written.stdout).toMatch(/exactMatch +[\d.]+ +95% interval \[[\d.]+, [\d.]+\]/);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'sweep/initial/summary.json'), 'utf8'))).toMatchObject({ group: 'initial-student', steps: 0, bootstrap: 'eval/test-step-000000.bootstrap.json' });
+    expect(skd(['eval', sweepFile.replace('sweep.json', 'run.json'), '--limit', '3', '--out', 'sweep/initial'], dir).stderr).toContain('exists and is not empty');
     const generated = skd(['generate', sweepFile.replace('sweep.json', 'run.json'), '--prompt', 'Tom has 3 apples.', '--max-new-tokens', '5'], dir);
     expect(generated.status).toBe(0);
   });
@@ -231,6 +240,8 @@ describe('skd sweep, eval, generate and report', () => {
     const markdown = fs.readFileSync(path.join(dir, 'report/report.md'), 'utf8');
     expect(markdown).toMatch(/\| sampler-supervised \| 2 \| forward-kl \| [\d.]+ ± [\d.]+ \|/);
     expect(markdown).toMatch(/\| sampler-skd \| 2 \|/);
+    expect(markdown).toMatch(/\| initial-student \| 1 \|/);
+    expect(markdown).toMatch(/\| sampler-skd \| 4 \| [\d.]+ \[[\d.]+, [\d.]+\] \|/); // intervals, seeds averaged
     const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((c) => fs.existsSync(c));
     if (!chromium && !process.env['CI']) return; // CI installs Chromium (tools/setup.sh); it must render there
     const dom = spawnSync(chromium as string, ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', `--user-data-dir=${tmp()}`, '--dump-dom', `file://${path.join(dir, 'report/report.html')}`], { encoding: 'utf8', timeout: 60_000 });

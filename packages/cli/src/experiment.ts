@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { applyOverrides, buildRun, configBaseDir, planRun, readConfigFile, type Run, type RunConfig } from '@skd/config';
-import { SkdError, type RunEvent } from '@skd/core';
+import { SkdError, type RunEvent, type SplitName } from '@skd/core';
 import { GptModel, saveCheckpoint, writeFileAtomic } from '@skd/models';
-import { Trainer, checkTrainingData, earlyStopping, formatEvent, progressLines, toJsonLines, type TrainResult } from '@skd/trainer';
+import { Trainer, checkTrainingData, earlyStopping, evaluateSplit, formatEvent, progressLines, take, toJsonLines, writeEvaluation, type SplitEvaluation, type TrainResult } from '@skd/trainer';
 import type { Io } from './io';
 
 export interface ExperimentOptions {
@@ -144,6 +144,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
         seconds: (Date.now() - started) / 1000,
         backend: run.backend.summary,
         finalMetrics: result.finalMetrics,
+        intervals: result.finalIntervals,
+        ...(result.bootstrapFile ? { bootstrap: path.relative(runDir, result.bootstrapFile) } : {}),
         meanAcceptanceRate: acceptance.length ? acceptance.reduce((a, b) => a + b, 0) / acceptance.length : null,
       };
       writeFileAtomic(path.join(runDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
@@ -154,6 +156,70 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     subscriptions.forEach((s) => s.unsubscribe());
     fs.closeSync(metrics);
     trainer.dispose();
+    run.dispose();
+  }
+}
+
+export interface EvaluationCommandOptions {
+  readonly configFile: string;
+  readonly sets: readonly string[];
+  readonly split: SplitName;
+  /** At most this many examples; default: the test split whole, the eval split up to training.evalLimit. */
+  readonly limit?: number;
+  /** A folder to write the evaluation to, as a run folder `skd report` reads (predictions, bootstrap scores, summary.json). */
+  readonly out?: string;
+  readonly group?: string;
+  readonly io: Io;
+}
+
+/**
+ * `skd eval`: the evaluation a run ends with (task metrics with 95% intervals, validation loss,
+ * perplexity, teacher acceptance), for the config's student as built. With `out`, also a run folder
+ * for `skd report`, so a starting student or a teacher sits in the same table as the trained runs.
+ */
+export async function runEvaluation(options: EvaluationCommandOptions): Promise<SplitEvaluation> {
+  const { config, raw, baseDir } = loadExperimentConfig(options.configFile, options.sets);
+  const outDir = options.out !== undefined ? path.resolve(options.out) : undefined;
+  if (outDir && fs.existsSync(outDir) && fs.readdirSync(outDir).length > 0) {
+    throw new SkdError(`${outDir} exists and is not empty`, { hint: 'choose another --out (evaluations are never overwritten)' });
+  }
+  const run = await buildRun(raw, { baseDir, source: options.configFile });
+  try {
+    const t = config.training;
+    const limit = options.limit ?? (options.split === 'eval' ? t.evalLimit : options.split === 'test' ? t.testLimit : undefined);
+    const split = run.dataset.split(options.split);
+    const started = Date.now();
+    const evaluation = await evaluateSplit(
+      { student: run.student, teacher: run.teacher, tokenizer: run.tokenizer, divergence: run.divergence, evaluators: run.evaluators, batchSize: t.batchSize, maxNewTokens: t.maxNewTokens },
+      limit === undefined ? split : take(split, limit),
+      { final: true, onProgress: (done, total) => options.io.progress(`eval ${options.split} ${done}/${total ?? '?'}`) },
+    );
+    if (outDir) {
+      fs.mkdirSync(outDir, { recursive: true });
+      writeFileAtomic(path.join(outDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+      const bootstrapFile = writeEvaluation(outDir, options.split, 0, evaluation, { bootstrap: true });
+      const summary = {
+        run: path.basename(outDir),
+        group: options.group ?? path.basename(outDir),
+        config: path.resolve(options.configFile),
+        mode: 'eval',
+        split: options.split,
+        sampler: config.sampler.kind,
+        divergence: config.divergence.kind,
+        seed: config.seed,
+        steps: 0,
+        endReason: 'completed',
+        seconds: (Date.now() - started) / 1000,
+        backend: run.backend.summary,
+        finalMetrics: evaluation.metrics,
+        intervals: evaluation.intervals,
+        ...(bootstrapFile ? { bootstrap: path.relative(outDir, bootstrapFile) } : {}),
+        meanAcceptanceRate: null,
+      };
+      writeFileAtomic(path.join(outDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    }
+    return evaluation;
+  } finally {
     run.dispose();
   }
 }

@@ -11,13 +11,11 @@ import {
 } from '@skd/config';
 import { FormatError, Rng, SkdError, type ComponentKind, type SplitName } from '@skd/core';
 import { jsonlRecords } from '@skd/datasets';
-import { evaluateModel } from '@skd/evaluators';
 import { BpeTokenizer, generate, tokenizerConfigPath, writeBpeTokenizer } from '@skd/models';
 import * as path from 'node:path';
-import { take } from '@skd/trainer';
-import { runExperiment } from './experiment';
+import { runEvaluation, runExperiment } from './experiment';
 import { terminalIo, type Io } from './io';
-import { findRuns, writeReport } from './report';
+import { findRuns, parsePairedSpec, writeReport } from './report';
 import { runSweep } from './sweep';
 
 export type { Io } from './io';
@@ -98,28 +96,32 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
 
   program
     .command('eval')
-    .description('greedy generation on a split, then the config\'s evaluators (the student as the config builds it)')
+    .description('what a run ends with, for the config\'s student as built: greedy generation on a split, the evaluators with 95% bootstrap intervals, validation loss, perplexity, teacher acceptance')
     .argument('<config>', 'JSON run config (point student at a checkpoint to evaluate a trained model)')
     .option('--set <key=value>', 'override a config value (repeatable)', collect, [])
     .option('--split <split>', 'train, eval or test', 'test')
-    .option('--limit <n>', 'evaluate at most n examples', (v) => Number(v))
-    .action(async (file: string, options: { set: string[]; split: SplitName; limit?: number }) => {
-      const { config, baseDir } = loadConfig(file, options.set);
-      const run = await buildRun(config, { baseDir, source: file });
-      try {
-        const split = run.dataset.split(options.split);
-        const { metrics } = await evaluateModel({
-          model: run.student,
-          tokenizer: run.tokenizer,
-          dataset: options.limit ? take(split, options.limit) : split,
-          evaluators: run.evaluators,
-          batchSize: run.config.training.batchSize,
-          maxNewTokens: run.config.training.maxNewTokens,
-          onProgress: (done, total) => io.progress(`eval ${done}/${total ?? '?'}`),
-        });
-        io.out(JSON.stringify(metrics));
-      } finally {
-        run.dispose();
+    .option('--limit <n>', 'evaluate at most n examples (default: training.testLimit for test, training.evalLimit for eval)', (v) => Number(v))
+    .option('--out <dir>', 'also write predictions, bootstrap scores and summary.json there, as a run folder skd report reads')
+    .option('--group <name>', 'the report group of --out (default: its folder name)')
+    .option('--json', 'print one JSON object (metrics and intervals) instead of lines', false)
+    .action(async (file: string, options: { set: string[]; split: SplitName; limit?: number; out?: string; group?: string; json: boolean }) => {
+      const evaluation = await runEvaluation({
+        configFile: file,
+        sets: options.set,
+        split: options.split,
+        io,
+        ...(options.limit !== undefined ? { limit: options.limit } : {}),
+        ...(options.out !== undefined ? { out: options.out } : {}),
+        ...(options.group !== undefined ? { group: options.group } : {}),
+      });
+      const { metrics, intervals } = evaluation;
+      if (options.json) io.out(JSON.stringify({ split: options.split, metrics, intervals }));
+      else {
+        io.out(`eval ${options.split}: ${evaluation.predictions.length} examples${options.out ? ` -> ${options.out}` : ''}`);
+        for (const [name, value] of Object.entries(metrics)) {
+          const range = intervals[name];
+          io.out(`  ${name.padEnd(18)} ${Number.isInteger(value) ? value : value.toFixed(4)}${range ? `  95% interval [${range[0].toFixed(4)}, ${range[1].toFixed(4)}]` : ''}`);
+        }
       }
     });
 
@@ -162,13 +164,15 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
 
   program
     .command('report')
-    .description('results table (mean and std over seeds) and charts from run folders, as Markdown and HTML')
+    .description('results table (mean and std over seeds, 95% bootstrap intervals over test examples) and charts from run folders, as Markdown and HTML')
     .argument('<paths...>', 'run folders, or folders holding them (a sweep\'s out); several paths give one section each')
     .option('--out <dir>', 'where report.md and report.html go', 'report')
-    .action((paths: string[], options: { out: string }) => {
+    .option('--paired <axis=value>', 'paired bootstrap tests of the groups with this sweep value against each other value of the axis, e.g. method=skd')
+    .action((paths: string[], options: { out: string; paired?: string }) => {
+      const paired = options.paired !== undefined ? parsePairedSpec(options.paired) : undefined;
       const sections = paths.map((p) => ({ title: path.basename(path.resolve(p)), runDirs: findRuns([p]) }));
-      const command = ['skd report', ...paths, '--out', options.out].join(' ');
-      const { runs, groups } = writeReport(sections, options.out, { command });
+      const command = ['skd report', ...paths, '--out', options.out, ...(options.paired ? ['--paired', options.paired] : [])].join(' ');
+      const { runs, groups } = writeReport(sections, options.out, { command, ...(paired ? { paired } : {}) });
       io.out(`report: ${runs} runs in ${groups} groups -> ${options.out}/report.md, ${options.out}/report.html`);
     });
 

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { findRuns, writeReport } from './report';
+import { ExactMatch, bootstrapScores, type BootstrapScores } from '@skd/evaluators';
+import { findRuns, groupAxes, parsePairedSpec, writeReport } from './report';
 
 /** A finished run folder as experiment.ts writes it: summary.json and metrics.jsonl. */
 function fakeRun(dir: string, group: string, seed: number, metric: number, acceptance?: readonly number[]): string {
@@ -15,6 +16,64 @@ function fakeRun(dir: string, group: string, seed: number, metric: number, accep
   fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify({ run: path.basename(dir), group, seed, divergence: acceptance ? 'forward-kl' : 'cross-entropy', finalMetrics: { score: metric, count: 10 }, meanAcceptanceRate: mean }));
   return dir;
 }
+
+/** Bootstrap scores of a system answering the first `right` of 100 arithmetic examples. */
+function scores(right: number): Promise<BootstrapScores> {
+  const predictions = Array.from({ length: 100 }, (_, i) => ({ example: { id: `t${i}`, prompt: 'q', response: `#### ${i}` }, text: i < right ? `#### ${i}` : '#### ?' }));
+  return bootstrapScores(predictions, [new ExactMatch({ answerMarker: '####' })], { samples: 500 });
+}
+
+/** A finished run with bootstrap scores beside its summary, as the trainer writes them. */
+async function scoredRun(dir: string, group: string, seed: number, right: number): Promise<void> {
+  fakeRun(dir, group, seed, right / 100);
+  const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8'));
+  fs.mkdirSync(path.join(dir, 'eval'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'eval/test-step-000008.bootstrap.json'), JSON.stringify(await scores(right)));
+  fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify({ ...summary, finalMetrics: { exactMatch: right / 100, count: 100 }, bootstrap: 'eval/test-step-000008.bootstrap.json' }));
+}
+
+describe('report intervals and paired tests', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-paired-'));
+  beforeAll(async () => {
+    await scoredRun(path.join(root, 'method-skd__data-1k__seed-1'), 'method-skd__data-1k', 1, 60);
+    await scoredRun(path.join(root, 'method-skd__data-1k__seed-2'), 'method-skd__data-1k', 2, 70);
+    await scoredRun(path.join(root, 'method-sup__data-1k__seed-1'), 'method-sup__data-1k', 1, 20);
+    await scoredRun(path.join(root, 'method-skd__data-100__seed-1'), 'method-skd__data-100', 1, 30);
+    await scoredRun(path.join(root, 'method-sup__data-100__seed-1'), 'method-sup__data-100', 1, 30);
+  });
+
+  it('parses sweep group names and --paired values', () => {
+    expect(groupAxes('method-supervised-kd__dataset.options.limit-100')).toEqual([['method', 'supervised-kd'], ['dataset.options.limit', '100']]);
+    expect(parsePairedSpec('method=skd')).toEqual({ axis: 'method', value: 'skd' });
+    expect(() => parsePairedSpec('skd')).toThrow(/expected axis=value/);
+  });
+
+  it('gives each group its interval, seeds averaged, and tests the chosen method against the others on the same data only', () => {
+    const { markdown, html } = writeReport([{ title: 'paired', runDirs: findRuns([root]) }], path.join(root, 'out'), { paired: { axis: 'method', value: 'skd' } });
+    // Seeds 60% and 70% right: the group's value is 0.65, inside an interval of roughly ±0.09.
+    const skd = /\| method-skd__data-1k \| 100 \| 0\.650 \[(0\.\d+), (0\.\d+)\] \|/.exec(markdown);
+    expect(skd).not.toBeNull();
+    expect(Number(skd?.[1])).toBeGreaterThan(0.54);
+    expect(Number(skd?.[1])).toBeLessThan(0.6);
+    expect(Number(skd?.[2])).toBeGreaterThan(0.7);
+    expect(Number(skd?.[2])).toBeLessThan(0.76);
+    // 0.65 against 0.20 on the same 100 examples: no resample comes near, p at its floor 1/(500+1).
+    // 0.30 against 0.30 with the same answers: no difference at all.
+    expect(markdown).toContain('| method-skd__data-1k | method-sup__data-1k | exactMatch | 0.450 | [');
+    expect(markdown).toMatch(/\| method-skd__data-1k \| method-sup__data-1k \| exactMatch \| 0\.450 \| \[[\d.]+, [\d.]+\] \| 0\.002 \|/);
+    expect(markdown).toContain('| method-skd__data-100 | method-sup__data-100 | exactMatch | 0.000 | [0.000, 0.000] | 1.000 |');
+    expect(markdown).not.toContain('| method-skd__data-1k | method-sup__data-100 |');
+    expect(html).toContain('Paired bootstrap tests of method skd');
+  });
+
+  it('leaves out intervals for runs written without bootstrap scores', () => {
+    const { markdown } = writeReport([{ title: 'plain', runDirs: findRuns([path.join(os.tmpdir(), 'nowhere'), path.join(root, '..', path.basename(root), 'method-skd__data-1k__seed-1')]) }], path.join(root, 'out-plain'));
+    expect(markdown).toContain('bootstrap intervals');
+    const old = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-old-'));
+    fakeRun(path.join(old, 'r'), 'g', 1, 0.5);
+    expect(writeReport([{ title: 'old', runDirs: findRuns([old]) }], path.join(old, 'out')).markdown).not.toContain('bootstrap intervals');
+  });
+});
 
 describe('writeReport', () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-report-'));

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SkdError, type RunEvent } from '@skd/core';
+import { averageScores, intervals, pairedBootstrap, type BootstrapScores } from '@skd/evaluators';
 import { writeFileAtomic } from '@skd/models';
 
 interface RunRecord {
@@ -11,6 +12,8 @@ interface RunRecord {
   readonly finalMetrics: Record<string, number>;
   readonly meanAcceptanceRate: number | null;
   readonly events: RunEvent[];
+  /** The final test's bootstrap scores, when the run wrote them (runs from before they existed did not). */
+  readonly bootstrap: BootstrapScores | undefined;
 }
 
 /** Run folders (holding summary.json) under the given paths, up to three levels deep. */
@@ -37,12 +40,15 @@ function loadRun(dir: string): RunRecord {
     divergence?: string;
     finalMetrics: Record<string, number>;
     meanAcceptanceRate: number | null;
+    bootstrap?: string;
   };
+  const bootstrapFile = summary.bootstrap ? path.join(dir, summary.bootstrap) : undefined;
+  const bootstrap = bootstrapFile && fs.existsSync(bootstrapFile) ? (JSON.parse(fs.readFileSync(bootstrapFile, 'utf8')) as BootstrapScores) : undefined;
   const metricsFile = path.join(dir, 'metrics.jsonl');
   const events = fs.existsSync(metricsFile)
     ? fs.readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as RunEvent)
     : [];
-  return { dir, group: summary.group ?? summary.run, seed: summary.seed, divergence: summary.divergence, finalMetrics: summary.finalMetrics, meanAcceptanceRate: summary.meanAcceptanceRate, events };
+  return { dir, group: summary.group ?? summary.run, seed: summary.seed, divergence: summary.divergence, finalMetrics: summary.finalMetrics, meanAcceptanceRate: summary.meanAcceptanceRate, events, bootstrap };
 }
 
 export function meanStd(values: readonly number[]): { mean: number; std: number } {
@@ -98,32 +104,136 @@ const cell = (values: readonly number[]) => {
   return values.length === 1 ? mean.toFixed(3) : `${mean.toFixed(3)} ± ${std.toFixed(3)}`;
 };
 
-function sectionTables(runs: readonly RunRecord[]): { header: string[]; rows: string[][]; markdown: string[] } {
+/** Which system a report compares every other one with: the groups whose `axis` part is `value`. */
+export interface PairedSpec {
+  readonly axis: string;
+  readonly value: string;
+}
+
+/** `method=skd` → { axis: 'method', value: 'skd' }. */
+export function parsePairedSpec(text: string): PairedSpec {
+  const at = text.indexOf('=');
+  if (at <= 0 || at === text.length - 1) throw new SkdError(`--paired ${text}: expected axis=value`, { hint: 'e.g. --paired method=skd (groups are named like method-skd__data-1k)' });
+  return { axis: text.slice(0, at), value: text.slice(at + 1) };
+}
+
+/** A sweep group name's parts: "method-skd__data-1k" → [["method", "skd"], ["data", "1k"]]. */
+export function groupAxes(group: string): [string, string][] {
+  return group.split('__').map((part) => {
+    const at = part.indexOf('-');
+    return at < 0 ? [part, ''] : [part.slice(0, at), part.slice(at + 1)];
+  });
+}
+
+/** A group's runs as one system: bootstrap scores averaged over its seeds, when every run has comparable ones. */
+function groupScores(members: readonly RunRecord[]): BootstrapScores | undefined {
+  const all = members.map((r) => r.bootstrap);
+  if (all.length === 0 || all.some((b) => b === undefined)) return undefined;
+  try {
+    return averageScores(all as BootstrapScores[]);
+  } catch {
+    return undefined; // evaluated on different examples: no joint interval
+  }
+}
+
+export interface PairedComparison {
+  readonly system: string;
+  readonly baseline: string;
+  readonly metric: string;
+  readonly delta: number;
+  readonly interval: [number, number];
+  readonly p: number;
+}
+
+/**
+ * Paired bootstrap tests of each group whose `spec.axis` part is `spec.value` against every group
+ * that differs from it in that part only (same data size, same everything else), seeds averaged.
+ */
+export function pairedComparisons(runs: readonly RunRecord[], spec: PairedSpec): PairedComparison[] {
+  const groups = [...new Set(runs.map((r) => r.group))];
+  const key = (group: string) => JSON.stringify(groupAxes(group).filter(([axis]) => axis !== spec.axis));
+  const out: PairedComparison[] = [];
+  for (const system of groups.filter((g) => groupAxes(g).some(([axis, value]) => axis === spec.axis && value === spec.value))) {
+    const mine = groupScores(runs.filter((r) => r.group === system));
+    if (!mine) continue;
+    for (const baseline of groups.filter((g) => g !== system && key(g) === key(system) && groupAxes(g).some(([axis]) => axis === spec.axis))) {
+      const theirs = groupScores(runs.filter((r) => r.group === baseline));
+      if (!theirs || theirs.examples !== mine.examples) continue;
+      for (const [metric, result] of Object.entries(pairedBootstrap(mine, theirs))) out.push({ system, baseline, metric, ...result });
+    }
+  }
+  return out;
+}
+
+interface Table {
+  readonly caption: string | undefined;
+  readonly header: string[];
+  readonly rows: string[][];
+}
+
+const fixed3 = (x: number) => x.toFixed(3);
+const range = ([low, high]: readonly [number, number]) => `[${fixed3(low)}, ${fixed3(high)}]`;
+
+function sectionTables(runs: readonly RunRecord[], paired: PairedSpec | undefined): Table[] {
   const groups = [...new Set(runs.map((r) => r.group))];
   const metricNames = [...new Set(runs.flatMap((r) => Object.keys(r.finalMetrics)))].filter((m) => m !== 'count').sort();
   // validationLoss is each run's own divergence on the references, so the table says which one it is.
-  const header = ['group', 'seeds', 'divergence', ...metricNames, 'acceptance'];
-  const rows = groups.map((group) => {
-    const members = runs.filter((r) => r.group === group);
-    return [
-      group,
-      String(members.length),
-      [...new Set(members.map((r) => r.divergence ?? '?'))].join(', '),
-      ...metricNames.map((m) => cell(members.flatMap((r) => (r.finalMetrics[m] !== undefined ? [r.finalMetrics[m] as number] : [])))),
-      cell(members.flatMap((r) => (r.meanAcceptanceRate !== null ? [r.meanAcceptanceRate] : []))),
-    ];
+  const tables: Table[] = [
+    {
+      caption: undefined,
+      header: ['group', 'seeds', 'divergence', ...metricNames, 'acceptance'],
+      rows: groups.map((group) => {
+        const members = runs.filter((r) => r.group === group);
+        return [
+          group,
+          String(members.length),
+          [...new Set(members.map((r) => r.divergence ?? '?'))].join(', '),
+          ...metricNames.map((m) => cell(members.flatMap((r) => (r.finalMetrics[m] !== undefined ? [r.finalMetrics[m] as number] : [])))),
+          cell(members.flatMap((r) => (r.meanAcceptanceRate !== null ? [r.meanAcceptanceRate] : []))),
+        ];
+      }),
+    },
+  ];
+  const scored = groups.flatMap((group) => {
+    const scores = groupScores(runs.filter((r) => r.group === group));
+    return scores ? [{ group, scores, ranges: intervals(scores) }] : [];
   });
+  if (scored.length > 0) {
+    const names = [...new Set(scored.flatMap((g) => Object.keys(g.ranges)))].sort();
+    tables.push({
+      caption: 'Task metrics with 95% bootstrap intervals (the test examples resampled; seeds averaged within each resample):',
+      header: ['group', 'examples', ...names],
+      rows: scored.map(({ group, scores, ranges }) => [group, String(scores.count), ...names.map((m) => (ranges[m] ? `${fixed3(scores.values[m] as number)} ${range(ranges[m])}` : '-'))]),
+    });
+  }
+  if (paired) {
+    const comparisons = pairedComparisons(runs, paired);
+    if (comparisons.length > 0) {
+      tables.push({
+        caption: `Paired bootstrap tests of ${paired.axis} ${paired.value} against each other ${paired.axis} with everything else equal (Δ = ${paired.value} − baseline; two-sided p, whose floor is 1/(resamples + 1)):`,
+        header: ['system', 'baseline', 'metric', 'Δ', '95% interval of Δ', 'p'],
+        rows: comparisons.map((c) => [c.system, c.baseline, c.metric, fixed3(c.delta), range(c.interval), c.p.toFixed(3)]),
+      });
+    }
+  }
   const phaseRows = groups.flatMap((group) => {
     const phases = acceptanceByPhase(runs.filter((r) => r.group === group));
     return phases ? [[group, ...phases.map(cell)]] : [];
   });
-  const table = (h: readonly string[], body: readonly string[][]) => [`| ${h.join(' | ')} |`, `|${h.map(() => '---').join('|')}|`, ...body.map((r) => `| ${r.join(' | ')} |`)];
-  const markdown = [...table(header, rows), ''];
   if (phaseRows.length > 0) {
-    markdown.push('Acceptance rate over training (mean over each quarter of the steps, then mean ± std over seeds):', '');
-    markdown.push(...table(['group', 'steps 0-25%', '25-50%', '50-75%', '75-100%'], phaseRows), '');
+    tables.push({ caption: 'Acceptance rate over training (mean over each quarter of the steps, then mean ± std over seeds):', header: ['group', 'steps 0-25%', '25-50%', '50-75%', '75-100%'], rows: phaseRows });
   }
-  return { header, rows, markdown };
+  return tables;
+}
+
+function markdownTables(tables: readonly Table[]): string[] {
+  return tables.flatMap(({ caption, header, rows }) => [
+    ...(caption ? [caption, ''] : []),
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+    '',
+  ]);
 }
 
 function sectionCharts(runs: readonly RunRecord[], prefix: string): Chart[] {
@@ -150,24 +260,28 @@ type Chart = { id: string; title: string; series: Series[] };
  * inline script from embedded data. `command` is printed at the top, so a committed report says how
  * it was made.
  */
-export function writeReport(sections: readonly ReportSection[], outDir: string, options: { readonly command?: string } = {}): { markdown: string; html: string; groups: number; runs: number } {
+export function writeReport(
+  sections: readonly ReportSection[],
+  outDir: string,
+  options: { readonly command?: string; readonly paired?: PairedSpec } = {},
+): { markdown: string; html: string; groups: number; runs: number } {
   const loaded = sections.filter((s) => s.runDirs.length > 0).map((s) => ({ title: s.title, runs: s.runDirs.map(loadRun) }));
   if (loaded.length === 0) throw new SkdError('no finished runs found (folders with summary.json)', { hint: 'point skd report at run folders or a sweep folder' });
   const total = loaded.reduce((n, s) => n + s.runs.length, 0);
   const groups = loaded.reduce((n, s) => n + new Set(s.runs.map((r) => r.group)).size, 0);
   const titled = loaded.length > 1;
-  const parts = loaded.map((s) => ({ ...s, ...sectionTables(s.runs), charts: sectionCharts(s.runs, titled ? `${s.title}: ` : '') }));
+  const parts = loaded.map((s) => ({ ...s, tables: sectionTables(s.runs, options.paired), charts: sectionCharts(s.runs, titled ? `${s.title}: ` : '') }));
   const markdown = [
     '# skd results',
     '',
     ...(options.command ? [`Produced by \`${options.command}\`.`, ''] : []),
     `Runs: ${total} in ${groups} group(s); mean ± std over seeds of the final test metrics; acceptance is SKD's mean acceptance rate over training.`,
     '',
-    ...parts.flatMap((p) => [...(titled ? [`## ${p.title}`, ''] : []), ...p.markdown]),
+    ...parts.flatMap((p) => [...(titled ? [`## ${p.title}`, ''] : []), ...markdownTables(p.tables)]),
     'Charts: report.html (loss, evaluation metrics and acceptance rate against step).',
     '',
   ].join('\n');
-  const html = renderHtml(parts.map((p) => ({ title: titled ? p.title : undefined, header: p.header, rows: p.rows })), parts.flatMap((p) => p.charts));
+  const html = renderHtml(parts.map((p) => ({ title: titled ? p.title : undefined, tables: p.tables })), parts.flatMap((p) => p.charts));
   fs.mkdirSync(outDir, { recursive: true });
   writeFileAtomic(path.join(outDir, 'report.md'), markdown);
   writeFileAtomic(path.join(outDir, 'report.html'), html);
@@ -176,13 +290,10 @@ export function writeReport(sections: readonly ReportSection[], outDir: string, 
 
 const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
 
-function renderHtml(tables: readonly { title: string | undefined; header: readonly string[]; rows: readonly string[][] }[], charts: readonly Chart[]): string {
-  const table = tables
-    .map(
-      ({ title, header, rows }) =>
-        `${title ? `<h2>${escape(title)}</h2>` : ''}<table><thead><tr>${header.map((h) => `<th>${escape(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${escape(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`,
-    )
-    .join('\n');
+function renderHtml(sections: readonly { title: string | undefined; tables: readonly Table[] }[], charts: readonly Chart[]): string {
+  const one = ({ caption, header, rows }: Table) =>
+    `${caption ? `<p>${escape(caption)}</p>` : ''}<table><thead><tr>${header.map((h) => `<th>${escape(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${escape(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+  const table = sections.map(({ title, tables }) => `${title ? `<h2>${escape(title)}</h2>` : ''}${tables.map(one).join('\n')}`).join('\n');
   const data = JSON.stringify(charts).replace(/</g, '\\u003c');
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>skd report</title>

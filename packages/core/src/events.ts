@@ -32,6 +32,8 @@ export interface EvaluationCompleted {
   readonly step: number;
   readonly split: string;
   readonly metrics: Readonly<Record<string, number>>;
+  /** 95% bootstrap intervals over the evaluation examples, for metrics whose evaluator has per-example statistics. */
+  readonly intervals?: Readonly<Record<string, readonly [number, number]>>;
 }
 
 export interface CheckpointWritten {

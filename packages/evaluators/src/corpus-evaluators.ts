@@ -1,7 +1,10 @@
 import { z } from 'zod';
-import { FormatError, defineComponent, type Evaluator, type Metrics, type Prediction } from '@skd/core';
+import { FormatError, defineComponent, type Evaluator, type Metrics, type MetricStatistics, type Prediction } from '@skd/core';
 import { checkOutput, isCheckSpec } from './checks';
-import { corpusBleu, corpusChrf, rougeL } from './text-metrics';
+import { scoreAll, shareOf } from './statistics';
+import { bleuFromStatistics, bleuStatistics, chrfFromStatistics, chrfStatistics, rougeL } from './text-metrics';
+
+const BLEU_COLUMNS = 10; // lengths, then matched and total n-grams for n = 1..4
 
 /** BLEU and chrF of the predictions against the references (translation). */
 export class BleuChrf implements Evaluator {
@@ -9,9 +12,14 @@ export class BleuChrf implements Evaluator {
   readonly name = 'bleu';
 
   async evaluate(predictions: readonly Prediction[]): Promise<Metrics> {
-    const hyps = predictions.map((p) => p.text);
-    const refs = predictions.map((p) => p.example.response);
-    return { bleu: corpusBleu(hyps, refs).score, chrf: corpusChrf(hyps, refs), count: predictions.length };
+    return scoreAll(await this.statistics(predictions), BLEU_COLUMNS + 18);
+  }
+
+  async statistics(predictions: readonly Prediction[]): Promise<MetricStatistics> {
+    return {
+      rows: predictions.map((p) => [...bleuStatistics(p.text, p.example.response), ...chrfStatistics(p.text, p.example.response)]),
+      score: (sums, count) => ({ bleu: bleuFromStatistics(sums.slice(0, BLEU_COLUMNS)).score, chrf: chrfFromStatistics(sums.slice(BLEU_COLUMNS)), count }),
+    };
   }
 }
 
@@ -23,9 +31,14 @@ export class RougeL implements Evaluator {
   constructor(private readonly tokenizer: 'rouge-score' | 'unicode') {}
 
   async evaluate(predictions: readonly Prediction[]): Promise<Metrics> {
-    if (predictions.length === 0) return { rougeL: 0, count: 0 };
-    const total = predictions.reduce((s, p) => s + rougeL(p.text, p.example.response, this.tokenizer), 0);
-    return { rougeL: (100 * total) / predictions.length, count: predictions.length };
+    return scoreAll(await this.statistics(predictions), 1);
+  }
+
+  async statistics(predictions: readonly Prediction[]): Promise<MetricStatistics> {
+    return {
+      rows: predictions.map((p) => [rougeL(p.text, p.example.response, this.tokenizer)]),
+      score: (sums, count) => ({ rougeL: count > 0 ? (100 * (sums[0] ?? 0)) / count : 0, count }),
+    };
   }
 }
 
@@ -35,14 +48,16 @@ export class InstructionChecks implements Evaluator {
   readonly name = 'instruction-checks';
 
   async evaluate(predictions: readonly Prediction[]): Promise<Metrics> {
-    if (predictions.length === 0) return { passRate: 0, count: 0 };
-    let passed = 0;
-    for (const { example, text } of predictions) {
+    return scoreAll(await this.statistics(predictions), 1);
+  }
+
+  async statistics(predictions: readonly Prediction[]): Promise<MetricStatistics> {
+    const rows = predictions.map(({ example, text }) => {
       const spec = example.fields?.['check'];
       if (!isCheckSpec(spec)) throw new FormatError(example.id, 'instruction example has no valid "check" field', { hint: 'keep the dataset\'s "check" field with fields.extra: ["check"]' });
-      if (checkOutput(text, spec)) passed += 1;
-    }
-    return { passRate: passed / predictions.length, count: predictions.length };
+      return [checkOutput(text, spec) ? 1 : 0];
+    });
+    return { rows, score: shareOf('passRate') };
   }
 }
 

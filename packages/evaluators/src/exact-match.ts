@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { defineComponent, type Evaluator, type Metrics, type Prediction } from '@skd/core';
+import { defineComponent, type Evaluator, type Metrics, type MetricStatistics, type Prediction } from '@skd/core';
+import { scoreAll, shareOf } from './statistics';
 
 export interface ExactMatchArgs {
   /** Compare only what follows the last occurrence of this marker (e.g. "####"); unset: whole text. */
@@ -25,13 +26,15 @@ export class ExactMatch implements Evaluator {
   constructor(private readonly args: ExactMatchArgs = {}) {}
 
   async evaluate(predictions: readonly Prediction[]): Promise<Metrics> {
-    if (predictions.length === 0) return { exactMatch: 0, count: 0 };
-    let hits = 0;
-    for (const { example, text } of predictions) {
+    return scoreAll(await this.statistics(predictions), 1);
+  }
+
+  async statistics(predictions: readonly Prediction[]): Promise<MetricStatistics> {
+    const rows = predictions.map(({ example, text }) => {
       const expected = extractAnswer(example.response, this.args.answerMarker);
-      if (expected !== '' && extractAnswer(text, this.args.answerMarker) === expected) hits += 1;
-    }
-    return { exactMatch: hits / predictions.length, count: predictions.length };
+      return [expected !== '' && extractAnswer(text, this.args.answerMarker) === expected ? 1 : 0];
+    });
+    return { rows, score: shareOf('exactMatch') };
   }
 }
 

@@ -6,6 +6,7 @@ export * from './checks';
 export * from './corpus-evaluators';
 export * from './exact-match';
 export * from './model-evaluation';
+export * from './statistics';
 export * from './text-metrics';
 
 export const evaluatorEntries: readonly AnyComponentEntry<'evaluator'>[] = [exactMatchEntry, bleuEntry, rougeEntry, instructionEntry];

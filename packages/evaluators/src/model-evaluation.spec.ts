@@ -1,8 +1,8 @@
 import type { Dataset, Example } from '@skd/core';
-import { BigramModel, ByteTokenizer } from '@skd/models';
+import { BigramModel, ByteTokenizer, GptModel, gptConfigSchema } from '@skd/models';
 import { useBackend, tensorsLeakedBy } from '@skd/testing';
 import { ExactMatch } from './exact-match';
-import { evaluateModel, referencePerplexity, teacherAcceptance } from './model-evaluation';
+import { evaluateModel, judgeOutputs, referencePerplexity, teacherAcceptance } from './model-evaluation';
 
 beforeAll(() => useBackend('cpu'));
 
@@ -51,5 +51,24 @@ describe('model evaluation', () => {
     const leaked = await tensorsLeakedBy(() => teacherAcceptance(agreeing, student, tokenizer, data, { topK: 3, maxNewTokens: 4 }));
     expect(leaked).toBe(0);
     [student, agreeing, disagreeing].forEach((m) => m.dispose());
+  });
+
+  it('judges outputs of different lengths in one padded batch as it judges them one by one', async () => {
+    const teacher = new GptModel(gptConfigSchema.parse({ vocabSize: 23, contextLength: 32, dModel: 16, heads: 2, layers: 2 }), { seed: 5 });
+    const outputs = [
+      { prompt: [1, 2, 3], tokens: [4, 5, 6, 7, 8, 9] },
+      { prompt: [7], tokens: [3] },
+      { prompt: [2, 9, 11, 4, 4], tokens: [1, 22] },
+      { prompt: [5, 5], tokens: [] },
+    ];
+    for (const topK of [1, 3, 10]) {
+      const batched = await judgeOutputs(teacher, outputs, { topK, batchSize: 4, pad: 0 });
+      const single = await judgeOutputs(teacher, outputs, { topK, batchSize: 1, pad: 0 });
+      expect(batched).toEqual(single);
+      expect(batched['judgedTokens']).toBe(9);
+    }
+    expect((await judgeOutputs(teacher, outputs, { topK: 23, batchSize: 4, pad: 0 }))['teacherAcceptance']).toBe(1);
+    expect(await tensorsLeakedBy(() => judgeOutputs(teacher, outputs, { topK: 3, batchSize: 2, pad: 0 }))).toBe(0);
+    teacher.dispose();
   });
 });

@@ -14,12 +14,26 @@ export interface EvaluationOptions {
   readonly onProgress?: (done: number, total: number | undefined) => void;
 }
 
+/** A prompt and the tokens generated after it (EOS included when reached). */
+export interface GeneratedOutput {
+  readonly prompt: readonly number[];
+  readonly tokens: readonly number[];
+}
+
+export interface ModelEvaluation {
+  readonly metrics: Metrics;
+  readonly predictions: Prediction[];
+  /** The token ids behind each prediction, in the same order (to judge them with a teacher). */
+  readonly outputs: GeneratedOutput[];
+}
+
 /**
  * Greedy batched generation (as the paper evaluates), then every evaluator on the same outputs.
  * Generation runs once; metrics are merged (names must differ across evaluators).
  */
-export async function evaluateModel(options: EvaluationOptions): Promise<{ metrics: Metrics; predictions: Prediction[] }> {
+export async function evaluateModel(options: EvaluationOptions): Promise<ModelEvaluation> {
   const predictions: Prediction[] = [];
+  const outputs: GeneratedOutput[] = [];
   const rng = Rng.create(0); // greedy decoding draws nothing; generate() still takes a stream
   for await (const batch of promptBatches(options.dataset, { tokenizer: options.tokenizer, batchSize: options.batchSize, contextLength: options.model.contextLength, onTooLong: 'skip' })) {
     const maxNewTokens = Math.min(options.maxNewTokens, options.model.contextLength - Math.max(...batch.prompts.map((p) => p.length)));
@@ -30,12 +44,15 @@ export async function evaluateModel(options: EvaluationOptions): Promise<{ metri
       rng,
       greedy: true,
     });
-    tokens.forEach((t, i) => predictions.push({ example: batch.examples[i] as Prediction['example'], text: options.tokenizer.decode(t) }));
+    tokens.forEach((t, i) => {
+      predictions.push({ example: batch.examples[i] as Prediction['example'], text: options.tokenizer.decode(t) });
+      outputs.push({ prompt: batch.prompts[i] as number[], tokens: t });
+    });
     options.onProgress?.(predictions.length, options.dataset.size);
   }
   const metrics: Record<string, number> = {};
   for (const evaluator of options.evaluators) Object.assign(metrics, await evaluator.evaluate(predictions));
-  return { metrics, predictions };
+  return { metrics, predictions, outputs };
 }
 
 /** exp(mean negative log-likelihood per reference token, EOS included) of the references given their prompts. */
@@ -79,25 +96,50 @@ export async function teacherAcceptance(
   dataset: Dataset,
   options: { readonly topK: number; readonly batchSize?: number; readonly maxNewTokens: number },
 ): Promise<Metrics> {
-  let inside = 0;
-  let total = 0;
+  const outputs: GeneratedOutput[] = [];
   for await (const batch of promptBatches(dataset, { tokenizer, batchSize: options.batchSize ?? 16, contextLength: student.contextLength, onTooLong: 'skip' })) {
     const { tokens } = await generate(student, batch.prompts, { maxNewTokens: options.maxNewTokens, eos: tokenizer.special.eos, pad: tokenizer.special.pad, rng: Rng.create(0), greedy: true });
-    for (const [b, generated] of tokens.entries()) {
-      const row = [...(batch.prompts[b] as number[]), ...generated];
-      const P = (batch.prompts[b] as number[]).length;
-      const ranks = tf.tidy(() => {
-        const logits = teacher.logits(tf.tensor2d([row], [1, row.length], 'int32')); // (1, L, V)
-        const scores = tf.slice(logits, [0, P - 1, 0], [1, generated.length, -1]); // (1, G, V)
-        const own = tf.sum(tf.mul(scores, tf.oneHot(tf.tensor2d([generated], [1, generated.length], 'int32'), teacher.vocabSize)), -1, true); // (1, G, 1)
-        return tf.sum(tf.cast(tf.greater(scores, own), 'int32'), -1); // (1, G): tokens ranked strictly above
-      });
-      for (const rank of await ranks.data()) {
-        total += 1;
-        if (rank < options.topK) inside += 1;
-      }
-      ranks.dispose();
-    }
+    tokens.forEach((t, b) => outputs.push({ prompt: batch.prompts[b] as number[], tokens: t }));
+  }
+  return judgeOutputs(teacher, outputs, { topK: options.topK, batchSize: options.batchSize ?? 16, pad: tokenizer.special.pad });
+}
+
+/**
+ * The share of generated tokens the teacher ranks inside its top-K (strictly fewer than K tokens
+ * scored above them), judging already generated outputs in right-padded batches: one teacher
+ * forward per batch (causal attention: padding after a row never changes its positions).
+ */
+export async function judgeOutputs(
+  teacher: LanguageModel,
+  outputs: readonly GeneratedOutput[],
+  options: { readonly topK: number; readonly batchSize: number; readonly pad: number },
+): Promise<Metrics> {
+  let inside = 0;
+  let total = 0;
+  const rows = outputs.filter((o) => o.tokens.length > 0 && o.prompt.length + o.tokens.length <= teacher.contextLength);
+  for (let start = 0; start < rows.length; start += options.batchSize) {
+    const batch = rows.slice(start, start + options.batchSize);
+    const L = Math.max(...batch.map((o) => o.prompt.length + o.tokens.length));
+    const ids = new Int32Array(batch.length * L).fill(options.pad);
+    const next = new Int32Array(batch.length * L); // the token each position predicts, where judged
+    const judged = new Float32Array(batch.length * L);
+    batch.forEach((o, b) => {
+      ids.set(o.prompt, b * L);
+      ids.set(o.tokens, b * L + o.prompt.length);
+      next.set(o.tokens, b * L + o.prompt.length - 1);
+      judged.fill(1, b * L + o.prompt.length - 1, b * L + o.prompt.length - 1 + o.tokens.length);
+    });
+    const counts = tf.tidy(() => {
+      const logits = teacher.logits(tf.tensor2d(ids, [batch.length, L], 'int32')); // (B, L, V)
+      const own = tf.sum(tf.mul(logits, tf.oneHot(tf.tensor2d(next, [batch.length, L], 'int32'), teacher.vocabSize)), -1, true); // (B, L, 1)
+      const above = tf.sum(tf.cast(tf.greater(logits, own), 'int32'), -1); // (B, L): tokens ranked strictly above
+      const mask = tf.tensor2d(judged, [batch.length, L]);
+      return tf.stack([tf.sum(tf.mul(tf.cast(tf.less(above, options.topK), 'float32'), mask)), tf.sum(mask)]);
+    });
+    const [hits, count] = Array.from(await counts.data());
+    counts.dispose();
+    inside += hits as number;
+    total += count as number;
   }
   return { teacherAcceptance: total ? inside / total : 0, judgedTokens: total };
 }

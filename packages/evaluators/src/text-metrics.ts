@@ -39,73 +39,110 @@ export interface BleuResult {
   readonly referenceLength: number;
 }
 
-/** Corpus BLEU (one reference per hypothesis), 4-grams, brevity penalty, sacreBLEU's "exp" smoothing. */
-export function corpusBleu(hypotheses: readonly string[], references: readonly string[]): BleuResult {
-  if (hypotheses.length !== references.length) throw new RangeError(`${hypotheses.length} hypotheses but ${references.length} references`);
-  const order = 4;
-  const correct = new Array(order).fill(0);
-  const total = new Array(order).fill(0);
-  let sysLen = 0;
-  let refLen = 0;
-  hypotheses.forEach((hyp, i) => {
-    const h = tokenize13a(hyp);
-    const r = tokenize13a(references[i] as string);
-    sysLen += h.length;
-    refLen += r.length;
-    for (let n = 1; n <= order; n++) {
-      const hc = ngramCounts(h, n);
-      const rc = ngramCounts(r, n);
-      for (const [gram, count] of hc) correct[n - 1] += Math.min(count, rc.get(gram) ?? 0);
-      total[n - 1] += Math.max(0, h.length - n + 1);
-    }
-  });
-  const precisions = new Array(order).fill(0);
+const BLEU_ORDER = 4;
+
+/**
+ * One sentence's BLEU statistics, which corpus BLEU sums over sentences: hypothesis length,
+ * reference length, then matched and total n-grams for n = 1..4 (sacreBLEU's sufficient statistics).
+ */
+export function bleuStatistics(hypothesis: string, reference: string): number[] {
+  const h = tokenize13a(hypothesis);
+  const r = tokenize13a(reference);
+  const stats = [h.length, r.length];
+  for (let n = 1; n <= BLEU_ORDER; n++) {
+    const hc = ngramCounts(h, n);
+    const rc = ngramCounts(r, n);
+    let correct = 0;
+    for (const [gram, count] of hc) correct += Math.min(count, rc.get(gram) ?? 0);
+    stats.push(correct, Math.max(0, h.length - n + 1));
+  }
+  return stats;
+}
+
+/** Corpus BLEU from summed `bleuStatistics`: 4-grams, brevity penalty, sacreBLEU's "exp" smoothing. */
+export function bleuFromStatistics(sums: readonly number[]): BleuResult {
+  const [sysLen = 0, refLen = 0] = sums;
+  const precisions = new Array(BLEU_ORDER).fill(0);
   let smooth = 1;
-  for (let n = 0; n < order; n++) {
-    if (total[n] === 0) break;
-    if (correct[n] === 0) {
+  for (let n = 0; n < BLEU_ORDER; n++) {
+    const correct = sums[2 + 2 * n] ?? 0;
+    const total = sums[3 + 2 * n] ?? 0;
+    if (total === 0) break;
+    if (correct === 0) {
       smooth *= 2;
-      precisions[n] = 100 / (smooth * total[n]);
-    } else precisions[n] = (100 * correct[n]) / total[n];
+      precisions[n] = 100 / (smooth * total);
+    } else precisions[n] = (100 * correct) / total;
   }
   const brevityPenalty = sysLen < refLen ? (sysLen > 0 ? Math.exp(1 - refLen / sysLen) : 0) : 1;
   const logSum = precisions.reduce((s, p) => s + (p > 0 ? Math.log(p) : -9999999999), 0);
-  const score = brevityPenalty * Math.exp(logSum / order);
+  const score = brevityPenalty * Math.exp(logSum / BLEU_ORDER);
   return { score, precisions, brevityPenalty, hypothesisLength: sysLen, referenceLength: refLen };
+}
+
+/** Element-wise sum of equal-length rows (`width` columns when there are none). */
+export function sumRows(rows: readonly (readonly number[])[], width: number): number[] {
+  const sums = new Array<number>(width).fill(0);
+  for (const row of rows) row.forEach((v, i) => (sums[i] = (sums[i] as number) + v));
+  return sums;
+}
+
+function checkPairs(hypotheses: readonly string[], references: readonly string[]): void {
+  if (hypotheses.length !== references.length) throw new RangeError(`${hypotheses.length} hypotheses but ${references.length} references`);
+}
+
+/** Corpus BLEU (one reference per hypothesis), 4-grams, brevity penalty, sacreBLEU's "exp" smoothing. */
+export function corpusBleu(hypotheses: readonly string[], references: readonly string[]): BleuResult {
+  checkPairs(hypotheses, references);
+  return bleuFromStatistics(sumRows(hypotheses.map((h, i) => bleuStatistics(h, references[i] as string)), 2 + 2 * BLEU_ORDER));
 }
 
 function charNgrams(text: string, n: number): Map<string, number> {
   return ngramCounts(Array.from(text.split(/\s+/).join('')), n);
 }
 
-/** Corpus chrF: character 1..6-grams (whitespace removed), beta 2, sacreBLEU's averaged precision and recall. */
-export function corpusChrf(hypotheses: readonly string[], references: readonly string[], charOrder = 6, beta = 2): number {
-  if (hypotheses.length !== references.length) throw new RangeError(`${hypotheses.length} hypotheses but ${references.length} references`);
-  const stats = Array.from({ length: charOrder }, () => ({ hyp: 0, ref: 0, match: 0 }));
-  hypotheses.forEach((hyp, i) => {
-    for (let n = 1; n <= charOrder; n++) {
-      const hc = charNgrams(hyp, n);
-      const rc = charNgrams(references[i] as string, n);
-      const s = stats[n - 1] as { hyp: number; ref: number; match: number };
-      for (const c of hc.values()) s.hyp += c;
-      for (const c of rc.values()) s.ref += c;
-      for (const [gram, c] of hc) s.match += Math.min(c, rc.get(gram) ?? 0);
-    }
-  });
+/**
+ * One sentence's chrF statistics, which corpus chrF sums: for n = 1..charOrder, hypothesis, reference
+ * and matched character n-grams (whitespace removed).
+ */
+export function chrfStatistics(hypothesis: string, reference: string, charOrder = 6): number[] {
+  const stats: number[] = [];
+  for (let n = 1; n <= charOrder; n++) {
+    const hc = charNgrams(hypothesis, n);
+    const rc = charNgrams(reference, n);
+    let hyp = 0;
+    let ref = 0;
+    let match = 0;
+    for (const c of hc.values()) hyp += c;
+    for (const c of rc.values()) ref += c;
+    for (const [gram, c] of hc) match += Math.min(c, rc.get(gram) ?? 0);
+    stats.push(hyp, ref, match);
+  }
+  return stats;
+}
+
+/** Corpus chrF from summed `chrfStatistics`: beta 2, sacreBLEU's averaged precision and recall. */
+export function chrfFromStatistics(sums: readonly number[], beta = 2): number {
   const eps = 1e-16;
   let effective = 0;
   let precision = 0;
   let recall = 0;
-  for (const s of stats) {
-    precision += s.hyp > 0 ? s.match / s.hyp : eps;
-    recall += s.ref > 0 ? s.match / s.ref : eps;
-    if (s.hyp > 0 && s.ref > 0) effective += 1;
+  for (let i = 0; i + 2 < sums.length; i += 3) {
+    const [hyp = 0, ref = 0, match = 0] = sums.slice(i, i + 3);
+    precision += hyp > 0 ? match / hyp : eps;
+    recall += ref > 0 ? match / ref : eps;
+    if (hyp > 0 && ref > 0) effective += 1;
   }
   if (effective === 0) return 0;
   precision /= effective;
   recall /= effective;
   const factor = beta * beta;
   return precision + recall > 0 ? (100 * (1 + factor) * precision * recall) / (factor * precision + recall) : 0;
+}
+
+/** Corpus chrF: character 1..6-grams (whitespace removed), beta 2, sacreBLEU's averaged precision and recall. */
+export function corpusChrf(hypotheses: readonly string[], references: readonly string[], charOrder = 6, beta = 2): number {
+  checkPairs(hypotheses, references);
+  return chrfFromStatistics(sumRows(hypotheses.map((h, i) => chrfStatistics(h, references[i] as string, charOrder)), 3 * charOrder), beta);
 }
 
 /**

@@ -15,7 +15,12 @@ export function formatEvent(event: RunEvent): string {
       return `step ${event.step}/${event.totalSteps} loss ${fixed(event.loss)} lr ${event.learningRate.toExponential(2)} grad ${fixed(event.gradNorm, 3)} ${Math.round(event.tokensPerSecond)} tok/s${sampler ? ` | ${sampler}` : ''}`;
     }
     case 'eval':
-      return `eval ${event.split} @ step ${event.step}: ${Object.entries(event.metrics).map(([k, v]) => `${k} ${fixed(v)}`).join(' ')}`;
+      return `eval ${event.split} @ step ${event.step}: ${Object.entries(event.metrics)
+        .map(([k, v]) => {
+          const interval = event.intervals?.[k];
+          return `${k} ${fixed(v)}${interval ? ` [${fixed(interval[0])}, ${fixed(interval[1])}]` : ''}`;
+        })
+        .join(' ')}`;
     case 'checkpoint':
       return `checkpoint @ step ${event.step}: ${event.path}`;
     case 'progress':

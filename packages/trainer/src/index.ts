@@ -1,4 +1,5 @@
 export * from './data-stream';
+export * from './evaluation';
 export * from './format';
 export * from './optimizer';
 export * from './stages';

@@ -17,10 +17,9 @@ import {
   type Tokenizer,
 } from '@skd/core';
 import { countTargets, tokenLoss } from '@skd/divergences';
-import { evaluateModel, referencePerplexity, teacherAcceptance } from '@skd/evaluators';
 import { readSafetensors, writeFileAtomic, writeSafetensors, type NamedArray } from '@skd/models';
-import { assembleBatch } from '@skd/samplers';
 import { BatchStream, take } from './data-stream';
+import { evaluateSplit, writeEvaluation } from './evaluation';
 import { AdamW, clipByGlobalNorm, learningRateAt } from './optimizer';
 
 export interface TrainingOptions {
@@ -37,6 +36,8 @@ export interface TrainingOptions {
   readonly gradientClip: number;
   readonly evalEvery: number;
   readonly evalLimit: number;
+  /** Test examples evaluated at the end; unset: the whole test split. */
+  readonly testLimit?: number | undefined;
   readonly maxNewTokens: number;
   readonly checkpointEvery: number;
   /** Training examples longer than the student's context: stop (default) or skip them. */
@@ -76,7 +77,17 @@ export interface TrainResult {
   readonly step: number;
   readonly reason: 'completed' | 'cancelled' | 'early-stopped';
   readonly finalMetrics: Record<string, number>;
+  /** 95% bootstrap intervals of the final test metrics (those whose evaluators have statistics). */
+  readonly finalIntervals: Record<string, [number, number]>;
+  /** The final test's bootstrap scores (eval/test-step-N.bootstrap.json, for paired tests), if written. */
+  readonly bootstrapFile: string | undefined;
   readonly lastCheckpoint: string | undefined;
+}
+
+interface EvaluationResult {
+  readonly metrics: Record<string, number>;
+  readonly intervals: Record<string, [number, number]>;
+  readonly bootstrapFile: string | undefined;
 }
 
 interface CheckpointState {
@@ -135,17 +146,17 @@ export class Trainer {
       }
       if (stop) {
         this.events$.next({ type: 'run-ended', step, reason: 'cancelled', message: lastCheckpoint ? `checkpoint ${lastCheckpoint}` : 'nothing written' });
-        return { step, reason: 'cancelled', finalMetrics: {}, lastCheckpoint };
+        return { step, reason: 'cancelled', finalMetrics: {}, finalIntervals: {}, bootstrapFile: undefined, lastCheckpoint };
       }
       if (early) {
-        const finalMetrics = await this.evaluate(step, 'test', options.runDir);
+        const final = await this.evaluate(step, 'test', options.runDir);
         this.events$.next({ type: 'run-ended', step, reason: 'early-stopped' });
-        return { step, reason: 'early-stopped', finalMetrics, lastCheckpoint };
+        return { step, reason: 'early-stopped', finalMetrics: final.metrics, finalIntervals: final.intervals, bootstrapFile: final.bootstrapFile, lastCheckpoint };
       }
     }
-    const finalMetrics = await this.evaluate(step, 'test', options.runDir);
+    const final = await this.evaluate(step, 'test', options.runDir);
     this.events$.next({ type: 'run-ended', step, reason: 'completed' });
-    return { step, reason: 'completed', finalMetrics, lastCheckpoint };
+    return { step, reason: 'completed', finalMetrics: final.metrics, finalIntervals: final.intervals, bootstrapFile: final.bootstrapFile, lastCheckpoint };
   }
 
   dispose(): void {
@@ -234,71 +245,24 @@ export class Trainer {
     return this.parts.teacher.logits(batch.tokens, { mask: batch.attentionMask });
   }
 
-  /** Greedy generation on a split (eval during training, test at the end), every evaluator, and the validation loss. */
-  private async evaluate(step: number, split: 'eval' | 'test', runDir: string | undefined): Promise<Record<string, number>> {
+  /**
+   * Greedy generation on a split (eval during training, the test split at the end), every evaluator
+   * with 95% bootstrap intervals, and the validation loss; the test evaluation also writes the
+   * bootstrap scores that paired tests between runs read.
+   */
+  private async evaluate(step: number, split: 'eval' | 'test', runDir: string | undefined): Promise<EvaluationResult> {
     const t = this.parts.training;
-    const dataset = take(this.parts.dataset.split(split), t.evalLimit);
-    const { metrics, predictions } = await evaluateModel({
-      model: this.parts.student,
-      tokenizer: this.parts.tokenizer,
-      dataset,
-      evaluators: this.parts.evaluators,
-      batchSize: t.batchSize,
-      maxNewTokens: t.maxNewTokens,
+    const limit = split === 'eval' ? t.evalLimit : t.testLimit;
+    const dataset = limit === undefined ? this.parts.dataset.split(split) : take(this.parts.dataset.split(split), limit);
+    const evaluation = await evaluateSplit({ ...this.parts, batchSize: t.batchSize, maxNewTokens: t.maxNewTokens }, dataset, {
+      final: split === 'test',
       onProgress: (done, total) => this.events$.next({ type: 'progress', phase: `eval ${split}`, done, total: total ?? done }),
     });
-    const validationLoss = await this.validationLoss(predictions.map((p) => p.example));
-    const all: Record<string, number> = { ...metrics, ...(validationLoss !== undefined ? { validationLoss } : {}) };
-    if (split === 'test') {
-      // At the end: the student's perplexity of the references, and how often the teacher ranks the
-      // student's greedy tokens in its top-25 (the paper's K), a direct measure of agreement.
-      const { tokenizer, student, teacher } = this.parts;
-      all['perplexity'] = (await referencePerplexity(student, tokenizer, dataset, t.batchSize))['perplexity'] as number;
-      if (teacher) {
-        all['teacherAcceptance'] = (await teacherAcceptance(teacher, student, tokenizer, dataset, { topK: 25, batchSize: t.batchSize, maxNewTokens: t.maxNewTokens }))['teacherAcceptance'] as number;
-      }
-    }
-    if (validationLoss !== undefined) this.parts.sampler.observe?.({ step, validationLoss });
-    if (runDir) {
-      const lines = predictions.map((p) => JSON.stringify({ id: p.example.id, prompt: p.example.prompt, reference: p.example.response, prediction: p.text }));
-      writeFileAtomic(path.join(runDir, 'eval', `${split}-step-${String(step).padStart(6, '0')}.jsonl`), lines.join('\n') + '\n');
-    }
-    this.events$.next({ type: 'eval', step, split, metrics: all });
-    return all;
-  }
-
-  /**
-   * The training loss on references (teacher-forced), for DistiLLM's schedule and the report: the
-   * divergence summed over every target token of the examples, in micro-batches of the training batch
-   * size (one batch of a whole evaluation set can exhaust the wasm heap), over the total count.
-   */
-  private async validationLoss(examples: readonly { prompt: string; response: string }[]): Promise<number | undefined> {
-    if (examples.length === 0 || (this.parts.divergence.needsTeacher && !this.parts.teacher)) return undefined;
-    const { tokenizer, student, teacher, divergence, training } = this.parts;
-    const bos = tokenizer.special.bos !== undefined ? [tokenizer.special.bos] : [];
-    const rows = examples
-      .map((e) => ({ prompt: [...bos, ...tokenizer.encode(e.prompt)], response: [...tokenizer.encode(e.response), tokenizer.special.eos] }))
-      .filter((r) => r.prompt.length + r.response.length <= student.contextLength);
-    if (rows.length === 0) return undefined;
-    // Every response token (EOS included) is a target: prompts are never empty, so each has a token before it.
-    const normalizer = rows.reduce((n, r) => n + r.response.length, 0);
-    let loss = 0;
-    for (let i = 0; i < rows.length; i += training.batchSize) {
-      const batch = assembleBatch(rows.slice(i, i + training.batchSize), tokenizer.special.pad, student.contextLength);
-      const value = tf.tidy(() =>
-        tokenLoss({
-          divergence,
-          tokens: batch.tokens,
-          targetMask: batch.targetMask,
-          normalizer,
-          studentLogits: student.logits(batch.tokens, { mask: batch.attentionMask }),
-          ...(divergence.needsTeacher && teacher ? { teacherLogits: teacher.logits(batch.tokens, { mask: batch.attentionMask }) } : {}),
-        }),
-      );
-      loss += (await value.data())[0] as number;
-      [value, batch.tokens, batch.attentionMask, batch.targetMask].forEach((x) => x.dispose());
-    }
-    return loss;
+    const { metrics, intervals } = evaluation;
+    if (metrics['validationLoss'] !== undefined) this.parts.sampler.observe?.({ step, validationLoss: metrics['validationLoss'] });
+    const bootstrapFile = runDir ? writeEvaluation(runDir, split, step, evaluation, { bootstrap: split === 'test' }) : undefined;
+    this.events$.next({ type: 'eval', step, split, metrics, ...(evaluation.scores ? { intervals } : {}) });
+    return { metrics, intervals, bootstrapFile };
   }
 
   /** Writes step-NNNNNN under runDir/checkpoints atomically (temporary folder, then rename). */
