@@ -31,6 +31,7 @@ export const trainingSchema = z.strictObject({
   testLimit: z.number().int().min(1).optional().describe('test-split examples evaluated at the end (default: the whole split)'),
   maxNewTokens: z.number().int().min(1).default(64).describe('generation length at evaluation'),
   checkpointEvery: z.number().int().min(0).default(0).describe('write a checkpoint every N steps (0: only at the end)'),
+  groupByLength: z.number().int().min(0).default(0).describe('read this many batches at a time and regroup their examples by length (less padding, faster steps); 0: off'),
   onTooLong: z.enum(['fail', 'skip']).default('fail').describe('training examples longer than the student\'s context: stop before training (with file and line), or skip and count them'),
   earlyStopping: z
     .strictObject({

@@ -1,30 +1,72 @@
-import { SkdError, type Dataset, type DatasetSource, type Example, type PromptBatch, type Tokenizer } from '@skd/core';
+import { Rng, SkdError, type Dataset, type DatasetSource, type Example, type PromptBatch, type Tokenizer } from '@skd/core';
 import { promptBatches, type InvalidPolicy, type ReadReport } from '@skd/datasets';
+
+type ExampleBatch = PromptBatch & { readonly examples: readonly Example[] };
+
+export interface BatchStreamOptions {
+  readonly tokenizer: Tokenizer;
+  readonly batchSize: number;
+  readonly contextLength: number;
+  readonly onTooLong?: InvalidPolicy;
+  /**
+   * Group examples of similar length: read this many batches at a time, sort their examples by
+   * length, cut them into batches again and serve those in a shuffled order (seeded by the group's
+   * position, so the stream stays the same run to run). Padding shrinks; 0 or 1: off.
+   */
+  readonly groupByLength?: number;
+}
 
 /**
  * Training batches forever: the train split again and again, in the same order each epoch. It
  * counts what it served, so a resumed run skips exactly the batches the interrupted one consumed.
  */
 export class BatchStream {
-  private iterator: AsyncIterator<PromptBatch> | undefined;
+  private iterator: AsyncIterator<ExampleBatch> | undefined;
+  private pending: PromptBatch[] = [];
+  private groups = 0;
   consumed = 0;
   epoch = 0;
 
   constructor(
     private readonly dataset: DatasetSource,
-    private readonly options: { readonly tokenizer: Tokenizer; readonly batchSize: number; readonly contextLength: number; readonly onTooLong?: InvalidPolicy },
+    private readonly options: BatchStreamOptions,
   ) {}
 
   async next(): Promise<PromptBatch> {
+    if (this.pending.length === 0) this.pending = await this.read(Math.max(1, this.options.groupByLength ?? 1));
+    this.consumed += 1;
+    return this.pending.shift() as PromptBatch;
+  }
+
+  /** The next `count` batches of the split (fewer at the end of an epoch), grouped by length when asked. */
+  private async read(count: number): Promise<PromptBatch[]> {
+    const batches: ExampleBatch[] = [];
+    while (batches.length < count) {
+      const batch = await this.pull(batches.length === 0);
+      if (!batch) break;
+      batches.push(batch);
+    }
+    if (count === 1) return batches;
+    const rows = batches.flatMap((b) => b.prompts.map((prompt, i) => ({ prompt, reference: b.references[i] as number[], id: b.ids[i] as string, example: b.examples[i] as Example })));
+    rows.sort((a, b) => a.prompt.length + a.reference.length - (b.prompt.length + b.reference.length));
+    const regrouped: PromptBatch[] = [];
+    for (let i = 0; i < rows.length; i += this.options.batchSize) {
+      const slice = rows.slice(i, i + this.options.batchSize);
+      regrouped.push({ prompts: slice.map((r) => r.prompt), references: slice.map((r) => r.reference), ids: slice.map((r) => r.id), examples: slice.map((r) => r.example) } as ExampleBatch);
+    }
+    this.groups += 1;
+    return Rng.create(this.groups).shuffle(regrouped);
+  }
+
+  /** One batch from the split; at its end the next epoch starts (unless `restart` is false and the epoch just ended). */
+  private async pull(restart: boolean): Promise<ExampleBatch | undefined> {
     for (let attempt = 0; attempt < 2; attempt++) {
       this.iterator ??= promptBatches(this.dataset.split('train'), { onTooLong: 'fail', ...this.options })[Symbol.asyncIterator]();
       const result = await this.iterator.next();
-      if (!result.done) {
-        this.consumed += 1;
-        return result.value;
-      }
+      if (!result.done) return result.value;
       this.iterator = undefined;
       this.epoch += 1;
+      if (!restart) return undefined;
     }
     throw new Error('the train split yielded no batch: it is empty');
   }

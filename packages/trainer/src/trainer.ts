@@ -42,6 +42,8 @@ export interface TrainingOptions {
   readonly checkpointEvery: number;
   /** Training examples longer than the student's context: stop (default) or skip them. */
   readonly onTooLong?: 'fail' | 'skip';
+  /** Batches read at a time and regrouped by length (see BatchStream); 0: off. */
+  readonly groupByLength?: number;
   /** Watched by the caller (see `earlyStopping` in stages.ts), which then signals `earlyStop`. */
   readonly earlyStopping?: { readonly metric: string; readonly patience: number; readonly mode: 'max' | 'min' } | undefined;
 }
@@ -120,7 +122,7 @@ export class Trainer {
       throw new SkdError(`divergence "${parts.divergence.name}" needs a teacher model`, { hint: 'add "teacher" to the config, or use the "cross-entropy" divergence' });
     }
     this.optimizer = new AdamW(parts.student.trainableVariables, t);
-    this.stream = new BatchStream(parts.dataset, { tokenizer: parts.tokenizer, batchSize: t.batchSize, contextLength: parts.student.contextLength, onTooLong: t.onTooLong ?? 'fail' });
+    this.stream = new BatchStream(parts.dataset, { tokenizer: parts.tokenizer, batchSize: t.batchSize, contextLength: parts.student.contextLength, onTooLong: t.onTooLong ?? 'fail', groupByLength: t.groupByLength ?? 0 });
   }
 
   async run(options: TrainOptions = {}): Promise<TrainResult> {
