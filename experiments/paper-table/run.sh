@@ -4,7 +4,7 @@
 # from the committed teachers and students in experiments/<task>/models. Then the report.
 #
 # Usage: bash experiments/paper-table/run.sh [task ...]        (default: all four tasks)
-#   JOBS=2 runs two tasks at a time, one OpenBLAS thread each (faster on small models than one task
+#   JOBS=2 runs two tasks at a time, one native thread each (SKD_THREADS=1; faster on small models than one task
 #   on two threads). Interrupt it at any time: a rerun skips finished runs and resumes the others.
 # Runs go to runs/paper-table/<task>/; the report (per-task tables, acceptance over training, charts)
 # to runs/paper-table/report/, and the compact method x task table to report/summary.md.
@@ -19,7 +19,7 @@ done
 jobs=${JOBS:-1}
 if [ "$jobs" -gt 1 ]; then
   mkdir -p runs/paper-table
-  printf '%s\n' "${tasks[@]}" | OPENBLAS_NUM_THREADS=1 xargs -P "$jobs" -I{} \
+  printf '%s\n' "${tasks[@]}" | SKD_THREADS=1 xargs -P "$jobs" -I{} \
     sh -c 'node packages/cli/dist/main.js sweep experiments/paper-table/{}.json > runs/paper-table/{}.log 2>&1 && echo "{}: done" || { echo "{}: failed, see runs/paper-table/{}.log"; exit 1; }'
 else
   for task in "${tasks[@]}"; do node packages/cli/dist/main.js sweep "experiments/paper-table/$task.json"; done
