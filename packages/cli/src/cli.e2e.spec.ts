@@ -7,7 +7,7 @@ import * as path from 'node:path';
 const BIN = path.resolve(__dirname, '../dist/main.js');
 const DATA = path.resolve(__dirname, '../../../data/arithmetic');
 
-function tinyConfig(dir: string, over: { steps?: number; checkpointEvery?: number; learningRate?: number } = {}): string {
+function tinyConfig(dir: string, over: { steps?: number; checkpointEvery?: number; learningRate?: number; evalEvery?: number } = {}): string {
   const config = {
     $comment: 'a tiny SKD run for the CLI tests',
     seed: 3,
@@ -21,7 +21,7 @@ function tinyConfig(dir: string, over: { steps?: number; checkpointEvery?: numbe
       options: { name: 'arithmetic', files: { train: `${DATA}/train.jsonl.gz`, eval: `${DATA}/eval.jsonl`, test: `${DATA}/test.jsonl` }, limit: 100 },
     },
     evaluators: [{ kind: 'exact-match', options: { answerMarker: '####' } }],
-    training: { steps: over.steps ?? 4, batchSize: 4, evalEvery: 2, evalLimit: 4, testLimit: 4, maxNewTokens: 6, checkpointEvery: over.checkpointEvery ?? 2, ...(over.learningRate ? { learningRate: over.learningRate } : {}) },
+    training: { steps: over.steps ?? 4, batchSize: 4, evalEvery: over.evalEvery ?? 2, evalLimit: 4, testLimit: 4, maxNewTokens: 6, checkpointEvery: over.checkpointEvery ?? 2, ...(over.learningRate ? { learningRate: over.learningRate } : {}) },
   };
   const file = path.join(dir, 'run.json');
   fs.writeFileSync(file, JSON.stringify(config, null, 2));
@@ -108,18 +108,61 @@ describe('skd distill / train (end to end)', () => {
     expect(weights('killed').equals(weights('straight'))).toBe(true);
   });
 
-  it('on SIGINT finishes the step, writes a checkpoint and exits 130; --resume completes the run', async () => {
+  it('on SIGINT finishes the step, writes a checkpoint and exits 130 long before the end; --resume ends with the uninterrupted weights', async () => {
     const dir = tmp();
-    const config = tinyConfig(dir, { steps: 40, checkpointEvery: 100 });
+    const config = tinyConfig(dir, { steps: 400, checkpointEvery: 1000, evalEvery: 0 });
     const child = start(['distill', config, '--out', 'runs/a'], dir);
-    await waitFor(() => fs.existsSync(path.join(dir, 'runs/a/metrics.jsonl')) && fs.readFileSync(path.join(dir, 'runs/a/metrics.jsonl'), 'utf8').includes('"type":"step"'));
+    const metrics = path.join(dir, 'runs/a/metrics.jsonl');
+    await waitFor(() => fs.existsSync(metrics) && fs.readFileSync(metrics, 'utf8').includes('"type":"step"'));
     child.kill('SIGINT');
     expect(await exited(child)).toBe(130);
-    expect(child.output()).toContain('interrupted: finishing the current step and writing a checkpoint');
-    expect(child.output()).toMatch(/run ended at step \d+: cancelled/);
-    expect(fs.readdirSync(path.join(dir, 'runs/a/checkpoints'))).toHaveLength(1);
+    expect(child.output()).toContain('interrupted: finishing the current step and keeping what is done');
+    const stoppedAt = Number(/run ended at step (\d+): cancelled/.exec(child.output())?.[1]);
+    expect(stoppedAt).toBeGreaterThan(0);
+    expect(stoppedAt).toBeLessThan(400);
+    expect(fs.readdirSync(path.join(dir, 'runs/a/checkpoints'))).toEqual([`step-${String(stoppedAt).padStart(6, '0')}`]);
+    expect(fs.existsSync(path.join(dir, 'runs/a/summary.json'))).toBe(false);
     expect(skd(['distill', config, '--out', 'runs/a', '--resume'], dir).status).toBe(0);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, 'runs/a/summary.json'), 'utf8')).steps).toBe(40);
+    expect(skd(['distill', config, '--out', 'runs/straight'], dir).status).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'runs/a/summary.json'), 'utf8')).steps).toBe(400);
+    const weights = (run: string) => fs.readFileSync(path.join(dir, 'runs', run, 'model', 'model.safetensors'));
+    expect(weights('a').equals(weights('straight'))).toBe(true);
+  });
+
+  it('on SIGINT during skd eval stops after the current batch and exits 130, writing no run folder', async () => {
+    const dir = tmp();
+    const child = start(['eval', tinyConfig(dir), '--split', 'train', '--limit', '20000', '--set', 'dataset.options.limit=20000', '--out', 'evaluated'], dir);
+    await new Promise((r) => setTimeout(r, 3000));
+    child.kill('SIGINT');
+    expect(await exited(child)).toBe(130);
+    expect(child.output()).toMatch(/interrupted: evaluation stopped after \d+ examples/);
+    expect(fs.existsSync(path.join(dir, 'evaluated'))).toBe(false);
+  });
+
+  it('on SIGINT a sweep checkpoints its current run, starts no other and exits 130', async () => {
+    const dir = tmp();
+    const config = tinyConfig(dir, { steps: 400, checkpointEvery: 1000, evalEvery: 0 });
+    fs.writeFileSync(path.join(dir, 'sweep.json'), JSON.stringify({ base: path.basename(config), out: 'sweep', mode: 'distill', grid: { seed: [1, 2] } }));
+    const child = start(['sweep', 'sweep.json'], dir);
+    const metrics = path.join(dir, 'sweep/seed-1/metrics.jsonl');
+    await waitFor(() => fs.existsSync(metrics) && fs.readFileSync(metrics, 'utf8').includes('"type":"step"'));
+    child.kill('SIGINT');
+    expect(await exited(child)).toBe(130);
+    expect(child.output()).toMatch(/sweep: 0\/2 runs done/);
+    expect(fs.readdirSync(path.join(dir, 'sweep/seed-1/checkpoints'))).toHaveLength(1);
+    expect(fs.existsSync(path.join(dir, 'sweep/seed-2'))).toBe(false);
+  });
+
+  it('a first SIGINT quits at once where there is nothing to keep (tokenizer training)', async () => {
+    const dir = tmp();
+    const train = path.resolve(DATA, '../translation-as-en/train.jsonl.gz');
+    const child = start(['tokenizer', train, '--out', 'tok.json', '--vocab-size', '8000'], dir);
+    await new Promise((r) => setTimeout(r, 1500));
+    const sent = Date.now();
+    child.kill('SIGINT');
+    expect(await exited(child)).toBe(-1); // ended by the signal itself: the shell reports 130
+    expect(Date.now() - sent).toBeLessThan(3000);
+    expect(fs.existsSync(path.join(dir, 'tok.json'))).toBe(false);
   });
 
   it('stops a diverging run with the step and the fix, keeping the last good checkpoint', () => {

@@ -170,6 +170,8 @@ export interface EvaluationCommandOptions {
   readonly out?: string;
   readonly group?: string;
   readonly io: Io;
+  /** Checked between batches: when aborted, the evaluation stops with an InterruptedError and writes nothing. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -192,7 +194,11 @@ export async function runEvaluation(options: EvaluationCommandOptions): Promise<
     const evaluation = await evaluateSplit(
       { student: run.student, teacher: run.teacher, tokenizer: run.tokenizer, divergence: run.divergence, evaluators: run.evaluators, batchSize: t.batchSize, maxNewTokens: t.maxNewTokens },
       limit === undefined ? split : take(split, limit),
-      { final: true, onProgress: (done, total) => options.io.progress(`eval ${options.split} ${done}/${total ?? '?'}`) },
+      {
+        final: true,
+        onProgress: (done, total) => options.io.progress(`eval ${options.split} ${done}/${total ?? '?'}`),
+        ...(options.signal ? { signal: options.signal } : {}),
+      },
     );
     if (outDir) {
       fs.mkdirSync(outDir, { recursive: true });

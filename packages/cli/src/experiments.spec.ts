@@ -12,7 +12,8 @@ const jsonFiles = (dir: string): string[] =>
   fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const full = path.join(dir, e.name);
     if (e.isDirectory()) return e.name === 'models' ? [] : jsonFiles(full);
-    return e.name.endsWith('.json') && e.name !== 'tokenizer.json' ? [full] : [];
+    // A BPE tokenizer is two Hugging Face files beside the configs, not a config.
+    return e.name.endsWith('.json') && !['tokenizer.json', 'tokenizer_config.json'].includes(e.name) ? [full] : [];
   });
 const files = jsonFiles(root);
 const sweeps = files.filter((f) => 'grid' in (JSON.parse(fs.readFileSync(f, 'utf8')) as object));

@@ -9,7 +9,7 @@ import {
   readConfigFile,
   type Registries,
 } from '@skd/config';
-import { FormatError, Rng, SkdError, type ComponentKind, type SplitName } from '@skd/core';
+import { FormatError, InterruptedError, Rng, SkdError, type ComponentKind, type SplitName } from '@skd/core';
 import { jsonlRecords } from '@skd/datasets';
 import { BpeTokenizer, generate, tokenizerConfigPath, writeBpeTokenizer } from '@skd/models';
 import * as path from 'node:path';
@@ -43,7 +43,18 @@ function describeKinds(registries: Registries, only: ComponentKind | undefined, 
 /** Exit codes: 0 done, 1 unexpected failure, 2 bad input (config, files), 130 interrupted (checkpoint written). */
 export const EXIT_INTERRUPTED = 130;
 
-export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: { code: number } = { code: 0 }): Command {
+/** What a command tells `main` beyond its output. */
+export interface CommandState {
+  code: number;
+  /**
+   * Called by commands that check the abort signal (train, distill, eval, sweep), so that a first
+   * Ctrl-C aborts it instead of ending the process. Other commands keep the default: Ctrl-C ends them
+   * at once, even inside synchronous work that never yields to the event loop.
+   */
+  catchInterrupts: () => void;
+}
+
+export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: CommandState = { code: 0, catchInterrupts: () => undefined }): Command {
   const program = new Command('skd')
     .description('skd: knowledge distillation of language models (speculative KD and its baselines)')
     .showHelpAfterError()
@@ -89,6 +100,7 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
             : 'knowledge distillation of the config\'s student from its teacher (SKD or any sampler/divergence)',
         ),
     ).action(async (file: string, options: { set: string[]; out?: string; resume: boolean }) => {
+      exit.catchInterrupts();
       const result = await runExperiment({ configFile: file, sets: options.set, ...(options.out ? { out: options.out } : {}), resume: options.resume, mode, io, ...(signal ? { signal } : {}) });
       if (result.reason === 'cancelled') exit.code = EXIT_INTERRUPTED;
     });
@@ -105,11 +117,13 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
     .option('--group <name>', 'the report group of --out (default: its folder name)')
     .option('--json', 'print one JSON object (metrics and intervals) instead of lines', false)
     .action(async (file: string, options: { set: string[]; split: SplitName; limit?: number; out?: string; group?: string; json: boolean }) => {
+      exit.catchInterrupts();
       const evaluation = await runEvaluation({
         configFile: file,
         sets: options.set,
         split: options.split,
         io,
+        ...(signal ? { signal } : {}),
         ...(options.limit !== undefined ? { limit: options.limit } : {}),
         ...(options.out !== undefined ? { out: options.out } : {}),
         ...(options.group !== undefined ? { group: options.group } : {}),
@@ -156,6 +170,7 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
     .description('run a grid of configs one after another; a killed sweep continues where it stopped')
     .argument('<sweep>', 'sweep file: { base, out, mode, grid: { "config.path": [values], "@axis": [{ name, set: { path: value } }] }, set: [] }')
     .action(async (file: string) => {
+      exit.catchInterrupts();
       const { done, failed, total } = await runSweep(file, io, signal);
       io.out(`sweep: ${done}/${total} runs done${failed ? `, ${failed} failed` : ''}`);
       if (signal?.aborted) exit.code = EXIT_INTERRUPTED;
@@ -224,22 +239,32 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
 }
 
 /**
- * Runs the CLI; SkdErrors print their message (what, value, fix) without a stack trace. The first
- * SIGINT lets the current step finish and writes a checkpoint (exit 130); a second one exits at once.
+ * Runs the CLI; SkdErrors print their message (what, value, fix) without a stack trace. During
+ * training, evaluation and sweeps the first SIGINT lets the current step or batch finish, keeps what
+ * is done (a checkpoint when training) and exits 130; a second one exits 130 at once. Elsewhere
+ * Ctrl-C ends the process as it ends any program.
  */
 export async function main(argv: readonly string[], io: Io = terminalIo(), signals = true): Promise<number> {
   const controller = new AbortController();
   const onInterrupt = () => {
     if (controller.signal.aborted) process.exit(EXIT_INTERRUPTED);
-    io.err('interrupted: finishing the current step and writing a checkpoint (Ctrl-C again to quit now)');
+    io.err('interrupted: finishing the current step and keeping what is done (Ctrl-C again to quit now)');
     controller.abort();
   };
-  if (signals) process.on('SIGINT', onInterrupt);
-  const exit = { code: 0 };
+  const catchInterrupts = () => {
+    if (!signals) return;
+    process.off('SIGINT', onInterrupt);
+    process.on('SIGINT', onInterrupt);
+  };
+  const exit: CommandState = { code: 0, catchInterrupts };
   try {
     await buildProgram(io, controller.signal, exit).parseAsync([...argv], { from: 'user' });
     return exit.code;
   } catch (error) {
+    if (error instanceof InterruptedError) {
+      io.err(error.message);
+      return EXIT_INTERRUPTED;
+    }
     if (error instanceof SkdError) {
       io.err(`error: ${error.message}`);
       return 2;

@@ -88,3 +88,27 @@ export function describeValue(value: unknown): string {
     return Object.prototype.toString.call(value);
   }
 }
+
+/** Work stopped because the user asked (Ctrl-C): not a failure; callers keep what is done and exit 130. */
+export class InterruptedError extends SkdError {
+  override readonly name = 'InterruptedError';
+
+  constructor(what: string, options: SkdErrorOptions = {}) {
+    super(`interrupted: ${what}`, options);
+  }
+}
+
+/**
+ * Lets timers, I/O and signal handlers run. Tensor work resolves its promises as microtasks, so a loop
+ * of awaits never gives Node's event loop a turn: a Ctrl-C would be heard only when the loop ends.
+ * Long loops call this once per step or batch (it costs microseconds).
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Yields to the event loop, then throws InterruptedError if `signal` was aborted meanwhile. */
+export async function throwIfInterrupted(signal: AbortSignal | undefined, what: string): Promise<void> {
+  await yieldToEventLoop();
+  if (signal?.aborted) throw new InterruptedError(what);
+}

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng, type Dataset, type Evaluator, type LanguageModel, type Metrics, type Prediction, type Tokenizer } from '@skd/core';
+import { Rng, throwIfInterrupted, type Dataset, type Evaluator, type LanguageModel, type Metrics, type Prediction, type Tokenizer } from '@skd/core';
 import { promptBatches } from '@skd/datasets';
 import { generate } from '@skd/models';
 
@@ -12,6 +12,8 @@ export interface EvaluationOptions {
   readonly maxNewTokens: number;
   /** Called after each batch with (examples done, total when known). */
   readonly onProgress?: (done: number, total: number | undefined) => void;
+  /** Checked between batches: when aborted, evaluation stops with an InterruptedError. */
+  readonly signal?: AbortSignal;
 }
 
 /** A prompt and the tokens generated after it (EOS included when reached). */
@@ -49,6 +51,7 @@ export async function evaluateModel(options: EvaluationOptions): Promise<ModelEv
       outputs.push({ prompt: batch.prompts[i] as number[], tokens: t });
     });
     options.onProgress?.(predictions.length, options.dataset.size);
+    await throwIfInterrupted(options.signal, `evaluation stopped after ${predictions.length} examples`);
   }
   const metrics: Record<string, number> = {};
   for (const evaluator of options.evaluators) Object.assign(metrics, await evaluator.evaluate(predictions));

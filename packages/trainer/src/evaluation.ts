@@ -41,7 +41,7 @@ export const ACCEPTANCE_TOP_K = 25;
 export async function evaluateSplit(
   parts: EvaluationParts,
   dataset: Dataset,
-  options: { readonly final: boolean; readonly onProgress?: (done: number, total: number | undefined) => void },
+  options: { readonly final: boolean; readonly onProgress?: (done: number, total: number | undefined) => void; readonly signal?: AbortSignal },
 ): Promise<SplitEvaluation> {
   const { student, teacher, tokenizer, evaluators, batchSize } = parts;
   const { metrics, predictions, outputs } = await evaluateModel({
@@ -52,6 +52,7 @@ export async function evaluateSplit(
     batchSize,
     maxNewTokens: parts.maxNewTokens,
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
   });
   const all: Record<string, number> = { ...metrics };
   const validationLoss = await referenceLoss(parts, predictions.map((p) => p.example));

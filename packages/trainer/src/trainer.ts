@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Subject } from 'rxjs';
 import {
+  InterruptedError,
   NonFiniteError,
   type Rng,
   SkdError,
@@ -15,6 +16,7 @@ import {
   type RngState,
   type RunEvent,
   type Tokenizer,
+  yieldToEventLoop,
 } from '@skd/core';
 import { countTargets, tokenLoss } from '@skd/divergences';
 import { readSafetensors, writeFileAtomic, writeSafetensors, type NamedArray } from '@skd/models';
@@ -137,28 +139,40 @@ export class Trainer {
       }
     }
     this.events$.next({ type: 'run-started', runId: this.parts.runId, totalSteps: t.steps, startStep: step, backend: this.parts.backend, time: Date.now() });
-    while (step < t.steps) {
-      await this.trainStep(step);
-      step += 1;
-      if (t.evalEvery > 0 && step % t.evalEvery === 0 && step < t.steps) await this.evaluate(step, 'eval', options.runDir);
-      const stop = options.signal?.aborted === true;
-      const early = options.earlyStop?.aborted === true;
-      if (options.runDir && ((t.checkpointEvery > 0 && step % t.checkpointEvery === 0) || step === t.steps || stop || early)) {
-        lastCheckpoint = await this.checkpoint(step, options.runDir);
+    const { runDir, signal } = options;
+    const cancelled = (): TrainResult => {
+      this.events$.next({ type: 'run-ended', step, reason: 'cancelled', message: lastCheckpoint ? `checkpoint ${lastCheckpoint}` : 'nothing written' });
+      return { step, reason: 'cancelled', finalMetrics: {}, finalIntervals: {}, bootstrapFile: undefined, lastCheckpoint };
+    };
+    try {
+      while (step < t.steps) {
+        await this.trainStep(step);
+        step += 1;
+        // Tensor work never gives the event loop a turn by itself: without this, Ctrl-C is heard only when training ends.
+        await yieldToEventLoop();
+        if (t.evalEvery > 0 && step % t.evalEvery === 0 && step < t.steps) await this.evaluate(step, 'eval', runDir, signal);
+        const stop = signal?.aborted === true;
+        const early = options.earlyStop?.aborted === true;
+        if (runDir && ((t.checkpointEvery > 0 && step % t.checkpointEvery === 0) || step === t.steps || stop || early)) {
+          lastCheckpoint = await this.checkpoint(step, runDir);
+        }
+        if (stop) return cancelled();
+        if (early) {
+          const final = await this.evaluate(step, 'test', runDir, signal);
+          this.events$.next({ type: 'run-ended', step, reason: 'early-stopped' });
+          return { step, reason: 'early-stopped', finalMetrics: final.metrics, finalIntervals: final.intervals, bootstrapFile: final.bootstrapFile, lastCheckpoint };
+        }
       }
-      if (stop) {
-        this.events$.next({ type: 'run-ended', step, reason: 'cancelled', message: lastCheckpoint ? `checkpoint ${lastCheckpoint}` : 'nothing written' });
-        return { step, reason: 'cancelled', finalMetrics: {}, finalIntervals: {}, bootstrapFile: undefined, lastCheckpoint };
-      }
-      if (early) {
-        const final = await this.evaluate(step, 'test', options.runDir);
-        this.events$.next({ type: 'run-ended', step, reason: 'early-stopped' });
-        return { step, reason: 'early-stopped', finalMetrics: final.metrics, finalIntervals: final.intervals, bootstrapFile: final.bootstrapFile, lastCheckpoint };
-      }
+      const final = await this.evaluate(step, 'test', runDir, signal);
+      this.events$.next({ type: 'run-ended', step, reason: 'completed' });
+      return { step, reason: 'completed', finalMetrics: final.metrics, finalIntervals: final.intervals, bootstrapFile: final.bootstrapFile, lastCheckpoint };
+    } catch (error) {
+      if (!(error instanceof InterruptedError)) throw error;
+      // Interrupted during an evaluation: the weights after `step` are kept. A resume runs an interrupted
+      // final evaluation again; an interrupted mid-run evaluation is skipped (its step is past).
+      if (runDir) lastCheckpoint = await this.checkpoint(step, runDir);
+      return cancelled();
     }
-    const final = await this.evaluate(step, 'test', options.runDir);
-    this.events$.next({ type: 'run-ended', step, reason: 'completed' });
-    return { step, reason: 'completed', finalMetrics: final.metrics, finalIntervals: final.intervals, bootstrapFile: final.bootstrapFile, lastCheckpoint };
   }
 
   dispose(): void {
@@ -252,13 +266,14 @@ export class Trainer {
    * with 95% bootstrap intervals, and the validation loss; the test evaluation also writes the
    * bootstrap scores that paired tests between runs read.
    */
-  private async evaluate(step: number, split: 'eval' | 'test', runDir: string | undefined): Promise<EvaluationResult> {
+  private async evaluate(step: number, split: 'eval' | 'test', runDir: string | undefined, signal: AbortSignal | undefined): Promise<EvaluationResult> {
     const t = this.parts.training;
     const limit = split === 'eval' ? t.evalLimit : t.testLimit;
     const dataset = limit === undefined ? this.parts.dataset.split(split) : take(this.parts.dataset.split(split), limit);
     const evaluation = await evaluateSplit({ ...this.parts, batchSize: t.batchSize, maxNewTokens: t.maxNewTokens }, dataset, {
       final: split === 'test',
       onProgress: (done, total) => this.events$.next({ type: 'progress', phase: `eval ${split}`, done, total: total ?? done }),
+      ...(signal ? { signal } : {}),
     });
     const { metrics, intervals } = evaluation;
     if (metrics['validationLoss'] !== undefined) this.parts.sampler.observe?.({ step, validationLoss: metrics['validationLoss'] });
