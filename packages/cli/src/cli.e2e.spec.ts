@@ -106,6 +106,37 @@ describe('skd distill / train (end to end)', () => {
     expect(resumed.status).toBe(0);
     const weights = (run: string) => fs.readFileSync(path.join(dir, 'runs', run, 'model', 'model.safetensors'));
     expect(weights('killed').equals(weights('straight'))).toBe(true);
+    // The summary covers the whole run once, replayed steps replaced: equal but for names and timing.
+    const summary = (run: string) => {
+      const { run: _name, group: _group, seconds: _seconds, ...rest } = JSON.parse(fs.readFileSync(path.join(dir, 'runs', run, 'summary.json'), 'utf8'));
+      return rest;
+    };
+    expect(summary('killed')).toEqual(summary('straight'));
+    expect(summary('killed').meanAcceptanceRate).toEqual(expect.any(Number));
+  });
+
+  it('locks the run folder: a second process, even with --resume, is refused naming the holder; a dead holder\'s lock is taken over', async () => {
+    const dir = tmp();
+    const config = tinyConfig(dir, { steps: 200, checkpointEvery: 2, evalEvery: 0 });
+    const child = start(['distill', config, '--out', 'runs/a'], dir);
+    await waitFor(() => fs.existsSync(path.join(dir, 'runs/a/checkpoints/step-000002')));
+    const second = skd(['distill', config, '--out', 'runs/a', '--resume'], dir);
+    expect(second.status).toBe(2);
+    expect(second.stderr).toContain(`is in use by process ${child.pid} on ${os.hostname()}`);
+    child.kill('SIGKILL');
+    await exited(child);
+    const resumed = skd(['distill', config, '--out', 'runs/a', '--resume'], dir);
+    expect(resumed.stderr).toContain(`was locked by process ${child.pid}, which is no longer running; taking it over`);
+    expect(resumed.status).toBe(0);
+    expect(fs.existsSync(path.join(dir, 'runs/a/run.lock'))).toBe(false);
+  });
+
+  it('fails in one line, exit 1, when --out cannot be written', () => {
+    const dir = tmp();
+    fs.writeFileSync(path.join(dir, 'file'), 'not a folder');
+    const result = skd(['distill', tinyConfig(dir), '--out', 'file/run'], dir);
+    expect(result.status).toBe(1);
+    expect(result.stderr.trim()).toBe(`error: cannot write ${path.join(dir, 'file/run')}: a part of the path is a file, not a folder (ENOTDIR)`);
   });
 
   it('on SIGINT finishes the step, writes a checkpoint and exits 130 long before the end; --resume ends with the uninterrupted weights', async () => {

@@ -1,10 +1,26 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { applyOverrides, buildRun, configBaseDir, planRun, readConfigFile, type Run, type RunConfig } from '@skd/config';
-import { SkdError, type RunEvent, type SplitName } from '@skd/core';
-import { GptModel, saveCheckpoint, writeFileAtomic } from '@skd/models';
-import { Trainer, checkTrainingData, earlyStopping, evaluateSplit, formatEvent, progressLines, take, toJsonLines, writeEvaluation, type SplitEvaluation, type TrainResult } from '@skd/trainer';
+import { SkdError, WriteError, type RunEvent, type SplitName } from '@skd/core';
+import { GptModel, saveCheckpoint, writeAll, writeFileAtomic } from '@skd/models';
+import {
+  Trainer,
+  checkTrainingData,
+  earlyStopping,
+  evaluateSplit,
+  formatEvent,
+  meanSamplerStat,
+  progressLines,
+  readRunEvents,
+  runHistory,
+  take,
+  toJsonLines,
+  writeEvaluation,
+  type SplitEvaluation,
+  type TrainResult,
+} from '@skd/trainer';
 import type { Io } from './io';
+import { LOCK_FILE, lockRunDir } from './run-lock';
 
 export interface ExperimentOptions {
   readonly configFile: string;
@@ -63,7 +79,7 @@ export function prepareRunDir(runDir: string, config: RunConfig, resume: boolean
     }
     return;
   }
-  if (fs.existsSync(runDir) && fs.readdirSync(runDir).length > 0) {
+  if (fs.existsSync(runDir) && fs.readdirSync(runDir).some((name) => name !== LOCK_FILE)) {
     throw new SkdError(`run directory ${runDir} exists and is not an skd run`, { hint: 'choose another --out' });
   }
   fs.mkdirSync(runDir, { recursive: true });
@@ -96,22 +112,38 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   // Build and check the data before the run directory is touched: a bad example costs nothing.
   const run = await buildRun(raw, { baseDir, source: options.configFile });
   let trainer: Trainer;
+  let release = (): void => undefined;
   try {
     const { examples, tooLong } = await checkTrainingData(run.dataset, { tokenizer: run.tokenizer, contextLength: run.student.contextLength, onTooLong: config.training.onTooLong });
+    release = lockRunDir(runDir, (message) => io.err(`warning: ${message}`));
     prepareRunDir(runDir, config, options.resume);
     io.out(`training data: ${examples} examples${tooLong > 0 ? ` (${tooLong} longer than the context of ${run.student.contextLength} skipped)` : ''}`);
     trainer = trainerFor(run, path.basename(runDir));
   } catch (error) {
+    release();
     run.dispose();
     throw error;
   }
-  const metrics = fs.openSync(path.join(runDir, 'metrics.jsonl'), 'a');
+  const metricsFile = path.join(runDir, 'metrics.jsonl');
+  const metrics = fs.openSync(metricsFile, 'a');
+  // A failed log write (disk full) stops the run like Ctrl-C, with a checkpoint, then fails naming the file.
+  const failed = new AbortController();
+  let logError: WriteError | undefined;
+  const log = (line: string) => {
+    if (logError) return;
+    try {
+      writeAll(metrics, Buffer.from(`${line}\n`));
+    } catch (error) {
+      logError = new WriteError(metricsFile, error);
+      failed.abort();
+    }
+  };
+  const stop = options.signal ? AbortSignal.any([options.signal, failed.signal]) : failed.signal;
   const early = new AbortController();
   const watch = config.training.earlyStopping;
-  const acceptance: number[] = [];
   const started = Date.now();
   const subscriptions = [
-    trainer.events$.pipe(toJsonLines()).subscribe((line) => fs.writeSync(metrics, `${line}\n`)),
+    trainer.events$.pipe(toJsonLines()).subscribe(log),
     trainer.events$.pipe(progressLines()).subscribe((line) => io.progress(line)),
     ...(watch
       ? [trainer.events$.pipe(earlyStopping(watch.metric, watch.patience, watch.mode)).subscribe((step) => {
@@ -120,13 +152,13 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
         })]
       : []),
     trainer.events$.subscribe((event: RunEvent) => {
-      if (event.type === 'step' && event.sampler['acceptanceRate'] !== undefined) acceptance.push(event.sampler['acceptanceRate']);
       if (event.type !== 'step' && event.type !== 'progress') io.out(formatEvent(event));
     }),
   ];
   try {
     io.out(run.backend.summary);
-    const result = await trainer.run({ runDir, resume: options.resume, earlyStop: early.signal, ...(options.signal ? { signal: options.signal } : {}) });
+    const result = await trainer.run({ runDir, resume: options.resume, earlyStop: early.signal, signal: stop });
+    if (logError) throw logError;
     if (result.reason !== 'cancelled') {
       if (run.student instanceof GptModel) {
         await saveCheckpoint(path.join(runDir, 'model'), { model: run.student, tokenizer: run.tokenizer, overwrite: true });
@@ -146,7 +178,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
         finalMetrics: result.finalMetrics,
         intervals: result.finalIntervals,
         ...(result.bootstrapFile ? { bootstrap: path.relative(runDir, result.bootstrapFile) } : {}),
-        meanAcceptanceRate: acceptance.length ? acceptance.reduce((a, b) => a + b, 0) / acceptance.length : null,
+        // Over the whole run: a resumed run's summary equals an uninterrupted one's (timings aside).
+        meanAcceptanceRate: meanSamplerStat(runHistory(readRunEvents(metricsFile)), 'acceptanceRate'),
       };
       writeFileAtomic(path.join(runDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
       io.out(`run complete: ${runDir}`);
@@ -157,6 +190,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     fs.closeSync(metrics);
     trainer.dispose();
     run.dispose();
+    release();
   }
 }
 

@@ -9,7 +9,7 @@ import {
   readConfigFile,
   type Registries,
 } from '@skd/config';
-import { FormatError, InterruptedError, Rng, SkdError, type ComponentKind, type SplitName } from '@skd/core';
+import { FormatError, InterruptedError, Rng, SkdError, WriteError, describeSystemError, type ComponentKind, type SplitName } from '@skd/core';
 import { jsonlRecords } from '@skd/datasets';
 import { BpeTokenizer, generate, tokenizerConfigPath, writeBpeTokenizer } from '@skd/models';
 import * as path from 'node:path';
@@ -187,7 +187,11 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
       const paired = options.paired !== undefined ? parsePairedSpec(options.paired) : undefined;
       const sections = paths.map((p) => ({ title: path.basename(path.resolve(p)), runDirs: findRuns([p]) }));
       const command = ['skd report', ...paths, '--out', options.out, ...(options.paired ? ['--paired', options.paired] : [])].join(' ');
-      const { runs, groups } = writeReport(sections, options.out, { command, ...(paired ? { paired } : {}) });
+      const { runs, groups } = writeReport(sections, options.out, {
+        command,
+        ...(paired ? { paired } : {}),
+        onSkip: (dir, error) => io.err(`warning: ${dir} left out of the report: ${error.message}`),
+      });
       io.out(`report: ${runs} runs in ${groups} groups -> ${options.out}/report.md, ${options.out}/report.html`);
     });
 
@@ -265,11 +269,21 @@ export async function main(argv: readonly string[], io: Io = terminalIo(), signa
       io.err(error.message);
       return EXIT_INTERRUPTED;
     }
+    if (error instanceof WriteError) {
+      io.err(`error: ${error.message}`);
+      return 1;
+    }
     if (error instanceof SkdError) {
       io.err(`error: ${error.message}`);
       return 2;
     }
-    if ((error as { code?: string }).code?.startsWith('commander.')) return 1;
+    const { code, path: file, syscall } = error as { code?: unknown; path?: unknown; syscall?: unknown };
+    if (typeof code === 'string' && code.startsWith('commander.')) return 1;
+    // A file system error we did not wrap: one line with the path and the cause, not a stack.
+    if (typeof code === 'string' && typeof file === 'string') {
+      io.err(`error: ${typeof syscall === 'string' ? `${syscall} ` : ''}${file}: ${describeSystemError(error)}`);
+      return 1;
+    }
     io.err(String((error as Error).stack ?? error));
     return 1;
   } finally {

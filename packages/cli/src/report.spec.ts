@@ -107,6 +107,34 @@ describe('writeReport', () => {
     expect(fs.readFileSync(path.join(root, 'out-ab/report.md'), 'utf8')).toBe(markdown);
   });
 
+  it('counts a resumed run\'s replayed steps once: acceptance per quarter as if it had never stopped', () => {
+    const dir = path.join(root, 'resumed/method-skd__seed-1');
+    fakeRun(dir, 'method-skd', 1, 0.5, rising);
+    const lines = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n');
+    // Killed after step 6, resumed from the checkpoint at step 4: steps 5-6 were logged (with other values), then again.
+    const lost = [5, 6].map((step) => JSON.stringify({ ...JSON.parse(lines[step - 1] as string), sampler: { acceptanceRate: 0 } }));
+    const resumed = JSON.stringify({ type: 'run-started', runId: 'x', totalSteps: 8, startStep: 4, backend: 'cpu', time: 0 });
+    fs.writeFileSync(path.join(dir, 'metrics.jsonl'), `${[...lines.slice(0, 4), ...lost, resumed, ...lines.slice(4)].join('\n')}\n`);
+    const { markdown } = writeReport([{ title: 'resumed', runDirs: [dir] }], path.join(root, 'out-resumed'));
+    expect(markdown).toContain('| method-skd | 0.200 | 0.400 | 0.600 | 0.800 |');
+  });
+
+  it('leaves a broken run out with a warning naming it and the file, and reports the rest', () => {
+    const broken = path.join(root, 'broken');
+    fakeRun(path.join(broken, 'good'), 'method-sup', 1, 0.3);
+    fakeRun(path.join(broken, 'torn'), 'method-sup', 2, 0.4);
+    fs.writeFileSync(path.join(broken, 'torn', 'summary.json'), '{"run": "torn", "seed"');
+    fakeRun(path.join(broken, 'garbled'), 'method-sup', 3, 0.4);
+    fs.writeFileSync(path.join(broken, 'garbled', 'metrics.jsonl'), '{"type":"step"}\nnot json\n{"type":"eval"}\n');
+    const warned: string[] = [];
+    const { runs, skipped, markdown } = writeReport([{ title: 'broken', runDirs: findRuns([broken]) }], path.join(root, 'out-broken'), { onSkip: (dir) => warned.push(path.basename(dir)) });
+    expect(runs).toBe(1);
+    expect(warned.sort()).toEqual(['garbled', 'torn']);
+    expect(skipped.find((s) => s.includes('torn'))).toMatch(/torn\/summary\.json: cannot read a run summary: /);
+    expect(skipped.find((s) => s.includes('garbled'))).toMatch(/garbled\/metrics\.jsonl:2: not a JSON event/);
+    expect(markdown).toContain('Left out (unreadable): 2 run(s)');
+  });
+
   it('fails with a hint when no finished run is found', () => {
     expect(() => writeReport([{ title: 'empty', runDirs: [] }], path.join(root, 'out-none'))).toThrow('no finished runs found');
   });

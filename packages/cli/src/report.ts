@@ -1,10 +1,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SkdError, type RunEvent } from '@skd/core';
+import { FormatError, SkdError, type RunEvent } from '@skd/core';
+import { readRunEvents, runHistory } from '@skd/trainer';
 import { averageScores, intervals, pairedBootstrap, type BootstrapScores } from '@skd/evaluators';
-import { writeFileAtomic } from '@skd/models';
+import { readJson, writeFileAtomic } from '@skd/models';
 
-interface RunRecord {
+/** A finished run as the report reads it. */
+export interface RunRecord {
   readonly dir: string;
   readonly group: string;
   readonly seed: number;
@@ -32,8 +34,10 @@ export function findRuns(paths: readonly string[]): string[] {
   return found;
 }
 
-function loadRun(dir: string): RunRecord {
-  const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as {
+/** One finished run folder: its summary, events and (when written) final bootstrap scores. */
+export function loadRun(dir: string): RunRecord {
+  const summaryFile = path.join(dir, 'summary.json');
+  const summary = readJson(summaryFile, 'a run summary') as {
     group?: string;
     run: string;
     seed: number;
@@ -42,12 +46,13 @@ function loadRun(dir: string): RunRecord {
     meanAcceptanceRate: number | null;
     bootstrap?: string;
   };
+  if (summary === null || typeof summary !== 'object' || typeof summary.finalMetrics !== 'object' || summary.finalMetrics === null || typeof summary.seed !== 'number') {
+    throw new FormatError(summaryFile, 'not a run summary (finalMetrics, seed)');
+  }
   const bootstrapFile = summary.bootstrap ? path.join(dir, summary.bootstrap) : undefined;
-  const bootstrap = bootstrapFile && fs.existsSync(bootstrapFile) ? (JSON.parse(fs.readFileSync(bootstrapFile, 'utf8')) as BootstrapScores) : undefined;
+  const bootstrap = bootstrapFile && fs.existsSync(bootstrapFile) ? (readJson(bootstrapFile, 'bootstrap scores') as BootstrapScores) : undefined;
   const metricsFile = path.join(dir, 'metrics.jsonl');
-  const events = fs.existsSync(metricsFile)
-    ? fs.readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as RunEvent)
-    : [];
+  const events = fs.existsSync(metricsFile) ? runHistory(readRunEvents(metricsFile)) : [];
   return { dir, group: summary.group ?? summary.run, seed: summary.seed, divergence: summary.divergence, finalMetrics: summary.finalMetrics, meanAcceptanceRate: summary.meanAcceptanceRate, events, bootstrap };
 }
 
@@ -126,7 +131,7 @@ export function groupAxes(group: string): [string, string][] {
 }
 
 /** A group's runs as one system: bootstrap scores averaged over its seeds, when every run has comparable ones. */
-function groupScores(members: readonly RunRecord[]): BootstrapScores | undefined {
+export function groupScores(members: readonly RunRecord[]): BootstrapScores | undefined {
   const all = members.map((r) => r.bootstrap);
   if (all.length === 0 || all.some((b) => b === undefined)) return undefined;
   try {
@@ -263,9 +268,21 @@ type Chart = { id: string; title: string; series: Series[] };
 export function writeReport(
   sections: readonly ReportSection[],
   outDir: string,
-  options: { readonly command?: string; readonly paired?: PairedSpec } = {},
-): { markdown: string; html: string; groups: number; runs: number } {
-  const loaded = sections.filter((s) => s.runDirs.length > 0).map((s) => ({ title: s.title, runs: s.runDirs.map(loadRun) }));
+  options: { readonly command?: string; readonly paired?: PairedSpec; readonly onSkip?: (dir: string, error: SkdError) => void } = {},
+): { markdown: string; html: string; groups: number; runs: number; skipped: readonly string[] } {
+  // One broken run (a torn summary, a garbled metrics line) is named and left out, not fatal to the report.
+  const skipped: string[] = [];
+  const readable = (dir: string): RunRecord[] => {
+    try {
+      return [loadRun(dir)];
+    } catch (error) {
+      if (!(error instanceof SkdError)) throw error;
+      skipped.push(`${dir}: ${error.message}`);
+      options.onSkip?.(dir, error);
+      return [];
+    }
+  };
+  const loaded = sections.map((s) => ({ title: s.title, runs: s.runDirs.flatMap(readable) })).filter((s) => s.runs.length > 0);
   if (loaded.length === 0) throw new SkdError('no finished runs found (folders with summary.json)', { hint: 'point skd report at run folders or a sweep folder' });
   const total = loaded.reduce((n, s) => n + s.runs.length, 0);
   const groups = loaded.reduce((n, s) => n + new Set(s.runs.map((r) => r.group)).size, 0);
@@ -275,6 +292,7 @@ export function writeReport(
     '# skd results',
     '',
     ...(options.command ? [`Produced by \`${options.command}\`.`, ''] : []),
+    ...(skipped.length ? [`Left out (unreadable): ${skipped.length} run(s):`, '', ...skipped.map((s) => `- ${s}`), ''] : []),
     `Runs: ${total} in ${groups} group(s); mean ± std over seeds of the final test metrics; acceptance is SKD's mean acceptance rate over training.`,
     '',
     ...parts.flatMap((p) => [...(titled ? [`## ${p.title}`, ''] : []), ...markdownTables(p.tables)]),
@@ -285,7 +303,7 @@ export function writeReport(
   fs.mkdirSync(outDir, { recursive: true });
   writeFileAtomic(path.join(outDir, 'report.md'), markdown);
   writeFileAtomic(path.join(outDir, 'report.html'), html);
-  return { markdown, html, groups, runs: total };
+  return { markdown, html, groups, runs: total, skipped };
 }
 
 const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);

@@ -112,3 +112,36 @@ export async function throwIfInterrupted(signal: AbortSignal | undefined, what: 
   await yieldToEventLoop();
   if (signal?.aborted) throw new InterruptedError(what);
 }
+
+/** Words for the system errors a write meets; anything else keeps Node's own message. */
+const SYSTEM_CAUSES: Readonly<Record<string, string>> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOTDIR: 'a part of the path is a file, not a folder',
+  EISDIR: 'it is a folder',
+  EIO: 'input/output error',
+};
+
+/** The cause of a failed file operation in a few words, e.g. "no space left on device (ENOSPC)". */
+export function describeSystemError(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && SYSTEM_CAUSES[code]) return `${SYSTEM_CAUSES[code]} (${code})`;
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * A file could not be written (disk full, permissions, a short write). Whatever was being replaced
+ * is intact and no temporary file is left; the CLI prints this one line and exits 1.
+ */
+export class WriteError extends SkdError {
+  override readonly name = 'WriteError';
+  readonly path: string;
+
+  constructor(file: string, cause: unknown, options: SkdErrorOptions = {}) {
+    super(`cannot write ${file}: ${describeSystemError(cause)}`, { cause, ...options });
+    this.path = file;
+  }
+}

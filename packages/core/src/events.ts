@@ -50,6 +50,12 @@ export interface ProgressUpdate {
   readonly total: number;
 }
 
+/** Something the user should know that does not stop the run (a checkpoint skipped on resume, leftovers removed). */
+export interface RunWarning {
+  readonly type: 'warning';
+  readonly message: string;
+}
+
 export type RunEndReason = 'completed' | 'cancelled' | 'early-stopped' | 'diverged' | 'failed';
 
 export interface RunEnded {
@@ -65,6 +71,7 @@ export type RunEvent =
   | EvaluationCompleted
   | CheckpointWritten
   | ProgressUpdate
+  | RunWarning
   | RunEnded;
 
 export type RunEventType = RunEvent['type'];

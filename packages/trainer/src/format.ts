@@ -25,6 +25,8 @@ export function formatEvent(event: RunEvent): string {
       return `checkpoint @ step ${event.step}: ${event.path}`;
     case 'progress':
       return `${event.phase} ${event.done}/${event.total}`;
+    case 'warning':
+      return `warning: ${event.message}`;
     case 'run-ended':
       return `run ended at step ${event.step}: ${event.reason}${event.message ? ` (${event.message})` : ''}`;
   }

@@ -130,6 +130,36 @@ describe('Trainer', () => {
     [straight, first, second].forEach((p) => p.dispose());
   });
 
+  it('on resume skips a corrupt newest checkpoint for the newest that verifies, and clears unfinished writes', async () => {
+    const dir = tmp();
+    const first = sftParts({ steps: 4, checkpointEvery: 2 });
+    const a = new Trainer(first);
+    await a.run({ runDir: dir });
+    const newest = path.join(dir, 'checkpoints', 'step-000004', 'state.safetensors');
+    const bytes = fs.readFileSync(newest);
+    bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 0x01; // one flipped bit in the tensor data
+    fs.writeFileSync(newest, bytes);
+    fs.mkdirSync(path.join(dir, 'checkpoints', 'step-000006.partial-4242'));
+    const second = sftParts({ steps: 4, checkpointEvery: 2 });
+    const b = new Trainer(second);
+    const events: RunEvent[] = [];
+    b.events$.subscribe((e) => events.push(e));
+    await b.run({ runDir: dir, resume: true });
+    const warnings = events.flatMap((e) => (e.type === 'warning' ? [e.message] : []));
+    expect(warnings[0]).toBe('removed 1 unfinished checkpoint folder(s) left by an interrupted write');
+    expect(warnings[1]).toMatch(/^checkpoint step-000004 cannot be used \(.*state\.safetensors: checksum mismatch.*\); trying the one before$/);
+    expect(events.find((e) => e.type === 'run-started')).toMatchObject({ startStep: 2 });
+    expect(weights(second.student as GptModel)).toEqual(weights(first.student as GptModel)); // steps 3-4 trained again, identically
+    expect(fs.readdirSync(path.join(dir, 'checkpoints')).sort()).toEqual(['step-000002', 'step-000004', expect.stringMatching(/^step-000004\.unusable-\d+$/)]);
+    fs.rmSync(path.join(dir, 'checkpoints', 'step-000002', 'state.json'));
+    fs.writeFileSync(newest, 'torn');
+    const third = sftParts({ steps: 4 });
+    const c = new Trainer(third);
+    await expect(c.run({ runDir: dir, resume: true })).rejects.toThrow(/no checkpoint of .* verifies/);
+    [a, b, c].forEach((t) => t.dispose());
+    [first, second, third].forEach((p) => p.dispose());
+  });
+
   it('accumulates gradients: 2 micro-batches of 1 step like 1 batch of 2 (normalised by the step\'s tokens)', async () => {
     const one = sftParts({ steps: 2, batchSize: 2, gradientAccumulation: 1, gradientClip: 0 });
     const two = sftParts({ steps: 2, batchSize: 1, gradientAccumulation: 2, gradientClip: 0 });

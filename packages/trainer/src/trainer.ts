@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Subject } from 'rxjs';
 import {
+  FormatError,
   InterruptedError,
   NonFiniteError,
   type Rng,
@@ -19,7 +20,7 @@ import {
   yieldToEventLoop,
 } from '@skd/core';
 import { countTargets, tokenLoss } from '@skd/divergences';
-import { readSafetensors, writeFileAtomic, writeSafetensors, type NamedArray } from '@skd/models';
+import { partialFolders, readSafetensors, writeFileAtomic, writeFolderAtomic, writeSafetensors, type NamedArray } from '@skd/models';
 import { BatchStream, take } from './data-stream';
 import { evaluateSplit, writeEvaluation } from './evaluation';
 import { AdamW, clipByGlobalNorm, learningRateAt } from './optimizer';
@@ -100,6 +101,8 @@ interface CheckpointState {
   readonly consumedBatches: number;
   readonly rngs: Record<string, RngState>;
   readonly sampler: unknown;
+  /** SHA-256 of state.safetensors, verified on resume (absent in checkpoints written before checksums). */
+  readonly sha256?: string;
 }
 
 /** A run whose loss stopped being finite. The last good checkpoint is kept. */
@@ -132,11 +135,28 @@ export class Trainer {
     let step = 0;
     let lastCheckpoint: string | undefined;
     if (options.resume && options.runDir) {
-      const latest = latestCheckpoint(options.runDir);
-      if (latest) {
-        step = await this.restore(latest);
-        lastCheckpoint = latest;
+      const leftovers = [...partialFolders(path.join(options.runDir, 'checkpoints')), ...partialFolders(options.runDir)];
+      for (const dir of leftovers) fs.rmSync(dir, { recursive: true, force: true });
+      if (leftovers.length) this.warn(`removed ${leftovers.length} unfinished checkpoint folder(s) left by an interrupted write`);
+      // The newest checkpoint that verifies: a truncated or altered one is named and skipped, never loaded.
+      const all = checkpointFolders(options.runDir);
+      const unusable: string[] = [];
+      for (const dir of [...all].reverse()) {
+        try {
+          step = await this.restore(dir);
+          lastCheckpoint = dir;
+          break;
+        } catch (error) {
+          if (!(error instanceof FormatError)) throw error;
+          this.warn(`checkpoint ${path.basename(dir)} cannot be used (${error.message}); trying the one before`);
+          unusable.push(dir);
+        }
       }
+      if (!lastCheckpoint && all.length > 0) {
+        throw new SkdError(`no checkpoint of ${options.runDir} verifies`, { hint: 'start the run again in a new --out (or delete its checkpoints/ folder to restart it from step 0)' });
+      }
+      // Kept for inspection under another name; the steps they held are trained (and checkpointed) again.
+      for (const dir of unusable) fs.renameSync(dir, `${dir}.unusable-${Date.now()}`);
     }
     this.events$.next({ type: 'run-started', runId: this.parts.runId, totalSteps: t.steps, startStep: step, backend: this.parts.backend, time: Date.now() });
     const { runDir, signal } = options;
@@ -286,31 +306,42 @@ export class Trainer {
   private async checkpoint(step: number, runDir: string): Promise<string> {
     const dir = path.join(runDir, 'checkpoints', `step-${String(step).padStart(6, '0')}`);
     if (fs.existsSync(dir)) return dir;
-    const tmp = `${dir}.partial-${process.pid}`;
-    fs.rmSync(tmp, { recursive: true, force: true });
-    fs.mkdirSync(tmp, { recursive: true });
     const arrays = new Map<string, NamedArray>();
     const add = async (name: string, tensor: tf.Tensor) => arrays.set(name, { shape: tensor.shape, data: Float32Array.from(await tensor.data()) });
     for (const [i, v] of this.parts.student.trainableVariables.entries()) await add(`student/${String(i).padStart(4, '0')}`, v);
     const optimizer = this.optimizer.state();
     for (const [name, tensor] of optimizer.tensors) await add(name, tensor);
-    writeSafetensors(path.join(tmp, 'state.safetensors'), arrays);
-    const state: CheckpointState = {
-      step,
-      optimizerStep: optimizer.step,
-      consumedBatches: this.stream.consumed,
-      rngs: Object.fromEntries([...this.parts.rngs].map(([k, rng]) => [k, rng.getState()])),
-      sampler: this.parts.sampler.getState?.() ?? null,
-    };
-    writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify(state));
-    fs.renameSync(tmp, dir);
+    await writeFolderAtomic(dir, (tmp) => {
+      const state: CheckpointState = {
+        step,
+        optimizerStep: optimizer.step,
+        consumedBatches: this.stream.consumed,
+        rngs: Object.fromEntries([...this.parts.rngs].map(([k, rng]) => [k, rng.getState()])),
+        sampler: this.parts.sampler.getState?.() ?? null,
+        sha256: writeSafetensors(path.join(tmp, 'state.safetensors'), arrays),
+      };
+      writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify(state));
+    });
     this.events$.next({ type: 'checkpoint', step, path: dir });
     return dir;
   }
 
+  private warn(message: string): void {
+    this.events$.next({ type: 'warning', message });
+  }
+
   private async restore(dir: string): Promise<number> {
-    const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as CheckpointState;
-    const { arrays } = readSafetensors(path.join(dir, 'state.safetensors'));
+    const stateFile = path.join(dir, 'state.json');
+    let state: CheckpointState;
+    try {
+      state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as CheckpointState;
+    } catch (cause) {
+      throw new FormatError(stateFile, (cause as { code?: string }).code === 'ENOENT' ? 'missing' : `not valid JSON: ${(cause as Error).message}`, { cause });
+    }
+    if (typeof state?.step !== 'number' || typeof state.consumedBatches !== 'number' || typeof state.rngs !== 'object' || state.rngs === null) {
+      throw new FormatError(stateFile, 'not a training checkpoint state (step, consumedBatches, rngs)');
+    }
+    const { arrays } = readSafetensors(path.join(dir, 'state.safetensors'), state.sha256);
     const variables = this.parts.student.trainableVariables;
     variables.forEach((v, i) => {
       const saved = arrays.get(`student/${String(i).padStart(4, '0')}`);
@@ -329,12 +360,16 @@ export class Trainer {
   }
 }
 
-/** The newest complete checkpoint folder (partial ones never count). */
-export function latestCheckpoint(runDir: string): string | undefined {
+/** A run's checkpoint folders, oldest first (unfinished `.partial-*` writes never count). */
+export function checkpointFolders(runDir: string): string[] {
   const dir = path.join(runDir, 'checkpoints');
-  if (!fs.existsSync(dir)) return undefined;
-  const complete = fs.readdirSync(dir).filter((name) => /^step-\d{6}$/.test(name) && fs.existsSync(path.join(dir, name, 'state.json')));
-  return complete.length ? path.join(dir, complete.sort()[complete.length - 1] as string) : undefined;
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir).filter((name) => /^step-\d{6}$/.test(name)).sort().map((name) => path.join(dir, name));
+}
+
+/** The newest checkpoint folder holding a state file (resume verifies it, and falls back if it must). */
+export function latestCheckpoint(runDir: string): string | undefined {
+  return checkpointFolders(runDir).filter((dir) => fs.existsSync(path.join(dir, 'state.json'))).at(-1);
 }
 
 function averageStats(all: readonly Readonly<Record<string, number>>[]): Record<string, number> {

@@ -6,7 +6,7 @@ import { FormatError, SkdError, type Tokenizer } from '@skd/core';
 import { BpeTokenizer, type BpeTokenizerConfig } from '../bpe-tokenizer';
 import { ByteTokenizer } from '../byte-tokenizer';
 import { GptModel, gptConfigSchema } from '../gpt';
-import { writeFileAtomic } from './atomic';
+import { writeFileAtomic, writeFolderAtomic } from './atomic';
 import { readSafetensors, writeSafetensors, type NamedArray } from './safetensors';
 
 /**
@@ -25,6 +25,8 @@ const checkpointConfigSchema = z.strictObject({
   /** The roles of a BPE tokenizer's special tokens (as tokenizer_config.json holds them). */
   tokenizerConfig: z.record(z.string(), z.unknown()).optional(),
   extra: z.record(z.string(), z.unknown()).default({}),
+  /** SHA-256 of each weights file, verified on load (absent in checkpoints written before checksums). */
+  sha256: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)).optional(),
 });
 
 export interface SaveCheckpointOptions {
@@ -59,32 +61,25 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
   if (fs.existsSync(target) && !options.overwrite) {
     throw new SkdError(`checkpoint ${target} already exists`, { hint: 'choose another folder, or pass overwrite: true' });
   }
-  const tmp = `${target}.partial-${process.pid}-${Date.now()}`;
-  fs.mkdirSync(tmp, { recursive: true });
-  try {
-    writeSafetensors(path.join(tmp, 'model.safetensors'), await toArrays(options.model.params), { format: 'skd' });
-    if (options.optimizerState) writeSafetensors(path.join(tmp, 'optimizer.safetensors'), await toArrays(options.optimizerState));
-    const config = {
-      format: CHECKPOINT_FORMAT,
-      version: 1,
-      model: { kind: 'gpt', config: options.model.config },
-      tokenizer: options.tokenizer.toJSON(),
-      ...(options.tokenizer instanceof BpeTokenizer ? { tokenizerConfig: options.tokenizer.tokenizerConfig() } : {}),
-      extra: options.extra ?? {},
-    };
-    writeFileAtomic(path.join(tmp, 'config.json'), `${JSON.stringify(config, null, 1)}\n`);
-    if (fs.existsSync(target)) {
-      const old = `${target}.old-${process.pid}-${Date.now()}`;
-      fs.renameSync(target, old);
-      fs.renameSync(tmp, target);
-      fs.rmSync(old, { recursive: true, force: true });
-    } else {
-      fs.renameSync(tmp, target);
-    }
-  } catch (error) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw error;
-  }
+  await writeFolderAtomic(
+    target,
+    async (tmp) => {
+      const checksums: Record<string, string> = {};
+      checksums['model.safetensors'] = writeSafetensors(path.join(tmp, 'model.safetensors'), await toArrays(options.model.params), { format: 'skd' });
+      if (options.optimizerState) checksums['optimizer.safetensors'] = writeSafetensors(path.join(tmp, 'optimizer.safetensors'), await toArrays(options.optimizerState));
+      const config = {
+        format: CHECKPOINT_FORMAT,
+        version: 1,
+        model: { kind: 'gpt', config: options.model.config },
+        tokenizer: options.tokenizer.toJSON(),
+        ...(options.tokenizer instanceof BpeTokenizer ? { tokenizerConfig: options.tokenizer.tokenizerConfig() } : {}),
+        extra: options.extra ?? {},
+        sha256: checksums,
+      };
+      writeFileAtomic(path.join(tmp, 'config.json'), `${JSON.stringify(config, null, 1)}\n`);
+    },
+    { replace: true },
+  );
 }
 
 /** Rebuilds a tokenizer from its `toJSON()` document (and, for BPE, the roles of its special tokens). */
@@ -114,7 +109,8 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   if (tokenizer.vocabSize !== parsed.data.model.config.vocabSize) {
     throw new FormatError(configFile, `tokenizer vocabulary ${tokenizer.vocabSize} does not match the model's ${parsed.data.model.config.vocabSize}`);
   }
-  const weights = readSafetensors(path.join(dir, 'model.safetensors'));
+  const sums = parsed.data.sha256 ?? {};
+  const weights = readSafetensors(path.join(dir, 'model.safetensors'), sums['model.safetensors']);
   const tensors = new Map([...weights.arrays].map(([name, a]) => [name, tf.tensor(a.data, [...a.shape])]));
   let model: GptModel;
   try {
@@ -126,7 +122,7 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   }
   const optimizerFile = path.join(dir, 'optimizer.safetensors');
   const optimizerState = fs.existsSync(optimizerFile)
-    ? new Map([...readSafetensors(optimizerFile).arrays].map(([name, a]) => [name, tf.tensor(a.data, [...a.shape], a.data instanceof Int32Array ? 'int32' : 'float32')]))
+    ? new Map([...readSafetensors(optimizerFile, sums['optimizer.safetensors']).arrays].map(([name, a]) => [name, tf.tensor(a.data, [...a.shape], a.data instanceof Int32Array ? 'int32' : 'float32')]))
     : undefined;
   return { model, tokenizer, optimizerState, extra: parsed.data.extra };
 }

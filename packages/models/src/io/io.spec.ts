@@ -7,6 +7,7 @@ import { useBackend } from '@skd/testing';
 import { BpeTokenizer } from '../bpe-tokenizer';
 import { ByteTokenizer } from '../byte-tokenizer';
 import { GptModel, gptConfigSchema } from '../gpt';
+import { writeFolderAtomic } from './atomic';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { loadHuggingFaceGpt2 } from './hf-gpt2';
 import { decodeSafetensors, encodeSafetensors, readSafetensors, writeSafetensors } from './safetensors';
@@ -113,10 +114,41 @@ describe('checkpoints', () => {
     expect(() => loadCheckpoint(dir)).toThrow('tokenizer vocabulary 259 does not match the model\'s 300');
     fs.writeFileSync(configFile, '{"format": "something-else"}');
     expect(() => loadCheckpoint(dir)).toThrow('not an skd checkpoint config');
-    fs.writeFileSync(configFile, JSON.stringify(good));
+    const { sha256: _sums, ...withoutChecksums } = good; // as written before checksums: the format check still names the file
+    fs.writeFileSync(configFile, JSON.stringify(withoutChecksums));
     fs.writeFileSync(path.join(dir, 'model.safetensors'), 'garbage!');
     expect(() => loadCheckpoint(dir)).toThrow('model.safetensors: not a valid safetensors file');
     model.dispose();
+  });
+
+  it('records a checksum of each weights file and refuses one flipped bit, rather than load another model', async () => {
+    const model = new GptModel(config(), { seed: 1 });
+    const dir = path.join(tmp(), 'ckpt');
+    await saveCheckpoint(dir, { model, tokenizer: new ByteTokenizer() });
+    const weights = path.join(dir, 'model.safetensors');
+    const bytes = fs.readFileSync(weights);
+    bytes[bytes.length - 3] = (bytes[bytes.length - 3] as number) ^ 0x10; // inside the tensor data: still a valid file
+    fs.writeFileSync(weights, bytes);
+    expect(() => readSafetensors(weights)).not.toThrow();
+    expect(() => loadCheckpoint(dir)).toThrow(/model\.safetensors: checksum mismatch: the file changed after it was written/);
+    model.dispose();
+  });
+});
+
+describe('atomic folder writes', () => {
+  it('a folder write that fails removes its partial folder and leaves the previous checkpoint loadable', async () => {
+    const model = new GptModel(config(), { seed: 1 });
+    const dir = path.join(tmp(), 'ckpt');
+    await saveCheckpoint(dir, { model, tokenizer: new ByteTokenizer() });
+    await expect(
+      writeFolderAtomic(dir, () => {
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      }, { replace: true }),
+    ).rejects.toThrow(`cannot write ${dir}: no space left on device (ENOSPC)`);
+    expect(fs.readdirSync(path.dirname(dir))).toEqual(['ckpt']);
+    const loaded = loadCheckpoint(dir);
+    expect(logitsOf(loaded.model)).toEqual(logitsOf(model));
+    [model, loaded.model].forEach((m) => m.dispose());
   });
 });
 

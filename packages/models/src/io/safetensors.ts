@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { FormatError } from '@skd/core';
 import { writeFileAtomic } from './atomic';
@@ -46,8 +47,16 @@ export function encodeSafetensors(arrays: ReadonlyMap<string, NamedArray>, metad
   return out;
 }
 
-export function writeSafetensors(file: string, arrays: ReadonlyMap<string, NamedArray>, metadata: Record<string, string> = {}): void {
-  writeFileAtomic(file, encodeSafetensors(arrays, metadata));
+/** SHA-256 of a file's bytes, hex: what checkpoints record of each file they contain. */
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Writes the arrays atomically; returns the SHA-256 of the bytes written, for the checkpoint that holds the file. */
+export function writeSafetensors(file: string, arrays: ReadonlyMap<string, NamedArray>, metadata: Record<string, string> = {}): string {
+  const bytes = encodeSafetensors(arrays, metadata);
+  writeFileAtomic(file, bytes);
+  return sha256(bytes);
 }
 
 export interface Safetensors {
@@ -101,12 +110,20 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
   return { arrays, metadata };
 }
 
-export function readSafetensors(file: string): Safetensors {
+/**
+ * Reads and validates a safetensors file. With `expectedSha256` (recorded when a checkpoint was written),
+ * a file whose bytes changed since (a flipped bit, a truncation) is refused rather than loaded as another model.
+ */
+export function readSafetensors(file: string, expectedSha256?: string): Safetensors {
   let bytes: Buffer;
   try {
     bytes = fs.readFileSync(file);
   } catch (cause) {
     throw new FormatError(file, `cannot read: ${(cause as Error).message}`, { cause });
+  }
+  if (expectedSha256 !== undefined) {
+    const actual = sha256(bytes);
+    if (actual !== expectedSha256) throw new FormatError(file, `checksum mismatch: the file changed after it was written (sha256 ${actual.slice(0, 12)}..., recorded ${expectedSha256.slice(0, 12)}...)`);
   }
   return decodeSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), file);
 }

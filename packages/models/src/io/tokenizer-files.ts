@@ -1,20 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FormatError } from '@skd/core';
 import { BpeTokenizer, type BpeSpecialNames, type BpeTokenizerConfig } from '../bpe-tokenizer';
-import { writeFileAtomic } from './atomic';
+import { readJson, writeFileAtomic } from './atomic';
 
 /** The `tokenizer_config.json` that goes with a tokenizer file: `tokenizer.json` → `tokenizer_config.json`, `x.json` → `x_config.json`. */
 export function tokenizerConfigPath(file: string): string {
   return file.replace(/(\.json)?$/, '_config.json');
-}
-
-function readJson(file: string, what: string): unknown {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (cause) {
-    throw new FormatError(file, `cannot read ${what}: ${(cause as Error).message}`, { cause });
-  }
 }
 
 /** Reads a Hugging Face `tokenizer.json` and, when present, the `tokenizer_config.json` beside it. */
