@@ -36,4 +36,24 @@ describe('expandGrid', () => {
     const issues = parsed.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ?? [];
     expect(issues).toEqual(expect.arrayContaining([expect.stringMatching(/^grid\.@method\.1\.name: /), 'grid.@method.2.name: letters, digits, ".", "_" or "-"']));
   });
+
+  it('refuses two grid points that would share a run folder, naming both, before anything runs', () => {
+    const grid = { sampler: [{ kind: 'skd', options: { topK: 5 } }, { kind: 'skd', options: { topK: 1 } }] };
+    expect(() => expandGrid(grid)).toThrow(
+      'grid points { sampler: {"kind":"skd","options":{"topK":5}} } and { sampler: {"kind":"skd","options":{"topK":1}} } would both be the run "sampler-skd"',
+    );
+    expect(() => expandGrid(grid)).toThrow('"@axis" key');
+  });
+
+  it('refuses grid keys and "@axis" paths through __proto__, constructor or prototype', () => {
+    const parsed = sweepSchema.safeParse({
+      base: 'b.json',
+      out: 'o',
+      grid: { '__proto__.evil': [1], '@m': [{ name: 'x', set: { 'constructor.prototype.evil': 1 } }] },
+    });
+    expect(parsed.success).toBe(false);
+    const issues = parsed.error?.issues.map((i) => i.path.join('.')) ?? [];
+    expect(issues).toEqual(['grid.__proto__.evil', 'grid.@m.0.set.constructor.prototype.evil']);
+    expect(Object.prototype).not.toHaveProperty('evil');
+  });
 });

@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, SkdError } from '@skd/core';
-import { writeFileAtomic } from '@skd/models';
+import { checkConfigPath } from '@skd/config';
+import { readJson, writeFileAtomic } from '@skd/models';
 import { runExperiment } from './experiment';
 import type { Io } from './io';
 
@@ -28,8 +29,22 @@ export const sweepSchema = z
     set: z.array(z.string()).default([]).describe('overrides applied to every run'),
   })
   .superRefine((sweep, ctx) => {
+    const pathIssue = (keyPath: string, at: (string | number)[]) => {
+      try {
+        checkConfigPath(keyPath, 'sweep');
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', path: at, message: (error as ConfigError).issues[0]?.message ?? String(error) });
+      }
+    };
     for (const [key, values] of Object.entries(sweep.grid)) {
-      if (!key.startsWith('@')) continue;
+      if (!key.startsWith('@')) {
+        pathIssue(key, ['grid', key]);
+        continue;
+      }
+      values.forEach((value, i) => {
+        const set = (value as { set?: unknown } | null)?.set;
+        if (set && typeof set === 'object') for (const p of Object.keys(set)) pathIssue(p, ['grid', key, i, 'set', p]);
+      });
       values.forEach((value, i) => {
         const parsed = bundleSchema.safeParse(value);
         if (!parsed.success) for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: ['grid', key, i, ...issue.path], message: issue.message });
@@ -64,6 +79,18 @@ export function expandGrid(grid: Record<string, readonly unknown[]>): { name: st
           ? String((v as { kind: unknown }).kind)
           : JSON.stringify(v);
   const slug = (pairs: [string, unknown][]) => pairs.map(([k, v]) => `${k.replace(/^@/, '')}-${label(k, v)}`.replace(/[^\w.-]+/g, '_')).join('__') || 'run';
+  // Two grid points with one name would share a folder, and the second would be skipped as done.
+  const named = new Map<string, [string, unknown][]>();
+  for (const pairs of combos) {
+    const other = named.get(slug(pairs));
+    if (other) {
+      const show = (p: [string, unknown][]) => `{ ${p.map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(', ')} }`;
+      throw new SkdError(`grid points ${show(other)} and ${show(pairs)} would both be the run "${slug(pairs)}"`, {
+        hint: 'give the values names with an "@axis" key ({ "name": ..., "set": { "path": value } }), so each run has its own folder',
+      });
+    }
+    named.set(slug(pairs), pairs);
+  }
   return combos.map((pairs) => ({
     name: slug(pairs),
     group: slug(pairs.filter(([k]) => k !== 'seed')),
@@ -87,7 +114,7 @@ export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal):
   const stateFile = path.join(out, 'sweep-state.json');
   fs.mkdirSync(out, { recursive: true });
   const planned = expandGrid(sweep.grid);
-  const previous: SweepRun[] = fs.existsSync(stateFile) ? (JSON.parse(fs.readFileSync(stateFile, 'utf8')) as { runs: SweepRun[] }).runs : [];
+  const previous: SweepRun[] = fs.existsSync(stateFile) ? ((readJson(stateFile, 'the sweep state') as { runs?: SweepRun[] } | null)?.runs ?? []) : [];
   const runs: SweepRun[] = planned.map((p) => ({ ...p, sets: [...sweep.set, ...p.sets], status: previous.find((r) => r.name === p.name)?.status === 'done' ? 'done' : 'pending' }));
   const save = () => writeFileAtomic(stateFile, `${JSON.stringify({ sweep: path.resolve(sweepFile), runs }, null, 2)}\n`);
   save();

@@ -168,6 +168,15 @@ describe('applyOverrides', () => {
     expect(() => applyOverrides({}, ['seed'])).toThrow('key.path=value');
     expect(() => applyOverrides({ seed: 1 }, ['seed.x=1'])).toThrow('seed is 1, not an object');
   });
+
+  it('refuses paths through __proto__, constructor or prototype, leaving Object.prototype untouched', () => {
+    for (const set of ['__proto__.polluted=1', 'training.__proto__.polluted=1', 'constructor.prototype.polluted=1', 'sampler.constructor=1']) {
+      expect(() => applyOverrides(baseConfig(), [set])).toThrow(/cannot be part of a config path \(it names the prototype of an object/);
+    }
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+    expect(Object.prototype).not.toHaveProperty('polluted');
+    expect(() => applyOverrides({}, ['a..b=1'])).toThrow('empty segment');
+  });
 });
 
 describe('gpt models from a config', () => {

@@ -16,6 +16,21 @@ export function readConfigFile(file: string): unknown {
   }
 }
 
+/** Path segments that would reach an object's prototype instead of a config field. */
+const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Refuses a dotted config path that is empty in a segment or names `__proto__`, `constructor` or
+ * `prototype`: such a path set through an override would change every object in the process.
+ */
+export function checkConfigPath(keyPath: string, source: string): string[] {
+  const keys = keyPath.split('.');
+  const bad = keys.find((k) => FORBIDDEN_SEGMENTS.has(k));
+  if (bad !== undefined) throw new ConfigError(source, [{ path: keyPath, message: `"${bad}" cannot be part of a config path (it names the prototype of an object, not a setting)` }]);
+  if (keys.some((k) => k === '')) throw new ConfigError(source, [{ path: keyPath, message: 'empty segment in the config path' }]);
+  return keys;
+}
+
 /**
  * Applies `key.path=value` overrides (the CLI's `--set`). Values are parsed as JSON when they
  * parse (numbers, booleans, objects), else kept as strings. Numeric segments index arrays.
@@ -27,7 +42,7 @@ export function applyOverrides(config: unknown, overrides: readonly string[], so
     if (eq <= 0) {
       throw new ConfigError(source, [{ path: override, message: `override must look like key.path=value, got "${override}"` }]);
     }
-    const keys = override.slice(0, eq).split('.');
+    const keys = checkConfigPath(override.slice(0, eq), source);
     const raw = override.slice(eq + 1);
     let value: unknown;
     try {
@@ -37,7 +52,7 @@ export function applyOverrides(config: unknown, overrides: readonly string[], so
     }
     let node: Record<string, unknown> = result;
     keys.slice(0, -1).forEach((key, i) => {
-      const next = node[key];
+      const next = Object.hasOwn(node, key) ? node[key] : undefined;
       if (next === undefined) node[key] = /^\d+$/.test(keys[i + 1] as string) ? [] : {};
       else if (next === null || typeof next !== 'object') {
         throw new ConfigError(source, [

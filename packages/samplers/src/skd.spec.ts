@@ -307,6 +307,12 @@ describe('SkdSampler', () => {
   };
   const prompts = { prompts: [[0], [1], [2]], references: [[3, 4], [5], [1, 1]], ids: ['a', 'b', 'c'] };
 
+  it('refuses topK at or above the vocabulary, which would be on-policy KD under SKD\'s name', () => {
+    const models = { student: BigramModel.fromProbabilities(randomTable(V, 1)), teacher: BigramModel.fromProbabilities(randomTable(V, 2)), tokenizer, rng: Rng.create(1) };
+    expect(() => new SkdSampler(models, { ...base, topK: V })).toThrow(`sampler.options.topK: topK ${V} is not below the vocabulary size ${V}: the teacher accepts every draft, which is on-policy KD`);
+    expect(() => new SkdSampler(models, { ...base, topK: V - 1 })).not.toThrow();
+  });
+
   it('maps acceptance "top-p" with topP to nucleus acceptance (a tiny nucleus rejects more)', async () => {
     const run = async (topP: number) => {
       let corrections = 0;
@@ -326,7 +332,7 @@ describe('SkdSampler', () => {
     const decaying = new SkdSampler(models, { ...base, topK: 25, kDecay: true });
     expect([0, 3, 4, 8, 96, 99].map((s) => decaying.topKAt(s, 100))).toEqual([25, 25, 24, 23, 1, 1]);
     expect([0, 1, 2, 8, 9].map((s) => decaying.topKAt(s, 10))).toEqual([25, 22, 19, 1, 1]);
-    expect(new SkdSampler(models, { ...base, topK: 25 }).topKAt(99, 100)).toBe(25);
+    expect(new SkdSampler(models, { ...base, topK: V - 1 }).topKAt(99, 100)).toBe(V - 1); // without kDecay K stays put
   });
 
   it('reports its statistics and the K in force as plain numbers', async () => {

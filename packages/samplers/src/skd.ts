@@ -1,4 +1,4 @@
-import type { KdBatch, KdSampler, PromptBatch, SamplerContext } from '@skd/core';
+import { ConfigError, type KdBatch, type KdSampler, type PromptBatch, type SamplerContext } from '@skd/core';
 import type { SamplingOptions } from '@skd/models';
 import { toKdBatch } from './batch';
 import { requireTeacher, rowsOf, type SamplerModels } from './generating';
@@ -36,6 +36,13 @@ export class SkdSampler implements KdSampler {
     private readonly options: SkdSamplerOptions,
   ) {
     requireTeacher(models, SkdSampler.kind);
+    const vocab = models.student.vocabSize;
+    // K >= |V| accepts every draft: on-policy KD under SKD's name. (With kDecay, K shrinks below |V| as training goes.)
+    if (options.acceptance === 'top-k' && !options.kDecay && options.topK >= vocab) {
+      throw new ConfigError('sampler', [
+        { path: 'sampler.options.topK', message: `topK ${options.topK} is not below the vocabulary size ${vocab}: the teacher accepts every draft, which is on-policy KD (use the "on-policy" sampler for that, or a topK below ${vocab})` },
+      ]);
+    }
   }
 
   /**
