@@ -131,6 +131,18 @@ describe('skd distill / train (end to end)', () => {
     expect(fs.existsSync(path.join(dir, 'runs/a/run.lock'))).toBe(false);
   });
 
+  it('reads the eval and test files before the first step: a bad record there fails at once, no run folder made', () => {
+    const dir = tmp();
+    const config = JSON.parse(fs.readFileSync(tinyConfig(dir), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'test.jsonl'), `${fs.readFileSync(path.join(DATA, 'test.jsonl'), 'utf8').split('\n').slice(0, 3).join('\n')}\n{"prompt": "1+1", "response": 2}\n`);
+    config.dataset.options.files.test = path.join(dir, 'test.jsonl');
+    fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify(config));
+    const result = skd(['distill', 'run.json', '--out', 'runs/a'], dir);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(`${path.join(dir, 'test.jsonl')}:4: field "response" must be a string, got the number 2`);
+    expect(fs.existsSync(path.join(dir, 'runs/a'))).toBe(false);
+  });
+
   it('fails in one line, exit 1, when --out cannot be written', () => {
     const dir = tmp();
     fs.writeFileSync(path.join(dir, 'file'), 'not a folder');

@@ -65,8 +65,9 @@ describe('JsonlDataset', () => {
     ['missing field', '{"question": "q"}', 'bad2.jsonl:2: missing fields "answer", "level"', 'missing-field'],
     ['empty response', '{"question": "q", "answer": "  ", "level": 1}', 'bad3.jsonl:2: empty response in field "answer"', 'empty-response'],
     ['not an object', '[1, 2]', 'bad4.jsonl:2: each record must be a JSON object', 'malformed'],
+    ['numeric response', '{"question": "q", "answer": 42, "level": 1}', 'bad5.jsonl:2: field "answer" must be a string, got the number 42', 'wrong-type'],
   ])('reports a %s with file and line, or skips and counts it', async (_name, badLine, message, reason) => {
-    const file = write(`bad${['malformed line', 'missing field', 'empty response', 'not an object'].indexOf(_name) + 1}.jsonl`, [
+    const file = write(`bad${['malformed line', 'missing field', 'empty response', 'not an object', 'numeric response'].indexOf(_name) + 1}.jsonl`, [
       JSON.stringify({ question: 'q0', answer: 'a0', level: 0 }),
       badLine,
       JSON.stringify({ question: 'q2', answer: 'a2', level: 2 }),

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import * as zlib from 'node:zlib';
 import { z } from 'zod';
-import { FormatError, defineComponent, type Dataset, type DatasetSource, type Example, type Rng, type SplitName } from '@skd/core';
+import { FormatError, defineComponent, describeValue, type Dataset, type DatasetSource, type Example, type Rng, type SplitName } from '@skd/core';
 
 /** What to do with a bad record: stop with its file and line (default), or skip it and count it. */
 export type InvalidPolicy = 'fail' | 'skip';
@@ -108,7 +108,11 @@ export class JsonlDataset implements DatasetSource {
         continue;
       }
       const response = fields[responseField];
-      if (typeof response !== 'string' || response.trim() === '') {
+      if (typeof response !== 'string') {
+        bad(line, 'wrong-type', `field ${JSON.stringify(responseField)} must be a string, got ${typeof response === 'object' ? (Array.isArray(response) ? 'an array' : 'an object') : `the ${typeof response} ${describeValue(response)}`}`);
+        continue;
+      }
+      if (response.trim() === '') {
         bad(line, 'empty-response', `empty response in field ${JSON.stringify(responseField)}`);
         continue;
       }

@@ -79,8 +79,9 @@ export class BatchStream {
 /**
  * Reads the whole training split once, tokenized as training will see it, so a malformed record or
  * an example longer than the context fails before any training work (with its file and line), or,
- * with `onTooLong: "skip"`, is counted. Returns the examples training will use and those skipped as
- * too long; a split with nothing to train on is an error.
+ * with `onTooLong: "skip"`, is counted; the eval and test splits are read through as well. Returns
+ * the examples training will use and those skipped as too long; a split with nothing to train on is
+ * an error.
  */
 export async function checkTrainingData(
   dataset: DatasetSource,
@@ -95,6 +96,8 @@ export async function checkTrainingData(
       hint: tooLong > 0 ? 'raise the student\'s contextLength' : 'point "dataset" at a file with training examples',
     });
   }
+  // The eval and test files are read now too: a malformed record there would otherwise surface after the last step.
+  for (const split of ['eval', 'test'] as const) for await (const example of dataset.split(split)) void example;
   return { examples: report.kept, tooLong };
 }
 
