@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { ConfigError, FormatError } from '@skd/core';
+import { ConfigError, FormatError, describeValue } from '@skd/core';
 
 /** Reads a JSON config file; a missing file or bad JSON is reported with the file name. */
 export function readConfigFile(file: string): unknown {
@@ -36,6 +36,9 @@ export function checkConfigPath(keyPath: string, source: string): string[] {
  * parse (numbers, booleans, objects), else kept as strings. Numeric segments index arrays.
  */
 export function applyOverrides(config: unknown, overrides: readonly string[], source = '--set'): unknown {
+  if (overrides.length > 0 && (config === null || typeof config !== 'object' || Array.isArray(config))) {
+    throw new ConfigError(source, [{ path: '', message: `overrides need a config object to set values in, got ${describeValue(config)}` }]);
+  }
   const result = structuredClone(config ?? {}) as Record<string, unknown>;
   for (const override of overrides) {
     const eq = override.indexOf('=');

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { FormatError, SkdError, type SpecialTokens, type Tokenizer } from '@skd/core';
+import { z } from 'zod';
 
 /**
  * Byte-level BPE (the GPT-2 family's scheme): text splits into pre-tokens by a regex, each
@@ -58,6 +59,21 @@ export interface BpeTrainOptions {
 }
 
 const DIGIT = /(\p{N})/u;
+
+/** The parts of a Hugging Face tokenizer.json that skd reads; anything else in the file is left alone. */
+const tokenizerDocSchema = z.object({
+  model: z.object({
+    type: z.literal('BPE'),
+    vocab: z.record(z.string(), z.number().int().nonnegative()),
+    merges: z.array(z.union([z.string(), z.array(z.string())])),
+  }),
+  pre_tokenizer: z
+    .object({ type: z.string(), pretokenizers: z.array(z.object({ type: z.string(), individual_digits: z.boolean().optional() })).optional() })
+    .nullable()
+    .optional(),
+  added_tokens: z.array(z.object({ id: z.number().int().nonnegative(), content: z.string() })).optional(),
+  skd: z.object({ special: z.object({ eos: z.string(), pad: z.string(), bos: z.string().optional() }).optional() }).optional(),
+});
 
 /** Pre-tokens of a text: the GPT-2 regex over the text, or over each run between digits and each digit. */
 function* preTokens(text: string, splitDigits: boolean): Generator<string> {
@@ -233,15 +249,15 @@ export class BpeTokenizer implements Tokenizer {
    * older skd files carry, else <|endoftext|> or the first added token is EOS and padding.
    */
   static fromJSON(json: unknown, source = 'tokenizer.json', special?: Partial<BpeSpecialNames>, config?: Partial<BpeTokenizerConfig>): BpeTokenizer {
-    const doc = json as {
-      model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
-      pre_tokenizer?: { type?: string; pretokenizers?: { type?: string; individual_digits?: boolean }[] } | null;
-      added_tokens?: { id: number; content: string }[];
-      skd?: { special?: BpeSpecialNames };
-    };
-    if (doc?.model?.type !== 'BPE' || !doc.model.vocab || !Array.isArray(doc.model.merges)) {
-      throw new FormatError(source, `unsupported tokenizer: model type ${JSON.stringify(doc?.model?.type)}; skd reads byte-level BPE (GPT-2 style) tokenizer.json files`);
+    const type = (json as { model?: { type?: unknown } } | null)?.model?.type;
+    if (type !== 'BPE') {
+      throw new FormatError(source, `unsupported tokenizer: model type ${JSON.stringify(type)}; skd reads byte-level BPE (GPT-2 style) tokenizer.json files`);
     }
+    const parsed = tokenizerDocSchema.safeParse(json);
+    if (!parsed.success) {
+      throw new FormatError(source, `not a BPE tokenizer.json skd can read: ${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    }
+    const doc = parsed.data;
     const pre = doc.pre_tokenizer;
     const parts = pre?.type === 'Sequence' ? (pre.pretokenizers ?? []).map((p) => `${p.type}${p.type === 'Digits' ? `(individual_digits: ${p.individual_digits})` : ''}`) : [pre?.type ?? 'null'];
     const splitDigits = parts.join() === 'Digits(individual_digits: true),ByteLevel';
@@ -249,7 +265,7 @@ export class BpeTokenizer implements Tokenizer {
       throw new FormatError(source, `unsupported pre_tokenizer ${parts.join(' + ')}; skd reads byte-level BPE (pre_tokenizer "ByteLevel", or a Sequence of Digits with individual digits and ByteLevel)`);
     }
     const merges = doc.model.merges.map((m, i) => {
-      const pair = typeof m === 'string' ? m.split(' ') : m;
+      const pair: string[] = typeof m === 'string' ? m.split(' ') : m;
       if (pair.length !== 2) throw new FormatError(source, `merge ${i} is not a pair: ${JSON.stringify(m)}`);
       return pair as [string, string];
     });
