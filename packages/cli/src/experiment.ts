@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { applyOverrides, buildRun, configBaseDir, planRun, readConfigFile, type Run, type RunConfig } from '@skd/config';
 import { SkdError, WriteError, type RunEvent, type SplitName } from '@skd/core';
-import { GptModel, saveCheckpoint, writeAll, writeFileAtomic } from '@skd/models';
+import { GptModel, readJson, saveCheckpoint, writeAll, writeFileAtomic } from '@skd/models';
 import {
   Trainer,
   checkTrainingData,
@@ -71,7 +71,7 @@ export function prepareRunDir(runDir: string, config: RunConfig, resume: boolean
     if (!resume) {
       throw new SkdError(`run directory ${runDir} already holds a run`, { hint: 'pass --resume to continue it, or choose another --out' });
     }
-    const previous = JSON.parse(fs.readFileSync(saved, 'utf8')) as RunConfig;
+    const previous = readJson(saved, 'the config of the run being resumed') as RunConfig;
     // `$comment` is free text about the run, not part of it: rewording it does not block a resume.
     const changed = Object.keys({ ...previous, ...config }).filter((k) => k !== '$comment' && JSON.stringify((previous as Record<string, unknown>)[k]) !== JSON.stringify((config as Record<string, unknown>)[k]));
     if (changed.length) {

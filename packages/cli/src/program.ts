@@ -208,7 +208,8 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
       const fields = options.fields.split(',').map((f) => f.trim()).filter(Boolean);
       const texts: string[] = [];
       for (const file of files) {
-        for await (const { line, text } of jsonlRecords(file)) {
+        for await (const { line, text, validUtf8 } of jsonlRecords(file)) {
+          if (!validUtf8) throw new FormatError(`${file}:${line}`, 'bytes that are not valid UTF-8 (the file is in another encoding, or damaged)');
           let record: Record<string, unknown>;
           try {
             record = JSON.parse(text) as Record<string, unknown>;

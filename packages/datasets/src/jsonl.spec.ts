@@ -78,6 +78,17 @@ describe('JsonlDataset', () => {
     expect(skipping.reports.train).toEqual({ kept: 2, skipped: { [reason]: 1 } });
   });
 
+  it('refuses a line whose bytes are not UTF-8 (naming file:line), or skips and counts it; CRLF and a missing last newline read as usual', async () => {
+    const file = path.join(dir, 'latin1.jsonl');
+    const good = (i: number) => Buffer.from(`${JSON.stringify({ question: `q${i}`, answer: `a${i}`, level: i })}\r\n`);
+    const latin1 = Buffer.from('{"question": "caf\xe9", "answer": "x", "level": 1}\n', 'latin1'); // é as one byte: not UTF-8
+    fs.writeFileSync(file, Buffer.concat([good(0), latin1, good(2).subarray(0, good(2).length - 2)]));
+    await expect(all(dataset({ files: { train: file } }))).rejects.toThrow('latin1.jsonl:2: bytes that are not valid UTF-8');
+    const skipping = dataset({ files: { train: file }, onInvalid: 'skip' });
+    expect((await all(skipping)).map((e) => e.response)).toEqual(['a0', 'a2']);
+    expect(skipping.reports.train).toEqual({ kept: 2, skipped: { 'invalid-utf8': 1 } });
+  });
+
   it('reads JSON-array files, and names a missing file at construction', async () => {
     const file = 'array.json';
     fs.writeFileSync(path.join(dir, file), JSON.stringify([{ question: 'x', answer: 'y', level: 0 }]));

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
+import { isUtf8 } from 'node:buffer';
 import * as zlib from 'node:zlib';
 import { z } from 'zod';
 import { FormatError, defineComponent, describeValue, type Dataset, type DatasetSource, type Example, type Rng, type SplitName } from '@skd/core';
@@ -88,7 +88,11 @@ export class JsonlDataset implements DatasetSource {
       }
       report.skipped[reason] = (report.skipped[reason] ?? 0) + 1;
     };
-    for await (const { line, text } of jsonlRecords(file)) {
+    for await (const { line, text, validUtf8 } of jsonlRecords(file)) {
+      if (!validUtf8) {
+        bad(line, 'invalid-utf8', 'bytes that are not valid UTF-8 (the file is in another encoding, or damaged)');
+        continue;
+      }
       let record: unknown;
       try {
         record = JSON.parse(text);
@@ -132,28 +136,46 @@ export class JsonlDataset implements DatasetSource {
  * as the large bundled training splits are), or the elements of a JSON array file, as JSON text
  * with 1-based line numbers; shared by datasets and `skd tokenizer`.
  */
-export async function* jsonlRecords(file: string): AsyncGenerator<{ line: number; text: string }> {
+export async function* jsonlRecords(file: string): AsyncGenerator<{ line: number; text: string; validUtf8: boolean }> {
   if (file.endsWith('.json')) {
     let parsed: unknown;
+    const bytes = fs.readFileSync(file);
     try {
-      parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+      parsed = JSON.parse(bytes.toString('utf8'));
     } catch (error) {
       throw new FormatError(file, `not valid JSON: ${(error as Error).message}`);
     }
     if (!Array.isArray(parsed)) throw new FormatError(file, 'a .json dataset must hold an array of records');
-    for (const [i, record] of parsed.entries()) yield { line: i + 1, text: JSON.stringify(record) };
+    if (!isUtf8(bytes)) throw new FormatError(file, 'bytes that are not valid UTF-8 (the file is in another encoding, or damaged)');
+    for (const [i, record] of parsed.entries()) yield { line: i + 1, text: JSON.stringify(record), validUtf8: true };
     return;
   }
   const raw = fs.createReadStream(file);
   const input = file.endsWith('.gz') ? raw.pipe(zlib.createGunzip()) : raw;
   if (input !== raw) raw.on('error', (error) => input.destroy(error));
-  input.setEncoding('utf8');
-  const lines = readline.createInterface({ input, crlfDelay: Infinity });
+  // Lines are split as bytes, so a line whose bytes are not UTF-8 is reported instead of silently decoded with U+FFFD.
   let line = 0;
+  let pending: Buffer[] = [];
+  const record = (bytes: Buffer) => {
+    line += 1;
+    const body = bytes.length > 0 && bytes[bytes.length - 1] === 0x0d ? bytes.subarray(0, bytes.length - 1) : bytes;
+    const text = body.toString('utf8');
+    return text.trim() === '' ? undefined : { line, text, validUtf8: isUtf8(body) };
+  };
   try {
-    for await (const text of lines) {
-      line += 1;
-      if (text.trim() !== '') yield { line, text };
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      let start = 0;
+      for (let at = chunk.indexOf(0x0a); at !== -1; at = chunk.indexOf(0x0a, start)) {
+        const out = record(Buffer.concat([...pending, chunk.subarray(start, at)]));
+        pending = [];
+        start = at + 1;
+        if (out) yield out;
+      }
+      if (start < chunk.length) pending.push(chunk.subarray(start));
+    }
+    if (pending.length) {
+      const out = record(Buffer.concat(pending));
+      if (out) yield out;
     }
   } catch (cause) {
     if (cause instanceof FormatError) throw cause;
