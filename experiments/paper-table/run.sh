@@ -6,8 +6,10 @@
 # Usage: bash experiments/paper-table/run.sh [task ...]        (default: all four tasks)
 #   JOBS=2 runs two tasks at a time, one native thread each (SKD_THREADS=1; faster on small models than one task
 #   on two threads). Interrupt it at any time: a rerun skips finished runs and resumes the others.
-# Runs go to runs/paper-table/<task>/; the report (per-task tables, acceptance over training, charts)
-# to runs/paper-table/report/, and the compact method x task table to report/summary.md.
+# Runs go to runs/paper-table/<task>/, beside the teacher's and the initial students' evaluations on
+# the same test examples (skd eval --out); the report (per-task tables with 95% intervals, paired tests
+# of SKD against every other method, acceptance over training, charts) to runs/paper-table/report/,
+# and the compact method x task table to report/summary.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 tasks=("$@")
@@ -15,6 +17,15 @@ tasks=("$@")
 for task in "${tasks[@]}"; do
   [ -f "experiments/paper-table/$task.json" ] || { echo "no such task: $task" >&2; exit 2; }
   [ -f "experiments/$task/models/teacher/config.json" ] || { echo "experiments/$task/models/teacher is missing: run bash experiments/pretrain.sh $task" >&2; exit 2; }
+done
+# The starting points, evaluated once per task: the teacher, and the SFT students before distillation.
+evaluate() { [ -f "$2/summary.json" ] || { rm -rf "$2"; node packages/cli/dist/main.js eval "experiments/$1/distill.json" --set "student.options.path=$3" --set "dataset.options.limit=$4" --out "$2" --group "$5" > /dev/null; }; }
+for task in "${tasks[@]}"; do
+  out=runs/paper-table/$task
+  evaluate "$task" "$out/teacher" models/teacher 1000 teacher
+  evaluate "$task" "$out/method-initial__data-1k" models/student-1k 1000 method-initial__data-1k
+  evaluate "$task" "$out/method-initial__data-100" models/student-100 100 method-initial__data-100
+  echo "$task: teacher and initial students evaluated"
 done
 jobs=${JOBS:-1}
 if [ "$jobs" -gt 1 ]; then
@@ -26,5 +37,5 @@ else
 fi
 reported=()
 for task in arithmetic instructions translation summarization; do [ -d "runs/paper-table/$task" ] && reported+=("runs/paper-table/$task"); done
-node packages/cli/dist/main.js report "${reported[@]}" --out runs/paper-table/report
+node packages/cli/dist/main.js report "${reported[@]}" --out runs/paper-table/report --paired method=skd
 node experiments/paper-table/summary.cjs runs/paper-table | tee runs/paper-table/report/summary.md

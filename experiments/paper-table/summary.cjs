@@ -1,12 +1,16 @@
 #!/usr/bin/env node
-// The compact paper table: one row per method, one column per task and data size, each cell the
-// mean ± std over seeds of one final test metric, read from runs/paper-table/<task>/*/summary.json.
-// Prints Markdown: the task metric, then reference perplexity, then teacher top-25 acceptance.
+// The compact paper table, read from runs/paper-table/<task>/*/summary.json (and the bootstrap scores
+// each run wrote): one row per method, one column per task and data size. Prints Markdown:
+//   1. the task metric: mean ± std over seeds, and its 95% bootstrap interval over test examples
+//      (seeds averaged within each resample), with the teacher and the initial students as rows;
+//   2. paired bootstrap tests of SKD against every other method on the same data (Δ and p);
+//   3. SKD's acceptance rate over training (quarters of the steps);
+//   4. reference perplexity and the teacher's top-25 acceptance of the greedy outputs.
 // Usage: node experiments/paper-table/summary.cjs [runs/paper-table]
 'use strict';
-const fs = require('node:fs');
 const path = require('node:path');
-const { findRuns, meanStd } = require('@skd/cli'); // built by tools/setup.sh
+const { findRuns, groupScores, loadRun, meanStd, pairedComparisons } = require('@skd/cli'); // built by tools/setup.sh
+const { intervals } = require('@skd/evaluators');
 
 const root = path.resolve(process.argv[2] ?? path.join(__dirname, '../../runs/paper-table'));
 const tasks = [
@@ -18,10 +22,14 @@ const tasks = [
 const sizes = ['1k', '100'];
 const methods = ['supervised-ft', 'supervised-kd', 'seqkd', 'on-policy', 'gkd', 'imitkd', 'distillm', 'skd'];
 
+// Run folders: method-<m>__data-<size>__seed-<s> (the sweep), method-initial__data-<size> and teacher (skd eval --out).
 const runs = tasks.flatMap(([task]) =>
   findRuns([path.join(root, task)]).flatMap((dir) => {
-    const match = /^method-(.+)__data-(.+)__seed-(\d+)$/.exec(path.basename(dir));
-    return match ? [{ task, method: match[1], size: match[2], metrics: JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')).finalMetrics }] : [];
+    const name = path.basename(dir);
+    const match = /^method-(.+?)__data-([^_]+)(?:__seed-(\d+))?$/.exec(name);
+    if (match) return [{ task, method: match[1], size: match[2], record: loadRun(dir) }];
+    if (name === 'teacher') return sizes.map((size) => ({ task, method: 'teacher', size, record: loadRun(dir) }));
+    return [];
   }),
 );
 if (runs.length === 0) {
@@ -29,33 +37,80 @@ if (runs.length === 0) {
   process.exit(1);
 }
 
-function cell(values, digits) {
+const columns = tasks.flatMap(([task, metric, label]) => sizes.map((size) => ({ task, size, metric, label: `${task} ${size} (${label})` })));
+const select = (task, size, method) => runs.filter((r) => r.task === task && r.size === size && r.method === method);
+const header = (first) => [`| ${first} | ${columns.map((c) => c.label).join(' | ')} |`, `|---|${columns.map(() => '---').join('|')}|`];
+
+function spread(values, digits) {
   if (values.length === 0) return '-';
   const { mean, std } = meanStd(values);
   return values.length === 1 ? mean.toFixed(digits) : `${mean.toFixed(digits)} ± ${std.toFixed(digits)}`;
 }
 
-function table(title, metricOf, digits, better) {
-  const columns = tasks.flatMap(([task, , label]) => sizes.map((size) => ({ task, size, label: `${task} ${size} (${metricOf(task, label)[1]})` })));
-  const lines = [`**${title}** (${better}; mean ± std over seeds)`, '', `| method | ${columns.map((c) => c.label).join(' | ')} |`, `|---|${columns.map(() => '---').join('|')}|`];
-  for (const method of methods) {
-    const cells = columns.map(({ task, size }) => {
-      const key = metricOf(task)[0];
-      return cell(runs.filter((r) => r.task === task && r.size === size && r.method === method && r.metrics[key] !== undefined).map((r) => r.metrics[key]), digits);
-    });
-    lines.push(`| ${method} | ${cells.join(' | ')} |`);
-  }
-  return lines.join('\n');
+/** mean ± std over seeds, then the bootstrap interval of the seed-averaged metric. */
+function taskCell(members, metric) {
+  const values = members.flatMap((r) => (r.record.finalMetrics[metric] !== undefined ? [r.record.finalMetrics[metric]] : []));
+  if (values.length === 0) return '-';
+  const digits = metric === 'chrf' || metric === 'rougeL' ? 1 : 3;
+  const scores = groupScores(members.map((r) => r.record));
+  const range = scores && intervals(scores)[metric];
+  return `${spread(values, digits)}${range ? ` [${range[0].toFixed(digits)}, ${range[1].toFixed(digits)}]` : ''}`;
 }
 
-const taskMetric = (task) => {
-  const entry = tasks.find(([t]) => t === task);
-  return [entry[1], entry[2]];
-};
-console.log(table('Task metric', taskMetric, 3, 'higher is better; exact match and pass rate are fractions, chrF and ROUGE-L are 0-100'));
-console.log();
-console.log(table('Reference perplexity', () => ['perplexity', 'ppl'], 2, 'lower is better'));
-console.log();
-console.log(table('Teacher top-25 acceptance of the greedy output', () => ['teacherAcceptance', 'acc'], 3, 'higher is better'));
-console.log();
-console.log(`${runs.length} runs from ${path.relative(process.cwd(), root) || "."}`);
+const lines = [];
+lines.push('**Task metric** (higher is better; exact match and pass rate are fractions, chrF and ROUGE-L 0-100): mean ± std over seeds [95% bootstrap interval over the test examples, seeds averaged]', '');
+lines.push(...header('model'));
+for (const method of ['teacher', 'initial', ...methods]) {
+  const label = method === 'initial' ? 'initial student' : method;
+  const cells = columns.map(({ task, size, metric }) => taskCell(select(task, size, method), metric));
+  if (cells.some((c) => c !== '-')) lines.push(`| ${label} | ${cells.join(' | ')} |`);
+}
+lines.push('');
+
+// Paired tests: SKD's group against every other method's on the same task and data size.
+lines.push('**SKD against each other method**, paired bootstrap on the task metric (Δ = SKD − method, seeds averaged; two-sided p, floor 1/1001)', '');
+lines.push(...header('SKD vs'));
+const comparisons = new Map();
+for (const [task] of tasks) {
+  const records = runs.filter((r) => r.task === task && r.method !== 'teacher').map((r) => r.record);
+  for (const c of pairedComparisons(records, { axis: 'method', value: 'skd' })) comparisons.set(`${task}|${c.baseline}|${c.metric}`, c);
+}
+for (const method of ['initial', ...methods.filter((m) => m !== 'skd')]) {
+  const cells = columns.map(({ task, size, metric }) => {
+    const c = comparisons.get(`${task}|method-${method}__data-${size}|${metric}`);
+    if (!c) return '-';
+    const digits = metric === 'chrf' || metric === 'rougeL' ? 1 : 3;
+    return `${c.delta >= 0 ? '+' : ''}${c.delta.toFixed(digits)} (p ${c.p.toFixed(3)})`;
+  });
+  if (cells.some((c) => c !== '-')) lines.push(`| ${method === 'initial' ? 'initial student' : method} | ${cells.join(' | ')} |`);
+}
+lines.push('');
+
+// SKD's acceptance rate per quarter of training, mean over seeds.
+lines.push("**SKD's acceptance rate over training** (mean over each quarter of the steps, then over seeds)", '');
+lines.push('| task, data | 0-25% | 25-50% | 50-75% | 75-100% |', '|---|---|---|---|---|');
+for (const { task, size } of columns) {
+  const quarters = select(task, size, 'skd').map(({ record }) => {
+    const points = record.events.filter((e) => e.type === 'step' && e.sampler.acceptanceRate !== undefined);
+    const last = Math.max(...points.map((e) => e.step));
+    return [0, 1, 2, 3].map((q) => {
+      const inside = points.filter((e) => Math.min(3, Math.floor(((e.step - 1) * 4) / last)) === q).map((e) => e.sampler.acceptanceRate);
+      return inside.reduce((a, b) => a + b, 0) / Math.max(1, inside.length);
+    });
+  });
+  if (quarters.length > 0) lines.push(`| ${task} ${size} | ${[0, 1, 2, 3].map((q) => meanStd(quarters.map((r) => r[q])).mean.toFixed(3)).join(' | ')} |`);
+}
+lines.push('');
+
+function plainTable(title, metric, digits) {
+  lines.push(title, '', ...header('model'));
+  for (const method of ['teacher', 'initial', ...methods]) {
+    const cells = columns.map(({ task, size }) => spread(select(task, size, method).flatMap((r) => (r.record.finalMetrics[metric] !== undefined ? [r.record.finalMetrics[metric]] : [])), digits));
+    if (cells.some((c) => c !== '-')) lines.push(`| ${method === 'initial' ? 'initial student' : method} | ${cells.join(' | ')} |`);
+  }
+  lines.push('');
+}
+plainTable('**Reference perplexity** (lower is better; mean ± std over seeds)', 'perplexity', 2);
+plainTable("**Teacher top-25 acceptance of the greedy output** (higher is better)", 'teacherAcceptance', 3);
+lines.push(`${runs.filter((r) => r.method !== 'teacher').length} runs from ${path.relative(process.cwd(), root) || '.'}`);
+console.log(lines.join('\n'));

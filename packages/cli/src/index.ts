@@ -1,2 +1,2 @@
 export * from './program';
-export { findRuns, meanStd, writeReport, type ReportSection } from './report';
+export { findRuns, groupScores, loadRun, meanStd, pairedComparisons, writeReport, type PairedComparison, type ReportSection, type RunRecord } from './report';
