@@ -143,6 +143,45 @@ describe('skd distill / train (end to end)', () => {
     expect(fs.existsSync(path.join(dir, 'runs/a'))).toBe(false);
   });
 
+  // A real full disk needs a tiny tmpfs, which only root may mount; elsewhere the injected failures of atomic.spec cover it.
+  const mountTmpfs = (dir: string, size: string) => spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]).status === 0;
+  const canMount = process.getuid?.() === 0 && (() => {
+    const probe = tmp();
+    const ok = mountTmpfs(probe, '64k');
+    if (ok) spawnSync('umount', [probe]);
+    return ok;
+  })();
+  (canMount ? it : it.skip)('on a full disk fails in one line with exit 1, leaves no partial checkpoint, and resumes once there is space', () => {
+    const dir = tmp();
+    const disk = path.join(dir, 'disk');
+    fs.mkdirSync(disk);
+    expect(mountTmpfs(disk, '320k')).toBe(true); // room for the run's files and one 190 KB checkpoint, not two
+    try {
+      const config = tinyConfig(dir, { steps: 4, checkpointEvery: 1, evalEvery: 0 });
+      const full = skd(['distill', config, '--out', 'disk/run'], dir);
+      expect(full.status).toBe(1);
+      expect(full.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^error: cannot write .*\/disk\/run\/checkpoints\/step-000002\S*: no space left on device \(ENOSPC\)$/)]);
+      expect(fs.readdirSync(path.join(disk, 'run/checkpoints'))).toEqual(['step-000001']);
+      expect(spawnSync('mount', ['-o', 'remount,size=50m', disk]).status).toBe(0);
+      const resumed = skd(['distill', config, '--out', 'disk/run', '--resume'], dir);
+      expect(resumed.status).toBe(0);
+      expect(resumed.stdout).toContain('steps 1..4');
+      expect(JSON.parse(fs.readFileSync(path.join(disk, 'run/summary.json'), 'utf8')).steps).toBe(4);
+    } finally {
+      spawnSync('umount', [disk]);
+    }
+  });
+
+  it('names the file when a run folder\'s config.json is garbled, on --resume', () => {
+    const dir = tmp();
+    const config = tinyConfig(dir, { steps: 2 });
+    expect(skd(['distill', config, '--out', 'runs/a'], dir).status).toBe(0);
+    fs.writeFileSync(path.join(dir, 'runs/a/config.json'), '{"seed": 3, "stud');
+    const resumed = skd(['distill', config, '--out', 'runs/a', '--resume'], dir);
+    expect(resumed.status).toBe(2);
+    expect(resumed.stderr).toContain(`${path.join(dir, 'runs/a/config.json')}: cannot read the config of the run being resumed`);
+  });
+
   it('fails in one line, exit 1, when --out cannot be written', () => {
     const dir = tmp();
     fs.writeFileSync(path.join(dir, 'file'), 'not a folder');
