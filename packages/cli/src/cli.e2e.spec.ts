@@ -357,6 +357,12 @@ describe('skd sweep, eval, generate and report', () => {
     expect(skd(['eval', sweepFile.replace('sweep.json', 'run.json'), '--limit', '3', '--out', 'sweep/initial'], dir).stderr).toContain('exists and is not empty');
     const generated = skd(['generate', sweepFile.replace('sweep.json', 'run.json'), '--prompt', 'Tom has 3 apples.', '--max-new-tokens', '5'], dir);
     expect(generated.status).toBe(0);
+    // The dataset's template is applied as in training: the same as giving the templated prompt with --raw.
+    const templated = ['--set', 'dataset.options.template=Q: {prompt}\nA:', '--max-new-tokens', '8', '--set', student];
+    const viaTemplate = skd(['generate', sweepFile.replace('sweep.json', 'run.json'), '--prompt', 'Tom has 3 apples.', ...templated], dir);
+    const viaRaw = skd(['generate', sweepFile.replace('sweep.json', 'run.json'), '--raw', '--prompt', 'Q: Tom has 3 apples.\nA:', ...templated], dir);
+    expect(viaTemplate.status).toBe(0);
+    expect(viaTemplate.stdout).toBe(viaRaw.stdout);
   });
 
   it('reports mean and std over seeds per method, and the HTML charts render in Chromium', () => {

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { main, type Io } from './program';
+import { applyTemplate, main, type Io } from './program';
 
 function capture(): Io & { lines: string[]; errors: string[] } {
   const lines: string[] = [];
@@ -38,5 +38,14 @@ describe('skd CLI', () => {
     const io = capture();
     expect(await main(['kinds', 'divergence'], io, false)).toBe(0);
     expect(io.lines.join('\n')).toMatch(/jsd +generalised JSD.*\[options: temperature, scaleByTemperatureSquared, sparseTopK, beta\]/);
+  });
+});
+
+describe('applyTemplate (skd generate)', () => {
+  it('writes the prompt into the dataset\'s template, and refuses a template that needs other fields', () => {
+    expect(applyTemplate('{prompt}\n', '2+2')).toBe('2+2\n');
+    expect(applyTemplate('Q: {prompt}\nA:', '$& {prompt}')).toBe('Q: $& {prompt}\nA:');
+    expect(applyTemplate(undefined, 'as is')).toBe('as is');
+    expect(() => applyTemplate('Q: {prompt} (level {level})', 'x')).toThrow('needs the record fields {level} besides {prompt}. Fix: pass --raw');
   });
 });

@@ -141,18 +141,20 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
 
   program
     .command('generate')
-    .description('generate from the config\'s student for one prompt')
+    .description('generate from the config\'s student for one prompt, written into the dataset\'s prompt template as in training and evaluation (--raw: as given)')
     .argument('<config>', 'JSON run config')
-    .requiredOption('--prompt <text>', 'the prompt')
+    .requiredOption('--prompt <text>', 'the prompt (the {prompt} of the dataset\'s template)')
+    .option('--raw', 'feed the prompt as given, without the dataset\'s template', false)
     .option('--set <key=value>', 'override a config value (repeatable)', collect, [])
     .option('--max-new-tokens <n>', 'longest response', (v) => Number(v), 64)
     .option('--temperature <t>', 'sampling temperature (default: greedy)', (v) => Number(v))
-    .action(async (file: string, options: { prompt: string; set: string[]; maxNewTokens: number; temperature?: number }) => {
+    .action(async (file: string, options: { prompt: string; raw: boolean; set: string[]; maxNewTokens: number; temperature?: number }) => {
       const { config, baseDir } = loadConfig(file, options.set);
+      const prompt = options.raw ? options.prompt : applyTemplate((config as { dataset?: { options?: { template?: unknown } } }).dataset?.options?.template, options.prompt);
       const run = await buildRun(config, { baseDir, source: file });
       try {
         const bos = run.tokenizer.special.bos !== undefined ? [run.tokenizer.special.bos] : [];
-        const { tokens } = await generate(run.student, [[...bos, ...run.tokenizer.encode(options.prompt)]], {
+        const { tokens } = await generate(run.student, [[...bos, ...run.tokenizer.encode(prompt)]], {
           maxNewTokens: options.maxNewTokens,
           eos: run.tokenizer.special.eos,
           pad: run.tokenizer.special.pad,
@@ -241,6 +243,21 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
     });
 
   return program;
+}
+
+/**
+ * The prompt as the model saw prompts in training: the dataset's template (e.g. "{prompt}\n") with
+ * `{prompt}` replaced. A template that needs other record fields cannot be filled from one prompt.
+ */
+export function applyTemplate(template: unknown, prompt: string): string {
+  if (typeof template !== 'string') return prompt;
+  const others = [...template.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).filter((name) => name !== 'prompt');
+  if (others.length > 0) {
+    throw new SkdError(`the dataset's template ${JSON.stringify(template)} needs the record fields ${others.map((n) => `{${n}}`).join(', ')} besides {prompt}`, {
+      hint: 'pass --raw and give the whole prompt as the model should see it',
+    });
+  }
+  return template.replace(/\{prompt\}/g, () => prompt);
 }
 
 /**
