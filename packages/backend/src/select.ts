@@ -25,8 +25,10 @@ export interface BackendChoice {
   /** The tfjs backend now active (`tensorflow`, `wasm` or `cpu`). */
   readonly name: string;
   readonly device: 'gpu' | 'cpu';
-  /** One line for logs: what was chosen and why. */
+  /** What was chosen and why, every backend tried included: for run summaries and `skd check`. */
   readonly summary: string;
+  /** One short line for progress output: the backend, its native kernels, and which were unavailable. */
+  readonly short: string;
   readonly attempts: readonly BackendAttempt[];
   /** On wasm: which native kernels are active (undefined on other backends or when disabled). */
   readonly native: NativeKernelStatus | undefined;
@@ -150,7 +152,12 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
         `backend ${tf.getBackend()} (${device}): ${attempt.reason}` +
         (native ? `; ${native.summary}` : '') +
         (skipped.length ? `; skipped ${skipped.join('; ')}` : '');
-      return { name: tf.getBackend(), device, summary, attempts, native };
+      const unavailable = attempts.filter((a) => !a.ok).map((a) => a.backend);
+      const short =
+        `backend ${tf.getBackend()} (${device})` +
+        (native ? `, ${native.summary}` : '') +
+        (unavailable.length ? `; ${unavailable.join(', ')} unavailable (skd check says why)` : '');
+      return { name: tf.getBackend(), device, summary, short, attempts, native };
     }
   }
   throw new BackendError(
