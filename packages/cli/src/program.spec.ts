@@ -34,10 +34,22 @@ describe('skd CLI', () => {
     expect(io.errors[1]).toMatch(/bad\.json: not valid JSON/);
   });
 
-  it('lists component kinds with their options', async () => {
+  it('lists component kinds with each option\'s type, default and description', async () => {
     const io = capture();
     expect(await main(['kinds', 'divergence'], io, false)).toBe(0);
-    expect(io.lines.join('\n')).toMatch(/jsd +generalised JSD.*\[options: temperature, scaleByTemperatureSquared, sparseTopK, beta\]/);
+    const text = io.lines.join('\n');
+    expect(text).toMatch(/jsd +generalised JSD/);
+    expect(text).toMatch(/\n +beta +number \[0\.\.1\] +default 0\.5 /);
+    const one = capture();
+    expect(await main(['kinds', 'sampler', 'skd', '--json'], one, false)).toBe(0);
+    const [sampler] = JSON.parse(one.lines.join(''));
+    expect(sampler.kinds).toHaveLength(1);
+    expect(sampler.kinds[0].options.find((o: { name: string }) => o.name === 'topK')).toEqual({
+      name: 'topK', type: 'integer [1..]', required: false, default: 25, description: 'drafts inside the teacher\'s top-K are accepted',
+    });
+    const unknown = capture();
+    expect(await main(['kinds', 'sampler', 'nope'], unknown, false)).toBe(2);
+    expect(unknown.errors.join('')).toContain('unknown sampler kind "nope". Fix: use one of distillm');
   });
 });
 
