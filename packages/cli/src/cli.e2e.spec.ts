@@ -69,6 +69,21 @@ describe('skd distill / train (end to end)', () => {
     expect(JSON.parse(fs.readFileSync(path.join(run, 'summary.json'), 'utf8'))).toMatchObject({ steps: 4, sampler: 'skd', finalMetrics: { exactMatch: expect.any(Number) } });
   });
 
+  it('saves a config that runs as is from anywhere: it records the folder its relative paths mean', () => {
+    const dir = tmp();
+    fs.mkdirSync(path.join(dir, 'data'));
+    for (const f of ['train.jsonl.gz', 'eval.jsonl', 'test.jsonl']) fs.copyFileSync(path.join(DATA, f), path.join(dir, 'data', f));
+    const config = JSON.parse(fs.readFileSync(tinyConfig(dir, { steps: 1 }), 'utf8'));
+    config.dataset.options.files = { train: 'data/train.jsonl.gz', eval: 'data/eval.jsonl', test: 'data/test.jsonl' };
+    fs.writeFileSync(path.join(dir, 'relative.json'), JSON.stringify(config));
+    expect(skd(['distill', 'relative.json', '--out', 'runs/a'], dir).status).toBe(0);
+    const saved = path.join(dir, 'runs/a/config.json');
+    expect(JSON.parse(fs.readFileSync(saved, 'utf8')).baseDir).toBe(dir);
+    const again = skd(['eval', saved, '--limit', '2', '--json'], os.tmpdir());
+    expect(again.stderr).toBe('');
+    expect(again.status).toBe(0);
+  });
+
   it('refuses an existing run directory without --resume, and a resume with another config, changing nothing', () => {
     const dir = tmp();
     const config = tinyConfig(dir, { steps: 2 });

@@ -45,7 +45,7 @@ export interface ExperimentResult extends TrainResult {
 /** A config file with --set overrides, validated completely (nothing built yet). */
 export function loadExperimentConfig(configFile: string, sets: readonly string[]): { config: RunConfig; raw: unknown; baseDir: string } {
   const raw = applyOverrides(readConfigFile(configFile), sets);
-  const baseDir = configBaseDir(configFile);
+  const baseDir = configBaseDir(configFile, raw);
   const plan = planRun(raw, { baseDir, source: configFile });
   return { config: plan.config, raw, baseDir };
 }
@@ -72,8 +72,8 @@ export function prepareRunDir(runDir: string, config: RunConfig, resume: boolean
       throw new SkdError(`run directory ${runDir} already holds a run`, { hint: 'pass --resume to continue it, or choose another --out' });
     }
     const previous = readJson(saved, 'the config of the run being resumed') as RunConfig;
-    // `$comment` is free text about the run, not part of it: rewording it does not block a resume.
-    const changed = Object.keys({ ...previous, ...config }).filter((k) => k !== '$comment' && JSON.stringify((previous as Record<string, unknown>)[k]) !== JSON.stringify((config as Record<string, unknown>)[k]));
+    // `$comment` is free text about the run, and `baseDir` says where its paths were resolved: neither blocks a resume.
+    const changed = Object.keys({ ...previous, ...config }).filter((k) => k !== '$comment' && k !== 'baseDir' && JSON.stringify((previous as Record<string, unknown>)[k]) !== JSON.stringify((config as Record<string, unknown>)[k]));
     if (changed.length) {
       throw new SkdError(`cannot resume ${runDir} with a different config (changed: ${changed.join(', ')})`, { hint: 'resume with the same config and --set values, or start a new run with another --out' });
     }
@@ -116,7 +116,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   try {
     const { examples, tooLong } = await checkTrainingData(run.dataset, { tokenizer: run.tokenizer, contextLength: run.student.contextLength, onTooLong: config.training.onTooLong });
     release = lockRunDir(runDir, (message) => io.err(`warning: ${message}`));
-    prepareRunDir(runDir, config, options.resume);
+    // Saved with the folder its relative paths mean, so `skd eval runs/x/config.json` runs as is.
+    prepareRunDir(runDir, { ...config, baseDir }, options.resume);
     io.out(`training data: ${examples} examples${tooLong > 0 ? ` (${tooLong} longer than the context of ${run.student.contextLength} skipped)` : ''}`);
     trainer = trainerFor(run, path.basename(runDir));
   } catch (error) {
@@ -236,7 +237,7 @@ export async function runEvaluation(options: EvaluationCommandOptions): Promise<
     );
     if (outDir) {
       fs.mkdirSync(outDir, { recursive: true });
-      writeFileAtomic(path.join(outDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+      writeFileAtomic(path.join(outDir, 'config.json'), `${JSON.stringify({ ...config, baseDir }, null, 2)}\n`);
       const bootstrapFile = writeEvaluation(outDir, options.split, 0, evaluation, { bootstrap: true });
       const summary = {
         run: path.basename(outDir),

@@ -26,7 +26,8 @@ function collect(value: string, previous: string[]): string[] {
 
 /** Loads a config file with `--set` overrides applied; relative paths resolve from its folder. */
 function loadConfig(file: string, sets: readonly string[]): { config: unknown; baseDir: string } {
-  return { config: applyOverrides(readConfigFile(file), sets), baseDir: configBaseDir(file) };
+  const config = applyOverrides(readConfigFile(file), sets);
+  return { config, baseDir: configBaseDir(file, config) };
 }
 
 interface OptionDoc {

@@ -240,6 +240,8 @@ function checkVocabularies(tokenizer: Tokenizer, student: LanguageModel, teacher
 }
 
 /** Resolves a config file's folder, for `baseDir`. */
-export function configBaseDir(configFile: string): string {
-  return path.dirname(path.resolve(configFile));
+export function configBaseDir(configFile: string, config?: unknown): string {
+  const folder = path.dirname(path.resolve(configFile));
+  const declared = (config as { baseDir?: unknown } | null | undefined)?.baseDir;
+  return typeof declared === 'string' ? path.resolve(folder, declared) : folder;
 }

@@ -47,6 +47,10 @@ export type TrainingConfig = z.infer<typeof trainingSchema>;
 
 export const runConfigSchema = z.strictObject({
   $comment: z.string().optional().describe('free text: what this config reproduces'),
+  baseDir: z
+    .string()
+    .optional()
+    .describe('folder that relative paths in this config (data, checkpoints, modules) are resolved against; default: the config file\'s folder. Run folders save it, so their config.json runs as is'),
   seed: z.number().int().min(0).default(42).describe('seed of every random choice in the run'),
   backend: z.enum(BACKEND_NAMES as [string, ...string[]]).default('auto').describe('tfjs backend; auto picks the fastest available'),
   tokenizer: componentRefSchema.default({ kind: 'bytes', options: {} }).describe('shared by teacher and student'),

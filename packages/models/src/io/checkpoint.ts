@@ -92,6 +92,9 @@ export function tokenizerFromJSON(json: unknown, source: string, config?: Partia
 
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
   const configFile = path.join(dir, 'config.json');
+  if (!fs.existsSync(dir)) {
+    throw new FormatError(dir, 'no such checkpoint folder', { hint: 'check the path (relative paths are resolved against the config file\'s folder, or its baseDir)' });
+  }
   if (!fs.existsSync(configFile)) {
     throw new FormatError(dir, 'not a checkpoint folder: config.json is missing', { hint: 'point at a folder written by saveCheckpoint or `skd train`' });
   }

@@ -105,7 +105,8 @@ describe('checkpoints', () => {
     const model = new GptModel(config(), { seed: 1 });
     const dir = path.join(tmp(), 'ckpt');
     await saveCheckpoint(dir, { model, tokenizer: new ByteTokenizer() });
-    expect(() => loadCheckpoint(path.join(dir, 'nope'))).toThrow('not a checkpoint folder: config.json is missing');
+    expect(() => loadCheckpoint(path.join(dir, 'nope'))).toThrow(`${path.join(dir, 'nope')}: no such checkpoint folder`);
+    expect(() => loadCheckpoint(path.dirname(dir))).toThrow('not a checkpoint folder: config.json is missing');
     const configFile = path.join(dir, 'config.json');
     const good = JSON.parse(fs.readFileSync(configFile, 'utf8'));
     fs.writeFileSync(configFile, JSON.stringify({ ...good, model: { kind: 'gpt', config: { ...good.model.config, dModel: 16 } } }));
