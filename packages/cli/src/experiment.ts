@@ -13,7 +13,7 @@ import {
   progressLines,
   readRunEvents,
   runHistory,
-  take,
+  evaluationSubset,
   toJsonLines,
   writeEvaluation,
   type SplitEvaluation,
@@ -228,7 +228,7 @@ export async function runEvaluation(options: EvaluationCommandOptions): Promise<
     const started = Date.now();
     const evaluation = await evaluateSplit(
       { student: run.student, teacher: run.teacher, tokenizer: run.tokenizer, divergence: run.divergence, evaluators: run.evaluators, batchSize: t.batchSize, maxNewTokens: t.maxNewTokens },
-      limit === undefined ? split : take(split, limit),
+      evaluationSubset(split, limit, t.evalOrder, options.split),
       {
         final: true,
         onProgress: (done, total) => options.io.progress(`eval ${options.split} ${done}/${total ?? '?'}`),

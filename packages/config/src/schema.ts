@@ -29,6 +29,10 @@ export const trainingSchema = z.strictObject({
   evalEvery: z.number().int().min(0).default(0).describe('evaluate every N steps (0: only at the end)'),
   evalLimit: z.number().int().min(1).default(50).describe('eval-split examples evaluated during training'),
   testLimit: z.number().int().min(1).optional().describe('test-split examples evaluated at the end (default: the whole split)'),
+  evalOrder: z
+    .enum(['sample', 'file'])
+    .default('sample')
+    .describe('which examples evalLimit/testLimit keep: a seeded random sample, the same for every run (sample), or the first ones in the file (file)'),
   maxNewTokens: z.number().int().min(1).default(64).describe('generation length at evaluation'),
   checkpointEvery: z.number().int().min(0).default(0).describe('write a checkpoint every N steps (0: only at the end)'),
   groupByLength: z.number().int().min(0).default(0).describe('read this many batches at a time and regroup their examples by length (less padding, faster steps); 0: off'),

@@ -1,6 +1,6 @@
 import type { DatasetSource, Example, PromptBatch } from '@skd/core';
 import { ByteTokenizer } from '@skd/models';
-import { BatchStream } from './data-stream';
+import { BatchStream, evaluationSubset } from './data-stream';
 
 const tokenizer = new ByteTokenizer();
 
@@ -57,5 +57,31 @@ describe('BatchStream', () => {
     const resumed = stream(4);
     await resumed.skip(7);
     expect((await take(resumed, 6)).map((b) => b.ids)).toEqual(reference.slice(7).map((b) => b.ids));
+  });
+});
+
+describe('evaluationSubset', () => {
+  // 40 examples grouped by source, as files often are: 20 from "a", then 20 from "b".
+  const examples: Example[] = Array.from({ length: 40 }, (_, i) => ({ id: `${i < 20 ? 'a' : 'b'}${i}`, prompt: 'p', response: 'r' }));
+  const dataset = { name: 'grouped', size: 40, async *[Symbol.asyncIterator]() { yield* examples; } };
+  const ids = async (d: AsyncIterable<Example>) => {
+    const out: string[] = [];
+    for await (const e of d) out.push(e.id);
+    return out;
+  };
+
+  it('keeps a seeded random sample in file order, the same every time, drawn from the whole split', async () => {
+    const sample = await ids(evaluationSubset(dataset, 10, 'sample', 'eval'));
+    expect(sample).toHaveLength(10);
+    expect(await ids(evaluationSubset(dataset, 10, 'sample', 'eval'))).toEqual(sample);
+    expect(sample.map((id) => Number(id.slice(1)))).toEqual([...sample.map((id) => Number(id.slice(1)))].sort((a, b) => a - b));
+    expect(sample.some((id) => id.startsWith('a')) && sample.some((id) => id.startsWith('b'))).toBe(true);
+    expect(await ids(evaluationSubset(dataset, 10, 'sample', 'test'))).not.toEqual(sample); // each split its own draw
+  });
+
+  it('keeps the first examples with order "file", and everything when the limit covers the split', async () => {
+    expect(await ids(evaluationSubset(dataset, 3, 'file', 'eval'))).toEqual(['a0', 'a1', 'a2']);
+    expect(await ids(evaluationSubset(dataset, 100, 'sample', 'eval'))).toEqual(examples.map((e) => e.id));
+    expect(await ids(evaluationSubset(dataset, undefined, 'sample', 'eval'))).toHaveLength(40);
   });
 });

@@ -101,6 +101,33 @@ export async function checkTrainingData(
   return { examples: report.kept, tooLong };
 }
 
+/** Seed of evaluation subsets: fixed, so every run of a sweep is evaluated on the same examples. */
+const EVALUATION_SAMPLE_SEED = 20241001;
+
+/**
+ * `limit` examples of a split for evaluation: a seeded random sample (`order` "sample", kept in file
+ * order), the same for every run whatever its seed, so a file grouped by source is not judged on one
+ * source; or the first `limit` (`order` "file").
+ */
+export function evaluationSubset(dataset: Dataset, limit: number | undefined, order: 'sample' | 'file', key: string): Dataset {
+  if (limit === undefined) return dataset;
+  if (order === 'file') return take(dataset, limit);
+  return {
+    name: dataset.name,
+    ...(dataset.size !== undefined ? { size: Math.min(limit, dataset.size) } : {}),
+    async *[Symbol.asyncIterator](): AsyncGenerator<Example> {
+      const all: Example[] = [];
+      for await (const example of dataset) all.push(example);
+      if (all.length <= limit) {
+        yield* all;
+        return;
+      }
+      const picked = Rng.create(EVALUATION_SAMPLE_SEED).fork(key).shuffle(all.map((_, i) => i)).slice(0, limit).sort((a, b) => a - b);
+      for (const i of picked) yield all[i] as Example;
+    },
+  };
+}
+
 /** The first `limit` examples of a dataset. */
 export function take(dataset: Dataset, limit: number): Dataset {
   return {

@@ -21,7 +21,7 @@ import {
 } from '@skd/core';
 import { countTargets, tokenLoss } from '@skd/divergences';
 import { partialFolders, readSafetensors, writeFileAtomic, writeFolderAtomic, writeSafetensors, type NamedArray } from '@skd/models';
-import { BatchStream, take } from './data-stream';
+import { BatchStream, evaluationSubset } from './data-stream';
 import { evaluateSplit, writeEvaluation } from './evaluation';
 import { AdamW, clipByGlobalNorm, learningRateAt } from './optimizer';
 
@@ -41,6 +41,8 @@ export interface TrainingOptions {
   readonly evalLimit: number;
   /** Test examples evaluated at the end; unset: the whole test split. */
   readonly testLimit?: number | undefined;
+  /** Which examples the limits keep: a seeded sample shared by every run (default), or the first in the file. */
+  readonly evalOrder?: 'sample' | 'file' | undefined;
   readonly maxNewTokens: number;
   readonly checkpointEvery: number;
   /** Training examples longer than the student's context: stop (default) or skip them. */
@@ -289,7 +291,7 @@ export class Trainer {
   private async evaluate(step: number, split: 'eval' | 'test', runDir: string | undefined, signal: AbortSignal | undefined): Promise<EvaluationResult> {
     const t = this.parts.training;
     const limit = split === 'eval' ? t.evalLimit : t.testLimit;
-    const dataset = limit === undefined ? this.parts.dataset.split(split) : take(this.parts.dataset.split(split), limit);
+    const dataset = evaluationSubset(this.parts.dataset.split(split), limit, t.evalOrder ?? 'sample', split);
     const evaluation = await evaluateSplit({ ...this.parts, batchSize: t.batchSize, maxNewTokens: t.maxNewTokens }, dataset, {
       final: split === 'test',
       onProgress: (done, total) => this.events$.next({ type: 'progress', phase: `eval ${split}`, done, total: total ?? done }),
