@@ -84,4 +84,16 @@ describe('evaluationSubset', () => {
     expect(await ids(evaluationSubset(dataset, 100, 'sample', 'eval'))).toEqual(examples.map((e) => e.id));
     expect(await ids(evaluationSubset(dataset, undefined, 'sample', 'eval'))).toHaveLength(40);
   });
+
+  it('knows its size once iteration starts, even over a split of unknown size (progress shows n/N)', async () => {
+    const streamed = { name: 'streamed', async *[Symbol.asyncIterator]() { yield* examples; } };
+    const subset = evaluationSubset(streamed, 10, 'sample', 'eval');
+    expect(subset.size).toBeUndefined();
+    const iterator = subset[Symbol.asyncIterator]();
+    await iterator.next();
+    expect(subset.size).toBe(10);
+    const whole = evaluationSubset(streamed, undefined, 'sample', 'test');
+    await whole[Symbol.asyncIterator]().next();
+    expect(whole.size).toBe(40);
+  });
 });

@@ -110,18 +110,23 @@ const EVALUATION_SAMPLE_SEED = 20241001;
  * source; or the first `limit` (`order` "file").
  */
 export function evaluationSubset(dataset: Dataset, limit: number | undefined, order: 'sample' | 'file', key: string): Dataset {
-  if (limit === undefined) return dataset;
-  if (order === 'file') return take(dataset, limit);
+  if (limit !== undefined && order === 'file') return take(dataset, limit);
+  // Read whole (evaluation splits are small), so the size is known once iteration starts: progress shows n/N.
+  let counted: number | undefined;
   return {
     name: dataset.name,
-    ...(dataset.size !== undefined ? { size: Math.min(limit, dataset.size) } : {}),
+    get size() {
+      return counted ?? (dataset.size !== undefined ? Math.min(limit ?? dataset.size, dataset.size) : undefined);
+    },
     async *[Symbol.asyncIterator](): AsyncGenerator<Example> {
       const all: Example[] = [];
       for await (const example of dataset) all.push(example);
-      if (all.length <= limit) {
+      if (limit === undefined || all.length <= limit) {
+        counted = all.length;
         yield* all;
         return;
       }
+      counted = limit;
       const picked = Rng.create(EVALUATION_SAMPLE_SEED).fork(key).shuffle(all.map((_, i) => i)).slice(0, limit).sort((a, b) => a - b);
       for (const i of picked) yield all[i] as Example;
     },
