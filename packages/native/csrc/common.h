@@ -56,6 +56,8 @@ int skd_threads(void);
 void skd_for(int64_t n, bool parallel, void (*fn)(void* ctx, int64_t from, int64_t to), void* ctx);
 /** fn(ctx, task, thread) for every task in [0, n), dynamically scheduled when `parallel`; `thread` < skd_threads() indexes per-thread scratch. */
 void skd_for_tasks(int64_t n, bool parallel, void (*fn)(void* ctx, int64_t task, int thread), void* ctx);
+/** out[j] = sum over rows of x[r][j], deterministic for a given pool size (blocks added in order); -1 when out of memory. */
+int skd_column_sums(const float* x, int64_t rows, int64_t n, float* out);
 // Work below these sizes stays on the calling thread: waking the pool's other thread costs microseconds
 // at best and, on a machine whose second core is shared, hundreds of them at worst (measured here:
 // a decode step's small kernels took 5-40x longer when each woke the pool).

@@ -1,13 +1,10 @@
 // A dense layer with its residual connection, forward and backward, each in one call:
 // out = residual + x w + bias, and dx = dy w^T, dw = x^T dy, dbias = column sums of dy.
 #include "common.h"
-#include <stdlib.h>
 
 typedef struct {
   float* out;
-  const float* dy;
   const float* bias;
-  float* partial;
   int64_t rows, n_out;
 } bias_ctx;
 
@@ -43,18 +40,6 @@ napi_value skd_napi_linear(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// One block of rows per pool thread, summed into that block's partial row (deterministic order).
-static void bias_grad_block(void* ctx, int64_t block, int thread) {
-  (void)thread;
-  const bias_ctx* k = ctx;
-  const int64_t blocks = skd_threads();
-  float* acc = k->partial + block * k->n_out;
-  for (int64_t r = k->rows * block / blocks; r < k->rows * (block + 1) / blocks; r++) {
-    const float* row = k->dy + r * k->n_out;
-    for (int64_t j = 0; j < k->n_out; j++) acc[j] += row[j];
-  }
-}
-
 // linearGrad(dy, x, w, dx, dw, dbias, rows, inputs, outputs): dbias may be null.
 napi_value skd_napi_linear_grad(napi_env env, napi_callback_info info) {
   skd_args a;
@@ -70,19 +55,6 @@ napi_value skd_napi_linear_grad(napi_env env, napi_callback_info info) {
   if (!skd_args_ok(&a)) return NULL;
   skd_sgemm(false, true, rows, n_in, n_out, 1.0f, dy, n_out, w, n_out, 0.0f, dx, n_in);  // dy w^T
   skd_sgemm(true, false, n_in, n_out, rows, 1.0f, x, n_in, dy, n_out, 0.0f, dw, n_out);  // x^T dy
-  if (!dbias) return NULL;
-  const int blocks = skd_threads();
-  bias_ctx k = {.dy = dy, .rows = rows, .n_out = n_out, .partial = calloc((size_t)blocks * (size_t)n_out, sizeof(float))};
-  if (!k.partial) {
-    napi_throw_error(env, NULL, "skd-native linearGrad: out of memory");
-    return NULL;
-  }
-  skd_for_tasks(blocks, rows * n_out >= SKD_PARALLEL_ELEMENTS, bias_grad_block, &k);
-  memcpy(dbias, k.partial, sizeof(float) * (size_t)n_out);
-  for (int t = 1; t < blocks; t++) {
-    const float* acc = k.partial + (size_t)t * (size_t)n_out;
-    for (int64_t j = 0; j < n_out; j++) dbias[j] += acc[j];
-  }
-  free(k.partial);
+  if (dbias && skd_column_sums(dy, rows, n_out, dbias) != 0) napi_throw_error(env, NULL, "skd-native linearGrad: out of memory");
   return NULL;
 }

@@ -6,7 +6,6 @@
 typedef struct {
   const float* x;
   float* out;
-  float* partial;
   int64_t outer, reduce, inner;
 } sum_ctx;
 
@@ -30,16 +29,38 @@ static void sum_outer(void* ctx, int64_t from, int64_t to) {
   }
 }
 
-// outer == 1: one block of the reduced rows per pool thread, into that block's partial row.
-static void sum_block(void* ctx, int64_t block, int thread) {
+typedef struct {
+  const float* x;
+  float* partial;
+  int64_t rows, n;
+} columns_ctx;
+
+// One block of rows per pool thread, into that block's partial row.
+static void column_block(void* ctx, int64_t block, int thread) {
   (void)thread;
-  const sum_ctx* k = ctx;
+  const columns_ctx* k = ctx;
   const int64_t blocks = skd_threads();
-  float* acc = k->partial + block * k->inner;
-  for (int64_t r = k->reduce * block / blocks; r < k->reduce * (block + 1) / blocks; r++) {
-    const float* row = k->x + r * k->inner;
-    for (int64_t i = 0; i < k->inner; i++) acc[i] += row[i];
+  float* acc = k->partial + block * k->n;
+  for (int64_t r = k->rows * block / blocks; r < k->rows * (block + 1) / blocks; r++) {
+    const float* row = k->x + r * k->n;
+    for (int64_t i = 0; i < k->n; i++) acc[i] += row[i];
   }
+}
+
+int skd_column_sums(const float* x, int64_t rows, int64_t n, float* out) {
+  // Blocks of rows per pool thread whatever runs them, partial rows added in block order: the same
+  // sums for every run with this pool size.
+  const int blocks = skd_threads();
+  columns_ctx k = {.x = x, .rows = rows, .n = n, .partial = calloc((size_t)blocks * (size_t)n, sizeof(float))};
+  if (!k.partial) return -1;
+  skd_for_tasks(blocks, rows * n >= SKD_PARALLEL_ELEMENTS, column_block, &k);
+  memcpy(out, k.partial, sizeof(float) * (size_t)n);
+  for (int t = 1; t < blocks; t++) {
+    const float* acc = k.partial + (size_t)t * (size_t)n;
+    for (int64_t i = 0; i < n; i++) out[i] += acc[i];
+  }
+  free(k.partial);
+  return 0;
 }
 
 // sumMiddle(x, out, outer, reduce, inner)
@@ -53,21 +74,8 @@ napi_value skd_napi_sum_middle(napi_env env, napi_callback_info info) {
   if (!skd_args_ok(&a)) return NULL;
   const bool big = k.outer * k.reduce * k.inner >= SKD_PARALLEL_ELEMENTS;
   if (k.outer == 1 && k.inner > 1 && k.reduce >= 64) {
-    // A bias gradient: one row summed over many. Blocks of rows per pool thread whatever runs
-    // them, partial rows added in block order: the same sums for every run with this pool size.
-    const int blocks = skd_threads();
-    k.partial = calloc((size_t)blocks * (size_t)k.inner, sizeof(float));
-    if (!k.partial) {
-      napi_throw_error(env, NULL, "skd-native sumMiddle: out of memory");
-      return NULL;
-    }
-    skd_for_tasks(blocks, big, sum_block, &k);
-    memcpy(k.out, k.partial, sizeof(float) * (size_t)k.inner);
-    for (int t = 1; t < blocks; t++) {
-      const float* acc = k.partial + (size_t)t * (size_t)k.inner;
-      for (int64_t i = 0; i < k.inner; i++) k.out[i] += acc[i];
-    }
-    free(k.partial);
+    // A bias gradient: one row summed over many.
+    if (skd_column_sums(k.x, k.reduce, k.inner, k.out) != 0) napi_throw_error(env, NULL, "skd-native sumMiddle: out of memory");
     return NULL;
   }
   skd_for(k.outer, big && k.outer >= 64, sum_outer, &k);
