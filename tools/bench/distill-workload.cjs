@@ -4,7 +4,7 @@
 // backward and update), the first step of each run being a warm-up.
 const path = require('node:path');
 const { applyOverrides, buildRun, configBaseDir, readConfigFile } = require('@skd/config');
-const { Trainer } = require('@skd/trainer');
+const { trainerFor } = require('@skd/cli');
 
 const CONFIG = path.join(__dirname, '../../experiments/arithmetic/distill.json');
 
@@ -20,19 +20,7 @@ async function distillSteps(sampler, steps) {
     'training.maxNewTokens=4',
   ]);
   const run = await buildRun(raw, { baseDir: configBaseDir(CONFIG), source: CONFIG });
-  const trainer = new Trainer({
-    student: run.student,
-    teacher: run.teacher,
-    tokenizer: run.tokenizer,
-    sampler: run.sampler,
-    divergence: run.divergence,
-    dataset: run.dataset,
-    evaluators: run.evaluators,
-    rngs: run.componentRngs,
-    training: run.config.training,
-    runId: 'bench',
-    backend: run.backend.name,
-  });
+  const trainer = trainerFor(run, 'bench');
   const events = [];
   trainer.events$.subscribe((event) => event.type === 'step' && events.push(event));
   try {

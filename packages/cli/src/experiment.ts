@@ -86,8 +86,8 @@ export function prepareRunDir(runDir: string, config: RunConfig, resume: boolean
   writeFileAtomic(saved, `${JSON.stringify(config, null, 2)}\n`);
 }
 
-/** Everything a trainer needs, from a built run. */
-function trainerFor(run: Run, runId: string): Trainer {
+/** A trainer over a built run's components (what `skd train`/`distill` run; benchmarks use it too). */
+export function trainerFor(run: Run, runId: string): Trainer {
   return new Trainer({
     student: run.student,
     teacher: run.teacher,
