@@ -69,6 +69,21 @@ describe('skd distill / train (end to end)', () => {
     expect(JSON.parse(fs.readFileSync(path.join(run, 'summary.json'), 'utf8'))).toMatchObject({ steps: 4, sampler: 'skd', finalMetrics: { exactMatch: expect.any(Number) } });
   });
 
+  it('evaluates a seeded sample of the test split by default, the first examples with training.evalOrder "file"', () => {
+    const dir = tmp();
+    const config = tinyConfig(dir, { steps: 1, evalEvery: 0 });
+    const ids = (run: string) =>
+      fs.readFileSync(path.join(dir, 'runs', run, 'eval/test-step-000001.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).id as string);
+    expect(skd(['distill', config, '--out', 'runs/file', '--set', 'training.evalOrder=file'], dir).status).toBe(0);
+    expect(ids('file')).toEqual(['test.jsonl:1', 'test.jsonl:2', 'test.jsonl:3', 'test.jsonl:4']);
+    expect(skd(['distill', config, '--out', 'runs/sample'], dir).status).toBe(0);
+    expect(ids('sample')).toHaveLength(4);
+    expect(ids('sample')).not.toEqual(ids('file'));
+    const evaluated = skd(['eval', config, '--limit', '4', '--set', 'training.evalOrder=file', '--out', 'evaluated'], dir);
+    expect(evaluated.status).toBe(0);
+    expect(fs.readFileSync(path.join(dir, 'evaluated/eval/test-step-000000.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).id)).toEqual(ids('file'));
+  });
+
   it('saves a config that runs as is from anywhere: it records the folder its relative paths mean', () => {
     const dir = tmp();
     fs.mkdirSync(path.join(dir, 'data'));
