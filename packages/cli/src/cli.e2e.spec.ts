@@ -110,7 +110,7 @@ describe('skd distill / train (end to end)', () => {
     const changed = skd(['distill', config, '--out', 'runs/a', '--resume', '--set', 'training.learningRate=0.5'], dir);
     expect(changed.status).toBe(2);
     expect(changed.stderr).toContain('cannot resume');
-    expect(changed.stderr).toContain('changed: training');
+    expect(changed.stderr).toContain('changed: training.learningRate)');
     expect(fs.readFileSync(path.join(dir, 'runs/a/metrics.jsonl'), 'utf8')).toBe(before);
   });
 
@@ -121,6 +121,23 @@ describe('skd distill / train (end to end)', () => {
     const reworded = skd(['distill', config, '--out', 'runs/a', '--resume', '--set', '$comment=reworded'], dir);
     expect(reworded.stderr).not.toContain('cannot resume');
     expect(reworded.status).toBe(0);
+  });
+
+  it('resumes a run whose saved config predates an option with a default (as after an upgrade of skd)', () => {
+    const dir = tmp();
+    const config = tinyConfig(dir, { steps: 2 });
+    expect(skd(['distill', config, '--out', 'runs/a'], dir).status).toBe(0);
+    // A run saved by a version without training.evalOrder and sampler defaults filled in differently.
+    const saved = path.join(dir, 'runs/a/config.json');
+    const older = JSON.parse(fs.readFileSync(saved, 'utf8'));
+    expect(older.training.evalOrder).toBeDefined();
+    delete older.training.evalOrder;
+    fs.writeFileSync(saved, JSON.stringify(older));
+    const resumed = skd(['distill', config, '--out', 'runs/a', '--resume', '--set', 'training.steps=3'], dir);
+    expect(resumed.stderr).toContain('changed: training.steps)');
+    const same = skd(['distill', config, '--out', 'runs/a', '--resume'], dir);
+    expect(same.stderr).not.toContain('cannot resume');
+    expect(same.status).toBe(0);
   });
 
   it('after SIGKILL, --resume ends with exactly the weights of an uninterrupted run', async () => {

@@ -71,9 +71,9 @@ export function prepareRunDir(runDir: string, config: RunConfig, resume: boolean
     if (!resume) {
       throw new SkdError(`run directory ${runDir} already holds a run`, { hint: 'pass --resume to continue it, or choose another --out' });
     }
-    const previous = readJson(saved, 'the config of the run being resumed') as RunConfig;
+    const previous = normalisedSavedConfig(readJson(saved, 'the config of the run being resumed'), runDir);
     // `$comment` is free text about the run, and `baseDir` says where its paths were resolved: neither blocks a resume.
-    const changed = Object.keys({ ...previous, ...config }).filter((k) => k !== '$comment' && k !== 'baseDir' && JSON.stringify((previous as Record<string, unknown>)[k]) !== JSON.stringify((config as Record<string, unknown>)[k]));
+    const changed = changedPaths(previous, config).filter((p) => p !== '$comment' && p !== 'baseDir' && !p.startsWith('baseDir.'));
     if (changed.length) {
       throw new SkdError(`cannot resume ${runDir} with a different config (changed: ${changed.join(', ')})`, { hint: 'resume with the same config and --set values, or start a new run with another --out' });
     }
@@ -84,6 +84,31 @@ export function prepareRunDir(runDir: string, config: RunConfig, resume: boolean
   }
   fs.mkdirSync(runDir, { recursive: true });
   writeFileAtomic(saved, `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/**
+ * The saved config of a run as this version of skd reads it: options added since the run started
+ * take their defaults, so a run started by an older version still resumes (its saved file is
+ * compared with the new config after both went through the same schemas). A saved config that no
+ * longer validates is compared as it is, and the differences are named.
+ */
+function normalisedSavedConfig(saved: unknown, runDir: string): unknown {
+  const baseDir = typeof (saved as { baseDir?: unknown })?.baseDir === 'string' ? (saved as { baseDir: string }).baseDir : runDir;
+  try {
+    return planRun(saved, { baseDir, source: path.join(runDir, 'config.json') }).config;
+  } catch {
+    return saved;
+  }
+}
+
+/** Dotted paths of the leaves where two JSON values differ (`training.steps`, `sampler.options.topK`). */
+export function changedPaths(a: unknown, b: unknown, prefix = ''): string[] {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isObject(a) && isObject(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+    return keys.flatMap((k) => changedPaths(a[k], b[k], prefix ? `${prefix}.${k}` : k));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix || '(whole config)'];
 }
 
 /** A trainer over a built run's components (what `skd train`/`distill` run; benchmarks use it too). */
