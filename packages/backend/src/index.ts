@@ -1,2 +1,1 @@
-export * from './gradients';
 export * from './select';

@@ -1,14 +1,9 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core alone registers no gradients, and its own registration module is ESM-only. The CJS
-// bundle of @tensorflow/tfjs registers them into tfjs-core's global registry; every skd process
-// trains, so the platform loads it once.
-import '@tensorflow/tfjs';
+// @skd/ops registers tfjs-core's gradients and the plain-JS backend (see its platform module).
+import '@skd/ops';
 import { BackendError } from '@skd/core';
 import { registerNativeKernels, unregisterNativeKernels, type NativeKernelStatus } from '@skd/native';
-import { registerPredicateGradients } from './gradients';
-
-registerPredicateGradients();
 
 /** `auto` tries the GPU build, then the native CPU build, then wasm, then plain JS. */
 export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';

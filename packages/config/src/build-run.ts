@@ -26,7 +26,7 @@ import {
   type LanguageModel,
   type Tokenizer,
 } from '@skd/core';
-import { toConfigIssues, objectKeysAt } from './issues';
+import { toConfigIssues, objectKeysAt } from '@skd/core';
 import { loadComponentModule } from './modules';
 import { createRegistries, type Registries } from './registry';
 import { componentRefSchema, runConfigSchema, type ComponentRef, type RunConfig } from './schema';

@@ -1,6 +1,5 @@
 export * from './build-run';
 export * from './config-file';
-export * from './issues';
 export * from './modules';
 export * from './registry';
 export * from './schema';

@@ -1,6 +1,8 @@
 import type { ZodType } from 'zod';
+import { objectKeysAt, toConfigIssues } from './config-issues';
 import type { Dataset, DatasetSource } from './dataset';
 import type { Divergence } from './divergence';
+import { ConfigError } from './errors';
 import type { Evaluator } from './evaluator';
 import type { LanguageModel } from './language-model';
 import type { Rng } from './rng';
@@ -44,7 +46,7 @@ export interface ComponentDeps {
   evaluator: BaseDeps & { readonly tokenizer: Tokenizer };
 }
 
-export interface ComponentEntry<K extends ComponentKind = ComponentKind, Options = unknown> {
+export interface ComponentEntry<K extends ComponentKind = ComponentKind, Options = unknown, Input = unknown> {
   /** Which registry the entry belongs to. */
   readonly component: K;
   /** The `kind` string a config uses. Stable: it is how saved configs find the component. */
@@ -52,22 +54,40 @@ export interface ComponentEntry<K extends ComponentKind = ComponentKind, Options
   /** One line for `--help` and the docs. */
   readonly summary: string;
   /** Strict schema of the options object; defaults live here. */
-  readonly options: ZodType<Options>;
+  readonly options: ZodType<Options, Input>;
   create(options: Options, deps: ComponentDeps[K]): ComponentTypes[K] | Promise<ComponentTypes[K]>;
 }
 
 /** An entry of some registry, whatever its options type (registries hold entries of mixed options). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the options type differs per entry
-export type AnyComponentEntry<K extends ComponentKind = ComponentKind> = ComponentEntry<K, any>;
+export type AnyComponentEntry<K extends ComponentKind = ComponentKind> = ComponentEntry<K, any, any>;
 
 /**
  * Declares a registry entry with its types checked. A user's module exports one (as `default` or
  * as `component`) to plug a new sampler, divergence, dataset, ... into a config.
  */
-export function defineComponent<K extends ComponentKind, Options>(
-  entry: ComponentEntry<K, Options>,
-): ComponentEntry<K, Options> {
+export function defineComponent<K extends ComponentKind, Options, Input>(
+  entry: ComponentEntry<K, Options, Input>,
+): ComponentEntry<K, Options, Input> {
   return entry;
+}
+
+/**
+ * The options a component gets from a partial object, filled in exactly as a config file's
+ * `options` would be: defaults applied, values checked, unknown keys refused with did-you-mean
+ * hints (a `ConfigError` naming `name`). For programs that build components without a config:
+ * `skdSamplerOptions({ topK: 5 })` is `optionsFactory(skdEntry, 'skdSamplerOptions')`.
+ */
+export function optionsFactory<Options, Input>(
+  schemaOrEntry: ZodType<Options, Input> | { readonly options: ZodType<Options, Input> },
+  name: string,
+): (options?: Input) => Options {
+  const schema = 'safeParse' in schemaOrEntry ? schemaOrEntry : schemaOrEntry.options;
+  return (options = {} as Input) => {
+    const result = schema.safeParse(options);
+    if (!result.success) throw new ConfigError(`${name}()`, toConfigIssues(result.error, options, '', (p) => objectKeysAt(schema, p)));
+    return result.data;
+  };
 }
 
 /** Dataset is re-exported for entry authors that stream examples. */

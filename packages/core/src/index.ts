@@ -1,4 +1,5 @@
 export * from './components';
+export * from './config-issues';
 export * from './dataset';
 export * from './divergence';
 export * from './errors';

@@ -196,8 +196,8 @@ describe('closed-form student gradients (what large vocabularies run on) equal a
   it.each(ALL)('%s', (_name, fn) => {
     const teacher = randomLogits(rng, [2, 3, 6]);
     const student = randomLogits(rng, [2, 3, 6]);
-    const masked = tf.tidy(() => tf.where(tf.tensor3d([[[1, 1, 1, 1, 0, 0]]]).cast('bool'), teacher, tf.fill([2, 3, 6], -Infinity)) as tf.Tensor3D);
-    const maskedStudent = tf.tidy(() => tf.where(tf.tensor3d([[[1, 1, 1, 1, 0, 0]]]).cast('bool'), student, tf.fill([2, 3, 6], -Infinity)) as tf.Tensor3D);
+    const masked = tf.tidy(() => tf.where(tf.tensor3d([[[1, 1, 1, 1, 0, 0]]], undefined, 'bool'), teacher, tf.fill([2, 3, 6], -Infinity)) as tf.Tensor3D);
+    const maskedStudent = tf.tidy(() => tf.where(tf.tensor3d([[[1, 1, 1, 1, 0, 0]]], undefined, 'bool'), student, tf.fill([2, 3, 6], -Infinity)) as tf.Tensor3D);
     for (const [t, s] of [[teacher, student], [masked, maskedStudent]] as const) {
       const weights = tf.tensor2d([[1, 2, 3], [0.5, 0.25, 1]]);
       const closed = tf.tidy(() => Array.from(tf.grad((x: tf.Tensor) => tf.sum(tf.mul(divergence('c', fn).perToken({ teacherLogits: t, studentLogits: x as tf.Tensor3D }), weights)))(s).dataSync()));

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineComponent, type AnyComponentEntry } from '@skd/core';
+import { defineComponent, optionsFactory, type AnyComponentEntry } from '@skd/core';
 import {
   forwardKl,
   generalizedJsd,
@@ -32,10 +32,16 @@ function teacherDivergence(kind: string, summary: string, fn: LogProbDivergence)
   });
 }
 
+export const forwardKlEntry = teacherDivergence('forward-kl', 'KL(teacher || student), mass-covering (SKD default)', forwardKl);
+export const reverseKlEntry = teacherDivergence('reverse-kl', 'KL(student || teacher), mode-seeking', reverseKl);
+export const tvdEntry = teacherDivergence('tvd', 'total variation distance 0.5 sum |P - Q|', totalVariation);
+/** Options of forward KL, reverse KL and TVD (temperature, its square scaling, sparse top-k) with defaults. */
+export const divergenceOptions = optionsFactory(forwardKlEntry, 'divergenceOptions');
+
 export const divergenceEntries: readonly AnyComponentEntry<'divergence'>[] = [
-  teacherDivergence('forward-kl', 'KL(teacher || student), mass-covering (SKD default)', forwardKl),
-  teacherDivergence('reverse-kl', 'KL(student || teacher), mode-seeking', reverseKl),
-  teacherDivergence('tvd', 'total variation distance 0.5 sum |P - Q|', totalVariation),
+  forwardKlEntry,
+  reverseKlEntry,
+  tvdEntry,
   defineComponent({
     component: 'divergence',
     kind: 'jsd',

@@ -1,6 +1,5 @@
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs';
 import { NonFiniteError, Rng } from '@skd/core';
 import {
   adamWUpdate,

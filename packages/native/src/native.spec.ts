@@ -5,7 +5,6 @@ import * as path from 'node:path';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs';
 import { Rng } from '@skd/core';
 import { KERNELS } from '@skd/ops';
 import { ADDON_PATH, loadAddon } from './addon';

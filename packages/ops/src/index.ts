@@ -6,5 +6,6 @@ export * from './kv-cache';
 export * from './layer-norm';
 export * from './linear';
 export * from './log-softmax';
+export * from './platform';
 export * from './sampling';
 export * from './transformer-decode';

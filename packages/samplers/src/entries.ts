@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineComponent, type AnyComponentEntry, type ComponentDeps } from '@skd/core';
+import { defineComponent, optionsFactory, type AnyComponentEntry, type ComponentDeps } from '@skd/core';
 import { OnPolicySampler, type SamplerModels } from './generating';
 import { DistillmSampler, ImitKdSampler, MixedSampler, SeqKdSampler } from './off-policy';
 import { generationOptions, samplingSchema } from './options';
@@ -109,6 +109,17 @@ export const mixedSkdEntry = defineComponent({
   options: skdOptions(0.5),
   create: (options, deps) => new SkdSampler(models(deps), options),
 });
+
+// Options with defaults for programs that build samplers without a config, e.g.
+// `skdEntry.create(skdSamplerOptions({ replace: 'argmax' }), deps)`: the values a config's
+// `"options"` would give, checked the same way.
+export const seqKdSamplerOptions = optionsFactory(seqKdEntry, 'seqKdSamplerOptions');
+export const onPolicySamplerOptions = optionsFactory(onPolicyEntry, 'onPolicySamplerOptions');
+export const mixedSamplerOptions = optionsFactory(mixedEntry, 'mixedSamplerOptions');
+export const imitKdSamplerOptions = optionsFactory(imitKdEntry, 'imitKdSamplerOptions');
+export const distillmSamplerOptions = optionsFactory(distillmEntry, 'distillmSamplerOptions');
+export const skdSamplerOptions = optionsFactory(skdEntry, 'skdSamplerOptions');
+export const mixedSkdSamplerOptions = optionsFactory(mixedSkdEntry, 'mixedSkdSamplerOptions');
 
 export const samplerEntries: readonly AnyComponentEntry<'sampler'>[] = [
   supervisedSamplerEntry,

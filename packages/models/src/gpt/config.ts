@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ConfigError, optionsFactory } from '@skd/core';
 
 /** Architecture of a GPT-style decoder. Defaults give a small model that trains on a CPU. */
 export const gptConfigSchema = z.strictObject({
@@ -15,6 +16,20 @@ export const gptConfigSchema = z.strictObject({
 });
 
 export type GptConfig = z.infer<typeof gptConfigSchema>;
+
+const parseGptConfig = optionsFactory(gptConfigSchema, 'gptConfig');
+
+/**
+ * A complete GPT config from the fields that differ from the defaults, checked like a config file
+ * (`gptConfig({ vocabSize: 259, layers: 4 })`): a ConfigError names every bad or unknown field and
+ * every cross-field problem.
+ */
+export function gptConfig(options: z.input<typeof gptConfigSchema>): GptConfig {
+  const config = parseGptConfig(options);
+  const problems = checkGptConfig(config);
+  if (problems.length) throw new ConfigError('gptConfig()', problems.map((message) => ({ path: '', message })));
+  return config;
+}
 
 /** Checks the cross-field constraints the schema cannot express; messages quote the values. */
 export function checkGptConfig(config: GptConfig): string[] {

@@ -3,7 +3,7 @@ import { Rng } from '@skd/core';
 import { KERNELS } from '@skd/ops';
 import { maxAbsDiff, tensorsLeakedBy, useBackend } from '@skd/testing';
 import { generate } from '../generation';
-import { gptConfigSchema, type GptConfig } from './config';
+import { gptConfig, gptConfigSchema, type GptConfig } from './config';
 import { GptModel } from './gpt-model';
 
 beforeAll(() => useBackend('cpu'));
@@ -290,5 +290,18 @@ describe('memory', () => {
     expect(training).toBe(0);
     tokens.dispose();
     model.dispose();
+  });
+});
+
+describe('gptConfig (a GPT config without a config file)', () => {
+  it('fills the defaults and keeps the given fields', () => {
+    expect(gptConfig({ vocabSize: 259, layers: 4 })).toEqual(gptConfigSchema.parse({ vocabSize: 259, layers: 4 }));
+    expect(gptConfig({ vocabSize: 259 }).dModel).toBe(128);
+  });
+
+  it('refuses bad fields, unknown keys and cross-field problems with a ConfigError', () => {
+    expect(() => gptConfig({ vocabSize: 1 })).toThrow(/gptConfig\(\):\n {2}- vocabSize: .*got 1/);
+    expect(() => gptConfig({ vocabSize: 10, layer: 2 } as never)).toThrow(/did you mean "layers"/);
+    expect(() => gptConfig({ vocabSize: 10, dModel: 10, heads: 4 })).toThrow(/dModel must be divisible by heads, got dModel 10 and heads 4/);
   });
 });

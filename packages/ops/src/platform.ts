@@ -1,4 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
+// What every package that computes with tensors needs, whichever is imported first:
+// - gradients: tfjs-core's CommonJS build registers none, and its own registration module is
+//   ES-module-only; the CommonJS bundle of tfjs-layers registers all of them into tfjs-core's
+//   global registry (the smallest package that does: the tfjs umbrella pulls ~190 MB more);
+// - a backend that always works: plain-JS `cpu` (priority 1). `@skd/backend` adds the faster ones
+//   and selects the best; without it, computations still run.
+import '@tensorflow/tfjs-layers';
+import '@tensorflow/tfjs-backend-cpu';
 
 /**
  * Comparison and predicate kernels are piecewise constant: their gradient is zero. tfjs registers
@@ -32,3 +40,5 @@ export function registerPredicateGradients(): void {
     });
   }
 }
+
+registerPredicateGradients();

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { describeValue, type ConfigIssue } from '@skd/core';
+import { describeValue, type ConfigIssue } from './errors';
 
 /** zod issues → config issues with dotted paths, quoted bad values and did-you-mean hints. */
 export function toConfigIssues(error: z.ZodError, input: unknown, prefix: string, knownKeys: (path: readonly PropertyKey[]) => string[]): ConfigIssue[] {
