@@ -393,7 +393,10 @@ describe('skd sweep, eval, generate and report', () => {
     const student = `student={"kind":"checkpoint","options":{"path":"${model}"}}`;
     const evaluated = skd(['eval', sweepFile.replace('sweep.json', 'run.json'), '--limit', '3', '--set', student, '--json'], dir);
     expect(evaluated.status).toBe(0);
-    const result = JSON.parse(evaluated.stdout.trim().split('\n').pop() as string);
+    // stdout holds the result alone (progress and the backend line go to stderr): `skd eval ... | jq` works.
+    const result = JSON.parse(evaluated.stdout);
+    expect(evaluated.stdout.trim().split('\n')).toHaveLength(1);
+    expect(evaluated.stderr).toMatch(/eval test \d\/3/);
     expect(result.metrics).toMatchObject({ exactMatch: expect.any(Number), count: 3, perplexity: expect.any(Number), teacherAcceptance: expect.any(Number) });
     expect(result.intervals.exactMatch).toEqual([expect.any(Number), expect.any(Number)]);
     // --out: a run folder the report reads as one more group, beside the sweep's runs.

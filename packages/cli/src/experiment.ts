@@ -182,7 +182,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     }),
   ];
   try {
-    io.out(run.backend.short);
+    io.err(run.backend.short);
     const result = await trainer.run({ runDir, resume: options.resume, earlyStop: early.signal, signal: stop });
     if (logError) throw logError;
     if (result.reason !== 'cancelled') {

@@ -5,17 +5,36 @@ export interface Io {
   progress(line: string): void;
 }
 
+/**
+ * Results go to stdout, everything else (progress, warnings, errors) to stderr, so `skd eval ... |
+ * jq` reads only results. On a terminal the progress line redraws in place; otherwise (a log file,
+ * CI) it is printed as a line at most every five seconds.
+ */
 export function terminalIo(): Io {
-  const tty = process.stdout.isTTY === true;
+  const tty = process.stderr.isTTY === true;
   let lastPrinted = 0;
+  let drawn = false;
+  const clear = () => {
+    if (!drawn) return;
+    process.stderr.write('\r\x1b[2K');
+    drawn = false;
+  };
   return {
-    out: (line) => process.stdout.write(`${tty ? '\r\x1b[2K' : ''}${line}\n`),
-    err: (line) => process.stderr.write(`${tty ? '\r\x1b[2K' : ''}${line}\n`),
+    out: (line) => {
+      clear();
+      process.stdout.write(`${line}\n`);
+    },
+    err: (line) => {
+      clear();
+      process.stderr.write(`${line}\n`);
+    },
     progress: (line) => {
-      if (tty) process.stdout.write(`\r\x1b[2K${line}`);
-      else if (Date.now() - lastPrinted > 5000) {
+      if (tty) {
+        process.stderr.write(`\r\x1b[2K${line}`);
+        drawn = true;
+      } else if (Date.now() - lastPrinted > 5000) {
         lastPrinted = Date.now();
-        process.stdout.write(`${line}\n`);
+        process.stderr.write(`${line}\n`);
       }
     },
   };

@@ -51,6 +51,30 @@ describe('skd CLI', () => {
     expect(await main(['kinds', 'sampler', 'nope'], unknown, false)).toBe(2);
     expect(unknown.errors.join('')).toContain('unknown sampler kind "nope". Fix: use one of distillm');
   });
+
+  it('refuses a numeric option that is not a number in range (exit 2, the option named), and runs nothing', async () => {
+    for (const [args, expected] of [
+      [['eval', smoke, '--limit', 'abc'], /option '--limit <n>' argument 'abc' is invalid\. expected an integer, got "abc"/],
+      [['eval', smoke, '--limit', '-3'], /option '--limit <n>' argument '-3' is invalid\. expected an integer of at least 1, got -3/],
+      [['eval', smoke, '--limit', '2.5'], /'--limit <n>' argument '2\.5' is invalid/],
+      [['generate', smoke, '--prompt', 'x', '--temperature', '0'], /'--temperature <t>' argument '0' is invalid\. expected a number above 0/],
+      [['generate', smoke, '--prompt', 'x', '--max-new-tokens', 'many'], /'--max-new-tokens <n>' argument 'many' is invalid/],
+      [['tokenizer', smoke, '--out', 'x', '--min-frequency', '0'], /'--min-frequency <n>' argument '0' is invalid/],
+    ] as const) {
+      const io = capture();
+      expect(await main([...args], io, false)).toBe(2);
+      expect(io.errors.join('\n')).toMatch(expected);
+      expect(io.lines).toEqual([]);
+    }
+  });
+
+  it('prints its version, and help ends with 0', async () => {
+    const io = capture();
+    expect(await main(['--version'], io, false)).toBe(0);
+    expect(io.lines).toEqual([JSON.parse(fs.readFileSync(path.resolve(__dirname, '../package.json'), 'utf8')).version]);
+    expect(await main(['--help'], capture(), false)).toBe(0);
+    expect(await main(['eval', '--bogus'], capture(), false)).toBe(2);
+  });
 });
 
 describe('applyTemplate (skd generate)', () => {

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import {
@@ -12,6 +12,7 @@ import {
 import { FormatError, InterruptedError, Rng, SkdError, WriteError, describeSystemError, type ComponentKind, type SplitName } from '@skd/core';
 import { jsonlRecords } from '@skd/datasets';
 import { BpeTokenizer, generate, tokenizerConfigPath, writeBpeTokenizer } from '@skd/models';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runEvaluation, runExperiment } from './experiment';
 import { terminalIo, type Io } from './io';
@@ -22,6 +23,31 @@ export type { Io } from './io';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/** The version of the installed @skd/cli (its package.json, one folder above dist/). */
+export function cliVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** A parser for an integer option of at least `min`; anything else is refused (exit 2) naming the option. */
+export function integerOption(min: number): (value: string) => number {
+  return (value) => {
+    if (!/^[-+]?\d+$/.test(value.trim())) throw new InvalidArgumentError(`expected an integer, got "${value}"`);
+    const n = Number(value);
+    if (n < min) throw new InvalidArgumentError(`expected an integer of at least ${min}, got ${n}`);
+    return n;
+  };
+}
+
+/** A parser for a finite number option above `exclusiveMin`; anything else is refused naming the option. */
+export function positiveNumberOption(exclusiveMin = 0): (value: string) => number {
+  return (value) => {
+    const n = value.trim() === '' ? Number.NaN : Number(value);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got "${value}"`);
+    if (n <= exclusiveMin) throw new InvalidArgumentError(`expected a number above ${exclusiveMin}, got ${n}`);
+    return n;
+  };
 }
 
 /** Loads a config file with `--set` overrides applied; relative paths resolve from its folder. */
@@ -95,7 +121,9 @@ export interface CommandState {
 export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: CommandState = { code: 0, catchInterrupts: () => undefined }): Command {
   const program = new Command('skd')
     .description('skd: knowledge distillation of language models (speculative KD and its baselines)')
+    .version(cliVersion(), '-V, --version', 'print the version of skd')
     .showHelpAfterError()
+    .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
 
   program
@@ -150,7 +178,7 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
     .argument('<config>', 'JSON run config (point student at a checkpoint to evaluate a trained model)')
     .option('--set <key=value>', 'override a config value (repeatable)', collect, [])
     .option('--split <split>', 'train, eval or test', 'test')
-    .option('--limit <n>', 'evaluate at most n examples (default: training.testLimit for test, training.evalLimit for eval)', (v) => Number(v))
+    .option('--limit <n>', 'evaluate at most n examples (default: training.testLimit for test, training.evalLimit for eval)', integerOption(1))
     .option('--out <dir>', 'also write predictions, bootstrap scores and summary.json there, as a run folder skd report reads')
     .option('--group <name>', 'the report group of --out (default: its folder name)')
     .option('--json', 'print one JSON object (metrics and intervals) instead of lines', false)
@@ -184,8 +212,8 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
     .requiredOption('--prompt <text>', 'the prompt (the {prompt} of the dataset\'s template)')
     .option('--raw', 'feed the prompt as given, without the dataset\'s template', false)
     .option('--set <key=value>', 'override a config value (repeatable)', collect, [])
-    .option('--max-new-tokens <n>', 'longest response', (v) => Number(v), 64)
-    .option('--temperature <t>', 'sampling temperature (default: greedy)', (v) => Number(v))
+    .option('--max-new-tokens <n>', 'longest response', integerOption(1), 64)
+    .option('--temperature <t>', 'sampling temperature (default: greedy)', positiveNumberOption())
     .action(async (file: string, options: { prompt: string; raw: boolean; set: string[]; maxNewTokens: number; temperature?: number }) => {
       const { config, baseDir } = loadConfig(file, options.set);
       const prompt = options.raw ? options.prompt : applyTemplate((config as { dataset?: { options?: { template?: unknown } } }).dataset?.options?.template, options.prompt);
@@ -241,8 +269,8 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
     .argument('<files...>', 'JSONL files to learn from')
     .requiredOption('--out <file>', 'where tokenizer.json goes')
     .option('--fields <names>', 'comma-separated record fields to read', 'prompt,response')
-    .option('--vocab-size <n>', 'vocabulary size, bytes and special tokens included', (v) => Number(v), 2000)
-    .option('--min-frequency <n>', 'ignore pairs seen fewer times', (v) => Number(v), 2)
+    .option('--vocab-size <n>', 'vocabulary size, bytes and special tokens included', integerOption(1), 2000)
+    .option('--min-frequency <n>', 'ignore pairs seen fewer times', integerOption(1), 2)
     .option('--split-digits', 'every digit its own token (for arithmetic)', false)
     .action(async (files: string[], options: { out: string; fields: string; vocabSize: number; minFrequency: number; splitDigits: boolean }) => {
       const fields = options.fields.split(',').map((f) => f.trim()).filter(Boolean);
@@ -336,7 +364,8 @@ export async function main(argv: readonly string[], io: Io = terminalIo(), signa
       return 2;
     }
     const { code, path: file, syscall } = error as { code?: unknown; path?: unknown; syscall?: unknown };
-    if (typeof code === 'string' && code.startsWith('commander.')) return 1;
+    // Commander has printed its message (and usage): help and --version end well, misuse is bad input.
+    if (typeof code === 'string' && code.startsWith('commander.')) return (error as { exitCode?: number }).exitCode === 0 ? 0 : 2;
     // A file system error we did not wrap: one line with the path and the cause, not a stack.
     if (typeof code === 'string' && typeof file === 'string') {
       io.err(`error: ${typeof syscall === 'string' ? `${syscall} ` : ''}${file}: ${describeSystemError(error)}`);
