@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { isUtf8 } from 'node:buffer';
 import * as zlib from 'node:zlib';
 import { z } from 'zod';
-import { FormatError, defineComponent, describeValue, type Dataset, type DatasetSource, type Example, type Rng, type SplitName } from '@skd/core';
+import { FormatError, defineComponent, describeValue, optionsFactory, type Dataset, type DatasetSource, type Example, type Rng, type SplitName } from '@skd/core';
 
 /** What to do with a bad record: stop with its file and line (default), or skip it and count it. */
 export type InvalidPolicy = 'fail' | 'skip';
@@ -208,3 +208,6 @@ export const jsonlDatasetEntry = defineComponent({
   }),
   create: (options, deps) => new JsonlDataset({ ...options, baseDir: deps.baseDir, rng: deps.rng }),
 });
+
+/** Options of the JSONL dataset with their defaults, checked as a config's would be (for programs). */
+export const jsonlDatasetOptions = optionsFactory(jsonlDatasetEntry, 'jsonlDatasetOptions');
