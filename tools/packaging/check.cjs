@@ -91,7 +91,10 @@ function main() {
   const backendOnly = consumer('backend-consumer', ['@skd/core', '@skd/ops', '@skd/native', '@skd/backend'].map(tarball));
   const modules = path.join(backendOnly, 'node_modules');
   const installed = fs.readdirSync(path.join(modules, '@tensorflow'));
-  say(`a consumer of @skd/backend: ${(sizeOf(modules) / 2 ** 20).toFixed(0)} MB in node_modules; @tensorflow/${installed.join(', @tensorflow/')}`);
+  const megabytes = sizeOf(modules) / 2 ** 20;
+  say(`a consumer of @skd/backend: ${megabytes.toFixed(0)} MB in node_modules; @tensorflow/${installed.join(', @tensorflow/')}`);
+  // 105 MB when measured (tfjs-core, -layers, -backend-cpu, -backend-wasm); with the umbrella it was 340 MB.
+  if (megabytes > 150) problem(`a consumer of @skd/backend has ${megabytes.toFixed(0)} MB of node_modules (at most 150 expected)`);
   if (installed.includes('tfjs')) problem('a consumer of @skd/backend installs the @tensorflow/tfjs umbrella');
   if (fs.existsSync(path.join(modules, 'core-js'))) problem('a consumer of @skd/backend installs core-js');
   // Every package together: each README's example runs.
