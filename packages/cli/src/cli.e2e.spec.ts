@@ -142,6 +142,45 @@ describe('skd distill / train (end to end)', () => {
     expect(same.status).toBe(0);
   });
 
+  it('runs a method from a folder outside the workspace (CommonJS and ES module) that builds on a built-in sampler', () => {
+    const dir = tmp(); // under the system temp folder: no node_modules of skd above it
+    fs.cpSync(path.resolve(__dirname, '../../../docs/examples/skd-argmax-warmup'), path.join(dir, 'ext/skd-argmax-warmup'), { recursive: true });
+    fs.writeFileSync(
+      path.join(dir, 'ext/greedy-on-policy.mjs'),
+      [
+        "import { z } from 'zod';",
+        "import { defineComponent } from '@skd/core';",
+        "import { onPolicyEntry, onPolicySamplerOptions } from '@skd/samplers';",
+        "export default defineComponent({ component: 'sampler', kind: 'greedy-on-policy', summary: 'on-policy KD, greedy student',",
+        '  options: z.strictObject({ maxNewTokens: z.number().int().default(6) }),',
+        '  create: (o, deps) => onPolicyEntry.create(onPolicySamplerOptions({ maxNewTokens: o.maxNewTokens, sampling: { greedy: true } }), deps) });',
+      ].join('\n'),
+    );
+    const config = JSON.parse(fs.readFileSync(tinyConfig(dir), 'utf8'));
+    const withSampler = (name: string, sampler: object) => {
+      const file = path.join(dir, `${name}.json`);
+      fs.writeFileSync(file, JSON.stringify({ ...config, sampler }));
+      return file;
+    };
+    const common = withSampler('common', { kind: 'skd-argmax-warmup', module: 'ext/skd-argmax-warmup/index.js', options: { topK: 5, maxNewTokens: 6 } });
+    const esm = withSampler('esm', { kind: 'greedy-on-policy', module: 'ext/greedy-on-policy.mjs' });
+    for (const [file, out] of [[common, 'runs/common'], [esm, 'runs/esm']] as const) {
+      const result = skd(['distill', file, '--out', out], dir);
+      expect(result.stderr).not.toMatch(/error/i);
+      expect(result.status).toBe(0);
+      const summary = JSON.parse(fs.readFileSync(path.join(dir, out, 'summary.json'), 'utf8'));
+      expect(summary.steps).toBe(4);
+    }
+    // The wrapped SKD sampler reports its acceptance; the argmax warm-up ran for the first half.
+    const steps = fs.readFileSync(path.join(dir, 'runs/common/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'step');
+    expect(steps.every((e) => typeof e.sampler.acceptanceRate === 'number')).toBe(true);
+    // skd check builds the ES module's sampler too, and a bad option is named with the module's schema.
+    expect(skd(['check', esm], dir).status).toBe(0);
+    const bad = skd(['check', common, '--set', 'sampler.options.warmupFractio=0.2'], dir);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('sampler.options.warmupFractio: unknown key (did you mean "warmupFraction"?)');
+  });
+
   it('after SIGKILL, --resume ends with exactly the weights of an uninterrupted run', async () => {
     const dir = tmp();
     const config = tinyConfig(dir, { steps: 24, checkpointEvery: 2 });

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { applyOverrides, buildRun, configBaseDir, planRun, readConfigFile, type Run, type RunConfig } from '@skd/config';
+import { applyOverrides, buildRun, configBaseDir, loadConfigModules, planRun, readConfigFile, type Run, type RunConfig } from '@skd/config';
 import { SkdError, WriteError, type RunEvent, type SplitName } from '@skd/core';
 import { GptModel, readJson, saveCheckpoint, writeAll, writeFileAtomic } from '@skd/models';
 import {
@@ -43,9 +43,10 @@ export interface ExperimentResult extends TrainResult {
 }
 
 /** A config file with --set overrides, validated completely (nothing built yet). */
-export function loadExperimentConfig(configFile: string, sets: readonly string[]): { config: RunConfig; raw: unknown; baseDir: string } {
+export async function loadExperimentConfig(configFile: string, sets: readonly string[]): Promise<{ config: RunConfig; raw: unknown; baseDir: string }> {
   const raw = applyOverrides(readConfigFile(configFile), sets);
   const baseDir = configBaseDir(configFile, raw);
+  await loadConfigModules(raw, baseDir);
   const plan = planRun(raw, { baseDir, source: configFile });
   return { config: plan.config, raw, baseDir };
 }
@@ -131,7 +132,7 @@ export function trainerFor(run: Run, runId: string): Trainer {
 /** `skd train` and `skd distill`: validate, prepare the run directory, train with progress, write the evidence. */
 export async function runExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
   const { io } = options;
-  const { config, raw, baseDir } = loadExperimentConfig(options.configFile, options.sets);
+  const { config, raw, baseDir } = await loadExperimentConfig(options.configFile, options.sets);
   checkMode(config, options.mode, options.configFile);
   const runDir = path.resolve(options.out ?? path.join('runs', path.basename(options.configFile).replace(/\.json$/, '')));
   // Build and check the data before the run directory is touched: a bad example costs nothing.
@@ -240,7 +241,7 @@ export interface EvaluationCommandOptions {
  * for `skd report`, so a starting student or a teacher sits in the same table as the trained runs.
  */
 export async function runEvaluation(options: EvaluationCommandOptions): Promise<SplitEvaluation> {
-  const { config, raw, baseDir } = loadExperimentConfig(options.configFile, options.sets);
+  const { config, raw, baseDir } = await loadExperimentConfig(options.configFile, options.sets);
   const outDir = options.out !== undefined ? path.resolve(options.out) : undefined;
   if (outDir && fs.existsSync(outDir) && fs.readdirSync(outDir).length > 0) {
     throw new SkdError(`${outDir} exists and is not empty`, { hint: 'choose another --out (evaluations are never overwritten)' });

@@ -27,7 +27,7 @@ import {
   type Tokenizer,
 } from '@skd/core';
 import { toConfigIssues, objectKeysAt } from '@skd/core';
-import { loadComponentModule } from './modules';
+import { loadComponentModule, loadConfigModules } from './modules';
 import { createRegistries, type Registries } from './registry';
 import { componentRefSchema, runConfigSchema, type ComponentRef, type RunConfig } from './schema';
 
@@ -183,9 +183,10 @@ export class Run {
  * into one child container per run and resolves the Run from it. `run.dispose()` frees what was made.
  */
 export async function buildRun(input: unknown, options: BuildRunOptions = {}): Promise<Run> {
+  const baseDir = options.baseDir ?? process.cwd();
+  await loadConfigModules(input, baseDir);
   const plan = planRun(input, options);
   const { config } = plan;
-  const baseDir = options.baseDir ?? process.cwd();
   const backend = await selectBackend({ backend: config.backend as never });
   const rng = Rng.create(config.seed);
   const container = (options.parentContainer ?? rootContainer).createChildContainer();
