@@ -174,6 +174,10 @@ describe('skd distill / train (end to end)', () => {
     // The wrapped SKD sampler reports its acceptance; the argmax warm-up ran for the first half.
     const steps = fs.readFileSync(path.join(dir, 'runs/common/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'step');
     expect(steps.every((e) => typeof e.sampler.acceptanceRate === 'number')).toBe(true);
+    // Installed as a package (node_modules beside the config), it is named by its package name.
+    fs.cpSync(path.join(dir, 'ext/skd-argmax-warmup'), path.join(dir, 'node_modules/skd-argmax-warmup'), { recursive: true });
+    const byName = withSampler('by-name', { kind: 'skd-argmax-warmup', module: 'skd-argmax-warmup', options: { topK: 5, maxNewTokens: 6 } });
+    expect(skd(['check', byName], dir).status).toBe(0);
     // skd check builds the ES module's sampler too, and a bad option is named with the module's schema.
     expect(skd(['check', esm], dir).status).toBe(0);
     const bad = skd(['check', common, '--set', 'sampler.options.warmupFractio=0.2'], dir);

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { Module, register } from 'node:module';
+import { Module, createRequire, register } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConfigError, type AnyComponentEntry, type ComponentKind } from '@skd/core';
@@ -64,6 +64,21 @@ function isEsModule(file: string): boolean {
 /** Exports of ES modules imported by `loadConfigModules`, by absolute path. */
 const esModules = new Map<string, unknown>();
 
+/**
+ * The file a config's `"module"` names: a path (relative to the config's folder, or absolute), or
+ * the name of an installed package (`"skd-argmax-warmup"`), found as Node finds packages from the
+ * config's folder.
+ */
+function resolveModule(modulePath: string, baseDir: string): string {
+  const asPath = path.resolve(baseDir, modulePath);
+  if (/^(\.{1,2}[\\/]|[\\/])/.test(modulePath) || fs.existsSync(asPath)) return asPath;
+  try {
+    return createRequire(path.join(baseDir, 'config.json')).resolve(modulePath);
+  } catch {
+    return asPath;
+  }
+}
+
 /** Every `"module"` path a config names, with the component slot it is in. */
 function modulePaths(config: unknown): string[] {
   const found: string[] = [];
@@ -86,7 +101,7 @@ function modulePaths(config: unknown): string[] {
  */
 export async function loadConfigModules(config: unknown, baseDir: string): Promise<void> {
   for (const modulePath of modulePaths(config)) {
-    const absolute = path.resolve(baseDir, modulePath);
+    const absolute = resolveModule(modulePath, baseDir);
     if (esModules.has(absolute) || !fs.existsSync(absolute) || !isEsModule(absolute)) continue;
     shareWithEsModules();
     try {
@@ -143,10 +158,10 @@ export function loadComponentModule<K extends ComponentKind>(
   source: string,
 ): AnyComponentEntry<K> {
   const where = `${configPath}.module`;
-  const absolute = path.resolve(baseDir, modulePath);
+  const absolute = resolveModule(modulePath, baseDir);
   if (!fs.existsSync(absolute)) {
     throw new ConfigError(source, [
-      { path: where, message: `module file "${modulePath}" does not exist (looked for ${absolute}); paths are relative to the config file's folder` },
+      { path: where, message: `module file "${modulePath}" does not exist (looked for ${absolute}, and for an installed package of that name); paths are relative to the config file's folder` },
     ]);
   }
   let exports: unknown;
