@@ -2,7 +2,8 @@
 // GSM8K-style multi-step word problems with step-by-step solutions ending in "#### <answer>".
 // Difficulty: --min-steps/--max-steps (operations per problem, default 2..4) and --max (largest
 // starting number); sizes: --train, --eval, --test (default 50000, 300, 300). No prompt appears in
-// two splits. Deterministic: the same seed gives the same files. Run: node tools/datasets/arithmetic.cjs
+// two splits. Deterministic: the same seed gives the same files. --name writes data/<name> instead
+// of data/arithmetic (e.g. a related corpus of easier problems). Run: node tools/datasets/arithmetic.cjs
 const { Rng, writeSplits } = require('./common.cjs');
 
 const NAMES = ['Maya', 'Ravi', 'Ana', 'Tom', 'Lena', 'Omar', 'Priya', 'Ken', 'Sara', 'Juan'];
@@ -55,7 +56,8 @@ function problem(rng, minSteps, maxSteps, maxStart) {
   return { prompt: question.join(' '), response: `${steps.join('\n')}\n#### ${total}`, answer: String(total), steps: count };
 }
 
-const arg = (name, fallback) => Number((process.argv.find((a) => a.startsWith(`--${name}=`)) ?? `=${fallback}`).split('=')[1]);
+const text = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name}=`)) ?? `=${fallback}`).split('=')[1];
+const arg = (name, fallback) => Number(text(name, fallback));
 
 const rng = Rng.create(arg('seed', 2024)).fork('arithmetic');
 const make = (n) => Array.from({ length: n }, () => problem(rng, arg('min-steps', 2), arg('max-steps', 4), arg('max', 50)));
@@ -67,4 +69,4 @@ const draw = (n) => {
   while (rows.length < n) rows.push(...unique(make(n - rows.length)));
   return rows;
 };
-writeSplits('arithmetic', { train: draw(arg('train', 50000)), eval: draw(arg('eval', 300)), test: draw(arg('test', 300)) });
+writeSplits(text('name', 'arithmetic'), { train: draw(arg('train', 50000)), eval: draw(arg('eval', 300)), test: draw(arg('test', 300)) });
