@@ -481,4 +481,26 @@ describe('skd sweep, eval, generate and report', () => {
     expect(series.length).toBeGreaterThanOrEqual(3);
     expect(dom.stdout).toContain('>sampler-skd<');
   });
+
+  it('adds --baseline models as rows scored on the runs\' test examples, with paired tests against them', () => {
+    const model = path.join(dir, 'sweep/sampler-supervised__seed-1/model');
+    const args = ['report', 'sweep', '--out', 'report-b', '--baseline', model, '--paired', 'sampler=skd'];
+    const report = skd(args, dir);
+    expect(report.stderr).not.toMatch(/error|warning/i);
+    expect(report.status).toBe(0);
+    const markdown = fs.readFileSync(path.join(dir, 'report-b/report.md'), 'utf8');
+    expect(markdown).toMatch(/\| baseline-model \| 1 \|/);
+    expect(markdown).toMatch(/\| sampler-skd \| baseline-model \| exactMatch \|/);
+    const evaluated = path.join(dir, 'report-b/baselines/sweep/sampler-supervised__seed-1-model/summary.json');
+    const baseline = JSON.parse(fs.readFileSync(evaluated, 'utf8'));
+    const run = JSON.parse(fs.readFileSync(path.join(dir, 'sweep/sampler-skd__seed-1/summary.json'), 'utf8'));
+    expect(baseline.finalMetrics.count).toBe(run.finalMetrics.count);
+    // The evaluation is kept: writing the report again evaluates nothing.
+    const written = fs.statSync(evaluated).mtimeMs;
+    expect(skd(args, dir).status).toBe(0);
+    expect(fs.statSync(evaluated).mtimeMs).toBe(written);
+    const bad = skd(['report', 'sweep', '--out', 'report-c', '--baseline', path.join(dir, 'sweep')], dir);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('neither a finished run or eval folder (summary.json) nor a model checkpoint folder (config.json)');
+  });
 });

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runEvaluation, runExperiment } from './experiment';
 import { terminalIo, type Io } from './io';
-import { findRuns, parsePairedSpec, writeReport } from './report';
+import { findRuns, parsePairedSpec, prepareBaselines, writeReport } from './report';
 import { runSweep } from './sweep';
 
 export type { Io } from './io';
@@ -251,10 +251,22 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
     .argument('<paths...>', 'run folders, or folders holding them (a sweep\'s out); several paths give one section each')
     .option('--out <dir>', 'where report.md and report.html go', 'report')
     .option('--paired <axis=value>', 'paired bootstrap tests of the groups with this sweep value against each other value of the axis, e.g. method=skd')
-    .action((paths: string[], options: { out: string; paired?: string }) => {
+    .option(
+      '--baseline <path>',
+      'a model checkpoint (the starting student, the teacher) evaluated on the same test examples as the runs of each section (with the first run\'s config; kept under --out/baselines), or a finished run or eval folder; a row in every section (repeatable)',
+      collect,
+      [],
+    )
+    .action(async (paths: string[], options: { out: string; paired?: string; baseline: string[] }) => {
       const paired = options.paired !== undefined ? parsePairedSpec(options.paired) : undefined;
-      const sections = paths.map((p) => ({ title: path.basename(path.resolve(p)), runDirs: findRuns([p]) }));
-      const command = ['skd report', ...paths, '--out', options.out, ...(options.paired ? ['--paired', options.paired] : [])].join(' ');
+      const found = paths.map((p) => ({ title: path.basename(path.resolve(p)), runDirs: findRuns([p]) }));
+      if (options.baseline.length > 0) exit.catchInterrupts();
+      const sections = [];
+      for (const section of found) {
+        const baselines = await prepareBaselines(options.baseline, section, options.out, (b) => runEvaluation({ ...b, split: 'test', io, ...(signal ? { signal } : {}) }));
+        sections.push({ ...section, runDirs: [...section.runDirs, ...baselines] });
+      }
+      const command = ['skd report', ...paths, '--out', options.out, ...(options.paired ? ['--paired', options.paired] : []), ...options.baseline.flatMap((b) => ['--baseline', b])].join(' ');
       const { runs, groups } = writeReport(sections, options.out, {
         command,
         ...(paired ? { paired } : {}),

@@ -34,6 +34,62 @@ export function findRuns(paths: readonly string[]): string[] {
   return found;
 }
 
+/** Group names of models added with `--baseline` start with this; paired tests compare every system with them. */
+export const BASELINE_GROUP = 'baseline-';
+
+/** What `prepareBaselines` asks to evaluate: a run config with the student replaced, into `out`. */
+export interface BaselineEvaluation {
+  readonly configFile: string;
+  readonly sets: readonly string[];
+  readonly out: string;
+  readonly group: string;
+}
+
+/**
+ * The run folders of `skd report --baseline`: a finished run or eval folder as it is; a model
+ * checkpoint evaluated with the config of the section's first run (its student replaced), so it is
+ * scored on the same test examples (the evaluation subset is seeded from the split, not the run).
+ * Evaluations go to `<reportDir>/baselines/<section>/<name>` and are reused when the report is
+ * written again.
+ */
+export async function prepareBaselines(
+  baselines: readonly string[],
+  section: { readonly title: string; readonly runDirs: readonly string[] },
+  reportDir: string,
+  evaluate: (evaluation: BaselineEvaluation) => Promise<unknown>,
+): Promise<string[]> {
+  const dirs: string[] = [];
+  for (const baseline of baselines) {
+    const dir = path.resolve(baseline);
+    if (fs.existsSync(path.join(dir, 'summary.json'))) {
+      dirs.push(dir);
+      continue;
+    }
+    if (!fs.existsSync(path.join(dir, 'config.json'))) {
+      throw new SkdError(`--baseline ${baseline}: neither a finished run or eval folder (summary.json) nor a model checkpoint folder (config.json)`, {
+        hint: 'pass a checkpoint such as experiments/arithmetic/models/student-1k, or a folder written by skd eval --out',
+      });
+    }
+    const reference = section.runDirs.find((run) => fs.existsSync(path.join(run, 'config.json')) && (readJson(path.join(run, 'summary.json'), 'a run summary') as { mode?: string }).mode !== 'eval');
+    if (!reference) {
+      throw new SkdError(`--baseline ${baseline}: section ${section.title} has no trained run whose config says which test examples to use`, { hint: 'report a folder holding finished runs' });
+    }
+    const name = `${path.basename(path.dirname(dir))}-${path.basename(dir)}`.replace(/[^\w.-]+/g, '_');
+    const out = path.resolve(reportDir, 'baselines', section.title.replace(/[^\w.-]+/g, '_'), name);
+    if (!fs.existsSync(path.join(out, 'summary.json'))) {
+      fs.rmSync(out, { recursive: true, force: true }); // an interrupted evaluation leaves nothing usable
+      await evaluate({
+        configFile: path.join(reference, 'config.json'),
+        sets: [`student=${JSON.stringify({ kind: 'checkpoint', options: { path: dir } })}`],
+        out,
+        group: `${BASELINE_GROUP}${path.basename(dir)}`,
+      });
+    }
+    dirs.push(out);
+  }
+  return dirs;
+}
+
 /** One finished run folder: its summary, events and (when written) final bootstrap scores. */
 export function loadRun(dir: string): RunRecord {
   const summaryFile = path.join(dir, 'summary.json');
@@ -152,7 +208,8 @@ export interface PairedComparison {
 
 /**
  * Paired bootstrap tests of each group whose `spec.axis` part is `spec.value` against every group
- * that differs from it in that part only (same data size, same everything else), seeds averaged.
+ * that differs from it in that part only (same data size, same everything else), and against every
+ * `--baseline` model, seeds averaged.
  */
 export function pairedComparisons(runs: readonly RunRecord[], spec: PairedSpec): PairedComparison[] {
   const groups = [...new Set(runs.map((r) => r.group))];
@@ -161,7 +218,9 @@ export function pairedComparisons(runs: readonly RunRecord[], spec: PairedSpec):
   for (const system of groups.filter((g) => groupAxes(g).some(([axis, value]) => axis === spec.axis && value === spec.value))) {
     const mine = groupScores(runs.filter((r) => r.group === system));
     if (!mine) continue;
-    for (const baseline of groups.filter((g) => g !== system && key(g) === key(system) && groupAxes(g).some(([axis]) => axis === spec.axis))) {
+    // Same everything but the compared axis; and every --baseline model (the starting student, the teacher).
+    const against = (g: string) => g !== system && ((key(g) === key(system) && groupAxes(g).some(([axis]) => axis === spec.axis)) || g.startsWith(BASELINE_GROUP));
+    for (const baseline of groups.filter(against)) {
       const theirs = groupScores(runs.filter((r) => r.group === baseline));
       if (!theirs || theirs.examples !== mine.examples) continue;
       for (const [metric, result] of Object.entries(pairedBootstrap(mine, theirs))) out.push({ system, baseline, metric, ...result });
