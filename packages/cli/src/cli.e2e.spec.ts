@@ -499,6 +499,16 @@ describe('skd sweep, eval, generate and report', () => {
     const written = fs.statSync(evaluated).mtimeMs;
     expect(skd(args, dir).status).toBe(0);
     expect(fs.statSync(evaluated).mtimeMs).toBe(written);
+    // --json: the numbers behind the tables, alone on stdout (also in report.json).
+    const json = skd([...args, '--json'], dir);
+    const data = JSON.parse(json.stdout);
+    expect(data).toEqual(JSON.parse(fs.readFileSync(path.join(dir, 'report-b/report.json'), 'utf8')));
+    const groups = data.sections[0].groups as { group: string; seeds: number; metrics: Record<string, { mean: number; values: number[] }>; bootstrap?: { examples: number } }[];
+    const skdGroup = groups.find((g) => g.group === 'sampler-skd');
+    expect(skdGroup?.seeds).toBe(2);
+    expect(skdGroup?.metrics['exactMatch']?.values).toHaveLength(2);
+    expect(groups.find((g) => g.group === 'baseline-model')?.bootstrap?.examples).toBe(run.finalMetrics.count);
+    expect(data.sections[0].paired).toContainEqual(expect.objectContaining({ system: 'sampler-skd', baseline: 'baseline-model', metric: 'exactMatch' }));
     const bad = skd(['report', 'sweep', '--out', 'report-c', '--baseline', path.join(dir, 'sweep')], dir);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('neither a finished run or eval folder (summary.json) nor a model checkpoint folder (config.json)');

@@ -257,7 +257,8 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
       collect,
       [],
     )
-    .action(async (paths: string[], options: { out: string; paired?: string; baseline: string[] }) => {
+    .option('--json', 'print the results as one JSON document (also written to report.json) instead of a line', false)
+    .action(async (paths: string[], options: { out: string; paired?: string; baseline: string[]; json: boolean }) => {
       const paired = options.paired !== undefined ? parsePairedSpec(options.paired) : undefined;
       const found = paths.map((p) => ({ title: path.basename(path.resolve(p)), runDirs: findRuns([p]) }));
       if (options.baseline.length > 0) exit.catchInterrupts();
@@ -267,12 +268,14 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
         sections.push({ ...section, runDirs: [...section.runDirs, ...baselines] });
       }
       const command = ['skd report', ...paths, '--out', options.out, ...(options.paired ? ['--paired', options.paired] : []), ...options.baseline.flatMap((b) => ['--baseline', b])].join(' ');
-      const { runs, groups } = writeReport(sections, options.out, {
+      const written = writeReport(sections, options.out, {
         command,
         ...(paired ? { paired } : {}),
         onSkip: (dir, error) => io.err(`warning: ${dir} left out of the report: ${error.message}`),
       });
-      io.out(`report: ${runs} runs in ${groups} groups -> ${options.out}/report.md, ${options.out}/report.html`);
+      const { runs, groups, skipped } = written;
+      if (options.json) io.out(JSON.stringify({ runs, groups, skipped, sections: written.sections }));
+      else io.out(`report: ${runs} runs in ${groups} groups -> ${options.out}/report.md, ${options.out}/report.html, ${options.out}/report.json`);
     });
 
   program

@@ -324,11 +324,63 @@ type Chart = { id: string; title: string; series: Series[] };
  * inline script from embedded data. `command` is printed at the top, so a committed report says how
  * it was made.
  */
+/** Per-seed values of one quantity with their mean and standard deviation. */
+export interface SeedStatistic {
+  readonly mean: number;
+  readonly std: number;
+  readonly values: readonly number[];
+}
+
+/** One group of a report as data (what `skd report --json` prints and report.json holds). */
+export interface GroupResult {
+  readonly group: string;
+  readonly seeds: number;
+  readonly divergences: readonly string[];
+  /** Final test metrics over the group's runs. */
+  readonly metrics: Readonly<Record<string, SeedStatistic>>;
+  /** SKD's mean acceptance rate over training; null for methods without one. */
+  readonly acceptance: SeedStatistic | null;
+  /** Seeds averaged per test example, with 95% bootstrap intervals; absent when runs lack scores or differ in examples. */
+  readonly bootstrap?: { readonly examples: number; readonly values: Readonly<Record<string, number>>; readonly intervals: Readonly<Record<string, readonly [number, number]>> };
+}
+
+export interface SectionResult {
+  readonly title: string;
+  readonly groups: readonly GroupResult[];
+  readonly paired: readonly PairedComparison[];
+}
+
+const seedStatistic = (values: readonly number[]): SeedStatistic | null => (values.length ? { ...meanStd(values), values } : null);
+
+/** A section's results as plain data: the numbers behind its tables. */
+export function sectionResult(title: string, runs: readonly RunRecord[], paired: PairedSpec | undefined): SectionResult {
+  const groups = [...new Set(runs.map((r) => r.group))].map((group): GroupResult => {
+    const members = runs.filter((r) => r.group === group);
+    const metricNames = [...new Set(members.flatMap((r) => Object.keys(r.finalMetrics)))].sort();
+    const metrics = Object.fromEntries(
+      metricNames.flatMap((m) => {
+        const stat = seedStatistic(members.flatMap((r) => (r.finalMetrics[m] !== undefined ? [r.finalMetrics[m] as number] : [])));
+        return stat ? [[m, stat]] : [];
+      }),
+    );
+    const scores = groupScores(members);
+    return {
+      group,
+      seeds: members.length,
+      divergences: [...new Set(members.map((r) => r.divergence ?? '?'))],
+      metrics,
+      acceptance: seedStatistic(members.flatMap((r) => (r.meanAcceptanceRate !== null ? [r.meanAcceptanceRate] : []))),
+      ...(scores ? { bootstrap: { examples: scores.count, values: scores.values, intervals: intervals(scores) } } : {}),
+    };
+  });
+  return { title, groups, paired: paired ? pairedComparisons(runs, paired) : [] };
+}
+
 export function writeReport(
   sections: readonly ReportSection[],
   outDir: string,
   options: { readonly command?: string; readonly paired?: PairedSpec; readonly onSkip?: (dir: string, error: SkdError) => void } = {},
-): { markdown: string; html: string; groups: number; runs: number; skipped: readonly string[] } {
+): { markdown: string; html: string; groups: number; runs: number; skipped: readonly string[]; sections: readonly SectionResult[] } {
   // One broken run (a torn summary, a garbled metrics line) is named and left out, not fatal to the report.
   const skipped: string[] = [];
   const readable = (dir: string): RunRecord[] => {
@@ -359,10 +411,12 @@ export function writeReport(
     '',
   ].join('\n');
   const html = renderHtml(parts.map((p) => ({ title: titled ? p.title : undefined, tables: p.tables })), parts.flatMap((p) => p.charts));
+  const results = loaded.map((s) => sectionResult(s.title, s.runs, options.paired));
   fs.mkdirSync(outDir, { recursive: true });
   writeFileAtomic(path.join(outDir, 'report.md'), markdown);
   writeFileAtomic(path.join(outDir, 'report.html'), html);
-  return { markdown, html, groups, runs: total, skipped };
+  writeFileAtomic(path.join(outDir, 'report.json'), `${JSON.stringify({ runs: total, groups, skipped, sections: results }, null, 2)}\n`);
+  return { markdown, html, groups, runs: total, skipped, sections: results };
 }
 
 const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
