@@ -74,7 +74,7 @@ export function prepareRunDir(runDir: string, config: RunConfig, resume: boolean
     }
     const previous = normalisedSavedConfig(readJson(saved, 'the config of the run being resumed'), runDir);
     // `$comment` is free text about the run, and `baseDir` says where its paths were resolved: neither blocks a resume.
-    const changed = changedPaths(previous, config).filter((p) => p !== '$comment' && p !== 'baseDir' && !p.startsWith('baseDir.'));
+    const changed = changedPaths(previous, config).filter((p) => p !== '$comment' && p !== 'baseDir');
     if (changed.length) {
       throw new SkdError(`cannot resume ${runDir} with a different config (changed: ${changed.join(', ')})`, { hint: 'resume with the same config and --set values, or start a new run with another --out' });
     }

@@ -238,47 +238,33 @@ interface Table {
 const fixed3 = (x: number) => x.toFixed(3);
 const range = ([low, high]: readonly [number, number]) => `[${fixed3(low)}, ${fixed3(high)}]`;
 
-function sectionTables(runs: readonly RunRecord[], paired: PairedSpec | undefined): Table[] {
-  const groups = [...new Set(runs.map((r) => r.group))];
-  const metricNames = [...new Set(runs.flatMap((r) => Object.keys(r.finalMetrics)))].filter((m) => m !== 'count').sort();
+/** The tables of a section, rendered from its results (computed once, also what --json prints). */
+function sectionTables(runs: readonly RunRecord[], result: SectionResult, paired: PairedSpec | undefined): Table[] {
+  const groups = result.groups.map((g) => g.group);
+  const metricNames = [...new Set(result.groups.flatMap((g) => Object.keys(g.metrics)))].filter((m) => m !== 'count').sort();
   // validationLoss is each run's own divergence on the references, so the table says which one it is.
   const tables: Table[] = [
     {
       caption: undefined,
       header: ['group', 'seeds', 'divergence', ...metricNames, 'acceptance'],
-      rows: groups.map((group) => {
-        const members = runs.filter((r) => r.group === group);
-        return [
-          group,
-          String(members.length),
-          [...new Set(members.map((r) => r.divergence ?? '?'))].join(', '),
-          ...metricNames.map((m) => cell(members.flatMap((r) => (r.finalMetrics[m] !== undefined ? [r.finalMetrics[m] as number] : [])))),
-          cell(members.flatMap((r) => (r.meanAcceptanceRate !== null ? [r.meanAcceptanceRate] : []))),
-        ];
-      }),
+      rows: result.groups.map((g) => [g.group, String(g.seeds), g.divergences.join(', '), ...metricNames.map((m) => cell(g.metrics[m]?.values ?? [])), cell(g.acceptance?.values ?? [])]),
     },
   ];
-  const scored = groups.flatMap((group) => {
-    const scores = groupScores(runs.filter((r) => r.group === group));
-    return scores ? [{ group, scores, ranges: intervals(scores) }] : [];
-  });
+  const scored = result.groups.flatMap((g) => (g.bootstrap ? [{ group: g.group, ...g.bootstrap }] : []));
   if (scored.length > 0) {
-    const names = [...new Set(scored.flatMap((g) => Object.keys(g.ranges)))].sort();
+    const names = [...new Set(scored.flatMap((g) => Object.keys(g.intervals)))].sort();
     tables.push({
       caption: 'Task metrics with 95% bootstrap intervals (the test examples resampled; seeds averaged within each resample):',
       header: ['group', 'examples', ...names],
-      rows: scored.map(({ group, scores, ranges }) => [group, String(scores.count), ...names.map((m) => (ranges[m] ? `${fixed3(scores.values[m] as number)} ${range(ranges[m])}` : '-'))]),
+      rows: scored.map(({ group, examples, values, intervals: ranges }) => [group, String(examples), ...names.map((m) => (ranges[m] ? `${fixed3(values[m] as number)} ${range(ranges[m])}` : '-'))]),
     });
   }
-  if (paired) {
-    const comparisons = pairedComparisons(runs, paired);
-    if (comparisons.length > 0) {
-      tables.push({
-        caption: `Paired bootstrap tests of ${paired.axis} ${paired.value} against each other ${paired.axis} with everything else equal (Δ = ${paired.value} − baseline; two-sided p, whose floor is 1/(resamples + 1)):`,
-        header: ['system', 'baseline', 'metric', 'Δ', '95% interval of Δ', 'p'],
-        rows: comparisons.map((c) => [c.system, c.baseline, c.metric, fixed3(c.delta), range(c.interval), c.p.toFixed(3)]),
-      });
-    }
+  if (paired && result.paired.length > 0) {
+    tables.push({
+      caption: `Paired bootstrap tests of ${paired.axis} ${paired.value} against each other ${paired.axis} with everything else equal (Δ = ${paired.value} − baseline; two-sided p, whose floor is 1/(resamples + 1)):`,
+      header: ['system', 'baseline', 'metric', 'Δ', '95% interval of Δ', 'p'],
+      rows: result.paired.map((c) => [c.system, c.baseline, c.metric, fixed3(c.delta), range(c.interval), c.p.toFixed(3)]),
+    });
   }
   const phaseRows = groups.flatMap((group) => {
     const phases = acceptanceByPhase(runs.filter((r) => r.group === group));
@@ -398,7 +384,8 @@ export function writeReport(
   const total = loaded.reduce((n, s) => n + s.runs.length, 0);
   const groups = loaded.reduce((n, s) => n + new Set(s.runs.map((r) => r.group)).size, 0);
   const titled = loaded.length > 1;
-  const parts = loaded.map((s) => ({ ...s, tables: sectionTables(s.runs, options.paired), charts: sectionCharts(s.runs, titled ? `${s.title}: ` : '') }));
+  const results = loaded.map((s) => sectionResult(s.title, s.runs, options.paired));
+  const parts = loaded.map((s, i) => ({ ...s, tables: sectionTables(s.runs, results[i] as SectionResult, options.paired), charts: sectionCharts(s.runs, titled ? `${s.title}: ` : '') }));
   const markdown = [
     '# skd results',
     '',
@@ -411,7 +398,6 @@ export function writeReport(
     '',
   ].join('\n');
   const html = renderHtml(parts.map((p) => ({ title: titled ? p.title : undefined, tables: p.tables })), parts.flatMap((p) => p.charts));
-  const results = loaded.map((s) => sectionResult(s.title, s.runs, options.paired));
   fs.mkdirSync(outDir, { recursive: true });
   writeFileAtomic(path.join(outDir, 'report.md'), markdown);
   writeFileAtomic(path.join(outDir, 'report.html'), html);

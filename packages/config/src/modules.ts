@@ -79,7 +79,7 @@ function resolveModule(modulePath: string, baseDir: string): string {
   }
 }
 
-/** Every `"module"` path a config names, with the component slot it is in. */
+/** Every `"module"` path a config names (any object with a `kind` and a `module`). */
 function modulePaths(config: unknown): string[] {
   const found: string[] = [];
   const visit = (value: unknown) => {
