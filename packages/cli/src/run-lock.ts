@@ -13,6 +13,13 @@ interface LockHolder {
 
 export const LOCK_FILE = 'run.lock';
 
+/** How often a holder refreshes its lock file's time, and how long a lock from another host may go unrefreshed before it counts as abandoned. */
+export const LOCK_HEARTBEAT_MS = 10_000;
+export const LOCK_STALE_MS = 60_000;
+
+/** The run folder is held by another live process (a queue worker waits and tries again; a user is told who holds it). */
+export class RunDirBusyError extends SkdError {}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -34,9 +41,10 @@ function readHolder(file: string): LockHolder | undefined {
 /**
  * Takes a run folder for this process: `run.lock` is created exclusively (O_EXCL), holding the pid,
  * host and start time, so two processes can never both train into one folder, fresh or `--resume`.
- * A lock left by a dead process on this host is taken over with a message; one held by a live process,
- * or by another host (whose processes cannot be checked), is refused naming it. Released by the
- * returned function, and when the process exits.
+ * The holder refreshes the file's modification time every 10 s. A lock left by a dead process on this
+ * host is taken over with a message, and so is one from another host (whose processes cannot be
+ * checked) that has not been refreshed for a minute (its holder was killed, or its machine lost); one
+ * held by a live process is refused naming it. Released by the returned function, and when the process exits.
  */
 export function lockRunDir(runDir: string, onTakeover: (message: string) => void): () => void {
   const file = path.join(runDir, LOCK_FILE);
@@ -64,15 +72,26 @@ export function lockRunDir(runDir: string, onTakeover: (message: string) => void
     if (modified === undefined && attempt < 3) continue; // released meanwhile: try again
     const holder = readHolder(file);
     // Unreadable and fresh: another process is writing it this instant.
-    const stale = holder ? holder.host === me.host && !alive(holder.pid) : Date.now() - (modified ?? 0) > 10_000;
+    const age = Date.now() - (modified ?? 0);
+    const stale = holder ? (holder.host === me.host ? !alive(holder.pid) : age > LOCK_STALE_MS) : age > 10_000;
     if (!stale || attempt >= 3) {
       const who = holder ? `process ${holder.pid} on ${holder.host} (since ${holder.started})` : 'another process';
-      throw new SkdError(`run directory ${runDir} is in use by ${who}`, { hint: `wait for it to finish or stop it; if it is gone, delete ${file}` });
+      throw new RunDirBusyError(`run directory ${runDir} is in use by ${who}`, { hint: `wait for it to finish or stop it; if it is gone, delete ${file}` });
     }
-    onTakeover(`run directory ${runDir} was locked by ${holder ? `process ${holder.pid}, which is no longer running` : 'an unreadable lock file'}; taking it over`);
+    const gone = !holder ? 'an unreadable lock file' : holder.host === me.host ? `process ${holder.pid}, which is no longer running` : `process ${holder.pid} on ${holder.host}, silent for ${Math.round(age / 1000)} s`;
+    onTakeover(`run directory ${runDir} was locked by ${gone}; taking it over`);
     fs.rmSync(file, { force: true });
   }
+  const heartbeat = setInterval(() => {
+    const now = new Date();
+    try {
+      if (readHolder(file)?.pid === me.pid) fs.utimesSync(file, now, now);
+    } catch {
+      // A missed beat is harmless: the next one (or the run's end) follows.
+    }
+  }, LOCK_HEARTBEAT_MS).unref();
   const release = () => {
+    clearInterval(heartbeat);
     if (readHolder(file)?.pid === me.pid) fs.rmSync(file, { force: true });
     process.off('exit', release);
   };
