@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages: a C toolchain, Python for node-gyp, oneDNN (and OpenBLAS, its fallback) for the
-# native CPU kernels, Chromium (headless) to check that reports render, and PyTorch: the CPU
-# yardstick of `npm run bench`.
-APT_PACKAGES=(build-essential python3 libdnnl-dev libopenblas-dev chromium python3-torch)
+# native CPU kernels, Chromium (headless) to check that reports render, PyTorch: the CPU
+# yardstick of `npm run bench`, and Redis for queued sweeps (the tests start their own server).
+APT_PACKAGES=(build-essential python3 libdnnl-dev libopenblas-dev chromium python3-torch redis-server)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -1,57 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { BIN, DATA, exited, skd, start, tinyConfig, tmp, waitFor } from './testing/cli';
+
 // End-to-end: the built `skd` binary, as a user runs it (build first: nx runs build before test).
-const BIN = path.resolve(__dirname, '../dist/main.js');
-const DATA = path.resolve(__dirname, '../../../data/arithmetic');
-
-function tinyConfig(dir: string, over: { steps?: number; checkpointEvery?: number; learningRate?: number; evalEvery?: number } = {}): string {
-  const config = {
-    $comment: 'a tiny SKD run for the CLI tests',
-    seed: 3,
-    backend: 'auto',
-    teacher: { kind: 'gpt', options: { layers: 2, dModel: 32, heads: 2, contextLength: 512 } },
-    student: { kind: 'gpt', options: { layers: 1, dModel: 16, heads: 2, contextLength: 512 } },
-    sampler: { kind: 'skd', options: { topK: 40, maxNewTokens: 6 } },
-    divergence: { kind: 'forward-kl' },
-    dataset: {
-      kind: 'jsonl',
-      options: { name: 'arithmetic', files: { train: `${DATA}/train.jsonl.gz`, eval: `${DATA}/eval.jsonl`, test: `${DATA}/test.jsonl` }, limit: 100 },
-    },
-    evaluators: [{ kind: 'exact-match', options: { answerMarker: '####' } }],
-    training: { steps: over.steps ?? 4, batchSize: 4, evalEvery: over.evalEvery ?? 2, evalLimit: 4, testLimit: 4, maxNewTokens: 6, checkpointEvery: over.checkpointEvery ?? 2, ...(over.learningRate ? { learningRate: over.learningRate } : {}) },
-  };
-  const file = path.join(dir, 'run.json');
-  fs.writeFileSync(file, JSON.stringify(config, null, 2));
-  return file;
-}
-
-function skd(args: string[], cwd: string): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function start(args: string[], cwd: string): ChildProcess & { output: () => string } {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout?.on('data', (d) => (output += d));
-  child.stderr?.on('data', (d) => (output += d));
-  return Object.assign(child, { output: () => output });
-}
-
-async function waitFor(condition: () => boolean, ms = 60_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > until) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-const exited = (child: ChildProcess) => new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'skd-cli-'));
-
 describe('skd distill / train (end to end)', () => {
   it('runs a distillation and writes the run directory: config, metrics, checkpoints, eval outputs, summary, model', () => {
     const dir = tmp();
@@ -386,7 +340,7 @@ describe('skd distill / train (end to end)', () => {
 
   it('--help lists every command', () => {
     const help = skd(['--help'], tmp()).stdout;
-    for (const command of ['check', 'train', 'distill', 'eval', 'generate', 'sweep', 'report', 'tokenizer', 'kinds']) expect(help).toContain(command);
+    for (const command of ['check', 'train', 'distill', 'eval', 'generate', 'sweep', 'worker', 'report', 'tokenizer', 'kinds']) expect(help).toContain(command);
   });
 
   it('trains a BPE tokenizer on a dataset, and a config uses it', () => {

@@ -36,6 +36,8 @@ export interface ExperimentOptions {
   readonly group?: string;
   /** Cancels the run: the step finishes, a checkpoint is written. */
   readonly signal?: AbortSignal;
+  /** Every event of the run as it happens (a queue worker publishes progress from them). */
+  readonly onEvent?: (event: RunEvent) => void;
 }
 
 export interface ExperimentResult extends TrainResult {
@@ -181,6 +183,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     trainer.events$.subscribe((event: RunEvent) => {
       if (event.type !== 'step' && event.type !== 'progress') io.out(formatEvent(event));
     }),
+    ...(options.onEvent ? [trainer.events$.subscribe(options.onEvent)] : []),
   ];
   try {
     io.err(run.backend.short);

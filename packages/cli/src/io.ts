@@ -3,6 +3,8 @@ export interface Io {
   out(line: string): void;
   err(line: string): void;
   progress(line: string): void;
+  /** On a terminal: a block of lines redrawn in place (a followed sweep, a line per run). Absent elsewhere. */
+  board?(lines: readonly string[]): void;
 }
 
 /**
@@ -14,7 +16,10 @@ export function terminalIo(): Io {
   const tty = process.stderr.isTTY === true;
   let lastPrinted = 0;
   let drawn = false;
+  let boardLines = 0;
   const clear = () => {
+    if (boardLines > 0) process.stderr.write(`\x1b[${boardLines}F\x1b[0J`);
+    boardLines = 0;
     if (!drawn) return;
     process.stderr.write('\r\x1b[2K');
     drawn = false;
@@ -37,5 +42,15 @@ export function terminalIo(): Io {
         process.stderr.write(`${line}\n`);
       }
     },
+    ...(tty
+      ? {
+          board: (lines: readonly string[]) => {
+            clear();
+            const width = process.stderr.columns ?? 120;
+            process.stderr.write(lines.map((l) => `${l.slice(0, width - 1)}\n`).join(''));
+            boardLines = lines.length;
+          },
+        }
+      : {}),
   };
 }

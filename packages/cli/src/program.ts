@@ -17,7 +17,11 @@ import * as path from 'node:path';
 import { runEvaluation, runExperiment } from './experiment';
 import { terminalIo, type Io } from './io';
 import { findRuns, parsePairedSpec, prepareBaselines, writeReport } from './report';
-import { runSweep } from './sweep';
+import { parseRedisUrl, sweepJobs } from './queue/jobs';
+import { renderStatus } from './queue/status';
+import { enqueueSweep, followSweep, openQueue, sweepStatus } from './queue/sweep-queue';
+import { runWorker } from './queue/worker';
+import { loadSweep, runSweep } from './sweep';
 
 export type { Io } from './io';
 
@@ -235,14 +239,75 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
 
   program
     .command('sweep')
-    .description('run a grid of configs one after another; a killed sweep continues where it stopped')
+    .description('run a grid of configs one after another (a killed sweep continues where it stopped), or through a Redis queue on several machines')
     .argument('<sweep>', 'sweep file: { base, out, mode, grid: { "config.path": [values], "@axis": [{ name, set: { path: value } }] }, set: [] }')
-    .action(async (file: string) => {
+    .option('--queue <url>', 'enqueue the runs in the Redis queue at redis://HOST:PORT[/DB] for `skd worker`s instead of running them here')
+    .option('--no-wait', 'with --queue: enqueue and return, without following the runs')
+    .option('--status', 'with --queue: print where every run of the sweep is (waiting, active with step and ETA, completed, failed with the error) and return')
+    .option('--json', 'with --status: the same as JSON')
+    .action(async (file: string, options: { queue?: string; wait: boolean; status?: boolean; json?: boolean }) => {
+      if (!options.queue) {
+        const misplaced = [options.status && '--status', !options.wait && '--no-wait', options.json && '--json'].filter(Boolean);
+        if (misplaced.length) throw new SkdError(`${misplaced.join(' and ')} only apply to a queued sweep`, { hint: 'add --queue redis://HOST:PORT' });
+        exit.catchInterrupts();
+        const { done, failed, total } = await runSweep(file, io, signal);
+        io.out(`sweep: ${done}/${total} runs done${failed ? `, ${failed} failed` : ''}`);
+        if (signal?.aborted) exit.code = EXIT_INTERRUPTED;
+        else if (failed) exit.code = 1;
+        return;
+      }
+      if (options.json && !options.status) throw new SkdError('--json applies to --status', { hint: 'add --status' });
+      const sweep = loadSweep(file);
+      const target = parseRedisUrl(options.queue);
+      const { queue, lastError } = await openQueue(target);
+      try {
+        if (options.status) {
+          const runs = await sweepStatus(queue, sweepJobs(sweep));
+          if (options.json) io.out(JSON.stringify({ sweep: sweep.file, queue: target.display, runs }));
+          else renderStatus(runs).forEach((line) => io.out(line));
+          return;
+        }
+        const jobs = await enqueueSweep(sweep, queue, io);
+        if (!options.wait) return;
+        exit.catchInterrupts();
+        const { runs, interrupted } = await followSweep(queue, jobs, io, { ...(signal ? { signal } : {}), lastError });
+        if (interrupted) {
+          io.err(`stopped following; the runs go on in the queue (see them with: skd sweep ${file} --queue ${options.queue} --status)`);
+          exit.code = EXIT_INTERRUPTED;
+          return;
+        }
+        renderStatus(runs).forEach((line) => io.out(line));
+        const done = runs.filter((r) => r.state === 'completed' || r.state === 'done earlier').length;
+        const failed = runs.filter((r) => r.state === 'failed').length;
+        io.out(`sweep: ${done}/${runs.length} runs done${failed ? `, ${failed} failed` : ''}`);
+        if (failed) exit.code = 1;
+      } finally {
+        await queue.close();
+      }
+    });
+
+  program
+    .command('worker')
+    .description('take runs of queued sweeps from Redis and train them here, each in its own process; the sweeps\' folders must be shared storage')
+    .requiredOption('--queue <url>', 'the Redis queue, redis://HOST:PORT[/DB]')
+    .option('--concurrency <n>', 'runs at once (each uses the machine\'s cores: 1 is usually fastest)', integerOption(1), 1)
+    .option('--max-jobs <m>', 'take at most this many runs, then exit', integerOption(1))
+    .option('--lock-duration <seconds>', 'how long a run stays with a worker that stopped answering before another worker takes it over', integerOption(2), 30)
+    .action(async (options: { queue: string; concurrency: number; maxJobs?: number; lockDuration: number }) => {
+      const target = parseRedisUrl(options.queue);
+      // Ctrl-C or SIGTERM: every run finishes its step, checkpoints and goes back to the queue.
       exit.catchInterrupts();
-      const { done, failed, total } = await runSweep(file, io, signal);
-      io.out(`sweep: ${done}/${total} runs done${failed ? `, ${failed} failed` : ''}`);
+      const result = await runWorker({
+        target,
+        concurrency: options.concurrency,
+        ...(options.maxJobs !== undefined ? { maxJobs: options.maxJobs } : {}),
+        lockSeconds: options.lockDuration,
+        io,
+        ...(signal ? { signal } : {}),
+      });
+      io.out(`worker: ${result.completed} runs completed, ${result.failed} failed${result.handedBack ? `, ${result.handedBack} handed back` : ''}`);
+      if (result.fatal) throw result.fatal;
       if (signal?.aborted) exit.code = EXIT_INTERRUPTED;
-      else if (failed) exit.code = 1;
     });
 
   program
@@ -345,9 +410,9 @@ export function applyTemplate(template: unknown, prompt: string): string {
 
 /**
  * Runs the CLI; SkdErrors print their message (what, value, fix) without a stack trace. During
- * training, evaluation and sweeps the first SIGINT lets the current step or batch finish, keeps what
- * is done (a checkpoint when training) and exits 130; a second one exits 130 at once. Elsewhere
- * Ctrl-C ends the process as it ends any program.
+ * training, evaluation, sweeps and workers the first SIGINT or SIGTERM lets the current step or batch
+ * finish, keeps what is done (a checkpoint when training) and exits 130; a second one exits 130 at
+ * once. Elsewhere Ctrl-C ends the process as it ends any program.
  */
 export async function main(argv: readonly string[], io: Io = terminalIo(), signals = true): Promise<number> {
   const controller = new AbortController();
@@ -358,8 +423,10 @@ export async function main(argv: readonly string[], io: Io = terminalIo(), signa
   };
   const catchInterrupts = () => {
     if (!signals) return;
-    process.off('SIGINT', onInterrupt);
-    process.on('SIGINT', onInterrupt);
+    for (const name of ['SIGINT', 'SIGTERM'] as const) {
+      process.off(name, onInterrupt);
+      process.on(name, onInterrupt);
+    }
   };
   const exit: CommandState = { code: 0, catchInterrupts };
   try {
@@ -389,6 +456,6 @@ export async function main(argv: readonly string[], io: Io = terminalIo(), signa
     io.err(String((error as Error).stack ?? error));
     return 1;
   } finally {
-    if (signals) process.off('SIGINT', onInterrupt);
+    if (signals) for (const name of ['SIGINT', 'SIGTERM'] as const) process.off(name, onInterrupt);
   }
 }

@@ -98,7 +98,18 @@ export function expandGrid(grid: Record<string, readonly unknown[]>): { name: st
   }));
 }
 
-export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal): Promise<{ done: number; failed: number; total: number }> {
+/** A sweep file read and checked: its folders resolved, its runs expanded (overrides of `set` first). */
+export interface LoadedSweep {
+  readonly file: string;
+  readonly mode: 'train' | 'distill';
+  /** The base run config (absolute). */
+  readonly base: string;
+  /** The folder the runs go to (absolute). */
+  readonly out: string;
+  readonly runs: readonly { name: string; group: string; sets: string[] }[];
+}
+
+export function loadSweep(sweepFile: string): LoadedSweep {
   let raw: unknown;
   try {
     raw = JSON.parse(fs.readFileSync(sweepFile, 'utf8'));
@@ -109,13 +120,21 @@ export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal):
   if (!parsed.success) throw new ConfigError(sweepFile, parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
   const sweep = parsed.data;
   const dir = path.dirname(path.resolve(sweepFile));
-  const out = path.resolve(dir, sweep.out);
-  const base = path.resolve(dir, sweep.base);
+  return {
+    file: path.resolve(sweepFile),
+    mode: sweep.mode,
+    base: path.resolve(dir, sweep.base),
+    out: path.resolve(dir, sweep.out),
+    runs: expandGrid(sweep.grid).map((p) => ({ ...p, sets: [...sweep.set, ...p.sets] })),
+  };
+}
+
+export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal): Promise<{ done: number; failed: number; total: number }> {
+  const { out, base, mode, runs: planned } = loadSweep(sweepFile);
   const stateFile = path.join(out, 'sweep-state.json');
   fs.mkdirSync(out, { recursive: true });
-  const planned = expandGrid(sweep.grid);
   const previous: SweepRun[] = fs.existsSync(stateFile) ? ((readJson(stateFile, 'the sweep state') as { runs?: SweepRun[] } | null)?.runs ?? []) : [];
-  const runs: SweepRun[] = planned.map((p) => ({ ...p, sets: [...sweep.set, ...p.sets], status: previous.find((r) => r.name === p.name)?.status === 'done' ? 'done' : 'pending' }));
+  const runs: SweepRun[] = planned.map((p) => ({ ...p, status: previous.find((r) => r.name === p.name)?.status === 'done' ? 'done' : 'pending' }));
   const save = () => writeFileAtomic(stateFile, `${JSON.stringify({ sweep: path.resolve(sweepFile), runs }, null, 2)}\n`);
   save();
   for (const [i, entry] of runs.entries()) {
@@ -134,7 +153,7 @@ export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal):
         sets: entry.sets,
         out: runDir,
         resume: fs.existsSync(path.join(runDir, 'config.json')),
-        mode: sweep.mode,
+        mode,
         io,
         group: entry.group,
         ...(signal ? { signal } : {}),

@@ -1,0 +1,193 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { BIN, exited, skd, tinyConfig, tmp, waitFor } from './testing/cli';
+
+// End-to-end: sweeps through a real Redis (Debian's redis-server, installed by tools/setup.sh),
+// started here on a free loopback port in a temporary folder, never a system one.
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A redis-server with append-only persistence, so a restart keeps the queue (as a lab's would). */
+class TestRedis {
+  private process?: ChildProcess;
+  constructor(
+    readonly port: number,
+    private readonly dir: string,
+  ) {}
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}/0`;
+  }
+
+  async start(): Promise<void> {
+    if (spawnSync('redis-server', ['--version']).status !== 0) throw new Error('redis-server is not installed: run bash tools/setup.sh');
+    this.process = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: 'ignore' });
+    await waitFor(() => spawnSync('redis-cli', ['-p', String(this.port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG', 10_000);
+  }
+
+  async stop(): Promise<void> {
+    const child = this.process;
+    if (!child || child.exitCode !== null) return;
+    const done = exited(child);
+    child.kill('SIGTERM');
+    await done;
+  }
+}
+
+/** A long-running `skd` process with its stdout and stderr kept apart. */
+function launch(args: string[], cwd: string): ChildProcess & { stdout: NodeJS.ReadableStream; out: () => string; err: () => string } {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (err += d));
+  return Object.assign(child as ChildProcess & { stdout: NodeJS.ReadableStream }, { out: () => out, err: () => err });
+}
+
+const summaryOf = (file: string) => {
+  const { seconds: _seconds, ...rest } = JSON.parse(fs.readFileSync(file, 'utf8'));
+  return rest;
+};
+
+describe('skd sweep --queue and skd worker (Redis, BullMQ)', () => {
+  let redis: TestRedis;
+  let dir: string;
+
+  beforeAll(async () => {
+    // One thread per process: three workers share this machine's cores (and results do not depend on it).
+    process.env['SKD_THREADS'] = '1';
+    dir = tmp();
+    fs.mkdirSync(path.join(dir, 'redis'));
+    redis = new TestRedis(await freePort(), path.join(dir, 'redis'));
+    await redis.start();
+  });
+  afterAll(() => redis.stop());
+
+  it('runs a 6-run sweep on 3 workers through a killed worker and a Redis restart: every run once, as the local sweep', async () => {
+    const config = tinyConfig(dir, { steps: 40, checkpointEvery: 2, evalEvery: 20 });
+    const grid = { sampler: [{ kind: 'supervised' }, { kind: 'skd', options: { topK: 40, maxNewTokens: 6 } }], seed: [1, 2, 3] };
+    fs.writeFileSync(path.join(dir, 'queued.json'), JSON.stringify({ base: path.basename(config), out: 'queued', mode: 'distill', grid }));
+    fs.writeFileSync(path.join(dir, 'local.json'), JSON.stringify({ base: path.basename(config), out: 'local', mode: 'distill', grid }));
+
+    const enqueued = skd(['sweep', 'queued.json', '--queue', redis.url, '--no-wait'], dir);
+    expect(enqueued.status).toBe(0);
+    expect(enqueued.stdout).toContain('queued 6 of 6 runs');
+    // The run's name is its job id: enqueuing again adds nothing.
+    expect(skd(['sweep', 'queued.json', '--queue', redis.url, '--no-wait'], dir).stdout).toContain('queued 0 of 6 runs of');
+    const waiting = JSON.parse(skd(['sweep', 'queued.json', '--queue', redis.url, '--status', '--json'], dir).stdout);
+    expect(waiting.runs.map((r: { state: string }) => r.state)).toEqual(Array(6).fill('waiting'));
+
+    const follower = launch(['sweep', 'queued.json', '--queue', redis.url], dir);
+    const workers = [0, 1, 2].map(() => launch(['worker', '--queue', redis.url, '--lock-duration', '3'], dir));
+
+    // Kill a worker that is mid-run with a checkpoint written: its job must be taken over and resumed.
+    let victim: (typeof workers)[number] | undefined;
+    let victimRun = '';
+    await waitFor(() => {
+      for (const w of workers) {
+        const running = [...w.err().matchAll(/worker: running (\S+)/g)].at(-1)?.[1];
+        if (!running || new RegExp(`completed ${running} `).test(w.out())) continue;
+        const checkpoints = path.join(dir, 'queued', running, 'checkpoints');
+        if (fs.existsSync(checkpoints) && fs.readdirSync(checkpoints).length >= 2) {
+          victim = w;
+          victimRun = running;
+          return true;
+        }
+      }
+      return false;
+    }, 120_000);
+    victim?.kill('SIGKILL');
+
+    // Redis goes down and comes back (same data) while the other workers train.
+    await redis.stop();
+    await new Promise((r) => setTimeout(r, 500));
+    await redis.start();
+    expect(follower.exitCode).toBeNull(); // the restart happened mid-sweep
+
+    const followed = await exited(follower);
+    expect(follower.err()).not.toMatch(/error/i);
+    expect(followed).toBe(0);
+    expect(follower.out()).toContain('sweep: 6/6 runs done');
+    const status = JSON.parse(skd(['sweep', 'queued.json', '--queue', redis.url, '--status', '--json'], dir).stdout);
+    expect(status.runs.map((r: { state: string }) => r.state)).toEqual(Array(6).fill('completed'));
+    expect(status.runs.find((r: { name: string }) => r.name === victimRun).stalled).toBeGreaterThanOrEqual(1);
+
+    const survivors = workers.filter((w) => w !== victim);
+    expect(survivors.some((w) => /redis at .* \(retrying\)/.test(w.err()))).toBe(true);
+    survivors.forEach((w) => w.kill('SIGTERM'));
+    expect(await Promise.all(survivors.map(exited))).toEqual([130, 130]);
+    // Every run trained to its end exactly once (the victim's run by the worker that took it over).
+    const completions = workers.flatMap((w) => [...w.out().matchAll(/^completed (\S+) \(step 40/gm)].map((m) => m[1])).sort();
+    expect(completions).toEqual(grid.sampler.flatMap((s) => grid.seed.map((seed) => `sampler-${s.kind}__seed-${seed}`)).sort());
+    expect(victim?.out()).not.toContain(`completed ${victimRun} `);
+
+    // The local sweep of the same grid gives the same summaries: same steps, metrics, acceptance.
+    const local = skd(['sweep', 'local.json'], dir);
+    expect(local.status).toBe(0);
+    for (const name of completions) {
+      expect(summaryOf(path.join(dir, 'queued', name as string, 'summary.json'))).toEqual(summaryOf(path.join(dir, 'local', name as string, 'summary.json')));
+    }
+  }, 600_000);
+
+  it('fails a run with a data error once, visibly, and runs it again once the data is fixed', async () => {
+    const config = tinyConfig(dir, { steps: 4 });
+    const bad = path.join(dir, 'bad-test.jsonl');
+    fs.writeFileSync(bad, '{"prompt": "1+1=", "response": "2"}\nnot json\n');
+    const data = [
+      { name: 'good', set: { 'training.steps': 4 } },
+      { name: 'bad', set: { 'dataset.options.files.test': bad } },
+    ];
+    fs.writeFileSync(path.join(dir, 'faults.json'), JSON.stringify({ base: path.basename(config), out: 'faults', mode: 'distill', grid: { '@data': data } }));
+    const follower = launch(['sweep', 'faults.json', '--queue', redis.url], dir);
+    const worker = launch(['worker', '--queue', redis.url, '--max-jobs', '2'], dir);
+    expect(await exited(worker)).toBe(0);
+    expect(await exited(follower)).toBe(1);
+    expect(follower.out()).toContain('sweep: 1/2 runs done, 1 failed');
+    expect(worker.out()).toMatch(/^failed data-bad: .*bad-test\.jsonl:2/m);
+    const table = skd(['sweep', 'faults.json', '--queue', redis.url, '--status'], dir).stdout;
+    expect(table).toMatch(/data-bad\s+failed\s+.*bad-test\.jsonl:2/);
+    expect(table).toContain('2 runs: 1 completed, 1 failed');
+
+    // Not retried by itself: a second worker finds nothing to do. After a fix, enqueuing retries it.
+    fs.writeFileSync(bad, '{"prompt": "1+1=", "response": "2"}\n');
+    const again = skd(['sweep', 'faults.json', '--queue', redis.url, '--no-wait'], dir);
+    expect(again.stderr).toContain('retrying data-bad');
+    expect(again.stdout).toContain('1 failed runs retried');
+    const fixer = launch(['worker', '--queue', redis.url, '--max-jobs', '1'], dir);
+    expect(await exited(fixer)).toBe(0);
+    expect(fixer.out()).toContain('completed data-bad (step 4');
+  }, 300_000);
+
+  it('says what is wrong: an unreachable Redis, a bad URL, an out folder this worker cannot write, queue options without --queue', async () => {
+    tinyConfig(dir, { steps: 4 });
+    fs.writeFileSync(path.join(dir, 'blocker'), 'a file where the out folder should be');
+    fs.writeFileSync(path.join(dir, 'unwritable.json'), JSON.stringify({ base: 'run.json', out: 'blocker/out', mode: 'distill', grid: { seed: [1] } }));
+    const closed = await freePort();
+    const unreachable = skd(['sweep', 'unwritable.json', '--queue', `redis://127.0.0.1:${closed}`], dir);
+    expect(unreachable.status).toBe(2);
+    expect(unreachable.stderr).toContain(`cannot reach Redis at redis://127.0.0.1:${closed}/0`);
+    const badUrl = skd(['worker', '--queue', 'localhost:6379'], dir);
+    expect(badUrl.status).toBe(2);
+    expect(badUrl.stderr).toContain('give it as redis://HOST:PORT[/DB]');
+    expect(skd(['sweep', 'unwritable.json', '--status'], dir).stderr).toContain('--status only apply to a queued sweep');
+
+    expect(skd(['sweep', 'unwritable.json', '--queue', redis.url, '--no-wait'], dir).status).toBe(0);
+    const worker = skd(['worker', '--queue', redis.url], dir);
+    expect(worker.status).toBe(2);
+    expect(worker.stderr).toContain(`cannot write to the sweep's out folder ${path.join(dir, 'blocker/out')}`);
+    expect(worker.stderr).toContain('shared storage');
+    // The run went back to the queue for a worker that can write there.
+    expect(skd(['sweep', 'unwritable.json', '--queue', redis.url, '--status'], dir).stdout).toMatch(/seed-1\s+waiting/);
+  }, 120_000);
+});
