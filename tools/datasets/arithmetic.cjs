@@ -3,8 +3,12 @@
 // Difficulty: --min-steps/--max-steps (operations per problem, default 2..4) and --max (largest
 // starting number); sizes: --train, --eval, --test (default 50000, 300, 300). No prompt appears in
 // two splits. Deterministic: the same seed gives the same files. --name writes data/<name> instead
-// of data/arithmetic (e.g. a related corpus of easier problems). Run: node tools/datasets/arithmetic.cjs
-const { Rng, writeSplits } = require('./common.cjs');
+// of data/arithmetic (e.g. a related corpus of easier problems); --exclude=<name>[,<name>] leaves out
+// every prompt of those data sets' eval and test splits (a corpus to pre-train students on must not
+// hold the task's evaluation problems). Run: node tools/datasets/arithmetic.cjs
+const fs = require('node:fs');
+const path = require('node:path');
+const { DATA, Rng, writeSplits } = require('./common.cjs');
 
 const NAMES = ['Maya', 'Ravi', 'Ana', 'Tom', 'Lena', 'Omar', 'Priya', 'Ken', 'Sara', 'Juan'];
 const ITEMS = ['apples', 'stickers', 'marbles', 'books', 'coins', 'pencils', 'cookies', 'stamps'];
@@ -62,6 +66,13 @@ const arg = (name, fallback) => Number(text(name, fallback));
 const rng = Rng.create(arg('seed', 2024)).fork('arithmetic');
 const make = (n) => Array.from({ length: n }, () => problem(rng, arg('min-steps', 2), arg('max-steps', 4), arg('max', 50)));
 const seen = new Set();
+const excluded = text('exclude', '').split(',').filter(Boolean);
+for (const name of excluded) {
+  for (const split of ['eval', 'test']) {
+    const file = path.join(DATA, name, `${split}.jsonl`);
+    for (const line of fs.readFileSync(file, 'utf8').split('\n')) if (line.trim()) seen.add(JSON.parse(line).prompt);
+  }
+}
 const unique = (rows) => rows.filter((r) => !seen.has(r.prompt) && seen.add(r.prompt));
 // Splits are drawn in order (train, eval, test), each as many unique problems as asked.
 const draw = (n) => {
