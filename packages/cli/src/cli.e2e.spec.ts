@@ -340,7 +340,7 @@ describe('skd distill / train (end to end)', () => {
 
   it('--help lists every command', () => {
     const help = skd(['--help'], tmp()).stdout;
-    for (const command of ['check', 'train', 'distill', 'eval', 'generate', 'sweep', 'worker', 'report', 'tokenizer', 'kinds']) expect(help).toContain(command);
+    for (const command of ['check', 'train', 'distill', 'eval', 'generate', 'export', 'sweep', 'worker', 'report', 'tokenizer', 'kinds']) expect(help).toContain(command);
   });
 
   it('trains a BPE tokenizer on a dataset, and a config uses it', () => {
@@ -363,6 +363,24 @@ describe('skd distill / train (end to end)', () => {
     const missing = skd(['tokenizer', `${DATA}/train.jsonl.gz`, '--out', out, '--fields', 'nope'], dir);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain('no text found in fields nope');
+  });
+});
+
+describe('skd export', () => {
+  it('writes a trained student as a Hugging Face GPT-2 folder, checked by reading it back; never over an existing folder', () => {
+    const dir = tmp();
+    const student = path.resolve(__dirname, '../../../experiments/arithmetic/models/student-1k');
+    const result = skd(['export', student, '--out', 'hf', '--json'], dir);
+    expect(result.stderr).toMatch(/^backend \S+[^\n]*\n$/);
+    expect(result.status).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ out: path.join(dir, 'hf'), layers: 2, dModel: 192, reloadedLogitsMaxDiff: 0 });
+    expect(fs.readdirSync(path.join(dir, 'hf')).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+    const again = skd(['export', student, '--out', 'hf'], dir);
+    expect(again.status).toBe(2);
+    expect(again.stderr).toContain('already exists');
+    const missing = skd(['export', path.join(dir, 'nothing'), '--out', 'hf2'], dir);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('no such checkpoint folder');
   });
 });
 

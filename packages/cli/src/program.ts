@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
+import { selectBackend } from '@skd/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import {
@@ -11,7 +12,7 @@ import {
 } from '@skd/config';
 import { FormatError, InterruptedError, Rng, SkdError, WriteError, describeSystemError, type ComponentKind, type SplitName } from '@skd/core';
 import { jsonlRecords } from '@skd/datasets';
-import { BpeTokenizer, generate, tokenizerConfigPath, writeBpeTokenizer } from '@skd/models';
+import { BpeTokenizer, exportHuggingFaceGpt2, generate, loadCheckpoint, loadHuggingFaceGpt2, tokenizerConfigPath, writeBpeTokenizer } from '@skd/models';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runEvaluation, runExperiment } from './experiment';
@@ -234,6 +235,41 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
         io.out(run.tokenizer.decode(tokens[0] ?? []));
       } finally {
         run.dispose();
+      }
+    });
+
+  program
+    .command('export')
+    .description('write a trained student (a run folder or a checkpoint) as a Hugging Face GPT-2 folder: config.json, model.safetensors, tokenizer.json, generation_config.json')
+    .argument('<model>', 'a run folder (its model/), or a checkpoint folder (model/ or checkpoints/step-N)')
+    .requiredOption('--out <dir>', 'the folder to write (must not exist)')
+    .option('--json', 'print the result as JSON')
+    .action(async (source: string, options: { out: string; json?: boolean }) => {
+      const folder = fs.existsSync(path.join(source, 'model', 'config.json')) ? path.join(source, 'model') : source;
+      io.err((await selectBackend()).short);
+      const { model, tokenizer } = loadCheckpoint(folder);
+      try {
+        await exportHuggingFaceGpt2(options.out, { model, tokenizer });
+        // Read back with the GPT-2 loader: the same logits, or the export is not kept.
+        const reloaded = loadHuggingFaceGpt2(options.out);
+        let maxDiff = 0;
+        try {
+          const length = Math.min(16, model.contextLength);
+          const tokens = tf.tensor2d([Array.from({ length }, (_, i) => (i * 7 + 1) % model.config.vocabSize), Array.from({ length }, (_, i) => (i * 13 + 5) % model.config.vocabSize)], undefined, 'int32');
+          const [a, b] = [model.logits(tokens), reloaded.logits(tokens)];
+          maxDiff = tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] as number;
+          tf.dispose([tokens, a, b]);
+        } finally {
+          reloaded.dispose();
+        }
+        if (maxDiff > 0) {
+          fs.rmSync(options.out, { recursive: true, force: true });
+          throw new SkdError(`the exported model's logits differ from the checkpoint's by ${maxDiff}; nothing was kept`);
+        }
+        const result = { source: path.resolve(folder), out: path.resolve(options.out), layers: model.config.layers, dModel: model.config.dModel, vocabSize: model.config.vocabSize, reloadedLogitsMaxDiff: maxDiff };
+        io.out(options.json ? JSON.stringify(result) : `exported ${result.source} -> ${result.out} (GPT-2: ${result.layers} layers, d=${result.dModel}, vocabulary ${result.vocabSize}); read back by the GPT-2 loader to the same logits`);
+      } finally {
+        model.dispose();
       }
     });
 
