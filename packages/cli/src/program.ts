@@ -255,10 +255,11 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
         let maxDiff = 0;
         try {
           const length = Math.min(16, model.contextLength);
-          const tokens = tf.tensor2d([Array.from({ length }, (_, i) => (i * 7 + 1) % model.config.vocabSize), Array.from({ length }, (_, i) => (i * 13 + 5) % model.config.vocabSize)], undefined, 'int32');
-          const [a, b] = [model.logits(tokens), reloaded.logits(tokens)];
-          maxDiff = tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] as number;
-          tf.dispose([tokens, a, b]);
+          const rows = [Array.from({ length }, (_, i) => (i * 7 + 1) % model.config.vocabSize), Array.from({ length }, (_, i) => (i * 13 + 5) % model.config.vocabSize)];
+          maxDiff = tf.tidy(() => {
+            const tokens = tf.tensor2d(rows, undefined, 'int32');
+            return tf.max(tf.abs(tf.sub(model.logits(tokens), reloaded.logits(tokens)))).dataSync()[0] as number;
+          });
         } finally {
           reloaded.dispose();
         }

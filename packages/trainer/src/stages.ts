@@ -1,10 +1,14 @@
 import { filter, map, scan, take, type OperatorFunction } from 'rxjs';
 import type { RunEvent, StepCompleted } from '@skd/core';
 
-const clock = (seconds: number) => {
+/** A duration as m:ss, or h:mm:ss from an hour on (ETAs in progress lines and queue status). */
+export function clock(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
-};
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return h > 0 ? `${h}:${pad(m)}:${pad(s % 60)}` : `${m}:${pad(s % 60)}`;
+}
 
 /**
  * Stream stage: step events → a progress line with a bar, ETA (mean step time so far), tokens/s and,

@@ -3,7 +3,9 @@ import { SkdError } from '@skd/core';
 import type { LoadedSweep } from '../sweep';
 import { progressTracker } from './job-runner';
 import { connectionOptions, isRunProgress, jobId, parseRedisUrl, sweepId, sweepJobs } from './jobs';
-import { clock, renderStatus, statusCounts, statusDetail, type RunStatus } from './status';
+import { clock } from '@skd/trainer';
+import { bullWorkerOptions } from './worker';
+import { renderStatus, statusCounts, statusDetail, type RunStatus } from './status';
 
 describe('parseRedisUrl', () => {
   it('reads host, port, database and credentials, with defaults', () => {
@@ -101,5 +103,13 @@ describe('progressTracker', () => {
     expect(track({ type: 'progress', phase: 'eval', done: 2, total: 4 })).toMatchObject({ step: 6, phase: { name: 'eval', done: 2, total: 4 } });
     expect(track({ type: 'checkpoint', step: 6, path: '/x' })).toBeUndefined();
     expect(isRunProgress({ step: 'x' })).toBe(false);
+  });
+});
+
+describe('bullWorkerOptions', () => {
+  it('gives BullMQ the worker\'s concurrency and lock duration (stall checks at half of it)', () => {
+    const options = bullWorkerOptions({ target: parseRedisUrl('redis://h:7/1'), concurrency: 3, lockSeconds: 12 }, 'node7:42');
+    expect(options).toMatchObject({ concurrency: 3, lockDuration: 12_000, stalledInterval: 6000, maxStalledCount: 5, name: 'node7:42', autorun: false, connection: { host: 'h', port: 7, db: 1, maxRetriesPerRequest: null } });
+    expect(bullWorkerOptions({ target: parseRedisUrl('redis://h'), concurrency: 1, lockSeconds: 2 }, 'w').stalledInterval).toBe(1000);
   });
 });

@@ -1,3 +1,4 @@
+import { clock } from '@skd/trainer';
 import type { RunProgress } from './jobs';
 
 /**
@@ -18,14 +19,6 @@ export interface RunStatus {
 
 /** A run is over once completed, failed, or finished before the queue. */
 export const isFinished = (state: RunState): boolean => state === 'completed' || state === 'failed' || state === 'done earlier';
-
-export function clock(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return h > 0 ? `${h}:${pad(m)}:${pad(s % 60)}` : `${m}:${pad(s % 60)}`;
-}
 
 /** The detail of a run's state: step and ETA while active, the error when failed. */
 export function statusDetail(run: RunStatus): string {

@@ -2,13 +2,13 @@ import { fork, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, WaitingError, Worker, type Job, type WorkerOptions as WorkerOptions_ } from 'bullmq';
 import { SkdError } from '@skd/core';
 import type { Io } from '../io';
 import type { RunnerCommand, RunnerMessage } from './job-runner';
 import { QUEUE_NAME, connectionOptions, type RedisTarget, type RunJobData, type RunProgress } from './jobs';
 import { untilReachable } from './redis';
-import { clock } from './status';
+import { clock } from '@skd/trainer';
 
 export interface WorkerOptions {
   readonly target: RedisTarget;
@@ -59,6 +59,23 @@ export function checkSharedStorage(data: RunJobData): void {
       hint: 'the out folder must be shared storage (NFS or similar) mounted at the same path on every worker, writable by this user',
     });
   }
+}
+
+/**
+ * BullMQ's settings for a worker: its runs' job locks last `lockSeconds` (renewed at half of it) and
+ * are checked for stalls as often; a job whose worker vanished goes back to the queue, and only one
+ * lost five times is failed. `autorun: false`: `runWorker` starts it once its handlers are in place.
+ */
+export function bullWorkerOptions(options: Pick<WorkerOptions, 'target' | 'concurrency' | 'lockSeconds'>, name: string): WorkerOptions_ {
+  return {
+    connection: connectionOptions(options.target),
+    concurrency: options.concurrency,
+    name,
+    lockDuration: options.lockSeconds * 1000,
+    stalledInterval: Math.max(1000, (options.lockSeconds * 1000) / 2),
+    maxStalledCount: 5,
+    autorun: false,
+  };
 }
 
 type Outcome = { kind: 'done'; reason: string; step: number } | { kind: 'error'; message: string; bad: boolean; busy: boolean } | { kind: 'crashed'; why: string };
@@ -188,16 +205,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerResult> {
     }
   };
 
-  const worker = new Worker<RunJobData>(QUEUE_NAME, processor, {
-    connection: connectionOptions(target),
-    concurrency: options.concurrency,
-    name,
-    lockDuration: options.lockSeconds * 1000,
-    stalledInterval: Math.max(1000, (options.lockSeconds * 1000) / 2),
-    // A job whose worker vanished goes back to the queue; only one lost this many times is failed.
-    maxStalledCount: 5,
-    autorun: false,
-  });
+  const worker = new Worker<RunJobData>(QUEUE_NAME, processor, bullWorkerOptions(options, name));
   let lastWarning = 0;
   worker.on('error', (error) => {
     if (Date.now() - lastWarning < 10_000) return;
