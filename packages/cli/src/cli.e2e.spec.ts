@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { BIN, DATA, exited, skd, start, tinyConfig, tmp, waitFor } from './testing/cli';
+import { chromiumRequired, drawnCharts, renderPage } from './testing/chromium';
 
 // End-to-end: the built `skd` binary, as a user runs it (build first: nx runs build before test).
 describe('skd distill / train (end to end)', () => {
@@ -434,7 +435,7 @@ describe('skd sweep, eval, generate and report', () => {
     expect(viaTemplate.stdout).toBe(viaRaw.stdout);
   });
 
-  it('reports mean and std over seeds per method, and the HTML charts render in Chromium', () => {
+  it('reports mean and std over seeds per method, and the HTML charts render in Chromium', async () => {
     const report = skd(['report', 'sweep', '--out', 'report'], dir);
     expect(report.status).toBe(0);
     const markdown = fs.readFileSync(path.join(dir, 'report/report.md'), 'utf8');
@@ -442,17 +443,22 @@ describe('skd sweep, eval, generate and report', () => {
     expect(markdown).toMatch(/\| sampler-skd \| 2 \|/);
     expect(markdown).toMatch(/\| initial-student \| 1 \|/);
     expect(markdown).toMatch(/\| sampler-skd \| 4 \| [\d.]+ \[[\d.]+, [\d.]+\] \|/); // intervals, seeds averaged
-    const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((c) => fs.existsSync(c));
-    if (!chromium && !process.env['CI']) return; // CI installs Chromium (tools/setup.sh); it must render there
-    const dom = spawnSync(chromium as string, ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', `--user-data-dir=${tmp()}`, '--dump-dom', `file://${path.join(dir, 'report/report.html')}`], { encoding: 'utf8', timeout: 60_000 });
-    const charts = dom.stdout.match(/<svg[^>]*data-chart="([^"]+)"/g) ?? [];
-    expect(charts.length).toBeGreaterThanOrEqual(3); // loss, acceptance, evaluation metrics
-    expect(dom.stdout).toMatch(/data-chart="acceptance"/);
-    // Lines with at least two points: loss for both methods, acceptance for SKD.
-    const series = dom.stdout.match(/<path d="M[\d.]+ [\d.]+(L[\d.]+ [\d.]+)+"[^>]*class="series"/g) ?? [];
-    expect(series.length).toBeGreaterThanOrEqual(3);
-    expect(dom.stdout).toContain('>sampler-skd<');
-  });
+    const html = fs.readFileSync(path.join(dir, 'report/report.html'), 'utf8');
+    expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href=/); // the libraries are inlined: the file opens offline
+    if (!chromiumRequired()) return;
+    const screenshot = path.join(dir, 'report/report.png');
+    const page = await renderPage(`file://${path.join(dir, 'report/report.html')}`, { screenshot });
+    expect(page.errors).toEqual([]);
+    const charts = drawnCharts(page.dom);
+    expect([...charts.keys()]).toEqual(expect.arrayContaining(['loss', 'acceptance', 'eval-exactMatch']));
+    expect(page.dom).toContain(`data-rendered="${charts.size}"`); // every chart drew, none failed
+    // Loss: raw and smoothed lines; evaluation: points with interval bars; the initial student's single test point drawn.
+    expect(charts.get('loss')?.marks.filter((m) => m === 'line')).toHaveLength(2);
+    expect(charts.get('eval-exactMatch')?.marks).toEqual(expect.arrayContaining(['dot', 'rule']));
+    expect(page.dom).toContain('sampler-skd');
+    expect(page.dom).toContain('initial-student');
+    expect(fs.statSync(screenshot).size).toBeGreaterThan(10_000);
+  }, 180_000);
 
   it('adds --baseline models as rows scored on the runs\' test examples, with paired tests against them', () => {
     const model = path.join(dir, 'sweep/sampler-supervised__seed-1/model');

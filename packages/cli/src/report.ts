@@ -4,6 +4,7 @@ import { FormatError, SkdError, type RunEvent } from '@skd/core';
 import { readRunEvents, runHistory } from '@skd/trainer';
 import { averageScores, intervals, pairedBootstrap, type BootstrapScores } from '@skd/evaluators';
 import { readJson, writeFileAtomic } from '@skd/models';
+import { buildCharts, chartScripts, escapeHtml, inlineJson, PAGE_STYLE, type Chart } from './charts';
 
 /** A finished run as the report reads it. */
 export interface RunRecord {
@@ -116,23 +117,6 @@ export function meanStd(values: readonly number[]): { mean: number; std: number 
   const mean = values.reduce((a, b) => a + b, 0) / values.length;
   const std = values.length > 1 ? Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / (values.length - 1)) : 0;
   return { mean, std };
-}
-
-type Series = { name: string; points: [number, number][] };
-
-/** Curves per group: each step's value averaged over the group's seeds. */
-function curves(runs: readonly RunRecord[], pick: (e: RunEvent) => [number, number] | undefined): Series[] {
-  const byGroup = new Map<string, Map<number, number[]>>();
-  for (const run of runs) {
-    for (const e of run.events) {
-      const point = pick(e);
-      if (!point) continue;
-      const steps = byGroup.get(run.group) ?? new Map<number, number[]>();
-      steps.set(point[0], [...(steps.get(point[0]) ?? []), point[1]]);
-      byGroup.set(run.group, steps);
-    }
-  }
-  return [...byGroup].map(([name, steps]) => ({ name, points: [...steps].sort((a, b) => a[0] - b[0]).map(([s, vs]) => [s, vs.reduce((a, b) => a + b, 0) / vs.length] as [number, number]) }));
 }
 
 /** The runs under one heading of a report (e.g. one task's sweep), with their own table and charts. */
@@ -287,27 +271,14 @@ function markdownTables(tables: readonly Table[]): string[] {
 }
 
 function sectionCharts(runs: readonly RunRecord[], prefix: string): Chart[] {
-  return [
-    { id: `${prefix}loss`, title: `${prefix}training loss`, series: curves(runs, (e) => (e.type === 'step' ? [e.step, e.loss] : undefined)) },
-    { id: `${prefix}acceptance`, title: `${prefix}SKD acceptance rate`, series: curves(runs, (e) => (e.type === 'step' && e.sampler['acceptanceRate'] !== undefined ? [e.step, e.sampler['acceptanceRate']] : undefined)) },
-    ...[...new Set(runs.flatMap((r) => r.events.flatMap((e) => (e.type === 'eval' ? Object.keys(e.metrics) : []))))]
-      .filter((m) => m !== 'count')
-      .sort()
-      .map((metric) => ({
-        id: `${prefix}eval-${metric}`,
-        title: `${prefix}evaluation: ${metric}`,
-        series: curves(runs, (e) => (e.type === 'eval' && e.metrics[metric] !== undefined ? [e.step, e.metrics[metric] as number] : undefined)),
-      })),
-  ].filter((c) => c.series.length > 0);
+  return buildCharts(runs.map((run) => ({ series: run.group, events: run.events })), prefix);
 }
-
-type Chart = { id: string; title: string; series: Series[] };
 
 /**
  * `skd report`: per section (one per path given), the results table (mean and std over seeds per
  * group) and SKD's acceptance rate per quarter of training, as Markdown; and a self-contained HTML
- * page whose charts (loss, evaluation metrics and acceptance rate against step) are drawn by an
- * inline script from embedded data. `command` is printed at the top, so a committed report says how
+ * page whose charts (loss, evaluation metrics and acceptance rate against step) are drawn by
+ * Observable Plot, inlined with the data so the file opens offline. `command` is printed at the top, so a committed report says how
  * it was made.
  */
 /** Per-seed values of one quantity with their mean and standard deviation. */
@@ -405,50 +376,21 @@ export function writeReport(
   return { markdown, html, groups, runs: total, skipped, sections: results };
 }
 
-const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] as string);
-
 function renderHtml(sections: readonly { title: string | undefined; tables: readonly Table[] }[], charts: readonly Chart[]): string {
   const one = ({ caption, header, rows }: Table) =>
-    `${caption ? `<p>${escape(caption)}</p>` : ''}<table><thead><tr>${header.map((h) => `<th>${escape(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${escape(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
-  const table = sections.map(({ title, tables }) => `${title ? `<h2>${escape(title)}</h2>` : ''}${tables.map(one).join('\n')}`).join('\n');
-  const data = JSON.stringify(charts).replace(/</g, '\\u003c');
+    `${caption ? `<p>${escapeHtml(caption)}</p>` : ''}<table><thead><tr>${header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+  const table = sections.map(({ title, tables }) => `${title ? `<h2>${escapeHtml(title)}</h2>` : ''}${tables.map(one).join('\n')}`).join('\n');
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>skd report</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}svg{border:1px solid #eee;margin:1em 0}.legend{font-size:12px}</style>
+<style>${PAGE_STYLE}</style>
 </head><body>
 <h1>skd results</h1>
 ${table}
-<div id="charts"></div>
-<script>
-const charts = ${data};
-const colors = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#7f7f7f'];
-const NS = 'http://www.w3.org/2000/svg';
-for (const chart of charts) {
-  const W = 640, H = 300, L = 56, R = 160, T = 28, B = 36;
-  const all = chart.series.flatMap((s) => s.points);
-  const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
-  const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
-  const sx = (x) => L + (x1 === x0 ? 0.5 : (x - x0) / (x1 - x0)) * (W - L - R);
-  const sy = (y) => H - B - (y1 === y0 ? 0.5 : (y - y0) / (y1 - y0)) * (H - T - B);
-  const svg = document.createElementNS(NS, 'svg');
-  svg.setAttribute('width', W); svg.setAttribute('height', H); svg.setAttribute('data-chart', chart.id);
-  const text = (x, y, s, anchor) => { const t = document.createElementNS(NS, 'text'); t.setAttribute('x', x); t.setAttribute('y', y); t.setAttribute('font-size', '12'); if (anchor) t.setAttribute('text-anchor', anchor); t.textContent = s; svg.appendChild(t); };
-  text(W / 2, 16, chart.title, 'middle');
-  text(L - 4, sy(y1) + 4, y1.toPrecision(3), 'end'); text(L - 4, sy(y0) + 4, y0.toPrecision(3), 'end');
-  text(sx(x0), H - 12, 'step ' + x0, 'middle'); text(sx(x1), H - 12, 'step ' + x1, 'middle');
-  const axis = document.createElementNS(NS, 'path');
-  axis.setAttribute('d', 'M' + L + ' ' + T + 'V' + (H - B) + 'H' + (W - R)); axis.setAttribute('stroke', '#999'); axis.setAttribute('fill', 'none'); svg.appendChild(axis);
-  chart.series.forEach((s, i) => {
-    const path = document.createElementNS(NS, 'path');
-    path.setAttribute('d', s.points.map((p, j) => (j ? 'L' : 'M') + sx(p[0]).toFixed(1) + ' ' + sy(p[1]).toFixed(1)).join(''));
-    path.setAttribute('stroke', colors[i % colors.length]); path.setAttribute('fill', 'none'); path.setAttribute('stroke-width', '2');
-    path.setAttribute('class', 'series'); svg.appendChild(path);
-    text(W - R + 8, T + 14 * (i + 1), s.name.slice(0, 24));
-    svg.lastChild.setAttribute('fill', colors[i % colors.length]);
-  });
-  document.getElementById('charts').appendChild(svg);
-}
-</script>
+<h2>Charts</h2>
+<p>Loss and acceptance: raw per step (faint) and smoothed; evaluation metrics with their 95% bootstrap intervals (the mean of the seeds' bounds). One line per group, its seeds averaged.</p>
+<div id="charts" class="charts"></div>
+${chartScripts()}
+<script>skdCharts.render(document.getElementById('charts'), ${inlineJson(charts)});</script>
 </body></html>
 `;
 }
