@@ -38,7 +38,7 @@
     return { marks, evaluation };
   }
 
-  function drawChart(chart) {
+  function drawChart(chart, domain) {
     const figure = document.createElement('figure');
     figure.className = 'chart';
     figure.dataset.chart = chart.id;
@@ -48,7 +48,6 @@
     figure.appendChild(title);
     try {
       const { marks, evaluation } = marksOf(chart);
-      const domain = [...new Set(chart.rows.map((r) => r.series))];
       figure.appendChild(
         Plot.plot({
           width: 600,
@@ -69,9 +68,10 @@
     return figure;
   }
 
-  /** Replaces the container's charts with these. */
+  /** Replaces the container's charts with these; a series has the same colour in every chart. */
   function render(container, charts) {
-    const figures = charts.map(drawChart);
+    const domain = [...new Set(charts.flatMap((chart) => chart.rows.map((r) => r.series)))];
+    const figures = charts.map((chart) => drawChart(chart, domain));
     container.replaceChildren(...figures);
     container.dataset.rendered = String(figures.filter((f) => !f.dataset.error).length);
   }

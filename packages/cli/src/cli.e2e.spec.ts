@@ -341,7 +341,7 @@ describe('skd distill / train (end to end)', () => {
 
   it('--help lists every command', () => {
     const help = skd(['--help'], tmp()).stdout;
-    for (const command of ['check', 'train', 'distill', 'eval', 'generate', 'export', 'sweep', 'worker', 'report', 'tokenizer', 'kinds']) expect(help).toContain(command);
+    for (const command of ['check', 'train', 'distill', 'eval', 'generate', 'export', 'sweep', 'worker', 'report', 'dashboard', 'tokenizer', 'kinds']) expect(help).toContain(command);
   });
 
   it('trains a BPE tokenizer on a dataset, and a config uses it', () => {

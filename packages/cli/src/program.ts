@@ -16,6 +16,7 @@ import { BpeTokenizer, exportHuggingFaceGpt2, generate, loadCheckpoint, loadHugg
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runEvaluation, runExperiment } from './experiment';
+import { startDashboard } from './dashboard';
 import { terminalIo, type Io } from './io';
 import { findRuns, parsePairedSpec, prepareBaselines, writeReport } from './report';
 import { parseRedisUrl, sweepJobs } from './queue/jobs';
@@ -378,6 +379,32 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
       const { runs, groups, skipped } = written;
       if (options.json) io.out(JSON.stringify({ runs, groups, skipped, sections: written.sections }));
       else io.out(`report: ${runs} runs in ${groups} groups -> ${options.out}/report.md, ${options.out}/report.html, ${options.out}/report.json`);
+    });
+
+  program
+    .command('dashboard')
+    .description('serve a page on localhost that shows every run under a folder with its charts, updating while the runs train, and the table of finished runs')
+    .argument('<runs-dir>', 'a folder of run folders (a sweep\'s out, runs/), searched three levels deep')
+    .option('--port <n>', 'port to listen on (0: any free port)', integerOption(0), 6060)
+    .option('--host <address>', 'address to bind; anything but 127.0.0.1 or localhost lets other machines read the runs folder', '127.0.0.1')
+    .option('--refresh <seconds>', 'how often the page asks for changes', positiveNumberOption(), 2)
+    .action(async (runsDir: string, options: { port: number; host: string; refresh: number }) => {
+      if (options.port > 65535) throw new SkdError(`--port ${options.port}: expected at most 65535`);
+      const dashboard = await startDashboard({
+        root: runsDir,
+        port: options.port,
+        host: options.host,
+        refreshSeconds: options.refresh,
+        onChange: (state) => {
+          const training = state.runs.filter((r) => r.state === 'training').length;
+          const finished = state.runs.filter((r) => r.state === 'finished').length;
+          io.err(`dashboard: ${state.runs.length} runs (${training} training, ${finished} finished)`);
+        },
+      });
+      if (!['127.0.0.1', 'localhost', '::1'].includes(options.host)) io.err(`warning: --host ${options.host}: every file under ${runsDir} can be read by whoever reaches this address`);
+      io.out(`skd dashboard: ${dashboard.url} (serving ${path.resolve(runsDir)}; Ctrl-C stops)`);
+      // Serves until the process is ended (Ctrl-C ends it at once: there is nothing to keep).
+      await new Promise<never>(() => undefined);
     });
 
   program

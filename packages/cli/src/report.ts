@@ -376,10 +376,16 @@ export function writeReport(
   return { markdown, html, groups, runs: total, skipped, sections: results };
 }
 
+const htmlTable = ({ caption, header, rows }: Table) =>
+  `${caption ? `<p>${escapeHtml(caption)}</p>` : ''}<table><thead><tr>${header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+
+/** The report's tables of these runs (grouped, seeds averaged), as HTML: what the dashboard shows for finished runs. */
+export function resultTablesHtml(runs: readonly RunRecord[]): string {
+  return sectionTables(runs, sectionResult('', runs, undefined), undefined).map(htmlTable).join('\n');
+}
+
 function renderHtml(sections: readonly { title: string | undefined; tables: readonly Table[] }[], charts: readonly Chart[]): string {
-  const one = ({ caption, header, rows }: Table) =>
-    `${caption ? `<p>${escapeHtml(caption)}</p>` : ''}<table><thead><tr>${header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
-  const table = sections.map(({ title, tables }) => `${title ? `<h2>${escapeHtml(title)}</h2>` : ''}${tables.map(one).join('\n')}`).join('\n');
+  const table = sections.map(({ title, tables }) => `${title ? `<h2>${escapeHtml(title)}</h2>` : ''}${tables.map(htmlTable).join('\n')}`).join('\n');
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>skd report</title>
 <style>${PAGE_STYLE}</style>

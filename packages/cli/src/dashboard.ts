@@ -1,0 +1,312 @@
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { SkdError, type RunEvent, type StepCompleted } from '@skd/core';
+import { readRunEvents, runHistory } from '@skd/trainer';
+import { buildCharts, chartScripts, escapeHtml, inlineJson, PAGE_STYLE, type Chart } from './charts';
+import { LOCK_FILE, LOCK_STALE_MS } from './run-lock';
+import { loadRun, resultTablesHtml, type RunRecord } from './report';
+
+/**
+ * `skd dashboard`: a page on localhost showing every run under a folder while it trains. The page
+ * polls `api/state` (the runs, their charts and the table of finished runs, rebuilt only when a
+ * run's files changed) and redraws with the same charts as `skd report`.
+ */
+
+/** One run folder as the dashboard lists it. */
+export interface RunStatus {
+  /** The folder relative to the runs folder (the series name in the charts). */
+  readonly name: string;
+  readonly state: 'training' | 'finished' | 'stopped';
+  readonly step: number;
+  readonly totalSteps: number | null;
+  readonly loss: number | null;
+  readonly tokensPerSecond: number | null;
+  /** How a finished run ended (completed, early-stopped, ...); the last warning or failure otherwise. */
+  readonly note: string | null;
+}
+
+export interface DashboardState {
+  readonly root: string;
+  /** Changes whenever a run's files change: the page redraws only then. */
+  readonly version: string;
+  readonly runs: readonly RunStatus[];
+  readonly charts: readonly Chart[];
+  /** The finished runs' results, as `skd report` tables them (HTML). */
+  readonly table: string;
+}
+
+const RUN_FILES = ['metrics.jsonl', 'summary.json', LOCK_FILE];
+
+/** Folders holding metrics.jsonl (a run that started) under `root`, up to three levels deep, sorted. */
+export function findRunFolders(root: string): string[] {
+  const found: string[] = [];
+  const visit = (dir: string, depth: number) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return; // removed while we looked
+    }
+    if (entries.some((e) => e.name === 'metrics.jsonl' && e.isFile())) {
+      found.push(dir);
+      return;
+    }
+    if (depth >= 3) return;
+    for (const entry of entries.filter((e) => e.isDirectory() && e.name !== 'node_modules' && !e.name.startsWith('.')).sort((a, b) => a.name.localeCompare(b.name))) {
+      visit(path.join(dir, entry.name), depth + 1);
+    }
+  };
+  visit(root, 0);
+  return found;
+}
+
+/** A stamp of a run's files (size and modification time): equal stamps, equal state. */
+function stamp(dir: string): string {
+  return RUN_FILES.map((name) => {
+    try {
+      const stat = fs.statSync(path.join(dir, name));
+      return `${stat.size}:${stat.mtimeMs}`;
+    } catch {
+      return '-';
+    }
+  }).join(',');
+}
+
+interface RunSnapshot {
+  readonly stamp: string;
+  readonly status: RunStatus;
+  readonly events: readonly RunEvent[];
+  readonly record: RunRecord | undefined;
+}
+
+function snapshot(root: string, dir: string, stamped: string): RunSnapshot {
+  const name = path.relative(root, dir) || path.basename(dir);
+  let events: RunEvent[] = [];
+  let note: string | null = null;
+  try {
+    events = runHistory(readRunEvents(path.join(dir, 'metrics.jsonl')));
+  } catch (error) {
+    note = error instanceof SkdError ? error.message : String(error);
+  }
+  let record: RunRecord | undefined;
+  if (fs.existsSync(path.join(dir, 'summary.json'))) {
+    try {
+      record = loadRun(dir);
+    } catch (error) {
+      note = error instanceof SkdError ? error.message : String(error);
+    }
+  }
+  const steps = events.filter((e): e is StepCompleted => e.type === 'step');
+  const last = steps.at(-1);
+  const started = events.filter((e) => e.type === 'run-started').at(-1);
+  const ended = events.filter((e) => e.type === 'run-ended').at(-1);
+  const warning = events.filter((e) => e.type === 'warning').at(-1);
+  let lockAge = Number.POSITIVE_INFINITY;
+  try {
+    lockAge = Date.now() - fs.statSync(path.join(dir, LOCK_FILE)).mtimeMs;
+  } catch {
+    // no lock: nobody trains it
+  }
+  const state = record ? 'finished' : lockAge < LOCK_STALE_MS ? 'training' : 'stopped';
+  return {
+    stamp: stamped,
+    events,
+    record,
+    status: {
+      name,
+      state,
+      step: last?.step ?? (started?.type === 'run-started' ? started.startStep : 0),
+      totalSteps: last?.totalSteps ?? (started?.type === 'run-started' ? started.totalSteps : null),
+      loss: last?.loss ?? null,
+      tokensPerSecond: last?.tokensPerSecond ?? null,
+      note: note ?? (ended?.type === 'run-ended' ? ended.reason + (ended.message ? `: ${ended.message}` : '') : warning?.type === 'warning' ? warning.message : null),
+    },
+  };
+}
+
+/**
+ * The dashboard's view of a runs folder, re-reading only the runs whose files changed since the
+ * last call (a folder of hundreds of long runs is polled every few seconds).
+ */
+export class RunsWatcher {
+  private readonly runs = new Map<string, RunSnapshot>();
+  private last: DashboardState | undefined;
+  private versions = 0;
+
+  constructor(readonly root: string) {}
+
+  state(): DashboardState {
+    const dirs = findRunFolders(this.root);
+    let changed = this.last === undefined || dirs.length !== this.runs.size;
+    const seen = new Set(dirs);
+    for (const dir of [...this.runs.keys()]) if (!seen.has(dir)) this.runs.delete(dir);
+    for (const dir of dirs) {
+      const stamped = stamp(dir);
+      if (this.runs.get(dir)?.stamp === stamped) continue;
+      this.runs.set(dir, snapshot(this.root, dir, stamped));
+      changed = true;
+    }
+    if (!changed && this.last) return this.last;
+    const all = dirs.map((dir) => this.runs.get(dir) as RunSnapshot);
+    const finished = all.flatMap((run) => (run.record ? [run.record] : []));
+    this.last = {
+      root: this.root,
+      version: String((this.versions += 1)),
+      runs: all.map((run) => run.status),
+      charts: buildCharts(all.map((run) => ({ series: run.status.name, events: run.events }))),
+      table: finished.length > 0 ? resultTablesHtml(finished) : '',
+    };
+    return this.last;
+  }
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.json': 'application/json',
+  '.jsonl': 'application/x-ndjson',
+  '.md': 'text/markdown; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.log': 'text/plain; charset=utf-8',
+  '.png': 'image/png',
+};
+
+/**
+ * A file under `root` named by a URL path (percent-decoded), or undefined for anything that is not
+ * a regular file inside it: `..` segments, absolute paths, and links that lead outside.
+ */
+export function fileUnder(root: string, urlPath: string): string | undefined {
+  let relative: string;
+  try {
+    relative = decodeURIComponent(urlPath);
+  } catch {
+    return undefined;
+  }
+  if (relative.includes('\0') || relative.split(/[\\/]/).includes('..') || path.isAbsolute(relative)) return undefined;
+  const file = path.resolve(root, relative);
+  try {
+    const real = fs.realpathSync(file);
+    const realRoot = fs.realpathSync(root);
+    if (real !== realRoot && !real.startsWith(realRoot + path.sep)) return undefined;
+    return fs.statSync(real).isFile() ? real : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function page(root: string, refreshMs: number): string {
+  return `<!doctype html>
+<html><head><meta charset="utf-8"><title>skd dashboard: ${escapeHtml(path.basename(root))}</title>
+<style>${PAGE_STYLE}.training{color:#1a7f37}.stopped{color:#9a6700}#updated{color:#777;font-size:12px}</style>
+</head><body>
+<h1>skd dashboard</h1>
+<p>${escapeHtml(root)} <span id="updated"></span></p>
+<h2>Runs</h2>
+<div id="runs"></div>
+<h2>Charts</h2>
+<div id="charts" class="charts"></div>
+<h2>Finished runs</h2>
+<div id="table"></div>
+${chartScripts()}
+<script>
+(function () {
+  const refreshMs = ${inlineJson(refreshMs)};
+  const text = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+  const fixed = (x, digits) => (x === null || x === undefined ? '-' : x.toFixed(digits));
+  let version = null;
+  const history = [];
+  function showRuns(runs) {
+    const rows = runs.map((r) => '<tr><td><a href="files/' + encodeURI(r.name) + '/metrics.jsonl">' + text(r.name) + '</a></td><td class="' + r.state + '">' + r.state + '</td><td>' + r.step + (r.totalSteps ? ' / ' + r.totalSteps : '') + '</td><td>' + fixed(r.loss, 4) + '</td><td>' + fixed(r.tokensPerSecond, 0) + '</td><td>' + text(r.note || '') + '</td></tr>');
+    document.getElementById('runs').innerHTML = runs.length ? '<table><thead><tr><th>run</th><th>state</th><th>step</th><th>loss</th><th>tokens/s</th><th>note</th></tr></thead><tbody>' + rows.join('') + '</tbody></table>' : '<p>No runs yet: folders with metrics.jsonl appear here when they start.</p>';
+  }
+  async function refresh() {
+    try {
+      const response = await fetch('api/state', { cache: 'no-store' });
+      if (!response.ok) throw new Error('api/state: HTTP ' + response.status);
+      const state = await response.json();
+      if (state.version !== version) {
+        version = state.version;
+        showRuns(state.runs);
+        skdCharts.render(document.getElementById('charts'), state.charts);
+        document.getElementById('table').innerHTML = state.table || '<p>None yet.</p>';
+        history.push(state.charts.reduce((n, c) => n + c.rows.length, 0));
+        document.body.dataset.pointsHistory = history.join(',');
+      }
+      document.getElementById('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
+    } catch (error) {
+      document.getElementById('updated').textContent = 'cannot reach skd dashboard (' + error.message + '); retrying';
+    }
+    setTimeout(refresh, refreshMs);
+  }
+  refresh();
+})();
+</script>
+</body></html>
+`;
+}
+
+export interface DashboardOptions {
+  readonly root: string;
+  readonly port: number;
+  readonly host: string;
+  readonly refreshSeconds: number;
+  /** Called when the served state changed (a run started, stepped, finished): the CLI prints a line. */
+  readonly onChange?: (state: DashboardState) => void;
+}
+
+export interface Dashboard {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Serves the dashboard until closed: `/` the page, `/api/state` the data, `/files/...` files under the runs folder. */
+export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
+  const root = path.resolve(options.root);
+  if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) {
+    throw new SkdError(`${options.root}: no such folder`, { hint: 'point skd dashboard at a folder of runs, e.g. a sweep\'s out folder or runs/' });
+  }
+  const watcher = new RunsWatcher(root);
+  const html = page(root, Math.round(options.refreshSeconds * 1000));
+  let lastVersion: string | undefined;
+  const server = http.createServer((request, response) => {
+    const send = (status: number, type: string, body: string | Buffer) => {
+      response.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+      response.end(body);
+    };
+    if (request.method !== 'GET' && request.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
+    const url = (request.url ?? '/').split('?')[0] as string;
+    if (url === '/') return send(200, 'text/html; charset=utf-8', html);
+    if (url === '/api/state') {
+      const state = watcher.state();
+      if (state.version !== lastVersion) {
+        lastVersion = state.version;
+        options.onChange?.(state);
+      }
+      return send(200, 'application/json', JSON.stringify(state));
+    }
+    if (url.startsWith('/files/')) {
+      const file = fileUnder(root, url.slice('/files/'.length));
+      if (file) return send(200, CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream', fs.readFileSync(file));
+    }
+    return send(404, 'text/plain', 'not found\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new SkdError(`port ${options.port} on ${options.host} is in use`, { hint: 'pick another with --port N (--port 0: any free port)' })
+          : error,
+      ),
+    );
+    server.listen(options.port, options.host, resolve);
+  });
+  const address = server.address() as { address: string; port: number };
+  const host = address.address.includes(':') ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${host}:${address.port}/`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
