@@ -7,7 +7,12 @@
 //   tfjs-core a peer dependency, so a consumer has one copy;
 // - a consumer of @skd/backend alone does not pull the tfjs umbrella (size printed);
 // - every package README's example (the ```js block after "readme-example") runs in a consumer
-//   that installed all tarballs.
+//   that installed all tarballs;
+// - a consumer of @skd/core, @skd/divergences and @skd/models alone (with the skd packages they
+//   depend on) builds two tiny GPTs and computes the forward KL between them;
+// - `nx release` is configured: a dry run versions every publishable package (and their ranges on
+//   each other) together, never the private ones, and writes a changelog from the commits. Publishing
+//   is a maintainer's `npx nx release publish`; CI never publishes.
 // Needs the packages built (`nx run-many -t build`) and the npm registry for third-party packages.
 // The native addon is not compiled in the consumers (SKD_NATIVE=off): its build is checked by
 // @skd/native's own tests. Run: node tools/packaging/check.cjs [--keep]
@@ -82,6 +87,70 @@ function readmeExample(readme) {
   return match ? match[1] : undefined;
 }
 
+/** Every skd package `names` need, themselves included (their internal dependencies, transitively). */
+function withInternalDependencies(names) {
+  const all = new Set();
+  const visit = (name) => {
+    if (all.has(name)) return;
+    all.add(name);
+    const { pkg } = packages.find((p) => p.pkg.name === name);
+    Object.keys(pkg.dependencies ?? {}).filter((d) => d.startsWith('@skd/')).forEach(visit);
+  };
+  names.forEach(visit);
+  return [...all];
+}
+
+// Two tiny GPTs over bytes, the forward KL of the student from the teacher over a sequence: a
+// number > 0, and 0 between a model and itself.
+const KD_SCRIPT = `
+const tf = require('@tensorflow/tfjs-core');
+const { ByteTokenizer, GptModel, gptConfig } = require('@skd/models');
+const { forwardKlEntry, divergenceOptions } = require('@skd/divergences');
+const tokenizer = new ByteTokenizer();
+const config = (layers, dModel) => gptConfig({ vocabSize: tokenizer.vocabSize, layers, dModel, heads: 2, contextLength: 32 });
+const teacher = new GptModel(config(2, 32), { seed: 1 });
+const student = new GptModel(config(1, 16), { seed: 2 });
+const kl = forwardKlEntry.create(divergenceOptions({ temperature: 1 }), {});
+const tokens = tf.tensor2d([tokenizer.encode('12+30=42')], undefined, 'int32');
+const mean = (a, b) => tf.tidy(() => tf.mean(kl.perToken({ studentLogits: a.logits(tokens), teacherLogits: b.logits(tokens) })).dataSync()[0]);
+console.log(JSON.stringify({ kl: mean(student, teacher), self: mean(teacher, teacher) }));
+`;
+
+function checkKdConsumer(tarball) {
+  const names = withInternalDependencies(['@skd/core', '@skd/divergences', '@skd/models']);
+  const dir = consumer('kd-consumer', names.map(tarball));
+  fs.writeFileSync(path.join(dir, 'kd.cjs'), KD_SCRIPT);
+  const run = spawnSync(process.execPath, ['kd.cjs'], { cwd: dir, encoding: 'utf8', timeout: 120_000, env: { ...process.env, SKD_THREADS: '1' } });
+  let result;
+  try {
+    result = JSON.parse(run.stdout.trim().split('\n').at(-1));
+  } catch {
+    return problem(`the KD consumer (${names.join(', ')}) failed (exit ${run.status}):\n${run.stdout}\n${run.stderr}`);
+  }
+  if (!(result.kl > 0 && Number.isFinite(result.kl)) || Math.abs(result.self) > 1e-6) problem(`the KD consumer computed KL ${result.kl} (expected > 0) and ${result.self} between a model and itself (expected 0)`);
+  else say(`a consumer of ${names.join(', ')}: forward KL of a tiny student from a tiny teacher ${result.kl.toFixed(4)}, of the teacher from itself ${result.self.toExponential(1)}`);
+}
+
+/** `nx release` dry runs: one version for every publishable package, a changelog from the commits. */
+function checkRelease() {
+  const nx = (args) => spawnSync('npx', ['nx', 'release', ...args, '--dry-run'], { cwd: root, encoding: 'utf8', env: { ...process.env, NX_DAEMON: 'false' }, timeout: 300_000 });
+  const next = '0.99.0';
+  const version = nx(['version', next]);
+  if (version.status !== 0) return problem(`nx release version --dry-run failed:\n${version.stdout}\n${version.stderr}`);
+  for (const { pkg } of packages) {
+    if (!version.stdout.includes(`New version ${next} written to manifest: packages/${pkg.name.replace('@skd/', '')}/package.json`)) problem(`nx release version does not version ${pkg.name}`);
+  }
+  if (/written to manifest: (packages\/testing|tools)\//.test(version.stdout)) problem('nx release version versions a private project');
+  if (!version.stdout.includes(`+     "@skd/core": "^${next}"`)) problem('nx release version leaves the internal dependency ranges behind');
+  const changelog = nx(['changelog', next]);
+  const subject = execFileSync('git', ['log', '-1', '--format=%s'], { cwd: root, encoding: 'utf8' }).trim();
+  if (changelog.status !== 0) return problem(`nx release changelog --dry-run failed:\n${changelog.stdout}\n${changelog.stderr}`);
+  if (!changelog.stdout.includes(`## ${next}`) || !changelog.stdout.includes(subject.slice(0, 60))) problem(`nx release changelog does not list the commits (looked for "${subject.slice(0, 60)}")`);
+  const ci = fs.readFileSync(path.join(root, '.ci/run'), 'utf8');
+  if (/release publish|npm publish/.test(ci)) problem('.ci/run publishes');
+  say(`nx release: a dry run versions ${packages.length} packages to ${next} together and writes a changelog from the commits`);
+}
+
 function main() {
   for (const p of packages) checkMetadata(p);
   const packed = packages.map(pack);
@@ -97,6 +166,7 @@ function main() {
   if (megabytes > 150) problem(`a consumer of @skd/backend has ${megabytes.toFixed(0)} MB of node_modules (at most 150 expected)`);
   if (installed.includes('tfjs')) problem('a consumer of @skd/backend installs the @tensorflow/tfjs umbrella');
   if (fs.existsSync(path.join(modules, 'core-js'))) problem('a consumer of @skd/backend installs core-js');
+  checkKdConsumer(tarball);
   // Every package together: each README's example runs.
   const everything = consumer('full-consumer', packed.map((p) => p.tarball));
   say(`a consumer of every package: ${(sizeOf(path.join(everything, 'node_modules')) / 2 ** 20).toFixed(0)} MB in node_modules`);
@@ -113,6 +183,7 @@ function main() {
 
 try {
   main();
+  checkRelease();
 } finally {
   if (!keep) fs.rmSync(work, { recursive: true, force: true });
   else say(`kept ${work}`);
