@@ -2,7 +2,7 @@
 # Trains the committed checkpoints of one or more tasks: the teacher by supervised fine-tuning on the
 # whole training split; where the task has a student-base.json, the students' pre-training on a
 # related corpus (models/student-base); then the initial student by a short SFT on 1000 and on 100 training examples
-# (300 steps on 1000, 100 steps on 100: about 5 and 16 epochs, as longer only memorises the 100).
+# (student.json's steps on 1000, 100 steps on 100: about 16 epochs, as longer only memorises the 100).
 # Models land in experiments/<task>/models/{teacher,student-1k,student-100}.
 # Usage: bash experiments/pretrain.sh [arithmetic|instructions|translation|summarization ...]
 # Each step resumes if interrupted (run it again; a finished step is skipped), so the teachers can
@@ -43,7 +43,7 @@ for task in "${tasks[@]}"; do
     took "$runs/student-base" "$task student-base"
   fi
   for size in 1000 100; do
-    if [ "$size" = 1000 ]; then name=student-1k steps=300; else name=student-100 steps=100; fi
+    if [ "$size" = 1000 ]; then name=student-1k steps=$(node -p "require(\"./$exp/student.json\").training.steps"); else name=student-100 steps=100; fi
     train "$runs/$name" "$exp/student.json" --set "dataset.options.limit=$size" --set "training.steps=$steps"
     install_model "$runs/$name" "$exp/models/$name"
     took "$runs/$name" "$task $name"
