@@ -32,6 +32,7 @@ describe('committed experiments', () => {
     expect(configs.length).toBeGreaterThanOrEqual(12);
     expect(sweeps.map((s) => path.relative(root, s)).sort()).toEqual([
       'arithmetic/compare.json',
+      'arithmetic/tune.json',
       'paper-table/arithmetic.json',
       'paper-table/instructions.json',
       'paper-table/summarization.json',
