@@ -29,8 +29,9 @@ export function tinyConfig(dir: string, over: { steps?: number; checkpointEvery?
   return file;
 }
 
+// Generous: CI runs other projects' tests and the packaging check beside these on two cores.
 export function skd(args: string[], cwd: string): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
+  const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 300_000 });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
