@@ -37,6 +37,14 @@ function rawGet(url: string, requestPath: string): Promise<number> {
 }
 
 describe('skd dashboard', () => {
+  // Every command started here is ended after its test, even when an assertion fails first.
+  const launched: ReturnType<typeof start>[] = [];
+  const launch = (args: string[], cwd: string) => {
+    const child = start(args, cwd);
+    launched.push(child);
+    return child;
+  };
+  afterEach(() => launched.splice(0).forEach((child) => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
   const root = tmp();
   const outside = tmp();
   let dashboard: Dashboard;
@@ -101,13 +109,23 @@ describe('skd dashboard', () => {
   }, 180_000);
 
   it('runs as a command: binds to 127.0.0.1, prints its address, refuses a missing folder', async () => {
-    const child = start(['dashboard', root, '--port', '0'], root);
+    const child = launch(['dashboard', root, '--port', '0'], root);
     await waitFor(() => /http:\/\/127\.0\.0\.1:\d+\//.test(child.output()), 30_000);
     const url = /http:\/\/127\.0\.0\.1:\d+\//.exec(child.output())?.[0] as string;
-    expect(await (await fetch(url)).text()).toContain('skd dashboard');
+    const page = await (await fetch(url)).text();
+    expect(page).toContain('skd dashboard');
+    expect(page).toContain('const refreshMs = 2000;'); // --refresh 2 by default
     child.kill('SIGINT');
     await exited(child);
-    const missing = start(['dashboard', path.join(root, 'nowhere')], root);
+    // --host and --refresh are used, and exposing the folder is warned about.
+    const open = launch(['dashboard', root, '--port', '0', '--host', '0.0.0.0', '--refresh', '0.25'], root);
+    await waitFor(() => /http:\/\/0\.0\.0\.0:\d+\//.test(open.output()), 30_000);
+    const port = /http:\/\/0\.0\.0\.0:(\d+)\//.exec(open.output())?.[1] as string;
+    expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).toContain('const refreshMs = 250;');
+    expect(open.output()).toContain('warning: --host 0.0.0.0: every file under');
+    open.kill('SIGINT');
+    await exited(open);
+    const missing = launch(['dashboard', path.join(root, 'nowhere')], root);
     expect(await exited(missing)).toBe(2);
     expect(missing.output()).toMatch(/error: .*nowhere: no such folder/);
   }, 60_000);

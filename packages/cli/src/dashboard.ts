@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { SkdError, type RunEvent, type StepCompleted } from '@skd/core';
+import { SkdError, type RunEnded, type RunEvent, type RunStarted, type RunWarning, type StepCompleted } from '@skd/core';
 import { readRunEvents, runHistory } from '@skd/trainer';
 import { buildCharts, chartScripts, escapeHtml, inlineJson, PAGE_STYLE, type Chart } from './charts';
 import { LOCK_FILE, LOCK_STALE_MS } from './run-lock';
-import { loadRun, resultTablesHtml, type RunRecord } from './report';
+import { findFoldersWith, loadRun, resultTablesHtml, type RunRecord } from './report';
 
 /**
  * `skd dashboard`: a page on localhost showing every run under a folder while it trains. The page
@@ -38,29 +38,6 @@ export interface DashboardState {
 
 const RUN_FILES = ['metrics.jsonl', 'summary.json', LOCK_FILE];
 
-/** Folders holding metrics.jsonl (a run that started) under `root`, up to three levels deep, sorted. */
-export function findRunFolders(root: string): string[] {
-  const found: string[] = [];
-  const visit = (dir: string, depth: number) => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return; // removed while we looked
-    }
-    if (entries.some((e) => e.name === 'metrics.jsonl' && e.isFile())) {
-      found.push(dir);
-      return;
-    }
-    if (depth >= 3) return;
-    for (const entry of entries.filter((e) => e.isDirectory() && e.name !== 'node_modules' && !e.name.startsWith('.')).sort((a, b) => a.name.localeCompare(b.name))) {
-      visit(path.join(dir, entry.name), depth + 1);
-    }
-  };
-  visit(root, 0);
-  return found;
-}
-
 /** A stamp of a run's files (size and modification time): equal stamps, equal state. */
 function stamp(dir: string): string {
   return RUN_FILES.map((name) => {
@@ -82,45 +59,50 @@ interface RunSnapshot {
 
 function snapshot(root: string, dir: string, stamped: string): RunSnapshot {
   const name = path.relative(root, dir) || path.basename(dir);
-  let events: RunEvent[] = [];
-  let note: string | null = null;
-  try {
-    events = runHistory(readRunEvents(path.join(dir, 'metrics.jsonl')));
-  } catch (error) {
-    note = error instanceof SkdError ? error.message : String(error);
-  }
+  let events: readonly RunEvent[] = [];
   let record: RunRecord | undefined;
+  let note: string | null = null;
+  const noted = (error: unknown) => (note ??= error instanceof SkdError ? error.message : String(error));
+  // A finished run is read as the report reads it (its events included); a live one, or one whose
+  // summary cannot be read, from its log alone.
   if (fs.existsSync(path.join(dir, 'summary.json'))) {
     try {
       record = loadRun(dir);
+      events = record.events;
     } catch (error) {
-      note = error instanceof SkdError ? error.message : String(error);
+      noted(error);
     }
   }
-  const steps = events.filter((e): e is StepCompleted => e.type === 'step');
-  const last = steps.at(-1);
-  const started = events.filter((e) => e.type === 'run-started').at(-1);
-  const ended = events.filter((e) => e.type === 'run-ended').at(-1);
-  const warning = events.filter((e) => e.type === 'warning').at(-1);
+  if (!record) {
+    try {
+      events = runHistory(readRunEvents(path.join(dir, 'metrics.jsonl')));
+    } catch (error) {
+      noted(error);
+    }
+  }
+  const last = <T extends RunEvent['type']>(type: T) => events.filter((e): e is Extract<RunEvent, { type: T }> => e.type === type).at(-1);
+  const step: StepCompleted | undefined = last('step');
+  const started: RunStarted | undefined = last('run-started');
+  const ended: RunEnded | undefined = last('run-ended');
+  const warning: RunWarning | undefined = last('warning');
   let lockAge = Number.POSITIVE_INFINITY;
   try {
     lockAge = Date.now() - fs.statSync(path.join(dir, LOCK_FILE)).mtimeMs;
   } catch {
     // no lock: nobody trains it
   }
-  const state = record ? 'finished' : lockAge < LOCK_STALE_MS ? 'training' : 'stopped';
   return {
     stamp: stamped,
     events,
     record,
     status: {
       name,
-      state,
-      step: last?.step ?? (started?.type === 'run-started' ? started.startStep : 0),
-      totalSteps: last?.totalSteps ?? (started?.type === 'run-started' ? started.totalSteps : null),
-      loss: last?.loss ?? null,
-      tokensPerSecond: last?.tokensPerSecond ?? null,
-      note: note ?? (ended?.type === 'run-ended' ? ended.reason + (ended.message ? `: ${ended.message}` : '') : warning?.type === 'warning' ? warning.message : null),
+      state: record ? 'finished' : lockAge < LOCK_STALE_MS ? 'training' : 'stopped',
+      step: step?.step ?? started?.startStep ?? 0,
+      totalSteps: step?.totalSteps ?? started?.totalSteps ?? null,
+      loss: step?.loss ?? null,
+      tokensPerSecond: step?.tokensPerSecond ?? null,
+      note: note ?? (ended ? ended.reason + (ended.message ? `: ${ended.message}` : '') : (warning?.message ?? null)),
     },
   };
 }
@@ -137,7 +119,7 @@ export class RunsWatcher {
   constructor(readonly root: string) {}
 
   state(): DashboardState {
-    const dirs = findRunFolders(this.root);
+    const dirs = findFoldersWith('metrics.jsonl', [this.root]); // every run that started
     let changed = this.last === undefined || dirs.length !== this.runs.size;
     const seen = new Set(dirs);
     for (const dir of [...this.runs.keys()]) if (!seen.has(dir)) this.runs.delete(dir);

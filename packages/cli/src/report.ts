@@ -19,20 +19,33 @@ export interface RunRecord {
   readonly bootstrap: BootstrapScores | undefined;
 }
 
-/** Run folders (holding summary.json) under the given paths, up to three levels deep. */
-export function findRuns(paths: readonly string[]): string[] {
+/**
+ * Folders holding `marker` under the given paths, up to three levels deep, in name order; a folder
+ * with the marker is not searched further, and one removed while we look is passed over.
+ */
+export function findFoldersWith(marker: string, paths: readonly string[]): string[] {
   const found: string[] = [];
   const visit = (dir: string, depth: number) => {
-    if (fs.existsSync(path.join(dir, 'summary.json'))) found.push(dir);
-    else if (depth < 3 && fs.existsSync(dir) && fs.statSync(dir).isDirectory()) {
-      for (const name of fs.readdirSync(dir).sort()) {
-        const child = path.join(dir, name);
-        if (fs.statSync(child).isDirectory()) visit(child, depth + 1);
-      }
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return; // not a folder, or gone
     }
+    if (entries.some((e) => e.name === marker && e.isFile())) {
+      found.push(dir);
+      return;
+    }
+    if (depth >= 3) return;
+    for (const entry of entries.filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) visit(path.join(dir, entry.name), depth + 1);
   };
   paths.forEach((p) => visit(path.resolve(p), 0));
   return found;
+}
+
+/** Run folders (holding summary.json) under the given paths, up to three levels deep. */
+export function findRuns(paths: readonly string[]): string[] {
+  return findFoldersWith('summary.json', paths);
 }
 
 /** Group names of models added with `--baseline` start with this; paired tests compare every system with them. */
