@@ -143,8 +143,12 @@ function checkRelease() {
   if (/written to manifest: (packages\/testing|tools)\//.test(version.stdout)) problem('nx release version versions a private project');
   if (!version.stdout.includes(`+     "@skd/core": "^${next}"`)) problem('nx release version leaves the internal dependency ranges behind');
   const changelog = nx(['changelog', next]);
-  // The changelog lists the commits that touched the released packages (a docs-only commit is left out).
-  const subject = execFileSync('git', ['log', '-1', '--format=%s', '--', 'packages', ':!packages/testing'], { cwd: root, encoding: 'utf8' }).trim();
+  // The changelog lists the commits that touched the released packages (a docs-only commit is left
+  // out) and whose subject is prose: Nx reads a subject starting "word: " as a conventional-commit
+  // type, and drops the types nx.json does not configure.
+  const subject = execFileSync('git', ['log', '--format=%s', '--', 'packages', ':!packages/testing'], { cwd: root, encoding: 'utf8' })
+    .split('\n')
+    .find((line) => line.trim() !== '' && !/^\w+(\([^)]*\))?!?: /.test(line));
   if (changelog.status !== 0) return problem(`nx release changelog --dry-run failed:\n${changelog.stdout}\n${changelog.stderr}`);
   if (!changelog.stdout.includes(`## ${next}`) || !changelog.stdout.includes(subject.slice(0, 60))) problem(`nx release changelog does not list the commits (looked for "${subject.slice(0, 60)}")`);
   const ci = fs.readFileSync(path.join(root, '.ci/run'), 'utf8');
