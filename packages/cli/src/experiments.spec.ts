@@ -33,6 +33,7 @@ describe('committed experiments', () => {
     expect(sweeps.map((s) => path.relative(root, s)).sort()).toEqual([
       'arithmetic/compare.json',
       'arithmetic/tune.json',
+      'instructions/compare.json',
       'paper-table/arithmetic.json',
       'paper-table/instructions.json',
       'paper-table/summarization.json',

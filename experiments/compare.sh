@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The main job: on one bundled task (default: instructions), distil the committed SFT student from the
+# committed SFT teacher (experiments/<task>/models, made by experiments/pretrain.sh) with supervised KD,
+# on-policy KD and SKD under the same budget (experiments/<task>/compare.json), evaluate each with
+# greedy decoding on the whole test split, and write the report: the starting student beside each
+# method, with 95% bootstrap intervals and paired tests of SKD against the others and against the
+# starting student; the teacher is a row too, scored on the same test examples. Interrupted, it
+# resumes where it stopped (the sweep skips finished runs, the report reuses its evaluations).
+# Usage: bash experiments/compare.sh [instructions|arithmetic]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+task=${1:-instructions}
+exp=experiments/$task
+[ -f "$exp/compare.json" ] || { echo "no main-job sweep for task '$task' (expected $exp/compare.json)" >&2; exit 2; }
+skd() { node packages/cli/dist/main.js "$@"; }
+out=runs/$task/compare
+# The starting student, scored like the runs; a group named baseline-* is tested against in the report.
+[ -f "$out/initial/summary.json" ] || { rm -rf "$out/initial"; skd eval "$exp/distill.json" --out "$out/initial" --group baseline-initial-student; }
+skd sweep "$exp/compare.json"
+skd report "$out" --out "runs/$task/report" --paired method=skd --baseline "$exp/models/teacher"
+cat "runs/$task/report/report.md"
+echo "charts: runs/$task/report/report.html"
