@@ -13,7 +13,8 @@ task=${1:-instructions}
 exp=experiments/$task
 [ -f "$exp/compare.json" ] || { echo "no main-job sweep for task '$task' (expected $exp/compare.json)" >&2; exit 2; }
 skd() { node packages/cli/dist/main.js "$@"; }
-out=runs/$task/compare
+# The runs folder is the sweep's own `out` (relative to the sweep file), so the two cannot disagree.
+out=$(node -p 'const p = require("node:path"); p.relative(process.cwd(), p.resolve(process.argv[1], require(p.resolve(process.argv[1], "compare.json")).out))' "$exp")
 # The starting student, scored like the runs; a group named baseline-* is tested against in the report.
 [ -f "$out/initial/summary.json" ] || { rm -rf "$out/initial"; skd eval "$exp/distill.json" --out "$out/initial" --group baseline-initial-student; }
 skd sweep "$exp/compare.json"
