@@ -114,6 +114,17 @@ describe('buildRun (the composition root)', () => {
     b.dispose();
   });
 
+  it('breaks every evaluator\'s metrics down by an example field when training.breakdownBy names one', async () => {
+    const config = { ...baseConfig(), evaluators: [{ kind: 'exact-match' }] };
+    const plain = await buildRun(config);
+    const split = await buildRun({ ...config, training: { breakdownBy: 'kind' } });
+    const predictions = ['add', 'add', 'sub'].map((kind, i) => ({ example: { id: String(i), prompt: 'q', response: '7', fields: { kind } }, text: i === 0 ? '7' : '8' }));
+    expect(await plain.evaluators[0]?.evaluate(predictions)).toEqual({ exactMatch: 1 / 3, count: 3 });
+    expect(await split.evaluators[0]?.evaluate(predictions)).toEqual({ exactMatch: 1 / 3, count: 3, 'exactMatch[add]': 0.5, 'exactMatch[sub]': 0 });
+    plain.dispose();
+    split.dispose();
+  });
+
   it('uses a custom sampler loaded from a module path in the config', async () => {
     const config = { ...baseConfig(), sampler: { kind: 'reverse-reference', module: './reverse-sampler.js', options: { keep: 2 } } };
     const run = await buildRun(config, { baseDir: fixtures });

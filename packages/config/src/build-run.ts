@@ -27,6 +27,7 @@ import {
   type Tokenizer,
 } from '@skd/core';
 import { toConfigIssues, objectKeysAt } from '@skd/core';
+import { FieldBreakdown } from '@skd/evaluators';
 import { loadComponentModule, loadConfigModules } from './modules';
 import { createRegistries, type Registries } from './registry';
 import { componentRefSchema, runConfigSchema, type ComponentRef, type RunConfig } from './schema';
@@ -217,7 +218,11 @@ export async function buildRun(input: unknown, options: BuildRunOptions = {}): P
     value(SAMPLER, await make(plan.sampler, { student, teacher, tokenizer }));
     value(DATASET, await make(plan.dataset, {}));
     const evaluators: Evaluator[] = [];
-    for (const planned of plan.evaluators) evaluators.push(await make(planned, { tokenizer }));
+    const breakdown = config.training.breakdownBy;
+    for (const planned of plan.evaluators) {
+      const evaluator = await make(planned, { tokenizer });
+      evaluators.push(breakdown ? FieldBreakdown.of(evaluator, breakdown) : evaluator);
+    }
     value(EVALUATORS, evaluators);
     const run = container.resolve(Run);
     for (const [path, componentRng] of rngs) run.componentRngs.set(path, componentRng);

@@ -33,6 +33,11 @@ export const trainingSchema = z.strictObject({
     .enum(['sample', 'file'])
     .default('sample')
     .describe('which examples evalLimit/testLimit keep: a seeded random sample, the same for every run (sample), or the first ones in the file (file)'),
+  breakdownBy: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('also report every task metric per value of this example field (e.g. "task"), each with its own interval and paired tests; the dataset must keep the field (fields.extra)'),
   maxNewTokens: z.number().int().min(1).default(64).describe('generation length at evaluation'),
   checkpointEvery: z.number().int().min(0).default(0).describe('write a checkpoint every N steps (0: only at the end)'),
   groupByLength: z.number().int().min(0).default(0).describe('read this many batches at a time and regroup their examples by length (less padding, faster steps); 0: off'),

@@ -10,3 +10,4 @@ export * from './statistics';
 export * from './text-metrics';
 
 export const evaluatorEntries: readonly AnyComponentEntry<'evaluator'>[] = [exactMatchEntry, bleuEntry, rougeEntry, instructionEntry];
+export * from './breakdown';
