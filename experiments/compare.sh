@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: on one bundled task (default: instructions), distil the committed SFT student from the
 # committed SFT teacher (experiments/<task>/models, made by experiments/pretrain.sh) with supervised KD,
-# on-policy KD and SKD under the same budget (experiments/<task>/compare.json), evaluate each with
+# on-policy KD and SKD, and fine-tune it on the references alone (supervised FT: the control, more
+# training without the teacher), all under the same budget (experiments/<task>/compare.json); evaluate each with
 # greedy decoding on the whole test split, and write the report: the starting student beside each
 # method, with 95% bootstrap intervals and paired tests of SKD against the others and against the
 # starting student; the teacher is a row too, scored on the same test examples. Interrupted, it
