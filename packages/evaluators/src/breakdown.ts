@@ -1,4 +1,5 @@
 import { FormatError, SkdError, type Evaluator, type Metrics, type MetricStatistics, type Prediction } from '@skd/core';
+import { scoreAll } from './statistics';
 
 /** The name a metric takes on one category of a breakdown: `passRate[reverse]`. */
 export function categoryMetric(metric: string, category: string): string {
@@ -36,10 +37,7 @@ export class FieldBreakdown implements Evaluator {
 
   async evaluate(predictions: readonly Prediction[]): Promise<Metrics> {
     const statistics = await this.statistics(predictions);
-    const width = statistics.rows[0]?.length ?? 0;
-    const sums = new Array<number>(width).fill(0);
-    for (const row of statistics.rows) row.forEach((v, c) => (sums[c] = (sums[c] as number) + v));
-    return statistics.score(sums, statistics.rows.length);
+    return scoreAll(statistics, statistics.rows[0]?.length ?? 0);
   }
 
   async statistics(predictions: readonly Prediction[]): Promise<MetricStatistics> {
