@@ -14,6 +14,9 @@ export function categoryMetric(metric: string, category: string): string {
  * way the whole one is (BLEU from its summed n-gram counts, not averaged per example) and gets its own
  * bootstrap interval and paired tests: each row holds the example's statistics once for the whole and
  * once more in its category's block, with a column counting the category's examples in a resample.
+ * A category that a resample misses entirely scores as the evaluator scores no examples (0 for the
+ * bundled ones), which only happens often for categories of a handful of examples: break down by a
+ * field whose values each cover tens of examples, or read those intervals as the noise they are.
  */
 export class FieldBreakdown implements Evaluator {
   readonly name: string;
