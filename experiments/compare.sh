@@ -2,8 +2,8 @@
 # The main job: on one bundled task (default: instructions), distil the committed SFT student from the
 # committed SFT teacher (experiments/<task>/models, made by experiments/pretrain.sh) with supervised KD,
 # on-policy KD and SKD, and fine-tune it on the references alone (supervised FT: the control, more
-# training without the teacher), all under the same budget (experiments/<task>/compare.json); evaluate each with
-# greedy decoding on the whole test split, and write the report: the starting student beside each
+# training without the teacher), all under the same budget (experiments/<task>/compare.json);
+# evaluate each with greedy decoding on the whole test split, and write the report: the starting student beside each
 # method, with 95% bootstrap intervals and paired tests of SKD against the others and against the
 # starting student; the teacher is a row too, scored on the same test examples. Interrupted, it
 # resumes where it stopped (the sweep skips finished runs, the report reuses its evaluations).

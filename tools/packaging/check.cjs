@@ -149,6 +149,7 @@ function checkRelease() {
   const subject = execFileSync('git', ['log', '--format=%s', '--', 'packages', ':!packages/testing'], { cwd: root, encoding: 'utf8' })
     .split('\n')
     .find((line) => line.trim() !== '' && !/^\w+(\([^)]*\))?!?: /.test(line));
+  if (subject === undefined) return problem('no commit with a prose subject touches the released packages, so the changelog cannot be checked');
   if (changelog.status !== 0) return problem(`nx release changelog --dry-run failed:\n${changelog.stdout}\n${changelog.stderr}`);
   if (!changelog.stdout.includes(`## ${next}`) || !changelog.stdout.includes(subject.slice(0, 60))) problem(`nx release changelog does not list the commits (looked for "${subject.slice(0, 60)}")`);
   const ci = fs.readFileSync(path.join(root, '.ci/run'), 'utf8');
