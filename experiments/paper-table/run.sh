@@ -4,8 +4,10 @@
 # from the committed teachers and students in experiments/<task>/models. Then the report.
 #
 # Usage: bash experiments/paper-table/run.sh [task ...]        (default: all four tasks)
-#   JOBS=2 runs two tasks at a time, one native thread each (SKD_THREADS=1; faster on small models than one task
-#   on two threads). Interrupt it at any time: a rerun skips finished runs and resumes the others.
+#   JOBS=2 runs two runs at a time, one native thread each (SKD_THREADS=1; faster on small models than one run
+#   on two threads): two `skd sweep` lanes over the same sweeps, each taking the next run the other does not
+#   hold, logs in runs/paper-table/lane-<n>.log. Interrupt it at any time: a rerun skips finished runs and
+#   resumes the others.
 # Runs go to runs/paper-table/<task>/, beside the teacher's and the initial students' evaluations on
 # the same test examples (skd eval --out); the report (per-task tables with 95% intervals, paired tests
 # of SKD against every other method, acceptance over training, charts) to runs/paper-table/report/,
@@ -29,9 +31,19 @@ for task in "${tasks[@]}"; do
 done
 jobs=${JOBS:-1}
 if [ "$jobs" -gt 1 ]; then
+  # JOBS lanes over the same sweeps, one thread each: every lane takes the next run no other lane
+  # holds (its folder's run.lock), so all lanes stay busy until the last run, whatever the tasks cost.
   mkdir -p runs/paper-table
-  printf '%s\n' "${tasks[@]}" | SKD_THREADS=1 xargs -P "$jobs" -I{} \
-    sh -c 'node packages/cli/dist/main.js sweep experiments/paper-table/{}.json > runs/paper-table/{}.log 2>&1 && echo "{}: done" || { echo "{}: failed, see runs/paper-table/{}.log"; exit 1; }'
+  lanes=()
+  for lane in $(seq 1 "$jobs"); do
+    ( for task in "${tasks[@]}"; do SKD_THREADS=1 node packages/cli/dist/main.js sweep "experiments/paper-table/$task.json" || exit 1; done ) > "runs/paper-table/lane-$lane.log" 2>&1 &
+    lanes+=($!)
+  done
+  failed=0
+  for lane in $(seq 1 "$jobs"); do
+    if wait "${lanes[$((lane - 1))]}"; then echo "lane $lane: done"; else echo "lane $lane: failed, see runs/paper-table/lane-$lane.log"; failed=1; fi
+  done
+  [ "$failed" = 0 ] || exit 1
 else
   for task in "${tasks[@]}"; do node packages/cli/dist/main.js sweep "experiments/paper-table/$task.json"; done
 fi

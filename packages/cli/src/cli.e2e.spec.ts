@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -407,6 +407,49 @@ describe('skd sweep, eval, generate and report', () => {
     expect(rerun.stdout).toContain('sweep 1/4 sampler-supervised__seed-1: done earlier, skipped');
     expect(rerun.stdout).toContain('sweep: 4/4 runs done');
     const state = JSON.parse(fs.readFileSync(path.join(dir, 'sweep/sweep-state.json'), 'utf8'));
+    expect(state.runs.map((r: { status: string }) => r.status)).toEqual(['done', 'done', 'done', 'done']);
+  });
+
+  it('leaves a run another live process holds to it, and finishes it once that process is gone', async () => {
+    const shared = tmp();
+    const config = tinyConfig(shared, { steps: 2, evalEvery: 0 });
+    fs.writeFileSync(path.join(shared, 'sweep.json'), JSON.stringify({ base: path.basename(config), out: 'sweep', mode: 'distill', grid: { seed: [1, 2] } }));
+    const holder = spawn('sleep', ['120']);
+    try {
+      fs.mkdirSync(path.join(shared, 'sweep/seed-1'), { recursive: true });
+      fs.writeFileSync(path.join(shared, 'sweep/seed-1/run.lock'), JSON.stringify({ pid: holder.pid, host: os.hostname(), started: '2026-01-01T00:00:00Z' }));
+      const first = skd(['sweep', 'sweep.json'], shared);
+      expect(first.status).toBe(0);
+      expect(first.stdout).toContain(`sweep 1/2 seed-1: running in process ${holder.pid} on ${os.hostname()}`);
+      expect(first.stdout).toContain('sweep: 1/2 runs done, 1 running in other processes');
+      expect(fs.existsSync(path.join(shared, 'sweep/seed-1/summary.json'))).toBe(false);
+      expect(fs.existsSync(path.join(shared, 'sweep/seed-2/summary.json'))).toBe(true);
+    } finally {
+      holder.kill('SIGKILL');
+      await exited(holder);
+    }
+    const second = skd(['sweep', 'sweep.json'], shared);
+    expect(second.status).toBe(0);
+    expect(second.stderr).toContain('which is no longer running; taking it over');
+    expect(second.stdout).toContain('sweep: 2/2 runs done');
+  });
+
+  it('two sweep processes on one sweep share its runs: each trained once, none failed', async () => {
+    const shared = tmp();
+    const config = tinyConfig(shared, { steps: 6, evalEvery: 0 });
+    fs.writeFileSync(path.join(shared, 'sweep.json'), JSON.stringify({ base: path.basename(config), out: 'sweep', mode: 'distill', grid: { seed: [1, 2, 3, 4] } }));
+    const lanes = [start(['sweep', 'sweep.json'], shared), start(['sweep', 'sweep.json'], shared)];
+    const codes = await Promise.all(lanes.map(exited));
+    expect({ codes, output: codes.some((c) => c !== 0) ? lanes.map((l) => l.output()) : [] }).toEqual({ codes: [0, 0], output: [] });
+    const runs = ['seed-1', 'seed-2', 'seed-3', 'seed-4'];
+    for (const run of runs) {
+      const started = fs.readFileSync(path.join(shared, 'sweep', run, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"run-started"'));
+      expect({ run, started: started.length }).toEqual({ run, started: 1 });
+    }
+    // Each run completed in exactly one of the two, whichever took it.
+    const output = lanes.map((lane) => lane.output()).join('\n');
+    for (const run of runs) expect({ run, completed: output.split(`run complete: ${path.join(shared, 'sweep', run)}\n`).length - 1 }).toEqual({ run, completed: 1 });
+    const state = JSON.parse(fs.readFileSync(path.join(shared, 'sweep/sweep-state.json'), 'utf8'));
     expect(state.runs.map((r: { status: string }) => r.status)).toEqual(['done', 'done', 'done', 'done']);
   });
 

@@ -27,8 +27,13 @@ export interface ExperimentOptions {
   readonly sets: readonly string[];
   /** Run directory; default runs/<config file name>. */
   readonly out?: string;
-  /** Continue the run in `out` from its newest checkpoint. */
-  readonly resume: boolean;
+  /**
+   * Continue the run in `out` from its newest checkpoint (`--resume`), or start a new one (false).
+   * `'if-started'` (sweeps and queue workers): continue it if the folder holds one, decided once the
+   * folder is locked, so a run another process started or finished meanwhile is seen; a finished
+   * one is refused with `RunFinishedError`.
+   */
+  readonly resume: boolean | 'if-started';
   /** `train` (supervised fine-tuning) or `distill` (KD with a teacher). */
   readonly mode: 'train' | 'distill';
   readonly io: Io;
@@ -38,6 +43,17 @@ export interface ExperimentOptions {
   readonly signal?: AbortSignal;
   /** Every event of the run as it happens (a queue worker publishes progress from them). */
   readonly onEvent?: (event: RunEvent) => void;
+}
+
+/** The run folder already holds a finished run (`resume: 'if-started'`): another process ended it. */
+export class RunFinishedError extends SkdError {
+  constructor(
+    runDir: string,
+    /** The steps the finished run trained. */
+    readonly steps: number,
+  ) {
+    super(`run directory ${runDir} holds a finished run (${steps} steps)`, { hint: 'choose another --out to train it again' });
+  }
 }
 
 export interface ExperimentResult extends TrainResult {
@@ -141,11 +157,15 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const run = await buildRun(raw, { baseDir, source: options.configFile });
   let trainer: Trainer;
   let release = (): void => undefined;
+  let resume = false;
   try {
     const { examples, tooLong } = await checkTrainingData(run.dataset, { tokenizer: run.tokenizer, contextLength: run.student.contextLength, onTooLong: config.training.onTooLong });
     release = lockRunDir(runDir, (message) => io.err(`warning: ${message}`));
+    const summary = path.join(runDir, 'summary.json');
+    if (options.resume === 'if-started' && fs.existsSync(summary)) throw new RunFinishedError(runDir, (readJson(summary, 'the run summary') as { steps: number }).steps);
+    resume = options.resume === 'if-started' ? fs.existsSync(path.join(runDir, 'config.json')) : options.resume;
     // Saved with the folder its relative paths mean, so `skd eval runs/x/config.json` runs as is.
-    prepareRunDir(runDir, { ...config, baseDir }, options.resume);
+    prepareRunDir(runDir, { ...config, baseDir }, resume);
     io.out(`training data: ${examples} examples${tooLong > 0 ? ` (${tooLong} longer than the context of ${run.student.contextLength} skipped)` : ''}`);
     trainer = trainerFor(run, path.basename(runDir));
   } catch (error) {
@@ -187,7 +207,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   ];
   try {
     io.err(run.backend.short);
-    const result = await trainer.run({ runDir, resume: options.resume, earlyStop: early.signal, signal: stop });
+    const result = await trainer.run({ runDir, resume, earlyStop: early.signal, signal: stop });
     if (logError) throw logError;
     if (result.reason !== 'cancelled') {
       if (run.student instanceof GptModel) {

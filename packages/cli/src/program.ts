@@ -288,8 +288,8 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
         const misplaced = [options.status && '--status', !options.wait && '--no-wait', options.json && '--json'].filter(Boolean);
         if (misplaced.length) throw new SkdError(`${misplaced.join(' and ')} only apply to a queued sweep`, { hint: 'add --queue redis://HOST:PORT' });
         exit.catchInterrupts();
-        const { done, failed, total } = await runSweep(file, io, signal);
-        io.out(`sweep: ${done}/${total} runs done${failed ? `, ${failed} failed` : ''}`);
+        const { done, failed, elsewhere, total } = await runSweep(file, io, signal);
+        io.out(`sweep: ${done}/${total} runs done${failed ? `, ${failed} failed` : ''}${elsewhere ? `, ${elsewhere} running in other processes` : ''}`);
         if (signal?.aborted) exit.code = EXIT_INTERRUPTED;
         else if (failed) exit.code = 1;
         return;

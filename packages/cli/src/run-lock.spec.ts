@@ -1,7 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LOCK_FILE, LOCK_HEARTBEAT_MS, LOCK_STALE_MS, RunDirBusyError, lockRunDir } from './run-lock';
+import { LOCK_FILE, LOCK_HEARTBEAT_MS, LOCK_STALE_MS, RunDirBusyError, lockRunDir, runDirHolder } from './run-lock';
 
 describe('lockRunDir', () => {
   const folder = () => fs.mkdtempSync(path.join(os.tmpdir(), 'skd-lock-'));
@@ -19,6 +20,22 @@ describe('lockRunDir', () => {
     expect(() => lockRunDir(dir, () => undefined)).toThrow(`in use by process ${process.pid} on ${os.hostname()}`);
     release();
     expect(fs.existsSync(path.join(dir, LOCK_FILE))).toBe(false);
+  });
+
+  it('runDirHolder names a live holder and sees no holder where lockRunDir would take over', () => {
+    const dir = folder();
+    expect(runDirHolder(dir)).toBeUndefined();
+    const release = lockRunDir(dir, () => undefined);
+    expect(runDirHolder(dir)).toMatch(new RegExp(`^process ${process.pid} on ${os.hostname()} \\(since `));
+    release();
+    expect(runDirHolder(dir)).toBeUndefined();
+    holder(dir, 'node-7', LOCK_STALE_MS / 2);
+    expect(runDirHolder(dir)).toBe('process 4242 on node-7 (since 2026-01-01T00:00:00Z)');
+    holder(dir, 'node-7', LOCK_STALE_MS + 5000);
+    expect(runDirHolder(dir)).toBeUndefined();
+    const dead = spawnSync('true').pid;
+    holder(dir, os.hostname(), 0, dead);
+    expect(runDirHolder(dir)).toBeUndefined();
   });
 
   it('takes over a lock from another host only once it has gone unrefreshed for a minute', () => {

@@ -39,6 +39,31 @@ function readHolder(file: string): LockHolder | undefined {
 }
 
 /**
+ * Whether a lock counts as abandoned: its holder is a dead process on this host, or it is another
+ * host's (whose processes cannot be checked) and has gone unrefreshed for a minute; an unreadable
+ * lock file, for 10 s (a fresh one is being written this instant).
+ */
+function abandoned(holder: LockHolder | undefined, ageMs: number): boolean {
+  if (!holder) return ageMs > 10_000;
+  return holder.host === os.hostname() ? !alive(holder.pid) : ageMs > LOCK_STALE_MS;
+}
+
+const describeHolder = (holder: LockHolder | undefined) => (holder ? `process ${holder.pid} on ${holder.host} (since ${holder.started})` : 'another process');
+
+/**
+ * Who holds a run folder now ("process 123 on host (since ...)"), or undefined when no live process
+ * does (no lock, or an abandoned one that `lockRunDir` would take over). A look, not a claim: only
+ * `lockRunDir` takes a folder, so a caller that finds it free must still expect `RunDirBusyError`.
+ */
+export function runDirHolder(runDir: string): string | undefined {
+  const file = path.join(runDir, LOCK_FILE);
+  const modified = fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs;
+  if (modified === undefined) return undefined;
+  const holder = readHolder(file);
+  return abandoned(holder, Date.now() - modified) ? undefined : describeHolder(holder);
+}
+
+/**
  * Takes a run folder for this process: `run.lock` is created exclusively (O_EXCL), holding the pid,
  * host and start time, so two processes can never both train into one folder, fresh or `--resume`.
  * The holder refreshes the file's modification time every 10 s. A lock left by a dead process on this
@@ -71,12 +96,9 @@ export function lockRunDir(runDir: string, onTakeover: (message: string) => void
     const modified = fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs;
     if (modified === undefined && attempt < 3) continue; // released meanwhile: try again
     const holder = readHolder(file);
-    // Unreadable and fresh: another process is writing it this instant.
     const age = Date.now() - (modified ?? 0);
-    const stale = holder ? (holder.host === me.host ? !alive(holder.pid) : age > LOCK_STALE_MS) : age > 10_000;
-    if (!stale || attempt >= 3) {
-      const who = holder ? `process ${holder.pid} on ${holder.host} (since ${holder.started})` : 'another process';
-      throw new RunDirBusyError(`run directory ${runDir} is in use by ${who}`, { hint: `wait for it to finish or stop it; if it is gone, delete ${file}` });
+    if (!abandoned(holder, age) || attempt >= 3) {
+      throw new RunDirBusyError(`run directory ${runDir} is in use by ${describeHolder(holder)}`, { hint: `wait for it to finish or stop it; if it is gone, delete ${file}` });
     }
     const gone = !holder ? 'an unreadable lock file' : holder.host === me.host ? `process ${holder.pid}, which is no longer running` : `process ${holder.pid} on ${holder.host}, silent for ${Math.round(age / 1000)} s`;
     onTakeover(`run directory ${runDir} was locked by ${gone}; taking it over`);

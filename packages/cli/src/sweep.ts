@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { ConfigError, SkdError } from '@skd/core';
 import { checkConfigPath } from '@skd/config';
 import { readJson, writeFileAtomic } from '@skd/models';
-import { runExperiment } from './experiment';
+import { RunFinishedError, runExperiment } from './experiment';
+import { RunDirBusyError, runDirHolder } from './run-lock';
 import type { Io } from './io';
 
 /**
@@ -129,30 +130,66 @@ export function loadSweep(sweepFile: string): LoadedSweep {
   };
 }
 
-export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal): Promise<{ done: number; failed: number; total: number }> {
+/** What a sweep process did: runs done (by it or earlier), failed, and left to other processes still running them. */
+export interface SweepResult {
+  readonly done: number;
+  readonly failed: number;
+  /** Runs another process held when this one reached them, and had not finished when this one did. */
+  readonly elsewhere: number;
+  readonly total: number;
+}
+
+type SweepState = { runs?: SweepRun[] } | null;
+
+/**
+ * Runs a sweep's runs one after another, skipping finished ones. Several processes may run one sweep
+ * at once (`experiments/paper-table/run.sh` with JOBS=2 does): each takes the next run that no other
+ * holds (its folder's run.lock) and leaves the held ones to their holders, so the processes share the
+ * runs between them until the last one ends. The state file merges what each of them recorded.
+ */
+export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal): Promise<SweepResult> {
   const { out, base, mode, runs: planned } = loadSweep(sweepFile);
   const stateFile = path.join(out, 'sweep-state.json');
   fs.mkdirSync(out, { recursive: true });
-  const previous: SweepRun[] = fs.existsSync(stateFile) ? ((readJson(stateFile, 'the sweep state') as { runs?: SweepRun[] } | null)?.runs ?? []) : [];
+  const readState = (): SweepRun[] => (fs.existsSync(stateFile) ? ((readJson(stateFile, 'the sweep state') as SweepState)?.runs ?? []) : []);
+  const previous = readState();
   const runs: SweepRun[] = planned.map((p) => ({ ...p, status: previous.find((r) => r.name === p.name)?.status === 'done' ? 'done' : 'pending' }));
-  const save = () => writeFileAtomic(stateFile, `${JSON.stringify({ sweep: path.resolve(sweepFile), runs }, null, 2)}\n`);
+  const finished = (entry: SweepRun) => fs.existsSync(path.join(out, entry.name, 'summary.json'));
+  // Runs this process left to another that held them: their outcome is the other's to record.
+  const elsewhere = new Set<string>();
+  const save = () => {
+    const onDisk = elsewhere.size > 0 ? readState() : [];
+    for (const entry of runs) {
+      if (entry.status !== 'pending') continue;
+      const other = onDisk.find((r) => r.name === entry.name);
+      if (finished(entry)) entry.status = 'done';
+      else if (elsewhere.has(entry.name) && other?.status === 'failed') Object.assign(entry, { status: 'failed', ...(other.error ? { error: other.error } : {}) });
+    }
+    writeFileAtomic(stateFile, `${JSON.stringify({ sweep: path.resolve(sweepFile), runs }, null, 2)}\n`);
+  };
   save();
   for (const [i, entry] of runs.entries()) {
     // A run folder with a summary is finished, even if the sweep was killed before recording it.
-    if (fs.existsSync(path.join(out, entry.name, 'summary.json'))) entry.status = 'done';
+    if (finished(entry)) entry.status = 'done';
     if (entry.status === 'done') {
       io.out(`sweep ${i + 1}/${runs.length} ${entry.name}: done earlier, skipped`);
       continue;
     }
     if (signal?.aborted) break;
-    io.out(`sweep ${i + 1}/${runs.length} ${entry.name}`);
     const runDir = path.join(out, entry.name);
+    const holder = runDirHolder(runDir);
+    if (holder) {
+      io.out(`sweep ${i + 1}/${runs.length} ${entry.name}: running in ${holder}, skipped`);
+      elsewhere.add(entry.name);
+      continue;
+    }
+    io.out(`sweep ${i + 1}/${runs.length} ${entry.name}`);
     try {
       const result = await runExperiment({
         configFile: base,
         sets: entry.sets,
         out: runDir,
-        resume: fs.existsSync(path.join(runDir, 'config.json')),
+        resume: 'if-started',
         mode,
         io,
         group: entry.group,
@@ -164,12 +201,25 @@ export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal):
       }
     } catch (error) {
       if (!(error instanceof SkdError)) throw error;
+      // Another process took the folder, or ran it to the end, between the look above and the lock.
+      if (error instanceof RunDirBusyError) {
+        io.out(`sweep ${i + 1}/${runs.length} ${entry.name}: taken by another process, skipped`);
+        elsewhere.add(entry.name);
+        continue;
+      }
+      if (error instanceof RunFinishedError) {
+        io.out(`sweep ${i + 1}/${runs.length} ${entry.name}: finished by another process`);
+        entry.status = 'done';
+        save();
+        continue;
+      }
       entry.status = 'failed';
       entry.error = error.message;
       io.err(`sweep run ${entry.name} failed: ${error.message}`);
     }
     save();
   }
-  const done = runs.filter((r) => r.status === 'done').length;
-  return { done, failed: runs.filter((r) => r.status === 'failed').length, total: runs.length };
+  save();
+  const count = (status: SweepRun['status']) => runs.filter((r) => r.status === status).length;
+  return { done: count('done'), failed: count('failed'), elsewhere: runs.filter((r) => r.status === 'pending' && elsewhere.has(r.name)).length, total: runs.length };
 }

@@ -4,11 +4,10 @@
  * its job locks however long a step takes. When the worker goes away (its IPC channel closes, as on
  * SIGKILL) or asks it to stop, the current step finishes, a checkpoint is written, and it exits.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SkdError, type RunEvent } from '@skd/core';
-import { runExperiment } from '../experiment';
+import { RunFinishedError, runExperiment } from '../experiment';
 import type { Io } from '../io';
 import { RunDirBusyError } from '../run-lock';
 import type { RunJobData, RunProgress } from './jobs';
@@ -72,7 +71,7 @@ async function runJob(data: RunJobData, signal: AbortSignal): Promise<void> {
       configFile: data.config,
       sets: data.sets,
       out: runDir,
-      resume: fs.existsSync(path.join(runDir, 'config.json')),
+      resume: 'if-started',
       mode: data.mode,
       group: data.group,
       io,
@@ -84,6 +83,8 @@ async function runJob(data: RunJobData, signal: AbortSignal): Promise<void> {
     });
     send({ type: 'done', reason: result.reason, step: result.step });
   } catch (error) {
+    // Finished meanwhile by another process (a local sweep over the same folder): nothing left to do.
+    if (error instanceof RunFinishedError) return send({ type: 'done', reason: 'completed', step: error.steps });
     const bad = error instanceof SkdError;
     const message = bad ? error.message : String((error as Error).stack ?? error);
     send({ type: 'error', message, bad, busy: error instanceof RunDirBusyError });
