@@ -9,6 +9,9 @@
 # resumes where it stopped (the sweep skips finished runs, the report reuses its evaluations).
 # Usage: bash experiments/compare.sh [instructions|arithmetic]
 set -euo pipefail
+# Braced and ended by exit: bash reads the whole block before running it, so editing this file
+# while a long run is under way cannot change what the run does next.
+{
 cd "$(dirname "$0")/.."
 task=${1:-instructions}
 exp=experiments/$task
@@ -22,3 +25,5 @@ skd sweep "$exp/compare.json"
 skd report "$out" --out "runs/$task/report" --paired method=skd --baseline "$exp/models/teacher"
 cat "runs/$task/report/report.md"
 echo "charts: runs/$task/report/report.html"
+exit
+}

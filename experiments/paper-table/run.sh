@@ -13,6 +13,9 @@
 # of SKD against every other method, acceptance over training, charts) to runs/paper-table/report/,
 # and the compact method x task table to report/summary.md.
 set -euo pipefail
+# Braced and ended by exit: bash reads the whole block before running it, so editing this file
+# while a long run is under way cannot change what the run does next.
+{
 cd "$(dirname "$0")/../.."
 tasks=("$@")
 [ ${#tasks[@]} -gt 0 ] || tasks=(arithmetic instructions translation summarization)
@@ -51,3 +54,5 @@ reported=()
 for task in arithmetic instructions translation summarization; do [ -d "runs/paper-table/$task" ] && reported+=("runs/paper-table/$task"); done
 node packages/cli/dist/main.js report "${reported[@]}" --out runs/paper-table/report --paired method=skd
 node experiments/paper-table/summary.cjs runs/paper-table | tee runs/paper-table/report/summary.md
+exit
+}
