@@ -9,6 +9,8 @@
 # be trained in parts across sessions; run folders go to runs/pretrain/<task>/. Teachers take 40-80
 # minutes each on a 2-core machine (docs/results.md lists the measured times).
 set -euo pipefail
+# The body is read whole before it runs (braces), so editing this file mid-run cannot change a running job.
+{
 cd "$(dirname "$0")/.."
 skd() { node packages/cli/dist/main.js "$@"; }
 resume() { [ -f "$1/config.json" ] && echo --resume || true; }
@@ -49,3 +51,5 @@ for task in "${tasks[@]}"; do
     took "$runs/$name" "$task $name"
   done
 done
+exit
+}
