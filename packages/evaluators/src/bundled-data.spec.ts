@@ -35,6 +35,9 @@ describe('bundled datasets', () => {
     ['instructions', 40000],
     ['translation-as-en', 40000],
     ['summarization', 40000],
+    ['arithmetic-small', 40000],
+    ['descriptions', 40000],
+    ['translation-bn-en', 30000],
   ])('%s has at least %i training examples, and eval and test splits', async (task, minimum) => {
     const source = load(task);
     expect((await read(source, 'train')).length).toBeGreaterThanOrEqual(minimum);
@@ -62,5 +65,37 @@ describe('bundled datasets', () => {
     expect(test.filter((e) => trainPackages.has(e.fields?.['package']))).toEqual([]);
     expect(test.every((e) => /[\u0980-\u09FF]/u.test(e.prompt))).toBe(true);
     expect(corpusBleu(test.map((e) => e.response), test.map((e) => e.response)).score).toBeCloseTo(100, 6);
+  });
+
+  // The students' pre-training corpora must not hold their task's evaluation prompts.
+  it('arithmetic-small holds none of the arithmetic eval or test prompts', async () => {
+    const task = load('arithmetic');
+    const held = new Set([...(await read(task, 'eval')), ...(await read(task, 'test'))].map((e) => e.prompt));
+    const corpus = load('arithmetic-small');
+    for (const split of ['train', 'eval', 'test'] as const) expect((await read(corpus, split)).filter((e) => held.has(e.prompt))).toEqual([]);
+  });
+
+  it('descriptions come from summarization training sources only', async () => {
+    const task = load('summarization', ['source']);
+    const sources = async (split: SplitName) => new Set((await read(task, split)).map((e) => e.fields?.['source']));
+    const [train, evalSources, testSources] = [await sources('train'), await sources('eval'), await sources('test')];
+    const corpus = load('descriptions', ['source']);
+    for (const split of ['train', 'eval', 'test'] as const) {
+      const rows = await read(corpus, split);
+      expect(rows.filter((e) => !train.has(e.fields?.['source']) || evalSources.has(e.fields?.['source']) || testSources.has(e.fields?.['source']))).toEqual([]);
+    }
+  });
+
+  it('translation-bn-en holds no package of translation-as-en eval or test, nor any of their references', async () => {
+    const task = load('translation-as-en', ['package']);
+    const held = [...(await read(task, 'eval')), ...(await read(task, 'test'))];
+    const packages = new Set(held.map((e) => e.fields?.['package']));
+    const references = new Set(held.map((e) => e.response));
+    const corpus = load('translation-bn-en', ['package']);
+    for (const split of ['train', 'eval', 'test'] as const) {
+      const rows = await read(corpus, split);
+      expect(rows.filter((e) => packages.has(e.fields?.['package']) || references.has(e.response))).toEqual([]);
+      expect(rows.every((e) => /[\u0980-\u09FF]/u.test(e.prompt))).toBe(true);
+    }
   });
 });
