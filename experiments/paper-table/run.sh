@@ -8,6 +8,8 @@
 #   on two threads): two `skd sweep` lanes over the same sweeps, each taking the next run the other does not
 #   hold, logs in runs/paper-table/lane-<n>.log. Interrupt it at any time: a rerun skips finished runs and
 #   resumes the others.
+# Each finished run is also archived in experiments/paper-table/results/ (results.sh), and a rerun on
+# another machine restores those first: commit them to carry the table across machines.
 # Runs go to runs/paper-table/<task>/, beside the teacher's and the initial students' evaluations on
 # the same test examples (skd eval --out); the report (per-task tables with 95% intervals, paired tests
 # of SKD against every other method, acceptance over training, charts) to runs/paper-table/report/,
@@ -23,6 +25,8 @@ for task in "${tasks[@]}"; do
   [ -f "experiments/paper-table/$task.json" ] || { echo "no such task: $task" >&2; exit 2; }
   [ -f "experiments/$task/models/teacher/config.json" ] || { echo "experiments/$task/models/teacher is missing: run bash experiments/pretrain.sh $task" >&2; exit 2; }
 done
+# Runs another machine finished and archived (results.sh): restored, so they are skipped below.
+bash experiments/paper-table/results.sh restore "${tasks[@]}"
 # The starting points, evaluated once per task: the teacher, and the SFT students before distillation.
 evaluate() { [ -f "$2/summary.json" ] || { rm -rf "$2"; node packages/cli/dist/main.js eval "experiments/$1/distill.json" --set "student.options.path=$3" --set "dataset.options.limit=$4" --out "$2" --group "$5" > /dev/null; }; }
 for task in "${tasks[@]}"; do
@@ -39,7 +43,7 @@ if [ "$jobs" -gt 1 ]; then
   mkdir -p runs/paper-table
   lanes=()
   for lane in $(seq 1 "$jobs"); do
-    ( for task in "${tasks[@]}"; do SKD_THREADS=1 node packages/cli/dist/main.js sweep "experiments/paper-table/$task.json" || exit 1; done ) > "runs/paper-table/lane-$lane.log" 2>&1 &
+    ( for task in "${tasks[@]}"; do SKD_THREADS=1 node packages/cli/dist/main.js sweep "experiments/paper-table/$task.json" || exit 1; bash experiments/paper-table/results.sh save "$task"; done ) > "runs/paper-table/lane-$lane.log" 2>&1 &
     lanes+=($!)
   done
   failed=0
@@ -48,7 +52,7 @@ if [ "$jobs" -gt 1 ]; then
   done
   [ "$failed" = 0 ] || exit 1
 else
-  for task in "${tasks[@]}"; do node packages/cli/dist/main.js sweep "experiments/paper-table/$task.json"; done
+  for task in "${tasks[@]}"; do node packages/cli/dist/main.js sweep "experiments/paper-table/$task.json"; bash experiments/paper-table/results.sh save "$task"; done
 fi
 reported=()
 for task in arithmetic instructions translation summarization; do [ -d "runs/paper-table/$task" ] && reported+=("runs/paper-table/$task"); done
