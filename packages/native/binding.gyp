@@ -17,6 +17,7 @@
         "csrc/rotary.c",
         "csrc/gpt_decode.c",
         "csrc/softmax.c",
+        "csrc/divergence.c",
         "csrc/adamw.c",
         "csrc/sampling.c"
       ],

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SkdError } from '@skd/core';
-import { klFromLogProbs, klToMixture, logRatioToMixture, softmaxBackward } from './log-space';
+import { forwardKlFromLogits, klFromLogProbs } from '@skd/ops';
+import { klToMixture, logRatioToMixture, softmaxBackward } from './log-space';
 
 /**
  * A divergence between a teacher distribution P and a student distribution Q, given as
@@ -14,6 +15,8 @@ import { klFromLogProbs, klToMixture, logRatioToMixture, softmaxBackward } from 
  */
 export type LogProbDivergence = ((logP: tf.Tensor, logQ: tf.Tensor) => tf.Tensor) & {
   readonly studentGrad?: (logP: tf.Tensor, logQ: tf.Tensor) => tf.Tensor;
+  /** The same divergence from the student's logits in one fused op (value and gradient), where one exists. */
+  readonly fromLogits?: (logP: tf.Tensor, logits: tf.Tensor) => tf.Tensor;
 };
 
 function withGrad(
@@ -24,9 +27,12 @@ function withGrad(
 }
 
 /** KL(P || Q) = sum P (log P - log Q). Mass-covering. Gradient in the student logits: Q - P. */
-export const forwardKl: LogProbDivergence = withGrad(
-  (logP, logQ) => klFromLogProbs(logP, logQ),
-  (logP, logQ) => tf.tidy(() => tf.sub(tf.exp(logQ), tf.exp(logP))),
+export const forwardKl: LogProbDivergence = Object.assign(
+  withGrad(
+    (logP, logQ) => klFromLogProbs(logP, logQ),
+    (logP, logQ) => tf.tidy(() => tf.sub(tf.exp(logQ), tf.exp(logP))),
+  ),
+  { fromLogits: forwardKlFromLogits },
 );
 
 /** KL(Q || P). Mode-seeking. df/dq = log q - log p (+1, which the softmax Jacobian cancels). */

@@ -38,13 +38,16 @@ export class TokenDivergence implements Divergence {
     checkRank3('student logits', studentLogits);
     return tf.tidy(() => {
       const logP = this.teacherLogProbs(input, studentLogits.shape); // (B, T, V)
-      const sparse = this.args.sparseTopK !== undefined || !this.args.fn.studentGrad;
+      const { fn } = this.args;
+      const sparse = this.args.sparseTopK !== undefined || (!fn.studentGrad && !fn.fromLogits);
       const logQ = sparse ? logSoftmax(this.scaled(studentLogits)) : undefined; // (B, T, V)
       let values: tf.Tensor;
       if (this.args.sparseTopK !== undefined) {
         const k = Math.min(this.args.sparseTopK, logP.shape[2]);
         const buckets = bucketize(compressTeacher(logP, k), logQ as tf.Tensor3D); // (B, T, k+1) each
         values = this.args.fn(buckets.logP, buckets.logQ); // (B, T)
+      } else if (fn.fromLogits) {
+        values = fn.fromLogits(logP, this.scaled(studentLogits)); // (B, T)
       } else if (this.args.fn.studentGrad) {
         values = closedFormDivergence(this.args.fn, logP, this.scaled(studentLogits)); // (B, T)
       } else {

@@ -163,6 +163,14 @@ static inline float skd_max(const float* x, int64_t n) {
   return m;
 }
 
+/** log sum exp(x[i]) of one row; -inf for a row without mass, NaN when it holds a NaN. */
+static inline float skd_log_sum_exp(const float* x, int64_t n) {
+  const float mx = skd_max(x, n);
+  if (mx == -INFINITY || mx != mx) return mx;
+  // A NaN entry is skipped by the max but not by the sum, so it still makes the result NaN.
+  return mx + logf(skd_sum_exp(x, n, mx));
+}
+
 // ---- building blocks shared by the kernels and the fused decode (gpt_decode.c) ----------------
 void skd_layer_norm_rows(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* rstd, int64_t rows, int64_t width, float eps);
 /** out = residual + x w + bias (bias, residual may be NULL; residual may be out itself). */
@@ -209,6 +217,8 @@ napi_value skd_napi_log_softmax(napi_env env, napi_callback_info info);
 napi_value skd_napi_log_softmax_grad(napi_env env, napi_callback_info info);
 napi_value skd_napi_cross_entropy(napi_env env, napi_callback_info info);
 napi_value skd_napi_cross_entropy_grad(napi_env env, napi_callback_info info);
+napi_value skd_napi_forward_kl(napi_env env, napi_callback_info info);
+napi_value skd_napi_forward_kl_grad(napi_env env, napi_callback_info info);
 napi_value skd_napi_adamw(napi_env env, napi_callback_info info);
 napi_value skd_napi_sample_tokens(napi_env env, napi_callback_info info);
 napi_value skd_napi_gpt_decode(napi_env env, napi_callback_info info);

@@ -3,13 +3,6 @@
 // cross-entropy, over (B*T, V) logits whose stock form is a handful of full passes each way.
 #include "common.h"
 
-static float row_log_sum_exp(const float* x, int64_t width) {
-  const float mx = skd_max(x, width);
-  if (mx == -INFINITY || mx != mx) return mx;
-  // A NaN entry is skipped by the max but not by the sum, so it still makes the result NaN.
-  return mx + logf(skd_sum_exp(x, width, mx));
-}
-
 typedef struct {
   const float *x, *dy, *y, *lse_in;
   const int32_t* targets;
@@ -29,7 +22,7 @@ static void log_softmax_rows(void* ctx, int64_t from, int64_t to) {
   for (int64_t r = from; r < to; r++) {
     const float* xr = k->x + r * k->width;
     float* yr = k->out + r * k->width;
-    const float lse = row_log_sum_exp(xr, k->width);
+    const float lse = skd_log_sum_exp(xr, k->width);
     for (int64_t j = 0; j < k->width; j++) yr[j] = xr[j] - lse;
   }
 }
@@ -73,7 +66,7 @@ static void cross_entropy_rows(void* ctx, int64_t from, int64_t to) {
   const sm_ctx* k = ctx;
   for (int64_t r = from; r < to; r++) {
     const float* xr = k->x + r * k->width;
-    k->lse[r] = row_log_sum_exp(xr, k->width);
+    k->lse[r] = skd_log_sum_exp(xr, k->width);
     k->loss[r] = k->lse[r] - xr[k->targets[r]];
   }
 }

@@ -71,6 +71,10 @@ export interface NativeAddon {
   /** Returns the first row whose target is out of range, or -1. */
   crossEntropy(logits: Float32Array, targets: Int32Array, loss: Float32Array, lse: Float32Array, rows: number, width: number): number;
   crossEntropyGrad(dy: Float32Array, logits: Float32Array, targets: Int32Array, lse: Float32Array, dx: Float32Array, rows: number, width: number): void;
+  /** loss[r] = KL(p_r || softmax(logits_r)) from teacher log-probabilities; lse[r] = logsumexp(logits_r). */
+  forwardKl(logP: Float32Array, logits: Float32Array, loss: Float32Array, lse: Float32Array, rows: number, width: number): void;
+  /** dx = dy[r] (softmax(logits_r) - exp(logP_r)). */
+  forwardKlGrad(dy: Float32Array, logP: Float32Array, logits: Float32Array, lse: Float32Array, dx: Float32Array, rows: number, width: number): void;
   adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, outParam: Float32Array, outM: Float32Array, outV: Float32Array, n: number, lr: number, beta1: number, beta2: number, epsilon: number, decay: number, c1: number, c2: number): void;
   /** Returns the first failed row, or -1 (see sampling.c). */
   sampleTokens(logits: Float32Array, ids: Int32Array, rows: number, width: number, uniforms: Float64Array, temperature: number, topK: number, topP: number, greedy: boolean): number;

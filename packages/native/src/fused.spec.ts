@@ -6,6 +6,7 @@ import {
   causalSelfAttention,
   chooseTokenWith,
   createKvCache,
+  forwardKlFromLogits,
   gelu,
   KERNELS,
   layerNorm,
@@ -178,6 +179,23 @@ afterAll(() => unregisterNativeKernels());
   });
 
   it.each([
+    [2, 5, 37],
+    [3, 7, 4000],
+  ])('forward KL from teacher log-probs and student logits (%i, %i, %i): values and gradients; no teacher mass gives 0 terms', (B, T, V) => {
+    const logits = randoms(rng, B * T * V, 3);
+    const teacher = tf.tidy(() => tf.logSoftmax(tf.tensor3d(randoms(rng, B * T * V, 3), [B, T, V])).dataSync().slice());
+    // A masked teacher vocabulary entry (no mass) and one where only the student has almost none.
+    teacher[V + 3] = -Infinity;
+    logits[5] = -50;
+    const logP = () => tf.tensor3d(teacher, [B, T, V]);
+    const f = (x: tf.Tensor) => forwardKlFromLogits(logP(), x);
+    expectClose(bothWays(() => valueAndGrads(f, () => [tf.tensor3d(logits, [B, T, V])], upstream)));
+    // A student whose logits are the teacher's log-probs: 0 up to the rounding of its logsumexp.
+    const self = tf.tidy(() => Array.from(forwardKlFromLogits(logP(), logP()).dataSync()));
+    expect(Math.max(...self.map(Math.abs))).toBeLessThan(1e-5);
+  });
+
+  it.each([
     [0, 1],
     [0.1, 3],
   ])('AdamW (decay %f, step %i) gives the composite update', (weightDecay, t) => {
@@ -249,6 +267,7 @@ afterAll(() => unregisterNativeKernels());
         tf.grads((a: tf.Tensor) => tf.sum(causalSelfAttention(a as tf.Tensor2D, { batch: 2, heads: 2, mask: tf.ones([2, 3]) })))([x]);
         tf.grads((a: tf.Tensor) => tf.sum(logSoftmax(a)))([x]);
         tf.grads((a: tf.Tensor) => tf.sum(sparseCrossEntropy(a, targets)))([x]);
+        tf.grads((a: tf.Tensor) => tf.sum(forwardKlFromLogits(tf.logSoftmax(x), a)))([x]);
         adamWUpdate(x, x, x, tf.abs(x), { learningRate: 1, beta1: 0.9, beta2: 0.9, epsilon: 1e-8, weightDecay: 0.1, correction1: 1, correction2: 1 });
       });
     expect(await leaks(ops)).toBe(0);

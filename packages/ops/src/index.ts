@@ -1,5 +1,6 @@
 export * from './adamw';
 export * from './attention';
+export * from './forward-kl';
 export * from './gelu';
 export * from './kernels';
 export * from './kv-cache';

@@ -22,6 +22,8 @@ export const KERNELS = {
   logSoftmaxGrad: 'SkdLogSoftmaxGrad',
   crossEntropy: 'SkdCrossEntropy',
   crossEntropyGrad: 'SkdCrossEntropyGrad',
+  forwardKl: 'SkdForwardKl',
+  forwardKlGrad: 'SkdForwardKlGrad',
   adamW: 'SkdAdamW',
   sampleTokens: 'SkdSampleTokens',
 } as const;

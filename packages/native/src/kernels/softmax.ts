@@ -1,11 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { f32, i32, requireFloat32, size, type KernelArgs, type WasmBackendLike } from './wasm';
-
-const rowsOf = (x: tf.TensorInfo) => {
-  const width = x.shape[x.shape.length - 1] ?? 1;
-  return { rows: width === 0 ? 0 : size(x.shape) / width, width };
-};
+import { f32, i32, requireFloat32, rowsOf, type KernelArgs, type WasmBackendLike } from './wasm';
 
 /** SkdLogSoftmax: { x } → y over the last axis. */
 export function logSoftmaxKernel(addon: NativeAddon) {

@@ -13,6 +13,12 @@ export type Fallback = (args: KernelArgs) => KernelResult;
 
 export const size = (shape: readonly number[]): number => shape.reduce((x, y) => x * y, 1);
 
+/** A tensor as rows of its last axis: (rows, width). */
+export function rowsOf(x: tf.TensorInfo): { rows: number; width: number } {
+  const width = x.shape[x.shape.length - 1] ?? 1;
+  return { rows: width === 0 ? 0 : size(x.shape) / width, width };
+}
+
 /** A float32 view of a tensor on the wasm heap. Take views after allocating every output: allocation may grow the heap and detach older views. */
 export function f32(backend: WasmBackendLike, info: tf.TensorInfo): Float32Array {
   return backend.typedArrayFromHeap(info) as Float32Array;
