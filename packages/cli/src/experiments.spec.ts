@@ -38,6 +38,8 @@ describe('committed experiments', () => {
       'paper-table/instructions.json',
       'paper-table/summarization.json',
       'paper-table/translation.json',
+      'summarization/tune.json',
+      'translation/tune.json',
     ]);
   });
 
