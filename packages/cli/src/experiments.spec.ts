@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadExperimentConfig } from './experiment';
 import { expandGrid, sweepSchema } from './sweep';
@@ -85,6 +87,81 @@ describe('committed experiments', () => {
     for (const line of commands) {
       const sets = [...line.matchAll(/--set '([^']+)'/g)].map((m) => m[1] as string);
       await expect(loadExperimentConfig(base, sets)).resolves.toBeDefined();
+    }
+  });
+});
+
+describe('experiments/paper-table/results.sh', () => {
+  const script = path.join(root, 'paper-table/results.sh');
+  // A repository of its own (the script works from two folders above itself) holding one finished
+  // run, one unfinished run and one evaluation folder.
+  function scratchRepo(): string {
+    const repo = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-results-'));
+    fs.mkdirSync(path.join(repo, 'experiments/paper-table'), { recursive: true });
+    fs.copyFileSync(script, path.join(repo, 'experiments/paper-table/results.sh'));
+    const task = path.join(repo, 'runs/paper-table/arithmetic');
+    const finished = path.join(task, 'method-skd__data-1k__seed-1');
+    fs.mkdirSync(path.join(finished, 'eval'), { recursive: true });
+    fs.mkdirSync(path.join(finished, 'model'));
+    fs.writeFileSync(path.join(finished, 'summary.json'), '{"finalMetrics":{"exactMatch":0.4},"seed":1}\n');
+    fs.writeFileSync(path.join(finished, 'config.json'), '{}\n');
+    fs.writeFileSync(path.join(finished, 'metrics.jsonl'), '{"type":"step","step":1}\n{"type":"progress","phase":"eval test","done":8,"total":300}\n{"type":"eval","step":1}\n');
+    fs.writeFileSync(path.join(finished, 'eval/test-step-000001.bootstrap.json'), '{}\n');
+    fs.writeFileSync(path.join(finished, 'eval/test-step-000001.jsonl'), '{"id":"test.jsonl:1"}\n');
+    fs.writeFileSync(path.join(finished, 'eval/eval-step-000001.jsonl'), '{"id":"eval.jsonl:1"}\n');
+    fs.writeFileSync(path.join(finished, 'model/model.safetensors'), 'weights');
+    fs.mkdirSync(path.join(task, 'method-sft__data-1k__seed-1'));
+    fs.writeFileSync(path.join(task, 'method-sft__data-1k__seed-1/config.json'), '{}\n');
+    return repo;
+  }
+  const run = (repo: string, ...args: string[]) => execFileSync('bash', [path.join(repo, 'experiments/paper-table/results.sh'), ...args], { encoding: 'utf8' });
+
+  it('archives finished runs only, without weights or progress lines, the same bytes every time; a fresh clone restores them as finished', () => {
+    const repo = scratchRepo();
+    try {
+      expect(run(repo, 'save', 'arithmetic')).toContain('saved experiments/paper-table/results/arithmetic/method-skd__data-1k__seed-1.tar.gz');
+      const archives = path.join(repo, 'experiments/paper-table/results/arithmetic');
+      expect(fs.readdirSync(archives)).toEqual(['method-skd__data-1k__seed-1.tar.gz']);
+      const archive = path.join(archives, 'method-skd__data-1k__seed-1.tar.gz');
+      const bytes = fs.readFileSync(archive);
+      expect(execFileSync('tar', ['-tzf', archive], { encoding: 'utf8' }).split('\n').filter(Boolean).sort()).toEqual([
+        'method-skd__data-1k__seed-1/',
+        'method-skd__data-1k__seed-1/config.json',
+        'method-skd__data-1k__seed-1/eval/',
+        'method-skd__data-1k__seed-1/eval/test-step-000001.bootstrap.json',
+        'method-skd__data-1k__seed-1/eval/test-step-000001.jsonl',
+        'method-skd__data-1k__seed-1/metrics.jsonl',
+        'method-skd__data-1k__seed-1/summary.json',
+      ]);
+      // Saving again writes nothing; archiving the same run anew gives the same bytes.
+      expect(run(repo, 'save', 'arithmetic')).toBe('');
+      fs.rmSync(archive);
+      run(repo, 'save', 'arithmetic');
+      expect(fs.readFileSync(archive).equals(bytes)).toBe(true);
+
+      fs.rmSync(path.join(repo, 'runs'), { recursive: true });
+      expect(run(repo, 'restore')).toContain('arithmetic: 1 finished runs restored');
+      const restored = path.join(repo, 'runs/paper-table/arithmetic/method-skd__data-1k__seed-1');
+      expect(fs.readFileSync(path.join(restored, 'summary.json'), 'utf8')).toContain('"exactMatch":0.4');
+      expect(fs.readFileSync(path.join(restored, 'metrics.jsonl'), 'utf8')).toBe('{"type":"step","step":1}\n{"type":"eval","step":1}\n');
+      expect(run(repo, 'restore', 'arithmetic')).toContain('arithmetic: 0 finished runs restored');
+    } finally {
+      fs.rmSync(repo, { recursive: true, force: true });
+    }
+  });
+
+  it('a finished archive replaces a partial run of the same name; a bad action is refused', () => {
+    const repo = scratchRepo();
+    try {
+      run(repo, 'save', 'arithmetic');
+      const folder = path.join(repo, 'runs/paper-table/arithmetic/method-skd__data-1k__seed-1');
+      fs.rmSync(path.join(folder, 'summary.json'));
+      run(repo, 'restore', 'arithmetic');
+      expect(fs.existsSync(path.join(folder, 'summary.json'))).toBe(true);
+      expect(fs.existsSync(path.join(folder, 'model'))).toBe(false);
+      expect(() => run(repo, 'push')).toThrow(/usage: bash experiments\/paper-table\/results.sh save\|restore/);
+    } finally {
+      fs.rmSync(repo, { recursive: true, force: true });
     }
   });
 });
