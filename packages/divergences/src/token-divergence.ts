@@ -38,20 +38,21 @@ export class TokenDivergence implements Divergence {
     checkRank3('student logits', studentLogits);
     return tf.tidy(() => {
       const logP = this.teacherLogProbs(input, studentLogits.shape); // (B, T, V)
-      const { fn } = this.args;
-      const sparse = this.args.sparseTopK !== undefined || (!fn.studentGrad && !fn.fromLogits);
-      const logQ = sparse ? logSoftmax(this.scaled(studentLogits)) : undefined; // (B, T, V)
+      const { fn, sparseTopK } = this.args;
+      // The student's log-probs are materialised only where no fused or closed-form path takes the logits.
+      const needsLogQ = sparseTopK !== undefined || (!fn.fromLogits && !fn.studentGrad);
+      const logQ = needsLogQ ? logSoftmax(this.scaled(studentLogits)) : undefined; // (B, T, V)
       let values: tf.Tensor;
-      if (this.args.sparseTopK !== undefined) {
-        const k = Math.min(this.args.sparseTopK, logP.shape[2]);
+      if (sparseTopK !== undefined) {
+        const k = Math.min(sparseTopK, logP.shape[2]);
         const buckets = bucketize(compressTeacher(logP, k), logQ as tf.Tensor3D); // (B, T, k+1) each
-        values = this.args.fn(buckets.logP, buckets.logQ); // (B, T)
+        values = fn(buckets.logP, buckets.logQ); // (B, T)
       } else if (fn.fromLogits) {
         values = fn.fromLogits(logP, this.scaled(studentLogits)); // (B, T)
-      } else if (this.args.fn.studentGrad) {
-        values = closedFormDivergence(this.args.fn, logP, this.scaled(studentLogits)); // (B, T)
+      } else if (fn.studentGrad) {
+        values = closedFormDivergence(fn, logP, this.scaled(studentLogits)); // (B, T)
       } else {
-        values = this.args.fn(logP, logQ as tf.Tensor3D); // (B, T)
+        values = fn(logP, logQ as tf.Tensor3D); // (B, T)
       }
       if (this.args.scaleByTemperatureSquared) values = tf.mul(values, this.temperature ** 2);
       return values as tf.Tensor2D;
