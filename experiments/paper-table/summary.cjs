@@ -39,7 +39,8 @@ if (runs.length === 0) {
 
 const columns = tasks.flatMap(([task, metric, label]) => sizes.map((size) => ({ task, size, metric, label: `${task} ${size} (${label})` })));
 const select = (task, size, method) => runs.filter((r) => r.task === task && r.size === size && r.method === method);
-const header = (first) => [`| ${first} | ${columns.map((c) => c.label).join(' | ')} |`, `|---|${columns.map(() => '---').join('|')}|`];
+// Tables of the task metric name it in each column; the others (perplexity, acceptance) name only the task and size.
+const header = (first, withMetric = true) => [`| ${first} | ${columns.map((c) => (withMetric ? c.label : `${c.task} ${c.size}`)).join(' | ')} |`, `|---|${columns.map(() => '---').join('|')}|`];
 
 function spread(values, digits) {
   if (values.length === 0) return '-';
@@ -103,7 +104,7 @@ for (const { task, size } of columns) {
 lines.push('');
 
 function plainTable(title, metric, digits) {
-  lines.push(title, '', ...header('model'));
+  lines.push(title, '', ...header('model', false));
   for (const method of ['teacher', 'initial', ...methods]) {
     const cells = columns.map(({ task, size }) => spread(select(task, size, method).flatMap((r) => (r.record.finalMetrics[metric] !== undefined ? [r.record.finalMetrics[metric]] : [])), digits));
     if (cells.some((c) => c !== '-')) lines.push(`| ${method === 'initial' ? 'initial student' : method} | ${cells.join(' | ')} |`);
