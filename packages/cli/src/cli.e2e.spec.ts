@@ -410,6 +410,24 @@ describe('skd sweep, eval, generate and report', () => {
     expect(state.runs.map((r: { status: string }) => r.status)).toEqual(['done', 'done', 'done', 'done']);
   });
 
+  it('--only runs the chosen runs and leaves the rest to a later full sweep, which skips them', () => {
+    const shared = tmp();
+    const config = tinyConfig(shared, { steps: 2, evalEvery: 0 });
+    fs.writeFileSync(path.join(shared, 'sweep.json'), JSON.stringify({ base: path.basename(config), out: 'sweep', mode: 'distill', grid: { seed: [1, 2] } }));
+    const typo = skd(['sweep', 'sweep.json', '--only', 'seed=4'], shared);
+    expect(typo.status).not.toBe(0);
+    expect(typo.stderr).toContain('axis "seed" has no value "4"');
+    expect(fs.existsSync(path.join(shared, 'sweep'))).toBe(false);
+    const only = skd(['sweep', 'sweep.json', '--only', 'seed=2'], shared);
+    expect(only.status).toBe(0);
+    expect(only.stdout).toContain('sweep: 1/1 runs done');
+    expect(fs.existsSync(path.join(shared, 'sweep/seed-1'))).toBe(false);
+    const all = skd(['sweep', 'sweep.json'], shared);
+    expect(all.status).toBe(0);
+    expect(all.stdout).toContain('sweep 2/2 seed-2: done earlier, skipped');
+    expect(all.stdout).toContain('sweep: 2/2 runs done');
+  });
+
   it('leaves a run another live process holds to it, and finishes it once that process is gone', async () => {
     const shared = tmp();
     const config = tinyConfig(shared, { steps: 2, evalEvery: 0 });

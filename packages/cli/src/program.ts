@@ -283,19 +283,20 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
     .option('--no-wait', 'with --queue: enqueue and return, without following the runs')
     .option('--status', 'with --queue: print where every run of the sweep is (waiting, active with step and ETA, completed, failed with the error) and return')
     .option('--json', 'with --status: the same as JSON')
-    .action(async (file: string, options: { queue?: string; wait: boolean; status?: boolean; json?: boolean }) => {
+    .option('--only <axis=values>', 'run (or enqueue, or show) only the runs with these values of an axis, e.g. --only method=skd,on-policy --only data=100; repeatable', (value: string, previous: string[]) => [...previous, value], [] as string[])
+    .action(async (file: string, options: { queue?: string; wait: boolean; status?: boolean; json?: boolean; only: string[] }) => {
       if (!options.queue) {
         const misplaced = [options.status && '--status', !options.wait && '--no-wait', options.json && '--json'].filter(Boolean);
         if (misplaced.length) throw new SkdError(`${misplaced.join(' and ')} only apply to a queued sweep`, { hint: 'add --queue redis://HOST:PORT' });
         exit.catchInterrupts();
-        const { done, failed, elsewhere, total } = await runSweep(file, io, signal);
+        const { done, failed, elsewhere, total } = await runSweep(file, io, signal, options.only);
         io.out(`sweep: ${done}/${total} runs done${failed ? `, ${failed} failed` : ''}${elsewhere ? `, ${elsewhere} running in other processes` : ''}`);
         if (signal?.aborted) exit.code = EXIT_INTERRUPTED;
         else if (failed) exit.code = 1;
         return;
       }
       if (options.json && !options.status) throw new SkdError('--json applies to --status', { hint: 'add --status' });
-      const sweep = loadSweep(file);
+      const sweep = loadSweep(file, options.only);
       const target = parseRedisUrl(options.queue);
       const { queue, lastError } = await openQueue(target);
       try {

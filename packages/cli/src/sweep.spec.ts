@@ -1,10 +1,10 @@
-import { expandGrid, sweepSchema } from './sweep';
+import { expandGrid, selectRuns, sweepSchema } from './sweep';
 
 describe('expandGrid', () => {
   it('runs every combination of plain keys, naming component objects by kind and leaving the seed out of the group', () => {
     const runs = expandGrid({ sampler: [{ kind: 'supervised' }, { kind: 'skd', options: { topK: 5 } }], seed: [1, 2] });
     expect(runs.map((r) => r.name)).toEqual(['sampler-supervised__seed-1', 'sampler-supervised__seed-2', 'sampler-skd__seed-1', 'sampler-skd__seed-2']);
-    expect(runs[2]).toEqual({ name: 'sampler-skd__seed-1', group: 'sampler-skd', sets: ['sampler={"kind":"skd","options":{"topK":5}}', 'seed=1'] });
+    expect(runs[2]).toEqual({ name: 'sampler-skd__seed-1', group: 'sampler-skd', sets: ['sampler={"kind":"skd","options":{"topK":5}}', 'seed=1'], labels: { sampler: 'skd', seed: '1' } });
   });
 
   it('sets the paths of an "@axis" value together under its name', () => {
@@ -55,5 +55,29 @@ describe('expandGrid', () => {
     const issues = parsed.error?.issues.map((i) => i.path.join('.')) ?? [];
     expect(issues).toEqual(['grid.__proto__.evil', 'grid.@m.0.set.constructor.prototype.evil']);
     expect(Object.prototype).not.toHaveProperty('evil');
+  });
+});
+
+describe('selectRuns (skd sweep --only)', () => {
+  const runs = expandGrid({
+    '@method': ['supervised-ft', 'on-policy', 'skd'].map((name) => ({ name, set: { 'training.lr': 1e-3 } })),
+    '@data': ['1k', '100'].map((name) => ({ name, set: {} })),
+    seed: [1, 2, 3],
+  });
+
+  it('keeps the runs whose every filtered axis has one of the listed values, in grid order', () => {
+    expect(selectRuns(runs, ['method=skd,on-policy', 'data=100', 'seed=1']).map((r) => r.name)).toEqual(['method-on-policy__data-100__seed-1', 'method-skd__data-100__seed-1']);
+    expect(selectRuns(runs, ['@method=skd'])).toHaveLength(6);
+    expect(selectRuns(runs, [])).toHaveLength(18);
+    // Two filters on one axis keep what both allow.
+    expect(selectRuns(runs, ['method=skd,on-policy', 'method=skd']).map((r) => r.labels.method)).toEqual(Array(6).fill('skd'));
+  });
+
+  it('names the valid axes and values when a filter matches neither, instead of selecting nothing', () => {
+    expect(() => selectRuns(runs, ['methods=skd'])).toThrow('the sweep has no axis "methods"');
+    expect(() => selectRuns(runs, ['methods=skd'])).toThrow(expect.objectContaining({ hint: 'axes of this sweep: method, data, seed' }));
+    expect(() => selectRuns(runs, ['method=skd,sdk'])).toThrow('axis "method" has no value "sdk"');
+    expect(() => selectRuns(runs, ['method=sdk'])).toThrow(expect.objectContaining({ hint: 'its values: supervised-ft, on-policy, skd' }));
+    expect(() => selectRuns(runs, ['skd'])).toThrow('expected axis=value[,value...]');
   });
 });

@@ -61,13 +61,22 @@ interface SweepRun {
   error?: string;
 }
 
+/** One grid point: its folder name, its report group, its overrides, and each axis's value label. */
+export interface PlannedRun {
+  readonly name: string;
+  readonly group: string;
+  readonly sets: string[];
+  /** Axis (the grid key without "@") -> the label of this run's value, as in the run's name. */
+  readonly labels: Readonly<Record<string, string>>;
+}
+
 const override = (key: string, value: unknown) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`;
 
 /**
  * Every combination of the grid, in a stable order; the group leaves out the seed. A plain key sets
  * one config path per value; an "@axis" key sets each value's paths together, named by its name.
  */
-export function expandGrid(grid: Record<string, readonly unknown[]>): { name: string; group: string; sets: string[] }[] {
+export function expandGrid(grid: Record<string, readonly unknown[]>): PlannedRun[] {
   let combos: [string, unknown][][] = [[]];
   for (const [key, values] of Object.entries(grid)) combos = combos.flatMap((c) => values.map((v) => [...c, [key, v] as [string, unknown]]));
   // A bundle is named by its name, a component object by its kind ({ "kind": "skd", ... } -> "skd"), anything else by its value.
@@ -95,8 +104,40 @@ export function expandGrid(grid: Record<string, readonly unknown[]>): { name: st
   return combos.map((pairs) => ({
     name: slug(pairs),
     group: slug(pairs.filter(([k]) => k !== 'seed')),
+    labels: Object.fromEntries(pairs.map(([k, v]) => [k.replace(/^@/, ''), label(k, v)])),
     sets: pairs.flatMap(([k, v]) => (k.startsWith('@') ? Object.entries((v as z.infer<typeof bundleSchema>).set).map(([p, x]) => override(p, x)) : [override(k, v)])),
   }));
+}
+
+/**
+ * Keeps the runs that `--only` filters name: each filter is "axis=value[,value...]" (the axis as in
+ * the run names, e.g. method=skd,on-policy or seed=1); a run is kept when every filtered axis has one
+ * of the listed values. An unknown axis or value is an error naming the valid ones, so a typo cannot
+ * silently select nothing.
+ */
+export function selectRuns<T extends PlannedRun>(runs: readonly T[], only: readonly string[]): T[] {
+  const axes = new Map<string, Set<string>>();
+  for (const run of runs) {
+    for (const [axis, value] of Object.entries(run.labels)) {
+      const values = axes.get(axis) ?? new Set<string>();
+      axes.set(axis, values.add(value));
+    }
+  }
+  const wanted = new Map<string, Set<string>>();
+  for (const filter of only) {
+    const [, name, list] = /^([^=]+)=(.+)$/.exec(filter) ?? [];
+    if (name === undefined || list === undefined) throw new SkdError(`--only ${filter}: expected axis=value[,value...]`, { hint: `axes of this sweep: ${[...axes.keys()].join(', ')}` });
+    const axis = name.replace(/^@/, '');
+    const known = axes.get(axis);
+    if (!known) throw new SkdError(`--only ${filter}: the sweep has no axis "${axis}"`, { hint: `axes of this sweep: ${[...axes.keys()].join(', ')}` });
+    const values = list.split(',').filter((v) => v !== '');
+    const unknown = values.filter((v) => !known.has(v));
+    if (unknown.length) throw new SkdError(`--only ${filter}: axis "${axis}" has no value ${unknown.map((v) => `"${v}"`).join(', ')}`, { hint: `its values: ${[...known].join(', ')}` });
+    // Two filters on one axis narrow it to the values both list.
+    const previous = wanted.get(axis);
+    wanted.set(axis, new Set(previous ? values.filter((v) => previous.has(v)) : values));
+  }
+  return runs.filter((run) => [...wanted].every(([axis, values]) => values.has(run.labels[axis] ?? '')));
 }
 
 /** A sweep file read and checked: its folders resolved, its runs expanded (overrides of `set` first). */
@@ -107,10 +148,11 @@ export interface LoadedSweep {
   readonly base: string;
   /** The folder the runs go to (absolute). */
   readonly out: string;
-  readonly runs: readonly { name: string; group: string; sets: string[] }[];
+  /** The runs, in grid order (only those `only` keeps, when given). */
+  readonly runs: readonly PlannedRun[];
 }
 
-export function loadSweep(sweepFile: string): LoadedSweep {
+export function loadSweep(sweepFile: string, only: readonly string[] = []): LoadedSweep {
   let raw: unknown;
   try {
     raw = JSON.parse(fs.readFileSync(sweepFile, 'utf8'));
@@ -126,7 +168,10 @@ export function loadSweep(sweepFile: string): LoadedSweep {
     mode: sweep.mode,
     base: path.resolve(dir, sweep.base),
     out: path.resolve(dir, sweep.out),
-    runs: expandGrid(sweep.grid).map((p) => ({ ...p, sets: [...sweep.set, ...p.sets] })),
+    runs: selectRuns(
+      expandGrid(sweep.grid).map((p) => ({ ...p, sets: [...sweep.set, ...p.sets] })),
+      only,
+    ),
   };
 }
 
@@ -147,25 +192,27 @@ type SweepState = { runs?: SweepRun[] } | null;
  * holds (its folder's run.lock) and leaves the held ones to their holders, so the processes share the
  * runs between them until the last one ends. The state file merges what each of them recorded.
  */
-export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal): Promise<SweepResult> {
-  const { out, base, mode, runs: planned } = loadSweep(sweepFile);
+export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal, only: readonly string[] = []): Promise<SweepResult> {
+  const { out, base, mode, runs: planned } = loadSweep(sweepFile, only);
   const stateFile = path.join(out, 'sweep-state.json');
   fs.mkdirSync(out, { recursive: true });
   const readState = (): SweepRun[] => (fs.existsSync(stateFile) ? ((readJson(stateFile, 'the sweep state') as SweepState)?.runs ?? []) : []);
   const previous = readState();
-  const runs: SweepRun[] = planned.map((p) => ({ ...p, status: previous.find((r) => r.name === p.name)?.status === 'done' ? 'done' : 'pending' }));
+  const runs: SweepRun[] = planned.map(({ name, group, sets }) => ({ name, group, sets, status: previous.find((r) => r.name === name)?.status === 'done' ? 'done' : 'pending' }));
   const finished = (entry: SweepRun) => fs.existsSync(path.join(out, entry.name, 'summary.json'));
   // Runs this process left to another that held them: their outcome is the other's to record.
   const elsewhere = new Set<string>();
   const save = () => {
-    const onDisk = elsewhere.size > 0 ? readState() : [];
+    const onDisk = readState();
     for (const entry of runs) {
       if (entry.status !== 'pending') continue;
       const other = onDisk.find((r) => r.name === entry.name);
       if (finished(entry)) entry.status = 'done';
       else if (elsewhere.has(entry.name) && other?.status === 'failed') Object.assign(entry, { status: 'failed', ...(other.error ? { error: other.error } : {}) });
     }
-    writeFileAtomic(stateFile, `${JSON.stringify({ sweep: path.resolve(sweepFile), runs }, null, 2)}\n`);
+    // Runs this process does not plan (left out by --only) keep what other processes recorded of them.
+    const others = onDisk.filter((r) => !runs.some((entry) => entry.name === r.name));
+    writeFileAtomic(stateFile, `${JSON.stringify({ sweep: path.resolve(sweepFile), runs: [...runs, ...others] }, null, 2)}\n`);
   };
   save();
   for (const [i, entry] of runs.entries()) {

@@ -43,8 +43,8 @@ describe('job naming', () => {
     base: '/lab/run.json',
     out,
     runs: [
-      { name: 'method-skd__seed-1', group: 'method-skd', sets: ['seed=1'] },
-      { name: 'method-skd__seed-2', group: 'method-skd', sets: ['seed=2'] },
+      { name: 'method-skd__seed-1', group: 'method-skd', sets: ['seed=1'], labels: { method: 'skd', seed: '1' } },
+      { name: 'method-skd__seed-2', group: 'method-skd', sets: ['seed=2'], labels: { method: 'skd', seed: '2' } },
     ],
   });
 
