@@ -8,6 +8,8 @@
 #   on two threads): two `skd sweep` lanes over the same sweeps, each taking the next run the other does not
 #   hold, logs in runs/paper-table/lane-<n>.log. Interrupt it at any time: a rerun skips finished runs and
 #   resumes the others.
+#   FIRST="method=on-policy,skd" runs those runs of every task first (skd sweep --only), then the rest: when
+#   a session may end before the table does, the comparisons that matter most are finished first.
 # Each finished run is also archived in experiments/paper-table/results/ (results.sh), and a rerun on
 # another machine restores those first: commit them to carry the table across machines.
 # Runs go to runs/paper-table/<task>/, beside the teacher's and the initial students' evaluations on
@@ -43,7 +45,10 @@ if [ "$jobs" -gt 1 ]; then
   mkdir -p runs/paper-table
   lanes=()
   for lane in $(seq 1 "$jobs"); do
-    ( for task in "${tasks[@]}"; do SKD_THREADS=1 node packages/cli/dist/main.js sweep "experiments/paper-table/$task.json" || exit 1; bash experiments/paper-table/results.sh save "$task"; done ) > "runs/paper-table/lane-$lane.log" 2>&1 &
+    ( if [ -n "${FIRST:-}" ]; then
+        for task in "${tasks[@]}"; do SKD_THREADS=1 node packages/cli/dist/main.js sweep "experiments/paper-table/$task.json" --only "$FIRST" || exit 1; bash experiments/paper-table/results.sh save "$task"; done
+      fi
+      for task in "${tasks[@]}"; do SKD_THREADS=1 node packages/cli/dist/main.js sweep "experiments/paper-table/$task.json" || exit 1; bash experiments/paper-table/results.sh save "$task"; done ) > "runs/paper-table/lane-$lane.log" 2>&1 &
     lanes+=($!)
   done
   failed=0
@@ -52,6 +57,7 @@ if [ "$jobs" -gt 1 ]; then
   done
   [ "$failed" = 0 ] || exit 1
 else
+  [ -z "${FIRST:-}" ] || for task in "${tasks[@]}"; do node packages/cli/dist/main.js sweep "experiments/paper-table/$task.json" --only "$FIRST"; bash experiments/paper-table/results.sh save "$task"; done
   for task in "${tasks[@]}"; do node packages/cli/dist/main.js sweep "experiments/paper-table/$task.json"; bash experiments/paper-table/results.sh save "$task"; done
 fi
 reported=()
