@@ -5,9 +5,12 @@
 //      (seeds averaged within each resample), with the teacher and the initial students as rows;
 //   2. paired bootstrap tests of SKD against every other method on the same data (Δ and p);
 //   3. SKD's acceptance rate over training (quarters of the steps);
-//   4. reference perplexity and the teacher's top-25 acceptance of the greedy outputs.
+//   4. reference perplexity and the teacher's top-25 acceptance of the greedy outputs;
+//   5. what the runs cost: median minutes per run of each method and task (summary.json's seconds), the
+//      time of the finished runs, and the whole table projected from those medians.
 // Usage: node experiments/paper-table/summary.cjs [runs/paper-table]
 'use strict';
+const fs = require('node:fs');
 const path = require('node:path');
 const { findRuns, groupScores, loadRun, meanStd, pairedComparisons } = require('@skd/cli'); // built by tools/setup.sh
 const { intervals } = require('@skd/evaluators');
@@ -27,7 +30,7 @@ const runs = tasks.flatMap(([task]) =>
   findRuns([path.join(root, task)]).flatMap((dir) => {
     const name = path.basename(dir);
     const match = /^method-(.+?)__data-([^_]+)(?:__seed-(\d+))?$/.exec(name);
-    if (match) return [{ task, method: match[1], size: match[2], record: loadRun(dir) }];
+    if (match) return [{ task, method: match[1], size: match[2], record: loadRun(dir), seconds: JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')).seconds }];
     if (name === 'teacher') return sizes.map((size) => ({ task, method: 'teacher', size, record: loadRun(dir) }));
     return [];
   }),
@@ -113,5 +116,34 @@ function plainTable(title, metric, digits) {
 }
 plainTable('**Reference perplexity** (lower is better; mean ± std over seeds)', 'perplexity', 2);
 plainTable("**Teacher top-25 acceptance of the greedy output** (higher is better)", 'teacherAcceptance', 3);
+// What the runs cost, each on one native thread beside another lane (run.sh with JOBS=2).
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+lines.push('**What the runs cost** (minutes per run, median over the finished runs of both data sizes; each run on one native thread beside another lane)', '');
+lines.push(`| method | ${tasks.map(([task]) => task).join(' | ')} |`, `|---|${tasks.map(() => '---').join('|')}|`);
+const perRun = new Map();
+for (const method of methods) {
+  const cells = tasks.map(([task]) => {
+    const times = runs.filter((r) => r.task === task && r.method === method && typeof r.seconds === 'number').map((r) => r.seconds);
+    if (times.length === 0) return '-';
+    perRun.set(`${task}|${method}`, median(times));
+    return `${(median(times) / 60).toFixed(1)}${times.length < sizes.length * 3 ? ` (${times.length} runs)` : ''}`;
+  });
+  lines.push(`| ${method} | ${cells.join(' | ')} |`);
+}
+const runsPerMethod = sizes.length * 3;
+const totals = tasks.map(([task]) => {
+  const finished = runs.filter((r) => r.task === task && methods.includes(r.method) && typeof r.seconds === 'number');
+  const known = methods.filter((m) => perRun.has(`${task}|${m}`));
+  const projected = known.reduce((sum, m) => sum + perRun.get(`${task}|${m}`) * runsPerMethod, 0);
+  return { finished: finished.length, hours: finished.reduce((sum, r) => sum + r.seconds, 0) / 3600, projected: projected / 3600, complete: known.length === methods.length };
+});
+lines.push(`| finished runs: count, lane-hours | ${totals.map((t) => `${t.finished}, ${t.hours.toFixed(2)} h`).join(' | ')} |`);
+lines.push(`| all ${methods.length * runsPerMethod} runs, projected (lane-hours) | ${totals.map((t) => (t.complete ? t.projected.toFixed(2) : `≥ ${t.projected.toFixed(2)}`)).join(' | ')} |`);
+const projectedAll = totals.reduce((sum, t) => sum + t.projected, 0);
+lines.push('', `Whole table, projected: ${totals.every((t) => t.complete) ? '' : 'at least '}${projectedAll.toFixed(1)} lane-hours, ${(projectedAll / 2).toFixed(1)} hours of wall time with JOBS=2 (plus the teacher and initial-student evaluations).`, '');
 lines.push(`${runs.filter((r) => r.method !== 'teacher').length} runs from ${path.relative(process.cwd(), root) || '.'}`);
 console.log(lines.join('\n'));
