@@ -69,23 +69,30 @@ async function compareSkdOnPolicy({ rounds = 3, steps = 5, log = () => {} } = {}
   return result;
 }
 
+/** The fused divergences compared by `compareFusedDivergences`: the config's divergence and the kernels that run it. */
+const FUSED_DIVERGENCES = [
+  { name: 'forward KL', divergence: { kind: 'forward-kl' }, kernels: [KERNELS.forwardKl, KERNELS.forwardKlGrad] },
+  { name: 'JSD(0.5) (GKD)', divergence: { kind: 'jsd', options: { beta: 0.5 } }, kernels: [KERNELS.mixtureKl, KERNELS.mixtureKlGrad] },
+  { name: 'skew KL(0.1) (DistiLLM)', divergence: { kind: 'skew-kl', options: { alpha: 0.1 } }, kernels: [KERNELS.mixtureKl, KERNELS.mixtureKlGrad] },
+];
+
 /**
- * Supervised KD runs (forward KL over the full vocabulary) on the committed translation models
- * (V = 4000), `skd distill` in a fresh process each, with the fused forward-KL kernels and without
- * them (the preload `without-fused-kl.cjs` keeps them from registering, so the op takes its
+ * Supervised KD runs (each divergence over the full vocabulary) on the committed translation models
+ * (V = 4000), `skd distill` in a fresh process each, with the divergence's fused kernels and without
+ * them (the preload `without-kernels.cjs` keeps them from registering, so the op takes its
  * composite form), in alternating rounds. Whole runs, not steps inside this process: the composite
  * form's many small allocations get slower as a real run's wasm heap fills (a 20-step loop in a
- * fresh process times it at half its cost in a run). Null where the kernels are not registered.
+ * fresh process times it at half its cost in a run). One entry per divergence whose kernels are registered.
  */
-async function compareFusedForwardKl({ rounds = 3, steps = 100, log = () => {} } = {}) {
-  if ([KERNELS.forwardKl, KERNELS.forwardKlGrad].some((name) => tf.getKernel(name, tf.getBackend()) === undefined)) return null;
+async function compareFusedDivergences({ rounds = 3, steps = 100, log = () => {} } = {}) {
   const cli = path.join(__dirname, '../../packages/cli/dist/main.js');
-  const run = (preload) => {
+  const run = ({ divergence, kernels }, composite) => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-kl-'));
     try {
-      const args = [...(preload ? ['-r', path.join(__dirname, 'without-fused-kl.cjs')] : []), cli, 'distill', TRANSLATION, '--out', out];
-      const sets = ['sampler={"kind":"supervised"}', `training.steps=${steps}`, 'training.evalEvery=0', 'training.checkpointEvery=0', 'training.testLimit=1'];
-      const result = spawnSync(process.execPath, [...args, ...sets.flatMap((s) => ['--set', s])], { encoding: 'utf8', env: { ...process.env, SKD_THREADS: process.env.SKD_THREADS ?? '1' } });
+      const args = [...(composite ? ['-r', path.join(__dirname, 'without-kernels.cjs')] : []), cli, 'distill', TRANSLATION, '--out', out];
+      const sets = ['sampler={"kind":"supervised"}', `divergence=${JSON.stringify(divergence)}`, `training.steps=${steps}`, 'training.evalEvery=0', 'training.checkpointEvery=0', 'training.testLimit=1'];
+      const env = { ...process.env, SKD_THREADS: process.env.SKD_THREADS ?? '1', SKD_SKIP_KERNELS: composite ? kernels.join(',') : '' };
+      const result = spawnSync(process.execPath, [...args, ...sets.flatMap((s) => ['--set', s])], { encoding: 'utf8', env });
       if (result.status !== 0) throw new Error(`skd distill failed: ${result.stderr.slice(-500)}`);
       const events = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line)).filter((e) => e.type === 'step');
       return { secondsPerStep: median(events.slice(1).map((e) => e.seconds)), finalLoss: events.at(-1).loss };
@@ -93,21 +100,27 @@ async function compareFusedForwardKl({ rounds = 3, steps = 100, log = () => {} }
       fs.rmSync(out, { recursive: true, force: true });
     }
   };
-  const fused = [];
-  const composite = [];
-  for (let r = 0; r < rounds; r++) {
-    fused.push(run(false));
-    composite.push(run(true));
-    log(`forward KL round ${r + 1}: fused ${fused[r].secondsPerStep.toFixed(3)} s/step, composite ${composite[r].secondsPerStep.toFixed(3)} s/step`);
+  const results = [];
+  for (const entry of FUSED_DIVERGENCES) {
+    if (entry.kernels.some((name) => tf.getKernel(name, tf.getBackend()) === undefined)) continue;
+    const fused = [];
+    const composite = [];
+    for (let r = 0; r < rounds; r++) {
+      fused.push(run(entry, false));
+      composite.push(run(entry, true));
+      log(`${entry.name} round ${r + 1}: fused ${fused[r].secondsPerStep.toFixed(3)} s/step, composite ${composite[r].secondsPerStep.toFixed(3)} s/step`);
+    }
+    const result = {
+      divergence: entry.name,
+      setup: `experiments/translation: committed teacher and student-1k, supervised sequences, batch 8, ${entry.name} over 4000 tokens, ${steps}-step runs`,
+      fusedSecondsPerStep: median(fused.map((x) => x.secondsPerStep)),
+      compositeSecondsPerStep: median(composite.map((x) => x.secondsPerStep)),
+      finalLossDifference: Math.abs(fused[0].finalLoss - composite[0].finalLoss),
+    };
+    result.speedup = result.compositeSecondsPerStep / result.fusedSecondsPerStep;
+    results.push(result);
   }
-  const result = {
-    setup: `experiments/translation: committed teacher and student-1k, supervised KD, batch 8, forward KL over 4000 tokens, ${steps}-step runs`,
-    fusedSecondsPerStep: median(fused.map((x) => x.secondsPerStep)),
-    compositeSecondsPerStep: median(composite.map((x) => x.secondsPerStep)),
-    finalLossDifference: Math.abs(fused[0].finalLoss - composite[0].finalLoss),
-  };
-  result.speedup = result.compositeSecondsPerStep / result.fusedSecondsPerStep;
-  return result;
+  return results;
 }
 
-module.exports = { compareSkdOnPolicy, compareFusedForwardKl };
+module.exports = { compareSkdOnPolicy, compareFusedDivergences };

@@ -11,8 +11,9 @@
 //      Training MFU is the model FLOPs of a step over its time, against the sgemm peak.
 //   3. Stock tfjs-wasm on the small shapes, the KV cache against recomputation, a memory soak, SKD
 //      block verification against token by token, and one SKD distillation step against one
-//      on-policy step with the committed arithmetic models; a supervised-KD step on the committed
-//      translation models (V = 4000) with the fused forward-KL kernels against their composite form.
+//      on-policy step with the committed arithmetic models; distillation steps on the committed
+//      translation models (V = 4000) with the fused forward-KL, JSD and skew-KL kernels against their
+//      composite forms.
 // The last line is one JSON object, so results can be compared across commits.
 // Options: --quick (1 round, fewer repeats), --rounds=N (default 3), --no-torch, --no-stock,
 //          --only=d128,d256,teacher, --soak=N (training steps in the soak, default 200).
@@ -25,7 +26,7 @@ const { loadAddon, registerNativeKernels } = require('@skd/native');
 const { timeIt, table } = require('./harness.cjs');
 const { buildModel, trainingStep, trainingStepFlops, generateCached, generateUncached } = require('./gpt-workloads.cjs');
 const { runSkd } = require('./skd-workload.cjs');
-const { compareFusedForwardKl, compareSkdOnPolicy } = require('./distill-workload.cjs');
+const { compareFusedDivergences, compareSkdOnPolicy } = require('./distill-workload.cjs');
 
 const flag = (name) => process.argv.includes(`--${name}`);
 const option = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name}=`)) ?? `=${fallback}`).split('=')[1];
@@ -202,7 +203,7 @@ const fmt = (x, digits = 0) => (x === null || x === undefined ? '-' : x.toFixed(
   summary.soak = await soak(Number(option('soak', quick ? 50 : 200)));
   Object.assign(summary, await runSkd({ quick, log }));
   summary.distill = await compareSkdOnPolicy({ rounds: quick ? 1 : rounds, steps: quick ? 2 : 5, log });
-  summary.fusedForwardKl = await compareFusedForwardKl({ rounds: quick ? 1 : rounds, steps: quick ? 30 : 100, log });
+  summary.fusedDivergences = await compareFusedDivergences({ rounds: quick ? 1 : rounds, steps: quick ? 30 : 100, log });
   const rows = SHAPES.map((shape) => {
     const s = summary.sizes[shape.name];
     return {
@@ -220,8 +221,7 @@ const fmt = (x, digits = 0) => (x === null || x === undefined ? '-' : x.toFixed(
   console.log(table(rows, Object.keys(rows[0])));
   const d = summary.distill;
   console.log(`distillation step (${d.setup}): SKD ${d.skdSecondsPerStep.toFixed(3)} s, on-policy ${d.onPolicySecondsPerStep.toFixed(3)} s, ratio ${d.stepRatio.toFixed(2)}; SKD acceptance ${(100 * d.acceptanceRate).toFixed(1)}%, ${d.teacherPassesPerToken.toFixed(3)} teacher passes per token`);
-  const kl = summary.fusedForwardKl;
-  if (kl) console.log(`forward KL (${kl.setup}): fused ${kl.fusedSecondsPerStep.toFixed(3)} s/step, composite ${kl.compositeSecondsPerStep.toFixed(3)} s/step, ${kl.speedup.toFixed(2)}x`);
+  for (const kl of summary.fusedDivergences) console.log(`${kl.divergence} (${kl.setup}): fused ${kl.fusedSecondsPerStep.toFixed(3)} s/step, composite ${kl.compositeSecondsPerStep.toFixed(3)} s/step, ${kl.speedup.toFixed(2)}x`);
   console.log(JSON.stringify(summary));
 })().catch((error) => {
   console.error(error);

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SkdError } from '@skd/core';
-import { forwardKlFromLogits, klFromLogProbs } from '@skd/ops';
+import { forwardKlFromLogits, klFromLogProbs, mixtureKlFromLogits, type MixtureKl } from '@skd/ops';
 import { klToMixture, logRatioToMixture, softmaxBackward } from './log-space';
 
 /**
@@ -41,6 +41,11 @@ export const reverseKl: LogProbDivergence = withGrad(
   (logP, logQ) => tf.tidy(() => softmaxBackward(logQ, tf.sub(logQ, logP))),
 );
 
+/** The same divergence, also as one fused op from the student's logits (native where registered). */
+function fusedMixture(fn: LogProbDivergence, mixture: MixtureKl): LogProbDivergence {
+  return Object.assign(fn, { fromLogits: (logP: tf.Tensor, logits: tf.Tensor) => mixtureKlFromLogits(logP, logits, mixture) });
+}
+
 function checkUnit(name: string, value: number): void {
   if (!(value >= 0 && value <= 1)) throw new SkdError(`${name} must be in [0, 1], got ${value}`);
 }
@@ -62,10 +67,13 @@ export function generalizedJsd(beta: number): LogProbDivergence {
   if (beta === 1) return reverseKl;
   // M = beta P + (1 - beta) Q = (1 - beta) Q + beta P, so each KL is a KL to a mixture with its own input.
   // df/dq = (1 - beta) log(q / m): the other terms cancel.
-  return withGrad(
-    (logP, logQ) =>
-      tf.tidy(() => tf.add(tf.mul(beta, klToMixture(logP, logQ, beta)), tf.mul(1 - beta, klToMixture(logQ, logP, 1 - beta)))),
-    (logP, logQ) => tf.tidy(() => softmaxBackward(logQ, tf.mul(1 - beta, logRatioToMixture(logQ, logP, 1 - beta)))),
+  return fusedMixture(
+    withGrad(
+      (logP, logQ) =>
+        tf.tidy(() => tf.add(tf.mul(beta, klToMixture(logP, logQ, beta)), tf.mul(1 - beta, klToMixture(logQ, logP, 1 - beta)))),
+      (logP, logQ) => tf.tidy(() => softmaxBackward(logQ, tf.mul(1 - beta, logRatioToMixture(logQ, logP, 1 - beta)))),
+    ),
+    { teacherWeight: beta, teacherTerm: beta, studentTerm: 1 - beta },
   );
 }
 
@@ -80,9 +88,12 @@ export function skewKl(alpha: number): LogProbDivergence {
   checkSkew(alpha);
   if (alpha === 0) return forwardKl;
   // M = alpha P + (1 - alpha) Q; df/dq = -(1 - alpha) p / m = -(1 - alpha) exp(log p - log m).
-  return withGrad(
-    (logP, logQ) => klToMixture(logP, logQ, alpha),
-    (logP, logQ) => tf.tidy(() => softmaxBackward(logQ, tf.mul(-(1 - alpha), tf.exp(logRatioToMixture(logP, logQ, alpha))))),
+  return fusedMixture(
+    withGrad(
+      (logP, logQ) => klToMixture(logP, logQ, alpha),
+      (logP, logQ) => tf.tidy(() => softmaxBackward(logQ, tf.mul(-(1 - alpha), tf.exp(logRatioToMixture(logP, logQ, alpha))))),
+    ),
+    { teacherWeight: alpha, teacherTerm: 1, studentTerm: 0 },
   );
 }
 
@@ -91,12 +102,15 @@ export function skewReverseKl(alpha: number): LogProbDivergence {
   checkSkew(alpha);
   if (alpha === 0) return reverseKl;
   // M = (1 - alpha) P + alpha Q; df/dq = r + 1 - alpha exp(r), r = log q - log m.
-  return withGrad(
-    (logP, logQ) => klToMixture(logQ, logP, alpha),
-    (logP, logQ) =>
-      tf.tidy(() => {
-        const r = logRatioToMixture(logQ, logP, alpha);
-        return softmaxBackward(logQ, tf.sub(tf.add(r, 1), tf.mul(alpha, tf.exp(r))));
-      }),
+  return fusedMixture(
+    withGrad(
+      (logP, logQ) => klToMixture(logQ, logP, alpha),
+      (logP, logQ) =>
+        tf.tidy(() => {
+          const r = logRatioToMixture(logQ, logP, alpha);
+          return softmaxBackward(logQ, tf.sub(tf.add(r, 1), tf.mul(alpha, tf.exp(r))));
+        }),
+    ),
+    { teacherWeight: 1 - alpha, teacherTerm: 0, studentTerm: 1 },
   );
 }

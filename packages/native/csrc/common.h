@@ -219,6 +219,8 @@ napi_value skd_napi_cross_entropy(napi_env env, napi_callback_info info);
 napi_value skd_napi_cross_entropy_grad(napi_env env, napi_callback_info info);
 napi_value skd_napi_forward_kl(napi_env env, napi_callback_info info);
 napi_value skd_napi_forward_kl_grad(napi_env env, napi_callback_info info);
+napi_value skd_napi_mixture_kl(napi_env env, napi_callback_info info);
+napi_value skd_napi_mixture_kl_grad(napi_env env, napi_callback_info info);
 napi_value skd_napi_adamw(napi_env env, napi_callback_info info);
 napi_value skd_napi_sample_tokens(napi_env env, napi_callback_info info);
 napi_value skd_napi_gpt_decode(napi_env env, napi_callback_info info);

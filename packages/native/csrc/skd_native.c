@@ -59,6 +59,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"crossEntropyGrad", NULL, skd_napi_cross_entropy_grad, NULL, NULL, NULL, napi_default, NULL},
       {"forwardKl", NULL, skd_napi_forward_kl, NULL, NULL, NULL, napi_default, NULL},
       {"forwardKlGrad", NULL, skd_napi_forward_kl_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"mixtureKl", NULL, skd_napi_mixture_kl, NULL, NULL, NULL, napi_default, NULL},
+      {"mixtureKlGrad", NULL, skd_napi_mixture_kl_grad, NULL, NULL, NULL, napi_default, NULL},
       {"adamw", NULL, skd_napi_adamw, NULL, NULL, NULL, napi_default, NULL},
       {"gptDecode", NULL, guarded_gpt_decode, NULL, NULL, NULL, napi_default, NULL},
       {"gptGenerate", NULL, guarded_gpt_generate, NULL, NULL, NULL, napi_default, NULL},

@@ -75,6 +75,10 @@ export interface NativeAddon {
   forwardKl(logP: Float32Array, logits: Float32Array, loss: Float32Array, lse: Float32Array, rows: number, width: number): void;
   /** dx = dy[r] (softmax(logits_r) - exp(logP_r)). */
   forwardKlGrad(dy: Float32Array, logP: Float32Array, logits: Float32Array, lse: Float32Array, dx: Float32Array, rows: number, width: number): void;
+  /** loss[r] = a KL(p_r || m_r) + b KL(q_r || m_r), m = w p + (1 - w) q, q = softmax(logits_r); lse[r] = logsumexp(logits_r). */
+  mixtureKl(logP: Float32Array, logits: Float32Array, loss: Float32Array, lse: Float32Array, rows: number, width: number, w: number, a: number, b: number): void;
+  /** dx = dy[r] q (g - sum q g), g the loss's derivative in q (see divergence.c). */
+  mixtureKlGrad(dy: Float32Array, logP: Float32Array, logits: Float32Array, lse: Float32Array, dx: Float32Array, rows: number, width: number, w: number, a: number, b: number): void;
   adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, outParam: Float32Array, outM: Float32Array, outV: Float32Array, n: number, lr: number, beta1: number, beta2: number, epsilon: number, decay: number, c1: number, c2: number): void;
   /** Returns the first failed row, or -1 (see sampling.c). */
   sampleTokens(logits: Float32Array, ids: Int32Array, rows: number, width: number, uniforms: Float64Array, temperature: number, topK: number, topP: number, greedy: boolean): number;

@@ -3,7 +3,7 @@ import { KERNELS } from '@skd/ops';
 import { loadAddon, type NativeAddon } from './addon';
 import { adamWKernel } from './kernels/adamw';
 import { attentionGradKernel, attentionKernel, cachedAttentionKernel } from './kernels/attention';
-import { forwardKlGradKernel, forwardKlKernel } from './kernels/divergence';
+import { forwardKlGradKernel, forwardKlKernel, mixtureKlGradKernel, mixtureKlKernel } from './kernels/divergence';
 import { gatherKernel } from './kernels/gather';
 import { geluGradKernel, geluKernel } from './kernels/gelu';
 import { identityKernel } from './kernels/identity';
@@ -87,6 +87,8 @@ function nativeKernels(addon: NativeAddon): [string, (args: KernelArgs) => unkno
     [KERNELS.crossEntropyGrad, crossEntropyGradKernel(addon)],
     [KERNELS.forwardKl, forwardKlKernel(addon)],
     [KERNELS.forwardKlGrad, forwardKlGradKernel(addon)],
+    [KERNELS.mixtureKl, mixtureKlKernel(addon)],
+    [KERNELS.mixtureKlGrad, mixtureKlGradKernel(addon)],
     [KERNELS.adamW, adamWKernel(addon)],
     [KERNELS.sampleTokens, sampleTokensKernel(addon)],
   ];

@@ -7,6 +7,8 @@ export * from './kv-cache';
 export * from './layer-norm';
 export * from './linear';
 export * from './log-softmax';
+export * from './log-space';
+export * from './mixture-kl';
 export * from './platform';
 export * from './sampling';
 export * from './transformer-decode';

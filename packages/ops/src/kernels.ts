@@ -24,6 +24,8 @@ export const KERNELS = {
   crossEntropyGrad: 'SkdCrossEntropyGrad',
   forwardKl: 'SkdForwardKl',
   forwardKlGrad: 'SkdForwardKlGrad',
+  mixtureKl: 'SkdMixtureKl',
+  mixtureKlGrad: 'SkdMixtureKlGrad',
   adamW: 'SkdAdamW',
   sampleTokens: 'SkdSampleTokens',
 } as const;
