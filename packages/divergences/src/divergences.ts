@@ -87,11 +87,16 @@ export const totalVariation: LogProbDivergence = withGrad(
 export function skewKl(alpha: number): LogProbDivergence {
   checkSkew(alpha);
   if (alpha === 0) return forwardKl;
-  // M = alpha P + (1 - alpha) Q; df/dq = -(1 - alpha) p / m = -(1 - alpha) exp(log p - log m).
+  // M = alpha P + (1 - alpha) Q; df/dq = -(1 - alpha) p / m = -(1 - alpha) exp(log p - log m), and 0
+  // where P has no mass (logRatioToMixture reads 0 there, which exp would turn into a ratio of 1).
   return fusedMixture(
     withGrad(
       (logP, logQ) => klToMixture(logP, logQ, alpha),
-      (logP, logQ) => tf.tidy(() => softmaxBackward(logQ, tf.mul(-(1 - alpha), tf.exp(logRatioToMixture(logP, logQ, alpha))))),
+      (logP, logQ) =>
+        tf.tidy(() => {
+          const pOverM = tf.where(tf.isFinite(logP), tf.exp(logRatioToMixture(logP, logQ, alpha)), tf.zerosLike(logP));
+          return softmaxBackward(logQ, tf.mul(-(1 - alpha), pOverM));
+        }),
     ),
     { teacherWeight: alpha, teacherTerm: 1, studentTerm: 0 },
   );
