@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SkdError } from '@skd/core';
 import { forwardKlFromLogits, klFromLogProbs, mixtureKlFromLogits, type MixtureKl } from '@skd/ops';
-import { klToMixture, logRatioToMixture, softmaxBackward } from './log-space';
+import { klToMixture, softmaxBackward } from './log-space';
 
 /**
  * A divergence between a teacher distribution P and a student distribution Q, given as
@@ -41,9 +41,12 @@ export const reverseKl: LogProbDivergence = withGrad(
   (logP, logQ) => tf.tidy(() => softmaxBackward(logQ, tf.sub(logQ, logP))),
 );
 
-/** The same divergence, also as one fused op from the student's logits (native where registered). */
-function fusedMixture(fn: LogProbDivergence, mixture: MixtureKl): LogProbDivergence {
-  return Object.assign(fn, { fromLogits: (logP: tf.Tensor, logits: tf.Tensor) => mixtureKlFromLogits(logP, logits, mixture) });
+/**
+ * A divergence to the teacher-student mixture: its value from log-probabilities, and `fromLogits`, the
+ * fused op whose closed-form gradient (native where registered, stock ops elsewhere) training uses.
+ */
+function mixtureDivergence(value: (logP: tf.Tensor, logQ: tf.Tensor) => tf.Tensor, mixture: MixtureKl): LogProbDivergence {
+  return Object.assign(value, { fromLogits: (logP: tf.Tensor, logits: tf.Tensor) => mixtureKlFromLogits(logP, logits, mixture) });
 }
 
 function checkUnit(name: string, value: number): void {
@@ -66,13 +69,8 @@ export function generalizedJsd(beta: number): LogProbDivergence {
   if (beta === 0) return forwardKl;
   if (beta === 1) return reverseKl;
   // M = beta P + (1 - beta) Q = (1 - beta) Q + beta P, so each KL is a KL to a mixture with its own input.
-  // df/dq = (1 - beta) log(q / m): the other terms cancel.
-  return fusedMixture(
-    withGrad(
-      (logP, logQ) =>
-        tf.tidy(() => tf.add(tf.mul(beta, klToMixture(logP, logQ, beta)), tf.mul(1 - beta, klToMixture(logQ, logP, 1 - beta)))),
-      (logP, logQ) => tf.tidy(() => softmaxBackward(logQ, tf.mul(1 - beta, logRatioToMixture(logQ, logP, 1 - beta)))),
-    ),
+  return mixtureDivergence(
+    (logP, logQ) => tf.tidy(() => tf.add(tf.mul(beta, klToMixture(logP, logQ, beta)), tf.mul(1 - beta, klToMixture(logQ, logP, 1 - beta)))),
     { teacherWeight: beta, teacherTerm: beta, studentTerm: 1 - beta },
   );
 }
@@ -87,35 +85,14 @@ export const totalVariation: LogProbDivergence = withGrad(
 export function skewKl(alpha: number): LogProbDivergence {
   checkSkew(alpha);
   if (alpha === 0) return forwardKl;
-  // M = alpha P + (1 - alpha) Q; df/dq = -(1 - alpha) p / m = -(1 - alpha) exp(log p - log m), and 0
-  // where P has no mass (logRatioToMixture reads 0 there, which exp would turn into a ratio of 1).
-  return fusedMixture(
-    withGrad(
-      (logP, logQ) => klToMixture(logP, logQ, alpha),
-      (logP, logQ) =>
-        tf.tidy(() => {
-          const pOverM = tf.where(tf.isFinite(logP), tf.exp(logRatioToMixture(logP, logQ, alpha)), tf.zerosLike(logP));
-          return softmaxBackward(logQ, tf.mul(-(1 - alpha), pOverM));
-        }),
-    ),
-    { teacherWeight: alpha, teacherTerm: 1, studentTerm: 0 },
-  );
+  // M = alpha P + (1 - alpha) Q.
+  return mixtureDivergence((logP, logQ) => klToMixture(logP, logQ, alpha), { teacherWeight: alpha, teacherTerm: 1, studentTerm: 0 });
 }
 
 /** Skew reverse KL (DistiLLM): KL(Q || (1 - alpha) P + alpha Q). alpha 0 is reverse KL exactly. */
 export function skewReverseKl(alpha: number): LogProbDivergence {
   checkSkew(alpha);
   if (alpha === 0) return reverseKl;
-  // M = (1 - alpha) P + alpha Q; df/dq = r + 1 - alpha exp(r), r = log q - log m.
-  return fusedMixture(
-    withGrad(
-      (logP, logQ) => klToMixture(logQ, logP, alpha),
-      (logP, logQ) =>
-        tf.tidy(() => {
-          const r = logRatioToMixture(logQ, logP, alpha);
-          return softmaxBackward(logQ, tf.sub(tf.add(r, 1), tf.mul(alpha, tf.exp(r))));
-        }),
-    ),
-    { teacherWeight: 1 - alpha, teacherTerm: 0, studentTerm: 1 },
-  );
+  // M = (1 - alpha) P + alpha Q.
+  return mixtureDivergence((logP, logQ) => klToMixture(logQ, logP, alpha), { teacherWeight: 1 - alpha, teacherTerm: 0, studentTerm: 1 });
 }

@@ -4,14 +4,37 @@
 // took 40% of a supervised-KD step at V = 4000.
 #include "common.h"
 
+// One row-kernel context for every divergence here; the mixture weights (w, a, b) are read by the
+// mixture kernels only.
 typedef struct {
   const float *log_p, *x, *dy, *lse_in;
   float *loss, *lse, *dx;
   int64_t width;
-} kl_ctx;
+  float w, a, b;
+} div_ctx;
+
+// The arguments every forward call starts with, (logP, logits, loss, lse, rows, width), as views in k;
+// returns rows. A bad argument is recorded in a (skd_args_ok reports it).
+static int64_t forward_args(skd_args* a, div_ctx* k) {
+  const int64_t rows = skd_int(a, 4), width = skd_int(a, 5);
+  if (rows < 0 || width <= 0) skd_fail(a, "bad shape (%lld, %lld)", (long long)rows, (long long)width);
+  const size_t n = rows > 0 && width > 0 ? (size_t)(rows * width) : 0;
+  *k = (div_ctx){.log_p = skd_f32(a, 0, n), .x = skd_f32(a, 1, n), .loss = skd_f32(a, 2, (size_t)rows), .lse = skd_f32(a, 3, (size_t)rows), .width = width};
+  return rows;
+}
+
+// The arguments every backward call starts with, (dy, logP, logits, lse, dx, rows, width); returns rows.
+static int64_t backward_args(skd_args* a, div_ctx* k) {
+  const int64_t rows = skd_int(a, 5), width = skd_int(a, 6);
+  if (rows < 0 || width <= 0) skd_fail(a, "bad shape (%lld, %lld)", (long long)rows, (long long)width);
+  const size_t n = rows > 0 && width > 0 ? (size_t)(rows * width) : 0;
+  *k = (div_ctx){.dy = skd_f32(a, 0, (size_t)rows), .log_p = skd_f32(a, 1, n), .x = skd_f32(a, 2, n), .lse_in = skd_f32(a, 3, (size_t)rows),
+                 .dx = skd_f32(a, 4, n), .width = width};
+  return rows;
+}
 
 static void forward_kl_rows(void* ctx, int64_t from, int64_t to) {
-  const kl_ctx* k = ctx;
+  const div_ctx* k = ctx;
   float chunk[256];
   for (int64_t r = from; r < to; r++) {
     const float* pr = k->log_p + r * k->width;
@@ -38,18 +61,16 @@ static void forward_kl_rows(void* ctx, int64_t from, int64_t to) {
 // lse[r] = logsumexp(x_r), kept for the backward pass.
 napi_value skd_napi_forward_kl(napi_env env, napi_callback_info info) {
   skd_args a;
+  div_ctx k;
   skd_args_init(&a, env, info, "forwardKl", 6);
-  const int64_t rows = skd_int(&a, 4), width = skd_int(&a, 5);
-  if (rows < 0 || width <= 0) skd_fail(&a, "bad shape (%lld, %lld)", (long long)rows, (long long)width);
-  const size_t n = rows > 0 && width > 0 ? (size_t)(rows * width) : 0;
-  kl_ctx k = {.log_p = skd_f32(&a, 0, n), .x = skd_f32(&a, 1, n), .loss = skd_f32(&a, 2, (size_t)rows), .lse = skd_f32(&a, 3, (size_t)rows), .width = width};
+  const int64_t rows = forward_args(&a, &k);
   if (!skd_args_ok(&a)) return NULL;
-  skd_for(rows, rows * width >= SKD_PARALLEL_ELEMENTS, forward_kl_rows, &k);
+  skd_for(rows, rows * k.width >= SKD_PARALLEL_ELEMENTS, forward_kl_rows, &k);
   return NULL;
 }
 
 static void forward_kl_grad_rows(void* ctx, int64_t from, int64_t to) {
-  const kl_ctx* k = ctx;
+  const div_ctx* k = ctx;
   for (int64_t r = from; r < to; r++) {
     const float* pr = k->log_p + r * k->width;
     const float* xr = k->x + r * k->width;
@@ -62,14 +83,11 @@ static void forward_kl_grad_rows(void* ctx, int64_t from, int64_t to) {
 // forwardKlGrad(dy, logP, logits, lse, dx, rows, width): dx = dy[r] (softmax(x) - p).
 napi_value skd_napi_forward_kl_grad(napi_env env, napi_callback_info info) {
   skd_args a;
+  div_ctx k;
   skd_args_init(&a, env, info, "forwardKlGrad", 7);
-  const int64_t rows = skd_int(&a, 5), width = skd_int(&a, 6);
-  if (rows < 0 || width <= 0) skd_fail(&a, "bad shape (%lld, %lld)", (long long)rows, (long long)width);
-  const size_t n = rows > 0 && width > 0 ? (size_t)(rows * width) : 0;
-  kl_ctx k = {.dy = skd_f32(&a, 0, (size_t)rows), .log_p = skd_f32(&a, 1, n), .x = skd_f32(&a, 2, n), .lse_in = skd_f32(&a, 3, (size_t)rows),
-              .dx = skd_f32(&a, 4, n), .width = width};
+  const int64_t rows = backward_args(&a, &k);
   if (!skd_args_ok(&a)) return NULL;
-  skd_for(rows, rows * width >= SKD_PARALLEL_ELEMENTS, forward_kl_grad_rows, &k);
+  skd_for(rows, rows * k.width >= SKD_PARALLEL_ELEMENTS, forward_kl_grad_rows, &k);
   return NULL;
 }
 
@@ -81,13 +99,6 @@ napi_value skd_napi_forward_kl_grad(napi_env env, napi_callback_info info) {
 // divide by an underflowed mixture, and where P has no mass (log p = -inf) log(q / m) = -log(1 - w).
 // The gradient in the logits is q (g - sum q g) with g = df/dq = -(1 - w)(a p + b q) / m + b log(q / m)
 // (the constant b of d(q log q)/dq cancels under the softmax Jacobian).
-typedef struct {
-  const float *log_p, *x, *dy, *lse_in;
-  float *loss, *lse, *dx;
-  int64_t width;
-  float w, a, b;
-} mixture_ctx;
-
 // Beyond this d, e^d would overflow s: log s = log(1 - w) + d + log1p(w / (1 - w) e^-d) instead.
 #define SKD_MIXTURE_SWITCH 20.0f
 
@@ -105,7 +116,7 @@ static inline void mixture_ratios(float lp, float lq, float w, float* rp, float*
 }
 
 static void mixture_kl_rows(void* ctx, int64_t from, int64_t to) {
-  const mixture_ctx* k = ctx;
+  const div_ctx* k = ctx;
   for (int64_t r = from; r < to; r++) {
     const float* pr = k->log_p + r * k->width;
     const float* xr = k->x + r * k->width;
@@ -127,7 +138,7 @@ static void mixture_kl_rows(void* ctx, int64_t from, int64_t to) {
 }
 
 static void mixture_kl_grad_rows(void* ctx, int64_t from, int64_t to) {
-  const mixture_ctx* k = ctx;
+  const div_ctx* k = ctx;
   const float wq = 1.0f - k->w;
   for (int64_t r = from; r < to; r++) {
     const float* pr = k->log_p + r * k->width;
@@ -155,7 +166,7 @@ static void mixture_kl_grad_rows(void* ctx, int64_t from, int64_t to) {
   }
 }
 
-static void mixture_weights(skd_args* a, size_t i, mixture_ctx* k) {
+static void mixture_weights(skd_args* a, size_t i, div_ctx* k) {
   k->w = (float)skd_num(a, i);
   k->a = (float)skd_num(a, i + 1);
   k->b = (float)skd_num(a, i + 2);
@@ -166,28 +177,23 @@ static void mixture_weights(skd_args* a, size_t i, mixture_ctx* k) {
 // m = w p + (1 - w) softmax(x_r); lse[r] = logsumexp(x_r), kept for the backward pass.
 napi_value skd_napi_mixture_kl(napi_env env, napi_callback_info info) {
   skd_args a;
+  div_ctx k;
   skd_args_init(&a, env, info, "mixtureKl", 9);
-  const int64_t rows = skd_int(&a, 4), width = skd_int(&a, 5);
-  if (rows < 0 || width <= 0) skd_fail(&a, "bad shape (%lld, %lld)", (long long)rows, (long long)width);
-  const size_t n = rows > 0 && width > 0 ? (size_t)(rows * width) : 0;
-  mixture_ctx k = {.log_p = skd_f32(&a, 0, n), .x = skd_f32(&a, 1, n), .loss = skd_f32(&a, 2, (size_t)rows), .lse = skd_f32(&a, 3, (size_t)rows), .width = width};
+  const int64_t rows = forward_args(&a, &k);
   mixture_weights(&a, 6, &k);
   if (!skd_args_ok(&a)) return NULL;
-  skd_for(rows, rows * width >= SKD_PARALLEL_ELEMENTS, mixture_kl_rows, &k);
+  skd_for(rows, rows * k.width >= SKD_PARALLEL_ELEMENTS, mixture_kl_rows, &k);
   return NULL;
 }
 
 // mixtureKlGrad(dy, logP, logits, lse, dx, rows, width, w, a, b): dx = dy[r] q (g - sum q g).
 napi_value skd_napi_mixture_kl_grad(napi_env env, napi_callback_info info) {
   skd_args a;
+  div_ctx k;
   skd_args_init(&a, env, info, "mixtureKlGrad", 10);
-  const int64_t rows = skd_int(&a, 5), width = skd_int(&a, 6);
-  if (rows < 0 || width <= 0) skd_fail(&a, "bad shape (%lld, %lld)", (long long)rows, (long long)width);
-  const size_t n = rows > 0 && width > 0 ? (size_t)(rows * width) : 0;
-  mixture_ctx k = {.dy = skd_f32(&a, 0, (size_t)rows), .log_p = skd_f32(&a, 1, n), .x = skd_f32(&a, 2, n), .lse_in = skd_f32(&a, 3, (size_t)rows),
-                   .dx = skd_f32(&a, 4, n), .width = width};
+  const int64_t rows = backward_args(&a, &k);
   mixture_weights(&a, 7, &k);
   if (!skd_args_ok(&a)) return NULL;
-  skd_for(rows, rows * width >= SKD_PARALLEL_ELEMENTS, mixture_kl_grad_rows, &k);
+  skd_for(rows, rows * k.width >= SKD_PARALLEL_ELEMENTS, mixture_kl_grad_rows, &k);
   return NULL;
 }

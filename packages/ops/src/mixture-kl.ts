@@ -30,9 +30,9 @@ export interface MixtureKl {
  */
 export function mixtureKlFromLogits(logP: tf.Tensor, logits: tf.Tensor, mixture: MixtureKl): tf.Tensor {
   if (logP.shape.join() !== logits.shape.join()) throw new ShapeError('teacher log-probs', `[${logits.shape.join(', ')}] (like the student logits)`, logP.shape);
-  const { teacherWeight: w, teacherTerm: a, studentTerm: b } = mixture;
+  const w = mixture.teacherWeight;
   if (!(w > 0 && w < 1)) throw new SkdError(`mixture teacher weight must be in (0, 1), got ${w}`);
-  const attrs = { teacherWeight: w, teacherTerm: a, studentTerm: b };
+  const attrs = { ...mixture };
   const native = hasKernel(KERNELS.mixtureKl) && logP.dtype === 'float32' && logits.dtype === 'float32' && logits.rank >= 1;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
