@@ -29,6 +29,24 @@ export NX_DAEMON=false NX_NO_CLOUD=true
 # lockfile is unchanged afterwards) and skips the unavailable optional packages.
 echo "skd setup: npm install (locked versions)"
 npm install --no-audit --no-fund
+# The reference environment: PyTorch 2 and transformers from the machine's local wheel store (the
+# public index is unreachable; `pip config list` names the store's folders). Tests compare skd's
+# Hugging Face models, tokenizers and chat templates with it, and `npm run bench` measures PyTorch 2.
+if ! .venv/bin/python -c 'import torch, transformers' >/dev/null 2>&1 || ! cmp -s tools/reference/requirements.txt .venv/requirements.txt; then
+  echo "skd setup: reference Python environment (.venv) from the local wheel store"
+  rm -rf .venv
+  python3 -m venv .venv
+  links=()
+  for folder in $(pip config list 2>/dev/null | sed -n "s/.*find-links='\(.*\)'/\1/p" | sort -u) $(pip config list 2>/dev/null | sed -n "s/.*index-url='\(.*\)'/\1/p" | tr ' ' '\n' | sed -n 's|^file://\(.*\)/simple$|\1/files|p'); do
+    [ -d "$folder" ] && links+=(--find-links "$folder")
+  done
+  if ! .venv/bin/pip install --quiet --no-index "${links[@]}" -r tools/reference/requirements.txt > /tmp/skd-setup-pip.log 2>&1; then
+    tail -n 20 /tmp/skd-setup-pip.log >&2
+    echo "skd setup: could not install the reference environment from the local wheel store (${links[*]:-no folders found by pip config list})" >&2
+    exit 1
+  fi
+  cp tools/reference/requirements.txt .venv/requirements.txt
+fi
 echo "skd setup: building packages"
 if ! npx nx run-many -t build --outputStyle=static > /tmp/skd-setup-build.log 2>&1; then
   tail -n 60 /tmp/skd-setup-build.log >&2

@@ -12,6 +12,8 @@
         "csrc/gather.c",
         "csrc/linear.c",
         "csrc/layer_norm.c",
+        "csrc/rms_norm.c",
+        "csrc/gated.c",
         "csrc/attention.c",
         "csrc/cached_attention.c",
         "csrc/rotary.c",

@@ -105,58 +105,73 @@ typedef struct {
   float *keys, *values, *out;
   const int32_t* lengths;
   const float* mask;
-  int64_t B, S, H, dh, cap;
-  float scale;
+  skd_attention_shape shape;
+  int64_t B, S, cap;
   int64_t* real;  // S per pool thread
   float* scratch;  // S * (2 dh + cap) per pool thread
 } cache_ctx;
 
-static void attend_head(void* ctx, int64_t bh, int thread) {
+// One (batch row, key/value head): writes the row's new keys and values into the cache, then runs
+// the attention of every query head that shares them.
+static void attend_group(void* ctx, int64_t bg, int thread) {
   const cache_ctx* k = ctx;
-  const int64_t S = k->S, dh = k->dh, cap = k->cap, d = k->H * dh, ld = 3 * d;
+  const skd_attention_shape* sh = &k->shape;
+  const int64_t S = k->S, dh = sh->dh, cap = k->cap, H = sh->H, Hkv = sh->Hkv, group = H / Hkv;
+  const int64_t d = H * dh, ld = (H + 2 * Hkv) * dh;
   int64_t* real = k->real + (size_t)thread * (size_t)SKD_MAX(S, 1);
   float* q = k->scratch + (size_t)thread * (size_t)(SKD_MAX(S, 1) * (2 * dh + cap));
-  const int64_t b = bh / k->H, h = bh % k->H, len = k->lengths[b];
-  float* kc = k->keys + bh * cap * dh;
-  float* vc = k->values + bh * cap * dh;
+  const int64_t b = bg / Hkv, g = bg % Hkv, len = k->lengths[b];
+  float* kc = k->keys + bg * cap * dh;
+  float* vc = k->values + bg * cap * dh;
   int64_t n = 0;
   for (int64_t j = 0; j < S; j++) {
-    const float* row = k->qkv + (b * S + j) * ld + h * dh;
-    float* o = k->out + (b * S + j) * d + h * dh;
+    const float* row = k->qkv + (b * S + j) * ld;
     if (k->mask && k->mask[b * S + j] == 0.0f) {
-      memset(o, 0, sizeof(float) * (size_t)dh);
+      for (int64_t h = g * group; h < (g + 1) * group; h++) memset(k->out + (b * S + j) * d + h * dh, 0, sizeof(float) * (size_t)dh);
       continue;
     }
-    memcpy(q + n * dh, row, sizeof(float) * (size_t)dh);
-    for (int64_t c = 0; c < dh; c++) kc[c * cap + len + n] = row[d + c];
-    memcpy(vc + (len + n) * dh, row + 2 * d, sizeof(float) * (size_t)dh);
+    const float* key = row + (H + g) * dh;
+    for (int64_t c = 0; c < dh; c++) kc[c * cap + len + n] = key[c];
+    memcpy(vc + (len + n) * dh, row + (H + Hkv + g) * dh, sizeof(float) * (size_t)dh);
     real[n++] = j;
   }
   if (n == 0) return;
   const int64_t total = len + n;
   float* scores = q + n * dh;    // (n, total)
   float* o = scores + n * total;  // (n, dh)
-  if (n < DIRECT_QUERIES) {
-    direct_scores(q, kc, scores, n, total, dh, cap, k->scale);
-    for (int64_t r = 0; r < n; r++) softmax_prefix(scores + r * total, len + r + 1, total);
-    direct_values(scores, vc, o, n, total, dh);
-  } else {
-    skd_sgemm_1t(false, false, n, total, dh, k->scale, q, dh, kc, cap, 0.0f, scores, total);
-    for (int64_t r = 0; r < n; r++) softmax_prefix(scores + r * total, len + r + 1, total);
-    skd_sgemm_1t(false, false, n, dh, total, 1.0f, scores, total, vc, dh, 0.0f, o, dh);
+  for (int64_t h = g * group; h < (g + 1) * group; h++) {
+    for (int64_t r = 0; r < n; r++) memcpy(q + r * dh, k->qkv + (b * S + real[r]) * ld + h * dh, sizeof(float) * (size_t)dh);
+    if (n < DIRECT_QUERIES) {
+      direct_scores(q, kc, scores, n, total, dh, cap, sh->scale);
+    } else {
+      skd_sgemm_1t(false, false, n, total, dh, sh->scale, q, dh, kc, cap, 0.0f, scores, total);
+    }
+    for (int64_t r = 0; r < n; r++) {
+      float* row = scores + r * total;
+      const int64_t position = len + r, first = sh->window > 0 ? SKD_MAX(0, position - sh->window + 1) : 0;
+      if (sh->softcap > 0.0f) for (int64_t j = first; j <= position; j++) row[j] = sh->softcap * skd_tanh(row[j] / sh->softcap);
+      memset(row, 0, sizeof(float) * (size_t)first);
+      softmax_prefix(row + first, position + 1 - first, total - first);
+    }
+    if (n < DIRECT_QUERIES) {
+      direct_values(scores, vc, o, n, total, dh);
+    } else {
+      skd_sgemm_1t(false, false, n, dh, total, 1.0f, scores, total, vc, dh, 0.0f, o, dh);
+    }
+    for (int64_t r = 0; r < n; r++) memcpy(k->out + (b * S + real[r]) * d + h * dh, o + r * dh, sizeof(float) * (size_t)dh);
   }
-  for (int64_t r = 0; r < n; r++) memcpy(k->out + (b * S + real[r]) * d + h * dh, o + r * dh, sizeof(float) * (size_t)dh);
 }
 
 bool skd_cached_attention_core(const float* qkv, float* keys, float* values, const int32_t* lengths, const float* mask, float* out, int64_t B,
-                               int64_t S, int64_t H, int64_t dh, int64_t cap, float scale) {
+                               int64_t S, const skd_attention_shape* shape, int64_t cap) {
   int64_t macs = 0;  // scores and weighted sum: new tokens x keys x head size, twice, per head
-  for (int64_t b = 0; b < B; b++) macs += 2 * S * (lengths[b] + S) * dh * H;
+  for (int64_t b = 0; b < B; b++) macs += 2 * S * (lengths[b] + S) * shape->dh * shape->H;
   const size_t threads = (size_t)skd_threads();
-  cache_ctx k = {qkv, keys, values, out, lengths, mask, B, S, H, dh, cap, scale,
+  const int64_t dh = shape->dh;
+  cache_ctx k = {qkv, keys, values, out, lengths, mask, *shape, B, S, cap,
                  malloc(sizeof(int64_t) * (size_t)SKD_MAX(S, 1) * threads), malloc(sizeof(float) * (size_t)(SKD_MAX(S, 1) * (2 * dh + cap)) * threads)};
   const bool ok = k.real && k.scratch;
-  if (ok) skd_for_tasks(B * H, B * H > 1 && macs >= SKD_PARALLEL_MACS, attend_head, &k);
+  if (ok) skd_for_tasks(B * shape->Hkv, B * shape->Hkv > 1 && macs >= SKD_PARALLEL_MACS, attend_group, &k);
   free(k.real);
   free(k.scratch);
   return ok;
@@ -171,26 +186,27 @@ void skd_check_cache_room(skd_args* a, const int32_t* lengths, const float* mask
   }
 }
 
-// cachedAttention(qkv, keys, values, lengths, mask, out, B, S, heads, headSize, capacity, scale)
-//   qkv (B*S, 3d) for the new tokens; keys (B, heads, headSize, capacity); values (B, heads,
-//   capacity, headSize); lengths (B) real
-//   tokens cached per row before this call; mask (B*S) or null; out (B*S, d).
+// cachedAttention(qkv, keys, values, lengths, mask, out, B, S, heads, kvHeads, headSize, capacity, scale, softcap, window)
+//   qkv (B*S, (heads + 2 kvHeads) headSize) for the new tokens; keys (B, kvHeads, headSize,
+//   capacity); values (B, kvHeads, capacity, headSize); lengths (B) real tokens cached per row
+//   before this call; mask (B*S) or null; out (B*S, heads headSize). softcap and window 0: off.
 napi_value skd_napi_cached_attention(napi_env env, napi_callback_info info) {
   skd_args a;
-  skd_args_init(&a, env, info, "cachedAttention", 12);
-  const int64_t B = skd_int(&a, 6), S = skd_int(&a, 7), H = skd_int(&a, 8), dh = skd_int(&a, 9), cap = skd_int(&a, 10);
-  const float scale = (float)skd_num(&a, 11);
-  if (B < 0 || S < 0 || H <= 0 || dh <= 0 || cap < 0) skd_fail(&a, "bad shape");
-  const int64_t d = H * dh;
-  const float* qkv = skd_f32(&a, 0, (size_t)(B * S * 3 * d));
-  float* keys = skd_f32(&a, 1, (size_t)(B * H * cap * dh));
-  float* values = skd_f32(&a, 2, (size_t)(B * H * cap * dh));
+  skd_args_init(&a, env, info, "cachedAttention", 15);
+  const int64_t B = skd_int(&a, 6), S = skd_int(&a, 7), cap = skd_int(&a, 11);
+  const skd_attention_shape shape = {.H = skd_int(&a, 8), .Hkv = skd_int(&a, 9), .dh = skd_int(&a, 10), .scale = (float)skd_num(&a, 12),
+                                     .softcap = (float)skd_num(&a, 13), .window = skd_int(&a, 14)};
+  if (B < 0 || S < 0 || shape.H <= 0 || shape.Hkv <= 0 || shape.H % shape.Hkv != 0 || shape.dh <= 0 || cap < 0 || shape.window < 0) skd_fail(&a, "bad shape");
+  const int64_t d = shape.H * shape.dh, ld = (shape.H + 2 * shape.Hkv) * shape.dh, cache = B * shape.Hkv * cap * shape.dh;
+  const float* qkv = skd_f32(&a, 0, (size_t)(B * S * ld));
+  float* keys = skd_f32(&a, 1, (size_t)cache);
+  float* values = skd_f32(&a, 2, (size_t)cache);
   const int32_t* lengths = skd_i32(&a, 3, (size_t)B);
   const float* mask = skd_f32_or_null(&a, 4, (size_t)(B * S));
   float* out = skd_f32(&a, 5, (size_t)(B * S * d));
   if (a.error[0] == '\0') skd_check_cache_room(&a, lengths, mask, B, S, cap);
   if (!skd_args_ok(&a)) return NULL;
-  if (!skd_cached_attention_core(qkv, keys, values, lengths, mask, out, B, S, H, dh, cap, scale)) {
+  if (!skd_cached_attention_core(qkv, keys, values, lengths, mask, out, B, S, &shape, cap)) {
     napi_throw_error(env, NULL, "skd-native cachedAttention: out of memory");
   }
   return NULL;

@@ -176,9 +176,15 @@ void skd_layer_norm_rows(const float* x, const float* gamma, const float* beta, 
 /** out = residual + x w + bias (bias, residual may be NULL; residual may be out itself). */
 void skd_linear_rows(const float* x, const float* w, const float* bias, const float* residual, float* out, int64_t rows, int64_t n_in, int64_t n_out);
 void skd_gelu_rows(const float* x, float* out, int64_t n);
+/** The heads of an attention: H query heads sharing Hkv key/value heads, scores scaled and optionally soft-capped and windowed (0: off). */
+typedef struct {
+  int64_t H, Hkv, dh;
+  float scale, softcap;
+  int64_t window;
+} skd_attention_shape;
 /** Attention of S new tokens per row over the KV cache (see cached_attention.c); false when out of memory. */
 bool skd_cached_attention_core(const float* qkv, float* keys, float* values, const int32_t* lengths, const float* mask, float* out, int64_t B,
-                               int64_t S, int64_t H, int64_t dh, int64_t cap, float scale);
+                               int64_t S, const skd_attention_shape* shape, int64_t cap);
 /** Fails `a` unless every row's new real tokens fit in its cache (lengths, mask (B*S) or NULL). */
 void skd_check_cache_room(skd_args* a, const int32_t* lengths, const float* mask, int64_t B, int64_t S, int64_t cap);
 /**
@@ -210,6 +216,11 @@ napi_value skd_napi_linear(napi_env env, napi_callback_info info);
 napi_value skd_napi_linear_grad(napi_env env, napi_callback_info info);
 napi_value skd_napi_layer_norm(napi_env env, napi_callback_info info);
 napi_value skd_napi_layer_norm_grad(napi_env env, napi_callback_info info);
+napi_value skd_napi_rms_norm(napi_env env, napi_callback_info info);
+napi_value skd_napi_rms_norm_grad(napi_env env, napi_callback_info info);
+napi_value skd_napi_rotary(napi_env env, napi_callback_info info);
+napi_value skd_napi_gated_activation(napi_env env, napi_callback_info info);
+napi_value skd_napi_gated_activation_grad(napi_env env, napi_callback_info info);
 napi_value skd_napi_attention(napi_env env, napi_callback_info info);
 napi_value skd_napi_attention_grad(napi_env env, napi_callback_info info);
 napi_value skd_napi_cached_attention(napi_env env, napi_callback_info info);

@@ -136,7 +136,8 @@ static bool gpt_step(const gpt_t* g, gpt_scratch* s, const int32_t* tokens, cons
     skd_layer_norm_rows(s->h, w[0], w[1], s->x, NULL, NULL, rows, d, g->eps);
     skd_linear_rows(s->x, w[2], w[3], NULL, s->qkv, rows, d, 3 * d);
     if (g->rotary) skd_rotary_rows(s->qkv, positions, rows, g->H, g->dh, 10000.0f);
-    if (!skd_cached_attention_core(s->qkv, g->keys[l], g->values[l], lengths, mask, s->att, g->B, S, g->H, g->dh, g->cap, scale)) return false;
+    const skd_attention_shape shape = {.H = g->H, .Hkv = g->H, .dh = g->dh, .scale = scale, .softcap = 0.0f, .window = 0};
+    if (!skd_cached_attention_core(s->qkv, g->keys[l], g->values[l], lengths, mask, s->att, g->B, S, &shape, g->cap)) return false;
     skd_linear_rows(s->att, w[4], w[5], s->h, s->h, rows, d, d);
     skd_layer_norm_rows(s->h, w[6], w[7], s->x, NULL, NULL, rows, d, g->eps);
     skd_linear_rows(s->x, w[8], w[9], NULL, s->hidden, rows, d, ff);

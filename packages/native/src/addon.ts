@@ -29,9 +29,47 @@ export interface NativeAddon {
   linearGrad(dy: Float32Array, x: Float32Array, w: Float32Array, dx: Float32Array, dw: Float32Array, dbias: Float32Array | null, rows: number, inputs: number, outputs: number): void;
   layerNorm(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, width: number, epsilon: number): void;
   layerNormGrad(dy: Float32Array, x: Float32Array, gamma: Float32Array, mean: Float32Array, rstd: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, rows: number, width: number): void;
-  attention(qkv: Float32Array, mask: Float32Array | null, out: Float32Array, lse: Float32Array, batch: number, T: number, heads: number, headSize: number, scale: number): void;
-  attentionGrad(qkv: Float32Array, mask: Float32Array | null, out: Float32Array, lse: Float32Array, dy: Float32Array, dqkv: Float32Array, batch: number, T: number, heads: number, headSize: number, scale: number): void;
-  cachedAttention(qkv: Float32Array, keys: Float32Array, values: Float32Array, lengths: Int32Array, mask: Float32Array, out: Float32Array, batch: number, S: number, heads: number, headSize: number, capacity: number, scale: number): void;
+  rmsNorm(x: Float32Array, weight: Float32Array, y: Float32Array, rstd: Float32Array, rows: number, width: number, epsilon: number, offset: number): void;
+  rmsNormGrad(dy: Float32Array, x: Float32Array, weight: Float32Array, rstd: Float32Array, dx: Float32Array, dweight: Float32Array, rows: number, width: number, offset: number): void;
+  rotary(x: Float32Array, positions: Int32Array, frequencies: Float32Array, y: Float32Array, rows: number, heads: number, kvHeads: number, headDim: number, inverse: boolean): void;
+  /** activation: 0 SiLU, 1 exact GELU, 2 tanh GELU. */
+  gatedActivation(x: Float32Array, y: Float32Array, rows: number, hidden: number, activation: number): void;
+  gatedActivationGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, rows: number, hidden: number, activation: number): void;
+  /** Grouped-query causal attention over packed q|k|v rows (see attention.c); softcap and window 0 when off. */
+  attention(qkv: Float32Array, mask: Float32Array | null, out: Float32Array, lse: Float32Array, batch: number, T: number, heads: number, kvHeads: number, headSize: number, scale: number, softcap: number, window: number): void;
+  attentionGrad(
+    qkv: Float32Array,
+    mask: Float32Array | null,
+    out: Float32Array,
+    lse: Float32Array,
+    dy: Float32Array,
+    dqkv: Float32Array,
+    batch: number,
+    T: number,
+    heads: number,
+    kvHeads: number,
+    headSize: number,
+    scale: number,
+    softcap: number,
+    window: number,
+  ): void;
+  cachedAttention(
+    qkv: Float32Array,
+    keys: Float32Array,
+    values: Float32Array,
+    lengths: Int32Array,
+    mask: Float32Array,
+    out: Float32Array,
+    batch: number,
+    S: number,
+    heads: number,
+    kvHeads: number,
+    headSize: number,
+    capacity: number,
+    scale: number,
+    softcap: number,
+    window: number,
+  ): void;
   gptDecode(
     params: Float32Array[],
     keys: Float32Array[],

@@ -7,12 +7,16 @@ import {
   chooseTokenWith,
   createKvCache,
   forwardKlFromLogits,
+  gatedActivation,
   gelu,
   KERNELS,
   layerNorm,
   linear,
   logSoftmax,
   mixtureKlFromLogits,
+  rmsNorm,
+  rotary,
+  rotaryFrequencies,
   sampleTokens,
   sparseCrossEntropy,
   type KvCache,
@@ -147,6 +151,55 @@ afterAll(() => unregisterNativeKernels());
     const size = shape.reduce((a, b) => a * b, 1);
     const x = randoms(rng, size, 4);
     expectClose(bothWays(() => valueAndGrads((a) => gelu(a), () => [tf.tensor(x, shape)], upstream)));
+  });
+
+  it.each([
+    [7, 13, 0],
+    [64, 384, 1],
+    [1, 5, 1],
+  ])('RMSNorm (%i, %i, offset %i): values and gradients in x and the weight', (n, d, offset) => {
+    const x = randoms(rng, n * d, 3);
+    const w = randoms(rng, d);
+    const inputs = () => [tf.tensor2d(x, [n, d]), tf.tensor1d(w)];
+    expectClose(bothWays(() => valueAndGrads((a, g) => rmsNorm(a as tf.Tensor2D, g as tf.Tensor1D, 1e-6, offset), inputs, upstream)));
+  });
+
+  it.each([
+    ['silu', 9, 11],
+    ['gelu', 9, 11],
+    ['gelu_tanh', 64, 300],
+  ] as const)('gated activation (%s, %i x 2 x %i): values and gradients', (activation, n, f) => {
+    const x = randoms(rng, n * 2 * f, 3);
+    expectClose(bothWays(() => valueAndGrads((a) => gatedActivation(a as tf.Tensor2D, activation), () => [tf.tensor2d(x, [n, 2 * f])], upstream)));
+  });
+
+  it.each([
+    [4, 2, 8, 10000, undefined],
+    [3, 1, 16, 500000, { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 64 }],
+    [2, 2, 6, 10000, { type: 'linear', factor: 2 }],
+  ] as const)('rotary positions (%i heads, %i kv heads of %i, theta %i, scaling %j): values and gradients', (heads, kvHeads, dh, theta, scaling) => {
+    const N = 11;
+    const width = (heads + 2 * kvHeads) * dh;
+    const qkv = randoms(rng, N * width);
+    const positions = Int32Array.from({ length: N }, (_, i) => (i * 37) % 300);
+    const frequencies = rotaryFrequencies(dh, theta, scaling);
+    const f = (x: tf.Tensor) => rotary(x as tf.Tensor2D, tf.tensor1d(positions, 'int32'), tf.tensor1d(frequencies), { heads, kvHeads, headDim: dh });
+    expectClose(bothWays(() => valueAndGrads(f, () => [tf.tensor2d(qkv, [N, width])], upstream)));
+  });
+
+  describe('grouped-query attention, soft-capped and windowed', () => {
+    it.each([
+      [2, 9, 4, 2, 4, 0, 0],
+      [1, 70, 6, 2, 8, 50, 0],
+      [2, 70, 2, 1, 4, 0, 5],
+      [2, 13, 4, 1, 2, 5, 3],
+    ])('B %i, T %i, %i heads over %i kv heads of %i, softcap %i, window %i: values and gradients', (B, T, heads, kvHeads, dh, softcap, window) => {
+      const width = (heads + 2 * kvHeads) * dh;
+      const qkv = randoms(rng, B * T * width);
+      const mask = Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, t) => (b === 1 && t >= T - 2 ? 0 : 1)));
+      const f = (x: tf.Tensor) => causalSelfAttention(x as tf.Tensor2D, { batch: B, heads, kvHeads, scale: 0.3, softcap, window, mask: tf.tensor2d(mask) });
+      expectClose(bothWays(() => valueAndGrads(f, () => [tf.tensor2d(qkv, [B * T, width])], upstream)));
+    });
   });
 
   describe('causal self-attention over packed q|k|v', () => {
@@ -313,6 +366,36 @@ afterAll(() => unregisterNativeKernels());
     expectClose(bothWays(run));
   });
 
+  it.each([
+    [4, 2, 0, [0, 0]],
+    [4, 1, 20, [0, 3]],
+  ])('the native KV cache with %i heads over %i kv heads (softcap %i, windows %j) gives the tensor cache\'s outputs', (heads, kvHeads, softcap, windows) => {
+    const [B, dh, layers] = [2, 4, 2];
+    const width = (heads + 2 * kvHeads) * dh;
+    const d = heads * dh;
+    const steps: { mask: number[]; S: number; rollback?: (number | undefined)[] }[] = [
+      { mask: [0, 1, 1, 1, 1, 1], S: 3 },
+      { mask: [1, 1, 1, 1, 0, 0], S: 3, rollback: [4, undefined] },
+      { mask: [0, 1, 1, 1], S: 2 },
+      { mask: [1, 1, 1, 1, 1, 1], S: 3 },
+    ];
+    const qkvs = steps.map((s) => randoms(rng, layers * B * s.S * width));
+    const run = () => {
+      const cache: KvCache = createKvCache({ batchSize: B, capacity: 12, layers, heads, kvHeads, headSize: dh, scale: 0.4, softcap, windows });
+      const outputs: number[][] = [];
+      steps.forEach((s, i) => {
+        const out = cache.advance(s.mask, s.S, (step) =>
+          tf.tidy(() => Array.from({ length: layers }, (_, layer) => Array.from(step.attend(layer, tf.tensor2d((qkvs[i] as Float32Array).subarray(layer * B * s.S * width, (layer + 1) * B * s.S * width), [B * s.S, width])).dataSync())).flat()),
+        );
+        outputs.push(out.map((x, j) => ((s.mask[Math.floor((j % (B * s.S * d)) / d)] as number) ? x : 0)));
+        if (s.rollback) cache.rollback(s.rollback);
+      });
+      cache.dispose();
+      return outputs;
+    };
+    expectClose(bothWays(run));
+  });
+
   it('keeps numTensors flat: every op forward and backward, the cache, sampling', async () => {
     const x = tf.randomNormal([6, 12]);
     const targets = tf.tensor1d([0, 1, 2, 3, 4, 5], 'int32');
@@ -320,6 +403,9 @@ afterAll(() => unregisterNativeKernels());
       tf.tidy(() => {
         tf.grads((a: tf.Tensor) => tf.sum(layerNorm(a as tf.Tensor2D, tf.ones([12]), tf.zeros([12]), 1e-5)))([x]);
         tf.grads((a: tf.Tensor) => tf.sum(gelu(a)))([x]);
+        tf.grads((a: tf.Tensor) => tf.sum(rmsNorm(a as tf.Tensor2D, tf.ones([12]), 1e-6, 1)))([x]);
+        tf.grads((a: tf.Tensor) => tf.sum(gatedActivation(a as tf.Tensor2D, 'silu')))([x]);
+        tf.grads((a: tf.Tensor) => tf.sum(rotary(a as tf.Tensor2D, tf.tensor1d([0, 1, 2, 3, 4, 5], 'int32'), tf.ones([1]), { heads: 2, kvHeads: 2, headDim: 2 })))([x]);
         tf.grads((a: tf.Tensor, w: tf.Tensor) => tf.sum(linear(a as tf.Tensor2D, w as tf.Tensor2D, tf.zeros([12]), a as tf.Tensor2D)))([x, tf.eye(12)]);
         tf.grads((a: tf.Tensor) => tf.sum(causalSelfAttention(a as tf.Tensor2D, { batch: 2, heads: 2, mask: tf.ones([2, 3]) })))([x]);
         tf.grads((a: tf.Tensor) => tf.sum(logSoftmax(a)))([x]);

@@ -4,12 +4,15 @@ import { loadAddon, type NativeAddon } from './addon';
 import { adamWKernel } from './kernels/adamw';
 import { attentionGradKernel, attentionKernel, cachedAttentionKernel } from './kernels/attention';
 import { forwardKlGradKernel, forwardKlKernel, mixtureKlGradKernel, mixtureKlKernel } from './kernels/divergence';
+import { gatedActivationGradKernel, gatedActivationKernel } from './kernels/gated-activation';
 import { gatherKernel } from './kernels/gather';
 import { geluGradKernel, geluKernel } from './kernels/gelu';
 import { identityKernel } from './kernels/identity';
 import { layerNormGradKernel, layerNormKernel } from './kernels/layer-norm';
 import { linearGradKernel, linearKernel } from './kernels/linear';
 import { batchMatMulKernel, fusedMatMulKernel } from './kernels/matmul';
+import { rmsNormGradKernel, rmsNormKernel } from './kernels/rms-norm';
+import { rotaryKernel } from './kernels/rotary';
 import { sampleTokensKernel } from './kernels/sample-tokens';
 import { unsortedSegmentSumKernel } from './kernels/segment-sum';
 import { crossEntropyGradKernel, crossEntropyKernel, logSoftmaxGradKernel, logSoftmaxKernel } from './kernels/softmax';
@@ -74,6 +77,11 @@ function nativeKernels(addon: NativeAddon): [string, (args: KernelArgs) => unkno
     [KERNELS.linearGrad, linearGradKernel(addon)],
     [KERNELS.layerNorm, layerNormKernel(addon)],
     [KERNELS.layerNormGrad, layerNormGradKernel(addon)],
+    [KERNELS.rmsNorm, rmsNormKernel(addon)],
+    [KERNELS.rmsNormGrad, rmsNormGradKernel(addon)],
+    [KERNELS.rotary, rotaryKernel(addon)],
+    [KERNELS.gatedActivation, gatedActivationKernel(addon)],
+    [KERNELS.gatedActivationGrad, gatedActivationGradKernel(addon)],
     [KERNELS.gelu, geluKernel(addon)],
     [KERNELS.geluGrad, geluGradKernel(addon)],
     [KERNELS.attention, attentionKernel(addon)],

@@ -1,6 +1,7 @@
 export * from './adamw';
 export * from './attention';
 export * from './forward-kl';
+export * from './gated-activation';
 export * from './gelu';
 export * from './kernels';
 export * from './kv-cache';
@@ -10,5 +11,7 @@ export * from './log-softmax';
 export * from './log-space';
 export * from './mixture-kl';
 export * from './platform';
+export * from './rms-norm';
+export * from './rotary';
 export * from './sampling';
 export * from './transformer-decode';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SkdError } from '@skd/core';
-import { attentionBias, mergeHeads, splitHeads } from './attention';
+import { attentionBias, mergeHeads, shareHeads, softcapped, splitHeads, windowBias } from './attention';
 import { hasKernel, KERNELS, runKernel } from './kernels';
 
 export interface KvCacheOptions {
@@ -8,8 +8,17 @@ export interface KvCacheOptions {
   /** Most tokens any row holds (prompt and generated, real tokens only). */
   readonly capacity: number;
   readonly layers: number;
+  /** Query heads. */
   readonly heads: number;
+  /** Key/value heads held in the cache (grouped-query attention). Default: heads. */
+  readonly kvHeads?: number;
   readonly headSize: number;
+  /** Scale of the attention scores. Default 1/sqrt(headSize). */
+  readonly scale?: number;
+  /** Soft-capping of the scores (cap * tanh(s / cap)); 0 or absent: off. */
+  readonly softcap?: number;
+  /** Per layer, a sliding window (0: every earlier token). Default: none. */
+  readonly windows?: readonly number[];
 }
 
 /** One decode step over S columns, as `KvCache.advance` hands it to the model. */
@@ -17,7 +26,7 @@ export interface DecodeStep {
   readonly columns: number;
   /** (B * S) position of each slot: the row's length before the step plus the real tokens before it. */
   readonly positions: Int32Array;
-  /** Attention of the step's tokens in `layer`: qkv (B*S, 3d) → (B*S, d); stores the layer's keys and values. */
+  /** Attention of the step's tokens in `layer`: packed qkv (B*S, (heads + 2 kvHeads) headSize) → (B*S, heads headSize); stores the layer's keys and values. */
   attend(layer: number, qkv: tf.Tensor2D): tf.Tensor2D;
   /** For a kernel that runs every layer in one call (`transformerDecode`): the native cache's tensors. */
   readonly native?: NativeStepTensors;
@@ -37,7 +46,7 @@ export interface NativeStepTensors {
   readonly lengths: tf.Tensor;
   /** (B, S) 1 for real slots. */
   readonly mask: tf.Tensor;
-  /** Per layer, written in place: keys (B, heads, headSize, capacity), values (B, heads, capacity, headSize). */
+  /** Per layer, written in place: keys (B, kvHeads, headSize, capacity), values (B, kvHeads, capacity, headSize). */
   readonly keys: readonly tf.Tensor[];
   readonly values: readonly tf.Tensor[];
 }
@@ -53,9 +62,12 @@ export abstract class KvCache {
 
   constructor(readonly options: KvCacheOptions) {
     const { batchSize, capacity, layers, heads, headSize } = options;
-    for (const [name, value] of Object.entries({ batchSize, capacity, layers, heads, headSize })) {
+    const kvHeads = options.kvHeads ?? heads;
+    for (const [name, value] of Object.entries({ batchSize, capacity, layers, heads, kvHeads, headSize })) {
       if (!Number.isInteger(value) || value < 1) throw new SkdError(`KV cache ${name} must be an integer >= 1, got ${value}`);
     }
+    if (heads % kvHeads !== 0) throw new SkdError(`KV cache heads ${heads} must be a multiple of kvHeads ${kvHeads}`);
+    if (options.windows && options.windows.length !== layers) throw new SkdError(`KV cache windows must have one entry per layer (${layers}), got ${options.windows.length}`);
     this.rowLengths = new Array<number>(batchSize).fill(0);
   }
 
@@ -65,6 +77,17 @@ export abstract class KvCache {
 
   get capacity(): number {
     return this.options.capacity;
+  }
+
+  /** Key/value heads per layer. */
+  get kvHeads(): number {
+    return this.options.kvHeads ?? this.options.heads;
+  }
+
+  /** The attention settings of `layer`: score scale, soft-cap and sliding window (0: off). */
+  protected attention(layer: number): { heads: number; kvHeads: number; scale: number; softcap: number; window: number } {
+    const { heads, headSize } = this.options;
+    return { heads, kvHeads: this.kvHeads, scale: this.options.scale ?? 1 / Math.sqrt(headSize), softcap: this.options.softcap ?? 0, window: this.options.windows?.[layer] ?? 0 };
   }
 
   /** Real tokens held per row. */
@@ -154,9 +177,9 @@ export function createKvCache(options: KvCacheOptions): KvCache {
 }
 
 /**
- * Preallocated keys (B, heads, headSize, capacity: transposed, for the kernel's vectorised scores)
- * and values (B, heads, capacity, headSize) per layer, written in place by the `SkdCachedAttention`
- * kernel: inputs { qkv, keys, values, lengths (B int32), mask (B, S) }, attrs { heads, scale } →
+ * Preallocated keys (B, kvHeads, headSize, capacity: transposed, for the kernel's vectorised scores)
+ * and values (B, kvHeads, capacity, headSize) per layer, written in place by the `SkdCachedAttention`
+ * kernel: inputs { qkv, keys, values, lengths (B int32), mask (B, S) }, attrs { heads, kvHeads, scale, softcap, window } →
  * (B*S, d). Nothing is copied per step, and rollback only moves lengths.
  */
 export class NativeKvCache extends KvCache {
@@ -165,7 +188,8 @@ export class NativeKvCache extends KvCache {
 
   constructor(options: KvCacheOptions) {
     super(options);
-    const { batchSize: B, heads: H, capacity, headSize } = options;
+    const { batchSize: B, capacity, headSize } = options;
+    const H = this.kvHeads;
     this.keys = Array.from({ length: options.layers }, () => tf.keep(tf.zeros([B, H, headSize, capacity])));
     this.values = Array.from({ length: options.layers }, () => tf.keep(tf.zeros([B, H, capacity, headSize])));
   }
@@ -185,12 +209,7 @@ export class NativeKvCache extends KvCache {
 
   protected attendStep(step: unknown, layer: number, qkv: tf.Tensor2D): tf.Tensor2D {
     const [lengths, mask] = step as [tf.Tensor, tf.Tensor];
-    const { heads, headSize } = this.options;
-    return runKernel<tf.Tensor2D>(
-      KERNELS.cachedAttention,
-      { qkv, keys: this.keys[layer] as tf.Tensor, values: this.values[layer] as tf.Tensor, lengths, mask },
-      { heads, scale: 1 / Math.sqrt(headSize) },
-    );
+    return runKernel<tf.Tensor2D>(KERNELS.cachedAttention, { qkv, keys: this.keys[layer] as tf.Tensor, values: this.values[layer] as tf.Tensor, lengths, mask }, this.attention(layer));
   }
 
   protected commitStep(): void {
@@ -246,19 +265,40 @@ export class TensorKvCache extends KvCache {
 
   protected attendStep(step: unknown, layer: number, qkv: tf.Tensor2D): tf.Tensor2D {
     const s = step as TensorStep;
-    const { heads, headSize } = this.options;
-    const [q2, k2, v2] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]; // (B*S, d) each
-    const q = splitHeads(q2, this.batchSize, heads); // (B, H, S, dh)
-    const k = splitHeads(k2, this.batchSize, heads); // (B, H, S, dh)
-    const v = splitHeads(v2, this.batchSize, heads); // (B, H, S, dh)
+    const { headSize: dh } = this.options;
+    const a = this.attention(layer);
+    const [q2, k2, v2] = tf.split(qkv, [a.heads * dh, a.kvHeads * dh, a.kvHeads * dh], 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+    const q = splitHeads(q2, this.batchSize, a.heads); // (B, H, S, dh)
+    const k = splitHeads(k2, this.batchSize, a.kvHeads); // (B, Hkv, S, dh)
+    const v = splitHeads(v2, this.batchSize, a.kvHeads); // (B, Hkv, S, dh)
     const past = this.layers[layer];
-    const kAll = (past ? tf.concat([past.k, k], 2) : k) as tf.Tensor4D; // (B, H, L+S, dh)
-    const vAll = (past ? tf.concat([past.v, v], 2) : v) as tf.Tensor4D; // (B, H, L+S, dh)
+    const kAll = (past ? tf.concat([past.k, k], 2) : k) as tf.Tensor4D; // (B, Hkv, L+S, dh)
+    const vAll = (past ? tf.concat([past.v, v], 2) : v) as tf.Tensor4D; // (B, Hkv, L+S, dh)
     const previous = s.staged[layer];
     if (previous) tf.dispose([previous.k, previous.v]);
     s.staged[layer] = { k: tf.keep(kAll), v: tf.keep(vAll) };
-    const scores = tf.add(tf.mul(tf.matMul(q, kAll, false, true), 1 / Math.sqrt(headSize)), s.bias); // (B, H, S, L+S)
-    return mergeHeads(tf.matMul(tf.softmax(scores), vAll) as tf.Tensor4D); // (B*S, d)
+    const scores = softcapped(tf.mul(tf.matMul(q, shareHeads(kAll, a.heads), false, true), a.scale), a.softcap); // (B, H, S, L+S)
+    const bias = a.window > 0 ? tf.add(s.bias, this.windowBias(s, a.window)) : s.bias; // (B, 1, S, L+S)
+    return mergeHeads(tf.matMul(tf.softmax(tf.add(scores, bias)), shareHeads(vAll, a.heads)) as tf.Tensor4D); // (B*S, H dh)
+  }
+
+  /**
+   * Bias (B, 1, S, L+S) hiding the keys at or past `window` positions before each of the step's
+   * queries. Positions count each row's real columns (a row's padding and rolled-back columns repeat
+   * the position before them; they are masked anyway).
+   */
+  private windowBias(s: TensorStep, window: number): tf.Tensor4D {
+    const rows = this.columnMask.map((past, b) => {
+      const columns = [...past, ...s.mask.subarray(b * s.columns, (b + 1) * s.columns)];
+      let position = -1;
+      return columns.map((real) => (position += real === 1 ? 1 : 0));
+    });
+    const L = rows[0]?.length ?? 0;
+    const keys = rows.map((r) => tf.tensor1d(r, 'int32'));
+    const queries = rows.map((r) => tf.tensor1d(r.slice(L - s.columns), 'int32'));
+    const bias = tf.concat(keys.map((k, b) => windowBias(queries[b] as tf.Tensor1D, k, window)), 0) as tf.Tensor4D; // (B, 1, S, L+S)
+    tf.dispose([...keys, ...queries]);
+    return bias;
   }
 
   protected commitStep(step: unknown): void {

@@ -1,0 +1,97 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { ShapeError, SkdError } from '@skd/core';
+import { hasKernel, KERNELS, runKernel } from './kernels';
+
+/** How rotary frequencies are stretched for long contexts (Hugging Face's `rope_scaling` / `rope_parameters`). */
+export type RopeScaling =
+  | { readonly type: 'linear'; readonly factor: number }
+  | {
+      readonly type: 'llama3';
+      readonly factor: number;
+      readonly lowFreqFactor: number;
+      readonly highFreqFactor: number;
+      /** The context the model was pre-trained with before the extension. */
+      readonly originalContext: number;
+    };
+
+/**
+ * The inverse frequencies of rotary position embedding for heads of size `headDim`:
+ * theta^(-2i / headDim) for i < headDim / 2, then scaled as `scaling` says. `linear` divides every
+ * frequency by the factor; `llama3` divides the low frequencies (wavelengths past
+ * originalContext / lowFreqFactor) by the factor, keeps the high ones (wavelengths under
+ * originalContext / highFreqFactor), and interpolates smoothly in between. float32, as
+ * transformers computes them.
+ */
+export function rotaryFrequencies(headDim: number, theta: number, scaling?: RopeScaling): Float32Array {
+  if (!Number.isInteger(headDim) || headDim < 2 || headDim % 2 !== 0) throw new SkdError(`rotary positions need an even head dimension, got ${headDim}`);
+  const base = Array.from({ length: headDim / 2 }, (_, i) => 1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / headDim))));
+  if (!scaling) return Float32Array.from(base);
+  if (scaling.type === 'linear') return Float32Array.from(base, (f) => Math.fround(f) / scaling.factor);
+  const { factor, lowFreqFactor, highFreqFactor, originalContext } = scaling;
+  const lowWavelength = originalContext / lowFreqFactor;
+  const highWavelength = originalContext / highFreqFactor;
+  return Float32Array.from(base, (raw) => {
+    const f = Math.fround(raw);
+    const wavelength = (2 * Math.PI) / f;
+    if (wavelength < highWavelength) return f;
+    if (wavelength > lowWavelength) return f / factor;
+    const smooth = (originalContext / wavelength - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+    return (1 - smooth) * (f / factor) + smooth * f;
+  });
+}
+
+/** Where the heads lie in a packed projection row: q (heads x headDim) | k (kvHeads x headDim) | v (kvHeads x headDim). */
+export interface PackedHeads {
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+}
+
+/**
+ * Rotary position embedding (the rotate-half form) on the q and k parts of packed projections
+ * qkv (N, (heads + 2 kvHeads) headDim) at positions (N): within each head, the pair
+ * (x_i, x_{i + headDim/2}) rotates by the angle position * frequencies[i]. The v part is unchanged.
+ *
+ * Kernel `SkdRotary`: inputs { x, positions (N) int32, frequencies (headDim/2) }, attrs { heads,
+ * kvHeads, headDim, inverse } → y; the gradient is the same kernel with `inverse` (rotation by the
+ * opposite angle).
+ */
+export function rotary(qkv: tf.Tensor2D, positions: tf.Tensor1D, frequencies: tf.Tensor1D, layout: PackedHeads): tf.Tensor2D {
+  const { heads, kvHeads, headDim } = layout;
+  if (qkv.shape[1] !== (heads + 2 * kvHeads) * headDim || positions.shape[0] !== qkv.shape[0] || frequencies.shape[0] !== headDim / 2) {
+    throw new ShapeError('rotary input', `qkv (N, ${(heads + 2 * kvHeads) * headDim}), positions (N), frequencies (${headDim / 2})`, qkv.shape);
+  }
+  if (positions.dtype !== 'int32') throw new SkdError(`rotary positions must be int32, got ${positions.dtype}`);
+  if (!hasKernel(KERNELS.rotary)) return rotaryComposite(qkv, positions, frequencies, layout);
+  const attrs = { heads, kvHeads, headDim };
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    save([positions, frequencies]);
+    return {
+      value: runKernel<tf.Tensor2D>(KERNELS.rotary, { x, positions, frequencies }, { ...attrs, inverse: false }),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [p, f] = saved as [tf.Tensor, tf.Tensor];
+        return runKernel<tf.Tensor>(KERNELS.rotary, { x: dy, positions: p, frequencies: f }, { ...attrs, inverse: true });
+      },
+    };
+  });
+  return op(qkv) as tf.Tensor2D;
+}
+
+/** The composite form (any backend). */
+export function rotaryComposite(qkv: tf.Tensor2D, positions: tf.Tensor1D, frequencies: tf.Tensor1D, layout: PackedHeads): tf.Tensor2D {
+  return tf.tidy(() => {
+    const { heads, kvHeads, headDim: dh } = layout;
+    const N = qkv.shape[0];
+    const angles = tf.mul(tf.expandDims(tf.cast(positions, 'float32'), 1), tf.expandDims(frequencies, 0)); // (N, dh/2)
+    const cos = tf.expandDims(tf.cos(angles), 1); // (N, 1, dh/2)
+    const sin = tf.expandDims(tf.sin(angles), 1); // (N, 1, dh/2)
+    const turn = (x: tf.Tensor2D, n: number): tf.Tensor2D => {
+      const [x1, x2] = tf.split(tf.reshape(x, [N, n, dh]), 2, 2) as [tf.Tensor3D, tf.Tensor3D]; // (N, n, dh/2) each
+      const rotated = tf.concat([tf.sub(tf.mul(x1, cos), tf.mul(x2, sin)), tf.add(tf.mul(x2, cos), tf.mul(x1, sin))], 2); // (N, n, dh)
+      return tf.reshape(rotated, [N, n * dh]);
+    };
+    const [q, k, v] = tf.split(qkv, [heads * dh, kvHeads * dh, kvHeads * dh], 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+    return tf.concat([turn(q, heads), turn(k, kvHeads), v], 1) as tf.Tensor2D; // (N, (H + 2 Hkv) dh)
+  });
+}
