@@ -229,6 +229,7 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
         const { tokens } = await generate(run.student, [[...bos, ...run.tokenizer.encode(prompt)]], {
           maxNewTokens: options.maxNewTokens,
           eos: run.tokenizer.special.eos,
+          ...(run.tokenizer.special.stop ? { stop: run.tokenizer.special.stop } : {}),
           pad: run.tokenizer.special.pad,
           rng: Rng.create(run.config.seed).fork('generate'),
           ...(options.temperature !== undefined ? { temperature: options.temperature } : { greedy: true }),

@@ -65,6 +65,8 @@ export interface GenerationLoop {
   /** Most tokens chosen per row. */
   readonly steps: number;
   readonly eos: number;
+  /** Ids besides `eos` that end a row (see SpecialTokens.stop). */
+  readonly stop?: readonly number[];
   readonly sampling: SamplingOptions;
   readonly rng: Rng;
   /** Rows that generate (default all). */

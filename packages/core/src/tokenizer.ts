@@ -4,6 +4,16 @@ export interface SpecialTokens {
   readonly eos: number;
   readonly bos?: number;
   readonly unk?: number;
+  /**
+   * Ids besides `eos` that end generation (a chat model's end-of-turn, generation_config.json's
+   * `eos_token_id` list). Training sequences still end with `eos`.
+   */
+  readonly stop?: readonly number[];
+}
+
+/** Whether `token` ends a generated row: EOS or one of the extra stop ids. */
+export function endsGeneration(token: number, eos: number, stop?: readonly number[]): boolean {
+  return token === eos || (stop !== undefined && stop.includes(token));
 }
 
 export interface Tokenizer {

@@ -42,6 +42,7 @@ export async function evaluateModel(options: EvaluationOptions): Promise<ModelEv
     const { tokens } = await generate(options.model, batch.prompts, {
       maxNewTokens: Math.max(1, maxNewTokens),
       eos: options.tokenizer.special.eos,
+      ...(options.tokenizer.special.stop ? { stop: options.tokenizer.special.stop } : {}),
       pad: options.tokenizer.special.pad,
       rng,
       greedy: true,
@@ -101,7 +102,7 @@ export async function teacherAcceptance(
 ): Promise<Metrics> {
   const outputs: GeneratedOutput[] = [];
   for await (const batch of promptBatches(dataset, { tokenizer, batchSize: options.batchSize ?? 16, contextLength: student.contextLength, onTooLong: 'skip' })) {
-    const { tokens } = await generate(student, batch.prompts, { maxNewTokens: options.maxNewTokens, eos: tokenizer.special.eos, pad: tokenizer.special.pad, rng: Rng.create(0), greedy: true });
+    const { tokens } = await generate(student, batch.prompts, { maxNewTokens: options.maxNewTokens, eos: tokenizer.special.eos, ...(tokenizer.special.stop ? { stop: tokenizer.special.stop } : {}), pad: tokenizer.special.pad, rng: Rng.create(0), greedy: true });
     tokens.forEach((t, b) => outputs.push({ prompt: batch.prompts[b] as number[], tokens: t }));
   }
   return judgeOutputs(teacher, outputs, { topK: options.topK, batchSize: options.batchSize ?? 16, pad: tokenizer.special.pad });

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { SkdError, type DecodeState, type LanguageModel, type Rng } from '@skd/core';
+import { SkdError, endsGeneration, type DecodeState, type LanguageModel, type Rng } from '@skd/core';
 import { checkSampling, sampleTokens, type SamplingOptions } from '@skd/ops';
 
 export { checkSampling, chooseToken, chooseTokenWith, warpedDistribution, type SamplingOptions } from '@skd/ops';
@@ -7,14 +7,16 @@ export { checkSampling, chooseToken, chooseTokenWith, warpedDistribution, type S
 export interface GenerateOptions extends SamplingOptions {
   readonly maxNewTokens: number;
   readonly eos: number;
+  /** Ids besides `eos` that end a row (the tokenizer's `special.stop`). */
+  readonly stop?: readonly number[];
   readonly pad: number;
   readonly rng: Rng;
 }
 
 export interface Generation {
-  /** Generated token ids per row, ending with EOS when the row finished by EOS. */
+  /** Generated token ids per row, ending with the stop id when the row finished by one. */
   readonly tokens: number[][];
-  /** True for rows that produced EOS within maxNewTokens. */
+  /** True for rows that produced EOS (or another stop id) within maxNewTokens. */
   readonly finished: boolean[];
   /** Decode forward passes run (1 for the prompts, then 1 per generated column). */
   readonly forwardPasses: number;
@@ -48,10 +50,11 @@ export async function generate(model: LanguageModel, prompts: readonly (readonly
     next = decodeLast(model, state, tf.tensor2d(ids, [B, P], 'int32'), tf.tensor2d(mask, [B, P]));
     passes += 1;
     const { greedy, temperature, topK, topP } = options;
-    const native = await model.generateTokens?.(state, { steps: maxNew, eos: options.eos, sampling: { greedy, temperature, topK, topP }, rng: options.rng, logits: next });
+    const stop = options.stop ?? [];
+    const native = await model.generateTokens?.(state, { steps: maxNew, eos: options.eos, stop, sampling: { greedy, temperature, topK, topP }, rng: options.rng, logits: next });
     if (native) {
       const longest = Math.max(0, ...native.map((row) => row.length));
-      return { tokens: native, finished: native.map((row) => row[row.length - 1] === options.eos), forwardPasses: passes + Math.max(0, longest - 1) };
+      return { tokens: native, finished: native.map((row) => row.length > 0 && endsGeneration(row[row.length - 1] as number, options.eos, stop)), forwardPasses: passes + Math.max(0, longest - 1) };
     }
     for (let step = 0; step < maxNew; step++) {
       const live = finished.map((f) => !f);
@@ -66,7 +69,7 @@ export async function generate(model: LanguageModel, prompts: readonly (readonly
         (out[b] as number[]).push(token);
         column[b] = token;
         liveMask[b] = 1;
-        if (token === options.eos) finished[b] = true;
+        if (endsGeneration(token, options.eos, stop)) finished[b] = true;
       }
       if (finished.every(Boolean) || step === maxNew - 1) break;
       next = decodeLast(model, state, tf.tensor2d(column, [B, 1], 'int32'), tf.tensor2d(liveMask, [B, 1]));

@@ -94,7 +94,8 @@ export async function transformerGenerate(
   loop: GenerationLoop,
 ): Promise<number[][] | undefined> {
   const native = cache.nativeLoop();
-  if (!native || !hasKernel(KERNELS.transformerGenerate)) return undefined;
+  // The kernel stops rows on one id: a loop with other stop ids runs step by step.
+  if (!native || !hasKernel(KERNELS.transformerGenerate) || loop.stop?.some((t) => t !== loop.eos)) return undefined;
   checkSampling(loop.sampling);
   const B = cache.batchSize;
   const live = Array.from({ length: B }, (_, b) => loop.live?.[b] ?? true);

@@ -24,6 +24,7 @@ export async function respond(model: LanguageModel, batch: PromptBatch, models: 
     ...sampling,
     maxNewTokens,
     eos: models.tokenizer.special.eos,
+    ...(models.tokenizer.special.stop ? { stop: models.tokenizer.special.stop } : {}),
     pad: models.tokenizer.special.pad,
     rng: models.rng,
   });

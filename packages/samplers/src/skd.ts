@@ -77,6 +77,7 @@ export class SkdSampler implements KdSampler {
     const result = await speculativeGenerate(student, teacher, batch.prompts, {
       maxNewTokens: this.options.maxNewTokens,
       eos: tokenizer.special.eos,
+      ...(tokenizer.special.stop ? { stop: tokenizer.special.stop } : {}),
       pad: tokenizer.special.pad,
       draftBlock: this.options.draftBlock,
       acceptance,

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { SkdError, type DecodeState, type LanguageModel, type Rng } from '@skd/core';
+import { SkdError, endsGeneration, type DecodeState, type LanguageModel, type Rng } from '@skd/core';
 import { checkSampling, chooseToken, decodeLast, leftPadded, warpedDistribution, type SamplingOptions } from '@skd/models';
 import { logSoftmax, sampleTokens } from '@skd/ops';
 
@@ -9,6 +9,8 @@ export type Acceptance = { readonly kind: 'top-k'; readonly k: number } | { read
 export interface SpeculativeOptions {
   readonly maxNewTokens: number;
   readonly eos: number;
+  /** Ids besides `eos` that end a row (the tokenizer's `special.stop`). */
+  readonly stop?: readonly number[];
   readonly pad: number;
   /** Drafted tokens per round (gamma). 1 is token-by-token verification. */
   readonly draftBlock: number;
@@ -237,6 +239,7 @@ class SpeculativeRun {
     const tokens = await this.student.generateTokens?.(this.studentState, {
       steps: this.gamma,
       eos: this.options.eos,
+      ...(this.options.stop ? { stop: this.options.stop } : {}),
       sampling: this.options.studentSampling,
       rng: this.options.rng,
       live,
@@ -275,7 +278,7 @@ class SpeculativeRun {
         if (!drafting[b]) continue;
         const row = drafts.tokens[b] as number[];
         row.push(chosen[b] as number);
-        if (chosen[b] === this.options.eos || row.length >= (this.budget[b] as number)) drafting[b] = false;
+        if (endsGeneration(chosen[b] as number, this.options.eos, this.options.stop) || row.length >= (this.budget[b] as number)) drafting[b] = false;
       }
       if (j === this.gamma - 1 || !drafting.some(Boolean)) break;
       const column = drafts.tokens.map((row, b) => (drafting[b] ? (row[row.length - 1] as number) : undefined));
@@ -416,6 +419,6 @@ class SpeculativeRun {
     (this.origins[b] as ('draft' | 'teacher')[]).push(origin);
     if (this.kept) (this.kept[b] as Float32Array[]).push(Float32Array.from(dist));
     this.budget[b] = (this.budget[b] as number) - 1;
-    if (token === this.options.eos || this.budget[b] === 0) this.done[b] = true;
+    if (endsGeneration(token, this.options.eos, this.options.stop) || this.budget[b] === 0) this.done[b] = true;
   }
 }

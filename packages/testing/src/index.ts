@@ -24,4 +24,5 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return max;
 }
 
+export * from './reference';
 export * from './toy';

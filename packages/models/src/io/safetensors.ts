@@ -64,27 +64,52 @@ export interface Safetensors {
   readonly metadata: Record<string, string>;
 }
 
-/** Parses and validates a safetensors buffer; every problem is a FormatError naming `source`. */
-export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensors {
+/** One tensor of a safetensors file: where its bytes lie (from the start of the data block). */
+export interface SafetensorsEntry {
+  readonly name: string;
+  readonly dtype: SafetensorsDtype;
+  readonly shape: readonly number[];
+  readonly begin: number;
+  readonly end: number;
+}
+
+export interface SafetensorsHeader {
+  readonly entries: Map<string, SafetensorsEntry>;
+  readonly metadata: Record<string, string>;
+  /** Byte offset of the data block in the file. */
+  readonly dataStart: number;
+}
+
+/** The header length field of a file of `fileLength` bytes, checked; every problem is a FormatError naming `source`. */
+export function safetensorsHeaderLength(first8: Uint8Array, fileLength: number, source: string): number {
+  if (fileLength < 8 || first8.length < 8) throw new FormatError(source, `not a valid safetensors file: ${fileLength} bytes is too short for the 8-byte header length`);
+  const headerLength = Number(new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true));
+  if (headerLength > MAX_HEADER || 8 + headerLength > fileLength) {
+    throw new FormatError(source, `not a valid safetensors file: header length ${headerLength} exceeds the file (${fileLength} bytes)`);
+  }
+  return headerLength;
+}
+
+/**
+ * Parses and validates a header (the JSON after the length field) of a file of `fileLength` bytes:
+ * supported dtypes, shapes, offsets inside the data block (a truncated file is caught here), sizes
+ * that match shape and dtype, no two tensors overlapping. Reads no tensor data.
+ */
+export function parseSafetensorsHeader(json: Uint8Array, fileLength: number, source: string): SafetensorsHeader {
   const fail = (detail: string): never => {
     throw new FormatError(source, `not a valid safetensors file: ${detail}`);
   };
-  if (bytes.length < 8) fail(`${bytes.length} bytes is too short for the 8-byte header length`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength > MAX_HEADER || 8 + headerLength > bytes.length) fail(`header length ${headerLength} exceeds the file (${bytes.length} bytes)`);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + headerLength)).toString('utf8'));
+    header = JSON.parse(Buffer.from(json).toString('utf8'));
   } catch (cause) {
     throw new FormatError(source, `not a valid safetensors file: header is not JSON (${(cause as Error).message})`, { cause });
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header)) fail('header is not a JSON object');
-  const dataStart = 8 + headerLength;
-  const dataLength = bytes.length - dataStart;
-  const arrays = new Map<string, NamedArray>();
+  const dataStart = 8 + json.length;
+  const dataLength = fileLength - dataStart;
+  const entries = new Map<string, SafetensorsEntry>();
   const metadata = (header['__metadata__'] ?? {}) as Record<string, string>;
-  const spans: [number, number, string][] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as { dtype?: string; shape?: unknown; data_offsets?: unknown };
@@ -98,16 +123,59 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
     const width = BYTES[dtype as SafetensorsDtype];
     if (end < begin || end > dataLength) fail(`tensor "${name}" spans bytes ${begin}..${end}, past the ${dataLength}-byte data block (truncated file?)`);
     if (end - begin !== count * width) fail(`tensor "${name}" has ${end - begin} bytes, but shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${count * width}`);
-    spans.push([begin, end, name]);
-    arrays.set(name, { shape: shape as number[], data: convert(bytes.subarray(dataStart + begin, dataStart + end), dtype as SafetensorsDtype, count) });
+    entries.set(name, { name, dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end });
   }
-  spans.sort((a, b) => a[0] - b[0]);
+  const spans = [...entries.values()].sort((a, b) => a.begin - b.begin);
   for (let i = 1; i < spans.length; i++) {
-    const [prevBegin, prevEnd, prevName] = spans[i - 1] as [number, number, string];
-    const [begin, , name] = spans[i] as [number, number, string];
-    if (begin < prevEnd && prevEnd > prevBegin) fail(`tensors "${prevName}" and "${name}" overlap`);
+    const previous = spans[i - 1] as SafetensorsEntry;
+    const next = spans[i] as SafetensorsEntry;
+    if (next.begin < previous.end && previous.end > previous.begin) fail(`tensors "${previous.name}" and "${next.name}" overlap`);
   }
-  return { arrays, metadata };
+  return { entries, metadata, dataStart };
+}
+
+/** Parses and validates a safetensors buffer; every problem is a FormatError naming `source`. */
+export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensors {
+  const headerLength = safetensorsHeaderLength(bytes.subarray(0, 8), bytes.length, source);
+  const header = parseSafetensorsHeader(bytes.subarray(8, 8 + headerLength), bytes.length, source);
+  const arrays = new Map<string, NamedArray>();
+  for (const entry of header.entries.values()) {
+    const count = entry.shape.reduce((a, b) => a * b, 1);
+    arrays.set(entry.name, { shape: entry.shape, data: convert(bytes.subarray(header.dataStart + entry.begin, header.dataStart + entry.end), entry.dtype, count) });
+  }
+  return { arrays, metadata: header.metadata };
+}
+
+/** Bytes per element of each dtype. */
+export function dtypeBytes(dtype: SafetensorsDtype): number {
+  return BYTES[dtype];
+}
+
+/**
+ * Converts `count` float elements of `raw` (F32, F16, BF16 or F64, little-endian) into `out`
+ * starting at `at`. The conversion skd's loaders apply to every checkpoint dtype.
+ */
+export function floatsInto(raw: Uint8Array, dtype: SafetensorsDtype, count: number, out: Float32Array, at = 0): void {
+  const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+  switch (dtype) {
+    case 'F32':
+      if (raw.byteOffset % 4 === 0) out.set(new Float32Array(raw.buffer, raw.byteOffset, count), at);
+      else for (let i = 0; i < count; i++) out[at + i] = view.getFloat32(i * 4, true);
+      return;
+    case 'BF16': {
+      const bits = new Uint32Array(out.buffer, out.byteOffset + at * 4, count);
+      for (let i = 0; i < count; i++) bits[i] = view.getUint16(i * 2, true) << 16;
+      return;
+    }
+    case 'F16':
+      for (let i = 0; i < count; i++) out[at + i] = HALF[view.getUint16(i * 2, true)] as number;
+      return;
+    case 'F64':
+      for (let i = 0; i < count; i++) out[at + i] = view.getFloat64(i * 8, true);
+      return;
+    default:
+      throw new FormatError(dtype, `dtype ${dtype} is not a float type`);
+  }
 }
 
 /**
@@ -132,28 +200,24 @@ function convert(raw: Uint8Array, dtype: SafetensorsDtype, count: number): Float
   const copy = raw.slice(); // aligned copy
   const view = new DataView(copy.buffer);
   switch (dtype) {
-    case 'F32':
-      return new Float32Array(copy.buffer, 0, count);
     case 'I32':
       return new Int32Array(copy.buffer, 0, count);
-    case 'F64':
-      return Float32Array.from({ length: count }, (_, i) => view.getFloat64(i * 8, true));
     case 'I64':
       return Int32Array.from({ length: count }, (_, i) => {
         const v = view.getBigInt64(i * 8, true);
         if (v > 2147483647n || v < -2147483648n) throw new RangeError(`I64 value ${v} does not fit int32`);
         return Number(v);
       });
-    case 'BF16':
-      return Float32Array.from({ length: count }, (_, i) => {
-        const f = new DataView(new ArrayBuffer(4));
-        f.setUint16(0, view.getUint16(i * 2, true), false);
-        return f.getFloat32(0, false);
-      });
-    case 'F16':
-      return Float32Array.from({ length: count }, (_, i) => halfToFloat(view.getUint16(i * 2, true)));
+    default: {
+      const out = new Float32Array(count);
+      floatsInto(copy, dtype, count, out);
+      return out;
+    }
   }
 }
+
+/** Every float16 bit pattern as a float (65536 entries, built once). */
+const HALF = Float32Array.from({ length: 65536 }, (_, h) => halfToFloat(h));
 
 function halfToFloat(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;

@@ -1,0 +1,252 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { SkdError, type DecodeOptions, type DecodeState, type ForwardOptions, type LanguageModel } from '@skd/core';
+import { causalSelfAttention, createKvCache, gatedActivation, linear, rmsNorm, rotary, rotaryFrequencies, softcapped, type KvCache } from '@skd/ops';
+import { checkDecoderConfig, decoderParameterShapes, decoderShape, layerWindows, type DecoderConfig } from './config';
+
+/** Attention of layer `layer` over packed projections qkv (N, (H + 2 Hkv) dh) → (N, H dh). */
+type Attend = (layer: number, qkv: tf.Tensor2D) => tf.Tensor2D;
+
+let modelCounter = 0;
+
+export interface DecoderInit {
+  /** Random initial weights from this seed (normal, std 0.02; norms at their identity). */
+  readonly seed?: number;
+  /** Or these tensors, by `decoderParameterShapes` name and shape (float32 tensors are shared, not copied: dispose yours after). */
+  readonly weights?: ReadonlyMap<string, tf.Tensor>;
+  /**
+   * Logit columns: the first `outputVocab` ids only. For an embedding padded past its tokenizer
+   * (Qwen's), so that no id without a token is ever scored, sampled or distilled. Default: every row.
+   */
+  readonly outputVocab?: number;
+}
+
+/**
+ * A Llama-family decoder (Llama, Qwen2, Gemma, Gemma 2): token embedding, blocks of RMSNorm →
+ * grouped-query attention with rotary positions → residual, RMSNorm → gated MLP → residual, a final
+ * RMSNorm and the head. Everything runs through @skd/ops (native kernels where registered), with a
+ * KV cache for generation and SKD's block verification. No dropout (pretrained checkpoints set none).
+ */
+export class DecoderModel implements LanguageModel {
+  static readonly kind = 'decoder';
+  readonly config: DecoderConfig;
+  readonly params: ReadonlyMap<string, tf.Variable>;
+  /** Logit columns (the tokenizer's ids); at most config.vocabSize. */
+  readonly vocabSize: number;
+  private readonly id = ++modelCounter;
+  private readonly frequencies: tf.Tensor1D;
+
+  constructor(config: DecoderConfig, init: DecoderInit) {
+    const problems = checkDecoderConfig(config);
+    if (problems.length) throw new SkdError(`invalid decoder config: ${problems.join('; ')}`);
+    const outputVocab = init.outputVocab ?? config.vocabSize;
+    if (!Number.isInteger(outputVocab) || outputVocab < 2 || outputVocab > config.vocabSize) {
+      throw new SkdError(`outputVocab must be between 2 and the embedding's ${config.vocabSize} rows, got ${outputVocab}`);
+    }
+    this.config = config;
+    this.vocabSize = outputVocab;
+    const shapes = decoderParameterShapes(config);
+    const params = new Map<string, tf.Variable>();
+    try {
+      if (init.weights) {
+        for (const [name, shape] of shapes) {
+          const tensor = init.weights.get(name);
+          if (!tensor) throw new SkdError(`weights lack parameter "${name}" (shape [${shape.join(', ')}])`);
+          if (tensor.shape.join() !== shape.join()) throw new SkdError(`parameter "${name}" must have shape [${shape.join(', ')}], got [${tensor.shape.join(', ')}]`);
+          params.set(name, this.ownedVariable(name, tf.cast(tensor, 'float32')));
+        }
+        const extra = [...init.weights.keys()].filter((name) => !shapes.has(name));
+        if (extra.length) throw new SkdError(`weights hold parameters this config does not have: ${extra.slice(0, 5).join(', ')}`);
+      } else {
+        let i = 0;
+        for (const [name, shape] of shapes) params.set(name, this.ownedVariable(name, initialValue(name, shape, (init.seed ?? 0) + 7919 * i++, config)));
+      }
+    } catch (error) {
+      params.forEach((p) => p.dispose());
+      throw error;
+    }
+    this.params = params;
+    const { headDim } = decoderShape(config);
+    this.frequencies = tf.keep(tf.tensor1d(rotaryFrequencies(headDim, config.ropeTheta, config.ropeScaling)));
+  }
+
+  get contextLength(): number {
+    return this.config.contextLength;
+  }
+
+  get trainableVariables(): readonly tf.Variable[] {
+    return [...this.params.values()];
+  }
+
+  /** Number of parameters (the tied head counted once). */
+  get parameterCount(): number {
+    let n = 0;
+    for (const p of this.params.values()) n += p.size;
+    return n;
+  }
+
+  logits(tokens: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
+    const [B, T] = tokens.shape;
+    this.checkLength(T);
+    const { heads } = this.config;
+    const { kvHeads } = decoderShape(this.config);
+    const windows = layerWindows(this.config);
+    return tf.tidy(() => {
+      const mask = options.mask ? (tf.cast(options.mask, 'float32') as tf.Tensor2D) : undefined; // (B, T)
+      const positions = positionsFrom(mask ?? (tf.ones([B, T]) as tf.Tensor2D)); // (B*T) int32
+      const attend: Attend = (layer, qkv) =>
+        causalSelfAttention(qkv, {
+          batch: B,
+          heads,
+          kvHeads,
+          scale: this.attentionScale,
+          ...(this.config.attentionSoftcap ? { softcap: this.config.attentionSoftcap } : {}),
+          ...(windows[layer] ? { window: windows[layer] } : {}),
+          ...(mask ? { mask } : {}),
+        });
+      return this.forward(tokens, positions, attend);
+    });
+  }
+
+  startDecoding(batchSize: number, maxTokens: number): DecoderDecodeState {
+    if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > this.contextLength) {
+      throw new SkdError(`cannot decode ${maxTokens} tokens per row: the model's context is ${this.contextLength}`, {
+        hint: 'shorten the prompts or maxNewTokens, or raise contextLength',
+      });
+    }
+    const { headDim, kvHeads } = decoderShape(this.config);
+    const cache = createKvCache({
+      batchSize,
+      capacity: maxTokens,
+      layers: this.config.layers,
+      heads: this.config.heads,
+      kvHeads,
+      headSize: headDim,
+      scale: this.attentionScale,
+      ...(this.config.attentionSoftcap ? { softcap: this.config.attentionSoftcap } : {}),
+      windows: layerWindows(this.config),
+    });
+    return new DecoderDecodeState(this, cache);
+  }
+
+  decode(tokens: tf.Tensor2D, state: DecodeState, options: DecodeOptions = {}): tf.Tensor3D {
+    if (!(state instanceof DecoderDecodeState) || state.owner !== this) {
+      throw new SkdError('decode state was not created by this model\'s startDecoding');
+    }
+    const [B, S] = tokens.shape;
+    if (B !== state.batchSize) throw new SkdError(`decode got ${B} rows, the state was started for ${state.batchSize}`);
+    if (options.mask && (options.mask.shape[0] !== B || options.mask.shape[1] !== S)) {
+      throw new SkdError(`decode mask has shape [${options.mask.shape.join(', ')}], expected [${B}, ${S}]`);
+    }
+    const mask = options.mask?.dataSync(); // (B*S): which slots are real decides where they go in the cache
+    return state.cache.advance(mask, S, (step) => tf.tidy(() => this.forward(tokens, tf.tensor1d(step.positions, 'int32'), step.attend, options.lastOnly === true)));
+  }
+
+  dispose(): void {
+    for (const p of this.params.values()) p.dispose();
+    this.frequencies.dispose();
+  }
+
+  private get attentionScale(): number {
+    return this.config.attentionScale ?? 1 / Math.sqrt(decoderShape(this.config).headDim);
+  }
+
+  /** A trainable variable holding `initial`'s values; `initial` is disposed (tf.variable does not take it over). */
+  private ownedVariable(name: string, initial: tf.Tensor): tf.Variable {
+    const variable = tf.variable(initial, true, `decoder${this.id}/${name}`);
+    initial.dispose();
+    return variable;
+  }
+
+  private p<R extends tf.Rank>(name: string): tf.Tensor<R> {
+    const value = this.params.get(name);
+    if (!value) throw new SkdError(`missing parameter ${name}`);
+    return value as unknown as tf.Tensor<R>;
+  }
+
+  private optional<R extends tf.Rank>(name: string): tf.Tensor<R> | undefined {
+    return this.params.get(name) as unknown as tf.Tensor<R> | undefined;
+  }
+
+  private checkLength(T: number): void {
+    if (T > this.contextLength) {
+      throw new SkdError(`sequence of ${T} tokens exceeds the model's context of ${this.contextLength}`, {
+        hint: 'filter or truncate long examples, or raise contextLength',
+      });
+    }
+  }
+
+  /**
+   * The network for tokens (B, S) at positions (B*S), with `attend` supplying each layer's
+   * attention (over the sequence itself when training, over the KV cache when decoding) → logits
+   * (B, S or 1, vocabSize).
+   */
+  private forward(tokens: tf.Tensor2D, positions: tf.Tensor1D, attend: Attend, lastOnly = false): tf.Tensor3D {
+    const { layers, heads, normEpsilon: eps, normOffset: offset, sandwichNorms, activation, dModel } = this.config;
+    const { headDim, kvHeads } = decoderShape(this.config);
+    const [B, S] = tokens.shape;
+    const norm = (x: tf.Tensor2D, name: string) => rmsNorm(x, this.p(name), eps, offset);
+    let h = tf.gather(this.p<tf.Rank.R2>('model.embed_tokens.weight'), tf.cast(tf.reshape(tokens, [B * S]), 'int32')) as tf.Tensor2D; // (B*S, d)
+    if (this.config.embedScale) h = tf.mul(h, Math.fround(Math.sqrt(dModel))); // (B*S, d)
+    for (let i = 0; i < layers; i++) {
+      const p = `model.layers.${i}`;
+      const a = norm(h, `${p}.input_layernorm.weight`); // (B*S, d)
+      const qkv = rotary(linear(a, this.p(`${p}.self_attn.qkv_proj.weight`), this.optional(`${p}.self_attn.qkv_proj.bias`)), positions, this.frequencies, { heads, kvHeads, headDim }); // (B*S, (H + 2 Hkv) dh)
+      const attended = attend(i, qkv); // (B*S, H dh)
+      const wo = this.p<tf.Rank.R2>(`${p}.self_attn.o_proj.weight`);
+      const bo = this.optional<tf.Rank.R1>(`${p}.self_attn.o_proj.bias`);
+      h = sandwichNorms ? tf.add(h, norm(linear(attended, wo, bo), `${p}.post_attention_layernorm.weight`)) : linear(attended, wo, bo, h); // (B*S, d)
+      const m = norm(h, sandwichNorms ? `${p}.pre_feedforward_layernorm.weight` : `${p}.post_attention_layernorm.weight`); // (B*S, d)
+      const hidden = gatedActivation(linear(m, this.p(`${p}.mlp.gate_up_proj.weight`), this.optional(`${p}.mlp.gate_up_proj.bias`)), activation); // (B*S, ff)
+      const wd = this.p<tf.Rank.R2>(`${p}.mlp.down_proj.weight`);
+      const bd = this.optional<tf.Rank.R1>(`${p}.mlp.down_proj.bias`);
+      h = sandwichNorms ? tf.add(h, norm(linear(hidden, wd, bd), `${p}.post_feedforward_layernorm.weight`)) : linear(hidden, wd, bd, h); // (B*S, d)
+    }
+    if (lastOnly) h = tf.reshape(tf.slice(tf.reshape(h, [B, S, -1]), [0, S - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D; // (B, d)
+    const final = norm(h, 'model.norm.weight'); // (B*S or B, d)
+    const head = this.p<tf.Rank.R2>(this.config.tiedHead ? 'model.embed_tokens.weight' : 'lm_head.weight'); // (V, d)
+    let logits = tf.matMul(final, head, false, true) as tf.Tensor2D; // (B*S or B, V)
+    if (this.vocabSize < this.config.vocabSize) logits = tf.slice(logits, [0, 0], [-1, this.vocabSize]); // (B*S or B, vocab)
+    if (this.config.finalSoftcap) logits = softcapped(logits, this.config.finalSoftcap);
+    return tf.reshape(logits, [B, lastOnly ? 1 : S, this.vocabSize]) as tf.Tensor3D; // (B, S or 1, vocab)
+  }
+}
+
+/**
+ * Positions of a right- or left-padded batch: each real token's index among its row's real tokens,
+ * so padding never shifts positions (padding slots repeat a neighbour's). (B*T) int32.
+ */
+function positionsFrom(mask: tf.Tensor2D): tf.Tensor1D {
+  const [B, T] = mask.shape;
+  return tf.reshape(tf.cast(tf.maximum(tf.sub(tf.cumsum(mask, 1), 1), 0), 'int32'), [B * T]) as tf.Tensor1D; // (B*T)
+}
+
+/** Normal(0, 0.02) matrices and embeddings, zero biases, norms at identity ((offset + w) = 1). */
+function initialValue(name: string, shape: number[], seed: number, config: DecoderConfig): tf.Tensor {
+  if (name.endsWith('norm.weight')) return config.normOffset === 1 ? tf.zeros(shape) : tf.ones(shape);
+  if (name.endsWith('.bias')) return tf.zeros(shape);
+  return tf.truncatedNormal(shape, 0, 0.02, 'float32', seed);
+}
+
+/** A decoder's decode: its KV cache (native when the backend has the kernel) and per-row lengths. */
+export class DecoderDecodeState implements DecodeState {
+  constructor(
+    readonly owner: DecoderModel,
+    readonly cache: KvCache,
+  ) {}
+
+  get batchSize(): number {
+    return this.cache.batchSize;
+  }
+
+  get lengths(): readonly number[] {
+    return this.cache.lengths;
+  }
+
+  rollback(keep: readonly (number | undefined)[]): void {
+    this.cache.rollback(keep);
+  }
+
+  dispose(): void {
+    this.cache.dispose();
+  }
+}

@@ -1,0 +1,58 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng } from '@skd/core';
+import { maxAbsDiff, referenceModel, runReference, tensorsLeakedBy, useBackend, type ReferenceFamily } from '@skd/testing';
+import { DecoderModel } from '../decoder';
+import { generate } from '../generation';
+import { GptModel } from '../gpt';
+import { loadHuggingFaceModel } from './hf-model';
+
+// Each family's model is written by transformers (random weights at a tiny shape, its real
+// architecture), then loaded by skd: logits on a padded batch within 1e-4 of transformers', and the
+// same 32-token greedy generations, on the native kernels (wasm) and the composite forms (cpu).
+const FAMILIES: ReferenceFamily[] = ['llama', 'qwen2', 'gemma', 'gemma2', 'gpt2'];
+
+function batch(vocab: number, seed: number) {
+  const rng = Rng.create(seed);
+  const lengths = [19, 12, 7];
+  const T = Math.max(...lengths);
+  const ids = lengths.map((n) => Array.from({ length: T }, (_, t) => (t < n ? 3 + Math.floor(rng.random() * (vocab - 3)) : 0)));
+  const right = lengths.map((n) => Array.from({ length: T }, (_, t) => (t < n ? 1 : 0)));
+  // The last row left-padded, as generation pads prompts.
+  ids[2] = [...(ids[2] as number[]).slice(lengths[2]), ...(ids[2] as number[]).slice(0, lengths[2])];
+  right[2] = [...(right[2] as number[]).slice(lengths[2]), ...(right[2] as number[]).slice(0, lengths[2])];
+  return { ids, mask: right };
+}
+
+describe.each(['wasm', 'cpu'] as const)('Hugging Face checkpoints on %s, against transformers', (backend) => {
+  beforeAll(() => useBackend(backend));
+
+  it.each(FAMILIES)('%s: logits of a padded batch within 1e-4, and the same 32-token greedy generations', async (family) => {
+    const dir = referenceModel(family);
+    const model = loadHuggingFaceModel(dir);
+    expect(model).toBeInstanceOf(family === 'gpt2' ? GptModel : DecoderModel);
+    const { ids, mask } = batch(model.vocabSize, 3);
+    const reference = runReference<{ logits: number[][][] }>(['logits', dir], { ids, mask }).logits;
+    const ours = tf.tidy(() => model.logits(tf.tensor2d(ids, undefined, 'int32'), { mask: tf.tensor2d(mask) }).arraySync());
+    const real = (values: number[][][]) => values.flatMap((row, b) => row.filter((_, t) => mask[b]?.[t] === 1).flat().slice(0, model.vocabSize * 1000));
+    const theirs = reference.map((row) => row.map((col) => col.slice(0, model.vocabSize)));
+    expect(maxAbsDiff(real(ours), real(theirs))).toBeLessThan(1e-4);
+
+    const prompts = ids.map((row, b) => row.filter((_, t) => mask[b]?.[t] === 1).slice(0, 4 + 3 * b));
+    const expected = runReference<{ tokens: number[][] }>(['generate', dir], { prompts, max_new_tokens: 32 }).tokens;
+    const eos = JSON.parse(require('node:fs').readFileSync(`${dir}/generation_config.json`, 'utf8')).eos_token_id;
+    const stops: number[] = Array.isArray(eos) ? eos : [eos];
+    const { tokens } = await generate(model, prompts, { maxNewTokens: 32, eos: stops[0] as number, stop: stops, pad: 0, rng: Rng.create(0), greedy: true });
+    expect(tokens).toEqual(expected);
+    model.dispose();
+  });
+
+  it('keeps numTensors flat across forward passes and generation', async () => {
+    const model = loadHuggingFaceModel(referenceModel('gemma2'));
+    const leaked = await tensorsLeakedBy(async () => {
+      tf.tidy(() => void model.logits(tf.tensor2d([[5, 6, 7]], undefined, 'int32')));
+      await generate(model, [[5, 6, 7]], { maxNewTokens: 4, eos: 1, pad: 0, rng: Rng.create(0), greedy: true });
+    });
+    expect(leaked).toBe(0);
+    model.dispose();
+  });
+});

@@ -1,0 +1,324 @@
+"""The reference client for skd's Hugging Face tests: transformers and tokenizers, from .venv.
+
+Commands (JSON on stdin and stdout where they take data):
+  tokenizer STYLE OUT            train a small tokenizer in a family's style (gpt2, qwen2, llama3,
+                                 llama2, gemma) and write tokenizer.json, tokenizer_config.json
+                                 (with the family's chat template) and generation_config.json
+  model FAMILY OUT --tokenizer D a random-initialised model of the family (gpt2, llama, qwen2, gemma,
+                                 gemma2) at a tiny shape, saved by save_pretrained with D's tokenizer;
+                                 --dtype float32|bfloat16|float16, --shard-bytes N (sharded)
+  logits DIR                     {"ids": [[...]], "mask": [[...]]} -> {"logits": [...]} (positions
+                                 from the mask, as skd numbers them)
+  generate DIR                   {"prompts": [[...]], "max_new_tokens": n} -> {"tokens": [[...]]},
+                                 greedy, batched with left padding
+  tokenize DIR                   {"texts": [...]} -> {"ids": [[...]], "decoded": [...]}
+  chat DIR                       {"conversations": [[...]], "add_generation_prompt": b} -> {"texts": [...]}
+Everything is seeded: the same command writes the same files.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+
+CORPUS = """The quick brown fox jumps over the lazy dog. Tom has 12 apples and gives 5 to Mary; how many are left?
+Answer: 7 apples. #### 7
+def add(a, b):
+    return a + b  # a tiny function
+Distillation trains a small student on a large teacher's distributions.
+Speculative decoding: the student drafts tokens and the teacher verifies them.
+Café, naïve, résumé, Zürich, Ångström, São Paulo, Kraków.
+Ελληνικά, русский язык, العربية, हिन्दी, 日本語のテキスト, 中文文本, 한국어 문장.
+Emoji: 🙂 🚀 👍🏽 and symbols: ∑ ∫ √ ≤ ≥ ≠ € £ ¥ © ®.
+Numbers: 0 1 2 3 4 5 6 7 8 9 10 100 1000 12345 3.14159 -42 1e-5 2026-12-04.
+Whitespace:   three spaces, 	a tab, and
+a newline; CamelCaseWords and snake_case_words; URLs like https://example.com/path?q=1.
+It's, don't, we'll, they've, I'm, you're, she'd -- contractions and "quotes" and 'single quotes'.
+""" * 3
+
+QWEN_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+LLAMA3_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+
+TEMPLATES = {
+    "qwen2": (
+        "{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
+        "{%- else %}{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{%- endif %}"
+        "{%- for message in messages %}{%- if (message.role == 'user') or (message.role == 'system' and not loop.first) or (message.role == 'assistant') %}"
+        "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}{%- endif %}{%- endfor %}"
+        "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+    ),
+    "llama3": (
+        "{% set loop_messages = messages %}{% for message in loop_messages %}"
+        "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' %}"
+        "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+    ),
+    "gemma": (
+        "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+        "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+        "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+        "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}"
+        "{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}"
+    ),
+    "llama2": (
+        "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}"
+        "{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}"
+        "{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+        "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+        "{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}"
+        "{% else %}{% set content = message['content'] %}{% endif %}"
+        "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}"
+        "{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}"
+    ),
+    "gpt2": "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}",
+}
+
+
+def byte_level_tokenizer(style, out):
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    specials = {
+        "gpt2": ["<|endoftext|>"],
+        "qwen2": ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        "llama3": ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+    }[style]
+    tok = Tokenizer(models.BPE(ignore_merges=style == "llama3"))
+    if style == "gpt2":
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    else:
+        pattern = QWEN_PATTERN if style == "qwen2" else LLAMA3_PATTERN
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Split(Regex(pattern), behavior="isolated", invert=False), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+        )
+    if style == "qwen2":
+        tok.normalizer = normalizers.NFC()
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=700, min_frequency=2, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=specials, show_progress=False)
+    tok.train_from_iterator([CORPUS], trainer=trainer)
+    if style == "llama3":
+        tok.post_processor = processors.Sequence(
+            [processors.ByteLevel(trim_offsets=False), processors.TemplateProcessing(single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|> $B:1", special_tokens=[("<|begin_of_text|>", tok.token_to_id("<|begin_of_text|>"))])]
+        )
+    else:
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    tok.save(os.path.join(out, "tokenizer.json"))
+    config = {
+        "gpt2": {"tokenizer_class": "GPT2Tokenizer", "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "add_prefix_space": False},
+        "qwen2": {"tokenizer_class": "Qwen2Tokenizer", "bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "unk_token": None, "errors": "replace"},
+        "llama3": {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
+    }[style]
+    eos = {"gpt2": ["<|endoftext|>"], "qwen2": ["<|im_end|>", "<|endoftext|>"], "llama3": ["<|end_of_text|>", "<|eot_id|>"]}[style]
+    bos = {"gpt2": "<|endoftext|>", "qwen2": None, "llama3": "<|begin_of_text|>"}[style]
+    return tok, config, eos, bos
+
+
+def sentencepiece_tokenizer(style, out):
+    from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
+
+    specials = {"llama2": ["<unk>", "<s>", "</s>"], "gemma": ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]}[style]
+    tok = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    if style == "llama2":
+        tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    else:
+        tok.normalizer = normalizers.Replace(" ", "▁")
+    trainer = trainers.BpeTrainer(vocab_size=900, min_frequency=2, special_tokens=specials, show_progress=False, limit_alphabet=120)
+    tok.train_from_iterator([CORPUS], trainer=trainer)
+    doc = json.loads(tok.to_str())
+    trained = sorted(doc["model"]["vocab"].items(), key=lambda kv: kv[1])
+    vocab = {}
+    for token in specials:
+        vocab[token] = len(vocab)
+    for b in range(256):
+        vocab["<0x%02X>" % b] = len(vocab)
+    for token, _ in trained:
+        if token not in vocab:
+            vocab[token] = len(vocab)
+    doc["model"]["vocab"] = vocab
+    doc["added_tokens"] = [
+        {"id": vocab[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True} for t in specials
+    ]
+    steps = [{"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"}]
+    if style == "llama2":
+        steps.append({"type": "Strip", "content": " ", "start": 1, "stop": 0})
+    doc["decoder"] = {"type": "Sequence", "decoders": steps}
+    tok = Tokenizer.from_str(json.dumps(doc))
+    bos = "<s>" if style == "llama2" else "<bos>"
+    tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, tok.token_to_id(bos))])
+    tok.save(os.path.join(out, "tokenizer.json"))
+    config = {
+        "llama2": {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": None, "add_bos_token": True, "add_eos_token": False, "legacy": False},
+        "gemma": {"tokenizer_class": "GemmaTokenizer", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>", "pad_token": "<pad>", "add_bos_token": True, "add_eos_token": False},
+    }[style]
+    eos = {"llama2": ["</s>"], "gemma": ["<eos>", "<end_of_turn>"]}[style]
+    return tok, config, eos, bos
+
+
+def cmd_tokenizer(args):
+    os.makedirs(args.out, exist_ok=True)
+    build = byte_level_tokenizer if args.style in ("gpt2", "qwen2", "llama3") else sentencepiece_tokenizer
+    tok, config, eos, bos = build(args.style, args.out)
+    config["chat_template"] = TEMPLATES[args.style]
+    config["model_max_length"] = 4096
+    with open(os.path.join(args.out, "tokenizer_config.json"), "w") as f:
+        json.dump(config, f, indent=2, ensure_ascii=False)
+    generation = {"bos_token_id": tok.token_to_id(bos) if bos else None, "eos_token_id": [tok.token_to_id(t) for t in eos]}
+    if len(generation["eos_token_id"]) == 1:
+        generation["eos_token_id"] = generation["eos_token_id"][0]
+    with open(os.path.join(args.out, "generation_config.json"), "w") as f:
+        json.dump(generation, f, indent=2)
+    json.dump({"vocab": tok.get_vocab_size(with_added_tokens=True)}, sys.stdout)
+
+
+def family_config(family, vocab, context):
+    from transformers import Gemma2Config, GemmaConfig, GPT2Config, LlamaConfig, Qwen2Config
+
+    if family == "gpt2":
+        return GPT2Config(vocab_size=vocab, n_positions=context, n_embd=64, n_layer=2, n_head=4, resid_pdrop=0, embd_pdrop=0, attn_pdrop=0, tie_word_embeddings=True)
+    common = dict(vocab_size=vocab, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=context, rms_norm_eps=1e-6)
+    if family == "llama":
+        return LlamaConfig(**common, head_dim=16, tie_word_embeddings=False, attention_bias=True, mlp_bias=True, rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 32})
+    if family == "qwen2":
+        # Qwen pads its embedding past the tokenizer: 5 ids without a token.
+        return Qwen2Config(**{**common, "vocab_size": vocab + 5}, tie_word_embeddings=True, rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
+    if family == "gemma":
+        return GemmaConfig(**common, head_dim=24, hidden_act="gelu_pytorch_tanh", tie_word_embeddings=True)
+    if family == "gemma2":
+        return Gemma2Config(**common, head_dim=24, hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=20, sliding_window=5, attn_logit_softcapping=5.0, final_logit_softcapping=10.0, tie_word_embeddings=True)
+    raise SystemExit(f"unknown family {family}")
+
+
+def cmd_model(args):
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    torch.manual_seed(args.seed)
+    with open(os.path.join(args.tokenizer, "tokenizer.json")) as f:
+        tok = json.load(f)
+    vocab = max([*tok["model"]["vocab"].values(), *(t["id"] for t in tok.get("added_tokens", []))]) + 1
+    config = family_config(args.family, vocab, args.context)
+    gen = json.load(open(os.path.join(args.tokenizer, "generation_config.json")))
+    config.bos_token_id = gen.get("bos_token_id")
+    config.eos_token_id = gen["eos_token_id"]
+    model = AutoModelForCausalLM.from_config(config)
+    # transformers' initialisation (std 0.02) gives near-uniform outputs; wider weights make every
+    # position's distribution peaked and different, so comparisons and greedy paths mean something.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() >= 2:
+                embedding = "embed" in name or "wte" in name or "wpe" in name
+                residual = "o_proj" in name or "down_proj" in name or "c_proj" in name
+                p.normal_(0.0, (0.5 if embedding else 6.0 if residual else 1.5) / p.shape[-1] ** 0.5)
+            elif "norm" in name or "ln_" in name:
+                p.normal_(0.0 if args.family.startswith("gemma") else 1.0, 0.2)
+            else:
+                p.normal_(0.0, 0.1)
+    model = model.to(getattr(torch, args.dtype))
+    os.makedirs(args.out, exist_ok=True)
+    kwargs = {"max_shard_size": args.shard_bytes} if args.shard_bytes else {}
+    model.save_pretrained(args.out, safe_serialization=True, **kwargs)
+    GenerationConfig(**{k: v for k, v in gen.items() if v is not None}).save_pretrained(args.out)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        with open(os.path.join(args.tokenizer, name)) as src, open(os.path.join(args.out, name), "w") as dst:
+            dst.write(src.read())
+    json.dump({"vocab": config.vocab_size, "parameters": sum(p.numel() for p in model.parameters())}, sys.stdout)
+
+
+def load(dir):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    # Gemma 2 soft-caps its attention scores; transformers' default SDPA attention skips the cap,
+    # and only its eager attention computes the architecture as defined.
+    eager = AutoConfig.from_pretrained(dir).model_type == "gemma2"
+    model = AutoModelForCausalLM.from_pretrained(dir, dtype=torch.float32, **({"attn_implementation": "eager"} if eager else {}))
+    model.eval()
+    return model
+
+
+def cmd_logits(args):
+    request = json.load(sys.stdin)
+    model = load(args.dir)
+    ids = torch.tensor(request["ids"])
+    mask = torch.tensor(request["mask"])
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+    json.dump({"logits": logits.tolist()}, sys.stdout)
+
+
+def cmd_generate(args):
+    request = json.load(sys.stdin)
+    model = load(args.dir)
+    prompts = request["prompts"]
+    pad = request.get("pad", 0)
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    with torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=request["max_new_tokens"], do_sample=False, pad_token_id=pad)
+    eos = model.generation_config.eos_token_id
+    eos = set(eos if isinstance(eos, list) else [eos])
+    tokens = []
+    for row in out[:, width:].tolist():
+        kept = []
+        for t in row:
+            kept.append(t)
+            if t in eos:
+                break
+        tokens.append(kept)
+    json.dump({"tokens": tokens}, sys.stdout)
+
+
+def cmd_tokenize(args):
+    from transformers import AutoTokenizer
+
+    request = json.load(sys.stdin)
+    tok = AutoTokenizer.from_pretrained(args.dir)
+    ids = [tok(text)["input_ids"] for text in request["texts"]]
+    decoded = [tok.decode(row, skip_special_tokens=True) for row in ids]
+    json.dump({"ids": ids, "decoded": decoded, "class": type(tok).__name__}, sys.stdout, ensure_ascii=False)
+
+
+def cmd_chat(args):
+    from transformers import AutoTokenizer
+
+    request = json.load(sys.stdin)
+    tok = AutoTokenizer.from_pretrained(args.dir)
+    texts = []
+    for conversation in request["conversations"]:
+        try:
+            texts.append(tok.apply_chat_template(conversation, tokenize=False, add_generation_prompt=request.get("add_generation_prompt", False)))
+        except Exception as error:  # the template's raise_exception
+            texts.append({"error": str(error)})
+    json.dump({"texts": texts}, sys.stdout, ensure_ascii=False)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("tokenizer")
+    p.add_argument("style", choices=["gpt2", "qwen2", "llama3", "llama2", "gemma"])
+    p.add_argument("out")
+    p.set_defaults(run=cmd_tokenizer)
+    p = sub.add_parser("model")
+    p.add_argument("family", choices=["gpt2", "llama", "qwen2", "gemma", "gemma2"])
+    p.add_argument("out")
+    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--shard-bytes", type=int, default=0)
+    p.add_argument("--context", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_model)
+    for name, run in (("logits", cmd_logits), ("generate", cmd_generate), ("tokenize", cmd_tokenize), ("chat", cmd_chat)):
+        p = sub.add_parser(name)
+        p.add_argument("dir")
+        p.set_defaults(run=run)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
