@@ -16,6 +16,17 @@ export function endsGeneration(token: number, eos: number, stop?: readonly numbe
   return token === eos || (stop !== undefined && stop.includes(token));
 }
 
+/** One message of a conversation, as chat templates take it. */
+export interface ChatMessage {
+  readonly role: string;
+  readonly content: string;
+}
+
+export interface ChatOptions {
+  /** End with the template's cue for the assistant's turn (a prompt to generate from). */
+  readonly addGenerationPrompt: boolean;
+}
+
 export interface Tokenizer {
   /** Registry kind, e.g. "bytes" or "bpe". */
   readonly kind: string;
@@ -29,4 +40,20 @@ export interface Tokenizer {
   decode(ids: readonly number[], options?: { readonly keepSpecial?: boolean }): string;
   /** A JSON document from which the same tokenizer can be rebuilt. */
   toJSON(): unknown;
+  /** Renders a conversation with the tokenizer's chat template (tokenizers that have one). */
+  renderChat?(messages: readonly ChatMessage[], options: ChatOptions): string;
+}
+
+/** A prompt's ids: BOS (when the tokenizer has one) and the text's ids. A text that already starts with BOS (a chat template wrote it) gets no second one. */
+export function encodePrompt(tokenizer: Tokenizer, text: string, addBos = true): number[] {
+  const ids = tokenizer.encode(text);
+  const bos = tokenizer.special.bos;
+  return addBos && bos !== undefined && ids[0] !== bos ? [bos, ...ids] : ids;
+}
+
+/** A training response's ids: the text's ids and EOS, unless the text already ends with a stop id (a chat template's end of turn). */
+export function encodeResponse(tokenizer: Tokenizer, text: string): number[] {
+  const ids = tokenizer.encode(text);
+  const last = ids[ids.length - 1];
+  return last !== undefined && endsGeneration(last, tokenizer.special.eos, tokenizer.special.stop) ? ids : [...ids, tokenizer.special.eos];
 }

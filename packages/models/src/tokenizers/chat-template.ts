@@ -1,0 +1,31 @@
+import { Template } from '@huggingface/jinja';
+import { SkdError, type ChatMessage } from '@skd/core';
+
+/**
+ * A Jinja chat template (tokenizer_config.json's `chat_template`) rendered as transformers'
+ * `apply_chat_template(..., tokenize=False)` renders it: with trim_blocks and lstrip_blocks, the
+ * special tokens by name (bos_token, eos_token, ...), and raise_exception for templates that refuse
+ * a conversation. Compiled once.
+ */
+export class ChatTemplate {
+  private readonly template: Template;
+
+  constructor(
+    readonly source: string,
+    private readonly specialNames: Readonly<Record<string, string>>,
+  ) {
+    try {
+      this.template = new Template(source);
+    } catch (cause) {
+      throw new SkdError(`the chat template does not parse: ${(cause as Error).message}`, { cause });
+    }
+  }
+
+  render(messages: readonly ChatMessage[], addGenerationPrompt: boolean): string {
+    try {
+      return this.template.render({ ...this.specialNames, messages: messages.map((m) => ({ ...m })), add_generation_prompt: addGenerationPrompt });
+    } catch (cause) {
+      throw new SkdError(`the chat template refused the conversation: ${(cause as Error).message}`, { cause, hint: 'check the roles and their order against what the model\'s template accepts' });
+    }
+  }
+}

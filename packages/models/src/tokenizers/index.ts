@@ -1,0 +1,4 @@
+export * from './bpe-model';
+export * from './hf-tokenizer';
+export * from './pipeline';
+export * from './chat-template';
