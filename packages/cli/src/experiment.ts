@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { applyOverrides, buildRun, configBaseDir, loadConfigModules, planRun, readConfigFile, type Run, type RunConfig } from '@skd/config';
 import { SkdError, WriteError, type RunEvent, type SplitName } from '@skd/core';
-import { GptModel, readJson, saveCheckpoint, writeAll, writeFileAtomic } from '@skd/models';
+import { DecoderModel, GptModel, readJson, saveCheckpoint, writeAll, writeFileAtomic } from '@skd/models';
 import {
   Trainer,
   checkTrainingData,
@@ -207,10 +207,11 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   ];
   try {
     io.err(run.backend.short);
+    for (const note of run.notes) io.err(`note: ${note}`);
     const result = await trainer.run({ runDir, resume, earlyStop: early.signal, signal: stop });
     if (logError) throw logError;
     if (result.reason !== 'cancelled') {
-      if (run.student instanceof GptModel) {
+      if (run.student instanceof GptModel || run.student instanceof DecoderModel) {
         await saveCheckpoint(path.join(runDir, 'model'), { model: run.student, tokenizer: run.tokenizer, overwrite: true });
       }
       const summary = {

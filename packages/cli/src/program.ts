@@ -10,9 +10,9 @@ import {
   readConfigFile,
   type Registries,
 } from '@skd/config';
-import { FormatError, InterruptedError, Rng, SkdError, WriteError, describeSystemError, type ComponentKind, type SplitName } from '@skd/core';
+import { FormatError, InterruptedError, Rng, SkdError, WriteError, describeSystemError, encodePrompt, type ComponentKind, type SplitName } from '@skd/core';
 import { jsonlRecords } from '@skd/datasets';
-import { BpeTokenizer, exportHuggingFaceGpt2, generate, loadCheckpoint, loadHuggingFaceGpt2, tokenizerConfigPath, writeBpeTokenizer } from '@skd/models';
+import { BpeTokenizer, GptModel, exportHuggingFace, generate, loadCheckpoint, loadHuggingFaceModel, tokenizerConfigPath, writeBpeTokenizer } from '@skd/models';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runEvaluation, runExperiment } from './experiment';
@@ -143,8 +143,9 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
       try {
         io.out(run.backend.summary);
         io.out(`tokenizer  ${run.config.tokenizer.kind} (vocabulary ${run.tokenizer.vocabSize})`);
-        io.out(`student    ${run.config.student.kind} (context ${run.student.contextLength})`);
-        io.out(`teacher    ${run.config.teacher ? run.config.teacher.kind : '(none)'}`);
+        io.out(`student    ${run.config.student.kind} (context ${run.student.contextLength}, vocabulary ${run.student.vocabSize})`);
+        io.out(`teacher    ${run.config.teacher ? `${run.config.teacher.kind} (context ${run.teacher?.contextLength}, vocabulary ${run.teacher?.vocabSize})` : '(none)'}`);
+        for (const note of run.notes) io.out(`note       ${note}`);
         io.out(`sampler    ${run.config.sampler.kind}`);
         io.out(`divergence ${run.divergence.name}`);
         io.out(`dataset    ${run.config.dataset.kind}: ${['train', 'eval', 'test'].map((s) => `${s} ${run.dataset.split(s as 'train').size ?? '?'}`).join(', ')}`);
@@ -222,11 +223,13 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
     .option('--temperature <t>', 'sampling temperature (default: greedy)', positiveNumberOption())
     .action(async (file: string, options: { prompt: string; raw: boolean; set: string[]; maxNewTokens: number; temperature?: number }) => {
       const { config, baseDir } = loadConfig(file, options.set);
-      const prompt = options.raw ? options.prompt : applyTemplate((config as { dataset?: { options?: { template?: unknown } } }).dataset?.options?.template, options.prompt);
+      const datasetOptions = (config as { dataset?: { options?: { template?: unknown; system?: unknown } } }).dataset?.options;
+      const chat = !options.raw && datasetOptions?.template === 'chat';
       const run = await buildRun(config, { baseDir, source: file });
       try {
-        const bos = run.tokenizer.special.bos !== undefined ? [run.tokenizer.special.bos] : [];
-        const { tokens } = await generate(run.student, [[...bos, ...run.tokenizer.encode(prompt)]], {
+        const system = typeof datasetOptions?.system === 'string' ? [{ role: 'system', content: datasetOptions.system }] : [];
+        const prompt = options.raw ? options.prompt : chat ? chatPrompt(run.tokenizer, [...system, { role: 'user', content: options.prompt }]) : applyTemplate(datasetOptions?.template, options.prompt);
+        const { tokens } = await generate(run.student, [encodePrompt(run.tokenizer, prompt)], {
           maxNewTokens: options.maxNewTokens,
           eos: run.tokenizer.special.eos,
           ...(run.tokenizer.special.stop ? { stop: run.tokenizer.special.stop } : {}),
@@ -242,7 +245,7 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
 
   program
     .command('export')
-    .description('write a trained student (a run folder or a checkpoint) as a Hugging Face GPT-2 folder: config.json, model.safetensors, tokenizer.json, generation_config.json')
+    .description('write a trained student (a run folder or a checkpoint) as a Hugging Face folder of its family (GPT-2, Llama, Qwen2, Gemma, Gemma 2): config.json, model.safetensors, tokenizer.json, tokenizer_config.json, generation_config.json')
     .argument('<model>', 'a run folder (its model/), or a checkpoint folder (model/ or checkpoints/step-N)')
     .requiredOption('--out <dir>', 'the folder to write (must not exist)')
     .option('--json', 'print the result as JSON')
@@ -251,13 +254,13 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
       io.err((await selectBackend()).short);
       const { model, tokenizer } = loadCheckpoint(folder);
       try {
-        await exportHuggingFaceGpt2(options.out, { model, tokenizer });
-        // Read back with the GPT-2 loader: the same logits, or the export is not kept.
-        const reloaded = loadHuggingFaceGpt2(options.out);
+        await exportHuggingFace(options.out, { model, tokenizer });
+        // Read back with the Hugging Face loader: the same logits, or the export is not kept.
+        const reloaded = loadHuggingFaceModel(options.out, model.vocabSize < model.config.vocabSize ? { outputVocab: model.vocabSize } : {});
         let maxDiff = 0;
         try {
           const length = Math.min(16, model.contextLength);
-          const rows = [Array.from({ length }, (_, i) => (i * 7 + 1) % model.config.vocabSize), Array.from({ length }, (_, i) => (i * 13 + 5) % model.config.vocabSize)];
+          const rows = [Array.from({ length }, (_, i) => (i * 7 + 1) % model.vocabSize), Array.from({ length }, (_, i) => (i * 13 + 5) % model.vocabSize)];
           maxDiff = tf.tidy(() => {
             const tokens = tf.tensor2d(rows, undefined, 'int32');
             return tf.max(tf.abs(tf.sub(model.logits(tokens), reloaded.logits(tokens)))).dataSync()[0] as number;
@@ -269,8 +272,9 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
           fs.rmSync(options.out, { recursive: true, force: true });
           throw new SkdError(`the exported model's logits differ from the checkpoint's by ${maxDiff}; nothing was kept`);
         }
-        const result = { source: path.resolve(folder), out: path.resolve(options.out), layers: model.config.layers, dModel: model.config.dModel, vocabSize: model.config.vocabSize, reloadedLogitsMaxDiff: maxDiff };
-        io.out(options.json ? JSON.stringify(result) : `exported ${result.source} -> ${result.out} (GPT-2: ${result.layers} layers, d=${result.dModel}, vocabulary ${result.vocabSize}); read back by the GPT-2 loader to the same logits`);
+        const family = model instanceof GptModel ? 'GPT-2' : model.config.architecture;
+        const result = { source: path.resolve(folder), out: path.resolve(options.out), architecture: family, layers: model.config.layers, dModel: model.config.dModel, vocabSize: model.config.vocabSize, reloadedLogitsMaxDiff: maxDiff };
+        io.out(options.json ? JSON.stringify(result) : `exported ${result.source} -> ${result.out} (${family}: ${result.layers} layers, d=${result.dModel}, vocabulary ${result.vocabSize}); read back by the Hugging Face loader to the same logits`);
       } finally {
         model.dispose();
       }
@@ -463,6 +467,12 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
  * The prompt as the model saw prompts in training: the dataset's template (e.g. "{prompt}\n") with
  * `{prompt}` replaced. A template that needs other record fields cannot be filled from one prompt.
  */
+/** A conversation rendered with the tokenizer's chat template, ending with the assistant's cue. */
+function chatPrompt(tokenizer: { renderChat?: (m: readonly { role: string; content: string }[], o: { addGenerationPrompt: boolean }) => string }, messages: readonly { role: string; content: string }[]): string {
+  if (!tokenizer.renderChat) throw new SkdError('the dataset\'s template is "chat", but the tokenizer has no chat template', { hint: 'pass --raw and give the whole prompt as the model should see it' });
+  return tokenizer.renderChat(messages, { addGenerationPrompt: true });
+}
+
 export function applyTemplate(template: unknown, prompt: string): string {
   if (typeof template !== 'string') return prompt;
   const others = [...template.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).filter((name) => name !== 'prompt');

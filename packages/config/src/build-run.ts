@@ -153,6 +153,8 @@ export class Run {
   private disposed = false;
   /** Every component's random stream by config path: saved and restored by checkpoints. */
   readonly componentRngs = new Map<string, Rng>();
+  /** What components said about how they were built (a padded vocabulary, ...), for the user to read before the run. */
+  readonly notes: string[] = [];
 
   constructor(
     @inject(RUN_CONFIG) readonly config: RunConfig,
@@ -194,10 +196,11 @@ export async function buildRun(input: unknown, options: BuildRunOptions = {}): P
   const cleanups: (() => void)[] = [() => void container.dispose()];
   const value = <T>(token: InjectionToken<T>, instance: T) => container.register(token, { useValue: instance });
   const rngs = new Map<string, Rng>();
+  const notes: string[] = [];
   const make = async <K extends ComponentKind>(planned: PlannedComponent<K>, extra: object) => {
     const componentRng = rng.fork(planned.path);
     rngs.set(planned.path, componentRng);
-    const deps = { baseDir, rng: componentRng, ...extra } as never;
+    const deps = { baseDir, rng: componentRng, note: (message: string) => notes.push(`${planned.path}: ${message}`), ...extra } as never;
     const instance = await planned.entry.create(planned.options, deps);
     const disposable = instance as { dispose?: () => void };
     if (typeof disposable.dispose === 'function') cleanups.push(() => disposable.dispose?.());
@@ -216,7 +219,7 @@ export async function buildRun(input: unknown, options: BuildRunOptions = {}): P
     value(STUDENT, student);
     if (teacher) value(TEACHER, teacher);
     value(SAMPLER, await make(plan.sampler, { student, teacher, tokenizer }));
-    value(DATASET, await make(plan.dataset, {}));
+    value(DATASET, await make(plan.dataset, { tokenizer }));
     const evaluators: Evaluator[] = [];
     const breakdown = config.training.breakdownBy;
     for (const planned of plan.evaluators) {
@@ -226,6 +229,7 @@ export async function buildRun(input: unknown, options: BuildRunOptions = {}): P
     value(EVALUATORS, evaluators);
     const run = container.resolve(Run);
     for (const [path, componentRng] of rngs) run.componentRngs.set(path, componentRng);
+    run.notes.push(...notes);
     for (const cleanup of cleanups) run.onDispose(cleanup);
     return run;
   } catch (error) {

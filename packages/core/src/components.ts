@@ -30,6 +30,8 @@ export interface BaseDeps {
   readonly baseDir: string;
   /** The component's own random stream, forked from the run seed by its config path. */
   readonly rng: Rng;
+  /** Tells the user something about how the component was built (printed before the run starts). */
+  readonly note?: (message: string) => void;
 }
 
 /** What each kind's factory is given by the composition root. Nothing else is injected. */
@@ -42,7 +44,8 @@ export interface ComponentDeps {
     readonly tokenizer: Tokenizer;
   };
   divergence: BaseDeps;
-  dataset: BaseDeps;
+  /** The run's tokenizer: chat datasets render their conversations with its chat template. */
+  dataset: BaseDeps & { readonly tokenizer?: Tokenizer };
   evaluator: BaseDeps & { readonly tokenizer: Tokenizer };
 }
 

@@ -4,6 +4,11 @@ export interface Example {
   readonly id: string;
   readonly prompt: string;
   readonly response: string;
+  /**
+   * The response as trained on, when it differs from `response` (the reference evaluators score):
+   * a chat template's rendering of the assistant turn, ending with its end-of-turn token.
+   */
+  readonly target?: string;
   /** Extra fields a task's evaluator needs (final answer, instruction checker spec, ...). */
   readonly fields?: Readonly<Record<string, unknown>>;
 }

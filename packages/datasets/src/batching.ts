@@ -1,4 +1,4 @@
-import { FormatError, SkdError, type Dataset, type Example, type PromptBatch, type Tokenizer } from '@skd/core';
+import { FormatError, SkdError, encodePrompt, encodeResponse, type Dataset, type Example, type PromptBatch, type Tokenizer } from '@skd/core';
 import type { InvalidPolicy, ReadReport } from './jsonl';
 
 export interface BatchingOptions {
@@ -14,10 +14,9 @@ export interface BatchingOptions {
   readonly dropLast?: boolean;
 }
 
-/** An example as token ids: the prompt (BOS first) and the reference response (EOS last). */
+/** An example as token ids: the prompt (BOS first) and the response trained on (ending with EOS or a chat template's end of turn). */
 export function tokenizeExample(example: Example, tokenizer: Tokenizer, addBos = true): { prompt: number[]; reference: number[] } {
-  const bos = addBos && tokenizer.special.bos !== undefined ? [tokenizer.special.bos] : [];
-  return { prompt: [...bos, ...tokenizer.encode(example.prompt)], reference: [...tokenizer.encode(example.response), tokenizer.special.eos] };
+  return { prompt: encodePrompt(tokenizer, example.prompt, addBos), reference: encodeResponse(tokenizer, example.target ?? example.response) };
 }
 
 /**

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { isUtf8 } from 'node:buffer';
 import * as zlib from 'node:zlib';
 import { z } from 'zod';
-import { FormatError, defineComponent, describeValue, optionsFactory, type Dataset, type DatasetSource, type Example, type Rng, type SplitName } from '@skd/core';
+import { FormatError, SkdError, defineComponent, describeValue, optionsFactory, type ChatMessage, type Dataset, type DatasetSource, type Example, type Rng, type SplitName, type Tokenizer } from '@skd/core';
 
 /** What to do with a bad record: stop with its file and line (default), or skip it and count it. */
 export type InvalidPolicy = 'fail' | 'skip';
@@ -13,16 +13,60 @@ export interface JsonlDatasetOptions {
   /** Files per split (JSONL, gzipped JSONL ending in .gz, or a .json array), resolved against `baseDir`. */
   readonly files: Partial<Record<SplitName, string>>;
   readonly baseDir: string;
-  /** Record fields holding the prompt and the response; `extra` fields are kept in `Example.fields`. */
-  readonly fields: { readonly prompt: string; readonly response: string; readonly extra: readonly string[] };
-  /** Prompt template; `{prompt}` and `{<field>}` are replaced by record fields. */
+  /**
+   * Record fields holding the prompt and the response, or a conversation (`messages`: a list of
+   * { role, content }, the last one the assistant's response); `extra` fields are kept in `Example.fields`.
+   */
+  readonly fields: { readonly prompt: string; readonly response: string; readonly messages?: string; readonly extra: readonly string[] };
+  /** Prompt template; `{prompt}` and `{<field>}` are replaced by record fields. "chat": the tokenizer's chat template. */
   readonly template: string;
+  /** A system message put before chat prompts built from prompt/response records. */
+  readonly system?: string | undefined;
+  /** Renders conversations (records with messages, or template "chat"): the run's tokenizer. */
+  readonly chat?: ChatRenderer | undefined;
   /** Keep at most this many training examples (after shuffling): the low-data setting. */
   readonly limit?: number | undefined;
   /** Shuffle the training split deterministically (from the run seed). */
   readonly shuffle: boolean;
   readonly onInvalid: InvalidPolicy;
   readonly rng: Rng;
+}
+
+/** What chat examples need from the tokenizer: its template, and the strings that end a turn. */
+export interface ChatRenderer {
+  render(messages: readonly ChatMessage[], addGenerationPrompt: boolean): string;
+  /** Text of the tokens that end generation (EOS, end of turn): the trained response is cut after the first. */
+  readonly stops: readonly string[];
+}
+
+/** The tokenizer's chat template as a ChatRenderer, or undefined when it has none. */
+export function chatRenderer(tokenizer: Tokenizer | undefined): ChatRenderer | undefined {
+  if (!tokenizer?.renderChat) return undefined;
+  const ids = [tokenizer.special.eos, ...(tokenizer.special.stop ?? [])];
+  return {
+    render: (messages, addGenerationPrompt) => (tokenizer.renderChat as NonNullable<Tokenizer['renderChat']>).call(tokenizer, messages, { addGenerationPrompt }),
+    stops: ids.map((id) => tokenizer.decode([id], { keepSpecial: true })).filter((t) => t.length > 0),
+  };
+}
+
+/**
+ * A conversation as an example: the prompt is every message before the last rendered with the
+ * generation cue; the trained response is what the full rendering adds to it, cut after the first
+ * end-of-turn or EOS (what generation stops on); the reference is the last message's content.
+ */
+export function chatExample(chat: ChatRenderer, messages: readonly ChatMessage[]): { prompt: string; response: string; target: string } {
+  const last = messages[messages.length - 1];
+  if (!last || last.role !== 'assistant') throw new SkdError(`the last message must be the assistant's response, got ${last ? `role ${JSON.stringify(last.role)}` : 'no messages'}`);
+  const prompt = chat.render(messages.slice(0, -1), true);
+  const full = chat.render(messages, false);
+  if (!full.startsWith(prompt)) {
+    throw new SkdError('the chat template renders the conversation without its start as the generation prompt, so the response cannot be told apart', { hint: 'use prompt/response records with a plain template' });
+  }
+  let target = full.slice(prompt.length);
+  const ends = chat.stops.map((stop) => target.indexOf(stop)).map((at, i) => (at < 0 ? Infinity : at + (chat.stops[i] as string).length));
+  const cut = Math.min(...ends);
+  if (cut !== Infinity) target = target.slice(0, cut);
+  return { prompt, response: last.content, target };
 }
 
 /** What reading found: records kept and skipped, by reason. Nothing is dropped without a count. */
@@ -78,6 +122,24 @@ export class JsonlDataset implements DatasetSource {
     yield* this.loaded.get(split) as Example[];
   }
 
+  /** A conversation (checked: a list of { role, content } strings ending with the assistant's) as a chat example; undefined after reporting a bad one. */
+  private chatFrom(value: unknown, bad: (reason: string, detail: string) => void): { prompt: string; response: string; target: string } | undefined {
+    if (!this.options.chat) {
+      throw new SkdError('chat records (messages, or template "chat") need a tokenizer with a chat template', { hint: 'use "tokenizer": { "kind": "hf", "options": { "path": <model folder> } } with a model whose tokenizer_config.json has a chat_template' });
+    }
+    if (!Array.isArray(value) || value.length === 0 || !value.every((m) => m && typeof m === 'object' && typeof (m as ChatMessage).role === 'string' && typeof (m as ChatMessage).content === 'string')) {
+      bad('wrong-type', 'messages must be a non-empty list of { "role": string, "content": string }');
+      return undefined;
+    }
+    try {
+      return chatExample(this.options.chat, (value as ChatMessage[]).map(({ role, content }) => ({ role, content })));
+    } catch (error) {
+      if (!(error instanceof SkdError)) throw error;
+      bad('chat-template', error.message);
+      return undefined;
+    }
+  }
+
   /** Reads every record of a file, applying the field mapping, template and invalid-record policy. */
   async *read(split: SplitName, file: string): AsyncGenerator<Example> {
     const report: ReadReport = { kept: 0, skipped: {} };
@@ -105,6 +167,15 @@ export class JsonlDataset implements DatasetSource {
         continue;
       }
       const fields = record as Record<string, unknown>;
+      const messagesField = this.options.fields.messages ?? 'messages';
+      if (fields[messagesField] !== undefined) {
+        const chat = this.chatFrom(fields[messagesField], (reason, detail) => bad(line, reason, detail));
+        if (!chat) continue;
+        report.kept += 1;
+        const extra = Object.fromEntries(this.options.fields.extra.map((f) => [f, fields[f]]));
+        yield { id: `${path.basename(file)}:${line}`, ...chat, ...(this.options.fields.extra.length ? { fields: extra } : {}) };
+        continue;
+      }
       const { prompt: promptField, response: responseField } = this.options.fields;
       const missing = [promptField, responseField, ...this.options.fields.extra].filter((f) => fields[f] === undefined);
       if (missing.length) {
@@ -120,13 +191,22 @@ export class JsonlDataset implements DatasetSource {
         bad(line, 'empty-response', `empty response in field ${JSON.stringify(responseField)}`);
         continue;
       }
+      const extra = Object.fromEntries(this.options.fields.extra.map((f) => [f, fields[f]]));
+      const keep = this.options.fields.extra.length ? { fields: extra } : {};
+      if (this.options.template === 'chat') {
+        const system: ChatMessage[] = this.options.system !== undefined ? [{ role: 'system', content: this.options.system }] : [];
+        const chat = this.chatFrom([...system, { role: 'user', content: String(fields[promptField]) }, { role: 'assistant', content: response }], (reason, detail) => bad(line, reason, detail));
+        if (!chat) continue;
+        report.kept += 1;
+        yield { id: `${path.basename(file)}:${line}`, ...chat, ...keep };
+        continue;
+      }
       const prompt = this.options.template.replace(/\{(\w+)\}/g, (whole, name: string) => {
         const value = name === 'prompt' ? fields[promptField] : fields[name];
         return value === undefined ? whole : String(value);
       });
       report.kept += 1;
-      const extra = Object.fromEntries(this.options.fields.extra.map((f) => [f, fields[f]]));
-      yield { id: `${path.basename(file)}:${line}`, prompt, response, ...(this.options.fields.extra.length ? { fields: extra } : {}) };
+      yield { id: `${path.basename(file)}:${line}`, prompt, response, ...keep };
     }
   }
 }
@@ -197,16 +277,18 @@ export const jsonlDatasetEntry = defineComponent({
       .strictObject({
         prompt: z.string().default('prompt'),
         response: z.string().default('response'),
+        messages: z.string().default('messages'),
         extra: z.array(z.string()).default([]),
       })
-      .default({ prompt: 'prompt', response: 'response', extra: [] })
-      .describe('record fields for the prompt, the response, and extra fields evaluators need'),
-    template: z.string().default('{prompt}').describe('prompt template with {prompt} and {<field>} placeholders'),
+      .default({ prompt: 'prompt', response: 'response', messages: 'messages', extra: [] })
+      .describe('record fields for the prompt, the response, a conversation (records with it are chats), and extra fields evaluators need'),
+    template: z.string().default('{prompt}').describe('prompt template with {prompt} and {<field>} placeholders, or "chat": the tokenizer\'s chat template'),
+    system: z.string().optional().describe('with template "chat": a system message before each prompt'),
     limit: z.number().int().min(1).optional().describe('keep this many training examples (e.g. 100 for the low-data setting)'),
     shuffle: z.boolean().default(true).describe('shuffle the training split with the run seed'),
     onInvalid: z.enum(['fail', 'skip']).default('fail').describe('bad records stop the run (fail) or are skipped and counted'),
   }),
-  create: (options, deps) => new JsonlDataset({ ...options, baseDir: deps.baseDir, rng: deps.rng }),
+  create: (options, deps) => new JsonlDataset({ ...options, baseDir: deps.baseDir, rng: deps.rng, chat: chatRenderer(deps.tokenizer) }),
 });
 
 /** Options of the JSONL dataset with their defaults, checked as a config's would be (for programs). */

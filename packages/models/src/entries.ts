@@ -3,9 +3,11 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { FormatError, VocabularyMismatchError, defineComponent, type AnyComponentEntry, type Tokenizer } from '@skd/core';
 import { BpeTokenizer, type BpeTokenizerConfig } from './bpe-tokenizer';
-import { loadCheckpoint, loadHuggingFaceGpt2, readBpeTokenizer, tokenizerFromJSON } from './io';
+import { loadCheckpoint, loadHuggingFaceModel, readBpeTokenizer, readHuggingFaceConfig, tokenizerFromJSON } from './io';
+import { HfTokenizer, tokenizerDifference } from './tokenizers';
 import { BigramModel } from './bigram-model';
 import { ByteTokenizer } from './byte-tokenizer';
+import { DecoderModel, checkDecoderConfig, decoderConfigSchema } from './decoder';
 import { GptModel, checkGptConfig, gptConfigSchema } from './gpt';
 
 export const byteTokenizerEntry = defineComponent({
@@ -36,6 +38,16 @@ export const gptModelEntry = defineComponent({
     for (const message of checkGptConfig({ ...config, vocabSize: 2 })) ctx.addIssue({ code: 'custom', message });
   }),
   create: (options, deps) => new GptModel({ ...options, vocabSize: deps.tokenizer.vocabSize }, { seed: deps.rng.tfSeed() }),
+});
+
+export const decoderModelEntry = defineComponent({
+  component: 'model',
+  kind: 'llama',
+  summary: 'a Llama-family decoder from scratch (RMSNorm, rotary, grouped-query attention, gated MLP; random weights); vocabulary from the tokenizer',
+  options: decoderConfigSchema.omit({ vocabSize: true }).superRefine((config, ctx) => {
+    for (const message of checkDecoderConfig({ ...config, vocabSize: 2 })) ctx.addIssue({ code: 'custom', message });
+  }),
+  create: (options, deps) => new DecoderModel({ ...options, vocabSize: deps.tokenizer.vocabSize }, { seed: deps.rng.tfSeed() }),
 });
 
 export const bpeTokenizerEntry = defineComponent({
@@ -92,22 +104,61 @@ export const checkpointModelEntry = defineComponent({
   },
 });
 
+export const huggingFaceTokenizerEntry = defineComponent({
+  component: 'tokenizer',
+  kind: HfTokenizer.kind,
+  summary: 'a Hugging Face tokenizer folder (tokenizer.json with tokenizer_config.json and generation_config.json): Llama, Qwen, Gemma, GPT-2, ...',
+  options: z.strictObject({ path: z.string().min(1).describe('folder holding tokenizer.json (usually the model folder), relative to the config file') }),
+  create: (options, deps) => HfTokenizer.fromFolder(folderOf(path.resolve(deps.baseDir, options.path))),
+});
+
+/** A path to a folder, or to a file inside one (tokenizer.json, config.json). */
+function folderOf(target: string): string {
+  return fs.existsSync(target) && fs.statSync(target).isFile() ? path.dirname(target) : target;
+}
+
+/**
+ * A Hugging Face model folder as a teacher or student. Its own tokenizer (when the folder has one)
+ * must read ids as the run's tokenizer does; an embedding padded past the tokenizer (Qwen's) is
+ * distilled over the tokenizer's ids only, and said so.
+ */
+function createHuggingFaceModel(options: { path: string }, deps: Parameters<(typeof checkpointModelEntry)['create']>[1]) {
+  const dir = folderOf(path.resolve(deps.baseDir, options.path));
+  const described = readHuggingFaceConfig(dir);
+  if (fs.existsSync(path.join(dir, 'tokenizer.json'))) {
+    const own = HfTokenizer.fromFolder(dir);
+    const difference = tokenizerDifference(own, deps.tokenizer);
+    if (difference) {
+      throw new VocabularyMismatchError(`the ${deps.role} ${options.path} has its own tokenizer, which differs from the run's: ${difference}`, {
+        hint: `set "tokenizer": { "kind": "hf", "options": { "path": "${options.path}" } }, and give teacher and student models that share a tokenizer`,
+      });
+    }
+  }
+  const rows = described.config.vocabSize;
+  const tokens = deps.tokenizer.vocabSize;
+  if (rows < tokens) throw new VocabularyMismatchError(`the ${deps.role} ${options.path} has ${rows} embedding rows, fewer than the tokenizer's ${tokens} tokens`);
+  if (rows > tokens && described.kind === 'gpt') throw new VocabularyMismatchError(`the ${deps.role} ${options.path} (GPT-2) has ${rows} embedding rows, the tokenizer ${tokens} tokens`);
+  if (rows > tokens) deps.note?.(`${options.path}: the embedding has ${rows} rows for ${tokens} tokens; logits, sampling and the divergence use ids 0..${tokens - 1} only (the ${rows - tokens} rows past them have no token)`);
+  return loadHuggingFaceModel(dir, rows > tokens ? { outputVocab: tokens } : {});
+}
+
+const huggingFaceModelOptions = z.strictObject({ path: z.string().min(1).describe('model folder (config.json and safetensors), relative to the config file') });
+
+export const huggingFaceModelEntry = defineComponent({
+  component: 'model',
+  kind: 'hf',
+  summary: 'a Hugging Face model folder: Llama, Qwen2, Gemma, Gemma 2 or GPT-2 (config.json + safetensors, sharded or not, F32/F16/BF16)',
+  options: huggingFaceModelOptions,
+  create: createHuggingFaceModel,
+});
+
 export const huggingFaceGpt2Entry = defineComponent({
   component: 'model',
   kind: 'hf-gpt2',
-  summary: 'a Hugging Face GPT-2 folder (config.json + model.safetensors), e.g. a pretrained teacher',
-  options: z.strictObject({ path: z.string().min(1).describe('model folder, relative to the config file') }),
-  create: (options, deps) => {
-    const model = loadHuggingFaceGpt2(path.resolve(deps.baseDir, options.path));
-    if (model.vocabSize !== deps.tokenizer.vocabSize) {
-      model.dispose();
-      throw new VocabularyMismatchError(`the ${deps.role} ${options.path} has vocabulary ${model.vocabSize}, the run's tokenizer ${deps.tokenizer.vocabSize}`, {
-        hint: 'use the model\'s own tokenizer.json ("tokenizer": { "kind": "bpe", "options": { "path": ... } })',
-      });
-    }
-    return model;
-  },
+  summary: 'the same as "hf" (kept for configs written before it read other architectures)',
+  options: huggingFaceModelOptions,
+  create: createHuggingFaceModel,
 });
 
-export const tokenizerEntries: readonly AnyComponentEntry<'tokenizer'>[] = [byteTokenizerEntry, bpeTokenizerEntry, checkpointTokenizerEntry];
-export const modelEntries: readonly AnyComponentEntry<'model'>[] = [bigramModelEntry, gptModelEntry, checkpointModelEntry, huggingFaceGpt2Entry];
+export const tokenizerEntries: readonly AnyComponentEntry<'tokenizer'>[] = [byteTokenizerEntry, bpeTokenizerEntry, huggingFaceTokenizerEntry, checkpointTokenizerEntry];
+export const modelEntries: readonly AnyComponentEntry<'model'>[] = [bigramModelEntry, gptModelEntry, decoderModelEntry, checkpointModelEntry, huggingFaceModelEntry, huggingFaceGpt2Entry];

@@ -6,3 +6,4 @@ export * from './decoder';
 export * from './entries';
 export * from './generation';
 export * from './gpt';
+export * from './tokenizers';

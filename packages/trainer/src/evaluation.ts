@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { Dataset, Divergence, Evaluator, LanguageModel, Prediction, Tokenizer } from '@skd/core';
+import { encodePrompt, encodeResponse, type Dataset, type Divergence, type Evaluator, type LanguageModel, type Prediction, type Tokenizer } from '@skd/core';
 import { tokenLoss } from '@skd/divergences';
 import { bootstrapScores, evaluateModel, intervals, judgeOutputs, referencePerplexity, type BootstrapScores } from '@skd/evaluators';
 import { writeFileAtomic } from '@skd/models';
@@ -86,12 +86,11 @@ export function writeEvaluation(runDir: string, split: string, step: number, eva
  * divergence summed over every target token of the examples, in micro-batches of the training batch
  * size (one batch of a whole evaluation set can exhaust the wasm heap), over the total count.
  */
-export async function referenceLoss(parts: EvaluationParts, examples: readonly { prompt: string; response: string }[]): Promise<number | undefined> {
+export async function referenceLoss(parts: EvaluationParts, examples: readonly { prompt: string; response: string; target?: string }[]): Promise<number | undefined> {
   const { tokenizer, student, teacher, divergence, batchSize } = parts;
   if (examples.length === 0 || (divergence.needsTeacher && !teacher)) return undefined;
-  const bos = tokenizer.special.bos !== undefined ? [tokenizer.special.bos] : [];
   const rows = examples
-    .map((e) => ({ prompt: [...bos, ...tokenizer.encode(e.prompt)], response: [...tokenizer.encode(e.response), tokenizer.special.eos] }))
+    .map((e) => ({ prompt: encodePrompt(tokenizer, e.prompt), response: encodeResponse(tokenizer, e.target ?? e.response) }))
     .filter((r) => r.prompt.length + r.response.length <= student.contextLength);
   if (rows.length === 0) return undefined;
   // Every response token (EOS included) is a target: prompts are never empty, so each has a token before it.

@@ -52,6 +52,31 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   }
 }
 
+/**
+ * Writes a file atomically from pieces produced one at a time: `fill` calls `write` for each; then
+ * the temporary file is fsynced and renamed over `file`. On failure nothing is left behind.
+ */
+export async function writeStreamAtomic(file: string, fill: (write: (bytes: Uint8Array) => void) => Promise<void>): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      await fill((bytes) => writeAll(fd, bytes));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+    fsyncDir(dir);
+  } catch (error) {
+    fs.rmSync(tmp, { force: true });
+    if (error instanceof SkdError) throw error;
+    throw new WriteError(file, error);
+  }
+}
+
 /** Leftovers of interrupted folder writes beside `target` (`<name>.partial-*`). */
 export function partialFolders(parent: string): string[] {
   if (!fs.existsSync(parent)) return [];

@@ -5,7 +5,9 @@ import { z } from 'zod';
 import { FormatError, SkdError, type Tokenizer } from '@skd/core';
 import { BpeTokenizer, type BpeTokenizerConfig } from '../bpe-tokenizer';
 import { ByteTokenizer } from '../byte-tokenizer';
+import { DecoderModel, decoderConfigSchema } from '../decoder';
 import { GptModel, gptConfigSchema } from '../gpt';
+import { HfTokenizer } from '../tokenizers';
 import { writeFileAtomic, writeFolderAtomic } from './atomic';
 import { readSafetensors, writeSafetensors, type NamedArray } from './safetensors';
 
@@ -20,17 +22,24 @@ export const CHECKPOINT_FORMAT = 'skd-checkpoint';
 const checkpointConfigSchema = z.strictObject({
   format: z.literal(CHECKPOINT_FORMAT),
   version: z.literal(1),
-  model: z.strictObject({ kind: z.literal('gpt'), config: gptConfigSchema }),
+  model: z.discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('gpt'), config: gptConfigSchema }),
+    /** outputVocab: the logit columns kept when the embedding is padded past the tokenizer. */
+    z.strictObject({ kind: z.literal('decoder'), config: decoderConfigSchema, outputVocab: z.number().int().min(2).optional() }),
+  ]),
   tokenizer: z.unknown(),
   /** The roles of a BPE tokenizer's special tokens (as tokenizer_config.json holds them). */
   tokenizerConfig: z.record(z.string(), z.unknown()).optional(),
   extra: z.record(z.string(), z.unknown()).default({}),
-  /** SHA-256 of each weights file, verified on load (absent in checkpoints written before checksums). */
+  /** SHA-256 of each weights file, verified on load (absent in the oldest checkpoints, which had none). */
   sha256: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)).optional(),
 });
 
+/** The models a checkpoint holds. */
+export type CheckpointModel = GptModel | DecoderModel;
+
 export interface SaveCheckpointOptions {
-  readonly model: GptModel;
+  readonly model: CheckpointModel;
   readonly tokenizer: Tokenizer;
   /** Optimizer (or any) tensors saved beside the weights for exact resume. */
   readonly optimizerState?: ReadonlyMap<string, tf.Tensor>;
@@ -41,7 +50,7 @@ export interface SaveCheckpointOptions {
 }
 
 export interface LoadedCheckpoint {
-  readonly model: GptModel;
+  readonly model: CheckpointModel;
   readonly tokenizer: Tokenizer;
   readonly optimizerState: Map<string, tf.Tensor> | undefined;
   readonly extra: Record<string, unknown>;
@@ -70,7 +79,7 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
       const config = {
         format: CHECKPOINT_FORMAT,
         version: 1,
-        model: { kind: 'gpt', config: options.model.config },
+        model: options.model instanceof DecoderModel ? { kind: 'decoder', config: options.model.config, ...(options.model.vocabSize < options.model.config.vocabSize ? { outputVocab: options.model.vocabSize } : {}) } : { kind: 'gpt', config: options.model.config },
         tokenizer: options.tokenizer.toJSON(),
         ...(options.tokenizer instanceof BpeTokenizer ? { tokenizerConfig: options.tokenizer.tokenizerConfig() } : {}),
         extra: options.extra ?? {},
@@ -86,6 +95,10 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
 export function tokenizerFromJSON(json: unknown, source: string, config?: Partial<BpeTokenizerConfig>): Tokenizer {
   const kind = (json as { kind?: string; model?: { type?: string } } | null)?.kind;
   if (kind === ByteTokenizer.kind) return new ByteTokenizer();
+  if (kind === HfTokenizer.kind) {
+    const { tokenizer, config: files, generation } = json as { tokenizer: unknown; config?: unknown; generation?: unknown };
+    return new HfTokenizer({ tokenizer, ...(files !== undefined ? { config: files } : {}), ...(generation !== undefined ? { generation } : {}) }, source);
+  }
   if ((json as { model?: { type?: string } } | null)?.model?.type === 'BPE') return BpeTokenizer.fromJSON(json, source, undefined, config);
   throw new FormatError(source, `unknown tokenizer document (kind ${JSON.stringify(kind)})`);
 }
@@ -109,15 +122,17 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
     throw new FormatError(configFile, `not an skd checkpoint config: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   }
   const tokenizer = tokenizerFromJSON(parsed.data.tokenizer, configFile, parsed.data.tokenizerConfig as Partial<BpeTokenizerConfig> | undefined);
-  if (tokenizer.vocabSize !== parsed.data.model.config.vocabSize) {
-    throw new FormatError(configFile, `tokenizer vocabulary ${tokenizer.vocabSize} does not match the model's ${parsed.data.model.config.vocabSize}`);
+  const described = parsed.data.model;
+  const logits = described.kind === 'decoder' ? (described.outputVocab ?? described.config.vocabSize) : described.config.vocabSize;
+  if (tokenizer.vocabSize !== logits) {
+    throw new FormatError(configFile, `tokenizer vocabulary ${tokenizer.vocabSize} does not match the model's ${logits}`);
   }
   const sums = parsed.data.sha256 ?? {};
   const weights = readSafetensors(path.join(dir, 'model.safetensors'), sums['model.safetensors']);
   const tensors = new Map([...weights.arrays].map(([name, a]) => [name, tf.tensor(a.data, [...a.shape])]));
-  let model: GptModel;
+  let model: CheckpointModel;
   try {
-    model = new GptModel(parsed.data.model.config, { weights: tensors });
+    model = described.kind === 'decoder' ? new DecoderModel(described.config, { weights: tensors, ...(described.outputVocab !== undefined ? { outputVocab: described.outputVocab } : {}) }) : new GptModel(described.config, { weights: tensors });
   } catch (cause) {
     throw new FormatError(path.join(dir, 'model.safetensors'), (cause as Error).message, { cause });
   } finally {

@@ -1,6 +1,7 @@
 export * from './atomic';
 export * from './checkpoint';
 export * from './hf-config';
+export * from './hf-export';
 export * from './hf-gpt2';
 export * from './hf-model';
 export * from './hf-weights';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { FormatError } from '@skd/core';
-import { writeFileAtomic } from './atomic';
+import { writeFileAtomic, writeStreamAtomic } from './atomic';
 
 /**
  * The safetensors format: an 8-byte little-endian header length, a JSON header mapping names to
@@ -45,6 +45,52 @@ export function encodeSafetensors(arrays: ReadonlyMap<string, NamedArray>, metad
     at += data.byteLength;
   }
   return out;
+}
+
+/** One tensor to stream into a safetensors file: its shape and dtype up front, its data when its turn comes. */
+export interface StreamedArray {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly dtype: 'F32' | 'I32';
+  readonly data: () => Promise<Float32Array | Int32Array> | Float32Array | Int32Array;
+}
+
+/**
+ * Writes a safetensors file one tensor at a time (the header is known from the shapes), so no
+ * buffer of the whole file is ever held: a 2 GB checkpoint costs one tensor's memory. Atomic (a
+ * temporary file, fsynced, then renamed); returns the SHA-256 of the bytes written, computed as they go.
+ */
+export async function writeSafetensorsStreaming(file: string, tensors: readonly StreamedArray[], metadata: Record<string, string> = {}): Promise<string> {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header['__metadata__'] = metadata;
+  const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  let offset = 0;
+  for (const t of sorted) {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * 4;
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(headerBytes.length));
+  const hash = createHash('sha256');
+  await writeStreamAtomic(file, async (write) => {
+    for (const chunk of [length, headerBytes]) {
+      hash.update(chunk);
+      write(chunk);
+    }
+    for (const t of sorted) {
+      const data = await t.data();
+      const count = t.shape.reduce((a, b) => a * b, 1);
+      if (data.length !== count) throw new FormatError(t.name, `shape [${t.shape.join(', ')}] holds ${count} values, data has ${data.length}`);
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      hash.update(bytes);
+      write(bytes);
+    }
+  });
+  return hash.digest('hex');
 }
 
 /** SHA-256 of a file's bytes, hex: what checkpoints record of each file they contain. */

@@ -15,9 +15,24 @@ export function readBpeTokenizer(file: string, special?: Partial<BpeSpecialNames
   return BpeTokenizer.fromJSON(readJson(file, 'tokenizer.json'), file, special, config);
 }
 
-/** Writes `tokenizer.json` and its `tokenizer_config.json`, as Hugging Face saves a fast tokenizer. */
+/**
+ * Writes `tokenizer.json` and its `tokenizer_config.json`, as Hugging Face saves a fast tokenizer.
+ * When the tokenizer has a BOS, the file's post-processor puts it before each sequence, as skd puts
+ * it before each prompt: Hugging Face's `tokenizer(text)` then gives skd's ids.
+ */
 export function writeBpeTokenizer(file: string, tokenizer: BpeTokenizer): void {
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  writeFileAtomic(file, `${JSON.stringify(tokenizer.toJSON())}\n`);
+  const doc = tokenizer.toJSON() as Record<string, unknown>;
+  const bos = tokenizer.special.bos;
+  if (bos !== undefined) {
+    const name = tokenizer.decode([bos], { keepSpecial: true });
+    doc['post_processor'] = {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: name, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [{ SpecialToken: { id: name, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: name, type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      special_tokens: { [name]: { id: name, ids: [bos], tokens: [name] } },
+    };
+  }
+  writeFileAtomic(file, `${JSON.stringify(doc)}\n`);
   writeFileAtomic(tokenizerConfigPath(file), `${JSON.stringify(tokenizer.tokenizerConfig(), null, 2)}\n`);
 }

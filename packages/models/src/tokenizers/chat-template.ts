@@ -1,5 +1,10 @@
-import { Template } from '@huggingface/jinja';
+import type * as Jinja from '@huggingface/jinja' with { 'resolution-mode': 'import' };
 import { SkdError, type ChatMessage } from '@skd/core';
+
+// @huggingface/jinja ships a CommonJS build (its "require" export) but declares its types as an ES
+// module only: the types come from an import-mode type import, the code from require.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { Template } = require('@huggingface/jinja') as typeof Jinja;
 
 /**
  * A Jinja chat template (tokenizer_config.json's `chat_template`) rendered as transformers'
@@ -8,7 +13,7 @@ import { SkdError, type ChatMessage } from '@skd/core';
  * a conversation. Compiled once.
  */
 export class ChatTemplate {
-  private readonly template: Template;
+  private readonly template: InstanceType<typeof Jinja.Template>;
 
   constructor(
     readonly source: string,

@@ -2,3 +2,4 @@ export * from './bpe-model';
 export * from './hf-tokenizer';
 export * from './pipeline';
 export * from './chat-template';
+export * from './compare';

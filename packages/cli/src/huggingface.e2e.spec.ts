@@ -1,0 +1,91 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { HfTokenizer, loadCheckpoint } from '@skd/models';
+import { maxAbsDiff, referenceModel, runReference, useBackend } from '@skd/testing';
+import { exited, skd, start, tmp, waitFor } from './testing/cli';
+
+// Distilling between two Hugging Face folders written by transformers (Qwen2 architecture, random
+// weights, a padded embedding, a chat template), as a user runs it with the built CLI: a chat
+// dataset, SKD for 5 steps, a killed run resumed to the same bytes, and an export transformers reads.
+const QUESTIONS = ['What is 2 + 3?', 'Name a colour.', 'Say hello in French.', 'What is 10 - 4?', 'Spell "cat" backwards.', 'Count to three.'];
+const ANSWERS = ['5', 'Blue.', 'Bonjour!', '6', 'tac', '1, 2, 3'];
+
+function chatData(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const [split, n] of [['train', 24], ['eval', 4], ['test', 4]] as const) {
+    const lines = Array.from({ length: n }, (_, i) => {
+      const q = QUESTIONS[i % QUESTIONS.length] as string;
+      const a = ANSWERS[i % ANSWERS.length] as string;
+      return JSON.stringify(i % 2 === 0 ? { messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: q }, { role: 'assistant', content: a }] } : { messages: [{ role: 'user', content: q }, { role: 'assistant', content: a }] });
+    });
+    files[split] = path.join(dir, `${split}.jsonl`);
+    fs.writeFileSync(files[split] as string, `${lines.join('\n')}\n`);
+  }
+  return files;
+}
+
+describe('distilling a Hugging Face student from a Hugging Face teacher (end to end)', () => {
+  const teacher = referenceModel('qwen2', { seed: 1 });
+  const student = referenceModel('qwen2', { seed: 2 });
+  const dir = tmp();
+  const config = {
+    $comment: 'SKD between two Qwen2 folders on a chat dataset',
+    seed: 5,
+    tokenizer: { kind: 'hf', options: { path: student } },
+    teacher: { kind: 'hf', options: { path: teacher } },
+    student: { kind: 'hf', options: { path: student } },
+    sampler: { kind: 'skd', options: { topK: 5, maxNewTokens: 24 } },
+    divergence: { kind: 'forward-kl' },
+    dataset: { kind: 'jsonl', options: { files: chatData(dir) } },
+    training: { steps: 5, batchSize: 4, learningRate: 1e-3, checkpointEvery: 1, evalEvery: 0, testLimit: 4, maxNewTokens: 8 },
+  };
+  fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify(config, null, 2));
+
+  it('checks the config: both models\' tokenizers are the run\'s, and the padded embedding is said', () => {
+    const checked = skd(['check', 'run.json'], dir);
+    expect(checked.stderr).toBe('');
+    expect(checked.status).toBe(0);
+    expect(checked.stdout).toMatch(/student +hf \(context 128, vocabulary 700\)/);
+    expect(checked.stdout).toContain('the embedding has 705 rows for 700 tokens; logits, sampling and the divergence use ids 0..699 only');
+  });
+
+  it('runs SKD for 5 steps; a run killed after its first checkpoint resumes to the same bytes', async () => {
+    const straight = skd(['distill', 'run.json', '--out', 'runs/straight'], dir);
+    expect(straight.stderr).not.toMatch(/error|warning/i);
+    expect(straight.status).toBe(0);
+    const events = fs.readFileSync(path.join(dir, 'runs/straight/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const steps = events.filter((e) => e.type === 'step');
+    expect(steps.map((e) => e.step)).toEqual([1, 2, 3, 4, 5]);
+    expect(steps.every((e) => Number.isFinite(e.loss) && e.sampler.acceptanceRate >= 0)).toBe(true);
+    const child = start(['distill', 'run.json', '--out', 'runs/killed'], dir);
+    await waitFor(() => fs.existsSync(path.join(dir, 'runs/killed/checkpoints/step-000001')));
+    child.kill('SIGKILL');
+    await exited(child);
+    expect(fs.existsSync(path.join(dir, 'runs/killed/summary.json'))).toBe(false);
+    const resumed = skd(['distill', 'run.json', '--out', 'runs/killed', '--resume'], dir);
+    expect(resumed.status).toBe(0);
+    const weights = (run: string) => fs.readFileSync(path.join(dir, 'runs', run, 'model', 'model.safetensors'));
+    expect(weights('killed').equals(weights('straight'))).toBe(true);
+  });
+
+  it('exports the student as a Qwen2 folder: transformers gives its logits (within 1e-4), and its tokenizer files are the original\'s', async () => {
+    const exported = skd(['export', 'runs/straight', '--out', 'hf-student', '--json'], dir);
+    expect(exported.stderr).not.toMatch(/error/i);
+    expect(exported.status).toBe(0);
+    expect(JSON.parse(exported.stdout)).toMatchObject({ architecture: 'qwen2', reloadedLogitsMaxDiff: 0 });
+    const out = path.join(dir, 'hf-student');
+    for (const file of ['tokenizer.json', 'tokenizer_config.json']) expect(JSON.parse(fs.readFileSync(path.join(out, file), 'utf8'))).toEqual(JSON.parse(fs.readFileSync(path.join(student, file), 'utf8')));
+    await useBackend('wasm');
+    const trained = loadCheckpoint(path.join(dir, 'runs/straight/model'));
+    const tokenizer = HfTokenizer.fromFolder(out);
+    const ids = [tokenizer.encode('<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n')];
+    const ours = tf.tidy(() => trained.model.logits(tf.tensor2d(ids, undefined, 'int32')).arraySync()[0] as number[][]);
+    const theirs = runReference<{ logits: number[][][] }>(['logits', out], { ids, mask: ids.map((r) => r.map(() => 1)) }).logits[0] as number[][];
+    expect(maxAbsDiff(ours.flat(), theirs.map((row) => row.slice(0, 700)).flat())).toBeLessThan(1e-4);
+    // Training moved the weights: the export is the trained student, not the starting one.
+    const start = runReference<{ logits: number[][][] }>(['logits', student], { ids, mask: ids.map((r) => r.map(() => 1)) }).logits[0] as number[][];
+    expect(maxAbsDiff(start.flat(), theirs.flat())).toBeGreaterThan(1e-3);
+    trained.model.dispose();
+  });
+});
