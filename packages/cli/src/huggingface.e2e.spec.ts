@@ -89,3 +89,81 @@ describe('distilling a Hugging Face student from a Hugging Face teacher (end to 
     trained.model.dispose();
   });
 });
+
+describe('broken Hugging Face folders (end to end): one line naming the file and the field, exit 2, no run folder', () => {
+  const healthy = referenceModel('qwen2', { seed: 1 });
+  const sharded = referenceModel('llama', { dtype: 'bfloat16', shardBytes: 60_000, seed: 4 });
+
+  /** A copy of `source` broken by `damage`, and a run config that uses it as teacher, student and tokenizer. */
+  function broken(source: string, damage: (dir: string) => void): string {
+    const dir = tmp();
+    fs.cpSync(source, path.join(dir, 'model'), { recursive: true });
+    damage(path.join(dir, 'model'));
+    fs.writeFileSync(path.join(dir, 'train.jsonl'), `${JSON.stringify({ prompt: 'a', response: 'b' })}\n`);
+    const model = { kind: 'hf', options: { path: 'model' } };
+    fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify({ tokenizer: model, teacher: model, student: model, sampler: { kind: 'skd' }, divergence: { kind: 'forward-kl' }, dataset: { kind: 'jsonl', options: { files: { train: 'train.jsonl' } } }, training: { steps: 1 } }));
+    return dir;
+  }
+
+  /** Rewrites the header of a safetensors file (same length, padded with spaces). */
+  function editHeader(file: string, edit: (header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>) => void): void {
+    const bytes = fs.readFileSync(file);
+    const length = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8'));
+    edit(header);
+    const json = Buffer.from(JSON.stringify(header).padEnd(length, ' '), 'utf8');
+    if (json.length !== length) throw new Error('the edited header does not fit');
+    json.copy(bytes, 8);
+    fs.writeFileSync(file, bytes);
+  }
+
+  const tensorNames = (file: string) => {
+    const bytes = fs.readFileSync(file);
+    return Object.keys(JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8'))).filter((k) => k !== '__metadata__').sort();
+  };
+
+  it.each([
+    ['a missing shard', sharded, (dir: string) => fs.rmSync(path.join(dir, fs.readdirSync(dir).filter((f) => /^model-\d+-of-\d+\.safetensors$/.test(f)).sort()[1] as string)), /model-00002-of-\d+\.safetensors: missing shard: weight_map names it for \d+ tensors/],
+    ['a truncated file', healthy, (dir: string) => fs.truncateSync(path.join(dir, 'model.safetensors'), fs.statSync(path.join(dir, 'model.safetensors')).size - 100), /model\.safetensors: not a valid safetensors file: tensor ".+" spans bytes \d+\.\.\d+, past the \d+-byte data block \(truncated file\?\)/],
+    [
+      'overlapping tensors',
+      healthy,
+      (dir: string) =>
+        editHeader(path.join(dir, 'model.safetensors'), (h) => {
+          const [a, b] = tensorNames(path.join(dir, 'model.safetensors')).map((n) => h[n] as { data_offsets: [number, number] }).sort((x, y) => x.data_offsets[0] - y.data_offsets[0]);
+          const size = (b as { data_offsets: [number, number] }).data_offsets[1] - (b as { data_offsets: [number, number] }).data_offsets[0];
+          (b as { data_offsets: [number, number] }).data_offsets = [(a as { data_offsets: [number, number] }).data_offsets[0], (a as { data_offsets: [number, number] }).data_offsets[0] + size];
+        }),
+      /model\.safetensors: not a valid safetensors file: tensors ".+" and ".+" overlap/,
+    ],
+    [
+      'an unsupported dtype',
+      healthy,
+      (dir: string) =>
+        editHeader(path.join(dir, 'model.safetensors'), (h) => {
+          (h['model.norm.weight'] as { dtype: string }).dtype = 'F8E4';
+        }),
+      /model\.safetensors: not a valid safetensors file: tensor "model\.norm\.weight" has unsupported dtype "F8E4"/,
+    ],
+    [
+      'an unsupported rope scaling',
+      healthy,
+      (dir: string) => {
+        const file = path.join(dir, 'config.json');
+        fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), rope_parameters: { rope_type: 'yarn', rope_theta: 10000, factor: 4 } }));
+      },
+      /config\.json: rope_parameters\.rope_type: "yarn" is not supported \(supported: default, linear, llama3\)/,
+    ],
+    ['a missing tokenizer file', healthy, (dir: string) => fs.rmSync(path.join(dir, 'tokenizer.json')), /model: tokenizer\.json is missing/],
+  ])('%s', (_what, source, damage, message) => {
+    const dir = broken(source, damage);
+    const result = skd(['distill', 'run.json', '--out', 'runs/x'], dir);
+    expect(result.status).toBe(2);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^error: \//);
+    expect(lines[0]).toMatch(message);
+    expect(fs.existsSync(path.join(dir, 'runs'))).toBe(false);
+  });
+});
+

@@ -46,6 +46,22 @@ describe.each(['wasm', 'cpu'] as const)('Hugging Face checkpoints on %s, against
     model.dispose();
   });
 
+  it.each([
+    ['bfloat16', 60_000],
+    ['float16', 0],
+  ] as const)('a %s checkpoint (shards of %i bytes; 0: one file) loads to transformers\' logits', (dtype, shardBytes) => {
+    const dir = referenceModel('llama', { dtype, shardBytes, seed: 4 });
+    const files = require('node:fs').readdirSync(dir) as string[];
+    expect(files.includes('model.safetensors.index.json')).toBe(shardBytes > 0);
+    const model = loadHuggingFaceModel(dir);
+    const { ids, mask } = batch(model.vocabSize, 5);
+    const theirs = runReference<{ logits: number[][][] }>(['logits', dir], { ids, mask }).logits;
+    const ours = tf.tidy(() => model.logits(tf.tensor2d(ids, undefined, 'int32'), { mask: tf.tensor2d(mask) }).arraySync());
+    const real = (values: number[][][]) => values.flatMap((row, b) => row.filter((_, t) => mask[b]?.[t] === 1).flat());
+    expect(maxAbsDiff(real(ours), real(theirs))).toBeLessThan(1e-4);
+    model.dispose();
+  });
+
   it('keeps numTensors flat across forward passes and generation', async () => {
     const model = loadHuggingFaceModel(referenceModel('gemma2'));
     const leaked = await tensorsLeakedBy(async () => {

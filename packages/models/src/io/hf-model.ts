@@ -110,12 +110,13 @@ export interface LoadHuggingFaceOptions {
  */
 export function loadHuggingFaceModel(dir: string, options: LoadHuggingFaceOptions = {}): GptModel | DecoderModel {
   const described = readHuggingFaceConfig(dir);
-  const tensors = readWeightIndex(dir);
+  const index = readWeightIndex(dir);
+  const { tensors } = index;
   const tied = described.config.tiedHead;
   const plans = described.kind === 'decoder' ? decoderWeightPlans(described.config) : gptWeightPlans(described.config, tensors);
   const storedHead = tied ? [...tensors.keys()].find((n) => n === 'lm_head.weight') : undefined;
   if (storedHead) plans.set(storedHead, { shape: [described.config.vocabSize, described.config.dModel], pieces: [{ source: storedHead, shape: [described.config.vocabSize, described.config.dModel], transpose: false, at: 0 }] });
-  const weights = loadPlannedWeights(tensors, plans, (name) => BUFFERS.test(name));
+  const weights = loadPlannedWeights(index, plans, (name) => BUFFERS.test(name));
   try {
     if (storedHead) {
       const embedding = weights.get(described.kind === 'decoder' ? 'model.embed_tokens.weight' : 'wte.weight') as tf.Tensor;

@@ -20,12 +20,21 @@ const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
  * each file, no overlaps, every indexed tensor present where the index says) before any tensor data
  * is, so a broken checkpoint fails before memory is spent on it.
  */
-export function readWeightIndex(dir: string): Map<string, StoredTensor> {
+export interface WeightIndex {
+  readonly tensors: Map<string, StoredTensor>;
+  /** The file that lists them: model.safetensors, or the shard index. */
+  readonly source: string;
+}
+
+export function readWeightIndex(dir: string): WeightIndex {
   const single = path.join(dir, 'model.safetensors');
   const indexFile = path.join(dir, 'model.safetensors.index.json');
-  if (fs.existsSync(indexFile)) return readSharded(dir, indexFile);
-  if (!fs.existsSync(single)) throw new FormatError(dir, 'no weights: neither model.safetensors nor model.safetensors.index.json is here', { hint: 'save the model with safetensors (transformers\' save_pretrained does by default)' });
-  return headerOf(single);
+  if (fs.existsSync(indexFile)) return { tensors: readSharded(dir, indexFile), source: indexFile };
+  if (!fs.existsSync(single)) {
+    const hint = fs.existsSync(path.join(dir, 'pytorch_model.bin')) ? 'this folder has PyTorch pickle weights only; save them as safetensors (model.save_pretrained(dir, safe_serialization=True))' : 'save the model with safetensors (transformers\' save_pretrained does by default)';
+    throw new FormatError(dir, 'no weights: neither model.safetensors nor model.safetensors.index.json is here', { hint });
+  }
+  return { tensors: headerOf(single), source: single };
 }
 
 function readSharded(dir: string, indexFile: string): Map<string, StoredTensor> {
@@ -101,8 +110,9 @@ const CHUNK_BYTES = 1 << 24;
  * memory beyond the model is one parameter's host copy. Every stored tensor must be planned or
  * listed in `ignore`; every planned one must exist with its shape and a float dtype.
  */
-export function loadPlannedWeights(tensors: ReadonlyMap<string, StoredTensor>, plans: ReadonlyMap<string, WeightPlan>, ignore: (name: string) => boolean = () => false): Map<string, tf.Tensor> {
-  checkPlans(tensors, plans, ignore);
+export function loadPlannedWeights(index: WeightIndex, plans: ReadonlyMap<string, WeightPlan>, ignore: (name: string) => boolean = () => false): Map<string, tf.Tensor> {
+  const { tensors } = index;
+  checkPlans(index, plans, ignore);
   const loaded = new Map<string, tf.Tensor>();
   const descriptors = new Map<string, number>();
   try {
@@ -121,12 +131,13 @@ export function loadPlannedWeights(tensors: ReadonlyMap<string, StoredTensor>, p
   }
 }
 
-function checkPlans(tensors: ReadonlyMap<string, StoredTensor>, plans: ReadonlyMap<string, WeightPlan>, ignore: (name: string) => boolean): void {
+function checkPlans(index: WeightIndex, plans: ReadonlyMap<string, WeightPlan>, ignore: (name: string) => boolean): void {
+  const { tensors } = index;
   const used = new Set<string>();
   for (const plan of plans.values()) {
     for (const piece of plan.pieces) {
       const stored = tensors.get(piece.source);
-      if (!stored) throw new FormatError(piece.source, `missing from the weights: a tensor of shape [${piece.shape.join(', ')}] is expected`);
+      if (!stored) throw new FormatError(index.source, `tensor "${piece.source}" is missing (the config implies one of shape [${piece.shape.join(', ')}])`, { hint: 'check that config.json belongs to these weights' });
       if (!FLOAT_DTYPES.has(stored.dtype)) throw new FormatError(stored.file, `tensor "${piece.source}" has dtype ${stored.dtype}; model weights must be F32, F16 or BF16`);
       if (stored.shape.join() !== piece.shape.join()) throw new FormatError(stored.file, `tensor "${piece.source}" has shape [${stored.shape.join(', ')}], the config implies [${piece.shape.join(', ')}]`);
       used.add(piece.source);

@@ -182,11 +182,15 @@ describe('Hugging Face GPT-2 checkpoints', () => {
     const dir = path.join(tmp(), 'gpt2');
     writeHfCheckpoint(dir, source, { ...hfConfig, activation_function: 'relu' });
     expect(() => loadHuggingFaceGpt2(dir)).toThrow('activation_function "relu" is not supported');
+    writeHfCheckpoint(dir, source, { ...hfConfig, model_type: 'bert' });
+    expect(() => loadHuggingFaceGpt2(dir)).toThrow('model_type "bert" (and no architectures) is not supported; skd reads LlamaForCausalLM, Qwen2ForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM, GPT2LMHeadModel');
     writeHfCheckpoint(dir, source, { ...hfConfig, model_type: 'llama' });
-    expect(() => loadHuggingFaceGpt2(dir)).toThrow('model_type "llama" is not supported');
+    expect(() => loadHuggingFaceGpt2(dir)).toThrow('hidden_size: missing');
     writeHfCheckpoint(dir, source, { ...hfConfig, n_layer: 2 });
-    expect(() => loadHuggingFaceGpt2(dir)).toThrow('weights lack parameter "h.1.ln_1.weight"');
-    expect(() => loadHuggingFaceGpt2(path.join(dir, 'missing'))).toThrow('config.json is missing');
+    expect(() => loadHuggingFaceGpt2(dir)).toThrow(`${path.join(dir, 'model.safetensors')}: tensor "transformer.h.1.ln_1.weight" is missing (the config implies one of shape [8])`);
+    expect(() => loadHuggingFaceGpt2(path.join(dir, 'missing'))).toThrow('missing: no such model folder');
+    fs.mkdirSync(path.join(dir, 'empty'));
+    expect(() => loadHuggingFaceGpt2(path.join(dir, 'empty'))).toThrow('config.json is missing');
     source.dispose();
   });
 });

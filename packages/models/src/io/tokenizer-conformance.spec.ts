@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { encodePrompt } from '@skd/core';
 import { Tokenizer as HfTokenizer } from 'tokenizers';
 import { BpeTokenizer } from '../bpe-tokenizer';
 import { readBpeTokenizer, writeBpeTokenizer } from './tokenizer-files';
@@ -29,11 +30,13 @@ function testTexts(file: string, count: number): string[] {
 async function expectSameAsHuggingFace(file: string, texts: readonly string[]): Promise<void> {
   const ours = readBpeTokenizer(file);
   const theirs = HfTokenizer.fromFile(file);
+  // Files skd writes now frame a sequence with BOS as skd frames a prompt (the committed ones predate that).
+  const framed = (JSON.parse(fs.readFileSync(file, 'utf8')) as { post_processor?: { type?: string } | null }).post_processor?.type === 'TemplateProcessing';
   let compared = 0;
   for (const text of [...texts, ...SPECIAL_TEXTS]) {
     const ids = ours.encode(text);
     const encoding = await theirs.encode(text);
-    expect({ text, ids: encoding.getIds() }).toEqual({ text, ids });
+    expect({ text, ids: encoding.getIds() }).toEqual({ text, ids: framed ? encodePrompt(ours, text) : ids });
     // Decoding (special tokens kept) gives back the text, in both.
     expect(await theirs.decode(ids, false)).toBe(ours.decode(ids, { keepSpecial: true }));
     compared++;
