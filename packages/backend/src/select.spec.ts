@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '@skd/core';
-import { assertSingleTfjsCore, nodeResolver, selectBackend, type ModuleResolver } from './select';
+import { WASM_BUDGET_BYTES, assertSingleTfjsCore, nodeResolver, selectBackend, type ModuleResolver } from './select';
 
 describe('selectBackend', () => {
   it('auto skips the node backends that are not installed and says why', async () => {
@@ -27,6 +27,18 @@ describe('selectBackend', () => {
     expect(tf.getKernel('UnsortedSegmentSum', 'wasm')).toBeUndefined(); // stock wasm has none
     const on = await selectBackend({ backend: 'wasm' });
     expect(on.native?.kernels).toContain('UnsortedSegmentSum');
+  });
+
+  it('selects native (skd kernels over tfjs-backend-cpu storage) explicitly, and in auto\'s wasm place for models past the wasm budget', async () => {
+    const native = await selectBackend({ backend: 'native' });
+    expect(native.name).toBe('native');
+    expect(native.native?.kernels).toEqual(expect.arrayContaining(['SkdLinear', 'SkdAttention', 'Add', 'Transpose']));
+    const small = await selectBackend({ backend: 'auto', modelBytes: WASM_BUDGET_BYTES / 2 });
+    expect(small.name).toBe('wasm');
+    const large = await selectBackend({ backend: 'auto', modelBytes: 2 * WASM_BUDGET_BYTES });
+    expect(large.name).toBe('native');
+    expect(large.summary).toContain(`the models need ~${((2 * WASM_BUDGET_BYTES) / 1e9).toFixed(1)} GB for weights and optimizer state, more than wasm's heap holds`);
+    await selectBackend({ backend: 'wasm' });
   });
 
   it('selects cpu explicitly', async () => {

@@ -3,12 +3,17 @@ import * as tf from '@tensorflow/tfjs-core';
 // @skd/ops registers tfjs-core's gradients and the plain-JS backend (see its platform module).
 import '@skd/ops';
 import { BackendError } from '@skd/core';
-import { registerNativeKernels, unregisterNativeKernels, type NativeKernelStatus } from '@skd/native';
+import { loadAddon, registerNativeBackend, registerNativeKernels, unregisterNativeKernels, type NativeKernelStatus } from '@skd/native';
 
-/** `auto` tries the GPU build, then the native CPU build, then wasm, then plain JS. */
-export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+/**
+ * `auto` tries the GPU build, then the native CPU build, then wasm, then plain JS. `native` is skd's
+ * kernels over tfjs-backend-cpu's storage: the same kernels as wasm without its 4 GB heap, for
+ * models whose weights, gradients and optimizer state do not fit there (runs choose it when the
+ * backend is `auto` and the models are that large).
+ */
+export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'native' | 'cpu';
 
-export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'native', 'cpu'];
 
 export interface BackendAttempt {
   readonly backend: Exclude<BackendName, 'auto'>;
@@ -25,12 +30,17 @@ export interface BackendChoice {
   /** One short line for progress output: the backend, its native kernels, and which were unavailable. */
   readonly short: string;
   readonly attempts: readonly BackendAttempt[];
-  /** On wasm: which native kernels are active (undefined on other backends or when disabled). */
+  /** On wasm and native: which native kernels are active (undefined on other backends or when disabled). */
   readonly native: NativeKernelStatus | undefined;
 }
 
 export interface SelectBackendOptions {
   readonly backend?: BackendName;
+  /**
+   * Bytes the run's models need (weights, gradients and optimizer state). With `auto`, past what
+   * the wasm heap holds (WASM_BUDGET_BYTES) the native backend is tried in wasm's place.
+   */
+  readonly modelBytes?: number;
   /** On wasm, register skd's native kernels (OpenBLAS matmuls, UnsortedSegmentSum). Default true. */
   readonly nativeKernels?: boolean;
   /** Module resolution, replaceable in tests. */
@@ -117,6 +127,18 @@ async function tryJsBackend(backend: 'wasm' | 'cpu', resolver: ModuleResolver): 
   }
 }
 
+async function tryNativeBackend(): Promise<BackendAttempt> {
+  if (!registerNativeBackend()) return { backend: 'native', ok: false, reason: `the native addon is not available: ${loadAddon().reason}` };
+  const ready = await tf.setBackend('native');
+  return ready ? { backend: 'native', ok: true, reason: 'skd native kernels over tfjs-backend-cpu storage (no wasm heap limit)' } : { backend: 'native', ok: false, reason: 'the backend failed to initialise' };
+}
+
+/**
+ * The model bytes past which `auto` picks the native backend over wasm: the wasm heap stops at
+ * 4 GB, and activations (a 135M model's B=4, T=256 step needs about 2 GB of them) share it.
+ */
+export const WASM_BUDGET_BYTES = 1.5e9;
+
 /**
  * Activates a tfjs backend and reports the choice and the reason for it. An explicit choice that
  * fails throws with every reason; `auto` falls through to the next candidate.
@@ -129,22 +151,27 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
   }
   // selectBackend reports the choice and how to get a faster one; tfjs's own banner would only repeat it.
   tf.env().set('PROD', true);
+  const large = (options.modelBytes ?? 0) > WASM_BUDGET_BYTES;
   const candidates: Exclude<BackendName, 'auto'>[] =
-    requested === 'auto' ? ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] : [requested];
+    requested === 'auto' ? ['tensorflow-gpu', 'tensorflow', large ? 'native' : 'wasm', 'cpu'] : [requested];
   const attempts: BackendAttempt[] = [];
   for (const candidate of candidates) {
     const attempt =
       candidate === 'wasm' || candidate === 'cpu'
         ? await tryJsBackend(candidate, resolver)
-        : await tryNodeBackend(candidate, resolver);
+        : candidate === 'native'
+          ? await tryNativeBackend()
+          : await tryNodeBackend(candidate, resolver);
     attempts.push(attempt);
     if (attempt.ok) {
       const device = candidate === 'tensorflow-gpu' ? 'gpu' : 'cpu';
       if (candidate === 'wasm' && options.nativeKernels === false) unregisterNativeKernels();
-      const native = candidate === 'wasm' && options.nativeKernels !== false ? registerNativeKernels() : undefined;
+      const native =
+        candidate === 'native' ? registerNativeKernels({ target: 'native' }) : candidate === 'wasm' && options.nativeKernels !== false ? registerNativeKernels() : undefined;
       const skipped = attempts.filter((a) => !a.ok).map((a) => `${a.backend}: ${a.reason}`);
+      const why = large && candidate === 'native' && requested === 'auto' ? ` (the models need ~${((options.modelBytes ?? 0) / 1e9).toFixed(1)} GB for weights and optimizer state, more than wasm's heap holds)` : '';
       const summary =
-        `backend ${tf.getBackend()} (${device}): ${attempt.reason}` +
+        `backend ${tf.getBackend()} (${device}): ${attempt.reason}${why}` +
         (native ? `; ${native.summary}` : '') +
         (skipped.length ? `; skipped ${skipped.join('; ')}` : '');
       const unavailable = attempts.filter((a) => !a.ok).map((a) => a.backend);

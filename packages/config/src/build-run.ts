@@ -190,7 +190,7 @@ export async function buildRun(input: unknown, options: BuildRunOptions = {}): P
   await loadConfigModules(input, baseDir);
   const plan = planRun(input, options);
   const { config } = plan;
-  const backend = await selectBackend({ backend: config.backend as never });
+  const backend = await selectBackend({ backend: config.backend as never, modelBytes: modelBytes(plan, baseDir) });
   const rng = Rng.create(config.seed);
   const container = (options.parentContainer ?? rootContainer).createChildContainer();
   const cleanups: (() => void)[] = [() => void container.dispose()];
@@ -247,6 +247,15 @@ function checkVocabularies(tokenizer: Tokenizer, student: LanguageModel, teacher
   if (teacher && teacher.vocabSize !== student.vocabSize) {
     throw new VocabularyMismatchError(`teacher vocab ${teacher.vocabSize} vs student vocab ${student.vocabSize}`);
   }
+}
+
+/**
+ * What the run's models need in memory, from their configs alone: a trained student holds weights,
+ * gradients and two Adam moments (16 bytes a parameter), a frozen teacher its weights (4 bytes).
+ */
+function modelBytes(plan: RunPlan, baseDir: string): number {
+  const count = (planned: PlannedComponent<'model'> | undefined) => (planned?.entry.parameterCount?.(planned.options, { baseDir }) ?? 0);
+  return 16 * count(plan.student) + 4 * count(plan.teacher);
 }
 
 /** Resolves a config file's folder, for `baseDir`. */

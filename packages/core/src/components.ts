@@ -59,6 +59,11 @@ export interface ComponentEntry<K extends ComponentKind = ComponentKind, Options
   /** Strict schema of the options object; defaults live here. */
   readonly options: ZodType<Options, Input>;
   create(options: Options, deps: ComponentDeps[K]): ComponentTypes[K] | Promise<ComponentTypes[K]>;
+  /**
+   * Models: how many parameters `create` would load, read cheaply (a config file) before anything
+   * is built, so the run can pick a backend whose memory holds them. Undefined: unknown (small).
+   */
+  parameterCount?(options: Options, deps: { readonly baseDir: string }): number | undefined;
 }
 
 /** An entry of some registry, whatever its options type (registries hold entries of mixed options). */

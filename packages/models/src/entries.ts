@@ -7,8 +7,8 @@ import { loadCheckpoint, loadHuggingFaceModel, readBpeTokenizer, readHuggingFace
 import { HfTokenizer, tokenizerDifference } from './tokenizers';
 import { BigramModel } from './bigram-model';
 import { ByteTokenizer } from './byte-tokenizer';
-import { DecoderModel, checkDecoderConfig, decoderConfigSchema } from './decoder';
-import { GptModel, checkGptConfig, gptConfigSchema } from './gpt';
+import { DecoderModel, checkDecoderConfig, decoderConfigSchema, decoderParameterShapes } from './decoder';
+import { GptModel, checkGptConfig, gptConfigSchema, gptParameterShapes } from './gpt';
 
 export const byteTokenizerEntry = defineComponent({
   component: 'tokenizer',
@@ -102,6 +102,16 @@ export const checkpointModelEntry = defineComponent({
     }
     return loaded.model;
   },
+  parameterCount: (options, deps) => {
+    try {
+      const saved = JSON.parse(fs.readFileSync(path.join(path.resolve(deps.baseDir, options.path), 'config.json'), 'utf8')) as { model?: { kind?: string; config?: unknown } };
+      const config = saved.model?.config;
+      const shapes = saved.model?.kind === 'decoder' ? decoderParameterShapes(decoderConfigSchema.parse(config)) : gptParameterShapes(gptConfigSchema.parse(config));
+      return [...shapes.values()].reduce((n, shape) => n + shape.reduce((a, b) => a * b, 1), 0);
+    } catch {
+      return undefined;
+    }
+  },
 });
 
 export const huggingFaceTokenizerEntry = defineComponent({
@@ -144,12 +154,24 @@ function createHuggingFaceModel(options: { path: string }, deps: Parameters<(typ
 
 const huggingFaceModelOptions = z.strictObject({ path: z.string().min(1).describe('model folder (config.json and safetensors), relative to the config file') });
 
+/** Parameters of a Hugging Face folder from its config.json; undefined when it cannot be read (create reports why). */
+function huggingFaceParameters(options: { path: string }, deps: { readonly baseDir: string }): number | undefined {
+  try {
+    const described = readHuggingFaceConfig(folderOf(path.resolve(deps.baseDir, options.path)));
+    const shapes = described.kind === 'decoder' ? decoderParameterShapes(described.config) : gptParameterShapes(described.config);
+    return [...shapes.values()].reduce((n, shape) => n + shape.reduce((a, b) => a * b, 1), 0);
+  } catch {
+    return undefined;
+  }
+}
+
 export const huggingFaceModelEntry = defineComponent({
   component: 'model',
   kind: 'hf',
   summary: 'a Hugging Face model folder: Llama, Qwen2, Gemma, Gemma 2 or GPT-2 (config.json + safetensors, sharded or not, F32/F16/BF16)',
   options: huggingFaceModelOptions,
   create: createHuggingFaceModel,
+  parameterCount: huggingFaceParameters,
 });
 
 export const huggingFaceGpt2Entry = defineComponent({
@@ -158,6 +180,7 @@ export const huggingFaceGpt2Entry = defineComponent({
   summary: 'the same as "hf" (kept for configs written before it read other architectures)',
   options: huggingFaceModelOptions,
   create: createHuggingFaceModel,
+  parameterCount: huggingFaceParameters,
 });
 
 export const tokenizerEntries: readonly AnyComponentEntry<'tokenizer'>[] = [byteTokenizerEntry, bpeTokenizerEntry, huggingFaceTokenizerEntry, checkpointTokenizerEntry];

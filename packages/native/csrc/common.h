@@ -208,6 +208,8 @@ napi_value skd_napi_blas(napi_env env, napi_callback_info info);
 napi_value skd_napi_bias_activation(napi_env env, napi_callback_info info);
 napi_value skd_napi_unary(napi_env env, napi_callback_info info);
 napi_value skd_napi_gelu(napi_env env, napi_callback_info info);
+napi_value skd_napi_add_same(napi_env env, napi_callback_info info);
+napi_value skd_napi_transpose_last2(napi_env env, napi_callback_info info);
 napi_value skd_napi_gelu_grad(napi_env env, napi_callback_info info);
 napi_value skd_napi_sum_middle(napi_env env, napi_callback_info info);
 napi_value skd_napi_gather_rows(napi_env env, napi_callback_info info);

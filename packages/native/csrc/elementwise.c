@@ -133,3 +133,65 @@ napi_value skd_napi_gelu_grad(napi_env env, napi_callback_info info) {
   skd_for(n, n >= SKD_PARALLEL_ELEMENTS, gelu_grad_range, &k);
   return NULL;
 }
+
+// ---- the storage-bound kernels of the `native` backend (tfjs-backend-cpu's are plain JS loops) --
+
+typedef struct {
+  const float *a, *b;
+  float* out;
+} add_ctx;
+
+static void add_range(void* p, int64_t from, int64_t to) {
+  const add_ctx* k = p;
+  for (int64_t i = from; i < to; i++) k->out[i] = k->a[i] + k->b[i];
+}
+
+// addSame(a, b, out, n): out = a + b elementwise (same shapes).
+napi_value skd_napi_add_same(napi_env env, napi_callback_info info) {
+  skd_args a;
+  skd_args_init(&a, env, info, "addSame", 4);
+  const int64_t n = skd_int(&a, 3);
+  if (n < 0) skd_fail(&a, "negative length");
+  add_ctx k = {skd_f32(&a, 0, (size_t)n), skd_f32(&a, 1, (size_t)n), skd_f32(&a, 2, (size_t)n)};
+  if (!skd_args_ok(&a)) return NULL;
+  skd_for(n, n >= SKD_PARALLEL_ELEMENTS, add_range, &k);
+  return NULL;
+}
+
+typedef struct {
+  const float* x;
+  float* out;
+  int64_t batch, rows, cols;
+} transpose_ctx;
+
+#define TB 32
+
+// Blocks of TB rows of one matrix per iteration (iterations run over batch x row blocks).
+static void transpose_blocks(void* p, int64_t from, int64_t to) {
+  const transpose_ctx* k = p;
+  const int64_t blocks = (k->rows + TB - 1) / TB;
+  for (int64_t it = from; it < to; it++) {
+    const int64_t m = it / blocks, r0 = (it % blocks) * TB, r1 = SKD_MIN(r0 + TB, k->rows);
+    const float* x = k->x + m * k->rows * k->cols;
+    float* out = k->out + m * k->rows * k->cols;
+    for (int64_t c0 = 0; c0 < k->cols; c0 += TB) {
+      const int64_t c1 = SKD_MIN(c0 + TB, k->cols);
+      for (int64_t r = r0; r < r1; r++)
+        for (int64_t c = c0; c < c1; c++) out[c * k->rows + r] = x[r * k->cols + c];
+    }
+  }
+}
+
+// transposeLast2(x, out, batch, rows, cols): each of `batch` (rows, cols) matrices → (cols, rows).
+napi_value skd_napi_transpose_last2(napi_env env, napi_callback_info info) {
+  skd_args a;
+  skd_args_init(&a, env, info, "transposeLast2", 5);
+  const int64_t batch = skd_int(&a, 2), rows = skd_int(&a, 3), cols = skd_int(&a, 4);
+  if (batch < 0 || rows < 0 || cols < 0) skd_fail(&a, "negative dimension");
+  const size_t n = (size_t)(batch * rows * cols);
+  transpose_ctx k = {skd_f32(&a, 0, n), skd_f32(&a, 1, n), batch, rows, cols};
+  if (!skd_args_ok(&a)) return NULL;
+  const int64_t iterations = batch * ((rows + TB - 1) / TB);
+  skd_for(iterations, (int64_t)n >= SKD_PARALLEL_ELEMENTS, transpose_blocks, &k);
+  return NULL;
+}

@@ -42,6 +42,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"biasActivation", NULL, skd_napi_bias_activation, NULL, NULL, NULL, napi_default, NULL},
       {"unary", NULL, skd_napi_unary, NULL, NULL, NULL, napi_default, NULL},
       {"gelu", NULL, skd_napi_gelu, NULL, NULL, NULL, napi_default, NULL},
+      {"addSame", NULL, skd_napi_add_same, NULL, NULL, NULL, napi_default, NULL},
+      {"transposeLast2", NULL, skd_napi_transpose_last2, NULL, NULL, NULL, napi_default, NULL},
       {"geluGrad", NULL, skd_napi_gelu_grad, NULL, NULL, NULL, napi_default, NULL},
       {"sumMiddle", NULL, skd_napi_sum_middle, NULL, NULL, NULL, napi_default, NULL},
       {"gatherRows", NULL, skd_napi_gather_rows, NULL, NULL, NULL, napi_default, NULL},

@@ -22,6 +22,10 @@ export interface NativeAddon {
   blas(): string;
   sumMiddle(x: Float32Array, out: Float32Array, outer: number, reduce: number, inner: number): void;
   unary(op: 0 | 1, x: Float32Array, out: Float32Array, n: number): void;
+  /** out = a + b, elementwise over n floats. */
+  addSame(a: Float32Array, b: Float32Array, out: Float32Array, n: number): void;
+  /** Each of `batch` (rows, cols) matrices transposed to (cols, rows). */
+  transposeLast2(x: Float32Array, out: Float32Array, batch: number, rows: number, cols: number): void;
   gelu(x: Float32Array, out: Float32Array, n: number): void;
   geluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, n: number): void;
   gatherRows(table: Float32Array, indices: Int32Array, out: Float32Array, count: number, inner: number, rows: number): number;

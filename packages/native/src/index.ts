@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { KERNELS } from '@skd/ops';
 import { loadAddon, type NativeAddon } from './addon';
+import { NativeBackend } from './native-backend';
 import { adamWKernel } from './kernels/adamw';
 import { attentionGradKernel, attentionKernel, cachedAttentionKernel } from './kernels/attention';
 import { forwardKlGradKernel, forwardKlKernel, mixtureKlGradKernel, mixtureKlKernel } from './kernels/divergence';
@@ -14,6 +15,7 @@ import { batchMatMulKernel, fusedMatMulKernel } from './kernels/matmul';
 import { rmsNormGradKernel, rmsNormKernel } from './kernels/rms-norm';
 import { rotaryKernel } from './kernels/rotary';
 import { sampleTokensKernel } from './kernels/sample-tokens';
+import { addKernel, transposeKernel } from './kernels/storage';
 import { unsortedSegmentSumKernel } from './kernels/segment-sum';
 import { crossEntropyGradKernel, crossEntropyKernel, logSoftmaxGradKernel, logSoftmaxKernel } from './kernels/softmax';
 import { sumKernel } from './kernels/sum';
@@ -23,6 +25,7 @@ import type { Fallback, KernelArgs } from './kernels/wasm';
 
 export { broadcastBatchOffsets } from './kernels/matmul';
 export { loadAddon, ADDON_PATH, type NativeAddon } from './addon';
+export { NativeBackend } from './native-backend';
 
 export interface NativeKernelStatus {
   /** True when the native kernels are registered. */
@@ -45,34 +48,45 @@ export interface RegisterOptions {
    * the benchmark compares against. Default false: every kernel skd has.
    */
   readonly stockBaseline?: boolean;
+  /** The backend to register on (default wasm). */
+  readonly target?: NativeTarget;
 }
 
-const originals = new Map<string, tf.KernelConfig | undefined>();
+/** Backends the kernels register on: tfjs-backend-wasm, and skd's `native` (tfjs-backend-cpu's storage, no heap limit). */
+export type NativeTarget = 'wasm' | 'native';
 
-function replaceKernel(kernelName: string, kernelFunc: (args: KernelArgs) => unknown): void {
-  const existing = tf.getKernel(kernelName, 'wasm');
-  if (!originals.has(kernelName)) originals.set(kernelName, existing);
-  if (existing) tf.unregisterKernel(kernelName, 'wasm');
-  tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as tf.KernelFunc });
+/** The stock kernel each registration replaced, per backend, for unregisterNativeKernels. */
+const originals = new Map<NativeTarget, Map<string, tf.KernelConfig | undefined>>([
+  ['wasm', new Map()],
+  ['native', new Map()],
+]);
+
+function replaceKernel(target: NativeTarget, kernelName: string, kernelFunc: (args: KernelArgs) => unknown): void {
+  const replaced = originals.get(target) as Map<string, tf.KernelConfig | undefined>;
+  const existing = tf.getKernel(kernelName, target);
+  if (!replaced.has(kernelName)) replaced.set(kernelName, existing);
+  if (existing) tf.unregisterKernel(kernelName, target);
+  tf.registerKernel({ kernelName, backendName: target, kernelFunc: kernelFunc as tf.KernelFunc });
 }
 
-function stock(name: string): Fallback {
-  const original = originals.has(name) ? originals.get(name) : tf.getKernel(name, 'wasm');
+function stock(target: NativeTarget, name: string): Fallback {
+  const replaced = originals.get(target) as Map<string, tf.KernelConfig | undefined>;
+  const original = replaced.has(name) ? replaced.get(name) : tf.getKernel(name, target);
   return (args) => {
-    if (!original) throw new Error(`no stock wasm ${name} kernel to fall back to`);
+    if (!original) throw new Error(`no stock ${target} ${name} kernel to fall back to`);
     return original.kernelFunc(args) as tf.TensorInfo | tf.TensorInfo[];
   };
 }
 
 /** The native kernels by name: stock tfjs kernels they replace, and the fused ops of @skd/ops. */
-function nativeKernels(addon: NativeAddon): [string, (args: KernelArgs) => unknown][] {
+function nativeKernels(addon: NativeAddon, target: NativeTarget): [string, (args: KernelArgs) => unknown][] {
   return [
-    [tf.BatchMatMul, batchMatMulKernel(addon, stock(tf.BatchMatMul))],
-    [tf._FusedMatMul, fusedMatMulKernel(addon, stock(tf._FusedMatMul))],
-    [tf.Sum, sumKernel(addon, stock(tf.Sum))],
-    [tf.Tanh, unaryKernel(addon, 0, stock(tf.Tanh))],
-    [tf.Sigmoid, unaryKernel(addon, 1, stock(tf.Sigmoid))],
-    [tf.GatherV2, gatherKernel(addon, stock(tf.GatherV2))],
+    [tf.BatchMatMul, batchMatMulKernel(addon, stock(target, tf.BatchMatMul))],
+    [tf._FusedMatMul, fusedMatMulKernel(addon, stock(target, tf._FusedMatMul))],
+    [tf.Sum, sumKernel(addon, stock(target, tf.Sum))],
+    [tf.Tanh, unaryKernel(addon, 0, stock(target, tf.Tanh))],
+    [tf.Sigmoid, unaryKernel(addon, 1, stock(target, tf.Sigmoid))],
+    [tf.GatherV2, gatherKernel(addon, stock(target, tf.GatherV2))],
     [KERNELS.linear, linearKernel(addon)],
     [KERNELS.linearGrad, linearGradKernel(addon)],
     [KERNELS.layerNorm, layerNormKernel(addon)],
@@ -103,40 +117,60 @@ function nativeKernels(addon: NativeAddon): [string, (args: KernelArgs) => unkno
 }
 
 /**
- * Registers skd's kernels on the wasm backend of this tfjs-core: with the addon, native matmuls,
- * reductions and the fused ops of @skd/ops (which then run one kernel each instead of their
- * composite form); UnsortedSegmentSum always (stock wasm has none). Call after the wasm backend is
- * registered; the stock kernels they replace are kept for `unregisterNativeKernels`.
+ * Registers skd's kernels on the wasm backend of this tfjs-core (or on skd's `native` backend, see
+ * registerNativeBackend): with the addon, native matmuls, reductions and the fused ops of @skd/ops
+ * (which then run one kernel each instead of their composite form); UnsortedSegmentSum always (stock
+ * wasm has none). Call after the backend is registered; the stock kernels they replace are kept for
+ * `unregisterNativeKernels`.
  */
 export function registerNativeKernels(options: RegisterOptions = {}): NativeKernelStatus {
+  const target = options.target ?? 'wasm';
   const loaded = loadAddon();
   const addon = options.stockBaseline ? undefined : loaded.addon;
   const reason = options.stockBaseline ? 'stock baseline requested' : loaded.reason;
-  unregisterNativeKernels();
+  unregisterNativeKernels(target);
   const kernels: string[] = [];
-  if (!options.stockBaseline) {
-    replaceKernel(tf.Identity, identityKernel);
+  // The cpu storage's own Identity already shares data by reference.
+  if (!options.stockBaseline && target === 'wasm') {
+    replaceKernel(target, tf.Identity, identityKernel);
     kernels.push(tf.Identity);
   }
   if (addon) {
-    for (const [name, kernel] of nativeKernels(addon)) {
-      replaceKernel(name, kernel);
+    const storage: [string, (args: KernelArgs) => unknown][] = target === 'native' ? [[tf.Add, addKernel(addon, stock(target, tf.Add))], [tf.Transpose, transposeKernel(addon, stock(target, tf.Transpose))]] : [];
+    for (const [name, kernel] of [...nativeKernels(addon, target), ...storage]) {
+      replaceKernel(target, name, kernel);
       kernels.push(name);
     }
   }
-  replaceKernel(tf.UnsortedSegmentSum, unsortedSegmentSumKernel(addon));
+  replaceKernel(target, tf.UnsortedSegmentSum, unsortedSegmentSumKernel(addon));
   kernels.push(tf.UnsortedSegmentSum);
   const threads = addon ? addon.setThreads(options.threads ?? 0) : undefined;
   const blas = addon ? addon.blas() : undefined;
-  const summary = addon ? `native kernels (${blas}, ${threads} threads)` : `stock wasm kernels: ${reason}`;
+  const summary = addon ? `native kernels (${blas}, ${threads} threads)` : `stock ${target === 'wasm' ? 'wasm' : 'cpu'} kernels: ${reason}`;
   return { native: addon !== undefined, kernels, threads, blas, summary };
 }
 
-/** Restores the stock wasm kernels (benchmarks and tests compare both in one process). */
-export function unregisterNativeKernels(): void {
-  for (const [name, original] of originals) {
-    if (tf.getKernel(name, 'wasm')) tf.unregisterKernel(name, 'wasm');
+/** Restores the stock kernels of a backend (benchmarks and tests compare both in one process). */
+export function unregisterNativeKernels(target: NativeTarget = 'wasm'): void {
+  const replaced = originals.get(target) as Map<string, tf.KernelConfig | undefined>;
+  for (const [name, original] of replaced) {
+    if (tf.getKernel(name, target)) tf.unregisterKernel(name, target);
     if (original) tf.registerKernel(original);
   }
-  originals.clear();
+  replaced.clear();
+}
+
+/**
+ * Registers the `native` backend: tfjs-backend-cpu's tensor storage (each tensor its own typed
+ * array, so models past the wasm heap's 4 GB fit) with every cpu kernel, then skd's native kernels
+ * over it. Returns false when the addon is missing (the backend would be plain JS). Idempotent.
+ */
+export function registerNativeBackend(): boolean {
+  if (!loadAddon().addon) return false;
+  if (tf.findBackendFactory('native')) return true;
+  tf.registerBackend('native', () => new NativeBackend(), 0);
+  for (const config of tf.getKernelsForBackend('cpu')) {
+    if (!tf.getKernel(config.kernelName, 'native')) tf.registerKernel({ ...config, backendName: 'native' });
+  }
+  return true;
 }

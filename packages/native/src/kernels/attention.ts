@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { f32, requireFloat32, type KernelArgs, type WasmBackendLike } from './wasm';
+import { f32, requireFloat32, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
 
 interface AttentionAttrs {
   readonly batch: number;
@@ -29,7 +29,7 @@ export function attentionKernel(addon: NativeAddon) {
     const attrs = args.attrs as unknown as AttentionAttrs;
     requireFloat32('SkdAttention', { qkv, mask });
     const g = geometry('SkdAttention', qkv, attrs);
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const out = backend.makeOutput([g.rows, g.d], 'float32');
     const lse = backend.makeOutput([attrs.batch, attrs.heads, g.T], 'float32');
     addon.attention(f32(backend, qkv), mask ? f32(backend, mask) : null, f32(backend, out), f32(backend, lse), attrs.batch, g.T, attrs.heads, g.kvHeads, g.headSize, attrs.scale, g.softcap, g.window);
@@ -44,7 +44,7 @@ export function attentionGradKernel(addon: NativeAddon) {
     const attrs = args.attrs as unknown as AttentionAttrs;
     requireFloat32('SkdAttentionGrad', { qkv, mask, out, lse, dy });
     const g = geometry('SkdAttentionGrad', qkv, attrs);
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const dqkv = backend.makeOutput([...qkv.shape], 'float32');
     const v = (t: tf.TensorInfo) => f32(backend, t);
     addon.attentionGrad(v(qkv), mask ? v(mask) : null, v(out), v(lse), v(dy), v(dqkv), attrs.batch, g.T, attrs.heads, g.kvHeads, g.headSize, attrs.scale, g.softcap, g.window);
@@ -69,7 +69,7 @@ export function cachedAttentionKernel(addon: NativeAddon) {
     if (Hkv !== (attrs.kvHeads ?? heads) || width !== (heads + 2 * Hkv) * headSize || rows % B !== 0 || (lengths as tf.TensorInfo).dtype !== 'int32') {
       throw new Error(`SkdCachedAttention: qkv [${(qkv as tf.TensorInfo).shape.join(', ')}] does not fit the cache [${(keys as tf.TensorInfo).shape.join(', ')}]`);
     }
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const out = backend.makeOutput([rows, heads * headSize], 'float32');
     const v = (t: tf.TensorInfo | undefined) => f32(backend, t as tf.TensorInfo);
     const ints = backend.typedArrayFromHeap(lengths as tf.TensorInfo) as Int32Array;

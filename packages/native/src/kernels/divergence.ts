@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { f32, requireFloat32, rowsOf, type KernelArgs, type WasmBackendLike } from './wasm';
+import { f32, requireFloat32, rowsOf, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
 
 /** The mixture's weight w and the two terms' weights a, b of SkdMixtureKl (see @skd/ops mixtureKlFromLogits). */
 interface MixtureAttrs {
@@ -19,7 +19,7 @@ function valueKernel(name: string, pass: ValuePass) {
   return (args: KernelArgs): tf.TensorInfo[] => {
     const { logP, logits } = args.inputs as { logP: tf.TensorInfo; logits: tf.TensorInfo };
     requireFloat32(name, { logP, logits });
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const shape = logits.shape.slice(0, -1);
     const loss = backend.makeOutput([...shape], 'float32');
     const lse = backend.makeOutput([...shape], 'float32');
@@ -34,7 +34,7 @@ function gradKernel(name: string, pass: GradPass) {
   return (args: KernelArgs): tf.TensorInfo => {
     const { dy, logP, logits, lse } = args.inputs as Record<string, tf.TensorInfo>;
     requireFloat32(name, { dy, logP, logits, lse });
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const x = logits as tf.TensorInfo;
     const dx = backend.makeOutput([...x.shape], 'float32');
     const { rows, width } = rowsOf(x);

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { f32, requireFloat32, type KernelArgs, type WasmBackendLike } from './wasm';
+import { f32, requireFloat32, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
 
 function geometry(kernel: string, x: tf.TensorInfo): { rows: number; hidden: number } {
   const [rows, width] = x.shape as [number, number];
@@ -15,7 +15,7 @@ export function gatedActivationKernel(addon: NativeAddon) {
     const { activation } = args.attrs as { activation: number };
     requireFloat32('SkdGatedActivation', { x });
     const { rows, hidden } = geometry('SkdGatedActivation', x);
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const y = backend.makeOutput([rows, hidden], 'float32');
     addon.gatedActivation(f32(backend, x), f32(backend, y), rows, hidden, activation);
     return y;
@@ -29,7 +29,7 @@ export function gatedActivationGradKernel(addon: NativeAddon) {
     const { activation } = args.attrs as { activation: number };
     requireFloat32('SkdGatedActivationGrad', { dy, x });
     const { rows, hidden } = geometry('SkdGatedActivationGrad', x);
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const dx = backend.makeOutput([rows, 2 * hidden], 'float32');
     addon.gatedActivationGrad(f32(backend, dy), f32(backend, x), f32(backend, dx), rows, hidden, activation);
     return dx;

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { size, type Fallback, type KernelArgs, type WasmBackendLike } from './wasm';
+import { size, type Fallback, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
 
 /** GatherV2 along axis 0 (embedding lookups) as row copies; other axes use the stock kernel. */
 export function gatherKernel(addon: NativeAddon, fallback: Fallback) {
@@ -9,7 +9,7 @@ export function gatherKernel(addon: NativeAddon, fallback: Fallback) {
     const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
     const normalized = axis < 0 ? axis + x.shape.length : axis;
     if (x.dtype !== 'float32' || indices.dtype !== 'int32' || normalized !== 0 || (batchDims ?? 0) !== 0 || x.shape.length < 1) return fallback(args);
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const rows = x.shape[0] as number;
     const inner = size(x.shape.slice(1));
     const count = size(indices.shape);

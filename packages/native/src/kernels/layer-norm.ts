@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { f32, requireFloat32, size, type KernelArgs, type WasmBackendLike } from './wasm';
+import { f32, requireFloat32, size, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
 
 function rowsOf(kernel: string, x: tf.TensorInfo, gamma: tf.TensorInfo): { rows: number; width: number } {
   const width = x.shape[x.shape.length - 1] ?? 0;
@@ -15,7 +15,7 @@ export function layerNormKernel(addon: NativeAddon) {
     const { epsilon } = args.attrs as { epsilon: number };
     requireFloat32('SkdLayerNorm', { x, gamma, beta });
     const { rows, width } = rowsOf('SkdLayerNorm', x as tf.TensorInfo, gamma as tf.TensorInfo);
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const y = backend.makeOutput([...(x as tf.TensorInfo).shape], 'float32');
     const mean = backend.makeOutput([rows], 'float32');
     const rstd = backend.makeOutput([rows], 'float32');
@@ -31,7 +31,7 @@ export function layerNormGradKernel(addon: NativeAddon) {
     const { dy, x, gamma, mean, rstd } = args.inputs as Record<string, tf.TensorInfo>;
     requireFloat32('SkdLayerNormGrad', { dy, x, gamma, mean, rstd });
     const { rows, width } = rowsOf('SkdLayerNormGrad', x as tf.TensorInfo, gamma as tf.TensorInfo);
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const dx = backend.makeOutput([...(x as tf.TensorInfo).shape], 'float32');
     const dgamma = backend.makeOutput([...(gamma as tf.TensorInfo).shape], 'float32');
     const dbeta = backend.makeOutput([...(gamma as tf.TensorInfo).shape], 'float32');

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { f32, requireFloat32, type KernelArgs, type WasmBackendLike } from './wasm';
+import { f32, requireFloat32, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
 
 /** SkdLinear: { x (N, in), w (in, out), bias?, residual? } → residual + x w + bias. */
 export function linearKernel(addon: NativeAddon) {
@@ -9,7 +9,7 @@ export function linearKernel(addon: NativeAddon) {
     requireFloat32('SkdLinear', { x, w, bias, residual });
     const [N, nIn] = x.shape as [number, number];
     const nOut = w.shape[1] as number;
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const out = backend.makeOutput([N, nOut], 'float32');
     addon.linear(f32(backend, x), f32(backend, w), bias ? f32(backend, bias) : null, residual ? f32(backend, residual) : null, f32(backend, out), N, nIn, nOut);
     return out;
@@ -24,7 +24,7 @@ export function linearGradKernel(addon: NativeAddon) {
     requireFloat32('SkdLinearGrad', { dy, x, w });
     const [N, nIn] = x.shape as [number, number];
     const nOut = w.shape[1] as number;
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const dx = backend.makeOutput([N, nIn], 'float32');
     const dw = backend.makeOutput([nIn, nOut], 'float32');
     const db = bias ? backend.makeOutput([nOut], 'float32') : undefined;

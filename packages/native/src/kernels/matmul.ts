@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { type Fallback, type KernelArgs, type WasmBackendLike } from './wasm';
+import { type Fallback, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
 
 /**
  * Output batch dims of a batched matmul with true broadcasting, and for each output batch the
@@ -84,7 +84,7 @@ export function batchMatMulKernel(addon: NativeAddon, fallback: Fallback) {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     if (a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(args);
     const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
-    return nativeMatmul(addon, args.backend as WasmBackendLike, a, b, transposeA, transposeB).out;
+    return nativeMatmul(addon, memoryOf(args.backend), a, b, transposeA, transposeB).out;
   };
 }
 
@@ -98,7 +98,7 @@ export function fusedMatMulKernel(addon: NativeAddon, fallback: Fallback) {
     const activation = ACTIVATIONS[attrs.activation ?? 'linear'];
     if (!a || !b || a.dtype !== 'float32' || b.dtype !== 'float32' || activation === undefined || preluActivationWeights) return fallback(args);
     if (bias && bias.dtype !== 'float32') return fallback(args);
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const g = matmulGeometry(a, b, attrs.transposeA, attrs.transposeB);
     const outSize = g.aOffsets.length * g.M * g.N;
     const biasSize = bias ? bias.shape.reduce((x, y) => x * y, 1) : 0;

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { f32, requireFloat32, size, type KernelArgs, type WasmBackendLike } from './wasm';
+import { f32, requireFloat32, size, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
 
 function rowsOf(kernel: string, x: tf.TensorInfo, weight: tf.TensorInfo): { rows: number; width: number } {
   const width = x.shape[x.shape.length - 1] ?? 0;
@@ -15,7 +15,7 @@ export function rmsNormKernel(addon: NativeAddon) {
     const { epsilon, offset } = args.attrs as { epsilon: number; offset: number };
     requireFloat32('SkdRmsNorm', { x, weight });
     const { rows, width } = rowsOf('SkdRmsNorm', x as tf.TensorInfo, weight as tf.TensorInfo);
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const y = backend.makeOutput([...(x as tf.TensorInfo).shape], 'float32');
     const rstd = backend.makeOutput([rows], 'float32');
     const v = (t: tf.TensorInfo | undefined) => f32(backend, t as tf.TensorInfo);
@@ -31,7 +31,7 @@ export function rmsNormGradKernel(addon: NativeAddon) {
     const { offset } = args.attrs as { offset: number };
     requireFloat32('SkdRmsNormGrad', { dy, x, weight, rstd });
     const { rows, width } = rowsOf('SkdRmsNormGrad', x as tf.TensorInfo, weight as tf.TensorInfo);
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const dx = backend.makeOutput([...(x as tf.TensorInfo).shape], 'float32');
     const dweight = backend.makeOutput([...(weight as tf.TensorInfo).shape], 'float32');
     const v = (t: tf.TensorInfo | undefined) => f32(backend, t as tf.TensorInfo);

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { f32, requireFloat32, type KernelArgs, type WasmBackendLike } from './wasm';
+import { f32, requireFloat32, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
 
 interface SampleAttrs {
   readonly uniforms: readonly number[];
@@ -18,7 +18,7 @@ export function sampleTokensKernel(addon: NativeAddon) {
     requireFloat32('SkdSampleTokens', { logits });
     const [B, V] = logits.shape as [number, number];
     if (logits.shape.length !== 2 || a.uniforms.length !== B) throw new Error(`SkdSampleTokens: logits [${logits.shape.join(', ')}] need (B, V) and one uniform per row`);
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const ids = backend.makeOutput([B], 'int32');
     addon.sampleTokens(f32(backend, logits), backend.typedArrayFromHeap(ids) as Int32Array, B, V, Float64Array.from(a.uniforms), a.temperature, a.topK, a.topP, a.greedy);
     return ids;

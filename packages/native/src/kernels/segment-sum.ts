@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { type KernelArgs, type WasmBackendLike } from './wasm';
+import { type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
 
 /**
  * UnsortedSegmentSum (the gradient of gather, so of every embedding), which tfjs-backend-wasm
@@ -10,7 +10,7 @@ export function unsortedSegmentSumKernel(addon: NativeAddon | undefined) {
   return (args: KernelArgs): tf.TensorInfo => {
     const { x, segmentIds } = args.inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
     const { numSegments } = args.attrs as { numSegments: number };
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const rows = segmentIds.shape.reduce((p, q) => p * q, 1);
     const inner = rows === 0 ? 0 : x.shape.slice(segmentIds.shape.length).reduce((p, q) => p * q, 1);
     const out = backend.makeOutput([numSegments, ...x.shape.slice(segmentIds.shape.length)], x.dtype);

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { size, type Fallback, type KernelArgs, type WasmBackendLike } from './wasm';
+import { size, type Fallback, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
 
 /**
  * Sum over a contiguous run of axes as (outer, reduce, inner) → (outer, inner) natively. tfjs-wasm
@@ -16,7 +16,7 @@ export function sumKernel(addon: NativeAddon, fallback: Fallback) {
     const first = axes[0];
     const last = axes[axes.length - 1];
     if (x.dtype !== 'float32' || first === undefined || last === undefined || last - first + 1 !== axes.length) return fallback(args);
-    const backend = args.backend as WasmBackendLike;
+    const backend = memoryOf(args.backend);
     const outShape = keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
     const out = backend.makeOutput(outShape, 'float32');
     addon.sumMiddle(

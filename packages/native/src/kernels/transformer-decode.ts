@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { GptShape, NativeAddon } from '../addon';
-import { f32, i32, type KernelArgs, type WasmBackendLike } from './wasm';
+import { f32, i32, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
 
 interface ModelAttrs {
   readonly layers: number;
@@ -25,7 +25,7 @@ function model(args: KernelArgs, kernel: string, batch: number) {
     const want = INT_INPUTS.has(name) ? 'int32' : 'float32';
     if (t.dtype !== want) throw new Error(`${kernel}: input ${name} must be ${want}, got ${t.dtype}`);
   }
-  const backend = args.backend as WasmBackendLike;
+  const backend = memoryOf(args.backend);
   const view = (name: string) => f32(backend, inputs[name] as tf.TensorInfo);
   const shape: GptShape = [batch, a.layers, a.heads, a.dModel, a.dFf, a.vocab, a.capacity, a.contextRows, a.epsilon, a.rotary];
   return {

@@ -1,0 +1,88 @@
+import '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng } from '@skd/core';
+import { causalSelfAttention, linear, rmsNorm } from '@skd/ops';
+import { loadAddon } from './addon';
+import { NativeBackend, registerNativeBackend, registerNativeKernels } from './index';
+
+// The native backend: the same kernels as wasm over tfjs-backend-cpu's storage, with pooled
+// outputs. Pooling must never let a buffer change under a tensor or a caller that still holds it.
+const available = loadAddon().addon !== undefined;
+const randoms = (rng: Rng, n: number) => Float32Array.from({ length: n }, () => rng.normal());
+
+async function onBackend<T>(name: 'wasm' | 'native', fn: () => T): Promise<T> {
+  await tf.setBackend(name);
+  registerNativeKernels({ target: name });
+  return fn();
+}
+
+(available ? describe : describe.skip)('the native backend', () => {
+  beforeAll(async () => {
+    await tf.ready();
+    registerNativeBackend();
+  });
+
+  it('computes what wasm computes: a small network forward and backward', async () => {
+    const rng = Rng.create(3);
+    const x = randoms(rng, 64 * 96);
+    const w = randoms(rng, 96 * 48);
+    const g = randoms(rng, 96);
+    const run = () =>
+      tf.tidy(() => {
+        const inputs = [tf.tensor2d(x, [64, 96]), tf.tensor2d(w, [96, 48]), tf.tensor1d(g)];
+        const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(causalSelfAttention(linear(rmsNorm(a as tf.Tensor2D, c as tf.Tensor1D, 1e-6), b as tf.Tensor2D), { batch: 4, heads: 4 }));
+        const { value, grads } = tf.valueAndGrads(f)(inputs);
+        return [Array.from(value.dataSync()), ...grads.map((t) => Array.from(t.dataSync()))];
+      });
+    const wasm = await onBackend('wasm', run);
+    const native = await onBackend('native', run);
+    native.forEach((values, i) => values.forEach((v, j) => expect(Math.abs(v - (wasm[i]?.[j] as number))).toBeLessThan(1e-4 * (1 + Math.abs(v)))));
+  });
+
+  it('reuses the buffers of disposed outputs, but never one a caller or another tensor still reads', async () => {
+    await onBackend('native', () => undefined);
+    const backend = tf.backend() as NativeBackend;
+    expect(backend).toBeInstanceOf(NativeBackend);
+    const x = tf.randomNormal([256, 256]);
+    const w = tf.randomNormal([256, 256]);
+    // A caller's array from dataSync stays as it was after its tensor is disposed and the buffer reused.
+    const first = linear(x as tf.Tensor2D, w as tf.Tensor2D); // a pooled output (256 KB)
+    const read = first.dataSync();
+    const before = Float32Array.from(read);
+    first.dispose();
+    const reusing = Array.from({ length: 4 }, () => linear(w as tf.Tensor2D, x as tf.Tensor2D)); // same size: take pooled buffers
+    expect(read).toEqual(before);
+    // A tensor that views another's buffer (a slice) keeps it from the pool after the other is disposed.
+    const second = linear(x as tf.Tensor2D, w as tf.Tensor2D);
+    const view = tf.slice(second, [0, 0], [128, 256]);
+    const viewBefore = Float32Array.from(view.dataSync());
+    second.dispose();
+    const again = Array.from({ length: 4 }, () => linear(w as tf.Tensor2D, x as tf.Tensor2D));
+    expect(Float32Array.from(view.dataSync())).toEqual(viewBefore);
+    again.push(...reusing);
+    tf.dispose([x, w, view, ...again]);
+  });
+
+  it('converts cpu storage to the dtype a kernel reads (tfjs-backend-cpu casts int32 to float32 without converting)', async () => {
+    await onBackend('native', () => undefined);
+    const y = tf.tidy(() => Array.from(rmsNorm(tf.cast(tf.tensor2d([[1, 2, 3, 4]], undefined, 'int32'), 'float32') as tf.Tensor2D, tf.ones([4]), 0).dataSync()));
+    const rms = Math.sqrt((1 + 4 + 9 + 16) / 4);
+    y.forEach((v, i) => expect(v).toBeCloseTo((i + 1) / rms, 5));
+  });
+
+  it('keeps numTensors flat over repeated training-like steps', async () => {
+    await onBackend('native', () => undefined);
+    const w = tf.variable(tf.randomNormal([64, 64]));
+    const step = () =>
+      tf.tidy(() => {
+        const { grads } = tf.variableGrads(() => tf.sum(linear(tf.ones([32, 64]) as tf.Tensor2D, w as unknown as tf.Tensor2D)), [w]);
+        w.assign(tf.sub(w, tf.mul(0.01, grads[w.name] as tf.Tensor)));
+      });
+    step();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 20; i++) step();
+    expect(tf.memory().numTensors).toBe(before);
+    w.dispose();
+    await tf.setBackend('wasm');
+  });
+});

@@ -1,0 +1,92 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+
+type Values = tf.backend_util.BackendValues;
+
+/** Outputs smaller than this are plain allocations: pooling pays off for the large ones. */
+const POOLED_BYTES = 1 << 16;
+
+/**
+ * skd's `native` backend: tfjs-backend-cpu's storage (each tensor its own typed array: no 4 GB wasm
+ * heap) with a pool for the outputs of skd's native kernels. A fresh typed array costs its page
+ * faults on first write (measured here: a GELU over 12 MB took 5x longer into fresh memory), and a
+ * training step writes gigabytes; buffers of disposed tensors are reused instead, as wasm's heap
+ * reuses freed memory. A pooled buffer returns to the pool only when no tensor holds a view of it,
+ * and reads (`dataSync`, `data`) hand out copies, so no caller's array changes under it.
+ */
+export class NativeBackend extends MathBackendCPU {
+  /** Live views per pooled buffer. */
+  private readonly views = new WeakMap<ArrayBufferLike, number>();
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  private freeBytes = 0;
+
+  constructor(private readonly poolLimit = 2 ** 31) {
+    super();
+  }
+
+  /** A typed array for a kernel's output: reused from a disposed tensor of the same size when possible. */
+  allocate(dtype: tf.DataType, count: number): Float32Array | Int32Array | Uint8Array {
+    const width = dtype === 'bool' ? 1 : 4;
+    const bytes = count * width;
+    if (bytes < POOLED_BYTES) return dtype === 'int32' ? new Int32Array(count) : dtype === 'bool' ? new Uint8Array(count) : new Float32Array(count);
+    const reused = this.free.get(bytes)?.pop();
+    if (reused) this.freeBytes -= bytes;
+    const buffer = reused ?? new ArrayBuffer(bytes);
+    this.views.set(buffer, 0);
+    return dtype === 'int32' ? new Int32Array(buffer) : dtype === 'bool' ? new Uint8Array(buffer) : new Float32Array(buffer);
+  }
+
+  override write(values: Values, shape: number[], dtype: tf.DataType): tf.DataId {
+    this.retain(values);
+    return super.write(values, shape, dtype);
+  }
+
+  override move(dataId: tf.DataId, values: Values, shape: number[], dtype: tf.DataType, refCount: number): void {
+    this.retain(values);
+    super.move(dataId, values, shape, dtype, refCount);
+  }
+
+  override disposeData(dataId: tf.DataId, force = false): boolean {
+    const values = this.data.get(dataId)?.values;
+    const disposed = super.disposeData(dataId, force);
+    if (disposed && values) this.release(values);
+    return disposed;
+  }
+
+  override readSync(dataId: tf.DataId): Values {
+    const values = super.readSync(dataId);
+    return ArrayBuffer.isView(values) && this.views.has(values.buffer) ? (values as Float32Array).slice() : values;
+  }
+
+  /** Replaces a tensor's storage (a dtype conversion), keeping the pool's counts right. */
+  replaceValues(dataId: tf.DataId, values: Values): void {
+    const entry = this.data.get(dataId);
+    if (!entry) return;
+    this.retain(values);
+    if (entry.values) this.release(entry.values);
+    entry.values = values;
+  }
+
+  private retain(values: Values | undefined): void {
+    if (!ArrayBuffer.isView(values)) return;
+    const n = this.views.get(values.buffer);
+    if (n !== undefined) this.views.set(values.buffer, n + 1);
+  }
+
+  private release(values: Values): void {
+    if (!ArrayBuffer.isView(values)) return;
+    const n = this.views.get(values.buffer);
+    if (n === undefined) return;
+    if (n > 1) {
+      this.views.set(values.buffer, n - 1);
+      return;
+    }
+    this.views.delete(values.buffer);
+    const buffer = values.buffer as ArrayBuffer;
+    if (this.freeBytes + buffer.byteLength > this.poolLimit) return;
+    const list = this.free.get(buffer.byteLength) ?? [];
+    list.push(buffer);
+    this.free.set(buffer.byteLength, list);
+    this.freeBytes += buffer.byteLength;
+  }
+}
