@@ -2,11 +2,12 @@
 
 Commands (JSON on stdin and stdout where they take data):
   tokenizer STYLE OUT            train a small tokenizer in a family's style (gpt2, qwen2, llama3,
-                                 llama2, gemma) and write tokenizer.json, tokenizer_config.json
+                                 llama2, gemma; --vocab N grows a byte-level one to N tokens) and write tokenizer.json, tokenizer_config.json
                                  (with the family's chat template) and generation_config.json
   model FAMILY OUT --tokenizer D a random-initialised model of the family (gpt2, llama, qwen2, gemma,
                                  gemma2) at a tiny shape, saved by save_pretrained with D's tokenizer;
-                                 --dtype float32|bfloat16|float16, --shard-bytes N (sharded)
+                                 --dtype float32|bfloat16|float16, --shard-bytes N (sharded),
+                                 --shape JSON (config fields: a real model's sizes)
   logits DIR                     {"ids": [[...]], "mask": [[...]]} -> {"logits": [...]} (positions
                                  from the mask, as skd numbers them)
   generate DIR                   {"prompts": [[...]], "max_new_tokens": n} -> {"tokens": [[...]]},
@@ -157,10 +158,54 @@ def sentencepiece_tokenizer(style, out):
     return tok, config, eos, bos
 
 
+def grow_vocabulary(out, size):
+    """Pads a byte-level BPE vocabulary to `size` tokens with further merges (a token and one more
+    byte symbol), so timings see a real model's vocabulary width; text still tokenizes sensibly."""
+    from tokenizers import Tokenizer
+
+    path = os.path.join(out, "tokenizer.json")
+    doc = json.load(open(path))
+    vocab, merges = doc["model"]["vocab"], doc["model"]["merges"]
+    added = {t["content"] for t in doc["added_tokens"]}
+    symbols = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1]) if len(t) == 1]
+    bases = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1]) if t not in added]
+    next_id = max(vocab.values()) + 1
+    for base in bases:
+        for symbol in symbols:
+            if next_id >= size:
+                break
+            token = base + symbol
+            if token in vocab:
+                continue
+            vocab[token] = next_id
+            merges.append([base, symbol])
+            next_id += 1
+        if next_id >= size:
+            break
+    # Special tokens after the regular ones, as Qwen and Llama 3 place them.
+    for t in doc["added_tokens"]:
+        del vocab[t["content"]]
+    ids = {t: i for i, t in enumerate(t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1]))}
+    for t in doc["added_tokens"]:
+        t["id"] = len(ids)
+        ids[t["content"]] = t["id"]
+    doc["model"]["vocab"] = ids
+    pp = doc.get("post_processor")
+    for proc in (pp.get("processors", [pp]) if pp else []):
+        for special in proc.get("special_tokens", {}).values():
+            special["ids"] = [ids[t] for t in special["tokens"]]
+    json.dump(doc, open(path, "w"), ensure_ascii=False)
+    return Tokenizer.from_file(path)
+
+
 def cmd_tokenizer(args):
     os.makedirs(args.out, exist_ok=True)
     build = byte_level_tokenizer if args.style in ("gpt2", "qwen2", "llama3") else sentencepiece_tokenizer
     tok, config, eos, bos = build(args.style, args.out)
+    if args.vocab:
+        if build is not byte_level_tokenizer:
+            raise SystemExit("--vocab grows byte-level vocabularies only")
+        tok = grow_vocabulary(args.out, args.vocab)
     config["chat_template"] = TEMPLATES[args.style]
     config["model_max_length"] = 4096
     with open(os.path.join(args.out, "tokenizer_config.json"), "w") as f:
@@ -173,21 +218,25 @@ def cmd_tokenizer(args):
     json.dump({"vocab": tok.get_vocab_size(with_added_tokens=True)}, sys.stdout)
 
 
-def family_config(family, vocab, context):
+def family_config(family, vocab, context, shape=None):
+    """The family's tiny test shape, or (shape: config fields) a real model's sizes."""
     from transformers import Gemma2Config, GemmaConfig, GPT2Config, LlamaConfig, Qwen2Config
 
+    shape = shape or {}
     if family == "gpt2":
-        return GPT2Config(vocab_size=vocab, n_positions=context, n_embd=64, n_layer=2, n_head=4, resid_pdrop=0, embd_pdrop=0, attn_pdrop=0, tie_word_embeddings=True)
+        return GPT2Config(**{**dict(vocab_size=vocab, n_positions=context, n_embd=64, n_layer=2, n_head=4, resid_pdrop=0, embd_pdrop=0, attn_pdrop=0, tie_word_embeddings=True), **shape})
     common = dict(vocab_size=vocab, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=context, rms_norm_eps=1e-6)
     if family == "llama":
-        return LlamaConfig(**common, head_dim=16, tie_word_embeddings=False, attention_bias=True, mlp_bias=True, rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 32})
+        kwargs = dict(head_dim=16, tie_word_embeddings=False, attention_bias=True, mlp_bias=True, rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 32})
+        return LlamaConfig(**{**common, **kwargs, **shape})
     if family == "qwen2":
         # Qwen pads its embedding past the tokenizer: 5 ids without a token.
-        return Qwen2Config(**{**common, "vocab_size": vocab + 5}, tie_word_embeddings=True, rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
+        return Qwen2Config(**{**common, "vocab_size": vocab + 5, "tie_word_embeddings": True, "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0}, **shape})
     if family == "gemma":
-        return GemmaConfig(**common, head_dim=24, hidden_act="gelu_pytorch_tanh", tie_word_embeddings=True)
+        return GemmaConfig(**{**common, "head_dim": 24, "hidden_act": "gelu_pytorch_tanh", "tie_word_embeddings": True, **shape})
     if family == "gemma2":
-        return Gemma2Config(**common, head_dim=24, hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=20, sliding_window=5, attn_logit_softcapping=5.0, final_logit_softcapping=10.0, tie_word_embeddings=True)
+        kwargs = dict(head_dim=24, hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=20, sliding_window=5, attn_logit_softcapping=5.0, final_logit_softcapping=10.0, tie_word_embeddings=True)
+        return Gemma2Config(**{**common, **kwargs, **shape})
     raise SystemExit(f"unknown family {family}")
 
 
@@ -198,7 +247,7 @@ def cmd_model(args):
     with open(os.path.join(args.tokenizer, "tokenizer.json")) as f:
         tok = json.load(f)
     vocab = max([*tok["model"]["vocab"].values(), *(t["id"] for t in tok.get("added_tokens", []))]) + 1
-    config = family_config(args.family, vocab, args.context)
+    config = family_config(args.family, vocab, args.context, json.loads(args.shape))
     gen = json.load(open(os.path.join(args.tokenizer, "generation_config.json")))
     config.bos_token_id = gen.get("bos_token_id")
     config.eos_token_id = gen["eos_token_id"]
@@ -301,6 +350,7 @@ def main():
     p = sub.add_parser("tokenizer")
     p.add_argument("style", choices=["gpt2", "qwen2", "llama3", "llama2", "gemma"])
     p.add_argument("out")
+    p.add_argument("--vocab", type=int, default=0, help="grow the vocabulary to this many tokens (byte-level styles)")
     p.set_defaults(run=cmd_tokenizer)
     p = sub.add_parser("model")
     p.add_argument("family", choices=["gpt2", "llama", "qwen2", "gemma", "gemma2"])
@@ -310,6 +360,7 @@ def main():
     p.add_argument("--shard-bytes", type=int, default=0)
     p.add_argument("--context", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shape", default="{}", help="config fields to set (JSON), e.g. a real model's sizes")
     p.set_defaults(run=cmd_model)
     for name, run in (("logits", cmd_logits), ("generate", cmd_generate), ("tokenize", cmd_tokenize), ("chat", cmd_chat)):
         p = sub.add_parser(name)

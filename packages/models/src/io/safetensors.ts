@@ -209,8 +209,13 @@ export function floatsInto(raw: Uint8Array, dtype: SafetensorsDtype, count: numb
       else for (let i = 0; i < count; i++) out[at + i] = view.getFloat32(i * 4, true);
       return;
     case 'BF16': {
+      // bfloat16 is the top half of a float32: shift the bits into place (little-endian hosts read
+      // the halves directly; DataView otherwise).
       const bits = new Uint32Array(out.buffer, out.byteOffset + at * 4, count);
-      for (let i = 0; i < count; i++) bits[i] = view.getUint16(i * 2, true) << 16;
+      if (raw.byteOffset % 2 === 0 && LITTLE_ENDIAN) {
+        const halves = new Uint16Array(raw.buffer, raw.byteOffset, count);
+        for (let i = 0; i < count; i++) bits[i] = (halves[i] as number) << 16;
+      } else for (let i = 0; i < count; i++) bits[i] = view.getUint16(i * 2, true) << 16;
       return;
     }
     case 'F16':
@@ -261,6 +266,8 @@ function convert(raw: Uint8Array, dtype: SafetensorsDtype, count: number): Float
     }
   }
 }
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Every float16 bit pattern as a float (65536 entries, built once). */
 const HALF = Float32Array.from({ length: 65536 }, (_, h) => halfToFloat(h));

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// One side of the pretrained-shape benchmark (tools/bench/pretrained.cjs runs it in a child process,
+// so its peak memory is its own): skd's DecoderModel at a shape of pretrained-shapes.json, random
+// weights, on the backend a run of that size gets (native). Prints one JSON line.
+//   --shape=NAME --task=train|generate --steps=N --warmup=N [--B=4 --T=256] [--prompt=32 --new=64 --batch=1]
+const tf = require('@tensorflow/tfjs-core');
+const { selectBackend } = require('@skd/backend');
+const { Rng } = require('@skd/core');
+const { DecoderModel, decoderConfig, generate } = require('@skd/models');
+const { CrossEntropy, tokenLoss } = require('@skd/divergences');
+const { AdamW } = require('@skd/trainer');
+const shapes = require('./pretrained-shapes.json');
+
+const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name}=`)) ?? `=${fallback}`).split('=')[1];
+
+(async () => {
+  const shape = shapes[arg('shape', 'smollm2-135m')];
+  const task = arg('task', 'train');
+  const steps = Number(arg('steps', 3));
+  const warmup = Number(arg('warmup', 1));
+  const backend = await selectBackend({ backend: arg('backend', 'native') });
+  const model = new DecoderModel(decoderConfig(shape.skd), { seed: 1 });
+  const rng = Rng.create(7);
+  const times = [];
+  let result;
+  if (task === 'train') {
+    const B = Number(arg('B', 4));
+    const T = Number(arg('T', 256));
+    const tokens = tf.tensor2d(Int32Array.from({ length: B * T }, () => rng.int(model.vocabSize)), [B, T], 'int32');
+    const mask = tf.ones([B, T]);
+    // The trainer's optimizer: AdamW (no decay here, as PyTorch's Adam), gradients of the token loss.
+    const optimizer = new AdamW(model.trainableVariables, { learningRate: 1e-4, weightDecay: 0, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 });
+    const ce = new CrossEntropy();
+    for (let i = 0; i < warmup + steps; i++) {
+      const t0 = performance.now();
+      const { value, grads } = tf.variableGrads(() => tokenLoss({ divergence: ce, tokens, targetMask: mask, studentLogits: model.logits(tokens) }), model.trainableVariables);
+      const ordered = model.trainableVariables.map((v) => grads[v.name]);
+      optimizer.apply(ordered, 1e-4);
+      tf.dispose(ordered);
+      value.dataSync();
+      value.dispose();
+      if (i >= warmup) times.push(performance.now() - t0);
+    }
+    result = { B, T };
+  } else {
+    const batch = Number(arg('batch', 1));
+    const P = Number(arg('prompt', 32));
+    const newTokens = Number(arg('new', 64));
+    const prompts = Array.from({ length: batch }, () => Array.from({ length: P }, () => rng.int(model.vocabSize)));
+    for (let i = 0; i < warmup + steps; i++) {
+      const t0 = performance.now();
+      const out = await generate(model, prompts, { maxNewTokens: newTokens, eos: -1, pad: 0, rng: Rng.create(1), greedy: true });
+      if (i >= warmup) times.push((performance.now() - t0) / out.tokens.reduce((n, r) => n + r.length, 0));
+    }
+    result = { batch, prompt: P, newTokens };
+  }
+  const median = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
+  console.log(JSON.stringify({ side: 'skd', backend: backend.name, task, parameters: model.parameterCount, ...result, ms: median, times, maxRssGB: process.resourceUsage().maxRSS / 1e6 }));
+})().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
