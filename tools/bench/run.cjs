@@ -14,8 +14,10 @@
 //      on-policy step with the committed arithmetic models; distillation steps on the committed
 //      translation models (V = 4000) with the fused forward-KL, JSD and skew-KL kernels against their
 //      composite forms.
+//   4. The SmolLM2-135M and Qwen2.5-0.5B shapes (tools/bench/pretrained.cjs): a training step and
+//      greedy generation against PyTorch 2 from .venv, with each side's peak memory.
 // The last line is one JSON object, so results can be compared across commits.
-// Options: --quick (1 round, fewer repeats), --rounds=N (default 3), --no-torch, --no-stock,
+// Options: --quick (1 round, fewer repeats), --rounds=N (default 3), --no-torch, --no-stock, --no-pretrained,
 //          --only=d128,d256,teacher, --soak=N (training steps in the soak, default 200).
 const { spawnSync } = require('node:child_process');
 const os = require('node:os');
@@ -27,6 +29,7 @@ const { timeIt, table } = require('./harness.cjs');
 const { buildModel, trainingStep, trainingStepFlops, generateCached, generateUncached } = require('./gpt-workloads.cjs');
 const { runSkd } = require('./skd-workload.cjs');
 const { compareFusedDivergences, compareSkdOnPolicy } = require('./distill-workload.cjs');
+const { comparePretrained, printPretrained } = require('./pretrained.cjs');
 
 const flag = (name) => process.argv.includes(`--${name}`);
 const option = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name}=`)) ?? `=${fallback}`).split('=')[1];
@@ -204,6 +207,7 @@ const fmt = (x, digits = 0) => (x === null || x === undefined ? '-' : x.toFixed(
   Object.assign(summary, await runSkd({ quick, log }));
   summary.distill = await compareSkdOnPolicy({ rounds: quick ? 1 : rounds, steps: quick ? 2 : 5, log });
   summary.fusedDivergences = await compareFusedDivergences({ rounds: quick ? 1 : rounds, steps: quick ? 30 : 100, log });
+  if (!flag('no-pretrained')) summary.pretrained = await comparePretrained({ quick, rounds: quick ? 1 : 2 });
   const rows = SHAPES.map((shape) => {
     const s = summary.sizes[shape.name];
     return {
@@ -222,6 +226,7 @@ const fmt = (x, digits = 0) => (x === null || x === undefined ? '-' : x.toFixed(
   const d = summary.distill;
   console.log(`distillation step (${d.setup}): SKD ${d.skdSecondsPerStep.toFixed(3)} s, on-policy ${d.onPolicySecondsPerStep.toFixed(3)} s, ratio ${d.stepRatio.toFixed(2)}; SKD acceptance ${(100 * d.acceptanceRate).toFixed(1)}%, ${d.teacherPassesPerToken.toFixed(3)} teacher passes per token`);
   for (const kl of summary.fusedDivergences) console.log(`${kl.divergence} (${kl.setup}): fused ${kl.fusedSecondsPerStep.toFixed(3)} s/step, composite ${kl.compositeSecondsPerStep.toFixed(3)} s/step, ${kl.speedup.toFixed(2)}x`);
+  if (summary.pretrained) printPretrained(summary.pretrained);
   console.log(JSON.stringify(summary));
 })().catch((error) => {
   console.error(error);

@@ -15,7 +15,7 @@ import { batchMatMulKernel, fusedMatMulKernel } from './kernels/matmul';
 import { rmsNormGradKernel, rmsNormKernel } from './kernels/rms-norm';
 import { rotaryKernel } from './kernels/rotary';
 import { sampleTokensKernel } from './kernels/sample-tokens';
-import { addKernel, transposeKernel } from './kernels/storage';
+import { addKernel, sliceKernel, transposeKernel } from './kernels/storage';
 import { unsortedSegmentSumKernel } from './kernels/segment-sum';
 import { crossEntropyGradKernel, crossEntropyKernel, logSoftmaxGradKernel, logSoftmaxKernel } from './kernels/softmax';
 import { sumKernel } from './kernels/sum';
@@ -136,7 +136,14 @@ export function registerNativeKernels(options: RegisterOptions = {}): NativeKern
     kernels.push(tf.Identity);
   }
   if (addon) {
-    const storage: [string, (args: KernelArgs) => unknown][] = target === 'native' ? [[tf.Add, addKernel(addon, stock(target, tf.Add))], [tf.Transpose, transposeKernel(addon, stock(target, tf.Transpose))]] : [];
+    const storage: [string, (args: KernelArgs) => unknown][] =
+      target === 'native'
+        ? [
+            [tf.Add, addKernel(addon, stock(target, tf.Add))],
+            [tf.Transpose, transposeKernel(addon, stock(target, tf.Transpose))],
+            [tf.Slice, sliceKernel(stock(target, tf.Slice))],
+          ]
+        : [];
     for (const [name, kernel] of [...nativeKernels(addon, target), ...storage]) {
       replaceKernel(target, name, kernel);
       kernels.push(name);

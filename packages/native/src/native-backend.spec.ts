@@ -70,6 +70,34 @@ async function onBackend<T>(name: 'wasm' | 'native', fn: () => T): Promise<T> {
     y.forEach((v, i) => expect(v).toBeCloseTo((i + 1) / rms, 5));
   });
 
+  it('slices, transposes and adds as the stock kernels do (its own kernels for these on cpu storage)', async () => {
+    const rng = Rng.create(9);
+    const x = randoms(rng, 3 * 5 * 70 * 40);
+    const y = randoms(rng, 3 * 5 * 70 * 40);
+    const run = () =>
+      tf.tidy(() => {
+        const a = tf.tensor4d(x, [3, 5, 70, 40]);
+        const b = tf.tensor4d(y, [3, 5, 70, 40]);
+        return [
+          tf.slice(a, [1, 0, 3, 0], [2, 5, 60, 40]),
+          tf.slice(a, [0, 2, 0, 5], [3, 2, 70, 30]),
+          tf.slice(tf.reshape(a, [210, 200]), [0, 0], [-1, 150]),
+          tf.slice(tf.cast(tf.reshape(a, [42000]), 'int32'), [7], [100]),
+          tf.transpose(a, [0, 1, 3, 2]),
+          tf.transpose(a, [0, 1, 2, 3]),
+          tf.transpose(a, [2, 0, 1, 3]),
+          tf.add(a, b),
+          tf.add(a, tf.ones([40])),
+        ].map((t) => Array.from(t.dataSync()));
+      });
+    const cpu = await (async () => {
+      await tf.setBackend('cpu');
+      return run();
+    })();
+    const native = await onBackend('native', run);
+    native.forEach((values, i) => expect({ i, values }).toEqual({ i, values: cpu[i] }));
+  });
+
   it('keeps numTensors flat over repeated training-like steps', async () => {
     await onBackend('native', () => undefined);
     const w = tf.variable(tf.randomNormal([64, 64]));

@@ -20,7 +20,7 @@ export class NativeBackend extends MathBackendCPU {
   private readonly free = new Map<number, ArrayBuffer[]>();
   private freeBytes = 0;
 
-  constructor(private readonly poolLimit = 2 ** 31) {
+  constructor(private readonly poolLimit = 2 ** 30) {
     super();
   }
 

@@ -20,7 +20,7 @@ import {
   yieldToEventLoop,
 } from '@skd/core';
 import { countTargets, tokenLoss } from '@skd/divergences';
-import { partialFolders, readSafetensors, writeFileAtomic, writeFolderAtomic, writeSafetensors, type NamedArray } from '@skd/models';
+import { forEachSafetensor, partialFolders, streamedTensors, writeFileAtomic, writeFolderAtomic, writeSafetensorsStreaming } from '@skd/models';
 import { BatchStream, evaluationSubset } from './data-stream';
 import { evaluateSplit, writeEvaluation } from './evaluation';
 import { AdamW, clipByGlobalNorm, learningRateAt } from './optimizer';
@@ -308,19 +308,18 @@ export class Trainer {
   private async checkpoint(step: number, runDir: string): Promise<string> {
     const dir = path.join(runDir, 'checkpoints', `step-${String(step).padStart(6, '0')}`);
     if (fs.existsSync(dir)) return dir;
-    const arrays = new Map<string, NamedArray>();
-    const add = async (name: string, tensor: tf.Tensor) => arrays.set(name, { shape: tensor.shape, data: Float32Array.from(await tensor.data()) });
-    for (const [i, v] of this.parts.student.trainableVariables.entries()) await add(`student/${String(i).padStart(4, '0')}`, v);
+    // Streamed one tensor at a time: a large student's weights and Adam moments never sit in one buffer.
+    const tensors: [string, tf.Tensor][] = this.parts.student.trainableVariables.map((v, i) => [`student/${String(i).padStart(4, '0')}`, v]);
     const optimizer = this.optimizer.state();
-    for (const [name, tensor] of optimizer.tensors) await add(name, tensor);
-    await writeFolderAtomic(dir, (tmp) => {
+    for (const [name, tensor] of optimizer.tensors) tensors.push([name, tensor]);
+    await writeFolderAtomic(dir, async (tmp) => {
       const state: CheckpointState = {
         step,
         optimizerStep: optimizer.step,
         consumedBatches: this.stream.consumed,
         rngs: Object.fromEntries([...this.parts.rngs].map(([k, rng]) => [k, rng.getState()])),
         sampler: this.parts.sampler.getState?.() ?? null,
-        sha256: writeSafetensors(path.join(tmp, 'state.safetensors'), arrays),
+        sha256: await writeSafetensorsStreaming(path.join(tmp, 'state.safetensors'), streamedTensors(tensors)),
       };
       writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify(state));
     });
@@ -343,16 +342,33 @@ export class Trainer {
     if (typeof state?.step !== 'number' || typeof state.consumedBatches !== 'number' || typeof state.rngs !== 'object' || state.rngs === null) {
       throw new FormatError(stateFile, 'not a training checkpoint state (step, consumedBatches, rngs)');
     }
-    const { arrays } = readSafetensors(path.join(dir, 'state.safetensors'), state.sha256);
+    // One tensor at a time, into the variables; the moments are kept as tensors for the optimizer.
     const variables = this.parts.student.trainableVariables;
-    variables.forEach((v, i) => {
-      const saved = arrays.get(`student/${String(i).padStart(4, '0')}`);
-      if (!saved || saved.shape.join() !== v.shape.join()) {
-        throw new SkdError(`checkpoint ${dir} does not match the student: variable ${i} should have shape [${v.shape.join(', ')}]`, { hint: 'resume with the config the run was started with' });
-      }
-      tf.tidy(() => v.assign(tf.tensor(saved.data, [...saved.shape])));
-    });
-    const moments = new Map([...arrays].filter(([name]) => name.startsWith('adam/')).map(([name, a]) => [name, tf.tensor(a.data, [...a.shape])]));
+    const restored = new Set<number>();
+    const moments = new Map<string, tf.Tensor>();
+    try {
+      forEachSafetensor(path.join(dir, 'state.safetensors'), state.sha256, (name, saved) => {
+        if (name.startsWith('adam/')) {
+          moments.set(name, tf.tensor(saved.data, [...saved.shape]));
+          return;
+        }
+        const i = Number(name.slice('student/'.length));
+        const v = variables[i];
+        if (!name.startsWith('student/') || !v || saved.shape.join() !== v.shape.join()) {
+          throw new SkdError(`checkpoint ${dir} does not match the student: ${v ? `variable ${i} should have shape [${v.shape.join(', ')}]` : `it holds ${name}, which the student does not have`}`, { hint: 'resume with the config the run was started with' });
+        }
+        tf.tidy(() => v.assign(tf.tensor(saved.data, [...saved.shape])));
+        restored.add(i);
+      });
+    } catch (error) {
+      moments.forEach((m) => m.dispose());
+      throw error;
+    }
+    const missing = variables.findIndex((_, i) => !restored.has(i));
+    if (missing >= 0) {
+      moments.forEach((m) => m.dispose());
+      throw new SkdError(`checkpoint ${dir} does not match the student: variable ${missing} (shape [${(variables[missing] as tf.Variable).shape.join(', ')}]) is missing`, { hint: 'resume with the config the run was started with' });
+    }
     this.optimizer.load(state.optimizerStep, moments);
     moments.forEach((m) => m.dispose());
     for (const [key, rngState] of Object.entries(state.rngs)) this.parts.rngs.get(key)?.setState(rngState);

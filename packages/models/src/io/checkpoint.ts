@@ -9,7 +9,7 @@ import { DecoderModel, decoderConfigSchema } from '../decoder';
 import { GptModel, gptConfigSchema } from '../gpt';
 import { HfTokenizer } from '../tokenizers';
 import { writeFileAtomic, writeFolderAtomic } from './atomic';
-import { readSafetensors, writeSafetensors, type NamedArray } from './safetensors';
+import { readSafetensors, writeSafetensorsStreaming, type StreamedArray } from './safetensors';
 
 /**
  * A checkpoint is a folder: `config.json` (model architecture, tokenizer, and whatever the caller
@@ -56,13 +56,17 @@ export interface LoadedCheckpoint {
   readonly extra: Record<string, unknown>;
 }
 
-async function toArrays(tensors: ReadonlyMap<string, tf.Tensor>): Promise<Map<string, NamedArray>> {
-  const arrays = new Map<string, NamedArray>();
-  for (const [name, tensor] of tensors) {
-    const data = await tensor.data();
-    arrays.set(name, { shape: tensor.shape, data: tensor.dtype === 'int32' ? Int32Array.from(data) : Float32Array.from(data) });
-  }
-  return arrays;
+/** Tensors to stream into a safetensors file, each read from the device when its turn comes. */
+export function streamedTensors(tensors: Iterable<[string, tf.Tensor]>): StreamedArray[] {
+  return [...tensors].map(([name, tensor]) => ({
+    name,
+    shape: tensor.shape,
+    dtype: tensor.dtype === 'int32' ? 'I32' : 'F32',
+    data: async () => {
+      const data = await tensor.data();
+      return tensor.dtype === 'int32' ? Int32Array.from(data) : Float32Array.from(data);
+    },
+  }));
 }
 
 export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions): Promise<void> {
@@ -74,8 +78,8 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
     target,
     async (tmp) => {
       const checksums: Record<string, string> = {};
-      checksums['model.safetensors'] = writeSafetensors(path.join(tmp, 'model.safetensors'), await toArrays(options.model.params), { format: 'skd' });
-      if (options.optimizerState) checksums['optimizer.safetensors'] = writeSafetensors(path.join(tmp, 'optimizer.safetensors'), await toArrays(options.optimizerState));
+      checksums['model.safetensors'] = await writeSafetensorsStreaming(path.join(tmp, 'model.safetensors'), streamedTensors(options.model.params), { format: 'skd' });
+      if (options.optimizerState) checksums['optimizer.safetensors'] = await writeSafetensorsStreaming(path.join(tmp, 'optimizer.safetensors'), streamedTensors(options.optimizerState));
       const config = {
         format: CHECKPOINT_FORMAT,
         version: 1,

@@ -234,17 +234,59 @@ export function floatsInto(raw: Uint8Array, dtype: SafetensorsDtype, count: numb
  * a file whose bytes changed since (a flipped bit, a truncation) is refused rather than loaded as another model.
  */
 export function readSafetensors(file: string, expectedSha256?: string): Safetensors {
-  let bytes: Buffer;
+  const arrays = new Map<string, NamedArray>();
+  const metadata = forEachSafetensor(file, expectedSha256, (name, array) => arrays.set(name, array));
+  return { arrays, metadata };
+}
+
+/**
+ * Reads a safetensors file one tensor at a time (verified first against `expectedSha256`, when
+ * given): `visit` gets each tensor's array in file order and may let it go before the next is
+ * read, so restoring a large checkpoint holds one tensor beyond what it restores into. Returns the
+ * metadata.
+ */
+export function forEachSafetensor(file: string, expectedSha256: string | undefined, visit: (name: string, array: NamedArray) => void): Record<string, string> {
+  let fd: number;
   try {
-    bytes = fs.readFileSync(file);
+    fd = fs.openSync(file, 'r');
   } catch (cause) {
     throw new FormatError(file, `cannot read: ${(cause as Error).message}`, { cause });
   }
-  if (expectedSha256 !== undefined) {
-    const actual = sha256(bytes);
-    if (actual !== expectedSha256) throw new FormatError(file, `checksum mismatch: the file changed after it was written (sha256 ${actual.slice(0, 12)}..., recorded ${expectedSha256.slice(0, 12)}...)`);
+  // Read piece by piece: the whole file is never one buffer (a 0.5B student's checkpoint with its
+  // Adam moments is 6 GB, past what one typed array may hold).
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (expectedSha256 !== undefined) {
+      const hash = createHash('sha256');
+      const chunk = Buffer.allocUnsafe(1 << 24);
+      for (let at = 0; at < size; ) {
+        const n = fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - at), at);
+        if (n <= 0) break;
+        hash.update(chunk.subarray(0, n));
+        at += n;
+      }
+      const actual = hash.digest('hex');
+      if (actual !== expectedSha256) throw new FormatError(file, `checksum mismatch: the file changed after it was written (sha256 ${actual.slice(0, 12)}..., recorded ${expectedSha256.slice(0, 12)}...)`);
+    }
+    const first8 = Buffer.alloc(8);
+    fs.readSync(fd, first8, 0, Math.min(8, size), 0);
+    const headerLength = safetensorsHeaderLength(first8, size, file);
+    const json = Buffer.alloc(headerLength);
+    fs.readSync(fd, json, 0, headerLength, 8);
+    const header = parseSafetensorsHeader(json, size, file);
+    for (const entry of [...header.entries.values()].sort((a, b) => a.begin - b.begin)) {
+      const bytes = Buffer.allocUnsafe(entry.end - entry.begin);
+      for (let done = 0; done < bytes.length; ) {
+        const n = fs.readSync(fd, bytes, done, bytes.length - done, header.dataStart + entry.begin + done);
+        if (n <= 0) throw new FormatError(file, `tensor "${entry.name}" ends early (was the file truncated while reading?)`);
+        done += n;
+      }
+      visit(entry.name, { shape: entry.shape, data: convert(bytes, entry.dtype, entry.shape.reduce((a, b) => a * b, 1)) });
+    }
+    return header.metadata;
+  } finally {
+    fs.closeSync(fd);
   }
-  return decodeSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), file);
 }
 
 function convert(raw: Uint8Array, dtype: SafetensorsDtype, count: number): Float32Array | Int32Array {
