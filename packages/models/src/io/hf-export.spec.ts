@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { encodePrompt } from '@skd/core';
+import { encodePrompt, type LanguageModel } from '@skd/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { Tokenizer as HfTokenizer } from 'tokenizers';
 import { BpeTokenizer } from '../bpe-tokenizer';
@@ -17,7 +17,7 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'skd-export-'));
 const testPrompts = (count: number) =>
   fs.readFileSync(path.join(repo, 'data/arithmetic/test.jsonl'), 'utf8').trim().split('\n').slice(0, count).map((l) => (JSON.parse(l) as { prompt: string }).prompt);
 
-function logitsOf(model: GptModel, sequences: number[][]): number[][][] {
+function logitsOf(model: LanguageModel, sequences: number[][]): number[][][] {
   return sequences.map((s) => tf.tidy(() => (model.logits(tf.tensor2d([s], undefined, 'int32')).arraySync() as number[][][])[0] as number[][]));
 }
 
@@ -60,7 +60,7 @@ describe('exportHuggingFaceGpt2', () => {
     beforeAll(async () => {
       student = loadCheckpoint(path.join(repo, 'experiments/arithmetic/models/student-1k'));
       dir = path.join(tmp(), 'hf');
-      await exportHuggingFaceGpt2(dir, { model: student.model, tokenizer: student.tokenizer });
+      await exportHuggingFaceGpt2(dir, { model: student.model as GptModel, tokenizer: student.tokenizer });
     });
     afterAll(() => student.model.dispose());
 

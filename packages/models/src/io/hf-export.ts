@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { SkdError, type Tokenizer } from '@skd/core';
 import { BpeTokenizer } from '../bpe-tokenizer';
-import { DecoderModel } from '../decoder';
+import type { DecoderModel } from '../decoder';
 import { GptModel } from '../gpt';
 import { HfTokenizer } from '../tokenizers';
 import { writeFileAtomic, writeFolderAtomic } from './atomic';

@@ -1,6 +1,5 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { FormatError, SkdError, type Tokenizer } from '@skd/core';
 import { BpeTokenizer } from '../bpe-tokenizer';
 import { GptModel, type GptConfig } from '../gpt';

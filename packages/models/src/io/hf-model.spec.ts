@@ -16,7 +16,7 @@ function batch(vocab: number, seed: number) {
   const lengths = [19, 12, 7];
   const T = Math.max(...lengths);
   const ids = lengths.map((n) => Array.from({ length: T }, (_, t) => (t < n ? 3 + Math.floor(rng.random() * (vocab - 3)) : 0)));
-  const right = lengths.map((n) => Array.from({ length: T }, (_, t) => (t < n ? 1 : 0)));
+  const right: number[][] = lengths.map((n) => Array.from({ length: T }, (_, t) => (t < n ? 1 : 0)));
   // The last row left-padded, as generation pads prompts.
   ids[2] = [...(ids[2] as number[]).slice(lengths[2]), ...(ids[2] as number[]).slice(0, lengths[2])];
   right[2] = [...(right[2] as number[]).slice(lengths[2]), ...(right[2] as number[]).slice(0, lengths[2])];

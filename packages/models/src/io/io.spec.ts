@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { FormatError } from '@skd/core';
+import { FormatError, type LanguageModel } from '@skd/core';
 import { useBackend } from '@skd/testing';
 import { BpeTokenizer } from '../bpe-tokenizer';
 import { ByteTokenizer } from '../byte-tokenizer';
@@ -17,7 +17,7 @@ beforeAll(() => useBackend('cpu'));
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'skd-io-'));
 const config = (over: object = {}) => gptConfigSchema.parse({ vocabSize: 259, contextLength: 16, layers: 1, heads: 2, dModel: 8, ...over });
-const logitsOf = (model: GptModel) => tf.tidy(() => Array.from(model.logits(tf.tensor2d([[1, 2, 3]], [1, 3], 'int32')).dataSync()));
+const logitsOf = (model: LanguageModel) => tf.tidy(() => Array.from(model.logits(tf.tensor2d([[1, 2, 3]], [1, 3], 'int32')).dataSync()));
 
 describe('safetensors', () => {
   const arrays = new Map([

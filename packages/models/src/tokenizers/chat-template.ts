@@ -3,7 +3,6 @@ import { SkdError, type ChatMessage } from '@skd/core';
 
 // @huggingface/jinja ships a CommonJS build (its "require" export) but declares its types as an ES
 // module only: the types come from an import-mode type import, the code from require.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { Template } = require('@huggingface/jinja') as typeof Jinja;
 
 /**

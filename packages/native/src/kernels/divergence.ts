@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { f32, requireFloat32, rowsOf, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
+import { f32, requireFloat32, rowsOf, type KernelArgs, memoryOf } from './wasm';
 
 /** The mixture's weight w and the two terms' weights a, b of SkdMixtureKl (see @skd/ops mixtureKlFromLogits). */
 interface MixtureAttrs {

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { size, type Fallback, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
+import { size, type Fallback, type KernelArgs, memoryOf } from './wasm';
 
 /** GatherV2 along axis 0 (embedding lookups) as row copies; other axes use the stock kernel. */
 export function gatherKernel(addon: NativeAddon, fallback: Fallback) {

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { f32, i32, requireFloat32, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
+import { f32, i32, requireFloat32, type KernelArgs, memoryOf } from './wasm';
 
 /** SkdRotary: { x (N, (heads + 2 kvHeads) headDim), positions (N) int32, frequencies (headDim / 2) }, { heads, kvHeads, headDim, inverse } → y. */
 export function rotaryKernel(addon: NativeAddon) {

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { f32, requireFloat32, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
+import { f32, requireFloat32, type KernelArgs, memoryOf } from './wasm';
 
 interface SampleAttrs {
   readonly uniforms: readonly number[];

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
+import { type KernelArgs, memoryOf } from './wasm';
 
 /**
  * UnsortedSegmentSum (the gradient of gather, so of every embedding), which tfjs-backend-wasm

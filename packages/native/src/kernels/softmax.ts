@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { f32, i32, requireFloat32, rowsOf, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
+import { f32, i32, requireFloat32, rowsOf, type KernelArgs, memoryOf } from './wasm';
 
 /** SkdLogSoftmax: { x } → y over the last axis. */
 export function logSoftmaxKernel(addon: NativeAddon) {

@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { size, type Fallback, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
+import { size, type Fallback, type KernelArgs, memoryOf } from './wasm';
 
 /**
  * Sum over a contiguous run of axes as (outer, reduce, inner) → (outer, inner) natively. tfjs-wasm

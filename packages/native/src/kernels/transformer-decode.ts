@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { GptShape, NativeAddon } from '../addon';
-import { f32, i32, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
+import { f32, i32, type KernelArgs, memoryOf } from './wasm';
 
 interface ModelAttrs {
   readonly layers: number;

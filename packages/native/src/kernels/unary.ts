@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
-import { size, type Fallback, type KernelArgs, memoryOf, type WasmBackendLike } from './wasm';
+import { size, type Fallback, type KernelArgs, memoryOf } from './wasm';
 
 /** Tanh (op 0) or Sigmoid (op 1), vectorised natively; the stock kernels run a scalar loop. */
 export function unaryKernel(addon: NativeAddon, op: 0 | 1, fallback: Fallback) {
