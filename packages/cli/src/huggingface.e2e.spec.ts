@@ -90,6 +90,40 @@ describe('distilling a Hugging Face student from a Hugging Face teacher (end to 
   });
 });
 
+describe('every sampler and divergence on Hugging Face folders (end to end)', () => {
+  const teacher = referenceModel('qwen2', { seed: 1 });
+  const student = referenceModel('qwen2', { seed: 2 });
+  const dir = tmp();
+  const base = {
+    seed: 7,
+    tokenizer: { kind: 'hf', options: { path: student } },
+    teacher: { kind: 'hf', options: { path: teacher } },
+    student: { kind: 'hf', options: { path: student } },
+    dataset: { kind: 'jsonl', options: { files: chatData(dir), template: 'chat' } },
+    training: { steps: 2, batchSize: 2, evalEvery: 0, testLimit: 2, maxNewTokens: 4, checkpointEvery: 0 },
+  };
+  // Each method as the paper table runs it: a sampler and its divergence, unchanged for these models.
+  it.each([
+    ['supervised', 'cross-entropy'],
+    ['supervised', 'forward-kl'],
+    ['seq-kd', 'forward-kl'],
+    ['on-policy', 'reverse-kl'],
+    ['mixed', 'jsd'],
+    ['imit-kd', 'tvd'],
+    ['distillm', 'skew-kl'],
+    ['mixed-skd', 'skew-reverse-kl'],
+  ])('%s with %s trains 2 steps to finite losses', (sampler, divergence) => {
+    const file = path.join(dir, `${sampler}-${divergence}.json`);
+    fs.writeFileSync(file, JSON.stringify({ ...base, sampler: { kind: sampler, options: sampler === 'supervised' || sampler === 'seq-kd' ? {} : { maxNewTokens: 6 } }, divergence: { kind: divergence } }));
+    const result = skd(['distill', file, '--out', `runs/${sampler}-${divergence}`], dir);
+    expect(result.stderr).not.toMatch(/error|warning/i);
+    expect(result.status).toBe(0);
+    const steps = fs.readFileSync(path.join(dir, `runs/${sampler}-${divergence}/metrics.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'step');
+    expect(steps.map((e) => e.step)).toEqual([1, 2]);
+    expect(steps.every((e) => Number.isFinite(e.loss))).toBe(true);
+  });
+});
+
 describe('broken Hugging Face folders (end to end): one line naming the file and the field, exit 2, no run folder', () => {
   const healthy = referenceModel('qwen2', { seed: 1 });
   const sharded = referenceModel('llama', { dtype: 'bfloat16', shardBytes: 60_000, seed: 4 });
