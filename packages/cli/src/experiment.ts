@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { applyOverrides, buildRun, configBaseDir, loadConfigModules, planRun, readConfigFile, type Run, type RunConfig } from '@skd/config';
+import { applyOverrides, buildRun, configBaseDir, loadConfigModules, planRun, readConfigFile, resolveOverridePaths, type Run, type RunConfig } from '@skd/config';
 import { SkdError, WriteError, type RunEvent, type SplitName } from '@skd/core';
 import { DecoderModel, GptModel, readJson, saveCheckpoint, writeAll, writeFileAtomic } from '@skd/models';
 import {
@@ -62,7 +62,9 @@ export interface ExperimentResult extends TrainResult {
 
 /** A config file with --set overrides, validated completely (nothing built yet). */
 export async function loadExperimentConfig(configFile: string, sets: readonly string[]): Promise<{ config: RunConfig; raw: unknown; baseDir: string }> {
-  const raw = applyOverrides(readConfigFile(configFile), sets);
+  // Overrides resolve their relative paths from where they were written: the command line's from
+  // the current directory (a sweep's were resolved from its file's folder when it was read).
+  const raw = applyOverrides(readConfigFile(configFile), sets.map((s) => resolveOverridePaths(s, process.cwd())));
   const baseDir = configBaseDir(configFile, raw);
   await loadConfigModules(raw, baseDir);
   const plan = planRun(raw, { baseDir, source: configFile });

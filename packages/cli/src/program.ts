@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { selectBackend } from '@skd/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
@@ -7,10 +7,12 @@ import {
   buildRun,
   configBaseDir,
   createRegistries,
+  planRun,
   readConfigFile,
+  resolveOverridePaths,
   type Registries,
 } from '@skd/config';
-import { FormatError, InterruptedError, Rng, SkdError, WriteError, describeSystemError, encodePrompt, type ComponentKind, type SplitName } from '@skd/core';
+import { ConfigError, FormatError, InterruptedError, Rng, SkdError, WriteError, describeSystemError, encodePrompt, type ComponentKind, type SplitName } from '@skd/core';
 import { jsonlRecords } from '@skd/datasets';
 import { BpeTokenizer, GptModel, exportHuggingFace, generate, loadCheckpoint, loadHuggingFaceModel, tokenizerConfigPath, writeBpeTokenizer } from '@skd/models';
 import * as fs from 'node:fs';
@@ -57,8 +59,39 @@ export function positiveNumberOption(exclusiveMin = 0): (value: string) => numbe
 }
 
 /** Loads a config file with `--set` overrides applied; relative paths resolve from its folder. */
+/** A sweep file rather than a run config: it names a base config and a grid. */
+function isSweepFile(json: unknown): boolean {
+  return json !== null && typeof json === 'object' && 'grid' in json && 'base' in json;
+}
+
+/**
+ * `skd check` on a sweep file: every run the sweep would plan, checked as the sweep checks it
+ * (schema, kinds, options, modules; nothing built), one line each. Any problem is bad input (exit 2).
+ */
+function checkSweep(file: string, sets: readonly string[], io: Io): void {
+  const sweep = loadSweep(file);
+  const extra = sets.map((s) => resolveOverridePaths(s, process.cwd()));
+  const base = readConfigFile(sweep.base);
+  const baseDir = configBaseDir(sweep.base, base);
+  let failed = 0;
+  for (const run of sweep.runs) {
+    try {
+      planRun(applyOverrides(base, [...run.sets, ...extra]), { baseDir, source: run.name });
+      io.out(`ok    ${run.name}`);
+    } catch (error) {
+      if (!(error instanceof SkdError)) throw error;
+      failed += 1;
+      const first = error instanceof ConfigError && error.issues[0] ? `${error.issues[0].path}: ${error.issues[0].message}` : error.message;
+      io.out(`error ${run.name}: ${first}`);
+    }
+  }
+  if (failed > 0) throw new SkdError(`${failed} of ${sweep.runs.length} runs of ${file} do not validate`, { hint: 'fix the sweep file or its base config, then check again' });
+  io.out(`sweep ok: ${file} (${sweep.runs.length} runs, base ${sweep.base})`);
+}
+
 function loadConfig(file: string, sets: readonly string[]): { config: unknown; baseDir: string } {
-  const config = applyOverrides(readConfigFile(file), sets);
+  // --set values were typed here: their relative paths mean files from the current directory.
+  const config = applyOverrides(readConfigFile(file), sets.map((s) => resolveOverridePaths(s, process.cwd())));
   return { config, baseDir: configBaseDir(file, config) };
 }
 
@@ -134,10 +167,14 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
 
   program
     .command('check')
-    .description('validate a run config, build every component it names, and report them (no training)')
-    .argument('<config>', 'JSON run config; relative paths in it resolve from its folder')
-    .option('--set <key=value>', 'override a config value (repeatable), e.g. --set sampler.options.topK=10', collect, [])
+    .description('validate a run config, build every component it names, and report them (no training); or validate every run of a sweep file, one line each')
+    .argument('<config>', 'JSON run config or sweep file; relative paths in it resolve from its folder')
+    .option('--set <key=value>', 'override a config value (repeatable), e.g. --set sampler.options.topK=10; relative paths in it resolve from the current directory', collect, [])
     .action(async (file: string, options: { set: string[] }) => {
+      if (isSweepFile(readConfigFile(file))) {
+        checkSweep(file, options.set, io);
+        return;
+      }
       const { config, baseDir } = loadConfig(file, options.set);
       const run = await buildRun(config, { baseDir, source: file });
       try {
@@ -159,7 +196,7 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
   const runOptions = (command: Command) =>
     command
       .argument('<config>', 'JSON run config; relative paths in it resolve from its folder')
-      .option('--set <key=value>', 'override a config value (repeatable), e.g. --set training.steps=50', collect, [])
+      .option('--set <key=value>', 'override a config value (repeatable), e.g. --set training.steps=50; relative paths in it resolve from the current directory', collect, [])
       .option('--out <dir>', 'run directory (default runs/<config name>)')
       .option('--resume', 'continue the run in --out from its newest checkpoint', false);
 
@@ -183,8 +220,8 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
     .command('eval')
     .description('what a run ends with, for the config\'s student as built: greedy generation on a split, the evaluators with 95% bootstrap intervals, validation loss, perplexity, teacher acceptance')
     .argument('<config>', 'JSON run config (point student at a checkpoint to evaluate a trained model)')
-    .option('--set <key=value>', 'override a config value (repeatable)', collect, [])
-    .option('--split <split>', 'train, eval or test', 'test')
+    .option('--set <key=value>', 'override a config value (repeatable); relative paths in it resolve from the current directory', collect, [])
+    .addOption(new Option('--split <split>', 'the split to evaluate').choices(['train', 'eval', 'test']).default('test'))
     .option('--limit <n>', 'evaluate at most n examples (default: training.testLimit for test, training.evalLimit for eval)', integerOption(1))
     .option('--out <dir>', 'also write predictions, bootstrap scores and summary.json there, as a run folder skd report reads')
     .option('--group <name>', 'the report group of --out (default: its folder name)')
@@ -218,7 +255,7 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
     .argument('<config>', 'JSON run config')
     .requiredOption('--prompt <text>', 'the prompt (the {prompt} of the dataset\'s template)')
     .option('--raw', 'feed the prompt as given, without the dataset\'s template', false)
-    .option('--set <key=value>', 'override a config value (repeatable)', collect, [])
+    .option('--set <key=value>', 'override a config value (repeatable); relative paths in it resolve from the current directory', collect, [])
     .option('--max-new-tokens <n>', 'longest response', integerOption(1), 64)
     .option('--temperature <t>', 'sampling temperature (default: greedy)', positiveNumberOption())
     .action(async (file: string, options: { prompt: string; raw: boolean; set: string[]; maxNewTokens: number; temperature?: number }) => {
@@ -283,7 +320,7 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
   program
     .command('sweep')
     .description('run a grid of configs one after another (a killed sweep continues where it stopped), or through a Redis queue on several machines')
-    .argument('<sweep>', 'sweep file: { base, out, mode, grid: { "config.path": [values], "@axis": [{ name, set: { path: value } }] }, set: [] }')
+    .argument('<sweep>', 'sweep file: { base, out, mode, grid: { "config.path": [values], "@axis": [{ name, set: { path: value } }] }, set: [] }; its relative paths (base, out, and paths in its values) resolve from its folder')
     .option('--queue <url>', 'enqueue the runs in the Redis queue at redis://HOST:PORT[/DB] for `skd worker`s instead of running them here')
     .option('--no-wait', 'with --queue: enqueue and return, without following the runs')
     .option('--status', 'with --queue: print where every run of the sweep is (waiting, active with step and ETA, completed, failed with the error) and return')
@@ -368,6 +405,7 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
     )
     .option('--json', 'print the results as one JSON document (also written to report.json) instead of a line', false)
     .action(async (paths: string[], options: { out: string; paired?: string; baseline: string[]; json: boolean }) => {
+      for (const p of paths) if (!fs.existsSync(p)) throw new FormatError(p, 'no such folder', { hint: 'give run folders, or a folder holding them (a sweep\'s out)' });
       const paired = options.paired !== undefined ? parsePairedSpec(options.paired) : undefined;
       const found = paths.map((p) => ({ title: path.basename(path.resolve(p)), runDirs: findRuns([p]) }));
       if (options.baseline.length > 0) exit.catchInterrupts();
@@ -463,16 +501,16 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
   return program;
 }
 
-/**
- * The prompt as the model saw prompts in training: the dataset's template (e.g. "{prompt}\n") with
- * `{prompt}` replaced. A template that needs other record fields cannot be filled from one prompt.
- */
 /** A conversation rendered with the tokenizer's chat template, ending with the assistant's cue. */
 function chatPrompt(tokenizer: { renderChat?: (m: readonly { role: string; content: string }[], o: { addGenerationPrompt: boolean }) => string }, messages: readonly { role: string; content: string }[]): string {
   if (!tokenizer.renderChat) throw new SkdError('the dataset\'s template is "chat", but the tokenizer has no chat template', { hint: 'pass --raw and give the whole prompt as the model should see it' });
   return tokenizer.renderChat(messages, { addGenerationPrompt: true });
 }
 
+/**
+ * The prompt as the model saw prompts in training: the dataset's template (e.g. "{prompt}\n") with
+ * `{prompt}` replaced. A template that needs other record fields cannot be filled from one prompt.
+ */
 export function applyTemplate(template: unknown, prompt: string): string {
   if (typeof template !== 'string') return prompt;
   const others = [...template.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).filter((name) => name !== 'prompt');

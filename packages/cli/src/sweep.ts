@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { ConfigError, SkdError } from '@skd/core';
-import { checkConfigPath } from '@skd/config';
+import { checkConfigPath, resolveOverridePaths } from '@skd/config';
 import { readJson, writeFileAtomic } from '@skd/models';
 import { RunFinishedError, runExperiment } from './experiment';
 import { RunDirBusyError, runDirHolder } from './run-lock';
@@ -168,8 +168,9 @@ export function loadSweep(sweepFile: string, only: readonly string[] = []): Load
     mode: sweep.mode,
     base: path.resolve(dir, sweep.base),
     out: path.resolve(dir, sweep.out),
+    // The sweep's overrides mean paths from the sweep file's folder, not from the base config's.
     runs: selectRuns(
-      expandGrid(sweep.grid).map((p) => ({ ...p, sets: [...sweep.set, ...p.sets] })),
+      expandGrid(sweep.grid).map((p) => ({ ...p, sets: [...sweep.set, ...p.sets].map((s) => resolveOverridePaths(s, dir)) })),
       only,
     ),
   };

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { ConfigError, FormatError, describeValue } from '@skd/core';
 
 /** Reads a JSON config file; a missing file or bad JSON is reported with the file name. */
@@ -67,4 +68,50 @@ export function applyOverrides(config: unknown, overrides: readonly string[], so
     node[keys[keys.length - 1] as string] = value;
   }
   return result;
+}
+
+/**
+ * Whether a config value at `keys` is a file path: a component's `path` or `module`, `baseDir`, and
+ * each entry under a dataset's `files`.
+ */
+function isPathKey(keys: readonly string[]): boolean {
+  const last = keys[keys.length - 1];
+  return last === 'path' || last === 'module' || last === 'baseDir' || keys[keys.length - 2] === 'files';
+}
+
+function resolvePaths(value: unknown, keys: readonly string[], fromDir: string): unknown {
+  if (typeof value === 'string') {
+    if (!isPathKey(keys) || value === '' || path.isAbsolute(value)) return value;
+    const resolved = path.resolve(fromDir, value);
+    // A module may also be an installed package's name: only what names a file here is a path.
+    if (keys[keys.length - 1] === 'module' && !/^\.{1,2}[\\/]/.test(value) && !fs.existsSync(resolved)) return value;
+    return resolved;
+  }
+  if (Array.isArray(value)) return value.map((v, i) => resolvePaths(v, [...keys, String(i)], fromDir));
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolvePaths(v, [...keys, k], fromDir)]));
+  return value;
+}
+
+/**
+ * An override (`key.path=value`) with its relative file paths resolved from `fromDir`: the folder
+ * of the file it was written in (a sweep file), or the current directory (`--set` on the command
+ * line). A config file's own relative paths keep resolving from its folder; an override means what
+ * it says where it was typed. Values that are not paths are returned as they were.
+ */
+export function resolveOverridePaths(override: string, fromDir: string): string {
+  const eq = override.indexOf('=');
+  if (eq <= 0) return override; // applyOverrides says what is wrong with it
+  const keys = override.slice(0, eq).split('.');
+  const raw = override.slice(eq + 1);
+  let value: unknown;
+  let json = true;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    value = raw;
+    json = false;
+  }
+  const resolved = resolvePaths(value, keys, fromDir);
+  if (JSON.stringify(resolved) === JSON.stringify(value)) return override;
+  return `${override.slice(0, eq)}=${typeof resolved === 'string' && !json ? resolved : JSON.stringify(resolved)}`;
 }
