@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadExperimentConfig } from './experiment';
-import { expandGrid, sweepSchema } from './sweep';
+import { expandGrid, loadSweep, sweepSchema } from './sweep';
 
 /**
  * The committed experiments stay runnable: every config and every run of every sweep validates
@@ -50,10 +50,10 @@ describe('committed experiments', () => {
   });
 
   it.each(sweeps.map((f) => [path.relative(root, f), f]))('every run of %s validates, from committed checkpoints', async (_name, file) => {
-    const sweep = sweepSchema.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
-    const base = path.resolve(path.dirname(file), sweep.base);
-    for (const run of expandGrid(sweep.grid)) {
-      const { config, baseDir } = await loadExperimentConfig(base, [...sweep.set, ...run.sets]);
+    // As a sweep reads it: its values resolve from the sweep file's folder, whatever the current one is.
+    const sweep = loadSweep(file);
+    for (const run of sweep.runs) {
+      const { config, baseDir } = await loadExperimentConfig(sweep.base, run.sets);
       if (sweep.mode === 'distill') expect(config.teacher).toBeDefined();
       for (const folder of checkpoints(config as unknown as Record<string, unknown>, baseDir)) expect(fs.existsSync(path.join(folder, 'config.json')) ? folder : `missing ${folder}`).toBe(folder);
     }
