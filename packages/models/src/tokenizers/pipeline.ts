@@ -144,11 +144,10 @@ export function splitText(text: string, pattern: RegExp, behavior: Behavior, inv
       break;
     }
     case 'contiguous':
-      for (const s of spans) {
-        const last = spans[spans.indexOf(s) - 1];
-        if (s.match && last?.match && out.length) out[out.length - 1] += s.text;
+      spans.forEach((s, i) => {
+        if (s.match && spans[i - 1]?.match && out.length) out[out.length - 1] += s.text;
         else out.push(s.text);
-      }
+      });
       break;
   }
   return out.filter((s) => s.length > 0);
