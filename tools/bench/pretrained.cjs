@@ -8,7 +8,7 @@
 // skd on the backend a run of that size gets (native: the models exceed the wasm heap) and PyTorch 2
 // from .venv (transformers' model class, SDPA attention, at 1 and at 2 threads; round 1 finds the
 // faster, later rounds alternate skd with it, and the medians of the rounds are compared).
-// Options: --quick (1 round, 1 timed step), --rounds=N (default 2), --only=smollm2-135m,qwen2.5-0.5b,
+// Options: --quick (1 round, 1 timed step), --rounds=N (default 3), --only=smollm2-135m,qwen2.5-0.5b,
 //          --tasks=train,generate. Returns (and prints) the rows; run.cjs folds them into its JSON.
 const { spawnSync } = require('node:child_process');
 const os = require('node:os');
@@ -18,7 +18,12 @@ const { table } = require('./harness.cjs');
 const REPO = path.resolve(__dirname, '../..');
 const PYTHON = path.join(REPO, '.venv/bin/python');
 const log = (line) => process.stderr.write(`${line}\n`);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** The middle value, or the mean of the middle two (the same statistic for both sides). */
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
 
 function run(command, args) {
   const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, TOKENIZERS_PARALLELISM: 'false' } });
@@ -34,7 +39,7 @@ function torch(shape, task, steps, threads) {
   return run(PYTHON, [path.join(__dirname, 'torch_pretrained.py'), '--shape', shape, '--task', task, '--steps', String(steps), '--warmup', '1', '--threads', String(threads)]);
 }
 
-async function comparePretrained({ quick = false, rounds = 2, only, tasks = ['train', 'generate'] } = {}) {
+async function comparePretrained({ quick = false, rounds = 3, only, tasks = ['train', 'generate'] } = {}) {
   const names = only ?? ['smollm2-135m', 'qwen2.5-0.5b'];
   const threads = Array.from({ length: os.cpus().length }, (_, i) => i + 1);
   const steps = quick ? 1 : 3;
@@ -107,7 +112,7 @@ if (require.main === module) {
   (async () => {
     const rows = await comparePretrained({
       quick: flag('quick'),
-      rounds: Number(option('rounds') ?? 2),
+      rounds: Number(option('rounds') ?? 3),
       ...(option('only') ? { only: option('only').split(',') } : {}),
       ...(option('tasks') ? { tasks: option('tasks').split(',') } : {}),
     });

@@ -207,7 +207,7 @@ const fmt = (x, digits = 0) => (x === null || x === undefined ? '-' : x.toFixed(
   Object.assign(summary, await runSkd({ quick, log }));
   summary.distill = await compareSkdOnPolicy({ rounds: quick ? 1 : rounds, steps: quick ? 2 : 5, log });
   summary.fusedDivergences = await compareFusedDivergences({ rounds: quick ? 1 : rounds, steps: quick ? 30 : 100, log });
-  if (!flag('no-pretrained')) summary.pretrained = await comparePretrained({ quick, rounds: quick ? 1 : 2 });
+  if (!flag('no-pretrained')) summary.pretrained = await comparePretrained({ quick, rounds: quick ? 1 : 3 });
   const rows = SHAPES.map((shape) => {
     const s = summary.sizes[shape.name];
     return {
