@@ -344,6 +344,21 @@ def cmd_chat(args):
     json.dump({"texts": texts}, sys.stdout, ensure_ascii=False)
 
 
+def cmd_sacrebleu(args):
+    from sacrebleu.metrics import BLEU, CHRF
+
+    request = json.load(sys.stdin)
+    hyps, refs = request["hypotheses"], request["references"]
+    out = {
+        "version": __import__("sacrebleu").__version__,
+        "bleu": BLEU().corpus_score(hyps, [refs]).score,
+        "chrf": CHRF().corpus_score(hyps, [refs]).score,
+        "chrfpp": CHRF(word_order=2).corpus_score(hyps, [refs]).score,
+        "sentenceChrf": [CHRF().sentence_score(h, [r]).score for h, r in zip(hyps, refs)],
+    }
+    json.dump(out, sys.stdout)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -362,6 +377,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shape", default="{}", help="config fields to set (JSON), e.g. a real model's sizes")
     p.set_defaults(run=cmd_model)
+    p = sub.add_parser("sacrebleu", help="corpus BLEU, chrF and chrF++ (sacreBLEU defaults) of {hypotheses, references} on stdin")
+    p.set_defaults(run=cmd_sacrebleu)
     for name, run in (("logits", cmd_logits), ("generate", cmd_generate), ("tokenize", cmd_tokenize), ("chat", cmd_chat)):
         p = sub.add_parser(name)
         p.add_argument("dir")

@@ -5,20 +5,32 @@ import { scoreAll, shareOf } from './statistics';
 import { bleuFromStatistics, bleuStatistics, chrfFromStatistics, chrfStatistics, rougeL } from './text-metrics';
 
 const BLEU_COLUMNS = 10; // lengths, then matched and total n-grams for n = 1..4
+const CHRF_COLUMNS = 18; // hypothesis, reference and matched character n-grams for n = 1..6
+const CHRFPP_COLUMNS = 6; // the same for word 1- and 2-grams (chrF++ adds them to chrF's)
 
-/** BLEU and chrF of the predictions against the references (translation). */
+/** BLEU and chrF (and chrF++ when asked) of the predictions against the references (translation). */
 export class BleuChrf implements Evaluator {
   static readonly kind = 'bleu';
   readonly name = 'bleu';
 
+  constructor(private readonly chrfPlusPlus = false) {}
+
   async evaluate(predictions: readonly Prediction[]): Promise<Metrics> {
-    return scoreAll(await this.statistics(predictions), BLEU_COLUMNS + 18);
+    return scoreAll(await this.statistics(predictions), BLEU_COLUMNS + CHRF_COLUMNS + (this.chrfPlusPlus ? CHRFPP_COLUMNS : 0));
   }
 
   async statistics(predictions: readonly Prediction[]): Promise<MetricStatistics> {
+    const wordOrder = this.chrfPlusPlus ? 2 : 0;
+    const chrfEnd = BLEU_COLUMNS + CHRF_COLUMNS;
     return {
-      rows: predictions.map((p) => [...bleuStatistics(p.text, p.example.response), ...chrfStatistics(p.text, p.example.response)]),
-      score: (sums, count) => ({ bleu: bleuFromStatistics(sums.slice(0, BLEU_COLUMNS)).score, chrf: chrfFromStatistics(sums.slice(BLEU_COLUMNS)), count }),
+      rows: predictions.map((p) => [...bleuStatistics(p.text, p.example.response), ...chrfStatistics(p.text, p.example.response, { wordOrder })]),
+      score: (sums, count) => ({
+        bleu: bleuFromStatistics(sums.slice(0, BLEU_COLUMNS)).score,
+        chrf: chrfFromStatistics(sums.slice(BLEU_COLUMNS, chrfEnd)),
+        // chrF++ averages over the character and the word orders together.
+        ...(this.chrfPlusPlus ? { chrfpp: chrfFromStatistics(sums.slice(BLEU_COLUMNS)) } : {}),
+        count,
+      }),
     };
   }
 }
@@ -64,9 +76,11 @@ export class InstructionChecks implements Evaluator {
 export const bleuEntry = defineComponent({
   component: 'evaluator',
   kind: BleuChrf.kind,
-  summary: 'corpus BLEU and chrF as sacreBLEU computes them (13a tokenizer, exp smoothing; chrF 6/beta 2)',
-  options: z.strictObject({}),
-  create: () => new BleuChrf(),
+  summary: 'corpus BLEU and chrF as sacreBLEU 2 computes them (13a tokenizer, exp smoothing; chrF 6/beta 2)',
+  options: z.strictObject({
+    chrfPlusPlus: z.boolean().default(false).describe('also report chrfpp: chrF++ (word 1- and 2-grams added, sacreBLEU\'s CHRF(word_order=2))'),
+  }),
+  create: (options) => new BleuChrf(options.chrfPlusPlus),
 });
 
 export const rougeEntry = defineComponent({

@@ -1,5 +1,5 @@
 import type { Example } from '@skd/core';
-import { ExactMatch, extractAnswer } from './exact-match';
+import { ExactMatch, answerNumber, answersMatch, extractAnswer } from './exact-match';
 
 const example = (response: string): Example => ({ id: 'x', prompt: 'q', response });
 
@@ -27,5 +27,22 @@ describe('exact match', () => {
   it('never counts an empty reference answer as matched', async () => {
     const gsm = new ExactMatch({ answerMarker: '####' });
     expect(await gsm.evaluate([{ example: example('no answer'), text: 'anything' }])).toEqual({ exactMatch: 0, count: 1 });
+  });
+
+  it('compare number: the first numbers after the marker are equal (1,000 = 1000 = 1000.0), where text compares the strings', async () => {
+    const number = { answerMarker: '####', compare: 'number' } as const;
+    expect(answerNumber('$1,000.50 dollars')).toBe(1000.5);
+    expect(answerNumber(' -.5')).toBe(-0.5);
+    expect(answerNumber('none')).toBeUndefined();
+    for (const text of ['#### 1000', '#### 1,000', '#### 1000.0', '#### $1000 in total', 'x #### 999 #### 1000.00']) expect([text, answersMatch(text, '#### 1,000', number)]).toEqual([text, true]);
+    for (const text of ['#### 1001', '#### 100', 'no marker 1000', '#### one thousand']) expect([text, answersMatch(text, '#### 1,000', number)]).toEqual([text, false]);
+    // A reference without a number is compared as text.
+    expect(answersMatch('#### yes', '#### yes', number)).toBe(true);
+    expect(answersMatch('#### 1000.0', '#### 1000', { answerMarker: '####' })).toBe(false);
+    const metrics = await new ExactMatch(number).evaluate([
+      { example: example('#### 1,000'), text: '#### 1000.0' },
+      { example: example('#### 12'), text: '#### 13' },
+    ]);
+    expect(metrics).toEqual({ exactMatch: 0.5, count: 2 });
   });
 });

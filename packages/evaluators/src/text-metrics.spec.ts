@@ -1,7 +1,7 @@
 import type { Example, Prediction } from '@skd/core';
 import { checkOutput } from './checks';
 import { BleuChrf, InstructionChecks, RougeL } from './corpus-evaluators';
-import { corpusBleu, corpusChrf, rougeL, rougeTokens, tokenize13a } from './text-metrics';
+import { chrfWords, corpusBleu, corpusChrf, rougeL, rougeTokens, tokenize13a } from './text-metrics';
 
 const prediction = (text: string, response: string, fields?: Record<string, unknown>): Prediction => ({
   example: { id: 'x', prompt: 'p', response, ...(fields ? { fields } : {}) } as Example,
@@ -51,6 +51,25 @@ describe('chrF', () => {
     expect(corpusChrf([''], ['abc'])).toBe(0);
     expect(corpusChrf(['অসম'], ['অসমীয়া'])).toBeGreaterThan(0);
   });
+
+  it('counts no hypothesis n-grams of an order the reference has none of ("abcdefg" vs "abc": orders 1-3 only)', () => {
+    // n=1: P 3/7, R 1; n=2: P 1/3 (ab of 6), R 1; n=3: P 1/5, R 1; n=4..6: the reference has no n-grams.
+    const p = (3 / 7 + 1 / 3 + 1 / 5) / 3;
+    expect(corpusChrf(['abcdefg'], ['abc'])).toBeCloseTo((100 * 5 * p * 1) / (4 * p + 1), 10);
+  });
+
+  it('splits whitespace as Python does: U+FEFF is a character, U+0085 and U+001F are spaces', () => {
+    expect(corpusChrf(['a\u0085b\u001fc'], ['abc'])).toBeCloseTo(100, 10);
+    expect(corpusChrf(['a\ufeffbc'], ['abc'])).toBeLessThan(100);
+  });
+
+  it('chrF++ adds word 1- and 2-grams, a punctuation mark split off each word ("cat." is "cat" and ".")', () => {
+    expect(chrfWords('the cat. (sat) a, !')).toEqual(['the', 'cat', '.', '(sat', ')', 'a', ',', '!']);
+    expect(corpusChrf(['the cat.'], ['the cat .'], { wordOrder: 2 })).toBeCloseTo(100, 10);
+    // Characters identical, words differ: chrF is 100, chrF++ is not.
+    expect(corpusChrf(['thecat sat'], ['the catsat'])).toBeCloseTo(100, 10);
+    expect(corpusChrf(['thecat sat'], ['the catsat'], { wordOrder: 2 })).toBeLessThan(100);
+  });
 });
 
 describe('ROUGE-L (rouge-score)', () => {
@@ -59,6 +78,17 @@ describe('ROUGE-L (rouge-score)', () => {
     expect(rougeL('The CAT!', 'the cat')).toBe(1);
     expect(rougeL('', 'the cat')).toBe(0);
     expect(rougeL('cat the', 'the cat')).toBeCloseTo(0.5, 12);
+  });
+
+  it('gives the hand-worked values of rouge-score\'s definition: P = LCS / prediction tokens, R = LCS / reference tokens, F1', () => {
+    // Lin (2004)'s examples: LCS 3 of 4 and 4; LCS "the gunman" 2 of 7 and 4.
+    expect(rougeL('police kill the gunman', 'police killed the gunman')).toBeCloseTo(3 / 4, 12);
+    expect(rougeL('the gunman was shot down by police', 'police killed the gunman')).toBeCloseTo(4 / 11, 12);
+    // Underscores, apostrophes and hyphens split words; digits stay; both sides empty is 0.
+    expect(rougeTokens("Don't re-use snake_case 42x!")).toEqual(['don', 't', 're', 'use', 'snake', 'case', '42x']);
+    expect(rougeL('re-use', 're use')).toBe(1);
+    expect(rougeL('', '')).toBe(0);
+    expect(rougeL('!!!', 'the cat')).toBe(0);
   });
 
   it('drops non-Latin scripts like rouge-score does, or keeps them with the unicode tokenizer', () => {

@@ -96,41 +96,81 @@ export function corpusBleu(hypotheses: readonly string[], references: readonly s
   return bleuFromStatistics(sumRows(hypotheses.map((h, i) => bleuStatistics(h, references[i] as string)), 2 + 2 * BLEU_ORDER));
 }
 
-function charNgrams(text: string, n: number): Map<string, number> {
-  return ngramCounts(Array.from(text.split(/\s+/).join('')), n);
+/** What Python's str.split() splits on (sacreBLEU's whitespace): JavaScript's \\s less U+FEFF, plus U+001C-U+001F and U+0085. */
+// eslint-disable-next-line no-control-regex -- U+001C-U+001F are whitespace to Python, so they must be here
+const PY_WHITESPACE = /[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/;
+
+function pyWords(text: string): string[] {
+  return text.split(PY_WHITESPACE).filter(Boolean);
+}
+
+/** sacreBLEU's punctuation for chrF++'s words (string.punctuation). */
+const PUNCTUATION = new Set(Array.from('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~'));
+
+/** chrF++'s words: whitespace-split, one punctuation mark split off each word's end, else its start. */
+export function chrfWords(text: string): string[] {
+  return pyWords(text).flatMap((w) => {
+    const chars = Array.from(w);
+    if (chars.length === 1) return [w];
+    const last = chars[chars.length - 1] as string;
+    if (PUNCTUATION.has(last)) return [chars.slice(0, -1).join(''), last];
+    const first = chars[0] as string;
+    if (PUNCTUATION.has(first)) return [first, chars.slice(1).join('')];
+    return [w];
+  });
+}
+
+/** [hypothesis, reference, matched] n-gram counts; a hypothesis's n-grams count only where the reference has some of that order (as sacreBLEU counts). */
+function matchStatistics(hc: Map<string, number>, rc: Map<string, number>): [number, number, number] {
+  let hyp = 0;
+  let ref = 0;
+  let match = 0;
+  for (const c of rc.values()) ref += c;
+  for (const [gram, c] of hc) {
+    hyp += c;
+    match += Math.min(c, rc.get(gram) ?? 0);
+  }
+  return [rc.size > 0 ? hyp : 0, ref, match];
+}
+
+export interface ChrfOptions {
+  /** Character n-gram orders (sacreBLEU: 6). */
+  readonly charOrder?: number;
+  /** Word n-gram orders: 0 for chrF, 2 for chrF++. */
+  readonly wordOrder?: number;
+  readonly beta?: number;
 }
 
 /**
- * One sentence's chrF statistics, which corpus chrF sums: for n = 1..charOrder, hypothesis, reference
- * and matched character n-grams (whitespace removed).
+ * One sentence's chrF statistics, which corpus chrF sums: for n = 1..charOrder character n-grams
+ * (whitespace removed), then n = 1..wordOrder word n-grams, the hypothesis, reference and matched counts.
  */
-export function chrfStatistics(hypothesis: string, reference: string, charOrder = 6): number[] {
+export function chrfStatistics(hypothesis: string, reference: string, options: ChrfOptions = {}): number[] {
+  const { charOrder = 6, wordOrder = 0 } = options;
+  const hChars = Array.from(pyWords(hypothesis).join(''));
+  const rChars = Array.from(pyWords(reference).join(''));
   const stats: number[] = [];
-  for (let n = 1; n <= charOrder; n++) {
-    const hc = charNgrams(hypothesis, n);
-    const rc = charNgrams(reference, n);
-    let hyp = 0;
-    let ref = 0;
-    let match = 0;
-    for (const c of hc.values()) hyp += c;
-    for (const c of rc.values()) ref += c;
-    for (const [gram, c] of hc) match += Math.min(c, rc.get(gram) ?? 0);
-    stats.push(hyp, ref, match);
+  for (let n = 1; n <= charOrder; n++) stats.push(...matchStatistics(ngramCounts(hChars, n), ngramCounts(rChars, n)));
+  if (wordOrder > 0) {
+    const hWords = chrfWords(hypothesis);
+    const rWords = chrfWords(reference);
+    for (let n = 1; n <= wordOrder; n++) stats.push(...matchStatistics(ngramCounts(hWords, n), ngramCounts(rWords, n)));
   }
   return stats;
 }
 
-/** Corpus chrF from summed `chrfStatistics`: beta 2, sacreBLEU's averaged precision and recall. */
+/** Corpus chrF from summed `chrfStatistics`: precision and recall averaged over the orders both sides have, then F-beta (beta 2). */
 export function chrfFromStatistics(sums: readonly number[], beta = 2): number {
-  const eps = 1e-16;
   let effective = 0;
   let precision = 0;
   let recall = 0;
   for (let i = 0; i + 2 < sums.length; i += 3) {
     const [hyp = 0, ref = 0, match = 0] = sums.slice(i, i + 3);
-    precision += hyp > 0 ? match / hyp : eps;
-    recall += ref > 0 ? match / ref : eps;
-    if (hyp > 0 && ref > 0) effective += 1;
+    if (hyp > 0 && ref > 0) {
+      precision += match / hyp;
+      recall += match / ref;
+      effective += 1;
+    }
   }
   if (effective === 0) return 0;
   precision /= effective;
@@ -139,10 +179,11 @@ export function chrfFromStatistics(sums: readonly number[], beta = 2): number {
   return precision + recall > 0 ? (100 * (1 + factor) * precision * recall) / (factor * precision + recall) : 0;
 }
 
-/** Corpus chrF: character 1..6-grams (whitespace removed), beta 2, sacreBLEU's averaged precision and recall. */
-export function corpusChrf(hypotheses: readonly string[], references: readonly string[], charOrder = 6, beta = 2): number {
+/** Corpus chrF (chrF++ with wordOrder 2) as sacreBLEU 2 computes it with its defaults. */
+export function corpusChrf(hypotheses: readonly string[], references: readonly string[], options: ChrfOptions = {}): number {
   checkPairs(hypotheses, references);
-  return chrfFromStatistics(sumRows(hypotheses.map((h, i) => chrfStatistics(h, references[i] as string, charOrder)), 3 * charOrder), beta);
+  const { charOrder = 6, wordOrder = 0, beta = 2 } = options;
+  return chrfFromStatistics(sumRows(hypotheses.map((h, i) => chrfStatistics(h, references[i] as string, { charOrder, wordOrder })), 3 * (charOrder + wordOrder)), beta);
 }
 
 /**
