@@ -19,10 +19,15 @@ describe('chart data', () => {
   ]);
   const chart = (id: string) => charts.find((c) => c.id === id);
 
-  it('averages a group\'s seeds per step, and the bounds of their intervals', () => {
+  it('averages a group\'s seeds per step with their range as a band, and averages the bounds of their intervals', () => {
     expect(chart('loss')?.rows).toEqual([
-      { series: 'skd', step: 1, value: 3 },
-      { series: 'skd', step: 2, value: 2 },
+      { series: 'skd', step: 1, value: 3, low: 2, high: 4 },
+      { series: 'skd', step: 2, value: 2, low: 1, high: 3 },
+    ]);
+    // One run: no band.
+    expect(buildCharts([{ series: 'one', events: seed1 }]).find((c) => c.id === 'loss')?.rows).toEqual([
+      { series: 'one', step: 1, value: 2 },
+      { series: 'one', step: 2, value: 1 },
     ]);
     expect(chart('eval-exactMatch')?.rows).toEqual([
       { series: 'skd', step: 2, value: expect.closeTo(0.3, 12), low: expect.closeTo(0.2, 12), high: expect.closeTo(0.4, 12), split: 'eval' },
@@ -32,7 +37,7 @@ describe('chart data', () => {
   });
 
   it('keeps only steps that report a statistic, and leaves out charts with no data and the example count', () => {
-    expect(chart('acceptance')?.rows).toEqual([{ series: 'skd', step: 1, value: expect.closeTo(0.6, 12) }]);
+    expect(chart('acceptance')?.rows).toEqual([{ series: 'skd', step: 1, value: expect.closeTo(0.6, 12), low: 0.5, high: 0.7 }]);
     expect(charts.map((c) => c.id)).toEqual(['loss', 'acceptance', 'eval-exactMatch']);
     expect(buildCharts([{ series: 'x', events: [step(1, 1)] }], 'task: ').map((c) => c.title)).toEqual(['task: training loss']);
   });

@@ -40,8 +40,12 @@ type Point = { step: number; value: number; low?: number; high?: number; split?:
 
 const mean = (values: readonly number[]) => values.reduce((a, b) => a + b, 0) / values.length;
 
-/** Per series and (split, step): values averaged over the series' runs. */
-function rowsOf(runs: readonly SeriesRuns[], pick: (e: RunEvent) => Point | undefined): ChartRow[] {
+/**
+ * Per series and (split, step): values averaged over the series' runs, with the mean of their
+ * interval bounds; with `spread`, points without bounds get the range of the series' runs (a group's
+ * seeds) as theirs.
+ */
+function rowsOf(runs: readonly SeriesRuns[], pick: (e: RunEvent) => Point | undefined, spread = false): ChartRow[] {
   const bySeries = new Map<string, Map<string, Point[]>>();
   for (const { series, events } of runs) {
     const points = bySeries.get(series) ?? new Map<string, Point[]>();
@@ -58,11 +62,12 @@ function rowsOf(runs: readonly SeriesRuns[], pick: (e: RunEvent) => Point | unde
       .map((same): ChartRow => {
         const first = same[0] as Point;
         const bounded = same.every((p) => p.low !== undefined && p.high !== undefined);
+        const values = same.map((p) => p.value);
         return {
           series,
           step: first.step,
-          value: mean(same.map((p) => p.value)),
-          ...(bounded ? { low: mean(same.map((p) => p.low as number)), high: mean(same.map((p) => p.high as number)) } : {}),
+          value: mean(values),
+          ...(bounded ? { low: mean(same.map((p) => p.low as number)), high: mean(same.map((p) => p.high as number)) } : spread && same.length > 1 ? { low: Math.min(...values), high: Math.max(...values) } : {}),
           ...(first.split !== undefined ? { split: first.split } : {}),
         };
       })
@@ -91,13 +96,20 @@ export function smooth(rows: readonly ChartRow[]): ChartRow[] {
   return out;
 }
 
-/** Loss, SKD acceptance (raw and smoothed) and one chart per evaluation metric (with intervals); empty charts left out. */
+/**
+ * Loss and SKD acceptance (raw and smoothed, with the range of a series' runs as its band) and one
+ * chart per evaluation metric (with intervals); empty charts left out.
+ */
 export function buildCharts(runs: readonly SeriesRuns[], prefix = ''): Chart[] {
   const perStep = (id: string, title: string, y: string, pick: (e: StepCompleted) => number | undefined): Chart => {
-    const rows = rowsOf(runs, (e) => {
-      const value = e.type === 'step' ? pick(e) : undefined;
-      return e.type === 'step' && value !== undefined ? { step: e.step, value } : undefined;
-    });
+    const rows = rowsOf(
+      runs,
+      (e) => {
+        const value = e.type === 'step' ? pick(e) : undefined;
+        return e.type === 'step' && value !== undefined ? { step: e.step, value } : undefined;
+      },
+      true,
+    );
     return { id: `${prefix}${id}`, title: `${prefix}${title}`, y, rows, smoothed: smooth(rows) };
   };
   const metrics = [...new Set(runs.flatMap((r) => r.events.flatMap((e) => (e.type === 'eval' ? Object.keys(e.metrics) : []))))].filter((m) => m !== 'count').sort();
@@ -157,4 +169,6 @@ export const escapeHtml = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&a
 
 export const PAGE_STYLE =
   'body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}' +
-  '.charts{display:flex;flex-wrap:wrap;gap:1.5em}figure.chart{margin:0;padding:.5em;border:1px solid #eee}figure.chart h3{font-size:14px;margin:0 0 .5em}';
+  '.charts{display:flex;flex-wrap:wrap;gap:1.5em}figure.chart{margin:0;padding:.5em;border:1px solid #eee}figure.chart h3{font-size:14px;margin:0 0 .5em}' +
+  '.scroll{overflow-x:auto;max-width:100%}details{margin:1em 0}summary{cursor:pointer;font-weight:600;margin:.5em 0}' +
+  'figure.glance{margin:1em 0}svg.glance{max-width:100%;height:auto}.note{color:#555}';

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { fileUnder, startDashboard, type Dashboard, type DashboardState } from './dashboard';
+import { GROUP_VIEW_RUNS, RunsWatcher, fileUnder, runGroup, startDashboard, type Dashboard, type DashboardState } from './dashboard';
 import { chromiumRequired, drawnCharts, renderPage } from './testing/chromium';
 import { exited, start, tmp, waitFor } from './testing/cli';
 
@@ -129,4 +129,32 @@ describe('skd dashboard', () => {
     expect(await exited(missing)).toBe(2);
     expect(missing.output()).toMatch(/error: .*nowhere: no such folder/);
   }, 60_000);
+});
+
+describe('the dashboard of a large sweep', () => {
+  it('draws one line per group, its runs\' range as a band, past GROUP_VIEW_RUNS runs; finished runs at a glance', () => {
+    const root = tmp();
+    // Two methods x 7 seeds: 14 runs, 12 finished and 2 still training.
+    for (const method of ['skd', 'sup']) {
+      for (let seed = 1; seed <= 7; seed++) {
+        if (seed === 7) liveRun(root, `method-${method}__seed-${seed}`, 2);
+        else finishedRun(root, `method-${method}__seed-${seed}`);
+      }
+    }
+    const state = new RunsWatcher(root).state();
+    expect(state.runs).toHaveLength(14);
+    expect(14).toBeGreaterThan(GROUP_VIEW_RUNS);
+    expect(state.view).toBe('groups');
+    const loss = state.charts.find((c) => c.id === 'loss');
+    // finishedRun names every finished run's group method-sup; the live ones are named by folder.
+    expect([...new Set(loss?.rows.map((r) => r.series))].sort()).toEqual(['method-skd', 'method-sup']);
+    const stepOne = loss?.rows.find((r) => r.series === 'method-sup' && r.step === 1);
+    expect(stepOne).toMatchObject({ value: 3, low: 3, high: 3 });
+    expect(state.table).toContain('<svg xmlns="http://www.w3.org/2000/svg" class="glance"');
+    expect(runGroup('sweep/method-skd__data-1k__seed-3', undefined)).toBe('method-skd__data-1k');
+    // A small folder keeps one line per run.
+    const small = tmp();
+    finishedRun(small, 'a');
+    expect(new RunsWatcher(small).state().view).toBe('runs');
+  });
 });

@@ -32,8 +32,20 @@ export interface DashboardState {
   readonly version: string;
   readonly runs: readonly RunStatus[];
   readonly charts: readonly Chart[];
-  /** The finished runs' results, as `skd report` tables them (HTML). */
+  /** The finished runs' results, as `skd report` leads with them: the figure at a glance, then the tables (HTML). */
   readonly table: string;
+  /** runs: one line per run; groups: past GROUP_VIEW_RUNS runs, one line per group (its seeds averaged, their range as a band). */
+  readonly view: 'runs' | 'groups';
+}
+
+/** Past this many runs, the charts show one line per group rather than one per run. */
+export const GROUP_VIEW_RUNS = 12;
+
+/** A run's report group: its summary's, else its folder name without the seed ("method-skd__seed-2" → "method-skd"). */
+export function runGroup(name: string, record: RunRecord | undefined): string {
+  if (record) return record.group;
+  const parts = path.basename(name).split('__');
+  return parts.filter((p) => !/^seed-\d+$/.test(p)).join('__') || parts.join('__');
 }
 
 const RUN_FILES = ['metrics.jsonl', 'summary.json', LOCK_FILE];
@@ -132,12 +144,14 @@ export class RunsWatcher {
     if (!changed && this.last) return this.last;
     const all = dirs.map((dir) => this.runs.get(dir) as RunSnapshot);
     const finished = all.flatMap((run) => (run.record ? [run.record] : []));
+    const view = all.length > GROUP_VIEW_RUNS ? 'groups' : 'runs';
     this.last = {
       root: this.root,
       version: String((this.versions += 1)),
       runs: all.map((run) => run.status),
-      charts: buildCharts(all.map((run) => ({ series: run.status.name, events: run.events }))),
+      charts: buildCharts(all.map((run) => ({ series: view === 'groups' ? runGroup(run.status.name, run.record) : run.status.name, events: run.events }))),
       table: finished.length > 0 ? resultTablesHtml(finished) : '',
+      view,
     };
     return this.last;
   }
@@ -185,6 +199,7 @@ function page(root: string, refreshMs: number): string {
 <h2>Runs</h2>
 <div id="runs"></div>
 <h2>Charts</h2>
+<p id="view" class="note"></p>
 <div id="charts" class="charts"></div>
 <h2>Finished runs</h2>
 <div id="table"></div>
@@ -208,6 +223,7 @@ ${chartScripts()}
       if (state.version !== version) {
         version = state.version;
         showRuns(state.runs);
+        document.getElementById('view').textContent = state.view === 'groups' ? 'One line per group (' + state.runs.length + ' runs): its runs averaged, their range as a band.' : 'One line per run.';
         skdCharts.render(document.getElementById('charts'), state.charts);
         document.getElementById('table').innerHTML = state.table || '<p>None yet.</p>';
         history.push(state.charts.reduce((n, c) => n + c.rows.length, 0));

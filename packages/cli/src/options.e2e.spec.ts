@@ -20,7 +20,12 @@ function lab(): { dir: string; sweep: string; runs: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-lab-'));
   const sweep = path.join(dir, 'sweep.json');
   fs.writeFileSync(sweep, JSON.stringify({ base: smoke, out: 'runs', mode: 'distill', grid: { seed: [1, 2] } }));
-  return { dir, sweep, runs: path.join(REPO, 'experiments/paper-table/results') };
+  // A finished run as the report reads it (summary.json, metrics.jsonl).
+  const run = path.join(dir, 'finished/method-skd__seed-1');
+  fs.mkdirSync(run, { recursive: true });
+  fs.writeFileSync(path.join(run, 'summary.json'), JSON.stringify({ run: 'method-skd__seed-1', group: 'method-skd', seed: 1, finalMetrics: { exactMatch: 0.5, count: 10 }, meanAcceptanceRate: null }));
+  fs.writeFileSync(path.join(run, 'metrics.jsonl'), `${JSON.stringify({ type: 'eval', step: 1, split: 'test', metrics: { exactMatch: 0.5, count: 10 } })}\n`);
+  return { dir, sweep, runs: path.join(dir, 'finished') };
 }
 
 /**
@@ -53,6 +58,8 @@ function domains(l: ReturnType<typeof lab>): Record<string, { args: string[]; in
     'report --out': 'free',
     'report --paired': { args: ['report', l.runs], invalid: 'method' },
     'report --baseline': { args: ['report', l.runs], invalid: '/no/such/checkpoint' },
+    'report --metric': { args: ['report', l.runs, '--out', path.join(l.dir, 'report')], invalid: 'bleurt' },
+    'report --format': { args: ['report', l.runs, '--out', path.join(l.dir, 'report')], invalid: 'svg,pdf' },
     'dashboard --port': { args: ['dashboard', l.dir], invalid: '70000x' },
     'dashboard --host': 'free',
     'dashboard --refresh': { args: ['dashboard', l.dir], invalid: '0' },

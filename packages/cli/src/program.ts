@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import { runEvaluation, runExperiment } from './experiment';
 import { startDashboard } from './dashboard';
 import { terminalIo, type Io } from './io';
+import { FIGURE_FORMATS, writeFigures, type FigureFormat } from './figure-files';
 import { findRuns, parsePairedSpec, prepareBaselines, writeReport } from './report';
 import { parseRedisUrl, sweepJobs } from './queue/jobs';
 import { renderStatus } from './queue/status';
@@ -28,6 +29,14 @@ import { runWorker } from './queue/worker';
 import { loadSweep, runSweep } from './sweep';
 
 export type { Io } from './io';
+
+/** `svg,png` → ['svg', 'png'], each checked. */
+function figureFormats(value: string): FigureFormat[] {
+  const formats = value.split(',').map((f) => f.trim());
+  const unknown = formats.filter((f) => !(FIGURE_FORMATS as readonly string[]).includes(f));
+  if (unknown.length > 0 || formats.length === 0) throw new InvalidArgumentError(`expected ${FIGURE_FORMATS.join(', ')} or both comma-separated, got "${value}"`);
+  return [...new Set(formats)] as FigureFormat[];
+}
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -403,8 +412,10 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
       collect,
       [],
     )
+    .option('--metric <name>', 'the headline metric of the figure and the first table (default: the task\'s own: passRate, exactMatch, chrf or rougeL)')
+    .option('--format <list>', `also write each section's results-at-a-glance figure to --out/figures, as ${FIGURE_FORMATS.join(' and/or ')} (comma-separated; png needs Chromium)`, figureFormats)
     .option('--json', 'print the results as one JSON document (also written to report.json) instead of a line', false)
-    .action(async (paths: string[], options: { out: string; paired?: string; baseline: string[]; json: boolean }) => {
+    .action(async (paths: string[], options: { out: string; paired?: string; baseline: string[]; metric?: string; format?: FigureFormat[]; json: boolean }) => {
       for (const p of paths) if (!fs.existsSync(p)) throw new FormatError(p, 'no such folder', { hint: 'give run folders, or a folder holding them (a sweep\'s out)' });
       const paired = options.paired !== undefined ? parsePairedSpec(options.paired) : undefined;
       const found = paths.map((p) => ({ title: path.basename(path.resolve(p)), runDirs: findRuns([p]) }));
@@ -418,9 +429,11 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
       const written = writeReport(sections, options.out, {
         command,
         ...(paired ? { paired } : {}),
+        ...(options.metric !== undefined ? { metric: options.metric } : {}),
         onSkip: (dir, error) => io.err(`warning: ${dir} left out of the report: ${error.message}`),
       });
       const { runs, groups, skipped } = written;
+      if (options.format) for (const file of writeFigures(written.figures, path.join(options.out, 'figures'), options.format)) io.err(`figure: ${file}`);
       if (options.json) io.out(JSON.stringify({ runs, groups, skipped, sections: written.sections }));
       else io.out(`report: ${runs} runs in ${groups} groups -> ${options.out}/report.md, ${options.out}/report.html, ${options.out}/report.json`);
     });

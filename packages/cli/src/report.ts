@@ -5,6 +5,10 @@ import { readRunEvents, runHistory } from '@skd/trainer';
 import { averageScores, intervals, pairedBootstrap, type BootstrapScores } from '@skd/evaluators';
 import { readJson, writeFileAtomic } from '@skd/models';
 import { buildCharts, chartScripts, escapeHtml, inlineJson, PAGE_STYLE, type Chart } from './charts';
+import { glanceLayout, glanceSvg, headlineCandidates, headlineMetric, pointOf } from './glance';
+import { BASELINE_GROUP, groupAxes } from './groups';
+
+export { BASELINE_GROUP, groupAxes } from './groups';
 
 /** A finished run as the report reads it. */
 export interface RunRecord {
@@ -17,6 +21,8 @@ export interface RunRecord {
   readonly events: RunEvent[];
   /** The final test's bootstrap scores, when the run wrote them (runs from before they existed did not). */
   readonly bootstrap: BootstrapScores | undefined;
+  /** "eval" for a checkpoint scored by `skd eval --out` (a starting student, a teacher), else how it trained. */
+  readonly mode: string | undefined;
 }
 
 /**
@@ -47,9 +53,6 @@ export function findFoldersWith(marker: string, paths: readonly string[]): strin
 export function findRuns(paths: readonly string[]): string[] {
   return findFoldersWith('summary.json', paths);
 }
-
-/** Group names of models added with `--baseline` start with this; paired tests compare every system with them. */
-export const BASELINE_GROUP = 'baseline-';
 
 /** What `prepareBaselines` asks to evaluate: a run config with the student replaced, into `out`. */
 export interface BaselineEvaluation {
@@ -115,6 +118,7 @@ export function loadRun(dir: string): RunRecord {
     finalMetrics: Record<string, number>;
     meanAcceptanceRate: number | null;
     bootstrap?: string;
+    mode?: string;
   };
   if (summary === null || typeof summary !== 'object' || typeof summary.finalMetrics !== 'object' || summary.finalMetrics === null || typeof summary.seed !== 'number') {
     throw new FormatError(summaryFile, 'not a run summary (finalMetrics, seed)');
@@ -123,7 +127,7 @@ export function loadRun(dir: string): RunRecord {
   const bootstrap = bootstrapFile && fs.existsSync(bootstrapFile) ? (readJson(bootstrapFile, 'bootstrap scores') as BootstrapScores) : undefined;
   const metricsFile = path.join(dir, 'metrics.jsonl');
   const events = fs.existsSync(metricsFile) ? runHistory(readRunEvents(metricsFile)) : [];
-  return { dir, group: summary.group ?? summary.run, seed: summary.seed, divergence: summary.divergence, finalMetrics: summary.finalMetrics, meanAcceptanceRate: summary.meanAcceptanceRate, events, bootstrap };
+  return { dir, group: summary.group ?? summary.run, seed: summary.seed, divergence: summary.divergence, finalMetrics: summary.finalMetrics, meanAcceptanceRate: summary.meanAcceptanceRate, events, bootstrap, mode: summary.mode };
 }
 
 export function meanStd(values: readonly number[]): { mean: number; std: number } {
@@ -173,14 +177,6 @@ export function parsePairedSpec(text: string): PairedSpec {
   const at = text.indexOf('=');
   if (at <= 0 || at === text.length - 1) throw new SkdError(`--paired ${text}: expected axis=value`, { hint: 'e.g. --paired method=skd (groups are named like method-skd__data-1k)' });
   return { axis: text.slice(0, at), value: text.slice(at + 1) };
-}
-
-/** A sweep group name's parts: "method-skd__data-1k" → [["method", "skd"], ["data", "1k"]]. */
-export function groupAxes(group: string): [string, string][] {
-  return group.split('__').map((part) => {
-    const at = part.indexOf('-');
-    return at < 0 ? [part, ''] : [part.slice(0, at), part.slice(at + 1)];
-  });
 }
 
 /** A group's runs as one system: bootstrap scores averaged over its seeds, when every run has comparable ones. */
@@ -235,14 +231,50 @@ interface Table {
 const fixed3 = (x: number) => x.toFixed(3);
 const range = ([low, high]: readonly [number, number]) => `[${fixed3(low)}, ${fixed3(high)}]`;
 
+/** A section's tables: the headline first, the rest for readers who open them. */
+interface SectionTables {
+  /** The headline metric with its interval and the compared method's paired differences. */
+  readonly headline: Table | undefined;
+  /** Every final metric (per-type breakdowns included) as mean ± std over seeds, and with intervals. */
+  readonly metrics: readonly Table[];
+  /** Every metric of every paired test. */
+  readonly paired: Table | undefined;
+  readonly acceptance: Table | undefined;
+}
+
+/** The headline table: one row per group, the metric with its interval, and Δ of the compared method against it (same setting, p). */
+function headlineTable(result: SectionResult, metric: string, paired: PairedSpec | undefined): Table {
+  const tests = result.paired.filter((c) => c.metric === metric);
+  const withTests = paired !== undefined && tests.length > 0;
+  // A --baseline row is compared with the method in every setting: one entry each, named by the setting.
+  const setting = (system: string) => groupAxes(system).filter(([axis]) => axis !== paired?.axis).map(([a, v]) => `${a}-${v}`).join('__');
+  const deltaCells = (group: string): string[] => {
+    const mine = tests.filter((c) => c.baseline === group);
+    if (mine.length === 0) return ['', '', ''];
+    const named = (text: (c: PairedComparison) => string) => mine.map((c) => (mine.length > 1 ? `${text(c)} (${setting(c.system)})` : text(c))).join('; ');
+    return [named((c) => fixed3(c.delta)), named((c) => range(c.interval)), named((c) => c.p.toFixed(3))];
+  };
+  return {
+    caption: `${metric} on the test split: the value with its 95% bootstrap interval (seeds averaged), or mean ± std over seeds where runs have no bootstrap scores${withTests ? `; Δ = ${paired.axis} ${paired.value} − the row, paired over the same test examples` : ''}:`,
+    header: ['group', 'seeds', metric, ...(withTests ? [`Δ ${paired.value}`, '95% interval of Δ', 'p'] : [])],
+    rows: result.groups.flatMap((g) => {
+      const point = pointOf(g, metric);
+      if (!point) return [];
+      const shown = point.kind === 'bootstrap' && point.interval ? `${fixed3(point.value)} ${range(point.interval)}` : cell(g.metrics[metric]?.values ?? []);
+      return [[g.group, String(g.seeds), shown, ...(withTests ? deltaCells(g.group) : [])]];
+    }),
+  };
+}
+
 /** The tables of a section, rendered from its results (computed once, also what --json prints). */
-function sectionTables(runs: readonly RunRecord[], result: SectionResult, paired: PairedSpec | undefined): Table[] {
+function sectionTables(runs: readonly RunRecord[], result: SectionResult, paired: PairedSpec | undefined, metric?: string): SectionTables {
   const groups = result.groups.map((g) => g.group);
   const metricNames = [...new Set(result.groups.flatMap((g) => Object.keys(g.metrics)))].filter((m) => m !== 'count').sort();
+  const headline = headlineMetric(result, metric);
   // validationLoss is each run's own divergence on the references, so the table says which one it is.
-  const tables: Table[] = [
+  const metrics: Table[] = [
     {
-      caption: undefined,
+      caption: 'Final test metrics, mean ± std over seeds (acceptance: SKD\'s mean acceptance rate over training):',
       header: ['group', 'seeds', 'divergence', ...metricNames, 'acceptance'],
       rows: result.groups.map((g) => [g.group, String(g.seeds), g.divergences.join(', '), ...metricNames.map((m) => cell(g.metrics[m]?.values ?? [])), cell(g.acceptance?.values ?? [])]),
     },
@@ -250,28 +282,34 @@ function sectionTables(runs: readonly RunRecord[], result: SectionResult, paired
   const scored = result.groups.flatMap((g) => (g.bootstrap ? [{ group: g.group, ...g.bootstrap }] : []));
   if (scored.length > 0) {
     const names = [...new Set(scored.flatMap((g) => Object.keys(g.intervals)))].sort();
-    tables.push({
+    metrics.push({
       caption: 'Task metrics with 95% bootstrap intervals (the test examples resampled; seeds averaged within each resample):',
       header: ['group', 'examples', ...names],
       rows: scored.map(({ group, examples, values, intervals: ranges }) => [group, String(examples), ...names.map((m) => (ranges[m] ? `${fixed3(values[m] as number)} ${range(ranges[m])}` : '-'))]),
     });
   }
-  if (paired && result.paired.length > 0) {
-    tables.push({
-      caption: `Paired bootstrap tests of ${paired.axis} ${paired.value} against each other ${paired.axis} with everything else equal (Δ = ${paired.value} − baseline; two-sided p, whose floor is 1/(resamples + 1)):`,
-      header: ['system', 'baseline', 'metric', 'Δ', '95% interval of Δ', 'p'],
-      rows: result.paired.map((c) => [c.system, c.baseline, c.metric, fixed3(c.delta), range(c.interval), c.p.toFixed(3)]),
-    });
-  }
+  const pairedTable: Table | undefined =
+    paired && result.paired.length > 0
+      ? {
+          caption: `Paired bootstrap tests of ${paired.axis} ${paired.value} against each other ${paired.axis} with everything else equal (Δ = ${paired.value} − baseline; two-sided p, whose floor is 1/(resamples + 1)):`,
+          header: ['system', 'baseline', 'metric', 'Δ', '95% interval of Δ', 'p'],
+          rows: result.paired.map((c) => [c.system, c.baseline, c.metric, fixed3(c.delta), range(c.interval), c.p.toFixed(3)]),
+        }
+      : undefined;
   const phaseRows = groups.flatMap((group) => {
     const phases = acceptanceByPhase(runs.filter((r) => r.group === group));
     return phases ? [[group, ...phases.map(cell)]] : [];
   });
-  if (phaseRows.length > 0) {
-    tables.push({ caption: 'Acceptance rate over training (mean over each quarter of the steps, then mean ± std over seeds):', header: ['group', 'steps 0-25%', '25-50%', '50-75%', '75-100%'], rows: phaseRows });
-  }
-  return tables;
+  return {
+    headline: headline !== undefined ? headlineTable(result, headline, paired) : undefined,
+    metrics,
+    paired: pairedTable,
+    acceptance: phaseRows.length > 0 ? { caption: 'Acceptance rate over training (mean over each quarter of the steps, then mean ± std over seeds):', header: ['group', 'steps 0-25%', '25-50%', '50-75%', '75-100%'], rows: phaseRows } : undefined,
+  };
 }
+
+/** A section's tables in reading order. */
+const allTables = (t: SectionTables): Table[] => [...(t.headline ? [t.headline] : []), ...t.metrics, ...(t.paired ? [t.paired] : []), ...(t.acceptance ? [t.acceptance] : [])];
 
 function markdownTables(tables: readonly Table[]): string[] {
   return tables.flatMap(({ caption, header, rows }) => [
@@ -310,6 +348,8 @@ export interface GroupResult {
   readonly metrics: Readonly<Record<string, SeedStatistic>>;
   /** SKD's mean acceptance rate over training; null for methods without one. */
   readonly acceptance: SeedStatistic | null;
+  /** Every run of the group is an evaluation of a checkpoint (`skd eval --out`): a reference, not a method. */
+  readonly evaluation?: boolean;
   /** Seeds averaged per test example, with 95% bootstrap intervals; absent when runs lack scores or differ in examples. */
   readonly bootstrap?: { readonly examples: number; readonly values: Readonly<Record<string, number>>; readonly intervals: Readonly<Record<string, readonly [number, number]>> };
 }
@@ -340,17 +380,35 @@ export function sectionResult(title: string, runs: readonly RunRecord[], paired:
       divergences: [...new Set(members.map((r) => r.divergence ?? '?'))],
       metrics,
       acceptance: seedStatistic(members.flatMap((r) => (r.meanAcceptanceRate !== null ? [r.meanAcceptanceRate] : []))),
+      ...(members.every((r) => r.mode === 'eval') ? { evaluation: true } : {}),
       ...(scores ? { bootstrap: { examples: scores.count, values: scores.values, intervals: intervals(scores) } } : {}),
     };
   });
   return { title, groups, paired: paired ? pairedComparisons(runs, paired) : [] };
 }
 
+/** The at-a-glance figure of one section, as written to report.html and by `skd report --format`. */
+export interface GlanceFigure {
+  readonly title: string;
+  readonly metric: string;
+  readonly svg: string;
+  readonly width: number;
+  readonly height: number;
+}
+
+export interface ReportOptions {
+  readonly command?: string;
+  readonly paired?: PairedSpec;
+  /** The headline metric (default: the task's own, e.g. passRate, exactMatch, chrf, rougeL). */
+  readonly metric?: string;
+  readonly onSkip?: (dir: string, error: SkdError) => void;
+}
+
 export function writeReport(
   sections: readonly ReportSection[],
   outDir: string,
-  options: { readonly command?: string; readonly paired?: PairedSpec; readonly onSkip?: (dir: string, error: SkdError) => void } = {},
-): { markdown: string; html: string; groups: number; runs: number; skipped: readonly string[]; sections: readonly SectionResult[] } {
+  options: ReportOptions = {},
+): { markdown: string; html: string; groups: number; runs: number; skipped: readonly string[]; sections: readonly SectionResult[]; figures: readonly GlanceFigure[] } {
   // One broken run (a torn summary, a garbled metrics line) is named and left out, not fatal to the report.
   const skipped: string[] = [];
   const readable = (dir: string): RunRecord[] => {
@@ -369,7 +427,16 @@ export function writeReport(
   const groups = loaded.reduce((n, s) => n + new Set(s.runs.map((r) => r.group)).size, 0);
   const titled = loaded.length > 1;
   const results = loaded.map((s) => sectionResult(s.title, s.runs, options.paired));
-  const parts = loaded.map((s, i) => ({ ...s, tables: sectionTables(s.runs, results[i] as SectionResult, options.paired), charts: sectionCharts(s.runs, titled ? `${s.title}: ` : '') }));
+  if (options.metric !== undefined && !results.some((r) => headlineCandidates(r).includes(options.metric as string))) {
+    const known = [...new Set(results.flatMap(headlineCandidates))];
+    throw new SkdError(`--metric ${options.metric}: no run reports it`, { hint: `the runs report ${known.join(', ') || 'no headline metric'}` });
+  }
+  const parts = loaded.map((s, i) => {
+    const result = results[i] as SectionResult;
+    const layout = glanceLayout(result, { ...(options.metric ? { metric: options.metric } : {}), ...(options.paired ? { highlight: options.paired } : {}) });
+    const figure = layout ? { title: s.title, metric: layout.metric, ...glanceSvg(layout, `${s.title}: test ${layout.metric}`) } : undefined;
+    return { ...s, figure, tables: sectionTables(s.runs, result, options.paired, options.metric), charts: sectionCharts(s.runs, titled ? `${s.title}: ` : '') };
+  });
   const markdown = [
     '# skd results',
     '',
@@ -377,37 +444,64 @@ export function writeReport(
     ...(skipped.length ? [`Left out (unreadable): ${skipped.length} run(s):`, '', ...skipped.map((s) => `- ${s}`), ''] : []),
     `Runs: ${total} in ${groups} group(s); mean ± std over seeds of the final test metrics; acceptance is SKD's mean acceptance rate over training.`,
     '',
-    ...parts.flatMap((p) => [...(titled ? [`## ${p.title}`, ''] : []), ...markdownTables(p.tables)]),
-    'Charts: report.html (loss, evaluation metrics and acceptance rate against step).',
+    ...parts.flatMap((p) => [...(titled ? [`## ${p.title}`, ''] : []), ...markdownTables(allTables(p.tables))]),
+    'Figures and charts: report.html (each task\'s results at a glance; loss, evaluation metrics and acceptance rate against step).',
     '',
   ].join('\n');
-  const html = renderHtml(parts.map((p) => ({ title: titled ? p.title : undefined, tables: p.tables })), parts.flatMap((p) => p.charts));
+  const html = renderHtml(parts.map((p) => ({ title: titled ? p.title : undefined, tables: p.tables, figure: p.figure })), parts.flatMap((p) => p.charts), options.command);
   fs.mkdirSync(outDir, { recursive: true });
   writeFileAtomic(path.join(outDir, 'report.md'), markdown);
   writeFileAtomic(path.join(outDir, 'report.html'), html);
   writeFileAtomic(path.join(outDir, 'report.json'), `${JSON.stringify({ runs: total, groups, skipped, sections: results }, null, 2)}\n`);
-  return { markdown, html, groups, runs: total, skipped, sections: results };
+  const figures = parts.flatMap((p) => (p.figure ? [p.figure] : []));
+  return { markdown, html, groups, runs: total, skipped, sections: results, figures };
 }
 
 const htmlTable = ({ caption, header, rows }: Table) =>
-  `${caption ? `<p>${escapeHtml(caption)}</p>` : ''}<table><thead><tr>${header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+  `${caption ? `<p>${escapeHtml(caption)}</p>` : ''}<div class="scroll"><table><thead><tr>${header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('')}</tbody></table></div>`;
 
-/** The report's tables of these runs (grouped, seeds averaged), as HTML: what the dashboard shows for finished runs. */
+const details = (summary: string, body: string, open = false) => (body ? `<details${open ? ' open' : ''}><summary>${escapeHtml(summary)}</summary>${body}</details>` : '');
+
+/**
+ * The finished runs as the report leads with them: the results at a glance and the headline table,
+ * then every metric in a collapsed section: what the dashboard shows for finished runs.
+ */
 export function resultTablesHtml(runs: readonly RunRecord[]): string {
-  return sectionTables(runs, sectionResult('', runs, undefined), undefined).map(htmlTable).join('\n');
+  const result = sectionResult('', runs, undefined);
+  const tables = sectionTables(runs, result, undefined);
+  const layout = glanceLayout(result);
+  return [
+    layout ? `<figure class="glance">${glanceSvg(layout, `finished runs: test ${layout.metric}`).svg}</figure>` : '',
+    tables.headline ? htmlTable(tables.headline) : '',
+    details('All metrics, per-type breakdowns, intervals', tables.metrics.map(htmlTable).join('\n')),
+    details('Acceptance over training', tables.acceptance ? htmlTable(tables.acceptance) : ''),
+  ].join('\n');
 }
 
-function renderHtml(sections: readonly { title: string | undefined; tables: readonly Table[] }[], charts: readonly Chart[]): string {
-  const table = sections.map(({ title, tables }) => `${title ? `<h2>${escapeHtml(title)}</h2>` : ''}${tables.map(htmlTable).join('\n')}`).join('\n');
+function renderHtml(sections: readonly { title: string | undefined; tables: SectionTables; figure: GlanceFigure | undefined }[], charts: readonly Chart[], command: string | undefined): string {
+  const body = sections
+    .map(({ title, tables, figure }) =>
+      [
+        title ? `<h2>${escapeHtml(title)}</h2>` : '',
+        figure ? `<figure class="glance">${figure.svg}</figure>` : '',
+        tables.headline ? htmlTable(tables.headline) : '',
+        details('All metrics, per-type breakdowns, intervals', tables.metrics.map(htmlTable).join('\n')),
+        details('Paired tests of every metric', tables.paired ? htmlTable(tables.paired) : ''),
+        details('Acceptance over training', tables.acceptance ? htmlTable(tables.acceptance) : ''),
+      ].join('\n'),
+    )
+    .join('\n');
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>skd report</title>
 <style>${PAGE_STYLE}</style>
 </head><body>
 <h1>skd results</h1>
-${table}
-<h2>Charts</h2>
+${command ? `<p class="note">Produced by <code>${escapeHtml(command)}</code>.</p>` : ''}
+${body}
+<details open><summary>Charts over training</summary>
 <p>Loss and acceptance: raw per step (faint) and smoothed; evaluation metrics with their 95% bootstrap intervals (the mean of the seeds' bounds). One line per group, its seeds averaged.</p>
 <div id="charts" class="charts"></div>
+</details>
 ${chartScripts()}
 <script>skdCharts.render(document.getElementById('charts'), ${inlineJson(charts)});</script>
 </body></html>

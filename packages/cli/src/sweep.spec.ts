@@ -30,6 +30,20 @@ describe('expandGrid', () => {
     ]);
   });
 
+  it('takes `set` as an object or as a list of "path=value" strings, at the top and in an "@axis" value alike', () => {
+    const asObject = sweepSchema.parse({ base: 'b.json', out: 'o', set: { 'training.steps': 5, sampler: { kind: 'skd' } }, grid: { '@m': [{ name: 'a', set: { 'training.batchSize': 2, divergence: { kind: 'jsd' } } }] } });
+    const asList = sweepSchema.parse({ base: 'b.json', out: 'o', set: ['training.steps=5', 'sampler={"kind":"skd"}'], grid: { '@m': [{ name: 'a', set: ['training.batchSize=2', 'divergence={"kind":"jsd"}'] }] } });
+    expect(asObject.set).toEqual(['training.steps=5', 'sampler={"kind":"skd"}']);
+    expect(asList.set).toEqual(asObject.set);
+    expect(expandGrid(asList.grid)).toEqual(expandGrid(asObject.grid));
+    expect(expandGrid(asList.grid)[0]?.sets).toEqual(['training.batchSize=2', 'divergence={"kind":"jsd"}']);
+    // Either form is checked: a string without "=", and a path through __proto__.
+    const noEquals = sweepSchema.safeParse({ base: 'b.json', out: 'o', set: ['training.steps'], grid: { seed: [1] } });
+    expect(noEquals.error?.issues.map((i) => i.path[0])).toEqual(['set']);
+    const proto = sweepSchema.safeParse({ base: 'b.json', out: 'o', grid: { '@m': [{ name: 'a', set: ['__proto__.x=1'] }] } });
+    expect(proto.error?.issues.map((i) => i.path.join('.'))).toEqual(['grid.@m.0.set.0']);
+  });
+
   it('rejects an "@axis" value without a name or set, with its place in the grid', () => {
     const parsed = sweepSchema.safeParse({ base: 'b.json', out: 'o', grid: { '@method': [{ name: 'ok', set: {} }, { set: { seed: 1 } }, { name: 'a b', set: {} }] } });
     expect(parsed.success).toBe(false);

@@ -8,13 +8,26 @@ import { RunFinishedError, runExperiment } from './experiment';
 import { RunDirBusyError, runDirHolder } from './run-lock';
 import type { Io } from './io';
 
+const override = (key: string, value: unknown) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`;
+
+/** Overrides written either way: `{ "path": value }` or `["path=value", ...]` (as --set takes them). */
+const overridesSchema = z.union([
+  z.array(z.string().regex(/^[^=]+=/, 'expected "path=value"')),
+  z.record(z.string(), z.unknown()),
+]);
+
+/** Overrides in --set form, whichever way they were written. */
+export function overrideList(set: z.infer<typeof overridesSchema>): string[] {
+  return Array.isArray(set) ? set : Object.entries(set).map(([p, x]) => override(p, x));
+}
+
 /**
  * A value of a named axis (a grid key starting with "@"): several config paths set together under
  * one name, e.g. a method as its sampler and divergence.
  */
 export const bundleSchema = z.strictObject({
   name: z.string().regex(/^[\w.-]+$/, 'letters, digits, ".", "_" or "-"').describe('names the value in run folders and report groups'),
-  set: z.record(z.string(), z.unknown()).describe('config path -> value, applied together'),
+  set: overridesSchema.describe('config path -> value (or a list of "path=value"), applied together'),
 });
 
 /** A sweep: one base config, a grid of overrides, runs one after another with resumable bookkeeping. */
@@ -27,7 +40,7 @@ export const sweepSchema = z
     grid: z
       .record(z.string(), z.array(z.unknown()).min(1))
       .describe('config path -> values, or "@axis" -> [{ name, set: { path: value } }]; every combination is one run'),
-    set: z.array(z.string()).default([]).describe('overrides applied to every run'),
+    set: overridesSchema.default([]).transform(overrideList).describe('overrides applied to every run: ["path=value", ...] or { "path": value }'),
   })
   .superRefine((sweep, ctx) => {
     const pathIssue = (keyPath: string, at: (string | number)[]) => {
@@ -44,7 +57,8 @@ export const sweepSchema = z
       }
       values.forEach((value, i) => {
         const set = (value as { set?: unknown } | null)?.set;
-        if (set && typeof set === 'object') for (const p of Object.keys(set)) pathIssue(p, ['grid', key, i, 'set', p]);
+        if (Array.isArray(set)) set.forEach((item, j) => typeof item === 'string' && item.includes('=') && pathIssue(item.slice(0, item.indexOf('=')), ['grid', key, i, 'set', j]));
+        else if (set && typeof set === 'object') for (const p of Object.keys(set)) pathIssue(p, ['grid', key, i, 'set', p]);
       });
       values.forEach((value, i) => {
         const parsed = bundleSchema.safeParse(value);
@@ -70,7 +84,6 @@ export interface PlannedRun {
   readonly labels: Readonly<Record<string, string>>;
 }
 
-const override = (key: string, value: unknown) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`;
 
 /**
  * Every combination of the grid, in a stable order; the group leaves out the seed. A plain key sets
@@ -105,7 +118,7 @@ export function expandGrid(grid: Record<string, readonly unknown[]>): PlannedRun
     name: slug(pairs),
     group: slug(pairs.filter(([k]) => k !== 'seed')),
     labels: Object.fromEntries(pairs.map(([k, v]) => [k.replace(/^@/, ''), label(k, v)])),
-    sets: pairs.flatMap(([k, v]) => (k.startsWith('@') ? Object.entries((v as z.infer<typeof bundleSchema>).set).map(([p, x]) => override(p, x)) : [override(k, v)])),
+    sets: pairs.flatMap(([k, v]) => (k.startsWith('@') ? overrideList((v as z.infer<typeof bundleSchema>).set) : [override(k, v)])),
   }));
 }
 
