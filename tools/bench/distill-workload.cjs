@@ -123,4 +123,4 @@ async function compareFusedDivergences({ rounds = 3, steps = 100, log = () => {}
   return results;
 }
 
-module.exports = { compareSkdOnPolicy, compareFusedDivergences };
+module.exports = { compareSkdOnPolicy, compareFusedDivergences, distillSteps };

@@ -140,6 +140,21 @@ export interface AddonLoad {
 
 let cached: AddonLoad | undefined;
 
+/**
+ * How the kernels' OpenMP threads wait between parallel regions, chosen before libgomp loads (it
+ * reads the environment once, when the addon is opened): passively, unless the user set
+ * OMP_WAIT_POLICY or GOMP_SPINCOUNT. libgomp's own default spins 300,000 times first; with more busy
+ * threads than cores (two skd processes on two cores) the spinning threads hold the cores the
+ * working ones need, and an SKD step of the arithmetic main job went from 0.17 s to 1.1 s
+ * (tools/bench/lanes.cjs). Returns the policy in effect, for the backend line.
+ */
+export function chooseThreadWaiting(env: NodeJS.ProcessEnv = process.env): string {
+  if (env['OMP_WAIT_POLICY'] !== undefined) return `OMP_WAIT_POLICY=${env['OMP_WAIT_POLICY']}`;
+  if (env['GOMP_SPINCOUNT'] !== undefined) return `GOMP_SPINCOUNT=${env['GOMP_SPINCOUNT']}`;
+  env['OMP_WAIT_POLICY'] = 'PASSIVE';
+  return 'OMP_WAIT_POLICY=PASSIVE';
+}
+
 /** Loads the compiled addon once. Absence is normal (no BLAS at install): the reason says how to get it. */
 export function loadAddon(): AddonLoad {
   if (cached) return cached;
@@ -147,6 +162,7 @@ export function loadAddon(): AddonLoad {
     cached = { addon: undefined, reason: 'native kernels disabled (SKD_NATIVE=off)' };
     return cached;
   }
+  chooseThreadWaiting();
   try {
     const addon = require(ADDON_PATH) as NativeAddon;
     cached = { addon, reason: `${addon.blas()} addon loaded (${ADDON_PATH})` };

@@ -24,7 +24,7 @@ import { unaryKernel } from './kernels/unary';
 import type { Fallback, KernelArgs } from './kernels/wasm';
 
 export { broadcastBatchOffsets } from './kernels/matmul';
-export { loadAddon, ADDON_PATH, type NativeAddon } from './addon';
+export { chooseThreadWaiting, loadAddon, ADDON_PATH, type NativeAddon } from './addon';
 export { NativeBackend } from './native-backend';
 
 export interface NativeKernelStatus {
