@@ -4,8 +4,8 @@
 //   1. This machine's sgemm peak: one 2048^3 matmul through the native addon, best of several.
 //   2. Per shape (2 layers d=128 and d=256, and the teacher shape: 6 layers d=384, T=256, B=8,
 //      vocabulary 2048): a training step and greedy KV-cache generation, skd (wasm + native
-//      kernels) and PyTorch in every configuration (torch.set_num_threads 1..cores, OpenBLAS at its
-//      default and at one thread). Round 1 tries every PyTorch configuration; later rounds rerun skd
+//      kernels) and PyTorch 2 from .venv (the machine's wheel store: MKL and oneDNN, SDPA attention,
+//      foreach Adam) at every thread count 1..cores. Round 1 tries every PyTorch configuration; later rounds rerun skd
 //      and PyTorch's fastest, alternating, and the medians of the rounds are compared (this
 //      machine's second core is shared: speeds drift by 2x between minutes, never within a round).
 //      Training MFU is the model FLOPs of a step over its time, against the sgemm peak.
@@ -36,7 +36,12 @@ const option = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${n
 const quick = flag('quick');
 const rounds = quick ? 1 : Number(option('rounds', 3));
 const log = (line) => process.stderr.write(`${line}\n`);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** The middle value, or the mean of the middle two (2 rounds: their mean). */
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
 
 const SHAPES = [
   { name: 'd128', layers: 2, d: 128, T: 64, B: 16, vocab: 256, trainRepeats: 10, stock: true },
@@ -45,35 +50,30 @@ const SHAPES = [
 ].filter((s) => option('only', '') === '' || option('only', '').split(',').includes(s.name));
 const NEW_TOKENS = 64;
 
+/** PyTorch 2 from the reference environment tools/setup.sh makes (the machine's wheel store). */
+const PYTHON = path.resolve(__dirname, '../../.venv/bin/python');
+
 function torchAvailable() {
   if (flag('no-torch')) return false;
-  return spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+  const probe = spawnSync(PYTHON, ['-c', 'import torch; assert int(torch.__version__.split(".")[0]) >= 2'], { encoding: 'utf8' });
+  return probe.status === 0;
 }
 
-/** Every PyTorch configuration worth trying on this machine. */
+/** Every PyTorch configuration worth trying on this machine: each thread count. */
 function torchConfigs() {
-  const cores = os.cpus().length;
-  const configs = [];
-  for (let threads = 1; threads <= cores; threads++) {
-    configs.push({ threads, blas: 'default' });
-    if (cores > 1) configs.push({ threads, blas: '1' });
-  }
-  return configs;
+  return Array.from({ length: os.cpus().length }, (_, i) => ({ threads: i + 1 }));
 }
 
 function runTorch(shape, config) {
   const script = path.join(__dirname, 'torch_gpt.py');
   const args = [script, `--d=${shape.d}`, `--T=${shape.T}`, `--B=${shape.B}`, `--layers=${shape.layers}`, `--vocab=${shape.vocab}`, `--new-tokens=${NEW_TOKENS}`, `--threads=${config.threads}`];
   args.push(`--train-repeats=${quick ? 2 : shape.trainRepeats}`, `--generate-repeats=${quick ? 1 : 3}`);
-  const env = { ...process.env };
-  if (config.blas === 'default') delete env.OPENBLAS_NUM_THREADS;
-  else env.OPENBLAS_NUM_THREADS = config.blas;
-  const result = spawnSync('/usr/bin/python3', args, { encoding: 'utf8', env });
+  const result = spawnSync(PYTHON, args, { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`torch reference failed: ${result.stderr}`);
   return JSON.parse(result.stdout.trim().split('\n').pop());
 }
 
-const configName = (c) => `torch ${c.threads} thread${c.threads > 1 ? 's' : ''}, OpenBLAS ${c.blas === 'default' ? 'default' : `${c.blas} thread`}`;
+const configName = (c) => `torch ${c.threads} thread${c.threads > 1 ? 's' : ''}`;
 
 async function measureSkd(shape, mode = 'native') {
   registerNativeKernels({ stockBaseline: mode === 'stock' });
@@ -197,7 +197,7 @@ const fmt = (x, digits = 0) => (x === null || x === undefined ? '-' : x.toFixed(
   log(backend.summary);
   if (!backend.native?.native) log('warning: the native addon is not built; "skd" rows measure stock wasm');
   const withTorch = torchAvailable();
-  if (!withTorch && !flag('no-torch')) log('PyTorch not found: apt-get install python3-torch for the comparison (tools/setup.sh installs it)');
+  if (!withTorch && !flag('no-torch')) log(`PyTorch 2 not found at ${PYTHON}: bash tools/setup.sh makes it from the machine's wheel store`);
   const peak = sgemmPeak();
   log(`sgemm peak through the addon: ${fmt(peak, 1)} GFLOP/s`);
   const summary = { machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'unknown CPU'}`, backend: backend.summary, sgemmPeakGflops: peak, rounds, sizes: {} };

@@ -1,12 +1,11 @@
 #!/usr/bin/env python3
-"""PyTorch CPU yardstick: the same GPT as packages/models (pre-LayerNorm, tanh-GELU, learned
-positions, tied head), the same training step (Adam 1e-3, cross-entropy on next tokens) and the
-same greedy generation with a KV cache. Prints one JSON line. tools/bench/run.cjs runs it at every
-thread count (torch.set_num_threads) and with OpenBLAS, which PyTorch calls for its matrix products
-and which keeps a thread pool of its own, at its default and at one thread (OPENBLAS_NUM_THREADS is
-read when the library loads, so the caller sets it in the environment), and compares skd with the
-fastest configuration."""
-import argparse, json, math, os, time
+"""PyTorch 2 CPU yardstick: the same GPT as packages/models (pre-LayerNorm, tanh-GELU, learned
+positions, tied head), the same training step (Adam 1e-3 with foreach, cross-entropy on next tokens)
+and the same greedy generation with a KV cache, attention by torch's scaled_dot_product_attention
+(SDPA), as PyTorch 2 runs it at its best. Prints one JSON line. tools/bench/run.cjs runs it from
+.venv (PyTorch 2 from the machine's wheel store, made by tools/setup.sh) at every thread count and
+compares skd with the fastest."""
+import argparse, json, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -31,11 +30,9 @@ class Block(nn.Module):
         if past is not None:
             k = torch.cat([past[0], k], 2)
             v = torch.cat([past[1], v], 2)
-        L = k.shape[2]
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(dh)  # (B, H, S, L)
-        causal = torch.ones(S, L, dtype=torch.bool).tril(L - S)
-        att = att.masked_fill(~causal, float("-inf")).softmax(-1)
-        y = (att @ v).transpose(1, 2).reshape(B, S, d)
+        # A full sequence is causal; one new token attends to every cached position.
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=past is None)
+        y = y.transpose(1, 2).reshape(B, S, d)
         x = x + self.c_proj(y)
         x = x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
         return x, (k, v)
@@ -87,7 +84,7 @@ def main():
     torch.manual_seed(0)
     torch.set_num_threads(a.threads)
     model = Gpt(a.vocab, max(a.T, 128), a.d, a.layers, a.d // 32)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
     tokens = torch.randint(0, a.vocab, (a.B, a.T))
 
     def step():
@@ -109,7 +106,7 @@ def main():
             nxt = logits[:, -1].argmax(-1, keepdim=True)
 
     gen_ms = median_ms(gen, 1, a.generate_repeats, 30)
-    print(json.dumps({"torch": torch.__version__, "threads": a.threads, "blasThreads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+    print(json.dumps({"torch": torch.__version__, "threads": a.threads,
                       "trainMs": train_ms, "generateTokensPerSecond": a.B * a.new_tokens / gen_ms * 1000}))
 
 
