@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # System packages: a C toolchain, Python for node-gyp, oneDNN (and OpenBLAS, its fallback) for the
 # native CPU kernels, Chromium (headless) to check that reports render, PyTorch: the CPU
 # yardstick of `npm run bench`, and Redis for queued sweeps (the tests start their own server).
-APT_PACKAGES=(build-essential python3 libdnnl-dev libopenblas-dev chromium python3-torch redis-server)
+APT_PACKAGES=(build-essential python3 python3-venv libdnnl-dev libopenblas-dev chromium redis-server)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -3,7 +3,8 @@
 runs it in PyTorch, with the GPT of tools/bench/torch_gpt.py (written from the GPT-2 architecture,
 not from skd's code): Conv1D weights ([in, out]) are transposed into nn.Linear ([out, in]).
 Prints the logits of the token sequences given as JSON on stdin ([[ids...], ...]) as JSON.
-Used by skd's export test: python3 tools/export/check_hf_gpt2.py FOLDER < sequences.json"""
+Used by skd's export test, with PyTorch 2 from the reference environment:
+.venv/bin/python tools/export/check_hf_gpt2.py FOLDER < sequences.json"""
 import json, os, struct, sys
 
 import torch
