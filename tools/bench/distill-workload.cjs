@@ -46,14 +46,16 @@ async function distillSteps(sampler, steps, config = CONFIG) {
   };
 }
 
-/** SKD (top-K 5, gamma 5, the main job's settings) against on-policy KD, alternating over rounds. */
+/** SKD (top-K 5, gamma 5, the main job's settings; and with adaptive blocks up to 32) against on-policy KD, alternating over rounds. */
 async function compareSkdOnPolicy({ rounds = 3, steps = 5, log = () => {} } = {}) {
   const skd = [];
+  const adaptive = [];
   const onPolicy = [];
   for (let r = 0; r < rounds; r++) {
     skd.push(await distillSteps({ kind: 'skd', options: { topK: 5, draftBlock: 5, maxNewTokens: 160 } }, steps));
+    adaptive.push(await distillSteps({ kind: 'skd', options: { topK: 5, draftBlock: 5, maxDraftBlock: 32, maxNewTokens: 160 } }, steps));
     onPolicy.push(await distillSteps({ kind: 'on-policy', options: { maxNewTokens: 160 } }, steps));
-    log(`distill round ${r + 1}: skd ${skd[r].secondsPerStep.toFixed(3)} s/step, on-policy ${onPolicy[r].secondsPerStep.toFixed(3)} s/step`);
+    log(`distill round ${r + 1}: skd ${skd[r].secondsPerStep.toFixed(3)} s/step, adaptive blocks ${adaptive[r].secondsPerStep.toFixed(3)} s/step, on-policy ${onPolicy[r].secondsPerStep.toFixed(3)} s/step`);
   }
   const pick = (runs, key) => median(runs.map((x) => x[key]));
   const result = {
@@ -64,8 +66,11 @@ async function compareSkdOnPolicy({ rounds = 3, steps = 5, log = () => {} } = {}
     onPolicyTargetTokensPerStep: pick(onPolicy, 'targetTokensPerStep'),
     acceptanceRate: pick(skd, 'acceptanceRate'),
     teacherPassesPerToken: pick(skd, 'teacherPassesPerToken'),
+    adaptiveSecondsPerStep: pick(adaptive, 'secondsPerStep'),
+    adaptiveTeacherPassesPerToken: pick(adaptive, 'teacherPassesPerToken'),
   };
   result.stepRatio = result.skdSecondsPerStep / result.onPolicySecondsPerStep;
+  result.adaptiveStepRatio = result.adaptiveSecondsPerStep / result.onPolicySecondsPerStep;
   return result;
 }
 

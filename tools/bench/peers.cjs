@@ -3,8 +3,8 @@
 // GKDTrainer (from .venv, PyTorch 2, at its fastest thread count), on the same models and data: the
 // committed arithmetic teacher and student-1k exported as Hugging Face folders (skd export), the
 // first 1000 training prompts, batch 8, 32 new tokens, temperature 1, forward KL, fully on-policy.
-// skd runs its on-policy KD step and its SKD step (top-K 5, draft block 5) on those folders (model
-// and tokenizer kind hf). Each run takes 40 steps; the median of steps 5-40 is its step time. Round 1
+// skd runs its on-policy KD step and its SKD step (top-K 5, draft block 5, and with adaptive blocks
+// up to 32) on those folders (model and tokenizer kind hf). Each run takes 40 steps; the median of steps 5-40 is its step time. Round 1
 // tries TRL at every thread count; rounds alternate TRL, skd on-policy, skd SKD.
 // Options: --rounds=N (default 2), --steps=N (default 40). The last line is one JSON object.
 const { spawnSync } = require('node:child_process');
@@ -69,7 +69,7 @@ function skd(dir, sampler, steps) {
       trainer.events$.subscribe((e) => e.type === 'step' && events.push(e));
       try { await trainer.run(); } finally { trainer.dispose(); run.dispose(); }
       const mean = (key) => events.reduce((s, e) => s + (e.sampler[key] ?? 0), 0) / events.length;
-      process.stdout.write(JSON.stringify({ stepSeconds: events.map((e) => e.seconds), acceptanceRate: mean('acceptanceRate'), teacherPassesPerToken: mean('teacherPassesPerToken'), backend: run.backend.short }) + '\\n');
+      process.stdout.write(JSON.stringify({ stepSeconds: events.map((e) => e.seconds), acceptanceRate: mean('acceptanceRate'), teacherPassesPerToken: mean('teacherPassesPerToken'), meanDraftBlock: mean('meanDraftBlock'), backend: run.backend.short }) + '\\n');
     })().catch((e) => { process.stderr.write(e.stack + '\\n'); process.exit(1); });`;
   const result = spawnSync(process.execPath, ['-e', child], { encoding: 'utf8', cwd: REPO, maxBuffer: 1 << 26 });
   if (result.status !== 0) throw new Error(`skd ${sampler.kind} failed (${result.status}): ${result.stderr.slice(-3000)}`);
@@ -87,8 +87,9 @@ async function comparePeers({ rounds = 2, steps = 40 } = {}) {
     const samplers = {
       'skd on-policy KD': { kind: 'on-policy', options: { maxNewTokens: SETTINGS.newTokens } },
       'skd SKD': { kind: 'skd', options: { topK: 5, draftBlock: 5, maxNewTokens: SETTINGS.newTokens } },
+      'skd SKD, adaptive blocks': { kind: 'skd', options: { topK: 5, draftBlock: 5, maxDraftBlock: 32, maxNewTokens: SETTINGS.newTokens } },
     };
-    const results = { trl: [], 'skd on-policy KD': [], 'skd SKD': [] };
+    const results = { trl: [], 'skd on-policy KD': [], 'skd SKD': [], 'skd SKD, adaptive blocks': [] };
     let threads;
     for (let r = 0; r < rounds; r++) {
       const counts = r === 0 ? Array.from({ length: os.cpus().length }, (_, i) => i + 1) : [threads];
@@ -100,13 +101,13 @@ async function comparePeers({ rounds = 2, steps = 40 } = {}) {
       for (const [name, sampler] of Object.entries(samplers)) {
         const out = skd(dir, sampler, steps);
         results[name].push(out);
-        log(`round ${r + 1}: ${name}: ${out.seconds.toFixed(3)} s/step${sampler.kind === 'skd' ? ` (acceptance ${out.acceptanceRate.toFixed(2)})` : ''}`);
+        log(`round ${r + 1}: ${name}: ${out.seconds.toFixed(3)} s/step${sampler.kind === 'skd' ? ` (acceptance ${out.acceptanceRate.toFixed(2)}, ${out.teacherPassesPerToken.toFixed(2)} teacher passes per token, mean block ${out.meanDraftBlock.toFixed(1)})` : ''}`);
       }
     }
     const trlSeconds = median(results.trl.map((x) => x.seconds));
     const rows = Object.entries(results).map(([name, rs]) => {
       const seconds = median(rs.map((x) => x.seconds));
-      return { system: name, secondsPerStep: seconds, speedVsTrl: trlSeconds / seconds, ...(name === 'trl' ? { threads, version: rs[0].trl, torch: rs[0].torch } : { backend: rs[0].backend }), ...(name === 'skd SKD' ? { acceptanceRate: median(rs.map((x) => x.acceptanceRate)), teacherPassesPerToken: median(rs.map((x) => x.teacherPassesPerToken)) } : {}) };
+      return { system: name, secondsPerStep: seconds, speedVsTrl: trlSeconds / seconds, ...(name === 'trl' ? { threads, version: rs[0].trl, torch: rs[0].torch } : { backend: rs[0].backend }), ...(name.startsWith('skd SKD') ? { acceptanceRate: median(rs.map((x) => x.acceptanceRate)), teacherPassesPerToken: median(rs.map((x) => x.teacherPassesPerToken)), meanDraftBlock: median(rs.map((x) => x.meanDraftBlock)) } : {}) };
     });
     return { settings: { ...SETTINGS, steps, rounds, models: 'experiments/arithmetic teacher and student-1k, exported by skd export' }, rows };
   } finally {
@@ -119,8 +120,8 @@ if (require.main === module) {
     .then((result) => {
       log('');
       log(`settings: ${JSON.stringify(result.settings)}`);
-      log('system                        s/step   vs TRL');
-      for (const row of result.rows) log(`${(row.system === 'trl' ? `TRL GKDTrainer ${row.version} (${row.threads} thread${row.threads > 1 ? 's' : ''})` : row.system).padEnd(28)}${row.secondsPerStep.toFixed(3).padStart(8)}${row.speedVsTrl.toFixed(2).padStart(9)}`);
+      log('system                              s/step   vs TRL');
+      for (const row of result.rows) log(`${(row.system === 'trl' ? `TRL GKDTrainer ${row.version} (${row.threads} thread${row.threads > 1 ? 's' : ''})` : row.system).padEnd(34)}${row.secondsPerStep.toFixed(3).padStart(8)}${row.speedVsTrl.toFixed(2).padStart(9)}`);
       process.stdout.write(`${JSON.stringify({ peers: result })}\n`);
     })
     .catch((error) => {

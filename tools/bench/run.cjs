@@ -224,7 +224,7 @@ const fmt = (x, digits = 0) => (x === null || x === undefined ? '-' : x.toFixed(
   console.log(`sgemm peak ${fmt(peak, 1)} GFLOP/s; PyTorch: the fastest of ${withTorch ? torchConfigs().map(configName).join('; ') : 'none'}`);
   console.log(table(rows, Object.keys(rows[0])));
   const d = summary.distill;
-  console.log(`distillation step (${d.setup}): SKD ${d.skdSecondsPerStep.toFixed(3)} s, on-policy ${d.onPolicySecondsPerStep.toFixed(3)} s, ratio ${d.stepRatio.toFixed(2)}; SKD acceptance ${(100 * d.acceptanceRate).toFixed(1)}%, ${d.teacherPassesPerToken.toFixed(3)} teacher passes per token`);
+  console.log(`distillation step (${d.setup}): SKD ${d.skdSecondsPerStep.toFixed(3)} s, on-policy ${d.onPolicySecondsPerStep.toFixed(3)} s, ratio ${d.stepRatio.toFixed(2)}; SKD acceptance ${(100 * d.acceptanceRate).toFixed(1)}%, ${d.teacherPassesPerToken.toFixed(3)} teacher passes per token; with adaptive blocks (5 up to 32) ${d.adaptiveSecondsPerStep.toFixed(3)} s, ratio ${d.adaptiveStepRatio.toFixed(2)}, ${d.adaptiveTeacherPassesPerToken.toFixed(3)} teacher passes per token`);
   for (const kl of summary.fusedDivergences) console.log(`${kl.divergence} (${kl.setup}): fused ${kl.fusedSecondsPerStep.toFixed(3)} s/step, composite ${kl.compositeSecondsPerStep.toFixed(3)} s/step, ${kl.speedup.toFixed(2)}x`);
   if (summary.pretrained) printPretrained(summary.pretrained);
   console.log(JSON.stringify(summary));

@@ -83,6 +83,12 @@ const skdOptions = (ratio: number) =>
       acceptOn: z.enum(['raw', 'warped']).default('raw').describe('judge on the raw teacher distribution (paper) or the one warped by teacherSampling (reference code)'),
       replace: z.enum(['resample', 'argmax']).default('resample').describe('a rejected draft is replaced by a teacher sample or the teacher\'s argmax'),
       draftBlock: z.number().int().min(1).default(5).describe('tokens drafted per teacher forward (gamma)'),
+      maxDraftBlock: z
+        .number()
+        .int()
+        .min(1)
+        .optional()
+        .describe('adaptive blocks: the block doubles up to this after a round where every draft was kept, and returns to draftBlock after a rejection (fewer teacher forwards at high acceptance; the same samples in distribution)'),
       kDecay: z.boolean().default(false).describe('shrink K linearly over training'),
       ratio: z.number().min(0).max(1).default(ratio).describe('probability that a batch is an SKD sample (else ground truth)'),
       studentSampling: sampling.describe('the student\'s drafting settings'),
@@ -92,6 +98,7 @@ const skdOptions = (ratio: number) =>
     })
     .superRefine((o, ctx) => {
       if (o.acceptance === 'top-p' && o.topP === 1) ctx.addIssue({ code: 'custom', message: 'acceptance top-p with topP 1 accepts every token; use on-policy, or topP < 1', path: ['topP'] });
+      if (o.maxDraftBlock !== undefined && o.maxDraftBlock < o.draftBlock) ctx.addIssue({ code: 'custom', message: `maxDraftBlock ${o.maxDraftBlock} is below draftBlock ${o.draftBlock}`, path: ['maxDraftBlock'] });
     });
 
 export const skdEntry = defineComponent({

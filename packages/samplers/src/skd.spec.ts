@@ -57,9 +57,13 @@ describe('SKD token distribution (bigram toys with known distributions; chi-squa
     expect(chiSquare(counts, teacherTable[0] as number[], n)).toBeGreaterThan(20.5);
   });
 
-  it.each([5, 1])('matches the closed form jointly over two positions with draftBlock %i (block = token-by-token)', async (gamma) => {
+  it.each([
+    [5, undefined],
+    [1, undefined],
+    [1, 8],
+  ])('matches the closed form jointly over two positions with draftBlock %i, maxDraftBlock %s (block 1 = token-by-token; adaptive blocks)', async (gamma, most) => {
     const n = 8000;
-    const rows = await sampleMany(n, { maxNewTokens: 2, draftBlock: gamma, rng: Rng.create(10 + gamma) });
+    const rows = await sampleMany(n, { maxNewTokens: 2, draftBlock: gamma, ...(most ? { maxDraftBlock: most } : {}), rng: Rng.create(10 + gamma + (most ?? 0)) });
     const counts = new Array(V * V).fill(0);
     rows.forEach((r) => counts[(r[0] as number) * V + (r[1] as number)]++);
     const first = skdClosedForm(studentTable[0] as number[], teacherTable[0] as number[], K);
@@ -169,6 +173,28 @@ describe('SKD options each change behaviour', () => {
     expect(five).toBeLessThan(one / 2.5);
   });
 
+  it('adaptive blocks grow while drafts are kept: fewer teacher forwards than a fixed block, the same distribution (above)', async () => {
+    const run = async (over: Partial<SpeculativeOptions>) => {
+      let passes = 0;
+      let tokens = 0;
+      let blocks = 0;
+      const rng = Rng.create(3);
+      for (let i = 0; i < 20; i++) {
+        const { stats } = await speculativeGenerate(BigramModel.fromProbabilities(studentTable), BigramModel.fromProbabilities(teacherTable), [[0]], options({ maxNewTokens: 60, acceptance: { kind: 'top-k', k: V - 1 }, rng, ...over }));
+        passes += stats.teacherForwards;
+        tokens += stats.tokensGenerated;
+        blocks += stats.meanDraftBlock;
+      }
+      return { perToken: passes / tokens, meanBlock: blocks / 20 };
+    };
+    const fixed = await run({ draftBlock: 5 });
+    const adaptive = await run({ draftBlock: 5, maxDraftBlock: 32 });
+    expect(fixed.meanBlock).toBe(5);
+    expect(adaptive.meanBlock).toBeGreaterThan(5);
+    expect(adaptive.perToken).toBeLessThan(fixed.perToken);
+    await expect(speculativeGenerate(BigramModel.fromProbabilities(studentTable), BigramModel.fromProbabilities(teacherTable), [[0]], options({ draftBlock: 5, maxDraftBlock: 4 }))).rejects.toThrow('maxDraftBlock must be an integer >= draftBlock (5), got 4');
+  });
+
   it('stops rows at EOS at different times and never exceeds maxNewTokens', async () => {
     const eos = 5;
     const result = await speculativeGenerate(BigramModel.fromProbabilities(studentTable), BigramModel.fromProbabilities(teacherTable), Array.from({ length: 100 }, () => [0]), options({ maxNewTokens: 7, eos }));
@@ -208,12 +234,15 @@ describe.each(['cpu', 'wasm'] as const)('SKD with GPT models on %s: batched cach
   };
   const tokenizer = { special: { pad: 0, eos: 10 }, vocabSize: 11 } as unknown as Tokenizer;
 
-  it('every kept teacher distribution equals a full recomputation on the final sequence, and so does every greedy draft', async () => {
+  it.each([
+    ['a fixed block', {}],
+    ['adaptive blocks', { draftBlock: 2, maxDraftBlock: 8 }],
+  ])('with %s, every kept teacher distribution equals a full recomputation on the final sequence, and so does every greedy draft', async (_name, blocks) => {
     const student = cfg(1, 1);
     const teacher = cfg(2, 2);
     const prompts = [[1, 2, 3], [4], [5, 6], [7, 8, 9, 1]];
     const studentSampling: SamplingOptions = { greedy: true };
-    const result = await speculativeGenerate(student, teacher, prompts, options({ maxNewTokens: 12, draftBlock: 4, acceptance: { kind: 'top-k', k: 4 }, keepTeacherLogProbs: true, studentSampling }));
+    const result = await speculativeGenerate(student, teacher, prompts, options({ maxNewTokens: 12, draftBlock: 4, acceptance: { kind: 'top-k', k: 4 }, keepTeacherLogProbs: true, studentSampling, ...blocks }));
     expect(result.stats.corrections).toBeGreaterThan(3); // rows rolled back at different places
     expect(result.stats.accepted).toBeGreaterThan(3);
     for (const [b, prompt] of prompts.entries()) {
@@ -339,7 +368,7 @@ describe('SkdSampler', () => {
     const models = { student: BigramModel.fromProbabilities(studentTable), teacher: BigramModel.fromProbabilities(teacherTable), tokenizer, rng: Rng.create(1) };
     const batch = await new SkdSampler(models, { ...base, topK: 3, kDecay: true }).sample(prompts, { step: 50, totalSteps: 100 });
     expect(Object.keys(batch.stats).sort()).toEqual(
-      ['acceptanceRate', 'correctionsPerSequence', 'meanAcceptedRun', 'skdRows', 'targetTokens', 'teacherCached', 'teacherPassesPerToken', 'tokensGenerated', 'topK'].sort(),
+      ['acceptanceRate', 'correctionsPerSequence', 'meanAcceptedRun', 'meanDraftBlock', 'skdRows', 'targetTokens', 'teacherCached', 'teacherPassesPerToken', 'tokensGenerated', 'topK'].sort(),
     );
     expect(batch.stats['topK']).toBe(2);
     expect(Object.values(batch.stats).every((v) => typeof v === 'number' && Number.isFinite(v))).toBe(true);

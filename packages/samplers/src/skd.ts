@@ -11,6 +11,8 @@ export interface SkdSamplerOptions {
   readonly acceptOn: 'raw' | 'warped';
   readonly replace: 'resample' | 'argmax';
   readonly draftBlock: number;
+  /** Adaptive blocks up to this many drafts (see SpeculativeOptions.maxDraftBlock); unset: fixed. */
+  readonly maxDraftBlock?: number;
   readonly kDecay: boolean;
   /** Probability that a batch is an SKD sample; otherwise the ground truth (mixed-SKD). */
   readonly ratio: number;
@@ -80,6 +82,7 @@ export class SkdSampler implements KdSampler {
       ...(tokenizer.special.stop ? { stop: tokenizer.special.stop } : {}),
       pad: tokenizer.special.pad,
       draftBlock: this.options.draftBlock,
+      ...(this.options.maxDraftBlock !== undefined ? { maxDraftBlock: this.options.maxDraftBlock } : {}),
       acceptance,
       acceptOn: this.options.acceptOn,
       replace: this.options.replace,
@@ -102,6 +105,7 @@ export class SkdSampler implements KdSampler {
         teacherPassesPerToken: s.tokensGenerated ? s.teacherForwards / (s.tokensGenerated / B) : 0,
         tokensGenerated: s.tokensGenerated,
         teacherCached: keep ? 1 : 0,
+        meanDraftBlock: s.meanDraftBlock,
       },
       pad: tokenizer.special.pad,
       contextLength: student.contextLength,

@@ -14,6 +14,13 @@ export interface SpeculativeOptions {
   readonly pad: number;
   /** Drafted tokens per round (gamma). 1 is token-by-token verification. */
   readonly draftBlock: number;
+  /**
+   * Adaptive blocks: above draftBlock, the block doubles (up to this) after a round in which every
+   * row kept all its drafts, and falls back to draftBlock after any rejection. What is sampled is
+   * unchanged (each token is still drafted by the student and judged by the teacher); only the
+   * number of teacher forwards changes. Unset: always draftBlock.
+   */
+  readonly maxDraftBlock?: number;
   readonly acceptance: Acceptance;
   /** Judge drafts on the raw teacher distribution (paper) or the one warped by teacherSampling (reference code). */
   readonly acceptOn: 'raw' | 'warped';
@@ -40,6 +47,8 @@ export interface SpeculativeStats {
   /** Batched forward calls, prompt prefill included. */
   readonly teacherForwards: number;
   readonly studentForwards: number;
+  /** The mean draft block over the rounds (draftBlock unless blocks adapt). */
+  readonly meanDraftBlock: number;
 }
 
 export interface SpeculativeResult {
@@ -115,6 +124,9 @@ export async function speculativeGenerate(
   checkSampling(options.studentSampling);
   checkSampling(options.teacherSampling);
   if (!Number.isInteger(options.draftBlock) || options.draftBlock < 1) throw new SkdError(`draftBlock must be an integer >= 1, got ${options.draftBlock}`);
+  if (options.maxDraftBlock !== undefined && (!Number.isInteger(options.maxDraftBlock) || options.maxDraftBlock < options.draftBlock)) {
+    throw new SkdError(`maxDraftBlock must be an integer >= draftBlock (${options.draftBlock}), got ${options.maxDraftBlock}`);
+  }
   if (student.vocabSize !== teacher.vocabSize) throw new SkdError(`student vocabulary ${student.vocabSize} differs from the teacher's ${teacher.vocabSize}`);
   if (prompts.some((p) => p.length === 0)) throw new SkdError('every prompt needs at least one token (start with BOS)');
   const P = Math.max(...prompts.map((p) => p.length));
@@ -153,7 +165,8 @@ interface Drafts {
 class SpeculativeRun {
   private readonly B: number;
   private readonly V: number;
-  private readonly gamma: number;
+  /** This round's draft block; adapts between draftBlock and maxDraftBlock. */
+  private gamma: number;
   private readonly studentState: DecodeState;
   private readonly teacherState: DecodeState;
   private readonly tokens: number[][];
@@ -176,6 +189,8 @@ class SpeculativeRun {
   private rowRounds = 0;
   private teacherForwards = 0;
   private studentForwards = 0;
+  private rounds = 0;
+  private blockSum = 0;
 
   constructor(
     private readonly student: LanguageModel,
@@ -329,6 +344,7 @@ class SpeculativeRun {
   /** 4. Each row keeps its drafts up to the first outside the acceptance set, replaces that one with a teacher token, and both caches roll back. */
   judge(drafts: Drafts, scores: Float32Array): void {
     const { gamma, V } = this;
+    let rejected = false;
     const rollbackTeacher: (number | undefined)[] = new Array(this.B).fill(undefined);
     const rollbackStudent: (number | undefined)[] = new Array(this.B).fill(undefined);
     for (let b = 0; b < this.B; b++) {
@@ -355,6 +371,7 @@ class SpeculativeRun {
         // Draft i was rejected: both caches drop it and what followed; the teacher supplies this position.
         this.judged += 1;
         this.corrections += 1;
+        rejected = true;
         rollbackTeacher[b] = (drafts.teacherLength[b] as number) + (hadPending ? 1 : 0) + i;
         rollbackStudent[b] = (drafts.studentLength[b] as (number | undefined)[])[i];
         const dist = distAt(i);
@@ -373,6 +390,11 @@ class SpeculativeRun {
     }
     this.teacherState.rollback(rollbackTeacher);
     this.studentState.rollback(rollbackStudent);
+    this.rounds += 1;
+    this.blockSum += gamma;
+    // Adaptive blocks grow while every draft is kept, and start over after a rejection.
+    const most = this.options.maxDraftBlock ?? this.options.draftBlock;
+    this.gamma = rejected ? this.options.draftBlock : Math.min(most, gamma * 2);
   }
 
   result(): SpeculativeResult {
@@ -389,6 +411,7 @@ class SpeculativeRun {
         tokensGenerated,
         teacherForwards: this.teacherForwards,
         studentForwards: this.studentForwards,
+        meanDraftBlock: this.rounds ? this.blockSum / this.rounds : this.options.draftBlock,
       },
     };
   }
