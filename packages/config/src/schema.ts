@@ -26,6 +26,10 @@ export const trainingSchema = z.strictObject({
   schedule: z.enum(['constant', 'linear', 'cosine']).default('linear').describe('learning-rate decay after warmup (to 0 at the last step)'),
   warmupSteps: z.number().int().min(0).default(0).describe('linear warmup from 0'),
   gradientClip: z.number().min(0).default(1).describe('clip the global gradient norm to this (0: off)'),
+  lossReduction: z
+    .enum(['tokens', 'sequences'])
+    .default('tokens')
+    .describe('tokens: the summed token losses over the step\'s target tokens (long responses weigh more); sequences: each response\'s token mean, averaged over responses (the SKD authors\' code)'),
   evalEvery: z.number().int().min(0).default(0).describe('evaluate every N steps (0: only at the end)'),
   evalLimit: z.number().int().min(1).default(50).describe('eval-split examples evaluated during training'),
   testLimit: z.number().int().min(1).optional().describe('test-split examples evaluated at the end (default: the whole split)'),

@@ -3,7 +3,7 @@ import { Rng } from '@skd/core';
 import { maxAbsDiff, tensorsLeakedBy, useBackend } from '@skd/testing';
 import { forwardKl } from './divergences';
 import { CrossEntropy, TokenDivergence } from './token-divergence';
-import { countTargets, tokenLoss } from './token-loss';
+import { countTargetRows, countTargets, tokenLoss } from './token-loss';
 
 beforeAll(() => useBackend('cpu'));
 
@@ -103,6 +103,25 @@ describe('tokenLoss', () => {
     });
     const loss = (s: tf.Tensor3D) => scalar(tokenLoss({ divergence: kl, tokens: tokens(), targetMask: mask(), studentLogits: s, teacherLogits: teacher }));
     expect(loss(garbage)).toBeCloseTo(loss(clean), 6);
+  });
+
+  it('reduction sequences: each row\'s mean over its own targets, then the mean over rows (short responses weigh as much as long ones)', () => {
+    const rng = Rng.create(6);
+    const s = random(rng, [2, 4, V]) as tf.Tensor3D;
+    const t = random(rng, [2, 4, V]) as tf.Tensor3D;
+    const base = { divergence: kl, tokens: tokens(), targetMask: mask(), studentLogits: s, teacherLogits: t };
+    // The per-token values, row 0's three targets and row 1's one, summed by hand.
+    const rowSum = (m: number[][]) => scalar(tokenLoss({ ...base, targetMask: tf.tensor2d(m), normalizer: 1 }));
+    const first = rowSum([[0, 1, 1, 1], [0, 0, 0, 0]]);
+    const second = rowSum([[0, 0, 0, 0], [0, 0, 1, 0]]);
+    expect(scalar(tokenLoss(base))).toBeCloseTo((first + second) / 4, 6);
+    expect(scalar(tokenLoss({ ...base, reduction: 'sequences' }))).toBeCloseTo((first / 3 + second / 1) / 2, 6);
+    expect(countTargetRows(mask())).toBe(2);
+    // A row without targets adds nothing and is not counted; a global row count (micro-batches) divides instead.
+    const oneRow = tf.tensor2d([[0, 1, 1, 1], [0, 0, 0, 0]]);
+    expect(countTargetRows(oneRow)).toBe(1);
+    expect(scalar(tokenLoss({ ...base, targetMask: oneRow, reduction: 'sequences' }))).toBeCloseTo(first / 3, 6);
+    expect(scalar(tokenLoss({ ...base, reduction: 'sequences', normalizer: 4 }))).toBeCloseTo((first / 3 + second) / 4, 6);
   });
 
   it('scales rows by per-sequence weights without changing the token count', () => {

@@ -19,6 +19,20 @@ export interface TokenLossInput {
    * global batch, so micro-batches sum to the full-batch loss. Default: this batch's count.
    */
   readonly normalizer?: number;
+  /**
+   * tokens: sum over the targets / normalizer (each token counts once). sequences: each row's mean
+   * over its own targets, summed and divided by `normalizer` rows (each sequence counts once, as the
+   * SKD authors' code reduces); rows without targets add nothing. Default tokens.
+   */
+  readonly reduction?: 'tokens' | 'sequences';
+}
+
+/** Rows of a batch with at least one loss target: what a sequence-mean loss divides by. */
+export function countTargetRows(targetMask: tf.Tensor2D): number {
+  const count = tf.tidy(() => tf.sum(tf.cast(tf.greater(tf.sum(tf.slice(targetMask, [0, 1], [-1, -1]), 1), 0), 'float32')));
+  const value = count.dataSync()[0] as number;
+  count.dispose();
+  return value;
 }
 
 /** Number of loss-target tokens in a batch (those with a preceding position to predict them). */
@@ -34,8 +48,8 @@ export function countTargets(targetMask: tf.Tensor2D): number {
  * student alike: targets and the target mask are shifted one column left (the last column predicts
  * nothing and is masked), so the (B, T, V) logits are used in place, never sliced. Values at
  * non-target columns are replaced (not multiplied) by 0, so garbage there (padding, -inf) never
- * leaks in. Returns sum over targets / normalizer, and 0 when there is nothing to learn from (0/0
- * guarded).
+ * leaks in. Returns sum over targets / normalizer (or, with reduction sequences, the sum of the
+ * rows' means / normalizer rows), and 0 when there is nothing to learn from (0/0 guarded).
  */
 export function tokenLoss(input: TokenLossInput): tf.Scalar {
   const { tokens, targetMask, studentLogits } = input;
@@ -62,6 +76,12 @@ export function tokenLoss(input: TokenLossInput): tf.Scalar {
     const isTarget = tf.greater(mask, 0);
     let kept = tf.where(isTarget, values, tf.zerosLike(values)); // (B, T)
     if (input.sequenceWeights) kept = tf.mul(kept, tf.tensor2d(input.sequenceWeights as number[], [B, 1])); // (B, T)
+    if (input.reduction === 'sequences') {
+      const perRow = tf.sum(tf.cast(isTarget, 'float32'), 1); // (B,) targets per row
+      const rowMeans = tf.div(tf.sum(kept, 1), tf.maximum(perRow, 1)); // (B,): a row without targets is 0
+      const rows = input.normalizer !== undefined ? tf.scalar(input.normalizer) : tf.sum(tf.cast(tf.greater(perRow, 0), 'float32'));
+      return tf.div(tf.sum(rowMeans), tf.maximum(rows, 1e-12)) as tf.Scalar;
+    }
     const count = input.normalizer !== undefined ? tf.scalar(input.normalizer) : tf.sum(tf.cast(isTarget, 'float32'));
     return tf.div(tf.sum(kept), tf.maximum(count, 1e-12)) as tf.Scalar; // no targets: 0 / eps = 0
   });

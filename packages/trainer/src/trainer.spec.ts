@@ -174,6 +174,27 @@ describe('Trainer', () => {
     [one, two].forEach((p) => p.dispose());
   });
 
+  it('lossReduction sequences: each response counts once, micro-batches sum to the full batch, and it trains other weights than tokens', async () => {
+    // Responses of 1 and 4 characters (2 and 5 targets with EOS): the reductions weigh them differently.
+    const uneven = ['2+2=4', '9*9=81 x', '1+1=2', '7*7=49 y'].map((t, i) => ({ id: String(i), prompt: t.slice(0, 4), response: t.slice(4) }));
+    const withUneven = (over: Partial<TrainingOptions>) => ({ ...sftParts(over), dataset: new InlineDataset('uneven', { train: uneven, eval: uneven.slice(0, 2), test: uneven.slice(0, 2) }) });
+    const runs = [
+      withUneven({ steps: 2, batchSize: 2, gradientAccumulation: 1, gradientClip: 0, lossReduction: 'sequences' }),
+      withUneven({ steps: 2, batchSize: 1, gradientAccumulation: 2, gradientClip: 0, lossReduction: 'sequences' }),
+      withUneven({ steps: 2, batchSize: 2, gradientAccumulation: 1, gradientClip: 0, lossReduction: 'tokens' }),
+    ];
+    for (const parts of runs) {
+      const t = new Trainer(parts);
+      await t.run();
+      t.dispose();
+    }
+    const [bySequence, accumulated, byToken] = runs.map((p) => weights(p.student as GptModel).flat());
+    const gap = (x: number[], y: number[]) => Math.max(...x.map((v, i) => Math.abs(v - (y[i] as number))));
+    expect(gap(bySequence as number[], accumulated as number[])).toBeLessThan(1e-5);
+    expect(gap(bySequence as number[], byToken as number[])).toBeGreaterThan(1e-5); // responses of different lengths
+    runs.forEach((p) => p.dispose());
+  });
+
   it('stops on a NaN loss with a clear message and keeps the last good checkpoint', async () => {
     let calls = 0;
     const flaky: Divergence = {

@@ -19,7 +19,7 @@ import {
   type Tokenizer,
   yieldToEventLoop,
 } from '@skd/core';
-import { countTargets, tokenLoss } from '@skd/divergences';
+import { countTargetRows, countTargets, tokenLoss } from '@skd/divergences';
 import { forEachSafetensor, partialFolders, streamedTensors, writeFileAtomic, writeFolderAtomic, writeSafetensorsStreaming } from '@skd/models';
 import { BatchStream, evaluationSubset } from './data-stream';
 import { evaluateSplit, writeEvaluation } from './evaluation';
@@ -37,6 +37,8 @@ export interface TrainingOptions {
   readonly schedule: 'constant' | 'linear' | 'cosine';
   readonly warmupSteps: number;
   readonly gradientClip: number;
+  /** How the step's token losses are averaged: over target tokens (default) or per response, then over responses. */
+  readonly lossReduction?: 'tokens' | 'sequences';
   readonly evalEvery: number;
   readonly evalLimit: number;
   /** Test examples evaluated at the end; unset: the whole test split. */
@@ -217,6 +219,9 @@ export class Trainer {
         }
       }
       const targets = batches.reduce((n, b) => n + countTargets(b.targetMask), 0);
+      // The whole step's count, so micro-batches sum to the loss of the full batch.
+      const bySequence = t.lossReduction === 'sequences';
+      const normalizer = bySequence ? batches.reduce((n, b) => n + countTargetRows(b.targetMask), 0) : targets;
       const variables = this.parts.student.trainableVariables;
       let sums: tf.Tensor[] | undefined;
       let loss = 0;
@@ -231,7 +236,8 @@ export class Trainer {
               studentLogits: this.parts.student.logits(batch.tokens, { mask: batch.attentionMask, training: true, seed: step * 1009 + micro }),
               ...(batch.teacherLogProbs ? { teacherLogProbs: batch.teacherLogProbs } : teacherLogits ? { teacherLogits } : {}),
               ...(batch.sequenceWeights ? { sequenceWeights: batch.sequenceWeights } : {}),
-              normalizer: targets,
+              normalizer,
+              ...(bySequence ? { reduction: 'sequences' as const } : {}),
             }),
           [...variables],
         );
