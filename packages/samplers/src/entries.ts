@@ -5,6 +5,7 @@ import { DistillmSampler, ImitKdSampler, MixedSampler, SeqKdSampler } from './of
 import { generationOptions, samplingSchema } from './options';
 import { SkdSampler } from './skd';
 import { supervisedSamplerEntry } from './supervised';
+import { SwitchSampler } from './switch';
 
 const models = (deps: ComponentDeps['sampler']): SamplerModels => ({ student: deps.student, teacher: deps.teacher, tokenizer: deps.tokenizer, rng: deps.rng });
 const sampling = samplingSchema.default({ greedy: false, temperature: 1, topK: 0, topP: 1 });
@@ -128,6 +129,46 @@ export const distillmSamplerOptions = optionsFactory(distillmEntry, 'distillmSam
 export const skdSamplerOptions = optionsFactory(skdEntry, 'skdSamplerOptions');
 export const mixedSkdSamplerOptions = optionsFactory(mixedSkdEntry, 'mixedSkdSamplerOptions');
 
+/** A sampler named inside another's options: a built-in kind and its options. */
+const nestedSampler = z.strictObject({
+  kind: z.string().min(1).describe('a built-in sampler kind'),
+  options: z.record(z.string(), z.unknown()).default({}).describe('that kind\'s options'),
+});
+
+/** The built-in samplers a switch may compose (not another switch). */
+const composable = (): readonly AnyComponentEntry<'sampler'>[] => samplerEntries.filter((e) => e.kind !== SwitchSampler.kind);
+
+export const switchEntry = defineComponent({
+  component: 'sampler',
+  kind: SwitchSampler.kind,
+  summary: 'one sampler for the first part of training, another after (the SKD authors\' mixed_train: supervised, then on-policy)',
+  options: z
+    .strictObject({
+      at: z.number().min(0).max(1).default(0.5).describe('fraction of the training steps after which `then` samples (mixed_train: 0.5)'),
+      first: nestedSampler.describe('the sampler before the switch, e.g. { "kind": "supervised" }'),
+      then: nestedSampler.describe('the sampler after it, e.g. { "kind": "on-policy", "options": { "maxNewTokens": 128 } }'),
+    })
+    .superRefine((o, ctx) => {
+      // Each nested sampler is checked as its own config would be, with its place named.
+      for (const slot of ['first', 'then'] as const) {
+        const entry = composable().find((e) => e.kind === o[slot].kind);
+        if (!entry) {
+          ctx.addIssue({ code: 'custom', path: [slot, 'kind'], message: `unknown sampler kind "${o[slot].kind}"; one of ${composable().map((e) => e.kind).join(', ')}` });
+          continue;
+        }
+        const parsed = entry.options.safeParse(o[slot].options);
+        if (!parsed.success) for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: [slot, 'options', ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))], message: issue.message });
+      }
+    }),
+  create: async (options, deps) => {
+    const build = async (ref: { kind: string; options: Record<string, unknown> }) => {
+      const entry = composable().find((e) => e.kind === ref.kind) as AnyComponentEntry<'sampler'>;
+      return entry.create(entry.options.parse(ref.options), deps);
+    };
+    return new SwitchSampler(await build(options.first), await build(options.then), options.at);
+  },
+});
+
 export const samplerEntries: readonly AnyComponentEntry<'sampler'>[] = [
   supervisedSamplerEntry,
   seqKdEntry,
@@ -137,4 +178,5 @@ export const samplerEntries: readonly AnyComponentEntry<'sampler'>[] = [
   distillmEntry,
   skdEntry,
   mixedSkdEntry,
+  switchEntry,
 ];

@@ -7,3 +7,4 @@ export * from './options';
 export * from './skd';
 export * from './speculative';
 export * from './supervised';
+export * from './switch';

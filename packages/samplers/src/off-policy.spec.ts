@@ -5,6 +5,7 @@ import { samplerEntries } from './entries';
 import { OnPolicySampler, type SamplerModels } from './generating';
 import { DistillmSampler, ImitKdSampler, MixedSampler, SeqKdSampler } from './off-policy';
 import { SupervisedSampler } from './supervised';
+import type { SwitchSampler } from './switch';
 
 beforeAll(() => useBackend('cpu'));
 
@@ -153,9 +154,55 @@ describe('distillm', () => {
   });
 });
 
+describe('switch (the authors\' mixed_train)', () => {
+  const entry = samplerEntries.find((e) => e.kind === 'switch');
+  const deps = (seed: number) => ({ ...models(seed), baseDir: '.' });
+
+  it('samples with `first` before round(at * steps) and with `then` from there, reporting which', async () => {
+    const options = entry?.options.parse({ at: 0.5, first: { kind: 'supervised' }, then: { kind: 'on-policy', options: { maxNewTokens: 3 } } });
+    const sampler = (await entry?.create(options, deps(4) as never)) as SwitchSampler;
+    expect(sampler.switchStep(10)).toBe(5);
+    const used: string[] = [];
+    for (const step of [0, 4, 5, 9]) {
+      const sampled = await sampler.sample(batch, { step, totalSteps: 10 });
+      used.push(`${step}:${sampled.sources[0]}:${sampled.stats['switched']}`);
+      sampled.dispose();
+    }
+    expect(used).toEqual(['0:reference:0', '4:reference:0', '5:student:1', '9:student:1']);
+    // The same as the nested samplers on their own, from the same seed: the first half is supervised.
+    const alone = await new SupervisedSampler({ pad: 0, contextLength: 64 }).sample(batch);
+    const first = await sampler.sample(batch, { step: 0, totalSteps: 10 });
+    expect(rowsOf(first)).toEqual(rowsOf(alone));
+    [alone, first].forEach((b) => b.dispose());
+  });
+
+  it('checks each nested sampler as its own config would be, naming its place', () => {
+    const bad = entry?.options.safeParse({ first: { kind: 'supervised' }, then: { kind: 'on-policy', options: { maxNewTokenz: 3 } } });
+    expect(bad?.error?.issues.map((i) => i.path.join('.'))).toEqual(['then.options']);
+    const unknown = entry?.options.safeParse({ first: { kind: 'nope' }, then: { kind: 'switch' } });
+    expect(unknown?.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      expect.stringMatching(/^first\.kind: unknown sampler kind "nope"; one of supervised, .*mixed-skd$/),
+      expect.stringMatching(/^then\.kind: unknown sampler kind "switch"/),
+    ]);
+    expect(entry?.options.safeParse({ at: 1.5, first: { kind: 'supervised' }, then: { kind: 'supervised' } }).success).toBe(false);
+  });
+
+  it('passes feedback and checkpoint state to both samplers (DistiLLM\'s buffer survives a resume)', async () => {
+    const options = entry?.options.parse({ first: { kind: 'supervised' }, then: { kind: 'distillm', options: { maxNewTokens: 3, bufferSize: 4 } } });
+    const a = (await entry?.create(options, deps(5) as never)) as SwitchSampler;
+    for (const step of [5, 6]) (await a.sample(batch, { step, totalSteps: 10 })).dispose();
+    a.observe({ step: 6, validationLoss: 2 });
+    const state = a.getState();
+    const b = (await entry?.create(options, deps(5) as never)) as SwitchSampler;
+    b.setState(state);
+    expect(b.getState()).toEqual(state);
+    expect(JSON.stringify(state)).toContain('"then"');
+  });
+});
+
 describe('registry entries', () => {
   it('register every method of the paper\'s comparison, each with a strict schema', () => {
-    expect(samplerEntries.map((e) => e.kind)).toEqual(['supervised', 'seq-kd', 'on-policy', 'mixed', 'imit-kd', 'distillm', 'skd', 'mixed-skd']);
+    expect(samplerEntries.map((e) => e.kind)).toEqual(['supervised', 'seq-kd', 'on-policy', 'mixed', 'imit-kd', 'distillm', 'skd', 'mixed-skd', 'switch']);
     for (const entry of samplerEntries) expect(entry.options.safeParse({ noSuchOption: 1 }).success).toBe(false);
     const skd = samplerEntries.find((e) => e.kind === 'skd')?.options.parse({}) as Record<string, unknown>;
     expect(skd).toMatchObject({ topK: 25, draftBlock: 5, acceptance: 'top-k', acceptOn: 'raw', replace: 'resample', ratio: 1, kDecay: false });
