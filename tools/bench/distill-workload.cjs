@@ -15,7 +15,7 @@ const { KERNELS } = require('@skd/ops');
 const CONFIG = path.join(__dirname, '../../experiments/arithmetic/distill.json');
 const TRANSLATION = path.join(__dirname, '../../experiments/translation/distill.json');
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const { median } = require('./harness.cjs');
 
 async function distillSteps(sampler, steps, config = CONFIG) {
   const raw = applyOverrides(readConfigFile(config), [

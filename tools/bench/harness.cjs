@@ -16,10 +16,17 @@ async function timeIt(fn, { warmup = 1, repeats = 5, maxSeconds = 20 } = {}) {
   return times[Math.floor(times.length / 2)];
 }
 
+/** The middle value, or the mean of the middle two (the same statistic for every side of a comparison). */
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 function table(rows, columns) {
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
   const line = (cells) => cells.map((cell, i) => String(cell).padStart(widths[i])).join('  ');
   return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => r[c])))].join('\n');
 }
 
-module.exports = { timeIt, table };
+module.exports = { median, timeIt, table };

@@ -15,11 +15,7 @@ const os = require('node:os');
 const flag = (name) => process.argv.includes(`--${name}`);
 const option = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name}=`)) ?? `=${fallback}`).split('=')[1];
 const log = (line) => process.stderr.write(`${line}\n`);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
+const { median } = require('./harness.cjs');
 
 if (flag('child')) {
   // One lane: SKD steps of the main job, reported as the trainer times them.

@@ -19,11 +19,7 @@ const CONFIG = path.join(REPO, 'experiments/arithmetic/distill.json');
 const DATA = path.join(REPO, 'data/arithmetic/train.jsonl.gz');
 const option = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name}=`)) ?? `=${fallback}`).split('=')[1];
 const log = (line) => process.stderr.write(`${line}\n`);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
+const { median } = require('./harness.cjs');
 const SETTINGS = { examples: 1000, batch: 8, newTokens: 32, temperature: 1, divergence: 'forward KL (TRL: generalized JSD, beta 0)', onPolicy: 'fully (TRL lmbda 1)', firstTimedStep: 5 };
 
 function exportModels(dir) {

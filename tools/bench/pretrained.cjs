@@ -13,17 +13,11 @@
 const { spawnSync } = require('node:child_process');
 const os = require('node:os');
 const path = require('node:path');
-const { table } = require('./harness.cjs');
+const { median, table } = require('./harness.cjs');
 
 const REPO = path.resolve(__dirname, '../..');
 const PYTHON = path.join(REPO, '.venv/bin/python');
 const log = (line) => process.stderr.write(`${line}\n`);
-/** The middle value, or the mean of the middle two (the same statistic for both sides). */
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 function run(command, args) {
   const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, TOKENIZERS_PARALLELISM: 'false' } });

@@ -25,7 +25,7 @@ const path = require('node:path');
 const tf = require('@tensorflow/tfjs-core');
 const { selectBackend } = require('@skd/backend');
 const { loadAddon, registerNativeKernels } = require('@skd/native');
-const { timeIt, table } = require('./harness.cjs');
+const { median, timeIt, table } = require('./harness.cjs');
 const { buildModel, trainingStep, trainingStepFlops, generateCached, generateUncached } = require('./gpt-workloads.cjs');
 const { runSkd } = require('./skd-workload.cjs');
 const { compareFusedDivergences, compareSkdOnPolicy } = require('./distill-workload.cjs');
@@ -36,12 +36,6 @@ const option = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${n
 const quick = flag('quick');
 const rounds = quick ? 1 : Number(option('rounds', 3));
 const log = (line) => process.stderr.write(`${line}\n`);
-/** The middle value, or the mean of the middle two (2 rounds: their mean). */
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 const SHAPES = [
   { name: 'd128', layers: 2, d: 128, T: 64, B: 16, vocab: 256, trainRepeats: 10, stock: true },
