@@ -462,33 +462,28 @@ const htmlTable = ({ caption, header, rows }: Table) =>
 
 const details = (summary: string, body: string, open = false) => (body ? `<details${open ? ' open' : ''}><summary>${escapeHtml(summary)}</summary>${body}</details>` : '');
 
-/**
- * The finished runs as the report leads with them: the results at a glance and the headline table,
- * then every metric in a collapsed section: what the dashboard shows for finished runs.
- */
-export function resultTablesHtml(runs: readonly RunRecord[]): string {
-  const result = sectionResult('', runs, undefined);
-  const tables = sectionTables(runs, result, undefined);
-  const layout = glanceLayout(result);
+/** A section as the page leads with it: the figure at a glance and the headline table, then every other table folded. */
+function sectionHtml(tables: SectionTables, figureSvg: string | undefined): string {
   return [
-    layout ? `<figure class="glance">${glanceSvg(layout, `finished runs: test ${layout.metric}`).svg}</figure>` : '',
+    figureSvg ? `<figure class="glance">${figureSvg}</figure>` : '',
     tables.headline ? htmlTable(tables.headline) : '',
     details('All metrics, per-type breakdowns, intervals', tables.metrics.map(htmlTable).join('\n')),
+    details('Paired tests of every metric', tables.paired ? htmlTable(tables.paired) : ''),
     details('Acceptance over training', tables.acceptance ? htmlTable(tables.acceptance) : ''),
   ].join('\n');
+}
+
+/** The finished runs as the report leads with them: what the dashboard shows for finished runs. */
+export function resultTablesHtml(runs: readonly RunRecord[]): string {
+  const result = sectionResult('', runs, undefined);
+  const layout = glanceLayout(result);
+  return sectionHtml(sectionTables(runs, result, undefined), layout ? glanceSvg(layout, `finished runs: test ${layout.metric}`).svg : undefined);
 }
 
 function renderHtml(sections: readonly { title: string | undefined; tables: SectionTables; figure: GlanceFigure | undefined }[], charts: readonly Chart[], command: string | undefined): string {
   const body = sections
     .map(({ title, tables, figure }) =>
-      [
-        title ? `<h2>${escapeHtml(title)}</h2>` : '',
-        figure ? `<figure class="glance">${figure.svg}</figure>` : '',
-        tables.headline ? htmlTable(tables.headline) : '',
-        details('All metrics, per-type breakdowns, intervals', tables.metrics.map(htmlTable).join('\n')),
-        details('Paired tests of every metric', tables.paired ? htmlTable(tables.paired) : ''),
-        details('Acceptance over training', tables.acceptance ? htmlTable(tables.acceptance) : ''),
-      ].join('\n'),
+      `${title ? `<h2>${escapeHtml(title)}</h2>\n` : ''}${sectionHtml(tables, figure?.svg)}`,
     )
     .join('\n');
   return `<!doctype html>
