@@ -12,7 +12,7 @@ import {
   resolveOverridePaths,
   type Registries,
 } from '@skd/config';
-import { ConfigError, FormatError, InterruptedError, Rng, SkdError, WriteError, describeSystemError, encodePrompt, type ComponentKind, type SplitName } from '@skd/core';
+import { ConfigError, FormatError, InterruptedError, Rng, SkdError, WriteError, cutAtStopStrings, describeSystemError, encodePrompt, type ComponentKind, type SplitName } from '@skd/core';
 import { jsonlRecords } from '@skd/datasets';
 import { BpeTokenizer, GptModel, exportHuggingFace, generate, loadCheckpoint, loadHuggingFaceModel, tokenizerConfigPath, writeBpeTokenizer } from '@skd/models';
 import * as fs from 'node:fs';
@@ -260,7 +260,7 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
 
   program
     .command('generate')
-    .description('generate from the config\'s student for one prompt, written into the dataset\'s prompt template as in training and evaluation (--raw: as given)')
+    .description('generate from the config\'s student for one prompt, written into the dataset\'s prompt template and cut at its stop strings as in training and evaluation (--raw: as given, uncut)')
     .argument('<config>', 'JSON run config')
     .requiredOption('--prompt <text>', 'the prompt (the {prompt} of the dataset\'s template)')
     .option('--raw', 'feed the prompt as given, without the dataset\'s template', false)
@@ -283,7 +283,10 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
           rng: Rng.create(run.config.seed).fork('generate'),
           ...(options.temperature !== undefined ? { temperature: options.temperature } : { greedy: true }),
         });
-        io.out(run.tokenizer.decode(tokens[0] ?? []));
+        // Cut before the dataset's first stop string, as training and evaluation cut (not with --raw).
+        const generated = tokens[0] ?? [];
+        const stop = options.raw ? undefined : run.dataset.split('test').stopStrings;
+        io.out(run.tokenizer.decode(cutAtStopStrings(run.tokenizer, generated, stop) ?? generated));
       } finally {
         run.dispose();
       }

@@ -20,6 +20,11 @@ export interface Dataset extends AsyncIterable<Example> {
   readonly name: string;
   /** Number of examples when known without reading everything. */
   readonly size?: number;
+  /**
+   * Strings that end a response of this task (a translation's newline, a chat transcript's next
+   * "\nuser"): generated text is cut before the first one, before it is trained on or scored.
+   */
+  readonly stopStrings?: readonly string[];
 }
 
 /** A task's splits. */

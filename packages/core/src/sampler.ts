@@ -8,6 +8,8 @@ export interface PromptBatch {
   readonly references: readonly (readonly number[])[];
   /** Stable example ids, for samplers that cache per example (SeqKD). */
   readonly ids: readonly string[];
+  /** The dataset's stop strings: generated responses are cut before the first (see `cutAtStopStrings`). */
+  readonly stopStrings?: readonly string[];
 }
 
 /**

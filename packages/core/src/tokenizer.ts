@@ -51,6 +51,29 @@ export function encodePrompt(tokenizer: Tokenizer, text: string, addBos = true):
   return addBos && bos !== undefined && ids[0] !== bos ? [bos, ...ids] : ids;
 }
 
+/** Where the first of `stop` begins in `text` (the earliest occurrence of any), or -1. */
+export function stopStringAt(text: string, stop: readonly string[] | undefined): number {
+  let first = -1;
+  for (const s of stop ?? []) {
+    if (s === '') continue;
+    const at = text.indexOf(s);
+    if (at !== -1 && (first === -1 || at < first)) first = at;
+  }
+  return first;
+}
+
+/**
+ * A generated response cut before the first stop string of its text: the text before it, encoded
+ * as a training response is (its ids, then EOS), so a cut sample trains exactly as a reference with
+ * that text would. Undefined when no stop string occurs (the response stays as generated).
+ */
+export function cutAtStopStrings(tokenizer: Tokenizer, response: readonly number[], stop: readonly string[] | undefined): number[] | undefined {
+  if (!stop?.length) return undefined;
+  const text = tokenizer.decode(response);
+  const at = stopStringAt(text, stop);
+  return at === -1 ? undefined : encodeResponse(tokenizer, text.slice(0, at));
+}
+
 /** A training response's ids: the text's ids and EOS, unless the text already ends with a stop id (a chat template's end of turn). */
 export function encodeResponse(tokenizer: Tokenizer, text: string): number[] {
   const ids = tokenizer.encode(text);

@@ -29,7 +29,7 @@ export async function* promptBatches(dataset: Dataset, options: BatchingOptions,
   let prompts: number[][] = [];
   let references: number[][] = [];
   const flush = () => {
-    const batch = { prompts, references, ids: examples.map((e) => e.id), examples };
+    const batch = { prompts, references, ids: examples.map((e) => e.id), examples, ...(dataset.stopStrings?.length ? { stopStrings: dataset.stopStrings } : {}) };
     examples = [];
     prompts = [];
     references = [];

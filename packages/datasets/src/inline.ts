@@ -14,6 +14,7 @@ export class InlineDataset implements DatasetSource {
   constructor(
     readonly name: string,
     private readonly splits: Readonly<Record<SplitName, readonly Example[]>>,
+    private readonly stop: readonly string[] = [],
   ) {}
 
   split(split: SplitName): Dataset {
@@ -21,6 +22,7 @@ export class InlineDataset implements DatasetSource {
     return {
       name: `${this.name}/${split}`,
       size: examples.length,
+      ...(this.stop.length ? { stopStrings: this.stop } : {}),
       async *[Symbol.asyncIterator]() {
         yield* examples;
       },
@@ -37,6 +39,7 @@ export const inlineDatasetEntry = defineComponent({
     train: z.array(exampleSchema).min(1).describe('training examples'),
     eval: z.array(exampleSchema).default([]).describe('validation examples'),
     test: z.array(exampleSchema).default([]).describe('test examples'),
+    stop: z.array(z.string().min(1, 'a stop string must not be empty')).default([]).describe('strings that end a response: generated text is cut before the first one, before it is trained on or scored'),
   }),
   create: (options) => {
     const withIds = (split: SplitName, xs: readonly z.infer<typeof exampleSchema>[]): Example[] =>
@@ -45,6 +48,6 @@ export const inlineDatasetEntry = defineComponent({
       train: withIds('train', options.train),
       eval: withIds('eval', options.eval),
       test: withIds('test', options.test),
-    });
+    }, options.stop);
   },
 });

@@ -116,6 +116,16 @@ describe('promptBatches', () => {
     expect(batches[0]?.prompts[0]).toEqual([2, 113, 48]);
     expect(batches[0]?.references[0]).toEqual([97, 48, 1]);
     expect(batches[0]?.ids[0]).toBe('good.jsonl:1');
+    expect(batches[0]?.stopStrings).toBeUndefined();
+  });
+
+  it('carries the dataset\'s stop strings to every split and batch (option "stop")', async () => {
+    const options = jsonlDatasetEntry.options.parse({ files: { train: good }, stop: ['\n', '###'] });
+    expect(options.stop).toEqual(['\n', '###']);
+    expect(jsonlDatasetEntry.options.safeParse({ files: { train: good }, stop: [''] }).success).toBe(false);
+    const source = dataset({ stop: options.stop });
+    expect(source.split('test').stopStrings).toEqual(['\n', '###']);
+    for await (const b of promptBatches(source.split('train'), { tokenizer, batchSize: 8, contextLength: 64 })) expect(b.stopStrings).toEqual(['\n', '###']);
   });
 
   it('reports examples longer than the context with their id, or skips and counts them', async () => {

@@ -30,6 +30,8 @@ export interface JsonlDatasetOptions {
   readonly shuffle: boolean;
   readonly onInvalid: InvalidPolicy;
   readonly rng: Rng;
+  /** Strings that end a response (every split's `Dataset.stopStrings`). */
+  readonly stop?: readonly string[] | undefined;
 }
 
 /** What chat examples need from the tokenizer: its template, and the strings that end a turn. */
@@ -102,6 +104,7 @@ export class JsonlDataset implements DatasetSource {
     return {
       name: `${this.options.name}/${split}`,
       ...(this.loaded.has(split) ? { size: this.loaded.get(split)?.length } : {}),
+      ...(this.options.stop?.length ? { stopStrings: this.options.stop } : {}),
       [Symbol.asyncIterator]: examples,
     };
   }
@@ -287,6 +290,10 @@ export const jsonlDatasetEntry = defineComponent({
     limit: z.number().int().min(1).optional().describe('keep this many training examples (e.g. 100 for the low-data setting)'),
     shuffle: z.boolean().default(true).describe('shuffle the training split with the run seed'),
     onInvalid: z.enum(['fail', 'skip']).default('fail').describe('bad records stop the run (fail) or are skipped and counted'),
+    stop: z
+      .array(z.string().min(1, 'a stop string must not be empty'))
+      .default([])
+      .describe('strings that end a response: generated text is cut before the first one, before it is trained on or scored (the SKD authors\' per-task stop strings, e.g. ["\\n"] for translation)'),
   }),
   create: (options, deps) => new JsonlDataset({ ...options, baseDir: deps.baseDir, rng: deps.rng, chat: chatRenderer(deps.tokenizer) }),
 });

@@ -31,6 +31,21 @@ describe('model evaluation', () => {
     model.dispose();
   });
 
+  it('cuts each output before the dataset\'s first stop string, in the scored text and the kept ids', async () => {
+    // "a" -> "b" -> newline -> "c" -> "c" ...: the line after the answer is what a stop string removes.
+    const next: Record<number, number> = { 97: 98, 98: 10, 10: 99, 99: 99 };
+    const model = BigramModel.fromProbabilities(Array.from({ length: V }, (_, from) => Array.from({ length: V }, (_, to) => (to === (next[from] ?? 99) ? 0.99 : 0.01 / (V - 1)))), 32);
+    const examples = [{ id: '1', prompt: 'a', response: 'b' }];
+    const plain = await evaluateModel({ model, tokenizer, dataset: dataset(examples), evaluators: [new ExactMatch()], batchSize: 1, maxNewTokens: 5 });
+    expect(plain.predictions[0]?.text).toBe('b\nccc');
+    expect(plain.metrics['exactMatch']).toBe(0);
+    const stopped = await evaluateModel({ model, tokenizer, dataset: { ...dataset(examples), stopStrings: ['\n', 'zz'] }, evaluators: [new ExactMatch()], batchSize: 1, maxNewTokens: 5 });
+    expect(stopped.predictions[0]?.text).toBe('b');
+    expect(stopped.outputs[0]?.tokens).toEqual([98, tokenizer.special.eos]);
+    expect(stopped.metrics['exactMatch']).toBe(1);
+    model.dispose();
+  });
+
   it('computes reference perplexity exactly (known distributions)', async () => {
     const model = chain(0.5);
     // reference "b" + EOS after prompt BOS "a": P(b | a) = 0.5, P(EOS | b) = 0.5 -> perplexity 2

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng, throwIfInterrupted, type Dataset, type Evaluator, type LanguageModel, type Metrics, type Prediction, type Tokenizer } from '@skd/core';
+import { Rng, cutAtStopStrings, throwIfInterrupted, type Dataset, type Evaluator, type LanguageModel, type Metrics, type Prediction, type Tokenizer } from '@skd/core';
 import { promptBatches } from '@skd/datasets';
 import { generate } from '@skd/models';
 
@@ -30,8 +30,9 @@ export interface ModelEvaluation {
 }
 
 /**
- * Greedy batched generation (as the paper evaluates), then every evaluator on the same outputs.
- * Generation runs once; metrics are merged (names must differ across evaluators).
+ * Greedy batched generation (as the paper evaluates), each output cut before the dataset's first
+ * stop string, then every evaluator on the same outputs. Generation runs once; metrics are merged
+ * (names must differ across evaluators).
  */
 export async function evaluateModel(options: EvaluationOptions): Promise<ModelEvaluation> {
   const predictions: Prediction[] = [];
@@ -47,7 +48,9 @@ export async function evaluateModel(options: EvaluationOptions): Promise<ModelEv
       rng,
       greedy: true,
     });
-    tokens.forEach((t, i) => {
+    tokens.forEach((generated, i) => {
+      // Cut before the dataset's first stop string, as training cuts its samples; scored without the EOS that ends the cut.
+      const t = cutAtStopStrings(options.tokenizer, generated, batch.stopStrings) ?? generated;
       predictions.push({ example: batch.examples[i] as Prediction['example'], text: options.tokenizer.decode(t) });
       outputs.push({ prompt: batch.prompts[i] as number[], tokens: t });
     });

@@ -90,7 +90,12 @@ const skdOptions = (ratio: number) =>
         .min(1)
         .optional()
         .describe('adaptive blocks: the block doubles up to this after a round where every draft was kept, and returns to draftBlock after a rejection (fewer teacher forwards at high acceptance; the same samples in distribution)'),
-      kDecay: z.boolean().default(false).describe('shrink K linearly over training'),
+      kDecay: z.boolean().default(false).describe('shrink K linearly to 1 (by ceil(K/L) every floor(L/K) units of a horizon L)'),
+      kDecayUnit: z
+        .enum(['steps', 'rounds'])
+        .default('steps')
+        .describe('what K decays over: training steps (the paper\'s reading), or verification rounds within each generation, K starting over for every batch (the authors\' code, speculative_kd/transformers/utils.py)'),
+      kDecayHorizon: z.number().int().min(1).optional().describe('the horizon L in units; unset: the run\'s steps, or maxNewTokens rounds (the authors\' expected_seq_len)'),
       ratio: z.number().min(0).max(1).default(ratio).describe('probability that a batch is an SKD sample (else ground truth)'),
       studentSampling: sampling.describe('the student\'s drafting settings'),
       teacherSampling: sampling.describe('the teacher\'s replacement sampling settings'),
@@ -99,6 +104,10 @@ const skdOptions = (ratio: number) =>
     })
     .superRefine((o, ctx) => {
       if (o.acceptance === 'top-p' && o.topP === 1) ctx.addIssue({ code: 'custom', message: 'acceptance top-p with topP 1 accepts every token; use on-policy, or topP < 1', path: ['topP'] });
+      if (o.kDecay && o.acceptance !== 'top-k') ctx.addIssue({ code: 'custom', message: 'kDecay shrinks K, which only top-k acceptance uses', path: ['kDecay'] });
+      if (!o.kDecay && (o.kDecayUnit === 'rounds' || o.kDecayHorizon !== undefined)) {
+        ctx.addIssue({ code: 'custom', message: `${o.kDecayUnit === 'rounds' ? 'kDecayUnit' : 'kDecayHorizon'} has no effect without kDecay: true`, path: [o.kDecayUnit === 'rounds' ? 'kDecayUnit' : 'kDecayHorizon'] });
+      }
       if (o.maxDraftBlock !== undefined && o.maxDraftBlock < o.draftBlock) ctx.addIssue({ code: 'custom', message: `maxDraftBlock ${o.maxDraftBlock} is below draftBlock ${o.draftBlock}`, path: ['maxDraftBlock'] });
     });
 

@@ -1,6 +1,6 @@
 import type { JsonValue, KdBatch, KdSampler, PromptBatch, SamplerContext, SamplerFeedback } from '@skd/core';
 import type { SamplingOptions } from '@skd/models';
-import { batchOf, requireTeacher, respond, rowsOf, type SamplerModels } from './generating';
+import { batchOf, promptsOf, requireTeacher, respond, rowsOf, type SamplerModels } from './generating';
 
 /**
  * SeqKD: trains on teacher-generated responses. With `cache`, each example's response is generated
@@ -21,7 +21,7 @@ export class SeqKdSampler implements KdSampler {
     const teacher = requireTeacher(this.models, SeqKdSampler.kind);
     const missing = batch.ids.map((id, i) => (this.options.cache && this.cache.has(id) ? -1 : i)).filter((i) => i >= 0);
     const fresh = missing.length
-      ? await respond(teacher, { prompts: missing.map((i) => batch.prompts[i] as number[]), references: [], ids: [] }, this.models, this.options.maxNewTokens, this.options.sampling)
+      ? await respond(teacher, promptsOf(batch, missing), this.models, this.options.maxNewTokens, this.options.sampling)
       : [];
     const responses: number[][] = batch.ids.map((id) => this.cache.get(id) ?? []);
     missing.forEach((i, k) => {
@@ -116,7 +116,7 @@ export class ImitKdSampler implements KdSampler {
     const useStudent = batch.prompts.map(() => this.models.rng.bernoulli(share));
     const chosen = useStudent.flatMap((u, i) => (u ? [i] : []));
     const generated = chosen.length
-      ? await respond(this.models.student, { prompts: chosen.map((i) => batch.prompts[i] as number[]), references: [], ids: [] }, this.models, this.options.maxNewTokens, this.options.sampling)
+      ? await respond(this.models.student, promptsOf(batch, chosen), this.models, this.options.maxNewTokens, this.options.sampling)
       : [];
     const responses = batch.references.map((r) => [...r]);
     chosen.forEach((i, k) => (responses[i] = generated[k] as number[]));

@@ -22,6 +22,13 @@ describe('sampler option factories (building samplers without a config)', () => 
     expect(() => skdSamplerOptions({ topk: 5 } as never)).toThrow(/topk: unknown key \(did you mean "topK"\?\)/);
   });
 
+  it('refuse K-decay settings that would be ignored', () => {
+    expect(() => skdSamplerOptions({ kDecayUnit: 'rounds' })).toThrow(/kDecayUnit: kDecayUnit has no effect without kDecay: true/);
+    expect(() => skdSamplerOptions({ kDecayHorizon: 10 })).toThrow(/kDecayHorizon: kDecayHorizon has no effect without kDecay: true/);
+    expect(() => skdSamplerOptions({ kDecay: true, acceptance: 'top-p', topP: 0.5 })).toThrow(/kDecay: kDecay shrinks K, which only top-k acceptance uses/);
+    expect(skdSamplerOptions({ kDecay: true, kDecayUnit: 'rounds', kDecayHorizon: 64 })).toMatchObject({ kDecayUnit: 'rounds', kDecayHorizon: 64 });
+  });
+
   it('give options a built-in entry creates a working sampler from', async () => {
     const V = 6;
     const tokenizer = { vocabSize: V, special: { pad: 0, eos: V - 1 } } as unknown as Tokenizer;

@@ -3,7 +3,7 @@ import { Rng, type Tokenizer } from '@skd/core';
 import { tokenLoss, forwardKl, TokenDivergence } from '@skd/divergences';
 import { BigramModel, GptModel, generate, gptConfigSchema, type SamplingOptions } from '@skd/models';
 import { chiSquare, maxAbsDiff, randomTable, skdClosedForm, tensorsLeakedBy, topKSet, useBackend } from '@skd/testing';
-import { SkdSampler } from './skd';
+import { SkdSampler, decayedTopK } from './skd';
 import { speculativeGenerate, type SpeculativeOptions } from './speculative';
 
 beforeAll(() => useBackend('cpu'));
@@ -268,7 +268,7 @@ describe.each(['cpu', 'wasm'] as const)('SKD with GPT models on %s: batched cach
     const student = cfg(1, 3);
     const teacher = cfg(2, 4);
     const sampler = new SkdSampler({ student, teacher, tokenizer, rng: Rng.create(5) }, {
-      topK: 3, acceptance: 'top-k', topP: 0.9, acceptOn: 'raw', replace: 'resample', draftBlock: 5, kDecay: false, ratio: 1,
+      topK: 3, acceptance: 'top-k', topP: 0.9, acceptOn: 'raw', replace: 'resample', draftBlock: 5, kDecay: false, kDecayUnit: 'steps' as const, ratio: 1,
       maxNewTokens: 10, studentSampling: {}, teacherSampling: {}, cacheTeacherLogProbs: true, maxCachedTeacherFloats: 1e9,
     });
     const batch = await sampler.sample({ prompts: [[1, 2], [3], [4, 5, 6]], references: [[], [], []], ids: ['a', 'b', 'c'] }, { step: 0, totalSteps: 10 });
@@ -331,7 +331,7 @@ describe.each(['cpu', 'wasm'] as const)('SKD with GPT models on %s: batched cach
 describe('SkdSampler', () => {
   const tokenizer = { special: { pad: 0, eos: NONE }, vocabSize: V } as unknown as Tokenizer;
   const base = {
-    topK: K, acceptance: 'top-k' as const, topP: 0.9, acceptOn: 'raw' as const, replace: 'resample' as const, draftBlock: 5, kDecay: false, ratio: 1,
+    topK: K, acceptance: 'top-k' as const, topP: 0.9, acceptOn: 'raw' as const, replace: 'resample' as const, draftBlock: 5, kDecay: false, kDecayUnit: 'steps' as const, ratio: 1,
     maxNewTokens: 4, studentSampling: {}, teacherSampling: {}, cacheTeacherLogProbs: true, maxCachedTeacherFloats: 1e9,
   };
   const prompts = { prompts: [[0], [1], [2]], references: [[3, 4], [5], [1, 1]], ids: ['a', 'b', 'c'] };
@@ -362,6 +362,37 @@ describe('SkdSampler', () => {
     expect([0, 3, 4, 8, 96, 99].map((s) => decaying.topKAt(s, 100))).toEqual([25, 25, 24, 23, 1, 1]);
     expect([0, 1, 2, 8, 9].map((s) => decaying.topKAt(s, 10))).toEqual([25, 22, 19, 1, 1]);
     expect(new SkdSampler(models, { ...base, topK: V - 1 }).topKAt(99, 100)).toBe(V - 1); // without kDecay K stays put
+  });
+
+  it('follows the authors\' schedule per unit: floor over steps, the first decrease after round 0 over rounds', () => {
+    // K 25 over 100 units: one decrement every 4 units. K 25 over 10 units: 3 every unit.
+    expect([0, 3, 4, 8, 96, 99].map((i) => decayedTopK(25, i, 100, 'steps'))).toEqual([25, 25, 24, 23, 1, 1]);
+    expect([0, 1, 4, 5, 8, 9, 99].map((i) => decayedTopK(25, i, 100, 'rounds'))).toEqual([25, 24, 24, 23, 23, 22, 1]);
+    expect([0, 1, 2, 8, 9].map((i) => decayedTopK(25, i, 10, 'rounds'))).toEqual([25, 22, 19, 1, 1]);
+  });
+
+  it('decays K per verification round within each generation when kDecayUnit is "rounds", starting over every batch', async () => {
+    // The student always drafts token 2; the teacher ranks it second everywhere. At K 2 every draft is
+    // kept; at K 1 every draft is replaced. Over a horizon of 2 rounds K is 2 in round 0 and 1 after.
+    const student = Array.from({ length: V }, () => [0, 0, 1, 0, 0, 0]);
+    const teacher = Array.from({ length: V }, () => [0.02, 0.5, 0.3, 0.06, 0.06, 0.06]);
+    const models = { student: BigramModel.fromProbabilities(student), teacher: BigramModel.fromProbabilities(teacher), tokenizer, rng: Rng.create(3) };
+    const rounds = new SkdSampler(models, { ...base, topK: 2, draftBlock: 3, maxNewTokens: 9, kDecay: true, kDecayUnit: 'rounds', kDecayHorizon: 2 });
+    for (const step of [0, 500]) {
+      const batch = await rounds.sample(prompts, { step, totalSteps: 1000 });
+      const rows = batch.tokens.arraySync().map((row) => row.slice(1));
+      // Round 0 keeps the 3 drafts; the replacement it would make does not happen, so round 1 judges at K 1 and replaces the first draft, and so on.
+      for (const row of rows) expect(row.slice(0, 3)).toEqual([2, 2, 2]);
+      expect(batch.stats['acceptanceRate']).toBeLessThan(0.6);
+      expect(batch.stats['topK']).toBeLessThan(2);
+      batch.dispose();
+    }
+    // Over steps (the default unit) K stays 2 for the whole of a generation early in training: every draft kept.
+    const steps = new SkdSampler(models, { ...base, topK: 2, draftBlock: 3, maxNewTokens: 9, kDecay: true, kDecayHorizon: 1000 });
+    const early = await steps.sample(prompts, { step: 0, totalSteps: 1000 });
+    expect(early.stats['acceptanceRate']).toBe(1);
+    expect(early.stats['topK']).toBe(2);
+    early.dispose();
   });
 
   it('reports its statistics and the K in force as plain numbers', async () => {

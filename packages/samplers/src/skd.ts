@@ -1,4 +1,4 @@
-import { ConfigError, type KdBatch, type KdSampler, type PromptBatch, type SamplerContext } from '@skd/core';
+import { ConfigError, cutAtStopStrings, type KdBatch, type KdSampler, type PromptBatch, type SamplerContext } from '@skd/core';
 import type { SamplingOptions } from '@skd/models';
 import { toKdBatch } from './batch';
 import { requireTeacher, rowsOf, type SamplerModels } from './generating';
@@ -14,6 +14,10 @@ export interface SkdSamplerOptions {
   /** Adaptive blocks up to this many drafts (see SpeculativeOptions.maxDraftBlock); unset: fixed. */
   readonly maxDraftBlock?: number;
   readonly kDecay: boolean;
+  /** What K decays over: training steps, or verification rounds within each generation (the authors' code). */
+  readonly kDecayUnit: 'steps' | 'rounds';
+  /** Units over which K decays to 1; unset: the run's steps, or maxNewTokens rounds. */
+  readonly kDecayHorizon?: number;
   /** Probability that a batch is an SKD sample; otherwise the ground truth (mixed-SKD). */
   readonly ratio: number;
   readonly maxNewTokens: number;
@@ -48,16 +52,13 @@ export class SkdSampler implements KdSampler {
   }
 
   /**
-   * K at a training step. With kDecay, K shrinks linearly over training: by ceil(K/L) every
-   * max(floor(L/K), 1) steps (L = total steps), never below 1.
+   * K at a training step: the configured K, or with kDecay over steps, decayed by `decayedTopK`
+   * (with kDecay over rounds, K starts over at the configured value in every generation).
    */
   topKAt(step: number, totalSteps: number): number {
-    const k0 = this.options.topK;
-    if (!this.options.kDecay) return k0;
-    const L = Math.max(1, totalSteps);
-    const every = Math.max(Math.floor(L / k0), 1);
-    const decrement = Math.ceil(k0 / L);
-    return Math.max(1, k0 - Math.floor(step / every) * decrement);
+    const o = this.options;
+    if (!o.kDecay || o.kDecayUnit === 'rounds') return o.topK;
+    return decayedTopK(o.topK, step, o.kDecayHorizon ?? totalSteps, 'steps');
   }
 
   async sample(batch: PromptBatch, context: SamplerContext): Promise<KdBatch> {
@@ -72,8 +73,11 @@ export class SkdSampler implements KdSampler {
         contextLength: student.contextLength,
       });
     }
+    const o = this.options;
     const k = this.topKAt(context.step, context.totalSteps);
-    const acceptance: Acceptance = this.options.acceptance === 'top-k' ? { kind: 'top-k', k } : { kind: 'top-p', p: this.options.topP };
+    const acceptance: Acceptance = o.acceptance === 'top-k' ? { kind: 'top-k', k } : { kind: 'top-p', p: o.topP };
+    const perRound = o.acceptance === 'top-k' && o.kDecay && o.kDecayUnit === 'rounds';
+    const horizon = o.kDecayHorizon ?? o.maxNewTokens;
     const longest = Math.max(...batch.prompts.map((p) => p.length)) + this.options.maxNewTokens;
     const keep = this.options.cacheTeacherLogProbs && batch.prompts.length * longest * teacher.vocabSize <= this.options.maxCachedTeacherFloats;
     const result = await speculativeGenerate(student, teacher, batch.prompts, {
@@ -84,6 +88,7 @@ export class SkdSampler implements KdSampler {
       draftBlock: this.options.draftBlock,
       ...(this.options.maxDraftBlock !== undefined ? { maxDraftBlock: this.options.maxDraftBlock } : {}),
       acceptance,
+      ...(perRound ? { acceptanceAt: (round: number): Acceptance => ({ kind: 'top-k', k: decayedTopK(k, round, horizon, 'rounds') }) } : {}),
       acceptOn: this.options.acceptOn,
       replace: this.options.replace,
       studentSampling: this.options.studentSampling,
@@ -93,23 +98,67 @@ export class SkdSampler implements KdSampler {
     });
     const s = result.stats;
     const B = batch.prompts.length;
+    const { responses, teacherLogProbs } = cutSamples(result.tokens, result.teacherLogProbs, (row) => cutAtStopStrings(tokenizer, row, batch.stopStrings));
     return toKdBatch({
-      rows: rowsOf(batch, result.tokens),
+      rows: rowsOf(batch, responses),
       sources: batch.prompts.map(() => 'skd'),
       stats: {
         skdRows: B,
-        topK: k,
+        topK: s.meanTopK ?? k,
         acceptanceRate: s.judged ? s.accepted / s.judged : 0,
         correctionsPerSequence: s.corrections / B,
         meanAcceptedRun: s.rowRounds ? s.accepted / s.rowRounds : 0,
         teacherPassesPerToken: s.tokensGenerated ? s.teacherForwards / (s.tokensGenerated / B) : 0,
         tokensGenerated: s.tokensGenerated,
-        teacherCached: keep ? 1 : 0,
+        teacherCached: teacherLogProbs ? 1 : 0,
         meanDraftBlock: s.meanDraftBlock,
       },
       pad: tokenizer.special.pad,
       contextLength: student.contextLength,
-      ...(result.teacherLogProbs ? { teacherLogProbs: result.teacherLogProbs, vocabSize: teacher.vocabSize } : {}),
+      ...(teacherLogProbs ? { teacherLogProbs, vocabSize: teacher.vocabSize } : {}),
     });
   }
+}
+
+/**
+ * K after `index` units of the linear decay the SKD authors use: over a horizon of L units, K falls
+ * by ceil(K0 / L) every max(floor(L / K0), 1) units, and never below 1. Over `steps`, K0 holds for
+ * the first such span of training steps. Over `rounds` (verification rounds of one generation), as
+ * in the authors' generation loop, the first decrease follows the very first round: round r uses
+ * K0 - ceil(r / span) decrements.
+ */
+export function decayedTopK(k0: number, index: number, horizon: number, unit: 'steps' | 'rounds'): number {
+  const L = Math.max(1, horizon);
+  const span = Math.max(Math.floor(L / k0), 1);
+  const decrement = Math.ceil(k0 / L);
+  const decreases = unit === 'steps' ? Math.floor(index / span) : Math.ceil(index / span);
+  return Math.max(1, k0 - decreases * decrement);
+}
+
+/**
+ * SKD samples cut at their stop strings, with the teacher distributions kept while sampling where
+ * they still hold: a cut row whose ids are its sampled prefix and EOS keeps the distributions of
+ * those positions (each was computed on that same prefix); if any row's ids changed in re-encoding,
+ * the batch keeps none and the trainer runs the teacher on the final rows.
+ */
+export function cutSamples(
+  rows: readonly (readonly number[])[],
+  kept: readonly (readonly Float32Array[])[] | undefined,
+  cut: (row: readonly number[]) => number[] | undefined,
+): { responses: (readonly number[])[]; teacherLogProbs: (readonly Float32Array[])[] | undefined } {
+  const responses = rows.map((row) => cut(row) ?? row);
+  if (!kept) return { responses, teacherLogProbs: undefined };
+  const teacherLogProbs: (readonly Float32Array[])[] = [];
+  for (const [b, row] of rows.entries()) {
+    const response = responses[b] as readonly number[];
+    const dists = kept[b] as readonly Float32Array[];
+    if (response === row) {
+      teacherLogProbs.push(dists);
+      continue;
+    }
+    const n = response.length - 1; // the kept prefix; its EOS sits where the sampled row went on
+    if (n >= row.length || response.slice(0, n).some((t, i) => t !== row[i])) return { responses, teacherLogProbs: undefined };
+    teacherLogProbs.push(dists.slice(0, n + 1));
+  }
+  return { responses, teacherLogProbs };
 }

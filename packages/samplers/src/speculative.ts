@@ -22,6 +22,12 @@ export interface SpeculativeOptions {
    */
   readonly maxDraftBlock?: number;
   readonly acceptance: Acceptance;
+  /**
+   * The acceptance set at each verification round (0-based, counted within this call, so it starts
+   * over with every batch of prompts), in place of `acceptance`: K decaying per round, as the SKD
+   * authors' code decays it.
+   */
+  readonly acceptanceAt?: (round: number) => Acceptance;
   /** Judge drafts on the raw teacher distribution (paper) or the one warped by teacherSampling (reference code). */
   readonly acceptOn: 'raw' | 'warped';
   /** Replace a rejected draft with a teacher sample (paper) or the teacher's argmax. */
@@ -49,6 +55,8 @@ export interface SpeculativeStats {
   readonly studentForwards: number;
   /** The mean draft block over the rounds (draftBlock unless blocks adapt). */
   readonly meanDraftBlock: number;
+  /** With top-K acceptance: the mean K over the rounds (K itself unless it decays per round). */
+  readonly meanTopK: number | undefined;
 }
 
 export interface SpeculativeResult {
@@ -191,6 +199,7 @@ class SpeculativeRun {
   private studentForwards = 0;
   private rounds = 0;
   private blockSum = 0;
+  private kSum = 0;
 
   constructor(
     private readonly student: LanguageModel,
@@ -344,6 +353,8 @@ class SpeculativeRun {
   /** 4. Each row keeps its drafts up to the first outside the acceptance set, replaces that one with a teacher token, and both caches roll back. */
   judge(drafts: Drafts, scores: Float32Array): void {
     const { gamma, V } = this;
+    const acceptance = this.options.acceptanceAt?.(this.rounds) ?? this.options.acceptance;
+    if (acceptance.kind === 'top-k') this.kSum += acceptance.k;
     let rejected = false;
     const rollbackTeacher: (number | undefined)[] = new Array(this.B).fill(undefined);
     const rollbackStudent: (number | undefined)[] = new Array(this.B).fill(undefined);
@@ -360,7 +371,7 @@ class SpeculativeRun {
       for (; i < row.length; i++) {
         const dist = distAt(i);
         const token = row[i] as number;
-        if (!accepts(dist, token, this.options.acceptance, this.warp)) break;
+        if (!accepts(dist, token, acceptance, this.warp)) break;
         this.judged += 1;
         this.accepted += 1;
         this.append(b, token, 'draft', dist);
@@ -412,6 +423,7 @@ class SpeculativeRun {
         teacherForwards: this.teacherForwards,
         studentForwards: this.studentForwards,
         meanDraftBlock: this.rounds ? this.blockSum / this.rounds : this.options.draftBlock,
+        meanTopK: this.kSum > 0 ? this.kSum / this.rounds : this.options.acceptance.kind === 'top-k' ? this.options.acceptance.k : undefined,
       },
     };
   }

@@ -32,7 +32,7 @@ function skdParts(over: Partial<TrainingOptions> = {}, seed = 1): TrainerParts &
   const student = gpt(seed);
   const teacher = gpt(seed + 100, 2);
   const sampler = new SkdSampler({ student, teacher, tokenizer, rng: samplerRng }, {
-    topK: 20, acceptance: 'top-k', topP: 0.9, acceptOn: 'raw', replace: 'resample', draftBlock: 3, kDecay: false, ratio: 1,
+    topK: 20, acceptance: 'top-k', topP: 0.9, acceptOn: 'raw', replace: 'resample', draftBlock: 3, kDecay: false, kDecayUnit: 'steps', ratio: 1,
     maxNewTokens: 4, studentSampling: {}, teacherSampling: {}, cacheTeacherLogProbs: true, maxCachedTeacherFloats: 1e9,
   });
   return {
