@@ -7,6 +7,7 @@
 #   bash experiments/paper-table/results.sh save [task ...]      archive finished runs not archived yet
 #   bash experiments/paper-table/results.sh restore [task ...]   unpack archives whose run is not finished here
 #
+# TABLE=<name> works on experiments/<name>/results and runs/<name> (default paper-table).
 # One archive per run, experiments/paper-table/results/<task>/<run>.tar.gz, written once and never
 # rewritten: the run's summary.json and config.json, its metrics.jsonl without the progress lines, and
 # the test split's predictions and bootstrap scores (no weights: a few tens of kB a run).
@@ -17,13 +18,14 @@ action=${1:-}
 shift || true
 tasks=("$@")
 [ ${#tasks[@]} -gt 0 ] || tasks=(arithmetic instructions translation summarization)
-archives=experiments/paper-table/results
+table=${TABLE:-paper-table}
+archives=experiments/$table/results
 
 save() {
   local task=$1 dir name archive staging part
-  [ -d "runs/paper-table/$task" ] || return 0
+  [ -d "runs/$table/$task" ] || return 0
   mkdir -p "$archives/$task"
-  for dir in "runs/paper-table/$task"/*/; do
+  for dir in "runs/$table/$task"/*/; do
     dir=${dir%/}
     name=$(basename "$dir")
     archive=$archives/$task/$name.tar.gz
@@ -47,14 +49,14 @@ save() {
 restore() {
   local task=$1 archive name count=0
   [ -d "$archives/$task" ] || return 0
-  mkdir -p "runs/paper-table/$task"
+  mkdir -p "runs/$table/$task"
   for archive in "$archives/$task"/*.tar.gz; do
     [ -f "$archive" ] || continue
     name=$(basename "$archive" .tar.gz)
-    [ -f "runs/paper-table/$task/$name/summary.json" ] && continue
+    [ -f "runs/$table/$task/$name/summary.json" ] && continue
     # A partial run of the same name here is superseded by the finished one.
-    rm -rf "runs/paper-table/$task/$name"
-    tar -C "runs/paper-table/$task" -xzmf "$archive"
+    rm -rf "runs/$table/$task/$name"
+    tar -C "runs/$table/$task" -xzmf "$archive"
     count=$((count + 1))
   done
   echo "$task: $count finished runs restored from $archives/$task"
