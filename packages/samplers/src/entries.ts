@@ -1,7 +1,11 @@
 import { z } from 'zod';
 import { defineComponent, optionsFactory, type AnyComponentEntry, type ComponentDeps } from '@skd/core';
-import { OnPolicySampler, type SamplerModels } from './generating';
-import { DistillmSampler, ImitKdSampler, MixedSampler, SeqKdSampler } from './off-policy';
+import { DistillmSampler } from './distillm';
+import type { SamplerModels } from './generating';
+import { ImitKdSampler } from './imit-kd';
+import { MixedSampler } from './mixed';
+import { OnPolicySampler } from './on-policy';
+import { SeqKdSampler } from './seq-kd';
 import { generationOptions, samplingSchema } from './options';
 import { SkdSampler } from './skd';
 import { supervisedSamplerEntry } from './supervised';
@@ -124,7 +128,7 @@ export const mixedSkdEntry = defineComponent({
   kind: 'mixed-skd',
   summary: 'SKD sample with probability ratio (default 0.5), otherwise the ground-truth response',
   options: skdOptions(0.5),
-  create: (options, deps) => new SkdSampler(models(deps), options),
+  create: (options, deps) => new SkdSampler(models(deps), options, 'mixed-skd'),
 });
 
 // Options with defaults for programs that build samplers without a config, e.g.

@@ -1,4 +1,4 @@
-import { SkdError, cutAtStopStrings, type KdBatch, type KdSampler, type LanguageModel, type PromptBatch, type Rng, type SamplerContext, type Tokenizer } from '@skd/core';
+import { SkdError, cutAtStopStrings, type KdBatch, type LanguageModel, type PromptBatch, type Rng, type Tokenizer } from '@skd/core';
 import { generate, type SamplingOptions } from '@skd/models';
 import type { SequenceRow } from './assemble';
 import { toKdBatch } from './batch';
@@ -46,20 +46,4 @@ export function rowsOf(batch: PromptBatch, responses: readonly (readonly number[
 
 export function batchOf(models: SamplerModels, rows: readonly SequenceRow[], sources: readonly string[], stats: Record<string, number>): KdBatch {
   return toKdBatch({ rows, sources, stats, pad: models.tokenizer.special.pad, contextLength: models.student.contextLength });
-}
-
-/** Trains on what the student generates (on-policy KD). */
-export class OnPolicySampler implements KdSampler {
-  static readonly kind = 'on-policy';
-
-  constructor(
-    private readonly models: SamplerModels,
-    private readonly options: { readonly maxNewTokens: number; readonly sampling: SamplingOptions },
-  ) {}
-
-  async sample(batch: PromptBatch, _context?: SamplerContext): Promise<KdBatch> {
-    const responses = await respond(this.models.student, batch, this.models, this.options.maxNewTokens, this.options.sampling);
-    const generated = responses.reduce((n, r) => n + r.length, 0);
-    return batchOf(this.models, rowsOf(batch, responses), responses.map(() => 'student'), { tokensGenerated: generated, studentRows: responses.length });
-  }
 }

@@ -3,6 +3,7 @@ import { Rng, type Tokenizer } from '@skd/core';
 import { tokenLoss, forwardKl, TokenDivergence } from '@skd/divergences';
 import { BigramModel, GptModel, generate, gptConfigSchema, type SamplingOptions } from '@skd/models';
 import { chiSquare, maxAbsDiff, randomTable, skdClosedForm, tensorsLeakedBy, topKSet, useBackend } from '@skd/testing';
+import { mixedSkdEntry, mixedSkdSamplerOptions, skdEntry, skdSamplerOptions } from './entries';
 import { SkdSampler, decayedTopK } from './skd';
 import { speculativeGenerate, type SpeculativeOptions } from './speculative';
 
@@ -340,6 +341,13 @@ describe('SkdSampler', () => {
     const models = { student: BigramModel.fromProbabilities(randomTable(V, 1)), teacher: BigramModel.fromProbabilities(randomTable(V, 2)), tokenizer, rng: Rng.create(1) };
     expect(() => new SkdSampler(models, { ...base, topK: V })).toThrow(`sampler.options.topK: topK ${V} is not below the vocabulary size ${V}: the teacher accepts every draft, which is on-policy KD`);
     expect(() => new SkdSampler(models, { ...base, topK: V - 1 })).not.toThrow();
+  });
+
+  it('names the kind the config named when the teacher is missing', async () => {
+    const deps = { student: BigramModel.fromProbabilities(studentTable), teacher: undefined, tokenizer, rng: Rng.create(1), baseDir: '.' };
+    await expect(Promise.resolve().then(() => mixedSkdEntry.create(mixedSkdSamplerOptions({ topK: 2 }), deps))).rejects.toThrow('the "mixed-skd" sampler needs a teacher model');
+    await expect(Promise.resolve().then(() => skdEntry.create(skdSamplerOptions({ topK: 2 }), deps))).rejects.toThrow('the "skd" sampler needs a teacher model');
+    deps.student.dispose();
   });
 
   it('maps acceptance "top-p" with topP to nucleus acceptance (a tiny nucleus rejects more)', async () => {

@@ -40,8 +40,10 @@ export class SkdSampler implements KdSampler {
   constructor(
     private readonly models: SamplerModels,
     private readonly options: SkdSamplerOptions,
+    /** The kind the config named ("skd" or "mixed-skd"), for error messages. */
+    private readonly kind: string = SkdSampler.kind,
   ) {
-    requireTeacher(models, SkdSampler.kind);
+    requireTeacher(models, kind);
     const vocab = models.student.vocabSize;
     // K >= |V| accepts every draft: on-policy KD under SKD's name. (With kDecay, K shrinks below |V| as training goes.)
     if (options.acceptance === 'top-k' && !options.kDecay && options.topK >= vocab) {
@@ -63,7 +65,7 @@ export class SkdSampler implements KdSampler {
 
   async sample(batch: PromptBatch, context: SamplerContext): Promise<KdBatch> {
     const { student, tokenizer, rng } = this.models;
-    const teacher = requireTeacher(this.models, SkdSampler.kind);
+    const teacher = requireTeacher(this.models, this.kind);
     if (this.options.ratio < 1 && !rng.bernoulli(this.options.ratio)) {
       return toKdBatch({
         rows: rowsOf(batch, batch.references),

@@ -12,7 +12,7 @@ export interface SpeculativeOptions {
   /** Ids besides `eos` that end a row (the tokenizer's `special.stop`). */
   readonly stop?: readonly number[];
   readonly pad: number;
-  /** Drafted tokens per round (gamma). 1 is token-by-token verification. */
+  /** Drafted tokens per round (the paper's gamma). 1 is token-by-token verification. */
   readonly draftBlock: number;
   /**
    * Adaptive blocks: above draftBlock, the block doubles (up to this) after a round in which every
@@ -117,7 +117,7 @@ function acceptsWarped(probs: Float64Array, token: number, acceptance: Acceptanc
 }
 
 /**
- * Speculative KD sampling, batched. Each round the student drafts up to gamma tokens per row; ONE
+ * Speculative KD sampling, batched. Each round the student drafts up to a block of tokens per row; ONE
  * teacher forward over [pending replacement, drafts] scores them all; each row keeps its drafts up
  * to the first outside the acceptance set and replaces that one with a teacher token, then both
  * caches roll back per row. The replacement is not run through the teacher at once: it rides as
@@ -150,8 +150,8 @@ export async function speculativeGenerate(
         run.catchUpStudent();
         drafts = await run.draft();
       }
-      const scores = await run.verify(drafts);
-      run.judge(drafts, scores);
+      const verified = await run.verify(drafts);
+      run.judge(drafts, verified);
     }
     return run.result();
   } finally {
@@ -161,12 +161,24 @@ export async function speculativeGenerate(
 
 /** A round's drafts per row, and where each fed draft sits in the student's cache (for rollback). */
 interface Drafts {
-  readonly tokens: number[][];
+  readonly tokens: readonly (readonly number[])[];
   /** studentLength[b][j]: the row's student length before draft j was fed; undefined if never fed. */
-  readonly studentLength: (number | undefined)[][];
-  /** Each row's teacher length before the verification block, and whether the block began with a pending replacement. */
-  readonly teacherLength: number[];
-  readonly hadPending: boolean[];
+  readonly studentLength: readonly (readonly (number | undefined)[])[];
+}
+
+/** The teacher's verdict material for a round: its log-probabilities over the block, and where each row's block began. */
+interface Verification {
+  /** (B, block + 1, V) log-probabilities, row-major. */
+  readonly scores: Float32Array;
+  /** Each row's teacher length before the block, and whether the block began with a pending replacement. */
+  readonly teacherLength: readonly number[];
+  readonly hadPending: readonly boolean[];
+}
+
+/** Where each row's caches go back to after a round (undefined: the row keeps everything). */
+interface Rollback {
+  readonly teacher: (number | undefined)[];
+  readonly student: (number | undefined)[];
 }
 
 /** The state of one speculativeGenerate call; its methods are the steps of a round. */
@@ -174,7 +186,7 @@ class SpeculativeRun {
   private readonly B: number;
   private readonly V: number;
   /** This round's draft block; adapts between draftBlock and maxDraftBlock. */
-  private gamma: number;
+  private block: number;
   private readonly studentState: DecodeState;
   private readonly teacherState: DecodeState;
   private readonly tokens: number[][];
@@ -210,7 +222,7 @@ class SpeculativeRun {
   ) {
     this.B = prompts.length;
     this.V = student.vocabSize;
-    this.gamma = options.draftBlock;
+    this.block = options.draftBlock;
     const P = Math.max(...prompts.map((p) => p.length));
     this.studentState = student.startDecoding(this.B, P + maxNew);
     this.teacherState = teacher.startDecoding(this.B, P + maxNew);
@@ -261,7 +273,7 @@ class SpeculativeRun {
     const feed = this.pendingStudent.map((t, b) => (live[b] ? t : undefined));
     const before = [...this.studentState.lengths];
     const tokens = await this.student.generateTokens?.(this.studentState, {
-      steps: this.gamma,
+      steps: this.block,
       eos: this.options.eos,
       ...(this.options.stop ? { stop: this.options.stop } : {}),
       sampling: this.options.studentSampling,
@@ -281,22 +293,15 @@ class SpeculativeRun {
       tokens,
       // All but each row's last draft were read: draft j sits after the row's earlier tokens.
       studentLength: tokens.map((row, b) => row.map((_, j) => (j < row.length - 1 ? (before[b] as number) + (feed[b] !== undefined ? 1 : 0) + j : undefined))),
-      teacherLength: [],
-      hadPending: [],
     };
   }
 
-  /** 2. Up to gamma drafts per live row, sampled on the device; all but each row's last are fed to the student. */
+  /** 2. Up to a block of drafts per live row, sampled on the device; all but each row's last are fed to the student. */
   async draft(): Promise<Drafts> {
     const B = this.B;
-    const drafts: Drafts = {
-      tokens: this.prompts.map(() => []),
-      studentLength: this.prompts.map(() => []),
-      teacherLength: [],
-      hadPending: [],
-    };
+    const drafts = { tokens: this.prompts.map((): number[] => []), studentLength: this.prompts.map((): (number | undefined)[] => []) };
     const drafting = this.done.map((d) => !d);
-    for (let j = 0; j < this.gamma; j++) {
+    for (let j = 0; j < this.block; j++) {
       const chosen = await sampleTokens(this.studentNext as tf.Tensor2D, this.options.studentSampling, this.options.rng, drafting);
       for (let b = 0; b < B; b++) {
         if (!drafting[b]) continue;
@@ -304,7 +309,7 @@ class SpeculativeRun {
         row.push(chosen[b] as number);
         if (endsGeneration(chosen[b] as number, this.options.eos, this.options.stop) || row.length >= (this.budget[b] as number)) drafting[b] = false;
       }
-      if (j === this.gamma - 1 || !drafting.some(Boolean)) break;
+      if (j === this.block - 1 || !drafting.some(Boolean)) break;
       const column = drafts.tokens.map((row, b) => (drafting[b] ? (row[row.length - 1] as number) : undefined));
       column.forEach((t, b) => {
         if (t !== undefined) (drafts.studentLength[b] as (number | undefined)[])[j] = this.studentState.lengths[b];
@@ -314,22 +319,22 @@ class SpeculativeRun {
     return drafts;
   }
 
-  /** 3. One teacher forward over [pending replacement, d_1..d_gamma] scores every draft: (B, gamma+1, V) log-probabilities, read back. */
-  async verify(drafts: Drafts): Promise<Float32Array> {
-    const width = this.gamma + 1;
+  /** 3. One teacher forward over [pending replacement, d_1..d_block] scores every draft: (B, block+1, V) log-probabilities, read back. */
+  async verify(drafts: Drafts): Promise<Verification> {
+    const width = this.block + 1;
     const ids = new Int32Array(this.B * width).fill(this.options.pad);
     const mask = new Float32Array(this.B * width);
+    const teacherLength = [...this.teacherState.lengths];
+    const hadPending = this.pendingTeacher.map((t) => t !== undefined);
     for (let b = 0; b < this.B; b++) {
       const pending = this.pendingTeacher[b];
-      drafts.teacherLength[b] = this.teacherState.lengths[b] as number;
-      drafts.hadPending[b] = pending !== undefined;
       this.pendingTeacher[b] = undefined;
       if (this.done[b]) continue;
       if (pending !== undefined) {
         ids[b * width] = pending;
         mask[b * width] = 1;
       }
-      (drafts.tokens[b] as number[]).forEach((t, j) => {
+      (drafts.tokens[b] as readonly number[]).forEach((t, j) => {
         ids[b * width + 1 + j] = t;
         mask[b * width + 1 + j] = 1;
       });
@@ -337,75 +342,93 @@ class SpeculativeRun {
     const tokens = tf.tensor2d(ids, [this.B, width], 'int32');
     const maskTensor = tf.tensor2d(mask, [this.B, width]);
     try {
-      const logits = this.teacher.decode(tokens, this.teacherState, { mask: maskTensor }); // (B, gamma+1, V)
-      const logProbs = logSoftmax(logits); // (B, gamma+1, V): what the loss keeps, and ranks like the logits
+      const logits = this.teacher.decode(tokens, this.teacherState, { mask: maskTensor }); // (B, block+1, V)
+      const logProbs = logSoftmax(logits); // (B, block+1, V): what the loss keeps, and ranks like the logits
       logits.dispose();
-      const data = (await logProbs.data()) as Float32Array;
+      const scores = (await logProbs.data()) as Float32Array;
       logProbs.dispose();
       this.teacherForwards += 1;
-      return data;
+      return { scores, teacherLength, hadPending };
     } finally {
       tokens.dispose();
       maskTensor.dispose();
     }
   }
 
-  /** 4. Each row keeps its drafts up to the first outside the acceptance set, replaces that one with a teacher token, and both caches roll back. */
-  judge(drafts: Drafts, scores: Float32Array): void {
-    const { gamma, V } = this;
+  /**
+   * 4. Each row keeps its drafts up to the first outside the acceptance set (accept), replaces that
+   * one with a teacher token (replace), and both caches roll back past what was dropped (rollBack).
+   */
+  judge(drafts: Drafts, verification: Verification): void {
     const acceptance = this.options.acceptanceAt?.(this.rounds) ?? this.options.acceptance;
     if (acceptance.kind === 'top-k') this.kSum += acceptance.k;
+    const rollback: Rollback = { teacher: new Array(this.B).fill(undefined), student: new Array(this.B).fill(undefined) };
     let rejected = false;
-    const rollbackTeacher: (number | undefined)[] = new Array(this.B).fill(undefined);
-    const rollbackStudent: (number | undefined)[] = new Array(this.B).fill(undefined);
     for (let b = 0; b < this.B; b++) {
       if (this.done[b]) continue;
       this.rowRounds += 1;
-      const row = drafts.tokens[b] as number[];
-      const hadPending = drafts.hadPending[b] as boolean;
-      // The distribution for draft i is the block's output after the column before it. For the first
-      // draft that column is this round's pending replacement, or, without one, known from before.
-      const distAt = (i: number): Float32Array =>
-        i === 0 && !hadPending ? (this.teacherNext[b] as Float32Array) : scores.subarray((b * (gamma + 1) + i) * V, (b * (gamma + 1) + i + 1) * V);
-      let i = 0;
-      for (; i < row.length; i++) {
-        const dist = distAt(i);
-        const token = row[i] as number;
-        if (!accepts(dist, token, acceptance, this.warp)) break;
-        this.judged += 1;
-        this.accepted += 1;
-        this.append(b, token, 'draft', dist);
-        if (this.done[b]) break;
-      }
+      const row = drafts.tokens[b] as readonly number[];
+      const distAt = this.distributions(b, verification);
+      const kept = this.accept(b, row, distAt, acceptance);
       if (this.done[b]) continue;
-      if (i < row.length) {
-        // Draft i was rejected: both caches drop it and what followed; the teacher supplies this position.
-        this.judged += 1;
-        this.corrections += 1;
+      if (kept < row.length) {
         rejected = true;
-        rollbackTeacher[b] = (drafts.teacherLength[b] as number) + (hadPending ? 1 : 0) + i;
-        rollbackStudent[b] = (drafts.studentLength[b] as (number | undefined)[])[i];
-        const dist = distAt(i);
-        const replacement = this.options.replace === 'argmax' ? chooseToken(dist, { greedy: true }, this.options.rng) : chooseToken(dist, this.options.teacherSampling, this.options.rng);
-        this.append(b, replacement, 'teacher', dist);
-        if (!this.done[b]) {
-          this.pendingTeacher[b] = replacement;
-          this.pendingStudent[b] = replacement;
-          this.teacherNext[b] = undefined;
-        }
+        this.replace(b, distAt(kept));
+        rollback.teacher[b] = (verification.teacherLength[b] as number) + (verification.hadPending[b] ? 1 : 0) + kept;
+        rollback.student[b] = drafts.studentLength[b]?.[kept];
       } else {
         // Every draft accepted: the teacher's output at the last draft predicts the next position.
         this.teacherNext[b] = Float32Array.from(distAt(row.length));
         this.pendingStudent[b] = row[row.length - 1];
       }
     }
-    this.teacherState.rollback(rollbackTeacher);
-    this.studentState.rollback(rollbackStudent);
+    this.rollBack(rollback, rejected);
+  }
+
+  /**
+   * Row b's teacher distribution for draft i: the block's output after the column before it. For
+   * the first draft that column is this round's pending replacement, or, without one, known from before.
+   */
+  private distributions(b: number, { scores, hadPending }: Verification): (i: number) => Float32Array {
+    const { block, V } = this;
+    return (i) => (i === 0 && !hadPending[b] ? (this.teacherNext[b] as Float32Array) : scores.subarray((b * (block + 1) + i) * V, (b * (block + 1) + i + 1) * V));
+  }
+
+  /** Appends row b's drafts up to the first outside the acceptance set (or the row's end); returns how many were kept. */
+  private accept(b: number, row: readonly number[], distAt: (i: number) => Float32Array, acceptance: Acceptance): number {
+    let i = 0;
+    for (; i < row.length; i++) {
+      const dist = distAt(i);
+      const token = row[i] as number;
+      if (!accepts(dist, token, acceptance, this.warp)) break;
+      this.judged += 1;
+      this.accepted += 1;
+      this.append(b, token, 'draft', dist);
+      if (this.done[b]) break;
+    }
+    return i;
+  }
+
+  /** The rejected draft's position gets a teacher token, which both models read at the start of the next round. */
+  private replace(b: number, dist: Float32Array): void {
+    this.judged += 1;
+    this.corrections += 1;
+    const replacement = this.options.replace === 'argmax' ? chooseToken(dist, { greedy: true }, this.options.rng) : chooseToken(dist, this.options.teacherSampling, this.options.rng);
+    this.append(b, replacement, 'teacher', dist);
+    if (this.done[b]) return;
+    this.pendingTeacher[b] = replacement;
+    this.pendingStudent[b] = replacement;
+    this.teacherNext[b] = undefined;
+  }
+
+  /** Both caches drop what each row did not keep; the next block doubles after a round with no rejection (up to maxDraftBlock) and starts over after one. */
+  private rollBack(rollback: Rollback, rejected: boolean): void {
+    this.teacherState.rollback(rollback.teacher);
+    this.studentState.rollback(rollback.student);
     this.rounds += 1;
-    this.blockSum += gamma;
-    // Adaptive blocks grow while every draft is kept, and start over after a rejection.
+    this.blockSum += this.block;
     const most = this.options.maxDraftBlock ?? this.options.draftBlock;
-    this.gamma = rejected ? this.options.draftBlock : Math.min(most, gamma * 2);
+    this.block = rejected ? this.options.draftBlock : Math.min(most, this.block * 2);
   }
 
   result(): SpeculativeResult {

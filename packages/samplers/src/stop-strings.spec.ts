@@ -1,8 +1,9 @@
 import { Rng, cutAtStopStrings, stopStringAt, type PromptBatch } from '@skd/core';
 import { BigramModel, ByteTokenizer } from '@skd/models';
 import { useBackend } from '@skd/testing';
-import { OnPolicySampler, type SamplerModels } from './generating';
-import { SeqKdSampler } from './off-policy';
+import type { SamplerModels } from './generating';
+import { OnPolicySampler } from './on-policy';
+import { SeqKdSampler } from './seq-kd';
 import { SkdSampler, cutSamples } from './skd';
 
 beforeAll(() => useBackend('cpu'));

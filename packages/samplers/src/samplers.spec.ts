@@ -2,8 +2,12 @@ import { Rng, type Tokenizer } from '@skd/core';
 import { BigramModel, generate } from '@skd/models';
 import { randomTable, tensorsLeakedBy, useBackend } from '@skd/testing';
 import { samplerEntries } from './entries';
-import { OnPolicySampler, type SamplerModels } from './generating';
-import { DistillmSampler, ImitKdSampler, MixedSampler, SeqKdSampler } from './off-policy';
+import type { SamplerModels } from './generating';
+import { OnPolicySampler } from './on-policy';
+import { DistillmSampler } from './distillm';
+import { ImitKdSampler } from './imit-kd';
+import { MixedSampler } from './mixed';
+import { SeqKdSampler } from './seq-kd';
 import { SupervisedSampler } from './supervised';
 import type { SwitchSampler } from './switch';
 
