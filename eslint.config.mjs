@@ -1,7 +1,10 @@
 // Layering is enforced here, not just documented (docs/architecture.md explains the layers).
 //   core, backend, divergences : pure; import neither rxjs nor tsyringe
 //   models, samplers, datasets, evaluators : components; no tsyringe (they never see the container)
-//   config, trainer, cli : the composition root; the only code that knows the container
+//   config, trainer : the composition root; the only code that knows the container
+//   experiment (runs, sweeps, the queue) and report (reports, charts, the dashboard) : over the root,
+//     each without the other
+//   cli : the commands, over everything
 // `tools/lint-boundaries/check.cjs` proves a violation fails lint.
 import nx from '@nx/eslint-plugin';
 
@@ -16,9 +19,14 @@ const constraints = (extra) => [
   { sourceTag: 'layer:component', onlyDependOnLibsWithTags: [...lower, ...extra] },
   { sourceTag: 'layer:testing', onlyDependOnLibsWithTags: [...lower, 'layer:testing'] },
   { sourceTag: 'layer:root', onlyDependOnLibsWithTags: [...lower, 'layer:root', ...extra] },
+  { sourceTag: 'layer:experiment', onlyDependOnLibsWithTags: [...lower, 'layer:root', 'layer:experiment', ...extra] },
+  { sourceTag: 'layer:report', onlyDependOnLibsWithTags: [...lower, 'layer:root', 'layer:report', ...extra] },
+  { sourceTag: 'layer:app', onlyDependOnLibsWithTags: [...lower, 'layer:root', 'layer:experiment', 'layer:report', 'layer:app', ...extra] },
   { sourceTag: 'purity:pure', bannedExternalImports: pure },
   { sourceTag: 'layer:component', bannedExternalImports: noContainer },
   { sourceTag: 'layer:testing', bannedExternalImports: noContainer },
+  { sourceTag: 'layer:experiment', bannedExternalImports: noContainer },
+  { sourceTag: 'layer:report', bannedExternalImports: noContainer },
 ];
 
 const boundaries = (extra) => [

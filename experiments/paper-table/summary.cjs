@@ -12,7 +12,7 @@
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
-const { findRuns, groupScores, loadRun, meanStd, pairedComparisons } = require('@skd/cli'); // built by tools/setup.sh
+const { findRuns, groupScores, loadRun, meanStd, pairedComparisons } = require('@skd/report'); // built by tools/setup.sh
 const { intervals } = require('@skd/evaluators');
 
 const root = path.resolve(process.argv[2] ?? path.join(__dirname, '../../runs/paper-table'));

@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { applyOverrides, buildRun, configBaseDir, readConfigFile } = require('@skd/config');
-const { trainerFor } = require('@skd/cli');
+const { Trainer } = require('@skd/trainer');
 
 const tf = require('@tensorflow/tfjs-core');
 const { KERNELS } = require('@skd/ops');
@@ -27,7 +27,7 @@ async function distillSteps(sampler, steps, config = CONFIG) {
     'training.maxNewTokens=4',
   ]);
   const run = await buildRun(raw, { baseDir: configBaseDir(config), source: config });
-  const trainer = trainerFor(run, 'bench');
+  const trainer = new Trainer(run);
   const events = [];
   trainer.events$.subscribe((event) => event.type === 'step' && events.push(event));
   try {

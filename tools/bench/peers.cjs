@@ -49,7 +49,7 @@ function trl(dir, steps, threads, template) {
 function skd(dir, sampler, steps) {
   const child = `
     const { applyOverrides, buildRun, configBaseDir, readConfigFile } = require('@skd/config');
-    const { trainerFor } = require('@skd/cli');
+    const { Trainer } = require('@skd/trainer');
     (async () => {
       const hf = (name) => JSON.stringify({ kind: 'hf', options: { path: ${JSON.stringify(dir)} + '/' + name } });
       const raw = applyOverrides(readConfigFile(${JSON.stringify(CONFIG)}), [
@@ -60,7 +60,7 @@ function skd(dir, sampler, steps) {
         'training.steps=${steps}', 'training.evalEvery=0', 'training.checkpointEvery=0', 'training.evalLimit=1', 'training.maxNewTokens=4',
       ]);
       const run = await buildRun(raw, { baseDir: configBaseDir(${JSON.stringify(CONFIG)}), source: 'bench:peers' });
-      const trainer = trainerFor(run, 'bench-peers');
+      const trainer = new Trainer(run);
       const events = [];
       trainer.events$.subscribe((e) => e.type === 'step' && events.push(e));
       try { await trainer.run(); } finally { trainer.dispose(); run.dispose(); }

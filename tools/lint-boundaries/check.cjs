@@ -15,11 +15,17 @@ const cases = [
   { pkg: 'evaluators', code: "import { formatEvent } from '@skd/trainer';\nexport const f = formatEvent;\n", why: 'a component imports the trainer' },
   { pkg: 'divergences', code: "import { SupervisedSampler } from '@skd/samplers';\nexport const s = SupervisedSampler;\n", why: 'math imports a component' },
   { pkg: 'samplers', code: "import { useBackend } from '@skd/testing';\nexport const u = useBackend;\n", why: 'production code imports test fakes' },
+  { pkg: 'trainer', code: "import { runSweep } from '@skd/experiment';\nexport const r = runSweep;\n", why: 'the composition root imports the experiment runner above it' },
+  { pkg: 'report', code: "import { runSweep } from '@skd/experiment';\nexport const r = runSweep;\n", why: 'the report imports the experiment runner beside it' },
+  { pkg: 'experiment', code: "import { writeReport } from '@skd/report';\nexport const w = writeReport;\n", why: 'the experiment runner imports the report beside it' },
+  { pkg: 'experiment', code: "import { buildProgram } from '@skd/cli';\nexport const b = buildProgram;\n", why: 'a library imports the command line' },
 ];
 const legal = [
   { pkg: 'samplers', code: "import { SkdError } from '@skd/core';\nexport const e = SkdError;\n" },
   { pkg: 'config', code: "import { container } from 'tsyringe';\nexport const c = container;\n" },
   { pkg: 'trainer', code: "import { Subject } from 'rxjs';\nexport const s = new Subject<number>();\n" },
+  { pkg: 'experiment', code: "import { Trainer } from '@skd/trainer';\nexport const t = Trainer;\n" },
+  { pkg: 'cli', code: "import { runSweep } from '@skd/experiment';\nimport { writeReport } from '@skd/report';\nexport const r = [runSweep, writeReport];\n" },
 ];
 
 async function lint(pkg, code, index) {

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { GROUP_VIEW_RUNS, RunsWatcher, fileUnder, runGroup, startDashboard, type Dashboard, type DashboardState } from './dashboard';
+import { GROUP_VIEW_RUNS, RunsWatcher, fileUnder, runGroup, startDashboard, type Dashboard, type DashboardState } from '@skd/report';
 import { chromiumRequired, drawnCharts, renderPage } from './testing/chromium';
 import { exited, start, tmp, waitFor } from './testing/cli';
 

@@ -6,7 +6,7 @@ import { applyOverrides, planRun } from '@skd/config';
 import { Rng, SkdError } from '@skd/core';
 import { JsonlDataset } from '@skd/datasets';
 import { BpeTokenizer, decodeSafetensors, encodeSafetensors } from '@skd/models';
-import { expandGrid, sweepSchema } from './sweep';
+import { expandGrid, sweepSchema } from '@skd/experiment';
 
 /**
  * Property-based tests of every parser that reads what users and other tools hand in: each input is

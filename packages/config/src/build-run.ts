@@ -60,7 +60,12 @@ export interface BuildRunOptions {
   readonly source?: string;
   /** Registries to resolve kinds from; default: the built-ins. */
   readonly registries?: Registries;
-  /** Parent of the run's child container; default: tsyringe's root container. */
+  /**
+   * Parent of the run's child container; default: tsyringe's root container. A component registered
+   * there under its token (TOKENIZER, STUDENT, TEACHER, SAMPLER, DIVERGENCE, DATASET, EVALUATORS) is
+   * used instead of the config's, which is still validated but not built; the program owns it (the
+   * run does not dispose it, and checkpoints keep only the random streams of what the run built).
+   */
   readonly parentContainer?: DependencyContainer;
 }
 
@@ -206,27 +211,35 @@ export async function buildRun(input: unknown, options: BuildRunOptions = {}): P
     if (typeof disposable.dispose === 'function') cleanups.push(() => disposable.dispose?.());
     return instance;
   };
+  // Each slot is resolved from its token: one the parent container already provides (a program's own
+  // sampler, its evaluators) is used as it is, and is the program's to dispose; the others are built
+  // from the config and registered here, so the components after them are built over what was chosen.
+  const provided = <T>(token: InjectionToken<T>): boolean => container.isRegistered(token, true);
+  const slot = async <T>(token: InjectionToken<T>, build: () => Promise<T>): Promise<T> => {
+    if (!provided(token)) value(token, await build());
+    return container.resolve(token);
+  };
   try {
     value(RUN_CONFIG, config);
     value(RUN_BACKEND, backend);
     value(RUN_RNG, rng);
-    const tokenizer = await make(plan.tokenizer, {});
-    value(TOKENIZER, tokenizer);
-    value(DIVERGENCE, await make(plan.divergence, {}));
-    const student = await make(plan.student, { tokenizer, role: 'student' });
-    const teacher = plan.teacher ? await make(plan.teacher, { tokenizer, role: 'teacher' }) : undefined;
+    const tokenizer = await slot(TOKENIZER, () => make(plan.tokenizer, {}));
+    await slot(DIVERGENCE, () => make(plan.divergence, {}));
+    const student = await slot(STUDENT, () => make(plan.student, { tokenizer, role: 'student' }));
+    const plannedTeacher = plan.teacher;
+    const teacher = provided(TEACHER) || plannedTeacher ? await slot(TEACHER, () => make(plannedTeacher as PlannedComponent<'model'>, { tokenizer, role: 'teacher' })) : undefined;
     checkVocabularies(tokenizer, student, teacher, options.source ?? 'config');
-    value(STUDENT, student);
-    if (teacher) value(TEACHER, teacher);
-    value(SAMPLER, await make(plan.sampler, { student, teacher, tokenizer }));
-    value(DATASET, await make(plan.dataset, { tokenizer }));
-    const evaluators: Evaluator[] = [];
-    const breakdown = config.training.breakdownBy;
-    for (const planned of plan.evaluators) {
-      const evaluator = await make(planned, { tokenizer });
-      evaluators.push(breakdown ? FieldBreakdown.of(evaluator, breakdown) : evaluator);
-    }
-    value(EVALUATORS, evaluators);
+    await slot(SAMPLER, () => make(plan.sampler, { student, teacher, tokenizer }));
+    await slot(DATASET, () => make(plan.dataset, { tokenizer }));
+    await slot(EVALUATORS, async () => {
+      const evaluators: Evaluator[] = [];
+      const breakdown = config.training.breakdownBy;
+      for (const planned of plan.evaluators) {
+        const evaluator = await make(planned, { tokenizer });
+        evaluators.push(breakdown ? FieldBreakdown.of(evaluator, breakdown) : evaluator);
+      }
+      return evaluators;
+    });
     const run = container.resolve(Run);
     for (const [path, componentRng] of rngs) run.componentRngs.set(path, componentRng);
     run.notes.push(...notes);

@@ -1,14 +1,16 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { applyOverrides, buildRun, configBaseDir, loadConfigModules, planRun, readConfigFile, resolveOverridePaths, type Run, type RunConfig } from '@skd/config';
+import { applyOverrides, buildRun, configBaseDir, loadConfigModules, planRun, readConfigFile, resolveOverridePaths, type RunConfig } from '@skd/config';
 import { SkdError, WriteError, type RunEvent, type SplitName } from '@skd/core';
 import { DecoderModel, GptModel, readJson, saveCheckpoint, writeAll, writeFileAtomic } from '@skd/models';
 import {
+  LOCK_FILE,
   Trainer,
   checkTrainingData,
   earlyStopping,
   evaluateSplit,
   formatEvent,
+  lockRunDir,
   meanSamplerStat,
   progressLines,
   readRunEvents,
@@ -20,7 +22,6 @@ import {
   type TrainResult,
 } from '@skd/trainer';
 import type { Io } from './io';
-import { LOCK_FILE, lockRunDir } from './run-lock';
 
 export interface ExperimentOptions {
   readonly configFile: string;
@@ -132,23 +133,6 @@ export function changedPaths(a: unknown, b: unknown, prefix = ''): string[] {
   return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix || '(whole config)'];
 }
 
-/** A trainer over a built run's components (what `skd train`/`distill` run; benchmarks use it too). */
-export function trainerFor(run: Run, runId: string): Trainer {
-  return new Trainer({
-    student: run.student,
-    teacher: run.teacher,
-    tokenizer: run.tokenizer,
-    sampler: run.sampler,
-    divergence: run.divergence,
-    dataset: run.dataset,
-    evaluators: run.evaluators,
-    rngs: run.componentRngs,
-    training: run.config.training,
-    runId,
-    backend: run.backend.name,
-  });
-}
-
 /** `skd train` and `skd distill`: validate, prepare the run directory, train with progress, write the evidence. */
 export async function runExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
   const { io } = options;
@@ -169,7 +153,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     // Saved with the folder its relative paths mean, so `skd eval runs/x/config.json` runs as is.
     prepareRunDir(runDir, { ...config, baseDir }, resume);
     io.out(`training data: ${examples} examples${tooLong > 0 ? ` (${tooLong} longer than the context of ${run.student.contextLength} skipped)` : ''}`);
-    trainer = trainerFor(run, path.basename(runDir));
+    trainer = new Trainer(run);
   } catch (error) {
     release();
     run.dispose();

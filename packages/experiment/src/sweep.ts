@@ -5,7 +5,7 @@ import { ConfigError, SkdError } from '@skd/core';
 import { checkConfigPath, resolveOverridePaths } from '@skd/config';
 import { readJson, writeFileAtomic } from '@skd/models';
 import { RunFinishedError, runExperiment } from './experiment';
-import { RunDirBusyError, runDirHolder } from './run-lock';
+import { RunDirBusyError, runDirHolder } from '@skd/trainer';
 import type { Io } from './io';
 
 const override = (key: string, value: unknown) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`;

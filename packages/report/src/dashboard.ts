@@ -2,9 +2,8 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { SkdError, type RunEnded, type RunEvent, type RunStarted, type RunWarning, type StepCompleted } from '@skd/core';
-import { readRunEvents, runHistory } from '@skd/trainer';
+import { LOCK_FILE, LOCK_STALE_MS, readRunEvents, runHistory } from '@skd/trainer';
 import { buildCharts, chartScripts, escapeHtml, inlineJson, PAGE_STYLE, type Chart } from './charts';
-import { LOCK_FILE, LOCK_STALE_MS } from './run-lock';
 import { findFoldersWith, loadRun, resultTablesHtml, type RunRecord } from './report';
 
 /**

@@ -5,3 +5,4 @@ export * from './history';
 export * from './optimizer';
 export * from './stages';
 export * from './trainer';
+export * from './run-lock';

@@ -11,7 +11,7 @@ import { SkdSampler, SupervisedSampler } from '@skd/samplers';
 import { tensorsLeakedBy, useBackend } from '@skd/testing';
 import { AdamW, clipByGlobalNorm, learningRateAt } from './optimizer';
 import { checkTrainingData } from './data-stream';
-import { DivergedError, Trainer, latestCheckpoint, type TrainerParts, type TrainingOptions } from './trainer';
+import { DivergedError, Trainer, latestCheckpoint, type TrainerRun, type TrainingOptions } from './trainer';
 
 beforeAll(() => useBackend('cpu'));
 
@@ -26,7 +26,7 @@ const training = (over: Partial<TrainingOptions> = {}): TrainingOptions => ({
 });
 
 /** An SKD distillation run (stochastic: it exercises RNG and sampler state on resume). */
-function skdParts(over: Partial<TrainingOptions> = {}, seed = 1): TrainerParts & { dispose(): void } {
+function skdParts(over: Partial<TrainingOptions> = {}, seed = 1): TrainerRun & { dispose(): void } {
   const rng = Rng.create(seed);
   const samplerRng = rng.fork('sampler');
   const student = gpt(seed);
@@ -37,16 +37,16 @@ function skdParts(over: Partial<TrainingOptions> = {}, seed = 1): TrainerParts &
   });
   return {
     student, teacher, tokenizer, sampler, divergence: new TokenDivergence({ name: 'forward-kl', fn: forwardKl }), dataset: dataset(),
-    evaluators: [new ExactMatch()], rngs: new Map([['sampler', samplerRng]]), training: training(over), runId: 'test', backend: 'cpu',
+    evaluators: [new ExactMatch()], componentRngs: new Map([['sampler', samplerRng]]), config: { training: training(over) }, backend: { name: 'cpu' },
     dispose: () => [student, teacher].forEach((m) => m.dispose()),
   };
 }
 
-function sftParts(over: Partial<TrainingOptions> = {}, divergence: Divergence = new CrossEntropy()): TrainerParts & { dispose(): void } {
+function sftParts(over: Partial<TrainingOptions> = {}, divergence: Divergence = new CrossEntropy()): TrainerRun & { dispose(): void } {
   const student = gpt(3);
   return {
     student, teacher: undefined, tokenizer, sampler: new SupervisedSampler({ pad: tokenizer.special.pad, contextLength: 32 }), divergence,
-    dataset: dataset(), evaluators: [new ExactMatch()], rngs: new Map(), training: training(over), runId: 'sft', backend: 'cpu',
+    dataset: dataset(), evaluators: [new ExactMatch()], componentRngs: new Map(), config: { training: training(over) }, backend: { name: 'cpu' },
     dispose: () => student.dispose(),
   };
 }
@@ -242,7 +242,7 @@ describe('Trainer', () => {
     const trainer = new Trainer(parts);
     await trainer.run();
     const leaked = await tensorsLeakedBy(async () => {
-      const more = new Trainer({ ...parts, training: training({ steps: 8 }) });
+      const more = new Trainer({ ...parts, config: { training: training({ steps: 8 }) } });
       await more.run();
       more.dispose();
     });

@@ -56,7 +56,12 @@ export interface TrainingOptions {
 }
 
 /** What a training run is made of; the composition root builds these from a config. */
-export interface TrainerParts {
+/**
+ * What the trainer needs of a run: its components, every component's random stream, its training
+ * options and its backend. A `Run` from `buildRun` (@skd/config) is one as it is; a program that
+ * builds its components by hand writes the same shape.
+ */
+export interface TrainerRun {
   readonly student: LanguageModel;
   readonly teacher: LanguageModel | undefined;
   readonly tokenizer: Tokenizer;
@@ -65,15 +70,16 @@ export interface TrainerParts {
   readonly dataset: DatasetSource;
   readonly evaluators: readonly Evaluator[];
   /** Every component's random stream by config path (saved in checkpoints). */
-  readonly rngs: ReadonlyMap<string, Rng>;
-  readonly training: TrainingOptions;
-  readonly runId: string;
-  readonly backend: string;
+  readonly componentRngs: ReadonlyMap<string, Rng>;
+  readonly config: { readonly training: TrainingOptions };
+  readonly backend: { readonly name: string };
 }
 
 export interface TrainOptions {
   /** Folder for checkpoints and evaluation outputs; none: nothing is written. */
   readonly runDir?: string;
+  /** The run's name in its events (default: the run folder's name, or "run"). */
+  readonly runId?: string;
   /** Continue from the newest complete checkpoint in runDir. */
   readonly resume?: boolean;
   /** Abort: the current step finishes, a checkpoint is written, the run ends "cancelled". */
@@ -125,8 +131,8 @@ export class Trainer {
   private readonly optimizer: AdamW;
   private readonly stream: BatchStream;
 
-  constructor(private readonly parts: TrainerParts) {
-    const t = parts.training;
+  constructor(private readonly parts: TrainerRun) {
+    const t = parts.config.training;
     if (parts.divergence.needsTeacher && !parts.teacher) {
       throw new SkdError(`divergence "${parts.divergence.name}" needs a teacher model`, { hint: 'add "teacher" to the config, or use the "cross-entropy" divergence' });
     }
@@ -135,7 +141,7 @@ export class Trainer {
   }
 
   async run(options: TrainOptions = {}): Promise<TrainResult> {
-    const t = this.parts.training;
+    const t = this.parts.config.training;
     let step = 0;
     let lastCheckpoint: string | undefined;
     if (options.resume && options.runDir) {
@@ -162,7 +168,7 @@ export class Trainer {
       // Kept for inspection under another name; the steps they held are trained (and checkpointed) again.
       for (const dir of unusable) fs.renameSync(dir, `${dir}.unusable-${Date.now()}`);
     }
-    this.events$.next({ type: 'run-started', runId: this.parts.runId, totalSteps: t.steps, startStep: step, backend: this.parts.backend, time: Date.now() });
+    this.events$.next({ type: 'run-started', runId: options.runId ?? (options.runDir ? path.basename(options.runDir) : 'run'), totalSteps: t.steps, startStep: step, backend: this.parts.backend.name, time: Date.now() });
     const { runDir, signal } = options;
     const cancelled = (): TrainResult => {
       this.events$.next({ type: 'run-ended', step, reason: 'cancelled', message: lastCheckpoint ? `checkpoint ${lastCheckpoint}` : 'nothing written' });
@@ -205,7 +211,7 @@ export class Trainer {
   }
 
   private async trainStep(step: number): Promise<void> {
-    const t = this.parts.training;
+    const t = this.parts.config.training;
     const started = Date.now();
     const batches: KdBatch[] = [];
     try {
@@ -295,7 +301,7 @@ export class Trainer {
    * bootstrap scores that paired tests between runs read.
    */
   private async evaluate(step: number, split: 'eval' | 'test', runDir: string | undefined, signal: AbortSignal | undefined): Promise<EvaluationResult> {
-    const t = this.parts.training;
+    const t = this.parts.config.training;
     const limit = split === 'eval' ? t.evalLimit : t.testLimit;
     const dataset = evaluationSubset(this.parts.dataset.split(split), limit, t.evalOrder ?? 'sample', split);
     const evaluation = await evaluateSplit({ ...this.parts, batchSize: t.batchSize, maxNewTokens: t.maxNewTokens }, dataset, {
@@ -323,7 +329,7 @@ export class Trainer {
         step,
         optimizerStep: optimizer.step,
         consumedBatches: this.stream.consumed,
-        rngs: Object.fromEntries([...this.parts.rngs].map(([k, rng]) => [k, rng.getState()])),
+        rngs: Object.fromEntries([...this.parts.componentRngs].map(([k, rng]) => [k, rng.getState()])),
         sampler: this.parts.sampler.getState?.() ?? null,
         sha256: await writeSafetensorsStreaming(path.join(tmp, 'state.safetensors'), streamedTensors(tensors)),
       };
@@ -377,7 +383,7 @@ export class Trainer {
     }
     this.optimizer.load(state.optimizerStep, moments);
     moments.forEach((m) => m.dispose());
-    for (const [key, rngState] of Object.entries(state.rngs)) this.parts.rngs.get(key)?.setState(rngState);
+    for (const [key, rngState] of Object.entries(state.rngs)) (this.parts.componentRngs.get(key))?.setState(rngState);
     if (state.sampler !== null) this.parts.sampler.setState?.(state.sampler as never);
     await this.stream.skip(state.consumedBatches);
     return state.step;

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { SkdError, type RunEvent } from '@skd/core';
 import { RunFinishedError, runExperiment } from '../experiment';
 import type { Io } from '../io';
-import { RunDirBusyError } from '../run-lock';
+import { RunDirBusyError } from '@skd/trainer';
 import type { RunJobData, RunProgress } from './jobs';
 
 /** Worker -> runner. */

@@ -1,0 +1,5 @@
+export * from './report';
+export * from './charts';
+export * from './glance';
+export * from './figure-files';
+export * from './dashboard';
