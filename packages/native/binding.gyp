@@ -5,6 +5,7 @@
       "sources": [
         "csrc/skd_native.c",
         "csrc/args.c",
+        "csrc/blas.c",
         "csrc/gemm.c",
         "csrc/threads.c",
         "csrc/elementwise.c",

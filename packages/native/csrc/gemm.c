@@ -6,12 +6,8 @@
 
 #if defined(SKD_BLAS_DNNL)
 #include <dnnl.h>
-const char* skd_blas_name(void) { return "oneDNN"; }
 #elif defined(SKD_BLAS_OPENBLAS)
 #include <cblas.h>
-const char* skd_blas_name(void) { return "OpenBLAS"; }
-#else
-#error "build with SKD_BLAS_DNNL or SKD_BLAS_OPENBLAS (see scripts/blas-flags.cjs)"
 #endif
 
 void skd_sgemm_1t(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,

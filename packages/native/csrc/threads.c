@@ -4,10 +4,6 @@
 #include <omp.h>
 #include <stdlib.h>
 
-#if defined(SKD_BLAS_OPENBLAS)
-extern void openblas_set_num_threads(int num_threads);
-#endif
-
 static int pool_size = 0;
 
 int skd_threads(void) {
@@ -47,12 +43,6 @@ void skd_for_tasks(int64_t n, bool parallel, void (*fn)(void* ctx, int64_t task,
   }
 }
 
-void skd_blas_single_threaded(void) {
-#if defined(SKD_BLAS_OPENBLAS)
-  openblas_set_num_threads(1);
-#endif
-}
-
 // setThreads(n): n >= 1 sets the pool size, 0 keeps it; returns the size in use.
 napi_value skd_napi_set_threads(napi_env env, napi_callback_info info) {
   skd_args a;
@@ -64,12 +54,4 @@ napi_value skd_napi_set_threads(napi_env env, napi_callback_info info) {
   omp_set_num_threads(skd_threads());
   skd_blas_single_threaded();
   return skd_int_result(env, skd_threads());
-}
-
-// blas(): the name of the BLAS the addon was built against.
-napi_value skd_napi_blas(napi_env env, napi_callback_info info) {
-  (void)info;
-  napi_value result = NULL;
-  napi_create_string_utf8(env, skd_blas_name(), NAPI_AUTO_LENGTH, &result);
-  return result;
 }
