@@ -78,13 +78,3 @@ export const runConfigSchema = z.strictObject({
 
 /** A validated config with every default filled in. */
 export type RunConfig = z.infer<typeof runConfigSchema>;
-
-/** The component slots of a run config, and which registry each draws from. */
-export const COMPONENT_SLOTS = {
-  tokenizer: 'tokenizer',
-  teacher: 'model',
-  student: 'model',
-  sampler: 'sampler',
-  divergence: 'divergence',
-  dataset: 'dataset',
-} as const;

@@ -11,6 +11,3 @@ export type InjectionToken<T> = symbol & { readonly [tokenValueType]?: T };
 export function injectionToken<T>(name: string): InjectionToken<T> {
   return Symbol.for(`skd:${name}`) as InjectionToken<T>;
 }
-
-/** What a token resolves to. */
-export type TokenValue<Token> = Token extends InjectionToken<infer T> ? T : never;

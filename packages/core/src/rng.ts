@@ -137,17 +137,7 @@ export class Rng {
       total += w;
     }
     if (total <= 0) throw new SkdError(`categorical weights sum to ${total}; at least one must be positive`);
-    const target = this.random() * total;
-    let acc = 0;
-    let last = -1;
-    for (let i = 0; i < weights.length; i++) {
-      const w = weights[i] as number;
-      if (w === 0) continue;
-      acc += w;
-      last = i;
-      if (target < acc) return i;
-    }
-    return last; // rounding put target at the very top: the last positive entry
+    return cumulativeIndex(weights, this.random() * total);
   }
 
   /** Fisher-Yates, in place; returns the same array. */
@@ -177,4 +167,22 @@ export class Rng {
     }
     [this.s0, this.s1, this.s2, this.s3] = s;
   }
+}
+
+/**
+ * The first index at which the running sum of `weights` (in index order) passes `target`, skipping
+ * zero weights: a categorical draw when `target` is uniform in [0, sum). When rounding puts `target`
+ * at the very top, the last positive entry; -1 when there is none.
+ */
+export function cumulativeIndex(weights: ArrayLike<number>, target: number): number {
+  let acc = 0;
+  let last = -1;
+  for (let i = 0; i < weights.length; i++) {
+    const w = weights[i] as number;
+    if (w === 0) continue;
+    acc += w;
+    last = i;
+    if (target < acc) return i;
+  }
+  return last;
 }

@@ -72,9 +72,3 @@ function gatherRows(x: tf.Tensor2D, idx: tf.Tensor2D): tf.Tensor2D {
     return tf.reshape(tf.gather(tf.reshape(x, [R * V]), tf.reshape(flat, [R * k])), [R, k]) as tf.Tensor2D;
   });
 }
-
-export function disposeSparse(teacher: SparseTeacher): void {
-  teacher.indices.dispose();
-  teacher.logProbs.dispose();
-  teacher.tailLogProb.dispose();
-}

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { NonFiniteError, SkdError, type Rng, type SamplingOptions } from '@skd/core';
+import { NonFiniteError, SkdError, cumulativeIndex, type Rng, type SamplingOptions } from '@skd/core';
 import { hasKernel, KERNELS, runKernel } from './kernels';
 
 export type { SamplingOptions } from '@skd/core';
@@ -69,17 +69,7 @@ export function chooseTokenWith(logits: ArrayLike<number>, options: SamplingOpti
   const probs = warpedDistribution(logits, options);
   let total = 0;
   for (const p of probs) total += p;
-  const target = u * total;
-  let acc = 0;
-  let last = -1;
-  for (let i = 0; i < probs.length; i++) {
-    const p = probs[i] as number;
-    if (p === 0) continue;
-    acc += p;
-    last = i;
-    if (target < acc) return i;
-  }
-  return last;
+  return cumulativeIndex(probs, u * total);
 }
 
 /** Chooses one token id from a logit row with the run's Rng (one draw unless greedy). */

@@ -19,7 +19,7 @@ export interface RunRecord {
   readonly finalMetrics: Record<string, number>;
   readonly meanAcceptanceRate: number | null;
   readonly events: RunEvent[];
-  /** The final test's bootstrap scores, when the run wrote them (runs from before they existed did not). */
+  /** The final test's bootstrap scores, when the run's folder has them (a report reads folders without them, minus intervals and tests). */
   readonly bootstrap: BootstrapScores | undefined;
   /** "eval" for a checkpoint scored by `skd eval --out` (a starting student, a teacher), else how it trained. */
   readonly mode: string | undefined;

@@ -111,7 +111,7 @@ interface CheckpointState {
   readonly consumedBatches: number;
   readonly rngs: Record<string, RngState>;
   readonly sampler: unknown;
-  /** SHA-256 of state.safetensors, verified on resume (absent in checkpoints written before checksums). */
+  /** SHA-256 of state.safetensors, verified on resume; a checkpoint without one is read unverified. */
   readonly sha256?: string;
 }
 

@@ -1,22 +1,13 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import type { AdamWStep } from '@skd/ops';
 import type { NativeAddon } from '../addon';
 import { f32, requireFloat32, size, type KernelArgs, memoryOf } from './wasm';
-
-interface AdamWAttrs {
-  readonly learningRate: number;
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly epsilon: number;
-  readonly weightDecay: number;
-  readonly correction1: number;
-  readonly correction2: number;
-}
 
 /** SkdAdamW: { param, grad, m, v }, AdamWStep → [param, m, v] in one pass. */
 export function adamWKernel(addon: NativeAddon) {
   return (args: KernelArgs): tf.TensorInfo[] => {
     const { param, grad, m, v } = args.inputs as Record<string, tf.TensorInfo>;
-    const s = args.attrs as unknown as AdamWAttrs;
+    const s = args.attrs as unknown as AdamWStep;
     requireFloat32('SkdAdamW', { param, grad, m, v });
     const shape = [...(param as tf.TensorInfo).shape];
     for (const [name, t] of Object.entries({ grad, m, v })) {
