@@ -30,7 +30,10 @@ const runs = tasks.flatMap(([task]) =>
   findRuns([path.join(root, task)]).flatMap((dir) => {
     const name = path.basename(dir);
     const match = /^method-(.+?)__data-([^_]+)(?:__seed-(\d+))?$/.exec(name);
-    if (match) return [{ task, method: match[1], size: match[2], record: loadRun(dir), seconds: JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')).seconds }];
+    if (match)
+      return [
+        { task, method: match[1], size: match[2], record: loadRun(dir), seconds: JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')).seconds },
+      ];
     if (name === 'teacher') return sizes.map((size) => ({ task, method: 'teacher', size, record: loadRun(dir) }));
     return [];
   }),
@@ -43,7 +46,10 @@ if (runs.length === 0) {
 const columns = tasks.flatMap(([task, metric, label]) => sizes.map((size) => ({ task, size, metric, label: `${task} ${size} (${label})` })));
 const select = (task, size, method) => runs.filter((r) => r.task === task && r.size === size && r.method === method);
 // Tables of the task metric name it in each column; the others (perplexity, acceptance) name only the task and size.
-const header = (first, withMetric = true) => [`| ${first} | ${columns.map((c) => (withMetric ? c.label : `${c.task} ${c.size}`)).join(' | ')} |`, `|---|${columns.map(() => '---').join('|')}|`];
+const header = (first, withMetric = true) => [
+  `| ${first} | ${columns.map((c) => (withMetric ? c.label : `${c.task} ${c.size}`)).join(' | ')} |`,
+  `|---|${columns.map(() => '---').join('|')}|`,
+];
 
 function spread(values, digits) {
   if (values.length === 0) return '-';
@@ -62,7 +68,10 @@ function taskCell(members, metric) {
 }
 
 const lines = [];
-lines.push('**Task metric** (higher is better; exact match and pass rate are fractions, chrF and ROUGE-L 0-100): mean ± std over seeds [95% bootstrap interval over the test examples, seeds averaged]', '');
+lines.push(
+  '**Task metric** (higher is better; exact match and pass rate are fractions, chrF and ROUGE-L 0-100): mean ± std over seeds [95% bootstrap interval over the test examples, seeds averaged]',
+  '',
+);
 lines.push(...header('model'));
 for (const method of ['teacher', 'initial', ...methods]) {
   const label = method === 'initial' ? 'initial student' : method;
@@ -109,13 +118,18 @@ lines.push('');
 function plainTable(title, metric, digits) {
   lines.push(title, '', ...header('model', false));
   for (const method of ['teacher', 'initial', ...methods]) {
-    const cells = columns.map(({ task, size }) => spread(select(task, size, method).flatMap((r) => (r.record.finalMetrics[metric] !== undefined ? [r.record.finalMetrics[metric]] : [])), digits));
+    const cells = columns.map(({ task, size }) =>
+      spread(
+        select(task, size, method).flatMap((r) => (r.record.finalMetrics[metric] !== undefined ? [r.record.finalMetrics[metric]] : [])),
+        digits,
+      ),
+    );
     if (cells.some((c) => c !== '-')) lines.push(`| ${method === 'initial' ? 'initial student' : method} | ${cells.join(' | ')} |`);
   }
   lines.push('');
 }
 plainTable('**Reference perplexity** (lower is better; mean ± std over seeds)', 'perplexity', 2);
-plainTable("**Teacher top-25 acceptance of the greedy output** (higher is better)", 'teacherAcceptance', 3);
+plainTable('**Teacher top-25 acceptance of the greedy output** (higher is better)', 'teacherAcceptance', 3);
 // What the runs cost, each on one native thread beside another lane (run.sh with JOBS=2).
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -139,11 +153,22 @@ const totals = tasks.map(([task]) => {
   const finished = runs.filter((r) => r.task === task && methods.includes(r.method) && typeof r.seconds === 'number');
   const known = methods.filter((m) => perRun.has(`${task}|${m}`));
   const projected = known.reduce((sum, m) => sum + perRun.get(`${task}|${m}`) * runsPerMethod, 0);
-  return { finished: finished.length, hours: finished.reduce((sum, r) => sum + r.seconds, 0) / 3600, projected: projected / 3600, complete: known.length === methods.length };
+  return {
+    finished: finished.length,
+    hours: finished.reduce((sum, r) => sum + r.seconds, 0) / 3600,
+    projected: projected / 3600,
+    complete: known.length === methods.length,
+  };
 });
 lines.push(`| finished runs: count, lane-hours | ${totals.map((t) => `${t.finished}, ${t.hours.toFixed(2)} h`).join(' | ')} |`);
-lines.push(`| all ${methods.length * runsPerMethod} runs, projected (lane-hours) | ${totals.map((t) => (t.complete ? t.projected.toFixed(2) : `≥ ${t.projected.toFixed(2)}`)).join(' | ')} |`);
+lines.push(
+  `| all ${methods.length * runsPerMethod} runs, projected (lane-hours) | ${totals.map((t) => (t.complete ? t.projected.toFixed(2) : `≥ ${t.projected.toFixed(2)}`)).join(' | ')} |`,
+);
 const projectedAll = totals.reduce((sum, t) => sum + t.projected, 0);
-lines.push('', `Whole table, projected: ${totals.every((t) => t.complete) ? '' : 'at least '}${projectedAll.toFixed(1)} lane-hours, ${(projectedAll / 2).toFixed(1)} hours of wall time with JOBS=2 (plus the teacher and initial-student evaluations).`, '');
+lines.push(
+  '',
+  `Whole table, projected: ${totals.every((t) => t.complete) ? '' : 'at least '}${projectedAll.toFixed(1)} lane-hours, ${(projectedAll / 2).toFixed(1)} hours of wall time with JOBS=2 (plus the teacher and initial-student evaluations).`,
+  '',
+);
 lines.push(`${runs.filter((r) => r.method !== 'teacher').length} runs from ${path.relative(process.cwd(), root) || '.'}`);
 console.log(lines.join('\n'));

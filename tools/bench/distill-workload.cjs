@@ -55,7 +55,9 @@ async function compareSkdOnPolicy({ rounds = 3, steps = 5, log = () => {} } = {}
     skd.push(await distillSteps({ kind: 'skd', options: { topK: 5, draftBlock: 5, maxNewTokens: 160 } }, steps));
     adaptive.push(await distillSteps({ kind: 'skd', options: { topK: 5, draftBlock: 5, maxDraftBlock: 32, maxNewTokens: 160 } }, steps));
     onPolicy.push(await distillSteps({ kind: 'on-policy', options: { maxNewTokens: 160 } }, steps));
-    log(`distill round ${r + 1}: skd ${skd[r].secondsPerStep.toFixed(3)} s/step, adaptive blocks ${adaptive[r].secondsPerStep.toFixed(3)} s/step, on-policy ${onPolicy[r].secondsPerStep.toFixed(3)} s/step`);
+    log(
+      `distill round ${r + 1}: skd ${skd[r].secondsPerStep.toFixed(3)} s/step, adaptive blocks ${adaptive[r].secondsPerStep.toFixed(3)} s/step, on-policy ${onPolicy[r].secondsPerStep.toFixed(3)} s/step`,
+    );
   }
   const pick = (runs, key) => median(runs.map((x) => x[key]));
   const result = {
@@ -95,11 +97,23 @@ async function compareFusedDivergences({ rounds = 3, steps = 100, log = () => {}
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-kl-'));
     try {
       const args = [...(composite ? ['-r', path.join(__dirname, 'without-kernels.cjs')] : []), cli, 'distill', TRANSLATION, '--out', out];
-      const sets = ['sampler={"kind":"supervised"}', `divergence=${JSON.stringify(divergence)}`, `training.steps=${steps}`, 'training.evalEvery=0', 'training.checkpointEvery=0', 'training.testLimit=1'];
+      const sets = [
+        'sampler={"kind":"supervised"}',
+        `divergence=${JSON.stringify(divergence)}`,
+        `training.steps=${steps}`,
+        'training.evalEvery=0',
+        'training.checkpointEvery=0',
+        'training.testLimit=1',
+      ];
       const env = { ...process.env, SKD_THREADS: process.env.SKD_THREADS ?? '1', SKD_SKIP_KERNELS: composite ? kernels.join(',') : '' };
       const result = spawnSync(process.execPath, [...args, ...sets.flatMap((s) => ['--set', s])], { encoding: 'utf8', env });
       if (result.status !== 0) throw new Error(`skd distill failed: ${result.stderr.slice(-500)}`);
-      const events = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line)).filter((e) => e.type === 'step');
+      const events = fs
+        .readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line))
+        .filter((e) => e.type === 'step');
       return { secondsPerStep: median(events.slice(1).map((e) => e.seconds)), finalLoss: events.at(-1).loss };
     } finally {
       fs.rmSync(out, { recursive: true, force: true });

@@ -23,13 +23,24 @@ const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name
     const teacher = tf.randomNormal([B, T, V], 0, 2, 'float32', 1);
     const student = tf.randomNormal([B, T, V], 0, 2, 'float32', 2);
     const targets = tf.cast(tf.randomUniform([B, T], 0, V, 'float32', 3), 'int32');
-    const variants = kinds.flatMap((kind) => (kind === 'cross-entropy' ? [[kind, {}]] : [[kind, {}], [kind, { sparseTopK: 32 }]]));
+    const variants = kinds.flatMap((kind) =>
+      kind === 'cross-entropy'
+        ? [[kind, {}]]
+        : [
+            [kind, {}],
+            [kind, { sparseTopK: 32 }],
+          ],
+    );
     for (const [kind, options] of variants) {
       const entry = divergenceEntries.find((e) => e.kind === kind);
       const divergence = entry.create(entry.options.parse(options), {});
       const value = () => tf.tidy(() => divergence.perToken({ teacherLogits: teacher, studentLogits: student, targets }).dataSync());
       const gradient = () =>
-        tf.tidy(() => tf.grad((s) => tf.sum(divergence.perToken({ teacherLogits: teacher, studentLogits: s, targets })))(student).dataSync());
+        tf.tidy(() =>
+          tf
+            .grad((s) => tf.sum(divergence.perToken({ teacherLogits: teacher, studentLogits: s, targets })))(student)
+            .dataSync(),
+        );
       const forwardMs = await timeIt(value, { repeats });
       const backwardMs = await timeIt(gradient, { repeats });
       rows.push({

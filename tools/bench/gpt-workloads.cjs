@@ -23,7 +23,11 @@ function trainingStepFlops({ d, T, B, layers = 2, vocab = 256 }) {
 }
 
 function randomTokens(rng, B, T, vocab) {
-  return tf.tensor2d(Int32Array.from({ length: B * T }, () => rng.int(vocab)), [B, T], 'int32');
+  return tf.tensor2d(
+    Int32Array.from({ length: B * T }, () => rng.int(vocab)),
+    [B, T],
+    'int32',
+  );
 }
 
 /** A closure running one optimizer step; returns the loss. */
@@ -34,7 +38,10 @@ function trainingStep(model, { B, T, vocab = 256 }) {
   const optimizer = new AdamW(model.trainableVariables, { learningRate: 1e-3, weightDecay: 0, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 });
   const ce = new CrossEntropy();
   const step = () => {
-    const { value, grads } = tf.variableGrads(() => tokenLoss({ divergence: ce, tokens, targetMask: mask, studentLogits: model.logits(tokens) }), model.trainableVariables);
+    const { value, grads } = tf.variableGrads(
+      () => tokenLoss({ divergence: ce, tokens, targetMask: mask, studentLogits: model.logits(tokens) }),
+      model.trainableVariables,
+    );
     const ordered = model.trainableVariables.map((v) => grads[v.name]);
     optimizer.apply(ordered, 1e-3);
     tf.dispose(ordered);

@@ -40,9 +40,16 @@ function compare() {
     rows.push(run(process.execPath, [__filename, dir, '--child', `--backend=${arg('backend', 'native')}`]));
     rows.push(run(path.resolve(__dirname, '../../.venv/bin/python'), ['-c', TORCH, dir]));
   }
-  for (const r of rows) process.stderr.write(`${r.side}: ${r.seconds.toFixed(1)} s, peak RSS ${r.maxRssGB.toFixed(2)} GB (${(r.parameters / 1e6).toFixed(0)}M parameters)\n`);
+  for (const r of rows)
+    process.stderr.write(`${r.side}: ${r.seconds.toFixed(1)} s, peak RSS ${r.maxRssGB.toFixed(2)} GB (${(r.parameters / 1e6).toFixed(0)}M parameters)\n`);
   const best = (side, key) => Math.min(...rows.filter((r) => r.side === side).map((r) => r[key]));
-  const summary = { dir, skdSeconds: best('skd', 'seconds'), torchSeconds: best('torch', 'seconds'), skdPeakRssGB: best('skd', 'maxRssGB'), torchPeakRssGB: best('torch', 'maxRssGB') };
+  const summary = {
+    dir,
+    skdSeconds: best('skd', 'seconds'),
+    torchSeconds: best('torch', 'seconds'),
+    skdPeakRssGB: best('skd', 'maxRssGB'),
+    torchPeakRssGB: best('torch', 'maxRssGB'),
+  };
   console.log(JSON.stringify(summary));
 }
 

@@ -33,15 +33,19 @@ if (flag('child')) {
   /** Runs `lanes` processes at once with `env`; resolves each lane's seconds per step. */
   const runLanes = (lanes, base, env, steps) =>
     Promise.all(
-      Array.from({ length: lanes }, () =>
-        new Promise((resolve, reject) => {
-          const child = spawn(process.execPath, [__filename, '--child', `--steps=${steps}`], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-          let out = '';
-          let err = '';
-          child.stdout.on('data', (d) => (out += d));
-          child.stderr.on('data', (d) => (err += d));
-          child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()).secondsPerStep) : reject(new Error(`lane failed (${code}): ${err.slice(-2000)}`))));
-        }),
+      Array.from(
+        { length: lanes },
+        () =>
+          new Promise((resolve, reject) => {
+            const child = spawn(process.execPath, [__filename, '--child', `--steps=${steps}`], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+            let out = '';
+            let err = '';
+            child.stdout.on('data', (d) => (out += d));
+            child.stderr.on('data', (d) => (err += d));
+            child.on('exit', (code) =>
+              code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()).secondsPerStep) : reject(new Error(`lane failed (${code}): ${err.slice(-2000)}`)),
+            );
+          }),
       ),
     );
 
@@ -73,12 +77,23 @@ if (flag('child')) {
     const rows = configs.map((c) => {
       const rs = results.get(c.name);
       const throughput = median(rs.map((x) => x.throughput));
-      return { config: c.name, lanes: c.lanes, secondsPerStep: median(rs.flatMap((x) => x.perLane)), stepsPerSecond: throughput, vsOneLane: throughput / oneLane };
+      return {
+        config: c.name,
+        lanes: c.lanes,
+        secondsPerStep: median(rs.flatMap((x) => x.perLane)),
+        stepsPerSecond: throughput,
+        vsOneLane: throughput / oneLane,
+      };
     });
     log('');
     log(`${'configuration'.padEnd(46)}s/step per lane   steps/s   vs one lane`);
-    for (const row of rows) log(`${row.config.padEnd(46)}${row.secondsPerStep.toFixed(3).padStart(15)}${row.stepsPerSecond.toFixed(2).padStart(10)}${row.vsOneLane.toFixed(2).padStart(13)}`);
-    process.stdout.write(`${JSON.stringify({ lanes: { workload: 'experiments/arithmetic SKD step (topK 5, draft block 5, batch 8, 160 new tokens)', cores, steps, rounds, rows } })}\n`);
+    for (const row of rows)
+      log(
+        `${row.config.padEnd(46)}${row.secondsPerStep.toFixed(3).padStart(15)}${row.stepsPerSecond.toFixed(2).padStart(10)}${row.vsOneLane.toFixed(2).padStart(13)}`,
+      );
+    process.stdout.write(
+      `${JSON.stringify({ lanes: { workload: 'experiments/arithmetic SKD step (topK 5, draft block 5, batch 8, 160 new tokens)', cores, steps, rounds, rows } })}\n`,
+    );
   })().catch((error) => {
     process.stderr.write(`${error.stack}\n`);
     process.exit(1);

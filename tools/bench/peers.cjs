@@ -20,11 +20,21 @@ const DATA = path.join(REPO, 'data/arithmetic/train.jsonl.gz');
 const option = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name}=`)) ?? `=${fallback}`).split('=')[1];
 const log = (line) => process.stderr.write(`${line}\n`);
 const { median } = require('./harness.cjs');
-const SETTINGS = { examples: 1000, batch: 8, newTokens: 32, temperature: 1, divergence: 'forward KL (TRL: generalized JSD, beta 0)', onPolicy: 'fully (TRL lmbda 1)', firstTimedStep: 5 };
+const SETTINGS = {
+  examples: 1000,
+  batch: 8,
+  newTokens: 32,
+  temperature: 1,
+  divergence: 'forward KL (TRL: generalized JSD, beta 0)',
+  onPolicy: 'fully (TRL lmbda 1)',
+  firstTimedStep: 5,
+};
 
 function exportModels(dir) {
   for (const name of ['teacher', 'student-1k']) {
-    const result = spawnSync(process.execPath, [CLI, 'export', path.join(REPO, 'experiments/arithmetic/models', name), '--out', path.join(dir, name)], { encoding: 'utf8' });
+    const result = spawnSync(process.execPath, [CLI, 'export', path.join(REPO, 'experiments/arithmetic/models', name), '--out', path.join(dir, name)], {
+      encoding: 'utf8',
+    });
     if (result.status !== 0) throw new Error(`skd export ${name} failed: ${result.stderr}`);
   }
 }
@@ -37,9 +47,34 @@ function writePrompts(file, n) {
 }
 
 function trl(dir, steps, threads, template) {
-  const args = [path.join(__dirname, 'trl_gkd.py'), '--student', path.join(dir, 'student-1k'), '--teacher', path.join(dir, 'teacher'), '--data', path.join(dir, 'prompts.jsonl'), '--template', template];
-  args.push('--examples', String(SETTINGS.examples), '--batch', String(SETTINGS.batch), '--new-tokens', String(SETTINGS.newTokens), '--steps', String(steps), '--threads', String(threads));
-  const result = spawnSync(PYTHON, args, { encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, TOKENIZERS_PARALLELISM: 'false', HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' } });
+  const args = [
+    path.join(__dirname, 'trl_gkd.py'),
+    '--student',
+    path.join(dir, 'student-1k'),
+    '--teacher',
+    path.join(dir, 'teacher'),
+    '--data',
+    path.join(dir, 'prompts.jsonl'),
+    '--template',
+    template,
+  ];
+  args.push(
+    '--examples',
+    String(SETTINGS.examples),
+    '--batch',
+    String(SETTINGS.batch),
+    '--new-tokens',
+    String(SETTINGS.newTokens),
+    '--steps',
+    String(steps),
+    '--threads',
+    String(threads),
+  );
+  const result = spawnSync(PYTHON, args, {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+    env: { ...process.env, TOKENIZERS_PARALLELISM: 'false', HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' },
+  });
   if (result.status !== 0) throw new Error(`trl_gkd.py failed (${result.status}): ${result.stderr.slice(-3000)}`);
   const out = JSON.parse(result.stdout.trim().split('\n').pop());
   return { ...out, seconds: median(out.stepSeconds.slice(SETTINGS.firstTimedStep - 1)) };
@@ -97,13 +132,27 @@ async function comparePeers({ rounds = 2, steps = 40 } = {}) {
       for (const [name, sampler] of Object.entries(samplers)) {
         const out = skd(dir, sampler, steps);
         results[name].push(out);
-        log(`round ${r + 1}: ${name}: ${out.seconds.toFixed(3)} s/step${sampler.kind === 'skd' ? ` (acceptance ${out.acceptanceRate.toFixed(2)}, ${out.teacherPassesPerToken.toFixed(2)} teacher passes per token, mean block ${out.meanDraftBlock.toFixed(1)})` : ''}`);
+        log(
+          `round ${r + 1}: ${name}: ${out.seconds.toFixed(3)} s/step${sampler.kind === 'skd' ? ` (acceptance ${out.acceptanceRate.toFixed(2)}, ${out.teacherPassesPerToken.toFixed(2)} teacher passes per token, mean block ${out.meanDraftBlock.toFixed(1)})` : ''}`,
+        );
       }
     }
     const trlSeconds = median(results.trl.map((x) => x.seconds));
     const rows = Object.entries(results).map(([name, rs]) => {
       const seconds = median(rs.map((x) => x.seconds));
-      return { system: name, secondsPerStep: seconds, speedVsTrl: trlSeconds / seconds, ...(name === 'trl' ? { threads, version: rs[0].trl, torch: rs[0].torch } : { backend: rs[0].backend }), ...(name.startsWith('skd SKD') ? { acceptanceRate: median(rs.map((x) => x.acceptanceRate)), teacherPassesPerToken: median(rs.map((x) => x.teacherPassesPerToken)), meanDraftBlock: median(rs.map((x) => x.meanDraftBlock)) } : {}) };
+      return {
+        system: name,
+        secondsPerStep: seconds,
+        speedVsTrl: trlSeconds / seconds,
+        ...(name === 'trl' ? { threads, version: rs[0].trl, torch: rs[0].torch } : { backend: rs[0].backend }),
+        ...(name.startsWith('skd SKD')
+          ? {
+              acceptanceRate: median(rs.map((x) => x.acceptanceRate)),
+              teacherPassesPerToken: median(rs.map((x) => x.teacherPassesPerToken)),
+              meanDraftBlock: median(rs.map((x) => x.meanDraftBlock)),
+            }
+          : {}),
+      };
     });
     return { settings: { ...SETTINGS, steps, rounds, models: 'experiments/arithmetic teacher and student-1k, exported by skd export' }, rows };
   } finally {
@@ -117,7 +166,10 @@ if (require.main === module) {
       log('');
       log(`settings: ${JSON.stringify(result.settings)}`);
       log('system                              s/step   vs TRL');
-      for (const row of result.rows) log(`${(row.system === 'trl' ? `TRL GKDTrainer ${row.version} (${row.threads} thread${row.threads > 1 ? 's' : ''})` : row.system).padEnd(34)}${row.secondsPerStep.toFixed(3).padStart(8)}${row.speedVsTrl.toFixed(2).padStart(9)}`);
+      for (const row of result.rows)
+        log(
+          `${(row.system === 'trl' ? `TRL GKDTrainer ${row.version} (${row.threads} thread${row.threads > 1 ? 's' : ''})` : row.system).padEnd(34)}${row.secondsPerStep.toFixed(3).padStart(8)}${row.speedVsTrl.toFixed(2).padStart(9)}`,
+        );
       process.stdout.write(`${JSON.stringify({ peers: result })}\n`);
     })
     .catch((error) => {

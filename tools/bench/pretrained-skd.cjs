@@ -26,14 +26,21 @@ const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name
   if (task === 'train') {
     const B = Number(arg('B', 4));
     const T = Number(arg('T', 256));
-    const tokens = tf.tensor2d(Int32Array.from({ length: B * T }, () => rng.int(model.vocabSize)), [B, T], 'int32');
+    const tokens = tf.tensor2d(
+      Int32Array.from({ length: B * T }, () => rng.int(model.vocabSize)),
+      [B, T],
+      'int32',
+    );
     const mask = tf.ones([B, T]);
     // The trainer's optimizer: AdamW (no decay here, as PyTorch's Adam), gradients of the token loss.
     const optimizer = new AdamW(model.trainableVariables, { learningRate: 1e-4, weightDecay: 0, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 });
     const ce = new CrossEntropy();
     for (let i = 0; i < warmup + steps; i++) {
       const t0 = performance.now();
-      const { value, grads } = tf.variableGrads(() => tokenLoss({ divergence: ce, tokens, targetMask: mask, studentLogits: model.logits(tokens) }), model.trainableVariables);
+      const { value, grads } = tf.variableGrads(
+        () => tokenLoss({ divergence: ce, tokens, targetMask: mask, studentLogits: model.logits(tokens) }),
+        model.trainableVariables,
+      );
       const ordered = model.trainableVariables.map((v) => grads[v.name]);
       optimizer.apply(ordered, 1e-4);
       tf.dispose(ordered);
@@ -55,7 +62,18 @@ const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name
     result = { batch, prompt: P, newTokens };
   }
   const median = [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)];
-  console.log(JSON.stringify({ side: 'skd', backend: backend.name, task, parameters: model.parameterCount, ...result, ms: median, times, maxRssGB: process.resourceUsage().maxRSS / 1e6 }));
+  console.log(
+    JSON.stringify({
+      side: 'skd',
+      backend: backend.name,
+      task,
+      parameters: model.parameterCount,
+      ...result,
+      ms: median,
+      times,
+      maxRssGB: process.resourceUsage().maxRSS / 1e6,
+    }),
+  );
 })().catch((error) => {
   console.error(error);
   process.exit(1);

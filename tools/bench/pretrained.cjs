@@ -30,7 +30,19 @@ function skd(shape, task, steps) {
 }
 
 function torch(shape, task, steps, threads) {
-  return run(PYTHON, [path.join(__dirname, 'torch_pretrained.py'), '--shape', shape, '--task', task, '--steps', String(steps), '--warmup', '1', '--threads', String(threads)]);
+  return run(PYTHON, [
+    path.join(__dirname, 'torch_pretrained.py'),
+    '--shape',
+    shape,
+    '--task',
+    task,
+    '--steps',
+    String(steps),
+    '--warmup',
+    '1',
+    '--threads',
+    String(threads),
+  ]);
 }
 
 async function comparePretrained({ quick = false, rounds = 3, only, tasks = ['train', 'generate'] } = {}) {
@@ -51,7 +63,9 @@ async function comparePretrained({ quick = false, rounds = 3, only, tasks = ['tr
         log(`${shape} ${task}: skd ${skdRun.ms.toFixed(0)} ms (${skdRun.backend}, peak RSS ${skdRun.maxRssGB.toFixed(2)} GB)`);
         if (best === undefined) {
           const tried = threads.map((t) => torch(shape, task, steps, t));
-          tried.forEach((r) => log(`${shape} ${task}: torch ${r.threads} thread${r.threads > 1 ? 's' : ''} ${r.ms.toFixed(0)} ms (peak RSS ${r.maxRssGB.toFixed(2)} GB)`));
+          tried.forEach((r) =>
+            log(`${shape} ${task}: torch ${r.threads} thread${r.threads > 1 ? 's' : ''} ${r.ms.toFixed(0)} ms (peak RSS ${r.maxRssGB.toFixed(2)} GB)`),
+          );
           torchRun = tried.reduce((a, b) => (b.ms < a.ms ? b : a));
           best = torchRun.threads;
         } else {
@@ -89,7 +103,8 @@ function printPretrained(rows) {
         shape: `${r.shape} (${(r.parameters / 1e6).toFixed(0)}M)`,
         task: r.task === 'train' ? `train step ${r.setup}` : `greedy ${r.setup}`,
         skd: r.task === 'train' ? `${fmt(r.skdMs)} ms` : `${fmt(1000 / r.skdMs, 1)} tok/s`,
-        [`torch ${rows[0]?.torchVersion ?? ''}`]: r.task === 'train' ? `${fmt(r.torchMs)} ms (${r.torchThreads}t)` : `${fmt(1000 / r.torchMs, 1)} tok/s (${r.torchThreads}t)`,
+        [`torch ${rows[0]?.torchVersion ?? ''}`]:
+          r.task === 'train' ? `${fmt(r.torchMs)} ms (${r.torchThreads}t)` : `${fmt(1000 / r.torchMs, 1)} tok/s (${r.torchThreads}t)`,
         'x torch': fmt(r.speedVsTorch, 2),
         'peak RSS skd/torch': `${fmt(r.skdPeakRssGB, 1)}/${fmt(r.torchPeakRssGB, 1)} GB`,
       })),

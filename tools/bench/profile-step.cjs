@@ -29,7 +29,8 @@ const option = (name, fallback) => Number((process.argv.find((a) => a.startsWith
   const total = [...byKernel.values()].reduce((s, e) => s + e.ms, 0);
   const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 20);
   console.log(`total kernel time ${total.toFixed(1)} ms over ${info.kernels.length} kernel calls`);
-  for (const [name, e] of rows) console.log(`${name.padEnd(22)} ${e.ms.toFixed(1).padStart(8)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  ${e.calls} calls`);
+  for (const [name, e] of rows)
+    console.log(`${name.padEnd(22)} ${e.ms.toFixed(1).padStart(8)} ms ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  ${e.calls} calls`);
   step.dispose();
   model.dispose();
 })();

@@ -60,7 +60,16 @@ function torchConfigs() {
 
 function runTorch(shape, config) {
   const script = path.join(__dirname, 'torch_gpt.py');
-  const args = [script, `--d=${shape.d}`, `--T=${shape.T}`, `--B=${shape.B}`, `--layers=${shape.layers}`, `--vocab=${shape.vocab}`, `--new-tokens=${NEW_TOKENS}`, `--threads=${config.threads}`];
+  const args = [
+    script,
+    `--d=${shape.d}`,
+    `--T=${shape.T}`,
+    `--B=${shape.B}`,
+    `--layers=${shape.layers}`,
+    `--vocab=${shape.vocab}`,
+    `--new-tokens=${NEW_TOKENS}`,
+    `--threads=${config.threads}`,
+  ];
   args.push(`--train-repeats=${quick ? 2 : shape.trainRepeats}`, `--generate-repeats=${quick ? 1 : 3}`);
   const result = spawnSync(PYTHON, args, { encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`torch reference failed: ${result.stderr}`);
@@ -76,7 +85,10 @@ async function measureSkd(shape, mode = 'native') {
   const slow = mode === 'stock';
   const trainMs = await timeIt(step, { warmup: 1, repeats: quick || slow ? 2 : shape.trainRepeats, maxSeconds: slow ? 60 : 40 });
   step.dispose();
-  const genMs = await timeIt(() => generateCached(model, { B: shape.B, newTokens: NEW_TOKENS, vocab: shape.vocab }), { warmup: 1, repeats: quick || slow ? 1 : 3 });
+  const genMs = await timeIt(() => generateCached(model, { B: shape.B, newTokens: NEW_TOKENS, vocab: shape.vocab }), {
+    warmup: 1,
+    repeats: quick || slow ? 1 : 3,
+  });
   model.dispose();
   registerNativeKernels();
   return { trainMs, generateTokensPerSecond: (shape.B * NEW_TOKENS) / (genMs / 1000) };
@@ -119,7 +131,10 @@ async function compareShape(shape, withTorch, peak) {
       }
     }
     const last = skdRounds[skdRounds.length - 1];
-    log(`${shape.name} round ${r + 1}: skd ${last.trainMs.toFixed(1)} ms/step, ${last.generateTokensPerSecond.toFixed(0)} tok/s` + (withTorch ? `; torch fastest ${torchRounds.get(configName(fastest)).at(-1).trainMs.toFixed(1)} ms/step` : ''));
+    log(
+      `${shape.name} round ${r + 1}: skd ${last.trainMs.toFixed(1)} ms/step, ${last.generateTokensPerSecond.toFixed(0)} tok/s` +
+        (withTorch ? `; torch fastest ${torchRounds.get(configName(fastest)).at(-1).trainMs.toFixed(1)} ms/step` : ''),
+    );
   }
   const skd = { trainMs: median(skdRounds.map((x) => x.trainMs)), generateTokensPerSecond: median(skdRounds.map((x) => x.generateTokensPerSecond)) };
   const flops = trainingStepFlops(shape);
@@ -194,7 +209,13 @@ const fmt = (x, digits = 0) => (x === null || x === undefined ? '-' : x.toFixed(
   if (!withTorch && !flag('no-torch')) log(`PyTorch 2 not found at ${PYTHON}: bash tools/setup.sh makes it from the machine's wheel store`);
   const peak = sgemmPeak();
   log(`sgemm peak through the addon: ${fmt(peak, 1)} GFLOP/s`);
-  const summary = { machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'unknown CPU'}`, backend: backend.summary, sgemmPeakGflops: peak, rounds, sizes: {} };
+  const summary = {
+    machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'unknown CPU'}`,
+    backend: backend.summary,
+    sgemmPeakGflops: peak,
+    rounds,
+    sizes: {},
+  };
   for (const shape of SHAPES) summary.sizes[shape.name] = await compareShape(shape, withTorch, peak);
   summary.kvCache = await cacheRatios();
   summary.soak = await soak(Number(option('soak', quick ? 50 : 200)));
@@ -218,8 +239,13 @@ const fmt = (x, digits = 0) => (x === null || x === undefined ? '-' : x.toFixed(
   console.log(`sgemm peak ${fmt(peak, 1)} GFLOP/s; PyTorch: the fastest of ${withTorch ? torchConfigs().map(configName).join('; ') : 'none'}`);
   console.log(table(rows, Object.keys(rows[0])));
   const d = summary.distill;
-  console.log(`distillation step (${d.setup}): SKD ${d.skdSecondsPerStep.toFixed(3)} s, on-policy ${d.onPolicySecondsPerStep.toFixed(3)} s, ratio ${d.stepRatio.toFixed(2)}; SKD acceptance ${(100 * d.acceptanceRate).toFixed(1)}%, ${d.teacherPassesPerToken.toFixed(3)} teacher passes per token; with adaptive blocks (5 up to 32) ${d.adaptiveSecondsPerStep.toFixed(3)} s, ratio ${d.adaptiveStepRatio.toFixed(2)}, ${d.adaptiveTeacherPassesPerToken.toFixed(3)} teacher passes per token`);
-  for (const kl of summary.fusedDivergences) console.log(`${kl.divergence} (${kl.setup}): fused ${kl.fusedSecondsPerStep.toFixed(3)} s/step, composite ${kl.compositeSecondsPerStep.toFixed(3)} s/step, ${kl.speedup.toFixed(2)}x`);
+  console.log(
+    `distillation step (${d.setup}): SKD ${d.skdSecondsPerStep.toFixed(3)} s, on-policy ${d.onPolicySecondsPerStep.toFixed(3)} s, ratio ${d.stepRatio.toFixed(2)}; SKD acceptance ${(100 * d.acceptanceRate).toFixed(1)}%, ${d.teacherPassesPerToken.toFixed(3)} teacher passes per token; with adaptive blocks (5 up to 32) ${d.adaptiveSecondsPerStep.toFixed(3)} s, ratio ${d.adaptiveStepRatio.toFixed(2)}, ${d.adaptiveTeacherPassesPerToken.toFixed(3)} teacher passes per token`,
+  );
+  for (const kl of summary.fusedDivergences)
+    console.log(
+      `${kl.divergence} (${kl.setup}): fused ${kl.fusedSecondsPerStep.toFixed(3)} s/step, composite ${kl.compositeSecondsPerStep.toFixed(3)} s/step, ${kl.speedup.toFixed(2)}x`,
+    );
   if (summary.pretrained) printPretrained(summary.pretrained);
   console.log(JSON.stringify(summary));
 })().catch((error) => {

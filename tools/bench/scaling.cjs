@@ -33,11 +33,14 @@ async function measure(shape) {
       const shape = { ...BASE, [axis]: value };
       const r = await measure(shape);
       rows.push({ [axis]: value, ...r });
-      process.stderr.write(`${axis}=${value}: ${r.trainMs.toFixed(0)} ms/step, ${r.trainGflops.toFixed(0)} GFLOP/s, ${r.generateTokensPerSecond.toFixed(0)} tok/s\n`);
+      process.stderr.write(
+        `${axis}=${value}: ${r.trainMs.toFixed(0)} ms/step, ${r.trainGflops.toFixed(0)} GFLOP/s, ${r.generateTokensPerSecond.toFixed(0)} tok/s\n`,
+      );
     }
     results[axis] = rows;
     console.log(`\n| ${axis} | train ms/step | GFLOP/s | generate tok/s |\n|---|---|---|---|`);
-    for (const row of rows) console.log(`| ${row[axis]} | ${row.trainMs.toFixed(0)} | ${row.trainGflops.toFixed(0)} | ${row.generateTokensPerSecond.toFixed(0)} |`);
+    for (const row of rows)
+      console.log(`| ${row[axis]} | ${row.trainMs.toFixed(0)} | ${row.trainGflops.toFixed(0)} | ${row.generateTokensPerSecond.toFixed(0)} |`);
   }
   console.log(JSON.stringify({ base: BASE, backend: backend.summary, numTensors: tf.memory().numTensors, results }));
 })().catch((error) => {

@@ -25,8 +25,17 @@ async function runSkd({ quick = false, log = () => {} } = {}) {
     const ms = await timeIt(
       async () => {
         const result = await speculativeGenerate(student, teacher, prompts, {
-          maxNewTokens: newTokens, eos: -1, pad: 0, draftBlock, acceptance: { kind: 'top-k', k }, acceptOn: 'raw', replace: 'resample',
-          studentSampling: {}, teacherSampling: {}, keepTeacherLogProbs: true, rng: Rng.create(1),
+          maxNewTokens: newTokens,
+          eos: -1,
+          pad: 0,
+          draftBlock,
+          acceptance: { kind: 'top-k', k },
+          acceptOn: 'raw',
+          replace: 'resample',
+          studentSampling: {},
+          teacherSampling: {},
+          keepTeacherLogProbs: true,
+          rng: Rng.create(1),
         });
         stats = result.stats;
       },
@@ -42,7 +51,9 @@ async function runSkd({ quick = false, log = () => {} } = {}) {
       tokensPerSecond: stats.tokensGenerated / (ms / 1000),
       ms,
     };
-    log(`skd gamma ${draftBlock}: acceptance ${(summary.acceptanceRate * 100).toFixed(1)}%, ${summary.teacherPassesPerToken.toFixed(3)} teacher passes/token, ${summary.tokensPerSecond.toFixed(0)} tok/s`);
+    log(
+      `skd gamma ${draftBlock}: acceptance ${(summary.acceptanceRate * 100).toFixed(1)}%, ${summary.teacherPassesPerToken.toFixed(3)} teacher passes/token, ${summary.tokensPerSecond.toFixed(0)} tok/s`,
+    );
     return summary;
   };
   const gamma1 = await run(1);

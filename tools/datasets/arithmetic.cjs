@@ -19,7 +19,11 @@ const OPERATIONS = [
     const bags = 2 + rng.int(4);
     const each = 2 + rng.int(9);
     const added = bags * each;
-    return { total: total + added, question: `${who} buys ${bags} packs of ${each} ${item} each.`, steps: [`${bags} packs of ${each} is ${bags} * ${each} = ${added} ${item}.`, `${total} + ${added} = ${total + added}.`] };
+    return {
+      total: total + added,
+      question: `${who} buys ${bags} packs of ${each} ${item} each.`,
+      steps: [`${bags} packs of ${each} is ${bags} * ${each} = ${added} ${item}.`, `${total} + ${added} = ${total + added}.`],
+    };
   },
   (rng, total, who, item) => {
     if (total < 2) return null;
@@ -30,7 +34,11 @@ const OPERATIONS = [
     const divisors = [2, 3, 4, 5].filter((d) => total % d === 0 && total / d >= 1);
     if (!divisors.length) return null;
     const d = divisors[rng.int(divisors.length)];
-    return { total: total / d, question: `${who} shares the ${item} equally among ${d} friends and keeps one share.`, steps: [`${total} / ${d} = ${total / d}.`] };
+    return {
+      total: total / d,
+      question: `${who} shares the ${item} equally among ${d} friends and keeps one share.`,
+      steps: [`${total} / ${d} = ${total / d}.`],
+    };
   },
   (rng, total, who, item) => {
     const found = 1 + rng.int(15);

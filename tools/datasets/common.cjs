@@ -22,7 +22,11 @@ function writeSplits(name, splits) {
     } else fs.writeFileSync(path.join(dir, `${split}.jsonl`), text);
     sizes[split] = rows.length;
   }
-  console.log(`${name}: ${Object.entries(sizes).map(([s, n]) => `${s} ${n}`).join(', ')} -> ${path.relative(process.cwd(), dir)}`);
+  console.log(
+    `${name}: ${Object.entries(sizes)
+      .map(([s, n]) => `${s} ${n}`)
+      .join(', ')} -> ${path.relative(process.cwd(), dir)}`,
+  );
   return sizes;
 }
 

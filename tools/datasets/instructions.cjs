@@ -23,7 +23,9 @@ const WORDS = `apple river garden planet window silver forest candle rocket yell
   stone storm stream street sugar summer sunset supper sweater table tablet teacher temple thunder
   ticket tiger timber toast tomato tongue tower tractor travel treasure tulip tunnel turtle umbrella
   valley velvet violin voyage wagon walnut water weather whale whistle winter wizard wolf wonder
-  yogurt zebra`.split(/\s+/).filter((w, i, all) => w && all.indexOf(w) === i);
+  yogurt zebra`
+  .split(/\s+/)
+  .filter((w, i, all) => w && all.indexOf(w) === i);
 
 // Half the spelling prompts use a made-up word (consonant-vowel syllables): the supply of prompts
 // is then unlimited, and a model must learn to spell, not to remember a few hundred answers.
@@ -42,7 +44,12 @@ const TASKS = [
     const xs = Array.from({ length: 3 + rng.int(4) }, () => 1 + rng.int(99));
     const desc = rng.bernoulli(0.5);
     const sorted = [...xs].sort((a, b) => (desc ? b - a : a - b)).map(String);
-    return { prompt: `Sort these numbers in ${desc ? 'descending' : 'ascending'} order, separated by commas: ${xs.join(', ')}`, response: sorted.join(', '), check: { type: 'list', expected: sorted }, task: 'sort' };
+    return {
+      prompt: `Sort these numbers in ${desc ? 'descending' : 'ascending'} order, separated by commas: ${xs.join(', ')}`,
+      response: sorted.join(', '),
+      check: { type: 'list', expected: sorted },
+      task: 'sort',
+    };
   },
   (rng) => {
     const w = someWord(rng);
@@ -53,20 +60,35 @@ const TASKS = [
     const w = someWord(rng);
     const letter = w[rng.int(w.length)];
     const n = [...w].filter((c) => c === letter).length;
-    return { prompt: `How many times does the letter "${letter}" appear in "${w}"? Answer with a number.`, response: String(n), check: { type: 'number', expected: n }, task: 'count' };
+    return {
+      prompt: `How many times does the letter "${letter}" appear in "${w}"? Answer with a number.`,
+      response: String(n),
+      check: { type: 'number', expected: n },
+      task: 'count',
+    };
   },
   (rng) => {
     const w = someWord(rng);
     const upper = rng.bernoulli(0.5);
     const out = upper ? w.toUpperCase() : w[0].toUpperCase() + w.slice(1);
-    return { prompt: upper ? `Write "${w}" in capital letters.` : `Capitalize the first letter of "${w}".`, response: out, check: { type: 'exact', expected: out }, task: 'format' };
+    return {
+      prompt: upper ? `Write "${w}" in capital letters.` : `Capitalize the first letter of "${w}".`,
+      response: out,
+      check: { type: 'exact', expected: out },
+      task: 'format',
+    };
   },
   (rng) => {
     const a = 2 + rng.int(20);
     const b = 2 + rng.int(9);
     const c = 1 + rng.int(30);
     const value = a * b + c;
-    return { prompt: `Compute ${a} * ${b} + ${c}. Answer with a number.`, response: String(value), check: { type: 'number', expected: value }, task: 'compute' };
+    return {
+      prompt: `Compute ${a} * ${b} + ${c}. Answer with a number.`,
+      response: String(value),
+      check: { type: 'number', expected: value },
+      task: 'compute',
+    };
   },
   (rng) => {
     const y = 2000 + rng.int(30);

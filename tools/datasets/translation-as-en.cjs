@@ -20,7 +20,11 @@ for (const { pkg, file } of catalogues(dirs)) byPackage.set(pkg, pairsOf(file, p
 
 // Deduplicate by source text across packages (first occurrence wins, packages in name order).
 const seen = new Set();
-for (const [pkg, rows] of byPackage) byPackage.set(pkg, rows.filter((r) => !seen.has(r.prompt) && seen.add(r.prompt)));
+for (const [pkg, rows] of byPackage)
+  byPackage.set(
+    pkg,
+    rows.filter((r) => !seen.has(r.prompt) && seen.add(r.prompt)),
+  );
 
 // Whole packages go to test, then eval, in the order of a hash of their names, until each split
 // holds its size; every other package trains. The order depends on nothing but the names, so adding

@@ -23,7 +23,11 @@ const heldOut = ['eval', 'test'].flatMap((split) => {
     console.error(`${path.relative(process.cwd(), file)} is missing: run node tools/datasets/translation-as-en.cjs first`);
     process.exit(2);
   }
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
 });
 const heldPackages = new Set(heldOut.map((r) => r.package));
 const heldReferences = new Set(heldOut.map((r) => r.response));

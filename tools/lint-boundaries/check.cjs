@@ -15,9 +15,21 @@ const cases = [
   { pkg: 'evaluators', code: "import { formatEvent } from '@skd/trainer';\nexport const f = formatEvent;\n", why: 'a component imports the trainer' },
   { pkg: 'divergences', code: "import { SupervisedSampler } from '@skd/samplers';\nexport const s = SupervisedSampler;\n", why: 'math imports a component' },
   { pkg: 'samplers', code: "import { useBackend } from '@skd/testing';\nexport const u = useBackend;\n", why: 'production code imports test fakes' },
-  { pkg: 'trainer', code: "import { runSweep } from '@skd/experiment';\nexport const r = runSweep;\n", why: 'the composition root imports the experiment runner above it' },
-  { pkg: 'report', code: "import { runSweep } from '@skd/experiment';\nexport const r = runSweep;\n", why: 'the report imports the experiment runner beside it' },
-  { pkg: 'experiment', code: "import { writeReport } from '@skd/report';\nexport const w = writeReport;\n", why: 'the experiment runner imports the report beside it' },
+  {
+    pkg: 'trainer',
+    code: "import { runSweep } from '@skd/experiment';\nexport const r = runSweep;\n",
+    why: 'the composition root imports the experiment runner above it',
+  },
+  {
+    pkg: 'report',
+    code: "import { runSweep } from '@skd/experiment';\nexport const r = runSweep;\n",
+    why: 'the report imports the experiment runner beside it',
+  },
+  {
+    pkg: 'experiment',
+    code: "import { writeReport } from '@skd/report';\nexport const w = writeReport;\n",
+    why: 'the experiment runner imports the report beside it',
+  },
   { pkg: 'experiment', code: "import { buildProgram } from '@skd/cli';\nexport const b = buildProgram;\n", why: 'a library imports the command line' },
 ];
 const legal = [

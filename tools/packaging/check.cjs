@@ -40,14 +40,17 @@ function checkMetadata({ pkg }) {
     if (!pkg[field]) problem(`${pkg.name}: package.json has no "${field}"`);
   }
   for (const [name, range] of Object.entries(pkg.dependencies ?? {})) {
-    if (name.startsWith('@skd/') && range !== `^${versions.get(name)}`) problem(`${pkg.name}: depends on ${name} as "${range}", expected "^${versions.get(name)}"`);
+    if (name.startsWith('@skd/') && range !== `^${versions.get(name)}`)
+      problem(`${pkg.name}: depends on ${name} as "${range}", expected "^${versions.get(name)}"`);
   }
   if (pkg.dependencies?.['@tensorflow/tfjs-core']) problem(`${pkg.name}: @tensorflow/tfjs-core must be a peer dependency (one copy per consumer)`);
   if (pkg.dependencies?.['@tensorflow/tfjs']) problem(`${pkg.name}: depends on the @tensorflow/tfjs umbrella`);
 }
 
 function pack({ dir, pkg }) {
-  const [result] = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+  const [result] = JSON.parse(
+    execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
   const files = result.files.map((f) => f.path);
   for (const required of ['LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.d.ts']) {
     if (!files.includes(required)) problem(`${pkg.name}: the tarball has no ${required}`);
@@ -94,7 +97,9 @@ function withInternalDependencies(names) {
     if (all.has(name)) return;
     all.add(name);
     const { pkg } = packages.find((p) => p.pkg.name === name);
-    Object.keys(pkg.dependencies ?? {}).filter((d) => d.startsWith('@skd/')).forEach(visit);
+    Object.keys(pkg.dependencies ?? {})
+      .filter((d) => d.startsWith('@skd/'))
+      .forEach(visit);
   };
   names.forEach(visit);
   return [...all];
@@ -127,18 +132,24 @@ function checkKdConsumer(tarball) {
   } catch {
     return problem(`the KD consumer (${names.join(', ')}) failed (exit ${run.status}):\n${run.stdout}\n${run.stderr}`);
   }
-  if (!(result.kl > 0 && Number.isFinite(result.kl)) || Math.abs(result.self) > 1e-6) problem(`the KD consumer computed KL ${result.kl} (expected > 0) and ${result.self} between a model and itself (expected 0)`);
-  else say(`a consumer of ${names.join(', ')}: forward KL of a tiny student from a tiny teacher ${result.kl.toFixed(4)}, of the teacher from itself ${result.self.toExponential(1)}`);
+  if (!(result.kl > 0 && Number.isFinite(result.kl)) || Math.abs(result.self) > 1e-6)
+    problem(`the KD consumer computed KL ${result.kl} (expected > 0) and ${result.self} between a model and itself (expected 0)`);
+  else
+    say(
+      `a consumer of ${names.join(', ')}: forward KL of a tiny student from a tiny teacher ${result.kl.toFixed(4)}, of the teacher from itself ${result.self.toExponential(1)}`,
+    );
 }
 
 /** `nx release` dry runs: one version for every publishable package, a changelog from the commits. */
 function checkRelease() {
-  const nx = (args) => spawnSync('npx', ['nx', 'release', ...args, '--dry-run'], { cwd: root, encoding: 'utf8', env: { ...process.env, NX_DAEMON: 'false' }, timeout: 300_000 });
+  const nx = (args) =>
+    spawnSync('npx', ['nx', 'release', ...args, '--dry-run'], { cwd: root, encoding: 'utf8', env: { ...process.env, NX_DAEMON: 'false' }, timeout: 300_000 });
   const next = '0.99.0';
   const version = nx(['version', next]);
   if (version.status !== 0) return problem(`nx release version --dry-run failed:\n${version.stdout}\n${version.stderr}`);
   for (const { pkg } of packages) {
-    if (!version.stdout.includes(`New version ${next} written to manifest: packages/${pkg.name.replace('@skd/', '')}/package.json`)) problem(`nx release version does not version ${pkg.name}`);
+    if (!version.stdout.includes(`New version ${next} written to manifest: packages/${pkg.name.replace('@skd/', '')}/package.json`))
+      problem(`nx release version does not version ${pkg.name}`);
   }
   if (/written to manifest: (packages\/testing|tools)\//.test(version.stdout)) problem('nx release version versions a private project');
   if (!version.stdout.includes(`+     "@skd/core": "^${next}"`)) problem('nx release version leaves the internal dependency ranges behind');
@@ -151,7 +162,8 @@ function checkRelease() {
     .find((line) => line.trim() !== '' && !/^\w+(\([^)]*\))?!?: /.test(line));
   if (subject === undefined) return problem('no commit with a prose subject touches the released packages, so the changelog cannot be checked');
   if (changelog.status !== 0) return problem(`nx release changelog --dry-run failed:\n${changelog.stdout}\n${changelog.stderr}`);
-  if (!changelog.stdout.includes(`## ${next}`) || !changelog.stdout.includes(subject.slice(0, 60))) problem(`nx release changelog does not list the commits (looked for "${subject.slice(0, 60)}")`);
+  if (!changelog.stdout.includes(`## ${next}`) || !changelog.stdout.includes(subject.slice(0, 60)))
+    problem(`nx release changelog does not list the commits (looked for "${subject.slice(0, 60)}")`);
   const ci = fs.readFileSync(path.join(root, '.ci/run'), 'utf8');
   if (/release publish|npm publish/.test(ci)) problem('.ci/run publishes');
   say(`nx release: a dry run versions ${packages.length} packages to ${next} together and writes a changelog from the commits`);
@@ -174,7 +186,10 @@ function main() {
   if (fs.existsSync(path.join(modules, 'core-js'))) problem('a consumer of @skd/backend installs core-js');
   checkKdConsumer(tarball);
   // Every package together: each README's example runs.
-  const everything = consumer('full-consumer', packed.map((p) => p.tarball));
+  const everything = consumer(
+    'full-consumer',
+    packed.map((p) => p.tarball),
+  );
   say(`a consumer of every package: ${(sizeOf(path.join(everything, 'node_modules')) / 2 ** 20).toFixed(0)} MB in node_modules`);
   for (const { dir, pkg } of packages) {
     const example = readmeExample(fs.readFileSync(path.join(dir, 'README.md'), 'utf8'));

@@ -29,7 +29,7 @@ describe('selectBackend', () => {
     expect(on.native?.kernels).toContain('UnsortedSegmentSum');
   });
 
-  it('selects native (skd kernels over tfjs-backend-cpu storage) explicitly, and in auto\'s wasm place for models past the wasm budget', async () => {
+  it("selects native (skd kernels over tfjs-backend-cpu storage) explicitly, and in auto's wasm place for models past the wasm budget", async () => {
     const native = await selectBackend({ backend: 'native' });
     expect(native.name).toBe('native');
     expect(native.native?.kernels).toEqual(expect.arrayContaining(['SkdLinear', 'SkdAttention', 'Add', 'Transpose']));
@@ -37,7 +37,9 @@ describe('selectBackend', () => {
     expect(small.name).toBe('wasm');
     const large = await selectBackend({ backend: 'auto', modelBytes: 2 * WASM_BUDGET_BYTES });
     expect(large.name).toBe('native');
-    expect(large.summary).toContain(`the models need ~${((2 * WASM_BUDGET_BYTES) / 1e9).toFixed(1)} GB for weights and optimizer state, more than wasm's heap holds`);
+    expect(large.summary).toContain(
+      `the models need ~${((2 * WASM_BUDGET_BYTES) / 1e9).toFixed(1)} GB for weights and optimizer state, more than wasm's heap holds`,
+    );
     await selectBackend({ backend: 'wasm' });
   });
 

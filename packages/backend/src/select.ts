@@ -83,18 +83,14 @@ export function assertSingleTfjsCore(packages: readonly string[], resolver: Modu
     const theirs = resolver.resolve('@tensorflow/tfjs-core', path.dirname(manifest));
     if (theirs && theirs !== ours) {
       throw new BackendError(
-        `${pkg} uses a second copy of @tensorflow/tfjs-core (${theirs}, ours is ${ours}); ` +
-          'kernels registered in one copy are invisible to the other',
+        `${pkg} uses a second copy of @tensorflow/tfjs-core (${theirs}, ours is ${ours}); ` + 'kernels registered in one copy are invisible to the other',
         { hint: `install the same @tensorflow/tfjs-core version as ${pkg} expects (4.22.0) and run npm dedupe` },
       );
     }
   }
 }
 
-async function tryNodeBackend(
-  backend: 'tensorflow-gpu' | 'tensorflow',
-  resolver: ModuleResolver,
-): Promise<BackendAttempt> {
+async function tryNodeBackend(backend: 'tensorflow-gpu' | 'tensorflow', resolver: ModuleResolver): Promise<BackendAttempt> {
   const pkg = NODE_PACKAGES[backend];
   if (!resolver.resolve(`${pkg}/package.json`)) {
     return { backend, ok: false, reason: `${pkg} is not installed (optional; npm install ${pkg} where libtensorflow can be downloaded)` };
@@ -109,9 +105,7 @@ async function tryNodeBackend(
     return { backend, ok: false, reason: `${pkg} loaded but registered no "tensorflow" backend in this tfjs-core` };
   }
   const ready = await tf.setBackend('tensorflow');
-  return ready
-    ? { backend, ok: true, reason: `${pkg} loaded` }
-    : { backend, ok: false, reason: `${pkg} loaded but its backend failed to initialise` };
+  return ready ? { backend, ok: true, reason: `${pkg} loaded` } : { backend, ok: false, reason: `${pkg} loaded but its backend failed to initialise` };
 }
 
 async function tryJsBackend(backend: 'wasm' | 'cpu', resolver: ModuleResolver): Promise<BackendAttempt> {
@@ -130,7 +124,9 @@ async function tryJsBackend(backend: 'wasm' | 'cpu', resolver: ModuleResolver): 
 async function tryNativeBackend(): Promise<BackendAttempt> {
   if (!registerNativeBackend()) return { backend: 'native', ok: false, reason: `the native addon is not available: ${loadAddon().reason}` };
   const ready = await tf.setBackend('native');
-  return ready ? { backend: 'native', ok: true, reason: 'skd native kernels over tfjs-backend-cpu storage (no wasm heap limit)' } : { backend: 'native', ok: false, reason: 'the backend failed to initialise' };
+  return ready
+    ? { backend: 'native', ok: true, reason: 'skd native kernels over tfjs-backend-cpu storage (no wasm heap limit)' }
+    : { backend: 'native', ok: false, reason: 'the backend failed to initialise' };
 }
 
 /**
@@ -152,8 +148,7 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
   // selectBackend reports the choice and how to get a faster one; tfjs's own banner would only repeat it.
   tf.env().set('PROD', true);
   const large = (options.modelBytes ?? 0) > WASM_BUDGET_BYTES;
-  const candidates: Exclude<BackendName, 'auto'>[] =
-    requested === 'auto' ? ['tensorflow-gpu', 'tensorflow', large ? 'native' : 'wasm', 'cpu'] : [requested];
+  const candidates: Exclude<BackendName, 'auto'>[] = requested === 'auto' ? ['tensorflow-gpu', 'tensorflow', large ? 'native' : 'wasm', 'cpu'] : [requested];
   const attempts: BackendAttempt[] = [];
   for (const candidate of candidates) {
     const attempt =
@@ -167,9 +162,16 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
       const device = candidate === 'tensorflow-gpu' ? 'gpu' : 'cpu';
       if (candidate === 'wasm' && options.nativeKernels === false) unregisterNativeKernels();
       const native =
-        candidate === 'native' ? registerNativeKernels({ target: 'native' }) : candidate === 'wasm' && options.nativeKernels !== false ? registerNativeKernels() : undefined;
+        candidate === 'native'
+          ? registerNativeKernels({ target: 'native' })
+          : candidate === 'wasm' && options.nativeKernels !== false
+            ? registerNativeKernels()
+            : undefined;
       const skipped = attempts.filter((a) => !a.ok).map((a) => `${a.backend}: ${a.reason}`);
-      const why = large && candidate === 'native' && requested === 'auto' ? ` (the models need ~${((options.modelBytes ?? 0) / 1e9).toFixed(1)} GB for weights and optimizer state, more than wasm's heap holds)` : '';
+      const why =
+        large && candidate === 'native' && requested === 'auto'
+          ? ` (the models need ~${((options.modelBytes ?? 0) / 1e9).toFixed(1)} GB for weights and optimizer state, more than wasm's heap holds)`
+          : '';
       const summary =
         `backend ${tf.getBackend()} (${device}): ${attempt.reason}${why}` +
         (native ? `; ${native.summary}` : '') +
@@ -182,8 +184,7 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
       return { name: tf.getBackend(), device, summary, short, attempts, native };
     }
   }
-  throw new BackendError(
-    `backend "${requested}" is not available: ${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')}`,
-    { hint: 'use "backend": "auto" to fall back to wasm or cpu' },
-  );
+  throw new BackendError(`backend "${requested}" is not available: ${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')}`, {
+    hint: 'use "backend": "auto" to fall back to wasm or cpu',
+  });
 }

@@ -18,19 +18,35 @@ describe('skd distill / train (end to end)', () => {
     expect(result.stdout).toMatch(/checkpoint @ step 2[\s\S]*run ended at step 4: completed/);
     const run = path.join(dir, 'runs/a');
     expect(fs.readdirSync(run).sort()).toEqual(['checkpoints', 'config.json', 'eval', 'metrics.jsonl', 'model', 'summary.json']);
-    const events = fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const events = fs
+      .readFileSync(path.join(run, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(events.filter((e) => e.type === 'step').map((e) => e.step)).toEqual([1, 2, 3, 4]);
     expect(events.find((e) => e.type === 'step').sampler.acceptanceRate).toEqual(expect.any(Number));
-    const predictions = fs.readFileSync(path.join(run, 'eval', 'test-step-000004.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const predictions = fs
+      .readFileSync(path.join(run, 'eval', 'test-step-000004.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(Object.keys(predictions[0]).sort()).toEqual(['id', 'prediction', 'prompt', 'reference']);
-    expect(JSON.parse(fs.readFileSync(path.join(run, 'summary.json'), 'utf8'))).toMatchObject({ steps: 4, sampler: 'skd', finalMetrics: { exactMatch: expect.any(Number) } });
+    expect(JSON.parse(fs.readFileSync(path.join(run, 'summary.json'), 'utf8'))).toMatchObject({
+      steps: 4,
+      sampler: 'skd',
+      finalMetrics: { exactMatch: expect.any(Number) },
+    });
   });
 
   it('evaluates a seeded sample of the test split by default, the first examples with training.evalOrder "file"', () => {
     const dir = tmp();
     const config = tinyConfig(dir, { steps: 1, evalEvery: 0 });
     const ids = (run: string) =>
-      fs.readFileSync(path.join(dir, 'runs', run, 'eval/test-step-000001.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).id as string);
+      fs
+        .readFileSync(path.join(dir, 'runs', run, 'eval/test-step-000001.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).id as string);
     expect(skd(['distill', config, '--out', 'runs/file', '--set', 'training.evalOrder=file'], dir).status).toBe(0);
     expect(ids('file')).toEqual(['test.jsonl:1', 'test.jsonl:2', 'test.jsonl:3', 'test.jsonl:4']);
     expect(skd(['distill', config, '--out', 'runs/sample'], dir).status).toBe(0);
@@ -38,7 +54,13 @@ describe('skd distill / train (end to end)', () => {
     expect(ids('sample')).not.toEqual(ids('file'));
     const evaluated = skd(['eval', config, '--limit', '4', '--set', 'training.evalOrder=file', '--out', 'evaluated'], dir);
     expect(evaluated.status).toBe(0);
-    expect(fs.readFileSync(path.join(dir, 'evaluated/eval/test-step-000000.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).id)).toEqual(ids('file'));
+    expect(
+      fs
+        .readFileSync(path.join(dir, 'evaluated/eval/test-step-000000.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).id),
+    ).toEqual(ids('file'));
   });
 
   it('saves a config that runs as is from anywhere: it records the folder its relative paths mean', () => {
@@ -119,7 +141,10 @@ describe('skd distill / train (end to end)', () => {
     };
     const common = withSampler('common', { kind: 'skd-argmax-warmup', module: 'ext/skd-argmax-warmup/index.js', options: { topK: 5, maxNewTokens: 6 } });
     const esm = withSampler('esm', { kind: 'greedy-on-policy', module: 'ext/greedy-on-policy.mjs' });
-    for (const [file, out] of [[common, 'runs/common'], [esm, 'runs/esm']] as const) {
+    for (const [file, out] of [
+      [common, 'runs/common'],
+      [esm, 'runs/esm'],
+    ] as const) {
       const result = skd(['distill', file, '--out', out], dir);
       expect(result.stderr).not.toMatch(/error/i);
       expect(result.status).toBe(0);
@@ -127,7 +152,12 @@ describe('skd distill / train (end to end)', () => {
       expect(summary.steps).toBe(4);
     }
     // The wrapped SKD sampler reports its acceptance; the argmax warm-up ran for the first half.
-    const steps = fs.readFileSync(path.join(dir, 'runs/common/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'step');
+    const steps = fs
+      .readFileSync(path.join(dir, 'runs/common/metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.type === 'step');
     expect(steps.every((e) => typeof e.sampler.acceptanceRate === 'number')).toBe(true);
     // Installed as a package (node_modules beside the config), it is named by its package name.
     fs.cpSync(path.join(dir, 'ext/skd-argmax-warmup'), path.join(dir, 'node_modules/skd-argmax-warmup'), { recursive: true });
@@ -162,7 +192,7 @@ describe('skd distill / train (end to end)', () => {
     expect(summary('killed').meanAcceptanceRate).toEqual(expect.any(Number));
   });
 
-  it('locks the run folder: a second process, even with --resume, is refused naming the holder; a dead holder\'s lock is taken over', async () => {
+  it("locks the run folder: a second process, even with --resume, is refused naming the holder; a dead holder's lock is taken over", async () => {
     const dir = tmp();
     const config = tinyConfig(dir, { steps: 200, checkpointEvery: 2, evalEvery: 0 });
     const child = start(['distill', config, '--out', 'runs/a'], dir);
@@ -181,7 +211,10 @@ describe('skd distill / train (end to end)', () => {
   it('reads the eval and test files before the first step: a bad record there fails at once, no run folder made', () => {
     const dir = tmp();
     const config = JSON.parse(fs.readFileSync(tinyConfig(dir), 'utf8'));
-    fs.writeFileSync(path.join(dir, 'test.jsonl'), `${fs.readFileSync(path.join(DATA, 'test.jsonl'), 'utf8').split('\n').slice(0, 3).join('\n')}\n{"prompt": "1+1", "response": 2}\n`);
+    fs.writeFileSync(
+      path.join(dir, 'test.jsonl'),
+      `${fs.readFileSync(path.join(DATA, 'test.jsonl'), 'utf8').split('\n').slice(0, 3).join('\n')}\n{"prompt": "1+1", "response": 2}\n`,
+    );
     config.dataset.options.files.test = path.join(dir, 'test.jsonl');
     fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify(config));
     const result = skd(['distill', 'run.json', '--out', 'runs/a'], dir);
@@ -192,12 +225,14 @@ describe('skd distill / train (end to end)', () => {
 
   // A real full disk needs a tiny tmpfs, which only root may mount; elsewhere the injected failures of atomic.spec cover it.
   const mountTmpfs = (dir: string, size: string) => spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]).status === 0;
-  const canMount = process.getuid?.() === 0 && (() => {
-    const probe = tmp();
-    const ok = mountTmpfs(probe, '64k');
-    if (ok) spawnSync('umount', [probe]);
-    return ok;
-  })();
+  const canMount =
+    process.getuid?.() === 0 &&
+    (() => {
+      const probe = tmp();
+      const ok = mountTmpfs(probe, '64k');
+      if (ok) spawnSync('umount', [probe]);
+      return ok;
+    })();
   (canMount ? it : it.skip)('on a full disk fails in one line with exit 1, leaves no partial checkpoint, and resumes once there is space', () => {
     const dir = tmp();
     const disk = path.join(dir, 'disk');
@@ -208,8 +243,13 @@ describe('skd distill / train (end to end)', () => {
       const full = skd(['distill', config, '--out', 'disk/run'], dir);
       expect(full.status).toBe(1);
       // One line of error, the last on stderr (before it: the backend line and progress).
-      const errorLines = full.stderr.trim().split('\n').filter((line) => !line.startsWith('backend ') && !line.startsWith('['));
-      expect(errorLines).toEqual([expect.stringMatching(/^error: cannot write .*\/disk\/run\/checkpoints\/step-000002\S*: no space left on device \(ENOSPC\)$/)]);
+      const errorLines = full.stderr
+        .trim()
+        .split('\n')
+        .filter((line) => !line.startsWith('backend ') && !line.startsWith('['));
+      expect(errorLines).toEqual([
+        expect.stringMatching(/^error: cannot write .*\/disk\/run\/checkpoints\/step-000002\S*: no space left on device \(ENOSPC\)$/),
+      ]);
       expect(fs.readdirSync(path.join(disk, 'run/checkpoints'))).toEqual(['step-000001']);
       expect(spawnSync('mount', ['-o', 'remount,size=50m', disk]).status).toBe(0);
       const resumed = skd(['distill', config, '--out', 'disk/run', '--resume'], dir);
@@ -221,7 +261,7 @@ describe('skd distill / train (end to end)', () => {
     }
   });
 
-  it('names the file when a run folder\'s config.json is garbled, on --resume', () => {
+  it("names the file when a run folder's config.json is garbled, on --resume", () => {
     const dir = tmp();
     const config = tinyConfig(dir, { steps: 2 });
     expect(skd(['distill', config, '--out', 'runs/a'], dir).status).toBe(0);
@@ -302,7 +342,9 @@ describe('skd distill / train (end to end)', () => {
     const dir = tmp();
     const result = skd(['distill', tinyConfig(dir, { steps: 20, checkpointEvery: 1, learningRate: 1e12 }), '--out', 'runs/a'], dir);
     expect(result.status).toBe(2);
-    expect(result.stderr).toMatch(/(loss became (NaN|Infinity) at step \d+|sampling failed at step \d+: the model's logits contain NaN[^.]*)\. Fix: lower the learning rate/);
+    expect(result.stderr).toMatch(
+      /(loss became (NaN|Infinity) at step \d+|sampling failed at step \d+: the model's logits contain NaN[^.]*)\. Fix: lower the learning rate/,
+    );
     expect(fs.readdirSync(path.join(dir, 'runs/a/checkpoints')).length).toBeGreaterThan(0);
   });
 
@@ -343,7 +385,8 @@ describe('skd distill / train (end to end)', () => {
 
   it('--help lists every command', () => {
     const help = skd(['--help'], tmp()).stdout;
-    for (const command of ['check', 'train', 'distill', 'eval', 'generate', 'export', 'sweep', 'worker', 'report', 'dashboard', 'tokenizer', 'kinds']) expect(help).toContain(command);
+    for (const command of ['check', 'train', 'distill', 'eval', 'generate', 'export', 'sweep', 'worker', 'report', 'dashboard', 'tokenizer', 'kinds'])
+      expect(help).toContain(command);
   });
 
   it('trains a BPE tokenizer on a dataset, and a config uses it', () => {
@@ -377,7 +420,13 @@ describe('skd export', () => {
     expect(result.stderr).toMatch(/^backend \S+[^\n]*\n$/);
     expect(result.status).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ out: path.join(dir, 'hf'), layers: 2, dModel: 192, reloadedLogitsMaxDiff: 0 });
-    expect(fs.readdirSync(path.join(dir, 'hf')).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+    expect(fs.readdirSync(path.join(dir, 'hf')).sort()).toEqual([
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+      'tokenizer.json',
+      'tokenizer_config.json',
+    ]);
     const again = skd(['export', student, '--out', 'hf'], dir);
     expect(again.status).toBe(2);
     expect(again.stderr).toContain('already exists');
@@ -455,23 +504,30 @@ describe('skd sweep, eval, generate and report', () => {
   it('two sweep processes on one sweep share its runs: each trained once, none failed', async () => {
     const shared = tmp();
     const config = tinyConfig(shared, { steps: 6, evalEvery: 0 });
-    fs.writeFileSync(path.join(shared, 'sweep.json'), JSON.stringify({ base: path.basename(config), out: 'sweep', mode: 'distill', grid: { seed: [1, 2, 3, 4] } }));
+    fs.writeFileSync(
+      path.join(shared, 'sweep.json'),
+      JSON.stringify({ base: path.basename(config), out: 'sweep', mode: 'distill', grid: { seed: [1, 2, 3, 4] } }),
+    );
     const lanes = [start(['sweep', 'sweep.json'], shared), start(['sweep', 'sweep.json'], shared)];
     const codes = await Promise.all(lanes.map(exited));
     expect({ codes, output: codes.some((c) => c !== 0) ? lanes.map((l) => l.output()) : [] }).toEqual({ codes: [0, 0], output: [] });
     const runs = ['seed-1', 'seed-2', 'seed-3', 'seed-4'];
     for (const run of runs) {
-      const started = fs.readFileSync(path.join(shared, 'sweep', run, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"run-started"'));
+      const started = fs
+        .readFileSync(path.join(shared, 'sweep', run, 'metrics.jsonl'), 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"run-started"'));
       expect({ run, started: started.length }).toEqual({ run, started: 1 });
     }
     // Each run completed in exactly one of the two, whichever took it.
     const output = lanes.map((lane) => lane.output()).join('\n');
-    for (const run of runs) expect({ run, completed: output.split(`run complete: ${path.join(shared, 'sweep', run)}\n`).length - 1 }).toEqual({ run, completed: 1 });
+    for (const run of runs)
+      expect({ run, completed: output.split(`run complete: ${path.join(shared, 'sweep', run)}\n`).length - 1 }).toEqual({ run, completed: 1 });
     const state = JSON.parse(fs.readFileSync(path.join(shared, 'sweep/sweep-state.json'), 'utf8'));
     expect(state.runs.map((r: { status: string }) => r.status)).toEqual(['done', 'done', 'done', 'done']);
   });
 
-  it('evaluates and generates with the config\'s student', () => {
+  it("evaluates and generates with the config's student", () => {
     const model = path.join(dir, 'sweep/sampler-skd__seed-1/model');
     const student = `student={"kind":"checkpoint","options":{"path":"${model}"}}`;
     const evaluated = skd(['eval', sweepFile.replace('sweep.json', 'run.json'), '--limit', '3', '--set', student, '--json'], dir);
@@ -483,11 +539,20 @@ describe('skd sweep, eval, generate and report', () => {
     expect(result.metrics).toMatchObject({ exactMatch: expect.any(Number), count: 3, perplexity: expect.any(Number), teacherAcceptance: expect.any(Number) });
     expect(result.intervals.exactMatch).toEqual([expect.any(Number), expect.any(Number)]);
     // --out: a run folder the report reads as one more group, beside the sweep's runs.
-    const written = skd(['eval', sweepFile.replace('sweep.json', 'run.json'), '--limit', '3', '--set', student, '--out', 'sweep/initial', '--group', 'initial-student'], dir);
+    const written = skd(
+      ['eval', sweepFile.replace('sweep.json', 'run.json'), '--limit', '3', '--set', student, '--out', 'sweep/initial', '--group', 'initial-student'],
+      dir,
+    );
     expect(written.status).toBe(0);
     expect(written.stdout).toMatch(/exactMatch +[\d.]+ +95% interval \[[\d.]+, [\d.]+\]/);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, 'sweep/initial/summary.json'), 'utf8'))).toMatchObject({ group: 'initial-student', steps: 0, bootstrap: 'eval/test-step-000000.bootstrap.json' });
-    expect(skd(['eval', sweepFile.replace('sweep.json', 'run.json'), '--limit', '3', '--out', 'sweep/initial'], dir).stderr).toContain('exists and is not empty');
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'sweep/initial/summary.json'), 'utf8'))).toMatchObject({
+      group: 'initial-student',
+      steps: 0,
+      bootstrap: 'eval/test-step-000000.bootstrap.json',
+    });
+    expect(skd(['eval', sweepFile.replace('sweep.json', 'run.json'), '--limit', '3', '--out', 'sweep/initial'], dir).stderr).toContain(
+      'exists and is not empty',
+    );
     const generated = skd(['generate', sweepFile.replace('sweep.json', 'run.json'), '--prompt', 'Tom has 3 apples.', '--max-new-tokens', '5'], dir);
     expect(generated.status).toBe(0);
     // The dataset's template is applied as in training: the same as giving the templated prompt with --raw.
@@ -523,7 +588,7 @@ describe('skd sweep, eval, generate and report', () => {
     expect(fs.statSync(screenshot).size).toBeGreaterThan(10_000);
   }, 180_000);
 
-  it('adds --baseline models as rows scored on the runs\' test examples, with paired tests against them', () => {
+  it("adds --baseline models as rows scored on the runs' test examples, with paired tests against them", () => {
     const model = path.join(dir, 'sweep/sampler-supervised__seed-1/model');
     const args = ['report', 'sweep', '--out', 'report-b', '--baseline', model, '--paired', 'sampler=skd'];
     const report = skd(args, dir);
@@ -544,7 +609,12 @@ describe('skd sweep, eval, generate and report', () => {
     const json = skd([...args, '--json'], dir);
     const data = JSON.parse(json.stdout);
     expect(data).toEqual(JSON.parse(fs.readFileSync(path.join(dir, 'report-b/report.json'), 'utf8')));
-    const groups = data.sections[0].groups as { group: string; seeds: number; metrics: Record<string, { mean: number; values: number[] }>; bootstrap?: { examples: number } }[];
+    const groups = data.sections[0].groups as {
+      group: string;
+      seeds: number;
+      metrics: Record<string, { mean: number; values: number[] }>;
+      bootstrap?: { examples: number };
+    }[];
     const skdGroup = groups.find((g) => g.group === 'sampler-skd');
     expect(skdGroup?.seeds).toBe(2);
     expect(skdGroup?.metrics['exactMatch']?.values).toHaveLength(2);

@@ -6,7 +6,18 @@ import { chromiumRequired, drawnCharts, renderPage } from './testing/chromium';
 import { exited, start, tmp, waitFor } from './testing/cli';
 
 const step = (n: number, acceptance: number) =>
-  JSON.stringify({ type: 'step', step: n, totalSteps: 40, loss: 3 / n, learningRate: 1e-3, gradNorm: 1, tokens: 8, tokensPerSecond: 90, seconds: 0.1, sampler: { acceptanceRate: acceptance } });
+  JSON.stringify({
+    type: 'step',
+    step: n,
+    totalSteps: 40,
+    loss: 3 / n,
+    learningRate: 1e-3,
+    gradNorm: 1,
+    tokens: 8,
+    tokensPerSecond: 90,
+    seconds: 0.1,
+    sampler: { acceptanceRate: acceptance },
+  });
 
 function liveRun(root: string, name: string, steps: number): string {
   const dir = path.join(root, name);
@@ -20,19 +31,35 @@ function liveRun(root: string, name: string, steps: number): string {
 function finishedRun(root: string, name: string): void {
   const dir = path.join(root, name);
   fs.mkdirSync(dir, { recursive: true });
-  const events = [step(1, 0.4), step(2, 0.6), JSON.stringify({ type: 'eval', step: 2, split: 'test', metrics: { exactMatch: 0.25, count: 8 }, intervals: { exactMatch: [0.1, 0.4] } })];
+  const events = [
+    step(1, 0.4),
+    step(2, 0.6),
+    JSON.stringify({ type: 'eval', step: 2, split: 'test', metrics: { exactMatch: 0.25, count: 8 }, intervals: { exactMatch: [0.1, 0.4] } }),
+  ];
   fs.writeFileSync(path.join(dir, 'metrics.jsonl'), `${events.join('\n')}\n`);
-  fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify({ run: name, group: 'method-sup', seed: 1, divergence: 'forward-kl', finalMetrics: { exactMatch: 0.25, count: 8 }, meanAcceptanceRate: 0.5 }));
+  fs.writeFileSync(
+    path.join(dir, 'summary.json'),
+    JSON.stringify({
+      run: name,
+      group: 'method-sup',
+      seed: 1,
+      divergence: 'forward-kl',
+      finalMetrics: { exactMatch: 0.25, count: 8 },
+      meanAcceptanceRate: 0.5,
+    }),
+  );
 }
 
 /** A GET with the path sent exactly as written (fetch would resolve `..` before sending). */
 function rawGet(url: string, requestPath: string): Promise<number> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
-    http.get({ hostname, port, path: requestPath }, (response) => {
-      response.resume();
-      resolve(response.statusCode ?? 0);
-    }).on('error', reject);
+    http
+      .get({ hostname, port, path: requestPath }, (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      })
+      .on('error', reject);
   });
 }
 
@@ -66,7 +93,13 @@ describe('skd dashboard', () => {
         if (grow) {
           grow = false;
           const more = [4, 5, 6, 7, 8].map((n) => step(n, 0.5 + n / 20));
-          const evaluation = JSON.stringify({ type: 'eval', step: 8, split: 'eval', metrics: { exactMatch: 0.125, count: 8 }, intervals: { exactMatch: [0, 0.375] } });
+          const evaluation = JSON.stringify({
+            type: 'eval',
+            step: 8,
+            split: 'eval',
+            metrics: { exactMatch: 0.125, count: 8 },
+            intervals: { exactMatch: [0, 0.375] },
+          });
           fs.appendFileSync(path.join(live, 'metrics.jsonl'), `${[...more, evaluation].join('\n')}\n`);
         }
       },
@@ -83,7 +116,16 @@ describe('skd dashboard', () => {
     ]);
     expect(state.table).toContain('<td>method-sup</td>');
     expect((await fetch(`${dashboard.url}files/sweep/method-sup__seed-1/summary.json`)).status).toBe(200);
-    for (const attempt of ['/files/../' + path.basename(outside) + '/secret.txt', '/files/%2e%2e/%2e%2e/etc/passwd', '/files/sweep/..%2f..%2fetc/passwd', '/files//etc/passwd', '/files/sweep/link.txt', '/files/sweep', '/files/nothing', '/elsewhere']) {
+    for (const attempt of [
+      '/files/../' + path.basename(outside) + '/secret.txt',
+      '/files/%2e%2e/%2e%2e/etc/passwd',
+      '/files/sweep/..%2f..%2fetc/passwd',
+      '/files//etc/passwd',
+      '/files/sweep/link.txt',
+      '/files/sweep',
+      '/files/nothing',
+      '/elsewhere',
+    ]) {
       expect([attempt, await rawGet(dashboard.url, attempt)]).toEqual([attempt, 404]);
     }
     expect(fileUnder(root, 'sweep/method-sup__seed-1/summary.json')).toBe(fs.realpathSync(path.join(root, 'sweep/method-sup__seed-1/summary.json')));
@@ -132,7 +174,7 @@ describe('skd dashboard', () => {
 });
 
 describe('the dashboard of a large sweep', () => {
-  it('draws one line per group, its runs\' range as a band, past GROUP_VIEW_RUNS runs; finished runs at a glance', () => {
+  it("draws one line per group, its runs' range as a band, past GROUP_VIEW_RUNS runs; finished runs at a glance", () => {
     const root = tmp();
     // Two methods x 7 seeds: 14 runs, 12 finished and 2 still training.
     for (const method of ['skd', 'sup']) {

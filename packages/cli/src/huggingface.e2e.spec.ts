@@ -13,11 +13,30 @@ const ANSWERS = ['5', 'Blue.', 'Bonjour!', '6', 'tac', '1, 2, 3'];
 
 function chatData(dir: string): Record<string, string> {
   const files: Record<string, string> = {};
-  for (const [split, n] of [['train', 24], ['eval', 4], ['test', 4]] as const) {
+  for (const [split, n] of [
+    ['train', 24],
+    ['eval', 4],
+    ['test', 4],
+  ] as const) {
     const lines = Array.from({ length: n }, (_, i) => {
       const q = QUESTIONS[i % QUESTIONS.length] as string;
       const a = ANSWERS[i % ANSWERS.length] as string;
-      return JSON.stringify(i % 2 === 0 ? { messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: q }, { role: 'assistant', content: a }] } : { messages: [{ role: 'user', content: q }, { role: 'assistant', content: a }] });
+      return JSON.stringify(
+        i % 2 === 0
+          ? {
+              messages: [
+                { role: 'system', content: 'Be brief.' },
+                { role: 'user', content: q },
+                { role: 'assistant', content: a },
+              ],
+            }
+          : {
+              messages: [
+                { role: 'user', content: q },
+                { role: 'assistant', content: a },
+              ],
+            },
+      );
     });
     files[split] = path.join(dir, `${split}.jsonl`);
     fs.writeFileSync(files[split] as string, `${lines.join('\n')}\n`);
@@ -42,7 +61,7 @@ describe('distilling a Hugging Face student from a Hugging Face teacher (end to 
   };
   fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify(config, null, 2));
 
-  it('checks the config: both models\' tokenizers are the run\'s, and the padded embedding is said', () => {
+  it("checks the config: both models' tokenizers are the run's, and the padded embedding is said", () => {
     const checked = skd(['check', 'run.json'], dir);
     expect(checked.stderr).toBe('');
     expect(checked.status).toBe(0);
@@ -54,7 +73,11 @@ describe('distilling a Hugging Face student from a Hugging Face teacher (end to 
     const straight = skd(['distill', 'run.json', '--out', 'runs/straight'], dir);
     expect(straight.stderr).not.toMatch(/error|warning/i);
     expect(straight.status).toBe(0);
-    const events = fs.readFileSync(path.join(dir, 'runs/straight/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const events = fs
+      .readFileSync(path.join(dir, 'runs/straight/metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     const steps = events.filter((e) => e.type === 'step');
     expect(steps.map((e) => e.step)).toEqual([1, 2, 3, 4, 5]);
     expect(steps.every((e) => Number.isFinite(e.loss) && e.sampler.acceptanceRate >= 0)).toBe(true);
@@ -69,13 +92,14 @@ describe('distilling a Hugging Face student from a Hugging Face teacher (end to 
     expect(weights('killed').equals(weights('straight'))).toBe(true);
   });
 
-  it('exports the student as a Qwen2 folder: transformers gives its logits (within 1e-4), and its tokenizer files are the original\'s', async () => {
+  it("exports the student as a Qwen2 folder: transformers gives its logits (within 1e-4), and its tokenizer files are the original's", async () => {
     const exported = skd(['export', 'runs/straight', '--out', 'hf-student', '--json'], dir);
     expect(exported.stderr).not.toMatch(/error/i);
     expect(exported.status).toBe(0);
     expect(JSON.parse(exported.stdout)).toMatchObject({ architecture: 'qwen2', reloadedLogitsMaxDiff: 0 });
     const out = path.join(dir, 'hf-student');
-    for (const file of ['tokenizer.json', 'tokenizer_config.json']) expect(JSON.parse(fs.readFileSync(path.join(out, file), 'utf8'))).toEqual(JSON.parse(fs.readFileSync(path.join(student, file), 'utf8')));
+    for (const file of ['tokenizer.json', 'tokenizer_config.json'])
+      expect(JSON.parse(fs.readFileSync(path.join(out, file), 'utf8'))).toEqual(JSON.parse(fs.readFileSync(path.join(student, file), 'utf8')));
     await useBackend('wasm');
     const trained = loadCheckpoint(path.join(dir, 'runs/straight/model'));
     const tokenizer = HfTokenizer.fromFolder(out);
@@ -114,11 +138,23 @@ describe('every sampler and divergence on Hugging Face folders (end to end)', ()
     ['mixed-skd', 'skew-reverse-kl'],
   ])('%s with %s trains 2 steps to finite losses', (sampler, divergence) => {
     const file = path.join(dir, `${sampler}-${divergence}.json`);
-    fs.writeFileSync(file, JSON.stringify({ ...base, sampler: { kind: sampler, options: sampler === 'supervised' || sampler === 'seq-kd' ? {} : { maxNewTokens: 6 } }, divergence: { kind: divergence } }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        ...base,
+        sampler: { kind: sampler, options: sampler === 'supervised' || sampler === 'seq-kd' ? {} : { maxNewTokens: 6 } },
+        divergence: { kind: divergence },
+      }),
+    );
     const result = skd(['distill', file, '--out', `runs/${sampler}-${divergence}`], dir);
     expect(result.stderr).not.toMatch(/error|warning/i);
     expect(result.status).toBe(0);
-    const steps = fs.readFileSync(path.join(dir, `runs/${sampler}-${divergence}/metrics.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.type === 'step');
+    const steps = fs
+      .readFileSync(path.join(dir, `runs/${sampler}-${divergence}/metrics.jsonl`), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.type === 'step');
     expect(steps.map((e) => e.step)).toEqual([1, 2]);
     expect(steps.every((e) => Number.isFinite(e.loss))).toBe(true);
   });
@@ -135,7 +171,18 @@ describe('broken Hugging Face folders (end to end): one line naming the file and
     damage(path.join(dir, 'model'));
     fs.writeFileSync(path.join(dir, 'train.jsonl'), `${JSON.stringify({ prompt: 'a', response: 'b' })}\n`);
     const model = { kind: 'hf', options: { path: 'model' } };
-    fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify({ tokenizer: model, teacher: model, student: model, sampler: { kind: 'skd' }, divergence: { kind: 'forward-kl' }, dataset: { kind: 'jsonl', options: { files: { train: 'train.jsonl' } } }, training: { steps: 1 } }));
+    fs.writeFileSync(
+      path.join(dir, 'run.json'),
+      JSON.stringify({
+        tokenizer: model,
+        teacher: model,
+        student: model,
+        sampler: { kind: 'skd' },
+        divergence: { kind: 'forward-kl' },
+        dataset: { kind: 'jsonl', options: { files: { train: 'train.jsonl' } } },
+        training: { steps: 1 },
+      }),
+    );
     return dir;
   }
 
@@ -153,20 +200,46 @@ describe('broken Hugging Face folders (end to end): one line naming the file and
 
   const tensorNames = (file: string) => {
     const bytes = fs.readFileSync(file);
-    return Object.keys(JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8'))).filter((k) => k !== '__metadata__').sort();
+    return Object.keys(JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString('utf8')))
+      .filter((k) => k !== '__metadata__')
+      .sort();
   };
 
   it.each([
-    ['a missing shard', sharded, (dir: string) => fs.rmSync(path.join(dir, fs.readdirSync(dir).filter((f) => /^model-\d+-of-\d+\.safetensors$/.test(f)).sort()[1] as string)), /model-00002-of-\d+\.safetensors: missing shard: weight_map names it for \d+ tensors/],
-    ['a truncated file', healthy, (dir: string) => fs.truncateSync(path.join(dir, 'model.safetensors'), fs.statSync(path.join(dir, 'model.safetensors')).size - 100), /model\.safetensors: not a valid safetensors file: tensor ".+" spans bytes \d+\.\.\d+, past the \d+-byte data block \(truncated file\?\)/],
+    [
+      'a missing shard',
+      sharded,
+      (dir: string) =>
+        fs.rmSync(
+          path.join(
+            dir,
+            fs
+              .readdirSync(dir)
+              .filter((f) => /^model-\d+-of-\d+\.safetensors$/.test(f))
+              .sort()[1] as string,
+          ),
+        ),
+      /model-00002-of-\d+\.safetensors: missing shard: weight_map names it for \d+ tensors/,
+    ],
+    [
+      'a truncated file',
+      healthy,
+      (dir: string) => fs.truncateSync(path.join(dir, 'model.safetensors'), fs.statSync(path.join(dir, 'model.safetensors')).size - 100),
+      /model\.safetensors: not a valid safetensors file: tensor ".+" spans bytes \d+\.\.\d+, past the \d+-byte data block \(truncated file\?\)/,
+    ],
     [
       'overlapping tensors',
       healthy,
       (dir: string) =>
         editHeader(path.join(dir, 'model.safetensors'), (h) => {
-          const [a, b] = tensorNames(path.join(dir, 'model.safetensors')).map((n) => h[n] as { data_offsets: [number, number] }).sort((x, y) => x.data_offsets[0] - y.data_offsets[0]);
+          const [a, b] = tensorNames(path.join(dir, 'model.safetensors'))
+            .map((n) => h[n] as { data_offsets: [number, number] })
+            .sort((x, y) => x.data_offsets[0] - y.data_offsets[0]);
           const size = (b as { data_offsets: [number, number] }).data_offsets[1] - (b as { data_offsets: [number, number] }).data_offsets[0];
-          (b as { data_offsets: [number, number] }).data_offsets = [(a as { data_offsets: [number, number] }).data_offsets[0], (a as { data_offsets: [number, number] }).data_offsets[0] + size];
+          (b as { data_offsets: [number, number] }).data_offsets = [
+            (a as { data_offsets: [number, number] }).data_offsets[0],
+            (a as { data_offsets: [number, number] }).data_offsets[0] + size,
+          ];
         }),
       /model\.safetensors: not a valid safetensors file: tensors ".+" and ".+" overlap/,
     ],
@@ -184,7 +257,10 @@ describe('broken Hugging Face folders (end to end): one line naming the file and
       healthy,
       (dir: string) => {
         const file = path.join(dir, 'config.json');
-        fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), rope_parameters: { rope_type: 'yarn', rope_theta: 10000, factor: 4 } }));
+        fs.writeFileSync(
+          file,
+          JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), rope_parameters: { rope_type: 'yarn', rope_theta: 10000, factor: 4 } }),
+        );
       },
       /config\.json: rope_parameters\.rope_type: "yarn" is not supported \(supported: default, linear, llama3\)/,
     ],
@@ -200,4 +276,3 @@ describe('broken Hugging Face folders (end to end): one line naming the file and
     expect(fs.existsSync(path.join(dir, 'runs'))).toBe(false);
   });
 });
-

@@ -23,7 +23,10 @@ function lab(): { dir: string; sweep: string; runs: string } {
   // A finished run as the report reads it (summary.json, metrics.jsonl).
   const run = path.join(dir, 'finished/method-skd__seed-1');
   fs.mkdirSync(run, { recursive: true });
-  fs.writeFileSync(path.join(run, 'summary.json'), JSON.stringify({ run: 'method-skd__seed-1', group: 'method-skd', seed: 1, finalMetrics: { exactMatch: 0.5, count: 10 }, meanAcceptanceRate: null }));
+  fs.writeFileSync(
+    path.join(run, 'summary.json'),
+    JSON.stringify({ run: 'method-skd__seed-1', group: 'method-skd', seed: 1, finalMetrics: { exactMatch: 0.5, count: 10 }, meanAcceptanceRate: null }),
+  );
   fs.writeFileSync(path.join(run, 'metrics.jsonl'), `${JSON.stringify({ type: 'eval', step: 1, split: 'test', metrics: { exactMatch: 0.5, count: 10 } })}\n`);
   return { dir, sweep, runs: path.join(dir, 'finished') };
 }
@@ -81,12 +84,15 @@ describe('every option is checked against its domain', () => {
     expect(Object.keys(table).filter((key) => !valued.includes(key))).toEqual([]);
   });
 
-  it.each(Object.entries(table).filter(([, d]) => d !== 'free') as [string, { args: string[]; invalid: string }][])('%s refuses an out-of-domain value: exit 2, naming the option or the value', async (key, domain) => {
-    const io = capture();
-    const option = key.split(' ')[1] as string;
-    expect(await main([...domain.args, option, domain.invalid], io, false)).toBe(2);
-    expect(io.errors.join('\n')).toMatch(new RegExp(`${option}|${domain.invalid.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
-  });
+  it.each(Object.entries(table).filter(([, d]) => d !== 'free') as [string, { args: string[]; invalid: string }][])(
+    '%s refuses an out-of-domain value: exit 2, naming the option or the value',
+    async (key, domain) => {
+      const io = capture();
+      const option = key.split(' ')[1] as string;
+      expect(await main([...domain.args, option, domain.invalid], io, false)).toBe(2);
+      expect(io.errors.join('\n')).toMatch(new RegExp(`${option}|${domain.invalid.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+    },
+  );
 
   it('eval names the splits there are when given one that is not', async () => {
     const io = capture();
@@ -121,16 +127,32 @@ describe('relative paths resolve from where they are written', () => {
     return dir;
   }
 
-  it('a sweep file\'s grid values from the sweep file\'s folder; skd check validates every grid point, one line each', () => {
+  it("a sweep file's grid values from the sweep file's folder; skd check validates every grid point, one line each", () => {
     const dir = labWithModule();
     fs.writeFileSync(
       path.join(dir, 'sweep.json'),
-      JSON.stringify({ base: smoke, out: 'runs', grid: { '@method': [{ name: 'blended', set: { divergence: { kind: 'blended-kl', module: 'methods/blended.js' } } }, { name: 'forward', set: { divergence: { kind: 'forward-kl' } } }], seed: [1, 2] } }),
+      JSON.stringify({
+        base: smoke,
+        out: 'runs',
+        grid: {
+          '@method': [
+            { name: 'blended', set: { divergence: { kind: 'blended-kl', module: 'methods/blended.js' } } },
+            { name: 'forward', set: { divergence: { kind: 'forward-kl' } } },
+          ],
+          seed: [1, 2],
+        },
+      }),
     );
     const checked = skd(['check', 'sweep.json'], dir);
     expect(checked.stderr).toBe('');
     expect(checked.status).toBe(0);
-    expect(checked.stdout.trim().split('\n')).toEqual(['ok    method-blended__seed-1', 'ok    method-blended__seed-2', 'ok    method-forward__seed-1', 'ok    method-forward__seed-2', `sweep ok: sweep.json (4 runs, base ${smoke})`]);
+    expect(checked.stdout.trim().split('\n')).toEqual([
+      'ok    method-blended__seed-1',
+      'ok    method-blended__seed-2',
+      'ok    method-forward__seed-1',
+      'ok    method-forward__seed-2',
+      `sweep ok: sweep.json (4 runs, base ${smoke})`,
+    ]);
     // A point that does not validate is named with its first problem, and the check fails.
     fs.writeFileSync(path.join(dir, 'bad.json'), JSON.stringify({ base: smoke, out: 'runs', grid: { 'sampler.options.topK': [5], seed: [1] } }));
     const bad = skd(['check', 'bad.json'], dir);
@@ -138,9 +160,23 @@ describe('relative paths resolve from where they are written', () => {
     expect(bad.stdout).toMatch(/^error sampler.options.topK-5__seed-1: .*sampler\.options\.topK: unknown key/m);
   });
 
-  it('--set values from the current directory, saved in the run\'s config as absolute paths', () => {
+  it("--set values from the current directory, saved in the run's config as absolute paths", () => {
     const dir = labWithModule();
-    const result = skd(['distill', smoke, '--out', 'runs/a', '--set', 'divergence={"kind":"blended-kl","module":"methods/blended.js"}', '--set', 'training.steps=1', '--set', 'backend=cpu'], dir);
+    const result = skd(
+      [
+        'distill',
+        smoke,
+        '--out',
+        'runs/a',
+        '--set',
+        'divergence={"kind":"blended-kl","module":"methods/blended.js"}',
+        '--set',
+        'training.steps=1',
+        '--set',
+        'backend=cpu',
+      ],
+      dir,
+    );
     expect(result.stderr).not.toMatch(/error/);
     expect(result.status).toBe(0);
     const saved = JSON.parse(fs.readFileSync(path.join(dir, 'runs/a/config.json'), 'utf8'));

@@ -6,7 +6,8 @@ import { FIGURE_FORMATS, type FigureFormat } from '@skd/report';
 export function figureFormats(value: string): FigureFormat[] {
   const formats = value.split(',').map((f) => f.trim());
   const unknown = formats.filter((f) => !(FIGURE_FORMATS as readonly string[]).includes(f));
-  if (unknown.length > 0 || formats.length === 0) throw new InvalidArgumentError(`expected ${FIGURE_FORMATS.join(', ')} or both comma-separated, got "${value}"`);
+  if (unknown.length > 0 || formats.length === 0)
+    throw new InvalidArgumentError(`expected ${FIGURE_FORMATS.join(', ')} or both comma-separated, got "${value}"`);
   return [...new Set(formats)] as FigureFormat[];
 }
 
@@ -37,6 +38,9 @@ export function positiveNumberOption(exclusiveMin = 0): (value: string) => numbe
 /** A config file with `--set` overrides applied; relative paths resolve from its folder, those in `--set` from the current directory. */
 export function loadConfig(file: string, sets: readonly string[]): { config: unknown; baseDir: string } {
   // --set values were typed here: their relative paths mean files from the current directory.
-  const config = applyOverrides(readConfigFile(file), sets.map((s) => resolveOverridePaths(s, process.cwd())));
+  const config = applyOverrides(
+    readConfigFile(file),
+    sets.map((s) => resolveOverridePaths(s, process.cwd())),
+  );
   return { config, baseDir: configBaseDir(file, config) };
 }

@@ -36,7 +36,10 @@ async function acceptsOrRefusesAsync(fn: () => Promise<unknown>): Promise<void> 
   }
 }
 
-const segment = fc.oneof(fc.constantFrom('__proto__', 'constructor', 'prototype', 'seed', 'training', 'steps', '0', '', 'sampler', 'options'), fc.string({ maxLength: 8 }));
+const segment = fc.oneof(
+  fc.constantFrom('__proto__', 'constructor', 'prototype', 'seed', 'training', 'steps', '0', '', 'sampler', 'options'),
+  fc.string({ maxLength: 8 }),
+);
 const keyPath = fc.array(segment, { minLength: 1, maxLength: 5 }).map((s) => s.join('.'));
 const json = fc.jsonValue({ maxDepth: 3 });
 
@@ -45,8 +48,16 @@ afterEach(() => expect(Object.prototype).toEqual({})); // nothing reached the pr
 describe('fuzz: --set overrides', () => {
   it('apply or refuse with a ConfigError, never touching Object.prototype', () => {
     fc.assert(
-      fc.property(json, fc.array(fc.oneof(fc.tuple(keyPath, json).map(([k, v]) => `${k}=${JSON.stringify(v)}`), fc.string({ maxLength: 20 })), { maxLength: 4 }), (config, sets) =>
-        acceptsOrRefuses(() => applyOverrides(config, sets)),
+      fc.property(
+        json,
+        fc.array(
+          fc.oneof(
+            fc.tuple(keyPath, json).map(([k, v]) => `${k}=${JSON.stringify(v)}`),
+            fc.string({ maxLength: 20 }),
+          ),
+          { maxLength: 4 },
+        ),
+        (config, sets) => acceptsOrRefuses(() => applyOverrides(config, sets)),
       ),
       settings,
     );
@@ -65,26 +76,48 @@ describe('fuzz: config schema', () => {
   it('plans or refuses any config a --set can produce', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(keyPath, json), { maxLength: 3 }), (sets) =>
-        acceptsOrRefuses(() => planRun(applyOverrides(base, sets.map(([k, v]) => `${k}=${JSON.stringify(v)}`)))),
+        acceptsOrRefuses(() =>
+          planRun(
+            applyOverrides(
+              base,
+              sets.map(([k, v]) => `${k}=${JSON.stringify(v)}`),
+            ),
+          ),
+        ),
       ),
       settings,
     );
   });
 
   it('plans or refuses arbitrary JSON documents', () => {
-    fc.assert(fc.property(json, (doc) => acceptsOrRefuses(() => planRun(doc))), settings);
+    fc.assert(
+      fc.property(json, (doc) => acceptsOrRefuses(() => planRun(doc))),
+      settings,
+    );
   });
 });
 
 describe('fuzz: sweep files', () => {
   it('parse and expand, or are refused', () => {
-    const grid = fc.dictionary(fc.oneof(keyPath, keyPath.map((k) => `@${k}`)), fc.array(json, { maxLength: 3 }), { maxKeys: 3 });
+    const grid = fc.dictionary(
+      fc.oneof(
+        keyPath,
+        keyPath.map((k) => `@${k}`),
+      ),
+      fc.array(json, { maxLength: 3 }),
+      { maxKeys: 3 },
+    );
     fc.assert(
-      fc.property(fc.record({ base: fc.string({ maxLength: 5 }), out: fc.string({ maxLength: 5 }), grid, set: fc.array(fc.string({ maxLength: 10 }), { maxLength: 2 }) }, { requiredKeys: [] }), (sweep) =>
-        acceptsOrRefuses(() => {
-          const parsed = sweepSchema.safeParse(sweep);
-          if (parsed.success) expandGrid(parsed.data.grid);
-        }),
+      fc.property(
+        fc.record(
+          { base: fc.string({ maxLength: 5 }), out: fc.string({ maxLength: 5 }), grid, set: fc.array(fc.string({ maxLength: 10 }), { maxLength: 2 }) },
+          { requiredKeys: [] },
+        ),
+        (sweep) =>
+          acceptsOrRefuses(() => {
+            const parsed = sweepSchema.safeParse(sweep);
+            if (parsed.success) expandGrid(parsed.data.grid);
+          }),
       ),
       settings,
     );
@@ -104,7 +137,17 @@ describe('fuzz: JSONL records', () => {
       fc.asyncProperty(fc.array(line, { maxLength: 5 }), fc.constantFrom<'fail' | 'skip'>('fail', 'skip'), async (lines, onInvalid) => {
         const file = path.join(dir, `f${(n += 1)}.jsonl`);
         fs.writeFileSync(file, lines.join('\n'));
-        const dataset = new JsonlDataset({ name: 'fuzz', files: { train: file }, baseDir: dir, fields: { prompt: 'prompt', response: 'response', extra: [] }, template: '{prompt}', limit: undefined, shuffle: false, onInvalid, rng: Rng.create(1) });
+        const dataset = new JsonlDataset({
+          name: 'fuzz',
+          files: { train: file },
+          baseDir: dir,
+          fields: { prompt: 'prompt', response: 'response', extra: [] },
+          template: '{prompt}',
+          limit: undefined,
+          shuffle: false,
+          onInvalid,
+          rng: Rng.create(1),
+        });
         await acceptsOrRefusesAsync(async () => {
           for await (const example of dataset.split('train')) expect(typeof example.response).toBe('string');
         });
@@ -117,8 +160,13 @@ describe('fuzz: JSONL records', () => {
 describe('fuzz: tokenizer.json', () => {
   it('loads or is refused', () => {
     const trained = BpeTokenizer.train(['abc abd 12 3'], { vocabSize: 262, minFrequency: 1 }).toJSON() as Record<string, unknown>;
-    const mutated = fc.tuple(fc.constantFrom('model', 'added_tokens', 'pre_tokenizer', 'decoder', 'version', 'normalizer'), json).map(([k, v]) => ({ ...trained, [k]: v }));
-    fc.assert(fc.property(fc.oneof(json, mutated), (doc) => acceptsOrRefuses(() => BpeTokenizer.fromJSON(doc, 'fuzz.json'))), settings);
+    const mutated = fc
+      .tuple(fc.constantFrom('model', 'added_tokens', 'pre_tokenizer', 'decoder', 'version', 'normalizer'), json)
+      .map(([k, v]) => ({ ...trained, [k]: v }));
+    fc.assert(
+      fc.property(fc.oneof(json, mutated), (doc) => acceptsOrRefuses(() => BpeTokenizer.fromJSON(doc, 'fuzz.json'))),
+      settings,
+    );
   });
 });
 
@@ -132,13 +180,28 @@ describe('fuzz: safetensors', () => {
       bytes.set(text, 8);
       return bytes;
     };
-    const entry = fc.record({ dtype: fc.oneof(fc.constantFrom('F32', 'F16', 'BF16', 'F64', 'I32', 'I64', 'U8'), json), shape: fc.oneof(fc.array(fc.integer({ min: -2, max: 8 }), { maxLength: 3 }), json), data_offsets: fc.oneof(fc.tuple(fc.integer({ min: -4, max: 40 }), fc.integer({ min: -4, max: 40 })), json) }, { requiredKeys: [] });
+    const entry = fc.record(
+      {
+        dtype: fc.oneof(fc.constantFrom('F32', 'F16', 'BF16', 'F64', 'I32', 'I64', 'U8'), json),
+        shape: fc.oneof(fc.array(fc.integer({ min: -2, max: 8 }), { maxLength: 3 }), json),
+        data_offsets: fc.oneof(fc.tuple(fc.integer({ min: -4, max: 40 }), fc.integer({ min: -4, max: 40 })), json),
+      },
+      { requiredKeys: [] },
+    );
     const flips = fc.array(fc.tuple(fc.nat(good.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }).map((changes) => {
       const bytes = good.slice();
       for (const [at, value] of changes) bytes[at] = value;
       return bytes;
     });
-    const input = fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.dictionary(fc.string({ maxLength: 4 }), entry, { maxKeys: 3 }).map(header), flips, fc.nat(good.length).map((n) => good.slice(0, n)));
-    fc.assert(fc.property(input, (bytes) => acceptsOrRefuses(() => decodeSafetensors(bytes, 'fuzz.safetensors'))), settings);
+    const input = fc.oneof(
+      fc.uint8Array({ maxLength: 64 }),
+      fc.dictionary(fc.string({ maxLength: 4 }), entry, { maxKeys: 3 }).map(header),
+      flips,
+      fc.nat(good.length).map((n) => good.slice(0, n)),
+    );
+    fc.assert(
+      fc.property(input, (bytes) => acceptsOrRefuses(() => decodeSafetensors(bytes, 'fuzz.safetensors'))),
+      settings,
+    );
   });
 });

@@ -34,7 +34,7 @@ describe('skd CLI', () => {
     expect(io.errors[1]).toMatch(/bad\.json: not valid JSON/);
   });
 
-  it('lists component kinds with each option\'s type, default and description', async () => {
+  it("lists component kinds with each option's type, default and description", async () => {
     const io = capture();
     expect(await main(['kinds', 'divergence'], io, false)).toBe(0);
     const text = io.lines.join('\n');
@@ -45,7 +45,11 @@ describe('skd CLI', () => {
     const [sampler] = JSON.parse(one.lines.join(''));
     expect(sampler.kinds).toHaveLength(1);
     expect(sampler.kinds[0].options.find((o: { name: string }) => o.name === 'topK')).toEqual({
-      name: 'topK', type: 'integer [1..]', required: false, default: 25, description: 'drafts inside the teacher\'s top-K are accepted',
+      name: 'topK',
+      type: 'integer [1..]',
+      required: false,
+      default: 25,
+      description: "drafts inside the teacher's top-K are accepted",
     });
     const unknown = capture();
     expect(await main(['kinds', 'sampler', 'nope'], unknown, false)).toBe(2);
@@ -78,7 +82,7 @@ describe('skd CLI', () => {
 });
 
 describe('applyTemplate (skd generate)', () => {
-  it('writes the prompt into the dataset\'s template, and refuses a template that needs other fields', () => {
+  it("writes the prompt into the dataset's template, and refuses a template that needs other fields", () => {
     expect(applyTemplate('{prompt}\n', '2+2')).toBe('2+2\n');
     expect(applyTemplate('Q: {prompt}\nA:', '$& {prompt}')).toBe('Q: $& {prompt}\nA:');
     expect(applyTemplate(undefined, 'as is')).toBe('as is');

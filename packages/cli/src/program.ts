@@ -36,7 +36,20 @@ export function buildProgram(io: Io = terminalIo(), signal?: AbortSignal, exit: 
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
   const context: CommandContext = { io, signal, exit };
-  for (const register of [checkCommand, runCommands, evalCommand, generateCommand, exportCommand, sweepCommand, workerCommand, reportCommand, dashboardCommand, tokenizerCommand, kindsCommand]) register(program, context);
+  for (const register of [
+    checkCommand,
+    runCommands,
+    evalCommand,
+    generateCommand,
+    exportCommand,
+    sweepCommand,
+    workerCommand,
+    reportCommand,
+    dashboardCommand,
+    tokenizerCommand,
+    kindsCommand,
+  ])
+    register(program, context);
   return program;
 }
 

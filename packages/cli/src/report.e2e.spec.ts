@@ -23,7 +23,7 @@ describe('skd report on the paper table', () => {
     }
   });
 
-  it('leads with each task\'s results at a glance and the headline table, the rest folded; writes the figures as SVG and PNG', async () => {
+  it("leads with each task's results at a glance and the headline table, the rest folded; writes the figures as SVG and PNG", async () => {
     const result = skd(['report', ...TASKS, '--paired', 'method=skd', '--format', 'svg,png', '--out', 'report'], dir);
     expect(result.stderr).not.toMatch(/error|warning/i);
     expect(result.status).toBe(0);

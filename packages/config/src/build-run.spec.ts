@@ -22,7 +22,12 @@ function baseConfig(): Record<string, unknown> {
     student: { kind: 'bigram', options: { contextLength: 64 } },
     dataset: {
       kind: 'inline',
-      options: { train: [{ prompt: 'a', response: 'bc' }, { prompt: 'xy', response: 'z' }] },
+      options: {
+        train: [
+          { prompt: 'a', response: 'bc' },
+          { prompt: 'xy', response: 'z' },
+        ],
+      },
     },
   };
 }
@@ -75,13 +80,9 @@ describe('planRun (validation before any tensor)', () => {
   });
 
   it('reports a missing or mismatched user module with the path it looked at', () => {
-    const missing = configError(() =>
-      planRun({ ...baseConfig(), sampler: { kind: 'x', module: './nope.js' } }, { baseDir: fixtures }),
-    );
+    const missing = configError(() => planRun({ ...baseConfig(), sampler: { kind: 'x', module: './nope.js' } }, { baseDir: fixtures }));
     expect(missing.issues[0]).toEqual({ path: 'sampler.module', message: expect.stringContaining('does not exist') });
-    const wrongKind = configError(() =>
-      planRun({ ...baseConfig(), sampler: { kind: 'other', module: './reverse-sampler.js' } }, { baseDir: fixtures }),
-    );
+    const wrongKind = configError(() => planRun({ ...baseConfig(), sampler: { kind: 'other', module: './reverse-sampler.js' } }, { baseDir: fixtures }));
     expect(wrongKind.issues[0]?.message).toContain('exports sampler "reverse-reference", not the sampler "other"');
   });
 });
@@ -95,10 +96,7 @@ describe('buildRun (the composition root)', () => {
     expect(run.student.vocabSize).toBe(259);
     expect(run.teacher).toBeUndefined();
     expect(run.divergence.name).toBe('cross-entropy');
-    const batch = await run.sampler.sample(
-      { prompts: [[258, 97]], references: [[98, 257]], ids: ['0'] },
-      { step: 0, totalSteps: 1 },
-    );
+    const batch = await run.sampler.sample({ prompts: [[258, 97]], references: [[98, 257]], ids: ['0'] }, { step: 0, totalSteps: 1 });
     expect(batch.tokens.arraySync()).toEqual([[258, 97, 98, 257]]);
     batch.dispose();
     run.dispose();
@@ -114,11 +112,14 @@ describe('buildRun (the composition root)', () => {
     b.dispose();
   });
 
-  it('breaks every evaluator\'s metrics down by an example field when training.breakdownBy names one', async () => {
+  it("breaks every evaluator's metrics down by an example field when training.breakdownBy names one", async () => {
     const config = { ...baseConfig(), evaluators: [{ kind: 'exact-match' }] };
     const plain = await buildRun(config);
     const split = await buildRun({ ...config, training: { breakdownBy: 'kind' } });
-    const predictions = ['add', 'add', 'sub'].map((kind, i) => ({ example: { id: String(i), prompt: 'q', response: '7', fields: { kind } }, text: i === 0 ? '7' : '8' }));
+    const predictions = ['add', 'add', 'sub'].map((kind, i) => ({
+      example: { id: String(i), prompt: 'q', response: '7', fields: { kind } },
+      text: i === 0 ? '7' : '8',
+    }));
     expect(await plain.evaluators[0]?.evaluate(predictions)).toEqual({ exactMatch: 1 / 3, count: 3 });
     expect(await split.evaluators[0]?.evaluate(predictions)).toEqual({ exactMatch: 1 / 3, count: 3, 'exactMatch[add]': 0.5, 'exactMatch[sub]': 0 });
     plain.dispose();
@@ -128,23 +129,20 @@ describe('buildRun (the composition root)', () => {
   it('uses a custom sampler loaded from a module path in the config', async () => {
     const config = { ...baseConfig(), sampler: { kind: 'reverse-reference', module: './reverse-sampler.js', options: { keep: 2 } } };
     const run = await buildRun(config, { baseDir: fixtures });
-    const batch = await run.sampler.sample(
-      { prompts: [[258]], references: [[97, 98, 99, 257]], ids: ['0'] },
-      { step: 0, totalSteps: 1 },
-    );
+    const batch = await run.sampler.sample({ prompts: [[258]], references: [[97, 98, 99, 257]], ids: ['0'] }, { step: 0, totalSteps: 1 });
     expect(batch.stats).toEqual({ marker: 7 });
     expect(batch.tokens.arraySync()).toEqual([[258, 99, 98]]); // reversed, then cut to keep = 2
     batch.dispose();
     run.dispose();
   });
 
-  it('validates a custom component\'s options with its own schema', () => {
+  it("validates a custom component's options with its own schema", () => {
     const config = { ...baseConfig(), sampler: { kind: 'reverse-reference', module: './reverse-sampler.js', options: { keep: 0 } } };
     const error = configError(() => planRun(config, { baseDir: fixtures }));
     expect(error.issues[0]?.path).toBe('sampler.options.keep');
   });
 
-  it('refuses a teacher whose vocabulary differs from the student\'s, and frees what it built', async () => {
+  it("refuses a teacher whose vocabulary differs from the student's, and frees what it built", async () => {
     const before = tf.memory().numTensors;
     const config = { ...baseConfig(), teacher: { kind: 'wide-bigram', module: './wide-model.js' }, divergence: { kind: 'forward-kl' } };
     await expect(buildRun(config, { baseDir: fixtures })).rejects.toThrow(VocabularyMismatchError);
@@ -200,7 +198,10 @@ describe('gpt models from a config', () => {
 
   it('rejects a width not divisible by the heads before building anything', () => {
     const error = configError(() => planRun({ ...baseConfig(), student: { kind: 'gpt', options: { dModel: 30, heads: 4 } } }));
-    expect(error.issues[0]).toEqual({ path: 'student.options', message: expect.stringContaining('dModel must be divisible by heads, got dModel 30 and heads 4') });
+    expect(error.issues[0]).toEqual({
+      path: 'student.options',
+      message: expect.stringContaining('dModel must be divisible by heads, got dModel 30 and heads 4'),
+    });
   });
 });
 
@@ -238,7 +239,9 @@ describe('models and tokenizers from checkpoints', () => {
     const config = { ...baseConfig(), teacher: { kind: 'checkpoint', options: { path: 'teacher' } }, divergence: { kind: 'forward-kl' } };
     const error = await buildRun(config, { baseDir: dir }).catch((e: unknown) => e as Error);
     expect(error).toBeInstanceOf(VocabularyMismatchError);
-    expect((error as Error).message).toMatch(/teacher checkpoint teacher was trained with tokenizer bpe:\w+ \(vocabulary 262\), the run uses bytes-v1:259 \(vocabulary 259\).*Fix: set "tokenizer": \{ "kind": "checkpoint"/);
+    expect((error as Error).message).toMatch(
+      /teacher checkpoint teacher was trained with tokenizer bpe:\w+ \(vocabulary 262\), the run uses bytes-v1:259 \(vocabulary 259\).*Fix: set "tokenizer": \{ "kind": "checkpoint"/,
+    );
     expect(tf.memory().numTensors).toBe(before);
   });
 });

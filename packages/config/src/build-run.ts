@@ -78,15 +78,11 @@ export function planRun(input: unknown, options: BuildRunOptions = {}): RunPlan 
   const baseDir = options.baseDir ?? process.cwd();
   const registries = options.registries ?? createRegistries();
   const parsed = runConfigSchema.safeParse(input);
-  const issues: ConfigIssue[] = parsed.success
-    ? []
-    : toConfigIssues(parsed.error, input, '', (p) => objectKeysAt(runConfigSchema, p));
+  const issues: ConfigIssue[] = parsed.success ? [] : toConfigIssues(parsed.error, input, '', (p) => objectKeysAt(runConfigSchema, p));
   const plan = <K extends ComponentKind>(component: K, ref: ComponentRef, where: string): PlannedComponent<K> | undefined => {
     try {
       const registry = registries[component] as unknown as { get(kind: string, p: string, s: string): AnyComponentEntry<K> };
-      const entry = ref.module
-        ? loadComponentModule(component, ref.kind, ref.module, baseDir, where, source)
-        : registry.get(ref.kind, `${where}.kind`, source);
+      const entry = ref.module ? loadComponentModule(component, ref.kind, ref.module, baseDir, where, source) : registry.get(ref.kind, `${where}.kind`, source);
       const result = entry.options.safeParse(ref.options);
       if (!result.success) {
         issues.push(...toConfigIssues(result.error, ref.options, `${where}.options`, (p) => objectKeysAt(entry.options, p)));
@@ -227,7 +223,10 @@ export async function buildRun(input: unknown, options: BuildRunOptions = {}): P
     await slot(DIVERGENCE, () => make(plan.divergence, {}));
     const student = await slot(STUDENT, () => make(plan.student, { tokenizer, role: 'student' }));
     const plannedTeacher = plan.teacher;
-    const teacher = provided(TEACHER) || plannedTeacher ? await slot(TEACHER, () => make(plannedTeacher as PlannedComponent<'model'>, { tokenizer, role: 'teacher' })) : undefined;
+    const teacher =
+      provided(TEACHER) || plannedTeacher
+        ? await slot(TEACHER, () => make(plannedTeacher as PlannedComponent<'model'>, { tokenizer, role: 'teacher' }))
+        : undefined;
     checkVocabularies(tokenizer, student, teacher, options.source ?? 'config');
     await slot(SAMPLER, () => make(plan.sampler, { student, teacher, tokenizer }));
     await slot(DATASET, () => make(plan.dataset, { tokenizer }));
@@ -267,7 +266,7 @@ function checkVocabularies(tokenizer: Tokenizer, student: LanguageModel, teacher
  * gradients and two Adam moments (16 bytes a parameter), a frozen teacher its weights (4 bytes).
  */
 function modelBytes(plan: RunPlan, baseDir: string): number {
-  const count = (planned: PlannedComponent<'model'> | undefined) => (planned?.entry.parameterCount?.(planned.options, { baseDir }) ?? 0);
+  const count = (planned: PlannedComponent<'model'> | undefined) => planned?.entry.parameterCount?.(planned.options, { baseDir }) ?? 0;
   return 16 * count(plan.student) + 4 * count(plan.teacher);
 }
 

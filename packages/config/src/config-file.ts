@@ -27,7 +27,10 @@ const FORBIDDEN_SEGMENTS = new Set(['__proto__', 'constructor', 'prototype']);
 export function checkConfigPath(keyPath: string, source: string): string[] {
   const keys = keyPath.split('.');
   const bad = keys.find((k) => FORBIDDEN_SEGMENTS.has(k));
-  if (bad !== undefined) throw new ConfigError(source, [{ path: keyPath, message: `"${bad}" cannot be part of a config path (it names the prototype of an object, not a setting)` }]);
+  if (bad !== undefined)
+    throw new ConfigError(source, [
+      { path: keyPath, message: `"${bad}" cannot be part of a config path (it names the prototype of an object, not a setting)` },
+    ]);
   if (keys.some((k) => k === '')) throw new ConfigError(source, [{ path: keyPath, message: 'empty segment in the config path' }]);
   return keys;
 }
@@ -60,7 +63,10 @@ export function applyOverrides(config: unknown, overrides: readonly string[], so
       if (next === undefined) node[key] = /^\d+$/.test(keys[i + 1] as string) ? [] : {};
       else if (next === null || typeof next !== 'object') {
         throw new ConfigError(source, [
-          { path: keys.slice(0, i + 1).join('.'), message: `cannot set "${override}": ${keys.slice(0, i + 1).join('.')} is ${JSON.stringify(next)}, not an object` },
+          {
+            path: keys.slice(0, i + 1).join('.'),
+            message: `cannot set "${override}": ${keys.slice(0, i + 1).join('.')} is ${JSON.stringify(next)}, not an object`,
+          },
         ]);
       }
       node = node[key] as Record<string, unknown>;

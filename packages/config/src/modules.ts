@@ -161,7 +161,10 @@ export function loadComponentModule<K extends ComponentKind>(
   const absolute = resolveModule(modulePath, baseDir);
   if (!fs.existsSync(absolute)) {
     throw new ConfigError(source, [
-      { path: where, message: `module file "${modulePath}" does not exist (looked for ${absolute}, and for an installed package of that name); paths are relative to the config file's folder` },
+      {
+        path: where,
+        message: `module file "${modulePath}" does not exist (looked for ${absolute}, and for an installed package of that name); paths are relative to the config file's folder`,
+      },
     ]);
   }
   let exports: unknown;
@@ -170,7 +173,12 @@ export function loadComponentModule<K extends ComponentKind>(
     exports = esModules.get(absolute);
     if (exports instanceof ModuleLoadError) throw exports.cause;
     if (exports === undefined && isEsModule(absolute)) {
-      throw new ConfigError(source, [{ path: where, message: `module "${modulePath}" is an ES module, which loads asynchronously: await loadConfigModules(config, baseDir) (from @skd/config) before planRun; buildRun and the skd command do` }]);
+      throw new ConfigError(source, [
+        {
+          path: where,
+          message: `module "${modulePath}" is an ES module, which loads asynchronously: await loadConfigModules(config, baseDir) (from @skd/config) before planRun; buildRun and the skd command do`,
+        },
+      ]);
     }
     exports ??= require(absolute);
   } catch (cause) {

@@ -45,9 +45,7 @@ export class Registry<K extends ComponentKind> {
   get(kind: string, path: string, source = 'config'): AnyComponentEntry<K> {
     const entry = this.entries.get(kind);
     if (!entry) {
-      throw new ConfigError(source, [
-        { path, message: `Unknown ${this.component} kind "${kind}". Known kinds: ${this.kinds().join(', ')}` },
-      ]);
+      throw new ConfigError(source, [{ path, message: `Unknown ${this.component} kind "${kind}". Known kinds: ${this.kinds().join(', ')}` }]);
     }
     return entry;
   }

@@ -8,7 +8,7 @@ import { BACKEND_NAMES } from '@skd/backend';
 export const componentRefSchema = z.strictObject({
   kind: z.string().min(1).describe('registry kind, e.g. "skd" or "forward-kl"'),
   module: z.string().min(1).optional().describe('path of a module exporting the component entry'),
-  options: z.record(z.string(), z.unknown()).default({}).describe('options, checked by the kind\'s own schema'),
+  options: z.record(z.string(), z.unknown()).default({}).describe("options, checked by the kind's own schema"),
 });
 
 export type ComponentRef = z.infer<typeof componentRefSchema>;
@@ -17,7 +17,12 @@ export type ComponentRef = z.infer<typeof componentRefSchema>;
 export const trainingSchema = z.strictObject({
   steps: z.number().int().min(1).default(100).describe('optimizer steps'),
   batchSize: z.number().int().min(1).default(8).describe('examples per micro-batch'),
-  gradientAccumulation: z.number().int().min(1).default(1).describe('micro-batches per optimizer step (the loss is normalised by the whole step\'s token count)'),
+  gradientAccumulation: z
+    .number()
+    .int()
+    .min(1)
+    .default(1)
+    .describe("micro-batches per optimizer step (the loss is normalised by the whole step's token count)"),
   learningRate: z.number().positive().default(1e-3).describe('peak learning rate'),
   weightDecay: z.number().min(0).default(0.01).describe('AdamW decoupled weight decay (matrices only; not biases, LayerNorm or embeddings of rank 1)'),
   beta1: z.number().min(0).lt(1).default(0.9),
@@ -29,7 +34,9 @@ export const trainingSchema = z.strictObject({
   lossReduction: z
     .enum(['tokens', 'sequences'])
     .default('tokens')
-    .describe('tokens: the summed token losses over the step\'s target tokens (long responses weigh more); sequences: each response\'s token mean, averaged over responses (the SKD authors\' code)'),
+    .describe(
+      "tokens: the summed token losses over the step's target tokens (long responses weigh more); sequences: each response's token mean, averaged over responses (the SKD authors' code)",
+    ),
   evalEvery: z.number().int().min(0).default(0).describe('evaluate every N steps (0: only at the end)'),
   evalLimit: z.number().int().min(1).default(50).describe('eval-split examples evaluated during training'),
   testLimit: z.number().int().min(1).optional().describe('test-split examples evaluated at the end (default: the whole split)'),
@@ -41,11 +48,21 @@ export const trainingSchema = z.strictObject({
     .string()
     .min(1)
     .optional()
-    .describe('also report every task metric per value of this example field (e.g. "task"), each with its own interval and paired tests; the dataset must keep the field (fields.extra)'),
+    .describe(
+      'also report every task metric per value of this example field (e.g. "task"), each with its own interval and paired tests; the dataset must keep the field (fields.extra)',
+    ),
   maxNewTokens: z.number().int().min(1).default(64).describe('generation length at evaluation'),
   checkpointEvery: z.number().int().min(0).default(0).describe('write a checkpoint every N steps (0: only at the end)'),
-  groupByLength: z.number().int().min(0).default(0).describe('read this many batches at a time and regroup their examples by length (less padding, faster steps); 0: off'),
-  onTooLong: z.enum(['fail', 'skip']).default('fail').describe('training examples longer than the student\'s context: stop before training (with file and line), or skip and count them'),
+  groupByLength: z
+    .number()
+    .int()
+    .min(0)
+    .default(0)
+    .describe('read this many batches at a time and regroup their examples by length (less padding, faster steps); 0: off'),
+  onTooLong: z
+    .enum(['fail', 'skip'])
+    .default('fail')
+    .describe("training examples longer than the student's context: stop before training (with file and line), or skip and count them"),
   earlyStopping: z
     .strictObject({
       metric: z.string().min(1).describe('evaluation metric to watch, e.g. exactMatch or validationLoss'),
@@ -63,9 +80,14 @@ export const runConfigSchema = z.strictObject({
   baseDir: z
     .string()
     .optional()
-    .describe('folder that relative paths in this config (data, checkpoints, modules) are resolved against; default: the config file\'s folder. Run folders save it, so their config.json runs as is'),
+    .describe(
+      "folder that relative paths in this config (data, checkpoints, modules) are resolved against; default: the config file's folder. Run folders save it, so their config.json runs as is",
+    ),
   seed: z.number().int().min(0).default(42).describe('seed of every random choice in the run'),
-  backend: z.enum(BACKEND_NAMES as [string, ...string[]]).default('auto').describe('tfjs backend; auto picks the fastest available'),
+  backend: z
+    .enum(BACKEND_NAMES as [string, ...string[]])
+    .default('auto')
+    .describe('tfjs backend; auto picks the fastest available'),
   tokenizer: componentRefSchema.default({ kind: 'bytes', options: {} }).describe('shared by teacher and student'),
   teacher: componentRefSchema.optional().describe('frozen teacher model; required by divergences other than cross-entropy'),
   student: componentRefSchema.describe('the model being trained'),

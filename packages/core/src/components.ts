@@ -74,9 +74,7 @@ export type AnyComponentEntry<K extends ComponentKind = ComponentKind> = Compone
  * Declares a registry entry with its types checked. A user's module exports one (as `default` or
  * as `component`) to plug a new sampler, divergence, dataset, ... into a config.
  */
-export function defineComponent<K extends ComponentKind, Options, Input>(
-  entry: ComponentEntry<K, Options, Input>,
-): ComponentEntry<K, Options, Input> {
+export function defineComponent<K extends ComponentKind, Options, Input>(entry: ComponentEntry<K, Options, Input>): ComponentEntry<K, Options, Input> {
   return entry;
 }
 
@@ -93,7 +91,11 @@ export function optionsFactory<Options, Input>(
   const schema = 'safeParse' in schemaOrEntry ? schemaOrEntry : schemaOrEntry.options;
   return (options = {} as Input) => {
     const result = schema.safeParse(options);
-    if (!result.success) throw new ConfigError(`${name}()`, toConfigIssues(result.error, options, '', (p) => objectKeysAt(schema, p)));
+    if (!result.success)
+      throw new ConfigError(
+        `${name}()`,
+        toConfigIssues(result.error, options, '', (p) => objectKeysAt(schema, p)),
+      );
     return result.data;
   };
 }

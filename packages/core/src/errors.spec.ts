@@ -21,9 +21,7 @@ describe('errors', () => {
   });
 
   it('name shapes and vocabularies', () => {
-    expect(new ShapeError('teacher logits', '(B, T, V)', [2, 3]).message).toBe(
-      'teacher logits must have shape (B, T, V), got [2, 3]',
-    );
+    expect(new ShapeError('teacher logits', '(B, T, V)', [2, 3]).message).toBe('teacher logits must have shape (B, T, V), got [2, 3]');
     const vocab = new VocabularyMismatchError('teacher vocab 259 vs student vocab 256');
     expect(vocab.message).toContain('teacher vocab 259 vs student vocab 256');
     expect(vocab.message).toContain('use the same tokenizer');

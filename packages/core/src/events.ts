@@ -65,13 +65,6 @@ export interface RunEnded {
   readonly message?: string;
 }
 
-export type RunEvent =
-  | RunStarted
-  | StepCompleted
-  | EvaluationCompleted
-  | CheckpointWritten
-  | ProgressUpdate
-  | RunWarning
-  | RunEnded;
+export type RunEvent = RunStarted | StepCompleted | EvaluationCompleted | CheckpointWritten | ProgressUpdate | RunWarning | RunEnded;
 
 export type RunEventType = RunEvent['type'];

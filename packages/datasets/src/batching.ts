@@ -23,13 +23,23 @@ export function tokenizeExample(example: Example, tokenizer: Tokenizer, addBos =
  * Pulls examples from a dataset and yields token-id batches. Over-long examples are reported with
  * their id and lengths, never cut silently; with `onTooLong: "skip"` they are counted in `report`.
  */
-export async function* promptBatches(dataset: Dataset, options: BatchingOptions, report: ReadReport = { kept: 0, skipped: {} }): AsyncGenerator<PromptBatch & { readonly examples: readonly Example[] }> {
+export async function* promptBatches(
+  dataset: Dataset,
+  options: BatchingOptions,
+  report: ReadReport = { kept: 0, skipped: {} },
+): AsyncGenerator<PromptBatch & { readonly examples: readonly Example[] }> {
   if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new SkdError(`batchSize must be an integer >= 1, got ${options.batchSize}`);
   let examples: Example[] = [];
   let prompts: number[][] = [];
   let references: number[][] = [];
   const flush = () => {
-    const batch = { prompts, references, ids: examples.map((e) => e.id), examples, ...(dataset.stopStrings?.length ? { stopStrings: dataset.stopStrings } : {}) };
+    const batch = {
+      prompts,
+      references,
+      ids: examples.map((e) => e.id),
+      examples,
+      ...(dataset.stopStrings?.length ? { stopStrings: dataset.stopStrings } : {}),
+    };
     examples = [];
     prompts = [];
     references = [];
@@ -40,9 +50,13 @@ export async function* promptBatches(dataset: Dataset, options: BatchingOptions,
     const length = prompt.length + reference.length;
     if (length > options.contextLength) {
       if ((options.onTooLong ?? 'fail') === 'fail') {
-        throw new FormatError(example.id, `example has ${length} tokens (prompt ${prompt.length} + response ${reference.length}), more than the context of ${options.contextLength}`, {
-          hint: 'filter long examples from the data, raise contextLength, or set onTooLong: "skip" to skip and count them',
-        });
+        throw new FormatError(
+          example.id,
+          `example has ${length} tokens (prompt ${prompt.length} + response ${reference.length}), more than the context of ${options.contextLength}`,
+          {
+            hint: 'filter long examples from the data, raise contextLength, or set onTooLong: "skip" to skip and count them',
+          },
+        );
       }
       report.skipped['too-long'] = (report.skipped['too-long'] ?? 0) + 1;
       continue;

@@ -3,7 +3,10 @@ import { inlineDatasetEntry } from './inline';
 describe('inline dataset', () => {
   const options = inlineDatasetEntry.options.parse({
     name: 'toy',
-    train: [{ prompt: 'a', response: 'b' }, { prompt: 'c', response: 'd' }],
+    train: [
+      { prompt: 'a', response: 'b' },
+      { prompt: 'c', response: 'd' },
+    ],
     test: [{ prompt: 'e', response: 'f' }],
   });
   const source = inlineDatasetEntry.create(options, {} as never) as ReturnType<typeof inlineDatasetEntry.create> & {

@@ -39,15 +39,22 @@ export const inlineDatasetEntry = defineComponent({
     train: z.array(exampleSchema).min(1).describe('training examples'),
     eval: z.array(exampleSchema).default([]).describe('validation examples'),
     test: z.array(exampleSchema).default([]).describe('test examples'),
-    stop: z.array(z.string().min(1, 'a stop string must not be empty')).default([]).describe('strings that end a response: generated text is cut before the first one, before it is trained on or scored'),
+    stop: z
+      .array(z.string().min(1, 'a stop string must not be empty'))
+      .default([])
+      .describe('strings that end a response: generated text is cut before the first one, before it is trained on or scored'),
   }),
   create: (options) => {
     const withIds = (split: SplitName, xs: readonly z.infer<typeof exampleSchema>[]): Example[] =>
       xs.map((x, i) => ({ id: `${options.name}/${split}/${i}`, ...x }));
-    return new InlineDataset(options.name, {
-      train: withIds('train', options.train),
-      eval: withIds('eval', options.eval),
-      test: withIds('test', options.test),
-    }, options.stop);
+    return new InlineDataset(
+      options.name,
+      {
+        train: withIds('train', options.train),
+        eval: withIds('eval', options.eval),
+        test: withIds('test', options.test),
+      },
+      options.stop,
+    );
   },
 });

@@ -11,7 +11,10 @@ const write = (name: string, lines: string[]) => {
   fs.writeFileSync(path.join(dir, name), lines.join('\n'));
   return name;
 };
-const good = write('good.jsonl', Array.from({ length: 20 }, (_, i) => JSON.stringify({ question: `q${i}`, answer: `a${i}`, level: i % 3 })));
+const good = write(
+  'good.jsonl',
+  Array.from({ length: 20 }, (_, i) => JSON.stringify({ question: `q${i}`, answer: `a${i}`, level: i % 3 })),
+);
 
 function dataset(over: Partial<JsonlDatasetOptions> = {}): JsonlDataset {
   return new JsonlDataset({
@@ -129,7 +132,10 @@ describe('promptBatches', () => {
   });
 
   it('reports examples longer than the context with their id, or skips and counts them', async () => {
-    const file = write('long.jsonl', [JSON.stringify({ question: 'short', answer: 'ok', level: 0 }), JSON.stringify({ question: 'x'.repeat(50), answer: 'y', level: 0 })]);
+    const file = write('long.jsonl', [
+      JSON.stringify({ question: 'short', answer: 'ok', level: 0 }),
+      JSON.stringify({ question: 'x'.repeat(50), answer: 'y', level: 0 }),
+    ]);
     const source = () => dataset({ files: { train: file }, template: '{prompt}' }).split('train');
     const run = async (onTooLong: 'fail' | 'skip', report = { kept: 0, skipped: {} as Record<string, number> }) => {
       const out = [];

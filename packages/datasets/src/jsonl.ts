@@ -3,7 +3,20 @@ import * as path from 'node:path';
 import { isUtf8 } from 'node:buffer';
 import * as zlib from 'node:zlib';
 import { z } from 'zod';
-import { FormatError, SkdError, defineComponent, describeValue, optionsFactory, type ChatMessage, type Dataset, type DatasetSource, type Example, type Rng, type SplitName, type Tokenizer } from '@skd/core';
+import {
+  FormatError,
+  SkdError,
+  defineComponent,
+  describeValue,
+  optionsFactory,
+  type ChatMessage,
+  type Dataset,
+  type DatasetSource,
+  type Example,
+  type Rng,
+  type SplitName,
+  type Tokenizer,
+} from '@skd/core';
 
 /** What to do with a bad record: stop with its file and line (default), or skip it and count it. */
 export type InvalidPolicy = 'fail' | 'skip';
@@ -46,7 +59,8 @@ export function chatRenderer(tokenizer: Tokenizer | undefined): ChatRenderer | u
   if (!tokenizer?.renderChat) return undefined;
   const ids = [tokenizer.special.eos, ...(tokenizer.special.stop ?? [])];
   return {
-    render: (messages, addGenerationPrompt) => (tokenizer.renderChat as NonNullable<Tokenizer['renderChat']>).call(tokenizer, messages, { addGenerationPrompt }),
+    render: (messages, addGenerationPrompt) =>
+      (tokenizer.renderChat as NonNullable<Tokenizer['renderChat']>).call(tokenizer, messages, { addGenerationPrompt }),
     stops: ids.map((id) => tokenizer.decode([id], { keepSpecial: true })).filter((t) => t.length > 0),
   };
 }
@@ -58,11 +72,14 @@ export function chatRenderer(tokenizer: Tokenizer | undefined): ChatRenderer | u
  */
 export function chatExample(chat: ChatRenderer, messages: readonly ChatMessage[]): { prompt: string; response: string; target: string } {
   const last = messages[messages.length - 1];
-  if (!last || last.role !== 'assistant') throw new SkdError(`the last message must be the assistant's response, got ${last ? `role ${JSON.stringify(last.role)}` : 'no messages'}`);
+  if (!last || last.role !== 'assistant')
+    throw new SkdError(`the last message must be the assistant's response, got ${last ? `role ${JSON.stringify(last.role)}` : 'no messages'}`);
   const prompt = chat.render(messages.slice(0, -1), true);
   const full = chat.render(messages, false);
   if (!full.startsWith(prompt)) {
-    throw new SkdError('the chat template renders the conversation without its start as the generation prompt, so the response cannot be told apart', { hint: 'use prompt/response records with a plain template' });
+    throw new SkdError('the chat template renders the conversation without its start as the generation prompt, so the response cannot be told apart', {
+      hint: 'use prompt/response records with a plain template',
+    });
   }
   let target = full.slice(prompt.length);
   const ends = chat.stops.map((stop) => target.indexOf(stop)).map((at, i) => (at < 0 ? Infinity : at + (chat.stops[i] as string).length));
@@ -128,14 +145,23 @@ export class JsonlDataset implements DatasetSource {
   /** A conversation (checked: a list of { role, content } strings ending with the assistant's) as a chat example; undefined after reporting a bad one. */
   private chatFrom(value: unknown, bad: (reason: string, detail: string) => void): { prompt: string; response: string; target: string } | undefined {
     if (!this.options.chat) {
-      throw new SkdError('chat records (messages, or template "chat") need a tokenizer with a chat template', { hint: 'use "tokenizer": { "kind": "hf", "options": { "path": <model folder> } } with a model whose tokenizer_config.json has a chat_template' });
+      throw new SkdError('chat records (messages, or template "chat") need a tokenizer with a chat template', {
+        hint: 'use "tokenizer": { "kind": "hf", "options": { "path": <model folder> } } with a model whose tokenizer_config.json has a chat_template',
+      });
     }
-    if (!Array.isArray(value) || value.length === 0 || !value.every((m) => m && typeof m === 'object' && typeof (m as ChatMessage).role === 'string' && typeof (m as ChatMessage).content === 'string')) {
+    if (
+      !Array.isArray(value) ||
+      value.length === 0 ||
+      !value.every((m) => m && typeof m === 'object' && typeof (m as ChatMessage).role === 'string' && typeof (m as ChatMessage).content === 'string')
+    ) {
       bad('wrong-type', 'messages must be a non-empty list of { "role": string, "content": string }');
       return undefined;
     }
     try {
-      return chatExample(this.options.chat, (value as ChatMessage[]).map(({ role, content }) => ({ role, content })));
+      return chatExample(
+        this.options.chat,
+        (value as ChatMessage[]).map(({ role, content }) => ({ role, content })),
+      );
     } catch (error) {
       if (!(error instanceof SkdError)) throw error;
       bad('chat-template', error.message);
@@ -182,12 +208,20 @@ export class JsonlDataset implements DatasetSource {
       const { prompt: promptField, response: responseField } = this.options.fields;
       const missing = [promptField, responseField, ...this.options.fields.extra].filter((f) => fields[f] === undefined);
       if (missing.length) {
-        bad(line, 'missing-field', `missing field${missing.length > 1 ? 's' : ''} ${missing.map((f) => JSON.stringify(f)).join(', ')} (record has ${Object.keys(fields).join(', ') || 'no fields'})`);
+        bad(
+          line,
+          'missing-field',
+          `missing field${missing.length > 1 ? 's' : ''} ${missing.map((f) => JSON.stringify(f)).join(', ')} (record has ${Object.keys(fields).join(', ') || 'no fields'})`,
+        );
         continue;
       }
       const response = fields[responseField];
       if (typeof response !== 'string') {
-        bad(line, 'wrong-type', `field ${JSON.stringify(responseField)} must be a string, got ${typeof response === 'object' ? (Array.isArray(response) ? 'an array' : 'an object') : `the ${typeof response} ${describeValue(response)}`}`);
+        bad(
+          line,
+          'wrong-type',
+          `field ${JSON.stringify(responseField)} must be a string, got ${typeof response === 'object' ? (Array.isArray(response) ? 'an array' : 'an object') : `the ${typeof response} ${describeValue(response)}`}`,
+        );
         continue;
       }
       if (response.trim() === '') {
@@ -198,7 +232,10 @@ export class JsonlDataset implements DatasetSource {
       const keep = this.options.fields.extra.length ? { fields: extra } : {};
       if (this.options.template === 'chat') {
         const system: ChatMessage[] = this.options.system !== undefined ? [{ role: 'system', content: this.options.system }] : [];
-        const chat = this.chatFrom([...system, { role: 'user', content: String(fields[promptField]) }, { role: 'assistant', content: response }], (reason, detail) => bad(line, reason, detail));
+        const chat = this.chatFrom(
+          [...system, { role: 'user', content: String(fields[promptField]) }, { role: 'assistant', content: response }],
+          (reason, detail) => bad(line, reason, detail),
+        );
         if (!chat) continue;
         report.kept += 1;
         yield { id: `${path.basename(file)}:${line}`, ...chat, ...keep };
@@ -293,7 +330,9 @@ export const jsonlDatasetEntry = defineComponent({
     stop: z
       .array(z.string().min(1, 'a stop string must not be empty'))
       .default([])
-      .describe('strings that end a response: generated text is cut before the first one, before it is trained on or scored (the SKD authors\' per-task stop strings, e.g. ["\\n"] for translation)'),
+      .describe(
+        'strings that end a response: generated text is cut before the first one, before it is trained on or scored (the SKD authors\' per-task stop strings, e.g. ["\\n"] for translation)',
+      ),
   }),
   create: (options, deps) => new JsonlDataset({ ...options, baseDir: deps.baseDir, rng: deps.rng, chat: chatRenderer(deps.tokenizer) }),
 });

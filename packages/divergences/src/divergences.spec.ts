@@ -1,15 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '@skd/core';
 import { maxAbsDiff, tensorsLeakedBy, useBackend } from '@skd/testing';
-import {
-  forwardKl,
-  generalizedJsd,
-  reverseKl,
-  skewKl,
-  skewReverseKl,
-  totalVariation,
-  type LogProbDivergence,
-} from './divergences';
+import { forwardKl, generalizedJsd, reverseKl, skewKl, skewReverseKl, totalVariation, type LogProbDivergence } from './divergences';
 import { CrossEntropy, TokenDivergence } from './token-divergence';
 
 beforeAll(() => useBackend('cpu'));
@@ -24,7 +16,10 @@ const values = (d: TokenDivergence | CrossEntropy, teacher: tf.Tensor3D, student
 
 function randomLogits(rng: Rng, shape: [number, number, number], scale = 3): tf.Tensor3D {
   const n = shape[0] * shape[1] * shape[2];
-  return tf.tensor3d(Array.from({ length: n }, () => rng.normal() * scale), shape);
+  return tf.tensor3d(
+    Array.from({ length: n }, () => rng.normal() * scale),
+    shape,
+  );
 }
 
 const ALL: [string, LogProbDivergence][] = [
@@ -125,7 +120,12 @@ describe('properties on random logits (B=3, T=4, V=7)', () => {
     const withTau = values(divergence('f', forwardKl, { temperature: tau }), teacher, student);
     expect(maxAbsDiff(byHand, withTau)).toBeLessThan(1e-6);
     const squared = values(divergence('f', forwardKl, { temperature: tau, scaleByTemperatureSquared: true }), teacher, student);
-    expect(maxAbsDiff(squared, withTau.map((v) => v * 4))).toBeLessThan(1e-5);
+    expect(
+      maxAbsDiff(
+        squared,
+        withTau.map((v) => v * 4),
+      ),
+    ).toBeLessThan(1e-5);
     tf.dispose([scaledT, scaledS]);
   });
 
@@ -133,9 +133,7 @@ describe('properties on random logits (B=3, T=4, V=7)', () => {
     for (const temperature of [1, 0.7]) {
       const d = divergence('f', forwardKl, { temperature });
       const fromLogits = values(d, teacher, student);
-      const fromCache = tf.tidy(() =>
-        Array.from(d.perToken({ teacherLogProbs: tf.logSoftmax(teacher) as tf.Tensor3D, studentLogits: student }).dataSync()),
-      );
+      const fromCache = tf.tidy(() => Array.from(d.perToken({ teacherLogProbs: tf.logSoftmax(teacher) as tf.Tensor3D, studentLogits: student }).dataSync()));
       expect(maxAbsDiff(fromLogits, fromCache)).toBeLessThan(1e-5);
     }
   });
@@ -143,9 +141,24 @@ describe('properties on random logits (B=3, T=4, V=7)', () => {
 
 describe('numerical safety', () => {
   it.each(ALL)('%s stays finite with -inf logits (masked vocabulary) and +-1e4 logits', (name, fn) => {
-    const masked = tf.tensor3d([[[0, 1, -Infinity, 2], [-Infinity, 0, 0, -Infinity]]]);
-    const masked2 = tf.tensor3d([[[1, 0, -Infinity, 0], [-Infinity, 3, -1, -Infinity]]]);
-    const extreme = tf.tensor3d([[[1e4, -1e4, 0, 5], [-1e4, 1e4, 1e4, 0]]]);
+    const masked = tf.tensor3d([
+      [
+        [0, 1, -Infinity, 2],
+        [-Infinity, 0, 0, -Infinity],
+      ],
+    ]);
+    const masked2 = tf.tensor3d([
+      [
+        [1, 0, -Infinity, 0],
+        [-Infinity, 3, -1, -Infinity],
+      ],
+    ]);
+    const extreme = tf.tensor3d([
+      [
+        [1e4, -1e4, 0, 5],
+        [-1e4, 1e4, 1e4, 0],
+      ],
+    ]);
     const d = divergence(name, fn);
     for (const [a, b] of [
       [masked, masked2],
@@ -154,7 +167,13 @@ describe('numerical safety', () => {
     ] as const) {
       expect(values(d, a, b).every(Number.isFinite)).toBe(true);
     }
-    const grads = tf.tidy(() => Array.from(tf.grad((s: tf.Tensor) => tf.sum(d.perToken({ teacherLogits: masked, studentLogits: s as tf.Tensor3D })))(masked2).dataSync()));
+    const grads = tf.tidy(() =>
+      Array.from(
+        tf
+          .grad((s: tf.Tensor) => tf.sum(d.perToken({ teacherLogits: masked, studentLogits: s as tf.Tensor3D })))(masked2)
+          .dataSync(),
+      ),
+    );
     expect(grads.every(Number.isFinite)).toBe(true);
     tf.dispose([masked, masked2, extreme]);
   });
@@ -172,8 +191,18 @@ describe('gradients match central finite differences (student logits; eps 1e-2, 
     const shape: [number, number, number] = [2, 2, 5];
     const teacher = randomLogits(rng, shape, 1.5);
     const student = randomLogits(rng, shape, 1.5);
-    const targets = tf.tensor2d([[0, 3], [4, 1]], [2, 2], 'int32');
-    const weights = tf.tensor2d([[0.3, 1.1], [0.7, 0.5]]);
+    const targets = tf.tensor2d(
+      [
+        [0, 3],
+        [4, 1],
+      ],
+      [2, 2],
+      'int32',
+    );
+    const weights = tf.tensor2d([
+      [0.3, 1.1],
+      [0.7, 0.5],
+    ]);
     const f = (s: tf.Tensor) => tf.sum(tf.mul(d.perToken({ teacherLogits: teacher, studentLogits: s as tf.Tensor3D, targets }), weights));
     const analytic = tf.tidy(() => Array.from(tf.grad(f)(student).dataSync()));
     const base = Array.from(student.dataSync());
@@ -197,13 +226,38 @@ describe('closed-form student gradients (what large vocabularies run on) equal a
     const teacher = randomLogits(rng, [2, 3, 6]);
     const student = randomLogits(rng, [2, 3, 6]);
     const masked = tf.tidy(() => tf.where(tf.tensor3d([[[1, 1, 1, 1, 0, 0]]], undefined, 'bool'), teacher, tf.fill([2, 3, 6], -Infinity)) as tf.Tensor3D);
-    const maskedStudent = tf.tidy(() => tf.where(tf.tensor3d([[[1, 1, 1, 1, 0, 0]]], undefined, 'bool'), student, tf.fill([2, 3, 6], -Infinity)) as tf.Tensor3D);
-    for (const [t, s] of [[teacher, student], [masked, maskedStudent]] as const) {
-      const weights = tf.tensor2d([[1, 2, 3], [0.5, 0.25, 1]]);
-      const closed = tf.tidy(() => Array.from(tf.grad((x: tf.Tensor) => tf.sum(tf.mul(divergence('c', fn).perToken({ teacherLogits: t, studentLogits: x as tf.Tensor3D }), weights)))(s).dataSync()));
-      const auto = tf.tidy(() => Array.from(tf.grad((x: tf.Tensor) => tf.sum(tf.mul(fn(tf.logSoftmax(t), tf.logSoftmax(x)), weights)))(s).dataSync()));
+    const maskedStudent = tf.tidy(
+      () => tf.where(tf.tensor3d([[[1, 1, 1, 1, 0, 0]]], undefined, 'bool'), student, tf.fill([2, 3, 6], -Infinity)) as tf.Tensor3D,
+    );
+    for (const [t, s] of [
+      [teacher, student],
+      [masked, maskedStudent],
+    ] as const) {
+      const weights = tf.tensor2d([
+        [1, 2, 3],
+        [0.5, 0.25, 1],
+      ]);
+      const closed = tf.tidy(() =>
+        Array.from(
+          tf
+            .grad((x: tf.Tensor) => tf.sum(tf.mul(divergence('c', fn).perToken({ teacherLogits: t, studentLogits: x as tf.Tensor3D }), weights)))(s)
+            .dataSync(),
+        ),
+      );
+      const auto = tf.tidy(() =>
+        Array.from(
+          tf
+            .grad((x: tf.Tensor) => tf.sum(tf.mul(fn(tf.logSoftmax(t), tf.logSoftmax(x)), weights)))(s)
+            .dataSync(),
+        ),
+      );
       expect(closed.every(Number.isFinite)).toBe(true);
-      expect(maxAbsDiff(closed, auto.map((v) => (Number.isFinite(v) ? v : 0)))).toBeLessThan(1e-5);
+      expect(
+        maxAbsDiff(
+          closed,
+          auto.map((v) => (Number.isFinite(v) ? v : 0)),
+        ),
+      ).toBeLessThan(1e-5);
       weights.dispose();
     }
     tf.dispose([teacher, student, masked, maskedStudent]);
@@ -217,18 +271,35 @@ describe('each gradient form equals autodiff where only the teacher has no mass 
   const rng = Rng.create(13);
   // Reverse KL is infinite there (the student puts mass where the teacher has none), so it is left out.
   it.each(ALL.filter(([name]) => name !== 'reverse-kl'))('%s', (_name, fn) => {
-    const logP = tf.tidy(() => tf.logSoftmax(tf.where(tf.tensor3d([[[1, 1, 1, 0, 1, 1]]], undefined, 'bool'), randomLogits(rng, [2, 3, 6]), tf.fill([2, 3, 6], -Infinity))));
+    const logP = tf.tidy(() =>
+      tf.logSoftmax(tf.where(tf.tensor3d([[[1, 1, 1, 0, 1, 1]]], undefined, 'bool'), randomLogits(rng, [2, 3, 6]), tf.fill([2, 3, 6], -Infinity))),
+    );
     const student = randomLogits(rng, [2, 3, 6]);
-    const weights = tf.tensor2d([[1, 2, 3], [0.5, 0.25, 1]]);
+    const weights = tf.tensor2d([
+      [1, 2, 3],
+      [0.5, 0.25, 1],
+    ]);
     const weighted = (g: tf.Tensor) => tf.mul(g, tf.expandDims(weights, -1));
-    const auto = tf.tidy(() => Array.from(tf.grad((x: tf.Tensor) => tf.sum(tf.mul(fn(logP, tf.logSoftmax(x)), weights)))(student).dataSync()));
+    const auto = tf.tidy(() =>
+      Array.from(
+        tf
+          .grad((x: tf.Tensor) => tf.sum(tf.mul(fn(logP, tf.logSoftmax(x)), weights)))(student)
+          .dataSync(),
+      ),
+    );
     expect(auto.every(Number.isFinite)).toBe(true);
     if (fn.studentGrad) {
       const closed = tf.tidy(() => Array.from(weighted((fn.studentGrad as NonNullable<typeof fn.studentGrad>)(logP, tf.logSoftmax(student))).dataSync()));
       expect(maxAbsDiff(closed, auto)).toBeLessThan(1e-5);
     }
     if (fn.fromLogits) {
-      const fused = tf.tidy(() => Array.from(tf.grad((x: tf.Tensor) => tf.sum(tf.mul((fn.fromLogits as NonNullable<typeof fn.fromLogits>)(logP, x), weights)))(student).dataSync()));
+      const fused = tf.tidy(() =>
+        Array.from(
+          tf
+            .grad((x: tf.Tensor) => tf.sum(tf.mul((fn.fromLogits as NonNullable<typeof fn.fromLogits>)(logP, x), weights)))(student)
+            .dataSync(),
+        ),
+      );
       expect(maxAbsDiff(fused, auto)).toBeLessThan(1e-5);
     }
     tf.dispose([logP, student, weights]);

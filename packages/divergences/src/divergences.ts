@@ -19,10 +19,7 @@ export type LogProbDivergence = ((logP: tf.Tensor, logQ: tf.Tensor) => tf.Tensor
   readonly fromLogits?: (logP: tf.Tensor, logits: tf.Tensor) => tf.Tensor;
 };
 
-function withGrad(
-  value: (logP: tf.Tensor, logQ: tf.Tensor) => tf.Tensor,
-  studentGrad: (logP: tf.Tensor, logQ: tf.Tensor) => tf.Tensor,
-): LogProbDivergence {
+function withGrad(value: (logP: tf.Tensor, logQ: tf.Tensor) => tf.Tensor, studentGrad: (logP: tf.Tensor, logQ: tf.Tensor) => tf.Tensor): LogProbDivergence {
   return Object.assign(value, { studentGrad });
 }
 

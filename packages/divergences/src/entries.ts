@@ -1,25 +1,12 @@
 import { z } from 'zod';
 import { defineComponent, optionsFactory, type AnyComponentEntry } from '@skd/core';
-import {
-  forwardKl,
-  generalizedJsd,
-  reverseKl,
-  skewKl,
-  skewReverseKl,
-  totalVariation,
-  type LogProbDivergence,
-} from './divergences';
+import { forwardKl, generalizedJsd, reverseKl, skewKl, skewReverseKl, totalVariation, type LogProbDivergence } from './divergences';
 import { CrossEntropy, TokenDivergence } from './token-divergence';
 
 const shared = {
   temperature: z.number().positive().default(1).describe('divides teacher and student logits before the softmax'),
   scaleByTemperatureSquared: z.boolean().default(false).describe('multiply the loss by temperature^2'),
-  sparseTopK: z
-    .number()
-    .int()
-    .min(1)
-    .optional()
-    .describe('compare over the teacher\'s top-k tokens plus one tail bucket (unset: full vocabulary)'),
+  sparseTopK: z.number().int().min(1).optional().describe("compare over the teacher's top-k tokens plus one tail bucket (unset: full vocabulary)"),
 };
 
 function teacherDivergence(kind: string, summary: string, fn: LogProbDivergence) {

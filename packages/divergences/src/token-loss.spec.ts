@@ -11,7 +11,10 @@ const V = 5;
 const kl = new TokenDivergence({ name: 'forward-kl', fn: forwardKl });
 
 function random(rng: Rng, shape: number[]): tf.Tensor {
-  return tf.tensor(Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal() * 2), shape);
+  return tf.tensor(
+    Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal() * 2),
+    shape,
+  );
 }
 
 const scalar = (t: tf.Scalar) => {
@@ -22,10 +25,22 @@ const scalar = (t: tf.Scalar) => {
 
 describe('tokenLoss', () => {
   // Row 0: prompt [1], response [2, 3, 4]. Row 1: prompt [1, 2], response [3], then padding (id 0).
-  const tokens = () => tf.tensor2d([[1, 2, 3, 4], [1, 2, 3, 0]], [2, 4], 'int32');
-  const mask = () => tf.tensor2d([[0, 1, 1, 1], [0, 0, 1, 0]]);
+  const tokens = () =>
+    tf.tensor2d(
+      [
+        [1, 2, 3, 4],
+        [1, 2, 3, 0],
+      ],
+      [2, 4],
+      'int32',
+    );
+  const mask = () =>
+    tf.tensor2d([
+      [0, 1, 1, 1],
+      [0, 0, 1, 0],
+    ]);
 
-  it('is the token-weighted mean of the rows\' losses, whatever the padding', () => {
+  it("is the token-weighted mean of the rows' losses, whatever the padding", () => {
     const rng = Rng.create(1);
     const s = random(rng, [2, 4, V]) as tf.Tensor3D;
     const t = random(rng, [2, 4, V]) as tf.Tensor3D;
@@ -61,7 +76,9 @@ describe('tokenLoss', () => {
     const m = mask();
     expect(await tensorsLeakedBy(() => countTargets(m))).toBe(0);
     m.dispose();
-    const full = tf.grad((x: tf.Tensor) => tokenLoss({ divergence: kl, tokens: tokens(), targetMask: mask(), studentLogits: x as tf.Tensor3D, teacherLogits: t }))(s);
+    const full = tf.grad((x: tf.Tensor) =>
+      tokenLoss({ divergence: kl, tokens: tokens(), targetMask: mask(), studentLogits: x as tf.Tensor3D, teacherLogits: t }),
+    )(s);
     const micro = [0, 1].map((b) =>
       tf.grad((x: tf.Tensor) =>
         tokenLoss({
@@ -78,7 +95,13 @@ describe('tokenLoss', () => {
     expect(maxAbsDiff(full.dataSync(), stitched.dataSync())).toBeLessThan(1e-7);
     // Per-micro-batch normalisation (the common mistake) gives a different gradient here.
     const wrong = tf.grad((x: tf.Tensor) =>
-      tokenLoss({ divergence: kl, tokens: tf.slice(tokens(), [1, 0], [1, 4]) as tf.Tensor2D, targetMask: tf.slice(mask(), [1, 0], [1, 4]) as tf.Tensor2D, studentLogits: x as tf.Tensor3D, teacherLogits: tf.slice(t, [1, 0, 0], [1, 4, V]) as tf.Tensor3D }),
+      tokenLoss({
+        divergence: kl,
+        tokens: tf.slice(tokens(), [1, 0], [1, 4]) as tf.Tensor2D,
+        targetMask: tf.slice(mask(), [1, 0], [1, 4]) as tf.Tensor2D,
+        studentLogits: x as tf.Tensor3D,
+        teacherLogits: tf.slice(t, [1, 0, 0], [1, 4, V]) as tf.Tensor3D,
+      }),
     )(tf.slice(s, [1, 0, 0], [1, 4, V]));
     expect(maxAbsDiff(wrong.dataSync(), micro[1]?.dataSync() ?? [])).toBeGreaterThan(1e-4);
   });
@@ -105,20 +128,29 @@ describe('tokenLoss', () => {
     expect(loss(garbage)).toBeCloseTo(loss(clean), 6);
   });
 
-  it('reduction sequences: each row\'s mean over its own targets, then the mean over rows (short responses weigh as much as long ones)', () => {
+  it("reduction sequences: each row's mean over its own targets, then the mean over rows (short responses weigh as much as long ones)", () => {
     const rng = Rng.create(6);
     const s = random(rng, [2, 4, V]) as tf.Tensor3D;
     const t = random(rng, [2, 4, V]) as tf.Tensor3D;
     const base = { divergence: kl, tokens: tokens(), targetMask: mask(), studentLogits: s, teacherLogits: t };
     // The per-token values, row 0's three targets and row 1's one, summed by hand.
     const rowSum = (m: number[][]) => scalar(tokenLoss({ ...base, targetMask: tf.tensor2d(m), normalizer: 1 }));
-    const first = rowSum([[0, 1, 1, 1], [0, 0, 0, 0]]);
-    const second = rowSum([[0, 0, 0, 0], [0, 0, 1, 0]]);
+    const first = rowSum([
+      [0, 1, 1, 1],
+      [0, 0, 0, 0],
+    ]);
+    const second = rowSum([
+      [0, 0, 0, 0],
+      [0, 0, 1, 0],
+    ]);
     expect(scalar(tokenLoss(base))).toBeCloseTo((first + second) / 4, 6);
     expect(scalar(tokenLoss({ ...base, reduction: 'sequences' }))).toBeCloseTo((first / 3 + second / 1) / 2, 6);
     expect(countTargetRows(mask())).toBe(2);
     // A row without targets adds nothing and is not counted; a global row count (micro-batches) divides instead.
-    const oneRow = tf.tensor2d([[0, 1, 1, 1], [0, 0, 0, 0]]);
+    const oneRow = tf.tensor2d([
+      [0, 1, 1, 1],
+      [0, 0, 0, 0],
+    ]);
     expect(countTargetRows(oneRow)).toBe(1);
     expect(scalar(tokenLoss({ ...base, targetMask: oneRow, reduction: 'sequences' }))).toBeCloseTo(first / 3, 6);
     expect(scalar(tokenLoss({ ...base, reduction: 'sequences', normalizer: 4 }))).toBeCloseTo((first / 3 + second) / 4, 6);
@@ -130,7 +162,16 @@ describe('tokenLoss', () => {
     const t = random(rng, [2, 4, V]) as tf.Tensor3D;
     const base = { divergence: kl, tokens: tokens(), targetMask: mask(), studentLogits: s, teacherLogits: t };
     const onlyFirst = scalar(tokenLoss({ ...base, sequenceWeights: [2, 0] }));
-    const firstRowSum = scalar(tokenLoss({ ...base, targetMask: tf.tensor2d([[0, 1, 1, 1], [0, 0, 0, 0]]), normalizer: 1 }));
+    const firstRowSum = scalar(
+      tokenLoss({
+        ...base,
+        targetMask: tf.tensor2d([
+          [0, 1, 1, 1],
+          [0, 0, 0, 0],
+        ]),
+        normalizer: 1,
+      }),
+    );
     expect(onlyFirst).toBeCloseTo((2 * firstRowSum) / 4, 6);
     expect(() => tokenLoss({ ...base, sequenceWeights: [1] })).toThrow('one weight per row (2), got 1');
   });

@@ -28,11 +28,14 @@ describe('FieldBreakdown', () => {
     });
   });
 
-  it('scores corpus metrics from the category\'s summed statistics, as on the subset alone', async () => {
+  it("scores corpus metrics from the category's summed statistics, as on the subset alone", async () => {
     const rng = Rng.create(3);
     const words = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'dog', 'ran'];
     const sentence = () => Array.from({ length: 3 + rng.int(6) }, () => words[rng.int(words.length)]).join(' ');
-    const predictions = Array.from({ length: 24 }, (_, i) => ({ example: { id: String(i), prompt: '', response: sentence(), fields: { kind: kinds[i % 3] } }, text: sentence() }));
+    const predictions = Array.from({ length: 24 }, (_, i) => ({
+      example: { id: String(i), prompt: '', response: sentence(), fields: { kind: kinds[i % 3] } },
+      text: sentence(),
+    }));
     const metrics = await FieldBreakdown.of(new BleuChrf(), 'kind').evaluate(predictions);
     for (const kind of kinds) {
       const alone = await new BleuChrf().evaluate(predictions.filter((p) => p.example.fields.kind === kind));
@@ -62,7 +65,9 @@ describe('FieldBreakdown', () => {
     const predictions = answers(4, () => true);
     const { fields: _dropped, ...bare } = predictions[2]?.example as Prediction['example'];
     predictions[2] = { example: bare, text: 'x' };
-    const error = await FieldBreakdown.of(exact, 'kind').evaluate(predictions).catch((e: unknown) => e);
+    const error = await FieldBreakdown.of(exact, 'kind')
+      .evaluate(predictions)
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FormatError);
     expect(String((error as Error).message)).toContain('ex-0002: no "kind" to break the metrics down by');
     expect((error as SkdError).hint).toContain('fields.extra');

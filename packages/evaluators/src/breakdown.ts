@@ -74,8 +74,12 @@ export class FieldBreakdown implements Evaluator {
     const value = prediction.example.fields?.[this.field];
     if (typeof value === 'string' && value !== '') return value;
     if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-    throw new FormatError(prediction.example.id, `no "${this.field}" to break the metrics down by (found ${value === undefined ? 'nothing' : JSON.stringify(value)})`, {
-      hint: `keep the field with dataset.options.fields.extra: [..., "${this.field}"], or leave training.breakdownBy unset`,
-    });
+    throw new FormatError(
+      prediction.example.id,
+      `no "${this.field}" to break the metrics down by (found ${value === undefined ? 'nothing' : JSON.stringify(value)})`,
+      {
+        hint: `keep the field with dataset.options.fields.extra: [..., "${this.field}"], or leave training.breakdownBy unset`,
+      },
+    );
   }
 }

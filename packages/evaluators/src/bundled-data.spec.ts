@@ -47,7 +47,10 @@ describe('bundled datasets', () => {
 
   it('arithmetic references end in "#### answer" and score 1 on exact match', async () => {
     const test = await read(load('arithmetic', ['answer']), 'test');
-    expect(await new ExactMatch({ answerMarker: '####' }).evaluate(test.map((example) => ({ example, text: example.response })))).toEqual({ exactMatch: 1, count: test.length });
+    expect(await new ExactMatch({ answerMarker: '####' }).evaluate(test.map((example) => ({ example, text: example.response })))).toEqual({
+      exactMatch: 1,
+      count: test.length,
+    });
     test.forEach((e) => expect(e.response.endsWith(`#### ${e.fields?.['answer']}`)).toBe(true));
   });
 
@@ -64,7 +67,12 @@ describe('bundled datasets', () => {
     const trainPackages = new Set(train.map((e) => e.fields?.['package']));
     expect(test.filter((e) => trainPackages.has(e.fields?.['package']))).toEqual([]);
     expect(test.every((e) => /[\u0980-\u09FF]/u.test(e.prompt))).toBe(true);
-    expect(corpusBleu(test.map((e) => e.response), test.map((e) => e.response)).score).toBeCloseTo(100, 6);
+    expect(
+      corpusBleu(
+        test.map((e) => e.response),
+        test.map((e) => e.response),
+      ).score,
+    ).toBeCloseTo(100, 6);
   });
 
   // The students' pre-training corpora must not hold their task's evaluation prompts.
@@ -82,7 +90,9 @@ describe('bundled datasets', () => {
     const corpus = load('descriptions', ['source']);
     for (const split of ['train', 'eval', 'test'] as const) {
       const rows = await read(corpus, split);
-      expect(rows.filter((e) => !train.has(e.fields?.['source']) || evalSources.has(e.fields?.['source']) || testSources.has(e.fields?.['source']))).toEqual([]);
+      expect(rows.filter((e) => !train.has(e.fields?.['source']) || evalSources.has(e.fields?.['source']) || testSources.has(e.fields?.['source']))).toEqual(
+        [],
+      );
     }
   });
 

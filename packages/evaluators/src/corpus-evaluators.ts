@@ -66,7 +66,10 @@ export class InstructionChecks implements Evaluator {
   async statistics(predictions: readonly Prediction[]): Promise<MetricStatistics> {
     const rows = predictions.map(({ example, text }) => {
       const spec = example.fields?.['check'];
-      if (!isCheckSpec(spec)) throw new FormatError(example.id, 'instruction example has no valid "check" field', { hint: 'keep the dataset\'s "check" field with fields.extra: ["check"]' });
+      if (!isCheckSpec(spec))
+        throw new FormatError(example.id, 'instruction example has no valid "check" field', {
+          hint: 'keep the dataset\'s "check" field with fields.extra: ["check"]',
+        });
       return [checkOutput(text, spec) ? 1 : 0];
     });
     return { rows, score: shareOf('passRate') };
@@ -78,7 +81,7 @@ export const bleuEntry = defineComponent({
   kind: BleuChrf.kind,
   summary: 'corpus BLEU and chrF as sacreBLEU 2 computes them (13a tokenizer, exp smoothing; chrF 6/beta 2)',
   options: z.strictObject({
-    chrfPlusPlus: z.boolean().default(false).describe('also report chrfpp: chrF++ (word 1- and 2-grams added, sacreBLEU\'s CHRF(word_order=2))'),
+    chrfPlusPlus: z.boolean().default(false).describe("also report chrfpp: chrF++ (word 1- and 2-grams added, sacreBLEU's CHRF(word_order=2))"),
   }),
   create: (options) => new BleuChrf(options.chrfPlusPlus),
 });

@@ -34,8 +34,10 @@ describe('exact match', () => {
     expect(answerNumber('$1,000.50 dollars')).toBe(1000.5);
     expect(answerNumber(' -.5')).toBe(-0.5);
     expect(answerNumber('none')).toBeUndefined();
-    for (const text of ['#### 1000', '#### 1,000', '#### 1000.0', '#### $1000 in total', 'x #### 999 #### 1000.00']) expect([text, answersMatch(text, '#### 1,000', number)]).toEqual([text, true]);
-    for (const text of ['#### 1001', '#### 100', 'no marker 1000', '#### one thousand']) expect([text, answersMatch(text, '#### 1,000', number)]).toEqual([text, false]);
+    for (const text of ['#### 1000', '#### 1,000', '#### 1000.0', '#### $1000 in total', 'x #### 999 #### 1000.00'])
+      expect([text, answersMatch(text, '#### 1,000', number)]).toEqual([text, true]);
+    for (const text of ['#### 1001', '#### 100', 'no marker 1000', '#### one thousand'])
+      expect([text, answersMatch(text, '#### 1,000', number)]).toEqual([text, false]);
     // A reference without a number is compared as text.
     expect(answersMatch('#### yes', '#### yes', number)).toBe(true);
     expect(answersMatch('#### 1000.0', '#### 1000', { answerMarker: '####' })).toBe(false);

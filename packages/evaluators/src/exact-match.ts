@@ -17,7 +17,11 @@ export function extractAnswer(text: string, marker?: string): string {
     if (at < 0) return '';
     answer = text.slice(at + marker.length);
   }
-  return answer.normalize('NFC').trim().replace(/\s+/g, ' ').replace(/,(?=\d{3}\b)/g, '');
+  return answer
+    .normalize('NFC')
+    .trim()
+    .replace(/\s+/g, ' ')
+    .replace(/,(?=\d{3}\b)/g, '');
 }
 
 /** The first number in an answer, thousands separators dropped ("$1,000.50 dollars" is 1000.5), or undefined. */
@@ -60,7 +64,10 @@ export const exactMatchEntry = defineComponent({
   summary: 'exact match of the (final) answer, whitespace- and thousands-separator-normalised',
   options: z.strictObject({
     answerMarker: z.string().min(1).optional().describe('compare what follows the last marker, e.g. "####"'),
-    compare: z.enum(['text', 'number']).default('text').describe('text: the normalised answers are equal; number: their first numbers are equal (1,000 = 1000 = 1000.0), as GSM8K scorers compare'),
+    compare: z
+      .enum(['text', 'number'])
+      .default('text')
+      .describe('text: the normalised answers are equal; number: their first numbers are equal (1,000 = 1000 = 1000.0), as GSM8K scorers compare'),
   }),
   create: (options) => new ExactMatch(options),
 });

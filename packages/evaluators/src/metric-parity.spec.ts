@@ -14,7 +14,11 @@ import { corpusBleu, corpusChrf } from './text-metrics';
  */
 const DATA = path.resolve(__dirname, '../../../data');
 const split = (name: string) =>
-  fs.readFileSync(path.join(DATA, name, 'test.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { prompt: string; response: string });
+  fs
+    .readFileSync(path.join(DATA, name, 'test.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { prompt: string; response: string });
 
 function outputsFor(references: readonly string[], seed: number): string[] {
   const rng = Rng.create(seed);
@@ -22,20 +26,41 @@ function outputsFor(references: readonly string[], seed: number): string[] {
   return references.map((ref, i) => {
     const words = ref.split(' ');
     switch (pick(9)) {
-      case 0: return ref;
-      case 1: return words.filter(() => rng.random() > 0.3).join(' ');
-      case 2: return [...words, ...words.slice(0, 2)].join(' ');
-      case 3: { const a = pick(words.length); const b = pick(words.length); [words[a], words[b]] = [words[b] as string, words[a] as string]; return words.join(' '); }
-      case 4: return references[(i + 1) % references.length] as string;
-      case 5: return Array.from(ref).slice(0, 1 + pick(4)).join('');
-      case 6: return '';
-      case 7: return ref.toLowerCase().replace(/[.,]/g, ' !');
-      default: return `${ref} (${words[0] ?? ''}).`;
+      case 0:
+        return ref;
+      case 1:
+        return words.filter(() => rng.random() > 0.3).join(' ');
+      case 2:
+        return [...words, ...words.slice(0, 2)].join(' ');
+      case 3: {
+        const a = pick(words.length);
+        const b = pick(words.length);
+        [words[a], words[b]] = [words[b] as string, words[a] as string];
+        return words.join(' ');
+      }
+      case 4:
+        return references[(i + 1) % references.length] as string;
+      case 5:
+        return Array.from(ref)
+          .slice(0, 1 + pick(4))
+          .join('');
+      case 6:
+        return '';
+      case 7:
+        return ref.toLowerCase().replace(/[.,]/g, ' !');
+      default:
+        return `${ref} (${words[0] ?? ''}).`;
     }
   });
 }
 
-interface SacreBleu { version: string; bleu: number; chrf: number; chrfpp: number; sentenceChrf: number[] }
+interface SacreBleu {
+  version: string;
+  bleu: number;
+  chrf: number;
+  chrfpp: number;
+  sentenceChrf: number[];
+}
 
 describe.each([
   ['translation-as-en', 11],
@@ -45,7 +70,13 @@ describe.each([
   const rows = split(name);
   const references = rows.map((r) => r.response);
   // Short references too: the prompts' first words, where a reference has fewer characters than chrF's orders.
-  const shortRefs = rows.map((r, i) => (i % 3 === 0 ? Array.from(r.response).slice(0, 1 + (i % 5)).join('') : r.response));
+  const shortRefs = rows.map((r, i) =>
+    i % 3 === 0
+      ? Array.from(r.response)
+          .slice(0, 1 + (i % 5))
+          .join('')
+      : r.response,
+  );
   const cases = [
     { label: 'references', refs: references, hyps: outputsFor(references, seed) },
     { label: 'short references', refs: shortRefs, hyps: outputsFor(references, seed + 100) },
@@ -58,7 +89,9 @@ describe.each([
     expect(Math.abs(corpusBleu(hyps, refs).score - theirs.bleu)).toBeLessThan(1e-6);
     expect(Math.abs(corpusChrf(hyps, refs) - theirs.chrf)).toBeLessThan(1e-6);
     expect(Math.abs(corpusChrf(hyps, refs, { wordOrder: 2 }) - theirs.chrfpp)).toBeLessThan(1e-6);
-    const off = hyps.map((h, i) => ({ i, h, r: refs[i], ours: corpusChrf([h], [refs[i] as string]), theirs: theirs.sentenceChrf[i] as number })).filter((s) => Math.abs(s.ours - s.theirs) > 1e-6);
+    const off = hyps
+      .map((h, i) => ({ i, h, r: refs[i], ours: corpusChrf([h], [refs[i] as string]), theirs: theirs.sentenceChrf[i] as number }))
+      .filter((s) => Math.abs(s.ours - s.theirs) > 1e-6);
     expect(off.slice(0, 3)).toEqual([]);
   });
 
@@ -74,7 +107,7 @@ describe.each([
   });
 });
 
-describe('the committed translation runs\' test predictions, rescored', () => {
+describe("the committed translation runs' test predictions, rescored", () => {
   // What the paper table's students wrote on the 618 test messages (experiments/paper-table/results).
   const archives = path.resolve(__dirname, '../../../experiments/paper-table/results/translation');
   const unpack = (run: string) => {
@@ -83,17 +116,24 @@ describe('the committed translation runs\' test predictions, rescored', () => {
     if (untar.status !== 0) throw new Error(`cannot unpack ${run}: ${untar.stderr}`);
     const evalDir = path.join(dir, run, 'eval');
     const file = fs.readdirSync(evalDir).find((f) => /^test-step-\d+\.jsonl$/.test(f)) as string;
-    return fs.readFileSync(path.join(evalDir, file), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { reference: string; prediction: string });
+    return fs
+      .readFileSync(path.join(evalDir, file), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { reference: string; prediction: string });
   };
 
-  it.each(['method-skd__data-1k__seed-1', 'method-on-policy__data-100__seed-2', 'method-supervised-ft__data-1k__seed-3'])('%s: BLEU, chrF and chrF++ equal sacreBLEU\'s within 1e-6', (run) => {
-    const rows = unpack(run);
-    expect(rows).toHaveLength(618);
-    const hyps = rows.map((r) => r.prediction);
-    const refs = rows.map((r) => r.reference);
-    const theirs = runReference<SacreBleu>(['sacrebleu'], { hypotheses: hyps, references: refs });
-    expect(Math.abs(corpusBleu(hyps, refs).score - theirs.bleu)).toBeLessThan(1e-6);
-    expect(Math.abs(corpusChrf(hyps, refs) - theirs.chrf)).toBeLessThan(1e-6);
-    expect(Math.abs(corpusChrf(hyps, refs, { wordOrder: 2 }) - theirs.chrfpp)).toBeLessThan(1e-6);
-  });
+  it.each(['method-skd__data-1k__seed-1', 'method-on-policy__data-100__seed-2', 'method-supervised-ft__data-1k__seed-3'])(
+    "%s: BLEU, chrF and chrF++ equal sacreBLEU's within 1e-6",
+    (run) => {
+      const rows = unpack(run);
+      expect(rows).toHaveLength(618);
+      const hyps = rows.map((r) => r.prediction);
+      const refs = rows.map((r) => r.reference);
+      const theirs = runReference<SacreBleu>(['sacrebleu'], { hypotheses: hyps, references: refs });
+      expect(Math.abs(corpusBleu(hyps, refs).score - theirs.bleu)).toBeLessThan(1e-6);
+      expect(Math.abs(corpusChrf(hyps, refs) - theirs.chrf)).toBeLessThan(1e-6);
+      expect(Math.abs(corpusChrf(hyps, refs, { wordOrder: 2 }) - theirs.chrfpp)).toBeLessThan(1e-6);
+    },
+  );
 });

@@ -8,7 +8,13 @@ beforeAll(() => useBackend('cpu'));
 
 const tokenizer = new ByteTokenizer();
 const V = tokenizer.vocabSize;
-const dataset = (examples: Example[]): Dataset => ({ name: 'toy', size: examples.length, async *[Symbol.asyncIterator]() { yield* examples; } });
+const dataset = (examples: Example[]): Dataset => ({
+  name: 'toy',
+  size: examples.length,
+  async *[Symbol.asyncIterator]() {
+    yield* examples;
+  },
+});
 
 /** A bigram that always continues "a" -> "b" -> EOS, with the given probability of the likely token. */
 function chain(confidence: number): BigramModel {
@@ -22,24 +28,46 @@ function chain(confidence: number): BigramModel {
 describe('model evaluation', () => {
   it('generates greedily in batches and scores every evaluator on the same outputs', async () => {
     const model = chain(0.9);
-    const examples = [{ id: '1', prompt: 'a', response: 'b' }, { id: '2', prompt: 'xa', response: 'b' }, { id: '3', prompt: 'b', response: 'c' }];
+    const examples = [
+      { id: '1', prompt: 'a', response: 'b' },
+      { id: '2', prompt: 'xa', response: 'b' },
+      { id: '3', prompt: 'b', response: 'c' },
+    ];
     const progress: number[] = [];
-    const { metrics, predictions } = await evaluateModel({ model, tokenizer, dataset: dataset(examples), evaluators: [new ExactMatch()], batchSize: 2, maxNewTokens: 5, onProgress: (done) => progress.push(done) });
+    const { metrics, predictions } = await evaluateModel({
+      model,
+      tokenizer,
+      dataset: dataset(examples),
+      evaluators: [new ExactMatch()],
+      batchSize: 2,
+      maxNewTokens: 5,
+      onProgress: (done) => progress.push(done),
+    });
     expect(predictions.map((p) => p.text)).toEqual(['b', 'b', '']);
     expect(metrics).toEqual({ exactMatch: 2 / 3, count: 3 });
     expect(progress).toEqual([2, 3]);
     model.dispose();
   });
 
-  it('cuts each output before the dataset\'s first stop string, in the scored text and the kept ids', async () => {
+  it("cuts each output before the dataset's first stop string, in the scored text and the kept ids", async () => {
     // "a" -> "b" -> newline -> "c" -> "c" ...: the line after the answer is what a stop string removes.
     const next: Record<number, number> = { 97: 98, 98: 10, 10: 99, 99: 99 };
-    const model = BigramModel.fromProbabilities(Array.from({ length: V }, (_, from) => Array.from({ length: V }, (_, to) => (to === (next[from] ?? 99) ? 0.99 : 0.01 / (V - 1)))), 32);
+    const model = BigramModel.fromProbabilities(
+      Array.from({ length: V }, (_, from) => Array.from({ length: V }, (_, to) => (to === (next[from] ?? 99) ? 0.99 : 0.01 / (V - 1)))),
+      32,
+    );
     const examples = [{ id: '1', prompt: 'a', response: 'b' }];
     const plain = await evaluateModel({ model, tokenizer, dataset: dataset(examples), evaluators: [new ExactMatch()], batchSize: 1, maxNewTokens: 5 });
     expect(plain.predictions[0]?.text).toBe('b\nccc');
     expect(plain.metrics['exactMatch']).toBe(0);
-    const stopped = await evaluateModel({ model, tokenizer, dataset: { ...dataset(examples), stopStrings: ['\n', 'zz'] }, evaluators: [new ExactMatch()], batchSize: 1, maxNewTokens: 5 });
+    const stopped = await evaluateModel({
+      model,
+      tokenizer,
+      dataset: { ...dataset(examples), stopStrings: ['\n', 'zz'] },
+      evaluators: [new ExactMatch()],
+      batchSize: 1,
+      maxNewTokens: 5,
+    });
     expect(stopped.predictions[0]?.text).toBe('b');
     expect(stopped.outputs[0]?.tokens).toEqual([98, tokenizer.special.eos]);
     expect(stopped.metrics['exactMatch']).toBe(1);
@@ -55,10 +83,13 @@ describe('model evaluation', () => {
     model.dispose();
   });
 
-  it('measures how often the teacher ranks the student\'s greedy tokens in its top-K', async () => {
+  it("measures how often the teacher ranks the student's greedy tokens in its top-K", async () => {
     const student = chain(0.9);
     const agreeing = chain(0.6);
-    const disagreeing = BigramModel.fromProbabilities(Array.from({ length: V }, (_, from) => Array.from({ length: V }, (_, to) => (to === (from + 7) % V ? 0.9 : 0.1 / (V - 1)))), 32);
+    const disagreeing = BigramModel.fromProbabilities(
+      Array.from({ length: V }, (_, from) => Array.from({ length: V }, (_, to) => (to === (from + 7) % V ? 0.9 : 0.1 / (V - 1)))),
+      32,
+    );
     const data = dataset([{ id: '1', prompt: 'a', response: 'b' }]);
     expect(await teacherAcceptance(agreeing, student, tokenizer, data, { topK: 1, maxNewTokens: 4 })).toEqual({ teacherAcceptance: 1, judgedTokens: 2 });
     expect(await teacherAcceptance(disagreeing, student, tokenizer, data, { topK: 1, maxNewTokens: 4 })).toEqual({ teacherAcceptance: 0, judgedTokens: 2 });

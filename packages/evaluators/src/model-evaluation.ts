@@ -1,5 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng, cutAtStopStrings, throwIfInterrupted, type Dataset, type Evaluator, type LanguageModel, type Metrics, type Prediction, type Tokenizer } from '@skd/core';
+import {
+  Rng,
+  cutAtStopStrings,
+  throwIfInterrupted,
+  type Dataset,
+  type Evaluator,
+  type LanguageModel,
+  type Metrics,
+  type Prediction,
+  type Tokenizer,
+} from '@skd/core';
 import { promptBatches } from '@skd/datasets';
 import { generate } from '@skd/models';
 
@@ -38,7 +48,12 @@ export async function evaluateModel(options: EvaluationOptions): Promise<ModelEv
   const predictions: Prediction[] = [];
   const outputs: GeneratedOutput[] = [];
   const rng = Rng.create(0); // greedy decoding draws nothing; generate() still takes a stream
-  for await (const batch of promptBatches(options.dataset, { tokenizer: options.tokenizer, batchSize: options.batchSize, contextLength: options.model.contextLength, onTooLong: 'skip' })) {
+  for await (const batch of promptBatches(options.dataset, {
+    tokenizer: options.tokenizer,
+    batchSize: options.batchSize,
+    contextLength: options.model.contextLength,
+    onTooLong: 'skip',
+  })) {
     const maxNewTokens = Math.min(options.maxNewTokens, options.model.contextLength - Math.max(...batch.prompts.map((p) => p.length)));
     const { tokens } = await generate(options.model, batch.prompts, {
       maxNewTokens: Math.max(1, maxNewTokens),
@@ -104,8 +119,20 @@ export async function teacherAcceptance(
   options: { readonly topK: number; readonly batchSize?: number; readonly maxNewTokens: number },
 ): Promise<Metrics> {
   const outputs: GeneratedOutput[] = [];
-  for await (const batch of promptBatches(dataset, { tokenizer, batchSize: options.batchSize ?? 16, contextLength: student.contextLength, onTooLong: 'skip' })) {
-    const { tokens } = await generate(student, batch.prompts, { maxNewTokens: options.maxNewTokens, eos: tokenizer.special.eos, ...(tokenizer.special.stop ? { stop: tokenizer.special.stop } : {}), pad: tokenizer.special.pad, rng: Rng.create(0), greedy: true });
+  for await (const batch of promptBatches(dataset, {
+    tokenizer,
+    batchSize: options.batchSize ?? 16,
+    contextLength: student.contextLength,
+    onTooLong: 'skip',
+  })) {
+    const { tokens } = await generate(student, batch.prompts, {
+      maxNewTokens: options.maxNewTokens,
+      eos: tokenizer.special.eos,
+      ...(tokenizer.special.stop ? { stop: tokenizer.special.stop } : {}),
+      pad: tokenizer.special.pad,
+      rng: Rng.create(0),
+      greedy: true,
+    });
     tokens.forEach((t, b) => outputs.push({ prompt: batch.prompts[b] as number[], tokens: t }));
   }
   return judgeOutputs(teacher, outputs, { topK: options.topK, batchSize: options.batchSize ?? 16, pad: tokenizer.special.pad });

@@ -44,7 +44,11 @@ describe('per-example statistics', () => {
   it('resample corpus BLEU as a corpus metric: each resample scores what corpus BLEU gives its draw', async () => {
     const a = { example: { id: 'a', prompt: '', response: 'the cat sat on the mat today' }, text: 'the cat sat on a mat today' };
     const b = { example: { id: 'b', prompt: '', response: 'a dog ran home very fast now' }, text: 'the dog ran home fast now' };
-    const corpus = (draw: (typeof a)[]) => corpusBleu(draw.map((p) => p.text), draw.map((p) => p.example.response)).score;
+    const corpus = (draw: (typeof a)[]) =>
+      corpusBleu(
+        draw.map((p) => p.text),
+        draw.map((p) => p.example.response),
+      ).score;
     // Two examples: a resample draws {a, a}, {a, b} or {b, b}, and the mixed draw is not the mean of the others.
     const possible = [corpus([a, a]), corpus([a, b]), corpus([b, b])];
     expect(Math.abs((possible[0] as number) + (possible[2] as number) - 2 * (possible[1] as number))).toBeGreaterThan(1);
@@ -73,24 +77,54 @@ describe('bootstrap intervals', () => {
   });
 
   it('resample the same examples for every run, whatever the order predictions come in', async () => {
-    const a = await bootstrapScores(answers(50, (i) => i % 3 === 0), [exact], { samples: 100 });
-    const b = await bootstrapScores(answers(50, (i) => i % 3 === 0, (ids) => [...ids].reverse()), [exact], { samples: 100 });
+    const a = await bootstrapScores(
+      answers(50, (i) => i % 3 === 0),
+      [exact],
+      { samples: 100 },
+    );
+    const b = await bootstrapScores(
+      answers(
+        50,
+        (i) => i % 3 === 0,
+        (ids) => [...ids].reverse(),
+      ),
+      [exact],
+      { samples: 100 },
+    );
     expect(b).toEqual(a);
-    const other = await bootstrapScores(answers(49, () => true), [exact], { samples: 100 });
+    const other = await bootstrapScores(
+      answers(49, () => true),
+      [exact],
+      { samples: 100 },
+    );
     expect(() => pairedBootstrap(a, other)).toThrow(/not comparable/);
   });
 
   it('average a group of runs value by value and resample by resample', async () => {
-    const a = await bootstrapScores(answers(20, (i) => i < 10), [exact], { samples: 30 });
-    const b = await bootstrapScores(answers(20, (i) => i < 4), [exact], { samples: 30 });
+    const a = await bootstrapScores(
+      answers(20, (i) => i < 10),
+      [exact],
+      { samples: 30 },
+    );
+    const b = await bootstrapScores(
+      answers(20, (i) => i < 4),
+      [exact],
+      { samples: 30 },
+    );
     const mean = averageScores([a, b]);
     expect(mean.values['exactMatch']).toBeCloseTo(0.35, 12);
-    mean.resamples['exactMatch']?.forEach((v, i) => expect(v).toBeCloseTo(((a.resamples['exactMatch']?.[i] as number) + (b.resamples['exactMatch']?.[i] as number)) / 2, 12));
+    mean.resamples['exactMatch']?.forEach((v, i) =>
+      expect(v).toBeCloseTo(((a.resamples['exactMatch']?.[i] as number) + (b.resamples['exactMatch']?.[i] as number)) / 2, 12),
+    );
   });
 
   it('skip evaluators without statistics and refuse an empty set', async () => {
     const opaque: Evaluator = { name: 'opaque', evaluate: async () => ({ opaque: 1 }) };
-    const scores = await bootstrapScores(answers(5, () => true), [opaque, new RougeL('rouge-score')], { samples: 10 });
+    const scores = await bootstrapScores(
+      answers(5, () => true),
+      [opaque, new RougeL('rouge-score')],
+      { samples: 10 },
+    );
     expect(Object.keys(scores.values)).toEqual(['rougeL']);
     await expect(bootstrapScores([], [exact])).rejects.toThrow(/no predictions/);
   });
@@ -102,9 +136,15 @@ describe('bootstrap intervals', () => {
 
 describe('paired bootstrap test', () => {
   it('finds no difference between a system and itself, and a certain one when a system wins everywhere it differs', async () => {
-    const base = await bootstrapScores(answers(200, (i) => i % 2 === 0), [exact]);
+    const base = await bootstrapScores(
+      answers(200, (i) => i % 2 === 0),
+      [exact],
+    );
     expect(pairedBootstrap(base, base)['exactMatch']).toEqual({ delta: 0, interval: [0, 0], p: 1 });
-    const better = await bootstrapScores(answers(200, (i) => i % 2 === 0 || i % 5 === 0), [exact]);
+    const better = await bootstrapScores(
+      answers(200, (i) => i % 2 === 0 || i % 5 === 0),
+      [exact],
+    );
     const result = pairedBootstrap(better, base)['exactMatch'];
     expect(result?.delta).toBeCloseTo(0.1, 12);
     expect(result?.p).toBeCloseTo(1 / 1001, 12);
@@ -116,8 +156,16 @@ describe('paired bootstrap test', () => {
     let rejected = 0;
     const trials = 40;
     for (let t = 0; t < trials; t++) {
-      const a = await bootstrapScores(answers(120, () => rng.random() < 0.5), [exact], { samples: 300 });
-      const b = await bootstrapScores(answers(120, () => rng.random() < 0.5), [exact], { samples: 300 });
+      const a = await bootstrapScores(
+        answers(120, () => rng.random() < 0.5),
+        [exact],
+        { samples: 300 },
+      );
+      const b = await bootstrapScores(
+        answers(120, () => rng.random() < 0.5),
+        [exact],
+        { samples: 300 },
+      );
       if ((pairedBootstrap(a, b)['exactMatch']?.p as number) < 0.05) rejected += 1;
     }
     // Binomial(40, 0.05): mean 2, P(X > 8) < 1e-3.
@@ -126,8 +174,14 @@ describe('paired bootstrap test', () => {
 
   it('rejects when the difference is real', async () => {
     const rng = Rng.create(12);
-    const a = await bootstrapScores(answers(300, () => rng.random() < 0.7), [exact]);
-    const b = await bootstrapScores(answers(300, () => rng.random() < 0.4), [exact]);
+    const a = await bootstrapScores(
+      answers(300, () => rng.random() < 0.7),
+      [exact],
+    );
+    const b = await bootstrapScores(
+      answers(300, () => rng.random() < 0.4),
+      [exact],
+    );
     expect(pairedBootstrap(a, b)['exactMatch']?.p).toBeLessThan(0.01);
   });
 });

@@ -51,7 +51,11 @@ export function percentileInterval(values: readonly number[], confidence = 0.95)
  * Bootstrap scores of predictions under every evaluator that exposes per-example statistics
  * (others are skipped; their metrics get no interval). `count` metrics are not resampled.
  */
-export async function bootstrapScores(predictions: readonly Prediction[], evaluators: readonly Evaluator[], options: BootstrapOptions = {}): Promise<BootstrapScores> {
+export async function bootstrapScores(
+  predictions: readonly Prediction[],
+  evaluators: readonly Evaluator[],
+  options: BootstrapOptions = {},
+): Promise<BootstrapScores> {
   const samples = options.samples ?? DEFAULT_BOOTSTRAP.samples;
   const seed = options.seed ?? DEFAULT_BOOTSTRAP.seed;
   const ordered = [...predictions].sort((a, b) => (a.example.id < b.example.id ? -1 : a.example.id > b.example.id ? 1 : 0));
@@ -96,15 +100,20 @@ export function averageScores(runs: readonly BootstrapScores[]): BootstrapScores
   return {
     ...first,
     values: Object.fromEntries(names.map((name) => [name, mean(runs.map((r) => r.values[name] as number))])),
-    resamples: Object.fromEntries(names.map((name) => [name, Array.from({ length: first.samples }, (_, i) => mean(runs.map((r) => (r.resamples[name] as number[])[i] as number)))])),
+    resamples: Object.fromEntries(
+      names.map((name) => [name, Array.from({ length: first.samples }, (_, i) => mean(runs.map((r) => (r.resamples[name] as number[])[i] as number)))]),
+    ),
   };
 }
 
 function comparable(a: BootstrapScores, b: BootstrapScores): void {
   if (a.examples !== b.examples || a.samples !== b.samples || a.seed !== b.seed) {
-    throw new SkdError(`bootstrap scores are not comparable: ${a.count} vs ${b.count} examples (ids ${a.examples === b.examples ? 'equal' : 'differ'}), plans ${a.samples}/${a.seed} vs ${b.samples}/${b.seed}`, {
-      hint: 'compare runs evaluated on the same test examples (same data, same evalLimit)',
-    });
+    throw new SkdError(
+      `bootstrap scores are not comparable: ${a.count} vs ${b.count} examples (ids ${a.examples === b.examples ? 'equal' : 'differ'}), plans ${a.samples}/${a.seed} vs ${b.samples}/${b.seed}`,
+      {
+        hint: 'compare runs evaluated on the same test examples (same data, same evalLimit)',
+      },
+    );
   }
 }
 

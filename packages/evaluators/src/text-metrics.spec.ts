@@ -10,7 +10,22 @@ const prediction = (text: string, response: string, fields?: Record<string, unkn
 
 describe('13a tokenization (sacreBLEU default)', () => {
   it('splits punctuation and symbols, keeps decimals and thousands, unescapes entities', () => {
-    expect(tokenize13a('Hello, world! It costs $3.50 (or 1,000 yen).')).toEqual(['Hello', ',', 'world', '!', 'It', 'costs', '$', '3.50', '(', 'or', '1,000', 'yen', ')', '.']);
+    expect(tokenize13a('Hello, world! It costs $3.50 (or 1,000 yen).')).toEqual([
+      'Hello',
+      ',',
+      'world',
+      '!',
+      'It',
+      'costs',
+      '$',
+      '3.50',
+      '(',
+      'or',
+      '1,000',
+      'yen',
+      ')',
+      '.',
+    ]);
     expect(tokenize13a('a &quot;b&quot; -- 1-2')).toEqual(['a', '"', 'b', '"', '--', '1', '-', '2']); // '-' splits only after a digit
     expect(tokenize13a("don't stop")).toEqual(["don't", 'stop']);
   });
@@ -80,7 +95,7 @@ describe('ROUGE-L (rouge-score)', () => {
     expect(rougeL('cat the', 'the cat')).toBeCloseTo(0.5, 12);
   });
 
-  it('gives the hand-worked values of rouge-score\'s definition: P = LCS / prediction tokens, R = LCS / reference tokens, F1', () => {
+  it("gives the hand-worked values of rouge-score's definition: P = LCS / prediction tokens, R = LCS / reference tokens, F1", () => {
     // Lin (2004)'s examples: LCS 3 of 4 and 4; LCS "the gunman" 2 of 7 and 4.
     expect(rougeL('police kill the gunman', 'police killed the gunman')).toBeCloseTo(3 / 4, 12);
     expect(rougeL('the gunman was shot down by police', 'police killed the gunman')).toBeCloseTo(4 / 11, 12);
@@ -104,7 +119,7 @@ describe('evaluators', () => {
     const bleu = await new BleuChrf().evaluate(preds);
     expect(bleu['count']).toBe(2);
     expect(bleu['bleu']).toBeGreaterThan(30);
-    expect(await new RougeL('rouge-score').evaluate(preds)).toEqual({ rougeL: expect.closeTo(100 * (5 / 6 + 1) / 2, 8), count: 2 });
+    expect(await new RougeL('rouge-score').evaluate(preds)).toEqual({ rougeL: expect.closeTo((100 * (5 / 6 + 1)) / 2, 8), count: 2 });
   });
 
   it('check instructions from the output alone', async () => {
@@ -116,7 +131,12 @@ describe('evaluators', () => {
     expect(checkOutput('ELPPA', { type: 'exact', expected: 'elppa' })).toBe(false);
     expect(checkOutput('05/03/2024', { type: 'regex', pattern: '^\\d{2}/\\d{2}/\\d{4}$' })).toBe(true);
     const checks = new InstructionChecks();
-    expect(await checks.evaluate([prediction('3', '3', { check: { type: 'number', expected: 3 } }), prediction('x', '4', { check: { type: 'number', expected: 4 } })])).toEqual({ passRate: 0.5, count: 2 });
+    expect(
+      await checks.evaluate([
+        prediction('3', '3', { check: { type: 'number', expected: 3 } }),
+        prediction('x', '4', { check: { type: 'number', expected: 4 } }),
+      ]),
+    ).toEqual({ passRate: 0.5, count: 2 });
     await expect(checks.evaluate([prediction('3', '3')])).rejects.toThrow('instruction example has no valid "check" field');
   });
 });

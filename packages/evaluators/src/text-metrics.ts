@@ -12,7 +12,10 @@ const ENTITIES: [RegExp, string][] = [
 
 /** sacreBLEU's default "13a" tokenizer (mteval-v13a): split punctuation and symbols off words. */
 export function tokenize13a(line: string): string[] {
-  let text = line.replace(/<skipped>/g, '').replace(/-\n/g, '').replace(/\n/g, ' ');
+  let text = line
+    .replace(/<skipped>/g, '')
+    .replace(/-\n/g, '')
+    .replace(/\n/g, ' ');
   if (text.includes('&')) for (const [entity, char] of ENTITIES) text = text.replace(entity, char);
   text = ` ${text} `;
   text = text.replace(/([{-~[-` -&(-+:-@/])/g, ' $1 ');
@@ -93,7 +96,12 @@ function checkPairs(hypotheses: readonly string[], references: readonly string[]
 /** Corpus BLEU (one reference per hypothesis), 4-grams, brevity penalty, sacreBLEU's "exp" smoothing. */
 export function corpusBleu(hypotheses: readonly string[], references: readonly string[]): BleuResult {
   checkPairs(hypotheses, references);
-  return bleuFromStatistics(sumRows(hypotheses.map((h, i) => bleuStatistics(h, references[i] as string)), 2 + 2 * BLEU_ORDER));
+  return bleuFromStatistics(
+    sumRows(
+      hypotheses.map((h, i) => bleuStatistics(h, references[i] as string)),
+      2 + 2 * BLEU_ORDER,
+    ),
+  );
 }
 
 /** What Python's str.split() splits on (sacreBLEU's whitespace): JavaScript's \\s less U+FEFF, plus U+001C-U+001F and U+0085. */
@@ -183,7 +191,13 @@ export function chrfFromStatistics(sums: readonly number[], beta = 2): number {
 export function corpusChrf(hypotheses: readonly string[], references: readonly string[], options: ChrfOptions = {}): number {
   checkPairs(hypotheses, references);
   const { charOrder = 6, wordOrder = 0, beta = 2 } = options;
-  return chrfFromStatistics(sumRows(hypotheses.map((h, i) => chrfStatistics(h, references[i] as string, { charOrder, wordOrder })), 3 * (charOrder + wordOrder)), beta);
+  return chrfFromStatistics(
+    sumRows(
+      hypotheses.map((h, i) => chrfStatistics(h, references[i] as string, { charOrder, wordOrder })),
+      3 * (charOrder + wordOrder),
+    ),
+    beta,
+  );
 }
 
 /**

@@ -65,7 +65,10 @@ export interface ExperimentResult extends TrainResult {
 export async function loadExperimentConfig(configFile: string, sets: readonly string[]): Promise<{ config: RunConfig; raw: unknown; baseDir: string }> {
   // Overrides resolve their relative paths from where they were written: the command line's from
   // the current directory (a sweep's were resolved from its file's folder when it was read).
-  const raw = applyOverrides(readConfigFile(configFile), sets.map((s) => resolveOverridePaths(s, process.cwd())));
+  const raw = applyOverrides(
+    readConfigFile(configFile),
+    sets.map((s) => resolveOverridePaths(s, process.cwd())),
+  );
   const baseDir = configBaseDir(configFile, raw);
   await loadConfigModules(raw, baseDir);
   const plan = planRun(raw, { baseDir, source: configFile });
@@ -97,7 +100,9 @@ export function prepareRunDir(runDir: string, config: RunConfig, resume: boolean
     // `$comment` is free text about the run, and `baseDir` says where its paths were resolved: neither blocks a resume.
     const changed = changedPaths(previous, config).filter((p) => p !== '$comment' && p !== 'baseDir');
     if (changed.length) {
-      throw new SkdError(`cannot resume ${runDir} with a different config (changed: ${changed.join(', ')})`, { hint: 'resume with the same config and --set values, or start a new run with another --out' });
+      throw new SkdError(`cannot resume ${runDir} with a different config (changed: ${changed.join(', ')})`, {
+        hint: 'resume with the same config and --set values, or start a new run with another --out',
+      });
     }
     return;
   }
@@ -145,10 +150,15 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   let release = (): void => undefined;
   let resume = false;
   try {
-    const { examples, tooLong } = await checkTrainingData(run.dataset, { tokenizer: run.tokenizer, contextLength: run.student.contextLength, onTooLong: config.training.onTooLong });
+    const { examples, tooLong } = await checkTrainingData(run.dataset, {
+      tokenizer: run.tokenizer,
+      contextLength: run.student.contextLength,
+      onTooLong: config.training.onTooLong,
+    });
     release = lockRunDir(runDir, (message) => io.err(`warning: ${message}`));
     const summary = path.join(runDir, 'summary.json');
-    if (options.resume === 'if-started' && fs.existsSync(summary)) throw new RunFinishedError(runDir, (readJson(summary, 'the run summary') as { steps: number }).steps);
+    if (options.resume === 'if-started' && fs.existsSync(summary))
+      throw new RunFinishedError(runDir, (readJson(summary, 'the run summary') as { steps: number }).steps);
     resume = options.resume === 'if-started' ? fs.existsSync(path.join(runDir, 'config.json')) : options.resume;
     // Saved with the folder its relative paths mean, so `skd eval runs/x/config.json` runs as is.
     prepareRunDir(runDir, { ...config, baseDir }, resume);
@@ -181,10 +191,12 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     trainer.events$.pipe(toJsonLines()).subscribe(log),
     trainer.events$.pipe(progressLines()).subscribe((line) => io.progress(line)),
     ...(watch
-      ? [trainer.events$.pipe(earlyStopping(watch.metric, watch.patience, watch.mode)).subscribe((step) => {
-          io.out(`early stopping at step ${step}: ${watch.metric} has not improved for ${watch.patience} evaluations`);
-          early.abort();
-        })]
+      ? [
+          trainer.events$.pipe(earlyStopping(watch.metric, watch.patience, watch.mode)).subscribe((step) => {
+            io.out(`early stopping at step ${step}: ${watch.metric} has not improved for ${watch.patience} evaluations`);
+            early.abort();
+          }),
+        ]
       : []),
     trainer.events$.subscribe((event: RunEvent) => {
       if (event.type !== 'step' && event.type !== 'progress') io.out(formatEvent(event));
@@ -263,7 +275,15 @@ export async function runEvaluation(options: EvaluationCommandOptions): Promise<
     const split = run.dataset.split(options.split);
     const started = Date.now();
     const evaluation = await evaluateSplit(
-      { student: run.student, teacher: run.teacher, tokenizer: run.tokenizer, divergence: run.divergence, evaluators: run.evaluators, batchSize: t.batchSize, maxNewTokens: t.maxNewTokens },
+      {
+        student: run.student,
+        teacher: run.teacher,
+        tokenizer: run.tokenizer,
+        divergence: run.divergence,
+        evaluators: run.evaluators,
+        batchSize: t.batchSize,
+        maxNewTokens: t.maxNewTokens,
+      },
       evaluationSubset(split, limit, t.evalOrder, options.split),
       {
         final: true,

@@ -59,7 +59,8 @@ describe('committed experiments', () => {
     for (const run of sweep.runs) {
       const { config, baseDir } = await loadExperimentConfig(sweep.base, run.sets);
       if (sweep.mode === 'distill') expect(config.teacher).toBeDefined();
-      for (const folder of checkpoints(config as unknown as Record<string, unknown>, baseDir)) expect(fs.existsSync(path.join(folder, 'config.json')) ? folder : `missing ${folder}`).toBe(folder);
+      for (const folder of checkpoints(config as unknown as Record<string, unknown>, baseDir))
+        expect(fs.existsSync(path.join(folder, 'config.json')) ? folder : `missing ${folder}`).toBe(folder);
     }
   });
 
@@ -68,7 +69,14 @@ describe('committed experiments', () => {
       const runs = expandGrid(sweepSchema.parse(JSON.parse(fs.readFileSync(file, 'utf8'))).grid);
       expect(runs).toHaveLength(48);
       expect([...new Set(runs.map((r) => r.group.split('__')[0]))]).toEqual([
-        'method-supervised-ft', 'method-supervised-kd', 'method-seqkd', 'method-on-policy', 'method-gkd', 'method-imitkd', 'method-distillm', 'method-skd',
+        'method-supervised-ft',
+        'method-supervised-kd',
+        'method-seqkd',
+        'method-on-policy',
+        'method-gkd',
+        'method-imitkd',
+        'method-distillm',
+        'method-skd',
       ]);
     }
   });
@@ -109,7 +117,10 @@ describe('experiments/paper-table/results.sh', () => {
     fs.mkdirSync(path.join(finished, 'model'));
     fs.writeFileSync(path.join(finished, 'summary.json'), '{"finalMetrics":{"exactMatch":0.4},"seed":1}\n');
     fs.writeFileSync(path.join(finished, 'config.json'), '{}\n');
-    fs.writeFileSync(path.join(finished, 'metrics.jsonl'), '{"type":"step","step":1}\n{"type":"progress","phase":"eval test","done":8,"total":300}\n{"type":"eval","step":1}\n');
+    fs.writeFileSync(
+      path.join(finished, 'metrics.jsonl'),
+      '{"type":"step","step":1}\n{"type":"progress","phase":"eval test","done":8,"total":300}\n{"type":"eval","step":1}\n',
+    );
     fs.writeFileSync(path.join(finished, 'eval/test-step-000001.bootstrap.json'), '{}\n');
     fs.writeFileSync(path.join(finished, 'eval/test-step-000001.jsonl'), '{"id":"test.jsonl:1"}\n');
     fs.writeFileSync(path.join(finished, 'eval/eval-step-000001.jsonl'), '{"id":"eval.jsonl:1"}\n');

@@ -4,7 +4,12 @@ describe('expandGrid', () => {
   it('runs every combination of plain keys, naming component objects by kind and leaving the seed out of the group', () => {
     const runs = expandGrid({ sampler: [{ kind: 'supervised' }, { kind: 'skd', options: { topK: 5 } }], seed: [1, 2] });
     expect(runs.map((r) => r.name)).toEqual(['sampler-supervised__seed-1', 'sampler-supervised__seed-2', 'sampler-skd__seed-1', 'sampler-skd__seed-2']);
-    expect(runs[2]).toEqual({ name: 'sampler-skd__seed-1', group: 'sampler-skd', sets: ['sampler={"kind":"skd","options":{"topK":5}}', 'seed=1'], labels: { sampler: 'skd', seed: '1' } });
+    expect(runs[2]).toEqual({
+      name: 'sampler-skd__seed-1',
+      group: 'sampler-skd',
+      sets: ['sampler={"kind":"skd","options":{"topK":5}}', 'seed=1'],
+      labels: { sampler: 'skd', seed: '1' },
+    });
   });
 
   it('sets the paths of an "@axis" value together under its name', () => {
@@ -31,8 +36,18 @@ describe('expandGrid', () => {
   });
 
   it('takes `set` as an object or as a list of "path=value" strings, at the top and in an "@axis" value alike', () => {
-    const asObject = sweepSchema.parse({ base: 'b.json', out: 'o', set: { 'training.steps': 5, sampler: { kind: 'skd' } }, grid: { '@m': [{ name: 'a', set: { 'training.batchSize': 2, divergence: { kind: 'jsd' } } }] } });
-    const asList = sweepSchema.parse({ base: 'b.json', out: 'o', set: ['training.steps=5', 'sampler={"kind":"skd"}'], grid: { '@m': [{ name: 'a', set: ['training.batchSize=2', 'divergence={"kind":"jsd"}'] }] } });
+    const asObject = sweepSchema.parse({
+      base: 'b.json',
+      out: 'o',
+      set: { 'training.steps': 5, sampler: { kind: 'skd' } },
+      grid: { '@m': [{ name: 'a', set: { 'training.batchSize': 2, divergence: { kind: 'jsd' } } }] },
+    });
+    const asList = sweepSchema.parse({
+      base: 'b.json',
+      out: 'o',
+      set: ['training.steps=5', 'sampler={"kind":"skd"}'],
+      grid: { '@m': [{ name: 'a', set: ['training.batchSize=2', 'divergence={"kind":"jsd"}'] }] },
+    });
     expect(asObject.set).toEqual(['training.steps=5', 'sampler={"kind":"skd"}']);
     expect(asList.set).toEqual(asObject.set);
     expect(expandGrid(asList.grid)).toEqual(expandGrid(asObject.grid));
@@ -45,14 +60,25 @@ describe('expandGrid', () => {
   });
 
   it('rejects an "@axis" value without a name or set, with its place in the grid', () => {
-    const parsed = sweepSchema.safeParse({ base: 'b.json', out: 'o', grid: { '@method': [{ name: 'ok', set: {} }, { set: { seed: 1 } }, { name: 'a b', set: {} }] } });
+    const parsed = sweepSchema.safeParse({
+      base: 'b.json',
+      out: 'o',
+      grid: { '@method': [{ name: 'ok', set: {} }, { set: { seed: 1 } }, { name: 'a b', set: {} }] },
+    });
     expect(parsed.success).toBe(false);
     const issues = parsed.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ?? [];
-    expect(issues).toEqual(expect.arrayContaining([expect.stringMatching(/^grid\.@method\.1\.name: /), 'grid.@method.2.name: letters, digits, ".", "_" or "-"']));
+    expect(issues).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^grid\.@method\.1\.name: /), 'grid.@method.2.name: letters, digits, ".", "_" or "-"']),
+    );
   });
 
   it('refuses two grid points that would share a run folder, naming both, before anything runs', () => {
-    const grid = { sampler: [{ kind: 'skd', options: { topK: 5 } }, { kind: 'skd', options: { topK: 1 } }] };
+    const grid = {
+      sampler: [
+        { kind: 'skd', options: { topK: 5 } },
+        { kind: 'skd', options: { topK: 1 } },
+      ],
+    };
     expect(() => expandGrid(grid)).toThrow(
       'grid points { sampler: {"kind":"skd","options":{"topK":5}} } and { sampler: {"kind":"skd","options":{"topK":1}} } would both be the run "sampler-skd"',
     );
@@ -80,7 +106,10 @@ describe('selectRuns (skd sweep --only)', () => {
   });
 
   it('keeps the runs whose every filtered axis has one of the listed values, in grid order', () => {
-    expect(selectRuns(runs, ['method=skd,on-policy', 'data=100', 'seed=1']).map((r) => r.name)).toEqual(['method-on-policy__data-100__seed-1', 'method-skd__data-100__seed-1']);
+    expect(selectRuns(runs, ['method=skd,on-policy', 'data=100', 'seed=1']).map((r) => r.name)).toEqual([
+      'method-on-policy__data-100__seed-1',
+      'method-skd__data-100__seed-1',
+    ]);
     expect(selectRuns(runs, ['@method=skd'])).toHaveLength(6);
     expect(selectRuns(runs, [])).toHaveLength(18);
     // Two filters on one axis keep what both allow.

@@ -11,10 +11,7 @@ import type { Io } from './io';
 const override = (key: string, value: unknown) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`;
 
 /** Overrides written either way: `{ "path": value }` or `["path=value", ...]` (as --set takes them). */
-const overridesSchema = z.union([
-  z.array(z.string().regex(/^[^=]+=/, 'expected "path=value"')),
-  z.record(z.string(), z.unknown()),
-]);
+const overridesSchema = z.union([z.array(z.string().regex(/^[^=]+=/, 'expected "path=value"')), z.record(z.string(), z.unknown())]);
 
 /** Overrides in --set form, whichever way they were written. */
 export function overrideList(set: z.infer<typeof overridesSchema>): string[] {
@@ -26,7 +23,10 @@ export function overrideList(set: z.infer<typeof overridesSchema>): string[] {
  * one name, e.g. a method as its sampler and divergence.
  */
 export const bundleSchema = z.strictObject({
-  name: z.string().regex(/^[\w.-]+$/, 'letters, digits, ".", "_" or "-"').describe('names the value in run folders and report groups'),
+  name: z
+    .string()
+    .regex(/^[\w.-]+$/, 'letters, digits, ".", "_" or "-"')
+    .describe('names the value in run folders and report groups'),
   set: overridesSchema.describe('config path -> value (or a list of "path=value"), applied together'),
 });
 
@@ -57,12 +57,14 @@ export const sweepSchema = z
       }
       values.forEach((value, i) => {
         const set = (value as { set?: unknown } | null)?.set;
-        if (Array.isArray(set)) set.forEach((item, j) => typeof item === 'string' && item.includes('=') && pathIssue(item.slice(0, item.indexOf('=')), ['grid', key, i, 'set', j]));
+        if (Array.isArray(set))
+          set.forEach((item, j) => typeof item === 'string' && item.includes('=') && pathIssue(item.slice(0, item.indexOf('=')), ['grid', key, i, 'set', j]));
         else if (set && typeof set === 'object') for (const p of Object.keys(set)) pathIssue(p, ['grid', key, i, 'set', p]);
       });
       values.forEach((value, i) => {
         const parsed = bundleSchema.safeParse(value);
-        if (!parsed.success) for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: ['grid', key, i, ...issue.path], message: issue.message });
+        if (!parsed.success)
+          for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: ['grid', key, i, ...issue.path], message: issue.message });
       });
     }
   });
@@ -83,7 +85,6 @@ export interface PlannedRun {
   /** Axis (the grid key without "@") -> the label of this run's value, as in the run's name. */
   readonly labels: Readonly<Record<string, string>>;
 }
-
 
 /**
  * Every combination of the grid, in a stable order; the group leaves out the seed. A plain key sets
@@ -139,13 +140,17 @@ export function selectRuns<T extends PlannedRun>(runs: readonly T[], only: reado
   const wanted = new Map<string, Set<string>>();
   for (const filter of only) {
     const [, name, list] = /^([^=]+)=(.+)$/.exec(filter) ?? [];
-    if (name === undefined || list === undefined) throw new SkdError(`--only ${filter}: expected axis=value[,value...]`, { hint: `axes of this sweep: ${[...axes.keys()].join(', ')}` });
+    if (name === undefined || list === undefined)
+      throw new SkdError(`--only ${filter}: expected axis=value[,value...]`, { hint: `axes of this sweep: ${[...axes.keys()].join(', ')}` });
     const axis = name.replace(/^@/, '');
     const known = axes.get(axis);
     if (!known) throw new SkdError(`--only ${filter}: the sweep has no axis "${axis}"`, { hint: `axes of this sweep: ${[...axes.keys()].join(', ')}` });
     const values = list.split(',').filter((v) => v !== '');
     const unknown = values.filter((v) => !known.has(v));
-    if (unknown.length) throw new SkdError(`--only ${filter}: axis "${axis}" has no value ${unknown.map((v) => `"${v}"`).join(', ')}`, { hint: `its values: ${[...known].join(', ')}` });
+    if (unknown.length)
+      throw new SkdError(`--only ${filter}: axis "${axis}" has no value ${unknown.map((v) => `"${v}"`).join(', ')}`, {
+        hint: `its values: ${[...known].join(', ')}`,
+      });
     // Two filters on one axis narrow it to the values both list.
     const previous = wanted.get(axis);
     wanted.set(axis, new Set(previous ? values.filter((v) => previous.has(v)) : values));
@@ -173,7 +178,11 @@ export function loadSweep(sweepFile: string, only: readonly string[] = []): Load
     throw new ConfigError(sweepFile, [{ path: '', message: `cannot read the sweep file: ${(cause as Error).message}` }], { cause });
   }
   const parsed = sweepSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(sweepFile, parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
+  if (!parsed.success)
+    throw new ConfigError(
+      sweepFile,
+      parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+    );
   const sweep = parsed.data;
   const dir = path.dirname(path.resolve(sweepFile));
   return {
@@ -212,7 +221,12 @@ export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal, 
   fs.mkdirSync(out, { recursive: true });
   const readState = (): SweepRun[] => (fs.existsSync(stateFile) ? ((readJson(stateFile, 'the sweep state') as SweepState)?.runs ?? []) : []);
   const previous = readState();
-  const runs: SweepRun[] = planned.map(({ name, group, sets }) => ({ name, group, sets, status: previous.find((r) => r.name === name)?.status === 'done' ? 'done' : 'pending' }));
+  const runs: SweepRun[] = planned.map(({ name, group, sets }) => ({
+    name,
+    group,
+    sets,
+    status: previous.find((r) => r.name === name)?.status === 'done' ? 'done' : 'pending',
+  }));
   const finished = (entry: SweepRun) => fs.existsSync(path.join(out, entry.name, 'summary.json'));
   // Runs this process left to another that held them: their outcome is the other's to record.
   const elsewhere = new Set<string>();
@@ -222,7 +236,8 @@ export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal, 
       if (entry.status !== 'pending') continue;
       const other = onDisk.find((r) => r.name === entry.name);
       if (finished(entry)) entry.status = 'done';
-      else if (elsewhere.has(entry.name) && other?.status === 'failed') Object.assign(entry, { status: 'failed', ...(other.error ? { error: other.error } : {}) });
+      else if (elsewhere.has(entry.name) && other?.status === 'failed')
+        Object.assign(entry, { status: 'failed', ...(other.error ? { error: other.error } : {}) });
     }
     // Runs this process does not plan (left out by --only) keep what other processes recorded of them.
     const others = onDisk.filter((r) => !runs.some((entry) => entry.name === r.name));
@@ -282,5 +297,10 @@ export async function runSweep(sweepFile: string, io: Io, signal?: AbortSignal, 
   }
   save();
   const count = (status: SweepRun['status']) => runs.filter((r) => r.status === status).length;
-  return { done: count('done'), failed: count('failed'), elsewhere: runs.filter((r) => r.status === 'pending' && elsewhere.has(r.name)).length, total: runs.length };
+  return {
+    done: count('done'),
+    failed: count('failed'),
+    elsewhere: runs.filter((r) => r.status === 'pending' && elsewhere.has(r.name)).length,
+    total: runs.length,
+  };
 }

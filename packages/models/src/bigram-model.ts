@@ -34,9 +34,7 @@ export class BigramModel implements LanguageModel {
     if (args.table && (args.table.length !== V || args.table.some((row) => row.length !== V))) {
       throw new ShapeError('bigram table', `(${V}, ${V})`, [args.table.length, args.table[0]?.length ?? 0]);
     }
-    const init = args.table
-      ? tf.tensor2d(args.table, [V, V], 'float32')
-      : tf.randomNormal([V, V], 0, args.initScale ?? 0.02, 'float32', args.seed); // (V, V)
+    const init = args.table ? tf.tensor2d(args.table, [V, V], 'float32') : tf.randomNormal([V, V], 0, args.initScale ?? 0.02, 'float32', args.seed); // (V, V)
     this.table = tf.variable(init, true, `bigram/table/${uniqueSuffix()}`) as tf.Variable<tf.Rank.R2>;
     init.dispose();
   }

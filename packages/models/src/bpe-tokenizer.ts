@@ -183,7 +183,15 @@ export class BpeTokenizer implements Tokenizer {
       version: '1.0',
       truncation: null,
       padding: null,
-      added_tokens: [...this.addedTokens].map(([content, id]) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+      added_tokens: [...this.addedTokens].map(([content, id]) => ({
+        id,
+        content,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true,
+      })),
       normalizer: null,
       pre_tokenizer: this.preTokenizer.splitDigits ? { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, byteLevel] } : byteLevel,
       post_processor: null,
@@ -255,14 +263,26 @@ export class BpeTokenizer implements Tokenizer {
     }
     const parsed = tokenizerDocSchema.safeParse(json);
     if (!parsed.success) {
-      throw new FormatError(source, `not a BPE tokenizer.json skd can read: ${parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+      throw new FormatError(
+        source,
+        `not a BPE tokenizer.json skd can read: ${parsed.error.issues
+          .slice(0, 3)
+          .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+          .join('; ')}`,
+      );
     }
     const doc = parsed.data;
     const pre = doc.pre_tokenizer;
-    const parts = pre?.type === 'Sequence' ? (pre.pretokenizers ?? []).map((p) => `${p.type}${p.type === 'Digits' ? `(individual_digits: ${p.individual_digits})` : ''}`) : [pre?.type ?? 'null'];
+    const parts =
+      pre?.type === 'Sequence'
+        ? (pre.pretokenizers ?? []).map((p) => `${p.type}${p.type === 'Digits' ? `(individual_digits: ${p.individual_digits})` : ''}`)
+        : [pre?.type ?? 'null'];
     const splitDigits = parts.join() === 'Digits(individual_digits: true),ByteLevel';
     if (parts.join() !== 'ByteLevel' && !splitDigits) {
-      throw new FormatError(source, `unsupported pre_tokenizer ${parts.join(' + ')}; skd reads byte-level BPE (pre_tokenizer "ByteLevel", or a Sequence of Digits with individual digits and ByteLevel)`);
+      throw new FormatError(
+        source,
+        `unsupported pre_tokenizer ${parts.join(' + ')}; skd reads byte-level BPE (pre_tokenizer "ByteLevel", or a Sequence of Digits with individual digits and ByteLevel)`,
+      );
     }
     const merges = doc.model.merges.map((m, i) => {
       const pair: string[] = typeof m === 'string' ? m.split(' ') : m;
@@ -274,7 +294,8 @@ export class BpeTokenizer implements Tokenizer {
     for (const [t] of added) vocab.delete(t);
     const fallback = [...added.keys()].find((t) => t === '<|endoftext|>') ?? [...added.keys()][0];
     const fromConfig = config ? { eos: config.eos_token, pad: config.pad_token, bos: config.bos_token } : {};
-    const defined = (o: Record<string, string | undefined>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<BpeSpecialNames>;
+    const defined = (o: Record<string, string | undefined>) =>
+      Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<BpeSpecialNames>;
     const names = { ...doc.skd?.special, ...defined(fromConfig), ...defined({ ...special }) };
     const eos = names.eos ?? fallback;
     if (!eos) throw new FormatError(source, 'no EOS token: the tokenizer has no added tokens; pass special: { eos, pad }');

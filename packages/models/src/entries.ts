@@ -26,8 +26,7 @@ export const bigramModelEntry = defineComponent({
     contextLength: z.number().int().min(2).default(256).describe('longest sequence accepted'),
     initScale: z.number().positive().default(0.02).describe('std of the normal initial weights'),
   }),
-  create: (options, deps) =>
-    new BigramModel({ vocabSize: deps.tokenizer.vocabSize, seed: deps.rng.tfSeed(), ...options }),
+  create: (options, deps) => new BigramModel({ vocabSize: deps.tokenizer.vocabSize, seed: deps.rng.tfSeed(), ...options }),
 });
 
 export const gptModelEntry = defineComponent({
@@ -56,9 +55,9 @@ export const bpeTokenizerEntry = defineComponent({
   summary: 'byte-level BPE from a Hugging Face tokenizer.json (GPT-2 style)',
   options: z.strictObject({
     path: z.string().min(1).describe('tokenizer.json, relative to the config file'),
-    eos: z.string().optional().describe('EOS token string (default: tokenizer_config.json\'s eos_token, else <|endoftext|> or the first added token)'),
-    pad: z.string().optional().describe('padding token string (default: tokenizer_config.json\'s pad_token, else the EOS token)'),
-    bos: z.string().optional().describe('BOS token string (default: tokenizer_config.json\'s bos_token, else none)'),
+    eos: z.string().optional().describe("EOS token string (default: tokenizer_config.json's eos_token, else <|endoftext|> or the first added token)"),
+    pad: z.string().optional().describe("padding token string (default: tokenizer_config.json's pad_token, else the EOS token)"),
+    bos: z.string().optional().describe("BOS token string (default: tokenizer_config.json's bos_token, else none)"),
   }),
   create: ({ path: file, ...special }, deps) => readBpeTokenizer(path.resolve(deps.baseDir, file), special),
 });
@@ -89,7 +88,7 @@ function checkTokenizer(role: string, source: string, saved: Tokenizer, run: Tok
 export const checkpointModelEntry = defineComponent({
   component: 'model',
   kind: 'checkpoint',
-  summary: 'a GPT saved by skd (config.json + model.safetensors); its tokenizer must be the run\'s',
+  summary: "a GPT saved by skd (config.json + model.safetensors); its tokenizer must be the run's",
   options: z.strictObject({ path: z.string().min(1).describe('checkpoint folder, relative to the config file') }),
   create: (options, deps) => {
     const loaded = loadCheckpoint(path.resolve(deps.baseDir, options.path));
@@ -104,9 +103,12 @@ export const checkpointModelEntry = defineComponent({
   },
   parameterCount: (options, deps) => {
     try {
-      const saved = JSON.parse(fs.readFileSync(path.join(path.resolve(deps.baseDir, options.path), 'config.json'), 'utf8')) as { model?: { kind?: string; config?: unknown } };
+      const saved = JSON.parse(fs.readFileSync(path.join(path.resolve(deps.baseDir, options.path), 'config.json'), 'utf8')) as {
+        model?: { kind?: string; config?: unknown };
+      };
       const config = saved.model?.config;
-      const shapes = saved.model?.kind === 'decoder' ? decoderParameterShapes(decoderConfigSchema.parse(config)) : gptParameterShapes(gptConfigSchema.parse(config));
+      const shapes =
+        saved.model?.kind === 'decoder' ? decoderParameterShapes(decoderConfigSchema.parse(config)) : gptParameterShapes(gptConfigSchema.parse(config));
       return [...shapes.values()].reduce((n, shape) => n + shape.reduce((a, b) => a * b, 1), 0);
     } catch {
       return undefined;
@@ -146,9 +148,14 @@ function createHuggingFaceModel(options: { path: string }, deps: Parameters<(typ
   }
   const rows = described.config.vocabSize;
   const tokens = deps.tokenizer.vocabSize;
-  if (rows < tokens) throw new VocabularyMismatchError(`the ${deps.role} ${options.path} has ${rows} embedding rows, fewer than the tokenizer's ${tokens} tokens`);
-  if (rows > tokens && described.kind === 'gpt') throw new VocabularyMismatchError(`the ${deps.role} ${options.path} (GPT-2) has ${rows} embedding rows, the tokenizer ${tokens} tokens`);
-  if (rows > tokens) deps.note?.(`${options.path}: the embedding has ${rows} rows for ${tokens} tokens; logits, sampling and the divergence use ids 0..${tokens - 1} only (the ${rows - tokens} rows past them have no token)`);
+  if (rows < tokens)
+    throw new VocabularyMismatchError(`the ${deps.role} ${options.path} has ${rows} embedding rows, fewer than the tokenizer's ${tokens} tokens`);
+  if (rows > tokens && described.kind === 'gpt')
+    throw new VocabularyMismatchError(`the ${deps.role} ${options.path} (GPT-2) has ${rows} embedding rows, the tokenizer ${tokens} tokens`);
+  if (rows > tokens)
+    deps.note?.(
+      `${options.path}: the embedding has ${rows} rows for ${tokens} tokens; logits, sampling and the divergence use ids 0..${tokens - 1} only (the ${rows - tokens} rows past them have no token)`,
+    );
   return loadHuggingFaceModel(dir, rows > tokens ? { outputVocab: tokens } : {});
 }
 
@@ -183,5 +190,17 @@ export const huggingFaceGpt2Entry = defineComponent({
   parameterCount: huggingFaceParameters,
 });
 
-export const tokenizerEntries: readonly AnyComponentEntry<'tokenizer'>[] = [byteTokenizerEntry, bpeTokenizerEntry, huggingFaceTokenizerEntry, checkpointTokenizerEntry];
-export const modelEntries: readonly AnyComponentEntry<'model'>[] = [bigramModelEntry, gptModelEntry, decoderModelEntry, checkpointModelEntry, huggingFaceModelEntry, huggingFaceGpt2Entry];
+export const tokenizerEntries: readonly AnyComponentEntry<'tokenizer'>[] = [
+  byteTokenizerEntry,
+  bpeTokenizerEntry,
+  huggingFaceTokenizerEntry,
+  checkpointTokenizerEntry,
+];
+export const modelEntries: readonly AnyComponentEntry<'model'>[] = [
+  bigramModelEntry,
+  gptModelEntry,
+  decoderModelEntry,
+  checkpointModelEntry,
+  huggingFaceModelEntry,
+  huggingFaceGpt2Entry,
+];

@@ -116,7 +116,11 @@ describe('generate', () => {
   it('finishes rows at EOS at different times and stops at maxNewTokens', async () => {
     const model = new BigramModel({ vocabSize: 5, contextLength: 16, seed: 1, table });
     const result = await generate(model, [[0], [2, 2], [1]], { maxNewTokens: 3, eos: 4, pad: 0, rng: Rng.create(1), greedy: true });
-    expect(result.tokens).toEqual([[1, 2, 3], [3, 4], [2, 3, 4]]);
+    expect(result.tokens).toEqual([
+      [1, 2, 3],
+      [3, 4],
+      [2, 3, 4],
+    ]);
     expect(result.finished).toEqual([false, true, true]);
     expect(result.forwardPasses).toBe(3);
     model.dispose();
@@ -124,8 +128,7 @@ describe('generate', () => {
 
   it('gives the same text for the same seed and different text for another seed', async () => {
     const model = new GptModel(gptConfigSchema.parse({ vocabSize: 11, contextLength: 32, dModel: 16, heads: 2 }), { seed: 3 });
-    const run = (seed: number) =>
-      generate(model, [[1, 2, 3], [4]], { maxNewTokens: 12, eos: 10, pad: 0, rng: Rng.create(seed), temperature: 1.5 });
+    const run = (seed: number) => generate(model, [[1, 2, 3], [4]], { maxNewTokens: 12, eos: 10, pad: 0, rng: Rng.create(seed), temperature: 1.5 });
     const a = await run(1);
     expect((await run(1)).tokens).toEqual(a.tokens);
     expect((await run(2)).tokens).not.toEqual(a.tokens);

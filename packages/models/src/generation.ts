@@ -51,10 +51,21 @@ export async function generate(model: LanguageModel, prompts: readonly (readonly
     passes += 1;
     const { greedy, temperature, topK, topP } = options;
     const stop = options.stop ?? [];
-    const native = await model.generateTokens?.(state, { steps: maxNew, eos: options.eos, stop, sampling: { greedy, temperature, topK, topP }, rng: options.rng, logits: next });
+    const native = await model.generateTokens?.(state, {
+      steps: maxNew,
+      eos: options.eos,
+      stop,
+      sampling: { greedy, temperature, topK, topP },
+      rng: options.rng,
+      logits: next,
+    });
     if (native) {
       const longest = Math.max(0, ...native.map((row) => row.length));
-      return { tokens: native, finished: native.map((row) => row.length > 0 && endsGeneration(row[row.length - 1] as number, options.eos, stop)), forwardPasses: passes + Math.max(0, longest - 1) };
+      return {
+        tokens: native,
+        finished: native.map((row) => row.length > 0 && endsGeneration(row[row.length - 1] as number, options.eos, stop)),
+        forwardPasses: passes + Math.max(0, longest - 1),
+      };
     }
     for (let step = 0; step < maxNew; step++) {
       const live = finished.map((f) => !f);

@@ -38,15 +38,43 @@ describe('BigramModel', () => {
     model.dispose();
   });
 
-  it('decodes incrementally like the full forward, counts each row\'s real tokens and rolls rows back', async () => {
+  it("decodes incrementally like the full forward, counts each row's real tokens and rolls rows back", async () => {
     const model = new BigramModel({ vocabSize: 3, contextLength: 4, seed: 1, table });
     const state = model.startDecoding(2, 4);
-    const a = model.decode(tf.tensor2d([[1, 2], [0, 1]], [2, 2], 'int32'), state, { mask: tf.tensor2d([[1, 1], [0, 1]]) });
+    const a = model.decode(
+      tf.tensor2d(
+        [
+          [1, 2],
+          [0, 1],
+        ],
+        [2, 2],
+        'int32',
+      ),
+      state,
+      {
+        mask: tf.tensor2d([
+          [1, 1],
+          [0, 1],
+        ]),
+      },
+    );
     expect(state.lengths).toEqual([2, 1]);
     expect((a.arraySync() as number[][][])[0]).toEqual([table[1], table[2]]);
     state.rollback([1, undefined]);
     expect(state.lengths).toEqual([1, 1]);
-    expect(() => model.decode(tf.tensor2d([[1, 1, 1, 1], [1, 1, 1, 1]], [2, 4], 'int32'), state)).toThrow('row 0: 4 more tokens exceed the 4');
+    expect(() =>
+      model.decode(
+        tf.tensor2d(
+          [
+            [1, 1, 1, 1],
+            [1, 1, 1, 1],
+          ],
+          [2, 4],
+          'int32',
+        ),
+        state,
+      ),
+    ).toThrow('row 0: 4 more tokens exceed the 4');
     expect(() => state.rollback([3, undefined])).toThrow('cannot roll row 0 back to 3 tokens: it holds 1');
     a.dispose();
     state.dispose();
@@ -65,7 +93,11 @@ describe('BigramModel', () => {
   });
 
   it('builds a toy with exactly the given next-token distributions', () => {
-    const probabilities = [[0.5, 0.5, 0], [0.1, 0.2, 0.7], [1 / 3, 1 / 3, 1 / 3]];
+    const probabilities = [
+      [0.5, 0.5, 0],
+      [0.1, 0.2, 0.7],
+      [1 / 3, 1 / 3, 1 / 3],
+    ];
     const model = BigramModel.fromProbabilities(probabilities);
     const probs = tf.tidy(() => tf.softmax(model.logits(tf.tensor2d([[0, 1, 2]], [1, 3], 'int32'))).arraySync() as number[][][]);
     probs[0]?.forEach((row, a) => row.forEach((p, i) => expect(p).toBeCloseTo(probabilities[a]?.[i] as number, 6)));

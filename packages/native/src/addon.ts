@@ -29,18 +29,91 @@ export interface NativeAddon {
   gelu(x: Float32Array, out: Float32Array, n: number): void;
   geluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, n: number): void;
   gatherRows(table: Float32Array, indices: Int32Array, out: Float32Array, count: number, inner: number, rows: number): number;
-  linear(x: Float32Array, w: Float32Array, bias: Float32Array | null, residual: Float32Array | null, out: Float32Array, rows: number, inputs: number, outputs: number): void;
-  linearGrad(dy: Float32Array, x: Float32Array, w: Float32Array, dx: Float32Array, dw: Float32Array, dbias: Float32Array | null, rows: number, inputs: number, outputs: number): void;
-  layerNorm(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, width: number, epsilon: number): void;
-  layerNormGrad(dy: Float32Array, x: Float32Array, gamma: Float32Array, mean: Float32Array, rstd: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, rows: number, width: number): void;
+  linear(
+    x: Float32Array,
+    w: Float32Array,
+    bias: Float32Array | null,
+    residual: Float32Array | null,
+    out: Float32Array,
+    rows: number,
+    inputs: number,
+    outputs: number,
+  ): void;
+  linearGrad(
+    dy: Float32Array,
+    x: Float32Array,
+    w: Float32Array,
+    dx: Float32Array,
+    dw: Float32Array,
+    dbias: Float32Array | null,
+    rows: number,
+    inputs: number,
+    outputs: number,
+  ): void;
+  layerNorm(
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    y: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    rows: number,
+    width: number,
+    epsilon: number,
+  ): void;
+  layerNormGrad(
+    dy: Float32Array,
+    x: Float32Array,
+    gamma: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+    rows: number,
+    width: number,
+  ): void;
   rmsNorm(x: Float32Array, weight: Float32Array, y: Float32Array, rstd: Float32Array, rows: number, width: number, epsilon: number, offset: number): void;
-  rmsNormGrad(dy: Float32Array, x: Float32Array, weight: Float32Array, rstd: Float32Array, dx: Float32Array, dweight: Float32Array, rows: number, width: number, offset: number): void;
-  rotary(x: Float32Array, positions: Int32Array, frequencies: Float32Array, y: Float32Array, rows: number, heads: number, kvHeads: number, headDim: number, inverse: boolean): void;
+  rmsNormGrad(
+    dy: Float32Array,
+    x: Float32Array,
+    weight: Float32Array,
+    rstd: Float32Array,
+    dx: Float32Array,
+    dweight: Float32Array,
+    rows: number,
+    width: number,
+    offset: number,
+  ): void;
+  rotary(
+    x: Float32Array,
+    positions: Int32Array,
+    frequencies: Float32Array,
+    y: Float32Array,
+    rows: number,
+    heads: number,
+    kvHeads: number,
+    headDim: number,
+    inverse: boolean,
+  ): void;
   /** activation: 0 SiLU, 1 exact GELU, 2 tanh GELU. */
   gatedActivation(x: Float32Array, y: Float32Array, rows: number, hidden: number, activation: number): void;
   gatedActivationGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, rows: number, hidden: number, activation: number): void;
   /** Grouped-query causal attention over packed q|k|v rows (see attention.c); softcap and window 0 when off. */
-  attention(qkv: Float32Array, mask: Float32Array | null, out: Float32Array, lse: Float32Array, batch: number, T: number, heads: number, kvHeads: number, headSize: number, scale: number, softcap: number, window: number): void;
+  attention(
+    qkv: Float32Array,
+    mask: Float32Array | null,
+    out: Float32Array,
+    lse: Float32Array,
+    batch: number,
+    T: number,
+    heads: number,
+    kvHeads: number,
+    headSize: number,
+    scale: number,
+    softcap: number,
+    window: number,
+  ): void;
   attentionGrad(
     qkv: Float32Array,
     mask: Float32Array | null,
@@ -118,12 +191,59 @@ export interface NativeAddon {
   /** dx = dy[r] (softmax(logits_r) - exp(logP_r)). */
   forwardKlGrad(dy: Float32Array, logP: Float32Array, logits: Float32Array, lse: Float32Array, dx: Float32Array, rows: number, width: number): void;
   /** loss[r] = a KL(p_r || m_r) + b KL(q_r || m_r), m = w p + (1 - w) q, q = softmax(logits_r); lse[r] = logsumexp(logits_r). */
-  mixtureKl(logP: Float32Array, logits: Float32Array, loss: Float32Array, lse: Float32Array, rows: number, width: number, w: number, a: number, b: number): void;
+  mixtureKl(
+    logP: Float32Array,
+    logits: Float32Array,
+    loss: Float32Array,
+    lse: Float32Array,
+    rows: number,
+    width: number,
+    w: number,
+    a: number,
+    b: number,
+  ): void;
   /** dx = dy[r] q (g - sum q g), g the loss's derivative in q (see divergence.c). */
-  mixtureKlGrad(dy: Float32Array, logP: Float32Array, logits: Float32Array, lse: Float32Array, dx: Float32Array, rows: number, width: number, w: number, a: number, b: number): void;
-  adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, outParam: Float32Array, outM: Float32Array, outV: Float32Array, n: number, lr: number, beta1: number, beta2: number, epsilon: number, decay: number, c1: number, c2: number): void;
+  mixtureKlGrad(
+    dy: Float32Array,
+    logP: Float32Array,
+    logits: Float32Array,
+    lse: Float32Array,
+    dx: Float32Array,
+    rows: number,
+    width: number,
+    w: number,
+    a: number,
+    b: number,
+  ): void;
+  adamw(
+    param: Float32Array,
+    grad: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    outParam: Float32Array,
+    outM: Float32Array,
+    outV: Float32Array,
+    n: number,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    epsilon: number,
+    decay: number,
+    c1: number,
+    c2: number,
+  ): void;
   /** Returns the first failed row, or -1 (see sampling.c). */
-  sampleTokens(logits: Float32Array, ids: Int32Array, rows: number, width: number, uniforms: Float64Array, temperature: number, topK: number, topP: number, greedy: boolean): number;
+  sampleTokens(
+    logits: Float32Array,
+    ids: Int32Array,
+    rows: number,
+    width: number,
+    uniforms: Float64Array,
+    temperature: number,
+    topK: number,
+    topP: number,
+    greedy: boolean,
+  ): number;
 }
 
 /** A GPT's shape as the decode functions take it: batch, layers, heads, dModel, dFf, vocab, cache capacity, position rows, LayerNorm epsilon, rotary. */

@@ -74,7 +74,13 @@ function expectClose(both: { native: number[][]; stock: number[][] }, tol = TOL)
 }
 
 /** a KL(P || M) + b KL(Q || M) per row and its gradient in the logits (upstream `dy`), in float64. */
-function mixtureReference(logP: Float32Array, logits: Float32Array, V: number, mixture: { teacherWeight: number; teacherTerm: number; studentTerm: number }, dy: Float32Array): { values: number[]; grads: number[] } {
+function mixtureReference(
+  logP: Float32Array,
+  logits: Float32Array,
+  V: number,
+  mixture: { teacherWeight: number; teacherTerm: number; studentTerm: number },
+  dy: Float32Array,
+): { values: number[]; grads: number[] } {
   const { teacherWeight: w, teacherTerm: a, studentTerm: b } = mixture;
   const values: number[] = [];
   const grads: number[] = [];
@@ -87,7 +93,7 @@ function mixtureReference(logP: Float32Array, logits: Float32Array, V: number, m
     const m = q.map((qi, i) => w * (p[i] as number) + (1 - w) * qi);
     const xlogy = (u: number, v: number) => (u > 0 ? u * Math.log(u / v) : 0);
     values.push(p.reduce((t, pi, i) => t + a * xlogy(pi, m[i] as number) + b * xlogy(q[i] as number, m[i] as number), 0));
-    const g = q.map((qi, i) => (qi > 0 ? -(1 - w) * (a * (p[i] as number) + b * qi) / (m[i] as number) + b * Math.log(qi / (m[i] as number)) : 0));
+    const g = q.map((qi, i) => (qi > 0 ? (-(1 - w) * (a * (p[i] as number) + b * qi)) / (m[i] as number) + b * Math.log(qi / (m[i] as number)) : 0));
     const qg = q.reduce((t, qi, i) => t + qi * (g[i] as number), 0);
     q.forEach((qi, i) => grads.push((dy[r] as number) * qi * ((g[i] as number) - qg)));
   }
@@ -130,8 +136,19 @@ afterAll(() => unregisterNativeKernels());
     const w = randoms(rng, nIn * nOut);
     const b = randoms(rng, nOut);
     const r = randoms(rng, n * nOut);
-    const inputs = () => [tf.tensor2d(x, [n, nIn]), tf.tensor2d(w, [nIn, nOut]), ...(withBias ? [tf.tensor1d(b)] : []), ...(withResidual ? [tf.tensor2d(r, [n, nOut])] : [])];
-    const f = (...xs: tf.Tensor[]) => linear(xs[0] as tf.Tensor2D, xs[1] as tf.Tensor2D, withBias ? (xs[2] as tf.Tensor1D) : undefined, withResidual ? (xs[withBias ? 3 : 2] as tf.Tensor2D) : undefined);
+    const inputs = () => [
+      tf.tensor2d(x, [n, nIn]),
+      tf.tensor2d(w, [nIn, nOut]),
+      ...(withBias ? [tf.tensor1d(b)] : []),
+      ...(withResidual ? [tf.tensor2d(r, [n, nOut])] : []),
+    ];
+    const f = (...xs: tf.Tensor[]) =>
+      linear(
+        xs[0] as tf.Tensor2D,
+        xs[1] as tf.Tensor2D,
+        withBias ? (xs[2] as tf.Tensor1D) : undefined,
+        withResidual ? (xs[withBias ? 3 : 2] as tf.Tensor2D) : undefined,
+      );
     expectClose(bothWays(() => valueAndGrads(f, inputs, upstream)));
   });
 
@@ -150,7 +167,15 @@ afterAll(() => unregisterNativeKernels());
   it.each([[[5, 17]], [[3, 4, 7]], [[4096]]])('GELU %j: values and gradients, any rank', (shape) => {
     const size = shape.reduce((a, b) => a * b, 1);
     const x = randoms(rng, size, 4);
-    expectClose(bothWays(() => valueAndGrads((a) => gelu(a), () => [tf.tensor(x, shape)], upstream)));
+    expectClose(
+      bothWays(() =>
+        valueAndGrads(
+          (a) => gelu(a),
+          () => [tf.tensor(x, shape)],
+          upstream,
+        ),
+      ),
+    );
   });
 
   it.each([
@@ -170,7 +195,15 @@ afterAll(() => unregisterNativeKernels());
     ['gelu_tanh', 64, 300],
   ] as const)('gated activation (%s, %i x 2 x %i): values and gradients', (activation, n, f) => {
     const x = randoms(rng, n * 2 * f, 3);
-    expectClose(bothWays(() => valueAndGrads((a) => gatedActivation(a as tf.Tensor2D, activation), () => [tf.tensor2d(x, [n, 2 * f])], upstream)));
+    expectClose(
+      bothWays(() =>
+        valueAndGrads(
+          (a) => gatedActivation(a as tf.Tensor2D, activation),
+          () => [tf.tensor2d(x, [n, 2 * f])],
+          upstream,
+        ),
+      ),
+    );
   });
 
   it.each([
@@ -224,14 +257,19 @@ afterAll(() => unregisterNativeKernels());
       // Queries that see no real key have unspecified outputs (0 natively); the loss weights them 0.
       const seesKey = mask.map((row) => row.map((_, t) => (row.slice(0, t + 1).some((m) => m === 1) ? 1 : 0)));
       const qkv = randoms(rng, B * T * 3 * heads * dh);
-      const weight = Float32Array.from({ length: B * T * heads * dh }, (_, i) => (seesKey.flat()[Math.floor(i / (heads * dh))] as number) * (upstream[i] as number));
-      const f = (x: tf.Tensor) => tf.mul(causalSelfAttention(x as tf.Tensor2D, { batch: B, heads, mask: tf.tensor2d(mask) }), tf.tensor2d(weight, [B * T, heads * dh]));
+      const weight = Float32Array.from(
+        { length: B * T * heads * dh },
+        (_, i) => (seesKey.flat()[Math.floor(i / (heads * dh))] as number) * (upstream[i] as number),
+      );
+      const f = (x: tf.Tensor) =>
+        tf.mul(causalSelfAttention(x as tf.Tensor2D, { batch: B, heads, mask: tf.tensor2d(mask) }), tf.tensor2d(weight, [B * T, heads * dh]));
       expectClose(bothWays(() => valueAndGrads(f, () => [tf.tensor2d(qkv, [B * T, 3 * heads * dh])], upstream)));
     });
 
     it('the mask matters: a padding key changes what a later query sees', () => {
       const qkv = tf.tensor2d(randoms(rng, 4 * 6), [4, 6]);
-      const run = (mask?: number[][]) => tf.tidy(() => Array.from(causalSelfAttention(qkv, { batch: 1, heads: 1, ...(mask ? { mask: tf.tensor2d(mask) } : {}) }).dataSync()));
+      const run = (mask?: number[][]) =>
+        tf.tidy(() => Array.from(causalSelfAttention(qkv, { batch: 1, heads: 1, ...(mask ? { mask: tf.tensor2d(mask) } : {}) }).dataSync()));
       expect(normRelDiff(run([[1, 0, 1, 1]]), run())).toBeGreaterThan(1e-3);
       qkv.dispose();
     });
@@ -240,7 +278,13 @@ afterAll(() => unregisterNativeKernels());
   it('log-softmax over the last axis, -inf entries included: values and gradients', () => {
     const x = randoms(rng, 3 * 5 * 11, 3);
     x[7] = -Infinity;
-    const both = bothWays(() => valueAndGrads((a) => tf.where(tf.isFinite(a), logSoftmax(a), tf.zerosLike(a)), () => [tf.tensor(x, [3, 5, 11])], upstream));
+    const both = bothWays(() =>
+      valueAndGrads(
+        (a) => tf.where(tf.isFinite(a), logSoftmax(a), tf.zerosLike(a)),
+        () => [tf.tensor(x, [3, 5, 11])],
+        upstream,
+      ),
+    );
     expectClose(both);
   });
 
@@ -250,7 +294,9 @@ afterAll(() => unregisterNativeKernels());
     const targets = Int32Array.from({ length: B * T }, () => rng.int(V));
     const f = (x: tf.Tensor) => sparseCrossEntropy(x, tf.tensor2d(targets, [B, T], 'int32'));
     expectClose(bothWays(() => valueAndGrads(f, () => [tf.tensor3d(logits, [B, T, V])], upstream)));
-    expect(() => tf.tidy(() => sparseCrossEntropy(tf.zeros([1, 2, 4]), tf.tensor2d([[0, 4]], [1, 2], 'int32')))).toThrow('target 4 (position 1) is outside the vocabulary [0, 4)');
+    expect(() => tf.tidy(() => sparseCrossEntropy(tf.zeros([1, 2, 4]), tf.tensor2d([[0, 4]], [1, 2], 'int32')))).toThrow(
+      'target 4 (position 1) is outside the vocabulary [0, 4)',
+    );
   });
 
   it.each([
@@ -258,7 +304,12 @@ afterAll(() => unregisterNativeKernels());
     [3, 7, 4000],
   ])('forward KL from teacher log-probs and student logits (%i, %i, %i): values and gradients; no teacher mass gives 0 terms', (B, T, V) => {
     const logits = randoms(rng, B * T * V, 3);
-    const teacher = tf.tidy(() => tf.logSoftmax(tf.tensor3d(randoms(rng, B * T * V, 3), [B, T, V])).dataSync().slice());
+    const teacher = tf.tidy(() =>
+      tf
+        .logSoftmax(tf.tensor3d(randoms(rng, B * T * V, 3), [B, T, V]))
+        .dataSync()
+        .slice(),
+    );
     // A masked teacher vocabulary entry (no mass) and one where only the student has almost none.
     teacher[V + 3] = -Infinity;
     logits[5] = -50;
@@ -281,7 +332,13 @@ afterAll(() => unregisterNativeKernels());
       [3, 7, 4000],
     ])('(%i, %i, %i): value and gradient equal a float64 reference; the composite form agrees', (B, T, V) => {
       const logits = randoms(rng, B * T * V, 3);
-      const teacher = tf.tidy(() => tf.logSoftmax(tf.tensor3d(randoms(rng, B * T * V, 3), [B, T, V])).dataSync().slice() as Float32Array);
+      const teacher = tf.tidy(
+        () =>
+          tf
+            .logSoftmax(tf.tensor3d(randoms(rng, B * T * V, 3), [B, T, V]))
+            .dataSync()
+            .slice() as Float32Array,
+      );
       teacher[V + 3] = -Infinity; // a masked teacher entry
       logits[5] = -60; // the student has almost no mass where the teacher has some
       logits[2 * V + 1] = 40; // and nearly all of its row's mass on one entry (d far beyond the switch)
@@ -299,7 +356,13 @@ afterAll(() => unregisterNativeKernels());
       const logP = tf.tidy(() => tf.logSoftmax(tf.concat([tf.tensor2d(randoms(rng, 2 * (V - 1), 3), [2, V - 1]), tf.fill([2, 1], -Infinity)], 1)));
       const values = tf.tidy(() => Array.from(mixtureKlFromLogits(logP, tf.where(tf.isFinite(logP), logP, tf.fill([2, V], -1e4)), mixture).dataSync()));
       expect(Math.max(...values.map(Math.abs))).toBeLessThan(1e-6);
-      const grad = tf.tidy(() => Array.from(tf.grad((x: tf.Tensor) => tf.sum(mixtureKlFromLogits(logP, x, mixture)))(tf.fill([2, V], 0)).dataSync()));
+      const grad = tf.tidy(() =>
+        Array.from(
+          tf
+            .grad((x: tf.Tensor) => tf.sum(mixtureKlFromLogits(logP, x, mixture)))(tf.fill([2, V], 0))
+            .dataSync(),
+        ),
+      );
       expect(grad.every(Number.isFinite)).toBe(true);
       logP.dispose();
     });
@@ -318,7 +381,15 @@ afterAll(() => unregisterNativeKernels());
 
   it('token sampling on the device picks exactly the tokens chooseToken picks for the same draws', async () => {
     const V = 97;
-    const settings: SamplingOptions[] = [{ greedy: true }, {}, { temperature: 0.7 }, { topK: 5 }, { topP: 0.8 }, { temperature: 1.3, topK: 20, topP: 0.9 }, { topK: 200 }];
+    const settings: SamplingOptions[] = [
+      { greedy: true },
+      {},
+      { temperature: 0.7 },
+      { topK: 5 },
+      { topP: 0.8 },
+      { temperature: 1.3, topK: 20, topP: 0.9 },
+      { topK: 200 },
+    ];
     for (const options of settings) {
       const rows = 40;
       const data = randoms(rng, rows * V, 2.5);
@@ -333,14 +404,17 @@ afterAll(() => unregisterNativeKernels());
   });
 
   it('token sampling fails like chooseToken on NaN and on a row without mass', async () => {
-    const nan = tf.tensor2d([[0, 1, 2], [0, Number.NaN, 1]]);
+    const nan = tf.tensor2d([
+      [0, 1, 2],
+      [0, Number.NaN, 1],
+    ]);
     await expect(sampleTokens(nan, {}, Rng.create(1))).rejects.toThrow(NonFiniteError);
     const empty = tf.tensor2d([[-Infinity, -Infinity]]);
     await expect(sampleTokens(empty, {}, Rng.create(1))).rejects.toThrow('every logit is -inf');
     tf.dispose([nan, empty]);
   });
 
-  it('the native KV cache gives the tensor cache\'s outputs through ragged steps and rollbacks', () => {
+  it("the native KV cache gives the tensor cache's outputs through ragged steps and rollbacks", () => {
     const [B, heads, dh, layers] = [2, 2, 4, 1];
     const d = heads * dh;
     const steps: { mask: number[]; S: number; rollback?: (number | undefined)[] }[] = [
@@ -355,7 +429,9 @@ afterAll(() => unregisterNativeKernels());
       const cache: KvCache = createKvCache({ batchSize: B, capacity: 12, layers, heads, headSize: dh });
       const outputs: number[][] = [];
       steps.forEach((s, i) => {
-        const out = cache.advance(s.mask, s.S, (step) => tf.tidy(() => Array.from(step.attend(0, tf.tensor2d(qkvs[i] as Float32Array, [B * s.S, 3 * d])).dataSync())));
+        const out = cache.advance(s.mask, s.S, (step) =>
+          tf.tidy(() => Array.from(step.attend(0, tf.tensor2d(qkvs[i] as Float32Array, [B * s.S, 3 * d])).dataSync())),
+        );
         outputs.push(out.map((x, j) => ((s.mask[Math.floor(j / d)] as number) ? x : 0))); // padding slots are unspecified
         if (s.rollback) cache.rollback(s.rollback);
       });
@@ -369,7 +445,7 @@ afterAll(() => unregisterNativeKernels());
   it.each([
     [4, 2, 0, [0, 0]],
     [4, 1, 20, [0, 3]],
-  ])('the native KV cache with %i heads over %i kv heads (softcap %i, windows %j) gives the tensor cache\'s outputs', (heads, kvHeads, softcap, windows) => {
+  ])("the native KV cache with %i heads over %i kv heads (softcap %i, windows %j) gives the tensor cache's outputs", (heads, kvHeads, softcap, windows) => {
     const [B, dh, layers] = [2, 4, 2];
     const width = (heads + 2 * kvHeads) * dh;
     const d = heads * dh;
@@ -385,7 +461,15 @@ afterAll(() => unregisterNativeKernels());
       const outputs: number[][] = [];
       steps.forEach((s, i) => {
         const out = cache.advance(s.mask, s.S, (step) =>
-          tf.tidy(() => Array.from({ length: layers }, (_, layer) => Array.from(step.attend(layer, tf.tensor2d((qkvs[i] as Float32Array).subarray(layer * B * s.S * width, (layer + 1) * B * s.S * width), [B * s.S, width])).dataSync())).flat()),
+          tf.tidy(() =>
+            Array.from({ length: layers }, (_, layer) =>
+              Array.from(
+                step
+                  .attend(layer, tf.tensor2d((qkvs[i] as Float32Array).subarray(layer * B * s.S * width, (layer + 1) * B * s.S * width), [B * s.S, width]))
+                  .dataSync(),
+              ),
+            ).flat(),
+          ),
         );
         outputs.push(out.map((x, j) => ((s.mask[Math.floor((j % (B * s.S * d)) / d)] as number) ? x : 0)));
         if (s.rollback) cache.rollback(s.rollback);
@@ -405,7 +489,9 @@ afterAll(() => unregisterNativeKernels());
         tf.grads((a: tf.Tensor) => tf.sum(gelu(a)))([x]);
         tf.grads((a: tf.Tensor) => tf.sum(rmsNorm(a as tf.Tensor2D, tf.ones([12]), 1e-6, 1)))([x]);
         tf.grads((a: tf.Tensor) => tf.sum(gatedActivation(a as tf.Tensor2D, 'silu')))([x]);
-        tf.grads((a: tf.Tensor) => tf.sum(rotary(a as tf.Tensor2D, tf.tensor1d([0, 1, 2, 3, 4, 5], 'int32'), tf.ones([1]), { heads: 2, kvHeads: 2, headDim: 2 })))([x]);
+        tf.grads((a: tf.Tensor) =>
+          tf.sum(rotary(a as tf.Tensor2D, tf.tensor1d([0, 1, 2, 3, 4, 5], 'int32'), tf.ones([1]), { heads: 2, kvHeads: 2, headDim: 2 })),
+        )([x]);
         tf.grads((a: tf.Tensor, w: tf.Tensor) => tf.sum(linear(a as tf.Tensor2D, w as tf.Tensor2D, tf.zeros([12]), a as tf.Tensor2D)))([x, tf.eye(12)]);
         tf.grads((a: tf.Tensor) => tf.sum(causalSelfAttention(a as tf.Tensor2D, { batch: 2, heads: 2, mask: tf.ones([2, 3]) })))([x]);
         tf.grads((a: tf.Tensor) => tf.sum(logSoftmax(a)))([x]);

@@ -30,7 +30,8 @@ async function onBackend<T>(name: 'wasm' | 'native', fn: () => T): Promise<T> {
     const run = () =>
       tf.tidy(() => {
         const inputs = [tf.tensor2d(x, [64, 96]), tf.tensor2d(w, [96, 48]), tf.tensor1d(g)];
-        const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(causalSelfAttention(linear(rmsNorm(a as tf.Tensor2D, c as tf.Tensor1D, 1e-6), b as tf.Tensor2D), { batch: 4, heads: 4 }));
+        const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+          tf.sum(causalSelfAttention(linear(rmsNorm(a as tf.Tensor2D, c as tf.Tensor1D, 1e-6), b as tf.Tensor2D), { batch: 4, heads: 4 }));
         const { value, grads } = tf.valueAndGrads(f)(inputs);
         return [Array.from(value.dataSync()), ...grads.map((t) => Array.from(t.dataSync()))];
       });
@@ -65,7 +66,9 @@ async function onBackend<T>(name: 'wasm' | 'native', fn: () => T): Promise<T> {
 
   it('converts cpu storage to the dtype a kernel reads (tfjs-backend-cpu casts int32 to float32 without converting)', async () => {
     await onBackend('native', () => undefined);
-    const y = tf.tidy(() => Array.from(rmsNorm(tf.cast(tf.tensor2d([[1, 2, 3, 4]], undefined, 'int32'), 'float32') as tf.Tensor2D, tf.ones([4]), 0).dataSync()));
+    const y = tf.tidy(() =>
+      Array.from(rmsNorm(tf.cast(tf.tensor2d([[1, 2, 3, 4]], undefined, 'int32'), 'float32') as tf.Tensor2D, tf.ones([4]), 0).dataSync()),
+    );
     const rms = Math.sqrt((1 + 4 + 9 + 16) / 4);
     y.forEach((v, i) => expect(v).toBeCloseTo((i + 1) / rms, 5));
   });

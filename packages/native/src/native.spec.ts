@@ -130,8 +130,14 @@ describe('broadcastBatchOffsets', () => {
   ];
 
   it.each(cases)('%s matches a plain-JS reference and the stock kernel', async (name, aShape, bShape, ta, tb) => {
-    const aData = randomArray(rng, aShape.reduce((x, y) => x * y, 1));
-    const bData = randomArray(rng, bShape.reduce((x, y) => x * y, 1));
+    const aData = randomArray(
+      rng,
+      aShape.reduce((x, y) => x * y, 1),
+    );
+    const bData = randomArray(
+      rng,
+      bShape.reduce((x, y) => x * y, 1),
+    );
     const [shape, expected] = referenceMatmul(aData, aShape, bData, bShape, ta, tb);
     const run = () => tf.tidy(() => tf.matMul(tf.tensor(aData, aShape), tf.tensor(bData, bShape), ta, tb));
     await tf.setBackend('wasm');
@@ -191,7 +197,9 @@ describe('broadcastBatchOffsets', () => {
     for (const activation of ['linear', 'relu', 'relu6', 'sigmoid', 'leakyrelu', 'elu'] as const) {
       const run = () =>
         tf.tidy(() =>
-          tf.fused.matMul({ a: tf.tensor(aData, [6, 4]), b: tf.tensor(bData, [4, 5]), bias: tf.tensor(biasData, [5]), activation, leakyreluAlpha: 0.1 }).dataSync(),
+          tf.fused
+            .matMul({ a: tf.tensor(aData, [6, 4]), b: tf.tensor(bData, [4, 5]), bias: tf.tensor(biasData, [5]), activation, leakyreluAlpha: 0.1 })
+            .dataSync(),
         );
       expect(maxRelDiff(await on('wasm', run), await on('cpu', run))).toBeLessThan(TOL);
     }
@@ -204,7 +212,17 @@ describe('broadcastBatchOffsets', () => {
     expect(status.kernels).toEqual(['UnsortedSegmentSum']);
     expect(status.summary).toContain('stock baseline requested');
     const status2 = registerNativeKernels();
-    expect(status2.kernels).toEqual(['Identity', 'BatchMatMul', '_FusedMatMul', 'Sum', 'Tanh', 'Sigmoid', 'GatherV2', ...Object.values(KERNELS), 'UnsortedSegmentSum']);
+    expect(status2.kernels).toEqual([
+      'Identity',
+      'BatchMatMul',
+      '_FusedMatMul',
+      'Sum',
+      'Tanh',
+      'Sigmoid',
+      'GatherV2',
+      ...Object.values(KERNELS),
+      'UnsortedSegmentSum',
+    ]);
   });
 
   it('falls back to the stock kernel for non-float32 inputs', async () => {
@@ -238,14 +256,30 @@ describe('broadcastBatchOffsets', () => {
   it('Tanh and Sigmoid match the stock kernels over a wide range, keep NaN, saturate at +-inf (abs 2e-7)', async () => {
     await compare((t) => tf.tanh(t), 2e-7);
     await compare((t) => tf.sigmoid(t), 2e-7);
-    const edge = () => tf.tidy(() => [Array.from(tf.tanh(tf.tensor1d([Number.NaN, Infinity, -Infinity, 100, -100, 0])).dataSync()), Array.from(tf.sigmoid(tf.tensor1d([Number.NaN, Infinity, -Infinity, 0])).dataSync())]);
+    const edge = () =>
+      tf.tidy(() => [
+        Array.from(tf.tanh(tf.tensor1d([Number.NaN, Infinity, -Infinity, 100, -100, 0])).dataSync()),
+        Array.from(tf.sigmoid(tf.tensor1d([Number.NaN, Infinity, -Infinity, 0])).dataSync()),
+      ]);
     const [t, s] = await on('wasm', edge);
     expect(t).toEqual([Number.NaN, 1, -1, 1, -1, 0]);
     expect(s).toEqual([Number.NaN, 1, 0, 0.5]);
   });
 
   it('GatherV2 on axis 0 matches the stock kernel, and other axes still work', async () => {
-    await compare((t) => tf.gather(t, tf.tensor2d([[2, 0], [1, 1]], [2, 2], 'int32')));
+    await compare((t) =>
+      tf.gather(
+        t,
+        tf.tensor2d(
+          [
+            [2, 0],
+            [1, 1],
+          ],
+          [2, 2],
+          'int32',
+        ),
+      ),
+    );
     await compare((t) => tf.gather(t, tf.tensor1d([4, 0, 2], 'int32'), 2));
   });
 
@@ -261,9 +295,30 @@ describe('UnsortedSegmentSum on wasm (native or JS)', () => {
     const table = randomArray(rng, 7 * 3);
     const indices = [0, 3, 3, 6, 1, 3];
     const grad = () =>
-      tf.tidy(() => Array.from(tf.grad((w: tf.Tensor) => tf.sum(tf.square(tf.gather(w, tf.tensor1d(indices, 'int32')))))(tf.tensor(table, [7, 3])).dataSync()));
+      tf.tidy(() =>
+        Array.from(
+          tf
+            .grad((w: tf.Tensor) => tf.sum(tf.square(tf.gather(w, tf.tensor1d(indices, 'int32')))))(tf.tensor(table, [7, 3]))
+            .dataSync(),
+        ),
+      );
     expect(maxRelDiff(await on('wasm', grad), await on('cpu', grad))).toBeLessThan(TOL);
-    const direct = () => tf.tidy(() => Array.from(tf.unsortedSegmentSum(tf.tensor2d([[1, 2], [3, 4], [5, 6]]), tf.tensor1d([2, -1, 2], 'int32'), 3).dataSync()));
+    const direct = () =>
+      tf.tidy(() =>
+        Array.from(
+          tf
+            .unsortedSegmentSum(
+              tf.tensor2d([
+                [1, 2],
+                [3, 4],
+                [5, 6],
+              ]),
+              tf.tensor1d([2, -1, 2], 'int32'),
+              3,
+            )
+            .dataSync(),
+        ),
+      );
     expect(await on('wasm', direct)).toEqual([0, 0, 0, 0, 6, 8]); // id -1 dropped, as TensorFlow does
   });
 });

@@ -13,7 +13,7 @@ function libgompSettings(env: Record<string, string>): string {
   return run.stderr;
 }
 
-describe('how the kernels\' threads wait', () => {
+describe("how the kernels' threads wait", () => {
   it('waits passively unless the user chose OMP_WAIT_POLICY or GOMP_SPINCOUNT', () => {
     const env: Record<string, string | undefined> = {};
     expect(chooseThreadWaiting(env)).toBe('OMP_WAIT_POLICY=PASSIVE');

@@ -30,7 +30,16 @@ export function attentionGeometry(qkv: tf.Tensor2D, options: AttentionOptions) {
   if (!Number.isInteger(headSize) || heads % kvHeads !== 0 || rows % batch !== 0) {
     throw new ShapeError('packed qkv', `(batch * T, (heads + 2 kvHeads) * headSize) with ${heads} heads, ${kvHeads} kv heads and batch ${batch}`, qkv.shape);
   }
-  return { rows, T: rows / batch, heads, kvHeads, headSize, scale: options.scale ?? 1 / Math.sqrt(headSize), softcap: options.softcap ?? 0, window: options.window ?? 0 };
+  return {
+    rows,
+    T: rows / batch,
+    heads,
+    kvHeads,
+    headSize,
+    scale: options.scale ?? 1 / Math.sqrt(headSize),
+    softcap: options.softcap ?? 0,
+    window: options.window ?? 0,
+  };
 }
 
 /**

@@ -27,7 +27,8 @@ export function klFromLogProbs(la: tf.Tensor, lb: tf.Tensor): tf.Tensor {
  * { dy, logP, logits, lse } → dlogits.
  */
 export function forwardKlFromLogits(logP: tf.Tensor, logits: tf.Tensor): tf.Tensor {
-  if (logP.shape.join() !== logits.shape.join()) throw new ShapeError('teacher log-probs', `[${logits.shape.join(', ')}] (like the student logits)`, logP.shape);
+  if (logP.shape.join() !== logits.shape.join())
+    throw new ShapeError('teacher log-probs', `[${logits.shape.join(', ')}] (like the student logits)`, logP.shape);
   const native = hasKernel(KERNELS.forwardKl) && logP.dtype === 'float32' && logits.dtype === 'float32' && logits.rank >= 1;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];

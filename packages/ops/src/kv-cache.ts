@@ -67,7 +67,8 @@ export abstract class KvCache {
       if (!Number.isInteger(value) || value < 1) throw new SkdError(`KV cache ${name} must be an integer >= 1, got ${value}`);
     }
     if (heads % kvHeads !== 0) throw new SkdError(`KV cache heads ${heads} must be a multiple of kvHeads ${kvHeads}`);
-    if (options.windows && options.windows.length !== layers) throw new SkdError(`KV cache windows must have one entry per layer (${layers}), got ${options.windows.length}`);
+    if (options.windows && options.windows.length !== layers)
+      throw new SkdError(`KV cache windows must have one entry per layer (${layers}), got ${options.windows.length}`);
     this.rowLengths = new Array<number>(batchSize).fill(0);
   }
 
@@ -87,7 +88,13 @@ export abstract class KvCache {
   /** The attention settings of `layer`: score scale, soft-cap and sliding window (0: off). */
   protected attention(layer: number): { heads: number; kvHeads: number; scale: number; softcap: number; window: number } {
     const { heads, headSize } = this.options;
-    return { heads, kvHeads: this.kvHeads, scale: this.options.scale ?? 1 / Math.sqrt(headSize), softcap: this.options.softcap ?? 0, window: this.options.windows?.[layer] ?? 0 };
+    return {
+      heads,
+      kvHeads: this.kvHeads,
+      scale: this.options.scale ?? 1 / Math.sqrt(headSize),
+      softcap: this.options.softcap ?? 0,
+      window: this.options.windows?.[layer] ?? 0,
+    };
   }
 
   /** Real tokens held per row. */
@@ -209,7 +216,11 @@ export class NativeKvCache extends KvCache {
 
   protected attendStep(step: unknown, layer: number, qkv: tf.Tensor2D): tf.Tensor2D {
     const [lengths, mask] = step as [tf.Tensor, tf.Tensor];
-    return runKernel<tf.Tensor2D>(KERNELS.cachedAttention, { qkv, keys: this.keys[layer] as tf.Tensor, values: this.values[layer] as tf.Tensor, lengths, mask }, this.attention(layer));
+    return runKernel<tf.Tensor2D>(
+      KERNELS.cachedAttention,
+      { qkv, keys: this.keys[layer] as tf.Tensor, values: this.values[layer] as tf.Tensor, lengths, mask },
+      this.attention(layer),
+    );
   }
 
   protected commitStep(): void {
@@ -296,7 +307,10 @@ export class TensorKvCache extends KvCache {
     const L = rows[0]?.length ?? 0;
     const keys = rows.map((r) => tf.tensor1d(r, 'int32'));
     const queries = rows.map((r) => tf.tensor1d(r.slice(L - s.columns), 'int32'));
-    const bias = tf.concat(keys.map((k, b) => windowBias(queries[b] as tf.Tensor1D, k, window)), 0) as tf.Tensor4D; // (B, 1, S, L+S)
+    const bias = tf.concat(
+      keys.map((k, b) => windowBias(queries[b] as tf.Tensor1D, k, window)),
+      0,
+    ) as tf.Tensor4D; // (B, 1, S, L+S)
     tf.dispose([...keys, ...queries]);
     return bias;
   }

@@ -29,7 +29,8 @@ export interface MixtureKl {
  * and gradient come from stock ops in log space (log-space.ts).
  */
 export function mixtureKlFromLogits(logP: tf.Tensor, logits: tf.Tensor, mixture: MixtureKl): tf.Tensor {
-  if (logP.shape.join() !== logits.shape.join()) throw new ShapeError('teacher log-probs', `[${logits.shape.join(', ')}] (like the student logits)`, logP.shape);
+  if (logP.shape.join() !== logits.shape.join())
+    throw new ShapeError('teacher log-probs', `[${logits.shape.join(', ')}] (like the student logits)`, logP.shape);
   const w = mixture.teacherWeight;
   if (!(w > 0 && w < 1)) throw new SkdError(`mixture teacher weight must be in (0, 1), got ${w}`);
   const attrs = { ...mixture };
@@ -63,7 +64,11 @@ function compositeValue(logP: tf.Tensor, logQ: tf.Tensor, { teacherWeight: w, te
   const terms: tf.Tensor[] = [];
   if (a !== 0) terms.push(tf.mul(a, klToMixture(logP, logQ, w)));
   if (b !== 0) terms.push(tf.mul(b, klToMixture(logQ, logP, 1 - w)));
-  return terms.length === 0 ? tf.zeros(logP.shape.slice(0, -1)) : terms.length === 1 ? (terms[0] as tf.Tensor) : tf.add(terms[0] as tf.Tensor, terms[1] as tf.Tensor);
+  return terms.length === 0
+    ? tf.zeros(logP.shape.slice(0, -1))
+    : terms.length === 1
+      ? (terms[0] as tf.Tensor)
+      : tf.add(terms[0] as tf.Tensor, terms[1] as tf.Tensor);
 }
 
 function compositeGrad(logP: tf.Tensor, logQ: tf.Tensor, { teacherWeight: w, teacherTerm: a, studentTerm: b }: MixtureKl): tf.Tensor {

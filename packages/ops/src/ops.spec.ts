@@ -58,7 +58,9 @@ describe('composite forms', () => {
     const d = H * dh;
     const qkv = randoms(B * T * 3 * d);
     const mask = [1, 1, 1, 0, 1, 1, 1, 1];
-    const out = tf.tidy(() => Array.from(causalSelfAttention(tf.tensor2d(qkv, [B * T, 3 * d]), { batch: B, heads: H, mask: tf.tensor2d(mask, [B, T]) }).dataSync()));
+    const out = tf.tidy(() =>
+      Array.from(causalSelfAttention(tf.tensor2d(qkv, [B * T, 3 * d]), { batch: B, heads: H, mask: tf.tensor2d(mask, [B, T]) }).dataSync()),
+    );
     const at = (b: number, t: number, part: number, h: number, c: number) => qkv[(b * T + t) * 3 * d + part * d + h * dh + c] as number;
     const expected: number[] = [];
     for (let b = 0; b < B; b++) {
@@ -101,7 +103,7 @@ describe('KV cache (tensor form)', () => {
     cache.dispose();
   });
 
-  it('places real slots at each row\'s next positions and grows rows by their own real slots', () => {
+  it("places real slots at each row's next positions and grows rows by their own real slots", () => {
     const cache = createKvCache(options);
     const x = qkv(6);
     const positions = cache.advance([0, 1, 1, 1, 1, 0], 3, (step) => {

@@ -34,13 +34,24 @@ export interface TransformerDecodeOptions {
  * weights in TransformerWeights order), k0.., v0.. (the caches) }, attrs { layers, heads, dModel,
  * dFf, vocab, capacity, contextRows, epsilon, rotary, lastOnly }.
  */
-export function transformerDecode(step: DecodeStep, tokens: tf.Tensor2D, weights: TransformerWeights, options: TransformerDecodeOptions): tf.Tensor3D | undefined {
+export function transformerDecode(
+  step: DecodeStep,
+  tokens: tf.Tensor2D,
+  weights: TransformerWeights,
+  options: TransformerDecodeOptions,
+): tf.Tensor3D | undefined {
   const native = step.native;
   if (!native || !hasKernel(KERNELS.transformerDecode)) return undefined;
   const [B, S] = tokens.shape;
   const model = modelInputs(weights, native.keys, native.values, options);
   const positions = tf.tensor2d(step.positions, [B, S], 'int32');
-  const inputs: Record<string, tf.Tensor> = { ...model.inputs, tokens: tokens.dtype === 'int32' ? tokens : tf.cast(tokens, 'int32'), positions, lengths: native.lengths, mask: native.mask };
+  const inputs: Record<string, tf.Tensor> = {
+    ...model.inputs,
+    tokens: tokens.dtype === 'int32' ? tokens : tf.cast(tokens, 'int32'),
+    positions,
+    lengths: native.lengths,
+    mask: native.mask,
+  };
   try {
     const logits = runKernel<tf.Tensor>(KERNELS.transformerDecode, inputs, { ...model.attrs, lastOnly: options.lastOnly });
     const out = tf.reshape(logits, [B, options.lastOnly ? 1 : S, model.attrs.vocab]) as tf.Tensor3D; // (B, S or 1, V)
@@ -53,7 +64,12 @@ export function transformerDecode(step: DecodeStep, tokens: tf.Tensor2D, weights
 }
 
 /** The weights and caches as named kernel inputs, and the shape attributes both kernels take. */
-function modelInputs(weights: TransformerWeights, keys: readonly tf.Tensor[], values: readonly tf.Tensor[], options: { readonly heads: number; readonly epsilon: number }) {
+function modelInputs(
+  weights: TransformerWeights,
+  keys: readonly tf.Tensor[],
+  values: readonly tf.Tensor[],
+  options: { readonly heads: number; readonly epsilon: number },
+) {
   const [vocab, dModel] = weights.embedding.shape as [number, number];
   const params = [weights.embedding, ...(weights.positions ? [weights.positions] : []), ...weights.blocks.flat(), ...weights.finalNorm, weights.head];
   const inputs: Record<string, tf.Tensor> = {};
@@ -110,7 +126,10 @@ export async function transformerGenerate(
     feed: tf.tensor1d(feed, 'int32'),
     live: tf.tensor1d(live.map(Number), 'int32'),
     budgets: tf.tensor1d(budgets, 'int32'),
-    rng: tf.tensor1d(state.s.map((w) => w | 0), 'int32'),
+    rng: tf.tensor1d(
+      state.s.map((w) => w | 0),
+      'int32',
+    ),
     ...(loop.logits ? { logits: loop.logits } : {}),
   };
   const { sampling } = loop;
@@ -133,9 +152,10 @@ export async function transformerGenerate(
       if (code === -3) throw new SkdError('every logit is -inf: no token can be sampled');
       throw new NonFiniteError(`the model's logits contain NaN or Infinity (row ${failedRow}): its weights or inputs are not finite`);
     }
-    return Array.from({ length: B }, (_, b) => Array.from((tokens as Int32Array).subarray(b * loop.steps, b * loop.steps + ((counts as Int32Array)[b] as number))));
+    return Array.from({ length: B }, (_, b) =>
+      Array.from((tokens as Int32Array).subarray(b * loop.steps, b * loop.steps + ((counts as Int32Array)[b] as number))),
+    );
   } finally {
     tf.dispose(outputs);
   }
 }
-

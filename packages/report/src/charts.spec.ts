@@ -2,11 +2,23 @@ import type { RunEvent } from '@skd/core';
 import { buildCharts, chartScripts, inlineJson, smooth } from './charts';
 
 const step = (n: number, loss: number, acceptance?: number): RunEvent => ({
-  type: 'step', step: n, totalSteps: 4, loss, learningRate: 1e-3, gradNorm: 1, tokens: 8, tokensPerSecond: 80, seconds: 0.1,
+  type: 'step',
+  step: n,
+  totalSteps: 4,
+  loss,
+  learningRate: 1e-3,
+  gradNorm: 1,
+  tokens: 8,
+  tokensPerSecond: 80,
+  seconds: 0.1,
   sampler: acceptance === undefined ? {} : { acceptanceRate: acceptance },
 });
 const evaluation = (n: number, split: string, exactMatch: number, interval?: [number, number]): RunEvent => ({
-  type: 'eval', step: n, split, metrics: { exactMatch, count: 50 }, ...(interval ? { intervals: { exactMatch: interval } } : {}),
+  type: 'eval',
+  step: n,
+  split,
+  metrics: { exactMatch, count: 50 },
+  ...(interval ? { intervals: { exactMatch: interval } } : {}),
 });
 
 describe('chart data', () => {
@@ -19,7 +31,7 @@ describe('chart data', () => {
   ]);
   const chart = (id: string) => charts.find((c) => c.id === id);
 
-  it('averages a group\'s seeds per step with their range as a band, and averages the bounds of their intervals', () => {
+  it("averages a group's seeds per step with their range as a band, and averages the bounds of their intervals", () => {
     expect(chart('loss')?.rows).toEqual([
       { series: 'skd', step: 1, value: 3, low: 2, high: 4 },
       { series: 'skd', step: 2, value: 2, low: 1, high: 3 },

@@ -67,7 +67,11 @@ function rowsOf(runs: readonly SeriesRuns[], pick: (e: RunEvent) => Point | unde
           series,
           step: first.step,
           value: mean(values),
-          ...(bounded ? { low: mean(same.map((p) => p.low as number)), high: mean(same.map((p) => p.high as number)) } : spread && same.length > 1 ? { low: Math.min(...values), high: Math.max(...values) } : {}),
+          ...(bounded
+            ? { low: mean(same.map((p) => p.low as number)), high: mean(same.map((p) => p.high as number)) }
+            : spread && same.length > 1
+              ? { low: Math.min(...values), high: Math.max(...values) }
+              : {}),
           ...(first.split !== undefined ? { split: first.split } : {}),
         };
       })
@@ -112,29 +116,32 @@ export function buildCharts(runs: readonly SeriesRuns[], prefix = ''): Chart[] {
     );
     return { id: `${prefix}${id}`, title: `${prefix}${title}`, y, rows, smoothed: smooth(rows) };
   };
-  const metrics = [...new Set(runs.flatMap((r) => r.events.flatMap((e) => (e.type === 'eval' ? Object.keys(e.metrics) : []))))].filter((m) => m !== 'count').sort();
+  const metrics = [...new Set(runs.flatMap((r) => r.events.flatMap((e) => (e.type === 'eval' ? Object.keys(e.metrics) : []))))]
+    .filter((m) => m !== 'count')
+    .sort();
   return [
     perStep('loss', 'training loss', 'loss', (e) => e.loss),
     perStep('acceptance', 'SKD acceptance rate', 'acceptance rate', (e) => e.sampler['acceptanceRate']),
-    ...metrics.map(
-      (metric): Chart => ({
-        id: `${prefix}eval-${metric}`,
-        title: `${prefix}evaluation: ${metric}`,
-        y: metric,
-        rows: rowsOf(runs, (e) => {
-          if (e.type !== 'eval' || e.metrics[metric] === undefined) return undefined;
-          const interval = e.intervals?.[metric];
-          return { step: e.step, value: e.metrics[metric] as number, split: e.split, ...(interval ? { low: interval[0], high: interval[1] } : {}) };
-        }),
+    ...metrics.map((metric): Chart => ({
+      id: `${prefix}eval-${metric}`,
+      title: `${prefix}evaluation: ${metric}`,
+      y: metric,
+      rows: rowsOf(runs, (e) => {
+        if (e.type !== 'eval' || e.metrics[metric] === undefined) return undefined;
+        const interval = e.intervals?.[metric];
+        return { step: e.step, value: e.metrics[metric] as number, split: e.split, ...(interval ? { low: interval[0], high: interval[1] } : {}) };
       }),
-    ),
+    })),
   ].filter((chart) => chart.rows.length > 0);
 }
 
 /** The folder of an installed package (its package.json), whatever its `exports` allow. */
 function packageRoot(name: string): string {
   let dir = path.dirname(require.resolve(name));
-  while (!fs.existsSync(path.join(dir, 'package.json')) || (JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string }).name !== name) {
+  while (
+    !fs.existsSync(path.join(dir, 'package.json')) ||
+    (JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string }).name !== name
+  ) {
     const parent = path.dirname(dir);
     if (parent === dir) throw new Error(`cannot find the folder of ${name}`);
     dir = parent;

@@ -259,7 +259,7 @@ export interface Dashboard {
 export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
   const root = path.resolve(options.root);
   if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) {
-    throw new SkdError(`${options.root}: no such folder`, { hint: 'point skd dashboard at a folder of runs, e.g. a sweep\'s out folder or runs/' });
+    throw new SkdError(`${options.root}: no such folder`, { hint: "point skd dashboard at a folder of runs, e.g. a sweep's out folder or runs/" });
   }
   const watcher = new RunsWatcher(root);
   const html = page(root, Math.round(options.refreshSeconds * 1000));

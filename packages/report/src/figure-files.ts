@@ -28,7 +28,9 @@ export function writeFigures(figures: readonly GlanceFigure[], dir: string, form
   const written: string[] = [];
   const chromium = formats.includes('png') ? chromiumPath() : undefined;
   if (formats.includes('png') && !chromium) {
-    throw new SkdError('--format png needs Chromium to draw the figure, and none was found', { hint: 'apt-get install chromium, or set SKD_CHROMIUM to its path; --format svg needs nothing' });
+    throw new SkdError('--format png needs Chromium to draw the figure, and none was found', {
+      hint: 'apt-get install chromium, or set SKD_CHROMIUM to its path; --format svg needs nothing',
+    });
   }
   for (const figure of figures) {
     const base = path.join(dir, figureName(figure));
@@ -48,14 +50,32 @@ function writePng(chromium: string, figure: GlanceFigure, file: string): void {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-figure-'));
   try {
     const page = path.join(work, 'figure.html');
-    fs.writeFileSync(page, `<!doctype html><html><head><meta charset="utf-8"><style>html,body{margin:0;padding:0;background:white}svg{display:block}</style></head><body>${figure.svg}</body></html>`);
+    fs.writeFileSync(
+      page,
+      `<!doctype html><html><head><meta charset="utf-8"><style>html,body{margin:0;padding:0;background:white}svg{display:block}</style></head><body>${figure.svg}</body></html>`,
+    );
     const shot = path.join(work, 'figure.png');
     const run = spawnSync(
       chromium,
-      ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--hide-scrollbars', '--no-first-run', `--user-data-dir=${path.join(work, 'profile')}`, '--force-device-scale-factor=2', `--window-size=${figure.width},${figure.height}`, `--screenshot=${shot}`, `file://${page}`],
+      [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-dev-shm-usage',
+        '--hide-scrollbars',
+        '--no-first-run',
+        `--user-data-dir=${path.join(work, 'profile')}`,
+        '--force-device-scale-factor=2',
+        `--window-size=${figure.width},${figure.height}`,
+        `--screenshot=${shot}`,
+        `file://${page}`,
+      ],
       { encoding: 'utf8', timeout: 90_000 },
     );
-    if (!fs.existsSync(shot)) throw new SkdError(`Chromium drew no picture for ${file} (exit ${run.status ?? run.signal}): ${(run.stderr ?? '').trim().split('\n').slice(-2).join(' ')}`);
+    if (!fs.existsSync(shot))
+      throw new SkdError(
+        `Chromium drew no picture for ${file} (exit ${run.status ?? run.signal}): ${(run.stderr ?? '').trim().split('\n').slice(-2).join(' ')}`,
+      );
     fs.copyFileSync(shot, `${file}.tmp`);
     fs.renameSync(`${file}.tmp`, file);
   } finally {

@@ -9,7 +9,11 @@ function scored(group: string, metrics: Record<string, [number, number, number]>
     divergences: ['forward-kl'],
     metrics: Object.fromEntries(Object.entries(metrics).map(([m, [v]]) => [m, { mean: v, std: 0.01, values: Array(seeds).fill(v) }])),
     acceptance: null,
-    bootstrap: { examples: 100, values: Object.fromEntries(Object.entries(metrics).map(([m, [v]]) => [m, v])), intervals: Object.fromEntries(Object.entries(metrics).map(([m, [, lo, hi]]) => [m, [lo, hi] as const])) },
+    bootstrap: {
+      examples: 100,
+      values: Object.fromEntries(Object.entries(metrics).map(([m, [v]]) => [m, v])),
+      intervals: Object.fromEntries(Object.entries(metrics).map(([m, [, lo, hi]]) => [m, [lo, hi] as const])),
+    },
   };
 }
 
@@ -32,7 +36,7 @@ describe('the results at a glance', () => {
     expect(headlineCandidates(section([scored('a', { chrf: [1, 0, 2], bleu: [1, 0, 2], rougeL: [1, 0, 2] })]))).toEqual(['chrf', 'rougeL', 'bleu']);
   });
 
-  it('puts each method in its setting\'s panel with its interval, marks skd, and draws baselines as reference lines', () => {
+  it("puts each method in its setting's panel with its interval, marks skd, and draws baselines as reference lines", () => {
     const layout = glanceLayout(section(groups));
     expect(layout?.metric).toBe('exactMatch');
     expect(layout?.panels.map((p) => [p.setting, p.rows.map((r) => `${r.label}${r.marked ? '*' : ''}`)])).toEqual([
@@ -40,7 +44,11 @@ describe('the results at a glance', () => {
       ['data 1k', ['sft', 'skd*']],
     ]);
     expect(layout?.panels[1]?.rows[1]).toMatchObject({ value: 0.5, interval: [0.42, 0.58], kind: 'bootstrap' });
-    expect(layout?.references.map((r) => [r.label, r.value, r.setting])).toEqual([['student-1k', 0.1, undefined], ['teacher', 0.7, undefined], ['initial', 0.25, 'data 1k']]);
+    expect(layout?.references.map((r) => [r.label, r.value, r.setting])).toEqual([
+      ['student-1k', 0.1, undefined],
+      ['teacher', 0.7, undefined],
+      ['initial', 0.25, 'data 1k'],
+    ]);
     // --paired marks the compared value instead.
     expect(glanceLayout(section(groups), { highlight: { axis: 'method', value: 'sft' } })?.panels[0]?.rows.map((r) => r.marked)).toEqual([true, false]);
   });
@@ -53,8 +61,15 @@ describe('the results at a glance', () => {
     expect(svg.match(/<g class="reference"/g)).toHaveLength(3);
     expect(svg).toContain('initial (data 1k): 0.25');
     // The starting student's line spans its own panel only, the teacher's every panel.
-    const span = (group: string) => new RegExp(`data-group="${group}"[^]*?stroke-dasharray="5 3"/>`).exec(svg)?.[0].match(/y1="([\d.]+)" y2="([\d.]+)"/)?.slice(1).map(Number) as number[];
-    expect((span('method-initial__data-1k')[1] as number) - (span('method-initial__data-1k')[0] as number)).toBeLessThan((span('baseline-teacher')[1] as number) - (span('baseline-teacher')[0] as number));
+    const span = (group: string) =>
+      new RegExp(`data-group="${group}"[^]*?stroke-dasharray="5 3"/>`)
+        .exec(svg)?.[0]
+        .match(/y1="([\d.]+)" y2="([\d.]+)"/)
+        ?.slice(1)
+        .map(Number) as number[];
+    expect((span('method-initial__data-1k')[1] as number) - (span('method-initial__data-1k')[0] as number)).toBeLessThan(
+      (span('baseline-teacher')[1] as number) - (span('baseline-teacher')[0] as number),
+    );
     expect(svg.match(/data-marked="true"/g)).toHaveLength(2);
     expect(svg).toContain('95% bootstrap intervals');
     expect(width).toBe(760);
@@ -65,7 +80,13 @@ describe('the results at a glance', () => {
   });
 
   it('gives a metric that never changes a readable axis, and single-seed runs without bootstrap scores no bar', () => {
-    const flat = ['a', 'b'].map((m): GroupResult => ({ group: `method-${m}`, seeds: 1, divergences: [], metrics: { passRate: { mean: 1, std: 0, values: [1] } }, acceptance: null }));
+    const flat = ['a', 'b'].map((m): GroupResult => ({
+      group: `method-${m}`,
+      seeds: 1,
+      divergences: [],
+      metrics: { passRate: { mean: 1, std: 0, values: [1] } },
+      acceptance: null,
+    }));
     const layout = glanceLayout(section(flat)) as NonNullable<ReturnType<typeof glanceLayout>>;
     const { svg } = glanceSvg(layout, 't');
     expect(svg).not.toContain('class="interval"');

@@ -80,7 +80,12 @@ export function glanceLayout(result: SectionResult, options: { metric?: string; 
     if (!point) continue;
     const parts = groupAxes(group.group);
     const own = axis ? parts.find(([a]) => a === axis) : undefined;
-    const setting = axis ? parts.filter(([a]) => a !== axis).map(([a, v]) => (v ? `${a} ${v}` : a)).join(', ') : '';
+    const setting = axis
+      ? parts
+          .filter(([a]) => a !== axis)
+          .map(([a, v]) => (v ? `${a} ${v}` : a))
+          .join(', ')
+      : '';
     if (group.group.startsWith(BASELINE_GROUP) || (axis && !own)) {
       references.push({ ...point, label: group.group.startsWith(BASELINE_GROUP) ? group.group.slice(BASELINE_GROUP.length) : group.group, setting: undefined });
       continue;
@@ -110,7 +115,8 @@ export function niceTicks(low: number, high: number, count = 6): number[] {
 }
 
 /** Digits after the point that tell neighbouring ticks apart (0.25 apart: 2; 5 apart: 0). */
-const tickDigits = (ticks: readonly number[]) => (ticks.length > 1 ? Math.max(0, -Math.floor(Math.log10(Math.abs((ticks[1] as number) - (ticks[0] as number))) + 1e-9)) : 3);
+const tickDigits = (ticks: readonly number[]) =>
+  ticks.length > 1 ? Math.max(0, -Math.floor(Math.log10(Math.abs((ticks[1] as number) - (ticks[0] as number))) + 1e-9)) : 3;
 
 /** The x range: every value and interval, padded; a metric that never changes gets a window around it. */
 function domainOf(points: readonly Point[]): [number, number] {
@@ -161,7 +167,10 @@ export function glanceSvg(layout: GlanceLayout, title: string): { svg: string; w
       out.push(`<g class="row" data-group="${escapeHtml(row.group)}"${row.marked ? ' data-marked="true"' : ''}><title>${escapeHtml(describe(row))}</title>`);
       out.push(`<text x="${left - 8}" y="${cy + 4}" text-anchor="end" font-size="12"${row.marked ? ' font-weight="700"' : ''}>${escapeHtml(row.label)}</text>`);
       out.push(`<line x1="${left}" x2="${left + plotWidth}" y1="${cy}" y2="${cy}" stroke="#f0f0f0"/>`);
-      if (row.interval) out.push(`<line class="interval" x1="${x(row.interval[0]).toFixed(1)}" x2="${x(row.interval[1]).toFixed(1)}" y1="${cy}" y2="${cy}" stroke="${colour}" stroke-width="2"/>`);
+      if (row.interval)
+        out.push(
+          `<line class="interval" x1="${x(row.interval[0]).toFixed(1)}" x2="${x(row.interval[1]).toFixed(1)}" y1="${cy}" y2="${cy}" stroke="${colour}" stroke-width="2"/>`,
+        );
       out.push(`<circle class="mark" cx="${x(row.value).toFixed(1)}" cy="${cy}" r="${row.marked ? 5.5 : 4.5}" fill="${colour}" data-value="${row.value}"/>`);
       out.push('</g>');
       y += rowHeight;
@@ -181,17 +190,26 @@ export function glanceSvg(layout: GlanceLayout, title: string): { svg: string; w
     const name = ref.setting ? `${ref.label} (${ref.setting})` : ref.label;
     return [
       `<g class="reference" data-group="${escapeHtml(ref.group)}"><title>${escapeHtml(describe(ref))}</title>`,
-      ref.interval ? `<rect x="${x(ref.interval[0]).toFixed(1)}" y="${y1}" width="${(x(ref.interval[1]) - x(ref.interval[0])).toFixed(1)}" height="${y2 - y1}" fill="${colour}" fill-opacity="0.08"/>` : '',
+      ref.interval
+        ? `<rect x="${x(ref.interval[0]).toFixed(1)}" y="${y1}" width="${(x(ref.interval[1]) - x(ref.interval[0])).toFixed(1)}" height="${y2 - y1}" fill="${colour}" fill-opacity="0.08"/>`
+        : '',
       `<line x1="${rx}" x2="${rx}" y1="${y1}" y2="${y2}" stroke="${colour}" stroke-width="1.5" stroke-dasharray="5 3"/>`,
       `<line x1="${left}" x2="${left + 24}" y1="${keyY + 8}" y2="${keyY + 8}" stroke="${colour}" stroke-width="1.5" stroke-dasharray="5 3"/>`,
       `<text x="${left + 30}" y="${keyY + 12}" font-size="12">${escapeHtml(`${name}: ${fmt(ref.value)}${ref.interval ? ` [${fmt(ref.interval[0])}, ${fmt(ref.interval[1])}]` : ''}`)}</text>`,
       '</g>',
     ].join('');
   });
-  const grid = ticks.map((t) => `<line x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="${top}" y2="${bottom}" stroke="#e4e4e4"/><text x="${x(t).toFixed(1)}" y="${bottom + 16}" text-anchor="middle" font-size="11" fill="#444">${t.toFixed(digits)}</text>`);
+  const grid = ticks.map(
+    (t) =>
+      `<line x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="${top}" y2="${bottom}" stroke="#e4e4e4"/><text x="${x(t).toFixed(1)}" y="${bottom + 16}" text-anchor="middle" font-size="11" fill="#444">${t.toFixed(digits)}</text>`,
+  );
   const height = bottom + 40;
   const kinds = new Set(points.map((p) => p.kind));
-  const note = kinds.has('bootstrap') ? 'bars: 95% bootstrap intervals over the test examples, seeds averaged' : kinds.has('seeds') ? 'bars: ± std over seeds' : '';
+  const note = kinds.has('bootstrap')
+    ? 'bars: 95% bootstrap intervals over the test examples, seeds averaged'
+    : kinds.has('seeds')
+      ? 'bars: ± std over seeds'
+      : '';
   const svg = [
     `<svg xmlns="http://www.w3.org/2000/svg" class="glance" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, -apple-system, 'Segoe UI', sans-serif" data-metric="${escapeHtml(layout.metric)}">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,

@@ -8,18 +8,42 @@ import { findRuns, groupAxes, parsePairedSpec, writeReport } from './report';
 function fakeRun(dir: string, group: string, seed: number, metric: number, acceptance?: readonly number[]): string {
   fs.mkdirSync(dir, { recursive: true });
   const steps = (acceptance ?? [0.5, 0.5, 0.5, 0.5]).map((a, i) => ({
-    type: 'step', step: i + 1, totalSteps: 8, loss: 2 - i / 10, learningRate: 1e-3, gradNorm: 1, tokens: 10, tokensPerSecond: 100, seconds: 0.1,
+    type: 'step',
+    step: i + 1,
+    totalSteps: 8,
+    loss: 2 - i / 10,
+    learningRate: 1e-3,
+    gradNorm: 1,
+    tokens: 10,
+    tokensPerSecond: 100,
+    seconds: 0.1,
     sampler: acceptance ? { acceptanceRate: a } : {},
   }));
-  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), `${[...steps, { type: 'eval', step: steps.length, split: 'test', metrics: { score: metric } }].map((e) => JSON.stringify(e)).join('\n')}\n`);
+  fs.writeFileSync(
+    path.join(dir, 'metrics.jsonl'),
+    `${[...steps, { type: 'eval', step: steps.length, split: 'test', metrics: { score: metric } }].map((e) => JSON.stringify(e)).join('\n')}\n`,
+  );
   const mean = acceptance ? acceptance.reduce((a, b) => a + b, 0) / acceptance.length : null;
-  fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify({ run: path.basename(dir), group, seed, divergence: acceptance ? 'forward-kl' : 'cross-entropy', finalMetrics: { score: metric, count: 10 }, meanAcceptanceRate: mean }));
+  fs.writeFileSync(
+    path.join(dir, 'summary.json'),
+    JSON.stringify({
+      run: path.basename(dir),
+      group,
+      seed,
+      divergence: acceptance ? 'forward-kl' : 'cross-entropy',
+      finalMetrics: { score: metric, count: 10 },
+      meanAcceptanceRate: mean,
+    }),
+  );
   return dir;
 }
 
 /** Bootstrap scores of a system answering the first `right` of 100 arithmetic examples. */
 function scores(right: number): Promise<BootstrapScores> {
-  const predictions = Array.from({ length: 100 }, (_, i) => ({ example: { id: `t${i}`, prompt: 'q', response: `#### ${i}` }, text: i < right ? `#### ${i}` : '#### ?' }));
+  const predictions = Array.from({ length: 100 }, (_, i) => ({
+    example: { id: `t${i}`, prompt: 'q', response: `#### ${i}` },
+    text: i < right ? `#### ${i}` : '#### ?',
+  }));
   return bootstrapScores(predictions, [new ExactMatch({ answerMarker: '####' })], { samples: 500 });
 }
 
@@ -29,7 +53,10 @@ async function scoredRun(dir: string, group: string, seed: number, right: number
   const summary = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8'));
   fs.mkdirSync(path.join(dir, 'eval'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'eval/test-step-000008.bootstrap.json'), JSON.stringify(await scores(right)));
-  fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify({ ...summary, finalMetrics: { exactMatch: right / 100, count: 100 }, bootstrap: 'eval/test-step-000008.bootstrap.json' }));
+  fs.writeFileSync(
+    path.join(dir, 'summary.json'),
+    JSON.stringify({ ...summary, finalMetrics: { exactMatch: right / 100, count: 100 }, bootstrap: 'eval/test-step-000008.bootstrap.json' }),
+  );
 }
 
 describe('report intervals and paired tests', () => {
@@ -43,13 +70,18 @@ describe('report intervals and paired tests', () => {
   });
 
   it('parses sweep group names and --paired values', () => {
-    expect(groupAxes('method-supervised-kd__dataset.options.limit-100')).toEqual([['method', 'supervised-kd'], ['dataset.options.limit', '100']]);
+    expect(groupAxes('method-supervised-kd__dataset.options.limit-100')).toEqual([
+      ['method', 'supervised-kd'],
+      ['dataset.options.limit', '100'],
+    ]);
     expect(parsePairedSpec('method=skd')).toEqual({ axis: 'method', value: 'skd' });
     expect(() => parsePairedSpec('skd')).toThrow(/expected axis=value/);
   });
 
   it('gives each group its interval, seeds averaged, and tests the chosen method against the others on the same data only', () => {
-    const { markdown, html } = writeReport([{ title: 'paired', runDirs: findRuns([root]) }], path.join(root, 'out'), { paired: { axis: 'method', value: 'skd' } });
+    const { markdown, html } = writeReport([{ title: 'paired', runDirs: findRuns([root]) }], path.join(root, 'out'), {
+      paired: { axis: 'method', value: 'skd' },
+    });
     // Seeds 60% and 70% right: the group's value is 0.65, inside an interval of roughly ±0.09.
     const skd = /\| method-skd__data-1k \| 100 \| 0\.650 \[(0\.\d+), (0\.\d+)\] \|/.exec(markdown);
     expect(skd).not.toBeNull();
@@ -67,7 +99,10 @@ describe('report intervals and paired tests', () => {
   });
 
   it('leaves out intervals for runs written without bootstrap scores', () => {
-    const { markdown } = writeReport([{ title: 'plain', runDirs: findRuns([path.join(os.tmpdir(), 'nowhere'), path.join(root, '..', path.basename(root), 'method-skd__data-1k__seed-1')]) }], path.join(root, 'out-plain'));
+    const { markdown } = writeReport(
+      [{ title: 'plain', runDirs: findRuns([path.join(os.tmpdir(), 'nowhere'), path.join(root, '..', path.basename(root), 'method-skd__data-1k__seed-1')]) }],
+      path.join(root, 'out-plain'),
+    );
     expect(markdown).toContain('bootstrap intervals');
     const old = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-old-'));
     fakeRun(path.join(old, 'r'), 'g', 1, 0.5);
@@ -80,12 +115,20 @@ describe('writeReport', () => {
   // SKD acceptance over 8 steps: quarters (1-2, 3-4, 5-6, 7-8) average 0.2, 0.4, 0.6, 0.8 for seed 1, each + 0.1 for seed 2.
   const rising = [0.1, 0.3, 0.3, 0.5, 0.5, 0.7, 0.7, 0.9];
   fakeRun(path.join(root, 'task-a/method-skd__seed-1'), 'method-skd', 1, 0.5, rising);
-  fakeRun(path.join(root, 'task-a/method-skd__seed-2'), 'method-skd', 2, 0.7, rising.map((a) => a + 0.1));
+  fakeRun(
+    path.join(root, 'task-a/method-skd__seed-2'),
+    'method-skd',
+    2,
+    0.7,
+    rising.map((a) => a + 0.1),
+  );
   fakeRun(path.join(root, 'task-a/method-sup__seed-1'), 'method-sup', 1, 0.1);
   fakeRun(path.join(root, 'task-b/method-sup__seed-1'), 'method-sup', 1, 0.3);
 
   it('gives mean ± std over seeds, and SKD acceptance per quarter of training', () => {
-    const { markdown, groups, runs } = writeReport([{ title: 'task-a', runDirs: findRuns([path.join(root, 'task-a')]) }], path.join(root, 'out-a'), { command: 'skd report task-a' });
+    const { markdown, groups, runs } = writeReport([{ title: 'task-a', runDirs: findRuns([path.join(root, 'task-a')]) }], path.join(root, 'out-a'), {
+      command: 'skd report task-a',
+    });
     expect([runs, groups]).toEqual([3, 2]);
     expect(markdown).toContain('Produced by `skd report task-a`.');
     // score 0.5 and 0.7: mean 0.6, sample std 0.1414; mean acceptance 0.5 and 0.6.
@@ -107,7 +150,7 @@ describe('writeReport', () => {
     expect(fs.readFileSync(path.join(root, 'out-ab/report.md'), 'utf8')).toBe(markdown);
   });
 
-  it('counts a resumed run\'s replayed steps once: acceptance per quarter as if it had never stopped', () => {
+  it("counts a resumed run's replayed steps once: acceptance per quarter as if it had never stopped", () => {
     const dir = path.join(root, 'resumed/method-skd__seed-1');
     fakeRun(dir, 'method-skd', 1, 0.5, rising);
     const lines = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n');
@@ -127,7 +170,9 @@ describe('writeReport', () => {
     fakeRun(path.join(broken, 'garbled'), 'method-sup', 3, 0.4);
     fs.writeFileSync(path.join(broken, 'garbled', 'metrics.jsonl'), '{"type":"step"}\nnot json\n{"type":"eval"}\n');
     const warned: string[] = [];
-    const { runs, skipped, markdown } = writeReport([{ title: 'broken', runDirs: findRuns([broken]) }], path.join(root, 'out-broken'), { onSkip: (dir) => warned.push(path.basename(dir)) });
+    const { runs, skipped, markdown } = writeReport([{ title: 'broken', runDirs: findRuns([broken]) }], path.join(root, 'out-broken'), {
+      onSkip: (dir) => warned.push(path.basename(dir)),
+    });
     expect(runs).toBe(1);
     expect(warned.sort()).toEqual(['garbled', 'torn']);
     expect(skipped.find((s) => s.includes('torn'))).toMatch(/torn\/summary\.json: cannot read a run summary: /);

@@ -87,9 +87,13 @@ export async function prepareBaselines(
         hint: 'pass a checkpoint such as experiments/arithmetic/models/student-1k, or a folder written by skd eval --out',
       });
     }
-    const reference = section.runDirs.find((run) => fs.existsSync(path.join(run, 'config.json')) && (readJson(path.join(run, 'summary.json'), 'a run summary') as { mode?: string }).mode !== 'eval');
+    const reference = section.runDirs.find(
+      (run) => fs.existsSync(path.join(run, 'config.json')) && (readJson(path.join(run, 'summary.json'), 'a run summary') as { mode?: string }).mode !== 'eval',
+    );
     if (!reference) {
-      throw new SkdError(`--baseline ${baseline}: section ${section.title} has no trained run whose config says which test examples to use`, { hint: 'report a folder holding finished runs' });
+      throw new SkdError(`--baseline ${baseline}: section ${section.title} has no trained run whose config says which test examples to use`, {
+        hint: 'report a folder holding finished runs',
+      });
     }
     const name = `${path.basename(path.dirname(dir))}-${path.basename(dir)}`.replace(/[^\w.-]+/g, '_');
     const out = path.resolve(reportDir, 'baselines', section.title.replace(/[^\w.-]+/g, '_'), name);
@@ -120,14 +124,30 @@ export function loadRun(dir: string): RunRecord {
     bootstrap?: string;
     mode?: string;
   };
-  if (summary === null || typeof summary !== 'object' || typeof summary.finalMetrics !== 'object' || summary.finalMetrics === null || typeof summary.seed !== 'number') {
+  if (
+    summary === null ||
+    typeof summary !== 'object' ||
+    typeof summary.finalMetrics !== 'object' ||
+    summary.finalMetrics === null ||
+    typeof summary.seed !== 'number'
+  ) {
     throw new FormatError(summaryFile, 'not a run summary (finalMetrics, seed)');
   }
   const bootstrapFile = summary.bootstrap ? path.join(dir, summary.bootstrap) : undefined;
   const bootstrap = bootstrapFile && fs.existsSync(bootstrapFile) ? (readJson(bootstrapFile, 'bootstrap scores') as BootstrapScores) : undefined;
   const metricsFile = path.join(dir, 'metrics.jsonl');
   const events = fs.existsSync(metricsFile) ? runHistory(readRunEvents(metricsFile)) : [];
-  return { dir, group: summary.group ?? summary.run, seed: summary.seed, divergence: summary.divergence, finalMetrics: summary.finalMetrics, meanAcceptanceRate: summary.meanAcceptanceRate, events, bootstrap, mode: summary.mode };
+  return {
+    dir,
+    group: summary.group ?? summary.run,
+    seed: summary.seed,
+    divergence: summary.divergence,
+    finalMetrics: summary.finalMetrics,
+    meanAcceptanceRate: summary.meanAcceptanceRate,
+    events,
+    bootstrap,
+    mode: summary.mode,
+  };
 }
 
 export function meanStd(values: readonly number[]): { mean: number; std: number } {
@@ -150,10 +170,14 @@ const PHASES = 4;
  */
 function acceptanceByPhase(members: readonly RunRecord[]): number[][] | undefined {
   const perRun = members.flatMap((run) => {
-    const points = run.events.flatMap((e) => (e.type === 'step' && e.sampler['acceptanceRate'] !== undefined ? [[e.step, e.sampler['acceptanceRate']] as const] : []));
+    const points = run.events.flatMap((e) =>
+      e.type === 'step' && e.sampler['acceptanceRate'] !== undefined ? [[e.step, e.sampler['acceptanceRate']] as const] : [],
+    );
     if (points.length < PHASES) return [];
     const last = Math.max(...points.map(([step]) => step));
-    const phases = Array.from({ length: PHASES }, (_, k) => points.filter(([step]) => Math.min(PHASES - 1, Math.floor(((step - 1) * PHASES) / last)) === k).map(([, v]) => v));
+    const phases = Array.from({ length: PHASES }, (_, k) =>
+      points.filter(([step]) => Math.min(PHASES - 1, Math.floor(((step - 1) * PHASES) / last)) === k).map(([, v]) => v),
+    );
     return phases.every((p) => p.length > 0) ? [phases.map((p) => p.reduce((a, b) => a + b, 0) / p.length)] : [];
   });
   return perRun.length > 0 ? Array.from({ length: PHASES }, (_, k) => perRun.map((r) => r[k] as number)) : undefined;
@@ -175,7 +199,8 @@ export interface PairedSpec {
 /** `method=skd` → { axis: 'method', value: 'skd' }. */
 export function parsePairedSpec(text: string): PairedSpec {
   const at = text.indexOf('=');
-  if (at <= 0 || at === text.length - 1) throw new SkdError(`--paired ${text}: expected axis=value`, { hint: 'e.g. --paired method=skd (groups are named like method-skd__data-1k)' });
+  if (at <= 0 || at === text.length - 1)
+    throw new SkdError(`--paired ${text}: expected axis=value`, { hint: 'e.g. --paired method=skd (groups are named like method-skd__data-1k)' });
   return { axis: text.slice(0, at), value: text.slice(at + 1) };
 }
 
@@ -212,7 +237,8 @@ export function pairedComparisons(runs: readonly RunRecord[], spec: PairedSpec):
     const mine = groupScores(runs.filter((r) => r.group === system));
     if (!mine) continue;
     // Same everything but the compared axis; and every --baseline model (the starting student, the teacher).
-    const against = (g: string) => g !== system && ((key(g) === key(system) && groupAxes(g).some(([axis]) => axis === spec.axis)) || g.startsWith(BASELINE_GROUP));
+    const against = (g: string) =>
+      g !== system && ((key(g) === key(system) && groupAxes(g).some(([axis]) => axis === spec.axis)) || g.startsWith(BASELINE_GROUP));
     for (const baseline of groups.filter(against)) {
       const theirs = groupScores(runs.filter((r) => r.group === baseline));
       if (!theirs || theirs.examples !== mine.examples) continue;
@@ -247,7 +273,11 @@ function headlineTable(result: SectionResult, metric: string, paired: PairedSpec
   const tests = result.paired.filter((c) => c.metric === metric);
   const withTests = paired !== undefined && tests.length > 0;
   // A --baseline row is compared with the method in every setting: one entry each, named by the setting.
-  const setting = (system: string) => groupAxes(system).filter(([axis]) => axis !== paired?.axis).map(([a, v]) => `${a}-${v}`).join('__');
+  const setting = (system: string) =>
+    groupAxes(system)
+      .filter(([axis]) => axis !== paired?.axis)
+      .map(([a, v]) => `${a}-${v}`)
+      .join('__');
   const deltaCells = (group: string): string[] => {
     const mine = tests.filter((c) => c.baseline === group);
     if (mine.length === 0) return ['', '', ''];
@@ -274,9 +304,15 @@ function sectionTables(runs: readonly RunRecord[], result: SectionResult, paired
   // validationLoss is each run's own divergence on the references, so the table says which one it is.
   const metrics: Table[] = [
     {
-      caption: 'Final test metrics, mean ± std over seeds (acceptance: SKD\'s mean acceptance rate over training):',
+      caption: "Final test metrics, mean ± std over seeds (acceptance: SKD's mean acceptance rate over training):",
       header: ['group', 'seeds', 'divergence', ...metricNames, 'acceptance'],
-      rows: result.groups.map((g) => [g.group, String(g.seeds), g.divergences.join(', '), ...metricNames.map((m) => cell(g.metrics[m]?.values ?? [])), cell(g.acceptance?.values ?? [])]),
+      rows: result.groups.map((g) => [
+        g.group,
+        String(g.seeds),
+        g.divergences.join(', '),
+        ...metricNames.map((m) => cell(g.metrics[m]?.values ?? [])),
+        cell(g.acceptance?.values ?? []),
+      ]),
     },
   ];
   const scored = result.groups.flatMap((g) => (g.bootstrap ? [{ group: g.group, ...g.bootstrap }] : []));
@@ -285,7 +321,11 @@ function sectionTables(runs: readonly RunRecord[], result: SectionResult, paired
     metrics.push({
       caption: 'Task metrics with 95% bootstrap intervals (the test examples resampled; seeds averaged within each resample):',
       header: ['group', 'examples', ...names],
-      rows: scored.map(({ group, examples, values, intervals: ranges }) => [group, String(examples), ...names.map((m) => (ranges[m] ? `${fixed3(values[m] as number)} ${range(ranges[m])}` : '-'))]),
+      rows: scored.map(({ group, examples, values, intervals: ranges }) => [
+        group,
+        String(examples),
+        ...names.map((m) => (ranges[m] ? `${fixed3(values[m] as number)} ${range(ranges[m])}` : '-')),
+      ]),
     });
   }
   const pairedTable: Table | undefined =
@@ -304,12 +344,24 @@ function sectionTables(runs: readonly RunRecord[], result: SectionResult, paired
     headline: headline !== undefined ? headlineTable(result, headline, paired) : undefined,
     metrics,
     paired: pairedTable,
-    acceptance: phaseRows.length > 0 ? { caption: 'Acceptance rate over training (mean over each quarter of the steps, then mean ± std over seeds):', header: ['group', 'steps 0-25%', '25-50%', '50-75%', '75-100%'], rows: phaseRows } : undefined,
+    acceptance:
+      phaseRows.length > 0
+        ? {
+            caption: 'Acceptance rate over training (mean over each quarter of the steps, then mean ± std over seeds):',
+            header: ['group', 'steps 0-25%', '25-50%', '50-75%', '75-100%'],
+            rows: phaseRows,
+          }
+        : undefined,
   };
 }
 
 /** A section's tables in reading order. */
-const allTables = (t: SectionTables): Table[] => [...(t.headline ? [t.headline] : []), ...t.metrics, ...(t.paired ? [t.paired] : []), ...(t.acceptance ? [t.acceptance] : [])];
+const allTables = (t: SectionTables): Table[] => [
+  ...(t.headline ? [t.headline] : []),
+  ...t.metrics,
+  ...(t.paired ? [t.paired] : []),
+  ...(t.acceptance ? [t.acceptance] : []),
+];
 
 function markdownTables(tables: readonly Table[]): string[] {
   return tables.flatMap(({ caption, header, rows }) => [
@@ -322,7 +374,10 @@ function markdownTables(tables: readonly Table[]): string[] {
 }
 
 function sectionCharts(runs: readonly RunRecord[], prefix: string): Chart[] {
-  return buildCharts(runs.map((run) => ({ series: run.group, events: run.events })), prefix);
+  return buildCharts(
+    runs.map((run) => ({ series: run.group, events: run.events })),
+    prefix,
+  );
 }
 
 /**
@@ -351,7 +406,11 @@ export interface GroupResult {
   /** Every run of the group is an evaluation of a checkpoint (`skd eval --out`): a reference, not a method. */
   readonly evaluation?: boolean;
   /** Seeds averaged per test example, with 95% bootstrap intervals; absent when runs lack scores or differ in examples. */
-  readonly bootstrap?: { readonly examples: number; readonly values: Readonly<Record<string, number>>; readonly intervals: Readonly<Record<string, readonly [number, number]>> };
+  readonly bootstrap?: {
+    readonly examples: number;
+    readonly values: Readonly<Record<string, number>>;
+    readonly intervals: Readonly<Record<string, readonly [number, number]>>;
+  };
 }
 
 export interface SectionResult {
@@ -408,7 +467,15 @@ export function writeReport(
   sections: readonly ReportSection[],
   outDir: string,
   options: ReportOptions = {},
-): { markdown: string; html: string; groups: number; runs: number; skipped: readonly string[]; sections: readonly SectionResult[]; figures: readonly GlanceFigure[] } {
+): {
+  markdown: string;
+  html: string;
+  groups: number;
+  runs: number;
+  skipped: readonly string[];
+  sections: readonly SectionResult[];
+  figures: readonly GlanceFigure[];
+} {
   // One broken run (a torn summary, a garbled metrics line) is named and left out, not fatal to the report.
   const skipped: string[] = [];
   const readable = (dir: string): RunRecord[] => {
@@ -422,7 +489,8 @@ export function writeReport(
     }
   };
   const loaded = sections.map((s) => ({ title: s.title, runs: s.runDirs.flatMap(readable) })).filter((s) => s.runs.length > 0);
-  if (loaded.length === 0) throw new SkdError('no finished runs found (folders with summary.json)', { hint: 'point skd report at run folders or a sweep folder' });
+  if (loaded.length === 0)
+    throw new SkdError('no finished runs found (folders with summary.json)', { hint: 'point skd report at run folders or a sweep folder' });
   const total = loaded.reduce((n, s) => n + s.runs.length, 0);
   const groups = loaded.reduce((n, s) => n + new Set(s.runs.map((r) => r.group)).size, 0);
   const titled = loaded.length > 1;
@@ -445,10 +513,14 @@ export function writeReport(
     `Runs: ${total} in ${groups} group(s); mean ± std over seeds of the final test metrics; acceptance is SKD's mean acceptance rate over training.`,
     '',
     ...parts.flatMap((p) => [...(titled ? [`## ${p.title}`, ''] : []), ...markdownTables(allTables(p.tables))]),
-    'Figures and charts: report.html (each task\'s results at a glance; loss, evaluation metrics and acceptance rate against step).',
+    "Figures and charts: report.html (each task's results at a glance; loss, evaluation metrics and acceptance rate against step).",
     '',
   ].join('\n');
-  const html = renderHtml(parts.map((p) => ({ title: titled ? p.title : undefined, tables: p.tables, figure: p.figure })), parts.flatMap((p) => p.charts), options.command);
+  const html = renderHtml(
+    parts.map((p) => ({ title: titled ? p.title : undefined, tables: p.tables, figure: p.figure })),
+    parts.flatMap((p) => p.charts),
+    options.command,
+  );
   fs.mkdirSync(outDir, { recursive: true });
   writeFileAtomic(path.join(outDir, 'report.md'), markdown);
   writeFileAtomic(path.join(outDir, 'report.html'), html);
@@ -460,7 +532,8 @@ export function writeReport(
 const htmlTable = ({ caption, header, rows }: Table) =>
   `${caption ? `<p>${escapeHtml(caption)}</p>` : ''}<div class="scroll"><table><thead><tr>${header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('')}</tbody></table></div>`;
 
-const details = (summary: string, body: string, open = false) => (body ? `<details${open ? ' open' : ''}><summary>${escapeHtml(summary)}</summary>${body}</details>` : '');
+const details = (summary: string, body: string, open = false) =>
+  body ? `<details${open ? ' open' : ''}><summary>${escapeHtml(summary)}</summary>${body}</details>` : '';
 
 /** A section as the page leads with it: the figure at a glance and the headline table, then every other table folded. */
 function sectionHtml(tables: SectionTables, figureSvg: string | undefined): string {
@@ -480,12 +553,12 @@ export function resultTablesHtml(runs: readonly RunRecord[]): string {
   return sectionHtml(sectionTables(runs, result, undefined), layout ? glanceSvg(layout, `finished runs: test ${layout.metric}`).svg : undefined);
 }
 
-function renderHtml(sections: readonly { title: string | undefined; tables: SectionTables; figure: GlanceFigure | undefined }[], charts: readonly Chart[], command: string | undefined): string {
-  const body = sections
-    .map(({ title, tables, figure }) =>
-      `${title ? `<h2>${escapeHtml(title)}</h2>\n` : ''}${sectionHtml(tables, figure?.svg)}`,
-    )
-    .join('\n');
+function renderHtml(
+  sections: readonly { title: string | undefined; tables: SectionTables; figure: GlanceFigure | undefined }[],
+  charts: readonly Chart[],
+  command: string | undefined,
+): string {
+  const body = sections.map(({ title, tables, figure }) => `${title ? `<h2>${escapeHtml(title)}</h2>\n` : ''}${sectionHtml(tables, figure?.svg)}`).join('\n');
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>skd report</title>
 <style>${PAGE_STYLE}</style>

@@ -28,14 +28,19 @@ export function assembleBatch(rows: readonly SequenceRow[], pad: number, context
   const lengths = rows.map((row, i) => {
     if (row.prompt.length === 0) {
       throw new SkdError(`row ${i} has an empty prompt; the first response token needs a token before it`, {
-        hint: 'start prompts with the tokenizer\'s BOS token',
+        hint: "start prompts with the tokenizer's BOS token",
       });
     }
     const length = row.prompt.length + row.response.length;
     if (length > contextLength) {
-      throw new ShapeError(`row ${i} (prompt ${row.prompt.length} + response ${row.response.length} tokens)`, `at most ${contextLength} tokens`, `${length} tokens`, {
-        hint: 'filter or truncate long examples in the dataset, or raise the model\'s contextLength',
-      });
+      throw new ShapeError(
+        `row ${i} (prompt ${row.prompt.length} + response ${row.response.length} tokens)`,
+        `at most ${contextLength} tokens`,
+        `${length} tokens`,
+        {
+          hint: "filter or truncate long examples in the dataset, or raise the model's contextLength",
+        },
+      );
     }
     return length;
   });

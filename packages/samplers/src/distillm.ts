@@ -43,23 +43,33 @@ export class DistillmSampler implements KdSampler {
   async sample(batch: PromptBatch, context: SamplerContext): Promise<KdBatch> {
     const p = this.studentProbability(context.step, context.totalSteps);
     if (!this.models.rng.bernoulli(p)) {
-      return batchOf(this.models, rowsOf(batch, batch.references), batch.prompts.map(() => 'reference'), {
-        tokensGenerated: 0,
-        studentProbability: p,
-        threshold: this.threshold,
-        replayBuffer: this.buffer.length,
-      });
+      return batchOf(
+        this.models,
+        rowsOf(batch, batch.references),
+        batch.prompts.map(() => 'reference'),
+        {
+          tokensGenerated: 0,
+          studentProbability: p,
+          threshold: this.threshold,
+          replayBuffer: this.buffer.length,
+        },
+      );
     }
     const responses = await respond(this.models.student, batch, this.models, this.options.maxNewTokens, this.options.sampling);
     responses.forEach((response, i) => this.buffer.push({ prompt: [...(batch.prompts[i] as number[])], response }));
     if (this.buffer.length > this.options.bufferSize) this.buffer.splice(0, this.buffer.length - this.options.bufferSize);
     const rows = batch.prompts.map(() => this.buffer[this.models.rng.int(this.buffer.length)] as { prompt: number[]; response: number[] });
-    return batchOf(this.models, rows, rows.map(() => 'student-replay'), {
-      tokensGenerated: responses.reduce((n, r) => n + r.length, 0),
-      studentProbability: p,
-      threshold: this.threshold,
-      replayBuffer: this.buffer.length,
-    });
+    return batchOf(
+      this.models,
+      rows,
+      rows.map(() => 'student-replay'),
+      {
+        tokensGenerated: responses.reduce((n, r) => n + r.length, 0),
+        studentProbability: p,
+        threshold: this.threshold,
+        replayBuffer: this.buffer.length,
+      },
+    );
   }
 
   observe(feedback: SamplerFeedback): void {

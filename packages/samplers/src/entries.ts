@@ -19,7 +19,7 @@ export const onPolicyEntry = defineComponent({
   component: 'sampler',
   kind: OnPolicySampler.kind,
   summary: 'student-generated responses (on-policy KD)',
-  options: z.strictObject({ ...generationOptions, sampling: sampling.describe('the student\'s sampling settings') }),
+  options: z.strictObject({ ...generationOptions, sampling: sampling.describe("the student's sampling settings") }),
   create: (options, deps) => new OnPolicySampler(models(deps), options),
 });
 
@@ -29,8 +29,8 @@ export const seqKdEntry = defineComponent({
   summary: 'teacher-generated responses (SeqKD), optionally generated once and cached across epochs',
   options: z.strictObject({
     ...generationOptions,
-    sampling: greedy.describe('the teacher\'s decoding (default greedy)'),
-    cache: z.boolean().default(true).describe('generate each example\'s response once and reuse it'),
+    sampling: greedy.describe("the teacher's decoding (default greedy)"),
+    cache: z.boolean().default(true).describe("generate each example's response once and reuse it"),
   }),
   create: (options, deps) => new SeqKdSampler(models(deps), options),
 });
@@ -52,7 +52,7 @@ export const mixedEntry = defineComponent({
 export const imitKdEntry = defineComponent({
   component: 'sampler',
   kind: ImitKdSampler.kind,
-  summary: 'ImitKD: per row, the student\'s sample with a probability that grows over training, else ground truth',
+  summary: "ImitKD: per row, the student's sample with a probability that grows over training, else ground truth",
   options: z.strictObject({
     ...generationOptions,
     initialStudentShare: z.number().min(0).max(1).default(0).describe('student share at step 0'),
@@ -82,37 +82,59 @@ const skdOptions = (ratio: number) =>
   z
     .strictObject({
       ...generationOptions,
-      topK: z.number().int().min(1).default(25).describe('drafts inside the teacher\'s top-K are accepted'),
+      topK: z.number().int().min(1).default(25).describe("drafts inside the teacher's top-K are accepted"),
       acceptance: z.enum(['top-k', 'top-p']).default('top-k').describe('top-K membership (paper) or nucleus membership'),
       topP: z.number().gt(0).max(1).default(0.9).describe('nucleus mass when acceptance is top-p'),
-      acceptOn: z.enum(['raw', 'warped']).default('raw').describe('judge on the raw teacher distribution (paper) or the one warped by teacherSampling (reference code)'),
-      replace: z.enum(['resample', 'argmax']).default('resample').describe('a rejected draft is replaced by a teacher sample or the teacher\'s argmax'),
+      acceptOn: z
+        .enum(['raw', 'warped'])
+        .default('raw')
+        .describe('judge on the raw teacher distribution (paper) or the one warped by teacherSampling (reference code)'),
+      replace: z.enum(['resample', 'argmax']).default('resample').describe("a rejected draft is replaced by a teacher sample or the teacher's argmax"),
       draftBlock: z.number().int().min(1).default(5).describe('tokens drafted per teacher forward (gamma)'),
       maxDraftBlock: z
         .number()
         .int()
         .min(1)
         .optional()
-        .describe('adaptive blocks: the block doubles up to this after a round where every draft was kept, and returns to draftBlock after a rejection (fewer teacher forwards at high acceptance; the same samples in distribution)'),
+        .describe(
+          'adaptive blocks: the block doubles up to this after a round where every draft was kept, and returns to draftBlock after a rejection (fewer teacher forwards at high acceptance; the same samples in distribution)',
+        ),
       kDecay: z.boolean().default(false).describe('shrink K linearly to 1 (by ceil(K/L) every floor(L/K) units of a horizon L)'),
       kDecayUnit: z
         .enum(['steps', 'rounds'])
         .default('steps')
-        .describe('what K decays over: training steps (the paper\'s reading), or verification rounds within each generation, K starting over for every batch (the authors\' code, speculative_kd/transformers/utils.py)'),
-      kDecayHorizon: z.number().int().min(1).optional().describe('the horizon L in units; unset: the run\'s steps, or maxNewTokens rounds (the authors\' expected_seq_len)'),
+        .describe(
+          "what K decays over: training steps (the paper's reading), or verification rounds within each generation, K starting over for every batch (the authors' code, speculative_kd/transformers/utils.py)",
+        ),
+      kDecayHorizon: z
+        .number()
+        .int()
+        .min(1)
+        .optional()
+        .describe("the horizon L in units; unset: the run's steps, or maxNewTokens rounds (the authors' expected_seq_len)"),
       ratio: z.number().min(0).max(1).default(ratio).describe('probability that a batch is an SKD sample (else ground truth)'),
-      studentSampling: sampling.describe('the student\'s drafting settings'),
-      teacherSampling: sampling.describe('the teacher\'s replacement sampling settings'),
-      cacheTeacherLogProbs: z.boolean().default(true).describe('return the teacher distributions computed while verifying, so the trainer does not run the teacher again'),
+      studentSampling: sampling.describe("the student's drafting settings"),
+      teacherSampling: sampling.describe("the teacher's replacement sampling settings"),
+      cacheTeacherLogProbs: z
+        .boolean()
+        .default(true)
+        .describe('return the teacher distributions computed while verifying, so the trainer does not run the teacher again'),
       maxCachedTeacherFloats: z.number().int().min(0).default(64_000_000).describe('above this B*T*V the distributions are recomputed instead (memory guard)'),
     })
     .superRefine((o, ctx) => {
-      if (o.acceptance === 'top-p' && o.topP === 1) ctx.addIssue({ code: 'custom', message: 'acceptance top-p with topP 1 accepts every token; use on-policy, or topP < 1', path: ['topP'] });
-      if (o.kDecay && o.acceptance !== 'top-k') ctx.addIssue({ code: 'custom', message: 'kDecay shrinks K, which only top-k acceptance uses', path: ['kDecay'] });
+      if (o.acceptance === 'top-p' && o.topP === 1)
+        ctx.addIssue({ code: 'custom', message: 'acceptance top-p with topP 1 accepts every token; use on-policy, or topP < 1', path: ['topP'] });
+      if (o.kDecay && o.acceptance !== 'top-k')
+        ctx.addIssue({ code: 'custom', message: 'kDecay shrinks K, which only top-k acceptance uses', path: ['kDecay'] });
       if (!o.kDecay && (o.kDecayUnit === 'rounds' || o.kDecayHorizon !== undefined)) {
-        ctx.addIssue({ code: 'custom', message: `${o.kDecayUnit === 'rounds' ? 'kDecayUnit' : 'kDecayHorizon'} has no effect without kDecay: true`, path: [o.kDecayUnit === 'rounds' ? 'kDecayUnit' : 'kDecayHorizon'] });
+        ctx.addIssue({
+          code: 'custom',
+          message: `${o.kDecayUnit === 'rounds' ? 'kDecayUnit' : 'kDecayHorizon'} has no effect without kDecay: true`,
+          path: [o.kDecayUnit === 'rounds' ? 'kDecayUnit' : 'kDecayHorizon'],
+        });
       }
-      if (o.maxDraftBlock !== undefined && o.maxDraftBlock < o.draftBlock) ctx.addIssue({ code: 'custom', message: `maxDraftBlock ${o.maxDraftBlock} is below draftBlock ${o.draftBlock}`, path: ['maxDraftBlock'] });
+      if (o.maxDraftBlock !== undefined && o.maxDraftBlock < o.draftBlock)
+        ctx.addIssue({ code: 'custom', message: `maxDraftBlock ${o.maxDraftBlock} is below draftBlock ${o.draftBlock}`, path: ['maxDraftBlock'] });
     });
 
 export const skdEntry = defineComponent({
@@ -145,7 +167,7 @@ export const mixedSkdSamplerOptions = optionsFactory(mixedSkdEntry, 'mixedSkdSam
 /** A sampler named inside another's options: a built-in kind and its options. */
 const nestedSampler = z.strictObject({
   kind: z.string().min(1).describe('a built-in sampler kind'),
-  options: z.record(z.string(), z.unknown()).default({}).describe('that kind\'s options'),
+  options: z.record(z.string(), z.unknown()).default({}).describe("that kind's options"),
 });
 
 /** The built-in samplers a switch may compose (not another switch). */
@@ -154,7 +176,7 @@ const composable = (): readonly AnyComponentEntry<'sampler'>[] => samplerEntries
 export const switchEntry = defineComponent({
   component: 'sampler',
   kind: SwitchSampler.kind,
-  summary: 'one sampler for the first part of training, another after (the SKD authors\' mixed_train: supervised, then on-policy)',
+  summary: "one sampler for the first part of training, another after (the SKD authors' mixed_train: supervised, then on-policy)",
   options: z
     .strictObject({
       at: z.number().min(0).max(1).default(0.5).describe('fraction of the training steps after which `then` samples (mixed_train: 0.5)'),
@@ -166,11 +188,23 @@ export const switchEntry = defineComponent({
       for (const slot of ['first', 'then'] as const) {
         const entry = composable().find((e) => e.kind === o[slot].kind);
         if (!entry) {
-          ctx.addIssue({ code: 'custom', path: [slot, 'kind'], message: `unknown sampler kind "${o[slot].kind}"; one of ${composable().map((e) => e.kind).join(', ')}` });
+          ctx.addIssue({
+            code: 'custom',
+            path: [slot, 'kind'],
+            message: `unknown sampler kind "${o[slot].kind}"; one of ${composable()
+              .map((e) => e.kind)
+              .join(', ')}`,
+          });
           continue;
         }
         const parsed = entry.options.safeParse(o[slot].options);
-        if (!parsed.success) for (const issue of parsed.error.issues) ctx.addIssue({ code: 'custom', path: [slot, 'options', ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))], message: issue.message });
+        if (!parsed.success)
+          for (const issue of parsed.error.issues)
+            ctx.addIssue({
+              code: 'custom',
+              path: [slot, 'options', ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))],
+              message: issue.message,
+            });
       }
     }),
   create: async (options, deps) => {

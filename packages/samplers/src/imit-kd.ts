@@ -37,10 +37,15 @@ export class ImitKdSampler implements KdSampler {
       : [];
     const responses = batch.references.map((r) => [...r]);
     chosen.forEach((i, k) => (responses[i] = generated[k] as number[]));
-    return batchOf(this.models, rowsOf(batch, responses), useStudent.map((u) => (u ? 'student' : 'reference')), {
-      tokensGenerated: generated.reduce((n, r) => n + r.length, 0),
-      studentRows: chosen.length,
-      studentShare: share,
-    });
+    return batchOf(
+      this.models,
+      rowsOf(batch, responses),
+      useStudent.map((u) => (u ? 'student' : 'reference')),
+      {
+        tokensGenerated: generated.reduce((n, r) => n + r.length, 0),
+        studentRows: chosen.length,
+        studentShare: share,
+      },
+    );
   }
 }

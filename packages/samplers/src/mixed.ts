@@ -38,6 +38,11 @@ export class MixedSampler implements KdSampler {
       source = 'reference';
     }
     const generated = source === 'reference' ? 0 : responses.reduce((n, r) => n + r.length, 0);
-    return batchOf(this.models, rowsOf(batch, responses), responses.map(() => source), { tokensGenerated: generated, studentRows: onPolicy ? responses.length : 0 });
+    return batchOf(
+      this.models,
+      rowsOf(batch, responses),
+      responses.map(() => source),
+      { tokensGenerated: generated, studentRows: onPolicy ? responses.length : 0 },
+    );
   }
 }

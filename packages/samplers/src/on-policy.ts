@@ -14,6 +14,11 @@ export class OnPolicySampler implements KdSampler {
   async sample(batch: PromptBatch, _context?: SamplerContext): Promise<KdBatch> {
     const responses = await respond(this.models.student, batch, this.models, this.options.maxNewTokens, this.options.sampling);
     const generated = responses.reduce((n, r) => n + r.length, 0);
-    return batchOf(this.models, rowsOf(batch, responses), responses.map(() => 'student'), { tokensGenerated: generated, studentRows: responses.length });
+    return batchOf(
+      this.models,
+      rowsOf(batch, responses),
+      responses.map(() => 'student'),
+      { tokensGenerated: generated, studentRows: responses.length },
+    );
   }
 }

@@ -34,8 +34,24 @@ describe('sampler option factories (building samplers without a config)', () => 
     const tokenizer = { vocabSize: V, special: { pad: 0, eos: V - 1 } } as unknown as Tokenizer;
     const student = BigramModel.fromProbabilities(randomTable(V, 1));
     const teacher = BigramModel.fromProbabilities(randomTable(V, 2, 2));
-    const sampler = await skdEntry.create(skdSamplerOptions({ topK: 2, replace: 'argmax', maxNewTokens: 3 }), { student, teacher, tokenizer, rng: Rng.create(1), baseDir: '.' });
-    const batch = await sampler.sample({ prompts: [[0], [1]], references: [[2, V - 1], [3, V - 1]], ids: ['a', 'b'] }, { step: 0, totalSteps: 1 });
+    const sampler = await skdEntry.create(skdSamplerOptions({ topK: 2, replace: 'argmax', maxNewTokens: 3 }), {
+      student,
+      teacher,
+      tokenizer,
+      rng: Rng.create(1),
+      baseDir: '.',
+    });
+    const batch = await sampler.sample(
+      {
+        prompts: [[0], [1]],
+        references: [
+          [2, V - 1],
+          [3, V - 1],
+        ],
+        ids: ['a', 'b'],
+      },
+      { step: 0, totalSteps: 1 },
+    );
     expect(batch.tokens.shape[0]).toBe(2);
     expect(batch.stats['acceptanceRate']).toBeGreaterThanOrEqual(0);
     batch.dispose();

@@ -27,13 +27,15 @@ const rowsOf = (b: { tokens: { arraySync(): unknown } }) => b.tokens.arraySync()
 const ctx = { step: 0, totalSteps: 10 };
 
 describe('on-policy', () => {
-  it('trains on the student\'s own samples, as generate() draws them with the same seed', async () => {
+  it("trains on the student's own samples, as generate() draws them with the same seed", async () => {
     const m = models(3);
     const sampled = await new OnPolicySampler(m, { maxNewTokens: 4, sampling: {} }).sample(batch, ctx);
     const expected = await generate(m.student, batch.prompts, { maxNewTokens: 4, eos: EOS, pad: 0, rng: Rng.create(3) });
     expect(sampled.sources).toEqual(['student', 'student', 'student']);
     expect(sampled.stats['tokensGenerated']).toBe(expected.tokens.flat().length);
-    rowsOf(sampled).forEach((row, b) => expect(row.slice(batch.prompts[b]?.length, (batch.prompts[b]?.length ?? 0) + (expected.tokens[b]?.length ?? 0))).toEqual(expected.tokens[b]));
+    rowsOf(sampled).forEach((row, b) =>
+      expect(row.slice(batch.prompts[b]?.length, (batch.prompts[b]?.length ?? 0) + (expected.tokens[b]?.length ?? 0))).toEqual(expected.tokens[b]),
+    );
     sampled.dispose();
   });
 });
@@ -92,7 +94,9 @@ describe('seq-kd', () => {
   });
 
   it('needs a teacher', () => {
-    expect(() => new SeqKdSampler({ ...models(), teacher: undefined }, { maxNewTokens: 4, sampling: {}, cache: true })).toThrow('the "seq-kd" sampler needs a teacher model');
+    expect(() => new SeqKdSampler({ ...models(), teacher: undefined }, { maxNewTokens: 4, sampling: {}, cache: true })).toThrow(
+      'the "seq-kd" sampler needs a teacher model',
+    );
   });
 });
 
@@ -158,7 +162,7 @@ describe('distillm', () => {
   });
 });
 
-describe('switch (the authors\' mixed_train)', () => {
+describe("switch (the authors' mixed_train)", () => {
   const entry = samplerEntries.find((e) => e.kind === 'switch');
   const deps = (seed: number) => ({ ...models(seed), baseDir: '.' });
 
@@ -191,7 +195,7 @@ describe('switch (the authors\' mixed_train)', () => {
     expect(entry?.options.safeParse({ at: 1.5, first: { kind: 'supervised' }, then: { kind: 'supervised' } }).success).toBe(false);
   });
 
-  it('passes feedback and checkpoint state to both samplers (DistiLLM\'s buffer survives a resume)', async () => {
+  it("passes feedback and checkpoint state to both samplers (DistiLLM's buffer survives a resume)", async () => {
     const options = entry?.options.parse({ first: { kind: 'supervised' }, then: { kind: 'distillm', options: { maxNewTokens: 3, bufferSize: 4 } } });
     const a = (await entry?.create(options, deps(5) as never)) as SwitchSampler;
     for (const step of [5, 6]) (await a.sample(batch, { step, totalSteps: 10 })).dispose();
@@ -205,7 +209,7 @@ describe('switch (the authors\' mixed_train)', () => {
 });
 
 describe('registry entries', () => {
-  it('register every method of the paper\'s comparison, each with a strict schema', () => {
+  it("register every method of the paper's comparison, each with a strict schema", () => {
     expect(samplerEntries.map((e) => e.kind)).toEqual(['supervised', 'seq-kd', 'on-policy', 'mixed', 'imit-kd', 'distillm', 'skd', 'mixed-skd', 'switch']);
     for (const entry of samplerEntries) expect(entry.options.safeParse({ noSuchOption: 1 }).success).toBe(false);
     const skd = samplerEntries.find((e) => e.kind === 'skd')?.options.parse({}) as Record<string, unknown>;

@@ -20,19 +20,22 @@ export class SeqKdSampler implements KdSampler {
   async sample(batch: PromptBatch): Promise<KdBatch> {
     const teacher = requireTeacher(this.models, SeqKdSampler.kind);
     const missing = batch.ids.map((id, i) => (this.options.cache && this.cache.has(id) ? -1 : i)).filter((i) => i >= 0);
-    const fresh = missing.length
-      ? await respond(teacher, promptsOf(batch, missing), this.models, this.options.maxNewTokens, this.options.sampling)
-      : [];
+    const fresh = missing.length ? await respond(teacher, promptsOf(batch, missing), this.models, this.options.maxNewTokens, this.options.sampling) : [];
     const responses: number[][] = batch.ids.map((id) => this.cache.get(id) ?? []);
     missing.forEach((i, k) => {
       responses[i] = fresh[k] as number[];
       if (this.options.cache) this.cache.set(batch.ids[i] as string, fresh[k] as number[]);
     });
     const generated = fresh.reduce((n, r) => n + r.length, 0);
-    return batchOf(this.models, rowsOf(batch, responses), responses.map(() => 'teacher'), {
-      tokensGenerated: generated,
-      cacheHits: batch.ids.length - missing.length,
-    });
+    return batchOf(
+      this.models,
+      rowsOf(batch, responses),
+      responses.map(() => 'teacher'),
+      {
+        tokensGenerated: generated,
+        cacheHits: batch.ids.length - missing.length,
+      },
+    );
   }
 
   getState(): JsonValue {

@@ -33,7 +33,12 @@ function options(over: Partial<SpeculativeOptions> = {}): SpeculativeOptions {
 }
 
 /** Generates `n` sequences from the prompt [0] in chunks, returning every row's tokens. */
-async function sampleMany(n: number, over: Partial<SpeculativeOptions>, student = BigramModel.fromProbabilities(studentTable), teacher = BigramModel.fromProbabilities(teacherTable)): Promise<number[][]> {
+async function sampleMany(
+  n: number,
+  over: Partial<SpeculativeOptions>,
+  student = BigramModel.fromProbabilities(studentTable),
+  teacher = BigramModel.fromProbabilities(teacherTable),
+): Promise<number[][]> {
   const rng = over.rng ?? Rng.create(7);
   const rows: number[][] = [];
   for (let done = 0; done < n; done += 2000) {
@@ -62,20 +67,33 @@ describe('SKD token distribution (bigram toys with known distributions; chi-squa
     [5, undefined],
     [1, undefined],
     [1, 8],
-  ])('matches the closed form jointly over two positions with draftBlock %i, maxDraftBlock %s (block 1 = token-by-token; adaptive blocks)', async (gamma, most) => {
-    const n = 8000;
-    const rows = await sampleMany(n, { maxNewTokens: 2, draftBlock: gamma, ...(most ? { maxDraftBlock: most } : {}), rng: Rng.create(10 + gamma + (most ?? 0)) });
-    const counts = new Array(V * V).fill(0);
-    rows.forEach((r) => counts[(r[0] as number) * V + (r[1] as number)]++);
-    const first = skdClosedForm(studentTable[0] as number[], teacherTable[0] as number[], K);
-    const joint = first.flatMap((p1, y1) => skdClosedForm(studentTable[y1] as number[], teacherTable[y1] as number[], K).map((p2) => p1 * p2));
-    expect(chiSquare(counts, joint, n)).toBeLessThan(66.6); // chi-square(35)
-  });
+  ])(
+    'matches the closed form jointly over two positions with draftBlock %i, maxDraftBlock %s (block 1 = token-by-token; adaptive blocks)',
+    async (gamma, most) => {
+      const n = 8000;
+      const rows = await sampleMany(n, {
+        maxNewTokens: 2,
+        draftBlock: gamma,
+        ...(most ? { maxDraftBlock: most } : {}),
+        rng: Rng.create(10 + gamma + (most ?? 0)),
+      });
+      const counts = new Array(V * V).fill(0);
+      rows.forEach((r) => counts[(r[0] as number) * V + (r[1] as number)]++);
+      const first = skdClosedForm(studentTable[0] as number[], teacherTable[0] as number[], K);
+      const joint = first.flatMap((p1, y1) => skdClosedForm(studentTable[y1] as number[], teacherTable[y1] as number[], K).map((p2) => p1 * p2));
+      expect(chiSquare(counts, joint, n)).toBeLessThan(66.6); // chi-square(35)
+    },
+  );
 
-  it('with argmax replacement puts the teacher\'s argmax at every rejection', async () => {
+  it("with argmax replacement puts the teacher's argmax at every rejection", async () => {
     const student = BigramModel.fromProbabilities(studentTable);
     const teacher = BigramModel.fromProbabilities(teacherTable);
-    const result = await speculativeGenerate(student, teacher, Array.from({ length: 300 }, () => [0]), options({ maxNewTokens: 6, replace: 'argmax' }));
+    const result = await speculativeGenerate(
+      student,
+      teacher,
+      Array.from({ length: 300 }, () => [0]),
+      options({ maxNewTokens: 6, replace: 'argmax' }),
+    );
     let replacements = 0;
     result.tokens.forEach((row, b) =>
       row.forEach((token, j) => {
@@ -92,17 +110,27 @@ describe('SKD token distribution (bigram toys with known distributions; chi-squa
     teacher.dispose();
   });
 
-  it('with nucleus acceptance accepts exactly the drafts inside the teacher\'s top-p set', async () => {
+  it("with nucleus acceptance accepts exactly the drafts inside the teacher's top-p set", async () => {
     const student = BigramModel.fromProbabilities(studentTable);
     const teacher = BigramModel.fromProbabilities(teacherTable);
     const p = 0.7;
-    const result = await speculativeGenerate(student, teacher, Array.from({ length: 300 }, () => [0]), options({ maxNewTokens: 6, acceptance: { kind: 'top-p', p } }));
+    const result = await speculativeGenerate(
+      student,
+      teacher,
+      Array.from({ length: 300 }, () => [0]),
+      options({ maxNewTokens: 6, acceptance: { kind: 'top-p', p } }),
+    );
     result.tokens.forEach((row, b) =>
       row.forEach((token, j) => {
         if (result.origins[b]?.[j] !== 'draft') return;
         const pT = teacherTable[j === 0 ? 0 : (row[j - 1] as number)] as number[];
         const sorted = pT.map((q, i) => [q, i] as const).sort((x, y) => y[0] - x[0] || x[1] - y[1]);
-        const before = sorted.slice(0, sorted.findIndex(([, i]) => i === token)).reduce((s, [q]) => s + q, 0);
+        const before = sorted
+          .slice(
+            0,
+            sorted.findIndex(([, i]) => i === token),
+          )
+          .reduce((s, [q]) => s + q, 0);
         expect(before).toBeLessThan(p);
       }),
     );
@@ -128,24 +156,36 @@ describe('SKD options each change behaviour', () => {
 
   it('acceptOn "warped" judges on the teacher distribution after teacherSampling (zero-probability tokens rejected)', async () => {
     const run = async (acceptOn: 'raw' | 'warped') => {
-      const result = await speculativeGenerate(BigramModel.fromProbabilities(studentTable), BigramModel.fromProbabilities(teacherTable), Array.from({ length: 200 }, () => [0]), options({
-        maxNewTokens: 4,
-        acceptance: { kind: 'top-k', k: V },
-        acceptOn,
-        teacherSampling: { topP: 0.5 },
-      }));
+      const result = await speculativeGenerate(
+        BigramModel.fromProbabilities(studentTable),
+        BigramModel.fromProbabilities(teacherTable),
+        Array.from({ length: 200 }, () => [0]),
+        options({
+          maxNewTokens: 4,
+          acceptance: { kind: 'top-k', k: V },
+          acceptOn,
+          teacherSampling: { topP: 0.5 },
+        }),
+      );
       return result.stats;
     };
     expect((await run('raw')).corrections).toBe(0); // K = V accepts everything on the raw distribution
     expect((await run('warped')).corrections).toBeGreaterThan(50); // top-p 0.5 leaves most tokens at zero
   });
 
-  it('drafts with the student\'s own sampling settings (greedy drafts follow the student\'s argmax)', async () => {
+  it("drafts with the student's own sampling settings (greedy drafts follow the student's argmax)", async () => {
     const student = BigramModel.fromProbabilities(studentTable);
     const teacher = BigramModel.fromProbabilities(teacherTable);
-    const result = await speculativeGenerate(student, teacher, [[0], [3]], options({ maxNewTokens: 5, acceptance: { kind: 'top-k', k: V }, studentSampling: { greedy: true } }));
+    const result = await speculativeGenerate(
+      student,
+      teacher,
+      [[0], [3]],
+      options({ maxNewTokens: 5, acceptance: { kind: 'top-k', k: V }, studentSampling: { greedy: true } }),
+    );
     const argmax = (row: number[]) => row.indexOf(Math.max(...row));
-    result.tokens.forEach((row, b) => row.forEach((t, j) => expect(t).toBe(argmax(studentTable[j === 0 ? [0, 3][b] as number : (row[j - 1] as number)] as number[]))));
+    result.tokens.forEach((row, b) =>
+      row.forEach((t, j) => expect(t).toBe(argmax(studentTable[j === 0 ? ([0, 3][b] as number) : (row[j - 1] as number)] as number[]))),
+    );
     student.dispose();
     teacher.dispose();
   });
@@ -159,7 +199,12 @@ describe('SKD options each change behaviour', () => {
       let judged = 0;
       const rng = Rng.create(gamma);
       for (let i = 0; i < 20; i++) {
-        const { stats } = await speculativeGenerate(BigramModel.fromProbabilities(studentTable), BigramModel.fromProbabilities(teacherTable), [[0]], options({ maxNewTokens: 30, draftBlock: gamma, acceptance: { kind: 'top-k', k: V - 1 }, rng }));
+        const { stats } = await speculativeGenerate(
+          BigramModel.fromProbabilities(studentTable),
+          BigramModel.fromProbabilities(teacherTable),
+          [[0]],
+          options({ maxNewTokens: 30, draftBlock: gamma, acceptance: { kind: 'top-k', k: V - 1 }, rng }),
+        );
         passes += stats.teacherForwards;
         tokens += stats.tokensGenerated;
         accepted += stats.accepted;
@@ -181,7 +226,12 @@ describe('SKD options each change behaviour', () => {
       let blocks = 0;
       const rng = Rng.create(3);
       for (let i = 0; i < 20; i++) {
-        const { stats } = await speculativeGenerate(BigramModel.fromProbabilities(studentTable), BigramModel.fromProbabilities(teacherTable), [[0]], options({ maxNewTokens: 60, acceptance: { kind: 'top-k', k: V - 1 }, rng, ...over }));
+        const { stats } = await speculativeGenerate(
+          BigramModel.fromProbabilities(studentTable),
+          BigramModel.fromProbabilities(teacherTable),
+          [[0]],
+          options({ maxNewTokens: 60, acceptance: { kind: 'top-k', k: V - 1 }, rng, ...over }),
+        );
         passes += stats.teacherForwards;
         tokens += stats.tokensGenerated;
         blocks += stats.meanDraftBlock;
@@ -193,12 +243,24 @@ describe('SKD options each change behaviour', () => {
     expect(fixed.meanBlock).toBe(5);
     expect(adaptive.meanBlock).toBeGreaterThan(5);
     expect(adaptive.perToken).toBeLessThan(fixed.perToken);
-    await expect(speculativeGenerate(BigramModel.fromProbabilities(studentTable), BigramModel.fromProbabilities(teacherTable), [[0]], options({ draftBlock: 5, maxDraftBlock: 4 }))).rejects.toThrow('maxDraftBlock must be an integer >= draftBlock (5), got 4');
+    await expect(
+      speculativeGenerate(
+        BigramModel.fromProbabilities(studentTable),
+        BigramModel.fromProbabilities(teacherTable),
+        [[0]],
+        options({ draftBlock: 5, maxDraftBlock: 4 }),
+      ),
+    ).rejects.toThrow('maxDraftBlock must be an integer >= draftBlock (5), got 4');
   });
 
   it('stops rows at EOS at different times and never exceeds maxNewTokens', async () => {
     const eos = 5;
-    const result = await speculativeGenerate(BigramModel.fromProbabilities(studentTable), BigramModel.fromProbabilities(teacherTable), Array.from({ length: 100 }, () => [0]), options({ maxNewTokens: 7, eos }));
+    const result = await speculativeGenerate(
+      BigramModel.fromProbabilities(studentTable),
+      BigramModel.fromProbabilities(teacherTable),
+      Array.from({ length: 100 }, () => [0]),
+      options({ maxNewTokens: 7, eos }),
+    );
     const lengths = new Set(result.tokens.map((r) => r.length));
     expect(lengths.size).toBeGreaterThan(2);
     result.tokens.forEach((row) => {
@@ -212,7 +274,9 @@ describe('SKD options each change behaviour', () => {
   it('rejects bad arguments with the value', async () => {
     const s = BigramModel.fromProbabilities(studentTable);
     await expect(speculativeGenerate(s, s, [[0]], options({ draftBlock: 0 }))).rejects.toThrow('draftBlock must be an integer >= 1, got 0');
-    await expect(speculativeGenerate(s, BigramModel.fromProbabilities(randomTable(4, 1)), [[0]], options())).rejects.toThrow('student vocabulary 6 differs from the teacher\'s 4');
+    await expect(speculativeGenerate(s, BigramModel.fromProbabilities(randomTable(4, 1)), [[0]], options())).rejects.toThrow(
+      "student vocabulary 6 differs from the teacher's 4",
+    );
     s.dispose();
   });
 });
@@ -243,7 +307,12 @@ describe.each(['cpu', 'wasm'] as const)('SKD with GPT models on %s: batched cach
     const teacher = cfg(2, 2);
     const prompts = [[1, 2, 3], [4], [5, 6], [7, 8, 9, 1]];
     const studentSampling: SamplingOptions = { greedy: true };
-    const result = await speculativeGenerate(student, teacher, prompts, options({ maxNewTokens: 12, draftBlock: 4, acceptance: { kind: 'top-k', k: 4 }, keepTeacherLogProbs: true, studentSampling, ...blocks }));
+    const result = await speculativeGenerate(
+      student,
+      teacher,
+      prompts,
+      options({ maxNewTokens: 12, draftBlock: 4, acceptance: { kind: 'top-k', k: 4 }, keepTeacherLogProbs: true, studentSampling, ...blocks }),
+    );
     expect(result.stats.corrections).toBeGreaterThan(3); // rows rolled back at different places
     expect(result.stats.accepted).toBeGreaterThan(3);
     for (const [b, prompt] of prompts.entries()) {
@@ -265,13 +334,28 @@ describe.each(['cpu', 'wasm'] as const)('SKD with GPT models on %s: batched cach
     teacher.dispose();
   });
 
-  it('the sampler\'s cached teacher log-probs give the same loss as running the teacher again', async () => {
+  it("the sampler's cached teacher log-probs give the same loss as running the teacher again", async () => {
     const student = cfg(1, 3);
     const teacher = cfg(2, 4);
-    const sampler = new SkdSampler({ student, teacher, tokenizer, rng: Rng.create(5) }, {
-      topK: 3, acceptance: 'top-k', topP: 0.9, acceptOn: 'raw', replace: 'resample', draftBlock: 5, kDecay: false, kDecayUnit: 'steps' as const, ratio: 1,
-      maxNewTokens: 10, studentSampling: {}, teacherSampling: {}, cacheTeacherLogProbs: true, maxCachedTeacherFloats: 1e9,
-    });
+    const sampler = new SkdSampler(
+      { student, teacher, tokenizer, rng: Rng.create(5) },
+      {
+        topK: 3,
+        acceptance: 'top-k',
+        topP: 0.9,
+        acceptOn: 'raw',
+        replace: 'resample',
+        draftBlock: 5,
+        kDecay: false,
+        kDecayUnit: 'steps' as const,
+        ratio: 1,
+        maxNewTokens: 10,
+        studentSampling: {},
+        teacherSampling: {},
+        cacheTeacherLogProbs: true,
+        maxCachedTeacherFloats: 1e9,
+      },
+    );
     const batch = await sampler.sample({ prompts: [[1, 2], [3], [4, 5, 6]], references: [[], [], []], ids: ['a', 'b', 'c'] }, { step: 0, totalSteps: 10 });
     expect(batch.teacherLogProbs).toBeDefined();
     expect(batch.stats['acceptanceRate']).toBeGreaterThan(0);
@@ -279,7 +363,9 @@ describe.each(['cpu', 'wasm'] as const)('SKD with GPT models on %s: batched cach
     const loss = (cached: boolean) =>
       tf.tidy(() => {
         const studentLogits = student.logits(batch.tokens, { mask: batch.attentionMask });
-        const teacherInput = cached ? { teacherLogProbs: batch.teacherLogProbs } : { teacherLogits: teacher.logits(batch.tokens, { mask: batch.attentionMask }) };
+        const teacherInput = cached
+          ? { teacherLogProbs: batch.teacherLogProbs }
+          : { teacherLogits: teacher.logits(batch.tokens, { mask: batch.attentionMask }) };
         return tokenLoss({ divergence, tokens: batch.tokens, targetMask: batch.targetMask, studentLogits, ...teacherInput }).dataSync()[0] as number;
       });
     expect(Math.abs(loss(true) - loss(false))).toBeLessThan(1e-5);
@@ -295,8 +381,19 @@ describe.each(['cpu', 'wasm'] as const)('SKD with GPT models on %s: batched cach
     for (const studentSampling of [{}, { greedy: true }, { temperature: 0.7, topK: 4 }] as SamplingOptions[]) {
       const run = async (s: GptModel) => {
         const rng = Rng.create(9);
-        const result = await speculativeGenerate(s, teacher, prompts, options({ maxNewTokens: 14, eos: 10, draftBlock: 4, acceptance: { kind: 'top-k', k: 3 }, keepTeacherLogProbs: true, studentSampling, rng }));
-        return { tokens: result.tokens, origins: result.origins, stats: { ...result.stats, studentForwards: 0 }, rng: rng.getState(), kept: result.teacherLogProbs?.flat().map((x) => Array.from(x)) };
+        const result = await speculativeGenerate(
+          s,
+          teacher,
+          prompts,
+          options({ maxNewTokens: 14, eos: 10, draftBlock: 4, acceptance: { kind: 'top-k', k: 3 }, keepTeacherLogProbs: true, studentSampling, rng }),
+        );
+        return {
+          tokens: result.tokens,
+          origins: result.origins,
+          stats: { ...result.stats, studentForwards: 0 },
+          rng: rng.getState(),
+          kept: result.teacherLogProbs?.flat().map((x) => Array.from(x)),
+        };
       };
       const native = await run(student);
       const reference = await run(stepByStep(student));
@@ -320,7 +417,12 @@ describe.each(['cpu', 'wasm'] as const)('SKD with GPT models on %s: batched cach
     const rng = Rng.create(2);
     const leaked = await tensorsLeakedBy(async () => {
       for (let i = 0; i < 25; i++) {
-        await speculativeGenerate(student, teacher, [[1], [2, 3]], options({ maxNewTokens: 8, eos: 10, draftBlock: 2, acceptance: { kind: 'top-k', k: 4 }, keepTeacherLogProbs: true, rng }));
+        await speculativeGenerate(
+          student,
+          teacher,
+          [[1], [2, 3]],
+          options({ maxNewTokens: 8, eos: 10, draftBlock: 2, acceptance: { kind: 'top-k', k: 4 }, keepTeacherLogProbs: true, rng }),
+        );
       }
     });
     expect(leaked).toBe(0);
@@ -332,21 +434,44 @@ describe.each(['cpu', 'wasm'] as const)('SKD with GPT models on %s: batched cach
 describe('SkdSampler', () => {
   const tokenizer = { special: { pad: 0, eos: NONE }, vocabSize: V } as unknown as Tokenizer;
   const base = {
-    topK: K, acceptance: 'top-k' as const, topP: 0.9, acceptOn: 'raw' as const, replace: 'resample' as const, draftBlock: 5, kDecay: false, kDecayUnit: 'steps' as const, ratio: 1,
-    maxNewTokens: 4, studentSampling: {}, teacherSampling: {}, cacheTeacherLogProbs: true, maxCachedTeacherFloats: 1e9,
+    topK: K,
+    acceptance: 'top-k' as const,
+    topP: 0.9,
+    acceptOn: 'raw' as const,
+    replace: 'resample' as const,
+    draftBlock: 5,
+    kDecay: false,
+    kDecayUnit: 'steps' as const,
+    ratio: 1,
+    maxNewTokens: 4,
+    studentSampling: {},
+    teacherSampling: {},
+    cacheTeacherLogProbs: true,
+    maxCachedTeacherFloats: 1e9,
   };
   const prompts = { prompts: [[0], [1], [2]], references: [[3, 4], [5], [1, 1]], ids: ['a', 'b', 'c'] };
 
-  it('refuses topK at or above the vocabulary, which would be on-policy KD under SKD\'s name', () => {
-    const models = { student: BigramModel.fromProbabilities(randomTable(V, 1)), teacher: BigramModel.fromProbabilities(randomTable(V, 2)), tokenizer, rng: Rng.create(1) };
-    expect(() => new SkdSampler(models, { ...base, topK: V })).toThrow(`sampler.options.topK: topK ${V} is not below the vocabulary size ${V}: the teacher accepts every draft, which is on-policy KD`);
+  it("refuses topK at or above the vocabulary, which would be on-policy KD under SKD's name", () => {
+    const models = {
+      student: BigramModel.fromProbabilities(randomTable(V, 1)),
+      teacher: BigramModel.fromProbabilities(randomTable(V, 2)),
+      tokenizer,
+      rng: Rng.create(1),
+    };
+    expect(() => new SkdSampler(models, { ...base, topK: V })).toThrow(
+      `sampler.options.topK: topK ${V} is not below the vocabulary size ${V}: the teacher accepts every draft, which is on-policy KD`,
+    );
     expect(() => new SkdSampler(models, { ...base, topK: V - 1 })).not.toThrow();
   });
 
   it('names the kind the config named when the teacher is missing', async () => {
     const deps = { student: BigramModel.fromProbabilities(studentTable), teacher: undefined, tokenizer, rng: Rng.create(1), baseDir: '.' };
-    await expect(Promise.resolve().then(() => mixedSkdEntry.create(mixedSkdSamplerOptions({ topK: 2 }), deps))).rejects.toThrow('the "mixed-skd" sampler needs a teacher model');
-    await expect(Promise.resolve().then(() => skdEntry.create(skdSamplerOptions({ topK: 2 }), deps))).rejects.toThrow('the "skd" sampler needs a teacher model');
+    await expect(Promise.resolve().then(() => mixedSkdEntry.create(mixedSkdSamplerOptions({ topK: 2 }), deps))).rejects.toThrow(
+      'the "mixed-skd" sampler needs a teacher model',
+    );
+    await expect(Promise.resolve().then(() => skdEntry.create(skdSamplerOptions({ topK: 2 }), deps))).rejects.toThrow(
+      'the "skd" sampler needs a teacher model',
+    );
     deps.student.dispose();
   });
 
@@ -354,7 +479,12 @@ describe('SkdSampler', () => {
     const run = async (topP: number) => {
       let corrections = 0;
       for (let i = 0; i < 20; i++) {
-        const models = { student: BigramModel.fromProbabilities(studentTable), teacher: BigramModel.fromProbabilities(teacherTable), tokenizer, rng: Rng.create(i) };
+        const models = {
+          student: BigramModel.fromProbabilities(studentTable),
+          teacher: BigramModel.fromProbabilities(teacherTable),
+          tokenizer,
+          rng: Rng.create(i),
+        };
         const batch = await new SkdSampler(models, { ...base, acceptance: 'top-p', topP }).sample(prompts, { step: 0, totalSteps: 1 });
         corrections += (batch.stats['correctionsPerSequence'] as number) * 3;
         batch.dispose();
@@ -365,14 +495,19 @@ describe('SkdSampler', () => {
   });
 
   it('decays K linearly over training when kDecay is on', () => {
-    const models = { student: BigramModel.fromProbabilities(studentTable), teacher: BigramModel.fromProbabilities(teacherTable), tokenizer, rng: Rng.create(1) };
+    const models = {
+      student: BigramModel.fromProbabilities(studentTable),
+      teacher: BigramModel.fromProbabilities(teacherTable),
+      tokenizer,
+      rng: Rng.create(1),
+    };
     const decaying = new SkdSampler(models, { ...base, topK: 25, kDecay: true });
     expect([0, 3, 4, 8, 96, 99].map((s) => decaying.topKAt(s, 100))).toEqual([25, 25, 24, 23, 1, 1]);
     expect([0, 1, 2, 8, 9].map((s) => decaying.topKAt(s, 10))).toEqual([25, 22, 19, 1, 1]);
     expect(new SkdSampler(models, { ...base, topK: V - 1 }).topKAt(99, 100)).toBe(V - 1); // without kDecay K stays put
   });
 
-  it('follows the authors\' schedule per unit: floor over steps, the first decrease after round 0 over rounds', () => {
+  it("follows the authors' schedule per unit: floor over steps, the first decrease after round 0 over rounds", () => {
     // K 25 over 100 units: one decrement every 4 units. K 25 over 10 units: 3 every unit.
     expect([0, 3, 4, 8, 96, 99].map((i) => decayedTopK(25, i, 100, 'steps'))).toEqual([25, 25, 24, 23, 1, 1]);
     expect([0, 1, 4, 5, 8, 9, 99].map((i) => decayedTopK(25, i, 100, 'rounds'))).toEqual([25, 24, 24, 23, 23, 22, 1]);
@@ -404,10 +539,26 @@ describe('SkdSampler', () => {
   });
 
   it('reports its statistics and the K in force as plain numbers', async () => {
-    const models = { student: BigramModel.fromProbabilities(studentTable), teacher: BigramModel.fromProbabilities(teacherTable), tokenizer, rng: Rng.create(1) };
+    const models = {
+      student: BigramModel.fromProbabilities(studentTable),
+      teacher: BigramModel.fromProbabilities(teacherTable),
+      tokenizer,
+      rng: Rng.create(1),
+    };
     const batch = await new SkdSampler(models, { ...base, topK: 3, kDecay: true }).sample(prompts, { step: 50, totalSteps: 100 });
     expect(Object.keys(batch.stats).sort()).toEqual(
-      ['acceptanceRate', 'correctionsPerSequence', 'meanAcceptedRun', 'meanDraftBlock', 'skdRows', 'targetTokens', 'teacherCached', 'teacherPassesPerToken', 'tokensGenerated', 'topK'].sort(),
+      [
+        'acceptanceRate',
+        'correctionsPerSequence',
+        'meanAcceptedRun',
+        'meanDraftBlock',
+        'skdRows',
+        'targetTokens',
+        'teacherCached',
+        'teacherPassesPerToken',
+        'tokensGenerated',
+        'topK',
+      ].sort(),
     );
     expect(batch.stats['topK']).toBe(2);
     expect(Object.values(batch.stats).every((v) => typeof v === 'number' && Number.isFinite(v))).toBe(true);
@@ -415,10 +566,19 @@ describe('SkdSampler', () => {
   });
 
   it('mixes SKD samples and ground truth by ratio (mixed-skd), and drops the cache above the memory guard', async () => {
-    const models = () => ({ student: BigramModel.fromProbabilities(studentTable), teacher: BigramModel.fromProbabilities(teacherTable), tokenizer, rng: Rng.create(4) });
+    const models = () => ({
+      student: BigramModel.fromProbabilities(studentTable),
+      teacher: BigramModel.fromProbabilities(teacherTable),
+      tokenizer,
+      rng: Rng.create(4),
+    });
     const allReference = await new SkdSampler(models(), { ...base, ratio: 0 }).sample(prompts, { step: 0, totalSteps: 1 });
     expect(allReference.sources).toEqual(['reference', 'reference', 'reference']);
-    expect(allReference.tokens.arraySync()).toEqual([[0, 3, 4], [1, 5, 0], [2, 1, 1]]);
+    expect(allReference.tokens.arraySync()).toEqual([
+      [0, 3, 4],
+      [1, 5, 0],
+      [2, 1, 1],
+    ]);
     allReference.dispose();
     const mixed = new SkdSampler(models(), { ...base, ratio: 0.5 });
     let skdBatches = 0;

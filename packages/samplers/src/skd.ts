@@ -48,7 +48,10 @@ export class SkdSampler implements KdSampler {
     // K >= |V| accepts every draft: on-policy KD under SKD's name. (With kDecay, K shrinks below |V| as training goes.)
     if (options.acceptance === 'top-k' && !options.kDecay && options.topK >= vocab) {
       throw new ConfigError('sampler', [
-        { path: 'sampler.options.topK', message: `topK ${options.topK} is not below the vocabulary size ${vocab}: the teacher accepts every draft, which is on-policy KD (use the "on-policy" sampler for that, or a topK below ${vocab})` },
+        {
+          path: 'sampler.options.topK',
+          message: `topK ${options.topK} is not below the vocabulary size ${vocab}: the teacher accepts every draft, which is on-policy KD (use the "on-policy" sampler for that, or a topK below ${vocab})`,
+        },
       ]);
     }
   }

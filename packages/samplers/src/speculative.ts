@@ -391,7 +391,8 @@ class SpeculativeRun {
    */
   private distributions(b: number, { scores, hadPending }: Verification): (i: number) => Float32Array {
     const { block, V } = this;
-    return (i) => (i === 0 && !hadPending[b] ? (this.teacherNext[b] as Float32Array) : scores.subarray((b * (block + 1) + i) * V, (b * (block + 1) + i + 1) * V));
+    return (i) =>
+      i === 0 && !hadPending[b] ? (this.teacherNext[b] as Float32Array) : scores.subarray((b * (block + 1) + i) * V, (b * (block + 1) + i + 1) * V);
   }
 
   /** Appends row b's drafts up to the first outside the acceptance set (or the row's end); returns how many were kept. */
@@ -413,7 +414,10 @@ class SpeculativeRun {
   private replace(b: number, dist: Float32Array): void {
     this.judged += 1;
     this.corrections += 1;
-    const replacement = this.options.replace === 'argmax' ? chooseToken(dist, { greedy: true }, this.options.rng) : chooseToken(dist, this.options.teacherSampling, this.options.rng);
+    const replacement =
+      this.options.replace === 'argmax'
+        ? chooseToken(dist, { greedy: true }, this.options.rng)
+        : chooseToken(dist, this.options.teacherSampling, this.options.rng);
     this.append(b, replacement, 'teacher', dist);
     if (this.done[b]) return;
     this.pendingTeacher[b] = replacement;
@@ -459,12 +463,22 @@ class SpeculativeRun {
 
   /** Decodes one student column (undefined rows feed masked padding) and takes its logits as those rows' next. */
   private feedStudent(column: readonly (number | undefined)[]): void {
-    const fed = tf.tensor1d(column.map((t) => (t === undefined ? 0 : 1)), 'bool');
+    const fed = tf.tensor1d(
+      column.map((t) => (t === undefined ? 0 : 1)),
+      'bool',
+    );
     const fresh = decodeLast(
       this.student,
       this.studentState,
-      tf.tensor2d(Int32Array.from(column, (t) => t ?? this.options.pad), [this.B, 1], 'int32'),
-      tf.tensor2d(Float32Array.from(column, (t) => (t === undefined ? 0 : 1)), [this.B, 1]),
+      tf.tensor2d(
+        Int32Array.from(column, (t) => t ?? this.options.pad),
+        [this.B, 1],
+        'int32',
+      ),
+      tf.tensor2d(
+        Float32Array.from(column, (t) => (t === undefined ? 0 : 1)),
+        [this.B, 1],
+      ),
     );
     const merged = tf.tidy(() => tf.where(tf.expandDims(fed, 1), fresh, this.studentNext as tf.Tensor2D) as tf.Tensor2D); // (B, V)
     tf.dispose([fed, fresh, this.studentNext as tf.Tensor2D]);

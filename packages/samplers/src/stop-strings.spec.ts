@@ -23,8 +23,17 @@ function afterNewline(confidence = 0.999): BigramModel {
 }
 
 const models = (): SamplerModels => ({ student: afterNewline(), teacher: afterNewline(0.99), tokenizer, rng: Rng.create(1) });
-const prompts = (stopStrings?: string[]): PromptBatch => ({ prompts: [ids('a'), ids('xa')], references: [[...ids('b'), EOS], [...ids('b'), EOS]], ids: ['1', '2'], ...(stopStrings ? { stopStrings } : {}) });
-const responsesOf = (tokens: number[][], prompt: readonly (readonly number[])[]) => tokens.map((row, b) => row.slice((prompt[b] as number[]).length).filter((t) => t !== tokenizer.special.pad));
+const prompts = (stopStrings?: string[]): PromptBatch => ({
+  prompts: [ids('a'), ids('xa')],
+  references: [
+    [...ids('b'), EOS],
+    [...ids('b'), EOS],
+  ],
+  ids: ['1', '2'],
+  ...(stopStrings ? { stopStrings } : {}),
+});
+const responsesOf = (tokens: number[][], prompt: readonly (readonly number[])[]) =>
+  tokens.map((row, b) => row.slice((prompt[b] as number[]).length).filter((t) => t !== tokenizer.special.pad));
 
 describe('stop strings', () => {
   it('find the earliest of several, and cut a response to the text before it, encoded with EOS', () => {
@@ -43,16 +52,22 @@ describe('stop strings', () => {
     expect(responsesOf(plain.tokens.arraySync(), prompts().prompts)).toEqual([ids('b\nccc'), ids('b\nccc')]);
     plain.dispose();
     const cut = await new OnPolicySampler(models(), { maxNewTokens: 5, sampling: { greedy: true } }).sample(prompts(['\n']), { step: 0, totalSteps: 1 });
-    expect(responsesOf(cut.tokens.arraySync(), prompts().prompts)).toEqual([[98, EOS], [98, EOS]]);
+    expect(responsesOf(cut.tokens.arraySync(), prompts().prompts)).toEqual([
+      [98, EOS],
+      [98, EOS],
+    ]);
     expect(cut.stats['targetTokens']).toBe(4);
     cut.dispose();
   });
 
-  it('cut the teacher\'s cached SeqKD responses once, before they are cached', async () => {
+  it("cut the teacher's cached SeqKD responses once, before they are cached", async () => {
     const sampler = new SeqKdSampler(models(), { maxNewTokens: 5, sampling: { greedy: true }, cache: true });
     for (let i = 0; i < 2; i++) {
       const batch = await sampler.sample(prompts(['\n']));
-      expect(responsesOf(batch.tokens.arraySync(), prompts().prompts)).toEqual([[98, EOS], [98, EOS]]);
+      expect(responsesOf(batch.tokens.arraySync(), prompts().prompts)).toEqual([
+        [98, EOS],
+        [98, EOS],
+      ]);
       batch.dispose();
     }
   });
@@ -60,12 +75,27 @@ describe('stop strings', () => {
   it('cut SKD samples and keep the teacher distributions of the kept prefix, EOS position included', async () => {
     const m = models();
     const options = {
-      topK: 3, acceptance: 'top-k' as const, topP: 0.9, acceptOn: 'raw' as const, replace: 'argmax' as const, draftBlock: 2, kDecay: false, kDecayUnit: 'steps' as const, ratio: 1,
-      maxNewTokens: 5, studentSampling: { greedy: true }, teacherSampling: {}, cacheTeacherLogProbs: true, maxCachedTeacherFloats: 1e9,
+      topK: 3,
+      acceptance: 'top-k' as const,
+      topP: 0.9,
+      acceptOn: 'raw' as const,
+      replace: 'argmax' as const,
+      draftBlock: 2,
+      kDecay: false,
+      kDecayUnit: 'steps' as const,
+      ratio: 1,
+      maxNewTokens: 5,
+      studentSampling: { greedy: true },
+      teacherSampling: {},
+      cacheTeacherLogProbs: true,
+      maxCachedTeacherFloats: 1e9,
     };
     const batch = await new SkdSampler(m, options).sample(prompts(['\n']), { step: 0, totalSteps: 1 });
     const rows = batch.tokens.arraySync();
-    expect(responsesOf(rows, prompts().prompts)).toEqual([[98, EOS], [98, EOS]]);
+    expect(responsesOf(rows, prompts().prompts)).toEqual([
+      [98, EOS],
+      [98, EOS],
+    ]);
     expect(batch.stats['teacherCached']).toBe(1);
     // The cached row at the EOS position is the teacher's distribution after "b" (a bigram: its row for "b").
     const cached = batch.teacherLogProbs?.arraySync() as number[][][];
@@ -78,14 +108,40 @@ describe('stop strings', () => {
     m.teacher?.dispose();
   });
 
-  it('drop the whole batch\'s cached distributions when a cut row is not its sampled prefix', () => {
+  it("drop the whole batch's cached distributions when a cut row is not its sampled prefix", () => {
     const d = (x: number) => Float32Array.of(x);
-    const kept = [[d(1), d(2), d(3)], [d(4), d(5)]];
-    const same = cutSamples([[7, 8, 9], [1, 2]], kept, (row) => (row[0] === 7 ? [7, EOS] : undefined));
-    expect(same.responses).toEqual([[7, EOS], [1, 2]]);
-    expect(same.teacherLogProbs?.map((row) => row.map((x) => x[0]))).toEqual([[1, 2], [4, 5]]);
-    const reencoded = cutSamples([[7, 8, 9], [1, 2]], kept, (row) => (row[0] === 7 ? [6, EOS] : undefined));
-    expect(reencoded.responses).toEqual([[6, EOS], [1, 2]]);
+    const kept = [
+      [d(1), d(2), d(3)],
+      [d(4), d(5)],
+    ];
+    const same = cutSamples(
+      [
+        [7, 8, 9],
+        [1, 2],
+      ],
+      kept,
+      (row) => (row[0] === 7 ? [7, EOS] : undefined),
+    );
+    expect(same.responses).toEqual([
+      [7, EOS],
+      [1, 2],
+    ]);
+    expect(same.teacherLogProbs?.map((row) => row.map((x) => x[0]))).toEqual([
+      [1, 2],
+      [4, 5],
+    ]);
+    const reencoded = cutSamples(
+      [
+        [7, 8, 9],
+        [1, 2],
+      ],
+      kept,
+      (row) => (row[0] === 7 ? [6, EOS] : undefined),
+    );
+    expect(reencoded.responses).toEqual([
+      [6, EOS],
+      [1, 2],
+    ]);
     expect(reencoded.teacherLogProbs).toBeUndefined();
     expect(cutSamples([[7, 8]], undefined, () => [7, EOS]).teacherLogProbs).toBeUndefined();
   });

@@ -1,10 +1,5 @@
 import { z } from 'zod';
-import {
-  defineComponent,
-  type KdBatch,
-  type KdSampler,
-  type PromptBatch,
-} from '@skd/core';
+import { defineComponent, type KdBatch, type KdSampler, type PromptBatch } from '@skd/core';
 import { assembleBatch } from './assemble';
 
 export interface SupervisedSamplerArgs {
@@ -44,6 +39,5 @@ export const supervisedSamplerEntry = defineComponent({
   kind: SupervisedSampler.kind,
   summary: 'ground-truth responses (supervised FT with cross-entropy, supervised KD with a divergence)',
   options: z.strictObject({}),
-  create: (_options, deps) =>
-    new SupervisedSampler({ pad: deps.tokenizer.special.pad, contextLength: deps.student.contextLength }),
+  create: (_options, deps) => new SupervisedSampler({ pad: deps.tokenizer.special.pad, contextLength: deps.student.contextLength }),
 });

@@ -26,8 +26,18 @@ export function referencePython(): string {
  */
 export function runReference<T = unknown>(args: readonly string[], input?: unknown): T {
   // A folder argument is keyed by its files too (name, size, time), so a rewritten folder is asked again.
-  const folders = args.filter((a) => fs.existsSync(a) && fs.statSync(a).isDirectory()).map((dir) => fs.readdirSync(dir).sort().map((f) => [f, fs.statSync(path.join(dir, f)).size, fs.statSync(path.join(dir, f)).mtimeMs]));
-  const key = createHash('sha256').update(JSON.stringify([args, input ?? null, folders])).digest('hex').slice(0, 24);
+  const folders = args
+    .filter((a) => fs.existsSync(a) && fs.statSync(a).isDirectory())
+    .map((dir) =>
+      fs
+        .readdirSync(dir)
+        .sort()
+        .map((f) => [f, fs.statSync(path.join(dir, f)).size, fs.statSync(path.join(dir, f)).mtimeMs]),
+    );
+  const key = createHash('sha256')
+    .update(JSON.stringify([args, input ?? null, folders]))
+    .digest('hex')
+    .slice(0, 24);
   const memo = path.join(fixtureRoot(), 'answers', `${key}.json`);
   if (fs.existsSync(memo)) return JSON.parse(fs.readFileSync(memo, 'utf8')) as T;
   const answer = runScript<T>(args, input);

@@ -14,17 +14,29 @@ const config = {
   student: { kind: 'gpt', options: { layers: 1, dModel: 16, heads: 2, contextLength: 64 } },
   sampler: { kind: 'supervised' },
   divergence: { kind: 'cross-entropy' },
-  dataset: { kind: 'inline', options: { train: [{ prompt: '2+3=', response: '5' }, { prompt: '1+1=', response: '2' }], test: [{ prompt: '2+2=', response: '4' }] } },
+  dataset: {
+    kind: 'inline',
+    options: {
+      train: [
+        { prompt: '2+3=', response: '5' },
+        { prompt: '1+1=', response: '2' },
+      ],
+      test: [{ prompt: '2+2=', response: '4' }],
+    },
+  },
   evaluators: [{ kind: 'exact-match' }],
   training: { steps: 6, batchSize: 2, evalEvery: 0, checkpointEvery: 0, maxNewTokens: 2 },
 };
 
 describe('composing a run from the container', () => {
-  it('uses a program\'s own sampler and evaluators, registered under their tokens, in place of the config\'s', async () => {
+  it("uses a program's own sampler and evaluators, registered under their tokens, in place of the config's", async () => {
     let sampled = 0;
     const supervised = new SupervisedSampler({ pad: 256, contextLength: 64 });
     const counting: KdSampler = { sample: (batch) => ((sampled += 1), supervised.sample(batch)) };
-    const length: Evaluator = { name: 'length', evaluate: async (predictions) => ({ meanLength: predictions.reduce((n, p) => n + p.text.length, 0) / predictions.length }) };
+    const length: Evaluator = {
+      name: 'length',
+      evaluate: async (predictions) => ({ meanLength: predictions.reduce((n, p) => n + p.text.length, 0) / predictions.length }),
+    };
     const lab = container.createChildContainer();
     lab.register(SAMPLER, { useValue: counting });
     lab.register(EVALUATORS, { useValue: [length] });

@@ -5,11 +5,21 @@ import { BatchStream, evaluationSubset } from './data-stream';
 const tokenizer = new ByteTokenizer();
 
 /** 40 training examples whose lengths vary widely and unevenly. */
-const examples: Example[] = Array.from({ length: 40 }, (_, i) => ({ id: `e${i}`, prompt: 'p'.repeat(1 + ((i * 7) % 23)), response: 'r'.repeat(1 + ((i * 11) % 5)) }));
+const examples: Example[] = Array.from({ length: 40 }, (_, i) => ({
+  id: `e${i}`,
+  prompt: 'p'.repeat(1 + ((i * 7) % 23)),
+  response: 'r'.repeat(1 + ((i * 11) % 5)),
+}));
 
 const source: DatasetSource = {
   name: 'lengths',
-  split: () => ({ name: 'lengths', size: examples.length, async *[Symbol.asyncIterator]() { yield* examples; } }),
+  split: () => ({
+    name: 'lengths',
+    size: examples.length,
+    async *[Symbol.asyncIterator]() {
+      yield* examples;
+    },
+  }),
 };
 
 const stream = (groupByLength: number) => new BatchStream(source, { tokenizer, batchSize: 4, contextLength: 64, groupByLength });
@@ -36,14 +46,31 @@ describe('BatchStream', () => {
     const s = stream(4);
     const grouped = await take(s, 10);
     // Groups of 4 batches (16 examples) hold what the plain stream served in the same 4 batches.
-    for (const [from, to] of [[0, 4], [4, 8], [8, 10]] as const) {
-      expect(grouped.slice(from, to).flatMap((b) => b.ids).sort()).toEqual(plain.slice(from, to).flatMap((b) => b.ids).sort());
+    for (const [from, to] of [
+      [0, 4],
+      [4, 8],
+      [8, 10],
+    ] as const) {
+      expect(
+        grouped
+          .slice(from, to)
+          .flatMap((b) => b.ids)
+          .sort(),
+      ).toEqual(
+        plain
+          .slice(from, to)
+          .flatMap((b) => b.ids)
+          .sort(),
+      );
     }
     // Inside a group every batch is a run of the length-sorted examples, so batches overlap little.
     const total = (bs: PromptBatch[]) => bs.reduce((n, b) => n + padded(b), 0);
     expect(total(grouped)).toBeLessThan(0.85 * total(plain));
     const lengths = (b: PromptBatch) => b.prompts.map((_, i) => lengthOf(b, i));
-    const ranges = grouped.slice(0, 4).map((b) => [Math.min(...lengths(b)), Math.max(...lengths(b))] as const).sort((a, b) => a[0] - b[0]);
+    const ranges = grouped
+      .slice(0, 4)
+      .map((b) => [Math.min(...lengths(b)), Math.max(...lengths(b))] as const)
+      .sort((a, b) => a[0] - b[0]);
     ranges.slice(1).forEach(([low], i) => expect(low).toBeGreaterThanOrEqual((ranges[i] as readonly [number, number])[1]));
     expect((await take(stream(4), 10)).map((b) => b.ids)).toEqual(grouped.map((b) => b.ids));
     // The epoch ends with the split (a short last group), and the next one starts over.
@@ -63,7 +90,13 @@ describe('BatchStream', () => {
 describe('evaluationSubset', () => {
   // 40 examples grouped by source, as files often are: 20 from "a", then 20 from "b".
   const examples: Example[] = Array.from({ length: 40 }, (_, i) => ({ id: `${i < 20 ? 'a' : 'b'}${i}`, prompt: 'p', response: 'r' }));
-  const dataset = { name: 'grouped', size: 40, async *[Symbol.asyncIterator]() { yield* examples; } };
+  const dataset = {
+    name: 'grouped',
+    size: 40,
+    async *[Symbol.asyncIterator]() {
+      yield* examples;
+    },
+  };
   const ids = async (d: AsyncIterable<Example>) => {
     const out: string[] = [];
     for await (const e of d) out.push(e.id);
@@ -86,7 +119,12 @@ describe('evaluationSubset', () => {
   });
 
   it('knows its size once iteration starts, even over a split of unknown size (progress shows n/N)', async () => {
-    const streamed = { name: 'streamed', async *[Symbol.asyncIterator]() { yield* examples; } };
+    const streamed = {
+      name: 'streamed',
+      async *[Symbol.asyncIterator]() {
+        yield* examples;
+      },
+    };
     const subset = evaluationSubset(streamed, 10, 'sample', 'eval');
     expect(subset.size).toBeUndefined();
     const iterator = subset[Symbol.asyncIterator]();

@@ -47,12 +47,19 @@ export class BatchStream {
       batches.push(batch);
     }
     if (count === 1) return batches;
-    const rows = batches.flatMap((b) => b.prompts.map((prompt, i) => ({ prompt, reference: b.references[i] as number[], id: b.ids[i] as string, example: b.examples[i] as Example })));
+    const rows = batches.flatMap((b) =>
+      b.prompts.map((prompt, i) => ({ prompt, reference: b.references[i] as number[], id: b.ids[i] as string, example: b.examples[i] as Example })),
+    );
     rows.sort((a, b) => a.prompt.length + a.reference.length - (b.prompt.length + b.reference.length));
     const regrouped: PromptBatch[] = [];
     for (let i = 0; i < rows.length; i += this.options.batchSize) {
       const slice = rows.slice(i, i + this.options.batchSize);
-      regrouped.push({ prompts: slice.map((r) => r.prompt), references: slice.map((r) => r.reference), ids: slice.map((r) => r.id), examples: slice.map((r) => r.example) } as ExampleBatch);
+      regrouped.push({
+        prompts: slice.map((r) => r.prompt),
+        references: slice.map((r) => r.reference),
+        ids: slice.map((r) => r.id),
+        examples: slice.map((r) => r.example),
+      } as ExampleBatch);
     }
     this.groups += 1;
     return Rng.create(this.groups).shuffle(regrouped);
@@ -93,7 +100,7 @@ export async function checkTrainingData(
   if (report.kept === 0) {
     const why = tooLong > 0 ? `has no example to train on: all ${tooLong} are longer than the context of ${options.contextLength}` : 'is empty';
     throw new SkdError(`the train split of dataset "${dataset.name}" ${why}`, {
-      hint: tooLong > 0 ? 'raise the student\'s contextLength' : 'point "dataset" at a file with training examples',
+      hint: tooLong > 0 ? "raise the student's contextLength" : 'point "dataset" at a file with training examples',
     });
   }
   // The eval and test files are read now too: a malformed record there would otherwise surface after the last step.
@@ -127,7 +134,11 @@ export function evaluationSubset(dataset: Dataset, limit: number | undefined, or
         return;
       }
       counted = limit;
-      const picked = Rng.create(EVALUATION_SAMPLE_SEED).fork(key).shuffle(all.map((_, i) => i)).slice(0, limit).sort((a, b) => a - b);
+      const picked = Rng.create(EVALUATION_SAMPLE_SEED)
+        .fork(key)
+        .shuffle(all.map((_, i) => i))
+        .slice(0, limit)
+        .sort((a, b) => a - b);
       for (const i of picked) yield all[i] as Example;
     },
   };

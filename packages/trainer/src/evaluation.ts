@@ -55,11 +55,17 @@ export async function evaluateSplit(
     ...(options.signal ? { signal: options.signal } : {}),
   });
   const all: Record<string, number> = { ...metrics };
-  const validationLoss = await referenceLoss(parts, predictions.map((p) => p.example));
+  const validationLoss = await referenceLoss(
+    parts,
+    predictions.map((p) => p.example),
+  );
   if (validationLoss !== undefined) all['validationLoss'] = validationLoss;
   if (options.final) {
     all['perplexity'] = (await referencePerplexity(student, tokenizer, dataset, batchSize))['perplexity'] as number;
-    if (teacher) all['teacherAcceptance'] = (await judgeOutputs(teacher, outputs, { topK: ACCEPTANCE_TOP_K, batchSize, pad: tokenizer.special.pad }))['teacherAcceptance'] as number;
+    if (teacher)
+      all['teacherAcceptance'] = (await judgeOutputs(teacher, outputs, { topK: ACCEPTANCE_TOP_K, batchSize, pad: tokenizer.special.pad }))[
+        'teacherAcceptance'
+      ] as number;
   }
   const scores = predictions.length > 0 && evaluators.some((e) => e.statistics) ? await bootstrapScores(predictions, evaluators) : undefined;
   return { metrics: all, intervals: scores ? intervals(scores) : {}, predictions, scores };
@@ -70,10 +76,22 @@ export async function evaluateSplit(
  * prompt, reference and the example's extra fields) and, with `bootstrap`, the bootstrap scores
  * beside it. Returns the bootstrap file's path when written.
  */
-export function writeEvaluation(runDir: string, split: string, step: number, evaluation: SplitEvaluation, options: { readonly bootstrap: boolean }): string | undefined {
+export function writeEvaluation(
+  runDir: string,
+  split: string,
+  step: number,
+  evaluation: SplitEvaluation,
+  options: { readonly bootstrap: boolean },
+): string | undefined {
   const stem = path.join(runDir, 'eval', `${split}-step-${String(step).padStart(6, '0')}`);
   const lines = evaluation.predictions.map((p) =>
-    JSON.stringify({ id: p.example.id, prompt: p.example.prompt, reference: p.example.response, prediction: p.text, ...(p.example.fields ? { fields: p.example.fields } : {}) }),
+    JSON.stringify({
+      id: p.example.id,
+      prompt: p.example.prompt,
+      reference: p.example.response,
+      prediction: p.text,
+      ...(p.example.fields ? { fields: p.example.fields } : {}),
+    }),
   );
   writeFileAtomic(`${stem}.jsonl`, lines.join('\n') + '\n');
   if (!options.bootstrap || !evaluation.scores) return undefined;
@@ -86,7 +104,10 @@ export function writeEvaluation(runDir: string, split: string, step: number, eva
  * divergence summed over every target token of the examples, in micro-batches of the training batch
  * size (one batch of a whole evaluation set can exhaust the wasm heap), over the total count.
  */
-export async function referenceLoss(parts: EvaluationParts, examples: readonly { prompt: string; response: string; target?: string }[]): Promise<number | undefined> {
+export async function referenceLoss(
+  parts: EvaluationParts,
+  examples: readonly { prompt: string; response: string; target?: string }[],
+): Promise<number | undefined> {
   const { tokenizer, student, teacher, divergence, batchSize } = parts;
   if (examples.length === 0 || (divergence.needsTeacher && !teacher)) return undefined;
   const rows = examples

@@ -36,7 +36,10 @@ function lossCurve(native: boolean, steps: number, distil: boolean): number[] {
       return row;
     });
     const tokens = tf.tensor2d(rows.flat(), [4, 20], 'int32');
-    const mask = tf.tensor2d(Float32Array.from({ length: 80 }, (_, i) => (i % 20 >= 6 && i % 20 < 18 ? 1 : 0)), [4, 20]);
+    const mask = tf.tensor2d(
+      Float32Array.from({ length: 80 }, (_, i) => (i % 20 >= 6 && i % 20 < 18 ? 1 : 0)),
+      [4, 20],
+    );
     const teacherLogits = distil ? teacher.logits(tokens) : undefined;
     const { value, grads } = tf.variableGrads(
       () => tokenLoss({ divergence, tokens, targetMask: mask, studentLogits: student.logits(tokens), ...(teacherLogits ? { teacherLogits } : {}) }),

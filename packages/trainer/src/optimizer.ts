@@ -70,7 +70,10 @@ export class AdamW {
   load(step: number, tensors: ReadonlyMap<string, tf.Tensor>): void {
     this.t = step;
     this.variables.forEach((variable, i) => {
-      for (const [moments, key] of [[this.m, 'm'], [this.v, 'v']] as const) {
+      for (const [moments, key] of [
+        [this.m, 'm'],
+        [this.v, 'v'],
+      ] as const) {
         const saved = tensors.get(`adam/${key}/${String(i).padStart(4, '0')}`);
         if (!saved || saved.shape.join() !== variable.shape.join()) {
           throw new SkdError(`optimizer state lacks a matching adam/${key} for variable ${i} (shape [${variable.shape.join(', ')}])`);
@@ -87,7 +90,11 @@ export class AdamW {
 }
 
 /** Learning rate at a step: linear warmup from 0, then constant, linear or cosine decay to 0. */
-export function learningRateAt(step: number, totalSteps: number, options: { learningRate: number; warmupSteps: number; schedule: 'constant' | 'linear' | 'cosine' }): number {
+export function learningRateAt(
+  step: number,
+  totalSteps: number,
+  options: { learningRate: number; warmupSteps: number; schedule: 'constant' | 'linear' | 'cosine' },
+): number {
   const { learningRate: lr, warmupSteps: warmup, schedule } = options;
   if (step < warmup) return (lr * (step + 1)) / warmup;
   if (schedule === 'constant') return lr;

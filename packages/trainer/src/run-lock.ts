@@ -32,7 +32,9 @@ function alive(pid: number): boolean {
 function readHolder(file: string): LockHolder | undefined {
   try {
     const holder = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<LockHolder>;
-    return typeof holder.pid === 'number' && typeof holder.host === 'string' ? { pid: holder.pid, host: holder.host, started: String(holder.started) } : undefined;
+    return typeof holder.pid === 'number' && typeof holder.host === 'string'
+      ? { pid: holder.pid, host: holder.host, started: String(holder.started) }
+      : undefined;
   } catch {
     return undefined;
   }
@@ -98,9 +100,15 @@ export function lockRunDir(runDir: string, onTakeover: (message: string) => void
     const holder = readHolder(file);
     const age = Date.now() - (modified ?? 0);
     if (!abandoned(holder, age) || attempt >= 3) {
-      throw new RunDirBusyError(`run directory ${runDir} is in use by ${describeHolder(holder)}`, { hint: `wait for it to finish or stop it; if it is gone, delete ${file}` });
+      throw new RunDirBusyError(`run directory ${runDir} is in use by ${describeHolder(holder)}`, {
+        hint: `wait for it to finish or stop it; if it is gone, delete ${file}`,
+      });
     }
-    const gone = !holder ? 'an unreadable lock file' : holder.host === me.host ? `process ${holder.pid}, which is no longer running` : `process ${holder.pid} on ${holder.host}, silent for ${Math.round(age / 1000)} s`;
+    const gone = !holder
+      ? 'an unreadable lock file'
+      : holder.host === me.host
+        ? `process ${holder.pid}, which is no longer running`
+        : `process ${holder.pid} on ${holder.host}, silent for ${Math.round(age / 1000)} s`;
     onTakeover(`run directory ${runDir} was locked by ${gone}; taking it over`);
     fs.rmSync(file, { force: true });
   }

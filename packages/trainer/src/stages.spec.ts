@@ -3,7 +3,16 @@ import type { RunEvent } from '@skd/core';
 import { earlyStopping, progressLines } from './stages';
 
 const step = (n: number, extra: Record<string, number> = {}): RunEvent => ({
-  type: 'step', step: n, totalSteps: 4, loss: 1 / n, learningRate: 1e-3, gradNorm: 1, tokens: 10, tokensPerSecond: 100, seconds: 2, sampler: extra,
+  type: 'step',
+  step: n,
+  totalSteps: 4,
+  loss: 1 / n,
+  learningRate: 1e-3,
+  gradNorm: 1,
+  tokens: 10,
+  tokensPerSecond: 100,
+  seconds: 2,
+  sampler: extra,
 });
 const evalAt = (n: number, accuracy: number): RunEvent => ({ type: 'eval', step: n, split: 'eval', metrics: { accuracy } });
 

@@ -18,10 +18,11 @@ export function progressLines(width = 24): OperatorFunction<RunEvent, string> {
   return (events) =>
     events.pipe(
       filter((e): e is StepCompleted => e.type === 'step'),
-      scan(
-        (acc, e) => ({ event: e, seconds: acc.seconds + e.seconds, steps: acc.steps + 1 }),
-        { event: undefined as StepCompleted | undefined, seconds: 0, steps: 0 },
-      ),
+      scan((acc, e) => ({ event: e, seconds: acc.seconds + e.seconds, steps: acc.steps + 1 }), {
+        event: undefined as StepCompleted | undefined,
+        seconds: 0,
+        steps: 0,
+      }),
       map(({ event, seconds, steps }) => {
         const e = event as StepCompleted;
         const filled = Math.round((width * e.step) / e.totalSteps);

@@ -18,11 +18,26 @@ beforeAll(() => useBackend('cpu'));
 const tokenizer = new ByteTokenizer();
 const examples = ['2+2=4', '3+1=4', '1+1=2', '2+3=5', '4+4=8', '3+3=6'].map((s, i) => ({ id: String(i), prompt: s.slice(0, 4), response: s.slice(4) }));
 const dataset = () => new InlineDataset('toy', { train: examples, eval: examples.slice(0, 2), test: examples.slice(0, 3) });
-const gpt = (seed: number, layers = 1) => new GptModel(gptConfigSchema.parse({ vocabSize: tokenizer.vocabSize, contextLength: 32, layers, heads: 2, dModel: 16 }), { seed });
+const gpt = (seed: number, layers = 1) =>
+  new GptModel(gptConfigSchema.parse({ vocabSize: tokenizer.vocabSize, contextLength: 32, layers, heads: 2, dModel: 16 }), { seed });
 
 const training = (over: Partial<TrainingOptions> = {}): TrainingOptions => ({
-  steps: 6, batchSize: 2, gradientAccumulation: 1, learningRate: 3e-3, weightDecay: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8,
-  schedule: 'linear', warmupSteps: 1, gradientClip: 1, evalEvery: 0, evalLimit: 2, maxNewTokens: 3, checkpointEvery: 0, ...over,
+  steps: 6,
+  batchSize: 2,
+  gradientAccumulation: 1,
+  learningRate: 3e-3,
+  weightDecay: 0.01,
+  beta1: 0.9,
+  beta2: 0.999,
+  epsilon: 1e-8,
+  schedule: 'linear',
+  warmupSteps: 1,
+  gradientClip: 1,
+  evalEvery: 0,
+  evalLimit: 2,
+  maxNewTokens: 3,
+  checkpointEvery: 0,
+  ...over,
 });
 
 /** An SKD distillation run (stochastic: it exercises RNG and sampler state on resume). */
@@ -31,13 +46,36 @@ function skdParts(over: Partial<TrainingOptions> = {}, seed = 1): TrainerRun & {
   const samplerRng = rng.fork('sampler');
   const student = gpt(seed);
   const teacher = gpt(seed + 100, 2);
-  const sampler = new SkdSampler({ student, teacher, tokenizer, rng: samplerRng }, {
-    topK: 20, acceptance: 'top-k', topP: 0.9, acceptOn: 'raw', replace: 'resample', draftBlock: 3, kDecay: false, kDecayUnit: 'steps', ratio: 1,
-    maxNewTokens: 4, studentSampling: {}, teacherSampling: {}, cacheTeacherLogProbs: true, maxCachedTeacherFloats: 1e9,
-  });
+  const sampler = new SkdSampler(
+    { student, teacher, tokenizer, rng: samplerRng },
+    {
+      topK: 20,
+      acceptance: 'top-k',
+      topP: 0.9,
+      acceptOn: 'raw',
+      replace: 'resample',
+      draftBlock: 3,
+      kDecay: false,
+      kDecayUnit: 'steps',
+      ratio: 1,
+      maxNewTokens: 4,
+      studentSampling: {},
+      teacherSampling: {},
+      cacheTeacherLogProbs: true,
+      maxCachedTeacherFloats: 1e9,
+    },
+  );
   return {
-    student, teacher, tokenizer, sampler, divergence: new TokenDivergence({ name: 'forward-kl', fn: forwardKl }), dataset: dataset(),
-    evaluators: [new ExactMatch()], componentRngs: new Map([['sampler', samplerRng]]), config: { training: training(over) }, backend: { name: 'cpu' },
+    student,
+    teacher,
+    tokenizer,
+    sampler,
+    divergence: new TokenDivergence({ name: 'forward-kl', fn: forwardKl }),
+    dataset: dataset(),
+    evaluators: [new ExactMatch()],
+    componentRngs: new Map([['sampler', samplerRng]]),
+    config: { training: training(over) },
+    backend: { name: 'cpu' },
     dispose: () => [student, teacher].forEach((m) => m.dispose()),
   };
 }
@@ -45,8 +83,16 @@ function skdParts(over: Partial<TrainingOptions> = {}, seed = 1): TrainerRun & {
 function sftParts(over: Partial<TrainingOptions> = {}, divergence: Divergence = new CrossEntropy()): TrainerRun & { dispose(): void } {
   const student = gpt(3);
   return {
-    student, teacher: undefined, tokenizer, sampler: new SupervisedSampler({ pad: tokenizer.special.pad, contextLength: 32 }), divergence,
-    dataset: dataset(), evaluators: [new ExactMatch()], componentRngs: new Map(), config: { training: training(over) }, backend: { name: 'cpu' },
+    student,
+    teacher: undefined,
+    tokenizer,
+    sampler: new SupervisedSampler({ pad: tokenizer.special.pad, contextLength: 32 }),
+    divergence,
+    dataset: dataset(),
+    evaluators: [new ExactMatch()],
+    componentRngs: new Map(),
+    config: { training: training(over) },
+    backend: { name: 'cpu' },
     dispose: () => student.dispose(),
   };
 }
@@ -64,7 +110,7 @@ describe('Trainer', () => {
     const losses = events.flatMap((e) => (e.type === 'step' ? [e.loss] : []));
     expect(result.reason).toBe('completed');
     expect(losses).toHaveLength(40);
-    expect(losses.slice(-5).reduce((a, b) => a + b) / 5).toBeLessThan(losses.slice(0, 5).reduce((a, b) => a + b) / 5 * 0.6);
+    expect(losses.slice(-5).reduce((a, b) => a + b) / 5).toBeLessThan((losses.slice(0, 5).reduce((a, b) => a + b) / 5) * 0.6);
     expect(events[0]?.type).toBe('run-started');
     expect(events.at(-1)).toEqual({ type: 'run-ended', step: 40, reason: 'completed' });
     const test = events.find((e) => e.type === 'eval' && e.split === 'test');
@@ -160,7 +206,7 @@ describe('Trainer', () => {
     [first, second, third].forEach((p) => p.dispose());
   });
 
-  it('accumulates gradients: 2 micro-batches of 1 step like 1 batch of 2 (normalised by the step\'s tokens)', async () => {
+  it("accumulates gradients: 2 micro-batches of 1 step like 1 batch of 2 (normalised by the step's tokens)", async () => {
     const one = sftParts({ steps: 2, batchSize: 2, gradientAccumulation: 1, gradientClip: 0 });
     const two = sftParts({ steps: 2, batchSize: 1, gradientAccumulation: 2, gradientClip: 0 });
     for (const parts of [one, two]) {
@@ -177,7 +223,10 @@ describe('Trainer', () => {
   it('lossReduction sequences: each response counts once, micro-batches sum to the full batch, and it trains other weights than tokens', async () => {
     // Responses of 1 and 4 characters (2 and 5 targets with EOS): the reductions weigh them differently.
     const uneven = ['2+2=4', '9*9=81 x', '1+1=2', '7*7=49 y'].map((t, i) => ({ id: String(i), prompt: t.slice(0, 4), response: t.slice(4) }));
-    const withUneven = (over: Partial<TrainingOptions>) => ({ ...sftParts(over), dataset: new InlineDataset('uneven', { train: uneven, eval: uneven.slice(0, 2), test: uneven.slice(0, 2) }) });
+    const withUneven = (over: Partial<TrainingOptions>) => ({
+      ...sftParts(over),
+      dataset: new InlineDataset('uneven', { train: uneven, eval: uneven.slice(0, 2), test: uneven.slice(0, 2) }),
+    });
     const runs = [
       withUneven({ steps: 2, batchSize: 2, gradientAccumulation: 1, gradientClip: 0, lossReduction: 'sequences' }),
       withUneven({ steps: 2, batchSize: 1, gradientAccumulation: 2, gradientClip: 0, lossReduction: 'sequences' }),
@@ -198,7 +247,8 @@ describe('Trainer', () => {
   it('stops on a NaN loss with a clear message and keeps the last good checkpoint', async () => {
     let calls = 0;
     const flaky: Divergence = {
-      name: 'flaky', needsTeacher: false,
+      name: 'flaky',
+      needsTeacher: false,
       perToken: (input) => {
         calls += 1;
         const ce = new CrossEntropy().perToken(input);

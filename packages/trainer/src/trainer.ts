@@ -134,10 +134,18 @@ export class Trainer {
   constructor(private readonly parts: TrainerRun) {
     const t = parts.config.training;
     if (parts.divergence.needsTeacher && !parts.teacher) {
-      throw new SkdError(`divergence "${parts.divergence.name}" needs a teacher model`, { hint: 'add "teacher" to the config, or use the "cross-entropy" divergence' });
+      throw new SkdError(`divergence "${parts.divergence.name}" needs a teacher model`, {
+        hint: 'add "teacher" to the config, or use the "cross-entropy" divergence',
+      });
     }
     this.optimizer = new AdamW(parts.student.trainableVariables, t);
-    this.stream = new BatchStream(parts.dataset, { tokenizer: parts.tokenizer, batchSize: t.batchSize, contextLength: parts.student.contextLength, onTooLong: t.onTooLong ?? 'fail', groupByLength: t.groupByLength ?? 0 });
+    this.stream = new BatchStream(parts.dataset, {
+      tokenizer: parts.tokenizer,
+      batchSize: t.batchSize,
+      contextLength: parts.student.contextLength,
+      onTooLong: t.onTooLong ?? 'fail',
+      groupByLength: t.groupByLength ?? 0,
+    });
   }
 
   async run(options: TrainOptions = {}): Promise<TrainResult> {
@@ -163,12 +171,21 @@ export class Trainer {
         }
       }
       if (!lastCheckpoint && all.length > 0) {
-        throw new SkdError(`no checkpoint of ${options.runDir} verifies`, { hint: 'start the run again in a new --out (or delete its checkpoints/ folder to restart it from step 0)' });
+        throw new SkdError(`no checkpoint of ${options.runDir} verifies`, {
+          hint: 'start the run again in a new --out (or delete its checkpoints/ folder to restart it from step 0)',
+        });
       }
       // Kept for inspection under another name; the steps they held are trained (and checkpointed) again.
       for (const dir of unusable) fs.renameSync(dir, `${dir}.unusable-${Date.now()}`);
     }
-    this.events$.next({ type: 'run-started', runId: options.runId ?? (options.runDir ? path.basename(options.runDir) : 'run'), totalSteps: t.steps, startStep: step, backend: this.parts.backend.name, time: Date.now() });
+    this.events$.next({
+      type: 'run-started',
+      runId: options.runId ?? (options.runDir ? path.basename(options.runDir) : 'run'),
+      totalSteps: t.steps,
+      startStep: step,
+      backend: this.parts.backend.name,
+      time: Date.now(),
+    });
     const { runDir, signal } = options;
     const cancelled = (): TrainResult => {
       this.events$.next({ type: 'run-ended', step, reason: 'cancelled', message: lastCheckpoint ? `checkpoint ${lastCheckpoint}` : 'nothing written' });
@@ -190,7 +207,14 @@ export class Trainer {
         if (early) {
           const final = await this.evaluate(step, 'test', runDir, signal);
           this.events$.next({ type: 'run-ended', step, reason: 'early-stopped' });
-          return { step, reason: 'early-stopped', finalMetrics: final.metrics, finalIntervals: final.intervals, bootstrapFile: final.bootstrapFile, lastCheckpoint };
+          return {
+            step,
+            reason: 'early-stopped',
+            finalMetrics: final.metrics,
+            finalIntervals: final.intervals,
+            bootstrapFile: final.bootstrapFile,
+            lastCheckpoint,
+          };
         }
       }
       const final = await this.evaluate(step, 'test', runDir, signal);
@@ -367,7 +391,10 @@ export class Trainer {
         const i = Number(name.slice('student/'.length));
         const v = variables[i];
         if (!name.startsWith('student/') || !v || saved.shape.join() !== v.shape.join()) {
-          throw new SkdError(`checkpoint ${dir} does not match the student: ${v ? `variable ${i} should have shape [${v.shape.join(', ')}]` : `it holds ${name}, which the student does not have`}`, { hint: 'resume with the config the run was started with' });
+          throw new SkdError(
+            `checkpoint ${dir} does not match the student: ${v ? `variable ${i} should have shape [${v.shape.join(', ')}]` : `it holds ${name}, which the student does not have`}`,
+            { hint: 'resume with the config the run was started with' },
+          );
         }
         tf.tidy(() => v.assign(tf.tensor(saved.data, [...saved.shape])));
         restored.add(i);
@@ -379,11 +406,14 @@ export class Trainer {
     const missing = variables.findIndex((_, i) => !restored.has(i));
     if (missing >= 0) {
       moments.forEach((m) => m.dispose());
-      throw new SkdError(`checkpoint ${dir} does not match the student: variable ${missing} (shape [${(variables[missing] as tf.Variable).shape.join(', ')}]) is missing`, { hint: 'resume with the config the run was started with' });
+      throw new SkdError(
+        `checkpoint ${dir} does not match the student: variable ${missing} (shape [${(variables[missing] as tf.Variable).shape.join(', ')}]) is missing`,
+        { hint: 'resume with the config the run was started with' },
+      );
     }
     this.optimizer.load(state.optimizerStep, moments);
     moments.forEach((m) => m.dispose());
-    for (const [key, rngState] of Object.entries(state.rngs)) (this.parts.componentRngs.get(key))?.setState(rngState);
+    for (const [key, rngState] of Object.entries(state.rngs)) this.parts.componentRngs.get(key)?.setState(rngState);
     if (state.sampler !== null) this.parts.sampler.setState?.(state.sampler as never);
     await this.stream.skip(state.consumedBatches);
     return state.step;
@@ -394,12 +424,18 @@ export class Trainer {
 export function checkpointFolders(runDir: string): string[] {
   const dir = path.join(runDir, 'checkpoints');
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir).filter((name) => /^step-\d{6}$/.test(name)).sort().map((name) => path.join(dir, name));
+  return fs
+    .readdirSync(dir)
+    .filter((name) => /^step-\d{6}$/.test(name))
+    .sort()
+    .map((name) => path.join(dir, name));
 }
 
 /** The newest checkpoint folder holding a state file (resume verifies it, and falls back if it must). */
 export function latestCheckpoint(runDir: string): string | undefined {
-  return checkpointFolders(runDir).filter((dir) => fs.existsSync(path.join(dir, 'state.json'))).at(-1);
+  return checkpointFolders(runDir)
+    .filter((dir) => fs.existsSync(path.join(dir, 'state.json')))
+    .at(-1);
 }
 
 function averageStats(all: readonly Readonly<Record<string, number>>[]): Record<string, number> {

@@ -30,7 +30,11 @@ module.exports = async function kdMethodGenerator(tree, options) {
   if (tree.exists(docs)) {
     const text = tree.read(docs, 'utf-8');
     const section = '\n## Methods added with the generator\n\n| method | paper | config |\n|---|---|---|\n';
-    tree.write(docs, (text.includes(section.trim()) ? text : text.trimEnd() + '\n' + section) + `| ${kind} | ${vars.paper} | \`"sampler": { "kind": "${kind}" }\` (packages/method-${kind}) |\n`);
+    tree.write(
+      docs,
+      (text.includes(section.trim()) ? text : text.trimEnd() + '\n' + section) +
+        `| ${kind} | ${vars.paper} | \`"sampler": { "kind": "${kind}" }\` (packages/method-${kind}) |\n`,
+    );
   }
   return () => {
     console.log(`\nNext: npm install (links @skd/method-${kind}), then npx nx run-many -t build,test -p method-${kind} config`);

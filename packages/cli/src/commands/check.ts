@@ -32,7 +32,10 @@ function checkSweep(file: string, sets: readonly string[], io: Io): void {
       io.out(`error ${run.name}: ${first}`);
     }
   }
-  if (failed > 0) throw new SkdError(`${failed} of ${sweep.runs.length} runs of ${file} do not validate`, { hint: 'fix the sweep file or its base config, then check again' });
+  if (failed > 0)
+    throw new SkdError(`${failed} of ${sweep.runs.length} runs of ${file} do not validate`, {
+      hint: 'fix the sweep file or its base config, then check again',
+    });
   io.out(`sweep ok: ${file} (${sweep.runs.length} runs, base ${sweep.base})`);
 }
 
@@ -42,7 +45,12 @@ export function checkCommand(program: Command, { io }: CommandContext): void {
     .command('check')
     .description('validate a run config, build every component it names, and report them (no training); or validate every run of a sweep file, one line each')
     .argument('<config>', 'JSON run config or sweep file; relative paths in it resolve from its folder')
-    .option('--set <key=value>', 'override a config value (repeatable), e.g. --set sampler.options.topK=10; relative paths in it resolve from the current directory', collect, [])
+    .option(
+      '--set <key=value>',
+      'override a config value (repeatable), e.g. --set sampler.options.topK=10; relative paths in it resolve from the current directory',
+      collect,
+      [],
+    )
     .action(async (file: string, options: { set: string[] }) => {
       if (isSweepFile(readConfigFile(file))) {
         checkSweep(file, options.set, io);
@@ -54,11 +62,15 @@ export function checkCommand(program: Command, { io }: CommandContext): void {
         io.out(run.backend.summary);
         io.out(`tokenizer  ${run.config.tokenizer.kind} (vocabulary ${run.tokenizer.vocabSize})`);
         io.out(`student    ${run.config.student.kind} (context ${run.student.contextLength}, vocabulary ${run.student.vocabSize})`);
-        io.out(`teacher    ${run.config.teacher ? `${run.config.teacher.kind} (context ${run.teacher?.contextLength}, vocabulary ${run.teacher?.vocabSize})` : '(none)'}`);
+        io.out(
+          `teacher    ${run.config.teacher ? `${run.config.teacher.kind} (context ${run.teacher?.contextLength}, vocabulary ${run.teacher?.vocabSize})` : '(none)'}`,
+        );
         for (const note of run.notes) io.out(`note       ${note}`);
         io.out(`sampler    ${run.config.sampler.kind}`);
         io.out(`divergence ${run.divergence.name}`);
-        io.out(`dataset    ${run.config.dataset.kind}: ${['train', 'eval', 'test'].map((s) => `${s} ${run.dataset.split(s as 'train').size ?? '?'}`).join(', ')}`);
+        io.out(
+          `dataset    ${run.config.dataset.kind}: ${['train', 'eval', 'test'].map((s) => `${s} ${run.dataset.split(s as 'train').size ?? '?'}`).join(', ')}`,
+        );
         io.out(`evaluators ${run.evaluators.map((e) => e.name).join(', ') || '(none)'}`);
         io.out(`config ok: ${file} (${tf.memory().numTensors} tensors allocated)`);
       } finally {

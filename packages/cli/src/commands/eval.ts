@@ -8,7 +8,9 @@ import type { CommandContext } from '../context';
 export function evalCommand(program: Command, { io, signal, exit }: CommandContext): void {
   program
     .command('eval')
-    .description('what a run ends with, for the config\'s student as built: greedy generation on a split, the evaluators with 95% bootstrap intervals, validation loss, perplexity, teacher acceptance')
+    .description(
+      "what a run ends with, for the config's student as built: greedy generation on a split, the evaluators with 95% bootstrap intervals, validation loss, perplexity, teacher acceptance",
+    )
     .argument('<config>', 'JSON run config (point student at a checkpoint to evaluate a trained model)')
     .option('--set <key=value>', 'override a config value (repeatable); relative paths in it resolve from the current directory', collect, [])
     .addOption(new Option('--split <split>', 'the split to evaluate').choices(['train', 'eval', 'test']).default('test'))
@@ -34,7 +36,9 @@ export function evalCommand(program: Command, { io, signal, exit }: CommandConte
         io.out(`eval ${options.split}: ${evaluation.predictions.length} examples${options.out ? ` -> ${options.out}` : ''}`);
         for (const [name, value] of Object.entries(metrics)) {
           const range = intervals[name];
-          io.out(`  ${name.padEnd(18)} ${Number.isInteger(value) ? value : value.toFixed(4)}${range ? `  95% interval [${range[0].toFixed(4)}, ${range[1].toFixed(4)}]` : ''}`);
+          io.out(
+            `  ${name.padEnd(18)} ${Number.isInteger(value) ? value : value.toFixed(4)}${range ? `  95% interval [${range[0].toFixed(4)}, ${range[1].toFixed(4)}]` : ''}`,
+          );
         }
       }
     });

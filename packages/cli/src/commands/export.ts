@@ -11,7 +11,9 @@ import type { CommandContext } from '../context';
 export function exportCommand(program: Command, { io }: CommandContext): void {
   program
     .command('export')
-    .description('write a trained student (a run folder or a checkpoint) as a Hugging Face folder of its family (GPT-2, Llama, Qwen2, Gemma, Gemma 2): config.json, model.safetensors, tokenizer.json, tokenizer_config.json, generation_config.json')
+    .description(
+      'write a trained student (a run folder or a checkpoint) as a Hugging Face folder of its family (GPT-2, Llama, Qwen2, Gemma, Gemma 2): config.json, model.safetensors, tokenizer.json, tokenizer_config.json, generation_config.json',
+    )
     .argument('<model>', 'a run folder (its model/), or a checkpoint folder (model/ or checkpoints/step-N)')
     .requiredOption('--out <dir>', 'the folder to write (must not exist)')
     .option('--json', 'print the result as JSON')
@@ -39,8 +41,20 @@ export function exportCommand(program: Command, { io }: CommandContext): void {
           throw new SkdError(`the exported model's logits differ from the checkpoint's by ${maxDiff}; nothing was kept`);
         }
         const family = model instanceof GptModel ? 'GPT-2' : model.config.architecture;
-        const result = { source: path.resolve(folder), out: path.resolve(options.out), architecture: family, layers: model.config.layers, dModel: model.config.dModel, vocabSize: model.config.vocabSize, reloadedLogitsMaxDiff: maxDiff };
-        io.out(options.json ? JSON.stringify(result) : `exported ${result.source} -> ${result.out} (${family}: ${result.layers} layers, d=${result.dModel}, vocabulary ${result.vocabSize}); read back by the Hugging Face loader to the same logits`);
+        const result = {
+          source: path.resolve(folder),
+          out: path.resolve(options.out),
+          architecture: family,
+          layers: model.config.layers,
+          dModel: model.config.dModel,
+          vocabSize: model.config.vocabSize,
+          reloadedLogitsMaxDiff: maxDiff,
+        };
+        io.out(
+          options.json
+            ? JSON.stringify(result)
+            : `exported ${result.source} -> ${result.out} (${family}: ${result.layers} layers, d=${result.dModel}, vocabulary ${result.vocabSize}); read back by the Hugging Face loader to the same logits`,
+        );
       } finally {
         model.dispose();
       }

@@ -6,8 +6,14 @@ import { collect, integerOption, loadConfig, positiveNumberOption } from '../opt
 import type { CommandContext } from '../context';
 
 /** A conversation rendered with the tokenizer's chat template, ending with the assistant's cue. */
-function chatPrompt(tokenizer: { renderChat?: (m: readonly { role: string; content: string }[], o: { addGenerationPrompt: boolean }) => string }, messages: readonly { role: string; content: string }[]): string {
-  if (!tokenizer.renderChat) throw new SkdError('the dataset\'s template is "chat", but the tokenizer has no chat template', { hint: 'pass --raw and give the whole prompt as the model should see it' });
+function chatPrompt(
+  tokenizer: { renderChat?: (m: readonly { role: string; content: string }[], o: { addGenerationPrompt: boolean }) => string },
+  messages: readonly { role: string; content: string }[],
+): string {
+  if (!tokenizer.renderChat)
+    throw new SkdError('the dataset\'s template is "chat", but the tokenizer has no chat template', {
+      hint: 'pass --raw and give the whole prompt as the model should see it',
+    });
   return tokenizer.renderChat(messages, { addGenerationPrompt: true });
 }
 
@@ -19,9 +25,12 @@ export function applyTemplate(template: unknown, prompt: string): string {
   if (typeof template !== 'string') return prompt;
   const others = [...template.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).filter((name) => name !== 'prompt');
   if (others.length > 0) {
-    throw new SkdError(`the dataset's template ${JSON.stringify(template)} needs the record fields ${others.map((n) => `{${n}}`).join(', ')} besides {prompt}`, {
-      hint: 'pass --raw and give the whole prompt as the model should see it',
-    });
+    throw new SkdError(
+      `the dataset's template ${JSON.stringify(template)} needs the record fields ${others.map((n) => `{${n}}`).join(', ')} besides {prompt}`,
+      {
+        hint: 'pass --raw and give the whole prompt as the model should see it',
+      },
+    );
   }
   return template.replace(/\{prompt\}/g, () => prompt);
 }
@@ -30,10 +39,12 @@ export function applyTemplate(template: unknown, prompt: string): string {
 export function generateCommand(program: Command, { io }: CommandContext): void {
   program
     .command('generate')
-    .description('generate from the config\'s student for one prompt, written into the dataset\'s prompt template and cut at its stop strings as in training and evaluation (--raw: as given, uncut)')
+    .description(
+      "generate from the config's student for one prompt, written into the dataset's prompt template and cut at its stop strings as in training and evaluation (--raw: as given, uncut)",
+    )
     .argument('<config>', 'JSON run config')
-    .requiredOption('--prompt <text>', 'the prompt (the {prompt} of the dataset\'s template)')
-    .option('--raw', 'feed the prompt as given, without the dataset\'s template', false)
+    .requiredOption('--prompt <text>', "the prompt (the {prompt} of the dataset's template)")
+    .option('--raw', "feed the prompt as given, without the dataset's template", false)
     .option('--set <key=value>', 'override a config value (repeatable); relative paths in it resolve from the current directory', collect, [])
     .option('--max-new-tokens <n>', 'longest response', integerOption(1), 64)
     .option('--temperature <t>', 'sampling temperature (default: greedy)', positiveNumberOption())
@@ -44,7 +55,11 @@ export function generateCommand(program: Command, { io }: CommandContext): void 
       const run = await buildRun(config, { baseDir, source: file });
       try {
         const system = typeof datasetOptions?.system === 'string' ? [{ role: 'system', content: datasetOptions.system }] : [];
-        const prompt = options.raw ? options.prompt : chat ? chatPrompt(run.tokenizer, [...system, { role: 'user', content: options.prompt }]) : applyTemplate(datasetOptions?.template, options.prompt);
+        const prompt = options.raw
+          ? options.prompt
+          : chat
+            ? chatPrompt(run.tokenizer, [...system, { role: 'user', content: options.prompt }])
+            : applyTemplate(datasetOptions?.template, options.prompt);
         const { tokens } = await generate(run.student, [encodePrompt(run.tokenizer, prompt)], {
           maxNewTokens: options.maxNewTokens,
           eos: run.tokenizer.special.eos,

@@ -16,15 +16,37 @@ interface OptionDoc {
 /** A component's options from its schema: name, type (with allowed values or range), default, description. */
 export function optionDocs(schema: z.ZodType): OptionDoc[] {
   const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as {
-    properties?: Record<string, { type?: string | string[]; enum?: unknown[]; default?: unknown; description?: string; minimum?: number; maximum?: number; exclusiveMinimum?: number; anyOf?: { type?: string }[] }>;
+    properties?: Record<
+      string,
+      {
+        type?: string | string[];
+        enum?: unknown[];
+        default?: unknown;
+        description?: string;
+        minimum?: number;
+        maximum?: number;
+        exclusiveMinimum?: number;
+        anyOf?: { type?: string }[];
+      }
+    >;
     required?: string[];
   };
   return Object.entries(json.properties ?? {}).map(([name, p]) => {
-    const base = p.enum ? p.enum.map((v) => JSON.stringify(v)).join(' | ') : Array.isArray(p.type) ? p.type.join(' | ') : (p.type ?? p.anyOf?.map((a) => a.type ?? 'value').join(' | ') ?? 'value');
+    const base = p.enum
+      ? p.enum.map((v) => JSON.stringify(v)).join(' | ')
+      : Array.isArray(p.type)
+        ? p.type.join(' | ')
+        : (p.type ?? p.anyOf?.map((a) => a.type ?? 'value').join(' | ') ?? 'value');
     const low = p.minimum ?? p.exclusiveMinimum;
     const high = p.maximum !== undefined && p.maximum < Number.MAX_SAFE_INTEGER ? p.maximum : undefined;
     const range = low !== undefined || high !== undefined ? ` ${p.exclusiveMinimum !== undefined ? '(' : '['}${low ?? ''}..${high ?? ''}]` : '';
-    return { name, type: `${base}${range}`, required: json.required?.includes(name) === true && p.default === undefined, ...(p.default !== undefined ? { default: p.default } : {}), ...(p.description ? { description: p.description } : {}) };
+    return {
+      name,
+      type: `${base}${range}`,
+      required: json.required?.includes(name) === true && p.default === undefined,
+      ...(p.default !== undefined ? { default: p.default } : {}),
+      ...(p.description ? { description: p.description } : {}),
+    };
   });
 }
 
@@ -32,10 +54,15 @@ function describeKinds(registries: Registries, only: ComponentKind | undefined, 
   const components = (Object.keys(registries) as ComponentKind[]).filter((k) => !only || k === only);
   const listed = components.map((component) => ({
     component,
-    kinds: registries[component].list().filter((e) => !kind || e.kind === kind).map((entry) => ({ kind: entry.kind, summary: entry.summary, options: optionDocs(entry.options) })),
+    kinds: registries[component]
+      .list()
+      .filter((e) => !kind || e.kind === kind)
+      .map((entry) => ({ kind: entry.kind, summary: entry.summary, options: optionDocs(entry.options) })),
   }));
   if (kind && listed.every((c) => c.kinds.length === 0)) {
-    throw new SkdError(`unknown ${only} kind "${kind}"`, { hint: `use one of ${components.flatMap((c) => registries[c].list().map((e) => e.kind)).join(', ')}` });
+    throw new SkdError(`unknown ${only} kind "${kind}"`, {
+      hint: `use one of ${components.flatMap((c) => registries[c].list().map((e) => e.kind)).join(', ')}`,
+    });
   }
   if (json) {
     io.out(JSON.stringify(listed));

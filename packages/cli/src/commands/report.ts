@@ -12,29 +12,43 @@ export function reportCommand(program: Command, { io, signal, exit }: CommandCon
   program
     .command('report')
     .description('results table (mean and std over seeds, 95% bootstrap intervals over test examples) and charts from run folders, as Markdown and HTML')
-    .argument('<paths...>', 'run folders, or folders holding them (a sweep\'s out); several paths give one section each')
+    .argument('<paths...>', "run folders, or folders holding them (a sweep's out); several paths give one section each")
     .option('--out <dir>', 'where report.md and report.html go', 'report')
     .option('--paired <axis=value>', 'paired bootstrap tests of the groups with this sweep value against each other value of the axis, e.g. method=skd')
     .option(
       '--baseline <path>',
-      'a model checkpoint (the starting student, the teacher) evaluated on the same test examples as the runs of each section (with the first run\'s config; kept under --out/baselines), or a finished run or eval folder; a row in every section (repeatable)',
+      "a model checkpoint (the starting student, the teacher) evaluated on the same test examples as the runs of each section (with the first run's config; kept under --out/baselines), or a finished run or eval folder; a row in every section (repeatable)",
       collect,
       [],
     )
-    .option('--metric <name>', 'the headline metric of the figure and the first table (default: the task\'s own: passRate, exactMatch, chrf or rougeL)')
-    .option('--format <list>', `also write each section's results-at-a-glance figure to --out/figures, as ${FIGURE_FORMATS.join(' and/or ')} (comma-separated; png needs Chromium)`, figureFormats)
+    .option('--metric <name>', "the headline metric of the figure and the first table (default: the task's own: passRate, exactMatch, chrf or rougeL)")
+    .option(
+      '--format <list>',
+      `also write each section's results-at-a-glance figure to --out/figures, as ${FIGURE_FORMATS.join(' and/or ')} (comma-separated; png needs Chromium)`,
+      figureFormats,
+    )
     .option('--json', 'print the results as one JSON document (also written to report.json) instead of a line', false)
     .action(async (paths: string[], options: { out: string; paired?: string; baseline: string[]; metric?: string; format?: FigureFormat[]; json: boolean }) => {
-      for (const p of paths) if (!fs.existsSync(p)) throw new FormatError(p, 'no such folder', { hint: 'give run folders, or a folder holding them (a sweep\'s out)' });
+      for (const p of paths)
+        if (!fs.existsSync(p)) throw new FormatError(p, 'no such folder', { hint: "give run folders, or a folder holding them (a sweep's out)" });
       const paired = options.paired !== undefined ? parsePairedSpec(options.paired) : undefined;
       const found = paths.map((p) => ({ title: path.basename(path.resolve(p)), runDirs: findRuns([p]) }));
       if (options.baseline.length > 0) exit.catchInterrupts();
       const sections = [];
       for (const section of found) {
-        const baselines = await prepareBaselines(options.baseline, section, options.out, (b) => runEvaluation({ ...b, split: 'test', io, ...(signal ? { signal } : {}) }));
+        const baselines = await prepareBaselines(options.baseline, section, options.out, (b) =>
+          runEvaluation({ ...b, split: 'test', io, ...(signal ? { signal } : {}) }),
+        );
         sections.push({ ...section, runDirs: [...section.runDirs, ...baselines] });
       }
-      const command = ['skd report', ...paths, '--out', options.out, ...(options.paired ? ['--paired', options.paired] : []), ...options.baseline.flatMap((b) => ['--baseline', b])].join(' ');
+      const command = [
+        'skd report',
+        ...paths,
+        '--out',
+        options.out,
+        ...(options.paired ? ['--paired', options.paired] : []),
+        ...options.baseline.flatMap((b) => ['--baseline', b]),
+      ].join(' ');
       const written = writeReport(sections, options.out, {
         command,
         ...(paired ? { paired } : {}),

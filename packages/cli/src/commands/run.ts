@@ -8,7 +8,12 @@ export function runCommands(program: Command, { io, signal, exit }: CommandConte
   const runOptions = (command: Command) =>
     command
       .argument('<config>', 'JSON run config; relative paths in it resolve from its folder')
-      .option('--set <key=value>', 'override a config value (repeatable), e.g. --set training.steps=50; relative paths in it resolve from the current directory', collect, [])
+      .option(
+        '--set <key=value>',
+        'override a config value (repeatable), e.g. --set training.steps=50; relative paths in it resolve from the current directory',
+        collect,
+        [],
+      )
       .option('--out <dir>', 'run directory (default runs/<config name>)')
       .option('--resume', 'continue the run in --out from its newest checkpoint', false);
 
@@ -19,11 +24,19 @@ export function runCommands(program: Command, { io, signal, exit }: CommandConte
         .description(
           mode === 'train'
             ? 'supervised fine-tuning (sampler "supervised", divergence "cross-entropy"): trains teachers and initial students'
-            : 'knowledge distillation of the config\'s student from its teacher (SKD or any sampler/divergence)',
+            : "knowledge distillation of the config's student from its teacher (SKD or any sampler/divergence)",
         ),
     ).action(async (file: string, options: { set: string[]; out?: string; resume: boolean }) => {
       exit.catchInterrupts();
-      const result = await runExperiment({ configFile: file, sets: options.set, ...(options.out ? { out: options.out } : {}), resume: options.resume, mode, io, ...(signal ? { signal } : {}) });
+      const result = await runExperiment({
+        configFile: file,
+        sets: options.set,
+        ...(options.out ? { out: options.out } : {}),
+        resume: options.resume,
+        mode,
+        io,
+        ...(signal ? { signal } : {}),
+      });
       if (result.reason === 'cancelled') exit.code = EXIT_INTERRUPTED;
     });
   }

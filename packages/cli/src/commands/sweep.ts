@@ -8,12 +8,20 @@ export function sweepCommand(program: Command, { io, signal, exit }: CommandCont
   program
     .command('sweep')
     .description('run a grid of configs one after another (a killed sweep continues where it stopped), or through a Redis queue on several machines')
-    .argument('<sweep>', 'sweep file: { base, out, mode, grid: { "config.path": [values], "@axis": [{ name, set: { path: value } }] }, set: [] }; its relative paths (base, out, and paths in its values) resolve from its folder')
+    .argument(
+      '<sweep>',
+      'sweep file: { base, out, mode, grid: { "config.path": [values], "@axis": [{ name, set: { path: value } }] }, set: [] }; its relative paths (base, out, and paths in its values) resolve from its folder',
+    )
     .option('--queue <url>', 'enqueue the runs in the Redis queue at redis://HOST:PORT[/DB] for `skd worker`s instead of running them here')
     .option('--no-wait', 'with --queue: enqueue and return, without following the runs')
     .option('--status', 'with --queue: print where every run of the sweep is (waiting, active with step and ETA, completed, failed with the error) and return')
     .option('--json', 'with --status: the same as JSON')
-    .option('--only <axis=values>', 'run (or enqueue, or show) only the runs with these values of an axis, e.g. --only method=skd,on-policy --only data=100; repeatable', (value: string, previous: string[]) => [...previous, value], [] as string[])
+    .option(
+      '--only <axis=values>',
+      'run (or enqueue, or show) only the runs with these values of an axis, e.g. --only method=skd,on-policy --only data=100; repeatable',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
     .action(async (file: string, options: { queue?: string; wait: boolean; status?: boolean; json?: boolean; only: string[] }) => {
       if (!options.queue) {
         const misplaced = [options.status && '--status', !options.wait && '--no-wait', options.json && '--json'].filter(Boolean);

@@ -17,7 +17,10 @@ export function tokenizerCommand(program: Command, { io }: CommandContext): void
     .option('--min-frequency <n>', 'ignore pairs seen fewer times', integerOption(1), 2)
     .option('--split-digits', 'every digit its own token (for arithmetic)', false)
     .action(async (files: string[], options: { out: string; fields: string; vocabSize: number; minFrequency: number; splitDigits: boolean }) => {
-      const fields = options.fields.split(',').map((f) => f.trim()).filter(Boolean);
+      const fields = options.fields
+        .split(',')
+        .map((f) => f.trim())
+        .filter(Boolean);
       const texts: string[] = [];
       for (const file of files) {
         for await (const { line, text, validUtf8 } of jsonlRecords(file)) {
@@ -31,12 +34,15 @@ export function tokenizerCommand(program: Command, { io }: CommandContext): void
           for (const f of fields) if (typeof record[f] === 'string') texts.push(record[f] as string);
         }
       }
-      if (texts.length === 0) throw new SkdError(`no text found in fields ${fields.join(', ')} of ${files.join(', ')}`, { hint: 'name the text fields with --fields' });
+      if (texts.length === 0)
+        throw new SkdError(`no text found in fields ${fields.join(', ')} of ${files.join(', ')}`, { hint: 'name the text fields with --fields' });
       const tokenizer = BpeTokenizer.train(texts, { vocabSize: options.vocabSize, minFrequency: options.minFrequency, splitDigits: options.splitDigits });
       writeBpeTokenizer(options.out, tokenizer);
       const bytes = texts.reduce((n, t) => n + Buffer.byteLength(t), 0);
       const tokens = texts.reduce((n, t) => n + tokenizer.encode(t).length, 0);
-      io.out(`tokenizer: ${tokenizer.vocabSize} tokens from ${texts.length} texts, ${(bytes / tokens).toFixed(2)} bytes per token -> ${options.out} (and ${tokenizerConfigPath(options.out)})`);
+      io.out(
+        `tokenizer: ${tokenizer.vocabSize} tokens from ${texts.length} texts, ${(bytes / tokens).toFixed(2)} bytes per token -> ${options.out} (and ${tokenizerConfigPath(options.out)})`,
+      );
       io.out(`use it with "tokenizer": { "kind": "bpe", "options": { "path": "${options.out}" } }`);
     });
 }

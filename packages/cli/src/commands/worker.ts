@@ -7,9 +7,9 @@ import { EXIT_INTERRUPTED, type CommandContext } from '../context';
 export function workerCommand(program: Command, { io, signal, exit }: CommandContext): void {
   program
     .command('worker')
-    .description('take runs of queued sweeps from Redis and train them here, each in its own process; the sweeps\' folders must be shared storage')
+    .description("take runs of queued sweeps from Redis and train them here, each in its own process; the sweeps' folders must be shared storage")
     .requiredOption('--queue <url>', 'the Redis queue, redis://HOST:PORT[/DB]')
-    .option('--concurrency <n>', 'runs at once (each uses the machine\'s cores: 1 is usually fastest)', integerOption(1), 1)
+    .option('--concurrency <n>', "runs at once (each uses the machine's cores: 1 is usually fastest)", integerOption(1), 1)
     .option('--max-jobs <m>', 'take at most this many runs, then exit', integerOption(1))
     .option('--lock-duration <seconds>', 'how long a run stays with a worker that stopped answering before another worker takes it over', integerOption(2), 30)
     .action(async (options: { queue: string; concurrency: number; maxJobs?: number; lockDuration: number }) => {

@@ -24,10 +24,31 @@ export interface RenderedPage {
 export async function renderPage(url: string, options: { screenshot?: string; virtualTimeMs?: number } = {}): Promise<RenderedPage> {
   if (!CHROMIUM) throw new Error('no Chromium at /usr/bin/chromium (run bash tools/setup.sh)');
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-chromium-'));
-  const common = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--hide-scrollbars'];
+  const common = [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-dev-shm-usage',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--no-first-run',
+    '--hide-scrollbars',
+  ];
   const run = (args: string[]) =>
     new Promise<{ stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(CHROMIUM, [...common, `--user-data-dir=${profile}`, '--enable-logging=stderr', '--v=0', ...(options.virtualTimeMs ? [`--virtual-time-budget=${options.virtualTimeMs}`] : []), ...args, url], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(
+        CHROMIUM,
+        [
+          ...common,
+          `--user-data-dir=${profile}`,
+          '--enable-logging=stderr',
+          '--v=0',
+          ...(options.virtualTimeMs ? [`--virtual-time-budget=${options.virtualTimeMs}`] : []),
+          ...args,
+          url,
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d) => (stdout += d));

@@ -22,7 +22,16 @@ export function tinyConfig(dir: string, over: { steps?: number; checkpointEvery?
       options: { name: 'arithmetic', files: { train: `${DATA}/train.jsonl.gz`, eval: `${DATA}/eval.jsonl`, test: `${DATA}/test.jsonl` }, limit: 100 },
     },
     evaluators: [{ kind: 'exact-match', options: { answerMarker: '####' } }],
-    training: { steps: over.steps ?? 4, batchSize: 4, evalEvery: over.evalEvery ?? 2, evalLimit: 4, testLimit: 4, maxNewTokens: 6, checkpointEvery: over.checkpointEvery ?? 2, ...(over.learningRate ? { learningRate: over.learningRate } : {}) },
+    training: {
+      steps: over.steps ?? 4,
+      batchSize: 4,
+      evalEvery: over.evalEvery ?? 2,
+      evalLimit: 4,
+      testLimit: 4,
+      maxNewTokens: 6,
+      checkpointEvery: over.checkpointEvery ?? 2,
+      ...(over.learningRate ? { learningRate: over.learningRate } : {}),
+    },
   };
   const file = path.join(dir, 'run.json');
   fs.writeFileSync(file, JSON.stringify(config, null, 2));
@@ -51,6 +60,6 @@ export async function waitFor(condition: () => boolean, ms = 60_000): Promise<vo
   }
 }
 
-export const exited = (child: ChildProcess) => new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
+export const exited = (child: ChildProcess) =>
+  new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
 export const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'skd-cli-'));
-

@@ -109,5 +109,7 @@ export interface RunProgress {
 }
 
 export function isRunProgress(value: unknown): value is RunProgress {
-  return typeof value === 'object' && value !== null && typeof (value as RunProgress).step === 'number' && typeof (value as RunProgress).totalSteps === 'number';
+  return (
+    typeof value === 'object' && value !== null && typeof (value as RunProgress).step === 'number' && typeof (value as RunProgress).totalSteps === 'number'
+  );
 }

@@ -55,10 +55,18 @@ describe('job naming', () => {
     expect(jobId('/lab/runs/my table:v2', 'seed-1')).not.toContain(':');
   });
 
-  it('makes one job per run, in the sweep order, with absolute paths and the run\'s overrides', () => {
+  it("makes one job per run, in the sweep order, with absolute paths and the run's overrides", () => {
     const jobs = sweepJobs(sweep('/lab/runs/table'));
     expect(jobs.map((j) => j.id)).toEqual([jobId('/lab/runs/table', 'method-skd__seed-1'), jobId('/lab/runs/table', 'method-skd__seed-2')]);
-    expect(jobs[1]?.data).toEqual({ sweep: '/lab/sweep.json', name: 'method-skd__seed-2', group: 'method-skd', config: '/lab/run.json', sets: ['seed=2'], out: '/lab/runs/table', mode: 'distill' });
+    expect(jobs[1]?.data).toEqual({
+      sweep: '/lab/sweep.json',
+      name: 'method-skd__seed-2',
+      group: 'method-skd',
+      config: '/lab/run.json',
+      sets: ['seed=2'],
+      out: '/lab/runs/table',
+      mode: 'distill',
+    });
   });
 });
 
@@ -87,15 +95,35 @@ describe('status rendering', () => {
     expect(lines[1]).toBe('a    completed');
     expect(lines[3]).toBe('c    failed     data/test.jsonl:3: not JSON');
     expect(lines.at(-1)).toBe('6 runs: 1 completed, 2 active, 2 waiting, 1 failed');
-    expect(statusCounts([{ name: 'x', state: 'done earlier' }, { name: 'y', state: 'not enqueued' }])).toBe('1 done earlier, 1 not enqueued');
+    expect(
+      statusCounts([
+        { name: 'x', state: 'done earlier' },
+        { name: 'y', state: 'not enqueued' },
+      ]),
+    ).toBe('1 done earlier, 1 not enqueued');
   });
 });
 
 describe('progressTracker', () => {
-  it('turns run events into job progress with an ETA at this process\'s pace', () => {
+  it("turns run events into job progress with an ETA at this process's pace", () => {
     const track = progressTracker('host:1');
-    const step = (n: number, seconds: number): RunEvent => ({ type: 'step', step: n, totalSteps: 10, loss: 1 / n, learningRate: 1e-3, gradNorm: 1, tokens: 8, tokensPerSecond: 8, seconds, sampler: { acceptanceRate: 0.5 } });
-    expect(track({ type: 'run-started', runId: 'r', totalSteps: 10, startStep: 4, backend: 'wasm', time: 0 })).toEqual({ step: 4, totalSteps: 10, worker: 'host:1' });
+    const step = (n: number, seconds: number): RunEvent => ({
+      type: 'step',
+      step: n,
+      totalSteps: 10,
+      loss: 1 / n,
+      learningRate: 1e-3,
+      gradNorm: 1,
+      tokens: 8,
+      tokensPerSecond: 8,
+      seconds,
+      sampler: { acceptanceRate: 0.5 },
+    });
+    expect(track({ type: 'run-started', runId: 'r', totalSteps: 10, startStep: 4, backend: 'wasm', time: 0 })).toEqual({
+      step: 4,
+      totalSteps: 10,
+      worker: 'host:1',
+    });
     track(step(5, 1));
     const p = track(step(6, 3));
     expect(p).toEqual({ step: 6, totalSteps: 10, etaSeconds: 8, loss: 1 / 6, acceptanceRate: 0.5, worker: 'host:1' });
@@ -107,9 +135,17 @@ describe('progressTracker', () => {
 });
 
 describe('bullWorkerOptions', () => {
-  it('gives BullMQ the worker\'s concurrency and lock duration (stall checks at half of it)', () => {
+  it("gives BullMQ the worker's concurrency and lock duration (stall checks at half of it)", () => {
     const options = bullWorkerOptions({ target: parseRedisUrl('redis://h:7/1'), concurrency: 3, lockSeconds: 12 }, 'node7:42');
-    expect(options).toMatchObject({ concurrency: 3, lockDuration: 12_000, stalledInterval: 6000, maxStalledCount: 5, name: 'node7:42', autorun: false, connection: { host: 'h', port: 7, db: 1, maxRetriesPerRequest: null } });
+    expect(options).toMatchObject({
+      concurrency: 3,
+      lockDuration: 12_000,
+      stalledInterval: 6000,
+      maxStalledCount: 5,
+      name: 'node7:42',
+      autorun: false,
+      connection: { host: 'h', port: 7, db: 1, maxRetriesPerRequest: null },
+    });
     expect(bullWorkerOptions({ target: parseRedisUrl('redis://h'), concurrency: 1, lockSeconds: 2 }, 'w').stalledInterval).toBe(1000);
   });
 });

@@ -57,11 +57,16 @@ export async function enqueueSweep(sweep: LoadedSweep, queue: Queue<RunJobData>,
     }
   }
   // Ids make this idempotent: two shells enqueuing the same sweep at once add each run once.
-  await queue.addBulk(fresh.map((job) => ({ name: job.data.name, data: job.data, opts: { jobId: job.id, attempts: 1, removeOnComplete: false, removeOnFail: false } })));
+  await queue.addBulk(
+    fresh.map((job) => ({ name: job.data.name, data: job.data, opts: { jobId: job.id, attempts: 1, removeOnComplete: false, removeOnFail: false } })),
+  );
   const already = jobs.length - fresh.length - retried - earlier;
   io.out(
     `queued ${fresh.length} of ${jobs.length} runs of ${sweep.file}` +
-      [already ? `${already} already in the queue` : '', retried ? `${retried} failed runs retried` : '', earlier ? `${earlier} finished earlier` : ''].filter(Boolean).map((s) => `, ${s}`).join(''),
+      [already ? `${already} already in the queue` : '', retried ? `${retried} failed runs retried` : '', earlier ? `${earlier} finished earlier` : '']
+        .filter(Boolean)
+        .map((s) => `, ${s}`)
+        .join(''),
   );
   return jobs;
 }
@@ -105,7 +110,12 @@ export interface FollowResult {
  * run, elsewhere a line when a run changes state (and an active run's progress every few seconds).
  * Redis going away meanwhile is reported and waited out.
  */
-export async function followSweep(queue: Queue<RunJobData>, jobs: readonly SweepJob[], io: Io, options: { signal?: AbortSignal; intervalMs?: number; lastError?: () => Error | undefined } = {}): Promise<FollowResult> {
+export async function followSweep(
+  queue: Queue<RunJobData>,
+  jobs: readonly SweepJob[],
+  io: Io,
+  options: { signal?: AbortSignal; intervalMs?: number; lastError?: () => Error | undefined } = {},
+): Promise<FollowResult> {
   const interval = options.intervalMs ?? 1000;
   const width = Math.max(...jobs.map((j) => j.data.name.length));
   const printed = new Map<string, { state: RunState; at: number; line: string }>();

@@ -46,7 +46,7 @@ export function checkSharedStorage(data: RunJobData): void {
     fs.accessSync(data.config, fs.constants.R_OK);
   } catch (cause) {
     throw new SkdError(`this worker cannot read the sweep's run config ${data.config} (${(cause as NodeJS.ErrnoException).code ?? cause})`, {
-      hint: 'the sweep\'s files must be on storage every worker mounts at the same path (NFS or similar)',
+      hint: "the sweep's files must be on storage every worker mounts at the same path (NFS or similar)",
     });
   }
   const probe = path.join(data.out, `.skd-worker-probe-${os.hostname()}-${process.pid}`);
@@ -78,7 +78,8 @@ export function bullWorkerOptions(options: Pick<WorkerOptions, 'target' | 'concu
   };
 }
 
-type Outcome = { kind: 'done'; reason: string; step: number } | { kind: 'error'; message: string; bad: boolean; busy: boolean } | { kind: 'crashed'; why: string };
+type Outcome =
+  { kind: 'done'; reason: string; step: number } | { kind: 'error'; message: string; bad: boolean; busy: boolean } | { kind: 'crashed'; why: string };
 
 /** Runs one job's run in a child process, forwarding its lines and progress; resolves when the process has exited. */
 function runInChild(runner: string, job: Job<RunJobData>, io: Io, onProgress: (p: RunProgress) => void, stopping: AbortSignal): Promise<Outcome> {
@@ -132,7 +133,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerResult> {
   const active = new Map<string, RunProgress | undefined>();
   const name = `${os.hostname()}:${process.pid}`;
   const showActive = () => {
-    const parts = [...active.entries()].map(([run, p]) => (p ? `${run} ${p.step}/${p.totalSteps}${p.etaSeconds !== undefined ? ` ETA ${clock(p.etaSeconds)}` : ''}` : `${run} starting`));
+    const parts = [...active.entries()].map(([run, p]) =>
+      p ? `${run} ${p.step}/${p.totalSteps}${p.etaSeconds !== undefined ? ` ETA ${clock(p.etaSeconds)}` : ''}` : `${run} starting`,
+    );
     if (parts.length) io.progress(parts.join(' | '));
   };
 
@@ -213,7 +216,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerResult> {
     io.err(`worker: redis at ${target.display}: ${error.message} (retrying)`);
   });
   options.signal?.addEventListener('abort', closeWorker, { once: true });
-  io.err(`worker ${name}: taking runs from ${target.display} (concurrency ${options.concurrency}${options.maxJobs !== undefined ? `, at most ${options.maxJobs} runs` : ''})`);
+  io.err(
+    `worker ${name}: taking runs from ${target.display} (concurrency ${options.concurrency}${options.maxJobs !== undefined ? `, at most ${options.maxJobs} runs` : ''})`,
+  );
   try {
     await worker.run();
   } finally {

@@ -33,9 +33,12 @@ export const decoderConfigSchema = z.strictObject({
   headDim: z.number().int().min(2).optional().describe('width of one head (default dModel / heads)'),
   dModel: z.number().int().min(2).default(128).describe('residual stream width'),
   dFf: z.number().int().min(1).optional().describe('gated MLP hidden width (default 4 * dModel)'),
-  activation: z.enum(GATE_ACTIVATIONS).default('silu').describe('the gate\'s activation: silu (SwiGLU), gelu or gelu_tanh (GeGLU)'),
+  activation: z.enum(GATE_ACTIVATIONS).default('silu').describe("the gate's activation: silu (SwiGLU), gelu or gelu_tanh (GeGLU)"),
   normEpsilon: z.number().positive().default(1e-6).describe('RMSNorm epsilon'),
-  normOffset: z.union([z.literal(0), z.literal(1)]).default(0).describe('RMSNorm scales by (offset + weight): 1 in Gemma'),
+  normOffset: z
+    .union([z.literal(0), z.literal(1)])
+    .default(0)
+    .describe('RMSNorm scales by (offset + weight): 1 in Gemma'),
   embedScale: z.boolean().default(false).describe('multiply embeddings by sqrt(dModel) (Gemma)'),
   ropeTheta: z.number().positive().default(10000).describe('rotary base'),
   ropeScaling: ropeScalingSchema.optional().describe('rotary frequency scaling for long contexts (linear or llama3)'),
@@ -48,7 +51,10 @@ export const decoderConfigSchema = z.strictObject({
   attentionSoftcap: z.number().positive().optional().describe('soft-cap of the attention scores (Gemma 2: 50)'),
   finalSoftcap: z.number().positive().optional().describe('soft-cap of the output logits (Gemma 2: 30)'),
   slidingWindow: z.number().int().min(1).optional().describe('the window of sliding-window layers'),
-  layerTypes: z.array(z.enum(['full', 'sliding'])).optional().describe('per layer: full attention or the sliding window (default: all full)'),
+  layerTypes: z
+    .array(z.enum(['full', 'sliding']))
+    .optional()
+    .describe('per layer: full attention or the sliding window (default: all full)'),
 });
 
 export type DecoderConfig = z.infer<typeof decoderConfigSchema>;
@@ -59,7 +65,11 @@ const parseDecoderConfig = optionsFactory(decoderConfigSchema, 'decoderConfig');
 export function decoderConfig(options: z.input<typeof decoderConfigSchema>): DecoderConfig {
   const config = parseDecoderConfig(options);
   const problems = checkDecoderConfig(config);
-  if (problems.length) throw new ConfigError('decoderConfig()', problems.map((message) => ({ path: '', message })));
+  if (problems.length)
+    throw new ConfigError(
+      'decoderConfig()',
+      problems.map((message) => ({ path: '', message })),
+    );
   return config;
 }
 
@@ -73,10 +83,12 @@ export function decoderShape(config: DecoderConfig) {
 export function checkDecoderConfig(config: DecoderConfig): string[] {
   const problems: string[] = [];
   const { headDim, kvHeads } = decoderShape(config);
-  if (!Number.isInteger(headDim)) problems.push(`dModel must be divisible by heads when headDim is not given, got dModel ${config.dModel} and heads ${config.heads}`);
+  if (!Number.isInteger(headDim))
+    problems.push(`dModel must be divisible by heads when headDim is not given, got dModel ${config.dModel} and heads ${config.heads}`);
   else if (headDim % 2 !== 0) problems.push(`rotary positions need an even head dimension, got ${headDim}`);
   if (config.heads % kvHeads !== 0) problems.push(`heads must be a multiple of kvHeads, got heads ${config.heads} and kvHeads ${kvHeads}`);
-  if (config.layerTypes && config.layerTypes.length !== config.layers) problems.push(`layerTypes needs one entry per layer (${config.layers}), got ${config.layerTypes.length}`);
+  if (config.layerTypes && config.layerTypes.length !== config.layers)
+    problems.push(`layerTypes needs one entry per layer (${config.layers}), got ${config.layerTypes.length}`);
   if (config.layerTypes?.includes('sliding') && config.slidingWindow === undefined) problems.push('sliding layers need slidingWindow');
   return problems;
 }

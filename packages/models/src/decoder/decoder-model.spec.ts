@@ -10,8 +10,33 @@ const TOL = 1e-4; // float32 cached vs full recomputation: same math, different 
 // Every switch of the family at once: grouped-query heads, Gemma 2's sandwich norms, soft-caps and a
 // sliding window short enough that blocks cross it, llama3 rotary scaling, biases, an untied head.
 const VARIANTS: [string, Partial<DecoderConfig>][] = [
-  ['llama (GQA, llama3 rope, biases, untied head)', { kvHeads: 2, qkvBias: true, outputBias: true, mlpBias: true, tiedHead: false, ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8 } }],
-  ['gemma2 (sandwich norms, soft-caps, sliding window 3)', { architecture: 'gemma2', kvHeads: 1, normOffset: 1, embedScale: true, activation: 'gelu_tanh', sandwichNorms: true, attentionScale: 0.3, attentionSoftcap: 4, finalSoftcap: 6, slidingWindow: 3, layerTypes: ['sliding', 'full'] }],
+  [
+    'llama (GQA, llama3 rope, biases, untied head)',
+    {
+      kvHeads: 2,
+      qkvBias: true,
+      outputBias: true,
+      mlpBias: true,
+      tiedHead: false,
+      ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8 },
+    },
+  ],
+  [
+    'gemma2 (sandwich norms, soft-caps, sliding window 3)',
+    {
+      architecture: 'gemma2',
+      kvHeads: 1,
+      normOffset: 1,
+      embedScale: true,
+      activation: 'gelu_tanh',
+      sandwichNorms: true,
+      attentionScale: 0.3,
+      attentionSoftcap: 4,
+      finalSoftcap: 6,
+      slidingWindow: 3,
+      layerTypes: ['sliding', 'full'],
+    },
+  ],
 ];
 
 const ids = (rows: number[][]) => tf.tensor2d(rows, [rows.length, rows[0]?.length ?? 0], 'int32');
@@ -20,7 +45,8 @@ describe.each(['cpu', 'wasm'] as const)('DecoderModel on %s', (backend) => {
   beforeAll(() => useBackend(backend));
 
   describe.each(VARIANTS)('%s', (_name, overrides) => {
-    const make = () => new DecoderModel(decoderConfig({ vocabSize: 17, contextLength: 32, layers: 2, heads: 4, dModel: 16, dFf: 24, ...overrides }), { seed: 3 });
+    const make = () =>
+      new DecoderModel(decoderConfig({ vocabSize: 17, contextLength: 32, layers: 2, heads: 4, dModel: 16, dFf: 24, ...overrides }), { seed: 3 });
 
     it('decodes in ragged blocks, with rollbacks, to the logits of a full recomputation', () => {
       const model = make();
@@ -32,9 +58,40 @@ describe.each(['cpu', 'wasm'] as const)('DecoderModel on %s', (backend) => {
       // and rolled back (as SKD's rejections are); block 3: the rest. `check` marks the slots whose
       // prefix is the real row's (a rejected draft's logits condition on its own wrong token).
       const steps: { tokens: number[][]; mask: number[][]; check: number[][]; rollback?: (number | undefined)[] }[] = [
-        { tokens: [[row0[0], row0[1], row0[2]] as number[], [0, row1[0], row1[1]] as number[]], mask: [[1, 1, 1], [0, 1, 1]], check: [[1, 1, 1], [0, 1, 1]] },
-        { tokens: [[row0[3], row0[4], 16, 16] as number[], [row1[2], row1[3], row1[4], row1[5]] as number[]], mask: [[1, 1, 1, 1], [1, 1, 1, 1]], check: [[1, 1, 0, 0], [1, 1, 1, 1]], rollback: [5, undefined] },
-        { tokens: [[row0[5], row0[6], row0[7], row0[8]] as number[], [row1[6], row1[7], 0, 0] as number[]], mask: [[1, 1, 1, 1], [1, 1, 0, 0]], check: [[1, 1, 1, 1], [1, 1, 0, 0]] },
+        {
+          tokens: [[row0[0], row0[1], row0[2]] as number[], [0, row1[0], row1[1]] as number[]],
+          mask: [
+            [1, 1, 1],
+            [0, 1, 1],
+          ],
+          check: [
+            [1, 1, 1],
+            [0, 1, 1],
+          ],
+        },
+        {
+          tokens: [[row0[3], row0[4], 16, 16] as number[], [row1[2], row1[3], row1[4], row1[5]] as number[]],
+          mask: [
+            [1, 1, 1, 1],
+            [1, 1, 1, 1],
+          ],
+          check: [
+            [1, 1, 0, 0],
+            [1, 1, 1, 1],
+          ],
+          rollback: [5, undefined],
+        },
+        {
+          tokens: [[row0[5], row0[6], row0[7], row0[8]] as number[], [row1[6], row1[7], 0, 0] as number[]],
+          mask: [
+            [1, 1, 1, 1],
+            [1, 1, 0, 0],
+          ],
+          check: [
+            [1, 1, 1, 1],
+            [1, 1, 0, 0],
+          ],
+        },
       ];
       const seen = [0, 0];
       const expected = [full(row0), full(row1)];
@@ -64,8 +121,14 @@ describe.each(['cpu', 'wasm'] as const)('DecoderModel on %s', (backend) => {
 
     it('keeps logits of a padded batch equal to each row alone, and numTensors flat through generation', async () => {
       const model = make();
-      const rows = [[3, 1, 4, 1, 5, 9, 2], [6, 5, 3, 5, 0, 0, 0]];
-      const mask = [[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0]];
+      const rows = [
+        [3, 1, 4, 1, 5, 9, 2],
+        [6, 5, 3, 5, 0, 0, 0],
+      ];
+      const mask = [
+        [1, 1, 1, 1, 1, 1, 1],
+        [1, 1, 1, 1, 0, 0, 0],
+      ];
       const batch = tf.tidy(() => model.logits(ids(rows), { mask: tf.tensor2d(mask) }).arraySync() as number[][][]);
       const alone = tf.tidy(() => model.logits(ids([[6, 5, 3, 5]])).arraySync() as number[][][]);
       expect(maxAbsDiff(batch[1]?.slice(0, 4).flat() as number[], alone[0]?.flat() as number[])).toBeLessThan(TOL);
@@ -75,7 +138,7 @@ describe.each(['cpu', 'wasm'] as const)('DecoderModel on %s', (backend) => {
     });
   });
 
-  it('scores only the tokenizer\'s ids when the embedding is padded past them (outputVocab)', () => {
+  it("scores only the tokenizer's ids when the embedding is padded past them (outputVocab)", () => {
     const config = decoderConfig({ vocabSize: 20, contextLength: 16, layers: 1, heads: 2, dModel: 8 });
     const padded = new DecoderModel(config, { seed: 1, outputVocab: 15 });
     const whole = new DecoderModel(config, { seed: 1 });

@@ -51,7 +51,8 @@ export class DecoderModel implements LanguageModel {
         for (const [name, shape] of shapes) {
           const tensor = init.weights.get(name);
           if (!tensor) throw new SkdError(`weights lack parameter "${name}" (shape [${shape.join(', ')}])`);
-          if (tensor.shape.join() !== shape.join()) throw new SkdError(`parameter "${name}" must have shape [${shape.join(', ')}], got [${tensor.shape.join(', ')}]`);
+          if (tensor.shape.join() !== shape.join())
+            throw new SkdError(`parameter "${name}" must have shape [${shape.join(', ')}], got [${tensor.shape.join(', ')}]`);
           params.set(name, this.ownedVariable(name, tf.cast(tensor, 'float32')));
         }
         const extra = [...init.weights.keys()].filter((name) => !shapes.has(name));
@@ -130,7 +131,7 @@ export class DecoderModel implements LanguageModel {
 
   decode(tokens: tf.Tensor2D, state: DecodeState, options: DecodeOptions = {}): tf.Tensor3D {
     if (!(state instanceof DecoderDecodeState) || state.owner !== this) {
-      throw new SkdError('decode state was not created by this model\'s startDecoding');
+      throw new SkdError("decode state was not created by this model's startDecoding");
     }
     const [B, S] = tokens.shape;
     if (B !== state.batchSize) throw new SkdError(`decode got ${B} rows, the state was started for ${state.batchSize}`);
@@ -138,7 +139,9 @@ export class DecoderModel implements LanguageModel {
       throw new SkdError(`decode mask has shape [${options.mask.shape.join(', ')}], expected [${B}, ${S}]`);
     }
     const mask = options.mask?.dataSync(); // (B*S): which slots are real decides where they go in the cache
-    return state.cache.advance(mask, S, (step) => tf.tidy(() => this.forward(tokens, tf.tensor1d(step.positions, 'int32'), step.attend, options.lastOnly === true)));
+    return state.cache.advance(mask, S, (step) =>
+      tf.tidy(() => this.forward(tokens, tf.tensor1d(step.positions, 'int32'), step.attend, options.lastOnly === true)),
+    );
   }
 
   dispose(): void {
@@ -190,7 +193,11 @@ export class DecoderModel implements LanguageModel {
     for (let i = 0; i < layers; i++) {
       const p = `model.layers.${i}`;
       const a = norm(h, `${p}.input_layernorm.weight`); // (B*S, d)
-      const qkv = rotary(linear(a, this.p(`${p}.self_attn.qkv_proj.weight`), this.optional(`${p}.self_attn.qkv_proj.bias`)), positions, this.frequencies, { heads, kvHeads, headDim }); // (B*S, (H + 2 Hkv) dh)
+      const qkv = rotary(linear(a, this.p(`${p}.self_attn.qkv_proj.weight`), this.optional(`${p}.self_attn.qkv_proj.bias`)), positions, this.frequencies, {
+        heads,
+        kvHeads,
+        headDim,
+      }); // (B*S, (H + 2 Hkv) dh)
       const attended = attend(i, qkv); // (B*S, H dh)
       const wo = this.p<tf.Rank.R2>(`${p}.self_attn.o_proj.weight`);
       const bo = this.optional<tf.Rank.R1>(`${p}.self_attn.o_proj.bias`);

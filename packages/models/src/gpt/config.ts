@@ -27,7 +27,11 @@ const parseGptConfig = optionsFactory(gptConfigSchema, 'gptConfig');
 export function gptConfig(options: z.input<typeof gptConfigSchema>): GptConfig {
   const config = parseGptConfig(options);
   const problems = checkGptConfig(config);
-  if (problems.length) throw new ConfigError('gptConfig()', problems.map((message) => ({ path: '', message })));
+  if (problems.length)
+    throw new ConfigError(
+      'gptConfig()',
+      problems.map((message) => ({ path: '', message })),
+    );
   return config;
 }
 

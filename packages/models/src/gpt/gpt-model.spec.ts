@@ -65,9 +65,15 @@ describe.each([
     state.dispose();
   });
 
-  it('returns only the last column with lastOnly, equal to the full decode\'s last column', () => {
-    const rows = [[3, 1, 4, 1], [0, 0, 9, 2]];
-    const mask = [[1, 1, 1, 1], [0, 0, 1, 1]];
+  it("returns only the last column with lastOnly, equal to the full decode's last column", () => {
+    const rows = [
+      [3, 1, 4, 1],
+      [0, 0, 9, 2],
+    ];
+    const mask = [
+      [1, 1, 1, 1],
+      [0, 0, 1, 1],
+    ];
     const run = (lastOnly: boolean) => {
       const state = model.startDecoding(2, 8);
       const tokens = ids(rows);
@@ -103,7 +109,7 @@ describe.each([
     const blockLogits = (decodeRows(model, a, [block])[0] as number[][]).flat();
     const b = model.startDecoding(1, 10);
     decodeRows(model, b, [prefix]);
-    const stepLogits = block.flatMap((t) => ((decodeRows(model, b, [[t]])[0] as number[][])[0] as number[]));
+    const stepLogits = block.flatMap((t) => (decodeRows(model, b, [[t]])[0] as number[][])[0] as number[]);
     expect(maxAbsDiff(blockLogits, stepLogits)).toBeLessThan(TOL);
     expect(a.lengths).toEqual([8]);
     a.dispose();
@@ -122,9 +128,18 @@ describe.each([
   });
 
   it('batches rows with different prompt lengths (left padding) like each row alone', () => {
-    const rows = [[3, 1, 4, 1, 5], [9, 2]];
-    const padded = [[3, 1, 4, 1, 5], [0, 0, 0, 9, 2]];
-    const mask = [[1, 1, 1, 1, 1], [0, 0, 0, 1, 1]];
+    const rows = [
+      [3, 1, 4, 1, 5],
+      [9, 2],
+    ];
+    const padded = [
+      [3, 1, 4, 1, 5],
+      [0, 0, 0, 9, 2],
+    ];
+    const mask = [
+      [1, 1, 1, 1, 1],
+      [0, 0, 0, 1, 1],
+    ];
     const state = model.startDecoding(2, 8);
     const prompt = decodeRows(model, state, padded, mask);
     expect(state.lengths).toEqual([5, 2]);
@@ -132,7 +147,7 @@ describe.each([
     state.dispose();
     rows.forEach((row, b) => {
       const alone = fullLogits(model, [...row, 7]);
-      expect(maxAbsDiff(((prompt[b] as number[][])[4] as number[]), alone[row.length - 1] as number[])).toBeLessThan(TOL);
+      expect(maxAbsDiff((prompt[b] as number[][])[4] as number[], alone[row.length - 1] as number[])).toBeLessThan(TOL);
       expect(maxAbsDiff((step[b] as number[][])[0] as number[], alone[row.length] as number[])).toBeLessThan(TOL);
     });
   });
@@ -140,13 +155,35 @@ describe.each([
   it('advances rows by their own real slots and rolls back one row without touching the others', () => {
     const state = model.startDecoding(2, 10);
     // Row 0 reads four tokens; row 1 two, then padding (a row whose draft ended early).
-    const first = decodeRows(model, state, [[1, 2, 3, 4], [5, 6, 0, 0]], [[1, 1, 1, 1], [1, 1, 0, 0]]);
+    const first = decodeRows(
+      model,
+      state,
+      [
+        [1, 2, 3, 4],
+        [5, 6, 0, 0],
+      ],
+      [
+        [1, 1, 1, 1],
+        [1, 1, 0, 0],
+      ],
+    );
     expect(state.lengths).toEqual([4, 2]);
     expect(maxAbsDiff((first[1] as number[][]).slice(0, 2).flat(), fullLogits(model, [5, 6]).flat())).toBeLessThan(TOL);
     state.rollback([2, undefined]); // row 0 rejects its last two tokens; row 1 keeps both
     expect(state.lengths).toEqual([2, 2]);
     // A block whose first slot is padding in row 0 (no pending token) but real in row 1.
-    const next = decodeRows(model, state, [[0, 9, 8], [7, 9, 8]], [[0, 1, 1], [1, 1, 1]]);
+    const next = decodeRows(
+      model,
+      state,
+      [
+        [0, 9, 8],
+        [7, 9, 8],
+      ],
+      [
+        [0, 1, 1],
+        [1, 1, 1],
+      ],
+    );
     expect(state.lengths).toEqual([4, 5]);
     state.dispose();
     expect(maxAbsDiff((next[0] as number[][]).slice(1).flat(), fullLogits(model, [1, 2, 9, 8]).slice(2).flat())).toBeLessThan(TOL);
@@ -154,7 +191,18 @@ describe.each([
   });
 
   it('matches the full forward for right-padded training batches on the real tokens', () => {
-    const logits = model.logits(ids([[1, 2, 3, 0], [4, 5, 0, 0]]), { mask: tf.tensor2d([[1, 1, 1, 0], [1, 1, 0, 0]]) });
+    const logits = model.logits(
+      ids([
+        [1, 2, 3, 0],
+        [4, 5, 0, 0],
+      ]),
+      {
+        mask: tf.tensor2d([
+          [1, 1, 1, 0],
+          [1, 1, 0, 0],
+        ]),
+      },
+    );
     const rows = logits.arraySync() as number[][][];
     logits.dispose();
     expect(maxAbsDiff((rows[1] as number[][]).slice(0, 2).flat(), fullLogits(model, [4, 5]).flat())).toBeLessThan(TOL);
@@ -162,12 +210,28 @@ describe.each([
 
   it('refuses more tokens than a row was started for, and a state longer than the context', () => {
     const state = model.startDecoding(2, 4);
-    decodeRows(model, state, [[1, 2, 3], [1, 0, 0]], [[1, 1, 1], [1, 0, 0]]);
-    expect(() => decodeRows(model, state, [[1, 2], [1, 2]])).toThrow('row 0: 2 more tokens exceed the 4 the decode state was started for (it holds 3)');
+    decodeRows(
+      model,
+      state,
+      [
+        [1, 2, 3],
+        [1, 0, 0],
+      ],
+      [
+        [1, 1, 1],
+        [1, 0, 0],
+      ],
+    );
+    expect(() =>
+      decodeRows(model, state, [
+        [1, 2],
+        [1, 2],
+      ]),
+    ).toThrow('row 0: 2 more tokens exceed the 4 the decode state was started for (it holds 3)');
     expect(state.lengths).toEqual([3, 1]); // the refused step changed nothing
     expect(() => state.rollback([4, undefined])).toThrow('cannot roll row 0 back to 4 tokens: it holds 3');
     state.dispose();
-    expect(() => model.startDecoding(1, 25)).toThrow('cannot decode 25 tokens per row: the model\'s context is 24');
+    expect(() => model.startDecoding(1, 25)).toThrow("cannot decode 25 tokens per row: the model's context is 24");
   });
 
   it('keeps numTensors flat over decode steps, rollbacks and disposal', async () => {
@@ -175,8 +239,19 @@ describe.each([
       await tensorsLeakedBy(() => {
         const state = model.startDecoding(2, 20);
         for (let i = 0; i < 5; i++) {
-          decodeRows(model, state, [[1, 2, 3], [4, 0, 0]], [[1, 1, 1], [1, 0, 0]]);
-          state.rollback([state.lengths[0] as number - 1, undefined]);
+          decodeRows(
+            model,
+            state,
+            [
+              [1, 2, 3],
+              [4, 0, 0],
+            ],
+            [
+              [1, 1, 1],
+              [1, 0, 0],
+            ],
+          );
+          state.rollback([(state.lengths[0] as number) - 1, undefined]);
         }
         state.dispose();
       }),
@@ -227,7 +302,7 @@ describe('GptModel options and errors', () => {
     expect(() => new GptModel(config({ dModel: 15, heads: 2 }), { seed: 1 })).toThrow('dModel must be divisible by heads, got dModel 15 and heads 2');
     const model = new GptModel(config(), { seed: 1 });
     const other = new GptModel(config(), { seed: 1 });
-    expect(() => model.logits(ids([Array.from({ length: 25 }, () => 1)]))).toThrow('25 tokens exceeds the model\'s context of 24');
+    expect(() => model.logits(ids([Array.from({ length: 25 }, () => 1)]))).toThrow("25 tokens exceeds the model's context of 24");
     const state = other.startDecoding(1, 4);
     expect(() => model.decode(ids([[1]]), state)).toThrow('not created by this model');
     expect(() => other.decode(ids([[1, 2, 3, 4, 5]]), state)).toThrow('5 more tokens exceed the 4');
@@ -275,7 +350,10 @@ describe('memory', () => {
       }
     });
     expect(generations).toBe(0);
-    const tokens = ids([[1, 2, 3, 4], [5, 6, 7, 8]]);
+    const tokens = ids([
+      [1, 2, 3, 4],
+      [5, 6, 7, 8],
+    ]);
     const training = await tensorsLeakedBy(() => {
       for (let i = 0; i < 200; i++) {
         tf.tidy(() => {

@@ -1,13 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { SkdError, type DecodeOptions, type DecodeState, type GenerationLoop, type ForwardOptions, type LanguageModel } from '@skd/core';
 import {
-  SkdError,
-  type DecodeOptions,
-  type DecodeState,
-  type GenerationLoop,
-  type ForwardOptions,
-  type LanguageModel,
-} from '@skd/core';
-import { causalSelfAttention, createKvCache, gelu, layerNorm, linear, transformerDecode, transformerGenerate, type KvCache, type TransformerWeights } from '@skd/ops';
+  causalSelfAttention,
+  createKvCache,
+  gelu,
+  layerNorm,
+  linear,
+  transformerDecode,
+  transformerGenerate,
+  type KvCache,
+  type TransformerWeights,
+} from '@skd/ops';
 import { checkGptConfig, gptParameterShapes, type GptConfig } from './config';
 import { applyRotary } from './layers';
 
@@ -108,7 +111,7 @@ export class GptModel implements LanguageModel {
 
   decode(tokens: tf.Tensor2D, state: DecodeState, options: DecodeOptions = {}): tf.Tensor3D {
     if (!(state instanceof GptDecodeState) || state.owner !== this) {
-      throw new SkdError('decode state was not created by this model\'s startDecoding');
+      throw new SkdError("decode state was not created by this model's startDecoding");
     }
     const [B, S] = tokens.shape;
     if (B !== state.batchSize) throw new SkdError(`decode got ${B} rows, the state was started for ${state.batchSize}`);
@@ -126,14 +129,27 @@ export class GptModel implements LanguageModel {
   /** A whole sampling loop as one native kernel where the backend has it (see LanguageModel.generateTokens). */
   async generateTokens(state: DecodeState, loop: GenerationLoop): Promise<number[][] | undefined> {
     if (!(state instanceof GptDecodeState) || state.owner !== this) {
-      throw new SkdError('decode state was not created by this model\'s startDecoding');
+      throw new SkdError("decode state was not created by this model's startDecoding");
     }
     return transformerGenerate(state.cache, this.transformerWeights(), { heads: this.config.heads, epsilon: this.config.layerNormEpsilon }, loop);
   }
 
   /** The parameters in the order of a whole-network decode kernel (@skd/ops transformerDecode). */
   private transformerWeights(): TransformerWeights {
-    const names = ['ln_1.weight', 'ln_1.bias', 'attn.c_attn.weight', 'attn.c_attn.bias', 'attn.c_proj.weight', 'attn.c_proj.bias', 'ln_2.weight', 'ln_2.bias', 'mlp.c_fc.weight', 'mlp.c_fc.bias', 'mlp.c_proj.weight', 'mlp.c_proj.bias'];
+    const names = [
+      'ln_1.weight',
+      'ln_1.bias',
+      'attn.c_attn.weight',
+      'attn.c_attn.bias',
+      'attn.c_proj.weight',
+      'attn.c_proj.bias',
+      'ln_2.weight',
+      'ln_2.bias',
+      'mlp.c_fc.weight',
+      'mlp.c_fc.bias',
+      'mlp.c_proj.weight',
+      'mlp.c_proj.bias',
+    ];
     return {
       embedding: this.p('wte.weight'),
       positions: this.config.positions === 'learned' ? this.p('wpe.weight') : undefined,

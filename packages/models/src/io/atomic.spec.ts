@@ -45,7 +45,9 @@ describe('writeFileAtomic', () => {
   it('a write that makes no progress is a failure, not a silent truncation', () => {
     const dir = tmp();
     writeSync = () => 0;
-    expect(() => writeFileAtomic(path.join(dir, 'model.safetensors'), new Uint8Array(100))).toThrow(/cannot write .*model\.safetensors: no space left on device/);
+    expect(() => writeFileAtomic(path.join(dir, 'model.safetensors'), new Uint8Array(100))).toThrow(
+      /cannot write .*model\.safetensors: no space left on device/,
+    );
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 });

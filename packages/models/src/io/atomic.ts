@@ -80,7 +80,10 @@ export async function writeStreamAtomic(file: string, fill: (write: (bytes: Uint
 /** Leftovers of interrupted folder writes beside `target` (`<name>.partial-*`). */
 export function partialFolders(parent: string): string[] {
   if (!fs.existsSync(parent)) return [];
-  return fs.readdirSync(parent).filter((name) => /\.partial-\d+/.test(name)).map((name) => path.join(parent, name));
+  return fs
+    .readdirSync(parent)
+    .filter((name) => /\.partial-\d+/.test(name))
+    .map((name) => path.join(parent, name));
 }
 
 /**
@@ -88,7 +91,11 @@ export function partialFolders(parent: string): string[] {
  * to `target` (replacing an existing one only with `replace`). On failure the partial folder is removed
  * and the error names the target; an existing `target` is untouched.
  */
-export async function writeFolderAtomic(target: string, fill: (dir: string) => Promise<void> | void, options: { readonly replace?: boolean } = {}): Promise<void> {
+export async function writeFolderAtomic(
+  target: string,
+  fill: (dir: string) => Promise<void> | void,
+  options: { readonly replace?: boolean } = {},
+): Promise<void> {
   const tmp = `${target}.partial-${process.pid}-${Date.now()}`;
   try {
     fs.mkdirSync(tmp, { recursive: true });

@@ -78,12 +78,22 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
     target,
     async (tmp) => {
       const checksums: Record<string, string> = {};
-      checksums['model.safetensors'] = await writeSafetensorsStreaming(path.join(tmp, 'model.safetensors'), streamedTensors(options.model.params), { format: 'skd' });
-      if (options.optimizerState) checksums['optimizer.safetensors'] = await writeSafetensorsStreaming(path.join(tmp, 'optimizer.safetensors'), streamedTensors(options.optimizerState));
+      checksums['model.safetensors'] = await writeSafetensorsStreaming(path.join(tmp, 'model.safetensors'), streamedTensors(options.model.params), {
+        format: 'skd',
+      });
+      if (options.optimizerState)
+        checksums['optimizer.safetensors'] = await writeSafetensorsStreaming(path.join(tmp, 'optimizer.safetensors'), streamedTensors(options.optimizerState));
       const config = {
         format: CHECKPOINT_FORMAT,
         version: 1,
-        model: options.model instanceof DecoderModel ? { kind: 'decoder', config: options.model.config, ...(options.model.vocabSize < options.model.config.vocabSize ? { outputVocab: options.model.vocabSize } : {}) } : { kind: 'gpt', config: options.model.config },
+        model:
+          options.model instanceof DecoderModel
+            ? {
+                kind: 'decoder',
+                config: options.model.config,
+                ...(options.model.vocabSize < options.model.config.vocabSize ? { outputVocab: options.model.vocabSize } : {}),
+              }
+            : { kind: 'gpt', config: options.model.config },
         tokenizer: options.tokenizer.toJSON(),
         ...(options.tokenizer instanceof BpeTokenizer ? { tokenizerConfig: options.tokenizer.tokenizerConfig() } : {}),
         extra: options.extra ?? {},
@@ -110,7 +120,9 @@ export function tokenizerFromJSON(json: unknown, source: string, config?: Partia
 export function loadCheckpoint(dir: string): LoadedCheckpoint {
   const configFile = path.join(dir, 'config.json');
   if (!fs.existsSync(dir)) {
-    throw new FormatError(dir, 'no such checkpoint folder', { hint: 'check the path (relative paths are resolved against the config file\'s folder, or its baseDir)' });
+    throw new FormatError(dir, 'no such checkpoint folder', {
+      hint: "check the path (relative paths are resolved against the config file's folder, or its baseDir)",
+    });
   }
   if (!fs.existsSync(configFile)) {
     throw new FormatError(dir, 'not a checkpoint folder: config.json is missing', { hint: 'point at a folder written by saveCheckpoint or `skd train`' });
@@ -123,7 +135,10 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   }
   const parsed = checkpointConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new FormatError(configFile, `not an skd checkpoint config: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    throw new FormatError(
+      configFile,
+      `not an skd checkpoint config: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
   }
   const tokenizer = tokenizerFromJSON(parsed.data.tokenizer, configFile, parsed.data.tokenizerConfig as Partial<BpeTokenizerConfig> | undefined);
   const described = parsed.data.model;
@@ -136,7 +151,10 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   const tensors = new Map([...weights.arrays].map(([name, a]) => [name, tf.tensor(a.data, [...a.shape])]));
   let model: CheckpointModel;
   try {
-    model = described.kind === 'decoder' ? new DecoderModel(described.config, { weights: tensors, ...(described.outputVocab !== undefined ? { outputVocab: described.outputVocab } : {}) }) : new GptModel(described.config, { weights: tensors });
+    model =
+      described.kind === 'decoder'
+        ? new DecoderModel(described.config, { weights: tensors, ...(described.outputVocab !== undefined ? { outputVocab: described.outputVocab } : {}) })
+        : new GptModel(described.config, { weights: tensors });
   } catch (cause) {
     throw new FormatError(path.join(dir, 'model.safetensors'), (cause as Error).message, { cause });
   } finally {
@@ -144,7 +162,12 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   }
   const optimizerFile = path.join(dir, 'optimizer.safetensors');
   const optimizerState = fs.existsSync(optimizerFile)
-    ? new Map([...readSafetensors(optimizerFile, sums['optimizer.safetensors']).arrays].map(([name, a]) => [name, tf.tensor(a.data, [...a.shape], a.data instanceof Int32Array ? 'int32' : 'float32')]))
+    ? new Map(
+        [...readSafetensors(optimizerFile, sums['optimizer.safetensors']).arrays].map(([name, a]) => [
+          name,
+          tf.tensor(a.data, [...a.shape], a.data instanceof Int32Array ? 'int32' : 'float32'),
+        ]),
+      )
     : undefined;
   return { model, tokenizer, optimizerState, extra: parsed.data.extra };
 }

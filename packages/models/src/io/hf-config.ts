@@ -74,7 +74,9 @@ export function decoderConfigFromHuggingFace(hf: HfConfig, architecture: Decoder
   const heads = required('num_attention_heads');
   const activationField = architecture === 'gemma2' ? 'hidden_activation' : 'hidden_act';
   const activationName = (hf[activationField] ?? (architecture.startsWith('gemma') ? 'gelu_pytorch_tanh' : 'silu')) as string;
-  const activation = ACTIVATIONS[activationName] ?? fail(activationField, `${JSON.stringify(activationName)} is not supported (supported: ${Object.keys(ACTIVATIONS).join(', ')})`);
+  const activation =
+    ACTIVATIONS[activationName] ??
+    fail(activationField, `${JSON.stringify(activationName)} is not supported (supported: ${Object.keys(ACTIVATIONS).join(', ')})`);
   const partial = rope(hf, 'partial_rotary_factor');
   if (partial !== undefined && partial !== 1) fail('partial_rotary_factor', `${partial} is not supported (skd rotates whole heads)`);
   const layers = required('num_hidden_layers');
@@ -105,7 +107,11 @@ export function decoderConfigFromHuggingFace(hf: HfConfig, architecture: Decoder
     ...sliding,
   };
   const parsed = decoderConfigSchema.safeParse(candidate);
-  if (!parsed.success) fail(parsed.error.issues[0]?.path.join('.') ?? '(root)', `does not describe a ${architecture} skd can build: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    fail(
+      parsed.error.issues[0]?.path.join('.') ?? '(root)',
+      `does not describe a ${architecture} skd can build: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   return (parsed as { data: DecoderConfig }).data;
 }
 
@@ -150,11 +156,20 @@ function gemma2Attention(hf: HfConfig, num: (field: string) => number | undefine
   const scalar = num('query_pre_attn_scalar') ?? 256;
   const attentionCap = hf['attn_logit_softcapping'] === null ? undefined : (num('attn_logit_softcapping') ?? 50);
   const finalCap = hf['final_logit_softcapping'] === null ? undefined : (num('final_logit_softcapping') ?? 30);
-  return { attentionScale: Math.pow(scalar, -0.5), ...(attentionCap ? { attentionSoftcap: attentionCap } : {}), ...(finalCap ? { finalSoftcap: finalCap } : {}) };
+  return {
+    attentionScale: Math.pow(scalar, -0.5),
+    ...(attentionCap ? { attentionSoftcap: attentionCap } : {}),
+    ...(finalCap ? { finalSoftcap: finalCap } : {}),
+  };
 }
 
 /** The sliding-window layers: `layer_types` when given, else each family's rule. */
-function slidingLayers(hf: HfConfig, architecture: DecoderArchitecture, layers: number, fail: (field: string, detail: string) => never): Partial<DecoderConfig> {
+function slidingLayers(
+  hf: HfConfig,
+  architecture: DecoderArchitecture,
+  layers: number,
+  fail: (field: string, detail: string) => never,
+): Partial<DecoderConfig> {
   const window = typeof hf['sliding_window'] === 'number' ? (hf['sliding_window'] as number) : undefined;
   let types: ('full' | 'sliding')[] | undefined;
   if (Array.isArray(hf['layer_types'])) {
@@ -176,7 +191,10 @@ function slidingLayers(hf: HfConfig, architecture: DecoderArchitecture, layers: 
 }
 
 /** A config.json for a decoder (the older rope_theta / rope_scaling fields, which transformers 4 and 5 both read). */
-export function huggingFaceDecoderConfig(config: DecoderConfig, special: { bos?: number | undefined; eos: number | readonly number[]; pad?: number | undefined }): Record<string, unknown> {
+export function huggingFaceDecoderConfig(
+  config: DecoderConfig,
+  special: { bos?: number | undefined; eos: number | readonly number[]; pad?: number | undefined },
+): Record<string, unknown> {
   const headDim = config.headDim ?? config.dModel / config.heads;
   const scaling = config.ropeScaling;
   return {
@@ -196,7 +214,13 @@ export function huggingFaceDecoderConfig(config: DecoderConfig, special: { bos?:
     rope_scaling: scaling
       ? scaling.type === 'linear'
         ? { rope_type: 'linear', factor: scaling.factor }
-        : { rope_type: 'llama3', factor: scaling.factor, low_freq_factor: scaling.lowFreqFactor, high_freq_factor: scaling.highFreqFactor, original_max_position_embeddings: scaling.originalContext }
+        : {
+            rope_type: 'llama3',
+            factor: scaling.factor,
+            low_freq_factor: scaling.lowFreqFactor,
+            high_freq_factor: scaling.highFreqFactor,
+            original_max_position_embeddings: scaling.originalContext,
+          }
       : null,
     ...(config.architecture === 'llama' ? { attention_bias: config.qkvBias, mlp_bias: config.mlpBias } : {}),
     ...(config.architecture === 'gemma' ? { attention_bias: config.qkvBias } : {}),
@@ -208,7 +232,11 @@ export function huggingFaceDecoderConfig(config: DecoderConfig, special: { bos?:
         }
       : {}),
     ...(config.layerTypes
-      ? { sliding_window: config.slidingWindow, layer_types: config.layerTypes.map((t) => (t === 'sliding' ? 'sliding_attention' : 'full_attention')), ...(config.architecture === 'qwen2' ? { use_sliding_window: true } : {}) }
+      ? {
+          sliding_window: config.slidingWindow,
+          layer_types: config.layerTypes.map((t) => (t === 'sliding' ? 'sliding_attention' : 'full_attention')),
+          ...(config.architecture === 'qwen2' ? { use_sliding_window: true } : {}),
+        }
       : config.architecture === 'qwen2'
         ? { use_sliding_window: false }
         : {}),
@@ -256,7 +284,7 @@ export function gptConfigFromHuggingFace(hf: HfGpt2Config, source: string): GptC
     dropout: 0,
     layerNormEpsilon: hf.layer_norm_epsilon ?? 1e-5,
   });
-  if (!parsed.success) throw new FormatError(source, `config does not describe a GPT-2: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new FormatError(source, `config does not describe a GPT-2: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return parsed.data;
 }
-

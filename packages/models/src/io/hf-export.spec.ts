@@ -16,13 +16,19 @@ import { readBpeTokenizer } from './tokenizer-files';
 const repo = path.resolve(__dirname, '../../../..');
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'skd-export-'));
 const testPrompts = (count: number) =>
-  fs.readFileSync(path.join(repo, 'data/arithmetic/test.jsonl'), 'utf8').trim().split('\n').slice(0, count).map((l) => (JSON.parse(l) as { prompt: string }).prompt);
+  fs
+    .readFileSync(path.join(repo, 'data/arithmetic/test.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(0, count)
+    .map((l) => (JSON.parse(l) as { prompt: string }).prompt);
 
 function logitsOf(model: LanguageModel, sequences: number[][]): number[][][] {
   return sequences.map((s) => tf.tidy(() => (model.logits(tf.tensor2d([s], undefined, 'int32')).arraySync() as number[][][])[0] as number[][]));
 }
 
-const maxAbsDiff = (a: number[][][], b: number[][][]) => Math.max(...a.flatMap((s, i) => s.flatMap((row, j) => row.map((v, k) => Math.abs(v - (b[i]?.[j]?.[k] ?? Number.NaN))))));
+const maxAbsDiff = (a: number[][][], b: number[][][]) =>
+  Math.max(...a.flatMap((s, i) => s.flatMap((row, j) => row.map((v, k) => Math.abs(v - (b[i]?.[j]?.[k] ?? Number.NaN))))));
 
 describe('exportHuggingFaceGpt2', () => {
   const tokenizer = BpeTokenizer.train(testPrompts(200), { vocabSize: 300, splitDigits: true });
@@ -33,8 +39,23 @@ describe('exportHuggingFaceGpt2', () => {
     const dir = path.join(tmp(), 'hf');
     await exportHuggingFaceGpt2(dir, { model, tokenizer });
     expect(fs.readdirSync(dir).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'))).toMatchObject({ model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], n_layer: 2, n_head: 2, n_embd: 16, n_positions: 64, vocab_size: tokenizer.vocabSize, activation_function: 'gelu_new', tie_word_embeddings: true, eos_token_id: tokenizer.special.eos });
-    expect(JSON.parse(fs.readFileSync(path.join(dir, 'generation_config.json'), 'utf8'))).toEqual({ bos_token_id: tokenizer.special.bos ?? tokenizer.special.eos, eos_token_id: tokenizer.special.eos, pad_token_id: tokenizer.special.pad });
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'))).toMatchObject({
+      model_type: 'gpt2',
+      architectures: ['GPT2LMHeadModel'],
+      n_layer: 2,
+      n_head: 2,
+      n_embd: 16,
+      n_positions: 64,
+      vocab_size: tokenizer.vocabSize,
+      activation_function: 'gelu_new',
+      tie_word_embeddings: true,
+      eos_token_id: tokenizer.special.eos,
+    });
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'generation_config.json'), 'utf8'))).toEqual({
+      bos_token_id: tokenizer.special.bos ?? tokenizer.special.eos,
+      eos_token_id: tokenizer.special.eos,
+      pad_token_id: tokenizer.special.pad,
+    });
     const reloaded = loadHuggingFaceGpt2(dir);
     const sequences = testPrompts(3).map((p) => tokenizer.encode(p).slice(0, 64));
     expect(maxAbsDiff(logitsOf(model, sequences), logitsOf(reloaded, sequences))).toBe(0);
@@ -48,7 +69,9 @@ describe('exportHuggingFaceGpt2', () => {
     const rotary = new GptModel(gptConfigSchema.parse({ ...config, positions: 'rotary' }), { seed: 1 });
     await expect(exportHuggingFaceGpt2(path.join(tmp(), 'r'), { model: rotary, tokenizer })).rejects.toThrow('rotary positions has no GPT-2 equivalent');
     const bytes = new GptModel(gptConfigSchema.parse({ ...config, vocabSize: 259 }), { seed: 1 });
-    await expect(exportHuggingFaceGpt2(path.join(tmp(), 'b'), { model: bytes, tokenizer: new ByteTokenizer() })).rejects.toThrow('only models with a BPE tokenizer');
+    await expect(exportHuggingFaceGpt2(path.join(tmp(), 'b'), { model: bytes, tokenizer: new ByteTokenizer() })).rejects.toThrow(
+      'only models with a BPE tokenizer',
+    );
     rotary.dispose();
     bytes.dispose();
   });
@@ -65,9 +88,13 @@ describe('exportHuggingFaceGpt2', () => {
     });
     afterAll(() => student.model.dispose());
 
-    it('gives PyTorch\'s logits (max abs diff <= 1e-4)', () => {
+    it("gives PyTorch's logits (max abs diff <= 1e-4)", () => {
       const sequences = testPrompts(3).map((p) => student.tokenizer.encode(p));
-      const run = spawnSync(referencePython(), [path.join(repo, 'tools/export/check_hf_gpt2.py'), dir], { input: JSON.stringify(sequences), encoding: 'utf8', maxBuffer: 1 << 28 });
+      const run = spawnSync(referencePython(), [path.join(repo, 'tools/export/check_hf_gpt2.py'), dir], {
+        input: JSON.stringify(sequences),
+        encoding: 'utf8',
+        maxBuffer: 1 << 28,
+      });
       expect(run.stderr).toBe('');
       const theirs = JSON.parse(run.stdout) as number[][][];
       const diff = maxAbsDiff(logitsOf(student.model, sequences), theirs);
@@ -76,7 +103,11 @@ describe('exportHuggingFaceGpt2', () => {
 
     it('has a tokenizer.json that Hugging Face tokenizers encodes as skd does, over the test set', async () => {
       const theirs = HfTokenizer.fromFile(path.join(dir, 'tokenizer.json'));
-      const texts = fs.readFileSync(path.join(repo, 'data/arithmetic/test.jsonl'), 'utf8').trim().split('\n').flatMap((l) => Object.values(JSON.parse(l) as Record<string, unknown>).filter((v): v is string => typeof v === 'string'));
+      const texts = fs
+        .readFileSync(path.join(repo, 'data/arithmetic/test.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .flatMap((l) => Object.values(JSON.parse(l) as Record<string, unknown>).filter((v): v is string => typeof v === 'string'));
       // With BOS first, as skd's prompts have it: transformers' tokenizer(text) gives skd's ids.
       for (const text of texts) expect({ text, ids: (await theirs.encode(text)).getIds() }).toEqual({ text, ids: encodePrompt(student.tokenizer, text) });
       expect(texts.length).toBeGreaterThanOrEqual(300);

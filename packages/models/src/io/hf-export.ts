@@ -58,7 +58,8 @@ export async function exportHuggingFaceDecoder(dir: string, options: HuggingFace
       await writeSafetensorsStreaming(path.join(tmp, 'model.safetensors'), huggingFaceTensors(model), { format: 'pt' });
       if (tokenizer instanceof HfTokenizer) {
         writeFileAtomic(path.join(tmp, 'tokenizer.json'), `${JSON.stringify(tokenizer.files.tokenizer)}\n`);
-        if (tokenizer.files.config !== undefined) writeFileAtomic(path.join(tmp, 'tokenizer_config.json'), `${JSON.stringify(tokenizer.files.config, null, 2)}\n`);
+        if (tokenizer.files.config !== undefined)
+          writeFileAtomic(path.join(tmp, 'tokenizer_config.json'), `${JSON.stringify(tokenizer.files.config, null, 2)}\n`);
       } else {
         writeBpeTokenizer(path.join(tmp, 'tokenizer.json'), tokenizer);
       }

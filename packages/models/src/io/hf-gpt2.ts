@@ -30,7 +30,9 @@ export interface ExportOptions {
 /** The Hugging Face GPT-2 `config.json` for one of our GPTs, or an SkdError naming what GPT-2 cannot express. */
 export function huggingFaceGpt2Config(config: GptConfig, tokenizer: BpeTokenizer): Record<string, unknown> {
   if (config.positions !== 'learned') {
-    throw new SkdError(`a GPT with ${config.positions} positions has no GPT-2 equivalent (GPT-2 learns its position embeddings)`, { hint: 'export a model trained with "positions": "learned"' });
+    throw new SkdError(`a GPT with ${config.positions} positions has no GPT-2 equivalent (GPT-2 learns its position embeddings)`, {
+      hint: 'export a model trained with "positions": "learned"',
+    });
   }
   const special = tokenizer.special;
   return {
@@ -65,7 +67,9 @@ export function huggingFaceGpt2Config(config: GptConfig, tokenizer: BpeTokenizer
 export async function exportHuggingFaceGpt2(dir: string, options: ExportOptions): Promise<void> {
   const { model, tokenizer } = options;
   if (!(tokenizer instanceof BpeTokenizer)) {
-    throw new SkdError('only models with a BPE tokenizer can be exported as GPT-2 (a tokenizer.json other tools read)', { hint: 'train the model with a "bpe" tokenizer' });
+    throw new SkdError('only models with a BPE tokenizer can be exported as GPT-2 (a tokenizer.json other tools read)', {
+      hint: 'train the model with a "bpe" tokenizer',
+    });
   }
   const hfConfig = huggingFaceGpt2Config(model.config, tokenizer);
   const target = path.resolve(dir);

@@ -33,7 +33,13 @@ describe.each(['wasm', 'cpu'] as const)('Hugging Face checkpoints on %s, against
     const { ids, mask } = batch(model.vocabSize, 3);
     const reference = runReference<{ logits: number[][][] }>(['logits', dir], { ids, mask }).logits;
     const ours = tf.tidy(() => model.logits(tf.tensor2d(ids, undefined, 'int32'), { mask: tf.tensor2d(mask) }).arraySync());
-    const real = (values: number[][][]) => values.flatMap((row, b) => row.filter((_, t) => mask[b]?.[t] === 1).flat().slice(0, model.vocabSize * 1000));
+    const real = (values: number[][][]) =>
+      values.flatMap((row, b) =>
+        row
+          .filter((_, t) => mask[b]?.[t] === 1)
+          .flat()
+          .slice(0, model.vocabSize * 1000),
+      );
     const theirs = reference.map((row) => row.map((col) => col.slice(0, model.vocabSize)));
     expect(maxAbsDiff(real(ours), real(theirs))).toBeLessThan(1e-4);
 
@@ -49,7 +55,7 @@ describe.each(['wasm', 'cpu'] as const)('Hugging Face checkpoints on %s, against
   it.each([
     ['bfloat16', 60_000],
     ['float16', 0],
-  ] as const)('a %s checkpoint (shards of %i bytes; 0: one file) loads to transformers\' logits', (dtype, shardBytes) => {
+  ] as const)("a %s checkpoint (shards of %i bytes; 0: one file) loads to transformers' logits", (dtype, shardBytes) => {
     const dir = referenceModel('llama', { dtype, shardBytes, seed: 4 });
     const files = require('node:fs').readdirSync(dir) as string[];
     expect(files.includes('model.safetensors.index.json')).toBe(shardBytes > 0);

@@ -13,7 +13,10 @@ export type HfModelConfig = { readonly kind: 'gpt'; readonly config: GptConfig }
 
 /** Reads and checks `config.json` of a Hugging Face model folder (no weights are read). */
 export function readHuggingFaceConfig(dir: string): HfModelConfig {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new FormatError(dir, 'no such model folder', { hint: 'point at a folder with config.json and safetensors weights (relative paths resolve from the config file)' });
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
+    throw new FormatError(dir, 'no such model folder', {
+      hint: 'point at a folder with config.json and safetensors weights (relative paths resolve from the config file)',
+    });
   const file = path.join(dir, 'config.json');
   if (!fs.existsSync(file)) throw new FormatError(dir, 'not a Hugging Face model folder: config.json is missing');
   const hf = readJson(file, 'config.json') as Record<string, unknown>;
@@ -58,19 +61,33 @@ export function decoderWeightPlans(config: DecoderConfig): Map<string, WeightPla
     let pieces: WeightPiece[];
     switch (part) {
       case 'self_attn.qkv_proj.weight':
-        pieces = columns([[`${p}.self_attn.q_proj.weight`, q], [`${p}.self_attn.k_proj.weight`, kv], [`${p}.self_attn.v_proj.weight`, kv]]);
+        pieces = columns([
+          [`${p}.self_attn.q_proj.weight`, q],
+          [`${p}.self_attn.k_proj.weight`, kv],
+          [`${p}.self_attn.v_proj.weight`, kv],
+        ]);
         break;
       case 'self_attn.qkv_proj.bias':
-        pieces = packed([[`${p}.self_attn.q_proj.bias`, q], [`${p}.self_attn.k_proj.bias`, kv], [`${p}.self_attn.v_proj.bias`, kv]]);
+        pieces = packed([
+          [`${p}.self_attn.q_proj.bias`, q],
+          [`${p}.self_attn.k_proj.bias`, kv],
+          [`${p}.self_attn.v_proj.bias`, kv],
+        ]);
         break;
       case 'self_attn.o_proj.weight':
         pieces = [{ source: `${p}.self_attn.o_proj.weight`, shape: [d, q], transpose: true, at: 0 }];
         break;
       case 'mlp.gate_up_proj.weight':
-        pieces = columns([[`${p}.mlp.gate_proj.weight`, dFf], [`${p}.mlp.up_proj.weight`, dFf]]);
+        pieces = columns([
+          [`${p}.mlp.gate_proj.weight`, dFf],
+          [`${p}.mlp.up_proj.weight`, dFf],
+        ]);
         break;
       case 'mlp.gate_up_proj.bias':
-        pieces = packed([[`${p}.mlp.gate_proj.bias`, dFf], [`${p}.mlp.up_proj.bias`, dFf]]);
+        pieces = packed([
+          [`${p}.mlp.gate_proj.bias`, dFf],
+          [`${p}.mlp.up_proj.bias`, dFf],
+        ]);
         break;
       case 'mlp.down_proj.weight':
         pieces = [{ source: `${p}.mlp.down_proj.weight`, shape: [d, dFf], transpose: true, at: 0 }];
@@ -115,16 +132,24 @@ export function loadHuggingFaceModel(dir: string, options: LoadHuggingFaceOption
   const tied = described.config.tiedHead;
   const plans = described.kind === 'decoder' ? decoderWeightPlans(described.config) : gptWeightPlans(described.config, tensors);
   const storedHead = tied ? [...tensors.keys()].find((n) => n === 'lm_head.weight') : undefined;
-  if (storedHead) plans.set(storedHead, { shape: [described.config.vocabSize, described.config.dModel], pieces: [{ source: storedHead, shape: [described.config.vocabSize, described.config.dModel], transpose: false, at: 0 }] });
+  if (storedHead)
+    plans.set(storedHead, {
+      shape: [described.config.vocabSize, described.config.dModel],
+      pieces: [{ source: storedHead, shape: [described.config.vocabSize, described.config.dModel], transpose: false, at: 0 }],
+    });
   const weights = loadPlannedWeights(index, plans, (name) => BUFFERS.test(name));
   try {
     if (storedHead) {
       const embedding = weights.get(described.kind === 'decoder' ? 'model.embed_tokens.weight' : 'wte.weight') as tf.Tensor;
       const same = tf.tidy(() => tf.all(tf.equal(embedding, weights.get(storedHead) as tf.Tensor)).dataSync()[0] === 1);
       if (!same) {
-        throw new FormatError((tensors.get(storedHead) as StoredTensor).file, 'lm_head.weight differs from the token embedding although tie_word_embeddings is true', {
-          hint: 'set "tie_word_embeddings": false in config.json to load a separate head',
-        });
+        throw new FormatError(
+          (tensors.get(storedHead) as StoredTensor).file,
+          'lm_head.weight differs from the token embedding although tie_word_embeddings is true',
+          {
+            hint: 'set "tie_word_embeddings": false in config.json to load a separate head',
+          },
+        );
       }
       weights.get(storedHead)?.dispose();
       weights.delete(storedHead);

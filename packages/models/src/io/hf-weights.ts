@@ -31,7 +31,9 @@ export function readWeightIndex(dir: string): WeightIndex {
   const indexFile = path.join(dir, 'model.safetensors.index.json');
   if (fs.existsSync(indexFile)) return { tensors: readSharded(dir, indexFile), source: indexFile };
   if (!fs.existsSync(single)) {
-    const hint = fs.existsSync(path.join(dir, 'pytorch_model.bin')) ? 'this folder has PyTorch pickle weights only; save them as safetensors (model.save_pretrained(dir, safe_serialization=True))' : 'save the model with safetensors (transformers\' save_pretrained does by default)';
+    const hint = fs.existsSync(path.join(dir, 'pytorch_model.bin'))
+      ? 'this folder has PyTorch pickle weights only; save them as safetensors (model.save_pretrained(dir, safe_serialization=True))'
+      : "save the model with safetensors (transformers' save_pretrained does by default)";
     throw new FormatError(dir, 'no weights: neither model.safetensors nor model.safetensors.index.json is here', { hint });
   }
   return { tensors: headerOf(single), source: single };
@@ -45,16 +47,22 @@ function readSharded(dir: string, indexFile: string): Map<string, StoredTensor> 
     throw new FormatError(indexFile, `not valid JSON: ${(cause as Error).message}`, { cause });
   }
   const map = index?.weight_map;
-  if (map === null || typeof map !== 'object' || Array.isArray(map)) throw new FormatError(indexFile, 'weight_map: missing or not an object of tensor name → shard file');
+  if (map === null || typeof map !== 'object' || Array.isArray(map))
+    throw new FormatError(indexFile, 'weight_map: missing or not an object of tensor name → shard file');
   const byFile = new Map<string, string[]>();
   for (const [name, file] of Object.entries(map as Record<string, unknown>)) {
-    if (typeof file !== 'string' || file.includes('/') || file.includes('\\')) throw new FormatError(indexFile, `weight_map.${name}: ${JSON.stringify(file)} is not a shard file name`);
+    if (typeof file !== 'string' || file.includes('/') || file.includes('\\'))
+      throw new FormatError(indexFile, `weight_map.${name}: ${JSON.stringify(file)} is not a shard file name`);
     byFile.set(file, [...(byFile.get(file) ?? []), name]);
   }
   const tensors = new Map<string, StoredTensor>();
   for (const [file, names] of byFile) {
     const shard = path.join(dir, file);
-    if (!fs.existsSync(shard)) throw new FormatError(shard, `missing shard: weight_map names it for ${names.length} tensors (${names.slice(0, 2).join(', ')}${names.length > 2 ? ', ...' : ''})`);
+    if (!fs.existsSync(shard))
+      throw new FormatError(
+        shard,
+        `missing shard: weight_map names it for ${names.length} tensors (${names.slice(0, 2).join(', ')}${names.length > 2 ? ', ...' : ''})`,
+      );
     const header = headerOf(shard);
     for (const name of names) {
       const entry = header.get(name);
@@ -110,7 +118,11 @@ const CHUNK_BYTES = 1 << 24;
  * memory beyond the model is one parameter's host copy. Every stored tensor must be planned or
  * listed in `ignore`; every planned one must exist with its shape and a float dtype.
  */
-export function loadPlannedWeights(index: WeightIndex, plans: ReadonlyMap<string, WeightPlan>, ignore: (name: string) => boolean = () => false): Map<string, tf.Tensor> {
+export function loadPlannedWeights(
+  index: WeightIndex,
+  plans: ReadonlyMap<string, WeightPlan>,
+  ignore: (name: string) => boolean = () => false,
+): Map<string, tf.Tensor> {
   const { tensors } = index;
   checkPlans(index, plans, ignore);
   const loaded = new Map<string, tf.Tensor>();
@@ -140,18 +152,27 @@ function checkPlans(index: WeightIndex, plans: ReadonlyMap<string, WeightPlan>, 
   for (const plan of plans.values()) {
     for (const piece of plan.pieces) {
       const stored = tensors.get(piece.source);
-      if (!stored) throw new FormatError(index.source, `tensor "${piece.source}" is missing (the config implies one of shape [${piece.shape.join(', ')}])`, { hint: 'check that config.json belongs to these weights' });
-      if (!FLOAT_DTYPES.has(stored.dtype)) throw new FormatError(stored.file, `tensor "${piece.source}" has dtype ${stored.dtype}; model weights must be F32, F16 or BF16`);
-      if (stored.shape.join() !== piece.shape.join()) throw new FormatError(stored.file, `tensor "${piece.source}" has shape [${stored.shape.join(', ')}], the config implies [${piece.shape.join(', ')}]`);
+      if (!stored)
+        throw new FormatError(index.source, `tensor "${piece.source}" is missing (the config implies one of shape [${piece.shape.join(', ')}])`, {
+          hint: 'check that config.json belongs to these weights',
+        });
+      if (!FLOAT_DTYPES.has(stored.dtype))
+        throw new FormatError(stored.file, `tensor "${piece.source}" has dtype ${stored.dtype}; model weights must be F32, F16 or BF16`);
+      if (stored.shape.join() !== piece.shape.join())
+        throw new FormatError(stored.file, `tensor "${piece.source}" has shape [${stored.shape.join(', ')}], the config implies [${piece.shape.join(', ')}]`);
       used.add(piece.source);
     }
   }
   const extra = [...tensors.keys()].filter((name) => !used.has(name) && !ignore(name));
   if (extra.length) {
     const file = (tensors.get(extra[0] as string) as StoredTensor).file;
-    throw new FormatError(file, `holds ${extra.length} tensors the config does not describe: ${extra.slice(0, 4).join(', ')}${extra.length > 4 ? ', ...' : ''}`, {
-      hint: 'check that config.json belongs to these weights',
-    });
+    throw new FormatError(
+      file,
+      `holds ${extra.length} tensors the config does not describe: ${extra.slice(0, 4).join(', ')}${extra.length > 4 ? ', ...' : ''}`,
+      {
+        hint: 'check that config.json belongs to these weights',
+      },
+    );
   }
 }
 
@@ -206,7 +227,8 @@ function readExactly(fd: number, buffer: Buffer, length: number, position: numbe
   let done = 0;
   while (done < length) {
     const n = fs.readSync(fd, buffer, done, length - done, position + done);
-    if (n <= 0) throw new FormatError(stored.file, `tensor "${stored.name}" ends early: read ${done} of ${length} bytes (was the file truncated while loading?)`);
+    if (n <= 0)
+      throw new FormatError(stored.file, `tensor "${stored.name}" ends early: read ${done} of ${length} bytes (was the file truncated while loading?)`);
     done += n;
   }
 }

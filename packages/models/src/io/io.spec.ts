@@ -36,7 +36,11 @@ describe('safetensors', () => {
   });
 
   it('reads F16, BF16 and F64 as float32', () => {
-    const header = JSON.stringify({ h: { dtype: 'F16', shape: [2], data_offsets: [0, 4] }, g: { dtype: 'BF16', shape: [1], data_offsets: [4, 6] }, d: { dtype: 'F64', shape: [1], data_offsets: [6, 14] } });
+    const header = JSON.stringify({
+      h: { dtype: 'F16', shape: [2], data_offsets: [0, 4] },
+      g: { dtype: 'BF16', shape: [1], data_offsets: [4, 6] },
+      d: { dtype: 'F64', shape: [1], data_offsets: [6, 14] },
+    });
     const body = new Uint8Array(14);
     const view = new DataView(body.buffer);
     view.setUint16(0, 0x3c00, true); // 1.0 in half precision
@@ -59,7 +63,9 @@ describe('safetensors', () => {
     writeSafetensors(file, arrays);
     const good = fs.readFileSync(file);
     fs.writeFileSync(file, good.subarray(0, good.length - 3));
-    expect(() => readSafetensors(file)).toThrow(/w\.safetensors: not a valid safetensors file: tensor "b" spans bytes .* past the .*-byte data block \(truncated file\?\)/);
+    expect(() => readSafetensors(file)).toThrow(
+      /w\.safetensors: not a valid safetensors file: tensor "b" spans bytes .* past the .*-byte data block \(truncated file\?\)/,
+    );
     fs.writeFileSync(file, good.subarray(0, 5));
     expect(() => readSafetensors(file)).toThrow('too short');
     const broken = Buffer.from(good);
@@ -112,7 +118,7 @@ describe('checkpoints', () => {
     fs.writeFileSync(configFile, JSON.stringify({ ...good, model: { kind: 'gpt', config: { ...good.model.config, dModel: 16 } } }));
     expect(() => loadCheckpoint(dir)).toThrow(/model\.safetensors: parameter "wte\.weight" must have shape \[259, 16\], got \[259, 8\]/);
     fs.writeFileSync(configFile, JSON.stringify({ ...good, model: { kind: 'gpt', config: { ...good.model.config, vocabSize: 300 } } }));
-    expect(() => loadCheckpoint(dir)).toThrow('tokenizer vocabulary 259 does not match the model\'s 300');
+    expect(() => loadCheckpoint(dir)).toThrow("tokenizer vocabulary 259 does not match the model's 300");
     fs.writeFileSync(configFile, '{"format": "something-else"}');
     expect(() => loadCheckpoint(dir)).toThrow('not an skd checkpoint config');
     const { sha256: _sums, ...withoutChecksums } = good; // as written before checksums: the format check still names the file
@@ -142,9 +148,13 @@ describe('atomic folder writes', () => {
     const dir = path.join(tmp(), 'ckpt');
     await saveCheckpoint(dir, { model, tokenizer: new ByteTokenizer() });
     await expect(
-      writeFolderAtomic(dir, () => {
-        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-      }, { replace: true }),
+      writeFolderAtomic(
+        dir,
+        () => {
+          throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        },
+        { replace: true },
+      ),
     ).rejects.toThrow(`cannot write ${dir}: no space left on device (ENOSPC)`);
     expect(fs.readdirSync(path.dirname(dir))).toEqual(['ckpt']);
     const loaded = loadCheckpoint(dir);
@@ -164,7 +174,17 @@ describe('Hugging Face GPT-2 checkpoints', () => {
     arrays.set('lm_head.weight', { ...(arrays.get('transformer.wte.weight') as { shape: number[]; data: Float32Array }) });
     writeSafetensors(path.join(dir, 'model.safetensors'), arrays);
   }
-  const hfConfig = { model_type: 'gpt2', vocab_size: 259, n_positions: 16, n_embd: 8, n_layer: 1, n_head: 2, n_inner: null, activation_function: 'gelu_new', layer_norm_epsilon: 1e-5 };
+  const hfConfig = {
+    model_type: 'gpt2',
+    vocab_size: 259,
+    n_positions: 16,
+    n_embd: 8,
+    n_layer: 1,
+    n_head: 2,
+    n_inner: null,
+    activation_function: 'gelu_new',
+    layer_norm_epsilon: 1e-5,
+  };
 
   it('loads by name: transformer. prefix, mask buffers and the tied head handled; same logits', () => {
     const source = new GptModel(config(), { seed: 9 });
@@ -183,11 +203,15 @@ describe('Hugging Face GPT-2 checkpoints', () => {
     writeHfCheckpoint(dir, source, { ...hfConfig, activation_function: 'relu' });
     expect(() => loadHuggingFaceGpt2(dir)).toThrow('activation_function "relu" is not supported');
     writeHfCheckpoint(dir, source, { ...hfConfig, model_type: 'bert' });
-    expect(() => loadHuggingFaceGpt2(dir)).toThrow('model_type "bert" (and no architectures) is not supported; skd reads LlamaForCausalLM, Qwen2ForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM, GPT2LMHeadModel');
+    expect(() => loadHuggingFaceGpt2(dir)).toThrow(
+      'model_type "bert" (and no architectures) is not supported; skd reads LlamaForCausalLM, Qwen2ForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM, GPT2LMHeadModel',
+    );
     writeHfCheckpoint(dir, source, { ...hfConfig, model_type: 'llama' });
     expect(() => loadHuggingFaceGpt2(dir)).toThrow('hidden_size: missing');
     writeHfCheckpoint(dir, source, { ...hfConfig, n_layer: 2 });
-    expect(() => loadHuggingFaceGpt2(dir)).toThrow(`${path.join(dir, 'model.safetensors')}: tensor "transformer.h.1.ln_1.weight" is missing (the config implies one of shape [8])`);
+    expect(() => loadHuggingFaceGpt2(dir)).toThrow(
+      `${path.join(dir, 'model.safetensors')}: tensor "transformer.h.1.ln_1.weight" is missing (the config implies one of shape [8])`,
+    );
     expect(() => loadHuggingFaceGpt2(path.join(dir, 'missing'))).toThrow('missing: no such model folder');
     fs.mkdirSync(path.join(dir, 'empty'));
     expect(() => loadHuggingFaceGpt2(path.join(dir, 'empty'))).toThrow('config.json is missing');
@@ -218,16 +242,38 @@ describe('BPE tokenizer', () => {
     const file = path.join(dir, 'tokenizer.json');
     writeBpeTokenizer(file, trained);
     const json = JSON.parse(fs.readFileSync(file, 'utf8'));
-    expect(Object.keys(json).sort()).toEqual(['added_tokens', 'decoder', 'model', 'normalizer', 'padding', 'post_processor', 'pre_tokenizer', 'truncation', 'version']);
-    expect(json.added_tokens.map((t: { content: string; special: boolean }) => [t.content, t.special])).toEqual([['<|pad|>', true], ['<|eos|>', true], ['<|bos|>', true]]);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'))).toEqual({ tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '<|eos|>', pad_token: '<|pad|>', bos_token: '<|bos|>' });
+    expect(Object.keys(json).sort()).toEqual([
+      'added_tokens',
+      'decoder',
+      'model',
+      'normalizer',
+      'padding',
+      'post_processor',
+      'pre_tokenizer',
+      'truncation',
+      'version',
+    ]);
+    expect(json.added_tokens.map((t: { content: string; special: boolean }) => [t.content, t.special])).toEqual([
+      ['<|pad|>', true],
+      ['<|eos|>', true],
+      ['<|bos|>', true],
+    ]);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'))).toEqual({
+      tokenizer_class: 'PreTrainedTokenizerFast',
+      eos_token: '<|eos|>',
+      pad_token: '<|pad|>',
+      bos_token: '<|bos|>',
+    });
     const back = readBpeTokenizer(file);
     expect(back.fingerprint).toBe(trained.fingerprint);
     expect(back.special).toEqual(trained.special); // EOS is <|eos|>, not the first added token
     expect(back.encode('the mat sat')).toEqual(trained.encode('the mat sat'));
     // Without its config (a file from elsewhere), the roles default as documented; a legacy skd key still works.
     expect(BpeTokenizer.fromJSON(json).special.eos).toBe(trained.special.pad);
-    expect(BpeTokenizer.fromJSON({ ...json, skd: { special: { pad: '<|pad|>', eos: '<|eos|>' } } }).special).toEqual({ pad: trained.special.pad, eos: trained.special.eos });
+    expect(BpeTokenizer.fromJSON({ ...json, skd: { special: { pad: '<|pad|>', eos: '<|eos|>' } } }).special).toEqual({
+      pad: trained.special.pad,
+      eos: trained.special.eos,
+    });
     const pairs = { ...json, model: { ...json.model, merges: json.model.merges.map((m: string) => m.split(' ')) } };
     const fromPairs = BpeTokenizer.fromJSON(pairs, 'tokenizer.json', { eos: '<|eos|>', pad: '<|pad|>' });
     expect(fromPairs.encode('the mat sat')).toEqual(trained.encode('the mat sat'));
@@ -238,7 +284,7 @@ describe('BPE tokenizer', () => {
     const ids = trained.encode('the cat<|eos|> sat<|pad|>');
     expect(ids.filter((id) => id === trained.special.eos || id === trained.special.pad)).toEqual([trained.special.eos, trained.special.pad]);
     expect(trained.decode(ids, { keepSpecial: true })).toBe('the cat<|eos|> sat<|pad|>');
-    expect(trained.encode('<|eos')).toEqual(trained.encode('<|') .concat(trained.encode('eos'))); // a partial marker is plain text
+    expect(trained.encode('<|eos')).toEqual(trained.encode('<|').concat(trained.encode('eos'))); // a partial marker is plain text
   });
 
   it('splits every digit into its own token when asked, and says so in tokenizer.json', () => {
@@ -248,7 +294,13 @@ describe('BPE tokenizer', () => {
     expect(one(digits, 'numbers 1234')).toEqual(['numbers', ' ', '1', '2', '3', '4']);
     expect(one(plain, 'numbers 1234').length).toBeLessThan(4); // 1234 was merged into a token or two
     const json = digits.toJSON() as { pre_tokenizer: unknown };
-    expect(json.pre_tokenizer).toEqual({ type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }] });
+    expect(json.pre_tokenizer).toEqual({
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Digits', individual_digits: true },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+      ],
+    });
     const back = BpeTokenizer.fromJSON(json);
     expect(back.encode('a 9876 b')).toEqual(digits.encode('a 9876 b'));
     expect(back.fingerprint).toBe(digits.fingerprint);
@@ -257,7 +309,9 @@ describe('BPE tokenizer', () => {
 
   it('rejects tokenizer.json files it cannot reproduce', () => {
     expect(() => BpeTokenizer.fromJSON({ model: { type: 'WordPiece', vocab: {} } })).toThrow('unsupported tokenizer: model type "WordPiece"');
-    expect(() => BpeTokenizer.fromJSON({ model: { type: 'BPE', vocab: {}, merges: [] }, pre_tokenizer: { type: 'Metaspace' } })).toThrow('unsupported pre_tokenizer Metaspace');
+    expect(() => BpeTokenizer.fromJSON({ model: { type: 'BPE', vocab: {}, merges: [] }, pre_tokenizer: { type: 'Metaspace' } })).toThrow(
+      'unsupported pre_tokenizer Metaspace',
+    );
     expect(() => BpeTokenizer.train(corpus, { vocabSize: 100 })).toThrow('vocabSize must be at least 259');
     const trained = BpeTokenizer.train(corpus, { vocabSize: 270 });
     expect(() => BpeTokenizer.fromJSON(trained.toJSON(), 'x', { eos: '<|nope|>' })).toThrow('special token "<|nope|>" (eos) is not in the vocabulary');

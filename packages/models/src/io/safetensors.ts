@@ -128,7 +128,8 @@ export interface SafetensorsHeader {
 
 /** The header length field of a file of `fileLength` bytes, checked; every problem is a FormatError naming `source`. */
 export function safetensorsHeaderLength(first8: Uint8Array, fileLength: number, source: string): number {
-  if (fileLength < 8 || first8.length < 8) throw new FormatError(source, `not a valid safetensors file: ${fileLength} bytes is too short for the 8-byte header length`);
+  if (fileLength < 8 || first8.length < 8)
+    throw new FormatError(source, `not a valid safetensors file: ${fileLength} bytes is too short for the 8-byte header length`);
   const headerLength = Number(new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true));
   if (headerLength > MAX_HEADER || 8 + headerLength > fileLength) {
     throw new FormatError(source, `not a valid safetensors file: header length ${headerLength} exceeds the file (${fileLength} bytes)`);
@@ -168,7 +169,8 @@ export function parseSafetensorsHeader(json: Uint8Array, fileLength: number, sou
     const count = (shape as number[]).reduce((a, b) => a * b, 1);
     const width = BYTES[dtype as SafetensorsDtype];
     if (end < begin || end > dataLength) fail(`tensor "${name}" spans bytes ${begin}..${end}, past the ${dataLength}-byte data block (truncated file?)`);
-    if (end - begin !== count * width) fail(`tensor "${name}" has ${end - begin} bytes, but shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${count * width}`);
+    if (end - begin !== count * width)
+      fail(`tensor "${name}" has ${end - begin} bytes, but shape [${(shape as number[]).join(', ')}] of ${dtype} needs ${count * width}`);
     entries.set(name, { name, dtype: dtype as SafetensorsDtype, shape: shape as number[], begin, end });
   }
   const spans = [...entries.values()].sort((a, b) => a.begin - b.begin);
@@ -187,7 +189,10 @@ export function decodeSafetensors(bytes: Uint8Array, source: string): Safetensor
   const arrays = new Map<string, NamedArray>();
   for (const entry of header.entries.values()) {
     const count = entry.shape.reduce((a, b) => a * b, 1);
-    arrays.set(entry.name, { shape: entry.shape, data: convert(bytes.subarray(header.dataStart + entry.begin, header.dataStart + entry.end), entry.dtype, count) });
+    arrays.set(entry.name, {
+      shape: entry.shape,
+      data: convert(bytes.subarray(header.dataStart + entry.begin, header.dataStart + entry.end), entry.dtype, count),
+    });
   }
   return { arrays, metadata: header.metadata };
 }
@@ -259,14 +264,18 @@ export function forEachSafetensor(file: string, expectedSha256: string | undefin
     if (expectedSha256 !== undefined) {
       const hash = createHash('sha256');
       const chunk = Buffer.allocUnsafe(1 << 24);
-      for (let at = 0; at < size; ) {
+      for (let at = 0; at < size;) {
         const n = fs.readSync(fd, chunk, 0, Math.min(chunk.length, size - at), at);
         if (n <= 0) break;
         hash.update(chunk.subarray(0, n));
         at += n;
       }
       const actual = hash.digest('hex');
-      if (actual !== expectedSha256) throw new FormatError(file, `checksum mismatch: the file changed after it was written (sha256 ${actual.slice(0, 12)}..., recorded ${expectedSha256.slice(0, 12)}...)`);
+      if (actual !== expectedSha256)
+        throw new FormatError(
+          file,
+          `checksum mismatch: the file changed after it was written (sha256 ${actual.slice(0, 12)}..., recorded ${expectedSha256.slice(0, 12)}...)`,
+        );
     }
     const first8 = Buffer.alloc(8);
     fs.readSync(fd, first8, 0, Math.min(8, size), 0);
@@ -276,12 +285,19 @@ export function forEachSafetensor(file: string, expectedSha256: string | undefin
     const header = parseSafetensorsHeader(json, size, file);
     for (const entry of [...header.entries.values()].sort((a, b) => a.begin - b.begin)) {
       const bytes = Buffer.allocUnsafe(entry.end - entry.begin);
-      for (let done = 0; done < bytes.length; ) {
+      for (let done = 0; done < bytes.length;) {
         const n = fs.readSync(fd, bytes, done, bytes.length - done, header.dataStart + entry.begin + done);
         if (n <= 0) throw new FormatError(file, `tensor "${entry.name}" ends early (was the file truncated while reading?)`);
         done += n;
       }
-      visit(entry.name, { shape: entry.shape, data: convert(bytes, entry.dtype, entry.shape.reduce((a, b) => a * b, 1)) });
+      visit(entry.name, {
+        shape: entry.shape,
+        data: convert(
+          bytes,
+          entry.dtype,
+          entry.shape.reduce((a, b) => a * b, 1),
+        ),
+      });
     }
     return header.metadata;
   } finally {

@@ -29,7 +29,12 @@ export function writeBpeTokenizer(file: string, tokenizer: BpeTokenizer): void {
     doc['post_processor'] = {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: name, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-      pair: [{ SpecialToken: { id: name, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: name, type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      pair: [
+        { SpecialToken: { id: name, type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: name, type_id: 0 } },
+        { Sequence: { id: 'B', type_id: 1 } },
+      ],
       special_tokens: { [name]: { id: name, ids: [bos], tokens: [name] } },
     };
   }

@@ -29,7 +29,10 @@ export class ChatTemplate {
     try {
       return this.template.render({ ...this.specialNames, messages: messages.map((m) => ({ ...m })), add_generation_prompt: addGenerationPrompt });
     } catch (cause) {
-      throw new SkdError(`the chat template refused the conversation: ${(cause as Error).message}`, { cause, hint: 'check the roles and their order against what the model\'s template accepts' });
+      throw new SkdError(`the chat template refused the conversation: ${(cause as Error).message}`, {
+        cause,
+        hint: "check the roles and their order against what the model's template accepts",
+      });
     }
   }
 }

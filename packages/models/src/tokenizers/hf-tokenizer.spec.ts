@@ -6,10 +6,56 @@ import { HfTokenizer } from './hf-tokenizer';
 // whitespace runs and rare spaces (U+0085 and U+FEFF, where Oniguruma's \s and JavaScript's differ),
 // contractions in both cases, digits, code.
 const PIECES = [
-  'Hello', ' world', 'Tom has 12 apples.', "It's", " they'VE", "I'M", ' DON\'T', '  ', '   ', '\t', '\n', '\n\n', ' \n ', '\r\n',
-  'naïve café', 'Zürich', ' Ελληνικά', 'русский', 'العربية', 'हिन्दी', '日本語のテキスト', '中文', '한국어', '🙂', '👍🏽', '🚀🚀',
-  '∑∫√', '€100', '3.14159', '12345678', '-42', '2026-12-04', 'def f(x):\n    return x', 'snake_case', 'CamelCase', 'https://ex.com/a?b=1',
-  '\u0085', '\ufeff', '\u00a0', '\u3000', '\u2028', 'a\u0301', 'Å', '...', '!!', '"quoted"', "'single'", '#### 7', '<|', '|>',
+  'Hello',
+  ' world',
+  'Tom has 12 apples.',
+  "It's",
+  " they'VE",
+  "I'M",
+  " DON'T",
+  '  ',
+  '   ',
+  '\t',
+  '\n',
+  '\n\n',
+  ' \n ',
+  '\r\n',
+  'naïve café',
+  'Zürich',
+  ' Ελληνικά',
+  'русский',
+  'العربية',
+  'हिन्दी',
+  '日本語のテキスト',
+  '中文',
+  '한국어',
+  '🙂',
+  '👍🏽',
+  '🚀🚀',
+  '∑∫√',
+  '€100',
+  '3.14159',
+  '12345678',
+  '-42',
+  '2026-12-04',
+  'def f(x):\n    return x',
+  'snake_case',
+  'CamelCase',
+  'https://ex.com/a?b=1',
+  '\u0085',
+  '\ufeff',
+  '\u00a0',
+  '\u3000',
+  '\u2028',
+  'a\u0301',
+  'Å',
+  '...',
+  '!!',
+  '"quoted"',
+  "'single'",
+  '#### 7',
+  '<|',
+  '|>',
 ];
 
 function strings(specials: readonly string[]): string[] {
@@ -37,9 +83,11 @@ describe.each(['gpt2', 'qwen2', 'llama3', 'llama2', 'gemma'] as const)('the hf t
   const texts = strings(SPECIALS[style]);
   const reference = runReference<{ ids: number[][]; decoded: string[] }>(['tokenize', dir], { texts });
 
-  it('gives AutoTokenizer\'s ids on 200 strings (special tokens, non-ASCII, whitespace runs), BOS framing included', () => {
+  it("gives AutoTokenizer's ids on 200 strings (special tokens, non-ASCII, whitespace runs), BOS framing included", () => {
     expect(texts).toHaveLength(200);
-    const mismatches = texts.map((text, i) => ({ text, ours: tokenizer.encodeWithSpecialTokens(text), theirs: reference.ids[i] })).filter((m) => JSON.stringify(m.ours) !== JSON.stringify(m.theirs));
+    const mismatches = texts
+      .map((text, i) => ({ text, ours: tokenizer.encodeWithSpecialTokens(text), theirs: reference.ids[i] }))
+      .filter((m) => JSON.stringify(m.ours) !== JSON.stringify(m.theirs));
     expect(mismatches.slice(0, 3)).toEqual([]);
   });
 

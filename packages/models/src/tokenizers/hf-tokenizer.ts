@@ -4,7 +4,17 @@ import * as path from 'node:path';
 import { FormatError, SkdError, type ChatMessage, type ChatOptions, type SpecialTokens, type Tokenizer } from '@skd/core';
 import { BpeModel } from './bpe-model';
 import { ChatTemplate } from './chat-template';
-import { decoderFrom, framingFrom, normalizerFrom, preTokenizerFrom, type Decoder, type Framing, type Normalizer, type Piece, type PreTokenizer } from './pipeline';
+import {
+  decoderFrom,
+  framingFrom,
+  normalizerFrom,
+  preTokenizerFrom,
+  type Decoder,
+  type Framing,
+  type Normalizer,
+  type Piece,
+  type PreTokenizer,
+} from './pipeline';
 
 /** The files of a Hugging Face tokenizer, as JSON documents. */
 export interface HfTokenizerFiles {
@@ -43,7 +53,11 @@ function classStages(tokenizerClass: string | undefined, config: Json): Partial<
       const scheme = !prefix ? 'never' : config['legacy'] === true ? 'always' : 'first';
       const decoders: Json[] = [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }];
       if (prefix) decoders.push({ type: 'Strip', content: ' ', start: 1, stop: 0 });
-      return { normalizer: null, pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: scheme, split: false }, decoder: { type: 'Sequence', decoders } };
+      return {
+        normalizer: null,
+        pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: scheme, split: false },
+        decoder: { type: 'Sequence', decoders },
+      };
     }
     case 'GemmaTokenizer':
       return {
@@ -54,7 +68,13 @@ function classStages(tokenizerClass: string | undefined, config: Json): Partial<
     case 'Qwen2Tokenizer':
       return {
         normalizer: { type: 'NFC' },
-        pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: QWEN2_PATTERN }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', add_prefix_space: config['add_prefix_space'] === true, use_regex: false }] },
+        pre_tokenizer: {
+          type: 'Sequence',
+          pretokenizers: [
+            { type: 'Split', pattern: { Regex: QWEN2_PATTERN }, behavior: 'Isolated', invert: false },
+            { type: 'ByteLevel', add_prefix_space: config['add_prefix_space'] === true, use_regex: false },
+          ],
+        },
         decoder: { type: 'ByteLevel' },
       };
     case 'GPT2Tokenizer':
@@ -113,14 +133,20 @@ export class HfTokenizer implements Tokenizer {
     if (!doc || typeof doc !== 'object') throw new FormatError(source, 'not a JSON object');
     const model = doc['model'] as Json | undefined;
     if (!model || model['type'] !== 'BPE') {
-      throw new FormatError(source, `model.type: ${JSON.stringify(model?.['type'])} is not supported; skd reads BPE tokenizers (GPT-2, Llama, Qwen, Gemma, Mistral families)`);
+      throw new FormatError(
+        source,
+        `model.type: ${JSON.stringify(model?.['type'])} is not supported; skd reads BPE tokenizers (GPT-2, Llama, Qwen, Gemma, Mistral families)`,
+      );
     }
     for (const field of ['continuing_subword_prefix', 'end_of_word_suffix'] as const) {
-      if (typeof model[field] === 'string' && model[field] !== '') throw new FormatError(source, `model.${field}: ${JSON.stringify(model[field])} is not supported`);
+      if (typeof model[field] === 'string' && model[field] !== '')
+        throw new FormatError(source, `model.${field}: ${JSON.stringify(model[field])} is not supported`);
     }
-    if (model['dropout'] !== null && model['dropout'] !== undefined && model['dropout'] !== 0) throw new FormatError(source, `model.dropout: ${model['dropout']} is not supported (BPE dropout is a training-time augmentation)`);
+    if (model['dropout'] !== null && model['dropout'] !== undefined && model['dropout'] !== 0)
+      throw new FormatError(source, `model.dropout: ${model['dropout']} is not supported (BPE dropout is a training-time augmentation)`);
     const vocabField = model['vocab'];
-    if (!vocabField || typeof vocabField !== 'object' || Array.isArray(vocabField)) throw new FormatError(source, 'model.vocab: expected an object of token → id');
+    if (!vocabField || typeof vocabField !== 'object' || Array.isArray(vocabField))
+      throw new FormatError(source, 'model.vocab: expected an object of token → id');
     const vocab = new Map<string, number>(Object.entries(vocabField as Record<string, number>));
     const merges = ((model['merges'] as unknown[]) ?? []).map((m, i) => {
       const pair = typeof m === 'string' ? splitMerge(m) : (m as string[]);
@@ -185,29 +211,54 @@ export class HfTokenizer implements Tokenizer {
       this.addedByContent.set(t.content, t);
       if (t.special) this.specialIds.add(t.id);
     }
-    const escaped = [...added.values()].map((t) => t.content).sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    const escaped = [...added.values()]
+      .map((t) => t.content)
+      .sort((a, b) => b.length - a.length)
+      .map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
     this.addedPattern = escaped.length ? new RegExp(escaped.join('|'), 'gu') : undefined;
     // Framing: add_bos_token / add_eos_token in the config replace the file's post-processor (transformers 5).
     const explicit = 'add_bos_token' in config || 'add_eos_token' in config;
     const bosId = idOf(names['bos_token'], 'bos_token');
     const eosFromConfig = idOf(names['eos_token'], 'eos_token');
     this.framing = explicit
-      ? { prefix: config['add_bos_token'] === true && bosId !== undefined ? [bosId] : [], suffix: config['add_eos_token'] === true && eosFromConfig !== undefined ? [eosFromConfig] : [] }
+      ? {
+          prefix: config['add_bos_token'] === true && bosId !== undefined ? [bosId] : [],
+          suffix: config['add_eos_token'] === true && eosFromConfig !== undefined ? [eosFromConfig] : [],
+        }
       : framingFrom(doc['post_processor'] as Json | null | undefined, source);
     // Stop ids: generation_config.json's eos_token_id (a number or a list), else the config's eos_token.
     const generationEos = (files.generation as Json | undefined)?.['eos_token_id'];
-    const stopIds = (Array.isArray(generationEos) ? generationEos : typeof generationEos === 'number' ? [generationEos] : []).filter((x): x is number => typeof x === 'number');
+    const stopIds = (Array.isArray(generationEos) ? generationEos : typeof generationEos === 'number' ? [generationEos] : []).filter(
+      (x): x is number => typeof x === 'number',
+    );
     const eos = eosFromConfig ?? stopIds[0];
-    if (eos === undefined) throw new FormatError(source, 'no EOS token: tokenizer_config.json has no eos_token and generation_config.json no eos_token_id', { hint: 'add "eos_token" to tokenizer_config.json' });
+    if (eos === undefined)
+      throw new FormatError(source, 'no EOS token: tokenizer_config.json has no eos_token and generation_config.json no eos_token_id', {
+        hint: 'add "eos_token" to tokenizer_config.json',
+      });
     const pad = idOf(names['pad_token'], 'pad_token') ?? eos;
     const bos = this.framing.prefix.length === 1 ? this.framing.prefix[0] : undefined;
     const unkId = idOf(names['unk_token'], 'unk_token');
     const stop = stopIds.filter((id) => id !== eos);
     this.special = { pad, eos, ...(bos !== undefined ? { bos } : {}), ...(unkId !== undefined ? { unk: unkId } : {}), ...(stop.length ? { stop } : {}) };
     const template = config['chat_template'];
-    this.chatTemplate = typeof template === 'string' ? template : Array.isArray(template) ? ((template as Json[]).find((t) => t['name'] === 'default')?.['template'] as string | undefined) : undefined;
+    this.chatTemplate =
+      typeof template === 'string'
+        ? template
+        : Array.isArray(template)
+          ? ((template as Json[]).find((t) => t['name'] === 'default')?.['template'] as string | undefined)
+          : undefined;
     // What decides the ids: the files' pipeline as built here, the vocabulary, merges and added tokens.
-    const identity = JSON.stringify([[...vocab].sort((a, b) => a[1] - b[1]), merges, [...added.values()].sort((a, b) => a.id - b.id), stage('normalizer'), stage('pre_tokenizer'), this.framing, model['ignore_merges'] === true, model['byte_fallback'] === true || !!rebuiltModel]);
+    const identity = JSON.stringify([
+      [...vocab].sort((a, b) => a[1] - b[1]),
+      merges,
+      [...added.values()].sort((a, b) => a.id - b.id),
+      stage('normalizer'),
+      stage('pre_tokenizer'),
+      this.framing,
+      model['ignore_merges'] === true,
+      model['byte_fallback'] === true || !!rebuiltModel,
+    ]);
     this.fingerprint = `hf:${createHash('sha256').update(identity).digest('hex').slice(0, 16)}`;
   }
 
@@ -215,7 +266,9 @@ export class HfTokenizer implements Tokenizer {
   static fromFolder(dir: string): HfTokenizer {
     const file = path.join(dir, 'tokenizer.json');
     if (!fs.existsSync(file)) {
-      const hint = fs.existsSync(path.join(dir, 'tokenizer.model')) ? 'this folder has only a SentencePiece tokenizer.model; save it with transformers (AutoTokenizer.from_pretrained(...).save_pretrained(dir)) to write tokenizer.json' : 'point at a folder with tokenizer.json';
+      const hint = fs.existsSync(path.join(dir, 'tokenizer.model'))
+        ? 'this folder has only a SentencePiece tokenizer.model; save it with transformers (AutoTokenizer.from_pretrained(...).save_pretrained(dir)) to write tokenizer.json'
+        : 'point at a folder with tokenizer.json';
       throw new FormatError(dir, 'tokenizer.json is missing', { hint });
     }
     const read = (name: string): unknown => {
@@ -283,7 +336,10 @@ export class HfTokenizer implements Tokenizer {
 
   /** A conversation rendered with tokenizer_config.json's chat template, as transformers' apply_chat_template(tokenize=False). */
   renderChat(messages: readonly ChatMessage[], options: ChatOptions): string {
-    if (this.chatTemplate === undefined) throw new SkdError('this tokenizer has no chat template (tokenizer_config.json has no chat_template)', { hint: 'use a prompt template instead of "chat", or a model whose tokenizer has a chat template' });
+    if (this.chatTemplate === undefined)
+      throw new SkdError('this tokenizer has no chat template (tokenizer_config.json has no chat_template)', {
+        hint: 'use a prompt template instead of "chat", or a model whose tokenizer has a chat template',
+      });
     this.template ??= new ChatTemplate(this.chatTemplate, this.specialNames);
     return this.template.render(messages, options.addGenerationPrompt);
   }

@@ -63,7 +63,9 @@ export function normalizerFrom(spec: Spec, source: string, where = 'normalizer')
       return (s) => (left && right ? s.trim() : left ? s.trimStart() : right ? s.trimEnd() : s);
     }
     case 'Sequence': {
-      const parts = ((spec['normalizers'] as Spec[]) ?? []).map((n, i) => normalizerFrom(n, source, `${where}.normalizers.${i}`)).filter((n): n is Normalizer => !!n);
+      const parts = ((spec['normalizers'] as Spec[]) ?? [])
+        .map((n, i) => normalizerFrom(n, source, `${where}.normalizers.${i}`))
+        .filter((n): n is Normalizer => !!n);
       return (s) => parts.reduce((text, n) => n(text), s);
     }
     default:
@@ -172,7 +174,9 @@ export function preTokenizerFrom(spec: Spec, source: string, where = 'pre_tokeni
     }
     case 'Split': {
       const pattern = patternOf(spec, source, where);
-      const behavior = String(spec['behavior']).replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase() as Behavior;
+      const behavior = String(spec['behavior'])
+        .replace(/([a-z])([A-Z])/g, '$1_$2')
+        .toLowerCase() as Behavior;
       if (!['removed', 'isolated', 'merged_with_previous', 'merged_with_next', 'contiguous'].includes(behavior)) {
         throw new FormatError(source, `${where}.behavior: ${JSON.stringify(spec['behavior'])} is not a split behavior`);
       }
@@ -201,11 +205,15 @@ export function preTokenizerFrom(spec: Spec, source: string, where = 'pre_tokeni
     case 'WhitespaceSplit':
       return (pieces) => splitEach(pieces, (t) => t.split(/\s+/u).filter((s) => s.length > 0));
     case 'Punctuation': {
-      const behavior = String(spec['behavior'] ?? 'Isolated').replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase() as Behavior;
+      const behavior = String(spec['behavior'] ?? 'Isolated')
+        .replace(/([a-z])([A-Z])/g, '$1_$2')
+        .toLowerCase() as Behavior;
       return (pieces) => splitEach(pieces, (t) => splitText(t, /\p{P}/gu, behavior));
     }
     case 'Sequence': {
-      const parts = ((spec['pretokenizers'] as Spec[]) ?? []).map((n, i) => preTokenizerFrom(n, source, `${where}.pretokenizers.${i}`)).filter((n): n is PreTokenizer => !!n);
+      const parts = ((spec['pretokenizers'] as Spec[]) ?? [])
+        .map((n, i) => preTokenizerFrom(n, source, `${where}.pretokenizers.${i}`))
+        .filter((n): n is PreTokenizer => !!n);
       return (pieces) => parts.reduce((ps, pre) => pre(ps), [...pieces]);
     }
     default:

@@ -17,7 +17,9 @@ function geometry(kernel: string, qkv: tf.TensorInfo, attrs: AttentionAttrs) {
   const headSize = width / (attrs.heads + 2 * kvHeads);
   const T = rows / attrs.batch;
   if (qkv.shape.length !== 2 || !Number.isInteger(headSize) || !Number.isInteger(T) || attrs.heads % kvHeads !== 0) {
-    throw new Error(`${kernel}: qkv of shape [${qkv.shape.join(', ')}] is not (batch ${attrs.batch} * T, (${attrs.heads} heads + 2 * ${kvHeads} kv heads) * headSize)`);
+    throw new Error(
+      `${kernel}: qkv of shape [${qkv.shape.join(', ')}] is not (batch ${attrs.batch} * T, (${attrs.heads} heads + 2 * ${kvHeads} kv heads) * headSize)`,
+    );
   }
   return { rows, d: attrs.heads * headSize, T, kvHeads, headSize, softcap: attrs.softcap ?? 0, window: attrs.window ?? 0 };
 }
@@ -32,7 +34,20 @@ export function attentionKernel(addon: NativeAddon) {
     const backend = memoryOf(args.backend);
     const out = backend.makeOutput([g.rows, g.d], 'float32');
     const lse = backend.makeOutput([attrs.batch, attrs.heads, g.T], 'float32');
-    addon.attention(f32(backend, qkv), mask ? f32(backend, mask) : null, f32(backend, out), f32(backend, lse), attrs.batch, g.T, attrs.heads, g.kvHeads, g.headSize, attrs.scale, g.softcap, g.window);
+    addon.attention(
+      f32(backend, qkv),
+      mask ? f32(backend, mask) : null,
+      f32(backend, out),
+      f32(backend, lse),
+      attrs.batch,
+      g.T,
+      attrs.heads,
+      g.kvHeads,
+      g.headSize,
+      attrs.scale,
+      g.softcap,
+      g.window,
+    );
     return [out, lse];
   };
 }
@@ -47,7 +62,22 @@ export function attentionGradKernel(addon: NativeAddon) {
     const backend = memoryOf(args.backend);
     const dqkv = backend.makeOutput([...qkv.shape], 'float32');
     const v = (t: tf.TensorInfo) => f32(backend, t);
-    addon.attentionGrad(v(qkv), mask ? v(mask) : null, v(out), v(lse), v(dy), v(dqkv), attrs.batch, g.T, attrs.heads, g.kvHeads, g.headSize, attrs.scale, g.softcap, g.window);
+    addon.attentionGrad(
+      v(qkv),
+      mask ? v(mask) : null,
+      v(out),
+      v(lse),
+      v(dy),
+      v(dqkv),
+      attrs.batch,
+      g.T,
+      attrs.heads,
+      g.kvHeads,
+      g.headSize,
+      attrs.scale,
+      g.softcap,
+      g.window,
+    );
     return dqkv;
   };
 }
@@ -67,13 +97,31 @@ export function cachedAttentionKernel(addon: NativeAddon) {
     const [rows, width] = (qkv as tf.TensorInfo).shape as [number, number];
     const { heads } = attrs;
     if (Hkv !== (attrs.kvHeads ?? heads) || width !== (heads + 2 * Hkv) * headSize || rows % B !== 0 || (lengths as tf.TensorInfo).dtype !== 'int32') {
-      throw new Error(`SkdCachedAttention: qkv [${(qkv as tf.TensorInfo).shape.join(', ')}] does not fit the cache [${(keys as tf.TensorInfo).shape.join(', ')}]`);
+      throw new Error(
+        `SkdCachedAttention: qkv [${(qkv as tf.TensorInfo).shape.join(', ')}] does not fit the cache [${(keys as tf.TensorInfo).shape.join(', ')}]`,
+      );
     }
     const backend = memoryOf(args.backend);
     const out = backend.makeOutput([rows, heads * headSize], 'float32');
     const v = (t: tf.TensorInfo | undefined) => f32(backend, t as tf.TensorInfo);
     const ints = backend.typedArrayFromHeap(lengths as tf.TensorInfo) as Int32Array;
-    addon.cachedAttention(v(qkv), v(keys), v(values), ints, v(mask), v(out), B, rows / B, heads, Hkv, headSize, capacity, attrs.scale, attrs.softcap ?? 0, attrs.window ?? 0);
+    addon.cachedAttention(
+      v(qkv),
+      v(keys),
+      v(values),
+      ints,
+      v(mask),
+      v(out),
+      B,
+      rows / B,
+      heads,
+      Hkv,
+      headSize,
+      capacity,
+      attrs.scale,
+      attrs.softcap ?? 0,
+      attrs.window ?? 0,
+    );
     return out;
   };
 }

@@ -10,9 +10,26 @@ interface MixtureAttrs {
 }
 
 /** A divergence kernel's value pass: (logP, logits, loss, lse, rows, width) views, then its attrs. */
-type ValuePass = (logP: Float32Array, logits: Float32Array, loss: Float32Array, lse: Float32Array, rows: number, width: number, attrs: KernelArgs['attrs']) => void;
+type ValuePass = (
+  logP: Float32Array,
+  logits: Float32Array,
+  loss: Float32Array,
+  lse: Float32Array,
+  rows: number,
+  width: number,
+  attrs: KernelArgs['attrs'],
+) => void;
 /** Its gradient pass: (dy, logP, logits, lse, dx, rows, width) views, then its attrs. */
-type GradPass = (dy: Float32Array, logP: Float32Array, logits: Float32Array, lse: Float32Array, dx: Float32Array, rows: number, width: number, attrs: KernelArgs['attrs']) => void;
+type GradPass = (
+  dy: Float32Array,
+  logP: Float32Array,
+  logits: Float32Array,
+  lse: Float32Array,
+  dx: Float32Array,
+  rows: number,
+  width: number,
+  attrs: KernelArgs['attrs'],
+) => void;
 
 /** { logP, logits } → [loss, lse], both shaped like the logits without their last axis. */
 function valueKernel(name: string, pass: ValuePass) {
@@ -45,7 +62,8 @@ function gradKernel(name: string, pass: GradPass) {
 }
 
 /** SkdForwardKl: { logP, logits } → [loss, lse]. */
-export const forwardKlKernel = (addon: NativeAddon) => valueKernel('SkdForwardKl', (logP, logits, loss, lse, rows, width) => addon.forwardKl(logP, logits, loss, lse, rows, width));
+export const forwardKlKernel = (addon: NativeAddon) =>
+  valueKernel('SkdForwardKl', (logP, logits, loss, lse, rows, width) => addon.forwardKl(logP, logits, loss, lse, rows, width));
 
 /** SkdForwardKlGrad: { dy, logP, logits, lse } → dlogits = dy (softmax(logits) - exp(logP)). */
 export const forwardKlGradKernel = (addon: NativeAddon) =>
@@ -62,4 +80,6 @@ export const mixtureKlKernel = (addon: NativeAddon) =>
 
 /** SkdMixtureKlGrad: { dy, logP, logits, lse } → dlogits; the forward kernel's attrs. */
 export const mixtureKlGradKernel = (addon: NativeAddon) =>
-  gradKernel('SkdMixtureKlGrad', (dy, logP, logits, lse, dx, rows, width, attrs) => addon.mixtureKlGrad(dy, logP, logits, lse, dx, rows, width, ...weights(attrs)));
+  gradKernel('SkdMixtureKlGrad', (dy, logP, logits, lse, dx, rows, width, attrs) =>
+    addon.mixtureKlGrad(dy, logP, logits, lse, dx, rows, width, ...weights(attrs)),
+  );

@@ -20,4 +20,3 @@ export function gatherKernel(addon: NativeAddon, fallback: Fallback) {
     return out;
   };
 }
-

@@ -7,7 +7,12 @@ import { type Fallback, type KernelArgs, memoryOf, type WasmBackendLike } from '
  * element offsets of its a and b matrices. (tfjs 4.22's stock kernel flattens the batch dims of
  * each input and mis-pairs matrices when both broadcast, e.g. [2,1,M,K] x [1,3,K,N].)
  */
-export function broadcastBatchOffsets(aBatch: readonly number[], bBatch: readonly number[], aMatrix: number, bMatrix: number): {
+export function broadcastBatchOffsets(
+  aBatch: readonly number[],
+  bBatch: readonly number[],
+  aMatrix: number,
+  bMatrix: number,
+): {
   outBatch: number[];
   aOffsets: Int32Array;
   bOffsets: Int32Array;
@@ -119,4 +124,3 @@ export function fusedMatMulKernel(addon: NativeAddon, fallback: Fallback) {
     return out;
   };
 }
-

@@ -4,7 +4,8 @@ import { f32, requireFloat32, size, type KernelArgs, memoryOf } from './wasm';
 
 function rowsOf(kernel: string, x: tf.TensorInfo, weight: tf.TensorInfo): { rows: number; width: number } {
   const width = x.shape[x.shape.length - 1] ?? 0;
-  if (width === 0 || size(weight.shape) !== width) throw new Error(`${kernel}: weight of shape [${weight.shape.join(', ')}] does not match x of shape [${x.shape.join(', ')}]`);
+  if (width === 0 || size(weight.shape) !== width)
+    throw new Error(`${kernel}: weight of shape [${weight.shape.join(', ')}] does not match x of shape [${x.shape.join(', ')}]`);
   return { rows: size(x.shape) / width, width };
 }
 

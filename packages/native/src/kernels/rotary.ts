@@ -14,7 +14,17 @@ export function rotaryKernel(addon: NativeAddon) {
     }
     const backend = memoryOf(args.backend);
     const y = backend.makeOutput([rows, width], 'float32');
-    addon.rotary(f32(backend, x as tf.TensorInfo), i32(backend, positions as tf.TensorInfo), f32(backend, frequencies as tf.TensorInfo), f32(backend, y), rows, heads, kvHeads, headDim, inverse);
+    addon.rotary(
+      f32(backend, x as tf.TensorInfo),
+      i32(backend, positions as tf.TensorInfo),
+      f32(backend, frequencies as tf.TensorInfo),
+      f32(backend, y),
+      rows,
+      heads,
+      kvHeads,
+      headDim,
+      inverse,
+    );
     return y;
   };
 }

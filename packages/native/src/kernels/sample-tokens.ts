@@ -17,10 +17,21 @@ export function sampleTokensKernel(addon: NativeAddon) {
     const a = args.attrs as unknown as SampleAttrs;
     requireFloat32('SkdSampleTokens', { logits });
     const [B, V] = logits.shape as [number, number];
-    if (logits.shape.length !== 2 || a.uniforms.length !== B) throw new Error(`SkdSampleTokens: logits [${logits.shape.join(', ')}] need (B, V) and one uniform per row`);
+    if (logits.shape.length !== 2 || a.uniforms.length !== B)
+      throw new Error(`SkdSampleTokens: logits [${logits.shape.join(', ')}] need (B, V) and one uniform per row`);
     const backend = memoryOf(args.backend);
     const ids = backend.makeOutput([B], 'int32');
-    addon.sampleTokens(f32(backend, logits), backend.typedArrayFromHeap(ids) as Int32Array, B, V, Float64Array.from(a.uniforms), a.temperature, a.topK, a.topP, a.greedy);
+    addon.sampleTokens(
+      f32(backend, logits),
+      backend.typedArrayFromHeap(ids) as Int32Array,
+      B,
+      V,
+      Float64Array.from(a.uniforms),
+      a.temperature,
+      a.topK,
+      a.topP,
+      a.greedy,
+    );
     return ids;
   };
 }

@@ -30,4 +30,3 @@ export function unsortedSegmentSumKernel(addon: NativeAddon | undefined) {
     return out;
   };
 }
-

@@ -13,7 +13,12 @@ export function addKernel(addon: NativeAddon, fallback: Fallback) {
     if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.join() !== b.shape.join() || size(a.shape) < 4096) return fallback(args);
     const memory = memoryOf(args.backend);
     const out = memory.makeOutput([...a.shape], 'float32');
-    addon.addSame(memory.typedArrayFromHeap(a) as Float32Array, memory.typedArrayFromHeap(b) as Float32Array, memory.typedArrayFromHeap(out) as Float32Array, size(a.shape));
+    addon.addSame(
+      memory.typedArrayFromHeap(a) as Float32Array,
+      memory.typedArrayFromHeap(b) as Float32Array,
+      memory.typedArrayFromHeap(out) as Float32Array,
+      size(a.shape),
+    );
     return out;
   };
 }
@@ -34,7 +39,13 @@ export function transposeKernel(addon: NativeAddon, fallback: Fallback) {
     const cols = x.shape[rank - 1] as number;
     const memory = memoryOf(args.backend);
     const out = memory.makeOutput([...x.shape.slice(0, rank - 2), cols, rows], 'float32');
-    addon.transposeLast2(memory.typedArrayFromHeap(x) as Float32Array, memory.typedArrayFromHeap(out) as Float32Array, size(x.shape.slice(0, rank - 2)), rows, cols);
+    addon.transposeLast2(
+      memory.typedArrayFromHeap(x) as Float32Array,
+      memory.typedArrayFromHeap(out) as Float32Array,
+      size(x.shape.slice(0, rank - 2)),
+      rows,
+      cols,
+    );
     return out;
   };
 }

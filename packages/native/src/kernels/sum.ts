@@ -12,7 +12,9 @@ export function sumKernel(addon: NativeAddon, fallback: Fallback) {
     const { x } = args.inputs as { x: tf.TensorInfo };
     const { axis, keepDims } = args.attrs as { axis: number | number[] | null; keepDims: boolean };
     const rank = x.shape.length;
-    const axes = [...new Set((axis === null || axis === undefined ? x.shape.map((_, i) => i) : Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + rank : a)))].sort((a, b) => a - b);
+    const axes = [
+      ...new Set((axis === null || axis === undefined ? x.shape.map((_, i) => i) : Array.isArray(axis) ? axis : [axis]).map((a) => (a < 0 ? a + rank : a))),
+    ].sort((a, b) => a - b);
     const first = axes[0];
     const last = axes[axes.length - 1];
     if (x.dtype !== 'float32' || first === undefined || last === undefined || last - first + 1 !== axes.length) return fallback(args);
@@ -29,4 +31,3 @@ export function sumKernel(addon: NativeAddon, fallback: Fallback) {
     return out;
   };
 }
-

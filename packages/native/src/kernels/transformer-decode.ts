@@ -49,7 +49,19 @@ export function transformerDecodeKernel(addon: NativeAddon) {
     const { lastOnly } = args.attrs as { lastOnly: boolean };
     const logits = m.backend.makeOutput([lastOnly ? B : B * S, m.vocab], 'float32');
     const ints = (name: string) => i32(m.backend, m.inputs[name] as tf.TensorInfo);
-    addon.gptDecode(m.params(), m.keys(), m.values(), ints('tokens'), ints('positions'), m.view('mask'), ints('lengths'), f32(m.backend, logits), S, lastOnly, ...m.shape);
+    addon.gptDecode(
+      m.params(),
+      m.keys(),
+      m.values(),
+      ints('tokens'),
+      ints('positions'),
+      m.view('mask'),
+      ints('lengths'),
+      f32(m.backend, logits),
+      S,
+      lastOnly,
+      ...m.shape,
+    );
     return logits;
   };
 }
@@ -82,7 +94,26 @@ export function transformerGenerateKernel(addon: NativeAddon) {
     lengths.set(ints('lengths'));
     rng.set(ints('rng'));
     const logits = m.inputs['logits'] ? m.view('logits') : null;
-    const failed = addon.gptGenerate(m.params(), m.keys(), m.values(), lengths, logits, ints('feed'), ints('live'), ints('budgets'), rng, tokens, counts, l.steps, l.eos, l.temperature, l.topK, l.topP, l.greedy, ...m.shape);
+    const failed = addon.gptGenerate(
+      m.params(),
+      m.keys(),
+      m.values(),
+      lengths,
+      logits,
+      ints('feed'),
+      ints('live'),
+      ints('budgets'),
+      rng,
+      tokens,
+      counts,
+      l.steps,
+      l.eos,
+      l.temperature,
+      l.topK,
+      l.topP,
+      l.greedy,
+      ...m.shape,
+    );
     status[0] = failed;
     status[1] = failed >= 0 ? (tokens[failed * l.steps + (counts[failed] as number)] as number) : 0;
     return [...outputs];

@@ -13,4 +13,3 @@ export function unaryKernel(addon: NativeAddon, op: 0 | 1, fallback: Fallback) {
     return out;
   };
 }
-

@@ -30,13 +30,20 @@ export function memoryOf(backend: unknown): WasmBackendLike {
     memory = {
       makeOutput: (shape, dtype) => {
         const n = shape.reduce((a, b) => a * b, 1);
-        const values = cpu.allocate ? cpu.allocate(dtype, n) : dtype === 'int32' ? new Int32Array(n) : dtype === 'bool' ? new Uint8Array(n) : new Float32Array(n);
+        const values = cpu.allocate
+          ? cpu.allocate(dtype, n)
+          : dtype === 'int32'
+            ? new Int32Array(n)
+            : dtype === 'bool'
+              ? new Uint8Array(n)
+              : new Float32Array(n);
         return cpu.makeTensorInfo(shape, dtype, values);
       },
       typedArrayFromHeap: (info) => {
         const entry = cpu.data.get(info.dataId);
         const values = entry?.values;
-        if (!entry || !values || typeof values === 'string' || Array.isArray(values)) throw new Error(`tensor [${info.shape.join(', ')}] (${info.dtype}) has no typed values on this backend`);
+        if (!entry || !values || typeof values === 'string' || Array.isArray(values))
+          throw new Error(`tensor [${info.shape.join(', ')}] (${info.dtype}) has no typed values on this backend`);
         // tfjs-backend-cpu casts int32 to float32 (and back) without converting the storage; the
         // kernels read the declared dtype, so the storage is converted once, in place.
         const wanted = info.dtype === 'float32' ? Float32Array : info.dtype === 'int32' ? Int32Array : undefined;
