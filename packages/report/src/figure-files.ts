@@ -16,8 +16,8 @@ export function chromiumPath(): string | undefined {
   return candidates.find((c): c is string => c !== undefined && c !== '' && fs.existsSync(c));
 }
 
-/** A figure's file name: its section title, with anything but letters, digits, ".", "_" and "-" replaced. */
-export const figureName = (figure: GlanceFigure) => `${figure.title.replace(/[^\w.-]+/g, '_') || 'results'}-glance`;
+/** A figure's file name: its own, or its section title, with anything but letters, digits, ".", "_" and "-" replaced, and "-glance". */
+export const figureName = (figure: GlanceFigure) => figure.name ?? `${figure.title.replace(/[^\w.-]+/g, '_') || 'results'}-glance`;
 
 /**
  * Writes each figure as `<dir>/<section>-glance.svg` and/or `.png` (drawn by headless Chromium at

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ExactMatch, bootstrapScores, type BootstrapScores } from '@skd/evaluators';
+import { writeFigures } from './figure-files';
 import { findRuns, groupAxes, parsePairedSpec, writeReport } from './report';
 
 /** A finished run folder as experiment.ts writes it: summary.json and metrics.jsonl. */
@@ -137,6 +138,30 @@ describe('writeReport', () => {
     expect(markdown).toContain('| method-skd | 0.250 ± 0.071 | 0.450 ± 0.071 | 0.650 ± 0.071 | 0.850 ± 0.071 |');
     expect(markdown).not.toMatch(/\| method-sup \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \|$/m);
     expect(markdown).not.toContain('## task-a');
+  });
+
+  it('draws an ablation figure for a numeric sweep value with three or more settings, and writes it with --format', () => {
+    const dir = path.join(root, 'ablation');
+    [1, 5, 25].forEach((k, i) =>
+      [1, 2].forEach((seed) =>
+        fakeRun(
+          path.join(dir, `k-${k}__seed-${seed}`),
+          `k-${k}`,
+          seed,
+          0.3 + i / 10,
+          rising.map((a) => a / (3 - i)),
+        ),
+      ),
+    );
+    const written = writeReport([{ title: 'ablation', runDirs: findRuns([dir]) }], path.join(root, 'out-ablation'));
+    for (const g of written.sections[0]?.groups ?? []) expect(g.secondsPerStep?.mean).toBeCloseTo(0.1, 12);
+    const figure = written.figures.find((f) => f.name === 'ablation-ablation-k');
+    expect(figure?.svg).toContain('data-axis="k"');
+    expect(figure?.svg.match(/class="mark"/g)).toHaveLength(9); // score, acceptance, seconds per step at 1, 5, 25
+    expect(written.html).toContain('<figure class="ablation">');
+    expect(writeFigures(written.figures, path.join(root, 'out-ablation/figures'), ['svg']).map((f) => path.basename(f))).toContain('ablation-ablation-k.svg');
+    // Two values of an axis are a comparison, not an ablation: no figure.
+    expect(writeReport([{ title: 'a', runDirs: findRuns([path.join(root, 'task-a')]) }], path.join(root, 'out-none')).html).not.toContain('class="ablation"');
   });
 
   it('writes one section per path, each with its own table and charts', () => {

@@ -5,6 +5,7 @@ import { readRunEvents, runHistory } from '@skd/trainer';
 import { averageScores, intervals, pairedBootstrap, type BootstrapScores } from '@skd/evaluators';
 import { readJson, writeFileAtomic } from '@skd/models';
 import { buildCharts, chartScripts, escapeHtml, inlineJson, PAGE_STYLE, type Chart } from './charts';
+import { ablationLayouts, ablationSvg } from './ablation';
 import { glanceLayout, glanceSvg, headlineCandidates, headlineMetric, pointOf } from './glance';
 import { BASELINE_GROUP, groupAxes } from './groups';
 
@@ -403,6 +404,8 @@ export interface GroupResult {
   readonly metrics: Readonly<Record<string, SeedStatistic>>;
   /** SKD's mean acceptance rate over training; null for methods without one. */
   readonly acceptance: SeedStatistic | null;
+  /** Each run's mean seconds per training step (absent for evaluations, which train nothing). */
+  readonly secondsPerStep?: SeedStatistic;
   /** Every run of the group is an evaluation of a checkpoint (`skd eval --out`): a reference, not a method. */
   readonly evaluation?: boolean;
   /** Seeds averaged per test example, with 95% bootstrap intervals; absent when runs lack scores or differ in examples. */
@@ -433,12 +436,19 @@ export function sectionResult(title: string, runs: readonly RunRecord[], paired:
       }),
     );
     const scores = groupScores(members);
+    const stepSeconds = seedStatistic(
+      members.flatMap((r) => {
+        const steps = r.events.flatMap((e) => (e.type === 'step' ? [e.seconds] : []));
+        return steps.length ? [steps.reduce((a, b) => a + b, 0) / steps.length] : [];
+      }),
+    );
     return {
       group,
       seeds: members.length,
       divergences: [...new Set(members.map((r) => r.divergence ?? '?'))],
       metrics,
       acceptance: seedStatistic(members.flatMap((r) => (r.meanAcceptanceRate !== null ? [r.meanAcceptanceRate] : []))),
+      ...(stepSeconds ? { secondsPerStep: stepSeconds } : {}),
       ...(members.every((r) => r.mode === 'eval') ? { evaluation: true } : {}),
       ...(scores ? { bootstrap: { examples: scores.count, values: scores.values, intervals: intervals(scores) } } : {}),
     };
@@ -448,6 +458,8 @@ export function sectionResult(title: string, runs: readonly RunRecord[], paired:
 
 /** The at-a-glance figure of one section, as written to report.html and by `skd report --format`. */
 export interface GlanceFigure {
+  /** The file name the figure is written under (without extension); default `<title>-glance`. */
+  readonly name?: string;
   readonly title: string;
   readonly metric: string;
   readonly svg: string;
@@ -503,7 +515,22 @@ export function writeReport(
     const result = results[i] as SectionResult;
     const layout = glanceLayout(result, { ...(options.metric ? { metric: options.metric } : {}), ...(options.paired ? { highlight: options.paired } : {}) });
     const figure = layout ? { title: s.title, metric: layout.metric, ...glanceSvg(layout, `${s.title}: test ${layout.metric}`) } : undefined;
-    return { ...s, figure, tables: sectionTables(s.runs, result, options.paired, options.metric), charts: sectionCharts(s.runs, titled ? `${s.title}: ` : '') };
+    const ablations = ablationLayouts(result, headlineMetric(result, options.metric)).map((a): GlanceFigure => {
+      const about = `${a.axis}${a.setting ? ` (${a.setting})` : ''}`;
+      return {
+        name: `${s.title}-ablation-${about}`.replace(/[^\w.-]+/g, '_'),
+        title: s.title,
+        metric: a.metric,
+        ...ablationSvg(a, `${s.title}: ${a.metric}, acceptance and cost against ${about}`),
+      };
+    });
+    return {
+      ...s,
+      figure,
+      ablations,
+      tables: sectionTables(s.runs, result, options.paired, options.metric),
+      charts: sectionCharts(s.runs, titled ? `${s.title}: ` : ''),
+    };
   });
   const markdown = [
     '# skd results',
@@ -513,11 +540,11 @@ export function writeReport(
     `Runs: ${total} in ${groups} group(s); mean ± std over seeds of the final test metrics; acceptance is SKD's mean acceptance rate over training.`,
     '',
     ...parts.flatMap((p) => [...(titled ? [`## ${p.title}`, ''] : []), ...markdownTables(allTables(p.tables))]),
-    "Figures and charts: report.html (each task's results at a glance; loss, evaluation metrics and acceptance rate against step).",
+    "Figures and charts: report.html (each task's results at a glance; ablations: the metric, acceptance and seconds per step against a numeric sweep value; loss, evaluation metrics and acceptance rate against step).",
     '',
   ].join('\n');
   const html = renderHtml(
-    parts.map((p) => ({ title: titled ? p.title : undefined, tables: p.tables, figure: p.figure })),
+    parts.map((p) => ({ title: titled ? p.title : undefined, tables: p.tables, figure: p.figure, ablations: p.ablations })),
     parts.flatMap((p) => p.charts),
     options.command,
   );
@@ -525,7 +552,7 @@ export function writeReport(
   writeFileAtomic(path.join(outDir, 'report.md'), markdown);
   writeFileAtomic(path.join(outDir, 'report.html'), html);
   writeFileAtomic(path.join(outDir, 'report.json'), `${JSON.stringify({ runs: total, groups, skipped, sections: results }, null, 2)}\n`);
-  const figures = parts.flatMap((p) => (p.figure ? [p.figure] : []));
+  const figures = parts.flatMap((p) => [...(p.figure ? [p.figure] : []), ...p.ablations]);
   return { markdown, html, groups, runs: total, skipped, sections: results, figures };
 }
 
@@ -554,11 +581,27 @@ export function resultTablesHtml(runs: readonly RunRecord[]): string {
 }
 
 function renderHtml(
-  sections: readonly { title: string | undefined; tables: SectionTables; figure: GlanceFigure | undefined }[],
+  sections: readonly { title: string | undefined; tables: SectionTables; figure: GlanceFigure | undefined; ablations: readonly GlanceFigure[] }[],
   charts: readonly Chart[],
   command: string | undefined,
 ): string {
-  const body = sections.map(({ title, tables, figure }) => `${title ? `<h2>${escapeHtml(title)}</h2>\n` : ''}${sectionHtml(tables, figure?.svg)}`).join('\n');
+  const body = sections
+    .map(({ title, tables, figure, ablations }) =>
+      [
+        title ? `<h2>${escapeHtml(title)}</h2>` : '',
+        sectionHtml(tables, figure?.svg),
+        ablations.length
+          ? details(
+              'Ablations: the metric, acceptance and seconds per step against each numeric sweep value',
+              ablations.map((a) => `<figure class="ablation">${a.svg}</figure>`).join('\n'),
+              true,
+            )
+          : '',
+      ]
+        .filter(Boolean)
+        .join('\n'),
+    )
+    .join('\n');
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>skd report</title>
 <style>${PAGE_STYLE}</style>

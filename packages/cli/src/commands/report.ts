@@ -24,7 +24,7 @@ export function reportCommand(program: Command, { io, signal, exit }: CommandCon
     .option('--metric <name>', "the headline metric of the figure and the first table (default: the task's own: passRate, exactMatch, chrf or rougeL)")
     .option(
       '--format <list>',
-      `also write each section's results-at-a-glance figure to --out/figures, as ${FIGURE_FORMATS.join(' and/or ')} (comma-separated; png needs Chromium)`,
+      `also write each section's results-at-a-glance figure (and its ablation figures) to --out/figures, as ${FIGURE_FORMATS.join(' and/or ')} (comma-separated; png needs Chromium)`,
       figureFormats,
     )
     .option('--json', 'print the results as one JSON document (also written to report.json) instead of a line', false)
