@@ -34,6 +34,7 @@ describe('committed experiments', () => {
     expect(configs.length).toBeGreaterThanOrEqual(12);
     expect(sweeps.map((s) => path.relative(root, s)).sort()).toEqual([
       'arithmetic/compare.json',
+      'arithmetic/tune-100.json',
       'arithmetic/tune.json',
       'instructions/compare.json',
       'paper-official/ablation-block.json',
