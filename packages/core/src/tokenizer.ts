@@ -63,15 +63,19 @@ export function stopStringAt(text: string, stop: readonly string[] | undefined):
 }
 
 /**
- * A generated response cut before the first stop string of its text: the text before it, encoded
- * as a training response is (its ids, then EOS), so a cut sample trains exactly as a reference with
- * that text would. Undefined when no stop string occurs (the response stays as generated).
+ * A generated response cut before the first stop string of its text: the text before it, encoded,
+ * then the token that ended the response (EOS, or a chat model's end of turn), or EOS when the
+ * response ran out of budget instead. Undefined when no stop string occurs (the response stays as
+ * generated).
  */
 export function cutAtStopStrings(tokenizer: Tokenizer, response: readonly number[], stop: readonly string[] | undefined): number[] | undefined {
   if (!stop?.length) return undefined;
   const text = tokenizer.decode(response);
   const at = stopStringAt(text, stop);
-  return at === -1 ? undefined : encodeResponse(tokenizer, text.slice(0, at));
+  if (at === -1) return undefined;
+  const { eos, stop: stopIds } = tokenizer.special;
+  const last = response[response.length - 1];
+  return [...tokenizer.encode(text.slice(0, at)), last !== undefined && endsGeneration(last, eos, stopIds) ? last : eos];
 }
 
 /** A training response's ids: the text's ids and EOS, unless the text already ends with a stop id (a chat template's end of turn). */

@@ -45,6 +45,11 @@ describe('stop strings', () => {
     expect(cutAtStopStrings(tokenizer, ids('\nb'), ['\n'])).toEqual([EOS]);
     expect(cutAtStopStrings(tokenizer, ids('bcc'), ['\n'])).toBeUndefined();
     expect(cutAtStopStrings(tokenizer, ids('b\nc'), undefined)).toBeUndefined();
+    // A chat model's row ends with its end of turn, as its references do: the cut keeps that token.
+    const chat = Object.assign(Object.create(tokenizer), { special: { ...tokenizer.special, stop: [300] } }) as typeof tokenizer;
+    expect(cutAtStopStrings(chat, [...ids('b\ncc'), 300], ['\n'])).toEqual([98, 300]);
+    expect(cutAtStopStrings(chat, [...ids('b\ncc'), EOS], ['\n'])).toEqual([98, EOS]);
+    expect(cutAtStopStrings(chat, ids('b\ncc'), ['\n'])).toEqual([98, EOS]);
   });
 
   it('cut what the student generates before it is trained on (on-policy), and only when the dataset has them', async () => {
