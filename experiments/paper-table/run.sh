@@ -37,7 +37,7 @@ bash experiments/paper-table/results.sh restore "${tasks[@]}"
 # strings): the teacher, and the SFT students before distillation.
 baseOf() { node -e 'const path = require("path"); const file = process.argv[1]; console.log(path.join(path.dirname(file), require(path.resolve(file)).base))' "experiments/$table/$1.json"; }
 # (--set paths resolve from the current directory: the model folders are named from the base's folder.)
-evaluate() { [ -f "$2/summary.json" ] || { rm -rf "$2"; node packages/cli/dist/main.js eval "$(baseOf "$1")" --set "student.options.path=$(dirname "$(baseOf "$1")")/$3" --set "dataset.options.limit=$4" --out "$2" --group "$5" > /dev/null; }; }
+evaluate() { local base; base=$(baseOf "$1"); [ -f "$2/summary.json" ] || { rm -rf "$2"; node packages/cli/dist/main.js eval "$base" --set "student.options.path=$(dirname "$base")/$3" --set "dataset.options.limit=$4" --out "$2" --group "$5" > /dev/null; }; }
 for task in "${tasks[@]}"; do
   out=runs/$table/$task
   evaluate "$task" "$out/teacher" models/teacher 1000 teacher

@@ -1,3 +1,4 @@
+import type { DatasetSource } from '@skd/core';
 import { inlineDatasetEntry } from './inline';
 
 describe('inline dataset', () => {
@@ -23,6 +24,17 @@ describe('inline dataset', () => {
     expect(await read('train')).toEqual(['toy/train/0:a', 'toy/train/1:c']);
     expect(await read('eval')).toEqual([]);
     expect(source.split('test').size).toBe(1);
+  });
+
+  it('gives every split its stop strings (option "stop"), none by default', () => {
+    const build = (stop?: string[]) =>
+      inlineDatasetEntry.create(
+        inlineDatasetEntry.options.parse({ train: [{ prompt: 'a', response: 'b' }], ...(stop ? { stop } : {}) }),
+        {} as never,
+      ) as unknown as DatasetSource;
+    expect(build().split('train').stopStrings).toBeUndefined();
+    expect(build(['\n']).split('test').stopStrings).toEqual(['\n']);
+    expect(inlineDatasetEntry.options.safeParse({ train: [{ prompt: 'a', response: 'b' }], stop: [''] }).success).toBe(false);
   });
 
   it('rejects empty responses and unknown fields', () => {

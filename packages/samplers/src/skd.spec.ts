@@ -505,6 +505,9 @@ describe('SkdSampler', () => {
     expect([0, 3, 4, 8, 96, 99].map((s) => decaying.topKAt(s, 100))).toEqual([25, 25, 24, 23, 1, 1]);
     expect([0, 1, 2, 8, 9].map((s) => decaying.topKAt(s, 10))).toEqual([25, 22, 19, 1, 1]);
     expect(new SkdSampler(models, { ...base, topK: V - 1 }).topKAt(99, 100)).toBe(V - 1); // without kDecay K stays put
+    // kDecayHorizon replaces the run's steps as L: over 1000 steps K 25 has lost one at step 50, over 100 twelve.
+    expect(new SkdSampler(models, { ...base, topK: 25, kDecay: true, kDecayHorizon: 1000 }).topKAt(50, 100)).toBe(24);
+    expect(decaying.topKAt(50, 100)).toBe(13);
   });
 
   it("follows the authors' schedule per unit: floor over steps, the first decrease after round 0 over rounds", () => {
@@ -536,6 +539,27 @@ describe('SkdSampler', () => {
     expect(early.stats['acceptanceRate']).toBe(1);
     expect(early.stats['topK']).toBe(2);
     early.dispose();
+    // The horizon is honoured over rounds: K 3 keeps the second choice through the 3 rounds of 9 tokens over the
+    // default horizon (maxNewTokens 9: K 3, 2, 2), and loses it after round 0 over a horizon of 2 rounds (K 3, 1, 1).
+    const over = (kDecayHorizon?: number) =>
+      new SkdSampler(models, {
+        ...base,
+        topK: 3,
+        draftBlock: 3,
+        maxNewTokens: 9,
+        kDecay: true,
+        kDecayUnit: 'rounds',
+        ...(kDecayHorizon ? { kDecayHorizon } : {}),
+      }).sample(prompts, {
+        step: 0,
+        totalSteps: 1000,
+      });
+    const longer = await over();
+    const shorter = await over(2);
+    expect(longer.stats['acceptanceRate']).toBe(1);
+    expect(shorter.stats['acceptanceRate']).toBeLessThan(0.6);
+    longer.dispose();
+    shorter.dispose();
   });
 
   it('reports its statistics and the K in force as plain numbers', async () => {

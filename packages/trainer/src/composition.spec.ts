@@ -45,6 +45,12 @@ describe('composing a run from the container', () => {
     expect(run.sampler).toBe(counting);
     expect(run.evaluators).toEqual([length]);
     const trainer = new Trainer(run);
+    const started = lastValueFrom(
+      trainer.events$.pipe(
+        filter((event) => event.type === 'run-started'),
+        toArray(),
+      ),
+    );
     // The run's events as a stream: the loss averaged over pairs of steps, collected when the run ends.
     const losses = lastValueFrom(
       trainer.events$.pipe(
@@ -58,6 +64,7 @@ describe('composing a run from the container', () => {
     const result = await trainer.run({ runId: 'lab' });
     trainer.dispose();
     expect(sampled).toBe(6);
+    expect((await started).map((event) => event.runId)).toEqual(['lab']);
     expect(Object.keys(result.finalMetrics)).toContain('meanLength');
     expect(Object.keys(result.finalMetrics)).not.toContain('exactMatch');
     expect(await losses).toHaveLength(3);
