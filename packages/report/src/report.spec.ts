@@ -133,8 +133,9 @@ describe('writeReport', () => {
     expect([runs, groups]).toEqual([3, 2]);
     expect(markdown).toContain('Produced by `skd report task-a`.');
     // score 0.5 and 0.7: mean 0.6, sample std 0.1414; mean acceptance 0.5 and 0.6.
-    expect(markdown).toContain('| method-skd | 2 | forward-kl | 0.600 ± 0.141 | 0.550 ± 0.071 |');
-    expect(markdown).toContain('| method-sup | 1 | cross-entropy | 0.100 | - |');
+    // Every fake step takes 0.1 s; an evaluation-only group would show '-'.
+    expect(markdown).toContain('| method-skd | 2 | forward-kl | 0.600 ± 0.141 | 0.550 ± 0.071 | 0.100 ± 0.000 |');
+    expect(markdown).toContain('| method-sup | 1 | cross-entropy | 0.100 | - | 0.100 |');
     expect(markdown).toContain('| method-skd | 0.250 ± 0.071 | 0.450 ± 0.071 | 0.650 ± 0.071 | 0.850 ± 0.071 |');
     expect(markdown).not.toMatch(/\| method-sup \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \|$/m);
     expect(markdown).not.toContain('## task-a');

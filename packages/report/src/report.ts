@@ -305,14 +305,16 @@ function sectionTables(runs: readonly RunRecord[], result: SectionResult, paired
   // validationLoss is each run's own divergence on the references, so the table says which one it is.
   const metrics: Table[] = [
     {
-      caption: "Final test metrics, mean ± std over seeds (acceptance: SKD's mean acceptance rate over training):",
-      header: ['group', 'seeds', 'divergence', ...metricNames, 'acceptance'],
+      caption:
+        "Final test metrics, mean ± std over seeds (acceptance: SKD's mean acceptance rate over training; s/step: each run's mean seconds per training step, as measured where it ran):",
+      header: ['group', 'seeds', 'divergence', ...metricNames, 'acceptance', 's/step'],
       rows: result.groups.map((g) => [
         g.group,
         String(g.seeds),
         g.divergences.join(', '),
         ...metricNames.map((m) => cell(g.metrics[m]?.values ?? [])),
         cell(g.acceptance?.values ?? []),
+        cell(g.secondsPerStep?.values ?? []),
       ]),
     },
   ];
