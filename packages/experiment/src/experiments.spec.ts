@@ -42,6 +42,7 @@ describe('committed experiments', () => {
       'paper-official/ablation-temperature.json',
       'paper-official/arithmetic.json',
       'paper-official/instructions.json',
+      'paper-official/robustness-arithmetic.json',
       'paper-official/robustness-instructions.json',
       'paper-official/summarization.json',
       'paper-official/translation.json',
