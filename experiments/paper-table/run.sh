@@ -49,13 +49,18 @@ jobs=${JOBS:-1}
 if [ "$jobs" -gt 1 ]; then
   # JOBS lanes over the same sweeps, one thread each: every lane takes the next run no other lane
   # holds (its folder's run.lock), so all lanes stay busy until the last run, whatever the tasks cost.
+  # With no more lanes than cores, lane n runs on core n alone (taskset, where util-linux has it): its
+  # helper threads (V8's compiler and collector) then never take the other lanes' cores.
   mkdir -p runs/$table
+  cores=$(nproc)
   lanes=()
   for lane in $(seq 1 "$jobs"); do
+    pin=()
+    [ "$jobs" -le "$cores" ] && command -v taskset > /dev/null && pin=(taskset -c $(((lane - 1) % cores)))
     ( if [ -n "${FIRST:-}" ]; then
-        for task in "${tasks[@]}"; do SKD_THREADS=1 node packages/cli/dist/main.js sweep "experiments/$table/$task.json" --only "$FIRST" || exit 1; bash experiments/paper-table/results.sh save "$task"; done
+        for task in "${tasks[@]}"; do SKD_THREADS=1 "${pin[@]}" node packages/cli/dist/main.js sweep "experiments/$table/$task.json" --only "$FIRST" || exit 1; bash experiments/paper-table/results.sh save "$task"; done
       fi
-      for task in "${tasks[@]}"; do SKD_THREADS=1 node packages/cli/dist/main.js sweep "experiments/$table/$task.json" || exit 1; bash experiments/paper-table/results.sh save "$task"; done ) > "runs/$table/lane-$lane.log" 2>&1 &
+      for task in "${tasks[@]}"; do SKD_THREADS=1 "${pin[@]}" node packages/cli/dist/main.js sweep "experiments/$table/$task.json" || exit 1; bash experiments/paper-table/results.sh save "$task"; done ) > "runs/$table/lane-$lane.log" 2>&1 &
     lanes+=($!)
   done
   failed=0

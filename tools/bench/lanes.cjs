@@ -4,12 +4,15 @@
 // real Trainer); each lane is its own process. Configurations, each measured as total steps per
 // second over the lanes' median step times: one lane on one core, one lane on every core (the
 // default), two lanes with one thread each (SKD_THREADS=1, what experiments/paper-table/run.sh sets),
-// two lanes left at their defaults (every lane on every core: more busy threads than cores), and the
-// last three again with libgomp's spinning waits (GOMP_SPINCOUNT=300000, its default, which skd used
-// before it chose passive waiting), alternating over rounds.
-// Options: --steps=N (measured steps per lane, default 6), --rounds=N (default 2, alternating).
+// the same two lanes each pinned to its own core (taskset: a lane's helper threads, V8's compiler and
+// collector among them, then never run on the other lane's core), two lanes left at their defaults
+// (every lane on every core: more busy threads than cores), and the default one lane and two lanes
+// again with libgomp's spinning waits (GOMP_SPINCOUNT=300000, its default, which skd used before it
+// chose passive waiting), alternating over rounds.
+// Options: --steps=N (measured steps per lane, default 6), --rounds=N (default 2, alternating),
+// --no-spinning (leave out the spinning-wait configurations, the slowest to run).
 // The last line is one JSON object.
-const { spawn } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const os = require('node:os');
 
 const flag = (name) => process.argv.includes(`--${name}`);
@@ -30,14 +33,24 @@ if (flag('child')) {
     process.exit(1);
   });
 } else {
-  /** Runs `lanes` processes at once with `env`; resolves each lane's seconds per step. */
-  const runLanes = (lanes, base, env, steps) =>
+  const hasTaskset = (() => {
+    try {
+      execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  /** Runs `lanes` processes at once with `env` (lane i on core i when `pin`); resolves each lane's seconds per step. */
+  const runLanes = (lanes, base, env, steps, pin) =>
     Promise.all(
       Array.from(
         { length: lanes },
-        () =>
+        (_, lane) =>
           new Promise((resolve, reject) => {
-            const child = spawn(process.execPath, [__filename, '--child', `--steps=${steps}`], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+            const command = [process.execPath, __filename, '--child', `--steps=${steps}`];
+            const argv = pin ? ['taskset', '-c', String(lane % os.cpus().length), ...command] : command;
+            const child = spawn(argv[0], argv.slice(1), { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
             let out = '';
             let err = '';
             child.stdout.on('data', (d) => (out += d));
@@ -60,14 +73,19 @@ if (flag('child')) {
       { name: `1 lane, ${cores} threads (default)`, lanes: 1, env: {} },
       { name: '1 lane, 1 thread', lanes: 1, env: { SKD_THREADS: '1' } },
       { name: '2 lanes, 1 thread each (SKD_THREADS=1)', lanes: 2, env: { SKD_THREADS: '1' } },
+      ...(hasTaskset ? [{ name: '2 lanes, 1 thread each, pinned (taskset)', lanes: 2, env: { SKD_THREADS: '1' }, pin: true }] : []),
       { name: `2 lanes, default threads (${cores} each)`, lanes: 2, env: {} },
-      { name: `1 lane, ${cores} threads, spinning waits`, lanes: 1, env: spinning },
-      { name: `2 lanes, ${cores} threads each, spinning waits`, lanes: 2, env: spinning },
+      ...(flag('no-spinning')
+        ? []
+        : [
+            { name: `1 lane, ${cores} threads, spinning waits`, lanes: 1, env: spinning },
+            { name: `2 lanes, ${cores} threads each, spinning waits`, lanes: 2, env: spinning },
+          ]),
     ];
     const results = new Map(configs.map((c) => [c.name, []]));
     for (let r = 0; r < rounds; r++) {
       for (const config of configs) {
-        const perLane = await runLanes(config.lanes, base, config.env, steps);
+        const perLane = await runLanes(config.lanes, base, config.env, steps, config.pin === true);
         const throughput = perLane.reduce((s, secs) => s + 1 / secs, 0);
         results.get(config.name).push({ perLane, throughput });
         log(`round ${r + 1}: ${config.name}: ${perLane.map((s) => `${s.toFixed(3)} s/step`).join(', ')} -> ${throughput.toFixed(2)} steps/s`);
@@ -86,10 +104,10 @@ if (flag('child')) {
       };
     });
     log('');
-    log(`${'configuration'.padEnd(46)}s/step per lane   steps/s   vs one lane`);
+    log(`${'configuration'.padEnd(48)}s/step per lane   steps/s   vs one lane`);
     for (const row of rows)
       log(
-        `${row.config.padEnd(46)}${row.secondsPerStep.toFixed(3).padStart(15)}${row.stepsPerSecond.toFixed(2).padStart(10)}${row.vsOneLane.toFixed(2).padStart(13)}`,
+        `${row.config.padEnd(48)}${row.secondsPerStep.toFixed(3).padStart(15)}${row.stepsPerSecond.toFixed(2).padStart(10)}${row.vsOneLane.toFixed(2).padStart(13)}`,
       );
     process.stdout.write(
       `${JSON.stringify({ lanes: { workload: 'experiments/arithmetic SKD step (topK 5, draft block 5, batch 8, 160 new tokens)', cores, steps, rounds, rows } })}\n`,
