@@ -22,7 +22,8 @@ export interface Dataset extends AsyncIterable<Example> {
   readonly size?: number;
   /**
    * Strings that end a response of this task (a translation's newline, a chat transcript's next
-   * "\nuser"): generated text is cut before the first one, before it is trained on or scored.
+   * "\nuser"): generated text is cut before the first one, before it is trained on or scored, and a
+   * row's generation ends at the first token that holds one (`generationStops`).
    */
   readonly stopStrings?: readonly string[];
 }

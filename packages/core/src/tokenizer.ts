@@ -51,6 +51,38 @@ export function encodePrompt(tokenizer: Tokenizer, text: string, addBos = true):
   return addBos && bos !== undefined && ids[0] !== bos ? [bos, ...ids] : ids;
 }
 
+const stopIdCache = new WeakMap<Tokenizer, Map<string, readonly number[]>>();
+
+/**
+ * The ids at which generation may end for a dataset with `stopStrings`: the tokenizer's own
+ * (`special.stop`) and every token whose text contains one of the strings. A response that reaches
+ * such a token already holds the stop string, and is cut before it (`cutAtStopStrings`), so what
+ * it would generate after that token is never trained on or scored: ending there saves the rest of
+ * the budget and changes no cut text (only the random stream, which the cut rows stop drawing from).
+ * A stop string split over several tokens still ends no row early; the cut catches it. Undefined
+ * when nothing but EOS ends generation. Computed once per tokenizer and set of strings.
+ */
+export function generationStops(tokenizer: Tokenizer, stopStrings: readonly string[] | undefined): readonly number[] | undefined {
+  const own = tokenizer.special.stop ?? [];
+  const strings = (stopStrings ?? []).filter((s) => s !== '');
+  if (strings.length === 0) return own.length ? own : undefined;
+  let byStrings = stopIdCache.get(tokenizer);
+  if (!byStrings) stopIdCache.set(tokenizer, (byStrings = new Map()));
+  const key = JSON.stringify(strings);
+  let ids = byStrings.get(key);
+  if (!ids) {
+    const found = new Set(own);
+    for (let id = 0; id < tokenizer.vocabSize; id++) {
+      if (id === tokenizer.special.eos || found.has(id)) continue;
+      const text = tokenizer.decode([id]);
+      if (strings.some((s) => text.includes(s))) found.add(id);
+    }
+    ids = [...found].sort((a, b) => a - b);
+    byStrings.set(key, ids);
+  }
+  return ids.length ? ids : undefined;
+}
+
 /** Where the first of `stop` begins in `text` (the earliest occurrence of any), or -1. */
 export function stopStringAt(text: string, stop: readonly string[] | undefined): number {
   let first = -1;

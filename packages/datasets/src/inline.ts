@@ -42,7 +42,9 @@ export const inlineDatasetEntry = defineComponent({
     stop: z
       .array(z.string().min(1, 'a stop string must not be empty'))
       .default([])
-      .describe('strings that end a response: generated text is cut before the first one, before it is trained on or scored'),
+      .describe(
+        'strings that end a response: a row stops generating at the first token that holds one, and its text is cut before the first one, before it is trained on or scored',
+      ),
   }),
   create: (options) => {
     const withIds = (split: SplitName, xs: readonly z.infer<typeof exampleSchema>[]): Example[] =>

@@ -331,7 +331,7 @@ export const jsonlDatasetEntry = defineComponent({
       .array(z.string().min(1, 'a stop string must not be empty'))
       .default([])
       .describe(
-        'strings that end a response: generated text is cut before the first one, before it is trained on or scored (the SKD authors\' per-task stop strings, e.g. ["\\n"] for translation)',
+        'strings that end a response: a row stops generating at the first token that holds one, and its text is cut before the first one, before it is trained on or scored (the SKD authors\' per-task stop strings, e.g. ["\\n"] for translation)',
       ),
   }),
   create: (options, deps) => new JsonlDataset({ ...options, baseDir: deps.baseDir, rng: deps.rng, chat: chatRenderer(deps.tokenizer) }),

@@ -60,6 +60,7 @@ describe('model evaluation', () => {
     const plain = await evaluateModel({ model, tokenizer, dataset: dataset(examples), evaluators: [new ExactMatch()], batchSize: 1, maxNewTokens: 5 });
     expect(plain.predictions[0]?.text).toBe('b\nccc');
     expect(plain.metrics['exactMatch']).toBe(0);
+    const decode = jest.spyOn(model, 'decode');
     const stopped = await evaluateModel({
       model,
       tokenizer,
@@ -71,6 +72,7 @@ describe('model evaluation', () => {
     expect(stopped.predictions[0]?.text).toBe('b');
     expect(stopped.outputs[0]?.tokens).toEqual([98, tokenizer.special.eos]);
     expect(stopped.metrics['exactMatch']).toBe(1);
+    expect(decode).toHaveBeenCalledTimes(2); // the prompt, then "b": the newline ended generation (not "ccc" too)
     model.dispose();
   });
 

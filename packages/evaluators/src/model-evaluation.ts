@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   Rng,
   cutAtStopStrings,
+  generationStops,
   throwIfInterrupted,
   type Dataset,
   type Evaluator,
@@ -55,10 +56,11 @@ export async function evaluateModel(options: EvaluationOptions): Promise<ModelEv
     onTooLong: 'skip',
   })) {
     const maxNewTokens = Math.min(options.maxNewTokens, options.model.contextLength - Math.max(...batch.prompts.map((p) => p.length)));
+    const stop = generationStops(options.tokenizer, batch.stopStrings); // rows end at a stop string's token: the cut drops the rest
     const { tokens } = await generate(options.model, batch.prompts, {
       maxNewTokens: Math.max(1, maxNewTokens),
       eos: options.tokenizer.special.eos,
-      ...(options.tokenizer.special.stop ? { stop: options.tokenizer.special.stop } : {}),
+      ...(stop ? { stop } : {}),
       pad: options.tokenizer.special.pad,
       rng,
       greedy: true,

@@ -1,4 +1,4 @@
-import { ConfigError, cutAtStopStrings, type KdBatch, type KdSampler, type PromptBatch, type SamplerContext } from '@skd/core';
+import { ConfigError, cutAtStopStrings, generationStops, type KdBatch, type KdSampler, type PromptBatch, type SamplerContext } from '@skd/core';
 import type { SamplingOptions } from '@skd/models';
 import { toKdBatch } from './batch';
 import { requireTeacher, rowsOf, type SamplerModels } from './generating';
@@ -85,10 +85,11 @@ export class SkdSampler implements KdSampler {
     const horizon = o.kDecayHorizon ?? o.maxNewTokens;
     const longest = Math.max(...batch.prompts.map((p) => p.length)) + this.options.maxNewTokens;
     const keep = this.options.cacheTeacherLogProbs && batch.prompts.length * longest * teacher.vocabSize <= this.options.maxCachedTeacherFloats;
+    const stop = generationStops(tokenizer, batch.stopStrings); // rows end at a stop string's token: the cut drops the rest
     const result = await speculativeGenerate(student, teacher, batch.prompts, {
       maxNewTokens: this.options.maxNewTokens,
       eos: tokenizer.special.eos,
-      ...(tokenizer.special.stop ? { stop: tokenizer.special.stop } : {}),
+      ...(stop ? { stop } : {}),
       pad: tokenizer.special.pad,
       draftBlock: this.options.draftBlock,
       ...(this.options.maxDraftBlock !== undefined ? { maxDraftBlock: this.options.maxDraftBlock } : {}),

@@ -9,7 +9,7 @@ export type Acceptance = { readonly kind: 'top-k'; readonly k: number } | { read
 export interface SpeculativeOptions {
   readonly maxNewTokens: number;
   readonly eos: number;
-  /** Ids besides `eos` that end a row (the tokenizer's `special.stop`). */
+  /** Ids besides `eos` that end a row (the tokenizer's `special.stop`, and the tokens holding a stop string: `generationStops`). */
   readonly stop?: readonly number[];
   readonly pad: number;
   /** Drafted tokens per round (the paper's gamma). 1 is token-by-token verification. */

@@ -1,4 +1,4 @@
-import { Rng, cutAtStopStrings, stopStringAt, type PromptBatch } from '@skd/core';
+import { Rng, cutAtStopStrings, generationStops, stopStringAt, type PromptBatch, type Tokenizer } from '@skd/core';
 import { BigramModel, ByteTokenizer } from '@skd/models';
 import { useBackend } from '@skd/testing';
 import type { SamplerModels } from './generating';
@@ -52,6 +52,41 @@ describe('stop strings', () => {
     expect(cutAtStopStrings(chat, ids('b\ncc'), ['\n'])).toEqual([98, EOS]);
   });
 
+  it("end generation at every token whose text holds a stop string, besides the tokenizer's own stop ids", () => {
+    expect(generationStops(tokenizer, ['\n'])).toEqual([10]);
+    expect(generationStops(tokenizer, undefined)).toBeUndefined();
+    expect(generationStops(tokenizer, ['\n\n'])).toBeUndefined(); // two byte tokens: only the cut finds it
+    const pieces = ['<eos>', 'b\n', '\n', 'c', 'x\n\ny', 'n'];
+    const merged = {
+      kind: 'test',
+      vocabSize: pieces.length,
+      special: { pad: 0, eos: 0, stop: [3] },
+      fingerprint: 'pieces',
+      encode: () => [],
+      decode: (ids: readonly number[]) => ids.map((id) => pieces[id]).join(''),
+      toJSON: () => ({}),
+    } satisfies Tokenizer;
+    expect(generationStops(merged, ['\n'])).toEqual([1, 2, 3, 4]);
+    expect(generationStops(merged, ['\n\n', 'n'])).toEqual([3, 4, 5]);
+    expect(generationStops(merged, [])).toEqual([3]);
+  });
+
+  it('end a row at the token that holds a stop string: what the cut drops is never generated', async () => {
+    const m = models();
+    const decode = jest.spyOn(m.student, 'decode');
+    const plain = await new OnPolicySampler(m, { maxNewTokens: 5, sampling: { greedy: true } }).sample(prompts(), { step: 0, totalSteps: 1 });
+    plain.dispose();
+    expect(decode).toHaveBeenCalledTimes(5); // the prompts, then four more positions: "b\nccc"
+    decode.mockClear();
+    const cut = await new OnPolicySampler(m, { maxNewTokens: 5, sampling: { greedy: true } }).sample(prompts(['\n']), { step: 0, totalSteps: 1 });
+    expect(decode).toHaveBeenCalledTimes(2); // the prompts, then "b": the newline ends both rows
+    expect(responsesOf(cut.tokens.arraySync(), prompts().prompts)).toEqual([
+      [98, EOS],
+      [98, EOS],
+    ]);
+    cut.dispose();
+  });
+
   it('cut what the student generates before it is trained on (on-policy), and only when the dataset has them', async () => {
     const plain = await new OnPolicySampler(models(), { maxNewTokens: 5, sampling: { greedy: true } }).sample(prompts(), { step: 0, totalSteps: 1 });
     expect(responsesOf(plain.tokens.arraySync(), prompts().prompts)).toEqual([ids('b\nccc'), ids('b\nccc')]);
@@ -102,6 +137,7 @@ describe('stop strings', () => {
       [98, EOS],
     ]);
     expect(batch.stats['teacherCached']).toBe(1);
+    expect(batch.stats['tokensGenerated']).toBe(4); // "b" and the newline in each row: the newline ended them
     // The cached row at the EOS position is the teacher's distribution after "b" (a bigram: its row for "b").
     const cached = batch.teacherLogProbs?.arraySync() as number[][][];
     const P = prompts().prompts[0]?.length as number;

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { buildRun } from '@skd/config';
-import { Rng, SkdError, cutAtStopStrings, encodePrompt } from '@skd/core';
+import { Rng, SkdError, cutAtStopStrings, encodePrompt, generationStops } from '@skd/core';
 import { generate } from '@skd/models';
 import { collect, integerOption, loadConfig, positiveNumberOption } from '../options';
 import type { CommandContext } from '../context';
@@ -60,18 +60,19 @@ export function generateCommand(program: Command, { io }: CommandContext): void 
           : chat
             ? chatPrompt(run.tokenizer, [...system, { role: 'user', content: options.prompt }])
             : applyTemplate(datasetOptions?.template, options.prompt);
+        // Cut before the dataset's first stop string, as training and evaluation cut (not with --raw).
+        const stopStrings = options.raw ? undefined : run.dataset.split('test').stopStrings;
+        const stop = generationStops(run.tokenizer, stopStrings);
         const { tokens } = await generate(run.student, [encodePrompt(run.tokenizer, prompt)], {
           maxNewTokens: options.maxNewTokens,
           eos: run.tokenizer.special.eos,
-          ...(run.tokenizer.special.stop ? { stop: run.tokenizer.special.stop } : {}),
+          ...(stop ? { stop } : {}),
           pad: run.tokenizer.special.pad,
           rng: Rng.create(run.config.seed).fork('generate'),
           ...(options.temperature !== undefined ? { temperature: options.temperature } : { greedy: true }),
         });
-        // Cut before the dataset's first stop string, as training and evaluation cut (not with --raw).
         const generated = tokens[0] ?? [];
-        const stop = options.raw ? undefined : run.dataset.split('test').stopStrings;
-        io.out(run.tokenizer.decode(cutAtStopStrings(run.tokenizer, generated, stop) ?? generated));
+        io.out(run.tokenizer.decode(cutAtStopStrings(run.tokenizer, generated, stopStrings) ?? generated));
       } finally {
         run.dispose();
       }
