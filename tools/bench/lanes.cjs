@@ -33,6 +33,7 @@ if (flag('child')) {
     process.exit(1);
   });
 } else {
+  const cores = os.cpus().length;
   const hasTaskset = (() => {
     try {
       execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
@@ -49,7 +50,7 @@ if (flag('child')) {
         (_, lane) =>
           new Promise((resolve, reject) => {
             const command = [process.execPath, __filename, '--child', `--steps=${steps}`];
-            const argv = pin ? ['taskset', '-c', String(lane % os.cpus().length), ...command] : command;
+            const argv = pin ? ['taskset', '-c', String(lane % cores), ...command] : command;
             const child = spawn(argv[0], argv.slice(1), { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
             let out = '';
             let err = '';
@@ -63,7 +64,6 @@ if (flag('child')) {
     );
 
   (async () => {
-    const cores = os.cpus().length;
     const steps = Number(option('steps', 6));
     const rounds = Number(option('rounds', 2));
     // Without SKD_THREADS every lane sizes its pool to every core; skd chooses how threads wait.
