@@ -11,6 +11,8 @@
 #   TABLE=paper-official runs the table at the SKD authors' settings (experiments/paper-official/) the same way.
 #   FIRST="method=on-policy,skd" runs those runs of every task first (skd sweep --only), then the rest: when
 #   a session may end before the table does, the comparisons that matter most are finished first.
+#   ONLY="method=skd data=1k" runs only the runs every filter keeps (each word one skd sweep --only filter);
+#   the sweeps' other runs are left for later.
 # Each finished run is also archived in experiments/paper-table/results/ (results.sh), and a rerun on
 # another machine restores those first: commit them to carry the table across machines.
 # Runs go to runs/paper-table/<task>/, beside the teacher's and the initial students' evaluations on
@@ -46,6 +48,8 @@ for task in "${tasks[@]}"; do
   echo "$task: teacher and initial students evaluated"
 done
 jobs=${JOBS:-1}
+only=()
+for filter in ${ONLY:-}; do only+=(--only "$filter"); done
 if [ "$jobs" -gt 1 ]; then
   # JOBS lanes over the same sweeps, one thread each: every lane takes the next run no other lane
   # holds (its folder's run.lock), so all lanes stay busy until the last run, whatever the tasks cost.
@@ -60,7 +64,7 @@ if [ "$jobs" -gt 1 ]; then
     ( if [ -n "${FIRST:-}" ]; then
         for task in "${tasks[@]}"; do SKD_THREADS=1 "${pin[@]}" node packages/cli/dist/main.js sweep "experiments/$table/$task.json" --only "$FIRST" || exit 1; bash experiments/paper-table/results.sh save "$task"; done
       fi
-      for task in "${tasks[@]}"; do SKD_THREADS=1 "${pin[@]}" node packages/cli/dist/main.js sweep "experiments/$table/$task.json" || exit 1; bash experiments/paper-table/results.sh save "$task"; done ) > "runs/$table/lane-$lane.log" 2>&1 &
+      for task in "${tasks[@]}"; do SKD_THREADS=1 "${pin[@]}" node packages/cli/dist/main.js sweep "experiments/$table/$task.json" "${only[@]}" || exit 1; bash experiments/paper-table/results.sh save "$task"; done ) > "runs/$table/lane-$lane.log" 2>&1 &
     lanes+=($!)
   done
   failed=0
@@ -70,7 +74,7 @@ if [ "$jobs" -gt 1 ]; then
   [ "$failed" = 0 ] || exit 1
 else
   [ -z "${FIRST:-}" ] || for task in "${tasks[@]}"; do node packages/cli/dist/main.js sweep "experiments/$table/$task.json" --only "$FIRST"; bash experiments/paper-table/results.sh save "$task"; done
-  for task in "${tasks[@]}"; do node packages/cli/dist/main.js sweep "experiments/$table/$task.json"; bash experiments/paper-table/results.sh save "$task"; done
+  for task in "${tasks[@]}"; do node packages/cli/dist/main.js sweep "experiments/$table/$task.json" "${only[@]}"; bash experiments/paper-table/results.sh save "$task"; done
 fi
 reported=()
 for task in arithmetic instructions translation summarization; do [ -d "runs/$table/$task" ] && reported+=("runs/$table/$task"); done

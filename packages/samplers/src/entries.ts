@@ -90,6 +90,12 @@ const skdOptions = (ratio: number) =>
         .default('raw')
         .describe('judge on the raw teacher distribution (paper) or the one warped by teacherSampling (reference code)'),
       replace: z.enum(['resample', 'argmax']).default('resample').describe("a rejected draft is replaced by a teacher sample or the teacher's argmax"),
+      acceptTest: z
+        .enum(['draft', 'resample'])
+        .default('draft')
+        .describe(
+          "what is tested against the acceptance set at each drafted position: the draft (paper), or a fresh sample of the student's drafting distribution there, the draft kept if it passes (the authors' code, speculative_kd/transformers/generation/utils.py)",
+        ),
       draftBlock: z.number().int().min(1).default(5).describe('tokens drafted per teacher forward (gamma)'),
       maxDraftBlock: z
         .number()

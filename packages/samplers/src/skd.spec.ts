@@ -85,6 +85,45 @@ describe('SKD token distribution (bigram toys with known distributions; chi-squa
     },
   );
 
+  it('with acceptTest "resample" matches pS(y) a + (1 - a) pT(y), a = pS(topK(pT)): the draft is kept when a fresh student sample passes', async () => {
+    const n = 8000;
+    const rows = await sampleMany(n, { maxNewTokens: 1, acceptTest: 'resample', rng: Rng.create(21) });
+    const counts = new Array(V).fill(0);
+    rows.forEach((r) => counts[r[0] as number]++);
+    const pS = studentTable[0] as number[];
+    const pT = teacherTable[0] as number[];
+    const top = topKSet(pT, K);
+    const a = pS.reduce((sum, p, y) => sum + (top.has(y) ? p : 0), 0);
+    const expected = pS.map((p, y) => p * a + (1 - a) * (pT[y] as number));
+    expect(chiSquare(counts, expected, n)).toBeLessThan(20.5); // chi-square(5)
+    // and not the paper's test of the draft itself
+    expect(chiSquare(counts, skdClosedForm(pS, pT, K), n)).toBeGreaterThan(20.5);
+  });
+
+  it('with acceptTest "resample" keeps drafts outside the top-K and rejects some inside it, at the same mean acceptance', async () => {
+    const prompts = Array.from({ length: 2000 }, () => [0]);
+    const run = async (acceptTest: 'draft' | 'resample') => {
+      const student = BigramModel.fromProbabilities(studentTable);
+      const teacher = BigramModel.fromProbabilities(teacherTable);
+      const result = await speculativeGenerate(student, teacher, prompts, options({ maxNewTokens: 4, acceptTest, rng: Rng.create(5) }));
+      student.dispose();
+      teacher.dispose();
+      let outside = 0;
+      result.tokens.forEach((row, b) =>
+        row.forEach((token, j) => {
+          const pT = teacherTable[j === 0 ? 0 : (row[j - 1] as number)] as number[];
+          if (result.origins[b]?.[j] === 'draft' && !topKSet(pT, K).has(token)) outside++;
+        }),
+      );
+      return { outside, rate: result.stats.accepted / result.stats.judged };
+    };
+    const draft = await run('draft');
+    const resample = await run('resample');
+    expect(draft.outside).toBe(0);
+    expect(resample.outside).toBeGreaterThan(100);
+    expect(Math.abs(resample.rate - draft.rate)).toBeLessThan(0.05);
+  });
+
   it("with argmax replacement puts the teacher's argmax at every rejection", async () => {
     const student = BigramModel.fromProbabilities(studentTable);
     const teacher = BigramModel.fromProbabilities(teacherTable);
@@ -439,6 +478,7 @@ describe('SkdSampler', () => {
     topP: 0.9,
     acceptOn: 'raw' as const,
     replace: 'resample' as const,
+    acceptTest: 'draft' as const,
     draftBlock: 5,
     kDecay: false,
     kDecayUnit: 'steps' as const,
@@ -492,6 +532,32 @@ describe('SkdSampler', () => {
       return corrections;
     };
     expect(await run(0.05)).toBeGreaterThan((await run(0.99)) + 20);
+  });
+
+  it('passes acceptTest on from its options: at K 1 with argmax replacement only "resample" keeps tokens off the teacher\'s greedy path', async () => {
+    const offPath = async (acceptTest: 'draft' | 'resample') => {
+      const deps = { student: BigramModel.fromProbabilities(studentTable), teacher: BigramModel.fromProbabilities(teacherTable), tokenizer, rng: Rng.create(3), baseDir: '.' };
+      const sampler = await skdEntry.create(skdSamplerOptions({ topK: 1, replace: 'argmax', acceptTest, maxNewTokens: 4 }), deps);
+      let off = 0;
+      for (let i = 0; i < 10; i++) {
+        const batch = await sampler.sample(prompts, { step: 0, totalSteps: 1 });
+        const rows = (await batch.tokens.array()) as number[][];
+        const targets = (await batch.targetMask.array()) as number[][];
+        rows.forEach((row, b) =>
+          row.forEach((token, t) => {
+            if (!targets[b]?.[t]) return; // response tokens only; each follows the token before it
+            const pT = teacherTable[row[t - 1] as number] as number[];
+            if (token !== pT.indexOf(Math.max(...pT))) off++;
+          }),
+        );
+        batch.dispose();
+      }
+      deps.student.dispose();
+      deps.teacher.dispose();
+      return off;
+    };
+    expect(await offPath('draft')).toBe(0);
+    expect(await offPath('resample')).toBeGreaterThan(10);
   });
 
   it('decays K linearly over training when kDecay is on', () => {

@@ -10,6 +10,8 @@ export interface SkdSamplerOptions {
   readonly topP: number;
   readonly acceptOn: 'raw' | 'warped';
   readonly replace: 'resample' | 'argmax';
+  /** Test the draft (paper) or a fresh student sample at its position (the authors' code); see SpeculativeOptions.acceptTest. */
+  readonly acceptTest: 'draft' | 'resample';
   readonly draftBlock: number;
   /** Adaptive blocks up to this many drafts (see SpeculativeOptions.maxDraftBlock); unset: fixed. */
   readonly maxDraftBlock?: number;
@@ -97,6 +99,7 @@ export class SkdSampler implements KdSampler {
       ...(perRound ? { acceptanceAt: (round: number): Acceptance => ({ kind: 'top-k', k: decayedTopK(k, round, horizon, 'rounds') }) } : {}),
       acceptOn: this.options.acceptOn,
       replace: this.options.replace,
+      acceptTest: this.options.acceptTest,
       studentSampling: this.options.studentSampling,
       teacherSampling: this.options.teacherSampling,
       keepTeacherLogProbs: keep,

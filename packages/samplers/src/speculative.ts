@@ -32,6 +32,13 @@ export interface SpeculativeOptions {
   readonly acceptOn: 'raw' | 'warped';
   /** Replace a rejected draft with a teacher sample (paper) or the teacher's argmax. */
   readonly replace: 'resample' | 'argmax';
+  /**
+   * What is tested against the acceptance set at each drafted position: the draft itself (paper;
+   * the default), or a fresh sample of the student's drafting distribution at that position, the
+   * draft being kept when the fresh sample passes (the authors' `_speculative_kd_sampling`). Both
+   * accept at the same rate on average; with "resample" a kept draft can lie outside the set.
+   */
+  readonly acceptTest?: 'draft' | 'resample';
   /** The student's settings for drafting. */
   readonly studentSampling: SamplingOptions;
   /** The teacher's settings for replacement samples (and for warped acceptance). */
@@ -144,8 +151,10 @@ export async function speculativeGenerate(
   const run = new SpeculativeRun(student, teacher, prompts, maxNew, options);
   try {
     await run.prefill();
+    // The native loop returns drafts only; a resampled test needs the distribution at each draft.
+    const native = (options.acceptTest ?? 'draft') === 'draft';
     while (run.live()) {
-      let drafts = await run.catchUpAndDraft();
+      let drafts = native ? await run.catchUpAndDraft() : undefined;
       if (!drafts) {
         run.catchUpStudent();
         drafts = await run.draft();
@@ -162,6 +171,8 @@ export async function speculativeGenerate(
 /** A round's drafts per row, and where each fed draft sits in the student's cache (for rollback). */
 interface Drafts {
   readonly tokens: readonly (readonly number[])[];
+  /** With acceptTest "resample": per row, a fresh sample of the distribution each draft came from, tested in its place. */
+  readonly probes?: readonly (readonly number[])[];
   /** studentLength[b][j]: the row's student length before draft j was fed; undefined if never fed. */
   readonly studentLength: readonly (readonly (number | undefined)[])[];
 }
@@ -299,14 +310,17 @@ class SpeculativeRun {
   /** 2. Up to a block of drafts per live row, sampled on the device; all but each row's last are fed to the student. */
   async draft(): Promise<Drafts> {
     const B = this.B;
-    const drafts = { tokens: this.prompts.map((): number[] => []), studentLength: this.prompts.map((): (number | undefined)[] => []) };
+    const probes = this.options.acceptTest === 'resample' ? this.prompts.map((): number[] => []) : undefined;
+    const drafts = { tokens: this.prompts.map((): number[] => []), studentLength: this.prompts.map((): (number | undefined)[] => []), ...(probes ? { probes } : {}) };
     const drafting = this.done.map((d) => !d);
     for (let j = 0; j < this.block; j++) {
       const chosen = await sampleTokens(this.studentNext as tf.Tensor2D, this.options.studentSampling, this.options.rng, drafting);
+      const probe = probes ? await sampleTokens(this.studentNext as tf.Tensor2D, this.options.studentSampling, this.options.rng, drafting) : undefined;
       for (let b = 0; b < B; b++) {
         if (!drafting[b]) continue;
         const row = drafts.tokens[b] as number[];
         row.push(chosen[b] as number);
+        if (probe) (probes?.[b] as number[]).push(probe[b] as number);
         if (endsGeneration(chosen[b] as number, this.options.eos, this.options.stop) || row.length >= (this.budget[b] as number)) drafting[b] = false;
       }
       if (j === this.block - 1 || !drafting.some(Boolean)) break;
@@ -369,7 +383,7 @@ class SpeculativeRun {
       this.rowRounds += 1;
       const row = drafts.tokens[b] as readonly number[];
       const distAt = this.distributions(b, verification);
-      const kept = this.accept(b, row, distAt, acceptance);
+      const kept = this.accept(b, row, drafts.probes?.[b] ?? row, distAt, acceptance);
       if (this.done[b]) continue;
       if (kept < row.length) {
         rejected = true;
@@ -395,13 +409,16 @@ class SpeculativeRun {
       i === 0 && !hadPending[b] ? (this.teacherNext[b] as Float32Array) : scores.subarray((b * (block + 1) + i) * V, (b * (block + 1) + i + 1) * V);
   }
 
-  /** Appends row b's drafts up to the first outside the acceptance set (or the row's end); returns how many were kept. */
-  private accept(b: number, row: readonly number[], distAt: (i: number) => Float32Array, acceptance: Acceptance): number {
+  /**
+   * Appends row b's drafts up to the first whose test token (the draft itself, or its resampled
+   * probe) is outside the acceptance set, or the row's end; returns how many were kept.
+   */
+  private accept(b: number, row: readonly number[], tested: readonly number[], distAt: (i: number) => Float32Array, acceptance: Acceptance): number {
     let i = 0;
     for (; i < row.length; i++) {
       const dist = distAt(i);
       const token = row[i] as number;
-      if (!accepts(dist, token, acceptance, this.warp)) break;
+      if (!accepts(dist, tested[i] as number, acceptance, this.warp)) break;
       this.judged += 1;
       this.accepted += 1;
       this.append(b, token, 'draft', dist);
