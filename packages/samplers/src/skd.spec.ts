@@ -536,7 +536,13 @@ describe('SkdSampler', () => {
 
   it('passes acceptTest on from its options: at K 1 with argmax replacement only "resample" keeps tokens off the teacher\'s greedy path', async () => {
     const offPath = async (acceptTest: 'draft' | 'resample') => {
-      const deps = { student: BigramModel.fromProbabilities(studentTable), teacher: BigramModel.fromProbabilities(teacherTable), tokenizer, rng: Rng.create(3), baseDir: '.' };
+      const deps = {
+        student: BigramModel.fromProbabilities(studentTable),
+        teacher: BigramModel.fromProbabilities(teacherTable),
+        tokenizer,
+        rng: Rng.create(3),
+        baseDir: '.',
+      };
       const sampler = await skdEntry.create(skdSamplerOptions({ topK: 1, replace: 'argmax', acceptTest, maxNewTokens: 4 }), deps);
       let off = 0;
       for (let i = 0; i < 10; i++) {

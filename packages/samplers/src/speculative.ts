@@ -311,7 +311,11 @@ class SpeculativeRun {
   async draft(): Promise<Drafts> {
     const B = this.B;
     const probes = this.options.acceptTest === 'resample' ? this.prompts.map((): number[] => []) : undefined;
-    const drafts = { tokens: this.prompts.map((): number[] => []), studentLength: this.prompts.map((): (number | undefined)[] => []), ...(probes ? { probes } : {}) };
+    const drafts = {
+      tokens: this.prompts.map((): number[] => []),
+      studentLength: this.prompts.map((): (number | undefined)[] => []),
+      ...(probes ? { probes } : {}),
+    };
     const drafting = this.done.map((d) => !d);
     for (let j = 0; j < this.block; j++) {
       const chosen = await sampleTokens(this.studentNext as tf.Tensor2D, this.options.studentSampling, this.options.rng, drafting);
