@@ -376,6 +376,21 @@ describe('skd distill / train (end to end)', () => {
     expect(fs.existsSync(path.join(dir, 'runs'))).toBe(false); // found before the run directory was made
   });
 
+  it('a too-long example names the setting by its full path; put elsewhere, the setting says where it belongs; pasted, the run succeeds', () => {
+    const dir = tmp();
+    const config = tinyConfig(dir, { steps: 2, evalEvery: 0, checkpointEvery: 0 });
+    const short = ['--set', 'student.options.contextLength=240', '--set', 'teacher.options.contextLength=240'];
+    const tooLong = skd(['distill', config, ...short, '--out', 'runs/a'], dir);
+    expect(tooLong.status).toBe(2);
+    expect(tooLong.stderr).toContain('or set training.onTooLong: "skip" to skip and count them');
+    const misplaced = skd(['distill', config, ...short, '--set', 'dataset.options.onTooLong=skip', '--out', 'runs/a'], dir);
+    expect(misplaced.status).toBe(2);
+    expect(misplaced.stderr).toContain('dataset.options.onTooLong: unknown key; did you mean training.onTooLong?');
+    const pasted = skd(['distill', config, ...short, '--set', 'training.onTooLong=skip', '--out', 'runs/a'], dir);
+    expect(pasted.status).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'runs/a/summary.json'), 'utf8')).steps).toBe(2);
+  });
+
   it('ends quietly when its reader has closed the pipe (skd kinds | true)', () => {
     // `true` exits before the CLI writes anything, so every write hits a closed pipe.
     const result = spawnSync('bash', ['-c', `set -o pipefail; node ${BIN} kinds | true`], { encoding: 'utf8', timeout: 60_000 });
@@ -623,5 +638,24 @@ describe('skd sweep, eval, generate and report', () => {
     const bad = skd(['report', 'sweep', '--out', 'report-c', '--baseline', path.join(dir, 'sweep')], dir);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('neither a finished run or eval folder (summary.json) nor a model checkpoint folder (config.json)');
+  });
+
+  it('joins an skd eval --out folder given beside the sweep to its section, and says how when it was scored on other examples', () => {
+    const model = path.join(dir, 'sweep/sampler-supervised__seed-1/model');
+    const student = `student={"kind":"checkpoint","options":{"path":"${path.join(dir, 'sweep/sampler-skd__seed-1/model')}"}}`;
+    const runConfig = sweepFile.replace('sweep.json', 'run.json');
+    expect(skd(['eval', runConfig, '--set', student, '--out', 'evals/initial', '--group', 'baseline-initial-student'], dir).status).toBe(0);
+    const report = skd(['report', 'sweep', 'evals/initial', '--baseline', model, '--out', 'report-d', '--json'], dir);
+    expect(report.stderr).not.toMatch(/error|warning/i);
+    expect(report.status).toBe(0);
+    const data = JSON.parse(report.stdout) as { sections: { title: string; groups: { group: string }[] }[] };
+    expect(data.sections.map((s) => s.title)).toEqual(['sweep']); // one section: the evaluation is a row of the sweep's
+    expect(data.sections[0]?.groups.map((g) => g.group)).toEqual(expect.arrayContaining(['baseline-initial-student', 'baseline-model', 'sampler-skd']));
+    // Scored on other test examples (--limit 3 against the runs' 4): refused, saying what it read and how to join.
+    expect(skd(['eval', runConfig, '--set', student, '--limit', '3', '--out', 'evals/other', '--group', 'other'], dir).status).toBe(0);
+    const other = skd(['report', 'sweep', 'evals/other', '--out', 'report-e'], dir);
+    expect(other.status).toBe(2);
+    expect(other.stderr).toContain("no section's trained runs match: they were scored on other test examples; sections read: sweep (");
+    expect(other.stderr).toContain('Fix: evaluate it with a config of those runs');
   });
 });

@@ -28,6 +28,7 @@ import {
 } from '@skd/core';
 import { toConfigIssues, objectKeysAt } from '@skd/core';
 import { FieldBreakdown } from '@skd/evaluators';
+import { keyElsewhere } from './keys';
 import { loadComponentModule, loadConfigModules } from './modules';
 import { createRegistries, type Registries } from './registry';
 import { componentRefSchema, runConfigSchema, type ComponentRef, type RunConfig } from './schema';
@@ -78,14 +79,15 @@ export function planRun(input: unknown, options: BuildRunOptions = {}): RunPlan 
   const baseDir = options.baseDir ?? process.cwd();
   const registries = options.registries ?? createRegistries();
   const parsed = runConfigSchema.safeParse(input);
-  const issues: ConfigIssue[] = parsed.success ? [] : toConfigIssues(parsed.error, input, '', (p) => objectKeysAt(runConfigSchema, p));
+  const elsewhere = keyElsewhere(registries);
+  const issues: ConfigIssue[] = parsed.success ? [] : toConfigIssues(parsed.error, input, '', (p) => objectKeysAt(runConfigSchema, p), elsewhere);
   const plan = <K extends ComponentKind>(component: K, ref: ComponentRef, where: string): PlannedComponent<K> | undefined => {
     try {
       const registry = registries[component] as unknown as { get(kind: string, p: string, s: string): AnyComponentEntry<K> };
       const entry = ref.module ? loadComponentModule(component, ref.kind, ref.module, baseDir, where, source) : registry.get(ref.kind, `${where}.kind`, source);
       const result = entry.options.safeParse(ref.options);
       if (!result.success) {
-        issues.push(...toConfigIssues(result.error, ref.options, `${where}.options`, (p) => objectKeysAt(entry.options, p)));
+        issues.push(...toConfigIssues(result.error, ref.options, `${where}.options`, (p) => objectKeysAt(entry.options, p), elsewhere));
         return undefined;
       }
       return { path: where, entry, options: result.data };

@@ -1,18 +1,36 @@
 import type { z } from 'zod';
 import { describeValue, type ConfigIssue } from './errors';
 
+/**
+ * Where else in the config a key exists: full paths (e.g. `training.onTooLong`), given the key and
+ * the path where it was found unknown.
+ */
+export type KeyElsewhere = (key: string, at: string) => readonly string[];
+
 /** zod issues → config issues with dotted paths, quoted bad values and did-you-mean hints. */
-export function toConfigIssues(error: z.ZodError, input: unknown, prefix: string, knownKeys: (path: readonly PropertyKey[]) => string[]): ConfigIssue[] {
+export function toConfigIssues(
+  error: z.ZodError,
+  input: unknown,
+  prefix: string,
+  knownKeys: (path: readonly PropertyKey[]) => string[],
+  elsewhere?: KeyElsewhere,
+): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   for (const issue of error.issues) {
     const base = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
     if (issue.code === 'unrecognized_keys') {
       const known = knownKeys(issue.path);
       for (const key of issue.keys) {
+        const at = base ? `${base}.${key}` : key;
+        // A key that exists elsewhere in the config was put in the wrong place: say where it goes.
+        const places = elsewhere?.(key, at) ?? [];
         const suggestion = closest(key, known);
+        const knownText = known.length ? `known keys: ${known.join(', ')}` : 'this takes no options';
         issues.push({
-          path: base ? `${base}.${key}` : key,
-          message: `unknown key${suggestion ? ` (did you mean "${suggestion}"?)` : ''}; ${known.length ? `known keys: ${known.join(', ')}` : 'this takes no options'}`,
+          path: at,
+          message: places.length
+            ? `unknown key; did you mean ${places.join(' or ')}? (${knownText.replace('known keys', 'known keys here')})`
+            : `unknown key${suggestion ? ` (did you mean "${suggestion}"?)` : ''}; ${knownText}`,
         });
       }
       continue;
@@ -59,6 +77,35 @@ function editDistance(a: string, b: string): number {
     }
   }
   return row[b.length] as number;
+}
+
+/**
+ * Every key path of an object schema, depth first: `["training", "training.steps", ...]`, with
+ * `prefix` before each and array elements written as `*` (`evaluators.*.kind`). Records (free-form
+ * maps) end a path: their keys are not the schema's.
+ */
+export function schemaKeyPaths(schema: z.ZodType, prefix = ''): string[] {
+  const paths: string[] = [];
+  const walk = (node: unknown, at: string): void => {
+    for (;;) {
+      const def = (node as { def?: { type?: string; innerType?: unknown; element?: unknown; in?: unknown } }).def;
+      if (def && (def.type === 'default' || def.type === 'optional' || def.type === 'nullable' || def.type === 'prefault')) node = def.innerType;
+      else if (def?.type === 'pipe') node = def.in;
+      else if (def?.type === 'array') {
+        node = def.element;
+        at = at ? `${at}.*` : '*';
+      } else break;
+    }
+    const shape = (node as { shape?: Record<string, unknown> }).shape;
+    if (!shape) return;
+    for (const [key, value] of Object.entries(shape)) {
+      const full = at ? `${at}.${key}` : key;
+      paths.push(full);
+      walk(value, full);
+    }
+  };
+  walk(schema, prefix);
+  return paths;
 }
 
 /** Keys of the object schema found by following `path` through objects, arrays, defaults and optionals. */

@@ -62,7 +62,7 @@ export class Rng {
 
   static create(seed: number): Rng {
     if (!Number.isSafeInteger(seed) || seed < 0) {
-      throw new SkdError(`seed must be a non-negative integer, got ${seed}`, { hint: 'set "seed" to e.g. 42' });
+      throw new SkdError(`seed must be a non-negative integer, got ${seed}`, { hint: 'set seed (at the top level of the config) to e.g. 42' });
     }
     return new Rng(seed % TWO_POW_32, []);
   }

@@ -54,7 +54,7 @@ export async function* promptBatches(
           example.id,
           `example has ${length} tokens (prompt ${prompt.length} + response ${reference.length}), more than the context of ${options.contextLength}`,
           {
-            hint: 'filter long examples from the data, raise contextLength, or set onTooLong: "skip" to skip and count them',
+            hint: 'filter long examples from the data, use a model with a longer context (student.options.contextLength, for a model the config defines), or set training.onTooLong: "skip" to skip and count them',
           },
         );
       }

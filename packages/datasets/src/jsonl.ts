@@ -175,7 +175,9 @@ export class JsonlDataset implements DatasetSource {
     this.reports[split] = report;
     const bad = (line: number, reason: string, detail: string): void => {
       if (this.options.onInvalid === 'fail') {
-        throw new FormatError(`${file}:${line}`, `${detail}`, { hint: 'fix the record, or set "onInvalid": "skip" to skip and count such records' });
+        throw new FormatError(`${file}:${line}`, `${detail}`, {
+          hint: 'fix the record, or set dataset.options.onInvalid: "skip" to skip and count such records',
+        });
       }
       report.skipped[reason] = (report.skipped[reason] ?? 0) + 1;
     };

@@ -74,7 +74,7 @@ export class TokenDivergence implements Divergence {
       return this.temperature === 1 ? input.teacherLogProbs : logSoftmax(this.scaled(input.teacherLogProbs));
     }
     throw new SkdError(`divergence "${this.name}" needs teacher logits or cached teacher log-probs`, {
-      hint: 'configure a teacher model, or use the "cross-entropy" divergence for supervised fine-tuning',
+      hint: 'add teacher to the config, or set divergence.kind: "cross-entropy" for supervised fine-tuning',
     });
   }
 }

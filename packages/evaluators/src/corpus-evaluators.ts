@@ -68,7 +68,7 @@ export class InstructionChecks implements Evaluator {
       const spec = example.fields?.['check'];
       if (!isCheckSpec(spec))
         throw new FormatError(example.id, 'instruction example has no valid "check" field', {
-          hint: 'keep the dataset\'s "check" field with fields.extra: ["check"]',
+          hint: 'keep the dataset\'s "check" field with dataset.options.fields.extra: ["check"]',
         });
       return [checkOutput(text, spec) ? 1 : 0];
     });

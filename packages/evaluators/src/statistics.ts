@@ -111,7 +111,7 @@ function comparable(a: BootstrapScores, b: BootstrapScores): void {
     throw new SkdError(
       `bootstrap scores are not comparable: ${a.count} vs ${b.count} examples (ids ${a.examples === b.examples ? 'equal' : 'differ'}), plans ${a.samples}/${a.seed} vs ${b.samples}/${b.seed}`,
       {
-        hint: 'compare runs evaluated on the same test examples (same data, same evalLimit)',
+        hint: 'compare runs evaluated on the same test examples (same data, training.testLimit and training.evalOrder)',
       },
     );
   }

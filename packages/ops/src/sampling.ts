@@ -6,7 +6,10 @@ export type { SamplingOptions } from '@skd/core';
 
 export function checkSampling(options: SamplingOptions): void {
   const { temperature = 1, topK = 0, topP = 1 } = options;
-  if (!(temperature > 0)) throw new SkdError(`temperature must be > 0, got ${temperature}`, { hint: 'use greedy: true for argmax decoding' });
+  if (!(temperature > 0))
+    throw new SkdError(`temperature must be > 0, got ${temperature}`, {
+      hint: 'for argmax decoding set greedy: true in the same sampling settings, e.g. sampler.options.sampling: { "greedy": true }',
+    });
   if (!Number.isInteger(topK) || topK < 0) throw new SkdError(`topK must be an integer >= 0 (0 = off), got ${topK}`);
   if (!(topP > 0 && topP <= 1)) throw new SkdError(`topP must be in (0, 1], got ${topP}`);
 }

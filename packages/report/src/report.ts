@@ -55,6 +55,63 @@ export function findRuns(paths: readonly string[]): string[] {
   return findFoldersWith('summary.json', paths);
 }
 
+/** A section's folder as the report read it: its title, and how many trained runs and evaluations it holds. */
+export function describeSections(sections: readonly ReportSection[]): string {
+  return sections
+    .map((s) => {
+      const evals = s.runDirs.filter(isEvaluation).length;
+      return `${s.title} (${s.runDirs.length - evals} trained runs, ${evals} evaluations)`;
+    })
+    .join(', ');
+}
+
+/** An `skd eval --out` folder (summary mode "eval"), as against a trained run. */
+function isEvaluation(dir: string): boolean {
+  const summary = readJson(path.join(dir, 'summary.json'), 'a run summary') as { mode?: string } | null;
+  return summary?.mode === 'eval';
+}
+
+/** The digest of the test examples a run folder's final bootstrap scores were computed on, if it has them. */
+function scoredExamples(dir: string): string | undefined {
+  try {
+    return loadRun(dir).bootstrap?.examples;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Sections that hold only evaluations (`skd eval --out` folders given beside a sweep's folder: the
+ * starting student, the teacher) join every section of trained runs scored on the same test
+ * examples, as rows of its table with paired tests against them; with no bootstrap scores to
+ * compare, they join the only section of trained runs. An evaluation that fits no section is an
+ * error that says how to join it, not a section of its own that --baseline would then fail on.
+ */
+export function joinEvaluations(sections: readonly ReportSection[]): ReportSection[] {
+  const evalOnly = (s: ReportSection) => s.runDirs.length > 0 && s.runDirs.every(isEvaluation);
+  const trained = sections.filter((s) => !evalOnly(s));
+  if (trained.length === 0) return [...sections];
+  const joined = new Map(trained.map((s) => [s, [...s.runDirs]]));
+  for (const section of sections.filter(evalOnly)) {
+    for (const dir of section.runDirs) {
+      const examples = scoredExamples(dir);
+      const targets = trained.filter((t) =>
+        examples === undefined ? trained.length === 1 : t.runDirs.some((run) => !isEvaluation(run) && scoredExamples(run) === examples),
+      );
+      if (targets.length === 0) {
+        throw new SkdError(
+          `${dir}: an evaluation (skd eval --out) that no section's trained runs match: ${examples === undefined ? 'it has no bootstrap scores to compare, and there are several sections' : 'they were scored on other test examples'}; sections read: ${describeSections(trained)}`,
+          {
+            hint: "evaluate it with a config of those runs (skd eval <a run's config.json> --set student=... --out <that sweep's out>/<name>), so it is scored on their test examples and sits in their folder",
+          },
+        );
+      }
+      for (const target of targets) joined.get(target)?.push(dir);
+    }
+  }
+  return trained.map((s) => ({ title: s.title, runDirs: joined.get(s) ?? s.runDirs }));
+}
+
 /** What `prepareBaselines` asks to evaluate: a run config with the student replaced, into `out`. */
 export interface BaselineEvaluation {
   readonly configFile: string;
@@ -92,9 +149,10 @@ export async function prepareBaselines(
       (run) => fs.existsSync(path.join(run, 'config.json')) && (readJson(path.join(run, 'summary.json'), 'a run summary') as { mode?: string }).mode !== 'eval',
     );
     if (!reference) {
-      throw new SkdError(`--baseline ${baseline}: section ${section.title} has no trained run whose config says which test examples to use`, {
-        hint: 'report a folder holding finished runs',
-      });
+      throw new SkdError(
+        `--baseline ${baseline}: section ${section.title} has no trained run whose config says which test examples to use (sections read: ${describeSections([section])})`,
+        { hint: "report a sweep's or run's folder beside it: evaluations join the section of trained runs scored on the same test examples" },
+      );
     }
     const name = `${path.basename(path.dirname(dir))}-${path.basename(dir)}`.replace(/[^\w.-]+/g, '_');
     const out = path.resolve(reportDir, 'baselines', section.title.replace(/[^\w.-]+/g, '_'), name);

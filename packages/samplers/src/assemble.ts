@@ -38,7 +38,7 @@ export function assembleBatch(rows: readonly SequenceRow[], pad: number, context
         `at most ${contextLength} tokens`,
         `${length} tokens`,
         {
-          hint: "filter or truncate long examples in the dataset, or raise the model's contextLength",
+          hint: 'filter or truncate long examples in the dataset (training.onTooLong: "skip" skips them), or use a model with a longer context (student.options.contextLength, for a model the config defines)',
         },
       );
     }

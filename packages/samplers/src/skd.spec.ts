@@ -384,6 +384,7 @@ describe.each(['cpu', 'wasm'] as const)('SKD with GPT models on %s: batched cach
         topP: 0.9,
         acceptOn: 'raw',
         replace: 'resample',
+        acceptTest: 'draft',
         draftBlock: 5,
         kDecay: false,
         kDecayUnit: 'steps' as const,

@@ -120,6 +120,7 @@ describe('stop strings', () => {
       topP: 0.9,
       acceptOn: 'raw' as const,
       replace: 'argmax' as const,
+      acceptTest: 'draft' as const,
       draftBlock: 2,
       kDecay: false,
       kDecayUnit: 'steps' as const,

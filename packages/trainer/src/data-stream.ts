@@ -100,7 +100,10 @@ export async function checkTrainingData(
   if (report.kept === 0) {
     const why = tooLong > 0 ? `has no example to train on: all ${tooLong} are longer than the context of ${options.contextLength}` : 'is empty';
     throw new SkdError(`the train split of dataset "${dataset.name}" ${why}`, {
-      hint: tooLong > 0 ? "raise the student's contextLength" : 'point "dataset" at a file with training examples',
+      hint:
+        tooLong > 0
+          ? 'use a student with a longer context (student.options.contextLength, for a model the config defines)'
+          : 'point dataset.options.files.train at a file with training examples',
     });
   }
   // The eval and test files are read now too: a malformed record there would otherwise surface after the last step.

@@ -54,6 +54,7 @@ function skdParts(over: Partial<TrainingOptions> = {}, seed = 1): TrainerRun & {
       topP: 0.9,
       acceptOn: 'raw',
       replace: 'resample',
+      acceptTest: 'draft',
       draftBlock: 3,
       kDecay: false,
       kDecayUnit: 'steps',

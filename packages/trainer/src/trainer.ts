@@ -310,7 +310,9 @@ export class Trainer {
 
   private diverged(step: number, message: string): never {
     this.events$.next({ type: 'run-ended', step, reason: 'diverged', message });
-    throw new DivergedError(message, { hint: 'lower the learning rate or the temperature, or enable gradientClip; the last good checkpoint is kept' });
+    throw new DivergedError(message, {
+      hint: 'lower training.learningRate or divergence.options.temperature, or set training.gradientClip (e.g. 1); the last good checkpoint is kept',
+    });
   }
 
   /** The teacher's logits for a batch, unless the divergence needs none or the sampler kept them. */

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { FormatError } from '@skd/core';
 import { runEvaluation } from '@skd/experiment';
-import { FIGURE_FORMATS, findRuns, parsePairedSpec, prepareBaselines, writeFigures, writeReport, type FigureFormat } from '@skd/report';
+import { FIGURE_FORMATS, findRuns, joinEvaluations, parsePairedSpec, prepareBaselines, writeFigures, writeReport, type FigureFormat } from '@skd/report';
 import { collect, figureFormats } from '../options';
 import type { CommandContext } from '../context';
 
@@ -12,7 +12,10 @@ export function reportCommand(program: Command, { io, signal, exit }: CommandCon
   program
     .command('report')
     .description('results table (mean and std over seeds, 95% bootstrap intervals over test examples) and charts from run folders, as Markdown and HTML')
-    .argument('<paths...>', "run folders, or folders holding them (a sweep's out); several paths give one section each")
+    .argument(
+      '<paths...>',
+      "run folders, or folders holding them (a sweep's out); several paths give one section each, except folders of evaluations alone (skd eval --out), which join the section scored on the same test examples",
+    )
     .option('--out <dir>', 'where report.md and report.html go', 'report')
     .option('--paired <axis=value>', 'paired bootstrap tests of the groups with this sweep value against each other value of the axis, e.g. method=skd')
     .option(
@@ -32,7 +35,8 @@ export function reportCommand(program: Command, { io, signal, exit }: CommandCon
       for (const p of paths)
         if (!fs.existsSync(p)) throw new FormatError(p, 'no such folder', { hint: "give run folders, or a folder holding them (a sweep's out)" });
       const paired = options.paired !== undefined ? parsePairedSpec(options.paired) : undefined;
-      const found = paths.map((p) => ({ title: path.basename(path.resolve(p)), runDirs: findRuns([p]) }));
+      // Evaluation folders given beside a sweep (skd eval --out) become rows of its section.
+      const found = joinEvaluations(paths.map((p) => ({ title: path.basename(path.resolve(p)), runDirs: findRuns([p]) })));
       if (options.baseline.length > 0) exit.catchInterrupts();
       const sections = [];
       for (const section of found) {

@@ -102,7 +102,7 @@ export class GptModel implements LanguageModel {
   startDecoding(batchSize: number, maxTokens: number): GptDecodeState {
     if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > this.contextLength) {
       throw new SkdError(`cannot decode ${maxTokens} tokens per row: the model's context is ${this.contextLength}`, {
-        hint: 'shorten the prompts or maxNewTokens, or raise contextLength',
+        hint: 'shorten the prompts or the new tokens (sampler.options.maxNewTokens when sampling, training.maxNewTokens when evaluating), or use a model with a longer context (student.options.contextLength, for a model the config defines)',
       });
     }
     const { layers, heads, dModel } = this.config;
@@ -179,7 +179,7 @@ export class GptModel implements LanguageModel {
   private checkLength(T: number): void {
     if (T > this.contextLength) {
       throw new SkdError(`sequence of ${T} tokens exceeds the model's context of ${this.contextLength}`, {
-        hint: 'filter or truncate long examples, or raise contextLength',
+        hint: 'filter or truncate long examples (training.onTooLong: "skip" skips them), or use a model with a longer context (student.options.contextLength, for a model the config defines)',
       });
     }
   }

@@ -31,7 +31,7 @@ export interface ExportOptions {
 export function huggingFaceGpt2Config(config: GptConfig, tokenizer: BpeTokenizer): Record<string, unknown> {
   if (config.positions !== 'learned') {
     throw new SkdError(`a GPT with ${config.positions} positions has no GPT-2 equivalent (GPT-2 learns its position embeddings)`, {
-      hint: 'export a model trained with "positions": "learned"',
+      hint: 'export a model trained with student.options.positions: "learned"',
     });
   }
   const special = tokenizer.special;
