@@ -192,6 +192,47 @@ describe('skd distill / train (end to end)', () => {
     expect(summary('killed').meanAcceptanceRate).toEqual(expect.any(Number));
   });
 
+  it('every command takes an ES-module component from outside the workspace: check (config and sweep), sweep, eval, generate, report --baseline', () => {
+    const dir = tmp(); // no node_modules of skd above it
+    fs.mkdirSync(path.join(dir, 'ext'));
+    fs.writeFileSync(
+      path.join(dir, 'ext/digit-count.mjs'),
+      [
+        "import { z } from 'zod';",
+        "import { defineComponent } from '@skd/core';",
+        'const digits = (text) => (text.match(/[0-9]/g) ?? []).length;',
+        "export default defineComponent({ component: 'evaluator', kind: 'digit-count', summary: 'digits per prediction',",
+        '  options: z.strictObject({}),',
+        "  create: () => ({ name: 'digit-count',",
+        '    async evaluate(predictions) { return { digits: predictions.reduce((n, p) => n + digits(p.text), 0) / Math.max(1, predictions.length) }; },',
+        '    async statistics(predictions) { return { rows: predictions.map((p) => [digits(p.text)]), score: (sums, count) => ({ digits: count ? sums[0] / count : 0 }) }; } }) });',
+      ].join('\n'),
+    );
+    const config = JSON.parse(fs.readFileSync(tinyConfig(dir, { steps: 2, evalEvery: 0, checkpointEvery: 0 }), 'utf8'));
+    config.evaluators.push({ kind: 'digit-count', module: './ext/digit-count.mjs' });
+    fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify(config));
+    fs.writeFileSync(path.join(dir, 'sweep.json'), JSON.stringify({ base: 'run.json', out: 'sweep', grid: { seed: [1, 2] } }));
+    const ok = (args: string[]) => {
+      const result = skd(args, dir);
+      expect({ args, stderr: result.stderr.split('\n').filter((l) => /error/i.test(l)) }).toEqual({ args, stderr: [] });
+      expect(result.status).toBe(0);
+      return result;
+    };
+    expect(ok(['check', 'run.json']).stdout).toMatch(/^evaluators .*digit-count/m);
+    expect(ok(['check', 'sweep.json']).stdout).toContain('sweep ok: sweep.json (2 runs');
+    ok(['sweep', 'sweep.json']);
+    const summary = JSON.parse(fs.readFileSync(path.join(dir, 'sweep/seed-1/summary.json'), 'utf8'));
+    expect(summary.finalMetrics.digits).toEqual(expect.any(Number));
+    const model = path.join(dir, 'sweep/seed-1/model');
+    expect(
+      JSON.parse(ok(['eval', 'run.json', '--set', `student={"kind":"checkpoint","options":{"path":"${model}"}}`, '--json']).stdout).metrics.digits,
+    ).toEqual(expect.any(Number));
+    ok(['generate', 'run.json', '--prompt', 'Tom has 3 apples.', '--max-new-tokens', '4']);
+    const report = JSON.parse(ok(['report', 'sweep', '--baseline', model, '--out', 'report', '--json']).stdout);
+    const baseline = report.sections[0].groups.find((g: { group: string }) => g.group.startsWith('baseline-'));
+    expect(baseline.metrics.digits.mean).toEqual(expect.any(Number));
+  });
+
   it("locks the run folder: a second process, even with --resume, is refused naming the holder; a dead holder's lock is taken over", async () => {
     const dir = tmp();
     const config = tinyConfig(dir, { steps: 200, checkpointEvery: 2, evalEvery: 0 });
@@ -637,7 +678,7 @@ describe('skd sweep, eval, generate and report', () => {
     expect(data.sections[0].paired).toContainEqual(expect.objectContaining({ system: 'sampler-skd', baseline: 'baseline-model', metric: 'exactMatch' }));
     const bad = skd(['report', 'sweep', '--out', 'report-c', '--baseline', path.join(dir, 'sweep')], dir);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain('neither a finished run or eval folder (summary.json) nor a model checkpoint folder (config.json)');
+    expect(bad.stderr).toContain('neither a finished run or eval folder (summary.json) nor a model folder (config.json)');
   });
 
   it('joins an skd eval --out folder given beside the sweep to its section, and says how when it was scored on other examples', () => {

@@ -92,6 +92,20 @@ describe('distilling a Hugging Face student from a Hugging Face teacher (end to 
     expect(weights('killed').equals(weights('straight'))).toBe(true);
   });
 
+  it("puts Hugging Face folders in the report as baselines, scored with the runs' tokenizer; one that reads ids otherwise is refused", () => {
+    const report = skd(['report', 'runs', '--baseline', student, '--baseline', teacher, '--out', 'report', '--json'], dir);
+    expect(report.stderr).not.toMatch(/error|warning/i);
+    expect(report.status).toBe(0);
+    const groups = JSON.parse(report.stdout).sections[0].groups as { group: string; evaluation?: boolean; metrics: Record<string, { mean: number }> }[];
+    const baselines = groups.filter((g) => g.group.startsWith('baseline-'));
+    expect(baselines).toHaveLength(2);
+    expect(baselines.every((g) => g.evaluation === true && Number.isFinite(g.metrics['perplexity']?.mean))).toBe(true);
+    const other = referenceModel('llama', { seed: 1 }); // Llama 3's tokenizer, not the runs' Qwen2 one
+    const refused = skd(['report', 'runs', '--baseline', other, '--out', 'report-other'], dir);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain("has its own tokenizer, which differs from the run's");
+  });
+
   it("exports the student as a Qwen2 folder: transformers gives its logits (within 1e-4), and its tokenizer files are the original's", async () => {
     const exported = skd(['export', 'runs/straight', '--out', 'hf-student', '--json'], dir);
     expect(exported.stderr).not.toMatch(/error/i);

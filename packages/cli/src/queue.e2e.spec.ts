@@ -182,6 +182,28 @@ describe('skd sweep --queue and skd worker (Redis, BullMQ)', () => {
     expect(fixer.out()).toContain('completed data-bad (step 4');
   }, 300_000);
 
+  it('enqueues and runs a sweep whose config names an ES-module component from outside the workspace', async () => {
+    const config = JSON.parse(fs.readFileSync(tinyConfig(dir, { steps: 2, evalEvery: 0, checkpointEvery: 0 }), 'utf8'));
+    fs.mkdirSync(path.join(dir, 'ext'), { recursive: true });
+    fs.writeFileSync(
+      path.join(dir, 'ext/length.mjs'),
+      [
+        "import { z } from 'zod';",
+        "import { defineComponent } from '@skd/core';",
+        "export default defineComponent({ component: 'evaluator', kind: 'mean-length', summary: 'characters per prediction', options: z.strictObject({}),",
+        "  create: () => ({ name: 'mean-length', async evaluate(p) { return { meanLength: p.reduce((n, x) => n + x.text.length, 0) / Math.max(1, p.length) }; } }) });",
+      ].join('\n'),
+    );
+    config.evaluators.push({ kind: 'mean-length', module: './ext/length.mjs' });
+    fs.writeFileSync(path.join(dir, 'esm.json'), JSON.stringify(config));
+    fs.writeFileSync(path.join(dir, 'esm-sweep.json'), JSON.stringify({ base: 'esm.json', out: 'esm-sweep', grid: { seed: [1] } }));
+    const follower = launch(['sweep', 'esm-sweep.json', '--queue', redis.url(2)], dir);
+    const worker = launch(['worker', '--queue', redis.url(2), '--max-jobs', '1'], dir);
+    expect(await exited(worker)).toBe(0);
+    expect(await exited(follower)).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'esm-sweep/seed-1/summary.json'), 'utf8')).finalMetrics.meanLength).toEqual(expect.any(Number));
+  }, 300_000);
+
   it('says what is wrong: an unreachable Redis, a bad URL, an out folder this worker cannot write, queue options without --queue', async () => {
     tinyConfig(dir, { steps: 4 });
     fs.writeFileSync(path.join(dir, 'blocker'), 'a file where the out folder should be');

@@ -127,6 +127,16 @@ export function planRun(input: unknown, options: BuildRunOptions = {}): RunPlan 
   };
 }
 
+/**
+ * Validates a config completely after loading the modules it names (CommonJS and ES modules alike;
+ * planRun alone cannot load an ES module, which loads asynchronously). Every command that checks or
+ * plans a run goes through it, and so does buildRun.
+ */
+export async function validateRun(input: unknown, options: BuildRunOptions = {}): Promise<RunPlan> {
+  await loadConfigModules(input, options.baseDir ?? process.cwd());
+  return planRun(input, options);
+}
+
 /** The component references of a config that failed validation, each parsed on its own. */
 function lenientRefs(input: unknown): Partial<Record<'tokenizer' | 'teacher' | 'student' | 'sampler' | 'divergence' | 'dataset', ComponentRef>> & {
   evaluators?: ComponentRef[];
@@ -190,8 +200,7 @@ export class Run {
  */
 export async function buildRun(input: unknown, options: BuildRunOptions = {}): Promise<Run> {
   const baseDir = options.baseDir ?? process.cwd();
-  await loadConfigModules(input, baseDir);
-  const plan = planRun(input, options);
+  const plan = await validateRun(input, options);
   const { config } = plan;
   const backend = await selectBackend({ backend: config.backend as never, modelBytes: modelBytes(plan, baseDir) });
   const rng = Rng.create(config.seed);

@@ -176,7 +176,7 @@ export function loadComponentModule<K extends ComponentKind>(
       throw new ConfigError(source, [
         {
           path: where,
-          message: `module "${modulePath}" is an ES module, which loads asynchronously: await loadConfigModules(config, baseDir) (from @skd/config) before planRun; buildRun and the skd command do`,
+          message: `module "${modulePath}" is an ES module, which loads asynchronously: validate with await validateRun(config, { baseDir }) (from @skd/config) instead of planRun; buildRun and every skd command do`,
         },
       ]);
     }

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { applyOverrides, buildRun, configBaseDir, loadConfigModules, planRun, readConfigFile, resolveOverridePaths, type RunConfig } from '@skd/config';
+import { applyOverrides, buildRun, configBaseDir, planRun, readConfigFile, resolveOverridePaths, validateRun, type RunConfig } from '@skd/config';
 import { SkdError, WriteError, type RunEvent, type SplitName } from '@skd/core';
 import { DecoderModel, GptModel, readJson, saveCheckpoint, writeAll, writeFileAtomic } from '@skd/models';
 import {
@@ -70,8 +70,7 @@ export async function loadExperimentConfig(configFile: string, sets: readonly st
     sets.map((s) => resolveOverridePaths(s, process.cwd())),
   );
   const baseDir = configBaseDir(configFile, raw);
-  await loadConfigModules(raw, baseDir);
-  const plan = planRun(raw, { baseDir, source: configFile });
+  const plan = await validateRun(raw, { baseDir, source: configFile });
   return { config: plan.config, raw, baseDir };
 }
 

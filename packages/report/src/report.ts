@@ -141,8 +141,8 @@ export async function prepareBaselines(
       continue;
     }
     if (!fs.existsSync(path.join(dir, 'config.json'))) {
-      throw new SkdError(`--baseline ${baseline}: neither a finished run or eval folder (summary.json) nor a model checkpoint folder (config.json)`, {
-        hint: 'pass a checkpoint such as experiments/arithmetic/models/student-1k, or a folder written by skd eval --out',
+      throw new SkdError(`--baseline ${baseline}: neither a finished run or eval folder (summary.json) nor a model folder (config.json)`, {
+        hint: 'pass a checkpoint such as experiments/arithmetic/models/student-1k, a Hugging Face model folder, or a folder written by skd eval --out',
       });
     }
     const reference = section.runDirs.find(
@@ -154,13 +154,14 @@ export async function prepareBaselines(
         { hint: "report a sweep's or run's folder beside it: evaluations join the section of trained runs scored on the same test examples" },
       );
     }
+    const model = baselineModel(baseline, dir);
     const name = `${path.basename(path.dirname(dir))}-${path.basename(dir)}`.replace(/[^\w.-]+/g, '_');
     const out = path.resolve(reportDir, 'baselines', section.title.replace(/[^\w.-]+/g, '_'), name);
     if (!fs.existsSync(path.join(out, 'summary.json'))) {
       fs.rmSync(out, { recursive: true, force: true }); // an interrupted evaluation leaves nothing usable
       await evaluate({
         configFile: path.join(reference, 'config.json'),
-        sets: [`student=${JSON.stringify({ kind: 'checkpoint', options: { path: dir } })}`],
+        sets: [`student=${JSON.stringify(model)}`],
         out,
         group: `${BASELINE_GROUP}${path.basename(dir)}`,
       });
@@ -168,6 +169,20 @@ export async function prepareBaselines(
     dirs.push(out);
   }
   return dirs;
+}
+
+/**
+ * The model config of a baseline folder, by what its config.json says it is: an skd checkpoint
+ * (`format: "skd-checkpoint"`) or a Hugging Face model folder (`model_type`), read with the runs'
+ * tokenizer (the model kinds refuse one whose own tokenizer reads ids differently).
+ */
+function baselineModel(baseline: string, dir: string): { kind: string; options: { path: string } } {
+  const config = readJson(path.join(dir, 'config.json'), 'a model config') as { format?: unknown; model_type?: unknown; architectures?: unknown } | null;
+  if (config?.format === 'skd-checkpoint') return { kind: 'checkpoint', options: { path: dir } };
+  if (typeof config?.model_type === 'string' || Array.isArray(config?.architectures)) return { kind: 'hf', options: { path: dir } };
+  throw new SkdError(`--baseline ${baseline}: config.json is neither an skd checkpoint's (format "skd-checkpoint") nor a Hugging Face model's (model_type)`, {
+    hint: "pass a checkpoint written by skd (a run's model/ folder), a Hugging Face model folder, or a folder written by skd eval --out",
+  });
 }
 
 /** One finished run folder: its summary, events and (when written) final bootstrap scores. */

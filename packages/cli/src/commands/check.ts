@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
-import { applyOverrides, buildRun, configBaseDir, planRun, readConfigFile, resolveOverridePaths } from '@skd/config';
+import { applyOverrides, buildRun, configBaseDir, readConfigFile, resolveOverridePaths, validateRun } from '@skd/config';
 import { ConfigError, SkdError } from '@skd/core';
 import { loadSweep, type Io } from '@skd/experiment';
 import { collect, loadConfig } from '../options';
@@ -15,7 +15,7 @@ function isSweepFile(json: unknown): boolean {
  * `skd check` on a sweep file: every run the sweep would plan, checked as the sweep checks it
  * (schema, kinds, options, modules; nothing built), one line each. Any problem is bad input (exit 2).
  */
-function checkSweep(file: string, sets: readonly string[], io: Io): void {
+async function checkSweep(file: string, sets: readonly string[], io: Io): Promise<void> {
   const sweep = loadSweep(file);
   const extra = sets.map((s) => resolveOverridePaths(s, process.cwd()));
   const base = readConfigFile(sweep.base);
@@ -23,7 +23,7 @@ function checkSweep(file: string, sets: readonly string[], io: Io): void {
   let failed = 0;
   for (const run of sweep.runs) {
     try {
-      planRun(applyOverrides(base, [...run.sets, ...extra]), { baseDir, source: run.name });
+      await validateRun(applyOverrides(base, [...run.sets, ...extra]), { baseDir, source: run.name });
       io.out(`ok    ${run.name}`);
     } catch (error) {
       if (!(error instanceof SkdError)) throw error;
@@ -53,7 +53,7 @@ export function checkCommand(program: Command, { io }: CommandContext): void {
     )
     .action(async (file: string, options: { set: string[] }) => {
       if (isSweepFile(readConfigFile(file))) {
-        checkSweep(file, options.set, io);
+        await checkSweep(file, options.set, io);
         return;
       }
       const { config, baseDir } = loadConfig(file, options.set);
