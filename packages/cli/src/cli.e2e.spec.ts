@@ -432,6 +432,32 @@ describe('skd distill / train (end to end)', () => {
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'runs/a/summary.json'), 'utf8')).steps).toBe(2);
   });
 
+  it("skd check prints the run's expected peak memory and refuses a run the backend cannot hold; a run records its measured peak beside it", () => {
+    const dir = tmp();
+    const config = tinyConfig(dir, { steps: 2, evalEvery: 0, checkpointEvery: 0 });
+    const mid = ['--set', 'student={"kind":"gpt","options":{"layers":4,"dModel":256,"heads":4,"contextLength":512}}', '--set', 'training.batchSize=8'];
+    const checked = skd(['check', config, ...mid], dir);
+    expect(checked.status).toBe(0);
+    const line =
+      /^memory +~([\d.]+) GB peak \(student [\d.]+ GB, gradients and AdamW moments [\d.]+ GB, teacher [\d.]+ GB, activations ([\d.]+) GB, logits [\d.]+ GB, generation [\d.]+ GB\); this machine has [\d.]+ GB$/m.exec(
+        checked.stdout,
+      );
+    expect(line).not.toBeNull();
+    // A batch whose activations pass the wasm heap: refused on wasm, with the fix; the native backend takes it.
+    const huge = [...mid, '--set', 'training.batchSize=512'];
+    const onWasm = skd(['check', config, ...huge, '--set', 'backend=wasm'], dir);
+    expect(onWasm.status).toBe(2);
+    expect(onWasm.stderr).toMatch(/more than the wasm backend's 4 GB heap\. Fix: set backend: "native"/);
+    expect(skd(['check', config, ...huge, '--set', 'backend=native'], dir).stdout).toMatch(/^memory +~\d/m);
+    // The run's summary: its measured peak beside the estimate, which is within a factor of two of it.
+    const run = skd(['distill', config, ...mid, '--out', 'runs/a'], dir);
+    expect(run.status).toBe(0);
+    const summary = JSON.parse(fs.readFileSync(path.join(dir, 'runs/a/summary.json'), 'utf8'));
+    expect(summary.expectedPeakMemoryBytes).toBeCloseTo(Number(line?.[1]) * 1e9, -8);
+    expect(summary.peakMemoryBytes / summary.expectedPeakMemoryBytes).toBeGreaterThan(0.5);
+    expect(summary.peakMemoryBytes / summary.expectedPeakMemoryBytes).toBeLessThan(2);
+  });
+
   it('ends quietly when its reader has closed the pipe (skd kinds | true)', () => {
     // `true` exits before the CLI writes anything, so every write hits a closed pipe.
     const result = spawnSync('bash', ['-c', `set -o pipefail; node ${BIN} kinds | true`], { encoding: 'utf8', timeout: 60_000 });

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { applyOverrides, buildRun, configBaseDir, planRun, readConfigFile, resolveOverridePaths, validateRun, type RunConfig } from '@skd/config';
 import { SkdError, WriteError, type RunEvent, type SplitName } from '@skd/core';
-import { DecoderModel, GptModel, readJson, saveCheckpoint, writeAll, writeFileAtomic } from '@skd/models';
+import { DecoderModel, GptModel, peakResidentBytes, readJson, saveCheckpoint, writeAll, writeFileAtomic, type TrainingMemory } from '@skd/models';
 import {
   LOCK_FILE,
   Trainer,
@@ -22,6 +22,7 @@ import {
   type TrainResult,
 } from '@skd/trainer';
 import type { Io } from './io';
+import { checkRunFits, expectedRunMemory } from './memory';
 
 export interface ExperimentOptions {
   readonly configFile: string;
@@ -146,14 +147,26 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   // Build and check the data before the run directory is touched: a bad example costs nothing.
   const run = await buildRun(raw, { baseDir, source: options.configFile });
   let trainer: Trainer;
+  let expected: TrainingMemory | undefined;
   let release = (): void => undefined;
   let resume = false;
   try {
-    const { examples, tooLong } = await checkTrainingData(run.dataset, {
+    const data = await checkTrainingData(run.dataset, {
       tokenizer: run.tokenizer,
       contextLength: run.student.contextLength,
       onTooLong: config.training.onTooLong,
     });
+    const { examples, tooLong } = data;
+    expected = expectedRunMemory(config, run, data);
+    if (expected) {
+      try {
+        checkRunFits(expected, run.backend.name);
+      } catch (error) {
+        // An estimate is not a measurement: say so, and let the run show what it really takes.
+        if (error instanceof SkdError) io.err(`warning: ${error.message}; ${error.hint ?? ''}`);
+        else throw error;
+      }
+    }
     release = lockRunDir(runDir, (message) => io.err(`warning: ${message}`));
     const summary = path.join(runDir, 'summary.json');
     if (options.resume === 'if-started' && fs.existsSync(summary))
@@ -228,6 +241,9 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
         ...(result.bootstrapFile ? { bootstrap: path.relative(runDir, result.bootstrapFile) } : {}),
         // Over the whole run: a resumed run's summary equals an uninterrupted one's (timings aside).
         meanAcceptanceRate: meanSamplerStat(runHistory(readRunEvents(metricsFile)), 'acceptanceRate'),
+        // This process's peak resident memory (of this session, when resumed), beside what skd check expected.
+        peakMemoryBytes: peakResidentBytes(),
+        ...(expected ? { expectedPeakMemoryBytes: Math.round(expected.total) } : {}),
       };
       writeFileAtomic(path.join(runDir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
       io.out(`run complete: ${runDir}`);

@@ -7,3 +7,4 @@ export * from './queue/sweep-queue';
 export * from './queue/worker';
 export { untilReachable } from './queue/redis';
 export { progressTracker, type RunnerCommand, type RunnerMessage } from './queue/job-runner';
+export * from './memory';

@@ -7,3 +7,4 @@ export * from './entries';
 export * from './generation';
 export * from './gpt';
 export * from './tokenizers';
+export * from './memory';

@@ -93,9 +93,16 @@ export class BatchStream {
 export async function checkTrainingData(
   dataset: DatasetSource,
   options: { readonly tokenizer: Tokenizer; readonly contextLength: number; readonly onTooLong?: InvalidPolicy },
-): Promise<{ examples: number; tooLong: number }> {
+): Promise<{ examples: number; tooLong: number; longestPrompt: number; longestExample: number }> {
   const report: ReadReport = { kept: 0, skipped: {} };
-  for await (const batch of promptBatches(dataset.split('train'), { onTooLong: 'fail', ...options, batchSize: 64 }, report)) void batch;
+  let longestPrompt = 0;
+  let longestExample = 0;
+  for await (const batch of promptBatches(dataset.split('train'), { onTooLong: 'fail', ...options, batchSize: 64 }, report)) {
+    batch.prompts.forEach((prompt, i) => {
+      longestPrompt = Math.max(longestPrompt, prompt.length);
+      longestExample = Math.max(longestExample, prompt.length + (batch.references[i]?.length ?? 0));
+    });
+  }
   const tooLong = report.skipped['too-long'] ?? 0;
   if (report.kept === 0) {
     const why = tooLong > 0 ? `has no example to train on: all ${tooLong} are longer than the context of ${options.contextLength}` : 'is empty';
@@ -108,7 +115,7 @@ export async function checkTrainingData(
   }
   // The eval and test files are read now too: a malformed record there would otherwise surface after the last step.
   for (const split of ['eval', 'test'] as const) for await (const example of dataset.split(split)) void example;
-  return { examples: report.kept, tooLong };
+  return { examples: report.kept, tooLong, longestPrompt, longestExample };
 }
 
 /** Seed of evaluation subsets: fixed, so every run of a sweep is evaluated on the same examples. */

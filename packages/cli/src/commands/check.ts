@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import { applyOverrides, buildRun, configBaseDir, readConfigFile, resolveOverridePaths, validateRun } from '@skd/config';
 import { ConfigError, SkdError } from '@skd/core';
-import { loadSweep, type Io } from '@skd/experiment';
+import { checkRunFits, describeMemory, expectedRunMemory, loadSweep, type Io } from '@skd/experiment';
+import { checkTrainingData } from '@skd/trainer';
 import { collect, loadConfig } from '../options';
 import type { CommandContext } from '../context';
 
@@ -59,6 +60,12 @@ export function checkCommand(program: Command, { io }: CommandContext): void {
       const { config, baseDir } = loadConfig(file, options.set);
       const run = await buildRun(config, { baseDir, source: file });
       try {
+        const data = await checkTrainingData(run.dataset, {
+          tokenizer: run.tokenizer,
+          contextLength: run.student.contextLength,
+          onTooLong: run.config.training.onTooLong,
+        });
+        const memory = expectedRunMemory(run.config, run, data);
         io.out(run.backend.summary);
         io.out(`tokenizer  ${run.config.tokenizer.kind} (vocabulary ${run.tokenizer.vocabSize})`);
         io.out(`student    ${run.config.student.kind} (context ${run.student.contextLength}, vocabulary ${run.student.vocabSize})`);
@@ -72,6 +79,13 @@ export function checkCommand(program: Command, { io }: CommandContext): void {
           `dataset    ${run.config.dataset.kind}: ${['train', 'eval', 'test'].map((s) => `${s} ${run.dataset.split(s as 'train').size ?? '?'}`).join(', ')}`,
         );
         io.out(`evaluators ${run.evaluators.map((e) => e.name).join(', ') || '(none)'}`);
+        io.out(
+          `data       ${data.examples} training examples${data.tooLong ? ` (${data.tooLong} too long, skipped)` : ''}, longest ${data.longestExample} tokens`,
+        );
+        if (memory) {
+          io.out(`memory     ${describeMemory(memory)}`);
+          checkRunFits(memory, run.backend.name);
+        }
         io.out(`config ok: ${file} (${tf.memory().numTensors} tensors allocated)`);
       } finally {
         run.dispose();
