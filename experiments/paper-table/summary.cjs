@@ -23,7 +23,7 @@ const tasks = [
   ['summarization', 'rougeL', 'ROUGE-L'],
 ];
 const sizes = ['1k', '100'];
-const methods = ['supervised-ft', 'supervised-kd', 'seqkd', 'on-policy', 'gkd', 'imitkd', 'distillm', 'skd'];
+const knownMethods = ['supervised-ft', 'supervised-kd', 'seqkd', 'on-policy', 'gkd', 'imitkd', 'distillm', 'skd'];
 
 // Run folders: method-<m>__data-<size>__seed-<s> (the sweep), method-initial__data-<size> and teacher (skd eval --out).
 const runs = tasks.flatMap(([task]) =>
@@ -42,6 +42,11 @@ if (runs.length === 0) {
   console.error(`no finished runs under ${root}: run bash experiments/paper-table/run.sh first`);
   process.exit(1);
 }
+// The table's methods, then any other grid point the runs hold (another table's SKD variants, say), by name.
+const methods = [
+  ...knownMethods,
+  ...[...new Set(runs.map((r) => r.method))].filter((m) => !knownMethods.includes(m) && m !== 'teacher' && m !== 'initial').sort(),
+];
 
 const columns = tasks.flatMap(([task, metric, label]) => sizes.map((size) => ({ task, size, metric, label: `${task} ${size} (${label})` })));
 const select = (task, size, method) => runs.filter((r) => r.task === task && r.size === size && r.method === method);
@@ -101,18 +106,21 @@ lines.push('');
 
 // SKD's acceptance rate per quarter of training, mean over seeds.
 lines.push("**SKD's acceptance rate over training** (mean over each quarter of the steps, then over seeds)", '');
-lines.push('| task, data | 0-25% | 25-50% | 50-75% | 75-100% |', '|---|---|---|---|---|');
-for (const { task, size } of columns) {
-  const quarters = select(task, size, 'skd').map(({ record }) => {
-    const points = record.events.filter((e) => e.type === 'step' && e.sampler.acceptanceRate !== undefined);
-    const last = Math.max(...points.map((e) => e.step));
-    return [0, 1, 2, 3].map((q) => {
-      const inside = points.filter((e) => Math.min(3, Math.floor(((e.step - 1) * 4) / last)) === q).map((e) => e.sampler.acceptanceRate);
-      return inside.reduce((a, b) => a + b, 0) / Math.max(1, inside.length);
+const skdMethods = methods.filter((m) => m === 'skd' || m.startsWith('skd-'));
+lines.push(`| ${skdMethods.length > 1 ? 'method, ' : ''}task, data | 0-25% | 25-50% | 50-75% | 75-100% |`, '|---|---|---|---|---|');
+for (const method of skdMethods)
+  for (const { task, size } of columns) {
+    const quarters = select(task, size, method).map(({ record }) => {
+      const points = record.events.filter((e) => e.type === 'step' && e.sampler.acceptanceRate !== undefined);
+      const last = Math.max(...points.map((e) => e.step));
+      return [0, 1, 2, 3].map((q) => {
+        const inside = points.filter((e) => Math.min(3, Math.floor(((e.step - 1) * 4) / last)) === q).map((e) => e.sampler.acceptanceRate);
+        return inside.reduce((a, b) => a + b, 0) / Math.max(1, inside.length);
+      });
     });
-  });
-  if (quarters.length > 0) lines.push(`| ${task} ${size} | ${[0, 1, 2, 3].map((q) => meanStd(quarters.map((r) => r[q])).mean.toFixed(3)).join(' | ')} |`);
-}
+    const label = `${skdMethods.length > 1 ? `${method}, ` : ''}${task} ${size}`;
+    if (quarters.length > 0) lines.push(`| ${label} | ${[0, 1, 2, 3].map((q) => meanStd(quarters.map((r) => r[q])).mean.toFixed(3)).join(' | ')} |`);
+  }
 lines.push('');
 
 function plainTable(title, metric, digits) {

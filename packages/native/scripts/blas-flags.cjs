@@ -33,7 +33,15 @@ function findBlas() {
 if (require.main === module) {
   const blas = findBlas();
   const what = process.argv[2];
-  const out = !blas ? '' : what === '--include' ? blas.include : what === '--libraries' ? blas.libraries.join(' ') : what === '--defines' ? blas.defines.join(' ') : blas.name;
+  const out = !blas
+    ? ''
+    : what === '--include'
+      ? blas.include
+      : what === '--libraries'
+        ? blas.libraries.join(' ')
+        : what === '--defines'
+          ? blas.defines.join(' ')
+          : blas.name;
   process.stdout.write(out);
 }
 module.exports = { findBlas };

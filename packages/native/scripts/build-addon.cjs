@@ -27,11 +27,13 @@ function main() {
   if (process.env.SKD_NATIVE === 'off') return say('skipped (SKD_NATIVE=off)');
   const blas = findBlas();
   if (!blas) {
-    return say('no BLAS found; skd will use stock wasm kernels. For 20x+ faster CPU training: apt-get install libdnnl-dev (or libopenblas-dev), then npm rebuild @skd/native');
+    return say(
+      'no BLAS found; skd will use stock wasm kernels. For 20x+ faster CPU training: apt-get install libdnnl-dev (or libopenblas-dev), then npm rebuild @skd/native',
+    );
   }
   const gyp = nodeGyp();
   if (!gyp) return say('node-gyp not found; skd will use stock wasm kernels. Install node-gyp, then npm rebuild @skd/native');
-  const args = [gyp, 'rebuild'];
+  const args = [gyp, 'rebuild', '-j', 'max'];
   // Node's headers ship with Debian's nodejs; pointing node-gyp at them avoids a download.
   const headers = [path.join(path.dirname(process.execPath), '..'), '/usr'].find((dir) => fs.existsSync(path.join(dir, 'include/node/node_api.h')));
   if (headers) args.push(`--nodedir=${headers}`);

@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 /** The C functions of the addon (csrc/skd_native.c); all work in place on wasm-heap views. */
@@ -250,10 +252,70 @@ export interface NativeAddon {
 // prettier-ignore
 export type GptShape = [batch: number, layers: number, heads: number, dModel: number, dFf: number, vocab: number, capacity: number, contextRows: number, epsilon: number, rotary: boolean];
 
-export const ADDON_PATH = path.join(__dirname, '..', 'build', 'Release', 'skd_native.node');
+/** The vector instruction sets the addon is built for on x86-64, best first (x86-64-v4, -v3, -v2). */
+export const ISA_LEVELS = ['avx512', 'avx2', 'baseline'] as const;
+export type IsaLevel = (typeof ISA_LEVELS)[number];
+
+const ISA_NAMES: Record<IsaLevel, string> = { avx512: 'AVX-512 (x86-64-v4)', avx2: 'AVX2 (x86-64-v3)', baseline: 'SSE4.2 (x86-64-v2)' };
+/** The CPU flags each level's compiler target assumes (gcc's -march=x86-64-vN), as /proc/cpuinfo names them. */
+const ISA_FLAGS: Record<IsaLevel, readonly string[]> = {
+  avx512: ['avx512f', 'avx512bw', 'avx512cd', 'avx512dq', 'avx512vl', 'avx2', 'fma', 'bmi2'],
+  avx2: ['avx2', 'fma', 'bmi1', 'bmi2', 'f16c', 'movbe'],
+  baseline: ['sse4_2', 'popcnt', 'ssse3'],
+};
+/** oneDNN's own cap for each level, so a lower level runs its matrix products at that level too. */
+const ONEDNN_ISA: Record<IsaLevel, string> = { avx512: 'AVX512_CORE', avx2: 'AVX2', baseline: 'SSE41' };
+
+const RELEASE = path.join(__dirname, '..', 'build', 'Release');
+/** The addon built for the machine itself (the build on other architectures). */
+export const ADDON_PATH = path.join(RELEASE, 'skd_native.node');
+/** The addon built for one x86-64 level. */
+export const addonPathFor = (level: IsaLevel): string => path.join(RELEASE, `skd_native_${level}.node`);
+
+/** The CPU's model name and flags, from /proc/cpuinfo (empty where it cannot be read). */
+export function cpuFeatures(cpuinfo?: string): { model: string; flags: ReadonlySet<string> } {
+  let text = cpuinfo;
+  if (text === undefined) {
+    try {
+      text = fs.readFileSync('/proc/cpuinfo', 'utf8');
+    } catch {
+      text = '';
+    }
+  }
+  const model = /^model name\s*:\s*(.+)$/m.exec(text)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown CPU';
+  const flags = new Set((/^flags\s*:\s*(.+)$/m.exec(text)?.[1] ?? '').trim().split(/\s+/).filter(Boolean));
+  return { model, flags };
+}
+
+/** The best level the CPU runs, or undefined when its flags are unknown (not Linux, not x86-64). */
+export function detectIsa(flags: ReadonlySet<string>): IsaLevel | undefined {
+  if (flags.size === 0) return undefined;
+  return ISA_LEVELS.find((level) => ISA_FLAGS[level].every((f) => flags.has(f)));
+}
+
+/**
+ * The level to load: SKD_ISA when set (a level the CPU lacks is refused: it would stop the process
+ * on its first instruction), else the best the CPU runs.
+ */
+export function chooseIsa(env: NodeJS.ProcessEnv, flags: ReadonlySet<string>): { level: IsaLevel | undefined; error?: string } {
+  const detected = detectIsa(flags);
+  const asked = env['SKD_ISA'];
+  if (asked === undefined || asked === '' || asked === 'auto') return { level: detected };
+  if (!(ISA_LEVELS as readonly string[]).includes(asked)) return { level: undefined, error: `SKD_ISA=${asked} is not one of ${ISA_LEVELS.join(', ')}, auto` };
+  const level = asked as IsaLevel;
+  if (flags.size > 0 && !ISA_FLAGS[level].every((f) => flags.has(f))) {
+    const missing = ISA_FLAGS[level].filter((f) => !flags.has(f));
+    return { level: undefined, error: `SKD_ISA=${level}: this CPU lacks ${missing.join(', ')}; it runs ${detected ?? 'none of the levels'}` };
+  }
+  return { level };
+}
 
 export interface AddonLoad {
   readonly addon: NativeAddon | undefined;
+  /** The x86-64 level whose build was loaded (undefined: the machine's own build, or none). */
+  readonly isa?: IsaLevel;
+  /** The file loaded. */
+  readonly file?: string;
   /** Why it is (not) available, with what to do about it. */
   readonly reason: string;
 }
@@ -283,9 +345,24 @@ export function loadAddon(): AddonLoad {
     return cached;
   }
   chooseThreadWaiting();
+  const cpu = cpuFeatures();
+  const { level, error: refused } = chooseIsa(process.env, cpu.flags);
+  if (refused) {
+    cached = { addon: undefined, reason: `native kernels not loaded: ${refused}` };
+    return cached;
+  }
+  // The level's own build where there is one (x86-64), else the machine's; oneDNN capped at the same level.
+  const file = level && fs.existsSync(addonPathFor(level)) ? addonPathFor(level) : ADDON_PATH;
+  if (level && file !== ADDON_PATH && process.env['ONEDNN_MAX_CPU_ISA'] === undefined) process.env['ONEDNN_MAX_CPU_ISA'] = ONEDNN_ISA[level];
   try {
-    const addon = require(ADDON_PATH) as NativeAddon;
-    cached = { addon, reason: `${addon.blas()} addon loaded (${ADDON_PATH})` };
+    const addon = require(file) as NativeAddon;
+    const isa = file === ADDON_PATH ? 'built for this machine' : `${ISA_NAMES[level as IsaLevel]} kernels`;
+    cached = {
+      addon,
+      file,
+      ...(file === ADDON_PATH ? {} : { isa: level as IsaLevel }),
+      reason: `${addon.blas()} addon loaded, ${isa} on ${cpu.model} (${file})`,
+    };
   } catch (error) {
     const missing = (error as { code?: string }).code === 'MODULE_NOT_FOUND';
     cached = {

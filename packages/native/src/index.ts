@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { KERNELS } from '@skd/ops';
-import { loadAddon, type NativeAddon } from './addon';
+import { loadAddon, type IsaLevel, type NativeAddon } from './addon';
 import { NativeBackend } from './native-backend';
 import { adamWKernel } from './kernels/adamw';
 import { attentionGradKernel, attentionKernel, cachedAttentionKernel } from './kernels/attention';
@@ -24,7 +24,18 @@ import { unaryKernel } from './kernels/unary';
 import type { Fallback, KernelArgs } from './kernels/wasm';
 
 export { broadcastBatchOffsets } from './kernels/matmul';
-export { chooseThreadWaiting, loadAddon, ADDON_PATH, type NativeAddon } from './addon';
+export {
+  chooseThreadWaiting,
+  loadAddon,
+  ADDON_PATH,
+  addonPathFor,
+  chooseIsa,
+  cpuFeatures,
+  detectIsa,
+  ISA_LEVELS,
+  type IsaLevel,
+  type NativeAddon,
+} from './addon';
 export { NativeBackend } from './native-backend';
 
 export interface NativeKernelStatus {
@@ -36,6 +47,8 @@ export interface NativeKernelStatus {
   readonly threads: number | undefined;
   /** The BLAS the addon uses (undefined without the addon). */
   readonly blas: string | undefined;
+  /** The x86-64 level of the loaded build (avx512, avx2, baseline; undefined: built for the machine, or no addon). */
+  readonly isa?: IsaLevel;
   /** One short line: what is active and, if not native, what to install. */
   readonly summary: string;
 }
@@ -153,8 +166,11 @@ export function registerNativeKernels(options: RegisterOptions = {}): NativeKern
   kernels.push(tf.UnsortedSegmentSum);
   const threads = addon ? addon.setThreads(options.threads ?? 0) : undefined;
   const blas = addon ? addon.blas() : undefined;
-  const summary = addon ? `native kernels (${blas}, ${threads} threads)` : `stock ${target === 'wasm' ? 'wasm' : 'cpu'} kernels: ${reason}`;
-  return { native: addon !== undefined, kernels, threads, blas, summary };
+  const isa = addon ? loaded.isa : undefined;
+  const summary = addon
+    ? `native kernels (${blas}, ${isa ? `${isa === 'avx512' ? 'AVX-512' : isa === 'avx2' ? 'AVX2' : 'SSE4.2'}, ` : ''}${threads} threads)`
+    : `stock ${target === 'wasm' ? 'wasm' : 'cpu'} kernels: ${reason}`;
+  return { native: addon !== undefined, kernels, threads, blas, ...(isa ? { isa } : {}), summary };
 }
 
 /** Restores the stock kernels of a backend (benchmarks and tests compare both in one process). */
