@@ -1,5 +1,5 @@
 import * as os from 'node:os';
-import type { Run, RunConfig } from '@skd/config';
+import { createRegistries, type Run, type RunConfig } from '@skd/config';
 import { SkdError } from '@skd/core';
 import { estimateTrainingMemory, modelShape, type TrainingMemory } from '@skd/models';
 
@@ -18,7 +18,7 @@ export function expectedRunMemory(config: RunConfig, run: Run, lengths: DataLeng
   const student = modelShape(run.student);
   if (!student) return undefined;
   const teacher = run.teacher ? modelShape(run.teacher) : undefined;
-  const options = config.sampler.options as { maxNewTokens?: unknown; maxCachedTeacherFloats?: unknown; cacheTeacherLogProbs?: unknown };
+  const options = samplerOptions(config.sampler.kind, config.sampler.options);
   const newTokens = typeof options.maxNewTokens === 'number' ? options.maxNewTokens : 0;
   const generates = config.sampler.kind !== 'supervised' && newTokens > 0;
   const sequenceLength = Math.min(run.student.contextLength, Math.max(lengths.longestExample, generates ? lengths.longestPrompt + newTokens : 0));
@@ -35,6 +35,19 @@ export function expectedRunMemory(config: RunConfig, run: Run, lengths: DataLeng
     generates,
     cachedTeacherFloats,
   });
+}
+
+/** The sampler's options with its defaults filled in (a switch sampler's: the one it switches to). */
+function samplerOptions(
+  kind: string,
+  raw: Record<string, unknown>,
+): { maxNewTokens?: unknown; maxCachedTeacherFloats?: unknown; cacheTeacherLogProbs?: unknown } {
+  const registry = createRegistries().sampler;
+  if (!registry.has(kind)) return raw;
+  const parsed = registry.get(kind, 'sampler.kind').options.safeParse(raw);
+  if (!parsed.success) return raw;
+  const options = parsed.data as { then?: { kind: string; options: Record<string, unknown> } };
+  return options.then ? samplerOptions(options.then.kind, options.then.options) : (options as Record<string, unknown>);
 }
 
 const gb = (bytes: number) => `${(bytes / 1e9).toFixed(bytes < 1e9 ? 2 : 1)} GB`;
