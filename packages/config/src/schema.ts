@@ -59,6 +59,12 @@ export const trainingSchema = z.strictObject({
     .min(0)
     .default(0)
     .describe('read this many batches at a time and regroup their examples by length (less padding, faster steps); 0: off'),
+  checkpointLayers: z
+    .boolean()
+    .default(false)
+    .describe(
+      "gradient checkpointing: keep only each block's input for the backward pass and run the block again there (less memory for activations, about a third more compute)",
+    ),
   onTooLong: z
     .enum(['fail', 'skip'])
     .default('fail')

@@ -15,6 +15,8 @@ export interface LanguageModel {
   readonly contextLength: number;
   /** Variables the optimizer updates. Empty for a frozen or table-free model. */
   readonly trainableVariables: readonly Variable[];
+  /** True when `logits` takes `checkpointLayers` (gradient checkpointing per block). */
+  readonly checkpointsLayers?: boolean;
 
   /** Next-token logits for every position: tokens (B, T) → (B, T, V). Differentiable. */
   logits(tokens: Tensor2D, options?: ForwardOptions): Tensor3D;
@@ -86,6 +88,11 @@ export interface ForwardOptions {
   readonly training?: boolean;
   /** Seed for dropout masks when training; drawn from the run's Rng. */
   readonly seed?: number;
+  /**
+   * Gradient checkpointing: keep only each block's input for the backward pass and run the block
+   * again there (less memory, one more forward). Only models whose `checkpointsLayers` is true take it.
+   */
+  readonly checkpointLayers?: boolean;
 }
 
 export interface DecodeOptions {

@@ -34,6 +34,7 @@ export function expectedRunMemory(config: RunConfig, run: Run, lengths: DataLeng
     sequenceLength,
     generates,
     cachedTeacherFloats,
+    checkpointLayers: config.training.checkpointLayers,
   });
 }
 

@@ -8,3 +8,4 @@ export * from './generation';
 export * from './gpt';
 export * from './tokenizers';
 export * from './memory';
+export * from './checkpoint-layers';

@@ -26,6 +26,14 @@ describe('estimateTrainingMemory', () => {
     expect(sampling.total).toBeCloseTo(quiet.total - quiet.activations - quiet.logits + sampling.generation, 3);
   });
 
+  it('with checkpointLayers keeps every block input and two blocks of activations instead of all', () => {
+    const tall = { ...shape, layers: 12 };
+    const input = { student: tall, batchSize: 2, sequenceLength: 10, generates: false };
+    const plain = estimateTrainingMemory(input).activations;
+    const checkpointed = estimateTrainingMemory({ ...input, checkpointLayers: true }).activations;
+    expect(checkpointed).toBeCloseTo((plain / 13) * 2 + 4 * 20 * 12 * 8, 6);
+  });
+
   it('grows with the batch and the sequence, and the attention term with the square of the sequence', () => {
     const at = (batchSize: number, sequenceLength: number) =>
       estimateTrainingMemory({ student: shape, batchSize, sequenceLength, generates: false }).activations;

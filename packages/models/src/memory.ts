@@ -59,6 +59,8 @@ export interface TrainingMemoryInput {
   readonly generates: boolean;
   /** Floats of teacher distributions a sampler keeps from generation for the loss (SKD's cache), at most. */
   readonly cachedTeacherFloats?: number;
+  /** Gradient checkpointing per block: only each block's input is kept, and one block's activations at a time. */
+  readonly checkpointLayers?: boolean;
 }
 
 /** A training step's peak memory, by what holds it (bytes). */
@@ -99,7 +101,9 @@ export function estimateTrainingMemory(input: TrainingMemoryInput): TrainingMemo
     4 * student.dModel + 2 * qkv + 2 * student.heads * student.headDim + (student.gated ? 3 : 2) * student.ffDim + 2 * student.heads * sequenceLength;
   // Freed buffers a backend keeps for reuse, and the backward's transients, measured at about a tenth more.
   // The backward pass holds one layer's gradients beside what is kept: one more layer's worth.
-  const activations = ALLOCATOR_SLACK * FLOAT * tokens * (student.layers + (student.layers > 0 ? 1 : 0)) * perTokenLayer;
+  const blocksHeld = input.checkpointLayers ? Math.min(student.layers, 2) : student.layers + (student.layers > 0 ? 1 : 0);
+  const inputsKept = input.checkpointLayers ? FLOAT * tokens * student.layers * student.dModel : 0;
+  const activations = ALLOCATOR_SLACK * FLOAT * tokens * blocksHeld * perTokenLayer + inputsKept;
   const logits = FLOAT * tokens * student.vocab * (teacher ? 4 : 3);
   const cache = (m: ModelShape) => FLOAT * 2 * m.layers * m.kvHeads * m.headDim * tokens;
   const generation = input.generates ? cache(student) + (teacher ? cache(teacher) : 0) + FLOAT * (input.cachedTeacherFloats ?? 0) : 0;

@@ -6,9 +6,9 @@ import { Rng, type Divergence, type RunEvent } from '@skd/core';
 import { InlineDataset } from '@skd/datasets';
 import { CrossEntropy, TokenDivergence, forwardKl } from '@skd/divergences';
 import { ExactMatch } from '@skd/evaluators';
-import { ByteTokenizer, GptModel, gptConfigSchema } from '@skd/models';
+import { BigramModel, ByteTokenizer, GptModel, gptConfigSchema } from '@skd/models';
 import { SkdSampler, SupervisedSampler } from '@skd/samplers';
-import { tensorsLeakedBy, useBackend } from '@skd/testing';
+import { maxAbsDiff, tensorsLeakedBy, useBackend } from '@skd/testing';
 import { AdamW, clipByGlobalNorm, learningRateAt } from './optimizer';
 import { checkTrainingData } from './data-stream';
 import { DivergedError, Trainer, latestCheckpoint, type TrainerRun, type TrainingOptions } from './trainer';
@@ -139,6 +139,28 @@ describe('Trainer', () => {
     expect(whole).toBeGreaterThan(0);
     expect(await loss(1)).toBeCloseTo(whole, 5);
     expect(await loss(2)).toBeCloseTo(whole, 5);
+  });
+
+  it('with checkpointLayers trains to the same losses and weights (blocks run again in the backward); a student without it is refused', async () => {
+    const train = async (checkpointLayers: boolean) => {
+      const parts = skdParts({ steps: 3, checkpointLayers });
+      const trainer = new Trainer(parts);
+      const losses: number[] = [];
+      trainer.events$.subscribe((e) => e.type === 'step' && losses.push(e.loss));
+      await trainer.run();
+      const w = weights(parts.student as GptModel);
+      trainer.dispose();
+      parts.dispose();
+      return { losses, w };
+    };
+    const plain = await train(false);
+    const checkpointed = await train(true);
+    checkpointed.losses.forEach((l, i) => expect(l).toBeCloseTo(plain.losses[i] as number, 5));
+    checkpointed.w.forEach((w, i) => expect(maxAbsDiff(w, plain.w[i] as number[])).toBeLessThan(1e-5));
+    const bigram = { ...sftParts({ checkpointLayers: true }), student: BigramModel.fromProbabilities([[1]]) };
+    expect(() => new Trainer(bigram)).toThrow('training.checkpointLayers: this student model does not checkpoint its blocks');
+    bigram.student.dispose();
+    bigram.dispose();
   });
 
   it('skips training examples longer than the context with onTooLong "skip", and stops on them by default', async () => {

@@ -7,6 +7,7 @@ import {
   InterruptedError,
   NonFiniteError,
   type Rng,
+  ConfigError,
   SkdError,
   type DatasetSource,
   type Divergence,
@@ -49,6 +50,8 @@ export interface TrainingOptions {
   readonly checkpointEvery: number;
   /** Training examples longer than the student's context: stop (default) or skip them. */
   readonly onTooLong?: 'fail' | 'skip';
+  /** Gradient checkpointing per block (the student must support it: `checkpointsLayers`). */
+  readonly checkpointLayers?: boolean;
   /** Batches read at a time and regrouped by length (see BatchStream); 0: off. */
   readonly groupByLength?: number;
   /** Watched by the caller (see `earlyStopping` in stages.ts), which then signals `earlyStop`. */
@@ -133,6 +136,14 @@ export class Trainer {
 
   constructor(private readonly parts: TrainerRun) {
     const t = parts.config.training;
+    if (t.checkpointLayers && !parts.student.checkpointsLayers) {
+      throw new ConfigError('config', [
+        {
+          path: 'training.checkpointLayers',
+          message: 'this student model does not checkpoint its blocks (skd GPTs and Llama-family decoders do); set training.checkpointLayers: false',
+        },
+      ]);
+    }
     if (parts.divergence.needsTeacher && !parts.teacher) {
       throw new SkdError(`divergence "${parts.divergence.name}" needs a teacher model`, {
         hint: 'add "teacher" to the config, or use the "cross-entropy" divergence',
@@ -263,7 +274,12 @@ export class Trainer {
               divergence: this.parts.divergence,
               tokens: batch.tokens,
               targetMask: batch.targetMask,
-              studentLogits: this.parts.student.logits(batch.tokens, { mask: batch.attentionMask, training: true, seed: step * 1009 + micro }),
+              studentLogits: this.parts.student.logits(batch.tokens, {
+                mask: batch.attentionMask,
+                training: true,
+                seed: step * 1009 + micro,
+                ...(t.checkpointLayers ? { checkpointLayers: true } : {}),
+              }),
               ...(batch.teacherLogProbs ? { teacherLogProbs: batch.teacherLogProbs } : teacherLogits ? { teacherLogits } : {}),
               ...(batch.sequenceWeights ? { sequenceWeights: batch.sequenceWeights } : {}),
               normalizer,

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SkdError, type DecodeOptions, type DecodeState, type ForwardOptions, type LanguageModel } from '@skd/core';
+import { checkpointed } from '../checkpoint-layers';
 import { causalSelfAttention, createKvCache, gatedActivation, linear, rmsNorm, rotary, rotaryFrequencies, softcapped, type KvCache } from '@skd/ops';
 import { checkDecoderConfig, decoderParameterShapes, decoderShape, layerWindows, type DecoderConfig } from './config';
 
@@ -104,9 +105,11 @@ export class DecoderModel implements LanguageModel {
           ...(windows[layer] ? { window: windows[layer] } : {}),
           ...(mask ? { mask } : {}),
         });
-      return this.forward(tokens, positions, attend);
+      return this.forward(tokens, positions, attend, false, options.checkpointLayers === true ? [positions, ...(mask ? [mask] : [])] : undefined);
     });
   }
+
+  readonly checkpointsLayers = true;
 
   startDecoding(batchSize: number, maxTokens: number): DecoderDecodeState {
     if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > this.contextLength) {
@@ -170,6 +173,11 @@ export class DecoderModel implements LanguageModel {
     return this.params.get(name) as unknown as tf.Tensor<R> | undefined;
   }
 
+  /** The parameters whose names start with `prefix` (one block's), in a fixed order. */
+  private paramsWithPrefix(prefix: string): tf.Tensor[] {
+    return [...this.params.entries()].filter(([name]) => name.startsWith(prefix)).map(([, value]) => value);
+  }
+
   private checkLength(T: number): void {
     if (T > this.contextLength) {
       throw new SkdError(`sequence of ${T} tokens exceeds the model's context of ${this.contextLength}`, {
@@ -183,7 +191,7 @@ export class DecoderModel implements LanguageModel {
    * attention (over the sequence itself when training, over the KV cache when decoding) → logits
    * (B, S or 1, vocabSize).
    */
-  private forward(tokens: tf.Tensor2D, positions: tf.Tensor1D, attend: Attend, lastOnly = false): tf.Tensor3D {
+  private forward(tokens: tf.Tensor2D, positions: tf.Tensor1D, attend: Attend, lastOnly = false, checkpointKeep?: readonly tf.Tensor[]): tf.Tensor3D {
     const { layers, heads, normEpsilon: eps, normOffset: offset, sandwichNorms, activation, dModel } = this.config;
     const { headDim, kvHeads } = decoderShape(this.config);
     const [B, S] = tokens.shape;
@@ -192,21 +200,26 @@ export class DecoderModel implements LanguageModel {
     if (this.config.embedScale) h = tf.mul(h, Math.fround(Math.sqrt(dModel))); // (B*S, d)
     for (let i = 0; i < layers; i++) {
       const p = `model.layers.${i}`;
-      const a = norm(h, `${p}.input_layernorm.weight`); // (B*S, d)
-      const qkv = rotary(linear(a, this.p(`${p}.self_attn.qkv_proj.weight`), this.optional(`${p}.self_attn.qkv_proj.bias`)), positions, this.frequencies, {
-        heads,
-        kvHeads,
-        headDim,
-      }); // (B*S, (H + 2 Hkv) dh)
-      const attended = attend(i, qkv); // (B*S, H dh)
-      const wo = this.p<tf.Rank.R2>(`${p}.self_attn.o_proj.weight`);
-      const bo = this.optional<tf.Rank.R1>(`${p}.self_attn.o_proj.bias`);
-      h = sandwichNorms ? tf.add(h, norm(linear(attended, wo, bo), `${p}.post_attention_layernorm.weight`)) : linear(attended, wo, bo, h); // (B*S, d)
-      const m = norm(h, sandwichNorms ? `${p}.pre_feedforward_layernorm.weight` : `${p}.post_attention_layernorm.weight`); // (B*S, d)
-      const hidden = gatedActivation(linear(m, this.p(`${p}.mlp.gate_up_proj.weight`), this.optional(`${p}.mlp.gate_up_proj.bias`)), activation); // (B*S, ff)
-      const wd = this.p<tf.Rank.R2>(`${p}.mlp.down_proj.weight`);
-      const bd = this.optional<tf.Rank.R1>(`${p}.mlp.down_proj.bias`);
-      h = sandwichNorms ? tf.add(h, norm(linear(hidden, wd, bd), `${p}.post_feedforward_layernorm.weight`)) : linear(hidden, wd, bd, h); // (B*S, d)
+      const block = (x: tf.Tensor2D): tf.Tensor2D => {
+        let y = x;
+        const a = norm(y, `${p}.input_layernorm.weight`); // (B*S, d)
+        const qkv = rotary(linear(a, this.p(`${p}.self_attn.qkv_proj.weight`), this.optional(`${p}.self_attn.qkv_proj.bias`)), positions, this.frequencies, {
+          heads,
+          kvHeads,
+          headDim,
+        }); // (B*S, (H + 2 Hkv) dh)
+        const attended = attend(i, qkv); // (B*S, H dh)
+        const wo = this.p<tf.Rank.R2>(`${p}.self_attn.o_proj.weight`);
+        const bo = this.optional<tf.Rank.R1>(`${p}.self_attn.o_proj.bias`);
+        y = sandwichNorms ? tf.add(y, norm(linear(attended, wo, bo), `${p}.post_attention_layernorm.weight`)) : linear(attended, wo, bo, y); // (B*S, d)
+        const m = norm(y, sandwichNorms ? `${p}.pre_feedforward_layernorm.weight` : `${p}.post_attention_layernorm.weight`); // (B*S, d)
+        const hidden = gatedActivation(linear(m, this.p(`${p}.mlp.gate_up_proj.weight`), this.optional(`${p}.mlp.gate_up_proj.bias`)), activation); // (B*S, ff)
+        const wd = this.p<tf.Rank.R2>(`${p}.mlp.down_proj.weight`);
+        const bd = this.optional<tf.Rank.R1>(`${p}.mlp.down_proj.bias`);
+        y = sandwichNorms ? tf.add(y, norm(linear(hidden, wd, bd), `${p}.post_feedforward_layernorm.weight`)) : linear(hidden, wd, bd, y); // (B*S, d)
+        return y;
+      };
+      h = checkpointKeep ? checkpointed(block, h, this.paramsWithPrefix(`${p}.`), checkpointKeep) : block(h);
     }
     if (lastOnly) h = tf.reshape(tf.slice(tf.reshape(h, [B, S, -1]), [0, S - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D; // (B, d)
     const final = norm(h, 'model.norm.weight'); // (B*S or B, d)

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { checkpointed } from '../checkpoint-layers';
 import { SkdError, type DecodeOptions, type DecodeState, type GenerationLoop, type ForwardOptions, type LanguageModel } from '@skd/core';
 import {
   causalSelfAttention,
@@ -95,8 +96,15 @@ export class GptModel implements LanguageModel {
           ...(mask ? { mask } : {}),
           ...(dropoutSeed !== undefined ? { dropout: { rate: this.config.dropout, seed: dropoutSeed * 131 + 10 + layer } } : {}),
         });
-      return this.forward(tokens, positions, attend, dropoutSeed);
+      return this.forward(tokens, positions, attend, dropoutSeed, false, options.checkpointLayers === true ? [positions, ...(mask ? [mask] : [])] : undefined);
     });
+  }
+
+  readonly checkpointsLayers = true;
+
+  /** The parameters whose names start with `prefix` (one block's). */
+  private paramsWithPrefix(prefix: string): tf.Tensor[] {
+    return [...this.params.entries()].filter(([name]) => name.startsWith(prefix)).map(([, value]) => value);
   }
 
   startDecoding(batchSize: number, maxTokens: number): GptDecodeState {
@@ -188,7 +196,14 @@ export class GptModel implements LanguageModel {
    * The network for tokens (B, S) at positions (B, S), with `attend` supplying each layer's attention
    * (over the sequence itself when training, over the KV cache when decoding) → logits (B, S, V).
    */
-  private forward(tokens: tf.Tensor2D, positions: tf.Tensor2D, attend: Attend, seed: number | undefined, lastOnly = false): tf.Tensor3D {
+  private forward(
+    tokens: tf.Tensor2D,
+    positions: tf.Tensor2D,
+    attend: Attend,
+    seed: number | undefined,
+    lastOnly = false,
+    checkpointKeep?: readonly tf.Tensor[],
+  ): tf.Tensor3D {
     const { layers, heads, layerNormEpsilon: eps, dropout } = this.config;
     const [B, S] = tokens.shape;
     const drop = (x: tf.Tensor2D, salt: number) => (seed === undefined ? x : (tf.dropout(x, dropout, undefined, seed * 131 + salt) as tf.Tensor2D));
@@ -201,14 +216,18 @@ export class GptModel implements LanguageModel {
     h = drop(h, 1);
     for (let i = 0; i < layers; i++) {
       const p = `h.${i}`;
-      const a = layerNorm(h, this.p(`${p}.ln_1.weight`), this.p(`${p}.ln_1.bias`), eps); // (B*S, d)
-      let qkv = linear(a, this.p(`${p}.attn.c_attn.weight`), this.p(`${p}.attn.c_attn.bias`)); // (B*S, 3d), q|k|v per row
-      if (this.config.positions === 'rotary') qkv = applyRotary(qkv, flatPositions, heads);
-      const attended = attend(i, qkv); // (B*S, d)
-      h = residual(h, attended, this.p(`${p}.attn.c_proj.weight`), this.p(`${p}.attn.c_proj.bias`), 100 + i); // (B*S, d)
-      const m = layerNorm(h, this.p(`${p}.ln_2.weight`), this.p(`${p}.ln_2.bias`), eps); // (B*S, d)
-      const hidden = gelu(linear(m, this.p(`${p}.mlp.c_fc.weight`), this.p(`${p}.mlp.c_fc.bias`))); // (B*S, ff)
-      h = residual(h, hidden, this.p(`${p}.mlp.c_proj.weight`), this.p(`${p}.mlp.c_proj.bias`), 1000 + i); // (B*S, d)
+      const block = (x: tf.Tensor2D): tf.Tensor2D => {
+        const a = layerNorm(x, this.p(`${p}.ln_1.weight`), this.p(`${p}.ln_1.bias`), eps); // (B*S, d)
+        let qkv = linear(a, this.p(`${p}.attn.c_attn.weight`), this.p(`${p}.attn.c_attn.bias`)); // (B*S, 3d), q|k|v per row
+        if (this.config.positions === 'rotary') qkv = applyRotary(qkv, flatPositions, heads);
+        const attended = attend(i, qkv); // (B*S, d)
+        const y = residual(x, attended, this.p(`${p}.attn.c_proj.weight`), this.p(`${p}.attn.c_proj.bias`), 100 + i); // (B*S, d)
+        const m = layerNorm(y, this.p(`${p}.ln_2.weight`), this.p(`${p}.ln_2.bias`), eps); // (B*S, d)
+        const hidden = gelu(linear(m, this.p(`${p}.mlp.c_fc.weight`), this.p(`${p}.mlp.c_fc.bias`))); // (B*S, ff)
+        return residual(y, hidden, this.p(`${p}.mlp.c_proj.weight`), this.p(`${p}.mlp.c_proj.bias`), 1000 + i); // (B*S, d)
+      };
+      // Dropout masks come from seeds, so the block run again in the backward draws the same ones.
+      h = checkpointKeep ? checkpointed(block, h, this.paramsWithPrefix(`${p}.`), [...checkpointKeep, flatPositions]) : block(h);
     }
     if (lastOnly) h = tf.reshape(tf.slice(tf.reshape(h, [B, S, -1]), [0, S - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D; // (B, d)
     const final = layerNorm(h, this.p('ln_f.weight'), this.p('ln_f.bias'), eps); // (B*S or B, d)
