@@ -18,6 +18,8 @@ const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name
   const task = arg('task', 'train');
   const steps = Number(arg('steps', 3));
   const warmup = Number(arg('warmup', 1));
+  // --checkpoint=true: gradient checkpointing per block (training.checkpointLayers).
+  const checkpointLayers = arg('checkpoint', 'false') === 'true';
   const backend = await selectBackend({ backend: arg('backend', 'native') });
   const model = new DecoderModel(decoderConfig(shape.skd), { seed: 1 });
   const rng = Rng.create(7);
@@ -38,7 +40,7 @@ const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name
     for (let i = 0; i < warmup + steps; i++) {
       const t0 = performance.now();
       const { value, grads } = tf.variableGrads(
-        () => tokenLoss({ divergence: ce, tokens, targetMask: mask, studentLogits: model.logits(tokens) }),
+        () => tokenLoss({ divergence: ce, tokens, targetMask: mask, studentLogits: model.logits(tokens, { checkpointLayers }) }),
         model.trainableVariables,
       );
       const ordered = model.trainableVariables.map((v) => grads[v.name]);
