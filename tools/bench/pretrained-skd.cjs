@@ -7,7 +7,7 @@ const tf = require('@tensorflow/tfjs-core');
 const { selectBackend } = require('@skd/backend');
 const { Rng } = require('@skd/core');
 const { DecoderModel, decoderConfig, generate } = require('@skd/models');
-const { CrossEntropy, tokenLoss } = require('@skd/divergences');
+const { CrossEntropy, chunkedTokenLoss, tokenLoss } = require('@skd/divergences');
 const { AdamW } = require('@skd/trainer');
 const shapes = require('./pretrained-shapes.json');
 
@@ -20,6 +20,8 @@ const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name
   const warmup = Number(arg('warmup', 1));
   // --checkpoint=true: gradient checkpointing per block (training.checkpointLayers).
   const checkpointLayers = arg('checkpoint', 'false') === 'true';
+  // --chunk=N: the vocabulary loss N positions at a time (training.lossChunk).
+  const chunk = Number(arg('chunk', 0));
   const backend = await selectBackend({ backend: arg('backend', 'native') });
   const model = new DecoderModel(decoderConfig(shape.skd), { seed: 1 });
   const rng = Rng.create(7);
@@ -40,7 +42,17 @@ const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name
     for (let i = 0; i < warmup + steps; i++) {
       const t0 = performance.now();
       const { value, grads } = tf.variableGrads(
-        () => tokenLoss({ divergence: ce, tokens, targetMask: mask, studentLogits: model.logits(tokens, { checkpointLayers }) }),
+        () =>
+          chunk > 0
+            ? chunkedTokenLoss({
+                divergence: ce,
+                tokens,
+                targetMask: mask,
+                studentFeatures: model.features(tokens, { checkpointLayers }),
+                outputLayer: model.outputLayer,
+                chunk,
+              })
+            : tokenLoss({ divergence: ce, tokens, targetMask: mask, studentLogits: model.logits(tokens, { checkpointLayers }) }),
         model.trainableVariables,
       );
       const ordered = model.trainableVariables.map((v) => grads[v.name]);

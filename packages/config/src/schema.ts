@@ -59,6 +59,14 @@ export const trainingSchema = z.strictObject({
     .min(0)
     .default(0)
     .describe('read this many batches at a time and regroup their examples by length (less padding, faster steps); 0: off'),
+  lossChunk: z
+    .number()
+    .int()
+    .min(0)
+    .default(0)
+    .describe(
+      "take the loss over the vocabulary this many target positions at a time (the student's logits, their softmax and gradient exist for one slice only; prompts get no logits at all); 0: the whole batch at once",
+    ),
   checkpointLayers: z
     .boolean()
     .default(false)

@@ -22,6 +22,14 @@ export interface LanguageModel {
   logits(tokens: Tensor2D, options?: ForwardOptions): Tensor3D;
 
   /**
+   * Optional, with `outputLayer`: the hidden states the output layer reads, (B, T, d), differentiable
+   * like `logits`; `outputLayer.project` of a row gives that row's logits. A loss over a large
+   * vocabulary can then take the logits a slice of positions at a time.
+   */
+  features?(tokens: Tensor2D, options?: ForwardOptions): Tensor3D;
+  readonly outputLayer?: OutputLayer;
+
+  /**
    * Starts incremental decoding for `batchSize` rows of at most `maxTokens` real tokens each
    * (prompt and generated; padding slots take no room). `maxTokens` may not exceed `contextLength`.
    */
@@ -44,6 +52,14 @@ export interface LanguageModel {
   generateTokens?(state: DecodeState, loop: GenerationLoop): Promise<number[][] | undefined>;
 
   dispose(): void;
+}
+
+/** A model's output layer apart from the network (see LanguageModel.features). */
+export interface OutputLayer {
+  /** (V', d): the matrix the logits are products with (a trainable variable of a student). */
+  readonly weight: Tensor2D;
+  /** Logits (n, V) of hidden states (n, d) through `weight`, which is passed in so a gradient reaches it. */
+  project(hidden: Tensor2D, weight: Tensor2D): Tensor2D;
 }
 
 /** How the next token is chosen from a logit row. */

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ShapeError, SkdError, type Divergence } from '@skd/core';
+import { ShapeError, SkdError, type Divergence, type OutputLayer } from '@skd/core';
+import { gradientsWithin } from '@skd/ops';
 
 export interface TokenLossInput {
   readonly divergence: Divergence;
@@ -91,4 +92,111 @@ export function tokenLoss(input: TokenLossInput): tf.Scalar {
 function shiftLeft(x: tf.Tensor2D): tf.Tensor2D {
   const [B, T] = x.shape;
   return tf.concat([tf.slice(x, [0, 1], [B, T - 1]), tf.zeros([B, 1], x.dtype)], 1) as tf.Tensor2D; // (B, T)
+}
+
+/** tokenLoss's input with the student's output layer apart: its logits are taken a slice of positions at a time. */
+export interface ChunkedTokenLossInput extends Omit<TokenLossInput, 'studentLogits'> {
+  /** (B, T, d) the student's hidden states before its output layer (`LanguageModel.features`). */
+  readonly studentFeatures: tf.Tensor3D;
+  readonly outputLayer: OutputLayer;
+  /** Target positions per slice: at most chunk x V logits (and their gradient) exist at once. */
+  readonly chunk: number;
+}
+
+/**
+ * tokenLoss without the (B, T, V) student logits: only positions that are loss targets go through the
+ * output layer, `chunk` of them at a time, in the forward pass and again in the backward pass (which
+ * recomputes each slice's logits to take its gradient), so the vocabulary-sized tensors held at once
+ * are one slice's. Equal in value and gradients to tokenLoss on `outputLayer.project` of the features.
+ * The teacher's rows are gathered at the same positions (its distributions are kept for the backward).
+ */
+export function chunkedTokenLoss(input: ChunkedTokenLossInput): tf.Scalar {
+  const { tokens, targetMask, studentFeatures, outputLayer, divergence } = input;
+  const [B, T] = tokens.shape;
+  if (studentFeatures.shape[0] !== B || studentFeatures.shape[1] !== T) {
+    throw new ShapeError('student features', `(${B}, ${T}, d) to match the tokens`, studentFeatures.shape);
+  }
+  if (!(Number.isInteger(input.chunk) && input.chunk >= 1)) throw new SkdError(`chunk must be an integer >= 1, got ${input.chunk}`);
+  if (input.sequenceWeights && input.sequenceWeights.length !== B) {
+    throw new SkdError(`sequenceWeights must have one weight per row (${B}), got ${input.sequenceWeights.length}`);
+  }
+  // Which positions predict a target, and each one's weight in the reduction (as tokenLoss reduces).
+  const maskRows = tf.tidy(() => shiftLeft(targetMask).arraySync() as number[][]);
+  const positions: number[] = [];
+  const weights: number[] = [];
+  const perRow = maskRows.map((row) => row.filter((m) => m > 0).length);
+  const rows = input.normalizer ?? (input.reduction === 'sequences' ? perRow.filter((n) => n > 0).length : perRow.reduce((a, b) => a + b, 0));
+  maskRows.forEach((row, b) =>
+    row.forEach((m, t) => {
+      if (!(m > 0)) return;
+      positions.push(b * T + t);
+      const sequence = input.sequenceWeights?.[b] ?? 1;
+      weights.push(input.reduction === 'sequences' ? sequence / (perRow[b] as number) / Math.max(rows, 1e-12) : sequence / Math.max(rows, 1e-12));
+    }),
+  );
+  const N = positions.length;
+  const d = studentFeatures.shape[2];
+  if (N === 0) return tf.tidy(() => tf.mul(tf.sum(studentFeatures), 0) as tf.Scalar);
+  const teacherSource = input.teacherLogProbs ?? input.teacherLogits;
+  const { index, hidden, targets, teacher, weight } = tf.tidy(() => {
+    const index = tf.tensor1d(positions, 'int32'); // (N)
+    return {
+      index,
+      hidden: tf.gather(tf.reshape(studentFeatures, [B * T, d]), index) as tf.Tensor2D, // (N, d)
+      targets: tf.gather(tf.reshape(shiftLeft(tokens), [B * T]), index) as tf.Tensor1D, // (N)
+      teacher: teacherSource ? (tf.gather(tf.reshape(teacherSource, [B * T, -1]), index) as tf.Tensor2D) : undefined, // (N, V)
+      weight: tf.tensor1d(weights), // (N)
+    };
+  });
+  const slices = Array.from({ length: Math.ceil(N / input.chunk) }, (_, k) => [k * input.chunk, Math.min(N, (k + 1) * input.chunk) - k * input.chunk] as const);
+  /** One slice's weighted loss: its logits through the output layer, the divergence, the weights. */
+  type Rows = { readonly targets: tf.Tensor1D; readonly teacher: tf.Tensor2D | undefined; readonly weight: tf.Tensor1D };
+  const sliceLoss = (h: tf.Tensor2D, w: tf.Tensor2D, rows: Rows, [start, size]: readonly [number, number]): tf.Scalar => {
+    const logits = tf.expandDims(outputLayer.project(h, w), 0) as tf.Tensor3D; // (1, n, V)
+    const teacherRows = rows.teacher ? (tf.expandDims(tf.slice(rows.teacher, [start, 0], [size, -1]), 0) as tf.Tensor3D) : undefined; // (1, n, V)
+    const values = divergence.perToken({
+      studentLogits: logits,
+      targets: tf.expandDims(tf.slice(rows.targets, [start], [size]), 0) as tf.Tensor2D,
+      ...(teacherRows ? (input.teacherLogProbs ? { teacherLogProbs: teacherRows } : { teacherLogits: teacherRows }) : {}),
+    }); // (1, n)
+    return tf.sum(tf.mul(tf.squeeze(values, [0]), tf.slice(rows.weight, [start], [size]))) as tf.Scalar;
+  };
+  const run = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [h, w, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+    // Saved (and so kept until the backward) beside the inputs: what each slice's recomputation reads.
+    save([h, w, targets, weight, ...(teacher ? [teacher] : [])]);
+    let total = tf.scalar(0);
+    for (const part of slices) {
+      const next = tf.tidy(() => tf.add(total, sliceLoss(tf.slice(h, [part[0], 0], [part[1], d]), w, { targets, teacher, weight }, part)));
+      total.dispose();
+      total = next as tf.Scalar;
+    }
+    return {
+      value: total,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sh, sw, st, sweight, steacher] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.Tensor1D, tf.Tensor2D | undefined];
+        const rows = { targets: st, teacher: steacher, weight: sweight };
+        const dh: tf.Tensor[] = [];
+        let dw: tf.Tensor = tf.zerosLike(sw);
+        for (const part of slices) {
+          const h = tf.slice(sh, [part[0], 0], [part[1], d]); // (n, d)
+          const [gh, gw] = gradientsWithin(() => sliceLoss(h, sw, rows, part), [h, sw], dy) as [tf.Tensor, tf.Tensor];
+          h.dispose();
+          dh.push(gh);
+          const next = tf.add(dw, gw);
+          tf.dispose([dw, gw]);
+          dw = next;
+        }
+        const dhAll = tf.concat(dh, 0); // (N, d)
+        tf.dispose(dh);
+        return [dhAll, dw];
+      },
+    };
+  });
+  try {
+    return run(hidden, outputLayer.weight) as tf.Scalar;
+  } finally {
+    // The op saved what its backward reads; without a tape nothing else needs them.
+    tf.dispose([index, hidden, targets, weight, ...(teacher ? [teacher] : [])]);
+  }
 }

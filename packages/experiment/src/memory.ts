@@ -35,6 +35,7 @@ export function expectedRunMemory(config: RunConfig, run: Run, lengths: DataLeng
     generates,
     cachedTeacherFloats,
     checkpointLayers: config.training.checkpointLayers,
+    lossChunk: config.training.lossChunk,
   });
 }
 

@@ -34,6 +34,12 @@ describe('estimateTrainingMemory', () => {
     expect(checkpointed).toBeCloseTo((plain / 13) * 2 + 4 * 20 * 12 * 8, 6);
   });
 
+  it('with lossChunk counts one slice of student logits instead of the batch', () => {
+    const input = { student: shape, batchSize: 4, sequenceLength: 10, generates: false };
+    expect(estimateTrainingMemory({ ...input, lossChunk: 5 }).logits).toBe(4 * 50 * 3 * 5);
+    expect(estimateTrainingMemory(input).logits).toBe(4 * 50 * 3 * 40);
+  });
+
   it('grows with the batch and the sequence, and the attention term with the square of the sequence', () => {
     const at = (batchSize: number, sequenceLength: number) =>
       estimateTrainingMemory({ student: shape, batchSize, sequenceLength, generates: false }).activations;

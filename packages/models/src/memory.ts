@@ -61,6 +61,8 @@ export interface TrainingMemoryInput {
   readonly cachedTeacherFloats?: number;
   /** Gradient checkpointing per block: only each block's input is kept, and one block's activations at a time. */
   readonly checkpointLayers?: boolean;
+  /** Target positions per slice of the vocabulary loss (training.lossChunk); 0 or unset: the whole batch. */
+  readonly lossChunk?: number;
 }
 
 /** A training step's peak memory, by what holds it (bytes). */
@@ -104,7 +106,9 @@ export function estimateTrainingMemory(input: TrainingMemoryInput): TrainingMemo
   const blocksHeld = input.checkpointLayers ? Math.min(student.layers, 2) : student.layers + (student.layers > 0 ? 1 : 0);
   const inputsKept = input.checkpointLayers ? FLOAT * tokens * student.layers * student.dModel : 0;
   const activations = ALLOCATOR_SLACK * FLOAT * tokens * blocksHeld * perTokenLayer + inputsKept;
-  const logits = FLOAT * tokens * student.vocab * (teacher ? 4 : 3);
+  // The student's logits, softmax and gradient over the batch, or over one slice with lossChunk; the teacher's over the batch.
+  const studentRows = input.lossChunk ? Math.min(input.lossChunk, tokens) : tokens;
+  const logits = FLOAT * student.vocab * (3 * studentRows + (teacher ? tokens : 0));
   const cache = (m: ModelShape) => FLOAT * 2 * m.layers * m.kvHeads * m.headDim * tokens;
   const generation = input.generates ? cache(student) + (teacher ? cache(teacher) : 0) + FLOAT * (input.cachedTeacherFloats ?? 0) : 0;
   const studentWeights = FLOAT * student.parameters;

@@ -15,3 +15,4 @@ export * from './rms-norm';
 export * from './rotary';
 export * from './sampling';
 export * from './transformer-decode';
+export * from './recompute';

@@ -163,6 +163,30 @@ describe('Trainer', () => {
     bigram.dispose();
   });
 
+  it('with lossChunk takes the vocabulary loss a few positions at a time: the same losses and weights; a student without its output layer apart is refused', async () => {
+    const train = async (lossChunk: number) => {
+      const parts = skdParts({ steps: 3, lossChunk, lossReduction: 'sequences' });
+      const features = jest.spyOn(parts.student as GptModel, 'features');
+      const trainer = new Trainer(parts);
+      const losses: number[] = [];
+      trainer.events$.subscribe((e) => e.type === 'step' && losses.push(e.loss));
+      await trainer.run();
+      expect(features).toHaveBeenCalledTimes(lossChunk > 0 ? 3 : 0); // the chunked path ran, once a step
+      const w = weights(parts.student as GptModel);
+      trainer.dispose();
+      parts.dispose();
+      return { losses, w };
+    };
+    const whole = await train(0);
+    const chunked = await train(3);
+    chunked.losses.forEach((l, i) => expect(l).toBeCloseTo(whole.losses[i] as number, 5));
+    chunked.w.forEach((w, i) => expect(maxAbsDiff(w, whole.w[i] as number[])).toBeLessThan(1e-5));
+    const bigram = { ...sftParts({ lossChunk: 4 }), student: BigramModel.fromProbabilities([[1]]) };
+    expect(() => new Trainer(bigram)).toThrow('training.lossChunk: this student model does not expose its output layer apart');
+    bigram.student.dispose();
+    bigram.dispose();
+  });
+
   it('skips training examples longer than the context with onTooLong "skip", and stops on them by default', async () => {
     const long = { id: 'long', prompt: 'x'.repeat(40), response: '1' }; // 40 prompt bytes: over the context of 32
     const withLong = () => new InlineDataset('mixed', { train: [...examples.slice(0, 3), long, ...examples.slice(3)], eval: [], test: examples.slice(0, 2) });
@@ -327,7 +351,15 @@ describe('Trainer', () => {
 
 describe('checkTrainingData', () => {
   it('counts the training examples, and fails on an empty split or one that does not fit the context', async () => {
-    expect(await checkTrainingData(dataset(), { tokenizer, contextLength: 32 })).toEqual({ examples: 6, tooLong: 0 });
+    const read = await checkTrainingData(dataset(), { tokenizer, contextLength: 32 });
+    expect(read).toMatchObject({ examples: 6, tooLong: 0 });
+    // The longest example is the context it needs: one token less and it no longer fits.
+    expect(read.longestPrompt).toBeGreaterThan(0);
+    expect(read.longestExample).toBeGreaterThan(read.longestPrompt);
+    expect(await checkTrainingData(dataset(), { tokenizer, contextLength: read.longestExample })).toMatchObject({ tooLong: 0 });
+    await expect(checkTrainingData(dataset(), { tokenizer, contextLength: read.longestExample - 1 })).rejects.toThrow(
+      `more than the context of ${read.longestExample - 1}`,
+    );
     await expect(checkTrainingData(dataset(), { tokenizer, contextLength: 6 })).rejects.toThrow('more than the context of 6');
     await expect(checkTrainingData(dataset(), { tokenizer, contextLength: 2, onTooLong: 'skip' })).rejects.toThrow('all 6 are longer than the context of 2');
     // BOS + 4 prompt bytes + response + EOS: the one-byte responses fit 7, the two-byte "10" does not.

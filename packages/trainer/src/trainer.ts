@@ -20,7 +20,7 @@ import {
   type Tokenizer,
   yieldToEventLoop,
 } from '@skd/core';
-import { countTargetRows, countTargets, tokenLoss } from '@skd/divergences';
+import { chunkedTokenLoss, countTargetRows, countTargets, tokenLoss } from '@skd/divergences';
 import { forEachSafetensor, partialFolders, streamedTensors, writeFileAtomic, writeFolderAtomic, writeSafetensorsStreaming } from '@skd/models';
 import { BatchStream, evaluationSubset } from './data-stream';
 import { evaluateSplit, writeEvaluation } from './evaluation';
@@ -52,6 +52,8 @@ export interface TrainingOptions {
   readonly onTooLong?: 'fail' | 'skip';
   /** Gradient checkpointing per block (the student must support it: `checkpointsLayers`). */
   readonly checkpointLayers?: boolean;
+  /** Target positions per slice of the vocabulary loss (chunkedTokenLoss; the student must expose `features`); 0 or unset: whole. */
+  readonly lossChunk?: number;
   /** Batches read at a time and regrouped by length (see BatchStream); 0: off. */
   readonly groupByLength?: number;
   /** Watched by the caller (see `earlyStopping` in stages.ts), which then signals `earlyStop`. */
@@ -141,6 +143,14 @@ export class Trainer {
         {
           path: 'training.checkpointLayers',
           message: 'this student model does not checkpoint its blocks (skd GPTs and Llama-family decoders do); set training.checkpointLayers: false',
+        },
+      ]);
+    }
+    if ((t.lossChunk ?? 0) > 0 && !(parts.student.features && parts.student.outputLayer)) {
+      throw new ConfigError('config', [
+        {
+          path: 'training.lossChunk',
+          message: 'this student model does not expose its output layer apart (skd GPTs and Llama-family decoders do); set training.lossChunk: 0',
         },
       ]);
     }
@@ -268,23 +278,27 @@ export class Trainer {
       let loss = 0;
       for (const [micro, batch] of batches.entries()) {
         const teacherLogits = this.teacherLogits(batch);
+        const forward = { mask: batch.attentionMask, training: true, seed: step * 1009 + micro, ...(t.checkpointLayers ? { checkpointLayers: true } : {}) };
+        const common = {
+          divergence: this.parts.divergence,
+          tokens: batch.tokens,
+          targetMask: batch.targetMask,
+          ...(batch.teacherLogProbs ? { teacherLogProbs: batch.teacherLogProbs } : teacherLogits ? { teacherLogits } : {}),
+          ...(batch.sequenceWeights ? { sequenceWeights: batch.sequenceWeights } : {}),
+          normalizer,
+          ...(bySequence ? { reduction: 'sequences' as const } : {}),
+        };
+        const student = this.parts.student;
         const { value, grads } = tf.variableGrads(
           () =>
-            tokenLoss({
-              divergence: this.parts.divergence,
-              tokens: batch.tokens,
-              targetMask: batch.targetMask,
-              studentLogits: this.parts.student.logits(batch.tokens, {
-                mask: batch.attentionMask,
-                training: true,
-                seed: step * 1009 + micro,
-                ...(t.checkpointLayers ? { checkpointLayers: true } : {}),
-              }),
-              ...(batch.teacherLogProbs ? { teacherLogProbs: batch.teacherLogProbs } : teacherLogits ? { teacherLogits } : {}),
-              ...(batch.sequenceWeights ? { sequenceWeights: batch.sequenceWeights } : {}),
-              normalizer,
-              ...(bySequence ? { reduction: 'sequences' as const } : {}),
-            }),
+            (t.lossChunk ?? 0) > 0 && student.features && student.outputLayer
+              ? chunkedTokenLoss({
+                  ...common,
+                  studentFeatures: student.features(batch.tokens, forward),
+                  outputLayer: student.outputLayer,
+                  chunk: t.lossChunk as number,
+                })
+              : tokenLoss({ ...common, studentLogits: student.logits(batch.tokens, forward) }),
           [...variables],
         );
         teacherLogits?.dispose();

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { SkdError, type DecodeOptions, type DecodeState, type ForwardOptions, type LanguageModel } from '@skd/core';
+import { SkdError, type DecodeOptions, type DecodeState, type ForwardOptions, type LanguageModel, type OutputLayer } from '@skd/core';
 import { checkpointed } from '../checkpoint-layers';
 import { causalSelfAttention, createKvCache, gatedActivation, linear, rmsNorm, rotary, rotaryFrequencies, softcapped, type KvCache } from '@skd/ops';
 import { checkDecoderConfig, decoderParameterShapes, decoderShape, layerWindows, type DecoderConfig } from './config';
@@ -87,6 +87,23 @@ export class DecoderModel implements LanguageModel {
   }
 
   logits(tokens: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
+    return this.trunk(tokens, options, 'logits');
+  }
+
+  /** The final norm's output (B, T, d): what the output layer reads (see LanguageModel.features). */
+  features(tokens: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
+    return this.trunk(tokens, options, 'features');
+  }
+
+  /** The output layer apart from the network: its weight (V', d), and logits of hidden states through it. */
+  get outputLayer(): OutputLayer {
+    return {
+      weight: this.p<tf.Rank.R2>(this.config.tiedHead ? 'model.embed_tokens.weight' : 'lm_head.weight'),
+      project: (hidden, weight) => this.project(hidden, weight),
+    };
+  }
+
+  private trunk(tokens: tf.Tensor2D, options: ForwardOptions, output: 'logits' | 'features'): tf.Tensor3D {
     const [B, T] = tokens.shape;
     this.checkLength(T);
     const { heads } = this.config;
@@ -105,7 +122,7 @@ export class DecoderModel implements LanguageModel {
           ...(windows[layer] ? { window: windows[layer] } : {}),
           ...(mask ? { mask } : {}),
         });
-      return this.forward(tokens, positions, attend, false, options.checkpointLayers === true ? [positions, ...(mask ? [mask] : [])] : undefined);
+      return this.forward(tokens, positions, attend, false, options.checkpointLayers === true ? [positions, ...(mask ? [mask] : [])] : undefined, output);
     });
   }
 
@@ -191,7 +208,14 @@ export class DecoderModel implements LanguageModel {
    * attention (over the sequence itself when training, over the KV cache when decoding) → logits
    * (B, S or 1, vocabSize).
    */
-  private forward(tokens: tf.Tensor2D, positions: tf.Tensor1D, attend: Attend, lastOnly = false, checkpointKeep?: readonly tf.Tensor[]): tf.Tensor3D {
+  private forward(
+    tokens: tf.Tensor2D,
+    positions: tf.Tensor1D,
+    attend: Attend,
+    lastOnly = false,
+    checkpointKeep?: readonly tf.Tensor[],
+    output: 'logits' | 'features' = 'logits',
+  ): tf.Tensor3D {
     const { layers, heads, normEpsilon: eps, normOffset: offset, sandwichNorms, activation, dModel } = this.config;
     const { headDim, kvHeads } = decoderShape(this.config);
     const [B, S] = tokens.shape;
@@ -223,11 +247,17 @@ export class DecoderModel implements LanguageModel {
     }
     if (lastOnly) h = tf.reshape(tf.slice(tf.reshape(h, [B, S, -1]), [0, S - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D; // (B, d)
     const final = norm(h, 'model.norm.weight'); // (B*S or B, d)
-    const head = this.p<tf.Rank.R2>(this.config.tiedHead ? 'model.embed_tokens.weight' : 'lm_head.weight'); // (V, d)
-    let logits = tf.matMul(final, head, false, true) as tf.Tensor2D; // (B*S or B, V)
-    if (this.vocabSize < this.config.vocabSize) logits = tf.slice(logits, [0, 0], [-1, this.vocabSize]); // (B*S or B, vocab)
-    if (this.config.finalSoftcap) logits = softcapped(logits, this.config.finalSoftcap);
+    if (output === 'features') return tf.reshape(final, [B, lastOnly ? 1 : S, dModel]) as tf.Tensor3D; // (B, S or 1, d)
+    const logits = this.project(final, this.p<tf.Rank.R2>(this.config.tiedHead ? 'model.embed_tokens.weight' : 'lm_head.weight')); // (B*S or B, vocab)
     return tf.reshape(logits, [B, lastOnly ? 1 : S, this.vocabSize]) as tf.Tensor3D; // (B, S or 1, vocab)
+  }
+
+  /** Hidden states (n, d) through the output weight (V', d) → logits (n, vocab): the tokenizer's columns, soft-capped where the family does. */
+  private project(hidden: tf.Tensor2D, head: tf.Tensor2D): tf.Tensor2D {
+    let logits = tf.matMul(hidden, head, false, true) as tf.Tensor2D; // (n, V')
+    if (this.vocabSize < this.config.vocabSize) logits = tf.slice(logits, [0, 0], [-1, this.vocabSize]); // (n, vocab)
+    if (this.config.finalSoftcap) logits = softcapped(logits, this.config.finalSoftcap);
+    return logits;
   }
 }
 

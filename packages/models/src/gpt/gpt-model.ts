@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { checkpointed } from '../checkpoint-layers';
-import { SkdError, type DecodeOptions, type DecodeState, type GenerationLoop, type ForwardOptions, type LanguageModel } from '@skd/core';
+import { SkdError, type DecodeOptions, type DecodeState, type GenerationLoop, type ForwardOptions, type LanguageModel, type OutputLayer } from '@skd/core';
 import {
   causalSelfAttention,
   createKvCache,
@@ -83,6 +83,23 @@ export class GptModel implements LanguageModel {
   }
 
   logits(tokens: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
+    return this.trunk(tokens, options, 'logits');
+  }
+
+  /** The final LayerNorm's output (B, T, d): what the output layer reads (see LanguageModel.features). */
+  features(tokens: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
+    return this.trunk(tokens, options, 'features');
+  }
+
+  /** The output layer apart from the network: its weight (V, d), and logits of hidden states through it. */
+  get outputLayer(): OutputLayer {
+    return {
+      weight: this.p<tf.Rank.R2>(this.config.tiedHead ? 'wte.weight' : 'lm_head.weight'),
+      project: (hidden, weight) => tf.matMul(hidden, weight, false, true) as tf.Tensor2D, // (n, V)
+    };
+  }
+
+  private trunk(tokens: tf.Tensor2D, options: ForwardOptions, output: 'logits' | 'features'): tf.Tensor3D {
     const [B, T] = tokens.shape;
     this.checkLength(T);
     return tf.tidy(() => {
@@ -96,7 +113,15 @@ export class GptModel implements LanguageModel {
           ...(mask ? { mask } : {}),
           ...(dropoutSeed !== undefined ? { dropout: { rate: this.config.dropout, seed: dropoutSeed * 131 + 10 + layer } } : {}),
         });
-      return this.forward(tokens, positions, attend, dropoutSeed, false, options.checkpointLayers === true ? [positions, ...(mask ? [mask] : [])] : undefined);
+      return this.forward(
+        tokens,
+        positions,
+        attend,
+        dropoutSeed,
+        false,
+        options.checkpointLayers === true ? [positions, ...(mask ? [mask] : [])] : undefined,
+        output,
+      );
     });
   }
 
@@ -203,6 +228,7 @@ export class GptModel implements LanguageModel {
     seed: number | undefined,
     lastOnly = false,
     checkpointKeep?: readonly tf.Tensor[],
+    output: 'logits' | 'features' = 'logits',
   ): tf.Tensor3D {
     const { layers, heads, layerNormEpsilon: eps, dropout } = this.config;
     const [B, S] = tokens.shape;
@@ -231,6 +257,7 @@ export class GptModel implements LanguageModel {
     }
     if (lastOnly) h = tf.reshape(tf.slice(tf.reshape(h, [B, S, -1]), [0, S - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D; // (B, d)
     const final = layerNorm(h, this.p('ln_f.weight'), this.p('ln_f.bias'), eps); // (B*S or B, d)
+    if (output === 'features') return tf.reshape(final, [B, lastOnly ? 1 : S, this.config.dModel]) as tf.Tensor3D; // (B, S or 1, d)
     const head = this.p<tf.Rank.R2>(this.config.tiedHead ? 'wte.weight' : 'lm_head.weight'); // (V, d)
     return tf.reshape(tf.matMul(final, head, false, true), [B, lastOnly ? 1 : S, this.config.vocabSize]) as tf.Tensor3D; // (B, S or 1, V)
   }
