@@ -183,9 +183,15 @@ describe('skd distill / train (end to end)', () => {
     expect(resumed.status).toBe(0);
     const weights = (run: string) => fs.readFileSync(path.join(dir, 'runs', run, 'model', 'model.safetensors'));
     expect(weights('killed').equals(weights('straight'))).toBe(true);
-    // The summary covers the whole run once, replayed steps replaced: equal but for names and timing.
+    // The summary covers the whole run once, replayed steps replaced: equal but for names, timing and measured memory.
     const summary = (run: string) => {
-      const { run: _name, group: _group, seconds: _seconds, ...rest } = JSON.parse(fs.readFileSync(path.join(dir, 'runs', run, 'summary.json'), 'utf8'));
+      const {
+        run: _name,
+        group: _group,
+        seconds: _seconds,
+        peakMemoryBytes: _peak,
+        ...rest
+      } = JSON.parse(fs.readFileSync(path.join(dir, 'runs', run, 'summary.json'), 'utf8'));
       return rest;
     };
     expect(summary('killed')).toEqual(summary('straight'));
@@ -384,7 +390,7 @@ describe('skd distill / train (end to end)', () => {
     const result = skd(['distill', tinyConfig(dir, { steps: 20, checkpointEvery: 1, learningRate: 1e12 }), '--out', 'runs/a'], dir);
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(
-      /(loss became (NaN|Infinity) at step \d+|sampling failed at step \d+: the model's logits contain NaN[^.]*)\. Fix: lower the learning rate/,
+      /(loss became (NaN|Infinity) at step \d+|sampling failed at step \d+: the model's logits contain NaN[^.]*)\. Fix: lower training\.learningRate/,
     );
     expect(fs.readdirSync(path.join(dir, 'runs/a/checkpoints')).length).toBeGreaterThan(0);
   });
