@@ -43,9 +43,11 @@ export function configKeyPaths(registries: Registries = createRegistries()): Con
  * kind of the slot takes it). Places in the run schema come first; at most three.
  */
 export function keyElsewhere(registries: Registries = createRegistries()): KeyElsewhere {
-  const keys = configKeyPaths(registries);
+  // Built on the first unknown key only: a valid config never pays for the index.
+  let keys: ConfigKeyPath[] | undefined;
   const slotKinds = new Map(SLOTS.map(([slot, component]) => [slot, registries[component].kinds().length]));
   return (key, at) => {
+    keys ??= configKeyPaths(registries);
     const here = at.replace(/\.\d+(?=\.|$)/g, '.*');
     return keys
       .filter((k) => k.path.split('.').pop() === key && k.path !== here)

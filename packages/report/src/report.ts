@@ -59,20 +59,20 @@ export function findRuns(paths: readonly string[]): string[] {
 export function describeSections(sections: readonly ReportSection[]): string {
   return sections
     .map((s) => {
-      const evals = s.runDirs.filter(isEvaluation).length;
+      const evals = s.runDirs.filter(isEvaluationFolder).length;
       return `${s.title} (${s.runDirs.length - evals} trained runs, ${evals} evaluations)`;
     })
     .join(', ');
 }
 
 /** An `skd eval --out` folder (summary mode "eval"), as against a trained run. */
-function isEvaluation(dir: string): boolean {
+function isEvaluationFolder(dir: string): boolean {
   const summary = readJson(path.join(dir, 'summary.json'), 'a run summary') as { mode?: string } | null;
   return summary?.mode === 'eval';
 }
 
 /** The digest of the test examples a run folder's final bootstrap scores were computed on, if it has them. */
-function scoredExamples(dir: string): string | undefined {
+function scoredExamplesOf(dir: string): string | undefined {
   try {
     return loadRun(dir).bootstrap?.examples;
   } catch {
@@ -88,6 +88,16 @@ function scoredExamples(dir: string): string | undefined {
  * error that says how to join it, not a section of its own that --baseline would then fail on.
  */
 export function joinEvaluations(sections: readonly ReportSection[]): ReportSection[] {
+  // Each folder read once, however many evaluations are matched against it.
+  const memo = <T>(read: (dir: string) => T) => {
+    const seen = new Map<string, T>();
+    return (dir: string): T => {
+      if (!seen.has(dir)) seen.set(dir, read(dir));
+      return seen.get(dir) as T;
+    };
+  };
+  const isEvaluation = memo(isEvaluationFolder);
+  const scoredExamples = memo(scoredExamplesOf);
   const evalOnly = (s: ReportSection) => s.runDirs.length > 0 && s.runDirs.every(isEvaluation);
   const trained = sections.filter((s) => !evalOnly(s));
   if (trained.length === 0) return [...sections];
@@ -145,9 +155,7 @@ export async function prepareBaselines(
         hint: 'pass a checkpoint such as experiments/arithmetic/models/student-1k, a Hugging Face model folder, or a folder written by skd eval --out',
       });
     }
-    const reference = section.runDirs.find(
-      (run) => fs.existsSync(path.join(run, 'config.json')) && (readJson(path.join(run, 'summary.json'), 'a run summary') as { mode?: string }).mode !== 'eval',
-    );
+    const reference = section.runDirs.find((run) => fs.existsSync(path.join(run, 'config.json')) && !isEvaluationFolder(run));
     if (!reference) {
       throw new SkdError(
         `--baseline ${baseline}: section ${section.title} has no trained run whose config says which test examples to use (sections read: ${describeSections([section])})`,
