@@ -144,10 +144,13 @@ describe('Trainer', () => {
   it('with checkpointLayers trains to the same losses and weights (blocks run again in the backward); a student without it is refused', async () => {
     const train = async (checkpointLayers: boolean) => {
       const parts = skdParts({ steps: 3, checkpointLayers });
+      const logits = jest.spyOn(parts.student as GptModel, 'logits');
       const trainer = new Trainer(parts);
       const losses: number[] = [];
       trainer.events$.subscribe((e) => e.type === 'step' && losses.push(e.loss));
       await trainer.run();
+      // the option reaches the student's forward pass at every step
+      expect(logits.mock.calls.filter(([, options]) => options?.checkpointLayers === true)).toHaveLength(checkpointLayers ? 3 : 0);
       const w = weights(parts.student as GptModel);
       trainer.dispose();
       parts.dispose();
