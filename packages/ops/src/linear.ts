@@ -43,3 +43,29 @@ export function linearComposite(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor
     return residual ? tf.add(residual, y) : y;
   });
 }
+
+/**
+ * `linear` with a frozen weight and bias (a LoRA student's base layers, a teacher): the same forward,
+ * and a backward that computes only the input's gradient, dy wᵀ (and the residual's, dy), never the
+ * weight's x^T dy, which would cost as much again and be thrown away.
+ */
+export function linearFrozen(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor1D, residual?: tf.Tensor2D): tf.Tensor2D {
+  if (!hasKernel(KERNELS.linear)) return linearComposite(x, w, bias, residual); // autodiff skips inputs off the path
+  const [N, nIn] = x.shape;
+  const nOut = w.shape[1];
+  if (w.shape[0] !== nIn || (bias && bias.shape[0] !== nOut) || (residual && (residual.shape[0] !== N || residual.shape[1] !== nOut))) {
+    throw new ShapeError('linearFrozen', `x (N, in), w (in, out), bias (out), residual (N, out) with x [${x.shape.join(', ')}]`, `w [${w.shape.join(', ')}]`);
+  }
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const xs = args[0] as tf.Tensor2D;
+    const r = residual ? (args[1] as tf.Tensor2D) : undefined;
+    return {
+      value: runKernel<tf.Tensor2D>(KERNELS.linear, { x: xs, w, ...(bias ? { bias } : {}), ...(r ? { residual: r } : {}) }),
+      gradFunc: (dy: tf.Tensor) => {
+        const dx = tf.matMul(dy as tf.Tensor2D, w, false, true); // (N, in)
+        return residual ? [dx, dy] : [dx];
+      },
+    };
+  });
+  return op(...(residual ? [x, residual] : [x])) as tf.Tensor2D;
+}

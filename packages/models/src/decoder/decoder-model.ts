@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SkdError, type DecodeOptions, type DecodeState, type ForwardOptions, type LanguageModel, type OutputLayer } from '@skd/core';
 import { checkpointed } from '../checkpoint-layers';
-import { causalSelfAttention, createKvCache, gatedActivation, linear, rmsNorm, rotary, rotaryFrequencies, softcapped, type KvCache } from '@skd/ops';
+import { causalSelfAttention, createKvCache, gatedActivation, linear, linearFrozen, rmsNorm, rotary, rotaryFrequencies, softcapped, type KvCache } from '@skd/ops';
 import { checkDecoderConfig, decoderParameterShapes, decoderShape, layerWindows, type DecoderConfig } from './config';
+import { LoraAdapters, type LoraConfig } from './lora';
 
 /** Attention of layer `layer` over packed projections qkv (N, (H + 2 Hkv) dh) → (N, H dh). */
 type Attend = (layer: number, qkv: tf.Tensor2D) => tf.Tensor2D;
@@ -19,6 +20,12 @@ export interface DecoderInit {
    * (Qwen's), so that no id without a token is ever scored, sampled or distilled. Default: every row.
    */
   readonly outputVocab?: number;
+  /**
+   * Low-rank adapters: the weights above are frozen, and only the adapters train (see LoraAdapters).
+   * New adapters start from `seed`; `adapters` gives their values instead (a saved run's).
+   */
+  readonly lora?: LoraConfig;
+  readonly adapters?: ReadonlyMap<string, tf.Tensor>;
 }
 
 /**
@@ -33,6 +40,8 @@ export class DecoderModel implements LanguageModel {
   readonly params: ReadonlyMap<string, tf.Variable>;
   /** Logit columns (the tokenizer's ids); at most config.vocabSize. */
   readonly vocabSize: number;
+  /** The adapters, when the model trains LoRA adapters over frozen weights. */
+  readonly lora: LoraAdapters | undefined;
   private readonly id = ++modelCounter;
   private readonly frequencies: tf.Tensor1D;
 
@@ -54,19 +63,31 @@ export class DecoderModel implements LanguageModel {
           if (!tensor) throw new SkdError(`weights lack parameter "${name}" (shape [${shape.join(', ')}])`);
           if (tensor.shape.join() !== shape.join())
             throw new SkdError(`parameter "${name}" must have shape [${shape.join(', ')}], got [${tensor.shape.join(', ')}]`);
-          params.set(name, this.ownedVariable(name, tf.cast(tensor, 'float32')));
+          params.set(name, this.ownedVariable(name, tf.cast(tensor, 'float32'), !init.lora));
         }
         const extra = [...init.weights.keys()].filter((name) => !shapes.has(name));
         if (extra.length) throw new SkdError(`weights hold parameters this config does not have: ${extra.slice(0, 5).join(', ')}`);
       } else {
         let i = 0;
-        for (const [name, shape] of shapes) params.set(name, this.ownedVariable(name, initialValue(name, shape, (init.seed ?? 0) + 7919 * i++, config)));
+        for (const [name, shape] of shapes) params.set(name, this.ownedVariable(name, initialValue(name, shape, (init.seed ?? 0) + 7919 * i++, config), !init.lora));
       }
     } catch (error) {
       params.forEach((p) => p.dispose());
       throw error;
     }
     this.params = params;
+    try {
+      this.lora = init.lora
+        ? new LoraAdapters(config, init.lora, { seed: (init.seed ?? 0) + 15485863, prefix: `decoder${this.id}`, ...(init.adapters ? { values: init.adapters } : {}) })
+        : undefined;
+    } catch (error) {
+      params.forEach((p) => p.dispose());
+      throw error;
+    }
+    if (init.adapters && !init.lora) {
+      params.forEach((p) => p.dispose());
+      throw new SkdError('adapter weights were given without a LoRA config');
+    }
     const { headDim } = decoderShape(config);
     this.frequencies = tf.keep(tf.tensor1d(rotaryFrequencies(headDim, config.ropeTheta, config.ropeScaling)));
   }
@@ -75,15 +96,35 @@ export class DecoderModel implements LanguageModel {
     return this.config.contextLength;
   }
 
+  /** Every weight; with LoRA, only the adapters (the weights they sit on are frozen). */
   get trainableVariables(): readonly tf.Variable[] {
-    return [...this.params.values()];
+    return [...(this.lora ? this.lora.variables : this.params).values()];
   }
 
-  /** Number of parameters (the tied head counted once). */
+  /** Number of parameters (the tied head counted once), adapters included. */
   get parameterCount(): number {
     let n = 0;
     for (const p of this.params.values()) n += p.size;
+    for (const p of this.lora?.variables.values() ?? []) n += p.size;
     return n;
+  }
+
+  /** Number of parameters that train: all of them, or the adapters'. */
+  get trainableParameterCount(): number {
+    return this.trainableVariables.reduce((n, v) => n + v.size, 0);
+  }
+
+  /**
+   * The weights with the adapters merged in (W + (alpha / r) A B), under the weights' own names:
+   * new tensors, the caller's to dispose. Without adapters, copies of the weights.
+   */
+  mergedWeights(): Map<string, tf.Tensor> {
+    const merged = new Map<string, tf.Tensor>();
+    for (const [name, value] of this.params) {
+      const m = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
+      merged.set(name, this.lora && m && this.lora.covers(m[2] as string) ? this.lora.merged(Number(m[1]), m[2] as string, value as tf.Tensor2D) : tf.clone(value));
+    }
+    return merged;
   }
 
   logits(tokens: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
@@ -122,7 +163,8 @@ export class DecoderModel implements LanguageModel {
           ...(windows[layer] ? { window: windows[layer] } : {}),
           ...(mask ? { mask } : {}),
         });
-      return this.forward(tokens, positions, attend, false, options.checkpointLayers === true ? [positions, ...(mask ? [mask] : [])] : undefined, output);
+      const keep = options.checkpointLayers === true ? [positions, ...(mask ? [mask] : [])] : undefined;
+      return this.forward(tokens, positions, attend, false, keep, output, options.training === true ? (options.seed ?? 0) : undefined);
     });
   }
 
@@ -166,6 +208,7 @@ export class DecoderModel implements LanguageModel {
 
   dispose(): void {
     for (const p of this.params.values()) p.dispose();
+    this.lora?.dispose();
     this.frequencies.dispose();
   }
 
@@ -174,8 +217,8 @@ export class DecoderModel implements LanguageModel {
   }
 
   /** A trainable variable holding `initial`'s values; `initial` is disposed (tf.variable does not take it over). */
-  private ownedVariable(name: string, initial: tf.Tensor): tf.Variable {
-    const variable = tf.variable(initial, true, `decoder${this.id}/${name}`);
+  private ownedVariable(name: string, initial: tf.Tensor, trainable: boolean): tf.Variable {
+    const variable = tf.variable(initial, trainable, `decoder${this.id}/${name}`);
     initial.dispose();
     return variable;
   }
@@ -215,11 +258,21 @@ export class DecoderModel implements LanguageModel {
     lastOnly = false,
     checkpointKeep?: readonly tf.Tensor[],
     output: 'logits' | 'features' = 'logits',
+    dropoutSeed?: number,
   ): tf.Tensor3D {
     const { layers, heads, normEpsilon: eps, normOffset: offset, sandwichNorms, activation, dModel } = this.config;
     const { headDim, kvHeads } = decoderShape(this.config);
     const [B, S] = tokens.shape;
     const norm = (x: tf.Tensor2D, name: string) => rmsNorm(x, this.p(name), eps, offset);
+    // A projection of layer i by packed weight `weight` (and its bias), plus its adapters' part.
+    const dense = (x: tf.Tensor2D, i: number, weight: string, residual?: tf.Tensor2D): tf.Tensor2D => {
+      const w = this.p<tf.Rank.R2>(`model.layers.${i}.${weight}`);
+      const bias = this.optional<tf.Rank.R1>(`model.layers.${i}.${weight.replace(/weight$/, 'bias')}`);
+      if (!this.lora) return linear(x, w, bias, residual);
+      const y = linearFrozen(x, w, bias, residual);
+      const delta = this.lora.delta(x, i, weight, w.shape[1], dropoutSeed);
+      return delta ? tf.add(y, delta) : y;
+    };
     let h = tf.gather(this.p<tf.Rank.R2>('model.embed_tokens.weight'), tf.cast(tf.reshape(tokens, [B * S]), 'int32')) as tf.Tensor2D; // (B*S, d)
     if (this.config.embedScale) h = tf.mul(h, Math.fround(Math.sqrt(dModel))); // (B*S, d)
     for (let i = 0; i < layers; i++) {
@@ -227,23 +280,24 @@ export class DecoderModel implements LanguageModel {
       const block = (x: tf.Tensor2D): tf.Tensor2D => {
         let y = x;
         const a = norm(y, `${p}.input_layernorm.weight`); // (B*S, d)
-        const qkv = rotary(linear(a, this.p(`${p}.self_attn.qkv_proj.weight`), this.optional(`${p}.self_attn.qkv_proj.bias`)), positions, this.frequencies, {
+        const qkv = rotary(dense(a, i, 'self_attn.qkv_proj.weight'), positions, this.frequencies, {
           heads,
           kvHeads,
           headDim,
         }); // (B*S, (H + 2 Hkv) dh)
         const attended = attend(i, qkv); // (B*S, H dh)
-        const wo = this.p<tf.Rank.R2>(`${p}.self_attn.o_proj.weight`);
-        const bo = this.optional<tf.Rank.R1>(`${p}.self_attn.o_proj.bias`);
-        y = sandwichNorms ? tf.add(y, norm(linear(attended, wo, bo), `${p}.post_attention_layernorm.weight`)) : linear(attended, wo, bo, y); // (B*S, d)
+        y = sandwichNorms
+          ? tf.add(y, norm(dense(attended, i, 'self_attn.o_proj.weight'), `${p}.post_attention_layernorm.weight`))
+          : dense(attended, i, 'self_attn.o_proj.weight', y); // (B*S, d)
         const m = norm(y, sandwichNorms ? `${p}.pre_feedforward_layernorm.weight` : `${p}.post_attention_layernorm.weight`); // (B*S, d)
-        const hidden = gatedActivation(linear(m, this.p(`${p}.mlp.gate_up_proj.weight`), this.optional(`${p}.mlp.gate_up_proj.bias`)), activation); // (B*S, ff)
-        const wd = this.p<tf.Rank.R2>(`${p}.mlp.down_proj.weight`);
-        const bd = this.optional<tf.Rank.R1>(`${p}.mlp.down_proj.bias`);
-        y = sandwichNorms ? tf.add(y, norm(linear(hidden, wd, bd), `${p}.post_feedforward_layernorm.weight`)) : linear(hidden, wd, bd, y); // (B*S, d)
+        const hidden = gatedActivation(dense(m, i, 'mlp.gate_up_proj.weight'), activation); // (B*S, ff)
+        y = sandwichNorms
+          ? tf.add(y, norm(dense(hidden, i, 'mlp.down_proj.weight'), `${p}.post_feedforward_layernorm.weight`))
+          : dense(hidden, i, 'mlp.down_proj.weight', y); // (B*S, d)
         return y;
       };
-      h = checkpointKeep ? checkpointed(block, h, this.paramsWithPrefix(`${p}.`), checkpointKeep) : block(h);
+      // With adapters, the block's trainable tensors are its adapters; its frozen weights are constants to it.
+      h = checkpointKeep ? checkpointed(block, h, this.lora ? this.lora.layerVariables(i) : this.paramsWithPrefix(`${p}.`), checkpointKeep) : block(h);
     }
     if (lastOnly) h = tf.reshape(tf.slice(tf.reshape(h, [B, S, -1]), [0, S - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D; // (B, d)
     const final = norm(h, 'model.norm.weight'); // (B*S or B, d)

@@ -1,2 +1,3 @@
 export * from './config';
 export * from './decoder-model';
+export * from './lora';
