@@ -289,6 +289,12 @@ def load(dir):
 def cmd_logits(args):
     request = json.load(sys.stdin)
     model = load(args.dir)
+    if getattr(args, "adapter", None):
+        # A LoRA adapter folder (skd export --adapter) loaded by PEFT onto the base model.
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, args.adapter)
+        model.eval()
     ids = torch.tensor(request["ids"])
     mask = torch.tensor(request["mask"])
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -382,6 +388,8 @@ def main():
     for name, run in (("logits", cmd_logits), ("generate", cmd_generate), ("tokenize", cmd_tokenize), ("chat", cmd_chat)):
         p = sub.add_parser(name)
         p.add_argument("dir")
+        if name == "logits":
+            p.add_argument("--adapter", help="a PEFT adapter folder to load onto the model")
         p.set_defaults(run=run)
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { HfTokenizer, loadCheckpoint } from '@skd/models';
+import { HfTokenizer, loadCheckpoint, loadHuggingFaceModel, readSafetensors, type DecoderModel } from '@skd/models';
 import { maxAbsDiff, referenceModel, runReference, useBackend } from '@skd/testing';
 import { exited, skd, start, tmp, waitFor } from './testing/cli';
 
@@ -288,5 +288,98 @@ describe('broken Hugging Face folders (end to end): one line naming the file and
     expect(lines[0]).toMatch(/^error: \//);
     expect(lines[0]).toMatch(message);
     expect(fs.existsSync(path.join(dir, 'runs'))).toBe(false);
+  });
+});
+
+describe('a LoRA student from a Hugging Face folder (end to end): only the adapters train, and both exports read back in transformers and PEFT', () => {
+  const teacher = referenceModel('qwen2', { seed: 1 });
+  const student = referenceModel('qwen2', { seed: 2 });
+  const dir = tmp();
+  const lora = { rank: 4, alpha: 8, dropout: 0.05, targets: ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] };
+  const config = {
+    seed: 9,
+    tokenizer: { kind: 'hf', options: { path: student } },
+    teacher: { kind: 'hf', options: { path: teacher } },
+    student: { kind: 'hf', options: { path: student, lora } },
+    sampler: { kind: 'on-policy', options: { maxNewTokens: 16 } },
+    divergence: { kind: 'forward-kl' },
+    dataset: { kind: 'jsonl', options: { files: chatData(dir) } },
+    training: { steps: 4, batchSize: 4, learningRate: 5e-3, checkpointEvery: 1, evalEvery: 0, testLimit: 4, maxNewTokens: 8, checkpointLayers: true },
+  };
+  fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify(config, null, 2));
+  const ids = [[3, 17, 250, 9, 41, 600, 12, 5, 88, 301]];
+  const mask = ids.map((r) => r.map(() => 1));
+
+  it('check says what trains; adapters on a teacher or a GPT student are refused in one line', () => {
+    const checked = skd(['check', 'run.json'], dir);
+    expect(checked.stderr).toBe('');
+    expect(checked.status).toBe(0);
+    expect(checked.stdout).toMatch(/student +hf \(context 128, vocabulary 700; LoRA rank 4 on q, k, v, o, gate, up, down: [\d,]+ of [\d,]+ parameters train\)/);
+    const onTeacher = skd(['check', 'run.json', '--set', 'teacher.options.lora={}'], dir);
+    expect(onTeacher.status).toBe(2);
+    expect(onTeacher.stderr).toContain('LoRA adapters train a student; the teacher is frozen already');
+    const gpt = referenceModel('gpt2', { seed: 3 });
+    fs.writeFileSync(
+      path.join(dir, 'gpt.json'),
+      JSON.stringify({ ...config, tokenizer: { kind: 'hf', options: { path: gpt } }, teacher: { kind: 'hf', options: { path: gpt } }, student: { kind: 'hf', options: { path: gpt, lora } } }),
+    );
+    const onGpt = skd(['check', 'gpt.json'], dir);
+    expect(onGpt.status).toBe(2);
+    expect(onGpt.stderr).toContain('LoRA adapters sit on Llama-family decoders');
+  });
+
+  it('distils with the base frozen; checkpoints hold the adapters, and a killed run resumes to the same bytes', async () => {
+    const straight = skd(['distill', 'run.json', '--out', 'runs/straight'], dir);
+    expect(straight.stderr).not.toMatch(/error|warning/i);
+    expect(straight.status).toBe(0);
+    const child = start(['distill', 'run.json', '--out', 'runs/killed'], dir);
+    await waitFor(() => fs.existsSync(path.join(dir, 'runs/killed/checkpoints/step-000002')));
+    child.kill('SIGKILL');
+    await exited(child);
+    expect(skd(['distill', 'run.json', '--out', 'runs/killed', '--resume'], dir).status).toBe(0);
+    const file = (run: string, name: string) => fs.readFileSync(path.join(dir, 'runs', run, 'model', name));
+    expect(file('killed', 'adapter.safetensors').equals(file('straight', 'adapter.safetensors'))).toBe(true);
+    await useBackend('wasm');
+    const trained = loadCheckpoint(path.join(dir, 'runs/straight/model'));
+    // A training checkpoint holds the adapters and their two moments, not the frozen weights.
+    const state = [...readSafetensors(path.join(dir, 'runs/straight/checkpoints/step-000004/state.safetensors')).arrays];
+    const floats = (prefix: string) => state.filter(([name]) => name.startsWith(prefix)).reduce((n, [, a]) => n + a.data.length, 0);
+    expect(floats('student/')).toBe((trained.model as DecoderModel).trainableParameterCount);
+    expect(floats('adam/')).toBe(2 * (trained.model as DecoderModel).trainableParameterCount);
+    expect((trained.model as DecoderModel).trainableParameterCount).toBeLessThan(trained.model.parameterCount / 10);
+    const base = loadHuggingFaceModel(student, { outputVocab: 700 });
+    for (const [name, value] of base.params) expect(maxAbsDiff(trained.model.params.get(name)?.dataSync() ?? [], value.dataSync())).toBe(0);
+    const moved = tf.tidy(() => tf.max(tf.abs(tf.sub(trained.model.logits(tf.tensor2d(ids, undefined, 'int32')), base.logits(tf.tensor2d(ids, undefined, 'int32'))))).dataSync()[0] as number);
+    expect(moved).toBeGreaterThan(1e-3);
+    trained.model.dispose();
+    base.dispose();
+  });
+
+  it('exports merged weights that transformers reads, and the adapters alone as a folder PEFT loads onto the base (logits within 1e-4)', async () => {
+    await useBackend('wasm');
+    const trained = loadCheckpoint(path.join(dir, 'runs/straight/model'));
+    const ours = tf.tidy(() => (trained.model.logits(tf.tensor2d(ids, undefined, 'int32')).arraySync() as number[][][])[0] as number[][]);
+    trained.model.dispose();
+    const merged = skd(['export', 'runs/straight', '--out', 'merged', '--json'], dir);
+    expect(merged.stderr).not.toMatch(/error/i);
+    expect(merged.status).toBe(0);
+    expect(JSON.parse(merged.stdout)).toMatchObject({ architecture: 'qwen2', adaptersMerged: true });
+    const fromMerged = runReference<{ logits: number[][][] }>(['logits', path.join(dir, 'merged')], { ids, mask }).logits[0] as number[][];
+    expect(maxAbsDiff(ours.flat(), fromMerged.map((row) => row.slice(0, 700)).flat())).toBeLessThan(1e-4);
+    const adapter = skd(['export', 'runs/straight', '--out', 'adapter', '--adapter', '--json'], dir);
+    expect(adapter.stderr).not.toMatch(/error/i);
+    expect(adapter.status).toBe(0);
+    expect(JSON.parse(adapter.stdout)).toMatchObject({ rank: 4, alpha: 8, base: student, reloadedLogitsMaxDiff: 0 });
+    const adapterConfig = JSON.parse(fs.readFileSync(path.join(dir, 'adapter', 'adapter_config.json'), 'utf8'));
+    expect(adapterConfig).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] });
+    const fromPeft = runReference<{ logits: number[][][] }>(['logits', student, '--adapter', path.join(dir, 'adapter')], { ids, mask }).logits[0] as number[][];
+    expect(maxAbsDiff(ours.flat(), fromPeft.map((row) => row.slice(0, 700)).flat())).toBeLessThan(1e-4);
+    // A student that trained every weight has no adapters to export.
+    fs.writeFileSync(path.join(dir, 'full.json'), JSON.stringify({ ...config, student: { kind: 'hf', options: { path: student } }, training: { ...config.training, steps: 1 } }));
+    expect(skd(['distill', 'full.json', '--out', 'runs/full'], dir).status).toBe(0);
+    const refused = skd(['export', 'runs/full', '--out', 'none', '--adapter'], dir);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain('holds no LoRA adapters');
+    expect(fs.existsSync(path.join(dir, 'none'))).toBe(false);
   });
 });

@@ -1,13 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { FormatError, VocabularyMismatchError, defineComponent, type AnyComponentEntry, type Tokenizer } from '@skd/core';
+import { FormatError, SkdError, VocabularyMismatchError, defineComponent, type AnyComponentEntry, type LanguageModel, type Tokenizer } from '@skd/core';
 import { BpeTokenizer, type BpeTokenizerConfig } from './bpe-tokenizer';
 import { loadCheckpoint, loadHuggingFaceModel, readBpeTokenizer, readHuggingFaceConfig, tokenizerFromJSON } from './io';
 import { HfTokenizer, tokenizerDifference } from './tokenizers';
 import { BigramModel } from './bigram-model';
 import { ByteTokenizer } from './byte-tokenizer';
-import { DecoderModel, checkDecoderConfig, decoderConfigSchema, decoderParameterShapes } from './decoder';
+import { DecoderModel, checkDecoderConfig, decoderConfigSchema, decoderParameterShapes, loraConfigSchema, type LoraConfig } from './decoder';
 import { GptModel, checkGptConfig, gptConfigSchema, gptParameterShapes } from './gpt';
 
 export const byteTokenizerEntry = defineComponent({
@@ -39,14 +40,57 @@ export const gptModelEntry = defineComponent({
   create: (options, deps) => new GptModel({ ...options, vocabSize: deps.tokenizer.vocabSize }, { seed: deps.rng.tfSeed() }),
 });
 
+/**
+ * `lora`: train low-rank adapters over the frozen weights instead of every weight (students of the
+ * Llama family). Writing `{}` takes every default: rank 8, alpha 16, no dropout, all seven projections.
+ */
+const loraOption = loraConfigSchema
+  .optional()
+  .describe('train LoRA adapters over frozen weights instead of every weight: { rank, alpha, dropout, targets } (students of the Llama family)');
+
+/**
+ * The model with LoRA adapters over its weights (which it gives up: the adapted model holds them
+ * frozen), or the model itself when no adapters are asked for. Adapters over a saved run's adapters
+ * sit on its merged weights.
+ */
+function withLora(model: LanguageModel, lora: LoraConfig | undefined, deps: { readonly role: string; readonly rng: { tfSeed(): number } }, base?: string): LanguageModel {
+  if (!lora) return model;
+  if (deps.role !== 'student') {
+    model.dispose();
+    throw new SkdError(`LoRA adapters train a student; the ${deps.role} is frozen already`, { hint: `remove ${deps.role}.options.lora` });
+  }
+  if (!(model instanceof DecoderModel)) {
+    model.dispose();
+    throw new SkdError('LoRA adapters sit on Llama-family decoders (Llama, Qwen2, Gemma, Gemma 2); this student is a GPT', {
+      hint: 'remove student.options.lora to train every weight, or distil into a Llama-family student',
+    });
+  }
+  const weights: ReadonlyMap<string, tf.Tensor> = model.lora ? model.mergedWeights() : model.params;
+  try {
+    return new DecoderModel(model.config, {
+      weights,
+      lora,
+      seed: deps.rng.tfSeed(),
+      outputVocab: model.vocabSize,
+      ...((base ?? model.loraBase) ? { loraBase: (base ?? model.loraBase) as string } : {}),
+    });
+  } finally {
+    if (model.lora) weights.forEach((t) => t.dispose());
+    model.dispose();
+  }
+}
+
 export const decoderModelEntry = defineComponent({
   component: 'model',
   kind: 'llama',
   summary: 'a Llama-family decoder from scratch (RMSNorm, rotary, grouped-query attention, gated MLP; random weights); vocabulary from the tokenizer',
-  options: decoderConfigSchema.omit({ vocabSize: true }).superRefine((config, ctx) => {
-    for (const message of checkDecoderConfig({ ...config, vocabSize: 2 })) ctx.addIssue({ code: 'custom', message });
-  }),
-  create: (options, deps) => new DecoderModel({ ...options, vocabSize: deps.tokenizer.vocabSize }, { seed: deps.rng.tfSeed() }),
+  options: decoderConfigSchema
+    .omit({ vocabSize: true })
+    .extend({ lora: loraOption })
+    .superRefine(({ lora: _lora, ...config }, ctx) => {
+      for (const message of checkDecoderConfig({ ...config, vocabSize: 2 })) ctx.addIssue({ code: 'custom', message });
+    }),
+  create: ({ lora, ...options }, deps) => withLora(new DecoderModel({ ...options, vocabSize: deps.tokenizer.vocabSize }, { seed: deps.rng.tfSeed() }), lora, deps),
 });
 
 export const bpeTokenizerEntry = defineComponent({
@@ -89,7 +133,7 @@ export const checkpointModelEntry = defineComponent({
   component: 'model',
   kind: 'checkpoint',
   summary: "a GPT saved by skd (config.json + model.safetensors); its tokenizer must be the run's",
-  options: z.strictObject({ path: z.string().min(1).describe('checkpoint folder, relative to the config file') }),
+  options: z.strictObject({ path: z.string().min(1).describe('checkpoint folder, relative to the config file'), lora: loraOption }),
   create: (options, deps) => {
     const loaded = loadCheckpoint(path.resolve(deps.baseDir, options.path));
     loaded.optimizerState?.forEach((t) => t.dispose());
@@ -99,7 +143,7 @@ export const checkpointModelEntry = defineComponent({
       loaded.model.dispose();
       throw error;
     }
-    return loaded.model;
+    return withLora(loaded.model, options.lora, deps);
   },
   parameterCount: (options, deps) => {
     try {
@@ -134,7 +178,7 @@ function folderOf(target: string): string {
  * must read ids as the run's tokenizer does; an embedding padded past the tokenizer (Qwen's) is
  * distilled over the tokenizer's ids only, and said so.
  */
-function createHuggingFaceModel(options: { path: string }, deps: Parameters<(typeof checkpointModelEntry)['create']>[1]) {
+function createHuggingFaceModel(options: { path: string; lora?: LoraConfig | undefined }, deps: Parameters<(typeof checkpointModelEntry)['create']>[1]) {
   const dir = folderOf(path.resolve(deps.baseDir, options.path));
   const described = readHuggingFaceConfig(dir);
   if (fs.existsSync(path.join(dir, 'tokenizer.json'))) {
@@ -156,10 +200,13 @@ function createHuggingFaceModel(options: { path: string }, deps: Parameters<(typ
     deps.note?.(
       `${options.path}: the embedding has ${rows} rows for ${tokens} tokens; logits, sampling and the divergence use ids 0..${tokens - 1} only (the ${rows - tokens} rows past them have no token)`,
     );
-  return loadHuggingFaceModel(dir, rows > tokens ? { outputVocab: tokens } : {});
+  return withLora(loadHuggingFaceModel(dir, rows > tokens ? { outputVocab: tokens } : {}), options.lora, deps, dir);
 }
 
-const huggingFaceModelOptions = z.strictObject({ path: z.string().min(1).describe('model folder (config.json and safetensors), relative to the config file') });
+const huggingFaceModelOptions = z.strictObject({
+  path: z.string().min(1).describe('model folder (config.json and safetensors), relative to the config file'),
+  lora: loraOption,
+});
 
 /** Parameters of a Hugging Face folder from its config.json; undefined when it cannot be read (create reports why). */
 function huggingFaceParameters(options: { path: string }, deps: { readonly baseDir: string }): number | undefined {

@@ -6,6 +6,8 @@ import { GptModel } from './gpt';
 /** What a model's memory depends on: its parameters, and the widths its activations have per token. */
 export interface ModelShape {
   readonly parameters: number;
+  /** Parameters that train (gradients and AdamW moments): all of them, or a LoRA student's adapters. Default: all. */
+  readonly trainableParameters?: number;
   readonly layers: number;
   readonly dModel: number;
   /** Width of the MLP's hidden layer (the gated MLP's: one of its two halves). */
@@ -25,7 +27,18 @@ export function modelShape(model: LanguageModel): ModelShape | undefined {
   if (model instanceof DecoderModel) {
     const { headDim, kvHeads, dFf } = decoderShape(model.config);
     const { layers, dModel, heads } = model.config;
-    return { parameters: parameters ?? 0, layers, dModel, ffDim: dFf, heads, kvHeads, headDim, vocab: model.vocabSize, gated: true };
+    return {
+      parameters: parameters ?? 0,
+      trainableParameters: model.trainableParameterCount,
+      layers,
+      dModel,
+      ffDim: dFf,
+      heads,
+      kvHeads,
+      headDim,
+      vocab: model.vocabSize,
+      gated: true,
+    };
   }
   if (model instanceof GptModel) {
     const { layers, dModel, heads, dFf } = model.config;
@@ -112,7 +125,7 @@ export function estimateTrainingMemory(input: TrainingMemoryInput): TrainingMemo
   const cache = (m: ModelShape) => FLOAT * 2 * m.layers * m.kvHeads * m.headDim * tokens;
   const generation = input.generates ? cache(student) + (teacher ? cache(teacher) : 0) + FLOAT * (input.cachedTeacherFloats ?? 0) : 0;
   const studentWeights = FLOAT * student.parameters;
-  const optimizer = 3 * FLOAT * student.parameters;
+  const optimizer = 3 * FLOAT * (student.trainableParameters ?? student.parameters);
   const teacherWeights = teacher ? FLOAT * teacher.parameters : 0;
   const total = RUNTIME_BYTES + studentWeights + optimizer + teacherWeights + Math.max(activations + logits, generation);
   return { studentWeights, optimizer, teacherWeights, activations, logits, generation, runtime: RUNTIME_BYTES, total };

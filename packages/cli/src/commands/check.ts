@@ -4,6 +4,7 @@ import { applyOverrides, buildRun, configBaseDir, readConfigFile, resolveOverrid
 import { ConfigError, SkdError } from '@skd/core';
 import { checkRunFits, describeMemory, expectedRunMemory, loadSweep, type Io } from '@skd/experiment';
 import { checkTrainingData } from '@skd/trainer';
+import { DecoderModel } from '@skd/models';
 import { collect, loadConfig } from '../options';
 import type { CommandContext } from '../context';
 
@@ -68,7 +69,11 @@ export function checkCommand(program: Command, { io }: CommandContext): void {
         const memory = expectedRunMemory(run.config, run, data);
         io.out(run.backend.summary);
         io.out(`tokenizer  ${run.config.tokenizer.kind} (vocabulary ${run.tokenizer.vocabSize})`);
-        io.out(`student    ${run.config.student.kind} (context ${run.student.contextLength}, vocabulary ${run.student.vocabSize})`);
+        const lora = run.student instanceof DecoderModel ? run.student.lora : undefined;
+        const adapters = lora
+          ? `; LoRA rank ${lora.config.rank} on ${lora.config.targets.join(', ')}: ${run.student.trainableVariables.reduce((n, v) => n + v.size, 0).toLocaleString('en-US')} of ${(run.student as DecoderModel).parameterCount.toLocaleString('en-US')} parameters train`
+          : '';
+        io.out(`student    ${run.config.student.kind} (context ${run.student.contextLength}, vocabulary ${run.student.vocabSize}${adapters})`);
         io.out(
           `teacher    ${run.config.teacher ? `${run.config.teacher.kind} (context ${run.teacher?.contextLength}, vocabulary ${run.teacher?.vocabSize})` : '(none)'}`,
         );

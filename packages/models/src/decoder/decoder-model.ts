@@ -26,6 +26,8 @@ export interface DecoderInit {
    */
   readonly lora?: LoraConfig;
   readonly adapters?: ReadonlyMap<string, tf.Tensor>;
+  /** The Hugging Face folder the frozen weights came from, when they did (a PEFT adapter's base). */
+  readonly loraBase?: string;
 }
 
 /**
@@ -42,6 +44,8 @@ export class DecoderModel implements LanguageModel {
   readonly vocabSize: number;
   /** The adapters, when the model trains LoRA adapters over frozen weights. */
   readonly lora: LoraAdapters | undefined;
+  /** The Hugging Face folder the frozen weights came from, when known. */
+  readonly loraBase: string | undefined;
   private readonly id = ++modelCounter;
   private readonly frequencies: tf.Tensor1D;
 
@@ -84,6 +88,7 @@ export class DecoderModel implements LanguageModel {
       params.forEach((p) => p.dispose());
       throw error;
     }
+    this.loraBase = init.lora ? init.loraBase : undefined;
     if (init.adapters && !init.lora) {
       params.forEach((p) => p.dispose());
       throw new SkdError('adapter weights were given without a LoRA config');

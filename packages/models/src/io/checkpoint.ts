@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { FormatError, SkdError, type Tokenizer } from '@skd/core';
 import { BpeTokenizer, type BpeTokenizerConfig } from '../bpe-tokenizer';
 import { ByteTokenizer } from '../byte-tokenizer';
-import { DecoderModel, decoderConfigSchema } from '../decoder';
+import { DecoderModel, decoderConfigSchema, loraConfigSchema } from '../decoder';
 import { GptModel, gptConfigSchema } from '../gpt';
 import { HfTokenizer } from '../tokenizers';
 import { writeFileAtomic, writeFolderAtomic } from './atomic';
@@ -25,7 +25,13 @@ const checkpointConfigSchema = z.strictObject({
   model: z.discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('gpt'), config: gptConfigSchema }),
     /** outputVocab: the logit columns kept when the embedding is padded past the tokenizer. */
-    z.strictObject({ kind: z.literal('decoder'), config: decoderConfigSchema, outputVocab: z.number().int().min(2).optional() }),
+    /** lora: the adapters (adapter.safetensors) over the frozen weights, and the folder those came from when known. */
+    z.strictObject({
+      kind: z.literal('decoder'),
+      config: decoderConfigSchema,
+      outputVocab: z.number().int().min(2).optional(),
+      lora: loraConfigSchema.extend({ base: z.string().optional() }).optional(),
+    }),
   ]),
   tokenizer: z.unknown(),
   /** The roles of a BPE tokenizer's special tokens (as tokenizer_config.json holds them). */
@@ -81,6 +87,11 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
       checksums['model.safetensors'] = await writeSafetensorsStreaming(path.join(tmp, 'model.safetensors'), streamedTensors(options.model.params), {
         format: 'skd',
       });
+      const { model } = options;
+      if (model instanceof DecoderModel && model.lora)
+        checksums['adapter.safetensors'] = await writeSafetensorsStreaming(path.join(tmp, 'adapter.safetensors'), streamedTensors(model.lora.variables), {
+          format: 'skd',
+        });
       if (options.optimizerState)
         checksums['optimizer.safetensors'] = await writeSafetensorsStreaming(path.join(tmp, 'optimizer.safetensors'), streamedTensors(options.optimizerState));
       const config = {
@@ -92,6 +103,7 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
                 kind: 'decoder',
                 config: options.model.config,
                 ...(options.model.vocabSize < options.model.config.vocabSize ? { outputVocab: options.model.vocabSize } : {}),
+                ...(options.model.lora ? { lora: { ...options.model.lora.config, ...(options.model.loraBase ? { base: options.model.loraBase } : {}) } } : {}),
               }
             : { kind: 'gpt', config: options.model.config },
         tokenizer: options.tokenizer.toJSON(),
@@ -149,16 +161,29 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
   const sums = parsed.data.sha256 ?? {};
   const weights = readSafetensors(path.join(dir, 'model.safetensors'), sums['model.safetensors']);
   const tensors = new Map([...weights.arrays].map(([name, a]) => [name, tf.tensor(a.data, [...a.shape])]));
+  const lora = described.kind === 'decoder' ? described.lora : undefined;
+  const adapterFile = path.join(dir, 'adapter.safetensors');
+  if (lora && !fs.existsSync(adapterFile)) throw new FormatError(adapterFile, 'missing: config.json says the model trains LoRA adapters');
+  const adapters = lora
+    ? new Map([...readSafetensors(adapterFile, sums['adapter.safetensors']).arrays].map(([name, a]) => [name, tf.tensor(a.data, [...a.shape])]))
+    : undefined;
   let model: CheckpointModel;
   try {
-    model =
-      described.kind === 'decoder'
-        ? new DecoderModel(described.config, { weights: tensors, ...(described.outputVocab !== undefined ? { outputVocab: described.outputVocab } : {}) })
-        : new GptModel(described.config, { weights: tensors });
+    if (described.kind === 'decoder') {
+      const { base, ...adapterConfig } = lora ?? {};
+      model = new DecoderModel(described.config, {
+        weights: tensors,
+        ...(described.outputVocab !== undefined ? { outputVocab: described.outputVocab } : {}),
+        ...(lora ? { lora: loraConfigSchema.parse(adapterConfig), adapters: adapters as Map<string, tf.Tensor>, ...(base ? { loraBase: base } : {}) } : {}),
+      });
+    } else {
+      model = new GptModel(described.config, { weights: tensors });
+    }
   } catch (cause) {
     throw new FormatError(path.join(dir, 'model.safetensors'), (cause as Error).message, { cause });
   } finally {
     tensors.forEach((t) => t.dispose());
+    adapters?.forEach((t) => t.dispose());
   }
   const optimizerFile = path.join(dir, 'optimizer.safetensors');
   const optimizerState = fs.existsSync(optimizerFile)

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { SkdError, type Tokenizer } from '@skd/core';
 import { BpeTokenizer } from '../bpe-tokenizer';
-import type { DecoderModel } from '../decoder';
+import { DecoderModel, loraNames, loraPieces } from '../decoder';
 import { GptModel } from '../gpt';
 import { HfTokenizer } from '../tokenizers';
 import { writeFileAtomic, writeFolderAtomic } from './atomic';
@@ -37,6 +37,21 @@ export async function exportHuggingFace(dir: string, options: HuggingFaceExportO
  * generation_config.json. Written under a temporary name, then renamed.
  */
 export async function exportHuggingFaceDecoder(dir: string, options: HuggingFaceExportOptions & { readonly model: DecoderModel }): Promise<void> {
+  if (options.model.lora) {
+    // Adapters are written merged into the weights they sit on: an ordinary folder of the family.
+    const weights = options.model.mergedWeights();
+    let merged: DecoderModel;
+    try {
+      merged = new DecoderModel(options.model.config, { weights, outputVocab: options.model.vocabSize });
+    } finally {
+      weights.forEach((t) => t.dispose());
+    }
+    try {
+      return await exportHuggingFaceDecoder(dir, { ...options, model: merged });
+    } finally {
+      merged.dispose();
+    }
+  }
   const { model, tokenizer } = options;
   if (!(tokenizer instanceof HfTokenizer) && !(tokenizer instanceof BpeTokenizer)) {
     throw new SkdError(`a ${tokenizer.kind} tokenizer has no Hugging Face form (tokenizer.json)`, { hint: 'train the model with an "hf" or "bpe" tokenizer' });
@@ -102,4 +117,77 @@ function huggingFaceTensors(model: DecoderModel): StreamedArray[] {
     }
   }
   return out;
+}
+
+export interface PeftAdapterExportOptions {
+  readonly model: DecoderModel;
+  /** What adapter_config.json names as the base model (default: the folder the frozen weights were read from). */
+  readonly base?: string;
+  /** Replace an existing folder (default: refuse). */
+  readonly overwrite?: boolean;
+}
+
+/**
+ * A LoRA student's adapters as a PEFT adapter folder (adapter_config.json, adapter_model.safetensors):
+ * each adapter under the module it sits on, A as (r, in) and B as (out, r), scaled by alpha / r as
+ * PEFT's LoRA layers scale them, so `PeftModel.from_pretrained(base, folder)` on the frozen weights
+ * gives the student's logits.
+ */
+export async function exportPeftAdapter(dir: string, options: PeftAdapterExportOptions): Promise<void> {
+  const { model } = options;
+  const lora = model.lora;
+  if (!lora) throw new SkdError('this model has no LoRA adapters to export', { hint: 'export it whole (without --adapter)' });
+  const target = path.resolve(dir);
+  if (fs.existsSync(target) && !options.overwrite) throw new SkdError(`${target} already exists`, { hint: 'choose another --out, or remove it' });
+  const pieces = loraPieces(model.config).filter((piece) => lora.config.targets.includes(piece.target));
+  const config = {
+    peft_type: 'LORA',
+    task_type: 'CAUSAL_LM',
+    base_model_name_or_path: options.base ?? model.loraBase ?? null,
+    inference_mode: true,
+    r: lora.config.rank,
+    lora_alpha: lora.config.alpha,
+    lora_dropout: lora.config.dropout,
+    target_modules: pieces.map((piece) => piece.module.split('.').pop() as string),
+    bias: 'none',
+    fan_in_fan_out: false,
+    use_rslora: false,
+    use_dora: false,
+    modules_to_save: null,
+    init_lora_weights: true,
+  };
+  const tensors: StreamedArray[] = [];
+  for (let layer = 0; layer < model.config.layers; layer++) {
+    for (const piece of pieces) {
+      const names = loraNames(layer, piece);
+      const module = `base_model.model.model.layers.${layer}.${piece.module}`;
+      // skd holds A as (in, r) and B as (r, out), products from the left; PEFT's Linear weights are (out, in).
+      for (const [name, source] of [
+        [`${module}.lora_A.weight`, names.a],
+        [`${module}.lora_B.weight`, names.b],
+      ] as const) {
+        const variable = lora.variables.get(source) as tf.Variable;
+        const [rows, cols] = variable.shape as [number, number];
+        tensors.push({
+          name,
+          shape: [cols, rows],
+          dtype: 'F32',
+          data: async () => {
+            const values = (await variable.data()) as Float32Array;
+            const out = new Float32Array(rows * cols);
+            for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c] as number;
+            return out;
+          },
+        });
+      }
+    }
+  }
+  await writeFolderAtomic(
+    target,
+    async (tmp) => {
+      writeFileAtomic(path.join(tmp, 'adapter_config.json'), `${JSON.stringify(config, null, 2)}\n`);
+      await writeSafetensorsStreaming(path.join(tmp, 'adapter_model.safetensors'), tensors, { format: 'pt' });
+    },
+    { replace: true },
+  );
 }
