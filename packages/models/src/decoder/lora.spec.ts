@@ -113,8 +113,8 @@ describe.each(['cpu', 'wasm'] as const)('LoRA adapters on a decoder, %s', (backe
         for (const target of config.targets) {
           const [weight, at, width] = columns[target] as [string, number, number];
           const dW = tf.slice(reference.grads[(plain.params.get(`model.layers.${layer}.${weight}`) as tf.Variable).name] as tf.Tensor2D, [0, at], [-1, width]);
-          const A = model.lora!.variables.get(`model.layers.${layer}.${modules[target]}.lora_A`) as tf.Variable;
-          const B = model.lora!.variables.get(`model.layers.${layer}.${modules[target]}.lora_B`) as tf.Variable;
+          const A = model.lora?.variables.get(`model.layers.${layer}.${modules[target]}.lora_A`) as tf.Variable;
+          const B = model.lora?.variables.get(`model.layers.${layer}.${modules[target]}.lora_B`) as tf.Variable;
           const wantA = tf.mul(tf.matMul(dW, B as tf.Tensor2D, false, true), s);
           const wantB = tf.mul(tf.matMul(A as tf.Tensor2D, dW, true, false), s);
           const scale = Math.max(1e-4, tf.max(tf.abs(wantA)).dataSync()[0] as number, tf.max(tf.abs(wantB)).dataSync()[0] as number);
