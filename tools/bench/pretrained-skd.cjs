@@ -3,10 +3,11 @@
 // so its peak memory is its own): skd's DecoderModel at a shape of pretrained-shapes.json, random
 // weights, on the backend a run of that size gets (native). Prints one JSON line.
 //   --shape=NAME --task=train|generate --steps=N --warmup=N [--B=4 --T=256] [--prompt=32 --new=64 --batch=1]
+//   [--lora=RANK: LoRA adapters of that rank on all seven projections, the weights frozen]
 const tf = require('@tensorflow/tfjs-core');
 const { selectBackend } = require('@skd/backend');
 const { Rng } = require('@skd/core');
-const { DecoderModel, decoderConfig, generate } = require('@skd/models');
+const { DecoderModel, decoderConfig, generate, loraConfigSchema } = require('@skd/models');
 const { CrossEntropy, chunkedTokenLoss, tokenLoss } = require('@skd/divergences');
 const { AdamW } = require('@skd/trainer');
 const shapes = require('./pretrained-shapes.json');
@@ -23,7 +24,8 @@ const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name
   // --chunk=N: the vocabulary loss N positions at a time (training.lossChunk).
   const chunk = Number(arg('chunk', 0));
   const backend = await selectBackend({ backend: arg('backend', 'native') });
-  const model = new DecoderModel(decoderConfig(shape.skd), { seed: 1 });
+  const rank = Number(arg('lora', 0));
+  const model = new DecoderModel(decoderConfig(shape.skd), { seed: 1, ...(rank > 0 ? { lora: loraConfigSchema.parse({ rank, alpha: 2 * rank }) } : {}) });
   const rng = Rng.create(7);
   const times = [];
   let result;
@@ -82,6 +84,8 @@ const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name
       backend: backend.name,
       task,
       parameters: model.parameterCount,
+      trainableParameters: model.trainableParameterCount,
+      ...(rank > 0 ? { lora: rank } : {}),
       ...result,
       ms: median,
       times,

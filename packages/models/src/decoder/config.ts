@@ -3,7 +3,7 @@ import { ConfigError, optionsFactory } from '@skd/core';
 import { GATE_ACTIVATIONS } from '@skd/ops';
 
 /** The Hugging Face families a decoder reads and writes (config.json `model_type`). */
-export const DECODER_ARCHITECTURES = ['llama', 'qwen2', 'gemma', 'gemma2'] as const;
+export const DECODER_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'mistral', 'gemma', 'gemma2'] as const;
 export type DecoderArchitecture = (typeof DECODER_ARCHITECTURES)[number];
 
 const ropeScalingSchema = z.discriminatedUnion('type', [
@@ -20,7 +20,8 @@ const ropeScalingSchema = z.discriminatedUnion('type', [
 /**
  * The architecture of a Llama-family decoder: pre-RMSNorm blocks, rotary positions, grouped-query
  * attention, a gated MLP (SwiGLU or GeGLU); Qwen2's q/k/v biases, Gemma's (1 + w) norms and scaled
- * embeddings, Gemma 2's sandwich norms, soft-capping and sliding-window layers are switches.
+ * embeddings, Gemma 2's sandwich norms, soft-capping and sliding-window layers, Qwen3's per-head
+ * query/key norms and Mistral's sliding window on every layer are switches.
  * Defaults give a small Llama that trains on a CPU.
  */
 export const decoderConfigSchema = z.strictObject({
@@ -47,6 +48,7 @@ export const decoderConfigSchema = z.strictObject({
   mlpBias: z.boolean().default(false).describe('biases on the MLP projections (Llama mlp_bias)'),
   tiedHead: z.boolean().default(true).describe('output head shares the token embedding matrix'),
   sandwichNorms: z.boolean().default(false).describe('RMSNorm after attention and after the MLP too (Gemma 2)'),
+  qkNorm: z.boolean().default(false).describe('RMSNorm over each query and key head before the rotary positions (Qwen3)'),
   attentionScale: z.number().positive().optional().describe('scale of the attention scores (default 1 / sqrt(headDim); Gemma 2: query_pre_attn_scalar^-0.5)'),
   attentionSoftcap: z.number().positive().optional().describe('soft-cap of the attention scores (Gemma 2: 50)'),
   finalSoftcap: z.number().positive().optional().describe('soft-cap of the output logits (Gemma 2: 30)'),
@@ -114,6 +116,10 @@ export function decoderParameterShapes(config: DecoderConfig): Map<string, numbe
     shapes.set(`${p}.input_layernorm.weight`, [d]);
     shapes.set(`${p}.self_attn.qkv_proj.weight`, [d, qkv]);
     if (config.qkvBias) shapes.set(`${p}.self_attn.qkv_proj.bias`, [qkv]);
+    if (config.qkNorm) {
+      shapes.set(`${p}.self_attn.q_norm.weight`, [headDim]);
+      shapes.set(`${p}.self_attn.k_norm.weight`, [headDim]);
+    }
     shapes.set(`${p}.self_attn.o_proj.weight`, [config.heads * headDim, d]);
     if (config.outputBias) shapes.set(`${p}.self_attn.o_proj.bias`, [d]);
     shapes.set(`${p}.post_attention_layernorm.weight`, [d]);

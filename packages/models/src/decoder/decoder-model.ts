@@ -31,7 +31,7 @@ export interface DecoderInit {
 }
 
 /**
- * A Llama-family decoder (Llama, Qwen2, Gemma, Gemma 2): token embedding, blocks of RMSNorm →
+ * A Llama-family decoder (Llama, Qwen2, Qwen3, Mistral, Gemma, Gemma 2): token embedding, blocks of RMSNorm →
  * grouped-query attention with rotary positions → residual, RMSNorm → gated MLP → residual, a final
  * RMSNorm and the head. Everything runs through @skd/ops (native kernels where registered), with a
  * KV cache for generation and SKD's block verification. No dropout (pretrained checkpoints set none).
@@ -285,7 +285,8 @@ export class DecoderModel implements LanguageModel {
       const block = (x: tf.Tensor2D): tf.Tensor2D => {
         let y = x;
         const a = norm(y, `${p}.input_layernorm.weight`); // (B*S, d)
-        const qkv = rotary(dense(a, i, 'self_attn.qkv_proj.weight'), positions, this.frequencies, {
+        const projected = dense(a, i, 'self_attn.qkv_proj.weight'); // (B*S, (H + 2 Hkv) dh)
+        const qkv = rotary(this.config.qkNorm ? this.headNorms(projected, i) : projected, positions, this.frequencies, {
           heads,
           kvHeads,
           headDim,
@@ -309,6 +310,17 @@ export class DecoderModel implements LanguageModel {
     if (output === 'features') return tf.reshape(final, [B, lastOnly ? 1 : S, dModel]) as tf.Tensor3D; // (B, S or 1, d)
     const logits = this.project(final, this.p<tf.Rank.R2>(this.config.tiedHead ? 'model.embed_tokens.weight' : 'lm_head.weight')); // (B*S or B, vocab)
     return tf.reshape(logits, [B, lastOnly ? 1 : S, this.vocabSize]) as tf.Tensor3D; // (B, S or 1, vocab)
+  }
+
+  /** Qwen3's norms of each query and key head (RMSNorm over dh, weights per layer) on packed q|k|v (N, (H + 2 Hkv) dh); v as it was. */
+  private headNorms(qkv: tf.Tensor2D, layer: number): tf.Tensor2D {
+    const { headDim, kvHeads } = decoderShape(this.config);
+    const { heads, normEpsilon: eps, normOffset: offset } = this.config;
+    const N = qkv.shape[0];
+    const [q, k, v] = tf.split(qkv, [heads * headDim, kvHeads * headDim, kvHeads * headDim], 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+    const norm = (x: tf.Tensor2D, count: number, name: string) =>
+      tf.reshape(rmsNorm(tf.reshape(x, [N * count, headDim]) as tf.Tensor2D, this.p(`model.layers.${layer}.self_attn.${name}.weight`), eps, offset), [N, count * headDim]);
+    return tf.concat([norm(q, heads, 'q_norm'), norm(k, kvHeads, 'k_norm'), v], 1) as tf.Tensor2D;
   }
 
   /** Hidden states (n, d) through the output weight (V', d) → logits (n, vocab): the tokenizer's columns, soft-capped where the family does. */

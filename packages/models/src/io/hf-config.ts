@@ -7,6 +7,8 @@ import { gptConfigSchema, type GptConfig } from '../gpt';
 export const HF_ARCHITECTURES: Readonly<Record<string, string>> = {
   LlamaForCausalLM: 'llama',
   Qwen2ForCausalLM: 'qwen2',
+  Qwen3ForCausalLM: 'qwen3',
+  MistralForCausalLM: 'mistral',
   GemmaForCausalLM: 'gemma',
   Gemma2ForCausalLM: 'gemma2',
   GPT2LMHeadModel: 'gpt2',
@@ -48,12 +50,14 @@ const ACTIVATIONS: Readonly<Record<string, GateActivation>> = {
 const DEFAULTS: Record<DecoderArchitecture, { context: number; tied: boolean; theta: number; headDim?: number }> = {
   llama: { context: 2048, tied: false, theta: 10000 },
   qwen2: { context: 32768, tied: false, theta: 10000 },
+  qwen3: { context: 32768, tied: false, theta: 10000, headDim: 128 },
+  mistral: { context: 131072, tied: false, theta: 10000 },
   gemma: { context: 8192, tied: true, theta: 10000, headDim: 256 },
   gemma2: { context: 8192, tied: true, theta: 10000, headDim: 256 },
 };
 
 /**
- * skd's decoder config for a Llama, Qwen2, Gemma or Gemma 2 `config.json`, read the way
+ * skd's decoder config for a Llama, Qwen2, Qwen3, Mistral, Gemma or Gemma 2 `config.json`, read the way
  * transformers reads it (both the `rope_parameters` of transformers 5 and the older `rope_theta`
  * and `rope_scaling`). Whatever skd cannot run exactly (an unknown rope scaling, a partial rotary
  * factor, an unknown activation) is a FormatError naming the field.
@@ -98,9 +102,11 @@ export function decoderConfigFromHuggingFace(hf: HfConfig, architecture: Decoder
     embedScale: architecture.startsWith('gemma'),
     ropeTheta: rope(hf, 'rope_theta') ?? defaults.theta,
     ...ropeScaling(hf, fail),
-    qkvBias: architecture === 'qwen2' || attentionBias,
-    outputBias: attentionBias,
-    mlpBias: hf['mlp_bias'] === true,
+    // Mistral's projections have no biases whatever the config says; Qwen3's follow attention_bias, o_proj's too.
+    qkvBias: architecture === 'qwen2' || (attentionBias && architecture !== 'mistral'),
+    outputBias: attentionBias && architecture !== 'mistral' && architecture !== 'qwen2',
+    mlpBias: architecture === 'llama' && hf['mlp_bias'] === true,
+    qkNorm: architecture === 'qwen3',
     tiedHead: typeof hf['tie_word_embeddings'] === 'boolean' ? (hf['tie_word_embeddings'] as boolean) : defaults.tied,
     sandwichNorms: architecture === 'gemma2',
     ...(architecture === 'gemma2' ? gemma2Attention(hf, num) : {}),
@@ -180,11 +186,16 @@ function slidingLayers(
     });
   } else if (architecture === 'gemma2') {
     types = Array.from({ length: layers }, (_, i) => ((i + 1) % 2 === 1 ? 'sliding' : 'full'));
-  } else if (architecture === 'qwen2' && hf['use_sliding_window'] === true) {
+  } else if ((architecture === 'qwen2' || architecture === 'qwen3') && hf['use_sliding_window'] === true) {
     const from = typeof hf['max_window_layers'] === 'number' ? (hf['max_window_layers'] as number) : 28;
     types = Array.from({ length: layers }, (_, i) => (i >= from ? 'sliding' : 'full'));
   }
-  if (architecture === 'qwen2' && hf['use_sliding_window'] !== true) types = undefined;
+  if ((architecture === 'qwen2' || architecture === 'qwen3') && hf['use_sliding_window'] !== true) types = undefined;
+  if (architecture === 'mistral') {
+    // Every layer slides when sliding_window is set (transformers' default when the field is absent: 4096); null: none.
+    if (hf['sliding_window'] === null) return {};
+    return { slidingWindow: window ?? 4096, layerTypes: Array.from({ length: layers }, () => 'sliding' as const) };
+  }
   if (!types?.includes('sliding')) return {};
   if (window === undefined) return fail('sliding_window', 'missing, but layer_types has sliding layers');
   return { slidingWindow: window, layerTypes: types };
@@ -223,6 +234,7 @@ export function huggingFaceDecoderConfig(
           }
       : null,
     ...(config.architecture === 'llama' ? { attention_bias: config.qkvBias, mlp_bias: config.mlpBias } : {}),
+    ...(config.architecture === 'qwen3' ? { attention_bias: config.qkvBias } : {}),
     ...(config.architecture === 'gemma' ? { attention_bias: config.qkvBias } : {}),
     ...(config.architecture === 'gemma2'
       ? {
@@ -231,21 +243,36 @@ export function huggingFaceDecoderConfig(
           final_logit_softcapping: config.finalSoftcap ?? null,
         }
       : {}),
-    ...(config.layerTypes
-      ? {
-          sliding_window: config.slidingWindow,
-          layer_types: config.layerTypes.map((t) => (t === 'sliding' ? 'sliding_attention' : 'full_attention')),
-          ...(config.architecture === 'qwen2' ? { use_sliding_window: true } : {}),
-        }
-      : config.architecture === 'qwen2'
-        ? { use_sliding_window: false }
-        : {}),
+    ...(config.architecture === 'mistral'
+      ? { sliding_window: config.layerTypes ? config.slidingWindow : null }
+      : config.layerTypes
+        ? {
+            sliding_window: config.slidingWindow,
+            layer_types: config.layerTypes.map((t) => (t === 'sliding' ? 'sliding_attention' : 'full_attention')),
+            ...(config.architecture === 'qwen2' || config.architecture === 'qwen3' ? { use_sliding_window: true } : {}),
+          }
+        : config.architecture === 'qwen2' || config.architecture === 'qwen3'
+          ? { use_sliding_window: false }
+          : {}),
     tie_word_embeddings: config.tiedHead,
     ...(special.bos !== undefined ? { bos_token_id: special.bos } : {}),
     eos_token_id: special.eos,
     ...(special.pad !== undefined ? { pad_token_id: special.pad } : {}),
     torch_dtype: 'float32',
   };
+}
+
+/** Fields transformers 5 declares float and checks strictly: an integral value must be written 30.0, not 30. */
+const FLOAT_FIELDS = ['final_logit_softcapping', 'attn_logit_softcapping', 'rms_norm_eps', 'rope_theta', 'factor', 'low_freq_factor', 'high_freq_factor'];
+
+/**
+ * A config.json's text. JSON numbers carry no type, and JavaScript writes 30.0 as 30, which
+ * transformers 5 refuses for a float field (Gemma 2's soft-caps: "expected float, got int"); those
+ * fields are written with a decimal point.
+ */
+export function huggingFaceConfigText(config: Record<string, unknown>): string {
+  const text = JSON.stringify(config, null, 2);
+  return `${text.replace(new RegExp(`("(?:${FLOAT_FIELDS.join('|')})": )(-?\\d+)(?=[,\\n}])`, 'g'), '$1$2.0')}\n`;
 }
 
 /** The fields of a Hugging Face GPT-2 `config.json` that shape the network. */

@@ -7,7 +7,7 @@ import { DecoderModel, loraNames, loraPieces } from '../decoder';
 import { GptModel } from '../gpt';
 import { HfTokenizer } from '../tokenizers';
 import { writeFileAtomic, writeFolderAtomic } from './atomic';
-import { huggingFaceDecoderConfig } from './hf-config';
+import { huggingFaceConfigText, huggingFaceDecoderConfig } from './hf-config';
 import { exportHuggingFaceGpt2 } from './hf-gpt2';
 import { decoderWeightPlans } from './hf-model';
 import { writeSafetensorsStreaming, type StreamedArray } from './safetensors';
@@ -22,7 +22,7 @@ export interface HuggingFaceExportOptions {
 
 /**
  * Writes a model as a Hugging Face folder transformers loads: GPT-2 for a GptModel, its own family
- * (Llama, Qwen2, Gemma, Gemma 2) for a DecoderModel, with the tokenizer's files: a Hugging Face
+ * (Llama, Qwen2, Qwen3, Mistral, Gemma, Gemma 2) for a DecoderModel, with the tokenizer's files: a Hugging Face
  * tokenizer's as they were read (the same BOS framing, chat template and stop ids), an skd BPE
  * tokenizer's with a post-processor that adds BOS where skd's prompts have it.
  */
@@ -69,7 +69,7 @@ export async function exportHuggingFaceDecoder(dir: string, options: HuggingFace
   await writeFolderAtomic(
     target,
     async (tmp) => {
-      writeFileAtomic(path.join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+      writeFileAtomic(path.join(tmp, 'config.json'), huggingFaceConfigText(config));
       await writeSafetensorsStreaming(path.join(tmp, 'model.safetensors'), huggingFaceTensors(model), { format: 'pt' });
       if (tokenizer instanceof HfTokenizer) {
         writeFileAtomic(path.join(tmp, 'tokenizer.json'), `${JSON.stringify(tokenizer.files.tokenizer)}\n`);

@@ -1,15 +1,20 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '@skd/core';
 import { maxAbsDiff, referenceModel, runReference, tensorsLeakedBy, useBackend, type ReferenceFamily } from '@skd/testing';
 import { DecoderModel } from '../decoder';
 import { generate } from '../generation';
 import { GptModel } from '../gpt';
+import { HfTokenizer } from '../tokenizers';
+import { exportHuggingFace } from './hf-export';
 import { loadHuggingFaceModel } from './hf-model';
 
 // Each family's model is written by transformers (random weights at a tiny shape, its real
 // architecture), then loaded by skd: logits on a padded batch within 1e-4 of transformers', and the
 // same 32-token greedy generations, on the native kernels (wasm) and the composite forms (cpu).
-const FAMILIES: ReferenceFamily[] = ['llama', 'qwen2', 'gemma', 'gemma2', 'gpt2'];
+const FAMILIES: ReferenceFamily[] = ['llama', 'qwen2', 'qwen3', 'mistral', 'gemma', 'gemma2', 'gpt2'];
 
 function batch(vocab: number, seed: number) {
   const rng = Rng.create(seed);
@@ -50,6 +55,24 @@ describe.each(['wasm', 'cpu'] as const)('Hugging Face checkpoints on %s, against
     const { tokens } = await generate(model, prompts, { maxNewTokens: 32, eos: stops[0] as number, stop: stops, pad: 0, rng: Rng.create(0), greedy: true });
     expect(tokens).toEqual(expected);
     model.dispose();
+  });
+
+  it.each(FAMILIES.filter((f) => f !== 'gpt2'))('%s: exported by skd, transformers reads the same model back (logits within 1e-5 of the original folder)', async (family) => {
+    const dir = referenceModel(family);
+    const model = loadHuggingFaceModel(dir) as DecoderModel;
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'skd-family-export-')), family);
+    await exportHuggingFace(out, { model, tokenizer: HfTokenizer.fromFolder(dir) });
+    const exported = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+    expect(exported.architectures).toEqual(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).architectures);
+    const { ids, mask } = batch(model.vocabSize, 7);
+    const original = runReference<{ logits: number[][][] }>(['logits', dir], { ids, mask }).logits;
+    const again = runReference<{ logits: number[][][] }>(['logits', out], { ids, mask }).logits;
+    const real = (values: number[][][]) => values.flatMap((row, b) => row.filter((_, t) => mask[b]?.[t] === 1).flat());
+    expect(maxAbsDiff(real(again), real(original))).toBeLessThan(1e-5);
+    const reloaded = loadHuggingFaceModel(out);
+    const x = tf.tensor2d(ids, undefined, 'int32');
+    expect(tf.tidy(() => tf.max(tf.abs(tf.sub(reloaded.logits(x), model.logits(x)))).dataSync()[0])).toBe(0);
+    [x, reloaded, model].forEach((t) => t.dispose());
   });
 
   it.each([
