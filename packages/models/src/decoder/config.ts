@@ -3,7 +3,7 @@ import { ConfigError, optionsFactory } from '@skd/core';
 import { GATE_ACTIVATIONS } from '@skd/ops';
 
 /** The Hugging Face families a decoder reads and writes (config.json `model_type`). */
-export const DECODER_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'mistral', 'gemma', 'gemma2'] as const;
+export const DECODER_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'mistral', 'phi3', 'gemma', 'gemma2'] as const;
 export type DecoderArchitecture = (typeof DECODER_ARCHITECTURES)[number];
 
 const ropeScalingSchema = z.discriminatedUnion('type', [

@@ -31,7 +31,7 @@ export interface DecoderInit {
 }
 
 /**
- * A Llama-family decoder (Llama, Qwen2, Qwen3, Mistral, Gemma, Gemma 2): token embedding, blocks of RMSNorm →
+ * A Llama-family decoder (Llama, Qwen2, Qwen3, Mistral, Phi-3, Gemma, Gemma 2): token embedding, blocks of RMSNorm →
  * grouped-query attention with rotary positions → residual, RMSNorm → gated MLP → residual, a final
  * RMSNorm and the head. Everything runs through @skd/ops (native kernels where registered), with a
  * KV cache for generation and SKD's block verification. No dropout (pretrained checkpoints set none).

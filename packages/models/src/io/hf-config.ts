@@ -9,6 +9,7 @@ export const HF_ARCHITECTURES: Readonly<Record<string, string>> = {
   Qwen2ForCausalLM: 'qwen2',
   Qwen3ForCausalLM: 'qwen3',
   MistralForCausalLM: 'mistral',
+  Phi3ForCausalLM: 'phi3',
   GemmaForCausalLM: 'gemma',
   Gemma2ForCausalLM: 'gemma2',
   GPT2LMHeadModel: 'gpt2',
@@ -52,12 +53,13 @@ const DEFAULTS: Record<DecoderArchitecture, { context: number; tied: boolean; th
   qwen2: { context: 32768, tied: false, theta: 10000 },
   qwen3: { context: 32768, tied: false, theta: 10000, headDim: 128 },
   mistral: { context: 131072, tied: false, theta: 10000 },
+  phi3: { context: 4096, tied: false, theta: 10000 },
   gemma: { context: 8192, tied: true, theta: 10000, headDim: 256 },
   gemma2: { context: 8192, tied: true, theta: 10000, headDim: 256 },
 };
 
 /**
- * skd's decoder config for a Llama, Qwen2, Qwen3, Mistral, Gemma or Gemma 2 `config.json`, read the way
+ * skd's decoder config for a Llama, Qwen2, Qwen3, Mistral, Phi-3, Gemma or Gemma 2 `config.json`, read the way
  * transformers reads it (both the `rope_parameters` of transformers 5 and the older `rope_theta`
  * and `rope_scaling`). Whatever skd cannot run exactly (an unknown rope scaling, a partial rotary
  * factor, an unknown activation) is a FormatError naming the field.
@@ -102,9 +104,9 @@ export function decoderConfigFromHuggingFace(hf: HfConfig, architecture: Decoder
     embedScale: architecture.startsWith('gemma'),
     ropeTheta: rope(hf, 'rope_theta') ?? defaults.theta,
     ...ropeScaling(hf, fail),
-    // Mistral's projections have no biases whatever the config says; Qwen3's follow attention_bias, o_proj's too.
-    qkvBias: architecture === 'qwen2' || (attentionBias && architecture !== 'mistral'),
-    outputBias: attentionBias && architecture !== 'mistral' && architecture !== 'qwen2',
+    // Mistral's and Phi-3's projections have no biases whatever the config says; Qwen3's follow attention_bias, o_proj's too.
+    qkvBias: architecture === 'qwen2' || (attentionBias && architecture !== 'mistral' && architecture !== 'phi3'),
+    outputBias: attentionBias && architecture !== 'mistral' && architecture !== 'phi3' && architecture !== 'qwen2',
     mlpBias: architecture === 'llama' && hf['mlp_bias'] === true,
     qkNorm: architecture === 'qwen3',
     tiedHead: typeof hf['tie_word_embeddings'] === 'boolean' ? (hf['tie_word_embeddings'] as boolean) : defaults.tied,
@@ -191,10 +193,10 @@ function slidingLayers(
     types = Array.from({ length: layers }, (_, i) => (i >= from ? 'sliding' : 'full'));
   }
   if ((architecture === 'qwen2' || architecture === 'qwen3') && hf['use_sliding_window'] !== true) types = undefined;
-  if (architecture === 'mistral') {
-    // Every layer slides when sliding_window is set (transformers' default when the field is absent: 4096); null: none.
-    if (hf['sliding_window'] === null) return {};
-    return { slidingWindow: window ?? 4096, layerTypes: Array.from({ length: layers }, () => 'sliding' as const) };
+  if (architecture === 'mistral' || architecture === 'phi3') {
+    // Every layer slides when sliding_window is set; null: none. Absent: Mistral's default 4096, Phi-3's none.
+    const width = hf['sliding_window'] === null ? undefined : (window ?? (architecture === 'mistral' ? 4096 : undefined));
+    return width === undefined ? {} : { slidingWindow: width, layerTypes: Array.from({ length: layers }, () => 'sliding' as const) };
   }
   if (!types?.includes('sliding')) return {};
   if (window === undefined) return fail('sliding_window', 'missing, but layer_types has sliding layers');
@@ -243,7 +245,7 @@ export function huggingFaceDecoderConfig(
           final_logit_softcapping: config.finalSoftcap ?? null,
         }
       : {}),
-    ...(config.architecture === 'mistral'
+    ...(config.architecture === 'mistral' || config.architecture === 'phi3'
       ? { sliding_window: config.layerTypes ? config.slidingWindow : null }
       : config.layerTypes
         ? {

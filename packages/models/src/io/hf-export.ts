@@ -22,7 +22,7 @@ export interface HuggingFaceExportOptions {
 
 /**
  * Writes a model as a Hugging Face folder transformers loads: GPT-2 for a GptModel, its own family
- * (Llama, Qwen2, Qwen3, Mistral, Gemma, Gemma 2) for a DecoderModel, with the tokenizer's files: a Hugging Face
+ * (Llama, Qwen2, Qwen3, Mistral, Phi-3, Gemma, Gemma 2) for a DecoderModel, with the tokenizer's files: a Hugging Face
  * tokenizer's as they were read (the same BOS framing, chat template and stop ids), an skd BPE
  * tokenizer's with a post-processor that adds BOS where skd's prompts have it.
  */
@@ -137,6 +137,11 @@ export async function exportPeftAdapter(dir: string, options: PeftAdapterExportO
   const { model } = options;
   const lora = model.lora;
   if (!lora) throw new SkdError('this model has no LoRA adapters to export', { hint: 'export it whole (without --adapter)' });
+  if (model.config.architecture === 'phi3') {
+    throw new SkdError("a Phi-3 folder fuses q|k|v and gate|up into single modules, so skd's per-projection adapters have no PEFT form there", {
+      hint: 'export the merged model (without --adapter)',
+    });
+  }
   const target = path.resolve(dir);
   if (fs.existsSync(target) && !options.overwrite) throw new SkdError(`${target} already exists`, { hint: 'choose another --out, or remove it' });
   const pieces = loraPieces(model.config).filter((piece) => lora.config.targets.includes(piece.target));

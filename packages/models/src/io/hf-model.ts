@@ -61,11 +61,15 @@ export function decoderWeightPlans(config: DecoderConfig): Map<string, WeightPla
     let pieces: WeightPiece[];
     switch (part) {
       case 'self_attn.qkv_proj.weight':
-        pieces = columns([
-          [`${p}.self_attn.q_proj.weight`, q],
-          [`${p}.self_attn.k_proj.weight`, kv],
-          [`${p}.self_attn.v_proj.weight`, kv],
-        ]);
+        // Phi-3 stores q|k|v fused, as skd packs them (transposed).
+        pieces =
+          config.architecture === 'phi3'
+            ? columns([[`${p}.self_attn.qkv_proj.weight`, q + 2 * kv]])
+            : columns([
+                [`${p}.self_attn.q_proj.weight`, q],
+                [`${p}.self_attn.k_proj.weight`, kv],
+                [`${p}.self_attn.v_proj.weight`, kv],
+              ]);
         break;
       case 'self_attn.qkv_proj.bias':
         pieces = packed([
@@ -78,10 +82,14 @@ export function decoderWeightPlans(config: DecoderConfig): Map<string, WeightPla
         pieces = [{ source: `${p}.self_attn.o_proj.weight`, shape: [d, q], transpose: true, at: 0 }];
         break;
       case 'mlp.gate_up_proj.weight':
-        pieces = columns([
-          [`${p}.mlp.gate_proj.weight`, dFf],
-          [`${p}.mlp.up_proj.weight`, dFf],
-        ]);
+        // Phi-3 stores gate|up fused in that order, as skd packs them (transposed).
+        pieces =
+          config.architecture === 'phi3'
+            ? columns([[`${p}.mlp.gate_up_proj.weight`, 2 * dFf]])
+            : columns([
+                [`${p}.mlp.gate_proj.weight`, dFf],
+                [`${p}.mlp.up_proj.weight`, dFf],
+              ]);
         break;
       case 'mlp.gate_up_proj.bias':
         pieces = packed([
