@@ -220,7 +220,7 @@ def cmd_tokenizer(args):
 
 def family_config(family, vocab, context, shape=None):
     """The family's tiny test shape, or (shape: config fields) a real model's sizes."""
-    from transformers import Gemma2Config, GemmaConfig, GPT2Config, LlamaConfig, MistralConfig, Phi3Config, Qwen2Config, Qwen3Config
+    from transformers import Gemma2Config, GemmaConfig, GPT2Config, LlamaConfig, MistralConfig, Olmo2Config, Phi3Config, Qwen2Config, Qwen3Config
 
     shape = shape or {}
     if family == "gpt2":
@@ -241,6 +241,9 @@ def family_config(family, vocab, context, shape=None):
     if family == "phi3":
         # Fused qkv_proj and gate_up_proj, and a sliding window (6) on every layer.
         return Phi3Config(**{**common, "sliding_window": 6, "tie_word_embeddings": False, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}, "pad_token_id": None, **shape})
+    if family == "olmo2":
+        # Norms after attention and the MLP (none before), q/k norms over the whole projections.
+        return Olmo2Config(**{**common, "tie_word_embeddings": False, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}, "pad_token_id": None, **shape})
     if family == "gemma":
         return GemmaConfig(**{**common, "head_dim": 24, "hidden_act": "gelu_pytorch_tanh", "tie_word_embeddings": True, **shape})
     if family == "gemma2":
@@ -383,7 +386,7 @@ def main():
     p.add_argument("--vocab", type=int, default=0, help="grow the vocabulary to this many tokens (byte-level styles)")
     p.set_defaults(run=cmd_tokenizer)
     p = sub.add_parser("model")
-    p.add_argument("family", choices=["gpt2", "llama", "qwen2", "qwen3", "mistral", "phi3", "gemma", "gemma2"])
+    p.add_argument("family", choices=["gpt2", "llama", "qwen2", "qwen3", "mistral", "phi3", "olmo2", "gemma", "gemma2"])
     p.add_argument("out")
     p.add_argument("--tokenizer", required=True)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])

@@ -60,7 +60,7 @@ function runScript<T>(args: readonly string[], input?: unknown): T {
 
 /** Tokenizer styles of the reference script, and the model families. */
 export type ReferenceTokenizerStyle = 'gpt2' | 'qwen2' | 'llama3' | 'llama2' | 'gemma';
-export type ReferenceFamily = 'gpt2' | 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'phi3' | 'gemma' | 'gemma2';
+export type ReferenceFamily = 'gpt2' | 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'phi3' | 'olmo2' | 'gemma' | 'gemma2';
 
 /** The tokenizer style each family's fixture uses. */
 export const FAMILY_TOKENIZER: Readonly<Record<ReferenceFamily, ReferenceTokenizerStyle>> = {
@@ -70,6 +70,7 @@ export const FAMILY_TOKENIZER: Readonly<Record<ReferenceFamily, ReferenceTokeniz
   qwen3: 'qwen2',
   mistral: 'llama2',
   phi3: 'llama2',
+  olmo2: 'gpt2',
   gemma: 'gemma',
   gemma2: 'gemma',
 };

@@ -3,7 +3,7 @@ import { ConfigError, optionsFactory } from '@skd/core';
 import { GATE_ACTIVATIONS } from '@skd/ops';
 
 /** The Hugging Face families a decoder reads and writes (config.json `model_type`). */
-export const DECODER_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'mistral', 'phi3', 'gemma', 'gemma2'] as const;
+export const DECODER_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'mistral', 'phi3', 'olmo2', 'gemma', 'gemma2'] as const;
 export type DecoderArchitecture = (typeof DECODER_ARCHITECTURES)[number];
 
 const ropeScalingSchema = z.discriminatedUnion('type', [
@@ -21,7 +21,8 @@ const ropeScalingSchema = z.discriminatedUnion('type', [
  * The architecture of a Llama-family decoder: pre-RMSNorm blocks, rotary positions, grouped-query
  * attention, a gated MLP (SwiGLU or GeGLU); Qwen2's q/k/v biases, Gemma's (1 + w) norms and scaled
  * embeddings, Gemma 2's sandwich norms, soft-capping and sliding-window layers, Qwen3's per-head
- * query/key norms and Mistral's sliding window on every layer are switches.
+ * query/key norms, OLMo 2's norms after (not before) each sublayer and over the whole q and k
+ * projections, and Mistral's sliding window on every layer are switches.
  * Defaults give a small Llama that trains on a CPU.
  */
 export const decoderConfigSchema = z.strictObject({
@@ -48,7 +49,11 @@ export const decoderConfigSchema = z.strictObject({
   mlpBias: z.boolean().default(false).describe('biases on the MLP projections (Llama mlp_bias)'),
   tiedHead: z.boolean().default(true).describe('output head shares the token embedding matrix'),
   sandwichNorms: z.boolean().default(false).describe('RMSNorm after attention and after the MLP too (Gemma 2)'),
-  qkNorm: z.boolean().default(false).describe('RMSNorm over each query and key head before the rotary positions (Qwen3)'),
+  postNorms: z.boolean().default(false).describe("RMSNorm on attention's and the MLP's outputs instead of their inputs (OLMo 2)"),
+  qkNorm: z
+    .enum(['head', 'projection'])
+    .optional()
+    .describe('RMSNorm on queries and keys before the rotary positions: over each head (Qwen3) or over the whole projection (OLMo 2)'),
   attentionScale: z.number().positive().optional().describe('scale of the attention scores (default 1 / sqrt(headDim); Gemma 2: query_pre_attn_scalar^-0.5)'),
   attentionSoftcap: z.number().positive().optional().describe('soft-cap of the attention scores (Gemma 2: 50)'),
   finalSoftcap: z.number().positive().optional().describe('soft-cap of the output logits (Gemma 2: 30)'),
@@ -92,6 +97,7 @@ export function checkDecoderConfig(config: DecoderConfig): string[] {
   if (config.layerTypes && config.layerTypes.length !== config.layers)
     problems.push(`layerTypes needs one entry per layer (${config.layers}), got ${config.layerTypes.length}`);
   if (config.layerTypes?.includes('sliding') && config.slidingWindow === undefined) problems.push('sliding layers need slidingWindow');
+  if (config.postNorms && config.sandwichNorms) problems.push('postNorms and sandwichNorms exclude each other (sandwich norms are before and after)');
   return problems;
 }
 
@@ -113,20 +119,19 @@ export function decoderParameterShapes(config: DecoderConfig): Map<string, numbe
   shapes.set('model.embed_tokens.weight', [config.vocabSize, d]);
   for (let i = 0; i < config.layers; i++) {
     const p = `model.layers.${i}`;
-    shapes.set(`${p}.input_layernorm.weight`, [d]);
+    if (!config.postNorms) shapes.set(`${p}.input_layernorm.weight`, [d]);
     shapes.set(`${p}.self_attn.qkv_proj.weight`, [d, qkv]);
     if (config.qkvBias) shapes.set(`${p}.self_attn.qkv_proj.bias`, [qkv]);
     if (config.qkNorm) {
-      shapes.set(`${p}.self_attn.q_norm.weight`, [headDim]);
-      shapes.set(`${p}.self_attn.k_norm.weight`, [headDim]);
+      const whole = config.qkNorm === 'projection';
+      shapes.set(`${p}.self_attn.q_norm.weight`, [whole ? config.heads * headDim : headDim]);
+      shapes.set(`${p}.self_attn.k_norm.weight`, [whole ? kvHeads * headDim : headDim]);
     }
     shapes.set(`${p}.self_attn.o_proj.weight`, [config.heads * headDim, d]);
     if (config.outputBias) shapes.set(`${p}.self_attn.o_proj.bias`, [d]);
     shapes.set(`${p}.post_attention_layernorm.weight`, [d]);
-    if (config.sandwichNorms) {
-      shapes.set(`${p}.pre_feedforward_layernorm.weight`, [d]);
-      shapes.set(`${p}.post_feedforward_layernorm.weight`, [d]);
-    }
+    if (config.sandwichNorms) shapes.set(`${p}.pre_feedforward_layernorm.weight`, [d]);
+    if (config.sandwichNorms || config.postNorms) shapes.set(`${p}.post_feedforward_layernorm.weight`, [d]);
     shapes.set(`${p}.mlp.gate_up_proj.weight`, [d, 2 * dFf]);
     if (config.mlpBias) shapes.set(`${p}.mlp.gate_up_proj.bias`, [2 * dFf]);
     shapes.set(`${p}.mlp.down_proj.weight`, [dFf, d]);

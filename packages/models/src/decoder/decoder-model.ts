@@ -31,7 +31,7 @@ export interface DecoderInit {
 }
 
 /**
- * A Llama-family decoder (Llama, Qwen2, Qwen3, Mistral, Phi-3, Gemma, Gemma 2): token embedding, blocks of RMSNorm →
+ * A Llama-family decoder (Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma, Gemma 2): token embedding, blocks of RMSNorm →
  * grouped-query attention with rotary positions → residual, RMSNorm → gated MLP → residual, a final
  * RMSNorm and the head. Everything runs through @skd/ops (native kernels where registered), with a
  * KV cache for generation and SKD's block verification. No dropout (pretrained checkpoints set none).
@@ -265,7 +265,7 @@ export class DecoderModel implements LanguageModel {
     output: 'logits' | 'features' = 'logits',
     dropoutSeed?: number,
   ): tf.Tensor3D {
-    const { layers, heads, normEpsilon: eps, normOffset: offset, sandwichNorms, activation, dModel } = this.config;
+    const { layers, heads, normEpsilon: eps, normOffset: offset, sandwichNorms, postNorms, activation, dModel } = this.config;
     const { headDim, kvHeads } = decoderShape(this.config);
     const [B, S] = tokens.shape;
     const norm = (x: tf.Tensor2D, name: string) => rmsNorm(x, this.p(name), eps, offset);
@@ -284,7 +284,7 @@ export class DecoderModel implements LanguageModel {
       const p = `model.layers.${i}`;
       const block = (x: tf.Tensor2D): tf.Tensor2D => {
         let y = x;
-        const a = norm(y, `${p}.input_layernorm.weight`); // (B*S, d)
+        const a = postNorms ? y : norm(y, `${p}.input_layernorm.weight`); // (B*S, d)
         const projected = dense(a, i, 'self_attn.qkv_proj.weight'); // (B*S, (H + 2 Hkv) dh)
         const qkv = rotary(this.config.qkNorm ? this.headNorms(projected, i) : projected, positions, this.frequencies, {
           heads,
@@ -292,14 +292,16 @@ export class DecoderModel implements LanguageModel {
           headDim,
         }); // (B*S, (H + 2 Hkv) dh)
         const attended = attend(i, qkv); // (B*S, H dh)
-        y = sandwichNorms
-          ? tf.add(y, norm(dense(attended, i, 'self_attn.o_proj.weight'), `${p}.post_attention_layernorm.weight`))
-          : dense(attended, i, 'self_attn.o_proj.weight', y); // (B*S, d)
-        const m = norm(y, sandwichNorms ? `${p}.pre_feedforward_layernorm.weight` : `${p}.post_attention_layernorm.weight`); // (B*S, d)
+        y =
+          sandwichNorms || postNorms
+            ? tf.add(y, norm(dense(attended, i, 'self_attn.o_proj.weight'), `${p}.post_attention_layernorm.weight`))
+            : dense(attended, i, 'self_attn.o_proj.weight', y); // (B*S, d)
+        const m = postNorms ? y : norm(y, sandwichNorms ? `${p}.pre_feedforward_layernorm.weight` : `${p}.post_attention_layernorm.weight`); // (B*S, d)
         const hidden = gatedActivation(dense(m, i, 'mlp.gate_up_proj.weight'), activation); // (B*S, ff)
-        y = sandwichNorms
-          ? tf.add(y, norm(dense(hidden, i, 'mlp.down_proj.weight'), `${p}.post_feedforward_layernorm.weight`))
-          : dense(hidden, i, 'mlp.down_proj.weight', y); // (B*S, d)
+        y =
+          sandwichNorms || postNorms
+            ? tf.add(y, norm(dense(hidden, i, 'mlp.down_proj.weight'), `${p}.post_feedforward_layernorm.weight`))
+            : dense(hidden, i, 'mlp.down_proj.weight', y); // (B*S, d)
         return y;
       };
       // With adapters, the block's trainable tensors are its adapters; its frozen weights are constants to it.
@@ -312,14 +314,21 @@ export class DecoderModel implements LanguageModel {
     return tf.reshape(logits, [B, lastOnly ? 1 : S, this.vocabSize]) as tf.Tensor3D; // (B, S or 1, vocab)
   }
 
-  /** Qwen3's norms of each query and key head (RMSNorm over dh, weights per layer) on packed q|k|v (N, (H + 2 Hkv) dh); v as it was. */
+  /**
+   * The query and key norms on packed q|k|v (N, (H + 2 Hkv) dh), v as it was: RMSNorm over each head's
+   * dh (Qwen3), or over the whole q and k projections (OLMo 2).
+   */
   private headNorms(qkv: tf.Tensor2D, layer: number): tf.Tensor2D {
     const { headDim, kvHeads } = decoderShape(this.config);
     const { heads, normEpsilon: eps, normOffset: offset } = this.config;
     const N = qkv.shape[0];
     const [q, k, v] = tf.split(qkv, [heads * headDim, kvHeads * headDim, kvHeads * headDim], 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-    const norm = (x: tf.Tensor2D, count: number, name: string) =>
-      tf.reshape(rmsNorm(tf.reshape(x, [N * count, headDim]) as tf.Tensor2D, this.p(`model.layers.${layer}.self_attn.${name}.weight`), eps, offset), [N, count * headDim]);
+    const perHead = this.config.qkNorm === 'head';
+    const norm = (x: tf.Tensor2D, count: number, name: string) => {
+      const weight = this.p<tf.Rank.R1>(`model.layers.${layer}.self_attn.${name}.weight`);
+      if (!perHead) return rmsNorm(x, weight, eps, offset);
+      return tf.reshape(rmsNorm(tf.reshape(x, [N * count, headDim]) as tf.Tensor2D, weight, eps, offset), [N, count * headDim]);
+    };
     return tf.concat([norm(q, heads, 'q_norm'), norm(k, kvHeads, 'k_norm'), v], 1) as tf.Tensor2D;
   }
 

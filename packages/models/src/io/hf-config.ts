@@ -10,6 +10,7 @@ export const HF_ARCHITECTURES: Readonly<Record<string, string>> = {
   Qwen3ForCausalLM: 'qwen3',
   MistralForCausalLM: 'mistral',
   Phi3ForCausalLM: 'phi3',
+  Olmo2ForCausalLM: 'olmo2',
   GemmaForCausalLM: 'gemma',
   Gemma2ForCausalLM: 'gemma2',
   GPT2LMHeadModel: 'gpt2',
@@ -54,12 +55,13 @@ const DEFAULTS: Record<DecoderArchitecture, { context: number; tied: boolean; th
   qwen3: { context: 32768, tied: false, theta: 10000, headDim: 128 },
   mistral: { context: 131072, tied: false, theta: 10000 },
   phi3: { context: 4096, tied: false, theta: 10000 },
+  olmo2: { context: 2048, tied: false, theta: 10000 },
   gemma: { context: 8192, tied: true, theta: 10000, headDim: 256 },
   gemma2: { context: 8192, tied: true, theta: 10000, headDim: 256 },
 };
 
 /**
- * skd's decoder config for a Llama, Qwen2, Qwen3, Mistral, Phi-3, Gemma or Gemma 2 `config.json`, read the way
+ * skd's decoder config for a Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma or Gemma 2 `config.json`, read the way
  * transformers reads it (both the `rope_parameters` of transformers 5 and the older `rope_theta`
  * and `rope_scaling`). Whatever skd cannot run exactly (an unknown rope scaling, a partial rotary
  * factor, an unknown activation) is a FormatError naming the field.
@@ -108,7 +110,7 @@ export function decoderConfigFromHuggingFace(hf: HfConfig, architecture: Decoder
     qkvBias: architecture === 'qwen2' || (attentionBias && architecture !== 'mistral' && architecture !== 'phi3'),
     outputBias: attentionBias && architecture !== 'mistral' && architecture !== 'phi3' && architecture !== 'qwen2',
     mlpBias: architecture === 'llama' && hf['mlp_bias'] === true,
-    qkNorm: architecture === 'qwen3',
+    ...(architecture === 'qwen3' ? { qkNorm: 'head' as const } : architecture === 'olmo2' ? { qkNorm: 'projection' as const, postNorms: true } : {}),
     tiedHead: typeof hf['tie_word_embeddings'] === 'boolean' ? (hf['tie_word_embeddings'] as boolean) : defaults.tied,
     sandwichNorms: architecture === 'gemma2',
     ...(architecture === 'gemma2' ? gemma2Attention(hf, num) : {}),
@@ -236,7 +238,7 @@ export function huggingFaceDecoderConfig(
           }
       : null,
     ...(config.architecture === 'llama' ? { attention_bias: config.qkvBias, mlp_bias: config.mlpBias } : {}),
-    ...(config.architecture === 'qwen3' ? { attention_bias: config.qkvBias } : {}),
+    ...(config.architecture === 'qwen3' || config.architecture === 'olmo2' ? { attention_bias: config.qkvBias } : {}),
     ...(config.architecture === 'gemma' ? { attention_bias: config.qkvBias } : {}),
     ...(config.architecture === 'gemma2'
       ? {
