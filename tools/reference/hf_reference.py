@@ -220,7 +220,7 @@ def cmd_tokenizer(args):
 
 def family_config(family, vocab, context, shape=None):
     """The family's tiny test shape, or (shape: config fields) a real model's sizes."""
-    from transformers import Gemma2Config, GemmaConfig, GPT2Config, LlamaConfig, MistralConfig, Olmo2Config, Phi3Config, Qwen2Config, Qwen3Config
+    from transformers import Gemma2Config, Gemma3TextConfig, GemmaConfig, GPT2Config, LlamaConfig, MistralConfig, Olmo2Config, Phi3Config, Qwen2Config, Qwen3Config
 
     shape = shape or {}
     if family == "gpt2":
@@ -249,6 +249,14 @@ def family_config(family, vocab, context, shape=None):
     if family == "gemma2":
         kwargs = dict(head_dim=24, hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=20, sliding_window=5, attn_logit_softcapping=5.0, final_logit_softcapping=10.0, tie_word_embeddings=True)
         return Gemma2Config(**{**common, **kwargs, **shape})
+    if family == "gemma3":
+        # Gemma 2's norms and scaled embeddings, per-head q/k norms, sliding and full layers by layer_types with
+        # their own rope settings: the sliding layers' base 10000, the full layers' 1e6 with linear scaling.
+        kwargs = dict(head_dim=24, hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=20, sliding_window=5,
+                      layer_types=["sliding_attention", "full_attention", "sliding_attention"], tie_word_embeddings=True,
+                      rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                                       "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000000.0}})
+        return Gemma3TextConfig(**{**common, **kwargs, **shape})
     raise SystemExit(f"unknown family {family}")
 
 
@@ -386,7 +394,7 @@ def main():
     p.add_argument("--vocab", type=int, default=0, help="grow the vocabulary to this many tokens (byte-level styles)")
     p.set_defaults(run=cmd_tokenizer)
     p = sub.add_parser("model")
-    p.add_argument("family", choices=["gpt2", "llama", "qwen2", "qwen3", "mistral", "phi3", "olmo2", "gemma", "gemma2"])
+    p.add_argument("family", choices=["gpt2", "llama", "qwen2", "qwen3", "mistral", "phi3", "olmo2", "gemma", "gemma2", "gemma3"])
     p.add_argument("out")
     p.add_argument("--tokenizer", required=True)
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])

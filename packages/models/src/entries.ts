@@ -61,7 +61,7 @@ function withLora(model: LanguageModel, lora: LoraConfig | undefined, deps: { re
   }
   if (!(model instanceof DecoderModel)) {
     model.dispose();
-    throw new SkdError('LoRA adapters sit on Llama-family decoders (Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma, Gemma 2); this student is a GPT', {
+    throw new SkdError('LoRA adapters sit on Llama-family decoders (Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma, Gemma 2, Gemma 3); this student is a GPT', {
       hint: 'remove student.options.lora to train every weight, or distil into a Llama-family student',
     });
   }
@@ -222,7 +222,7 @@ function huggingFaceParameters(options: { path: string }, deps: { readonly baseD
 export const huggingFaceModelEntry = defineComponent({
   component: 'model',
   kind: 'hf',
-  summary: 'a Hugging Face model folder: Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma, Gemma 2 or GPT-2 (config.json + safetensors, sharded or not, F32/F16/BF16)',
+  summary: 'a Hugging Face model folder: Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma, Gemma 2, Gemma 3 or GPT-2 (config.json + safetensors, sharded or not, F32/F16/BF16)',
   options: huggingFaceModelOptions,
   create: createHuggingFaceModel,
   parameterCount: huggingFaceParameters,

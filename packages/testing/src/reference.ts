@@ -60,7 +60,7 @@ function runScript<T>(args: readonly string[], input?: unknown): T {
 
 /** Tokenizer styles of the reference script, and the model families. */
 export type ReferenceTokenizerStyle = 'gpt2' | 'qwen2' | 'llama3' | 'llama2' | 'gemma';
-export type ReferenceFamily = 'gpt2' | 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'phi3' | 'olmo2' | 'gemma' | 'gemma2';
+export type ReferenceFamily = 'gpt2' | 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'phi3' | 'olmo2' | 'gemma' | 'gemma2' | 'gemma3';
 
 /** The tokenizer style each family's fixture uses. */
 export const FAMILY_TOKENIZER: Readonly<Record<ReferenceFamily, ReferenceTokenizerStyle>> = {
@@ -73,6 +73,7 @@ export const FAMILY_TOKENIZER: Readonly<Record<ReferenceFamily, ReferenceTokeniz
   olmo2: 'gpt2',
   gemma: 'gemma',
   gemma2: 'gemma',
+  gemma3: 'gemma',
 };
 
 /** Fixtures go in one folder per version of the script, shared by every test file and run. */

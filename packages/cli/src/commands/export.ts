@@ -42,7 +42,7 @@ export function exportCommand(program: Command, { io }: CommandContext): void {
   program
     .command('export')
     .description(
-      'write a trained student (a run folder or a checkpoint) as a Hugging Face folder of its family (GPT-2, Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma, Gemma 2): config.json, model.safetensors, tokenizer.json, tokenizer_config.json, generation_config.json; a LoRA student with its adapters merged in, or with --adapter its adapters alone as a PEFT folder',
+      'write a trained student (a run folder or a checkpoint) as a Hugging Face folder of its family (GPT-2, Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma, Gemma 2, Gemma 3): config.json, model.safetensors, tokenizer.json, tokenizer_config.json, generation_config.json; a LoRA student with its adapters merged in, or with --adapter its adapters alone as a PEFT folder',
     )
     .argument('<model>', 'a run folder (its model/), or a checkpoint folder (model/ or checkpoints/step-N)')
     .requiredOption('--out <dir>', 'the folder to write (must not exist)')

@@ -3,7 +3,7 @@ import { ConfigError, optionsFactory } from '@skd/core';
 import { GATE_ACTIVATIONS } from '@skd/ops';
 
 /** The Hugging Face families a decoder reads and writes (config.json `model_type`). */
-export const DECODER_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'mistral', 'phi3', 'olmo2', 'gemma', 'gemma2'] as const;
+export const DECODER_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'mistral', 'phi3', 'olmo2', 'gemma', 'gemma2', 'gemma3'] as const;
 export type DecoderArchitecture = (typeof DECODER_ARCHITECTURES)[number];
 
 const ropeScalingSchema = z.discriminatedUnion('type', [
@@ -44,6 +44,11 @@ export const decoderConfigSchema = z.strictObject({
   embedScale: z.boolean().default(false).describe('multiply embeddings by sqrt(dModel) (Gemma)'),
   ropeTheta: z.number().positive().default(10000).describe('rotary base'),
   ropeScaling: ropeScalingSchema.optional().describe('rotary frequency scaling for long contexts (linear or llama3)'),
+  slidingRopeTheta: z
+    .number()
+    .positive()
+    .optional()
+    .describe('rotary base of the sliding-window layers, unscaled (Gemma 3: rope_local_base_freq); default: ropeTheta and ropeScaling on every layer'),
   qkvBias: z.boolean().default(false).describe('biases on the q, k and v projections (Qwen2, Llama attention_bias)'),
   outputBias: z.boolean().default(false).describe('bias on the attention output projection (Llama attention_bias)'),
   mlpBias: z.boolean().default(false).describe('biases on the MLP projections (Llama mlp_bias)'),

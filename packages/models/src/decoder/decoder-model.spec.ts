@@ -28,6 +28,25 @@ const VARIANTS: [string, Partial<DecoderConfig>][] = [
     { architecture: 'mistral', kvHeads: 1, slidingWindow: 3, layerTypes: ['sliding', 'sliding'] },
   ],
   [
+    'gemma3 (sliding and full layers with their own rope bases, per-head q/k norms, sandwich norms)',
+    {
+      architecture: 'gemma3',
+      kvHeads: 1,
+      headDim: 6,
+      normOffset: 1,
+      embedScale: true,
+      activation: 'gelu_tanh',
+      sandwichNorms: true,
+      qkNorm: 'head',
+      attentionScale: 0.3,
+      slidingWindow: 3,
+      layerTypes: ['sliding', 'full'],
+      ropeTheta: 1e6,
+      ropeScaling: { type: 'linear', factor: 2 },
+      slidingRopeTheta: 10000,
+    },
+  ],
+  [
     'gemma2 (sandwich norms, soft-caps, sliding window 3)',
     {
       architecture: 'gemma2',

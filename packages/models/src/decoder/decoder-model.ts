@@ -31,7 +31,7 @@ export interface DecoderInit {
 }
 
 /**
- * A Llama-family decoder (Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma, Gemma 2): token embedding, blocks of RMSNorm →
+ * A Llama-family decoder (Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma, Gemma 2, Gemma 3): token embedding, blocks of RMSNorm →
  * grouped-query attention with rotary positions → residual, RMSNorm → gated MLP → residual, a final
  * RMSNorm and the head. Everything runs through @skd/ops (native kernels where registered), with a
  * KV cache for generation and SKD's block verification. No dropout (pretrained checkpoints set none).
@@ -48,6 +48,8 @@ export class DecoderModel implements LanguageModel {
   readonly loraBase: string | undefined;
   private readonly id = ++modelCounter;
   private readonly frequencies: tf.Tensor1D;
+  /** The sliding-window layers' own rotary frequencies (Gemma 3), when they have their own base. */
+  private readonly slidingFrequencies: tf.Tensor1D | undefined;
 
   constructor(config: DecoderConfig, init: DecoderInit) {
     const problems = checkDecoderConfig(config);
@@ -95,6 +97,7 @@ export class DecoderModel implements LanguageModel {
     }
     const { headDim } = decoderShape(config);
     this.frequencies = tf.keep(tf.tensor1d(rotaryFrequencies(headDim, config.ropeTheta, config.ropeScaling)));
+    this.slidingFrequencies = config.slidingRopeTheta !== undefined ? tf.keep(tf.tensor1d(rotaryFrequencies(headDim, config.slidingRopeTheta))) : undefined;
   }
 
   get contextLength(): number {
@@ -215,6 +218,7 @@ export class DecoderModel implements LanguageModel {
     for (const p of this.params.values()) p.dispose();
     this.lora?.dispose();
     this.frequencies.dispose();
+    this.slidingFrequencies?.dispose();
   }
 
   private get attentionScale(): number {
@@ -267,6 +271,7 @@ export class DecoderModel implements LanguageModel {
   ): tf.Tensor3D {
     const { layers, heads, normEpsilon: eps, normOffset: offset, sandwichNorms, postNorms, activation, dModel } = this.config;
     const { headDim, kvHeads } = decoderShape(this.config);
+    const windows = layerWindows(this.config);
     const [B, S] = tokens.shape;
     const norm = (x: tf.Tensor2D, name: string) => rmsNorm(x, this.p(name), eps, offset);
     // A projection of layer i by packed weight `weight` (and its bias), plus its adapters' part.
@@ -286,7 +291,8 @@ export class DecoderModel implements LanguageModel {
         let y = x;
         const a = postNorms ? y : norm(y, `${p}.input_layernorm.weight`); // (B*S, d)
         const projected = dense(a, i, 'self_attn.qkv_proj.weight'); // (B*S, (H + 2 Hkv) dh)
-        const qkv = rotary(this.config.qkNorm ? this.headNorms(projected, i) : projected, positions, this.frequencies, {
+        const frequencies = windows[i] && this.slidingFrequencies ? this.slidingFrequencies : this.frequencies;
+        const qkv = rotary(this.config.qkNorm ? this.headNorms(projected, i) : projected, positions, frequencies, {
           heads,
           kvHeads,
           headDim,

@@ -13,10 +13,15 @@ export const HF_ARCHITECTURES: Readonly<Record<string, string>> = {
   Olmo2ForCausalLM: 'olmo2',
   GemmaForCausalLM: 'gemma',
   Gemma2ForCausalLM: 'gemma2',
+  Gemma3ForCausalLM: 'gemma3',
   GPT2LMHeadModel: 'gpt2',
 };
 
 const ARCHITECTURE_OF: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(HF_ARCHITECTURES).map(([a, t]) => [t, a]));
+
+/** config.json `model_type` where it is not skd's architecture name (Gemma 3's text model). */
+const MODEL_TYPES: Readonly<Record<string, string>> = { gemma3: 'gemma3_text' };
+const TYPE_OF_MODEL_TYPE: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(MODEL_TYPES).map(([a, t]) => [t, a]));
 
 type HfConfig = Record<string, unknown>;
 
@@ -30,7 +35,8 @@ export function hfModelType(hf: HfConfig, source: string): string {
     if (!type) throw new FormatError(source, `architectures: ${JSON.stringify(named)} is not supported; skd reads ${supported}`);
     return type;
   }
-  const type = hf['model_type'];
+  const given = hf['model_type'];
+  const type = typeof given === 'string' ? (TYPE_OF_MODEL_TYPE[given] ?? given) : given;
   if (typeof type === 'string' && ARCHITECTURE_OF[type]) return type;
   throw new FormatError(source, `model_type ${JSON.stringify(type)} (and no architectures) is not supported; skd reads ${supported}`);
 }
@@ -58,6 +64,7 @@ const DEFAULTS: Record<DecoderArchitecture, { context: number; tied: boolean; th
   olmo2: { context: 2048, tied: false, theta: 10000 },
   gemma: { context: 8192, tied: true, theta: 10000, headDim: 256 },
   gemma2: { context: 8192, tied: true, theta: 10000, headDim: 256 },
+  gemma3: { context: 131072, tied: true, theta: 1000000, headDim: 256 },
 };
 
 /**
@@ -80,11 +87,14 @@ export function decoderConfigFromHuggingFace(hf: HfConfig, architecture: Decoder
   const defaults = DEFAULTS[architecture];
   const d = required('hidden_size');
   const heads = required('num_attention_heads');
-  const activationField = architecture === 'gemma2' ? 'hidden_activation' : 'hidden_act';
+  const activationField = architecture === 'gemma2' || architecture === 'gemma3' ? 'hidden_activation' : 'hidden_act';
   const activationName = (hf[activationField] ?? (architecture.startsWith('gemma') ? 'gelu_pytorch_tanh' : 'silu')) as string;
   const activation =
     ACTIVATIONS[activationName] ??
     fail(activationField, `${JSON.stringify(activationName)} is not supported (supported: ${Object.keys(ACTIVATIONS).join(', ')})`);
+  if (hf['use_bidirectional_attention'] === true) fail('use_bidirectional_attention', 'true is not supported (skd decodes causally)');
+  // Gemma 3 keeps one rope setting per layer type; the full-attention layers' is the model's, the sliding ones' their own.
+  const nested = architecture === 'gemma3' ? gemma3Rope(hf, fail) : undefined;
   const partial = rope(hf, 'partial_rotary_factor');
   if (partial !== undefined && partial !== 1) fail('partial_rotary_factor', `${partial} is not supported (skd rotates whole heads)`);
   const layers = required('num_hidden_layers');
@@ -104,16 +114,18 @@ export function decoderConfigFromHuggingFace(hf: HfConfig, architecture: Decoder
     normEpsilon: num('rms_norm_eps') ?? 1e-6,
     normOffset: architecture.startsWith('gemma') ? 1 : 0,
     embedScale: architecture.startsWith('gemma'),
-    ropeTheta: rope(hf, 'rope_theta') ?? defaults.theta,
-    ...ropeScaling(hf, fail),
+    ropeTheta: (nested ? nested.theta : rope(hf, 'rope_theta')) ?? defaults.theta,
+    ...(nested ? nested.scaling : ropeScaling(hf, fail)),
+    ...(nested ? { slidingRopeTheta: nested.slidingTheta } : {}),
     // Mistral's and Phi-3's projections have no biases whatever the config says; Qwen3's follow attention_bias, o_proj's too.
     qkvBias: architecture === 'qwen2' || (attentionBias && architecture !== 'mistral' && architecture !== 'phi3'),
     outputBias: attentionBias && architecture !== 'mistral' && architecture !== 'phi3' && architecture !== 'qwen2',
     mlpBias: architecture === 'llama' && hf['mlp_bias'] === true,
-    ...(architecture === 'qwen3' ? { qkNorm: 'head' as const } : architecture === 'olmo2' ? { qkNorm: 'projection' as const, postNorms: true } : {}),
+    ...(architecture === 'qwen3' || architecture === 'gemma3' ? { qkNorm: 'head' as const } : architecture === 'olmo2' ? { qkNorm: 'projection' as const, postNorms: true } : {}),
     tiedHead: typeof hf['tie_word_embeddings'] === 'boolean' ? (hf['tie_word_embeddings'] as boolean) : defaults.tied,
-    sandwichNorms: architecture === 'gemma2',
+    sandwichNorms: architecture === 'gemma2' || architecture === 'gemma3',
     ...(architecture === 'gemma2' ? gemma2Attention(hf, num) : {}),
+    ...(architecture === 'gemma3' ? gemma3Attention(hf, num) : {}),
     ...sliding,
   };
   const parsed = decoderConfigSchema.safeParse(candidate);
@@ -133,8 +145,12 @@ function rope(hf: HfConfig, key: string): number | undefined {
 }
 
 function ropeScaling(hf: HfConfig, fail: (field: string, detail: string) => never): Pick<DecoderConfig, 'ropeScaling'> {
-  const parameters = (hf['rope_parameters'] ?? hf['rope_scaling']) as Record<string, unknown> | null | undefined;
   const field = hf['rope_parameters'] !== undefined ? 'rope_parameters' : 'rope_scaling';
+  return scalingOf(hf[field] as Record<string, unknown> | null | undefined, field, fail);
+}
+
+/** The rope scaling one rope-parameters object describes (`field` names it in errors). */
+function scalingOf(parameters: Record<string, unknown> | null | undefined, field: string, fail: (field: string, detail: string) => never): Pick<DecoderConfig, 'ropeScaling'> {
   if (parameters === null || parameters === undefined) return {};
   if (typeof parameters !== 'object') fail(field, `expected an object, got ${JSON.stringify(parameters)}`);
   const type = (parameters['rope_type'] ?? parameters['type'] ?? 'default') as string;
@@ -160,6 +176,38 @@ function ropeScaling(hf: HfConfig, fail: (field: string, detail: string) => neve
     default:
       return fail(`${field}.rope_type`, `${JSON.stringify(type)} is not supported (supported: default, linear, llama3)`);
   }
+}
+
+/**
+ * Gemma 3's two rope settings: transformers 5's `rope_parameters` per layer type, or the older
+ * `rope_theta` / `rope_scaling` (full-attention layers) and `rope_local_base_freq` (sliding ones).
+ * The sliding layers' must be unscaled, as every released Gemma 3 has them.
+ */
+function gemma3Rope(hf: HfConfig, fail: (field: string, detail: string) => never) {
+  const parameters = hf['rope_parameters'] as Record<string, Record<string, unknown> | undefined> | null | undefined;
+  const perType = parameters && typeof parameters === 'object' && ('full_attention' in parameters || 'sliding_attention' in parameters);
+  const full = perType ? (parameters['full_attention'] ?? {}) : ((hf['rope_scaling'] ?? {}) as Record<string, unknown>);
+  const sliding = perType ? (parameters['sliding_attention'] ?? {}) : {};
+  const fullField = perType ? 'rope_parameters.full_attention' : 'rope_scaling';
+  const slidingType = (sliding['rope_type'] ?? 'default') as string;
+  if (slidingType !== 'default') fail('rope_parameters.sliding_attention.rope_type', `${JSON.stringify(slidingType)} is not supported (the sliding layers' rope must be default)`);
+  const number = (v: unknown) => (typeof v === 'number' ? v : undefined);
+  return {
+    theta: number(full['rope_theta']) ?? number(hf['rope_theta']) ?? 1000000,
+    slidingTheta: number(sliding['rope_theta']) ?? number(hf['rope_local_base_freq']) ?? 10000,
+    scaling: scalingOf(full, fullField, fail),
+  };
+}
+
+/** Gemma 3's attention: Gemma 2's scale, soft-caps only where the config sets them. */
+function gemma3Attention(hf: HfConfig, num: (field: string) => number | undefined): Partial<DecoderConfig> {
+  const attentionCap = num('attn_logit_softcapping');
+  const finalCap = num('final_logit_softcapping');
+  return {
+    attentionScale: Math.pow(num('query_pre_attn_scalar') ?? 256, -0.5),
+    ...(attentionCap ? { attentionSoftcap: attentionCap } : {}),
+    ...(finalCap ? { finalSoftcap: finalCap } : {}),
+  };
 }
 
 function gemma2Attention(hf: HfConfig, num: (field: string) => number | undefined): Partial<DecoderConfig> {
@@ -190,6 +238,9 @@ function slidingLayers(
     });
   } else if (architecture === 'gemma2') {
     types = Array.from({ length: layers }, (_, i) => ((i + 1) % 2 === 1 ? 'sliding' : 'full'));
+  } else if (architecture === 'gemma3') {
+    const pattern = typeof hf['sliding_window_pattern'] === 'number' ? (hf['sliding_window_pattern'] as number) : 6;
+    types = Array.from({ length: layers }, (_, i) => ((i + 1) % pattern !== 0 ? 'sliding' : 'full'));
   } else if ((architecture === 'qwen2' || architecture === 'qwen3') && hf['use_sliding_window'] === true) {
     const from = typeof hf['max_window_layers'] === 'number' ? (hf['max_window_layers'] as number) : 28;
     types = Array.from({ length: layers }, (_, i) => (i >= from ? 'sliding' : 'full'));
@@ -201,6 +252,7 @@ function slidingLayers(
     return width === undefined ? {} : { slidingWindow: width, layerTypes: Array.from({ length: layers }, () => 'sliding' as const) };
   }
   if (!types?.includes('sliding')) return {};
+  if (window === undefined && architecture === 'gemma3') return { slidingWindow: 4096, layerTypes: types };
   if (window === undefined) return fail('sliding_window', 'missing, but layer_types has sliding layers');
   return { slidingWindow: window, layerTypes: types };
 }
@@ -214,7 +266,7 @@ export function huggingFaceDecoderConfig(
   const scaling = config.ropeScaling;
   return {
     architectures: [hfArchitectureName(config.architecture)],
-    model_type: config.architecture,
+    model_type: MODEL_TYPES[config.architecture] ?? config.architecture,
     vocab_size: config.vocabSize,
     max_position_embeddings: config.contextLength,
     hidden_size: config.dModel,
@@ -223,7 +275,7 @@ export function huggingFaceDecoderConfig(
     num_attention_heads: config.heads,
     num_key_value_heads: config.kvHeads ?? config.heads,
     head_dim: headDim,
-    [config.architecture === 'gemma2' ? 'hidden_activation' : 'hidden_act']: { silu: 'silu', gelu: 'gelu', gelu_tanh: 'gelu_pytorch_tanh' }[config.activation],
+    [config.architecture === 'gemma2' || config.architecture === 'gemma3' ? 'hidden_activation' : 'hidden_act']: { silu: 'silu', gelu: 'gelu', gelu_tanh: 'gelu_pytorch_tanh' }[config.activation],
     rms_norm_eps: config.normEpsilon,
     rope_theta: config.ropeTheta,
     rope_scaling: scaling
@@ -240,7 +292,8 @@ export function huggingFaceDecoderConfig(
     ...(config.architecture === 'llama' ? { attention_bias: config.qkvBias, mlp_bias: config.mlpBias } : {}),
     ...(config.architecture === 'qwen3' || config.architecture === 'olmo2' ? { attention_bias: config.qkvBias } : {}),
     ...(config.architecture === 'gemma' ? { attention_bias: config.qkvBias } : {}),
-    ...(config.architecture === 'gemma2'
+    ...(config.architecture === 'gemma3' ? { rope_local_base_freq: config.slidingRopeTheta ?? config.ropeTheta, attention_bias: config.qkvBias } : {}),
+    ...(config.architecture === 'gemma2' || config.architecture === 'gemma3'
       ? {
           query_pre_attn_scalar: Math.round(Math.pow(config.attentionScale ?? 1 / Math.sqrt(headDim), -2)),
           attn_logit_softcapping: config.attentionSoftcap ?? null,
@@ -267,7 +320,7 @@ export function huggingFaceDecoderConfig(
 }
 
 /** Fields transformers 5 declares float and checks strictly: an integral value must be written 30.0, not 30. */
-const FLOAT_FIELDS = ['final_logit_softcapping', 'attn_logit_softcapping', 'rms_norm_eps', 'rope_theta', 'factor', 'low_freq_factor', 'high_freq_factor'];
+const FLOAT_FIELDS = ['final_logit_softcapping', 'attn_logit_softcapping', 'rms_norm_eps', 'rope_theta', 'rope_local_base_freq', 'factor', 'low_freq_factor', 'high_freq_factor'];
 
 /**
  * A config.json's text. JSON numbers carry no type, and JavaScript writes 30.0 as 30, which

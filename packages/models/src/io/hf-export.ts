@@ -22,7 +22,7 @@ export interface HuggingFaceExportOptions {
 
 /**
  * Writes a model as a Hugging Face folder transformers loads: GPT-2 for a GptModel, its own family
- * (Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma, Gemma 2) for a DecoderModel, with the tokenizer's files: a Hugging Face
+ * (Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma, Gemma 2, Gemma 3) for a DecoderModel, with the tokenizer's files: a Hugging Face
  * tokenizer's as they were read (the same BOS framing, chat template and stop ids), an skd BPE
  * tokenizer's with a post-processor that adds BOS where skd's prompts have it.
  */

@@ -14,7 +14,7 @@ import { loadHuggingFaceModel } from './hf-model';
 // Each family's model is written by transformers (random weights at a tiny shape, its real
 // architecture), then loaded by skd: logits on a padded batch within 1e-4 of transformers', and the
 // same 32-token greedy generations, on the native kernels (wasm) and the composite forms (cpu).
-const FAMILIES: ReferenceFamily[] = ['llama', 'qwen2', 'qwen3', 'mistral', 'phi3', 'olmo2', 'gemma', 'gemma2', 'gpt2'];
+const FAMILIES: ReferenceFamily[] = ['llama', 'qwen2', 'qwen3', 'mistral', 'phi3', 'olmo2', 'gemma', 'gemma2', 'gemma3', 'gpt2'];
 
 function batch(vocab: number, seed: number) {
   const rng = Rng.create(seed);
