@@ -323,6 +323,17 @@ def cmd_logits(args):
     json.dump({"logits": logits.tolist()}, sys.stdout)
 
 
+def cmd_rope(args):
+    """transformers' inverse frequencies and attention factor for {family, fields} on stdin (its rope init functions)."""
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    request = json.load(sys.stdin)
+    config = family_config(request["family"], 100, request.get("context", 128), request["fields"])
+    rope_type = config.rope_parameters["rope_type"]
+    inv_freq, attention_factor = ROPE_INIT_FUNCTIONS[rope_type](config, None)
+    json.dump({"invFreq": inv_freq.tolist(), "attentionFactor": attention_factor}, sys.stdout)
+
+
 def cmd_generate(args):
     request = json.load(sys.stdin)
     model = load(args.dir)
@@ -403,6 +414,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--shape", default="{}", help="config fields to set (JSON), e.g. a real model's sizes")
     p.set_defaults(run=cmd_model)
+    p = sub.add_parser("rope", help="transformers' rotary frequencies of {family, fields} on stdin")
+    p.set_defaults(run=cmd_rope)
     p = sub.add_parser("sacrebleu", help="corpus BLEU, chrF and chrF++ (sacreBLEU defaults) of {hypotheses, references} on stdin")
     p.set_defaults(run=cmd_sacrebleu)
     for name, run in (("logits", cmd_logits), ("generate", cmd_generate), ("tokenize", cmd_tokenize), ("chat", cmd_chat)):

@@ -12,6 +12,20 @@ export type RopeScaling =
       readonly highFreqFactor: number;
       /** The context the model was pre-trained with before the extension. */
       readonly originalContext: number;
+    }
+  | {
+      /** YaRN: each frequency between its interpolated (divided by factor) and original value by a ramp over the dimensions. */
+      readonly type: 'yarn';
+      readonly factor: number;
+      readonly originalContext: number;
+      /** Rotations within the original context above which a dimension keeps its frequency (32). */
+      readonly betaFast: number;
+      /** Rotations below which a dimension is interpolated (1). */
+      readonly betaSlow: number;
+      /** Round the ramp's ends to whole dimensions (transformers' default, true). */
+      readonly truncate: boolean;
+      /** The factor cos and sin are multiplied by (0.1 ln(factor) + 1 by default): the model scales its attention scores by its square. */
+      readonly attentionFactor: number;
     };
 
 /**
@@ -27,6 +41,7 @@ export function rotaryFrequencies(headDim: number, theta: number, scaling?: Rope
   const base = Array.from({ length: headDim / 2 }, (_, i) => 1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / headDim))));
   if (!scaling) return Float32Array.from(base);
   if (scaling.type === 'linear') return Float32Array.from(base, (f) => Math.fround(f) / scaling.factor);
+  if (scaling.type === 'yarn') return yarnFrequencies(headDim, theta, scaling);
   const { factor, lowFreqFactor, highFreqFactor, originalContext } = scaling;
   const lowWavelength = originalContext / lowFreqFactor;
   const highWavelength = originalContext / highFreqFactor;
@@ -37,6 +52,31 @@ export function rotaryFrequencies(headDim: number, theta: number, scaling?: Rope
     if (wavelength > lowWavelength) return f / factor;
     const smooth = (originalContext / wavelength - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
     return (1 - smooth) * (f / factor) + smooth * f;
+  });
+}
+
+/** YaRN's frequencies, in float32 step by step as transformers computes them (its `_compute_yarn_parameters`). */
+function yarnFrequencies(headDim: number, theta: number, scaling: Extract<RopeScaling, { type: 'yarn' }>): Float32Array {
+  const f = Math.fround;
+  const { factor, originalContext, betaFast, betaSlow, truncate } = scaling;
+  // The dimension whose wavelength fits `rotations` turns into the original context.
+  const dimensionOf = (rotations: number) => (headDim * Math.log(originalContext / (rotations * 2 * Math.PI))) / (2 * Math.log(theta));
+  let low = dimensionOf(betaFast);
+  let high = dimensionOf(betaSlow);
+  if (truncate) {
+    low = Math.floor(low);
+    high = Math.ceil(high);
+  }
+  low = Math.max(low, 0);
+  high = Math.min(high, headDim - 1);
+  if (low === high) high += 0.001;
+  return Float32Array.from({ length: headDim / 2 }, (_, i) => {
+    const position = f(Math.pow(theta, f((2 * i) / headDim)));
+    const extrapolated = f(1 / position);
+    const interpolated = f(1 / f(factor * position));
+    const ramp = f(Math.min(1, Math.max(0, f(f(i - low) / f(high - low)))));
+    const keep = f(1 - ramp); // the share of the original frequency
+    return f(f(interpolated * f(1 - keep)) + f(extrapolated * keep));
   });
 }
 

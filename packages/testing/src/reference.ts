@@ -106,13 +106,29 @@ export interface ReferenceModelOptions {
   /** Shard the weights into files of at most this many bytes. */
   readonly shardBytes?: number;
   readonly seed?: number;
+  /** config.json fields over the family's tiny test shape (a rope scaling, a window, ...). */
+  readonly shape?: Readonly<Record<string, unknown>>;
 }
 
 /** A random-initialised model folder of a family at a tiny shape, written by transformers' save_pretrained. */
 export function referenceModel(family: ReferenceFamily, options: ReferenceModelOptions = {}): string {
-  const { dtype = 'float32', shardBytes = 0, seed = 0 } = options;
+  const { dtype = 'float32', shardBytes = 0, seed = 0, shape } = options;
   const tokenizer = referenceTokenizer(FAMILY_TOKENIZER[family]);
-  return cached(`model-${family}-${dtype}-${shardBytes}-${seed}`, (dir) =>
-    runScript(['model', family, dir, '--tokenizer', tokenizer, '--dtype', dtype, '--shard-bytes', String(shardBytes), '--seed', String(seed)]),
+  const shaped = shape ? `-${createHash('sha256').update(JSON.stringify(shape)).digest('hex').slice(0, 12)}` : '';
+  return cached(`model-${family}-${dtype}-${shardBytes}-${seed}${shaped}`, (dir) =>
+    runScript([
+      'model',
+      family,
+      dir,
+      '--tokenizer',
+      tokenizer,
+      '--dtype',
+      dtype,
+      '--shard-bytes',
+      String(shardBytes),
+      '--seed',
+      String(seed),
+      ...(shape ? ['--shape', JSON.stringify(shape)] : []),
+    ]),
   );
 }

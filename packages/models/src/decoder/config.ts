@@ -15,6 +15,15 @@ const ropeScalingSchema = z.discriminatedUnion('type', [
     highFreqFactor: z.number().positive(),
     originalContext: z.number().int().positive(),
   }),
+  z.strictObject({
+    type: z.literal('yarn'),
+    factor: z.number().positive(),
+    originalContext: z.number().int().positive(),
+    betaFast: z.number().positive().default(32),
+    betaSlow: z.number().positive().default(1),
+    truncate: z.boolean().default(true),
+    attentionFactor: z.number().positive().describe("cos and sin's factor (default 0.1 ln(factor) + 1, as transformers infers it)"),
+  }),
 ]);
 
 /**
@@ -43,7 +52,7 @@ export const decoderConfigSchema = z.strictObject({
     .describe('RMSNorm scales by (offset + weight): 1 in Gemma'),
   embedScale: z.boolean().default(false).describe('multiply embeddings by sqrt(dModel) (Gemma)'),
   ropeTheta: z.number().positive().default(10000).describe('rotary base'),
-  ropeScaling: ropeScalingSchema.optional().describe('rotary frequency scaling for long contexts (linear or llama3)'),
+  ropeScaling: ropeScalingSchema.optional().describe('rotary frequency scaling for long contexts (linear, llama3 or yarn)'),
   slidingRopeTheta: z
     .number()
     .positive()
@@ -102,6 +111,8 @@ export function checkDecoderConfig(config: DecoderConfig): string[] {
   if (config.layerTypes && config.layerTypes.length !== config.layers)
     problems.push(`layerTypes needs one entry per layer (${config.layers}), got ${config.layerTypes.length}`);
   if (config.layerTypes?.includes('sliding') && config.slidingWindow === undefined) problems.push('sliding layers need slidingWindow');
+  if (config.ropeScaling?.type === 'yarn' && config.slidingRopeTheta !== undefined)
+    problems.push("yarn scales every layer's attention, so it cannot be combined with slidingRopeTheta (sliding layers with their own, unscaled rope)");
   if (config.postNorms && config.sandwichNorms) problems.push('postNorms and sandwichNorms exclude each other (sandwich norms are before and after)');
   return problems;
 }

@@ -221,8 +221,11 @@ export class DecoderModel implements LanguageModel {
     this.slidingFrequencies?.dispose();
   }
 
+  /** The scores' scale; under yarn times its attention factor squared (cos and sin carry it, so q and k each do). */
   private get attentionScale(): number {
-    return this.config.attentionScale ?? 1 / Math.sqrt(decoderShape(this.config).headDim);
+    const scale = this.config.attentionScale ?? 1 / Math.sqrt(decoderShape(this.config).headDim);
+    const scaling = this.config.ropeScaling;
+    return scaling?.type === 'yarn' ? scale * scaling.attentionFactor * scaling.attentionFactor : scale;
   }
 
   /** A trainable variable holding `initial`'s values; `initial` is disposed (tf.variable does not take it over). */

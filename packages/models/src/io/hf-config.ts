@@ -173,8 +173,26 @@ function scalingOf(parameters: Record<string, unknown> | null | undefined, field
           originalContext: number('original_max_position_embeddings'),
         },
       };
+    case 'yarn': {
+      const factor = number('factor');
+      const optional = (key: string): number | undefined => (typeof parameters[key] === 'number' ? (parameters[key] as number) : undefined);
+      const mscale = (scale: number, m = 1) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
+      const m = optional('mscale');
+      const mAll = optional('mscale_all_dim');
+      return {
+        ropeScaling: {
+          type: 'yarn',
+          factor,
+          originalContext: number('original_max_position_embeddings'),
+          betaFast: optional('beta_fast') || 32,
+          betaSlow: optional('beta_slow') || 1,
+          truncate: parameters['truncate'] !== false,
+          attentionFactor: optional('attention_factor') ?? (m && mAll ? mscale(factor, m) / mscale(factor, mAll) : mscale(factor)),
+        },
+      };
+    }
     default:
-      return fail(`${field}.rope_type`, `${JSON.stringify(type)} is not supported (supported: default, linear, llama3)`);
+      return fail(`${field}.rope_type`, `${JSON.stringify(type)} is not supported (supported: default, linear, llama3, yarn)`);
   }
 }
 
@@ -281,7 +299,17 @@ export function huggingFaceDecoderConfig(
     rope_scaling: scaling
       ? scaling.type === 'linear'
         ? { rope_type: 'linear', factor: scaling.factor }
-        : {
+        : scaling.type === 'yarn'
+          ? {
+              rope_type: 'yarn',
+              factor: scaling.factor,
+              original_max_position_embeddings: scaling.originalContext,
+              beta_fast: scaling.betaFast,
+              beta_slow: scaling.betaSlow,
+              truncate: scaling.truncate,
+              attention_factor: scaling.attentionFactor,
+            }
+          : {
             rope_type: 'llama3',
             factor: scaling.factor,
             low_freq_factor: scaling.lowFreqFactor,
@@ -320,7 +348,19 @@ export function huggingFaceDecoderConfig(
 }
 
 /** Fields transformers 5 declares float and checks strictly: an integral value must be written 30.0, not 30. */
-const FLOAT_FIELDS = ['final_logit_softcapping', 'attn_logit_softcapping', 'rms_norm_eps', 'rope_theta', 'rope_local_base_freq', 'factor', 'low_freq_factor', 'high_freq_factor'];
+const FLOAT_FIELDS = [
+  'final_logit_softcapping',
+  'attn_logit_softcapping',
+  'rms_norm_eps',
+  'rope_theta',
+  'rope_local_base_freq',
+  'factor',
+  'low_freq_factor',
+  'high_freq_factor',
+  'beta_fast',
+  'beta_slow',
+  'attention_factor',
+];
 
 /**
  * A config.json's text. JSON numbers carry no type, and JavaScript writes 30.0 as 30, which
