@@ -282,9 +282,8 @@ export class DecoderModel implements LanguageModel {
       const w = this.p<tf.Rank.R2>(`model.layers.${i}.${weight}`);
       const bias = this.optional<tf.Rank.R1>(`model.layers.${i}.${weight.replace(/weight$/, 'bias')}`);
       if (!this.lora) return linear(x, w, bias, residual);
-      const y = linearFrozen(x, w, bias, residual);
-      const delta = this.lora.delta(x, i, weight, w.shape[1], dropoutSeed);
-      return delta ? tf.add(y, delta) : y;
+      // The adapters' part (with the residual) enters the frozen layer's kernel as its residual.
+      return linearFrozen(x, w, bias, this.lora.delta(x, i, weight, w.shape[1], dropoutSeed, residual) ?? residual);
     };
     let h = tf.gather(this.p<tf.Rank.R2>('model.embed_tokens.weight'), tf.cast(tf.reshape(tokens, [B * S]), 'int32')) as tf.Tensor2D; // (B*S, d)
     if (this.config.embedScale) h = tf.mul(h, Math.fround(Math.sqrt(dModel))); // (B*S, d)

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { SkdError } from '@skd/core';
+import { linear } from '@skd/ops';
 import { decoderShape, type DecoderConfig } from './config';
 
 /** The projections an adapter can sit on, by the module names Llama-family checkpoints use. */
@@ -133,10 +134,11 @@ export class LoraAdapters {
 
   /**
    * The adapters' addition to packed weight `weight` of layer `layer` for inputs x (N, in) → (N, out),
-   * or undefined where it has none. With `dropoutSeed` (training), each adapter's input is dropped
-   * out with its own mask, as separate LoRA modules do.
+   * plus `residual` when given (one kernel: no separate sum is held for the backward pass), or
+   * undefined where the weight has no adapters. With `dropoutSeed` (training), each adapter's input
+   * is dropped out with its own mask, as separate LoRA modules do.
    */
-  delta(x: tf.Tensor2D, layer: number, weight: string, total: number, dropoutSeed?: number): tf.Tensor2D | undefined {
+  delta(x: tf.Tensor2D, layer: number, weight: string, total: number, dropoutSeed?: number, residual?: tf.Tensor2D): tf.Tensor2D | undefined {
     const pieces = this.pieces.filter((piece) => piece.weight === weight);
     if (pieces.length === 0) return undefined;
     return tf.tidy(() => {
@@ -148,8 +150,8 @@ export class LoraAdapters {
               tf.matMul(tf.dropout(x, this.config.dropout, undefined, seedOf(dropoutSeed, layer, LORA_TARGETS.indexOf(piece.target))) as tf.Tensor2D, as[k] as tf.Tensor2D),
             ),
           )
-        : tf.matMul(x, concatColumns(as)); // (N, r · pieces)
-      return tf.mul(tf.matMul(low, this.blockB(layer, pieces, total)), this.scale) as tf.Tensor2D; // (N, out)
+        : (tf.matMul(x, concatColumns(as)) as tf.Tensor2D); // (N, r · pieces)
+      return linear(low, tf.mul(this.blockB(layer, pieces, total), this.scale) as tf.Tensor2D, undefined, residual); // (N, out)
     });
   }
 
