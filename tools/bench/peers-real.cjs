@@ -201,7 +201,7 @@ if (require.main === module) {
     log('system                                                   s/step (spread)       vs TRL   peak GB');
     for (const row of result.rows)
       log(
-        `${row.system.padEnd(55)}${row.secondsPerStep.toFixed(2).padStart(8)} (${row.spread.map((s) => s.toFixed(1)).join('-')})`.padEnd(78) +
+        `${row.system.padEnd(64)}${row.secondsPerStep.toFixed(2).padStart(8)} (${row.spread.map((s) => s.toFixed(1)).join('-')})`.padEnd(88) +
           `${row.speedVsTrl.toFixed(2).padStart(7)}${row.peakRssGB.toFixed(2).padStart(10)}`,
       );
     process.stdout.write(`${JSON.stringify({ peersReal: result })}\n`);

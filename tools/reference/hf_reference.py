@@ -330,7 +330,7 @@ def cmd_rope(args):
     request = json.load(sys.stdin)
     config = family_config(request["family"], 100, request.get("context", 128), request["fields"])
     rope_type = config.rope_parameters["rope_type"]
-    inv_freq, attention_factor = ROPE_INIT_FUNCTIONS[rope_type](config, None)
+    inv_freq, attention_factor = ROPE_INIT_FUNCTIONS[rope_type](config, None, seq_len=request.get("seq_len"))
     json.dump({"invFreq": inv_freq.tolist(), "attentionFactor": attention_factor}, sys.stdout)
 
 

@@ -26,6 +26,27 @@ export type RopeScaling =
       readonly truncate: boolean;
       /** The factor cos and sin are multiplied by (0.1 ln(factor) + 1 by default): the model scales its attention scores by its square. */
       readonly attentionFactor: number;
+    }
+  | {
+      /**
+       * LongRoPE (Phi-3 128k): each frequency divided by its own factor, the short factors while a
+       * forward pass stays within originalContext positions and the long ones past it.
+       */
+      readonly type: 'longrope';
+      readonly shortFactor: readonly number[];
+      readonly longFactor: readonly number[];
+      readonly originalContext: number;
+      /** cos and sin's factor (sqrt(1 + ln(factor) / ln(originalContext)) by default): the scores take its square. */
+      readonly attentionFactor: number;
+    }
+  | {
+      /**
+       * Dynamic NTK scaling: transformers raises the base only once a sequence passes
+       * max_position_embeddings, which is the model's context; within it the frequencies are the
+       * unscaled ones, and skd never runs past it.
+       */
+      readonly type: 'dynamic';
+      readonly factor: number;
     };
 
 /**
@@ -34,12 +55,22 @@ export type RopeScaling =
  * frequency by the factor; `llama3` divides the low frequencies (wavelengths past
  * originalContext / lowFreqFactor) by the factor, keeps the high ones (wavelengths under
  * originalContext / highFreqFactor), and interpolates smoothly in between. float32, as
- * transformers computes them.
+ * transformers computes them. `longrope` takes its long factors when `length` (the forward pass's
+ * largest position plus one) passes its original context, its short ones otherwise; `dynamic` is the
+ * unscaled frequencies within the model's context.
  */
-export function rotaryFrequencies(headDim: number, theta: number, scaling?: RopeScaling): Float32Array {
+export function rotaryFrequencies(headDim: number, theta: number, scaling?: RopeScaling, length = 0): Float32Array {
   if (!Number.isInteger(headDim) || headDim < 2 || headDim % 2 !== 0) throw new SkdError(`rotary positions need an even head dimension, got ${headDim}`);
   const base = Array.from({ length: headDim / 2 }, (_, i) => 1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / headDim))));
-  if (!scaling) return Float32Array.from(base);
+  if (!scaling || scaling.type === 'dynamic') return Float32Array.from(base);
+  if (scaling.type === 'longrope') {
+    const factors = length > scaling.originalContext ? scaling.longFactor : scaling.shortFactor;
+    if (factors.length !== headDim / 2) throw new SkdError(`longrope needs ${headDim / 2} factors (half the head dimension), got ${factors.length}`);
+    // 1 / (factor * theta^(2i/d)) in float32, as transformers' longrope init computes it.
+    return Float32Array.from({ length: headDim / 2 }, (_, i) =>
+      Math.fround(1 / Math.fround(Math.fround(factors[i] as number) * Math.fround(Math.pow(theta, Math.fround((2 * i) / headDim))))),
+    );
+  }
   if (scaling.type === 'linear') return Float32Array.from(base, (f) => Math.fround(f) / scaling.factor);
   if (scaling.type === 'yarn') return yarnFrequencies(headDim, theta, scaling);
   const { factor, lowFreqFactor, highFreqFactor, originalContext } = scaling;

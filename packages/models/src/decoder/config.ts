@@ -24,6 +24,14 @@ const ropeScalingSchema = z.discriminatedUnion('type', [
     truncate: z.boolean().default(true),
     attentionFactor: z.number().positive().describe("cos and sin's factor (default 0.1 ln(factor) + 1, as transformers infers it)"),
   }),
+  z.strictObject({
+    type: z.literal('longrope'),
+    shortFactor: z.array(z.number().positive()).min(1),
+    longFactor: z.array(z.number().positive()).min(1),
+    originalContext: z.number().int().positive(),
+    attentionFactor: z.number().positive(),
+  }),
+  z.strictObject({ type: z.literal('dynamic'), factor: z.number().positive() }),
 ]);
 
 /**
@@ -52,7 +60,7 @@ export const decoderConfigSchema = z.strictObject({
     .describe('RMSNorm scales by (offset + weight): 1 in Gemma'),
   embedScale: z.boolean().default(false).describe('multiply embeddings by sqrt(dModel) (Gemma)'),
   ropeTheta: z.number().positive().default(10000).describe('rotary base'),
-  ropeScaling: ropeScalingSchema.optional().describe('rotary frequency scaling for long contexts (linear, llama3 or yarn)'),
+  ropeScaling: ropeScalingSchema.optional().describe('rotary frequency scaling for long contexts (linear, llama3, yarn, longrope or dynamic)'),
   slidingRopeTheta: z
     .number()
     .positive()
@@ -111,8 +119,11 @@ export function checkDecoderConfig(config: DecoderConfig): string[] {
   if (config.layerTypes && config.layerTypes.length !== config.layers)
     problems.push(`layerTypes needs one entry per layer (${config.layers}), got ${config.layerTypes.length}`);
   if (config.layerTypes?.includes('sliding') && config.slidingWindow === undefined) problems.push('sliding layers need slidingWindow');
-  if (config.ropeScaling?.type === 'yarn' && config.slidingRopeTheta !== undefined)
-    problems.push("yarn scales every layer's attention, so it cannot be combined with slidingRopeTheta (sliding layers with their own, unscaled rope)");
+  const scaling = config.ropeScaling;
+  if ((scaling?.type === 'yarn' || scaling?.type === 'longrope') && config.slidingRopeTheta !== undefined)
+    problems.push(`${scaling.type} scales every layer's attention, so it cannot be combined with slidingRopeTheta (sliding layers with their own, unscaled rope)`);
+  if (scaling?.type === 'longrope' && Number.isInteger(headDim) && (scaling.shortFactor.length !== headDim / 2 || scaling.longFactor.length !== headDim / 2))
+    problems.push(`longrope needs ${headDim / 2} short and long factors (half the head dimension), got ${scaling.shortFactor.length} and ${scaling.longFactor.length}`);
   if (config.postNorms && config.sandwichNorms) problems.push('postNorms and sandwichNorms exclude each other (sandwich norms are before and after)');
   return problems;
 }

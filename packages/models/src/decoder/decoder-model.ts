@@ -48,6 +48,8 @@ export class DecoderModel implements LanguageModel {
   readonly loraBase: string | undefined;
   private readonly id = ++modelCounter;
   private readonly frequencies: tf.Tensor1D;
+  /** LongRoPE's frequencies for forward passes past its original context (the others use `frequencies`). */
+  private readonly longFrequencies: tf.Tensor1D | undefined;
   /** The sliding-window layers' own rotary frequencies (Gemma 3), when they have their own base. */
   private readonly slidingFrequencies: tf.Tensor1D | undefined;
 
@@ -97,6 +99,10 @@ export class DecoderModel implements LanguageModel {
     }
     const { headDim } = decoderShape(config);
     this.frequencies = tf.keep(tf.tensor1d(rotaryFrequencies(headDim, config.ropeTheta, config.ropeScaling)));
+    this.longFrequencies =
+      config.ropeScaling?.type === 'longrope'
+        ? tf.keep(tf.tensor1d(rotaryFrequencies(headDim, config.ropeTheta, config.ropeScaling, config.ropeScaling.originalContext + 1)))
+        : undefined;
     this.slidingFrequencies = config.slidingRopeTheta !== undefined ? tf.keep(tf.tensor1d(rotaryFrequencies(headDim, config.slidingRopeTheta))) : undefined;
   }
 
@@ -172,7 +178,9 @@ export class DecoderModel implements LanguageModel {
           ...(mask ? { mask } : {}),
         });
       const keep = options.checkpointLayers === true ? [positions, ...(mask ? [mask] : [])] : undefined;
-      return this.forward(tokens, positions, attend, false, keep, output, options.training === true ? (options.seed ?? 0) : undefined);
+      // LongRoPE picks its factors by the pass's largest position + 1: the longest row's real length.
+      const length = this.longFrequencies ? (mask ? (tf.max(tf.sum(mask, 1)).dataSync()[0] as number) : T) : T;
+      return this.forward(tokens, positions, attend, false, keep, output, options.training === true ? (options.seed ?? 0) : undefined, length);
     });
   }
 
@@ -209,9 +217,47 @@ export class DecoderModel implements LanguageModel {
       throw new SkdError(`decode mask has shape [${options.mask.shape.join(', ')}], expected [${B}, ${S}]`);
     }
     const mask = options.mask?.dataSync(); // (B*S): which slots are real decides where they go in the cache
+    if (this.longFrequencies) this.longRopeSwitch(tokens, mask, state);
     return state.cache.advance(mask, S, (step) =>
-      tf.tidy(() => this.forward(tokens, tf.tensor1d(step.positions, 'int32'), step.attend, options.lastOnly === true)),
+      tf.tidy(() =>
+        // A cache rebuilt with LongRoPE's long factors keeps them, as transformers' does.
+        this.forward(tokens, tf.tensor1d(step.positions, 'int32'), step.attend, options.lastOnly === true, undefined, 'logits', undefined, state.longRope ? Infinity : maxOf(step.positions) + 1),
+      ),
     );
+  }
+
+  /**
+   * LongRoPE in a cache: the tokens fed so far are kept per row, and when a pass first takes the
+   * sequence past the original context while the cache holds keys rotated by the short factors, the
+   * cache is rebuilt from those tokens with the long ones, as transformers' Phi-3 does when it
+   * generates past that point (it drops its cache and encodes the whole sequence again). From then on
+   * cached decoding equals a full pass over the sequence.
+   */
+  private longRopeSwitch(tokens: tf.Tensor2D, mask: ArrayLike<number> | undefined, state: DecoderDecodeState): void {
+    const [B, S] = tokens.shape;
+    const ids = tokens.dataSync();
+    const original = (this.config.ropeScaling as { originalContext: number }).originalContext;
+    const real = (b: number) => Array.from({ length: S }, (_, s) => b * S + s).filter((i) => !mask || (mask[i] as number) > 0);
+    const after = Math.max(...Array.from({ length: B }, (_, b) => (state.lengths[b] as number) + real(b).length));
+    if (after > original && !state.longRope && Math.max(...state.lengths) > 0) {
+      const history = state.history;
+      const width = Math.max(...history.map((row) => row.length));
+      state.cache.rollback(history.map(() => 0));
+      const padded = history.map((row) => [...row, ...Array<number>(width - row.length).fill(0)]);
+      const realSlots = Float32Array.from(history.flatMap((row) => [...row.map(() => 1), ...Array<number>(width - row.length).fill(0)]));
+      const again = tf.tensor2d(padded, [B, width], 'int32');
+      try {
+        state.cache
+          .advance(realSlots, width, (step) =>
+            tf.tidy(() => this.forward(again, tf.tensor1d(step.positions, 'int32'), step.attend, true, undefined, 'logits', undefined, original + 1)),
+          )
+          .dispose();
+      } finally {
+        again.dispose();
+      }
+    }
+    if (after > original) state.longRope = true;
+    for (let b = 0; b < B; b++) state.history[b]?.push(...real(b).map((i) => ids[i] as number));
   }
 
   dispose(): void {
@@ -219,13 +265,14 @@ export class DecoderModel implements LanguageModel {
     this.lora?.dispose();
     this.frequencies.dispose();
     this.slidingFrequencies?.dispose();
+    this.longFrequencies?.dispose();
   }
 
   /** The scores' scale; under yarn times its attention factor squared (cos and sin carry it, so q and k each do). */
   private get attentionScale(): number {
     const scale = this.config.attentionScale ?? 1 / Math.sqrt(decoderShape(this.config).headDim);
     const scaling = this.config.ropeScaling;
-    return scaling?.type === 'yarn' ? scale * scaling.attentionFactor * scaling.attentionFactor : scale;
+    return scaling?.type === 'yarn' || scaling?.type === 'longrope' ? scale * scaling.attentionFactor * scaling.attentionFactor : scale;
   }
 
   /** A trainable variable holding `initial`'s values; `initial` is disposed (tf.variable does not take it over). */
@@ -271,6 +318,7 @@ export class DecoderModel implements LanguageModel {
     checkpointKeep?: readonly tf.Tensor[],
     output: 'logits' | 'features' = 'logits',
     dropoutSeed?: number,
+    length = 0,
   ): tf.Tensor3D {
     const { layers, heads, normEpsilon: eps, normOffset: offset, sandwichNorms, postNorms, activation, dModel } = this.config;
     const { headDim, kvHeads } = decoderShape(this.config);
@@ -293,7 +341,12 @@ export class DecoderModel implements LanguageModel {
         let y = x;
         const a = postNorms ? y : norm(y, `${p}.input_layernorm.weight`); // (B*S, d)
         const projected = dense(a, i, 'self_attn.qkv_proj.weight'); // (B*S, (H + 2 Hkv) dh)
-        const frequencies = windows[i] && this.slidingFrequencies ? this.slidingFrequencies : this.frequencies;
+        const frequencies =
+          windows[i] && this.slidingFrequencies
+            ? this.slidingFrequencies
+            : this.longFrequencies && length > (this.config.ropeScaling as { originalContext: number }).originalContext
+              ? this.longFrequencies
+              : this.frequencies;
         const qkv = rotary(this.config.qkNorm ? this.headNorms(projected, i) : projected, positions, frequencies, {
           heads,
           kvHeads,
@@ -349,6 +402,12 @@ export class DecoderModel implements LanguageModel {
   }
 }
 
+function maxOf(values: ArrayLike<number>): number {
+  let max = 0;
+  for (let i = 0; i < values.length; i++) max = Math.max(max, values[i] as number);
+  return max;
+}
+
 /**
  * Positions of a right- or left-padded batch: each real token's index among its row's real tokens,
  * so padding never shifts positions (padding slots repeat a neighbour's). (B*T) int32.
@@ -367,10 +426,17 @@ function initialValue(name: string, shape: number[], seed: number, config: Decod
 
 /** A decoder's decode: its KV cache (native when the backend has the kernel) and per-row lengths. */
 export class DecoderDecodeState implements DecodeState {
+  /** The tokens each row holds (kept for LongRoPE, whose cache is rebuilt once past the original context). */
+  readonly history: number[][];
+  /** Whether the cache's keys are rotated by LongRoPE's long factors. */
+  longRope = false;
+
   constructor(
     readonly owner: DecoderModel,
     readonly cache: KvCache,
-  ) {}
+  ) {
+    this.history = Array.from({ length: cache.batchSize }, () => []);
+  }
 
   get batchSize(): number {
     return this.cache.batchSize;
@@ -382,6 +448,9 @@ export class DecoderDecodeState implements DecodeState {
 
   rollback(keep: readonly (number | undefined)[]): void {
     this.cache.rollback(keep);
+    keep.forEach((n, b) => {
+      if (n !== undefined) this.history[b]?.splice(n);
+    });
   }
 
   dispose(): void {

@@ -146,11 +146,16 @@ function rope(hf: HfConfig, key: string): number | undefined {
 
 function ropeScaling(hf: HfConfig, fail: (field: string, detail: string) => never): Pick<DecoderConfig, 'ropeScaling'> {
   const field = hf['rope_parameters'] !== undefined ? 'rope_parameters' : 'rope_scaling';
-  return scalingOf(hf[field] as Record<string, unknown> | null | undefined, field, fail);
+  return scalingOf(hf[field] as Record<string, unknown> | null | undefined, field, fail, hf);
 }
 
 /** The rope scaling one rope-parameters object describes (`field` names it in errors). */
-function scalingOf(parameters: Record<string, unknown> | null | undefined, field: string, fail: (field: string, detail: string) => never): Pick<DecoderConfig, 'ropeScaling'> {
+function scalingOf(
+  parameters: Record<string, unknown> | null | undefined,
+  field: string,
+  fail: (field: string, detail: string) => never,
+  hf: HfConfig = {},
+): Pick<DecoderConfig, 'ropeScaling'> {
   if (parameters === null || parameters === undefined) return {};
   if (typeof parameters !== 'object') fail(field, `expected an object, got ${JSON.stringify(parameters)}`);
   const type = (parameters['rope_type'] ?? parameters['type'] ?? 'default') as string;
@@ -191,8 +196,35 @@ function scalingOf(parameters: Record<string, unknown> | null | undefined, field
         },
       };
     }
+    case 'longrope': {
+      // Phi-3 keeps original_max_position_embeddings at the top level; factor defaults to the context's growth.
+      const original =
+        typeof parameters['original_max_position_embeddings'] === 'number'
+          ? (parameters['original_max_position_embeddings'] as number)
+          : typeof hf['original_max_position_embeddings'] === 'number'
+            ? (hf['original_max_position_embeddings'] as number)
+            : fail(`${field}.original_max_position_embeddings`, 'missing for rope type "longrope"');
+      const factors = (key: string): number[] => {
+        const v = parameters[key];
+        return Array.isArray(v) && v.every((x) => typeof x === 'number') ? (v as number[]) : fail(`${field}.${key}`, 'missing or not a list of numbers');
+      };
+      const context = typeof hf['max_position_embeddings'] === 'number' ? (hf['max_position_embeddings'] as number) : original;
+      const factor = typeof parameters['factor'] === 'number' ? (parameters['factor'] as number) : context / original;
+      const given = parameters['attention_factor'];
+      return {
+        ropeScaling: {
+          type: 'longrope',
+          shortFactor: factors('short_factor'),
+          longFactor: factors('long_factor'),
+          originalContext: original,
+          attentionFactor: typeof given === 'number' ? given : factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(original)),
+        },
+      };
+    }
+    case 'dynamic':
+      return { ropeScaling: { type: 'dynamic', factor: number('factor') } };
     default:
-      return fail(`${field}.rope_type`, `${JSON.stringify(type)} is not supported (supported: default, linear, llama3, yarn)`);
+      return fail(`${field}.rope_type`, `${JSON.stringify(type)} is not supported (supported: default, linear, llama3, yarn, longrope, dynamic)`);
   }
 }
 
@@ -299,7 +331,17 @@ export function huggingFaceDecoderConfig(
     rope_scaling: scaling
       ? scaling.type === 'linear'
         ? { rope_type: 'linear', factor: scaling.factor }
-        : scaling.type === 'yarn'
+        : scaling.type === 'dynamic'
+          ? { rope_type: 'dynamic', factor: scaling.factor }
+          : scaling.type === 'longrope'
+            ? {
+                rope_type: 'longrope',
+                short_factor: scaling.shortFactor,
+                long_factor: scaling.longFactor,
+                original_max_position_embeddings: scaling.originalContext,
+                attention_factor: scaling.attentionFactor,
+              }
+            : scaling.type === 'yarn'
           ? {
               rope_type: 'yarn',
               factor: scaling.factor,
