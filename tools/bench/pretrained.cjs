@@ -8,7 +8,7 @@
 // skd on the backend a run of that size gets (native: the models exceed the wasm heap) and PyTorch 2
 // from .venv (transformers' model class, SDPA attention, at 1 and at 2 threads; round 1 finds the
 // faster, later rounds alternate skd with it, and the medians of the rounds are compared).
-// Options: --quick (1 round, 1 timed step), --rounds=N (default 3), --only=smollm2-135m,qwen2.5-0.5b,
+// Options: --quick (1 round, 1 timed step), --rounds=N (default 3), --only=smollm2-135m,qwen2.5-0.5b,qwen3-0.6b,
 //          --tasks=train,generate. Returns (and prints) the rows; run.cjs folds them into its JSON.
 const { spawnSync } = require('node:child_process');
 const os = require('node:os');
@@ -46,7 +46,7 @@ function torch(shape, task, steps, threads) {
 }
 
 async function comparePretrained({ quick = false, rounds = 3, only, tasks = ['train', 'generate'] } = {}) {
-  const names = only ?? ['smollm2-135m', 'qwen2.5-0.5b'];
+  const names = only ?? ['smollm2-135m', 'qwen2.5-0.5b', 'qwen3-0.6b'];
   const threads = Array.from({ length: os.cpus().length }, (_, i) => i + 1);
   const steps = quick ? 1 : 3;
   const rows = [];

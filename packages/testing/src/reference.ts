@@ -70,7 +70,7 @@ export const FAMILY_TOKENIZER: Readonly<Record<ReferenceFamily, ReferenceTokeniz
   qwen3: 'qwen2',
   mistral: 'llama2',
   phi3: 'llama2',
-  olmo2: 'gpt2',
+  olmo2: 'llama3',
   gemma: 'gemma',
   gemma2: 'gemma',
   gemma3: 'gemma',
