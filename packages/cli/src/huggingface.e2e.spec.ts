@@ -174,6 +174,53 @@ describe('every sampler and divergence on Hugging Face folders (end to end)', ()
   });
 });
 
+describe('every Llama-family architecture distils and exports (end to end)', () => {
+  const dir = tmp();
+  const pairs = Object.fromEntries(
+    ['train', 'eval', 'test'].map((split) => {
+      const file = path.join(dir, `${split}-pairs.jsonl`);
+      fs.writeFileSync(file, `${QUESTIONS.map((q, i) => JSON.stringify({ prompt: q, response: ANSWERS[i] })).join('\n')}\n`);
+      return [split, file];
+    }),
+  );
+  // SKD between two folders of each family written by transformers (the parity fixtures' shapes: Qwen3's
+  // per-head norms and separate head width, Mistral's and Phi-3's windows, Phi-3's fused matrices,
+  // OLMo 2's moved norms, Gemma 3's two ropes), then skd export, read back to identical logits.
+  it.each(['qwen3', 'mistral', 'phi3', 'olmo2', 'gemma3'] as const)('%s: 2 SKD steps to finite losses, exported and read back', (family) => {
+    const teacher = referenceModel(family, { seed: 1 });
+    const student = referenceModel(family, { seed: 2 });
+    const file = path.join(dir, `${family}.json`);
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        seed: 3,
+        tokenizer: { kind: 'hf', options: { path: student } },
+        teacher: { kind: 'hf', options: { path: teacher } },
+        student: { kind: 'hf', options: { path: student } },
+        sampler: { kind: 'skd', options: { topK: 5, maxNewTokens: 8 } },
+        divergence: { kind: 'forward-kl' },
+        // Prompt and response pairs through each family's chat template (Gemma's refuses a system turn).
+        dataset: { kind: 'jsonl', options: { files: pairs, template: 'chat' } },
+        training: { steps: 2, batchSize: 2, evalEvery: 0, testLimit: 2, maxNewTokens: 4, checkpointEvery: 0, learningRate: 1e-3 },
+      }),
+    );
+    const result = skd(['distill', file, '--out', `runs/${family}`], dir);
+    expect(result.stderr).not.toMatch(/error|warning/i);
+    expect(result.status).toBe(0);
+    const steps = fs
+      .readFileSync(path.join(dir, `runs/${family}/metrics.jsonl`), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.type === 'step');
+    expect(steps.map((e) => e.step)).toEqual([1, 2]);
+    expect(steps.every((e) => Number.isFinite(e.loss) && e.sampler.acceptanceRate >= 0)).toBe(true);
+    const exported = skd(['export', `runs/${family}`, '--out', `hf-${family}`, '--json'], dir);
+    expect(exported.status).toBe(0);
+    expect(JSON.parse(exported.stdout)).toMatchObject({ architecture: family, reloadedLogitsMaxDiff: 0 });
+  });
+});
+
 describe('broken Hugging Face folders (end to end): one line naming the file and the field, exit 2, no run folder', () => {
   const healthy = referenceModel('qwen2', { seed: 1 });
   const sharded = referenceModel('llama', { dtype: 'bfloat16', shardBytes: 60_000, seed: 4 });
