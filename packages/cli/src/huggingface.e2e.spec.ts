@@ -320,10 +320,10 @@ describe('broken Hugging Face folders (end to end): one line naming the file and
         const file = path.join(dir, 'config.json');
         fs.writeFileSync(
           file,
-          JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), rope_parameters: { rope_type: 'yarn', rope_theta: 10000, factor: 4 } }),
+          JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), rope_parameters: { rope_type: 'proportional', rope_theta: 10000, factor: 4 } }),
         );
       },
-      /config\.json: rope_parameters\.rope_type: "yarn" is not supported \(supported: default, linear, llama3\)/,
+      /config\.json: rope_parameters\.rope_type: "proportional" is not supported \(supported: default, linear, llama3, yarn, longrope, dynamic\)/,
     ],
     ['a missing tokenizer file', healthy, (dir: string) => fs.rmSync(path.join(dir, 'tokenizer.json')), /model: tokenizer\.json is missing/],
   ])('%s', (_what, source, damage, message) => {

@@ -52,6 +52,7 @@ function domains(l: ReturnType<typeof lab>): Record<string, { args: string[]; in
     'generate --max-new-tokens': { args: ['generate', smoke, '--prompt', 'x'], invalid: 'many' },
     'generate --temperature': { args: ['generate', smoke, '--prompt', 'x'], invalid: '-1' },
     'export --out': 'free',
+    'export --base': 'free',
     'sweep --queue': { args: ['sweep', l.sweep], invalid: 'http://not-redis' },
     'sweep --only': { args: ['sweep', l.sweep], invalid: 'color=red' },
     'worker --queue': { args: ['worker'], invalid: 'http://not-redis' },

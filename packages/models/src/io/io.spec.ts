@@ -204,7 +204,7 @@ describe('Hugging Face GPT-2 checkpoints', () => {
     expect(() => loadHuggingFaceGpt2(dir)).toThrow('activation_function "relu" is not supported');
     writeHfCheckpoint(dir, source, { ...hfConfig, model_type: 'bert' });
     expect(() => loadHuggingFaceGpt2(dir)).toThrow(
-      'model_type "bert" (and no architectures) is not supported; skd reads LlamaForCausalLM, Qwen2ForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM, GPT2LMHeadModel',
+      'model_type "bert" (and no architectures) is not supported; skd reads LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM, Phi3ForCausalLM, Olmo2ForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, GPT2LMHeadModel',
     );
     writeHfCheckpoint(dir, source, { ...hfConfig, model_type: 'llama' });
     expect(() => loadHuggingFaceGpt2(dir)).toThrow('hidden_size: missing');
