@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Pretrained-model shapes against PyTorch 2 at its best, side by side in one run (part of
-// `npm run bench`; alone: `node tools/bench/pretrained.cjs`). For the SmolLM2-135M and Qwen2.5-0.5B
+// `npm run bench`; alone: `node tools/bench/pretrained.cjs`). For the SmolLM2-135M, Qwen2.5-0.5B and Qwen3-0.6B
 // shapes (tools/bench/pretrained-shapes.json, random weights), each in its own child process so its
 // peak memory is its own:
 //   - a training step (B=4, T=256: forward, next-token cross-entropy, backward, Adam), and

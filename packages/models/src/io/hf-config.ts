@@ -328,37 +328,7 @@ export function huggingFaceDecoderConfig(
     [config.architecture === 'gemma2' || config.architecture === 'gemma3' ? 'hidden_activation' : 'hidden_act']: { silu: 'silu', gelu: 'gelu', gelu_tanh: 'gelu_pytorch_tanh' }[config.activation],
     rms_norm_eps: config.normEpsilon,
     rope_theta: config.ropeTheta,
-    rope_scaling: scaling
-      ? scaling.type === 'linear'
-        ? { rope_type: 'linear', factor: scaling.factor }
-        : scaling.type === 'dynamic'
-          ? { rope_type: 'dynamic', factor: scaling.factor }
-          : scaling.type === 'longrope'
-            ? {
-                rope_type: 'longrope',
-                short_factor: scaling.shortFactor,
-                long_factor: scaling.longFactor,
-                original_max_position_embeddings: scaling.originalContext,
-                attention_factor: scaling.attentionFactor,
-              }
-            : scaling.type === 'yarn'
-          ? {
-              rope_type: 'yarn',
-              factor: scaling.factor,
-              original_max_position_embeddings: scaling.originalContext,
-              beta_fast: scaling.betaFast,
-              beta_slow: scaling.betaSlow,
-              truncate: scaling.truncate,
-              attention_factor: scaling.attentionFactor,
-            }
-          : {
-            rope_type: 'llama3',
-            factor: scaling.factor,
-            low_freq_factor: scaling.lowFreqFactor,
-            high_freq_factor: scaling.highFreqFactor,
-            original_max_position_embeddings: scaling.originalContext,
-          }
-      : null,
+    rope_scaling: scaling ? ropeScalingJson(scaling) : null,
     ...(config.architecture === 'llama' ? { attention_bias: config.qkvBias, mlp_bias: config.mlpBias } : {}),
     ...(config.architecture === 'qwen3' || config.architecture === 'olmo2' ? { attention_bias: config.qkvBias } : {}),
     ...(config.architecture === 'gemma' ? { attention_bias: config.qkvBias } : {}),
@@ -387,6 +357,41 @@ export function huggingFaceDecoderConfig(
     ...(special.pad !== undefined ? { pad_token_id: special.pad } : {}),
     torch_dtype: 'float32',
   };
+}
+
+/** A rope scaling as config.json's `rope_scaling` writes it (the layout transformers 4 and 5 both read). */
+function ropeScalingJson(scaling: NonNullable<DecoderConfig['ropeScaling']>): Record<string, unknown> {
+  switch (scaling.type) {
+    case 'linear':
+    case 'dynamic':
+      return { rope_type: scaling.type, factor: scaling.factor };
+    case 'llama3':
+      return {
+        rope_type: 'llama3',
+        factor: scaling.factor,
+        low_freq_factor: scaling.lowFreqFactor,
+        high_freq_factor: scaling.highFreqFactor,
+        original_max_position_embeddings: scaling.originalContext,
+      };
+    case 'yarn':
+      return {
+        rope_type: 'yarn',
+        factor: scaling.factor,
+        original_max_position_embeddings: scaling.originalContext,
+        beta_fast: scaling.betaFast,
+        beta_slow: scaling.betaSlow,
+        truncate: scaling.truncate,
+        attention_factor: scaling.attentionFactor,
+      };
+    case 'longrope':
+      return {
+        rope_type: 'longrope',
+        short_factor: scaling.shortFactor,
+        long_factor: scaling.longFactor,
+        original_max_position_embeddings: scaling.originalContext,
+        attention_factor: scaling.attentionFactor,
+      };
+  }
 }
 
 /** Fields transformers 5 declares float and checks strictly: an integral value must be written 30.0, not 30. */
