@@ -24,8 +24,23 @@ const CLI = path.join(REPO, 'packages/cli/dist/main.js');
 const option = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name}=`)) ?? `=${fallback}`).split('=')[1];
 const log = (line) => process.stderr.write(`${line}\n`);
 
-const SETTINGS = { batch: 4, newTokens: 64, learningRate: 1e-5, examples: 200, vocab: 3200, divergence: 'forward KL (TRL: generalized JSD, beta 0)', temperature: 1 };
-const LLAMA = { attention_bias: false, mlp_bias: false, tie_word_embeddings: true, head_dim: 64, rms_norm_eps: 1e-5, rope_parameters: { rope_type: 'default', rope_theta: 100000.0 } };
+const SETTINGS = {
+  batch: 4,
+  newTokens: 64,
+  learningRate: 1e-5,
+  examples: 200,
+  vocab: 3200,
+  divergence: 'forward KL (TRL: generalized JSD, beta 0)',
+  temperature: 1,
+};
+const LLAMA = {
+  attention_bias: false,
+  mlp_bias: false,
+  tie_word_embeddings: true,
+  head_dim: 64,
+  rms_norm_eps: 1e-5,
+  rope_parameters: { rope_type: 'default', rope_theta: 100000.0 },
+};
 const SHAPES = {
   teacher: { ...LLAMA, hidden_size: 960, intermediate_size: 2560, num_hidden_layers: 32, num_attention_heads: 15, num_key_value_heads: 5 },
   student: { ...LLAMA, hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3 },
@@ -64,7 +79,22 @@ function prepare(dir) {
   const model = (role, seed) =>
     once(role, (out) =>
       python(
-        [REFERENCE, 'model', 'llama', out, '--tokenizer', tokenizer, '--dtype', 'bfloat16', '--context', '2048', '--seed', String(seed), '--shape', JSON.stringify(SHAPES[role])],
+        [
+          REFERENCE,
+          'model',
+          'llama',
+          out,
+          '--tokenizer',
+          tokenizer,
+          '--dtype',
+          'bfloat16',
+          '--context',
+          '2048',
+          '--seed',
+          String(seed),
+          '--shape',
+          JSON.stringify(SHAPES[role]),
+        ],
         `${role} model`,
       ),
     );
@@ -81,7 +111,10 @@ function prepare(dir) {
       ['eval', 4],
       ['test', 4],
     ])
-      fs.writeFileSync(path.join(out, `${split}.jsonl`), `${Array.from({ length: n }, () => JSON.stringify({ prompt: text(20, 40), response: text(20, 40) })).join('\n')}\n`);
+      fs.writeFileSync(
+        path.join(out, `${split}.jsonl`),
+        `${Array.from({ length: n }, () => JSON.stringify({ prompt: text(20, 40), response: text(20, 40) })).join('\n')}\n`,
+      );
   });
   return { tokenizer, teacher, student, data };
 }
@@ -126,7 +159,16 @@ function skd(folders, dir, name, sampler, training, steps) {
     sampler,
     divergence: { kind: 'forward-kl' },
     dataset: { kind: 'jsonl', options: { files: ['train', 'eval', 'test'].reduce((f, s) => ({ ...f, [s]: path.join(folders.data, `${s}.jsonl`) }), {}) } },
-    training: { steps, batchSize: SETTINGS.batch, learningRate: SETTINGS.learningRate, evalEvery: 0, checkpointEvery: 0, testLimit: 1, maxNewTokens: 4, ...training },
+    training: {
+      steps,
+      batchSize: SETTINGS.batch,
+      learningRate: SETTINGS.learningRate,
+      evalEvery: 0,
+      checkpointEvery: 0,
+      testLimit: 1,
+      maxNewTokens: 4,
+      ...training,
+    },
   };
   const file = path.join(dir, `${path.basename(runDir)}.json`);
   fs.writeFileSync(file, JSON.stringify(config, null, 2));
@@ -165,7 +207,11 @@ function compare({ rounds, steps, dir }) {
   for (let r = 0; r < rounds; r++) {
     const counts = r === 0 ? Array.from({ length: os.cpus().length }, (_, i) => i + 1) : [threads];
     const tried = counts.map((t) => trl(folders, steps, t));
-    tried.forEach((t) => log(`round ${r + 1}: TRL DistillationTrainer ${t.trl}, ${t.threads} thread(s): ${t.seconds.toFixed(2)} s/step, peak ${(t.peakRssBytes / 1e9).toFixed(2)} GB, losses ${t.losses.map((l) => l.toFixed(3)).join(' ')}`));
+    tried.forEach((t) =>
+      log(
+        `round ${r + 1}: TRL DistillationTrainer ${t.trl}, ${t.threads} thread(s): ${t.seconds.toFixed(2)} s/step, peak ${(t.peakRssBytes / 1e9).toFixed(2)} GB, losses ${t.losses.map((l) => l.toFixed(3)).join(' ')}`,
+      ),
+    );
     threads ??= [...tried].sort((a, b) => a.seconds - b.seconds)[0].threads;
     results.trl.push(tried.find((t) => t.threads === threads));
     for (const [name, [sampler, training]] of Object.entries(runs)) {
@@ -185,16 +231,26 @@ function compare({ rounds, steps, dir }) {
       spread: [Math.min(...seconds), Math.max(...seconds)],
       speedVsTrl: trlSeconds / median(seconds),
       peakRssGB: Math.max(...rs.map((x) => x.peakRssBytes)) / 1e9,
-      ...(name.startsWith('skd SKD') ? { acceptanceRate: median(rs.map((x) => x.acceptanceRate)), teacherPassesPerToken: median(rs.map((x) => x.teacherPassesPerToken)) } : {}),
+      ...(name.startsWith('skd SKD')
+        ? { acceptanceRate: median(rs.map((x) => x.acceptanceRate)), teacherPassesPerToken: median(rs.map((x) => x.teacherPassesPerToken)) }
+        : {}),
       ...(name === 'trl' ? {} : { backend: rs[0].backend }),
     };
   });
-  return { cpu: cpu(), settings: { ...SETTINGS, steps, rounds, shapes: 'SmolLM2-360M teacher, SmolLM2-135M student (random weights, bf16 folders, read as float32)' }, rows };
+  return {
+    cpu: cpu(),
+    settings: { ...SETTINGS, steps, rounds, shapes: 'SmolLM2-360M teacher, SmolLM2-135M student (random weights, bf16 folders, read as float32)' },
+    rows,
+  };
 }
 
 if (require.main === module) {
   try {
-    const result = compare({ rounds: Number(option('rounds', 2)), steps: Number(option('steps', 4)), dir: option('dir', path.join(os.tmpdir(), 'skd-peers-real')) });
+    const result = compare({
+      rounds: Number(option('rounds', 2)),
+      steps: Number(option('steps', 4)),
+      dir: option('dir', path.join(os.tmpdir(), 'skd-peers-real')),
+    });
     log('');
     log(`CPU: ${result.cpu.model} (${result.cpu.isa}, ${result.cpu.cores} cores)`);
     log(`settings: ${JSON.stringify(result.settings)}`);

@@ -368,7 +368,12 @@ describe('a LoRA student from a Hugging Face folder (end to end): only the adapt
     const gpt = referenceModel('gpt2', { seed: 3 });
     fs.writeFileSync(
       path.join(dir, 'gpt.json'),
-      JSON.stringify({ ...config, tokenizer: { kind: 'hf', options: { path: gpt } }, teacher: { kind: 'hf', options: { path: gpt } }, student: { kind: 'hf', options: { path: gpt, lora } } }),
+      JSON.stringify({
+        ...config,
+        tokenizer: { kind: 'hf', options: { path: gpt } },
+        teacher: { kind: 'hf', options: { path: gpt } },
+        student: { kind: 'hf', options: { path: gpt, lora } },
+      }),
     );
     const onGpt = skd(['check', 'gpt.json'], dir);
     expect(onGpt.status).toBe(2);
@@ -396,7 +401,12 @@ describe('a LoRA student from a Hugging Face folder (end to end): only the adapt
     expect((trained.model as DecoderModel).trainableParameterCount).toBeLessThan(trained.model.parameterCount / 10);
     const base = loadHuggingFaceModel(student, { outputVocab: 700 });
     for (const [name, value] of base.params) expect(maxAbsDiff(trained.model.params.get(name)?.dataSync() ?? [], value.dataSync())).toBe(0);
-    const moved = tf.tidy(() => tf.max(tf.abs(tf.sub(trained.model.logits(tf.tensor2d(ids, undefined, 'int32')), base.logits(tf.tensor2d(ids, undefined, 'int32'))))).dataSync()[0] as number);
+    const moved = tf.tidy(
+      () =>
+        tf
+          .max(tf.abs(tf.sub(trained.model.logits(tf.tensor2d(ids, undefined, 'int32')), base.logits(tf.tensor2d(ids, undefined, 'int32')))))
+          .dataSync()[0] as number,
+    );
     expect(moved).toBeGreaterThan(1e-3);
     trained.model.dispose();
     base.dispose();
@@ -418,11 +428,19 @@ describe('a LoRA student from a Hugging Face folder (end to end): only the adapt
     expect(adapter.status).toBe(0);
     expect(JSON.parse(adapter.stdout)).toMatchObject({ rank: 4, alpha: 8, base: student, reloadedLogitsMaxDiff: 0 });
     const adapterConfig = JSON.parse(fs.readFileSync(path.join(dir, 'adapter', 'adapter_config.json'), 'utf8'));
-    expect(adapterConfig).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 8, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] });
+    expect(adapterConfig).toMatchObject({
+      peft_type: 'LORA',
+      r: 4,
+      lora_alpha: 8,
+      target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+    });
     const fromPeft = runReference<{ logits: number[][][] }>(['logits', student, '--adapter', path.join(dir, 'adapter')], { ids, mask }).logits[0] as number[][];
     expect(maxAbsDiff(ours.flat(), fromPeft.map((row) => row.slice(0, 700)).flat())).toBeLessThan(1e-4);
     // A student that trained every weight has no adapters to export.
-    fs.writeFileSync(path.join(dir, 'full.json'), JSON.stringify({ ...config, student: { kind: 'hf', options: { path: student } }, training: { ...config.training, steps: 1 } }));
+    fs.writeFileSync(
+      path.join(dir, 'full.json'),
+      JSON.stringify({ ...config, student: { kind: 'hf', options: { path: student } }, training: { ...config.training, steps: 1 } }),
+    );
     expect(skd(['distill', 'full.json', '--out', 'runs/full'], dir).status).toBe(0);
     const refused = skd(['export', 'runs/full', '--out', 'none', '--adapter'], dir);
     expect(refused.status).not.toBe(0);

@@ -53,7 +53,12 @@ const loraOption = loraConfigSchema
  * frozen), or the model itself when no adapters are asked for. Adapters over a saved run's adapters
  * sit on its merged weights.
  */
-function withLora(model: LanguageModel, lora: LoraConfig | undefined, deps: { readonly role: string; readonly rng: { tfSeed(): number } }, base?: string): LanguageModel {
+function withLora(
+  model: LanguageModel,
+  lora: LoraConfig | undefined,
+  deps: { readonly role: string; readonly rng: { tfSeed(): number } },
+  base?: string,
+): LanguageModel {
   if (!lora) return model;
   if (deps.role !== 'student') {
     model.dispose();
@@ -61,9 +66,12 @@ function withLora(model: LanguageModel, lora: LoraConfig | undefined, deps: { re
   }
   if (!(model instanceof DecoderModel)) {
     model.dispose();
-    throw new SkdError('LoRA adapters sit on Llama-family decoders (Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma, Gemma 2, Gemma 3); this student is a GPT', {
-      hint: 'remove student.options.lora to train every weight, or distil into a Llama-family student',
-    });
+    throw new SkdError(
+      'LoRA adapters sit on Llama-family decoders (Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma, Gemma 2, Gemma 3); this student is a GPT',
+      {
+        hint: 'remove student.options.lora to train every weight, or distil into a Llama-family student',
+      },
+    );
   }
   const weights: ReadonlyMap<string, tf.Tensor> = model.lora ? model.mergedWeights() : model.params;
   try {
@@ -90,7 +98,8 @@ export const decoderModelEntry = defineComponent({
     .superRefine(({ lora: _lora, ...config }, ctx) => {
       for (const message of checkDecoderConfig({ ...config, vocabSize: 2 })) ctx.addIssue({ code: 'custom', message });
     }),
-  create: ({ lora, ...options }, deps) => withLora(new DecoderModel({ ...options, vocabSize: deps.tokenizer.vocabSize }, { seed: deps.rng.tfSeed() }), lora, deps),
+  create: ({ lora, ...options }, deps) =>
+    withLora(new DecoderModel({ ...options, vocabSize: deps.tokenizer.vocabSize }, { seed: deps.rng.tfSeed() }), lora, deps),
 });
 
 export const bpeTokenizerEntry = defineComponent({
@@ -222,7 +231,8 @@ function huggingFaceParameters(options: { path: string }, deps: { readonly baseD
 export const huggingFaceModelEntry = defineComponent({
   component: 'model',
   kind: 'hf',
-  summary: 'a Hugging Face model folder: Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma, Gemma 2, Gemma 3 or GPT-2 (config.json + safetensors, sharded or not, F32/F16/BF16)',
+  summary:
+    'a Hugging Face model folder: Llama, Qwen2, Qwen3, Mistral, Phi-3, OLMo 2, Gemma, Gemma 2, Gemma 3 or GPT-2 (config.json + safetensors, sharded or not, F32/F16/BF16)',
   options: huggingFaceModelOptions,
   create: createHuggingFaceModel,
   parameterCount: huggingFaceParameters,

@@ -51,7 +51,8 @@ export function exportCommand(program: Command, { io }: CommandContext): void {
     .option('--json', 'print the result as JSON')
     .action(async (source: string, options: { out: string; adapter?: boolean; base?: string; json?: boolean }) => {
       const folder = fs.existsSync(path.join(source, 'model', 'config.json')) ? path.join(source, 'model') : source;
-      if (options.base !== undefined && !options.adapter) throw new SkdError('--base names the base model of an adapter folder', { hint: 'add --adapter, or drop --base' });
+      if (options.base !== undefined && !options.adapter)
+        throw new SkdError('--base names the base model of an adapter folder', { hint: 'add --adapter, or drop --base' });
       io.err((await selectBackend()).short);
       const { model, tokenizer } = loadCheckpoint(folder);
       try {

@@ -121,9 +121,13 @@ export function checkDecoderConfig(config: DecoderConfig): string[] {
   if (config.layerTypes?.includes('sliding') && config.slidingWindow === undefined) problems.push('sliding layers need slidingWindow');
   const scaling = config.ropeScaling;
   if ((scaling?.type === 'yarn' || scaling?.type === 'longrope') && config.slidingRopeTheta !== undefined)
-    problems.push(`${scaling.type} scales every layer's attention, so it cannot be combined with slidingRopeTheta (sliding layers with their own, unscaled rope)`);
+    problems.push(
+      `${scaling.type} scales every layer's attention, so it cannot be combined with slidingRopeTheta (sliding layers with their own, unscaled rope)`,
+    );
   if (scaling?.type === 'longrope' && Number.isInteger(headDim) && (scaling.shortFactor.length !== headDim / 2 || scaling.longFactor.length !== headDim / 2))
-    problems.push(`longrope needs ${headDim / 2} short and long factors (half the head dimension), got ${scaling.shortFactor.length} and ${scaling.longFactor.length}`);
+    problems.push(
+      `longrope needs ${headDim / 2} short and long factors (half the head dimension), got ${scaling.shortFactor.length} and ${scaling.longFactor.length}`,
+    );
   if (config.postNorms && config.sandwichNorms) problems.push('postNorms and sandwichNorms exclude each other (sandwich norms are before and after)');
   return problems;
 }

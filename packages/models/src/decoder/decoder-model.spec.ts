@@ -23,10 +23,7 @@ const VARIANTS: [string, Partial<DecoderConfig>][] = [
   ],
   ['qwen3 (per-head q/k norms, head width apart from d / heads)', { architecture: 'qwen3', kvHeads: 2, headDim: 6, qkNorm: 'head', tiedHead: false }],
   ['olmo2 (norms after each sublayer, q/k norms over the whole projection)', { architecture: 'olmo2', kvHeads: 2, postNorms: true, qkNorm: 'projection' }],
-  [
-    'mistral (a sliding window of 3 on every layer)',
-    { architecture: 'mistral', kvHeads: 1, slidingWindow: 3, layerTypes: ['sliding', 'sliding'] },
-  ],
+  ['mistral (a sliding window of 3 on every layer)', { architecture: 'mistral', kvHeads: 1, slidingWindow: 3, layerTypes: ['sliding', 'sliding'] }],
   [
     'gemma3 (sliding and full layers with their own rope bases, per-head q/k norms, sandwich norms)',
     {

@@ -1,7 +1,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SkdError, type DecodeOptions, type DecodeState, type ForwardOptions, type LanguageModel, type OutputLayer } from '@skd/core';
 import { checkpointed } from '../checkpoint-layers';
-import { causalSelfAttention, createKvCache, gatedActivation, linear, linearFrozen, rmsNorm, rotary, rotaryFrequencies, softcapped, type KvCache } from '@skd/ops';
+import {
+  causalSelfAttention,
+  createKvCache,
+  gatedActivation,
+  linear,
+  linearFrozen,
+  rmsNorm,
+  rotary,
+  rotaryFrequencies,
+  softcapped,
+  type KvCache,
+} from '@skd/ops';
 import { checkDecoderConfig, decoderParameterShapes, decoderShape, layerWindows, type DecoderConfig } from './config';
 import { LoraAdapters, type LoraConfig } from './lora';
 
@@ -77,7 +88,8 @@ export class DecoderModel implements LanguageModel {
         if (extra.length) throw new SkdError(`weights hold parameters this config does not have: ${extra.slice(0, 5).join(', ')}`);
       } else {
         let i = 0;
-        for (const [name, shape] of shapes) params.set(name, this.ownedVariable(name, initialValue(name, shape, (init.seed ?? 0) + 7919 * i++, config), !init.lora));
+        for (const [name, shape] of shapes)
+          params.set(name, this.ownedVariable(name, initialValue(name, shape, (init.seed ?? 0) + 7919 * i++, config), !init.lora));
       }
     } catch (error) {
       params.forEach((p) => p.dispose());
@@ -86,7 +98,11 @@ export class DecoderModel implements LanguageModel {
     this.params = params;
     try {
       this.lora = init.lora
-        ? new LoraAdapters(config, init.lora, { seed: (init.seed ?? 0) + 15485863, prefix: `decoder${this.id}`, ...(init.adapters ? { values: init.adapters } : {}) })
+        ? new LoraAdapters(config, init.lora, {
+            seed: (init.seed ?? 0) + 15485863,
+            prefix: `decoder${this.id}`,
+            ...(init.adapters ? { values: init.adapters } : {}),
+          })
         : undefined;
     } catch (error) {
       params.forEach((p) => p.dispose());
@@ -136,7 +152,10 @@ export class DecoderModel implements LanguageModel {
     const merged = new Map<string, tf.Tensor>();
     for (const [name, value] of this.params) {
       const m = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
-      merged.set(name, this.lora && m && this.lora.covers(m[2] as string) ? this.lora.merged(Number(m[1]), m[2] as string, value as tf.Tensor2D) : tf.clone(value));
+      merged.set(
+        name,
+        this.lora && m && this.lora.covers(m[2] as string) ? this.lora.merged(Number(m[1]), m[2] as string, value as tf.Tensor2D) : tf.clone(value),
+      );
     }
     return merged;
   }
@@ -221,7 +240,16 @@ export class DecoderModel implements LanguageModel {
     return state.cache.advance(mask, S, (step) =>
       tf.tidy(() =>
         // A cache rebuilt with LongRoPE's long factors keeps them, as transformers' does.
-        this.forward(tokens, tf.tensor1d(step.positions, 'int32'), step.attend, options.lastOnly === true, undefined, 'logits', undefined, state.longRope ? Infinity : maxOf(step.positions) + 1),
+        this.forward(
+          tokens,
+          tf.tensor1d(step.positions, 'int32'),
+          step.attend,
+          options.lastOnly === true,
+          undefined,
+          'logits',
+          undefined,
+          state.longRope ? Infinity : maxOf(step.positions) + 1,
+        ),
       ),
     );
   }

@@ -16,8 +16,20 @@ const CONFIG: DecoderConfig = decoderConfig({
   mlpBias: true,
   tiedHead: false,
 });
-const tokens = () => tf.tensor2d([[1, 5, 2, 9, 3, 3, 7, 11], [8, 2, 2, 13, 5, 1, 15, 9]], undefined, 'int32');
-const mask = () => tf.tensor2d([[1, 1, 1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1, 1, 1]]);
+const tokens = () =>
+  tf.tensor2d(
+    [
+      [1, 5, 2, 9, 3, 3, 7, 11],
+      [8, 2, 2, 13, 5, 1, 15, 9],
+    ],
+    undefined,
+    'int32',
+  );
+const mask = () =>
+  tf.tensor2d([
+    [1, 1, 1, 1, 1, 1, 1, 1],
+    [0, 0, 1, 1, 1, 1, 1, 1],
+  ]);
 /** Largest absolute difference of two tensors. */
 const diff = (a: tf.Tensor, b: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] as number);
 const lora = (overrides: Partial<LoraConfig> = {}): LoraConfig => loraConfigSchema.parse({ rank: 3, alpha: 6, ...overrides });
@@ -106,7 +118,13 @@ describe.each(['cpu', 'wasm'] as const)('LoRA adapters on a decoder, %s', (backe
       gate: ['mlp.gate_up_proj.weight', 0, dFf],
       down: ['mlp.down_proj.weight', 0, 16],
     };
-    const modules: Record<string, string> = { q: 'self_attn.q_proj', k: 'self_attn.k_proj', o: 'self_attn.o_proj', gate: 'mlp.gate_proj', down: 'mlp.down_proj' };
+    const modules: Record<string, string> = {
+      q: 'self_attn.q_proj',
+      k: 'self_attn.k_proj',
+      o: 'self_attn.o_proj',
+      gate: 'mlp.gate_proj',
+      down: 'mlp.down_proj',
+    };
     for (const checkpointLayers of [false, true]) {
       const { value, grads } = gradients(model, checkpointLayers);
       for (let layer = 0; layer < 2; layer++) {
@@ -150,9 +168,10 @@ describe.each(['cpu', 'wasm'] as const)('LoRA adapters on a decoder, %s', (backe
     const model = adapted(base, lora({ dropout: 0.1 }));
     const x = tokens();
     const step = () => {
-      const { value, grads } = tf.variableGrads(() => tf.mean(model.logits(x, { training: true, seed: 1, checkpointLayers: true })) as tf.Scalar, [
-        ...model.trainableVariables,
-      ]);
+      const { value, grads } = tf.variableGrads(
+        () => tf.mean(model.logits(x, { training: true, seed: 1, checkpointLayers: true })) as tf.Scalar,
+        [...model.trainableVariables],
+      );
       value.dispose();
       Object.values(grads).forEach((g) => g.dispose());
     };

@@ -147,7 +147,10 @@ export class LoraAdapters {
       const low = dropping
         ? concatColumns(
             pieces.map((piece, k) =>
-              tf.matMul(tf.dropout(x, this.config.dropout, undefined, seedOf(dropoutSeed, layer, LORA_TARGETS.indexOf(piece.target))) as tf.Tensor2D, as[k] as tf.Tensor2D),
+              tf.matMul(
+                tf.dropout(x, this.config.dropout, undefined, seedOf(dropoutSeed, layer, LORA_TARGETS.indexOf(piece.target))) as tf.Tensor2D,
+                as[k] as tf.Tensor2D,
+              ),
             ),
           )
         : (tf.matMul(x, concatColumns(as)) as tf.Tensor2D); // (N, r · pieces)
@@ -173,7 +176,12 @@ export class LoraAdapters {
   private blockB(layer: number, pieces: readonly LoraPiece[], total: number): tf.Tensor2D {
     const rows = pieces.map((piece) => {
       const b = this.variable(loraNames(layer, piece).b) as tf.Tensor2D;
-      return piece.at === 0 && piece.width === total ? b : (tf.pad(b, [[0, 0], [piece.at, total - piece.at - piece.width]]) as tf.Tensor2D);
+      return piece.at === 0 && piece.width === total
+        ? b
+        : (tf.pad(b, [
+            [0, 0],
+            [piece.at, total - piece.at - piece.width],
+          ]) as tf.Tensor2D);
     });
     return rows.length === 1 ? (rows[0] as tf.Tensor2D) : (tf.concat(rows, 0) as tf.Tensor2D);
   }

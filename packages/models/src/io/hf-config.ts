@@ -121,7 +121,11 @@ export function decoderConfigFromHuggingFace(hf: HfConfig, architecture: Decoder
     qkvBias: architecture === 'qwen2' || (attentionBias && architecture !== 'mistral' && architecture !== 'phi3'),
     outputBias: attentionBias && architecture !== 'mistral' && architecture !== 'phi3' && architecture !== 'qwen2',
     mlpBias: architecture === 'llama' && hf['mlp_bias'] === true,
-    ...(architecture === 'qwen3' || architecture === 'gemma3' ? { qkNorm: 'head' as const } : architecture === 'olmo2' ? { qkNorm: 'projection' as const, postNorms: true } : {}),
+    ...(architecture === 'qwen3' || architecture === 'gemma3'
+      ? { qkNorm: 'head' as const }
+      : architecture === 'olmo2'
+        ? { qkNorm: 'projection' as const, postNorms: true }
+        : {}),
     tiedHead: typeof hf['tie_word_embeddings'] === 'boolean' ? (hf['tie_word_embeddings'] as boolean) : defaults.tied,
     sandwichNorms: architecture === 'gemma2' || architecture === 'gemma3',
     ...(architecture === 'gemma2' ? gemma2Attention(hf, num) : {}),
@@ -240,7 +244,8 @@ function gemma3Rope(hf: HfConfig, fail: (field: string, detail: string) => never
   const sliding = perType ? (parameters['sliding_attention'] ?? {}) : {};
   const fullField = perType ? 'rope_parameters.full_attention' : 'rope_scaling';
   const slidingType = (sliding['rope_type'] ?? 'default') as string;
-  if (slidingType !== 'default') fail('rope_parameters.sliding_attention.rope_type', `${JSON.stringify(slidingType)} is not supported (the sliding layers' rope must be default)`);
+  if (slidingType !== 'default')
+    fail('rope_parameters.sliding_attention.rope_type', `${JSON.stringify(slidingType)} is not supported (the sliding layers' rope must be default)`);
   const number = (v: unknown) => (typeof v === 'number' ? v : undefined);
   return {
     theta: number(full['rope_theta']) ?? number(hf['rope_theta']) ?? 1000000,
@@ -325,7 +330,11 @@ export function huggingFaceDecoderConfig(
     num_attention_heads: config.heads,
     num_key_value_heads: config.kvHeads ?? config.heads,
     head_dim: headDim,
-    [config.architecture === 'gemma2' || config.architecture === 'gemma3' ? 'hidden_activation' : 'hidden_act']: { silu: 'silu', gelu: 'gelu', gelu_tanh: 'gelu_pytorch_tanh' }[config.activation],
+    [config.architecture === 'gemma2' || config.architecture === 'gemma3' ? 'hidden_activation' : 'hidden_act']: {
+      silu: 'silu',
+      gelu: 'gelu',
+      gelu_tanh: 'gelu_pytorch_tanh',
+    }[config.activation],
     rms_norm_eps: config.normEpsilon,
     rope_theta: config.ropeTheta,
     rope_scaling: scaling ? ropeScalingJson(scaling) : null,

@@ -57,23 +57,26 @@ describe.each(['wasm', 'cpu'] as const)('Hugging Face checkpoints on %s, against
     model.dispose();
   });
 
-  it.each(FAMILIES.filter((f) => f !== 'gpt2'))('%s: exported by skd, transformers reads the same model back (logits within 1e-5 of the original folder)', async (family) => {
-    const dir = referenceModel(family);
-    const model = loadHuggingFaceModel(dir) as DecoderModel;
-    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'skd-family-export-')), family);
-    await exportHuggingFace(out, { model, tokenizer: HfTokenizer.fromFolder(dir) });
-    const exported = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
-    expect(exported.architectures).toEqual(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).architectures);
-    const { ids, mask } = batch(model.vocabSize, 7);
-    const original = runReference<{ logits: number[][][] }>(['logits', dir], { ids, mask }).logits;
-    const again = runReference<{ logits: number[][][] }>(['logits', out], { ids, mask }).logits;
-    const real = (values: number[][][]) => values.flatMap((row, b) => row.filter((_, t) => mask[b]?.[t] === 1).flat());
-    expect(maxAbsDiff(real(again), real(original))).toBeLessThan(1e-5);
-    const reloaded = loadHuggingFaceModel(out);
-    const x = tf.tensor2d(ids, undefined, 'int32');
-    expect(tf.tidy(() => tf.max(tf.abs(tf.sub(reloaded.logits(x), model.logits(x)))).dataSync()[0])).toBe(0);
-    [x, reloaded, model].forEach((t) => t.dispose());
-  });
+  it.each(FAMILIES.filter((f) => f !== 'gpt2'))(
+    '%s: exported by skd, transformers reads the same model back (logits within 1e-5 of the original folder)',
+    async (family) => {
+      const dir = referenceModel(family);
+      const model = loadHuggingFaceModel(dir) as DecoderModel;
+      const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'skd-family-export-')), family);
+      await exportHuggingFace(out, { model, tokenizer: HfTokenizer.fromFolder(dir) });
+      const exported = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+      expect(exported.architectures).toEqual(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).architectures);
+      const { ids, mask } = batch(model.vocabSize, 7);
+      const original = runReference<{ logits: number[][][] }>(['logits', dir], { ids, mask }).logits;
+      const again = runReference<{ logits: number[][][] }>(['logits', out], { ids, mask }).logits;
+      const real = (values: number[][][]) => values.flatMap((row, b) => row.filter((_, t) => mask[b]?.[t] === 1).flat());
+      expect(maxAbsDiff(real(again), real(original))).toBeLessThan(1e-5);
+      const reloaded = loadHuggingFaceModel(out);
+      const x = tf.tensor2d(ids, undefined, 'int32');
+      expect(tf.tidy(() => tf.max(tf.abs(tf.sub(reloaded.logits(x), model.logits(x)))).dataSync()[0])).toBe(0);
+      [x, reloaded, model].forEach((t) => t.dispose());
+    },
+  );
 
   it.each([
     ['bfloat16', 60_000],

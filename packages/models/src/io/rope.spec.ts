@@ -20,7 +20,17 @@ const YARN: [string, Record<string, unknown>][] = [
   ['factor 8 over 64, a wide ramp', { rope_type: 'yarn', factor: 8.0, original_max_position_embeddings: 64, rope_theta: 500.0 }],
   [
     'beta_fast 16, beta_slow 2, truncate false, mscale and mscale_all_dim',
-    { rope_type: 'yarn', factor: 2.5, original_max_position_embeddings: 48, rope_theta: 1000.0, beta_fast: 16, beta_slow: 2, truncate: false, mscale: 0.707, mscale_all_dim: 1.0 },
+    {
+      rope_type: 'yarn',
+      factor: 2.5,
+      original_max_position_embeddings: 48,
+      rope_theta: 1000.0,
+      beta_fast: 16,
+      beta_slow: 2,
+      truncate: false,
+      mscale: 0.707,
+      mscale_all_dim: 1.0,
+    },
   ],
   ['an explicit attention_factor', { rope_type: 'yarn', factor: 4.0, original_max_position_embeddings: 32, rope_theta: 1000000.0, attention_factor: 1.3 }],
 ];
@@ -30,7 +40,10 @@ describe('rope types against transformers', () => {
     const config = decoderConfigFromHuggingFace({ ...LLAMA, max_position_embeddings: 128, rope_parameters: parameters }, 'llama', 'config.json');
     expect(config.ropeScaling?.type).toBe('yarn');
     const ours = rotaryFrequencies(decoderShape(config).headDim, config.ropeTheta, config.ropeScaling);
-    const theirs = runReference<{ invFreq: number[]; attentionFactor: number }>(['rope'], { family: 'llama', fields: { ...LLAMA, rope_parameters: parameters } });
+    const theirs = runReference<{ invFreq: number[]; attentionFactor: number }>(['rope'], {
+      family: 'llama',
+      fields: { ...LLAMA, rope_parameters: parameters },
+    });
     expect(ours).toHaveLength(theirs.invFreq.length);
     theirs.invFreq.forEach((f, i) => expect(Math.abs((ours[i] as number) - f) / f).toBeLessThan(1e-6));
     expect(config.ropeScaling?.type === 'yarn' && config.ropeScaling.attentionFactor).toBeCloseTo(theirs.attentionFactor, 12);
@@ -91,7 +104,9 @@ describe('rope types against transformers', () => {
       const sequence = [...prompt, ...generated];
       const argmax = (rows: number[][]) => rows.map((r) => r.indexOf(Math.max(...r)));
       const oursFull = tf.tidy(() => argmax((model.logits(tf.tensor2d([sequence], undefined, 'int32')).arraySync() as number[][][])[0] as number[][]));
-      const theirsFull = argmax(runReference<{ logits: number[][][] }>(['logits', dir], { ids: [sequence], mask: [sequence.map(() => 1)] }).logits[0] as number[][]);
+      const theirsFull = argmax(
+        runReference<{ logits: number[][][] }>(['logits', dir], { ids: [sequence], mask: [sequence.map(() => 1)] }).logits[0] as number[][],
+      );
       const after = (row: number[]) => row.slice(prompt.length + crossing - 1, sequence.length - 1);
       expect(after(oursFull)).toEqual(generated.slice(crossing));
       expect(after(theirsFull)).toEqual(generated.slice(crossing));
