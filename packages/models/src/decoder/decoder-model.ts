@@ -262,6 +262,8 @@ export class DecoderModel implements LanguageModel {
    * cached decoding equals a full pass over the sequence.
    */
   private longRopeSwitch(tokens: tf.Tensor2D, mask: ArrayLike<number> | undefined, state: DecoderDecodeState): void {
+    // Once rebuilt, the cache keeps the long factors and the tokens are not needed again: nothing to read back.
+    if (state.longRope) return;
     const [B, S] = tokens.shape;
     const ids = tokens.dataSync();
     const original = (this.config.ropeScaling as { originalContext: number }).originalContext;
