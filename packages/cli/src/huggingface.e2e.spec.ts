@@ -434,6 +434,10 @@ describe('a LoRA student from a Hugging Face folder (end to end): only the adapt
       lora_alpha: 8,
       target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
     });
+    // --base names another base in adapter_config.json (the folder's tensors are the same).
+    const renamed = skd(['export', 'runs/straight', '--out', 'adapter-renamed', '--adapter', '--base', 'my-org/base', '--json'], dir);
+    expect(renamed.status).toBe(0);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'adapter-renamed', 'adapter_config.json'), 'utf8')).base_model_name_or_path).toBe('my-org/base');
     const fromPeft = runReference<{ logits: number[][][] }>(['logits', student, '--adapter', path.join(dir, 'adapter')], { ids, mask }).logits[0] as number[][];
     expect(maxAbsDiff(ours.flat(), fromPeft.map((row) => row.slice(0, 700)).flat())).toBeLessThan(1e-4);
     // A student that trained every weight has no adapters to export.
