@@ -2,7 +2,7 @@
 
 Commands (JSON on stdin and stdout where they take data):
   tokenizer STYLE OUT            train a small tokenizer in a family's style (gpt2, qwen2, llama3,
-                                 llama2, gemma; --vocab N grows a byte-level one to N tokens) and write tokenizer.json, tokenizer_config.json
+                                 llama2, mistral (v0.3 Metaspace), tekken (Mistral NeMo), gemma; --vocab N grows a byte-level one to N tokens) and write tokenizer.json, tokenizer_config.json
                                  (with the family's chat template) and generation_config.json
   model FAMILY OUT --tokenizer D a random-initialised model of the family (gpt2, llama, qwen2, gemma,
                                  gemma2) at a tiny shape, saved by save_pretrained with D's tokenizer;
@@ -41,6 +41,9 @@ It's, don't, we'll, they've, I'm, you're, she'd -- contractions and "quotes" and
 """ * 3
 
 QWEN_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+# Mistral's Tekken split (tekken.json's config.pattern, as in Mistral NeMo and Small 3): GPT-4o's case-run
+# word grammar without contractions, and digits one at a time.
+TEKKEN_PATTERN = r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 LLAMA3_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 
 TEMPLATES = {
@@ -74,6 +77,13 @@ TEMPLATES = {
         "{% else %}{% set content = message['content'] %}{% endif %}"
         "{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}"
         "{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}"
+    ),
+    # Mistral's [INST] framing (v0.3 and Tekken folders alike): no system role, the turns alternate.
+    "mistral": (
+        "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+        "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+        "{% if message['role'] == 'user' %}{{ '[INST]' + message['content'] + '[/INST]' }}"
+        "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}{% endif %}{% endfor %}"
     ),
     "gpt2": "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}",
 }
@@ -117,12 +127,48 @@ def byte_level_tokenizer(style, out):
     return tok, config, eos, bos
 
 
+def tekken_tokenizer(style, out):
+    """Mistral's Tekken layout: a tiktoken-style tekken.json (byte ranks, specials in front) trained on the
+    corpus, converted to tokenizer.json by transformers' own MistralConverter, with the BOS template the
+    hub's NeMo folders carry. Both files are written, as on the hub."""
+    import base64
+
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors, trainers
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+    from transformers.integrations.mistral.tokenizer import MistralConverter
+
+    trainee = Tokenizer(models.BPE())
+    trainee.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(TEKKEN_PATTERN), behavior="isolated", invert=False), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    )
+    trainer = trainers.BpeTrainer(vocab_size=700, min_frequency=2, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainee.train_from_iterator([CORPUS], trainer=trainer)
+    decode = {c: b for b, c in bytes_to_unicode().items()}
+    learned = [bytes(decode[c] for c in token) for token, _ in sorted(trainee.get_vocab().items(), key=lambda kv: kv[1])]
+    ranks = [bytes([b]) for b in range(256)] + [t for t in learned if len(t) > 1]
+    specials = ["<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "[TOOL_CALLS]"]
+    num_specials = 16  # the rest are <SPECIAL_i> fillers, as tekken.json's default_num_special_tokens asks
+    tekken = {
+        "config": {"pattern": TEKKEN_PATTERN, "num_vocab_tokens": len(ranks), "default_vocab_size": len(ranks) + num_specials, "default_num_special_tokens": num_specials, "version": "v7"},
+        "vocab": [{"rank": i, "token_bytes": base64.b64encode(t).decode(), "token_str": t.decode("utf-8", "replace")} for i, t in enumerate(ranks)],
+        "special_tokens": [{"rank": i, "token_str": t, "is_control": True} for i, t in enumerate(specials)],
+    }
+    tekken_path = os.path.join(out, "tekken.json")
+    with open(tekken_path, "w") as f:
+        json.dump(tekken, f, ensure_ascii=False)
+    tok = MistralConverter(tekken_path).converted()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    tok.save(os.path.join(out, "tokenizer.json"))
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
+    return tok, config, ["</s>"], "<s>"
+
+
 def sentencepiece_tokenizer(style, out):
     from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
 
-    specials = {"llama2": ["<unk>", "<s>", "</s>"], "gemma": ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]}[style]
+    specials = {"llama2": ["<unk>", "<s>", "</s>"], "mistral": ["<unk>", "<s>", "</s>", "[INST]", "[/INST]"], "gemma": ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]}[style]
     tok = Tokenizer(models.BPE(unk_token="<unk>", fuse_unk=True, byte_fallback=True))
-    if style == "llama2":
+    if style in ("llama2", "mistral"):
         tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
     else:
         tok.normalizer = normalizers.Replace(" ", "▁")
@@ -143,18 +189,24 @@ def sentencepiece_tokenizer(style, out):
         {"id": vocab[t], "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True} for t in specials
     ]
     steps = [{"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"}]
-    if style == "llama2":
+    if style in ("llama2", "mistral"):
         steps.append({"type": "Strip", "content": " ", "start": 1, "stop": 0})
     doc["decoder"] = {"type": "Sequence", "decoders": steps}
+    if style == "mistral":
+        # Mistral 7B v0.3's tokenizer.json: no normalizer; a Metaspace pre-tokenizer that marks only the
+        # input's first word and never splits.
+        doc["normalizer"] = None
+        doc["pre_tokenizer"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": False}
     tok = Tokenizer.from_str(json.dumps(doc))
-    bos = "<s>" if style == "llama2" else "<bos>"
+    bos = "<bos>" if style == "gemma" else "<s>"
     tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, tok.token_to_id(bos))])
     tok.save(os.path.join(out, "tokenizer.json"))
     config = {
         "llama2": {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": None, "add_bos_token": True, "add_eos_token": False, "legacy": False},
+        "mistral": {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": None, "add_bos_token": True, "add_eos_token": False, "legacy": False},
         "gemma": {"tokenizer_class": "GemmaTokenizer", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>", "pad_token": "<pad>", "add_bos_token": True, "add_eos_token": False},
     }[style]
-    eos = {"llama2": ["</s>"], "gemma": ["<eos>", "<end_of_turn>"]}[style]
+    eos = {"llama2": ["</s>"], "mistral": ["</s>"], "gemma": ["<eos>", "<end_of_turn>"]}[style]
     return tok, config, eos, bos
 
 
@@ -200,13 +252,13 @@ def grow_vocabulary(out, size):
 
 def cmd_tokenizer(args):
     os.makedirs(args.out, exist_ok=True)
-    build = byte_level_tokenizer if args.style in ("gpt2", "qwen2", "llama3") else sentencepiece_tokenizer
+    build = byte_level_tokenizer if args.style in ("gpt2", "qwen2", "llama3") else tekken_tokenizer if args.style == "tekken" else sentencepiece_tokenizer
     tok, config, eos, bos = build(args.style, args.out)
     if args.vocab:
         if build is not byte_level_tokenizer:
             raise SystemExit("--vocab grows byte-level vocabularies only")
         tok = grow_vocabulary(args.out, args.vocab)
-    config["chat_template"] = TEMPLATES[args.style]
+    config["chat_template"] = TEMPLATES["mistral" if args.style == "tekken" else args.style]
     config["model_max_length"] = 4096
     with open(os.path.join(args.out, "tokenizer_config.json"), "w") as f:
         json.dump(config, f, indent=2, ensure_ascii=False)
@@ -400,7 +452,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("tokenizer")
-    p.add_argument("style", choices=["gpt2", "qwen2", "llama3", "llama2", "gemma"])
+    p.add_argument("style", choices=["gpt2", "qwen2", "llama3", "llama2", "mistral", "tekken", "gemma"])
     p.add_argument("out")
     p.add_argument("--vocab", type=int, default=0, help="grow the vocabulary to this many tokens (byte-level styles)")
     p.set_defaults(run=cmd_tokenizer)

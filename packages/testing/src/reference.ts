@@ -59,7 +59,7 @@ function runScript<T>(args: readonly string[], input?: unknown): T {
 }
 
 /** Tokenizer styles of the reference script, and the model families. */
-export type ReferenceTokenizerStyle = 'gpt2' | 'qwen2' | 'llama3' | 'llama2' | 'gemma';
+export type ReferenceTokenizerStyle = 'gpt2' | 'qwen2' | 'llama3' | 'llama2' | 'mistral' | 'tekken' | 'gemma';
 export type ReferenceFamily = 'gpt2' | 'llama' | 'qwen2' | 'qwen3' | 'mistral' | 'phi3' | 'olmo2' | 'gemma' | 'gemma2' | 'gemma3';
 
 /** The tokenizer style each family's fixture uses. */
@@ -68,7 +68,7 @@ export const FAMILY_TOKENIZER: Readonly<Record<ReferenceFamily, ReferenceTokeniz
   llama: 'llama3',
   qwen2: 'qwen2',
   qwen3: 'qwen2',
-  mistral: 'llama2',
+  mistral: 'tekken',
   phi3: 'llama2',
   olmo2: 'llama3',
   gemma: 'gemma',

@@ -45,7 +45,7 @@ function conversations(): ChatMessage[][] {
   return out;
 }
 
-describe.each(['qwen2', 'llama3', 'gemma', 'llama2', 'gpt2'] as ReferenceTokenizerStyle[])(
+describe.each(['qwen2', 'llama3', 'gemma', 'llama2', 'tekken', 'gpt2'] as ReferenceTokenizerStyle[])(
   "chat templates (%s) against transformers' apply_chat_template",
   (style) => {
     const dir = referenceTokenizer(style);

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Rng } from '@skd/core';
 import { referenceTokenizer, runReference, type ReferenceTokenizerStyle } from '@skd/testing';
 import { HfTokenizer } from './hf-tokenizer';
@@ -74,10 +77,12 @@ const SPECIALS: Record<ReferenceTokenizerStyle, string[]> = {
   qwen2: ['<|im_start|>', '<|im_end|>', '<|endoftext|>'],
   llama3: ['<|begin_of_text|>', '<|eot_id|>', '<|start_header_id|>'],
   llama2: ['<s>', '</s>'],
+  mistral: ['<s>', '[INST]', '[/INST]'],
+  tekken: ['<s>', '</s>', '[INST]', '[/INST]', '<SPECIAL_12>'],
   gemma: ['<bos>', '<start_of_turn>', '<end_of_turn>'],
 };
 
-describe.each(['gpt2', 'qwen2', 'llama3', 'llama2', 'gemma'] as const)('the hf tokenizer in %s style, against transformers', (style) => {
+describe.each(['gpt2', 'qwen2', 'llama3', 'llama2', 'mistral', 'tekken', 'gemma'] as const)('the hf tokenizer in %s style, against transformers', (style) => {
   const dir = referenceTokenizer(style);
   const tokenizer = HfTokenizer.fromFolder(dir);
   const texts = strings(SPECIALS[style]);
@@ -95,5 +100,21 @@ describe.each(['gpt2', 'qwen2', 'llama3', 'llama2', 'gemma'] as const)('the hf t
     const decoded = reference.ids.map((ids) => tokenizer.decode(ids));
     const mismatches = decoded.map((ours, i) => ({ i, ours, theirs: reference.decoded[i] })).filter((m) => m.ours !== m.theirs);
     expect(mismatches.slice(0, 3)).toEqual([]);
+  });
+});
+
+describe('a folder without tokenizer.json', () => {
+  const make = (files: string[]): string => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-tok-'));
+    for (const name of files) fs.writeFileSync(path.join(dir, name), '{}');
+    return dir;
+  };
+
+  it.each([
+    [[], /tokenizer\.json is missing.*point at a folder with tokenizer\.json/],
+    [['tokenizer.model'], /only a SentencePiece tokenizer\.model; save it with transformers/],
+    [['tekken.json', 'config.json'], /only Mistral's tekken\.json; save it with transformers.*adds no BOS/],
+  ])('with %j fails in one line saying how to write one', (files, message) => {
+    expect(() => HfTokenizer.fromFolder(make(files))).toThrow(message);
   });
 });

@@ -266,9 +266,13 @@ export class HfTokenizer implements Tokenizer {
   static fromFolder(dir: string): HfTokenizer {
     const file = path.join(dir, 'tokenizer.json');
     if (!fs.existsSync(file)) {
+      const resave = 'save it with transformers (AutoTokenizer.from_pretrained(...).save_pretrained(dir)) to write tokenizer.json';
+      const tekken = (fs.existsSync(dir) ? fs.readdirSync(dir) : []).find((name) => name.includes('tekken') && name.endsWith('.json'));
       const hint = fs.existsSync(path.join(dir, 'tokenizer.model'))
-        ? 'this folder has only a SentencePiece tokenizer.model; save it with transformers (AutoTokenizer.from_pretrained(...).save_pretrained(dir)) to write tokenizer.json'
-        : 'point at a folder with tokenizer.json';
+        ? `this folder has only a SentencePiece tokenizer.model; ${resave}`
+        : tekken
+          ? `this folder has only Mistral's ${tekken}; ${resave} (a tekken.json converted so adds no BOS, where the hub's tokenizer.json files add <s>: check which your model expects)`
+          : 'point at a folder with tokenizer.json';
       throw new FormatError(dir, 'tokenizer.json is missing', { hint });
     }
     const read = (name: string): unknown => {
