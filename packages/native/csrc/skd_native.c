@@ -28,6 +28,7 @@ static void block_signals(sigset_t* previous) {
 GUARDED(sgemm_batch)
 GUARDED(linear)
 GUARDED(linear_grad)
+GUARDED(linear_half)
 GUARDED(attention)
 GUARDED(attention_grad)
 GUARDED(cached_attention)
@@ -50,6 +51,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"unsortedSegmentSum", NULL, skd_napi_unsorted_segment_sum, NULL, NULL, NULL, napi_default, NULL},
       {"linear", NULL, guarded_linear, NULL, NULL, NULL, napi_default, NULL},
       {"linearGrad", NULL, guarded_linear_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"linearHalf", NULL, guarded_linear_half, NULL, NULL, NULL, napi_default, NULL},
+      {"gatherHalf", NULL, skd_napi_gather_half, NULL, NULL, NULL, napi_default, NULL},
+      {"widenHalf", NULL, skd_napi_widen_half, NULL, NULL, NULL, napi_default, NULL},
       {"layerNorm", NULL, skd_napi_layer_norm, NULL, NULL, NULL, napi_default, NULL},
       {"layerNormGrad", NULL, skd_napi_layer_norm_grad, NULL, NULL, NULL, napi_default, NULL},
       {"rmsNorm", NULL, skd_napi_rms_norm, NULL, NULL, NULL, napi_default, NULL},

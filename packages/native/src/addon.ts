@@ -41,6 +41,26 @@ export interface NativeAddon {
     inputs: number,
     outputs: number,
   ): void;
+  /**
+   * out = residual + x op(w) + bias with w held in 16 bits (kind 0 bfloat16, 1 float16), widened a tile
+   * at a time and multiplied in float32; w is stored (inputs, outputs), or (outputs, inputs) when trans.
+   */
+  linearHalf(
+    x: Float32Array,
+    w: Uint16Array,
+    kind: 0 | 1,
+    trans: boolean,
+    bias: Float32Array | null,
+    residual: Float32Array | null,
+    out: Float32Array,
+    rows: number,
+    inputs: number,
+    outputs: number,
+  ): void;
+  /** Rows of a 16-bit table widened to float32; the first out-of-range index's position, or -1. */
+  gatherHalf(table: Uint16Array, kind: 0 | 1, indices: Int32Array, out: Float32Array, count: number, inner: number, rows: number): number;
+  /** n 16-bit values widened to float32. */
+  widenHalf(src: Uint16Array, kind: 0 | 1, out: Float32Array, n: number): void;
   linearGrad(
     dy: Float32Array,
     x: Float32Array,

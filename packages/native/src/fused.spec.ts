@@ -8,10 +8,13 @@ import {
   createKvCache,
   forwardKlFromLogits,
   gatedActivation,
+  gatherHalf,
   gelu,
+  HalfMatrix,
   KERNELS,
   layerNorm,
   linear,
+  linearHalf,
   logSoftmax,
   mixtureKlFromLogits,
   rmsNorm,
@@ -150,6 +153,61 @@ afterAll(() => unregisterNativeKernels());
         withResidual ? (xs[withBias ? 3 : 2] as tf.Tensor2D) : undefined,
       );
     expectClose(bothWays(() => valueAndGrads(f, inputs, upstream)));
+  });
+
+  it.each([
+    [5, 300, 200, false, true, true, 'bfloat16'],
+    [1, 257, 129, true, false, false, 'float16'],
+    [70, 64, 520, false, false, true, 'float16'],
+    [3, 96, 1000, true, true, false, 'bfloat16'],
+    [300, 513, 260, false, true, false, 'bfloat16'],
+    [8, 33, 70, false, true, true, 'float16'],
+    [8, 40, 45, true, false, true, 'bfloat16'],
+    [9, 64, 96, true, false, false, 'float16'],
+  ] as const)(
+    'linear over a 16-bit weight (%i x %i -> %i, transposed %s, bias %s, residual %s, %s): values and gradients in x and the residual',
+    (n, nIn, nOut, transposed, withBias, withResidual, dtype) => {
+      const x = randoms(rng, n * nIn);
+      const w = HalfMatrix.fromFloat32(randoms(rng, nIn * nOut, 0.05), transposed ? [nOut, nIn] : [nIn, nOut], dtype);
+      const b = randoms(rng, nOut);
+      const r = randoms(rng, n * nOut);
+      const inputs = () => [tf.tensor2d(x, [n, nIn]), ...(withResidual ? [tf.tensor2d(r, [n, nOut])] : [])];
+      const f = (...xs: tf.Tensor[]) =>
+        linearHalf(xs[0] as tf.Tensor2D, w, {
+          transposed,
+          ...(withBias ? { bias: tf.tensor1d(b) } : {}),
+          ...(withResidual ? { residual: xs[1] as tf.Tensor2D } : {}),
+        });
+      expectClose(bothWays(() => valueAndGrads(f, inputs, upstream)));
+      // And the float32 product with the widened weight, as the fused dense layer computes it.
+      const dense = tf.tidy(() => {
+        const full = w.toTensor();
+        const y = linear(
+          tf.tensor2d(x, [n, nIn]),
+          transposed ? tf.transpose(full) : full,
+          withBias ? tf.tensor1d(b) : undefined,
+          withResidual ? tf.tensor2d(r, [n, nOut]) : undefined,
+        );
+        return Array.from(y.dataSync());
+      });
+      expect(
+        normRelDiff(
+          tf.tidy(() => Array.from(f(...inputs()).dataSync())),
+          dense,
+        ),
+      ).toBeLessThan(TOL);
+    },
+  );
+
+  it.each(['bfloat16', 'float16'] as const)('rows of a 16-bit table (%s) are its widened rows; an index out of range fails', (dtype) => {
+    const table = HalfMatrix.fromFloat32(randoms(rng, 50 * 24), [50, 24], dtype);
+    const ids = [3, 0, 49, 3, 17];
+    const both = bothWays(() => tf.tidy(() => Array.from(gatherHalf(table, tf.tensor1d(ids, 'int32')).dataSync())));
+    const widened = table.toFloat32();
+    const expected = ids.flatMap((i) => Array.from(widened.subarray(i * 24, (i + 1) * 24)));
+    expect(both.native).toEqual(expected);
+    expect(both.stock).toEqual(expected);
+    expect(() => tf.tidy(() => gatherHalf(table, tf.tensor1d([2, 50], 'int32')))).toThrow(/gather index 50 \(position 1\) is outside \[0, 50\)/);
   });
 
   it.each([
@@ -483,6 +541,7 @@ afterAll(() => unregisterNativeKernels());
   it('keeps numTensors flat: every op forward and backward, the cache, sampling', async () => {
     const x = tf.randomNormal([6, 12]);
     const targets = tf.tensor1d([0, 1, 2, 3, 4, 5], 'int32');
+    const half = HalfMatrix.fromFloat32(new Float32Array(144).fill(0.5), [12, 12], 'bfloat16');
     const ops = () =>
       tf.tidy(() => {
         tf.grads((a: tf.Tensor) => tf.sum(layerNorm(a as tf.Tensor2D, tf.ones([12]), tf.zeros([12]), 1e-5)))([x]);
@@ -493,6 +552,8 @@ afterAll(() => unregisterNativeKernels());
           tf.sum(rotary(a as tf.Tensor2D, tf.tensor1d([0, 1, 2, 3, 4, 5], 'int32'), tf.ones([1]), { heads: 2, kvHeads: 2, headDim: 2 })),
         )([x]);
         tf.grads((a: tf.Tensor, w: tf.Tensor) => tf.sum(linear(a as tf.Tensor2D, w as tf.Tensor2D, tf.zeros([12]), a as tf.Tensor2D)))([x, tf.eye(12)]);
+        tf.grads((a: tf.Tensor) => tf.sum(linearHalf(a as tf.Tensor2D, half, { bias: tf.zeros([12]), residual: a as tf.Tensor2D })))([x]);
+        gatherHalf(half, targets);
         tf.grads((a: tf.Tensor) => tf.sum(causalSelfAttention(a as tf.Tensor2D, { batch: 2, heads: 2, mask: tf.ones([2, 3]) })))([x]);
         tf.grads((a: tf.Tensor) => tf.sum(logSoftmax(a)))([x]);
         tf.grads((a: tf.Tensor) => tf.sum(sparseCrossEntropy(a, targets)))([x]);

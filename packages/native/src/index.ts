@@ -8,6 +8,7 @@ import { forwardKlGradKernel, forwardKlKernel, mixtureKlGradKernel, mixtureKlKer
 import { gatedActivationGradKernel, gatedActivationKernel } from './kernels/gated-activation';
 import { gatherKernel } from './kernels/gather';
 import { geluGradKernel, geluKernel } from './kernels/gelu';
+import { gatherHalfKernel, linearHalfKernel } from './kernels/half';
 import { identityKernel } from './kernels/identity';
 import { layerNormGradKernel, layerNormKernel } from './kernels/layer-norm';
 import { linearGradKernel, linearKernel } from './kernels/linear';
@@ -102,6 +103,8 @@ function nativeKernels(addon: NativeAddon, target: NativeTarget): [string, (args
     [tf.GatherV2, gatherKernel(addon, stock(target, tf.GatherV2))],
     [KERNELS.linear, linearKernel(addon)],
     [KERNELS.linearGrad, linearGradKernel(addon)],
+    [KERNELS.linearHalf, linearHalfKernel(addon)],
+    [KERNELS.gatherHalf, gatherHalfKernel(addon)],
     [KERNELS.layerNorm, layerNormKernel(addon)],
     [KERNELS.layerNormGrad, layerNormGradKernel(addon)],
     [KERNELS.rmsNorm, rmsNormKernel(addon)],

@@ -3,6 +3,7 @@ export * from './attention';
 export * from './forward-kl';
 export * from './gated-activation';
 export * from './gelu';
+export * from './half';
 export * from './kernels';
 export * from './kv-cache';
 export * from './layer-norm';

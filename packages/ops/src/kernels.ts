@@ -9,6 +9,8 @@ import * as tf from '@tensorflow/tfjs-core';
 export const KERNELS = {
   linear: 'SkdLinear',
   linearGrad: 'SkdLinearGrad',
+  linearHalf: 'SkdLinearHalf',
+  gatherHalf: 'SkdGatherHalf',
   layerNorm: 'SkdLayerNorm',
   layerNormGrad: 'SkdLayerNormGrad',
   rmsNorm: 'SkdRmsNorm',

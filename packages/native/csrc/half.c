@@ -1,0 +1,330 @@
+// Products against frozen weights held in 16 bits (bfloat16 or IEEE half): a teacher's, or a LoRA
+// student's base. The weights are widened to float32 one tile at a time, in a buffer of the calling
+// thread, and the BLAS multiplies in float32, so activations are never rounded and sums accumulate in
+// float32: the result is the float32 product with the 16-bit values, to the BLAS's own rounding. A
+// tile is read from memory once per call whatever the number of rows, so a decode step reads half the
+// bytes a float32 weight costs (it is bound by those reads), and a long forward pass widens each tile
+// once for all of its rows.
+#include "common.h"
+#include <immintrin.h>
+#include <stdlib.h>
+
+enum { SKD_BF16 = 0, SKD_F16 = 1 };
+
+// Tile extents: a (KB x NB) float32 tile is 128 KiB, resident in L2 while the BLAS reads it.
+#define KB 256
+#define NB 128
+
+static inline float bf16_value(uint16_t h) {
+  const uint32_t bits = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+static inline float f16_value(uint16_t h) {
+  _Float16 v;
+  memcpy(&v, &h, sizeof v);
+  return (float)v;
+}
+
+typedef float skd_v16 __attribute__((vector_size(64)));
+typedef uint16_t skd_u16x16 __attribute__((vector_size(32)));
+typedef uint32_t skd_u32x16 __attribute__((vector_size(64)));
+
+/** 16 consecutive 16-bit values at p, widened. */
+static inline __attribute__((always_inline)) skd_v16 widen16(const uint16_t* p, int kind) {
+  if (kind == SKD_BF16) {
+    skd_u16x16 h;
+    memcpy(&h, p, sizeof h);
+    const skd_u32x16 bits = __builtin_convertvector(h, skd_u32x16) << 16;
+    skd_v16 f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+  }
+  skd_v16 f;
+#if defined(__AVX512F__)
+  const __m512 v = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p));
+  memcpy(&f, &v, sizeof f);
+#elif defined(__F16C__)
+  const __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)p)), hi = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(p + 8)));
+  memcpy(&f, &lo, sizeof lo);
+  memcpy((float*)&f + 8, &hi, sizeof hi);
+#else
+  // GCC lowers a vector conversion from _Float16 one element at a time anyway.
+  for (int i = 0; i < 16; i++) f[i] = f16_value(p[i]);
+#endif
+  return f;
+}
+
+/** dst (rows x cols, contiguous) = the 16-bit block at src with row stride ld, widened. */
+static void widen_block(const uint16_t* src, int64_t ld, int64_t rows, int64_t cols, int kind, float* dst) {
+  for (int64_t r = 0; r < rows; r++) {
+    const uint16_t* s = src + r * ld;
+    float* d = dst + r * cols;
+    int64_t j = 0;
+    for (; j + 16 <= cols; j += 16) {
+      const skd_v16 v = widen16(s + j, kind);
+      memcpy(d + j, &v, sizeof v);
+    }
+    for (; j < cols; j++) d[j] = kind == SKD_BF16 ? bf16_value(s[j]) : f16_value(s[j]);
+  }
+}
+
+// A few rows (decode steps) are bound by reading the weights: they are read once, 16 bits at a time,
+// straight into float32 registers, with every row's sums kept in registers (up to SMALL_ROWS rows).
+#define SMALL_ROWS 8
+static inline skd_v16 splat16(float v) { return (skd_v16){v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v}; }
+
+static inline float hsum16(skd_v16 v) {
+  float s = 0;
+  for (int i = 0; i < 16; i++) s += v[i];
+  return s;
+}
+
+static inline float widen1(uint16_t h, int kind) { return kind == SKD_BF16 ? bf16_value(h) : f16_value(h); }
+
+// out[m, j] += sum_k x[m, k] W[k, j] for j in [from, to), W stored (n_in, n_out): 32 columns at a time
+// (two vectors per row), streaming W's rows.
+static inline __attribute__((always_inline)) void small_columns(const float* x, const uint16_t* w, int kind, float* out, int mr, int64_t n_in,
+                                                                int64_t n_out, int64_t from, int64_t to) {
+  int64_t j = from;
+  for (; j + 32 <= to; j += 32) {
+    skd_v16 acc[SMALL_ROWS][2];
+    for (int m = 0; m < mr; m++) acc[m][0] = acc[m][1] = splat16(0);
+    for (int64_t k = 0; k < n_in; k++) {
+      const skd_v16 w0 = widen16(w + k * n_out + j, kind), w1 = widen16(w + k * n_out + j + 16, kind);
+      for (int m = 0; m < mr; m++) {
+        const skd_v16 xk = splat16(x[m * n_in + k]);
+        acc[m][0] += xk * w0;
+        acc[m][1] += xk * w1;
+      }
+    }
+    for (int m = 0; m < mr; m++)
+      for (int i = 0; i < 16; i++) {
+        out[m * n_out + j + i] += acc[m][0][i];
+        out[m * n_out + j + 16 + i] += acc[m][1][i];
+      }
+  }
+  for (; j < to; j++)
+    for (int m = 0; m < mr; m++) {
+      float sum = 0;
+      for (int64_t k = 0; k < n_in; k++) sum += x[m * n_in + k] * widen1(w[k * n_out + j], kind);
+      out[m * n_out + j] += sum;
+    }
+}
+
+// out[m, n] += x[m, :] . W[n, :] for n in [from, to), W stored (n_out, n_in): each row of W read once.
+static inline __attribute__((always_inline)) void small_rows(const float* x, const uint16_t* w, int kind, float* out, int mr, int64_t n_in,
+                                                             int64_t n_out, int64_t from, int64_t to) {
+  for (int64_t n = from; n < to; n++) {
+    const uint16_t* row = w + n * n_in;
+    skd_v16 acc[SMALL_ROWS];
+    for (int m = 0; m < mr; m++) acc[m] = splat16(0);
+    int64_t k = 0;
+    for (; k + 16 <= n_in; k += 16) {
+      const skd_v16 wk = widen16(row + k, kind);
+      for (int m = 0; m < mr; m++) {
+        skd_v16 xv;
+        memcpy(&xv, x + m * n_in + k, sizeof xv);
+        acc[m] += xv * wk;
+      }
+    }
+    for (int m = 0; m < mr; m++) {
+      float sum = hsum16(acc[m]);
+      for (int64_t kk = k; kk < n_in; kk++) sum += x[m * n_in + kk] * widen1(row[kk], kind);
+      out[m * n_out + n] += sum;
+    }
+  }
+}
+
+typedef struct {
+  const float* x;
+  const uint16_t* w;
+  float* out;
+  int64_t rows, n_in, n_out, block;
+  int kind;
+  bool trans;
+} small_ctx;
+
+#define SMALL_CASE(R)                                                                                    \
+  case R:                                                                                                \
+    if (k->trans) small_rows(k->x, k->w, k->kind, k->out, R, k->n_in, k->n_out, from, to);             \
+    else small_columns(k->x, k->w, k->kind, k->out, R, k->n_in, k->n_out, from, to);                   \
+    break;
+
+// Output columns [from, to) (in whole 32-column strips where W is used as stored) for every row.
+static void small_part(void* ctx, int64_t from, int64_t to) {
+  const small_ctx* k = ctx;
+  switch (k->rows) {
+    SMALL_CASE(1)
+    SMALL_CASE(2)
+    SMALL_CASE(3)
+    SMALL_CASE(4)
+    SMALL_CASE(5)
+    SMALL_CASE(6)
+    SMALL_CASE(7)
+    SMALL_CASE(8)
+    default:
+      break;
+  }
+}
+
+typedef struct {
+  const small_ctx* k;
+} strip_ctx;
+
+// skd_for hands out blocks of 32-column strips; this turns them into column ranges.
+static void small_strips(void* ctx, int64_t from, int64_t to) {
+  const small_ctx* k = ((const strip_ctx*)ctx)->k;
+  small_part((void*)k, from * k->block, SKD_MIN(k->n_out, to * k->block));
+}
+
+typedef struct {
+  const float* x;
+  const uint16_t* w;
+  float* out;
+  float* tiles;  // one KB x NB tile per thread
+  int64_t rows, n_in, n_out;
+  int kind;
+  bool trans;
+} half_ctx;
+
+// Columns [n0, n0 + NB) of out += x op(W)[:, n0 ..], a KB-deep slice of W at a time.
+static void half_columns(void* ctx, int64_t task, int thread) {
+  const half_ctx* k = ctx;
+  const int64_t n0 = task * NB, nb = SKD_MIN(NB, k->n_out - n0);
+  float* tile = k->tiles + (int64_t)thread * KB * NB;
+  for (int64_t k0 = 0; k0 < k->n_in; k0 += KB) {
+    const int64_t kb = SKD_MIN(KB, k->n_in - k0);
+    if (k->trans) {
+      // W is stored (n_out, n_in): rows n0.. of it, columns k0.., as an (nb x kb) tile used transposed.
+      widen_block(k->w + n0 * k->n_in + k0, k->n_in, nb, kb, k->kind, tile);
+      skd_sgemm_1t(false, true, k->rows, nb, kb, 1.0f, k->x + k0, k->n_in, tile, kb, 1.0f, k->out + n0, k->n_out);
+    } else {
+      widen_block(k->w + k0 * k->n_out + n0, k->n_out, kb, nb, k->kind, tile);
+      skd_sgemm_1t(false, false, k->rows, nb, kb, 1.0f, k->x + k0, k->n_in, tile, nb, 1.0f, k->out + n0, k->n_out);
+    }
+  }
+}
+
+typedef struct {
+  float* out;
+  const float* bias;
+  int64_t n_out;
+} half_bias_ctx;
+
+static void half_add_bias(void* ctx, int64_t from, int64_t to) {
+  const half_bias_ctx* k = ctx;
+  for (int64_t r = from; r < to; r++) {
+    float* row = k->out + r * k->n_out;
+    for (int64_t j = 0; j < k->n_out; j++) row[j] += k->bias[j];
+  }
+}
+
+/** Columns per unit of work on the few-rows path: whole strips where W is used as stored, rows of W otherwise. */
+static int64_t k_block(bool trans) { return trans ? 1 : 32; }
+
+/** out = residual + x op(W) + bias; op(W) is W (stored n_in x n_out) or, when trans, Wᵀ (stored n_out x n_in). 0, or -1 out of memory. */
+int skd_linear_half(const float* x, const uint16_t* w, int kind, bool trans, const float* bias, const float* residual, float* out, int64_t rows,
+                    int64_t n_in, int64_t n_out) {
+  if (residual) {
+    if (residual != out) memcpy(out, residual, sizeof(float) * (size_t)(rows * n_out));
+  } else {
+    memset(out, 0, sizeof(float) * (size_t)(rows * n_out));
+  }
+  if (rows > 0 && rows <= SMALL_ROWS) {
+    const int64_t block = k_block(trans);
+    small_ctx k = {x, w, out, rows, n_in, n_out, block, kind, trans};
+    strip_ctx strips = {&k};
+    skd_for((n_out + block - 1) / block, skd_threads() > 1 && n_in * n_out >= (1 << 17), small_strips, &strips);
+  } else if (rows > 0) {
+    const int threads = skd_threads();
+    // As for float32 weights (gemm.c): a few rows against a large matrix are bound by reading it.
+    const bool parallel = threads > 1 && (rows * n_in * n_out >= SKD_PARALLEL_MACS || n_in * n_out >= (1 << 17));
+    float* tiles = malloc(sizeof(float) * KB * NB * (size_t)(parallel ? threads : 1));
+    if (!tiles) return -1;
+    half_ctx k = {x, w, out, tiles, rows, n_in, n_out, kind, trans};
+    skd_for_tasks((n_out + NB - 1) / NB, parallel, half_columns, &k);
+    free(tiles);
+  }
+  if (bias) {
+    half_bias_ctx b = {out, bias, n_out};
+    skd_for(rows, rows * n_out >= SKD_PARALLEL_ELEMENTS, half_add_bias, &b);
+  }
+  return 0;
+}
+
+static const uint16_t* half_array(skd_args* a, size_t i, size_t min_length) {
+  if (a->error[0] != '\0') return NULL;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = NULL;
+  napi_value buffer;
+  size_t offset = 0;
+  if (napi_get_typedarray_info(a->env, a->argv[i], &type, &length, &data, &buffer, &offset) != napi_ok || type != napi_uint16_array) {
+    skd_fail(a, "argument %zu must be a Uint16Array", i);
+    return NULL;
+  }
+  if (length < min_length) skd_fail(a, "argument %zu holds %zu values, needs %zu", i, length, min_length);
+  return data;
+}
+
+static int half_kind(skd_args* a, size_t i) {
+  const int64_t kind = skd_int(a, i);
+  if (kind != SKD_BF16 && kind != SKD_F16) skd_fail(a, "kind must be 0 (bfloat16) or 1 (float16), got %lld", (long long)kind);
+  return (int)kind;
+}
+
+// linearHalf(x, w, kind, trans, bias, residual, out, rows, inputs, outputs): out = residual + x op(w) + bias
+// with w 16-bit (kind 0 bfloat16, 1 float16), stored (inputs, outputs), or (outputs, inputs) when trans.
+napi_value skd_napi_linear_half(napi_env env, napi_callback_info info) {
+  skd_args a;
+  skd_args_init(&a, env, info, "linearHalf", 10);
+  const int64_t rows = skd_int(&a, 7), n_in = skd_int(&a, 8), n_out = skd_int(&a, 9);
+  if (rows < 0 || n_in <= 0 || n_out <= 0) skd_fail(&a, "bad shape (%lld, %lld) -> %lld", (long long)rows, (long long)n_in, (long long)n_out);
+  const float* x = skd_f32(&a, 0, (size_t)(rows * n_in));
+  const uint16_t* w = half_array(&a, 1, (size_t)(n_in * n_out));
+  const int kind = half_kind(&a, 2);
+  const bool trans = skd_bool(&a, 3);
+  const float* bias = skd_f32_or_null(&a, 4, (size_t)n_out);
+  const float* residual = skd_f32_or_null(&a, 5, (size_t)(rows * n_out));
+  float* out = skd_f32(&a, 6, (size_t)(rows * n_out));
+  if (!skd_args_ok(&a)) return NULL;
+  if (skd_linear_half(x, w, kind, trans, bias, residual, out, rows, n_in, n_out) != 0) napi_throw_error(env, NULL, "skd-native linearHalf: out of memory");
+  return NULL;
+}
+
+// gatherHalf(table, kind, indices, out, count, inner, rows): out[r, :] = table[indices[r], :] widened.
+// Returns the position of the first out-of-range index, or -1 when all are valid.
+napi_value skd_napi_gather_half(napi_env env, napi_callback_info info) {
+  skd_args a;
+  skd_args_init(&a, env, info, "gatherHalf", 7);
+  const int64_t count = skd_int(&a, 4), inner = skd_int(&a, 5), rows = skd_int(&a, 6);
+  if (count < 0 || inner < 0 || rows < 0) skd_fail(&a, "negative dimension");
+  const uint16_t* table = half_array(&a, 0, (size_t)(rows * inner));
+  const int kind = half_kind(&a, 1);
+  const int32_t* indices = skd_i32(&a, 2, (size_t)count);
+  float* out = skd_f32(&a, 3, (size_t)(count * inner));
+  if (!skd_args_ok(&a)) return NULL;
+  for (int64_t r = 0; r < count; r++) {
+    const int32_t k = indices[r];
+    if (k < 0 || k >= rows) return skd_int_result(env, r);
+    widen_block(table + (int64_t)k * inner, inner, 1, inner, kind, out + r * inner);
+  }
+  return skd_int_result(env, -1);
+}
+
+// widenHalf(src, kind, out, n): out[i] = src[i] as float32.
+napi_value skd_napi_widen_half(napi_env env, napi_callback_info info) {
+  skd_args a;
+  skd_args_init(&a, env, info, "widenHalf", 4);
+  const int64_t n = skd_int(&a, 3);
+  if (n < 0) skd_fail(&a, "negative length");
+  const uint16_t* src = half_array(&a, 0, (size_t)n);
+  const int kind = half_kind(&a, 1);
+  float* out = skd_f32(&a, 2, (size_t)n);
+  if (!skd_args_ok(&a)) return NULL;
+  widen_block(src, n, 1, n, kind, out);
+  return NULL;
+}
