@@ -9,7 +9,8 @@ Commands (JSON on stdin and stdout where they take data):
                                  --dtype float32|bfloat16|float16, --shard-bytes N (sharded),
                                  --shape JSON (config fields: a real model's sizes)
   logits DIR                     {"ids": [[...]], "mask": [[...]]} -> {"logits": [...]} (positions
-                                 from the mask, as skd numbers them)
+                                 from the mask, as skd numbers them); --compute stored: in the
+                                 checkpoint's own dtype (bf16/fp16) instead of float32 (also generate)
   generate DIR                   {"prompts": [[...]], "max_new_tokens": n} -> {"tokens": [[...]]},
                                  greedy, batched with left padding
   tokenize DIR                   {"texts": [...]} -> {"ids": [[...]], "decoded": [...]}
@@ -347,20 +348,22 @@ def cmd_model(args):
     json.dump({"vocab": config.vocab_size, "parameters": sum(p.numel() for p in model.parameters())}, sys.stdout)
 
 
-def load(dir):
+def load(dir, compute="float32"):
+    """The model in float32 (whatever the checkpoint stores), or with compute "stored" in the dtype it is stored in."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     # Gemma 2 soft-caps its attention scores; transformers' default SDPA attention skips the cap,
     # and only its eager attention computes the architecture as defined.
     eager = AutoConfig.from_pretrained(dir).model_type == "gemma2"
-    model = AutoModelForCausalLM.from_pretrained(dir, dtype=torch.float32, **({"attn_implementation": "eager"} if eager else {}))
+    dtype = torch.float32 if compute == "float32" else "auto"
+    model = AutoModelForCausalLM.from_pretrained(dir, dtype=dtype, **({"attn_implementation": "eager"} if eager else {}))
     model.eval()
     return model
 
 
 def cmd_logits(args):
     request = json.load(sys.stdin)
-    model = load(args.dir)
+    model = load(args.dir, args.compute)
     if getattr(args, "adapter", None):
         # A LoRA adapter folder (skd export --adapter) loaded by PEFT onto the base model.
         from peft import PeftModel
@@ -371,7 +374,7 @@ def cmd_logits(args):
     mask = torch.tensor(request["mask"])
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits.float()
     json.dump({"logits": logits.tolist()}, sys.stdout)
 
 
@@ -388,7 +391,7 @@ def cmd_rope(args):
 
 def cmd_generate(args):
     request = json.load(sys.stdin)
-    model = load(args.dir)
+    model = load(args.dir, args.compute)
     prompts = request["prompts"]
     pad = request.get("pad", 0)
     width = max(len(p) for p in prompts)
@@ -475,6 +478,8 @@ def main():
         p.add_argument("dir")
         if name == "logits":
             p.add_argument("--adapter", help="a PEFT adapter folder to load onto the model")
+        if name in ("logits", "generate"):
+            p.add_argument("--compute", default="float32", choices=["float32", "stored"], help="compute in float32, or in the dtype the weights are stored in")
         p.set_defaults(run=run)
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -221,6 +221,58 @@ describe('every Llama-family architecture distils and exports (end to end)', () 
   });
 });
 
+describe('a teacher stored in bfloat16 is held in 16 bits (end to end)', () => {
+  const dir = tmp();
+  const teacher = referenceModel('llama', { seed: 1, dtype: 'bfloat16' });
+  const student = referenceModel('llama', { seed: 2 });
+  fs.writeFileSync(
+    path.join(dir, 'run.json'),
+    JSON.stringify({
+      seed: 4,
+      tokenizer: { kind: 'hf', options: { path: student } },
+      teacher: { kind: 'hf', options: { path: teacher } },
+      student: { kind: 'hf', options: { path: student } },
+      sampler: { kind: 'skd', options: { topK: 5, maxNewTokens: 12 } },
+      divergence: { kind: 'forward-kl' },
+      dataset: { kind: 'jsonl', options: { files: chatData(dir) } },
+      training: { steps: 3, batchSize: 2, evalEvery: 0, testLimit: 2, maxNewTokens: 4, checkpointEvery: 0, learningRate: 1e-3 },
+    }),
+  );
+  const losses = (run: string) =>
+    fs
+      .readFileSync(path.join(dir, `runs/${run}/metrics.jsonl`), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.type === 'step')
+      .map((e) => e.loss as number);
+
+  it('check says how the teacher holds its weights; a 16-bit student is refused in one line', () => {
+    const checked = skd(['check', 'run.json'], dir);
+    expect(checked.status).toBe(0);
+    expect(checked.stdout).toMatch(/teacher +hf \(context \d+, vocabulary \d+; weight matrices in bfloat16\)/);
+    expect(skd(['check', 'run.json', '--set', 'teacher.options.dtype=float32'], dir).stdout).toMatch(/teacher +hf \(context \d+, vocabulary \d+\)\n/);
+    const refused = skd(['check', 'run.json', '--set', 'student.options.dtype=bfloat16'], dir);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    expect(refused.stderr).toContain('a student trains in float32; bfloat16 weights are for a frozen teacher');
+  });
+
+  it('distils SKD to the losses of the same teacher held in float32 (within 1e-4 at every step)', () => {
+    for (const [run, set] of [
+      ['half', []],
+      ['full', ['--set', 'teacher.options.dtype=float32']],
+    ] as const) {
+      const result = skd(['distill', 'run.json', '--out', `runs/${run}`, ...set], dir);
+      expect(result.stderr).not.toMatch(/error|warning/i);
+      expect(result.status).toBe(0);
+    }
+    const [half, full] = [losses('half'), losses('full')];
+    expect(half).toHaveLength(3);
+    half.forEach((loss, i) => expect(Math.abs(loss - (full[i] as number))).toBeLessThan(1e-4));
+  });
+});
+
 describe('broken Hugging Face folders (end to end): one line naming the file and the field, exit 2, no run folder', () => {
   const healthy = referenceModel('qwen2', { seed: 1 });
   const sharded = referenceModel('llama', { dtype: 'bfloat16', shardBytes: 60_000, seed: 4 });

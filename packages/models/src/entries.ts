@@ -48,6 +48,39 @@ const loraOption = loraConfigSchema
   .optional()
   .describe('train LoRA adapters over frozen weights instead of every weight: { rank, alpha, dropout, targets } (students of the Llama family)');
 
+/** How a model holds its weight matrices (`dtype`). */
+const dtypeOption = z
+  .enum(['float32', 'bfloat16', 'float16'])
+  .optional()
+  .describe(
+    "how a frozen teacher holds its weight matrices: bfloat16 or float16 halve its memory and its decode steps' reads, products stay float32 (default: a teacher as its checkpoint stores them, a student float32)",
+  );
+
+type ModelDtype = z.infer<typeof dtypeOption>;
+
+/** A student trains in float32: 16-bit weights are refused for it in one line. */
+function checkDtype(dtype: ModelDtype, role: string): void {
+  if (dtype && dtype !== 'float32' && role === 'student') {
+    throw new SkdError(`a student trains in float32; ${dtype} weights are for a frozen teacher`, {
+      hint: 'remove student.options.dtype (LoRA over a 16-bit base is not built yet)',
+    });
+  }
+}
+
+/** A loaded float32 model held in `dtype` instead (a teacher from an skd checkpoint); the original is disposed. */
+function withDtype(model: LanguageModel, dtype: ModelDtype): LanguageModel {
+  if (!dtype || dtype === 'float32') return model;
+  if (!(model instanceof DecoderModel)) {
+    model.dispose();
+    throw new SkdError(`${dtype} weights are held by Llama-family decoders; this model is a GPT`, { hint: 'set dtype "float32" or leave it out' });
+  }
+  try {
+    return new DecoderModel(model.config, { weights: model.params, dtype, outputVocab: model.vocabSize });
+  } finally {
+    model.dispose();
+  }
+}
+
 /**
  * The model with LoRA adapters over its weights (which it gives up: the adapted model holds them
  * frozen), or the model itself when no adapters are asked for. Adapters over a saved run's adapters
@@ -142,8 +175,13 @@ export const checkpointModelEntry = defineComponent({
   component: 'model',
   kind: 'checkpoint',
   summary: "a GPT saved by skd (config.json + model.safetensors); its tokenizer must be the run's",
-  options: z.strictObject({ path: z.string().min(1).describe('checkpoint folder, relative to the config file'), lora: loraOption }),
+  options: z.strictObject({
+    path: z.string().min(1).describe('checkpoint folder, relative to the config file'),
+    lora: loraOption,
+    dtype: dtypeOption,
+  }),
   create: (options, deps) => {
+    checkDtype(options.dtype, deps.role);
     const loaded = loadCheckpoint(path.resolve(deps.baseDir, options.path));
     loaded.optimizerState?.forEach((t) => t.dispose());
     try {
@@ -152,7 +190,7 @@ export const checkpointModelEntry = defineComponent({
       loaded.model.dispose();
       throw error;
     }
-    return withLora(loaded.model, options.lora, deps);
+    return withDtype(withLora(loaded.model, options.lora, deps), options.dtype);
   },
   parameterCount: (options, deps) => {
     try {
@@ -187,7 +225,11 @@ function folderOf(target: string): string {
  * must read ids as the run's tokenizer does; an embedding padded past the tokenizer (Qwen's) is
  * distilled over the tokenizer's ids only, and said so.
  */
-function createHuggingFaceModel(options: { path: string; lora?: LoraConfig | undefined }, deps: Parameters<(typeof checkpointModelEntry)['create']>[1]) {
+function createHuggingFaceModel(
+  options: { path: string; lora?: LoraConfig | undefined; dtype?: ModelDtype },
+  deps: Parameters<(typeof checkpointModelEntry)['create']>[1],
+) {
+  checkDtype(options.dtype, deps.role);
   const dir = folderOf(path.resolve(deps.baseDir, options.path));
   const described = readHuggingFaceConfig(dir);
   if (fs.existsSync(path.join(dir, 'tokenizer.json'))) {
@@ -209,12 +251,14 @@ function createHuggingFaceModel(options: { path: string; lora?: LoraConfig | und
     deps.note?.(
       `${options.path}: the embedding has ${rows} rows for ${tokens} tokens; logits, sampling and the divergence use ids 0..${tokens - 1} only (the ${rows - tokens} rows past them have no token)`,
     );
-  return withLora(loadHuggingFaceModel(dir, rows > tokens ? { outputVocab: tokens } : {}), options.lora, deps, dir);
+  const dtype = options.dtype ?? (deps.role === 'teacher' ? 'stored' : 'float32');
+  return withLora(loadHuggingFaceModel(dir, { dtype, ...(rows > tokens ? { outputVocab: tokens } : {}) }), options.lora, deps, dir);
 }
 
 const huggingFaceModelOptions = z.strictObject({
   path: z.string().min(1).describe('model folder (config.json and safetensors), relative to the config file'),
   lora: loraOption,
+  dtype: dtypeOption,
 });
 
 /** Parameters of a Hugging Face folder from its config.json; undefined when it cannot be read (create reports why). */

@@ -65,6 +65,26 @@ describe('modelShape', () => {
     gpt.dispose();
     const llama = new DecoderModel(decoderConfig({ vocabSize: 40, layers: 2, dModel: 16, heads: 4, kvHeads: 2, dFf: 24 }), { seed: 1 });
     expect(modelShape(llama)).toMatchObject({ layers: 2, dModel: 16, ffDim: 24, heads: 4, kvHeads: 2, headDim: 4, vocab: 40, gated: true });
+    expect(modelShape(llama)?.weightBytes).toBe(4 * llama.parameterCount);
     llama.dispose();
+  });
+
+  it("counts a 16-bit teacher's matrices at 2 bytes and its norms at 4, in the estimate's teacher weights", () => {
+    const config = decoderConfig({ vocabSize: 40, layers: 2, dModel: 16, heads: 4, kvHeads: 2, dFf: 24 });
+    const half = new DecoderModel(config, { seed: 1, dtype: 'bfloat16' });
+    const norms = 2 * 2 * 16 + 16; // two per layer, and the final one
+    const shape = modelShape(half);
+    expect(shape?.weightBytes).toBe(2 * (half.parameterCount - norms) + 4 * norms);
+    const full = new DecoderModel(config, { seed: 2 });
+    const estimate = estimateTrainingMemory({
+      student: modelShape(full) as ModelShape,
+      teacher: shape as ModelShape,
+      batchSize: 2,
+      sequenceLength: 8,
+      generates: false,
+    });
+    expect(estimate.teacherWeights).toBe(shape?.weightBytes);
+    expect(estimate.studentWeights).toBe(4 * full.parameterCount);
+    [half, full].forEach((m) => m.dispose());
   });
 });

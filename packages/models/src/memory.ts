@@ -3,9 +3,13 @@ import { BigramModel } from './bigram-model';
 import { DecoderModel, decoderShape } from './decoder';
 import { GptModel } from './gpt';
 
+const FLOAT = 4;
+
 /** What a model's memory depends on: its parameters, and the widths its activations have per token. */
 export interface ModelShape {
   readonly parameters: number;
+  /** Bytes the weights are held in: 4 per parameter (the default), fewer for a teacher held in 16 bits. */
+  readonly weightBytes?: number;
   /** Parameters that train (gradients and AdamW moments): all of them, or a LoRA student's adapters. Default: all. */
   readonly trainableParameters?: number;
   readonly layers: number;
@@ -27,8 +31,13 @@ export function modelShape(model: LanguageModel): ModelShape | undefined {
   if (model instanceof DecoderModel) {
     const { headDim, kvHeads, dFf } = decoderShape(model.config);
     const { layers, dModel, heads } = model.config;
+    let weightBytes = 0;
+    for (const p of model.params.values()) weightBytes += FLOAT * p.size;
+    for (const h of model.halves.values()) weightBytes += h.bytes;
+    for (const v of model.lora?.variables.values() ?? []) weightBytes += FLOAT * v.size;
     return {
       parameters: parameters ?? 0,
+      weightBytes,
       trainableParameters: model.trainableParameterCount,
       layers,
       dModel,
@@ -95,13 +104,12 @@ export interface TrainingMemory {
   readonly total: number;
 }
 
-const FLOAT = 4;
 const RUNTIME_BYTES = 350e6;
 const ALLOCATOR_SLACK = 1.1;
 
 /**
- * The peak memory of a training step, estimated from the shapes (float32 everywhere, as skd holds
- * weights today). Per token and layer, backpropagation keeps the inputs and outputs of the norms,
+ * The peak memory of a training step, estimated from the shapes (float32 everywhere but a 16-bit
+ * teacher's weight matrices). Per token and layer, backpropagation keeps the inputs and outputs of the norms,
  * the projected and rotated q/k/v, the attention output and its probabilities over the sequence,
  * the MLP's up-projection, its activation and the residual stream; over the vocabulary, the
  * student's logits, their softmax and gradient, and the teacher's log-probabilities. Generation's
@@ -124,9 +132,9 @@ export function estimateTrainingMemory(input: TrainingMemoryInput): TrainingMemo
   const logits = FLOAT * student.vocab * (3 * studentRows + (teacher ? tokens : 0));
   const cache = (m: ModelShape) => FLOAT * 2 * m.layers * m.kvHeads * m.headDim * tokens;
   const generation = input.generates ? cache(student) + (teacher ? cache(teacher) : 0) + FLOAT * (input.cachedTeacherFloats ?? 0) : 0;
-  const studentWeights = FLOAT * student.parameters;
+  const studentWeights = student.weightBytes ?? FLOAT * student.parameters;
   const optimizer = 3 * FLOAT * (student.trainableParameters ?? student.parameters);
-  const teacherWeights = teacher ? FLOAT * teacher.parameters : 0;
+  const teacherWeights = teacher ? (teacher.weightBytes ?? FLOAT * teacher.parameters) : 0;
   const total = RUNTIME_BYTES + studentWeights + optimizer + teacherWeights + Math.max(activations + logits, generation);
   return { studentWeights, optimizer, teacherWeights, activations, logits, generation, runtime: RUNTIME_BYTES, total };
 }

@@ -74,8 +74,9 @@ export function checkCommand(program: Command, { io }: CommandContext): void {
           ? `; LoRA rank ${lora.config.rank} on ${lora.config.targets.join(', ')}: ${run.student.trainableVariables.reduce((n, v) => n + v.size, 0).toLocaleString('en-US')} of ${(run.student as DecoderModel).parameterCount.toLocaleString('en-US')} parameters train`
           : '';
         io.out(`student    ${run.config.student.kind} (context ${run.student.contextLength}, vocabulary ${run.student.vocabSize}${adapters})`);
+        const held = run.teacher instanceof DecoderModel && run.teacher.dtype !== 'float32' ? `; weight matrices in ${run.teacher.dtype}` : '';
         io.out(
-          `teacher    ${run.config.teacher ? `${run.config.teacher.kind} (context ${run.teacher?.contextLength}, vocabulary ${run.teacher?.vocabSize})` : '(none)'}`,
+          `teacher    ${run.config.teacher ? `${run.config.teacher.kind} (context ${run.teacher?.contextLength}, vocabulary ${run.teacher?.vocabSize}${held})` : '(none)'}`,
         );
         for (const note of run.notes) io.out(`note       ${note}`);
         io.out(`sampler    ${run.config.sampler.kind}`);

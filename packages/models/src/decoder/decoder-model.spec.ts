@@ -2,14 +2,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '@skd/core';
 import { maxAbsDiff, tensorsLeakedBy, useBackend } from '@skd/testing';
 import { generate } from '../generation';
-import { decoderConfig, type DecoderConfig } from './config';
+import { decoderConfig, decoderParameterShapes, type DecoderConfig } from './config';
 import { DecoderModel } from './decoder-model';
 
 const TOL = 1e-4; // float32 cached vs full recomputation: same math, different summation order
 
 // Every switch of the family at once: grouped-query heads, Gemma 2's sandwich norms, soft-caps and a
 // sliding window short enough that blocks cross it, llama3 rotary scaling, biases, an untied head.
-const VARIANTS: [string, Partial<DecoderConfig>][] = [
+// The last two hold their matrices in 16 bits (a frozen teacher's): the same checks hold.
+const VARIANTS: [string, Partial<DecoderConfig>, ('bfloat16' | 'float16')?][] = [
   [
     'llama (GQA, llama3 rope, biases, untied head)',
     {
@@ -43,6 +44,23 @@ const VARIANTS: [string, Partial<DecoderConfig>][] = [
       slidingRopeTheta: 10000,
     },
   ],
+  ['llama held in bfloat16 (GQA, biases, untied head)', { kvHeads: 2, qkvBias: true, outputBias: true, mlpBias: true, tiedHead: false }, 'bfloat16'],
+  [
+    'gemma2 held in float16 (tied head, soft-caps, sliding window 3)',
+    {
+      architecture: 'gemma2',
+      kvHeads: 1,
+      normOffset: 1,
+      embedScale: true,
+      activation: 'gelu_tanh',
+      sandwichNorms: true,
+      attentionSoftcap: 4,
+      finalSoftcap: 6,
+      slidingWindow: 3,
+      layerTypes: ['sliding', 'full'],
+    },
+    'float16',
+  ],
   [
     'gemma2 (sandwich norms, soft-caps, sliding window 3)',
     {
@@ -66,9 +84,12 @@ const ids = (rows: number[][]) => tf.tensor2d(rows, [rows.length, rows[0]?.lengt
 describe.each(['cpu', 'wasm'] as const)('DecoderModel on %s', (backend) => {
   beforeAll(() => useBackend(backend));
 
-  describe.each(VARIANTS)('%s', (_name, overrides) => {
+  describe.each(VARIANTS)('%s', (_name, overrides, dtype) => {
     const make = () =>
-      new DecoderModel(decoderConfig({ vocabSize: 17, contextLength: 32, layers: 2, heads: 4, dModel: 16, dFf: 24, ...overrides }), { seed: 3 });
+      new DecoderModel(decoderConfig({ vocabSize: 17, contextLength: 32, layers: 2, heads: 4, dModel: 16, dFf: 24, ...overrides }), {
+        seed: 3,
+        ...(dtype ? { dtype } : {}),
+      });
 
     it('decodes in ragged blocks, with rollbacks, to the logits of a full recomputation', () => {
       const model = make();
@@ -172,6 +193,43 @@ describe.each(['cpu', 'wasm'] as const)('DecoderModel on %s', (backend) => {
     padded.dispose();
     whole.dispose();
   });
+
+  it.each(['bfloat16', 'float16'] as const)(
+    'a model held in %s computes what a float32 model with its widened weights computes; its norms stay float32; LoRA on it is refused',
+    (dtype) => {
+      const config = decoderConfig({ vocabSize: 30, contextLength: 16, layers: 2, heads: 4, kvHeads: 2, dModel: 16, dFf: 24, qkvBias: true, tiedHead: false });
+      const half = new DecoderModel(config, { seed: 5, dtype });
+      expect(half.dtype).toBe(dtype);
+      expect([...half.halves.keys()].sort()).toEqual(
+        [...decoderParameterShapes(config)]
+          .filter(([, shape]) => shape.length === 2)
+          .map(([n]) => n)
+          .sort(),
+      );
+      expect(half.trainableVariables.every((v) => v.shape.length === 1)).toBe(true);
+      expect(half.outputLayer).toBeUndefined();
+      const widened = half.mergedWeights();
+      const full = new DecoderModel(config, { weights: widened });
+      widened.forEach((t) => t.dispose());
+      const x = ids([
+        [1, 7, 3, 29, 4],
+        [2, 2, 8, 0, 0],
+      ]);
+      const mask = tf.tensor2d([
+        [1, 1, 1, 1, 1],
+        [1, 1, 1, 0, 0],
+      ]);
+      const [a, b] = tf.tidy(() => [Array.from(half.logits(x, { mask }).dataSync()), Array.from(full.logits(x, { mask }).dataSync())]);
+      expect(maxAbsDiff(a as number[], b as number[])).toBeLessThan(1e-5);
+      // Its float32 original differs: the weights were rounded.
+      const original = new DecoderModel(config, { seed: 5 });
+      expect(tf.tidy(() => maxAbsDiff(Array.from(original.logits(x, { mask }).dataSync()), a as number[]))).toBeGreaterThan(1e-6);
+      expect(() => new DecoderModel(config, { seed: 5, dtype, lora: { rank: 2, alpha: 4, dropout: 0, targets: ['q'] } })).toThrow(
+        `a ${dtype} model is frozen: LoRA adapters over 16-bit weights are not built yet`,
+      );
+      [half, full, original, x, mask].forEach((t) => t.dispose());
+    },
+  );
 
   it('refuses configs it cannot build, quoting the values', () => {
     expect(() => decoderConfig({ vocabSize: 10, heads: 3, kvHeads: 2, dModel: 12 })).toThrow('heads must be a multiple of kvHeads, got heads 3 and kvHeads 2');

@@ -5,12 +5,16 @@ import {
   causalSelfAttention,
   createKvCache,
   gatedActivation,
+  gatherHalf,
+  HalfMatrix,
   linear,
   linearFrozen,
+  linearHalf,
   rmsNorm,
   rotary,
   rotaryFrequencies,
   softcapped,
+  type HalfDtype,
   type KvCache,
 } from '@skd/ops';
 import { checkDecoderConfig, decoderParameterShapes, decoderShape, layerWindows, type DecoderConfig } from './config';
@@ -24,8 +28,17 @@ let modelCounter = 0;
 export interface DecoderInit {
   /** Random initial weights from this seed (normal, std 0.02; norms at their identity). */
   readonly seed?: number;
-  /** Or these tensors, by `decoderParameterShapes` name and shape (float32 tensors are shared, not copied: dispose yours after). */
-  readonly weights?: ReadonlyMap<string, tf.Tensor>;
+  /**
+   * Or these tensors, by `decoderParameterShapes` name and shape (float32 tensors are shared, not copied:
+   * dispose yours after). A 16-bit model's matrices may come as HalfMatrix values of its dtype already,
+   * its layers' projections then (out, in): their checkpoints' layout, the parameter shape reversed.
+   */
+  readonly weights?: ReadonlyMap<string, tf.Tensor | HalfMatrix>;
+  /**
+   * Hold the weight matrices (projections, embedding, head) in 16 bits: a frozen model (a teacher)
+   * only. Products stay float32 (see linearHalf); norms and biases stay float32. Default float32.
+   */
+  readonly dtype?: 'float32' | HalfDtype;
   /**
    * Logit columns: the first `outputVocab` ids only. For an embedding padded past its tokenizer
    * (Qwen's), so that no id without a token is ever scored, sampled or distilled. Default: every row.
@@ -51,6 +64,14 @@ export class DecoderModel implements LanguageModel {
   static readonly kind = 'decoder';
   readonly config: DecoderConfig;
   readonly params: ReadonlyMap<string, tf.Variable>;
+  /**
+   * The weight matrices of a 16-bit model (in place of their variables in `params`). Projections are
+   * held as (out, in), their checkpoints' layout: a decode step then reads each output's weights as
+   * one contiguous run (see linearHalf). The embedding (and head) as (vocab, d), as always.
+   */
+  readonly halves: ReadonlyMap<string, HalfMatrix>;
+  /** How the weight matrices are held. */
+  readonly dtype: 'float32' | HalfDtype;
   /** Logit columns (the tokenizer's ids); at most config.vocabSize. */
   readonly vocabSize: number;
   /** The adapters, when the model trains LoRA adapters over frozen weights. */
@@ -73,29 +94,59 @@ export class DecoderModel implements LanguageModel {
     }
     this.config = config;
     this.vocabSize = outputVocab;
+    this.dtype = init.dtype ?? 'float32';
+    const half = this.dtype === 'float32' ? undefined : this.dtype;
+    if (half && init.lora)
+      throw new SkdError(`a ${half} model is frozen: LoRA adapters over 16-bit weights are not built yet`, {
+        hint: 'hold the model in float32 to train adapters on it',
+      });
     const shapes = decoderParameterShapes(config);
     const params = new Map<string, tf.Variable>();
+    const halves = new Map<string, HalfMatrix>();
+    // A 16-bit model holds its matrices as HalfMatrix values (projections transposed to (out, in));
+    // everything else is a float32 variable. Values arrive in the parameters' own (in, out) shapes.
+    const place = (name: string, value: tf.Tensor | HalfMatrix) => {
+      if (half && value.shape.length === 2) {
+        if (value instanceof HalfMatrix) {
+          // Already (out, in) for a projection; another 16-bit format is converted through float32.
+          halves.set(name, value.dtype === half ? value : HalfMatrix.fromFloat32(value.toFloat32(), value.shape, half));
+          return;
+        }
+        const matrix = HalfMatrix.fromFloat32(float32Values(value), value.shape as [number, number], half);
+        halves.set(name, isProjection(name) ? matrix.transposed() : matrix);
+        return;
+      }
+      if (value instanceof HalfMatrix) throw new SkdError(`parameter "${name}" is ${value.dtype}; a float32 model takes float32 tensors`);
+      params.set(name, this.ownedVariable(name, tf.cast(value, 'float32'), !init.lora));
+    };
     try {
       if (init.weights) {
         for (const [name, shape] of shapes) {
           const tensor = init.weights.get(name);
           if (!tensor) throw new SkdError(`weights lack parameter "${name}" (shape [${shape.join(', ')}])`);
-          if (tensor.shape.join() !== shape.join())
-            throw new SkdError(`parameter "${name}" must have shape [${shape.join(', ')}], got [${tensor.shape.join(', ')}]`);
-          params.set(name, this.ownedVariable(name, tf.cast(tensor, 'float32'), !init.lora));
+          const expected = tensor instanceof HalfMatrix && isProjection(name) ? [...shape].reverse() : shape;
+          if (tensor.shape.join() !== expected.join())
+            throw new SkdError(`parameter "${name}" must have shape [${expected.join(', ')}], got [${tensor.shape.join(', ')}]`);
+          place(name, tensor);
         }
         const extra = [...init.weights.keys()].filter((name) => !shapes.has(name));
         if (extra.length) throw new SkdError(`weights hold parameters this config does not have: ${extra.slice(0, 5).join(', ')}`);
       } else {
         let i = 0;
-        for (const [name, shape] of shapes)
-          params.set(name, this.ownedVariable(name, initialValue(name, shape, (init.seed ?? 0) + 7919 * i++, config), !init.lora));
+        for (const [name, shape] of shapes) {
+          const initial = initialValue(name, shape, (init.seed ?? 0) + 7919 * i++, config);
+          if (half && shape.length === 2) {
+            place(name, initial);
+            initial.dispose();
+          } else params.set(name, this.ownedVariable(name, initial, !init.lora));
+        }
       }
     } catch (error) {
       params.forEach((p) => p.dispose());
       throw error;
     }
     this.params = params;
+    this.halves = halves;
     try {
       this.lora = init.lora
         ? new LoraAdapters(config, init.lora, {
@@ -135,6 +186,7 @@ export class DecoderModel implements LanguageModel {
   get parameterCount(): number {
     let n = 0;
     for (const p of this.params.values()) n += p.size;
+    for (const h of this.halves.values()) n += h.data.length;
     for (const p of this.lora?.variables.values() ?? []) n += p.size;
     return n;
   }
@@ -150,6 +202,7 @@ export class DecoderModel implements LanguageModel {
    */
   mergedWeights(): Map<string, tf.Tensor> {
     const merged = new Map<string, tf.Tensor>();
+    for (const [name, value] of this.halves) merged.set(name, isProjection(name) ? tf.tidy(() => tf.transpose(value.toTensor())) : value.toTensor());
     for (const [name, value] of this.params) {
       const m = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
       merged.set(
@@ -169,8 +222,9 @@ export class DecoderModel implements LanguageModel {
     return this.trunk(tokens, options, 'features');
   }
 
-  /** The output layer apart from the network: its weight (V', d), and logits of hidden states through it. */
-  get outputLayer(): OutputLayer {
+  /** The output layer apart from the network: its weight (V', d), and logits of hidden states through it (a float32 model's). */
+  get outputLayer(): OutputLayer | undefined {
+    if (this.halves.size) return undefined;
     return {
       weight: this.p<tf.Rank.R2>(this.config.tiedHead ? 'model.embed_tokens.weight' : 'lm_head.weight'),
       project: (hidden, weight) => this.project(hidden, weight),
@@ -357,13 +411,17 @@ export class DecoderModel implements LanguageModel {
     const norm = (x: tf.Tensor2D, name: string) => rmsNorm(x, this.p(name), eps, offset);
     // A projection of layer i by packed weight `weight` (and its bias), plus its adapters' part.
     const dense = (x: tf.Tensor2D, i: number, weight: string, residual?: tf.Tensor2D): tf.Tensor2D => {
-      const w = this.p<tf.Rank.R2>(`model.layers.${i}.${weight}`);
       const bias = this.optional<tf.Rank.R1>(`model.layers.${i}.${weight.replace(/weight$/, 'bias')}`);
+      const half = this.halves.get(`model.layers.${i}.${weight}`);
+      if (half) return linearHalf(x, half, { transposed: true, ...(bias ? { bias } : {}), ...(residual ? { residual } : {}) });
+      const w = this.p<tf.Rank.R2>(`model.layers.${i}.${weight}`);
       if (!this.lora) return linear(x, w, bias, residual);
       // The adapters' part (with the residual) enters the frozen layer's kernel as its residual.
       return linearFrozen(x, w, bias, this.lora.delta(x, i, weight, w.shape[1], dropoutSeed, residual) ?? residual);
     };
-    let h = tf.gather(this.p<tf.Rank.R2>('model.embed_tokens.weight'), tf.cast(tf.reshape(tokens, [B * S]), 'int32')) as tf.Tensor2D; // (B*S, d)
+    const ids = tf.cast(tf.reshape(tokens, [B * S]), 'int32') as tf.Tensor1D; // (B*S)
+    const table = this.halves.get('model.embed_tokens.weight');
+    let h = table ? gatherHalf(table, ids) : (tf.gather(this.p<tf.Rank.R2>('model.embed_tokens.weight'), ids) as tf.Tensor2D); // (B*S, d)
     if (this.config.embedScale) h = tf.mul(h, Math.fround(Math.sqrt(dModel))); // (B*S, d)
     for (let i = 0; i < layers; i++) {
       const p = `model.layers.${i}`;
@@ -401,7 +459,8 @@ export class DecoderModel implements LanguageModel {
     if (lastOnly) h = tf.reshape(tf.slice(tf.reshape(h, [B, S, -1]), [0, S - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D; // (B, d)
     const final = norm(h, 'model.norm.weight'); // (B*S or B, d)
     if (output === 'features') return tf.reshape(final, [B, lastOnly ? 1 : S, dModel]) as tf.Tensor3D; // (B, S or 1, d)
-    const logits = this.project(final, this.p<tf.Rank.R2>(this.config.tiedHead ? 'model.embed_tokens.weight' : 'lm_head.weight')); // (B*S or B, vocab)
+    const headName = this.config.tiedHead ? 'model.embed_tokens.weight' : 'lm_head.weight';
+    const logits = this.project(final, this.halves.get(headName) ?? this.p<tf.Rank.R2>(headName)); // (B*S or B, vocab)
     return tf.reshape(logits, [B, lastOnly ? 1 : S, this.vocabSize]) as tf.Tensor3D; // (B, S or 1, vocab)
   }
 
@@ -424,11 +483,26 @@ export class DecoderModel implements LanguageModel {
   }
 
   /** Hidden states (n, d) through the output weight (V', d) → logits (n, vocab): the tokenizer's columns, soft-capped where the family does. */
-  private project(hidden: tf.Tensor2D, head: tf.Tensor2D): tf.Tensor2D {
-    let logits = tf.matMul(hidden, head, false, true) as tf.Tensor2D; // (n, V')
+  private project(hidden: tf.Tensor2D, head: tf.Tensor2D | HalfMatrix): tf.Tensor2D {
+    let logits = head instanceof HalfMatrix ? linearHalf(hidden, head, { transposed: true }) : (tf.matMul(hidden, head, false, true) as tf.Tensor2D); // (n, V')
     if (this.vocabSize < this.config.vocabSize) logits = tf.slice(logits, [0, 0], [-1, this.vocabSize]); // (n, vocab)
     if (this.config.finalSoftcap) logits = softcapped(logits, this.config.finalSoftcap);
     return logits;
+  }
+}
+
+/** A layer's projection weight (stored (in, out) as a parameter, (out, in) when held in 16 bits). */
+function isProjection(name: string): boolean {
+  return name.startsWith('model.layers.') && name.endsWith('_proj.weight');
+}
+
+/** A tensor's values as float32 (read, not kept). */
+function float32Values(value: tf.Tensor): Float32Array {
+  const cast = tf.cast(value, 'float32');
+  try {
+    return cast.dataSync() as Float32Array;
+  } finally {
+    cast.dispose();
   }
 }
 

@@ -94,6 +94,52 @@ describe.each(['wasm', 'cpu'] as const)('Hugging Face checkpoints on %s, against
     model.dispose();
   });
 
+  describe.each([
+    ['bfloat16', 'llama', 0.05],
+    ['float16', 'qwen3', 0.01],
+    ['bfloat16', 'gemma2', 0.05],
+  ] as const)('a %s %s checkpoint held in 16 bits (dtype "stored", a teacher\'s default)', (dtype, family, tolerance) => {
+    const dir = referenceModel(family, { dtype, seed: 6 });
+    const real = (values: number[][][], mask: number[][]) => values.flatMap((row, b) => row.filter((_, t) => mask[b]?.[t] === 1).flat());
+
+    it("holds every weight matrix in 2 bytes and gives transformers' float32 logits on those weights within 1e-4", () => {
+      const model = loadHuggingFaceModel(dir, { dtype: 'stored' }) as DecoderModel;
+      expect(model.dtype).toBe(dtype);
+      const matrices = [...model.halves.values()];
+      expect(matrices.length).toBeGreaterThan(4);
+      expect([...model.params.values()].every((p) => p.shape.length === 1)).toBe(true);
+      expect(model.parameterCount).toBe((loadHuggingFaceModel(dir) as DecoderModel).parameterCount);
+      const { ids, mask } = batch(model.vocabSize, 9);
+      const reference = runReference<{ logits: number[][][] }>(['logits', dir], { ids, mask }).logits;
+      const ours = tf.tidy(() => model.logits(tf.tensor2d(ids, undefined, 'int32'), { mask: tf.tensor2d(mask) }).arraySync());
+      const theirs = reference.map((row) => row.map((col) => col.slice(0, model.vocabSize)));
+      expect(maxAbsDiff(real(ours, mask), real(theirs, mask))).toBeLessThan(1e-4);
+      model.dispose();
+    });
+
+    it(`stays within ${tolerance} of transformers computing in ${dtype}, and greedy text equals it wherever transformers' ${dtype} and float32 agree`, async () => {
+      const model = loadHuggingFaceModel(dir, { dtype: 'stored' });
+      const { ids, mask } = batch(model.vocabSize, 9);
+      const native = runReference<{ logits: number[][][] }>(['logits', dir, '--compute', 'stored'], { ids, mask }).logits;
+      const ours = tf.tidy(() => model.logits(tf.tensor2d(ids, undefined, 'int32'), { mask: tf.tensor2d(mask) }).arraySync());
+      const theirs = native.map((row) => row.map((col) => col.slice(0, model.vocabSize)));
+      const scale = Math.max(...real(theirs, mask).map(Math.abs));
+      expect(maxAbsDiff(real(ours, mask), real(theirs, mask)) / scale).toBeLessThan(tolerance);
+
+      const prompts = ids.map((row, b) => row.filter((_, t) => mask[b]?.[t] === 1).slice(0, 4 + 3 * b));
+      const inFloat32 = runReference<{ tokens: number[][] }>(['generate', dir], { prompts, max_new_tokens: 24 }).tokens;
+      const inHalf = runReference<{ tokens: number[][] }>(['generate', dir, '--compute', 'stored'], { prompts, max_new_tokens: 24 }).tokens;
+      const eos = JSON.parse(fs.readFileSync(`${dir}/generation_config.json`, 'utf8')).eos_token_id;
+      const stops: number[] = Array.isArray(eos) ? eos : [eos];
+      const { tokens } = await generate(model, prompts, { maxNewTokens: 24, eos: stops[0] as number, stop: stops, pad: 0, rng: Rng.create(0), greedy: true });
+      // skd computes in float32 on the 16-bit weights: always transformers' float32 text.
+      expect(tokens).toEqual(inFloat32);
+      const agreeing = inHalf.map((row, i) => (JSON.stringify(row) === JSON.stringify(inFloat32[i]) ? i : -1)).filter((i) => i >= 0);
+      for (const i of agreeing) expect(tokens[i]).toEqual(inHalf[i]);
+      model.dispose();
+    });
+  });
+
   it('keeps numTensors flat across forward passes and generation', async () => {
     const model = loadHuggingFaceModel(referenceModel('gemma2'));
     const leaked = await tensorsLeakedBy(async () => {

@@ -1,12 +1,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { FormatError } from '@skd/core';
+import { FormatError, SkdError } from '@skd/core';
+import { HalfMatrix, type HalfDtype } from '@skd/ops';
 import { DecoderModel, decoderParameterShapes, decoderShape, type DecoderArchitecture, type DecoderConfig } from '../decoder';
 import { GptModel, gptParameterShapes, type GptConfig } from '../gpt';
 import { readJson } from './atomic';
 import { decoderConfigFromHuggingFace, gptConfigFromHuggingFace, hfModelType } from './hf-config';
-import { loadPlannedWeights, readWeightIndex, type StoredTensor, type WeightPiece, type WeightPlan } from './hf-weights';
+import { loadPlannedWeights, readWeightIndex, storedMatrixDtype, type StoredTensor, type WeightPiece, type WeightPlan } from './hf-weights';
 
 /** What a Hugging Face folder's config.json describes. */
 export type HfModelConfig = { readonly kind: 'gpt'; readonly config: GptConfig } | { readonly kind: 'decoder'; readonly config: DecoderConfig };
@@ -125,6 +126,11 @@ const BUFFERS = /(\.attn\.(bias|masked_bias)|rotary_emb\.inv_freq)$/;
 export interface LoadHuggingFaceOptions {
   /** Logit columns to keep (the tokenizer's size, when the embedding is padded past it). */
   readonly outputVocab?: number;
+  /**
+   * How the weight matrices are held: float32 (the default), a 16-bit format (a frozen Llama-family
+   * model: see DecoderInit.dtype), or "stored": as the checkpoint stores them (storedMatrixDtype).
+   */
+  readonly dtype?: 'float32' | HalfDtype | 'stored';
 }
 
 /**
@@ -145,11 +151,21 @@ export function loadHuggingFaceModel(dir: string, options: LoadHuggingFaceOption
       shape: [described.config.vocabSize, described.config.dModel],
       pieces: [{ source: storedHead, shape: [described.config.vocabSize, described.config.dModel], transpose: false, at: 0 }],
     });
-  const weights = loadPlannedWeights(index, plans, (name) => BUFFERS.test(name));
+  const asked = options.dtype ?? 'float32';
+  const dtype = asked === 'stored' ? (described.kind === 'gpt' ? 'float32' : storedMatrixDtype(index)) : asked;
+  if (dtype !== 'float32' && described.kind === 'gpt')
+    throw new SkdError(`${dir}: GPT-2 models are held in float32; ${dtype} weights are for Llama-family teachers`, { hint: 'set dtype "float32"' });
+  const half = dtype === 'float32' ? undefined : dtype;
+  const weights = loadPlannedWeights(index, plans, (name) => BUFFERS.test(name), half ? { half } : {});
+  const release = () => weights.forEach((t) => (t instanceof HalfMatrix ? undefined : t.dispose()));
   try {
     if (storedHead) {
-      const embedding = weights.get(described.kind === 'decoder' ? 'model.embed_tokens.weight' : 'wte.weight') as tf.Tensor;
-      const same = tf.tidy(() => tf.all(tf.equal(embedding, weights.get(storedHead) as tf.Tensor)).dataSync()[0] === 1);
+      const embedding = weights.get(described.kind === 'decoder' ? 'model.embed_tokens.weight' : 'wte.weight') as tf.Tensor | HalfMatrix;
+      const head = weights.get(storedHead) as tf.Tensor | HalfMatrix;
+      const same =
+        embedding instanceof HalfMatrix || head instanceof HalfMatrix
+          ? embedding instanceof HalfMatrix && head instanceof HalfMatrix && Buffer.from(embedding.data.buffer).equals(Buffer.from(head.data.buffer))
+          : tf.tidy(() => tf.all(tf.equal(embedding, head)).dataSync()[0] === 1);
       if (!same) {
         throw new FormatError(
           (tensors.get(storedHead) as StoredTensor).file,
@@ -159,16 +175,20 @@ export function loadHuggingFaceModel(dir: string, options: LoadHuggingFaceOption
           },
         );
       }
-      weights.get(storedHead)?.dispose();
+      if (!(head instanceof HalfMatrix)) head.dispose();
       weights.delete(storedHead);
     }
     try {
-      if (described.kind === 'gpt') return new GptModel(described.config, { weights });
-      return new DecoderModel(described.config, { weights, ...(options.outputVocab !== undefined ? { outputVocab: options.outputVocab } : {}) });
+      if (described.kind === 'gpt') return new GptModel(described.config, { weights: weights as Map<string, tf.Tensor> });
+      return new DecoderModel(described.config, {
+        weights,
+        ...(half ? { dtype: half } : {}),
+        ...(options.outputVocab !== undefined ? { outputVocab: options.outputVocab } : {}),
+      });
     } catch (cause) {
       throw new FormatError(dir, (cause as Error).message, { cause });
     }
   } finally {
-    weights.forEach((t) => t.dispose());
+    release();
   }
 }

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { FormatError } from '@skd/core';
+import { HalfMatrix, type HalfDtype } from '@skd/ops';
 import { dtypeBytes, floatsInto, parseSafetensorsHeader, safetensorsHeaderLength, type SafetensorsEntry } from './safetensors';
 
 /** A tensor of a (possibly sharded) checkpoint, and the file it lies in. */
@@ -118,14 +119,19 @@ const CHUNK_BYTES = 1 << 24;
  * memory beyond the model is one parameter's host copy. Every stored tensor must be planned or
  * listed in `ignore`; every planned one must exist with its shape and a float dtype.
  */
+/**
+ * With `half`, matrices become HalfMatrix values, and those assembled from transposed pieces (a
+ * decoder's projections) are kept (out, in), as stored: see DecoderInit.weights.
+ */
 export function loadPlannedWeights(
   index: WeightIndex,
   plans: ReadonlyMap<string, WeightPlan>,
   ignore: (name: string) => boolean = () => false,
-): Map<string, tf.Tensor> {
+  options: { readonly half?: HalfDtype } = {},
+): Map<string, tf.Tensor | HalfMatrix> {
   const { tensors } = index;
   checkPlans(index, plans, ignore);
-  const loaded = new Map<string, tf.Tensor>();
+  const loaded = new Map<string, tf.Tensor | HalfMatrix>();
   const descriptors = new Map<string, number>();
   // Read and conversion buffers are reused across tensors: fresh memory costs its page faults,
   // which were half of a 0.5B checkpoint's load time.
@@ -134,16 +140,40 @@ export function loadPlannedWeights(
     for (const [name, plan] of plans) {
       const size = plan.shape.reduce((a, b) => a * b, 1);
       const values = new Float32Array(size);
-      for (const piece of plan.pieces) readPiece(tensors.get(piece.source) as StoredTensor, piece, plan, values, descriptors, scratch);
-      loaded.set(name, tf.tensor(values, [...plan.shape], 'float32'));
+      // A 16-bit model's matrices go straight to 16 bits (no float32 copy of the model exists at once),
+      // and its projections keep their stored (out, in) layout: pieces stacked by rows, not transposed.
+      const stacked = options.half !== undefined && plan.pieces.length > 0 && plan.pieces.every((piece) => piece.transpose);
+      for (const piece of plan.pieces) {
+        const stored = tensors.get(piece.source) as StoredTensor;
+        const asStored = { ...piece, transpose: false, at: piece.at * (plan.shape[0] as number) };
+        readPiece(stored, stacked ? asStored : piece, plan, values, descriptors, scratch);
+      }
+      const [rows, cols] = plan.shape as [number, number];
+      loaded.set(
+        name,
+        options.half && plan.shape.length === 2
+          ? HalfMatrix.fromFloat32(values, stacked ? [cols, rows] : [rows, cols], options.half)
+          : tf.tensor(values, [...plan.shape], 'float32'),
+      );
     }
     return loaded;
   } catch (error) {
-    loaded.forEach((t) => t.dispose());
+    loaded.forEach((t) => (t instanceof HalfMatrix ? undefined : t.dispose()));
     throw error;
   } finally {
     descriptors.forEach((fd) => fs.closeSync(fd));
   }
+}
+
+/**
+ * The 16-bit format a checkpoint's weight matrices are stored in: bfloat16 or float16 when every
+ * matrix is stored so, else float32 (also for F32 and for mixed checkpoints).
+ */
+export function storedMatrixDtype(index: WeightIndex): 'float32' | HalfDtype {
+  const matrices = [...index.tensors.values()].filter((t) => t.shape.length === 2);
+  if (matrices.length && matrices.every((t) => t.dtype === 'BF16')) return 'bfloat16';
+  if (matrices.length && matrices.every((t) => t.dtype === 'F16')) return 'float16';
+  return 'float32';
 }
 
 function checkPlans(index: WeightIndex, plans: ReadonlyMap<string, WeightPlan>, ignore: (name: string) => boolean): void {
