@@ -1,5 +1,7 @@
 // Shared timing helpers for the benchmarks: warm-up, then the median of repeated runs, so noisy
 // 2-core machines still give comparable numbers. Ratios are always measured side by side in one run.
+const fs = require('node:fs');
+const os = require('node:os');
 const { performance } = require('node:perf_hooks');
 
 async function timeIt(fn, { warmup = 1, repeats = 5, maxSeconds = 20 } = {}) {
@@ -29,4 +31,12 @@ function table(rows, columns) {
   return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((r) => line(columns.map((c) => r[c])))].join('\n');
 }
 
-module.exports = { median, timeIt, table };
+/** The CPU's model name and the widest vector ISA it has (printed beside every figure). */
+function cpu() {
+  const info = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(info)?.[1] ?? '').split(/\s+/));
+  const isa = flags.has('avx512f') ? 'AVX-512' : flags.has('avx2') ? 'AVX2' : flags.has('sse4_2') ? 'SSE4.2' : 'unknown';
+  return { model: /^model name\s*:\s*(.*)$/m.exec(info)?.[1] ?? os.cpus()[0]?.model ?? 'unknown', isa, cores: os.cpus().length };
+}
+
+module.exports = { cpu, median, timeIt, table };

@@ -15,7 +15,7 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { median } = require('./harness.cjs');
+const { cpu, median } = require('./harness.cjs');
 
 const REPO = path.resolve(__dirname, '../..');
 const PYTHON = path.join(REPO, '.venv/bin/python');
@@ -45,14 +45,6 @@ const SHAPES = {
   teacher: { ...LLAMA, hidden_size: 960, intermediate_size: 2560, num_hidden_layers: 32, num_attention_heads: 15, num_key_value_heads: 5 },
   student: { ...LLAMA, hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30, num_attention_heads: 9, num_key_value_heads: 3 },
 };
-
-/** The CPU's model name and the widest vector ISA it has. */
-function cpu() {
-  const info = fs.existsSync('/proc/cpuinfo') ? fs.readFileSync('/proc/cpuinfo', 'utf8') : '';
-  const flags = new Set((/^flags\s*:\s*(.*)$/m.exec(info)?.[1] ?? '').split(/\s+/));
-  const isa = flags.has('avx512f') ? 'AVX-512' : flags.has('avx2') ? 'AVX2' : flags.has('sse4_2') ? 'SSE4.2' : 'unknown';
-  return { model: /^model name\s*:\s*(.*)$/m.exec(info)?.[1] ?? os.cpus()[0]?.model ?? 'unknown', isa, cores: os.cpus().length };
-}
 
 function python(args, what) {
   const result = spawnSync(PYTHON, args, {

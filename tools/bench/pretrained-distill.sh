@@ -7,11 +7,18 @@
 # tokens per response with no gradient accumulation (the example: 128, and 4 micro-batches a step),
 # and random weights make the teacher reject nearly every draft: the worst case of SKD, one teacher
 # pass per generated token.
-#   bash tools/bench/pretrained-distill.sh [STEPS=2] [FOLDER=/tmp/skd-pretrained-distill]
+#   bash tools/bench/pretrained-distill.sh [STEPS=2] [FOLDER=/tmp/skd-pretrained-distill] [--set key=value ...]
+# Further arguments go to `skd distill` as they are, e.g. --set 'student.options.lora={"rank":16,"alpha":32}'
+# or --set teacher.options.dtype=float32 (the teacher, stored in bf16, is held in bf16 by default).
+# WITH_3B=1 also writes a Qwen2.5-3B-Instruct-shaped folder (3.1B parameters, bf16): distil from it with
+# --set teacher.options.path=Qwen2.5-3B-Instruct.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 steps=${1:-2}
 dir=${2:-/tmp/skd-pretrained-distill}
+shift $(( $# < 2 ? $# : 2 ))
+export SKD_EXTRA_ARGS
+SKD_EXTRA_ARGS=$(printf '%s\0' "$@" | base64 -w0)
 python=.venv/bin/python
 reference=tools/reference/hf_reference.py
 mkdir -p "$dir/my-data"
@@ -21,6 +28,10 @@ qwen='"vocab_size": 151936, "num_key_value_heads": 2, "rope_theta": 1000000.0, "
   --shape "{$qwen, \"hidden_size\": 896, \"intermediate_size\": 4864, \"num_hidden_layers\": 24, \"num_attention_heads\": 14}" >/dev/null && touch "$dir/Qwen2.5-0.5B-Instruct/.done"; }
 [ -f "$dir/Qwen2.5-1.5B-Instruct/.done" ] || { $python $reference model qwen2 "$dir/Qwen2.5-1.5B-Instruct" --tokenizer "$dir/tokenizer" --dtype bfloat16 --context 32768 --seed 1 \
   --shape "{$qwen, \"hidden_size\": 1536, \"intermediate_size\": 8960, \"num_hidden_layers\": 28, \"num_attention_heads\": 12}" >/dev/null && touch "$dir/Qwen2.5-1.5B-Instruct/.done"; }
+if [ "${WITH_3B:-0}" = 1 ] && [ ! -f "$dir/Qwen2.5-3B-Instruct/.done" ]; then
+  $python $reference model qwen2 "$dir/Qwen2.5-3B-Instruct" --tokenizer "$dir/tokenizer" --dtype bfloat16 --context 32768 --seed 2 \
+    --shape "{$qwen, \"hidden_size\": 2048, \"intermediate_size\": 11008, \"num_hidden_layers\": 36, \"num_attention_heads\": 16}" >/dev/null && touch "$dir/Qwen2.5-3B-Instruct/.done"
+fi
 # A user's chat data: questions with short answers (the shape, not the content, sets the cost).
 $python - "$dir/my-data" <<'PY'
 import json, random, sys
@@ -37,10 +48,11 @@ cp docs/examples/distil-qwen2.5.json "$dir/run.json"
 rm -rf "$dir/runs"
 # Peak memory of the distillation process (the child's maximum resident set, in GB).
 $python - "$dir" "$steps" <<'PY'
-import json, resource, subprocess, sys, time
+import base64, json, os, resource, subprocess, sys, time
 folder, steps = sys.argv[1], sys.argv[2]
+extra = [a for a in base64.b64decode(os.environ.get("SKD_EXTRA_ARGS", "")).decode().split("\0") if a]
 start = time.time()
-run = subprocess.run(["node", "packages/cli/dist/main.js", "distill", f"{folder}/run.json", "--out", f"{folder}/runs/x", "--set", f"training.steps={steps}", "--set", "training.evalEvery=0", "--set", "training.testLimit=2", "--set", "training.checkpointEvery=0", "--set", "sampler.options.maxNewTokens=32", "--set", "training.gradientAccumulation=1", "--set", "training.maxNewTokens=32"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+run = subprocess.run(["node", "packages/cli/dist/main.js", "distill", f"{folder}/run.json", "--out", f"{folder}/runs/x", "--set", f"training.steps={steps}", "--set", "training.evalEvery=0", "--set", "training.testLimit=2", "--set", "training.checkpointEvery=0", "--set", "sampler.options.maxNewTokens=32", "--set", "training.gradientAccumulation=1", "--set", "training.maxNewTokens=32", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 if run.returncode != 0:
     sys.exit(run.stderr[-3000:])
 steps_seen = [json.loads(l) for l in open(f"{folder}/runs/x/metrics.jsonl") if '"type":"step"' in l]

@@ -2,15 +2,47 @@
 // One side of the pretrained-shape benchmark (tools/bench/pretrained.cjs runs it in a child process,
 // so its peak memory is its own): skd's DecoderModel at a shape of pretrained-shapes.json, random
 // weights, on the backend a run of that size gets (native). Prints one JSON line.
-//   --shape=NAME --task=train|generate --steps=N --warmup=N [--B=4 --T=256] [--prompt=32 --new=64 --batch=1]
+//   --shape=NAME --task=train|generate|forward --steps=N --warmup=N [--B=4 --T=256] [--prompt=32 --new=64 --batch=1]
 //   [--lora=RANK: LoRA adapters of that rank on all seven projections, the weights frozen]
+//   [--dtype=float32|bfloat16|float16: how the weight matrices are held (16 bits: a frozen teacher's)]
+// Tasks: train (a step: forward, loss, backward, AdamW), generate (greedy, KV cache; ms per token),
+// forward (logits of B x T tokens without gradients: a teacher scoring a batch or verifying drafts).
 const tf = require('@tensorflow/tfjs-core');
 const { selectBackend } = require('@skd/backend');
 const { Rng } = require('@skd/core');
-const { DecoderModel, decoderConfig, generate, loraConfigSchema } = require('@skd/models');
+const { DecoderModel, decoderConfig, decoderParameterShapes, generate, loraConfigSchema } = require('@skd/models');
+const { HalfMatrix } = require('@skd/ops');
 const { CrossEntropy, chunkedTokenLoss, tokenLoss } = require('@skd/divergences');
 const { AdamW } = require('@skd/trainer');
 const shapes = require('./pretrained-shapes.json');
+
+/**
+ * Random weights for timing, filled by a xorshift generator (tfjs's seeded normal draws take most of a
+ * minute for 0.5B parameters on this machine): uniform with a standard deviation of 0.02, norms at 1.
+ * A 16-bit model's matrices are made 16-bit one at a time, so no float32 copy of it exists at once.
+ */
+function quickWeights(config, dtype) {
+  let state = 2463534242;
+  const weights = new Map();
+  for (const [name, shape] of decoderParameterShapes(config)) {
+    const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    if (name.endsWith('norm.weight')) values.fill(config.normOffset === 1 ? 0 : 1);
+    else if (!name.endsWith('.bias'))
+      for (let i = 0; i < values.length; i++) {
+        state ^= state << 13;
+        state ^= state >>> 17;
+        state ^= state << 5;
+        values[i] = ((state >>> 0) / 4294967296 - 0.5) * 0.0693;
+      }
+    // 16-bit projections are given (out, in), their checkpoints' layout (DecoderInit.weights).
+    const projection = /^model\.layers\.\d+\..*_proj\.weight$/.test(name);
+    weights.set(
+      name,
+      dtype !== 'float32' && shape.length === 2 ? HalfMatrix.fromFloat32(values, projection ? [shape[1], shape[0]] : shape, dtype) : tf.tensor(values, shape),
+    );
+  }
+  return weights;
+}
 
 const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name}=`)) ?? `=${fallback}`).split('=')[1];
 
@@ -25,7 +57,15 @@ const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name
   const chunk = Number(arg('chunk', 0));
   const backend = await selectBackend({ backend: arg('backend', 'native') });
   const rank = Number(arg('lora', 0));
-  const model = new DecoderModel(decoderConfig(shape.skd), { seed: 1, ...(rank > 0 ? { lora: loraConfigSchema.parse({ rank, alpha: 2 * rank }) } : {}) });
+  const dtype = arg('dtype', 'float32');
+  const config = decoderConfig(shape.skd);
+  const weights = quickWeights(config, dtype);
+  const model = new DecoderModel(config, {
+    weights,
+    dtype,
+    ...(rank > 0 ? { lora: loraConfigSchema.parse({ rank, alpha: 2 * rank }), seed: 1 } : {}),
+  });
+  weights.forEach((t) => (t instanceof HalfMatrix ? undefined : t.dispose()));
   const rng = Rng.create(7);
   const times = [];
   let result;
@@ -65,6 +105,23 @@ const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name
       if (i >= warmup) times.push(performance.now() - t0);
     }
     result = { B, T };
+  } else if (task === 'forward') {
+    const B = Number(arg('B', 4));
+    const T = Number(arg('T', 96));
+    const tokens = tf.tensor2d(
+      Int32Array.from({ length: B * T }, () => rng.int(model.vocabSize)),
+      [B, T],
+      'int32',
+    );
+    for (let i = 0; i < warmup + steps; i++) {
+      const t0 = performance.now();
+      // Read inside, return nothing: tidy walks whatever it returns, and a typed array of B x T x V entries takes seconds.
+      tf.tidy(() => {
+        model.logits(tokens).dataSync();
+      });
+      if (i >= warmup) times.push(performance.now() - t0);
+    }
+    result = { B, T };
   } else {
     const batch = Number(arg('batch', 1));
     const P = Number(arg('prompt', 32));
@@ -86,6 +143,7 @@ const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name
       parameters: model.parameterCount,
       trainableParameters: model.trainableParameterCount,
       ...(rank > 0 ? { lora: rank } : {}),
+      dtype,
       ...result,
       ms: median,
       times,
