@@ -10,7 +10,8 @@
 // time is the median of the steps after the first, its memory the process's peak resident set. Round 1
 // tries TRL at every thread count and keeps the fastest; rounds alternate TRL and the skd runs. The CPU
 // model and vector ISA are printed with the results (they change between machines of this kind).
-//   node tools/bench/peers-real.cjs [--rounds=2] [--steps=4] [--dir=/tmp/skd-peers-real]
+//   node tools/bench/peers-real.cjs [--rounds=2] [--steps=4] [--dir=/tmp/skd-peers-real] [--only=NAME,...: skd rows whose
+//   names contain one of these, e.g. --only=bf16]
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -139,14 +140,14 @@ function trl(folders, steps, threads) {
 }
 
 /** One `skd distill` of `steps` steps in its own process; its step times, SKD statistics and peak memory. */
-function skd(folders, dir, name, sampler, training, steps) {
+function skd(folders, dir, name, sampler, training, steps, teacherDtype = 'float32') {
   const runDir = path.join(dir, 'runs', name.replace(/[^a-z0-9]+/gi, '-'));
   fs.rmSync(runDir, { recursive: true, force: true });
   const config = {
     seed: 1,
     backend: 'native',
     tokenizer: { kind: 'hf', options: { path: folders.student } },
-    teacher: { kind: 'hf', options: { path: folders.teacher } },
+    teacher: { kind: 'hf', options: { path: folders.teacher, dtype: teacherDtype } },
     student: { kind: 'hf', options: { path: folders.student } },
     sampler,
     divergence: { kind: 'forward-kl' },
@@ -184,16 +185,24 @@ function skd(folders, dir, name, sampler, training, steps) {
   };
 }
 
-function compare({ rounds, steps, dir }) {
+function compare({ rounds, steps, dir, only }) {
   if (!fs.existsSync(PYTHON)) throw new Error(`no ${PYTHON}: bash tools/setup.sh makes the reference environment (with TRL)`);
   const folders = prepare(dir);
   const newTokens = SETTINGS.newTokens;
+  // Float32 teachers, as TRL's; the last row holds the teacher as its folder stores it (bf16) and
+  // trades time for memory: skd's smallest full fine-tune of this pair.
   const runs = {
     'skd on-policy KD': [{ kind: 'on-policy', options: { maxNewTokens: newTokens } }, {}],
     'skd on-policy KD, checkpointLayers': [{ kind: 'on-policy', options: { maxNewTokens: newTokens } }, { checkpointLayers: true }],
     'skd SKD, top-K 25 (low acceptance)': [{ kind: 'skd', options: { topK: 25, draftBlock: 5, maxNewTokens: newTokens } }, {}],
     'skd SKD, top-K 3000 (high acceptance)': [{ kind: 'skd', options: { topK: 3000, draftBlock: 5, maxNewTokens: newTokens } }, {}],
+    'skd on-policy KD, bf16 teacher, checkpointLayers, lossChunk 256': [
+      { kind: 'on-policy', options: { maxNewTokens: newTokens } },
+      { checkpointLayers: true, lossChunk: 256 },
+      'bfloat16',
+    ],
   };
+  if (only) for (const name of Object.keys(runs)) if (!only.some((part) => name.includes(part))) delete runs[name];
   const results = { trl: [], ...Object.fromEntries(Object.keys(runs).map((k) => [k, []])) };
   let threads;
   for (let r = 0; r < rounds; r++) {
@@ -206,8 +215,8 @@ function compare({ rounds, steps, dir }) {
     );
     threads ??= [...tried].sort((a, b) => a.seconds - b.seconds)[0].threads;
     results.trl.push(tried.find((t) => t.threads === threads));
-    for (const [name, [sampler, training]] of Object.entries(runs)) {
-      const out = skd(folders, dir, name, sampler, training, steps);
+    for (const [name, [sampler, training, teacherDtype]] of Object.entries(runs)) {
+      const out = skd(folders, dir, name, sampler, training, steps, teacherDtype);
       results[name].push(out);
       log(
         `round ${r + 1}: ${name}: ${out.seconds.toFixed(2)} s/step, peak ${(out.peakRssBytes / 1e9).toFixed(2)} GB, losses ${out.losses.map((l) => l.toFixed(3)).join(' ')}${sampler.kind === 'skd' ? `, acceptance ${out.acceptanceRate.toFixed(3)}, ${out.teacherPassesPerToken.toFixed(2)} teacher passes per token` : ''}`,
@@ -231,7 +240,12 @@ function compare({ rounds, steps, dir }) {
   });
   return {
     cpu: cpu(),
-    settings: { ...SETTINGS, steps, rounds, shapes: 'SmolLM2-360M teacher, SmolLM2-135M student (random weights, bf16 folders, read as float32)' },
+    settings: {
+      ...SETTINGS,
+      steps,
+      rounds,
+      shapes: 'SmolLM2-360M teacher, SmolLM2-135M student (random weights, bf16 folders, read as float32 unless a row says bf16)',
+    },
     rows,
   };
 }
@@ -242,6 +256,7 @@ if (require.main === module) {
       rounds: Number(option('rounds', 2)),
       steps: Number(option('steps', 4)),
       dir: option('dir', path.join(os.tmpdir(), 'skd-peers-real')),
+      ...(option('only', '') ? { only: option('only', '').split(',') } : {}),
     });
     log('');
     log(`CPU: ${result.cpu.model} (${result.cpu.isa}, ${result.cpu.cores} cores)`);

@@ -11,7 +11,7 @@
 # Further arguments go to `skd distill` as they are, e.g. --set 'student.options.lora={"rank":16,"alpha":32}'
 # or --set teacher.options.dtype=float32 (the teacher, stored in bf16, is held in bf16 by default).
 # WITH_3B=1 also writes a Qwen2.5-3B-Instruct-shaped folder (3.1B parameters, bf16): distil from it with
-# --set teacher.options.path=Qwen2.5-3B-Instruct.
+# --set teacher.options.path=$FOLDER/Qwen2.5-3B-Instruct (an absolute path: --set paths resolve from the working directory).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 steps=${1:-2}

@@ -437,6 +437,33 @@ afterAll(() => unregisterNativeKernels());
     expectClose(bothWays(run));
   });
 
+  it('AdamW in place: the same update written over storage of its own; shared or repeated storage gets new tensors', () => {
+    const n = 600;
+    const [p, g, m, v] = [randoms(rng, n), randoms(rng, n), randoms(rng, n, 0.1), Float32Array.from(randoms(rng, n, 0.1), Math.abs)];
+    const step = { learningRate: 3e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.1, correction1: 0.1, correction2: 0.001 };
+    tf.tidy(() => {
+      const expected = adamWUpdate(tf.tensor(p), tf.tensor(g), tf.tensor(m), tf.tensor(v), step).map((x) => Array.from(x.dataSync()));
+      const inputs = [tf.tensor(p), tf.tensor(g), tf.tensor(m), tf.tensor(v)] as const;
+      const out = adamWUpdate(...inputs, step, { inPlace: true });
+      expect(out.map((x) => Array.from(x.dataSync()))).toEqual(expected);
+      // Written over the inputs' own storage: param, m and v now read the new values.
+      expect(out.map((x) => x.dataId)).toEqual([inputs[0].dataId, inputs[2].dataId, inputs[3].dataId]);
+      expect(Array.from(inputs[0].dataSync())).toEqual(expected[0]);
+      // A clone shares the parameter's storage: it keeps its values, and the update gets new storage.
+      const param = tf.tensor(p);
+      const clone = tf.clone(param);
+      const shared = adamWUpdate(param, tf.tensor(g), tf.tensor(m), tf.tensor(v), step, { inPlace: true });
+      expect(shared[0].dataId).not.toBe(param.dataId);
+      expect(Array.from(clone.dataSync())).toEqual(Array.from(p));
+      expect(Array.from(shared[0].dataSync())).toEqual(expected[0]);
+      // One tensor as two inputs is never overwritten.
+      const x = tf.tensor(m);
+      const repeated = adamWUpdate(x, tf.tensor(g), x, tf.tensor(v), step, { inPlace: true });
+      expect(repeated[0].dataId).not.toBe(x.dataId);
+      expect(Array.from(x.dataSync())).toEqual(Array.from(m));
+    });
+  });
+
   it('token sampling on the device picks exactly the tokens chooseToken picks for the same draws', async () => {
     const V = 97;
     const settings: SamplingOptions[] = [

@@ -16,12 +16,22 @@ export interface AdamWStep {
 /**
  * One AdamW update of a parameter: m' = b1 m + (1 - b1) g, v' = b2 v + (1 - b2) g^2,
  * p' = p (1 - lr decay) - lr (m' / c1) / (sqrt(v' / c2) + eps). Returns new tensors [p', m', v'].
+ * With `inPlace` (an optimizer that drops its old values right after), a kernel may write them over
+ * the storage of `param`, `m` and `v` where no other tensor shares it, and return tensors on that
+ * storage: the inputs then hold the new values too. Dispose the inputs as usual either way.
  *
- * Kernel `SkdAdamW`: inputs { param, grad, m, v }, attrs AdamWStep → [param, m, v].
+ * Kernel `SkdAdamW`: inputs { param, grad, m, v }, attrs AdamWStep and inPlace → [param, m, v].
  */
-export function adamWUpdate(param: tf.Tensor, grad: tf.Tensor, m: tf.Tensor, v: tf.Tensor, step: AdamWStep): [tf.Tensor, tf.Tensor, tf.Tensor] {
+export function adamWUpdate(
+  param: tf.Tensor,
+  grad: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  step: AdamWStep,
+  options: { readonly inPlace?: boolean } = {},
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
   if (hasKernel(KERNELS.adamW) && [param, grad, m, v].every((t) => t.dtype === 'float32')) {
-    return runKernel<tf.Tensor[]>(KERNELS.adamW, { param, grad, m, v }, { ...step }) as [tf.Tensor, tf.Tensor, tf.Tensor];
+    return runKernel<tf.Tensor[]>(KERNELS.adamW, { param, grad, m, v }, { ...step, inPlace: options.inPlace === true }) as [tf.Tensor, tf.Tensor, tf.Tensor];
   }
   return tf.tidy(() => {
     const { learningRate: lr, beta1, beta2, epsilon, weightDecay, correction1, correction2 } = step;

@@ -41,15 +41,23 @@ export class AdamW {
     const c2 = 1 - Math.pow(beta2, this.t);
     this.variables.forEach((variable, i) => {
       const decay = variable.rank >= 2 ? weightDecay : 0;
-      const [p, m, v] = adamWUpdate(variable, grads[i] as tf.Tensor, this.m[i] as tf.Tensor, this.v[i] as tf.Tensor, {
-        learningRate,
-        beta1,
-        beta2,
-        epsilon,
-        weightDecay: decay,
-        correction1: c1,
-        correction2: c2,
-      });
+      const [p, m, v] = adamWUpdate(
+        variable,
+        grads[i] as tf.Tensor,
+        this.m[i] as tf.Tensor,
+        this.v[i] as tf.Tensor,
+        {
+          learningRate,
+          beta1,
+          beta2,
+          epsilon,
+          weightDecay: decay,
+          correction1: c1,
+          correction2: c2,
+        },
+        // The old values are dropped right below: the kernel may write the new ones over them.
+        { inPlace: true },
+      );
       variable.assign(p);
       p.dispose();
       (this.m[i] as tf.Tensor).dispose();
