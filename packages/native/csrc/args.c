@@ -64,6 +64,10 @@ int32_t* skd_i32(skd_args* a, size_t i, size_t min_length) {
   return (int32_t*)typed(a, i, napi_int32_array, "Int32Array", min_length, false);
 }
 
+uint16_t* skd_u16(skd_args* a, size_t i, size_t min_length) {
+  return (uint16_t*)typed(a, i, napi_uint16_array, "Uint16Array", min_length, false);
+}
+
 double* skd_f64(skd_args* a, size_t i, size_t min_length) {
   return (double*)typed(a, i, napi_float64_array, "Float64Array", min_length, false);
 }

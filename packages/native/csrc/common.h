@@ -26,6 +26,7 @@ float* skd_f32(skd_args* a, size_t i, size_t min_length);
 float* skd_f32_or_null(skd_args* a, size_t i, size_t min_length);
 int32_t* skd_i32(skd_args* a, size_t i, size_t min_length);
 double* skd_f64(skd_args* a, size_t i, size_t min_length);
+uint16_t* skd_u16(skd_args* a, size_t i, size_t min_length);
 int64_t skd_int(skd_args* a, size_t i);
 double skd_num(skd_args* a, size_t i);
 bool skd_bool(skd_args* a, size_t i);
@@ -39,6 +40,9 @@ napi_value skd_int_result(napi_env env, int64_t value);
 // Row-major C (M x N, ldc) = alpha op(A) op(B) + beta C, op(A) M x K, op(B) K x N.
 // skd_sgemm_1t runs on the calling thread only (inside parallel regions); skd_sgemm splits the
 // product across the thread pool when it is large enough and not already in a parallel region.
+/** out[r, :] += bias for every row (rows x n), across the pool when large. */
+void skd_add_bias(float* out, const float* bias, int64_t rows, int64_t n);
+
 void skd_sgemm_1t(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                   int64_t ldb, float beta, float* C, int64_t ldc);
 void skd_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,

@@ -170,14 +170,10 @@ static void small_part(void* ctx, int64_t from, int64_t to) {
   }
 }
 
-typedef struct {
-  const small_ctx* k;
-} strip_ctx;
-
-// skd_for hands out blocks of 32-column strips; this turns them into column ranges.
+// skd_for hands out blocks of strips (k->block columns each); this turns them into column ranges.
 static void small_strips(void* ctx, int64_t from, int64_t to) {
-  const small_ctx* k = ((const strip_ctx*)ctx)->k;
-  small_part((void*)k, from * k->block, SKD_MIN(k->n_out, to * k->block));
+  const small_ctx* k = ctx;
+  small_part(ctx, from * k->block, SKD_MIN(k->n_out, to * k->block));
 }
 
 typedef struct {
@@ -208,20 +204,6 @@ static void half_columns(void* ctx, int64_t task, int thread) {
   }
 }
 
-typedef struct {
-  float* out;
-  const float* bias;
-  int64_t n_out;
-} half_bias_ctx;
-
-static void half_add_bias(void* ctx, int64_t from, int64_t to) {
-  const half_bias_ctx* k = ctx;
-  for (int64_t r = from; r < to; r++) {
-    float* row = k->out + r * k->n_out;
-    for (int64_t j = 0; j < k->n_out; j++) row[j] += k->bias[j];
-  }
-}
-
 /** Columns per unit of work on the few-rows path: whole strips where W is used as stored, rows of W otherwise. */
 static int64_t k_block(bool trans) { return trans ? 1 : 32; }
 
@@ -236,8 +218,7 @@ int skd_linear_half(const float* x, const uint16_t* w, int kind, bool trans, con
   if (rows > 0 && rows <= SMALL_ROWS) {
     const int64_t block = k_block(trans);
     small_ctx k = {x, w, out, rows, n_in, n_out, block, kind, trans};
-    strip_ctx strips = {&k};
-    skd_for((n_out + block - 1) / block, skd_threads() > 1 && n_in * n_out >= (1 << 17), small_strips, &strips);
+    skd_for((n_out + block - 1) / block, skd_threads() > 1 && n_in * n_out >= (1 << 17), small_strips, &k);
   } else if (rows > 0) {
     const int threads = skd_threads();
     // As for float32 weights (gemm.c): a few rows against a large matrix are bound by reading it.
@@ -248,26 +229,8 @@ int skd_linear_half(const float* x, const uint16_t* w, int kind, bool trans, con
     skd_for_tasks((n_out + NB - 1) / NB, parallel, half_columns, &k);
     free(tiles);
   }
-  if (bias) {
-    half_bias_ctx b = {out, bias, n_out};
-    skd_for(rows, rows * n_out >= SKD_PARALLEL_ELEMENTS, half_add_bias, &b);
-  }
+  if (bias) skd_add_bias(out, bias, rows, n_out);
   return 0;
-}
-
-static const uint16_t* half_array(skd_args* a, size_t i, size_t min_length) {
-  if (a->error[0] != '\0') return NULL;
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = NULL;
-  napi_value buffer;
-  size_t offset = 0;
-  if (napi_get_typedarray_info(a->env, a->argv[i], &type, &length, &data, &buffer, &offset) != napi_ok || type != napi_uint16_array) {
-    skd_fail(a, "argument %zu must be a Uint16Array", i);
-    return NULL;
-  }
-  if (length < min_length) skd_fail(a, "argument %zu holds %zu values, needs %zu", i, length, min_length);
-  return data;
 }
 
 static int half_kind(skd_args* a, size_t i) {
@@ -284,7 +247,7 @@ napi_value skd_napi_linear_half(napi_env env, napi_callback_info info) {
   const int64_t rows = skd_int(&a, 7), n_in = skd_int(&a, 8), n_out = skd_int(&a, 9);
   if (rows < 0 || n_in <= 0 || n_out <= 0) skd_fail(&a, "bad shape (%lld, %lld) -> %lld", (long long)rows, (long long)n_in, (long long)n_out);
   const float* x = skd_f32(&a, 0, (size_t)(rows * n_in));
-  const uint16_t* w = half_array(&a, 1, (size_t)(n_in * n_out));
+  const uint16_t* w = skd_u16(&a, 1, (size_t)(n_in * n_out));
   const int kind = half_kind(&a, 2);
   const bool trans = skd_bool(&a, 3);
   const float* bias = skd_f32_or_null(&a, 4, (size_t)n_out);
@@ -302,7 +265,7 @@ napi_value skd_napi_gather_half(napi_env env, napi_callback_info info) {
   skd_args_init(&a, env, info, "gatherHalf", 7);
   const int64_t count = skd_int(&a, 4), inner = skd_int(&a, 5), rows = skd_int(&a, 6);
   if (count < 0 || inner < 0 || rows < 0) skd_fail(&a, "negative dimension");
-  const uint16_t* table = half_array(&a, 0, (size_t)(rows * inner));
+  const uint16_t* table = skd_u16(&a, 0, (size_t)(rows * inner));
   const int kind = half_kind(&a, 1);
   const int32_t* indices = skd_i32(&a, 2, (size_t)count);
   float* out = skd_f32(&a, 3, (size_t)(count * inner));
@@ -321,7 +284,7 @@ napi_value skd_napi_widen_half(napi_env env, napi_callback_info info) {
   skd_args_init(&a, env, info, "widenHalf", 4);
   const int64_t n = skd_int(&a, 3);
   if (n < 0) skd_fail(&a, "negative length");
-  const uint16_t* src = half_array(&a, 0, (size_t)n);
+  const uint16_t* src = skd_u16(&a, 0, (size_t)n);
   const int kind = half_kind(&a, 1);
   float* out = skd_f32(&a, 2, (size_t)n);
   if (!skd_args_ok(&a)) return NULL;

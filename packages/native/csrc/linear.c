@@ -5,7 +5,7 @@
 typedef struct {
   float* out;
   const float* bias;
-  int64_t rows, n_out;
+  int64_t n_out;
 } bias_ctx;
 
 static void add_bias_rows(void* ctx, int64_t from, int64_t to) {
@@ -16,12 +16,15 @@ static void add_bias_rows(void* ctx, int64_t from, int64_t to) {
   }
 }
 
+void skd_add_bias(float* out, const float* bias, int64_t rows, int64_t n) {
+  bias_ctx k = {.out = out, .bias = bias, .n_out = n};
+  skd_for(rows, rows * n >= SKD_PARALLEL_ELEMENTS, add_bias_rows, &k);
+}
+
 void skd_linear_rows(const float* x, const float* w, const float* bias, const float* residual, float* out, int64_t rows, int64_t n_in, int64_t n_out) {
   if (residual && residual != out) memcpy(out, residual, sizeof(float) * (size_t)(rows * n_out));
   skd_sgemm(false, false, rows, n_out, n_in, 1.0f, x, n_in, w, n_out, residual ? 1.0f : 0.0f, out, n_out);
-  if (!bias) return;
-  bias_ctx k = {.out = out, .bias = bias, .rows = rows, .n_out = n_out};
-  skd_for(rows, rows * n_out >= SKD_PARALLEL_ELEMENTS, add_bias_rows, &k);
+  if (bias) skd_add_bias(out, bias, rows, n_out);
 }
 
 // linear(x, w, bias, residual, out, rows, inputs, outputs): bias and residual may be null.
