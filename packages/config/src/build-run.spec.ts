@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, SkdError, VocabularyMismatchError, type Tokenizer } from '@skd/core';
-import { BpeTokenizer, ByteTokenizer, GptModel, gptConfigSchema, saveCheckpoint } from '@skd/models';
+import { BpeTokenizer, ByteTokenizer, DecoderModel, decoderConfig, GptModel, gptConfigSchema, saveCheckpoint } from '@skd/models';
 import { applyOverrides } from './config-file';
 import { buildRun, planRun } from './build-run';
 import { createRegistries } from './registry';
@@ -229,6 +229,33 @@ describe('models and tokenizers from checkpoints', () => {
     expect(run.teacher?.contextLength).toBe(32);
     expect(run.tokenizer.fingerprint).toBe(new ByteTokenizer().fingerprint);
     run.dispose();
+  });
+
+  it('holds a checkpoint teacher in the dtype asked for; a GPT teacher or a student in 16 bits is refused', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-run-'));
+    const tokenizer = new ByteTokenizer();
+    const llama = new DecoderModel(decoderConfig({ vocabSize: tokenizer.vocabSize, contextLength: 32, layers: 1, heads: 2, dModel: 8, dFf: 16 }), { seed: 3 });
+    await saveCheckpoint(path.join(dir, 'llama'), { model: llama, tokenizer });
+    llama.dispose();
+    await writeCheckpoint(path.join(dir, 'gpt'), tokenizer, 1);
+    const config = (teacher: string, dtype: string, role: 'teacher' | 'student' = 'teacher') => ({
+      ...baseConfig(),
+      [role]: { kind: 'checkpoint', options: { path: teacher, dtype } },
+      ...(role === 'teacher' ? {} : { teacher: { kind: 'checkpoint', options: { path: 'llama' } } }),
+      divergence: { kind: 'forward-kl' },
+    });
+    const run = await buildRun(config('llama', 'bfloat16'), { baseDir: dir });
+    expect((run.teacher as DecoderModel).dtype).toBe('bfloat16');
+    expect((run.teacher as DecoderModel).halves.size).toBeGreaterThan(0);
+    run.dispose();
+    const before = tf.memory().numTensors;
+    await expect(buildRun(config('gpt', 'float16'), { baseDir: dir })).rejects.toThrow(
+      'float16 weights are held by Llama-family decoders; this model is a GPT',
+    );
+    await expect(buildRun(config('llama', 'bfloat16', 'student'), { baseDir: dir })).rejects.toThrow(
+      'a student trains in float32; bfloat16 weights are for a frozen teacher',
+    );
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('refuses a teacher trained with another tokenizer, naming both and the fix', async () => {
