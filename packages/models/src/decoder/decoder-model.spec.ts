@@ -9,18 +9,24 @@ const TOL = 1e-4; // float32 cached vs full recomputation: same math, different 
 
 // Every switch of the family at once: grouped-query heads, Gemma 2's sandwich norms, soft-caps and a
 // sliding window short enough that blocks cross it, llama3 rotary scaling, biases, an untied head.
-// The last two hold their matrices in 16 bits (a frozen teacher's): the same checks hold.
+// Two hold their matrices in 16 bits (a frozen teacher's): the same checks hold.
+const LLAMA: Partial<DecoderConfig> = { kvHeads: 2, qkvBias: true, outputBias: true, mlpBias: true, tiedHead: false };
+const GEMMA2: Partial<DecoderConfig> = {
+  architecture: 'gemma2',
+  kvHeads: 1,
+  normOffset: 1,
+  embedScale: true,
+  activation: 'gelu_tanh',
+  sandwichNorms: true,
+  attentionSoftcap: 4,
+  finalSoftcap: 6,
+  slidingWindow: 3,
+  layerTypes: ['sliding', 'full'],
+};
 const VARIANTS: [string, Partial<DecoderConfig>, ('bfloat16' | 'float16')?][] = [
   [
     'llama (GQA, llama3 rope, biases, untied head)',
-    {
-      kvHeads: 2,
-      qkvBias: true,
-      outputBias: true,
-      mlpBias: true,
-      tiedHead: false,
-      ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8 },
-    },
+    { ...LLAMA, ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8 } },
   ],
   ['qwen3 (per-head q/k norms, head width apart from d / heads)', { architecture: 'qwen3', kvHeads: 2, headDim: 6, qkNorm: 'head', tiedHead: false }],
   ['olmo2 (norms after each sublayer, q/k norms over the whole projection)', { architecture: 'olmo2', kvHeads: 2, postNorms: true, qkNorm: 'projection' }],
@@ -44,39 +50,9 @@ const VARIANTS: [string, Partial<DecoderConfig>, ('bfloat16' | 'float16')?][] = 
       slidingRopeTheta: 10000,
     },
   ],
-  ['llama held in bfloat16 (GQA, biases, untied head)', { kvHeads: 2, qkvBias: true, outputBias: true, mlpBias: true, tiedHead: false }, 'bfloat16'],
-  [
-    'gemma2 held in float16 (tied head, soft-caps, sliding window 3)',
-    {
-      architecture: 'gemma2',
-      kvHeads: 1,
-      normOffset: 1,
-      embedScale: true,
-      activation: 'gelu_tanh',
-      sandwichNorms: true,
-      attentionSoftcap: 4,
-      finalSoftcap: 6,
-      slidingWindow: 3,
-      layerTypes: ['sliding', 'full'],
-    },
-    'float16',
-  ],
-  [
-    'gemma2 (sandwich norms, soft-caps, sliding window 3)',
-    {
-      architecture: 'gemma2',
-      kvHeads: 1,
-      normOffset: 1,
-      embedScale: true,
-      activation: 'gelu_tanh',
-      sandwichNorms: true,
-      attentionScale: 0.3,
-      attentionSoftcap: 4,
-      finalSoftcap: 6,
-      slidingWindow: 3,
-      layerTypes: ['sliding', 'full'],
-    },
-  ],
+  ['llama held in bfloat16 (GQA, biases, untied head)', LLAMA, 'bfloat16'],
+  ['gemma2 held in float16 (tied head, soft-caps, sliding window 3)', GEMMA2, 'float16'],
+  ['gemma2 (sandwich norms, soft-caps, sliding window 3)', { ...GEMMA2, attentionScale: 0.3 }],
 ];
 
 const ids = (rows: number[][]) => tf.tensor2d(rows, [rows.length, rows[0]?.length ?? 0], 'int32');
