@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { HfTokenizer, loadCheckpoint, loadHuggingFaceModel, readSafetensors, type DecoderModel } from '@skd/models';
 import { maxAbsDiff, referenceModel, runReference, useBackend } from '@skd/testing';
-import { exited, skd, start, tmp, waitFor } from './testing/cli';
+import { exited, skd, start, stepEvents, tmp, waitFor } from './testing/cli';
 
 // Distilling between two Hugging Face folders written by transformers (Qwen2 architecture, random
 // weights, a padded embedding, a chat template), as a user runs it with the built CLI: a chat
@@ -73,12 +73,7 @@ describe('distilling a Hugging Face student from a Hugging Face teacher (end to 
     const straight = skd(['distill', 'run.json', '--out', 'runs/straight'], dir);
     expect(straight.stderr).not.toMatch(/error|warning/i);
     expect(straight.status).toBe(0);
-    const events = fs
-      .readFileSync(path.join(dir, 'runs/straight/metrics.jsonl'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l));
-    const steps = events.filter((e) => e.type === 'step');
+    const steps = stepEvents(path.join(dir, 'runs/straight'));
     expect(steps.map((e) => e.step)).toEqual([1, 2, 3, 4, 5]);
     expect(steps.every((e) => Number.isFinite(e.loss) && e.sampler.acceptanceRate >= 0)).toBe(true);
     const child = start(['distill', 'run.json', '--out', 'runs/killed'], dir);
@@ -163,12 +158,7 @@ describe('every sampler and divergence on Hugging Face folders (end to end)', ()
     const result = skd(['distill', file, '--out', `runs/${sampler}-${divergence}`], dir);
     expect(result.stderr).not.toMatch(/error|warning/i);
     expect(result.status).toBe(0);
-    const steps = fs
-      .readFileSync(path.join(dir, `runs/${sampler}-${divergence}/metrics.jsonl`), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l))
-      .filter((e) => e.type === 'step');
+    const steps = stepEvents(path.join(dir, `runs/${sampler}-${divergence}`));
     expect(steps.map((e) => e.step)).toEqual([1, 2]);
     expect(steps.every((e) => Number.isFinite(e.loss))).toBe(true);
   });
@@ -207,12 +197,7 @@ describe('every Llama-family architecture distils and exports (end to end)', () 
     const result = skd(['distill', file, '--out', `runs/${family}`], dir);
     expect(result.stderr).not.toMatch(/error|warning/i);
     expect(result.status).toBe(0);
-    const steps = fs
-      .readFileSync(path.join(dir, `runs/${family}/metrics.jsonl`), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l))
-      .filter((e) => e.type === 'step');
+    const steps = stepEvents(path.join(dir, `runs/${family}`));
     expect(steps.map((e) => e.step)).toEqual([1, 2]);
     expect(steps.every((e) => Number.isFinite(e.loss) && e.sampler.acceptanceRate >= 0)).toBe(true);
     const exported = skd(['export', `runs/${family}`, '--out', `hf-${family}`, '--json'], dir);
@@ -238,14 +223,7 @@ describe('a teacher stored in bfloat16 is held in 16 bits (end to end)', () => {
       training: { steps: 3, batchSize: 2, evalEvery: 0, testLimit: 2, maxNewTokens: 4, checkpointEvery: 0, learningRate: 1e-3 },
     }),
   );
-  const losses = (run: string) =>
-    fs
-      .readFileSync(path.join(dir, `runs/${run}/metrics.jsonl`), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l))
-      .filter((e) => e.type === 'step')
-      .map((e) => e.loss as number);
+  const losses = (run: string) => stepEvents(path.join(dir, `runs/${run}`)).map((e) => e.loss);
 
   it('check says how the teacher holds its weights; a 16-bit student is refused in one line', () => {
     const checked = skd(['check', 'run.json'], dir);

@@ -63,3 +63,20 @@ export async function waitFor(condition: () => boolean, ms = 60_000): Promise<vo
 export const exited = (child: ChildProcess) =>
   new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? -1 : null))));
 export const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'skd-cli-'));
+
+/** What the tests read of a step event. */
+export interface StepEvent {
+  readonly step: number;
+  readonly loss: number;
+  readonly sampler: { readonly acceptanceRate: number; readonly teacherPassesPerToken?: number };
+}
+
+/** The step events a run wrote to its metrics.jsonl, in order. */
+export function stepEvents(runDir: string): StepEvent[] {
+  return fs
+    .readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as StepEvent & { type: string })
+    .filter((e) => e.type === 'step');
+}
