@@ -175,8 +175,10 @@ function skd(folders, dir, name, sampler, training, steps, teacherDtype = 'float
     .filter((e) => e.type === 'step');
   const summary = JSON.parse(fs.readFileSync(path.join(runDir, 'summary.json'), 'utf8'));
   const mean = (key) => events.reduce((s, e) => s + (e.sampler?.[key] ?? 0), 0) / events.length;
+  const timed = events.slice(1);
   return {
-    seconds: median(events.slice(1).map((e) => e.seconds)),
+    seconds: median(timed.map((e) => e.seconds)),
+    phases: Object.fromEntries(['sample', 'teacher', 'student', 'update'].map((k) => [k, median(timed.map((e) => e.phases?.[k] ?? NaN))])),
     losses: events.map((e) => e.loss),
     acceptanceRate: mean('acceptanceRate'),
     teacherPassesPerToken: mean('teacherPassesPerToken'),
@@ -189,13 +191,16 @@ function compare({ rounds, steps, dir, only }) {
   if (!fs.existsSync(PYTHON)) throw new Error(`no ${PYTHON}: bash tools/setup.sh makes the reference environment (with TRL)`);
   const folders = prepare(dir);
   const newTokens = SETTINGS.newTokens;
-  // Float32 teachers, as TRL's; the last row holds the teacher as its folder stores it (bf16) and
-  // trades time for memory: skd's smallest full fine-tune of this pair.
+  // Float32 teachers, as TRL's. The bf16 rows hold the teacher as its folder stores it (skd's default
+  // for a teacher: the same weight values, widened in the kernels, so the same math as float32); the
+  // last one also trades time for memory: skd's smallest full fine-tune of this pair.
   const runs = {
     'skd on-policy KD': [{ kind: 'on-policy', options: { maxNewTokens: newTokens } }, {}],
     'skd on-policy KD, checkpointLayers': [{ kind: 'on-policy', options: { maxNewTokens: newTokens } }, { checkpointLayers: true }],
     'skd SKD, top-K 25 (low acceptance)': [{ kind: 'skd', options: { topK: 25, draftBlock: 5, maxNewTokens: newTokens } }, {}],
     'skd SKD, top-K 3000 (high acceptance)': [{ kind: 'skd', options: { topK: 3000, draftBlock: 5, maxNewTokens: newTokens } }, {}],
+    'skd on-policy KD, bf16 teacher': [{ kind: 'on-policy', options: { maxNewTokens: newTokens } }, {}, 'bfloat16'],
+    'skd SKD, top-K 3000 (high acceptance), bf16 teacher': [{ kind: 'skd', options: { topK: 3000, draftBlock: 5, maxNewTokens: newTokens } }, {}, 'bfloat16'],
     'skd on-policy KD, bf16 teacher, checkpointLayers, lossChunk 256': [
       { kind: 'on-policy', options: { maxNewTokens: newTokens } },
       { checkpointLayers: true, lossChunk: 256 },
@@ -219,7 +224,11 @@ function compare({ rounds, steps, dir, only }) {
       const out = skd(folders, dir, name, sampler, training, steps, teacherDtype);
       results[name].push(out);
       log(
-        `round ${r + 1}: ${name}: ${out.seconds.toFixed(2)} s/step, peak ${(out.peakRssBytes / 1e9).toFixed(2)} GB, losses ${out.losses.map((l) => l.toFixed(3)).join(' ')}${sampler.kind === 'skd' ? `, acceptance ${out.acceptanceRate.toFixed(3)}, ${out.teacherPassesPerToken.toFixed(2)} teacher passes per token` : ''}`,
+        `round ${r + 1}: ${name}: ${out.seconds.toFixed(2)} s/step (${Object.entries(out.phases)
+          .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+          .join(
+            ', ',
+          )}), peak ${(out.peakRssBytes / 1e9).toFixed(2)} GB, losses ${out.losses.map((l) => l.toFixed(3)).join(' ')}${sampler.kind === 'skd' ? `, acceptance ${out.acceptanceRate.toFixed(3)}, ${out.teacherPassesPerToken.toFixed(2)} teacher passes per token` : ''}`,
       );
     }
   }
@@ -232,6 +241,7 @@ function compare({ rounds, steps, dir, only }) {
       spread: [Math.min(...seconds), Math.max(...seconds)],
       speedVsTrl: trlSeconds / median(seconds),
       peakRssGB: Math.max(...rs.map((x) => x.peakRssBytes)) / 1e9,
+      ...(name === 'trl' ? {} : { phases: Object.fromEntries(Object.keys(rs[0].phases).map((k) => [k, median(rs.map((x) => x.phases[k]))])) }),
       ...(name.startsWith('skd SKD')
         ? { acceptanceRate: median(rs.map((x) => x.acceptanceRate)), teacherPassesPerToken: median(rs.map((x) => x.teacherPassesPerToken)) }
         : {}),
@@ -267,6 +277,22 @@ if (require.main === module) {
         `${row.system.padEnd(64)}${row.secondsPerStep.toFixed(2).padStart(8)} (${row.spread.map((s) => s.toFixed(1)).join('-')})`.padEnd(88) +
           `${row.speedVsTrl.toFixed(2).padStart(7)}${row.peakRssGB.toFixed(2).padStart(10)}`,
       );
+    log('');
+    log(
+      'where the skd steps go (medians, seconds): sample (generation, SKD verification), teacher (its pass for the loss), student (forward, loss, backward), update (clip, AdamW)',
+    );
+    for (const row of result.rows.filter((r) => r.phases))
+      log(
+        `${row.system.padEnd(64)}${Object.entries(row.phases)
+          .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+          .join(', ')}`,
+      );
+    const bySystem = new Map(result.rows.map((r) => [r.system, r.secondsPerStep]));
+    for (const [skdRow, onPolicy] of [
+      ['skd SKD, top-K 3000 (high acceptance)', 'skd on-policy KD'],
+      ['skd SKD, top-K 3000 (high acceptance), bf16 teacher', 'skd on-policy KD, bf16 teacher'],
+    ])
+      if (bySystem.has(skdRow) && bySystem.has(onPolicy)) log(`${skdRow} / ${onPolicy}: ${(bySystem.get(skdRow) / bySystem.get(onPolicy)).toFixed(2)}x`);
     process.stdout.write(`${JSON.stringify({ peersReal: result })}\n`);
   } catch (error) {
     process.stderr.write(`${error.stack}\n`);

@@ -23,8 +23,22 @@ export interface StepCompleted {
   readonly tokens: number;
   readonly tokensPerSecond: number;
   readonly seconds: number;
+  /**
+   * Where the step's seconds went: `sample` (the sampler: generation, SKD's verification), `teacher`
+   * (the teacher's pass over the finished sequences for the loss; 0 when the sampler kept its
+   * distributions), `student` (the student's forward, the loss and the backward pass) and `update`
+   * (gradient clipping and the optimizer). Wall-clock seconds on the host; they sum to about `seconds`.
+   */
+  readonly phases?: Readonly<StepPhases>;
   /** The sampler's statistics for this step (acceptanceRate for SKD, ...). */
   readonly sampler: Readonly<Record<string, number>>;
+}
+
+export interface StepPhases {
+  readonly sample: number;
+  readonly teacher: number;
+  readonly student: number;
+  readonly update: number;
 }
 
 export interface EvaluationCompleted {

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng, type Divergence, type RunEvent } from '@skd/core';
+import { Rng, type Divergence, type RunEvent, type StepCompleted, type StepPhases } from '@skd/core';
 import { InlineDataset } from '@skd/datasets';
 import { CrossEntropy, TokenDivergence, forwardKl } from '@skd/divergences';
 import { ExactMatch } from '@skd/evaluators';
@@ -41,7 +41,7 @@ const training = (over: Partial<TrainingOptions> = {}): TrainingOptions => ({
 });
 
 /** An SKD distillation run (stochastic: it exercises RNG and sampler state on resume). */
-function skdParts(over: Partial<TrainingOptions> = {}, seed = 1): TrainerRun & { dispose(): void } {
+function skdParts(over: Partial<TrainingOptions> = {}, seed = 1, cacheTeacherLogProbs = true): TrainerRun & { dispose(): void } {
   const rng = Rng.create(seed);
   const samplerRng = rng.fork('sampler');
   const student = gpt(seed);
@@ -62,7 +62,7 @@ function skdParts(over: Partial<TrainingOptions> = {}, seed = 1): TrainerRun & {
       maxNewTokens: 4,
       studentSampling: {},
       teacherSampling: {},
-      cacheTeacherLogProbs: true,
+      cacheTeacherLogProbs,
       maxCachedTeacherFloats: 1e9,
     },
   );
@@ -120,6 +120,28 @@ describe('Trainer', () => {
     expect(JSON.parse(JSON.stringify(events))).toEqual(events); // plain data only
     trainer.dispose();
     parts.dispose();
+  });
+
+  it("times each step's phases: the sampler, the teacher's loss pass (none when the sampler kept its distributions), the student, the update", async () => {
+    const phasesOf = async (cache: boolean) => {
+      const parts = skdParts({ steps: 3, evalLimit: 1, testLimit: 1 }, 1, cache);
+      const trainer = new Trainer(parts);
+      const steps: StepCompleted[] = [];
+      trainer.events$.subscribe((e) => e.type === 'step' && steps.push(e));
+      await trainer.run();
+      trainer.dispose();
+      parts.dispose();
+      return steps;
+    };
+    for (const cache of [true, false]) {
+      for (const step of await phasesOf(cache)) {
+        const { sample, teacher, student, update } = step.phases as StepPhases;
+        expect(Math.min(sample, student, update)).toBeGreaterThan(0);
+        if (cache) expect(teacher).toBe(0);
+        else expect(teacher).toBeGreaterThan(0);
+        expect(sample + teacher + student + update).toBeLessThanOrEqual(step.seconds + 0.002); // Date.now() has millisecond steps
+      }
+    }
   });
 
   it('measures the validation loss in micro-batches, equal to one batch over the whole set', async () => {
@@ -403,8 +425,8 @@ describe('optimizer pieces', () => {
     tf.dispose([matrix, vector, noDecay, ...g]);
   });
 
-  it('clips by the global norm and reports the norm before clipping', () => {
-    const { grads, norm } = clipByGlobalNorm([tf.tensor1d([3]), tf.tensor1d([4])], 1);
+  it('clips by the global norm and reports the norm before clipping', async () => {
+    const { grads, norm } = await clipByGlobalNorm([tf.tensor1d([3]), tf.tensor1d([4])], 1);
     expect(norm).toBeCloseTo(5, 6);
     expect(grads.map((g) => g.dataSync()[0])).toEqual([expect.closeTo(0.6, 5), expect.closeTo(0.8, 5)]);
     grads.forEach((g) => g.dispose());

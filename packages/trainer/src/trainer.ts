@@ -258,12 +258,18 @@ export class Trainer {
   private async trainStep(step: number): Promise<void> {
     const t = this.parts.config.training;
     const started = Date.now();
+    const phases = { sample: 0, teacher: 0, student: 0, update: 0 };
+    const since = (phase: keyof typeof phases, from: number): void => {
+      phases[phase] += (performance.now() - from) / 1000;
+    };
     const batches: KdBatch[] = [];
     try {
       for (let micro = 0; micro < t.gradientAccumulation; micro++) {
         const prompts = await this.stream.next();
         try {
+          const from = performance.now();
           batches.push(await this.parts.sampler.sample(prompts, { step, totalSteps: t.steps }));
+          since('sample', from);
         } catch (error) {
           if (!(error instanceof NonFiniteError)) throw error;
           this.diverged(step, `sampling failed at step ${step}: ${error.message}`);
@@ -277,7 +283,9 @@ export class Trainer {
       let sums: tf.Tensor[] | undefined;
       let loss = 0;
       for (const [micro, batch] of batches.entries()) {
+        const teacherFrom = performance.now();
         const teacherLogits = this.teacherLogits(batch);
+        if (teacherLogits) since('teacher', teacherFrom);
         const forward = { mask: batch.attentionMask, training: true, seed: step * 1009 + micro, ...(t.checkpointLayers ? { checkpointLayers: true } : {}) };
         const common = {
           divergence: this.parts.divergence,
@@ -289,6 +297,7 @@ export class Trainer {
           ...(bySequence ? { reduction: 'sequences' as const } : {}),
         };
         const student = this.parts.student;
+        const studentFrom = performance.now();
         const { value, grads } = tf.variableGrads(
           () =>
             (t.lossChunk ?? 0) > 0 && student.features && student.outputLayer
@@ -304,6 +313,7 @@ export class Trainer {
         teacherLogits?.dispose();
         loss += (await value.data())[0] as number;
         value.dispose();
+        since('student', studentFrom);
         const ordered = variables.map((v) => grads[v.name] ?? tf.zerosLike(v));
         if (!sums) sums = ordered;
         else {
@@ -316,10 +326,12 @@ export class Trainer {
         sums?.forEach((g) => g.dispose());
         this.diverged(step, `loss became ${loss} at step ${step}`);
       }
-      const { grads, norm } = clipByGlobalNorm(sums as tf.Tensor[], t.gradientClip);
       const learningRate = learningRateAt(step, t.steps, t);
+      const updateFrom = performance.now();
+      const { grads, norm } = await clipByGlobalNorm(sums as tf.Tensor[], t.gradientClip);
       this.optimizer.apply(grads, learningRate);
       grads.forEach((g) => g.dispose());
+      since('update', updateFrom);
       const seconds = (Date.now() - started) / 1000;
       this.events$.next({
         type: 'step',
@@ -331,6 +343,7 @@ export class Trainer {
         tokens: targets,
         tokensPerSecond: targets / Math.max(seconds, 1e-9),
         seconds,
+        phases,
         sampler: averageStats(batches.map((b) => b.stats)),
       });
     } finally {
