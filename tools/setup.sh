@@ -22,6 +22,23 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
+# Mesa 25's Vulkan drivers from bookworm-backports: their software rasteriser (lavapipe) gives Dawn,
+# and so skd's `webgpu` backend, an adapter on a machine without a GPU, so CI tests that backend.
+# Bookworm's own Mesa (22.3) lacks a feature Dawn requires. Only this package and what it needs come
+# from backports (apt prefers bookworm for everything else); never a newer release.
+if ! dpkg-query -W -f '${Version}' mesa-vulkan-drivers 2>/dev/null | grep -q '^25\.'; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "skd setup: Mesa 25's Vulkan drivers are missing (the webgpu backend's software adapter); as root: add bookworm-backports and apt-get install -t bookworm-backports mesa-vulkan-drivers" >&2
+    exit 1
+  fi
+  echo "skd setup: installing mesa-vulkan-drivers from bookworm-backports"
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > /etc/apt/sources.list.d/bookworm-backports.sources
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers
+fi
+
 export NX_DAEMON=false NX_NO_CLOUD=true
 # Not `npm ci`: the registry reachable here lacks some other platforms' optional binaries (e.g.
 # @swc/core for darwin), so npm cannot record them in the lockfile and `npm ci` rejects it as out of

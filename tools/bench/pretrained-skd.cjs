@@ -100,7 +100,7 @@ const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name
       const ordered = model.trainableVariables.map((v) => grads[v.name]);
       optimizer.apply(ordered, 1e-4);
       tf.dispose(ordered);
-      value.dataSync();
+      await value.data(); // asynchronously: a GPU backend (webgpu) cannot read synchronously
       value.dispose();
       if (i >= warmup) times.push(performance.now() - t0);
     }
@@ -115,10 +115,9 @@ const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name
     );
     for (let i = 0; i < warmup + steps; i++) {
       const t0 = performance.now();
-      // Read inside, return nothing: tidy walks whatever it returns, and a typed array of B x T x V entries takes seconds.
-      tf.tidy(() => {
-        model.logits(tokens).dataSync();
-      });
+      const logits = tf.tidy(() => model.logits(tokens));
+      await logits.data();
+      logits.dispose();
       if (i >= warmup) times.push(performance.now() - t0);
     }
     result = { B, T };

@@ -1,1 +1,2 @@
 export * from './select';
+export * from './webgpu';

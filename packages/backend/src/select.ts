@@ -4,16 +4,19 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@skd/ops';
 import { BackendError } from '@skd/core';
 import { loadAddon, registerNativeBackend, registerNativeKernels, unregisterNativeKernels, type NativeKernelStatus } from '@skd/native';
+import { tryWebGpuBackend, type GpuAdapter } from './webgpu';
 
 /**
- * `auto` tries the GPU build, then the native CPU build, then wasm, then plain JS. `native` is skd's
- * kernels over tfjs-backend-cpu's storage: the same kernels as wasm without its 4 GB heap, for
- * models whose weights, gradients and optimizer state do not fit there (runs choose it when the
- * backend is `auto` and the models are that large).
+ * `auto` tries the GPU build, then WebGPU where its adapter is a hardware GPU, then the native CPU
+ * build, then wasm, then plain JS. `native` is skd's kernels over tfjs-backend-cpu's storage: the
+ * same kernels as wasm without its 4 GB heap, for models whose weights, gradients and optimizer
+ * state do not fit there (runs choose it when the backend is `auto` and the models are that large).
+ * `webgpu` is tfjs-backend-webgpu on Dawn (npm `webgpu`): any Vulkan, Metal or D3D12 GPU, or Mesa's
+ * software Vulkan on a CPU machine (correct and slow; `auto` passes it over).
  */
-export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'native' | 'cpu';
+export type BackendName = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'webgpu' | 'wasm' | 'native' | 'cpu';
 
-export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'native', 'cpu'];
+export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'native', 'cpu'];
 
 export interface BackendAttempt {
   readonly backend: Exclude<BackendName, 'auto'>;
@@ -22,9 +25,11 @@ export interface BackendAttempt {
 }
 
 export interface BackendChoice {
-  /** The tfjs backend now active (`tensorflow`, `wasm` or `cpu`). */
+  /** The tfjs backend now active (`tensorflow`, `webgpu`, `native`, `wasm` or `cpu`). */
   readonly name: string;
   readonly device: 'gpu' | 'cpu';
+  /** On webgpu: the adapter Dawn found. */
+  readonly adapter?: GpuAdapter;
   /** What was chosen and why, every backend tried included: for run summaries and `skd check`. */
   readonly summary: string;
   /** One short line for progress output: the backend, its native kernels, and which were unavailable. */
@@ -148,18 +153,23 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
   // selectBackend reports the choice and how to get a faster one; tfjs's own banner would only repeat it.
   tf.env().set('PROD', true);
   const large = (options.modelBytes ?? 0) > WASM_BUDGET_BYTES;
-  const candidates: Exclude<BackendName, 'auto'>[] = requested === 'auto' ? ['tensorflow-gpu', 'tensorflow', large ? 'native' : 'wasm', 'cpu'] : [requested];
+  const candidates: Exclude<BackendName, 'auto'>[] =
+    requested === 'auto' ? ['tensorflow-gpu', 'webgpu', 'tensorflow', large ? 'native' : 'wasm', 'cpu'] : [requested];
   const attempts: BackendAttempt[] = [];
+  let adapter: GpuAdapter | undefined;
   for (const candidate of candidates) {
     const attempt =
       candidate === 'wasm' || candidate === 'cpu'
         ? await tryJsBackend(candidate, resolver)
         : candidate === 'native'
           ? await tryNativeBackend()
-          : await tryNodeBackend(candidate, resolver);
+          : candidate === 'webgpu'
+            ? await tryWebGpuBackend(resolver, requested === 'auto')
+            : await tryNodeBackend(candidate, resolver);
     attempts.push(attempt);
+    if (candidate === 'webgpu') adapter = (attempt as { adapter?: GpuAdapter }).adapter;
     if (attempt.ok) {
-      const device = candidate === 'tensorflow-gpu' ? 'gpu' : 'cpu';
+      const device = candidate === 'tensorflow-gpu' || (candidate === 'webgpu' && !adapter?.software) ? 'gpu' : 'cpu';
       if (candidate === 'wasm' && options.nativeKernels === false) unregisterNativeKernels();
       const native =
         candidate === 'native'
@@ -181,7 +191,7 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
         `backend ${tf.getBackend()} (${device})` +
         (native ? `, ${native.summary}` : '') +
         (unavailable.length ? `; ${unavailable.join(', ')} unavailable (skd check says why)` : '');
-      return { name: tf.getBackend(), device, summary, short, attempts, native };
+      return { name: tf.getBackend(), device, ...(candidate === 'webgpu' && adapter ? { adapter } : {}), summary, short, attempts, native };
     }
   }
   throw new BackendError(`backend "${requested}" is not available: ${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')}`, {

@@ -30,18 +30,23 @@ export interface TokenLossInput {
 
 /** Rows of a batch with at least one loss target: what a sequence-mean loss divides by. */
 export function countTargetRows(targetMask: tf.Tensor2D): number {
-  const count = tf.tidy(() => tf.sum(tf.cast(tf.greater(tf.sum(tf.slice(targetMask, [0, 1], [-1, -1]), 1), 0), 'float32')));
-  const value = count.dataSync()[0] as number;
-  count.dispose();
-  return value;
+  return predictingRows(targetMask).filter((row) => row.some((m) => m > 0)).length;
 }
 
 /** Number of loss-target tokens in a batch (those with a preceding position to predict them). */
 export function countTargets(targetMask: tf.Tensor2D): number {
-  const count = tf.tidy(() => tf.sum(tf.slice(targetMask, [0, 1], [-1, -1])));
-  const value = count.dataSync()[0] as number;
-  count.dispose();
-  return value;
+  return predictingRows(targetMask).reduce((n, row) => n + row.filter((m) => m > 0).length, 0);
+}
+
+/**
+ * The target mask shifted left, read on the host: row b's entry t is position t's weight as the
+ * predictor of token t + 1 (0 at the last position). Reads the mask's own values (host-made tensors
+ * keep them on every backend, WebGPU's included), never a computed tensor.
+ */
+function predictingRows(targetMask: tf.Tensor2D): number[][] {
+  const [B, T] = targetMask.shape;
+  const values = targetMask.dataSync();
+  return Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, t) => (t + 1 < T ? (values[b * T + t + 1] as number) : 0)));
 }
 
 /**
@@ -121,7 +126,7 @@ export function chunkedTokenLoss(input: ChunkedTokenLossInput): tf.Scalar {
     throw new SkdError(`sequenceWeights must have one weight per row (${B}), got ${input.sequenceWeights.length}`);
   }
   // Which positions predict a target, and each one's weight in the reduction (as tokenLoss reduces).
-  const maskRows = tf.tidy(() => shiftLeft(targetMask).arraySync() as number[][]);
+  const maskRows = predictingRows(targetMask);
   const positions: number[] = [];
   const weights: number[] = [];
   const perRow = maskRows.map((row) => row.filter((m) => m > 0).length);

@@ -110,10 +110,15 @@ export function learningRateAt(
   return schedule === 'linear' ? lr * (1 - progress) : lr * 0.5 * (1 + Math.cos(Math.PI * progress));
 }
 
-/** Scales gradients so their global L2 norm is at most `maxNorm` (0: no clipping); returns the norm before clipping. */
-export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): { grads: tf.Tensor[]; norm: number } {
-  const normTensor = tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))));
-  const norm = normTensor.dataSync()[0] as number;
+/**
+ * Scales gradients so their global L2 norm is at most `maxNorm` (0: no clipping); returns the norm
+ * before clipping. Reads the norm asynchronously: a GPU backend (WebGPU) cannot read synchronously.
+ */
+export async function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): Promise<{ grads: tf.Tensor[]; norm: number }> {
+  // Summed one by one, not with addN: WebGPU binds every input of a kernel at once, and a model's
+  // hundreds of gradients exceed its limit on storage buffers per shader stage (8 to 16).
+  const normTensor = tf.tidy(() => tf.sqrt(grads.map((g) => tf.sum(tf.square(g))).reduce((a, b) => tf.add(a, b))));
+  const norm = (await normTensor.data())[0] as number;
   normTensor.dispose();
   if (!(maxNorm > 0) || norm <= maxNorm || !Number.isFinite(norm)) return { grads, norm };
   const scale = maxNorm / (norm + 1e-6);

@@ -252,7 +252,7 @@ export class DecoderModel implements LanguageModel {
         });
       const keep = options.checkpointLayers === true ? [positions, ...(mask ? [mask] : [])] : undefined;
       // LongRoPE picks its factors by the pass's largest position + 1: the longest row's real length.
-      const length = this.longFrequencies ? (mask ? (tf.max(tf.sum(mask, 1)).dataSync()[0] as number) : T) : T;
+      const length = this.longFrequencies && options.mask ? longestRow(options.mask) : T;
       return this.forward(tokens, positions, attend, false, keep, output, options.training === true ? (options.seed ?? 0) : undefined, length);
     });
   }
@@ -496,8 +496,22 @@ function isProjection(name: string): boolean {
   return name.startsWith('model.layers.') && name.endsWith('_proj.weight');
 }
 
+/** The longest row's real length under a (B, T) attention mask, read from the mask's own values. */
+function longestRow(mask: tf.Tensor2D): number {
+  const [B, T] = mask.shape;
+  const values = mask.dataSync();
+  let longest = 0;
+  for (let b = 0; b < B; b++) {
+    let n = 0;
+    for (let t = 0; t < T; t++) n += values[b * T + t] as number;
+    longest = Math.max(longest, n);
+  }
+  return longest;
+}
+
 /** A tensor's values as float32 (read, not kept). */
 function float32Values(value: tf.Tensor): Float32Array {
+  if (value.dtype === 'float32') return value.dataSync() as Float32Array;
   const cast = tf.cast(value, 'float32');
   try {
     return cast.dataSync() as Float32Array;

@@ -165,7 +165,7 @@ export function loadHuggingFaceModel(dir: string, options: LoadHuggingFaceOption
       const same =
         embedding instanceof HalfMatrix || head instanceof HalfMatrix
           ? embedding instanceof HalfMatrix && head instanceof HalfMatrix && Buffer.from(embedding.data.buffer).equals(Buffer.from(head.data.buffer))
-          : tf.tidy(() => tf.all(tf.equal(embedding, head)).dataSync()[0] === 1);
+          : sameValues(embedding.dataSync(), head.dataSync());
       if (!same) {
         throw new FormatError(
           (tensors.get(storedHead) as StoredTensor).file,
@@ -191,4 +191,11 @@ export function loadHuggingFaceModel(dir: string, options: LoadHuggingFaceOption
   } finally {
     release();
   }
+}
+
+/** Element-wise equality of two loaded tensors' values (read on the host: no device work at load). */
+function sameValues(a: tf.backend_util.TypedArray | string[] | Uint8Array[], b: tf.backend_util.TypedArray | string[] | Uint8Array[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

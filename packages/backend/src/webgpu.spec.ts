@@ -1,0 +1,104 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend, type ModuleResolver } from './select';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describeAdapter, gpuDeviceNodes } from './webgpu';
+
+// tools/setup.sh installs Dawn (npm `webgpu`), tfjs-backend-webgpu and Mesa 25's software Vulkan
+// (lavapipe), so every machine that ran it has an adapter: these tests need one.
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - (b[i] as number))), 0);
+
+/** The same computation on the plain-JS CPU backend and on WebGPU. */
+async function onBoth(compute: () => tf.Tensor): Promise<[Float32Array, Float32Array]> {
+  await selectBackend({ backend: 'cpu' });
+  const cpu = compute();
+  const expected = (await cpu.data()) as Float32Array;
+  cpu.dispose();
+  await selectBackend({ backend: 'webgpu' });
+  const gpu = compute();
+  const actual = (await gpu.data()) as Float32Array;
+  gpu.dispose();
+  return [expected, actual];
+}
+
+describe('webgpu backend (tfjs-backend-webgpu on Dawn)', () => {
+  afterAll(async () => {
+    await selectBackend({ backend: 'cpu' });
+  });
+
+  it('finds an adapter, names it in the backend line, and computes what the CPU computes', async () => {
+    const choice = await selectBackend({ backend: 'webgpu' });
+    expect(choice.name).toBe('webgpu');
+    expect(tf.getBackend()).toBe('webgpu');
+    const adapter = choice.adapter;
+    if (!adapter) throw new Error('no adapter reported');
+    expect(choice.summary).toContain(describeAdapter(adapter));
+    expect(choice.device).toBe(adapter.software ? 'cpu' : 'gpu');
+    const a = Array.from({ length: 64 * 48 }, (_, i) => Math.sin(i));
+    const b = Array.from({ length: 48 * 40 }, (_, i) => Math.cos(3 * i));
+    const [expected, actual] = await onBoth(() => tf.softmax(tf.matMul(tf.tensor2d(a, [64, 48]), tf.tensor2d(b, [48, 40]))));
+    expect(maxAbsDiff(actual, expected)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(expected, new Float32Array(expected.length))).toBeGreaterThan(0.01); // not a vacuous comparison
+  });
+
+  it('reads host-made masks and token ids synchronously after the GPU used them; computed values asynchronously', async () => {
+    await selectBackend({ backend: 'webgpu' });
+    const mask = tf.tensor2d(
+      [
+        [1, 1, 0],
+        [1, 0, 0],
+      ],
+      [2, 3],
+      'int32',
+    );
+    const weights = tf.tensor1d([0.5, 0.25, 2]);
+    const used = tf.sum(tf.mul(tf.cast(mask, 'float32'), weights)); // uploads both to the GPU
+    expect(Array.from(mask.dataSync())).toEqual([1, 1, 0, 1, 0, 0]);
+    expect(Array.from(weights.dataSync())).toEqual([0.5, 0.25, 2]);
+    expect((await used.data())[0]).toBeCloseTo(1.25, 6);
+    tf.dispose([mask, weights, used]);
+  });
+
+  it("auto passes a software adapter over (slower than skd's CPU kernels) and says why", async () => {
+    const explicit = await selectBackend({ backend: 'webgpu' });
+    const auto = await selectBackend({ backend: 'auto' });
+    const attempt = auto.attempts.find((a) => a.backend === 'webgpu');
+    if (gpuDeviceNodes().length === 0) {
+      expect(auto.name).not.toBe('webgpu');
+      expect(attempt?.reason).toMatch(/^no GPU device node .*only a software adapter could be found/);
+    } else if (explicit.adapter?.software) {
+      expect(auto.name).not.toBe('webgpu');
+      expect(attempt?.reason).toContain(`its adapter is a software rasteriser (${describeAdapter(explicit.adapter)})`);
+    } else {
+      expect(auto.name).toBe('webgpu');
+    }
+  });
+
+  it('finds GPU device nodes where a hardware adapter would come from', () => {
+    const dev = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-dev-'));
+    expect(gpuDeviceNodes(dev)).toEqual([]);
+    fs.mkdirSync(path.join(dev, 'dri'));
+    ['card0', 'renderD128', 'nvidia0', 'nvidiactl', 'null'].forEach((n) =>
+      fs.writeFileSync(path.join(dev, n === 'card0' || n === 'renderD128' ? `dri/${n}` : n), ''),
+    );
+    expect(gpuDeviceNodes(dev).sort()).toEqual([path.join(dev, 'dri/renderD128'), path.join(dev, 'nvidia0')]);
+    fs.rmSync(dev, { recursive: true });
+  });
+
+  it('says why it is unavailable when Dawn or the backend is not installed', async () => {
+    const absent: ModuleResolver = { resolve: () => undefined, load: () => ({}) };
+    await expect(selectBackend({ backend: 'webgpu', resolver: absent })).rejects.toThrow(
+      /backend "webgpu" is not available: webgpu: webgpu is not installed \(optional; tools\/setup.sh installs it/,
+    );
+  });
+
+  // Last: a failed kernel poisons this backend's reads for the rest of the process, by design.
+  it('fails reads after a kernel fails instead of returning whatever its buffer held', async () => {
+    await selectBackend({ backend: 'webgpu' });
+    const many = Array.from({ length: 40 }, (_, i) => tf.fill([4], i));
+    const sum = tf.addN(many); // binds 40 storage buffers at once: more than a shader stage may
+    await expect(sum.data()).rejects.toThrow(/a WebGPU kernel failed, so results are not valid/);
+    tf.dispose([...many, sum]);
+  });
+});
