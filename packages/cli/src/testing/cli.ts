@@ -39,8 +39,8 @@ export function tinyConfig(dir: string, over: { steps?: number; checkpointEvery?
 }
 
 // Generous: CI runs other projects' tests and the packaging check beside these on two cores.
-export function skd(args: string[], cwd: string): { status: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 300_000 });
+export function skd(args: string[], cwd: string, timeoutMs = 300_000): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: timeoutMs });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
