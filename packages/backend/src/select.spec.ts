@@ -33,7 +33,7 @@ describe('selectBackend', () => {
   it("selects native (skd kernels over tfjs-backend-cpu storage) explicitly, and in auto's wasm place for models past the wasm budget", async () => {
     const native = await selectBackend({ backend: 'native' });
     expect(native.name).toBe('native');
-    expect(native.native?.kernels).toEqual(expect.arrayContaining(['SkdLinear', 'SkdAttention', 'Add', 'Transpose']));
+    expect(native.native?.kernels).toEqual(expect.arrayContaining(['SkdLinear', 'SkdAttention', 'Add', 'Transpose', 'Slice', 'SplitV']));
     const small = await selectBackend({ backend: 'auto', modelBytes: WASM_BUDGET_BYTES / 2 });
     expect(small.name).toBe('wasm');
     const large = await selectBackend({ backend: 'auto', modelBytes: 2 * WASM_BUDGET_BYTES });

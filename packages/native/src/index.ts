@@ -16,7 +16,7 @@ import { batchMatMulKernel, fusedMatMulKernel } from './kernels/matmul';
 import { rmsNormGradKernel, rmsNormKernel } from './kernels/rms-norm';
 import { rotaryKernel } from './kernels/rotary';
 import { sampleTokensKernel } from './kernels/sample-tokens';
-import { addKernel, sliceKernel, transposeKernel } from './kernels/storage';
+import { addKernel, sliceKernel, splitVKernel, transposeKernel } from './kernels/storage';
 import { unsortedSegmentSumKernel } from './kernels/segment-sum';
 import { crossEntropyGradKernel, crossEntropyKernel, logSoftmaxGradKernel, logSoftmaxKernel } from './kernels/softmax';
 import { sumKernel } from './kernels/sum';
@@ -158,6 +158,7 @@ export function registerNativeKernels(options: RegisterOptions = {}): NativeKern
             [tf.Add, addKernel(addon, stock(target, tf.Add))],
             [tf.Transpose, transposeKernel(addon, stock(target, tf.Transpose))],
             [tf.Slice, sliceKernel(stock(target, tf.Slice))],
+            [tf.SplitV, splitVKernel(sliceKernel(stock(target, tf.Slice)))],
           ]
         : [];
     for (const [name, kernel] of [...nativeKernels(addon, target), ...storage]) {

@@ -73,7 +73,7 @@ async function onBackend<T>(name: 'wasm' | 'native', fn: () => T): Promise<T> {
     y.forEach((v, i) => expect(v).toBeCloseTo((i + 1) / rms, 5));
   });
 
-  it('slices, transposes and adds as the stock kernels do (its own kernels for these on cpu storage)', async () => {
+  it('slices, splits, transposes and adds as the stock kernels do (its own kernels for these on cpu storage)', async () => {
     const rng = Rng.create(9);
     const x = randoms(rng, 3 * 5 * 70 * 40);
     const y = randoms(rng, 3 * 5 * 70 * 40);
@@ -86,6 +86,10 @@ async function onBackend<T>(name: 'wasm' | 'native', fn: () => T): Promise<T> {
           tf.slice(a, [0, 2, 0, 5], [3, 2, 70, 30]),
           tf.slice(tf.reshape(a, [210, 200]), [0, 0], [-1, 150]),
           tf.slice(tf.cast(tf.reshape(a, [42000]), 'int32'), [7], [100]),
+          ...tf.split(tf.reshape(a, [210, 200]), [120, 47, 33], 1), // Qwen3's q|k|v columns
+          ...tf.split(a, [1, 3, 1], 1),
+          ...tf.split(tf.cast(a, 'int32'), 2, 2),
+          ...tf.split(a, [10, -1], -1),
           tf.transpose(a, [0, 1, 3, 2]),
           tf.transpose(a, [0, 1, 2, 3]),
           tf.transpose(a, [2, 0, 1, 3]),

@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon';
 import { size, type Fallback, type KernelArgs, memoryOf } from './wasm';
 
@@ -85,5 +85,27 @@ export function sliceKernel(fallback: Fallback) {
       }
     }
     return out;
+  };
+}
+
+/**
+ * SplitV as slices through `slice` (sliceKernel): tfjs-backend-cpu splits with its own element-wise
+ * slice, so a column split is a walk over every element by index arithmetic. Qwen3's query/key norms
+ * split the packed q|k|v projection by columns (1,024 x 4,096 floats in a training step), and the
+ * backward pass of every concatenation splits again: 6.5 s a call before this kernel.
+ */
+export function splitVKernel(slice: (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]) {
+  return (args: KernelArgs): tf.TensorInfo[] => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { numOrSizeSplits, axis } = args.attrs as { numOrSizeSplits: number | number[]; axis: number };
+    const along = tf.util.parseAxisParam(axis, x.shape)[0] as number;
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, along);
+    const begin = x.shape.map(() => 0);
+    return sizes.map((width) => {
+      const size = x.shape.map((d, i) => (i === along ? width : d));
+      const piece = slice({ ...args, inputs: { x }, attrs: { begin: [...begin], size } }) as tf.TensorInfo;
+      begin[along] = (begin[along] as number) + width;
+      return piece;
+    });
   };
 }
