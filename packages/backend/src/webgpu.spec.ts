@@ -89,7 +89,7 @@ describe('webgpu backend (tfjs-backend-webgpu on Dawn)', () => {
   it('says why it is unavailable when Dawn or the backend is not installed', async () => {
     const absent: ModuleResolver = { resolve: () => undefined, load: () => ({}) };
     await expect(selectBackend({ backend: 'webgpu', resolver: absent })).rejects.toThrow(
-      /backend "webgpu" is not available: webgpu: webgpu is not installed \(optional; tools\/setup.sh installs it/,
+      /backend "webgpu" is not available: webgpu: webgpu is not installed \(optional: npm install webgpu@0.6.2 @tensorflow\/tfjs-backend-webgpu@4.22.0/,
     );
   });
 

@@ -97,7 +97,7 @@ let registered: GpuAdapter | undefined;
 export async function probeWebGpu(resolver: ModuleResolver): Promise<{ adapter: GpuAdapter } | { reason: string }> {
   for (const pkg of Object.values(WEBGPU_PACKAGES)) {
     if (!resolver.resolve(`${pkg}/package.json`)) {
-      return { reason: `${pkg} is not installed (optional; tools/setup.sh installs it with Mesa's Vulkan drivers)` };
+      return { reason: `${pkg} is not installed (optional: npm install webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0; skd's repository has both)` };
     }
   }
   if (registered && tf.findBackendFactory('webgpu')) return { adapter: registered };
