@@ -11,7 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
   pack)
-    grep -qs '^/.gpu-check/$' .git/info/exclude 2>/dev/null || echo '/.gpu-check/' >> .git/info/exclude
     node tools/gpu-check/pack.cjs --out=.gpu-check
     ;;
   run)
