@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@skd/ops';
 import { BackendError } from '@skd/core';
 import { loadAddon, registerNativeBackend, registerNativeKernels, unregisterNativeKernels, type NativeKernelStatus } from '@skd/native';
-import { tryWebGpuBackend, type GpuAdapter } from './webgpu';
+import { describeAdapter, tryWebGpuBackend, type GpuAdapter } from './webgpu';
 
 /**
  * `auto` tries the GPU build, then WebGPU where its adapter is a hardware GPU, then the native CPU
@@ -182,13 +182,15 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
         large && candidate === 'native' && requested === 'auto'
           ? ` (the models need ~${((options.modelBytes ?? 0) / 1e9).toFixed(1)} GB for weights and optimizer state, more than wasm's heap holds)`
           : '';
+      // On webgpu the adapter says where the work runs: a GPU's name, or a software rasteriser.
+      const where = candidate === 'webgpu' && adapter ? describeAdapter(adapter) : device;
       const summary =
-        `backend ${tf.getBackend()} (${device}): ${attempt.reason}${why}` +
+        `backend ${tf.getBackend()} (${where}): ${attempt.reason}${why}` +
         (native ? `; ${native.summary}` : '') +
         (skipped.length ? `; skipped ${skipped.join('; ')}` : '');
       const unavailable = attempts.filter((a) => !a.ok).map((a) => a.backend);
       const short =
-        `backend ${tf.getBackend()} (${device})` +
+        `backend ${tf.getBackend()} (${where})` +
         (native ? `, ${native.summary}` : '') +
         (unavailable.length ? `; ${unavailable.join(', ')} unavailable (skd check says why)` : '');
       return { name: tf.getBackend(), device, ...(candidate === 'webgpu' && adapter ? { adapter } : {}), summary, short, attempts, native };

@@ -33,7 +33,8 @@ describe('webgpu backend (tfjs-backend-webgpu on Dawn)', () => {
     expect(tf.getBackend()).toBe('webgpu');
     const adapter = choice.adapter;
     if (!adapter) throw new Error('no adapter reported');
-    expect(choice.summary).toContain(describeAdapter(adapter));
+    expect(choice.summary).toContain(`backend webgpu (${describeAdapter(adapter)}): tfjs-backend-webgpu on Dawn`);
+    expect(choice.short.startsWith(`backend webgpu (${describeAdapter(adapter)})`)).toBe(true);
     expect(choice.device).toBe(adapter.software ? 'cpu' : 'gpu');
     const a = Array.from({ length: 64 * 48 }, (_, i) => Math.sin(i));
     const b = Array.from({ length: 48 * 40 }, (_, i) => Math.cos(3 * i));

@@ -233,5 +233,10 @@ export async function tryWebGpuBackend(resolver: ModuleResolver, requireHardware
   } catch (error) {
     return { backend: 'webgpu', ok: false, adapter, reason: `the WebGPU backend failed on ${describeAdapter(adapter)}: ${(error as Error).message}` };
   }
-  return { backend: 'webgpu', ok: true, adapter, reason: `tfjs-backend-webgpu on Dawn: ${describeAdapter(adapter)}` };
+  return {
+    backend: 'webgpu',
+    ok: true,
+    adapter,
+    reason: `tfjs-backend-webgpu on Dawn (${adapter.features.includes('shader-f16') ? 'shader-f16' : 'no shader-f16'})`,
+  };
 }
