@@ -14,6 +14,7 @@ enum { SKD_BF16 = 0, SKD_F16 = 1 };
 // Tile extents: a (KB x NB) float32 tile is 128 KiB, resident in L2 while the BLAS reads it.
 #define KB 256
 #define NB 128
+#define MID_ROWS 64
 
 static inline float bf16_value(uint16_t h) {
   const uint32_t bits = (uint32_t)h << 16;
@@ -180,8 +181,8 @@ typedef struct {
   const float* x;
   const uint16_t* w;
   float* out;
-  float* tiles;  // one KB x NB tile per thread
-  int64_t rows, n_in, n_out;
+  float* tiles;  // one kb x NB tile per thread
+  int64_t rows, n_in, n_out, kb;
   int kind;
   bool trans;
 } half_ctx;
@@ -190,9 +191,9 @@ typedef struct {
 static void half_columns(void* ctx, int64_t task, int thread) {
   const half_ctx* k = ctx;
   const int64_t n0 = task * NB, nb = SKD_MIN(NB, k->n_out - n0);
-  float* tile = k->tiles + (int64_t)thread * KB * NB;
-  for (int64_t k0 = 0; k0 < k->n_in; k0 += KB) {
-    const int64_t kb = SKD_MIN(KB, k->n_in - k0);
+  float* tile = k->tiles + (int64_t)thread * k->kb * NB;
+  for (int64_t k0 = 0; k0 < k->n_in; k0 += k->kb) {
+    const int64_t kb = SKD_MIN(k->kb, k->n_in - k0);
     if (k->trans) {
       // W is stored (n_out, n_in): rows n0.. of it, columns k0.., as an (nb x kb) tile used transposed.
       widen_block(k->w + n0 * k->n_in + k0, k->n_in, nb, kb, k->kind, tile);
@@ -223,9 +224,12 @@ int skd_linear_half(const float* x, const uint16_t* w, int kind, bool trans, con
     const int threads = skd_threads();
     // As for float32 weights (gemm.c): a few rows against a large matrix are bound by reading it.
     const bool parallel = threads > 1 && (rows * n_in * n_out >= SKD_PARALLEL_MACS || n_in * n_out >= (1 << 17));
-    float* tiles = malloc(sizeof(float) * KB * NB * (size_t)(parallel ? threads : 1));
+    // Few rows make each product small, so a call per 256-deep tile costs more in the BLAS's own
+    // overhead than in arithmetic: up to MID_ROWS rows take a column panel's whole depth at once.
+    const int64_t kb = rows <= MID_ROWS ? n_in : KB;
+    float* tiles = malloc(sizeof(float) * (size_t)kb * NB * (size_t)(parallel ? threads : 1));
     if (!tiles) return -1;
-    half_ctx k = {x, w, out, tiles, rows, n_in, n_out, kind, trans};
+    half_ctx k = {x, w, out, tiles, rows, n_in, n_out, kb, kind, trans};
     skd_for_tasks((n_out + NB - 1) / NB, parallel, half_columns, &k);
     free(tiles);
   }
