@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { FormatError, SkdError } from '@skd/core';
 import { HalfMatrix, type HalfDtype } from '@skd/ops';
 import { DecoderModel, decoderParameterShapes, decoderShape, type DecoderArchitecture, type DecoderConfig } from '../decoder';
