@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '@skd/core';
 import { causalSelfAttention, linear, rmsNorm } from '@skd/ops';
 import { loadAddon } from './addon';
-import { NativeBackend, registerNativeBackend, registerNativeKernels } from './index';
+import { NativeBackend, poolBytes, registerNativeBackend, registerNativeKernels } from './index';
 
 // The native backend: the same kernels as wasm over tfjs-backend-cpu's storage, with pooled
 // outputs. Pooling must never let a buffer change under a tensor or a caller that still holds it.
@@ -62,6 +62,24 @@ async function onBackend<T>(name: 'wasm' | 'native', fn: () => T): Promise<T> {
     expect(Float32Array.from(view.dataSync())).toEqual(viewBefore);
     again.push(...reusing);
     tf.dispose([x, w, view, ...again]);
+  });
+
+  it('keeps at most SKD_POOL_BYTES of freed outputs (default 1 GiB; 0: none), and refuses a value that is not a byte count', () => {
+    expect(poolBytes({})).toBe(2 ** 30);
+    expect(poolBytes({ SKD_POOL_BYTES: '268435456' })).toBe(268435456);
+    expect(poolBytes({ SKD_POOL_BYTES: '0' })).toBe(0);
+    for (const bad of ['256M', '-1', '1.5'])
+      expect(() => poolBytes({ SKD_POOL_BYTES: bad })).toThrow(`SKD_POOL_BYTES must be a whole number of bytes >= 0, got "${bad}"`);
+    const reuses = (limit: number) => {
+      const backend = new NativeBackend(limit);
+      const first = backend.allocate('float32', 1 << 16);
+      const id = backend.write(first, [1 << 16], 'float32');
+      backend.disposeData(id);
+      return backend.allocate('float32', 1 << 16).buffer === first.buffer;
+    };
+    expect(reuses(2 ** 30)).toBe(true); // 256 KiB fits the pool
+    expect(reuses(1 << 17)).toBe(false); // it does not fit 128 KiB
+    expect(reuses(0)).toBe(false);
   });
 
   it('converts cpu storage to the dtype a kernel reads (tfjs-backend-cpu casts int32 to float32 without converting)', async () => {
