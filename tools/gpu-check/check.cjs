@@ -102,7 +102,7 @@ async function kernels() {
   const model = new DecoderModel(config, { seed: 3 });
   const cached = await generate(model, prompt, { maxNewTokens: 16, eos: -1, pad: 0, rng: Rng.create(1), greedy: true });
   const recomputed = [];
-  for (const [row, p] of prompt.entries()) {
+  for (const p of prompt) {
     const ids = [...p];
     for (let i = 0; i < 16; i++) {
       const logits = tf.tidy(() => tf.argMax(tf.squeeze(model.logits(tf.tensor2d(ids, [1, ids.length], 'int32')), [0]), -1));
@@ -111,7 +111,6 @@ async function kernels() {
       ids.push(next);
     }
     recomputed.push(ids.slice(p.length));
-    void row;
   }
   model.dispose();
   const same = JSON.stringify(cached.tokens) === JSON.stringify(recomputed);

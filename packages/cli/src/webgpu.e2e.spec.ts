@@ -5,18 +5,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { skd, stepEvents, tmp } from './testing/cli';
+import { skd, stepEvents, tmp, type StepEvent } from './testing/cli';
 
 const ARITHMETIC = path.resolve(__dirname, '../../../experiments/arithmetic');
 
-interface Step {
-  readonly step: number;
-  readonly loss: number;
-  readonly gradNorm: number;
-  readonly sampler: { readonly acceptanceRate: number; readonly tokensGenerated: number };
-}
-
-function distill(dir: string, backend: string, steps: number): { steps: Step[]; stderr: string } {
+function distill(dir: string, backend: string, steps: number): { steps: StepEvent[]; stderr: string } {
   const out = path.join(dir, backend);
   // The official run's models, sampler and data, shortened: 24 new tokens, batch 4, no evaluation.
   const settings = {
@@ -33,7 +26,7 @@ function distill(dir: string, backend: string, steps: number): { steps: Step[]; 
   const set = Object.entries(settings).flatMap(([key, value]) => ['--set', `${key}=${value}`]);
   const result = skd(['distill', path.join(ARITHMETIC, 'distill.json'), '--out', out, ...set], ARITHMETIC, 900_000);
   if (result.status !== 0) throw new Error(`skd distill on ${backend} failed (${result.status}):\n${result.stderr.slice(-3000)}`);
-  return { steps: stepEvents(out) as unknown as Step[], stderr: result.stderr };
+  return { steps: stepEvents(out), stderr: result.stderr };
 }
 
 describe('skd distill on webgpu', () => {
@@ -44,7 +37,7 @@ describe('skd distill on webgpu', () => {
     expect(gpu.stderr).toMatch(/^backend webgpu \(.+, (software|\w+)\)/m); // the adapter: "llvmpipe: Mesa 25.0.7 ..., mesa, software" here
     expect(gpu.steps).toHaveLength(50);
     gpu.steps.forEach((step, i) => {
-      const reference = cpu.steps[i] as Step;
+      const reference = cpu.steps[i] as StepEvent;
       expect(step.step).toBe(reference.step);
       // The same tokens are sampled (same seed, logits equal to float32 rounding), so the same
       // sequences are trained on: losses and norms differ only by the kernels' summation order.

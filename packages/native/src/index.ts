@@ -152,13 +152,14 @@ export function registerNativeKernels(options: RegisterOptions = {}): NativeKern
     kernels.push(tf.Identity);
   }
   if (addon) {
+    const slice = sliceKernel(stock(target, tf.Slice));
     const storage: [string, (args: KernelArgs) => unknown][] =
       target === 'native'
         ? [
             [tf.Add, addKernel(addon, stock(target, tf.Add))],
             [tf.Transpose, transposeKernel(addon, stock(target, tf.Transpose))],
-            [tf.Slice, sliceKernel(stock(target, tf.Slice))],
-            [tf.SplitV, splitVKernel(sliceKernel(stock(target, tf.Slice)))],
+            [tf.Slice, slice],
+            [tf.SplitV, splitVKernel(slice)],
           ]
         : [];
     for (const [name, kernel] of [...nativeKernels(addon, target), ...storage]) {

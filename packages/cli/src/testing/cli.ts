@@ -68,7 +68,8 @@ export const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'skd-cli-'));
 export interface StepEvent {
   readonly step: number;
   readonly loss: number;
-  readonly sampler: { readonly acceptanceRate: number; readonly teacherPassesPerToken?: number };
+  readonly gradNorm: number;
+  readonly sampler: { readonly acceptanceRate: number; readonly teacherPassesPerToken?: number; readonly tokensGenerated?: number };
 }
 
 /** The step events a run wrote to its metrics.jsonl, in order. */
