@@ -233,7 +233,7 @@ describe('a teacher stored in bfloat16 is held in 16 bits (end to end)', () => {
     const refused = skd(['check', 'run.json', '--set', 'student.options.dtype=bfloat16'], dir);
     expect(refused.status).toBe(2);
     expect(refused.stderr.trim().split('\n')).toHaveLength(1);
-    expect(refused.stderr).toContain('a student trains in float32; bfloat16 weights are for a frozen teacher');
+    expect(refused.stderr).toContain('a student that trains every weight trains them in float32; bfloat16 weights are for frozen ones');
   });
 
   it('distils SKD to the losses of the same teacher held in float32 (within 1e-4 at every step)', () => {
@@ -480,5 +480,66 @@ describe('a LoRA student from a Hugging Face folder (end to end): only the adapt
     expect(refused.status).not.toBe(0);
     expect(refused.stderr).toContain('holds no LoRA adapters');
     expect(fs.existsSync(path.join(dir, 'none'))).toBe(false);
+  });
+});
+
+describe('a LoRA student over a bfloat16 base (end to end): the losses of the same base in float32, and exports PEFT and transformers read', () => {
+  const teacher = referenceModel('qwen2', { seed: 1 });
+  const student = referenceModel('qwen2', { seed: 2, dtype: 'bfloat16' });
+  const dir = tmp();
+  const config = {
+    seed: 5,
+    tokenizer: { kind: 'hf', options: { path: student } },
+    teacher: { kind: 'hf', options: { path: teacher } },
+    student: { kind: 'hf', options: { path: student, dtype: 'bfloat16', lora: { rank: 4, alpha: 8, targets: ['q', 'v', 'o', 'up', 'down'] } } },
+    sampler: { kind: 'on-policy', options: { maxNewTokens: 12 } },
+    divergence: { kind: 'forward-kl' },
+    dataset: { kind: 'jsonl', options: { files: chatData(dir) } },
+    training: { steps: 3, batchSize: 2, learningRate: 5e-3, checkpointEvery: 0, evalEvery: 0, testLimit: 2, maxNewTokens: 4, lossChunk: 5 },
+  };
+  fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify(config, null, 2));
+  const losses = (run: string) => stepEvents(path.join(dir, `runs/${run}`)).map((e) => e.loss);
+
+  it("check names the 16-bit base; the run trains to the float32 base's losses (within 1e-4 at every step)", () => {
+    const checked = skd(['check', 'run.json'], dir);
+    expect(checked.status).toBe(0);
+    expect(checked.stdout).toMatch(
+      /student +hf \(context \d+, vocabulary \d+; LoRA rank 4 on q, v, o, up, down: [\d,]+ of [\d,]+ parameters train; weight matrices in bfloat16\)/,
+    );
+    for (const [run, set] of [
+      ['half', []],
+      ['full', ['--set', 'student.options.dtype=float32']],
+    ] as const) {
+      const result = skd(['distill', 'run.json', '--out', `runs/${run}`, ...set], dir);
+      expect(result.stderr).not.toMatch(/error|warning/i);
+      expect(result.status).toBe(0);
+    }
+    const [half, full] = [losses('half'), losses('full')];
+    expect(half).toHaveLength(3);
+    half.forEach((loss, i) => expect(Math.abs(loss - (full[i] as number))).toBeLessThan(1e-4));
+    // The saved student keeps its base in 16 bits.
+    const saved = fs.readFileSync(path.join(dir, 'runs/half/model/model.safetensors'));
+    const header = JSON.parse(saved.subarray(8, 8 + Number(saved.readBigUInt64LE(0))).toString('utf8')) as Record<string, { dtype: string }>;
+    expect(header['model.layers.0.mlp.down_proj.weight']?.dtype).toBe('BF16');
+  });
+
+  it('exports the adapters for PEFT and the merged model for transformers, both reading back to its logits within 1e-4', async () => {
+    await useBackend('wasm');
+    const ids = [[3, 17, 250, 9, 41, 600, 12, 5]];
+    const mask = ids.map((r) => r.map(() => 1));
+    const trained = loadCheckpoint(path.join(dir, 'runs/half/model'));
+    expect((trained.model as DecoderModel).dtype).toBe('bfloat16');
+    const ours = tf.tidy(() => (trained.model.logits(tf.tensor2d(ids, undefined, 'int32')).arraySync() as number[][][])[0] as number[][]);
+    trained.model.dispose();
+    const adapter = skd(['export', 'runs/half', '--out', 'adapter', '--adapter', '--json'], dir);
+    expect(adapter.stderr).not.toMatch(/error/i);
+    expect(adapter.status).toBe(0);
+    expect(JSON.parse(adapter.stdout)).toMatchObject({ rank: 4, alpha: 8, base: student, reloadedLogitsMaxDiff: 0 });
+    const fromPeft = runReference<{ logits: number[][][] }>(['logits', student, '--adapter', path.join(dir, 'adapter')], { ids, mask }).logits[0] as number[][];
+    expect(maxAbsDiff(ours.flat(), fromPeft.map((row) => row.slice(0, 700)).flat())).toBeLessThan(1e-4);
+    const merged = skd(['export', 'runs/half', '--out', 'merged', '--json'], dir);
+    expect(merged.status).toBe(0);
+    const fromMerged = runReference<{ logits: number[][][] }>(['logits', path.join(dir, 'merged')], { ids, mask }).logits[0] as number[][];
+    expect(maxAbsDiff(ours.flat(), fromMerged.map((row) => row.slice(0, 700)).flat())).toBeLessThan(1e-4);
   });
 });

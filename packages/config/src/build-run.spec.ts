@@ -231,7 +231,7 @@ describe('models and tokenizers from checkpoints', () => {
     run.dispose();
   });
 
-  it('holds a checkpoint teacher in the dtype asked for; a GPT teacher or a student in 16 bits is refused', async () => {
+  it('holds a checkpoint teacher in the dtype asked for; a GPT teacher or a student in 16 bits is refused, a LoRA base in 16 bits is not', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-run-'));
     const tokenizer = new ByteTokenizer();
     const llama = new DecoderModel(decoderConfig({ vocabSize: tokenizer.vocabSize, contextLength: 32, layers: 1, heads: 2, dModel: 8, dFf: 16 }), { seed: 3 });
@@ -253,8 +253,20 @@ describe('models and tokenizers from checkpoints', () => {
       'float16 weights are held by Llama-family decoders; this model is a GPT',
     );
     await expect(buildRun(config('llama', 'bfloat16', 'student'), { baseDir: dir })).rejects.toThrow(
-      'a student trains in float32; bfloat16 weights are for a frozen teacher',
+      'a student that trains every weight trains them in float32; bfloat16 weights are for frozen ones',
     );
+    expect(tf.memory().numTensors).toBe(before);
+    // Under LoRA adapters the student's base may be 16-bit: the adapters train, in float32.
+    const adapted = await buildRun(
+      { ...config('llama', 'bfloat16', 'student'), student: { kind: 'checkpoint', options: { path: 'llama', dtype: 'bfloat16', lora: { rank: 2 } } } },
+      { baseDir: dir },
+    );
+    const student = adapted.student as DecoderModel;
+    expect(student.dtype).toBe('bfloat16');
+    expect(student.halves.size).toBeGreaterThan(0);
+    expect(student.trainableVariables.length).toBeGreaterThan(0);
+    expect(student.trainableVariables.every((v) => /lora_[AB]$/.test(v.name) && v.dtype === 'float32')).toBe(true);
+    adapted.dispose();
     expect(tf.memory().numTensors).toBe(before);
   });
 

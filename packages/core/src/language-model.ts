@@ -56,10 +56,16 @@ export interface LanguageModel {
 
 /** A model's output layer apart from the network (see LanguageModel.features). */
 export interface OutputLayer {
-  /** (V', d): the matrix the logits are products with (a trainable variable of a student). */
-  readonly weight: Tensor2D;
-  /** Logits (n, V) of hidden states (n, d) through `weight`, which is passed in so a gradient reaches it. */
-  project(hidden: Tensor2D, weight: Tensor2D): Tensor2D;
+  /**
+   * (V', d): the matrix the logits are products with, when it trains (a student's variable). Absent
+   * when the output layer is frozen (a LoRA student's head, a 16-bit base): no gradient is taken for it.
+   */
+  readonly weight?: Tensor2D;
+  /**
+   * Logits (n, V) of hidden states (n, d): through `weight`, which a trainable layer is passed so a
+   * gradient reaches it; a frozen layer (no `weight`) reads its own and ignores the argument.
+   */
+  project(hidden: Tensor2D, weight?: Tensor2D): Tensor2D;
 }
 
 /** How the next token is chosen from a logit row. */

@@ -31,7 +31,7 @@ describe.each(['cpu', 'wasm'] as const)('chunkedTokenLoss on %s', (backend) => {
       [B, T],
     );
   const softcap = (x: tf.Tensor2D) => tf.mul(tf.tanh(tf.div(x, 3)), 3) as tf.Tensor2D;
-  const layer = (weight: tf.Tensor2D): OutputLayer => ({ weight, project: (h, w) => softcap(tf.matMul(h, w, false, true) as tf.Tensor2D) });
+  const layer = (weight: tf.Tensor2D): OutputLayer => ({ weight, project: (h, w) => softcap(tf.matMul(h, w ?? weight, false, true) as tf.Tensor2D) });
   const divergences: [string, Divergence][] = [
     ['forward KL (fused)', new TokenDivergence({ name: 'forward-kl', fn: forwardKl })],
     ['JSD 0.3 at temperature 2', new TokenDivergence({ name: 'jsd', fn: generalizedJsd(0.3), temperature: 2 })],
@@ -65,6 +65,40 @@ describe.each(['cpu', 'wasm'] as const)('chunkedTokenLoss on %s', (backend) => {
       tf.dispose([whole.value, chunked.value, ...Object.values(whole.grads), ...Object.values(chunked.grads), features, weight, teacherLogits, ids, mask]);
     },
   );
+
+  it('a frozen output layer (no weight): the same value and feature gradients, no gradient taken for the head, nothing leaked', async () => {
+    const features = tf.variable(tf.randomNormal([B, T, d], 0, 1, 'float32', 7)) as tf.Variable<tf.Rank.R3>;
+    const weight = tf.randomNormal([V, d], 0, 0.7, 'float32', 8) as tf.Tensor2D;
+    const teacherLogits = tf.randomNormal([B, T, V], 0, 2, 'float32', 9) as tf.Tensor3D;
+    const [ids, mask] = [tokens(), targetMask()];
+    const divergence = new TokenDivergence({ name: 'forward-kl', fn: forwardKl });
+    const common = { divergence, tokens: ids, targetMask: mask, teacherLogits };
+    const given: (tf.Tensor2D | undefined)[] = [];
+    const frozen: OutputLayer = {
+      project: (h, w) => {
+        given.push(w);
+        return softcap(tf.matMul(h, weight, false, true) as tf.Tensor2D);
+      },
+    };
+    const whole = tf.variableGrads(
+      () => tokenLoss({ ...common, studentLogits: tf.reshape(frozen.project(tf.reshape(features, [B * T, d]) as tf.Tensor2D), [B, T, V]) as tf.Tensor3D }),
+      [features],
+    );
+    const chunked = tf.variableGrads(() => chunkedTokenLoss({ ...common, studentFeatures: features, outputLayer: frozen, chunk: 3 }), [features]);
+    expect(chunked.value.dataSync()[0]).toBeCloseTo(whole.value.dataSync()[0] as number, 5);
+    expect(
+      maxAbsDiff(Array.from((chunked.grads[features.name] as tf.Tensor).dataSync()), Array.from((whole.grads[features.name] as tf.Tensor).dataSync())),
+    ).toBeLessThan(1e-5);
+    expect(given.length).toBeGreaterThan(2);
+    expect(given.every((w) => w === undefined)).toBe(true);
+    expect(
+      await tensorsLeakedBy(async () => {
+        const { value, grads } = tf.variableGrads(() => chunkedTokenLoss({ ...common, studentFeatures: features, outputLayer: frozen, chunk: 3 }), [features]);
+        tf.dispose([value, ...Object.values(grads)]);
+      }),
+    ).toBe(0);
+    tf.dispose([whole.value, chunked.value, ...Object.values(whole.grads), ...Object.values(chunked.grads), features, weight, teacherLogits, ids, mask]);
+  });
 
   it('takes cached teacher log-probs like tokenLoss, and leaves no tensor behind', async () => {
     const features = tf.variable(tf.randomNormal([B, T, d], 0, 1, 'float32', 4)) as tf.Variable<tf.Rank.R3>;

@@ -156,7 +156,7 @@ export function chunkedTokenLoss(input: ChunkedTokenLossInput): tf.Scalar {
   const slices = Array.from({ length: Math.ceil(N / input.chunk) }, (_, k) => [k * input.chunk, Math.min(N, (k + 1) * input.chunk) - k * input.chunk] as const);
   /** One slice's weighted loss: its logits through the output layer, the divergence, the weights. */
   type Rows = { readonly targets: tf.Tensor1D; readonly teacher: tf.Tensor2D | undefined; readonly weight: tf.Tensor1D };
-  const sliceLoss = (h: tf.Tensor2D, w: tf.Tensor2D, rows: Rows, [start, size]: readonly [number, number]): tf.Scalar => {
+  const sliceLoss = (h: tf.Tensor2D, w: tf.Tensor2D | undefined, rows: Rows, [start, size]: readonly [number, number]): tf.Scalar => {
     const logits = tf.expandDims(outputLayer.project(h, w), 0) as tf.Tensor3D; // (1, n, V)
     const teacherRows = rows.teacher ? (tf.expandDims(tf.slice(rows.teacher, [start, 0], [size, -1]), 0) as tf.Tensor3D) : undefined; // (1, n, V)
     const values = divergence.perToken({
@@ -166,10 +166,14 @@ export function chunkedTokenLoss(input: ChunkedTokenLossInput): tf.Scalar {
     }); // (1, n)
     return tf.sum(tf.mul(tf.squeeze(values, [0]), tf.slice(rows.weight, [start], [size]))) as tf.Scalar;
   };
+  // The head's weight is an input of the op (and gets a gradient) only when it trains.
+  const trains = outputLayer.weight !== undefined;
   const run = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [h, w, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+    const h = args[0] as tf.Tensor2D;
+    const w = trains ? (args[1] as tf.Tensor2D) : undefined;
+    const save = args[args.length - 1] as tf.GradSaveFunc;
     // Saved (and so kept until the backward) beside the inputs: what each slice's recomputation reads.
-    save([h, w, targets, weight, ...(teacher ? [teacher] : [])]);
+    save([h, targets, weight, ...(teacher ? [teacher] : []), ...(w ? [w] : [])]);
     let total = tf.scalar(0);
     for (const part of slices) {
       const next = tf.tidy(() => tf.add(total, sliceLoss(tf.slice(h, [part[0], 0], [part[1], d]), w, { targets, teacher, weight }, part)));
@@ -179,27 +183,31 @@ export function chunkedTokenLoss(input: ChunkedTokenLossInput): tf.Scalar {
     return {
       value: total,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sh, sw, st, sweight, steacher] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.Tensor1D, tf.Tensor2D | undefined];
+        const [sh, st, sweight] = saved as [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D];
+        const steacher = teacher ? (saved[3] as tf.Tensor2D) : undefined;
+        const sw = trains ? (saved[saved.length - 1] as tf.Tensor2D) : undefined;
         const rows = { targets: st, teacher: steacher, weight: sweight };
         const dh: tf.Tensor[] = [];
-        let dw: tf.Tensor = tf.zerosLike(sw);
+        let dw: tf.Tensor | undefined = sw ? tf.zerosLike(sw) : undefined;
         for (const part of slices) {
           const h = tf.slice(sh, [part[0], 0], [part[1], d]); // (n, d)
-          const [gh, gw] = gradientsWithin(() => sliceLoss(h, sw, rows, part), [h, sw], dy) as [tf.Tensor, tf.Tensor];
+          const [gh, gw] = gradientsWithin(() => sliceLoss(h, sw, rows, part), sw ? [h, sw] : [h], dy) as [tf.Tensor, tf.Tensor | undefined];
           h.dispose();
           dh.push(gh);
-          const next = tf.add(dw, gw);
-          tf.dispose([dw, gw]);
-          dw = next;
+          if (dw && gw) {
+            const next = tf.add(dw, gw);
+            tf.dispose([dw, gw]);
+            dw = next;
+          }
         }
         const dhAll = tf.concat(dh, 0); // (N, d)
         tf.dispose(dh);
-        return [dhAll, dw];
+        return dw ? [dhAll, dw] : [dhAll];
       },
     };
   });
   try {
-    return run(hidden, outputLayer.weight) as tf.Scalar;
+    return (outputLayer.weight ? run(hidden, outputLayer.weight) : run(hidden)) as tf.Scalar;
   } finally {
     // The op saved what its backward reads; without a tape nothing else needs them.
     tf.dispose([index, hidden, targets, weight, ...(teacher ? [teacher] : [])]);

@@ -9,6 +9,7 @@ import { HfTokenizer, tokenizerDifference } from './tokenizers';
 import { BigramModel } from './bigram-model';
 import { ByteTokenizer } from './byte-tokenizer';
 import { DecoderModel, checkDecoderConfig, decoderConfigSchema, decoderParameterShapes, loraConfigSchema, type LoraConfig } from './decoder';
+import { HalfMatrix } from '@skd/ops';
 import { GptModel, checkGptConfig, gptConfigSchema, gptParameterShapes } from './gpt';
 
 export const byteTokenizerEntry = defineComponent({
@@ -53,29 +54,35 @@ const dtypeOption = z
   .enum(['float32', 'bfloat16', 'float16'])
   .optional()
   .describe(
-    "how a frozen teacher holds its weight matrices: bfloat16 or float16 halve its memory and its decode steps' reads, products stay float32 (default: a teacher as its checkpoint stores them, a student float32)",
+    "how frozen weight matrices are held: a teacher's, or a LoRA student's base (its adapters stay float32); bfloat16 or float16 halve their memory and the reads of each decode step, products stay float32 (default: a teacher as its checkpoint stores them, a student float32)",
   );
 
 type ModelDtype = z.infer<typeof dtypeOption>;
 
-/** A student trains in float32: 16-bit weights are refused for it in one line. */
-function checkDtype(dtype: ModelDtype, role: string): void {
-  if (dtype && dtype !== 'float32' && role === 'student') {
-    throw new SkdError(`a student trains in float32; ${dtype} weights are for a frozen teacher`, {
-      hint: 'remove student.options.dtype (LoRA over a 16-bit base is not built yet)',
+/** A student's weights train in float32: 16 bits are refused for it in one line, unless they are a LoRA base. */
+function checkDtype(dtype: ModelDtype, role: string, lora: LoraConfig | undefined): void {
+  if (dtype && dtype !== 'float32' && role === 'student' && !lora) {
+    throw new SkdError(`a student that trains every weight trains them in float32; ${dtype} weights are for frozen ones`, {
+      hint: `remove student.options.dtype, or train LoRA adapters over a ${dtype} base (student.options.lora)`,
     });
   }
 }
 
-/** A loaded float32 model held in `dtype` instead (a teacher from an skd checkpoint); the original is disposed. */
+/** A loaded model held in `dtype` instead (a teacher from an skd checkpoint); the original is disposed. */
 function withDtype(model: LanguageModel, dtype: ModelDtype): LanguageModel {
-  if (!dtype || dtype === 'float32') return model;
+  if (!dtype || (model instanceof DecoderModel ? model.dtype === dtype : dtype === 'float32')) return model;
   if (!(model instanceof DecoderModel)) {
     model.dispose();
     throw new SkdError(`${dtype} weights are held by Llama-family decoders; this model is a GPT`, { hint: 'set dtype "float32" or leave it out' });
   }
   try {
-    return new DecoderModel(model.config, { weights: model.params, dtype, outputVocab: model.vocabSize });
+    return new DecoderModel(model.config, {
+      weights: model.heldWeights,
+      dtype,
+      outputVocab: model.vocabSize,
+      ...(model.lora ? { lora: model.lora.config, adapters: model.lora.variables } : {}),
+      ...(model.loraBase ? { loraBase: model.loraBase } : {}),
+    });
   } finally {
     model.dispose();
   }
@@ -83,15 +90,16 @@ function withDtype(model: LanguageModel, dtype: ModelDtype): LanguageModel {
 
 /**
  * The model with LoRA adapters over its weights (which it gives up: the adapted model holds them
- * frozen), or the model itself when no adapters are asked for. Adapters over a saved run's adapters
- * sit on its merged weights.
+ * frozen, in 16 bits when `dtype` says so), or the model itself when no adapters are asked for.
+ * Adapters over a saved run's adapters sit on its merged weights.
  */
 function withLora(
   model: LanguageModel,
   lora: LoraConfig | undefined,
   deps: { readonly role: string; readonly rng: { tfSeed(): number } },
-  base?: string,
+  options: { readonly base?: string; readonly dtype?: ModelDtype } = {},
 ): LanguageModel {
+  const { base, dtype } = options;
   if (!lora) return model;
   if (deps.role !== 'student') {
     model.dispose();
@@ -106,17 +114,18 @@ function withLora(
       },
     );
   }
-  const weights: ReadonlyMap<string, tf.Tensor> = model.lora ? model.mergedWeights() : model.params;
+  const weights: ReadonlyMap<string, tf.Tensor | HalfMatrix> = model.lora ? model.mergedWeights() : model.heldWeights;
   try {
     return new DecoderModel(model.config, {
       weights,
       lora,
+      ...(dtype ? { dtype } : { dtype: model.dtype }),
       seed: deps.rng.tfSeed(),
       outputVocab: model.vocabSize,
       ...((base ?? model.loraBase) ? { loraBase: (base ?? model.loraBase) as string } : {}),
     });
   } finally {
-    if (model.lora) weights.forEach((t) => t.dispose());
+    if (model.lora) weights.forEach((t) => (t instanceof HalfMatrix ? undefined : t.dispose()));
     model.dispose();
   }
 }
@@ -181,7 +190,7 @@ export const checkpointModelEntry = defineComponent({
     dtype: dtypeOption,
   }),
   create: (options, deps) => {
-    checkDtype(options.dtype, deps.role);
+    checkDtype(options.dtype, deps.role, options.lora);
     const loaded = loadCheckpoint(path.resolve(deps.baseDir, options.path));
     loaded.optimizerState?.forEach((t) => t.dispose());
     try {
@@ -190,7 +199,9 @@ export const checkpointModelEntry = defineComponent({
       loaded.model.dispose();
       throw error;
     }
-    return withDtype(withLora(loaded.model, options.lora, deps), options.dtype);
+    // A student trains float32 weights unless they sit under adapters; a teacher keeps how the checkpoint holds them.
+    const dtype = options.dtype ?? (deps.role === 'student' && !options.lora ? 'float32' : undefined);
+    return options.lora ? withLora(loaded.model, options.lora, deps, { ...(dtype ? { dtype } : {}) }) : withDtype(loaded.model, dtype);
   },
   parameterCount: (options, deps) => {
     try {
@@ -229,7 +240,7 @@ function createHuggingFaceModel(
   options: { path: string; lora?: LoraConfig | undefined; dtype?: ModelDtype },
   deps: Parameters<(typeof checkpointModelEntry)['create']>[1],
 ) {
-  checkDtype(options.dtype, deps.role);
+  checkDtype(options.dtype, deps.role, options.lora);
   const dir = folderOf(path.resolve(deps.baseDir, options.path));
   const described = readHuggingFaceConfig(dir);
   if (fs.existsSync(path.join(dir, 'tokenizer.json'))) {
@@ -252,7 +263,7 @@ function createHuggingFaceModel(
       `${options.path}: the embedding has ${rows} rows for ${tokens} tokens; logits, sampling and the divergence use ids 0..${tokens - 1} only (the ${rows - tokens} rows past them have no token)`,
     );
   const dtype = options.dtype ?? (deps.role === 'teacher' ? 'stored' : 'float32');
-  return withLora(loadHuggingFaceModel(dir, { dtype, ...(rows > tokens ? { outputVocab: tokens } : {}) }), options.lora, deps, dir);
+  return withLora(loadHuggingFaceModel(dir, { dtype, ...(rows > tokens ? { outputVocab: tokens } : {}) }), options.lora, deps, { base: dir });
 }
 
 const huggingFaceModelOptions = z.strictObject({

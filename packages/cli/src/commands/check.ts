@@ -70,13 +70,15 @@ export function checkCommand(program: Command, { io }: CommandContext): void {
         io.out(run.backend.summary);
         io.out(`tokenizer  ${run.config.tokenizer.kind} (vocabulary ${run.tokenizer.vocabSize})`);
         const lora = run.student instanceof DecoderModel ? run.student.lora : undefined;
+        const held = (model: unknown) => (model instanceof DecoderModel && model.dtype !== 'float32' ? `; weight matrices in ${model.dtype}` : '');
         const adapters = lora
           ? `; LoRA rank ${lora.config.rank} on ${lora.config.targets.join(', ')}: ${run.student.trainableVariables.reduce((n, v) => n + v.size, 0).toLocaleString('en-US')} of ${(run.student as DecoderModel).parameterCount.toLocaleString('en-US')} parameters train`
           : '';
-        io.out(`student    ${run.config.student.kind} (context ${run.student.contextLength}, vocabulary ${run.student.vocabSize}${adapters})`);
-        const held = run.teacher instanceof DecoderModel && run.teacher.dtype !== 'float32' ? `; weight matrices in ${run.teacher.dtype}` : '';
         io.out(
-          `teacher    ${run.config.teacher ? `${run.config.teacher.kind} (context ${run.teacher?.contextLength}, vocabulary ${run.teacher?.vocabSize}${held})` : '(none)'}`,
+          `student    ${run.config.student.kind} (context ${run.student.contextLength}, vocabulary ${run.student.vocabSize}${adapters}${held(run.student)})`,
+        );
+        io.out(
+          `teacher    ${run.config.teacher ? `${run.config.teacher.kind} (context ${run.teacher?.contextLength}, vocabulary ${run.teacher?.vocabSize}${held(run.teacher)})` : '(none)'}`,
         );
         for (const note of run.notes) io.out(`note       ${note}`);
         io.out(`sampler    ${run.config.sampler.kind}`);

@@ -31,7 +31,7 @@ function reloadAdapter(model: DecoderModel, dir: string): DecoderModel {
       if (!stored) throw new SkdError(`the adapter folder lacks ${m[1]}.${m[2]}`);
       adapters.set(name, tf.transpose(tf.tensor(stored.data, [...stored.shape])));
     }
-    return new DecoderModel(model.config, { weights: model.params, lora: lora.config, adapters, outputVocab: model.vocabSize });
+    return new DecoderModel(model.config, { weights: model.heldWeights, dtype: model.dtype, lora: lora.config, adapters, outputVocab: model.vocabSize });
   } finally {
     adapters.forEach((t) => t.dispose());
   }

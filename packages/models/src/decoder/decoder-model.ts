@@ -35,8 +35,9 @@ export interface DecoderInit {
    */
   readonly weights?: ReadonlyMap<string, tf.Tensor | HalfMatrix>;
   /**
-   * Hold the weight matrices (projections, embedding, head) in 16 bits: a frozen model (a teacher)
-   * only. Products stay float32 (see linearHalf); norms and biases stay float32. Default float32.
+   * Hold the weight matrices (projections, embedding, head) in 16 bits: frozen weights only (a
+   * teacher's, or the base under a LoRA student's adapters, which stay float32). Products stay float32
+   * (see linearHalf); norms and biases stay float32. Default float32.
    */
   readonly dtype?: 'float32' | HalfDtype;
   /**
@@ -96,10 +97,6 @@ export class DecoderModel implements LanguageModel {
     this.vocabSize = outputVocab;
     this.dtype = init.dtype ?? 'float32';
     const half = this.dtype === 'float32' ? undefined : this.dtype;
-    if (half && init.lora)
-      throw new SkdError(`a ${half} model is frozen: LoRA adapters over 16-bit weights are not built yet`, {
-        hint: 'hold the model in float32 to train adapters on it',
-      });
     const shapes = decoderParameterShapes(config);
     const params = new Map<string, tf.Variable>();
     const halves = new Map<string, HalfMatrix>();
@@ -116,7 +113,11 @@ export class DecoderModel implements LanguageModel {
         halves.set(name, isProjection(name) ? matrix.transposed() : matrix);
         return;
       }
-      if (value instanceof HalfMatrix) throw new SkdError(`parameter "${name}" is ${value.dtype}; a float32 model takes float32 tensors`);
+      if (value instanceof HalfMatrix) {
+        // Widened (exactly) for a float32 model; a projection back to its (in, out) parameter shape.
+        params.set(name, this.ownedVariable(name, widened(name, value), !init.lora));
+        return;
+      }
       params.set(name, this.ownedVariable(name, tf.cast(value, 'float32'), !init.lora));
     };
     try {
@@ -202,15 +203,26 @@ export class DecoderModel implements LanguageModel {
    */
   mergedWeights(): Map<string, tf.Tensor> {
     const merged = new Map<string, tf.Tensor>();
-    for (const [name, value] of this.halves) merged.set(name, isProjection(name) ? tf.tidy(() => tf.transpose(value.toTensor())) : value.toTensor());
-    for (const [name, value] of this.params) {
+    for (const [name, value] of [...this.halves, ...this.params] as [string, tf.Tensor | HalfMatrix][]) {
       const m = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
-      merged.set(
-        name,
-        this.lora && m && this.lora.covers(m[2] as string) ? this.lora.merged(Number(m[1]), m[2] as string, value as tf.Tensor2D) : tf.clone(value),
-      );
+      if (!(this.lora && m && this.lora.covers(m[2] as string))) {
+        merged.set(name, value instanceof HalfMatrix ? widened(name, value) : tf.clone(value));
+        continue;
+      }
+      const base = value instanceof HalfMatrix ? widened(name, value) : (value as tf.Tensor2D);
+      merged.set(name, this.lora.merged(Number(m[1]), m[2] as string, base));
+      if (base !== value) base.dispose();
     }
     return merged;
+  }
+
+  /**
+   * Every weight as the model holds it, adapters aside: float32 variables and 16-bit matrices (the
+   * latter in their held layout). What a model of the same config is built from (`DecoderInit.weights`)
+   * to change how it holds its weights or to add adapters; shared, not copied.
+   */
+  get heldWeights(): ReadonlyMap<string, tf.Tensor | HalfMatrix> {
+    return new Map<string, tf.Tensor | HalfMatrix>([...this.params, ...this.halves]);
   }
 
   logits(tokens: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
@@ -222,13 +234,16 @@ export class DecoderModel implements LanguageModel {
     return this.trunk(tokens, options, 'features');
   }
 
-  /** The output layer apart from the network: its weight (V', d), and logits of hidden states through it (a float32 model's). */
-  get outputLayer(): OutputLayer | undefined {
-    if (this.halves.size) return undefined;
-    return {
-      weight: this.p<tf.Rank.R2>(this.config.tiedHead ? 'model.embed_tokens.weight' : 'lm_head.weight'),
-      project: (hidden, weight) => this.project(hidden, weight),
-    };
+  /**
+   * The output layer apart from the network: logits of hidden states through it, and its weight (V', d)
+   * when it trains (a float32 model without adapters). A LoRA student's head or a 16-bit one is frozen:
+   * `project` reads it, and no gradient is taken for it.
+   */
+  get outputLayer(): OutputLayer {
+    const name = this.config.tiedHead ? 'model.embed_tokens.weight' : 'lm_head.weight';
+    const head = this.halves.get(name) ?? this.p<tf.Rank.R2>(name);
+    if (head instanceof HalfMatrix || this.lora) return { project: (hidden) => this.project(hidden, head) };
+    return { weight: head, project: (hidden, weight) => this.project(hidden, weight ?? head) };
   }
 
   private trunk(tokens: tf.Tensor2D, options: ForwardOptions, output: 'logits' | 'features'): tf.Tensor3D {
@@ -413,11 +428,15 @@ export class DecoderModel implements LanguageModel {
     const dense = (x: tf.Tensor2D, i: number, weight: string, residual?: tf.Tensor2D): tf.Tensor2D => {
       const bias = this.optional<tf.Rank.R1>(`model.layers.${i}.${weight.replace(/weight$/, 'bias')}`);
       const half = this.halves.get(`model.layers.${i}.${weight}`);
-      if (half) return linearHalf(x, half, { transposed: true, ...(bias ? { bias } : {}), ...(residual ? { residual } : {}) });
+      // The adapters' part (with the residual) enters the frozen layer's kernel as its residual.
+      const added = (outputs: number) => (this.lora ? (this.lora.delta(x, i, weight, outputs, dropoutSeed, residual) ?? residual) : residual);
+      if (half) {
+        const sum = added(half.shape[0]);
+        return linearHalf(x, half, { transposed: true, ...(bias ? { bias } : {}), ...(sum ? { residual: sum } : {}) });
+      }
       const w = this.p<tf.Rank.R2>(`model.layers.${i}.${weight}`);
       if (!this.lora) return linear(x, w, bias, residual);
-      // The adapters' part (with the residual) enters the frozen layer's kernel as its residual.
-      return linearFrozen(x, w, bias, this.lora.delta(x, i, weight, w.shape[1], dropoutSeed, residual) ?? residual);
+      return linearFrozen(x, w, bias, added(w.shape[1]));
     };
     const ids = tf.cast(tf.reshape(tokens, [B * S]), 'int32') as tf.Tensor1D; // (B*S)
     const table = this.halves.get('model.embed_tokens.weight');
@@ -494,6 +513,16 @@ export class DecoderModel implements LanguageModel {
 /** A layer's projection weight (stored (in, out) as a parameter, (out, in) when held in 16 bits). */
 function isProjection(name: string): boolean {
   return name.startsWith('model.layers.') && name.endsWith('_proj.weight');
+}
+
+/** A 16-bit matrix held as parameter `name` in the parameter's own layout: a projection back to (in, out) (a copy). */
+export function halfAsParameter(name: string, value: HalfMatrix): HalfMatrix {
+  return isProjection(name) ? value.transposed() : value;
+}
+
+/** A 16-bit matrix as the float32 parameter `name` (a new tensor): a projection back to (in, out). */
+function widened(name: string, value: HalfMatrix): tf.Tensor2D {
+  return isProjection(name) ? tf.tidy(() => tf.transpose(value.toTensor())) : value.toTensor();
 }
 
 /** The longest row's real length under a (B, T) attention mask, read from the mask's own values. */

@@ -1,5 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { tensorsLeakedBy, useBackend } from '@skd/testing';
+import { loadCheckpoint, saveCheckpoint } from '../io';
+import { ByteTokenizer } from '../byte-tokenizer';
 import { decoderConfig, type DecoderConfig } from './config';
 import { DecoderModel } from './decoder-model';
 import { loraConfigSchema, loraParameterShapes, type LoraConfig } from './lora';
@@ -36,11 +41,10 @@ const lora = (overrides: Partial<LoraConfig> = {}): LoraConfig => loraConfigSche
 
 /** A LoRA model over `base`'s weights whose B matrices are random too (a fresh adapter's are zero). */
 function adapted(base: DecoderModel, config: LoraConfig, seed = 11): DecoderModel {
-  const weights = new Map([...base.params].map(([name, v]) => [name, v as tf.Tensor]));
   const adapters = new Map<string, tf.Tensor>();
   let i = 0;
   for (const [name, shape] of loraParameterShapes(base.config, config)) adapters.set(name, tf.randomNormal(shape, 0, 0.2, 'float32', seed + i++));
-  const model = new DecoderModel(base.config, { weights, lora: config, adapters });
+  const model = new DecoderModel(base.config, { weights: base.heldWeights, dtype: base.dtype, lora: config, adapters });
   adapters.forEach((t) => t.dispose());
   return model;
 }
@@ -190,5 +194,105 @@ describe.each(['cpu', 'wasm'] as const)('LoRA adapters on a decoder, %s', (backe
     expect(tf.memory().numTensors).toBe(before);
     wrong.forEach((t) => t.dispose());
     base.dispose();
+  });
+});
+
+describe.each(['cpu', 'wasm'] as const)('LoRA adapters over a 16-bit base, %s', (backend) => {
+  beforeAll(() => useBackend(backend));
+
+  /** The same adapters over `half`'s weights widened to float32: what the 16-bit base must compute. */
+  function widenedTwin(half: DecoderModel): DecoderModel {
+    const base = new DecoderModel(half.config, { weights: half.heldWeights });
+    const adapters = new Map([...(half.lora?.variables ?? [])].map(([name, v]) => [name, v as tf.Tensor]));
+    const twin = new DecoderModel(half.config, { weights: base.params, lora: half.lora?.config as LoraConfig, adapters });
+    base.dispose();
+    return twin;
+  }
+
+  it.each(['bfloat16', 'float16'] as const)(
+    "%s: logits, decoding and the adapters' gradients equal the widened float32 base's; only the adapters train; the head is frozen",
+    (dtype) => {
+      const config = lora({ targets: ['q', 'v', 'o', 'up', 'down'] });
+      const base = new DecoderModel(CONFIG, { seed: 2, dtype });
+      const model = adapted(base, config);
+      expect(model.dtype).toBe(dtype);
+      expect(model.halves.size).toBeGreaterThan(0);
+      expect(model.trainableVariables.every((v) => /lora_[AB]$/.test(v.name))).toBe(true);
+      expect(model.outputLayer.weight).toBeUndefined();
+      const twin = widenedTwin(model);
+      const x = tokens();
+      const m = mask();
+      expect(tf.tidy(() => diff(model.logits(x, { mask: m }), twin.logits(x, { mask: m })))).toBeLessThan(1e-5);
+      const state = model.startDecoding(2, 8);
+      expect(tf.tidy(() => diff(model.decode(x, state), model.logits(x)))).toBeLessThan(1e-4);
+      state.dispose();
+      const target = tf.randomNormal([2, 8, 23], 0, 1, 'float32', 5);
+      for (const checkpointLayers of [false, true]) {
+        const gradients = (of: DecoderModel) =>
+          tf.variableGrads(
+            () => tf.mean(tf.mul(of.logits(x, { mask: m, training: true, seed: 1, checkpointLayers }), target)) as tf.Scalar,
+            [...of.trainableVariables],
+          );
+        const ours = gradients(model);
+        const theirs = gradients(twin);
+        expect(Object.keys(ours.grads)).toHaveLength(model.trainableVariables.length);
+        model.trainableVariables.forEach((v, i) => {
+          const want = theirs.grads[(twin.trainableVariables[i] as tf.Variable).name] as tf.Tensor;
+          const scale = Math.max(
+            1e-6,
+            tf.tidy(() => tf.max(tf.abs(want)).dataSync()[0] as number),
+          );
+          expect(diff(ours.grads[v.name] as tf.Tensor, want) / scale).toBeLessThan(1e-4);
+        });
+        // Some gradient is not zero: the comparison above compares something.
+        expect(Object.values(ours.grads).some((g) => tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0] as number) > 1e-6)).toBe(true);
+        [ours.value, theirs.value, ...Object.values(ours.grads), ...Object.values(theirs.grads)].forEach((t) => t.dispose());
+      }
+      // Merged: the widened base plus the adapters, as the float32 twin merges them.
+      const [mine, its] = [model.mergedWeights(), twin.mergedWeights()];
+      for (const [name, value] of its) expect(diff(mine.get(name) as tf.Tensor, value)).toBeLessThan(1e-6);
+      [...mine.values(), ...its.values()].forEach((t) => t.dispose());
+      [x, m, target, model, twin, base].forEach((t) => t.dispose());
+    },
+  );
+
+  it('a training step leaks no tensors', async () => {
+    const base = new DecoderModel(CONFIG, { seed: 2, dtype: 'bfloat16' });
+    const model = adapted(base, lora({ dropout: 0.1 }));
+    const x = tokens();
+    const step = () => {
+      const { value, grads } = tf.variableGrads(
+        () => tf.mean(model.logits(x, { training: true, seed: 1, checkpointLayers: true })) as tf.Scalar,
+        [...model.trainableVariables],
+      );
+      value.dispose();
+      Object.values(grads).forEach((g) => g.dispose());
+    };
+    step();
+    expect(await tensorsLeakedBy(step)).toBe(0);
+    [x, model, base].forEach((t) => t.dispose());
+  });
+
+  it('a checkpoint keeps the base in 16 bits (BF16 in model.safetensors) and reads back to the same bits and adapters', async () => {
+    const base = new DecoderModel({ ...CONFIG, vocabSize: new ByteTokenizer().vocabSize }, { seed: 2, dtype: 'bfloat16' });
+    const model = adapted(base, lora());
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-lora-half-'));
+    try {
+      await saveCheckpoint(path.join(dir, 'ckpt'), { model, tokenizer: new ByteTokenizer() });
+      const header = fs.readFileSync(path.join(dir, 'ckpt', 'model.safetensors'));
+      const json = JSON.parse(header.subarray(8, 8 + Number(header.readBigUInt64LE(0))).toString('utf8')) as Record<string, { dtype: string; shape: number[] }>;
+      expect(json['model.layers.0.self_attn.o_proj.weight']).toMatchObject({ dtype: 'BF16', shape: [16, 16] });
+      expect(json['model.norm.weight']).toMatchObject({ dtype: 'F32' });
+      const loaded = loadCheckpoint(path.join(dir, 'ckpt')).model as DecoderModel;
+      expect(loaded.dtype).toBe('bfloat16');
+      for (const [name, half] of model.halves) expect(Array.from((loaded.halves.get(name) as typeof half).data)).toEqual(Array.from(half.data));
+      for (const [name, v] of model.lora?.variables ?? []) expect(diff(loaded.lora?.variables.get(name) as tf.Tensor, v)).toBe(0);
+      const x = tokens();
+      expect(tf.tidy(() => diff(loaded.logits(x), model.logits(x)))).toBe(0);
+      [x, loaded].forEach((t) => t.dispose());
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      [model, base].forEach((t) => t.dispose());
+    }
   });
 });

@@ -93,10 +93,8 @@ export class GptModel implements LanguageModel {
 
   /** The output layer apart from the network: its weight (V, d), and logits of hidden states through it. */
   get outputLayer(): OutputLayer {
-    return {
-      weight: this.p<tf.Rank.R2>(this.config.tiedHead ? 'wte.weight' : 'lm_head.weight'),
-      project: (hidden, weight) => tf.matMul(hidden, weight, false, true) as tf.Tensor2D, // (n, V)
-    };
+    const head = this.p<tf.Rank.R2>(this.config.tiedHead ? 'wte.weight' : 'lm_head.weight');
+    return { weight: head, project: (hidden, weight) => tf.matMul(hidden, weight ?? head, false, true) as tf.Tensor2D }; // (n, V)
   }
 
   private trunk(tokens: tf.Tensor2D, options: ForwardOptions, output: 'logits' | 'features'): tf.Tensor3D {

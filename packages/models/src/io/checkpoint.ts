@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { FormatError, SkdError, type Tokenizer } from '@skd/core';
 import { BpeTokenizer, type BpeTokenizerConfig } from '../bpe-tokenizer';
 import { ByteTokenizer } from '../byte-tokenizer';
-import { DecoderModel, decoderConfigSchema, loraConfigSchema } from '../decoder';
+import { DecoderModel, decoderConfigSchema, decoderParameterShapes, halfAsParameter, loraConfigSchema } from '../decoder';
 import { GptModel, gptConfigSchema } from '../gpt';
 import { HfTokenizer } from '../tokenizers';
 import { writeFileAtomic, writeFolderAtomic } from './atomic';
@@ -31,6 +31,8 @@ const checkpointConfigSchema = z.strictObject({
       config: decoderConfigSchema,
       outputVocab: z.number().int().min(2).optional(),
       lora: loraConfigSchema.extend({ base: z.string().optional() }).optional(),
+      /** How the weight matrices are held (a LoRA student's 16-bit base); stored in model.safetensors as such. */
+      dtype: z.enum(['bfloat16', 'float16']).optional(),
     }),
   ]),
   tokenizer: z.unknown(),
@@ -75,6 +77,17 @@ export function streamedTensors(tensors: Iterable<[string, tf.Tensor]>): Streame
   }));
 }
 
+/** A 16-bit model's matrices to stream as BF16/F16, each in its parameter's shape (projections back to (in, out)). */
+function streamedHalves(model: DecoderModel): StreamedArray[] {
+  const shapes = decoderParameterShapes(model.config);
+  return [...model.halves].map(([name, half]) => ({
+    name,
+    shape: shapes.get(name) ?? [...half.shape],
+    dtype: half.dtype === 'bfloat16' ? 'BF16' : 'F16',
+    data: () => halfAsParameter(name, half).data,
+  }));
+}
+
 export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions): Promise<void> {
   const target = path.resolve(dir);
   if (fs.existsSync(target) && !options.overwrite) {
@@ -84,10 +97,9 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
     target,
     async (tmp) => {
       const checksums: Record<string, string> = {};
-      checksums['model.safetensors'] = await writeSafetensorsStreaming(path.join(tmp, 'model.safetensors'), streamedTensors(options.model.params), {
-        format: 'skd',
-      });
       const { model } = options;
+      const weights = [...streamedTensors(model.params), ...(model instanceof DecoderModel ? streamedHalves(model) : [])];
+      checksums['model.safetensors'] = await writeSafetensorsStreaming(path.join(tmp, 'model.safetensors'), weights, { format: 'skd' });
       if (model instanceof DecoderModel && model.lora)
         checksums['adapter.safetensors'] = await writeSafetensorsStreaming(path.join(tmp, 'adapter.safetensors'), streamedTensors(model.lora.variables), {
           format: 'skd',
@@ -104,6 +116,7 @@ export async function saveCheckpoint(dir: string, options: SaveCheckpointOptions
                 config: options.model.config,
                 ...(options.model.vocabSize < options.model.config.vocabSize ? { outputVocab: options.model.vocabSize } : {}),
                 ...(options.model.lora ? { lora: { ...options.model.lora.config, ...(options.model.loraBase ? { base: options.model.loraBase } : {}) } } : {}),
+                ...(options.model.dtype !== 'float32' ? { dtype: options.model.dtype } : {}),
               }
             : { kind: 'gpt', config: options.model.config },
         tokenizer: options.tokenizer.toJSON(),
@@ -174,6 +187,7 @@ export function loadCheckpoint(dir: string): LoadedCheckpoint {
       model = new DecoderModel(described.config, {
         weights: tensors,
         ...(described.outputVocab !== undefined ? { outputVocab: described.outputVocab } : {}),
+        ...(described.dtype ? { dtype: described.dtype } : {}),
         ...(lora ? { lora: loraConfigSchema.parse(adapterConfig), adapters: adapters as Map<string, tf.Tensor>, ...(base ? { loraBase: base } : {}) } : {}),
       });
     } else {

@@ -51,8 +51,9 @@ export function encodeSafetensors(arrays: ReadonlyMap<string, NamedArray>, metad
 export interface StreamedArray {
   readonly name: string;
   readonly shape: readonly number[];
-  readonly dtype: 'F32' | 'I32';
-  readonly data: () => Promise<Float32Array | Int32Array> | Float32Array | Int32Array;
+  /** F32 and I32 from their typed arrays; BF16 and F16 as their 16-bit patterns in a Uint16Array. */
+  readonly dtype: 'F32' | 'I32' | 'BF16' | 'F16';
+  readonly data: () => Promise<Float32Array | Int32Array | Uint16Array> | Float32Array | Int32Array | Uint16Array;
 }
 
 /**
@@ -66,7 +67,7 @@ export async function writeSafetensorsStreaming(file: string, tensors: readonly 
   const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   let offset = 0;
   for (const t of sorted) {
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * 4;
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * BYTES[t.dtype];
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
@@ -84,7 +85,11 @@ export async function writeSafetensorsStreaming(file: string, tensors: readonly 
     for (const t of sorted) {
       const data = await t.data();
       const count = t.shape.reduce((a, b) => a * b, 1);
-      if (data.length !== count) throw new FormatError(t.name, `shape [${t.shape.join(', ')}] holds ${count} values, data has ${data.length}`);
+      if (data.length !== count || data.BYTES_PER_ELEMENT !== BYTES[t.dtype])
+        throw new FormatError(
+          t.name,
+          `shape [${t.shape.join(', ')}] holds ${count} ${t.dtype} values, data has ${data.length} of ${data.BYTES_PER_ELEMENT} bytes`,
+        );
       const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
       hash.update(bytes);
       write(bytes);
