@@ -1,4 +1,5 @@
 import type { Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
+import type { JsonValue } from './sampler';
 
 /** Inputs of a token-level divergence; all aligned like logits (column t predicts token t + 1). */
 export interface DivergenceInput {
@@ -20,4 +21,23 @@ export interface Divergence {
   /** False for cross-entropy to the references (supervised FT): the teacher is never run. */
   readonly needsTeacher: boolean;
   perToken(input: DivergenceInput): Tensor2D;
+  /**
+   * Optional, for a divergence whose target moves over training (TAID's interpolation): told each
+   * optimizer step's loss after the step, it updates what its next steps compute.
+   */
+  observe?(feedback: DivergenceFeedback): void;
+  /** Its numbers to report beside each step's loss (TAID: the `t` the step used); read before `observe`. */
+  stats?(): Readonly<Record<string, number>>;
+  /** JSON state that checkpoints save, so a resumed run continues the same schedule. */
+  getState?(): JsonValue;
+  setState?(state: JsonValue): void;
+}
+
+/** What a divergence is told after each optimizer step. */
+export interface DivergenceFeedback {
+  /** The step just taken, counted from 0 (the optimizer steps done before it). */
+  readonly step: number;
+  readonly totalSteps: number;
+  /** The step's loss (its micro-batches' sum, as the step event reports it). */
+  readonly loss: number;
 }

@@ -32,6 +32,8 @@ export interface StepCompleted {
   readonly phases?: Readonly<StepPhases>;
   /** The sampler's statistics for this step (acceptanceRate for SKD, ...). */
   readonly sampler: Readonly<Record<string, number>>;
+  /** The divergence's numbers for this step, when it reports any (TAID: the interpolation `t` it used). */
+  readonly divergence?: Readonly<Record<string, number>>;
 }
 
 export interface StepPhases {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineComponent, optionsFactory, type AnyComponentEntry } from '@skd/core';
 import { forwardKl, generalizedJsd, reverseKl, skewKl, skewReverseKl, totalVariation, type LogProbDivergence } from './divergences';
+import { TAID_DEFAULTS, TaidDivergence } from './taid';
 import { CrossEntropy, TokenDivergence } from './token-divergence';
 
 const shared = {
@@ -49,6 +50,26 @@ export const divergenceEntries: readonly AnyComponentEntry<'divergence'>[] = [
     summary: 'DistiLLM skew reverse KL: KL(Q || (1 - alpha) P + alpha Q)',
     options: z.strictObject({ ...shared, alpha: z.number().min(0).lt(1).default(0.1).describe('skew toward the student') }),
     create: ({ alpha, ...options }) => new TokenDivergence({ name: 'skew-reverse-kl', fn: skewReverseKl(alpha), ...options }),
+  }),
+  defineComponent({
+    component: 'divergence',
+    kind: 'taid',
+    summary:
+      "TAID (Shing et al., ICLR 2025): KL from softmax((1 - t) student' + t teacher), the student's own logits detached, to the student; t rises from tStart by the paper's adaptive rule",
+    options: z.strictObject({
+      tStart: z.number().min(0).lt(1).default(TAID_DEFAULTS.tStart).describe('interpolation weight of the teacher at the first step'),
+      tEnd: z.number().gt(0).max(1).default(TAID_DEFAULTS.tEnd).describe('its ceiling, and where the linear floor tStart -> tEnd ends at the last step'),
+      alpha: z.number().min(0).max(1).default(TAID_DEFAULTS.alpha).describe('step size of the adaptive increase: t += alpha sigmoid(momentum) (1 - t)'),
+      beta: z.number().min(0).lt(1).default(TAID_DEFAULTS.beta).describe("momentum of the loss's relative change from step to step"),
+      adaptive: z.boolean().default(TAID_DEFAULTS.adaptive).describe('false: t follows the linear floor alone'),
+      objective: z
+        .enum(['kl', 'cross-entropy'])
+        .default(TAID_DEFAULTS.objective)
+        .describe(
+          "the per-token value the loss (and the schedule) reads: kl, KL(p_t || q) as the paper writes it, or cross-entropy, -sum p_t log q as the authors' code reports it (same gradient)",
+        ),
+    }),
+    create: (options) => new TaidDivergence(options),
   }),
   defineComponent({
     component: 'divergence',

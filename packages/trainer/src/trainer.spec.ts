@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng, type Divergence, type RunEvent, type StepCompleted, type StepPhases } from '@skd/core';
 import { InlineDataset } from '@skd/datasets';
-import { CrossEntropy, TokenDivergence, forwardKl } from '@skd/divergences';
+import { CrossEntropy, TaidDivergence, TokenDivergence, forwardKl } from '@skd/divergences';
 import { ExactMatch } from '@skd/evaluators';
 import { BigramModel, ByteTokenizer, GptModel, gptConfigSchema } from '@skd/models';
 import { SkdSampler, SupervisedSampler } from '@skd/samplers';
@@ -41,7 +41,12 @@ const training = (over: Partial<TrainingOptions> = {}): TrainingOptions => ({
 });
 
 /** An SKD distillation run (stochastic: it exercises RNG and sampler state on resume). */
-function skdParts(over: Partial<TrainingOptions> = {}, seed = 1, cacheTeacherLogProbs = true): TrainerRun & { dispose(): void } {
+function skdParts(
+  over: Partial<TrainingOptions> = {},
+  seed = 1,
+  cacheTeacherLogProbs = true,
+  divergence: Divergence = new TokenDivergence({ name: 'forward-kl', fn: forwardKl }),
+): TrainerRun & { dispose(): void } {
   const rng = Rng.create(seed);
   const samplerRng = rng.fork('sampler');
   const student = gpt(seed);
@@ -71,7 +76,7 @@ function skdParts(over: Partial<TrainingOptions> = {}, seed = 1, cacheTeacherLog
     teacher,
     tokenizer,
     sampler,
-    divergence: new TokenDivergence({ name: 'forward-kl', fn: forwardKl }),
+    divergence,
     dataset: dataset(),
     evaluators: [new ExactMatch()],
     componentRngs: new Map([['sampler', samplerRng]]),
@@ -243,6 +248,37 @@ describe('Trainer', () => {
     c.events$.subscribe((e) => e.type === 'run-started' && started.push(e));
     await c.run({ runDir: dir, resume: true });
     expect(started[0]).toMatchObject({ startStep: 3 });
+    expect(weights(second.student as GptModel)).toEqual(weights(straight.student as GptModel));
+    [a, b, c].forEach((t) => t.dispose());
+    [straight, first, second].forEach((p) => p.dispose());
+  });
+
+  it('a divergence with a schedule (TAID): its t is in every step event, rises, and a resumed run continues it to the same weights', async () => {
+    const taid = () => new TaidDivergence({ tEnd: 0.9, alpha: 0.5, beta: 0.5 });
+    const ts = (trainer: Trainer) => {
+      const seen: number[] = [];
+      trainer.events$.subscribe((e) => e.type === 'step' && seen.push((e.divergence as Record<string, number>)['t'] as number));
+      return seen;
+    };
+    const straight = skdParts({ steps: 6 }, 1, true, taid());
+    const a = new Trainer(straight);
+    const straightTs = ts(a);
+    await a.run({ runDir: tmp() });
+    expect(straightTs).toHaveLength(6);
+    expect(straightTs[0]).toBe(0.4);
+    straightTs.slice(1).forEach((t, i) => expect(t).toBeGreaterThanOrEqual(straightTs[i] as number));
+    expect(straightTs[5]).toBeGreaterThan(0.4 + (0.5 * 4) / 6); // above the floor's value at step 5: the adaptive rise acted
+    const dir = tmp();
+    const first = skdParts({ steps: 6, checkpointEvery: 3 }, 1, true, taid());
+    const b = new Trainer(first);
+    const controller = new AbortController();
+    b.events$.subscribe((e) => e.type === 'step' && e.step === 3 && controller.abort());
+    await b.run({ runDir: dir, signal: controller.signal });
+    const second = skdParts({ steps: 6, checkpointEvery: 3 }, 1, true, taid());
+    const c = new Trainer(second);
+    const resumedTs = ts(c);
+    await c.run({ runDir: dir, resume: true });
+    expect(resumedTs).toEqual(straightTs.slice(3));
     expect(weights(second.student as GptModel)).toEqual(weights(straight.student as GptModel));
     [a, b, c].forEach((t) => t.dispose());
     [straight, first, second].forEach((p) => p.dispose());

@@ -116,6 +116,8 @@ interface CheckpointState {
   readonly consumedBatches: number;
   readonly rngs: Record<string, RngState>;
   readonly sampler: unknown;
+  /** The divergence's state (TAID's schedule); absent in checkpoints of divergences without one. */
+  readonly divergence?: unknown;
   /** SHA-256 of state.safetensors, verified on resume; a checkpoint without one is read unverified. */
   readonly sha256?: string;
 }
@@ -332,6 +334,9 @@ export class Trainer {
       this.optimizer.apply(grads, learningRate);
       grads.forEach((g) => g.dispose());
       since('update', updateFrom);
+      const divergence = this.parts.divergence;
+      const divergenceStats = divergence.stats?.(); // what this step used
+      divergence.observe?.({ step, totalSteps: t.steps, loss });
       const seconds = (Date.now() - started) / 1000;
       this.events$.next({
         type: 'step',
@@ -345,6 +350,7 @@ export class Trainer {
         seconds,
         phases,
         sampler: averageStats(batches.map((b) => b.stats)),
+        ...(divergenceStats ? { divergence: divergenceStats } : {}),
       });
     } finally {
       batches.forEach((b) => b.dispose());
@@ -400,6 +406,7 @@ export class Trainer {
         consumedBatches: this.stream.consumed,
         rngs: Object.fromEntries([...this.parts.componentRngs].map(([k, rng]) => [k, rng.getState()])),
         sampler: this.parts.sampler.getState?.() ?? null,
+        ...(this.parts.divergence.getState ? { divergence: this.parts.divergence.getState() } : {}),
         sha256: await writeSafetensorsStreaming(path.join(tmp, 'state.safetensors'), streamedTensors(tensors)),
       };
       writeFileAtomic(path.join(tmp, 'state.json'), JSON.stringify(state));
@@ -460,6 +467,7 @@ export class Trainer {
     moments.forEach((m) => m.dispose());
     for (const [key, rngState] of Object.entries(state.rngs)) this.parts.componentRngs.get(key)?.setState(rngState);
     if (state.sampler !== null) this.parts.sampler.setState?.(state.sampler as never);
+    if (state.divergence !== undefined) this.parts.divergence.setState?.(state.divergence as never);
     await this.stream.skip(state.consumedBatches);
     return state.step;
   }
