@@ -451,6 +451,34 @@ def cmd_sacrebleu(args):
     json.dump(out, sys.stdout)
 
 
+def cmd_minillm(args):
+    """TRL's MiniLLM loss on given logits: the reverse-KL advantage and the single-step term as
+    MiniLLMTrainer computes them (its own methods, called on a stand-in for the trainer), and the
+    policy term as GRPO's loss is on-policy (importance ratio 1, no reward function)."""
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from trl.experimental.minillm.minillm_trainer import MiniLLMTrainer
+
+    request = json.load(sys.stdin)
+    t = request.get("temperature", 1.0)
+    student = torch.tensor(request["student"], dtype=torch.float64) / t
+    teacher = torch.tensor(request["teacher"], dtype=torch.float64) / t
+    labels = torch.tensor(request["labels"], dtype=torch.long)
+    mask = torch.tensor(request["mask"], dtype=torch.bool)
+    trainer = SimpleNamespace(gamma=request["gamma"], length_normalization=request["lengthNormalization"])
+    s_logp = F.log_softmax(student, dim=-1)
+    t_logp = F.log_softmax(teacher, dim=-1)
+    s_on = torch.gather(s_logp, -1, labels.unsqueeze(-1)).squeeze(-1)
+    t_on = torch.gather(t_logp, -1, labels.unsqueeze(-1)).squeeze(-1)
+    advantages = MiniLLMTrainer._compute_advantage(trainer, s_on, t_on, mask)
+    single = MiniLLMTrainer._single_step_decomposition_loss(trainer, s_logp, t_logp, mask)
+    policy = -(advantages * mask).sum() / mask.sum()
+    json.dump({"advantages": advantages.tolist(), "singleStep": single.item(), "policy": policy.item(), "loss": (policy + single).item()}, sys.stdout)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -473,6 +501,8 @@ def main():
     p.set_defaults(run=cmd_rope)
     p = sub.add_parser("sacrebleu", help="corpus BLEU, chrF and chrF++ (sacreBLEU defaults) of {hypotheses, references} on stdin")
     p.set_defaults(run=cmd_sacrebleu)
+    p = sub.add_parser("minillm", help="TRL MiniLLMTrainer's loss of {student, teacher, labels, mask, gamma, lengthNormalization, temperature} on stdin")
+    p.set_defaults(run=cmd_minillm)
     for name, run in (("logits", cmd_logits), ("generate", cmd_generate), ("tokenize", cmd_tokenize), ("chat", cmd_chat)):
         p = sub.add_parser(name)
         p.add_argument("dir")

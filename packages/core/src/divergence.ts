@@ -10,6 +10,12 @@ export interface DivergenceInput {
   readonly teacherLogProbs?: Tensor3D;
   /** (B, T) int32 next-token targets, for cross-entropy. */
   readonly targets?: Tensor2D;
+  /**
+   * (B, T) 1 where column t's prediction is a loss target (aligned with the logits), for a divergence
+   * whose value at a position depends on the positions after it (MiniLLM's discounted reward).
+   * Absent where positions are taken apart from their sequences (the chunked loss).
+   */
+  readonly lossMask?: Tensor2D;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineComponent, optionsFactory, type AnyComponentEntry } from '@skd/core';
 import { forwardKl, generalizedJsd, reverseKl, skewKl, skewReverseKl, totalVariation, type LogProbDivergence } from './divergences';
+import { MINILLM_DEFAULTS, MiniLlmDivergence } from './minillm';
 import { TAID_DEFAULTS, TaidDivergence } from './taid';
 import { CrossEntropy, TokenDivergence } from './token-divergence';
 
@@ -70,6 +71,28 @@ export const divergenceEntries: readonly AnyComponentEntry<'divergence'>[] = [
         ),
     }),
     create: (options) => new TaidDivergence(options),
+  }),
+  defineComponent({
+    component: 'divergence',
+    kind: 'minillm',
+    summary:
+      "MiniLLM (Gu et al., ICLR 2024): sequence-level reverse KL by policy gradient on the student's samples (use sampler on-policy), reward log p_T - log p_S per token, plus the single-step reverse KL; TRL MiniLLMTrainer's loss",
+    options: z.strictObject({
+      temperature: z.number().positive().default(MINILLM_DEFAULTS.temperature).describe('divides teacher and student logits (kd_temperature)'),
+      gamma: z
+        .number()
+        .min(0)
+        .max(1)
+        .default(MINILLM_DEFAULTS.gamma)
+        .describe("discount of later tokens' rewards in a token's advantage; 0: its own reward alone"),
+      lengthNormalization: z
+        .boolean()
+        .default(MINILLM_DEFAULTS.lengthNormalization)
+        .describe('divide the discounted reward by the discounted number of tokens it sums'),
+      rklAdvantage: z.boolean().default(MINILLM_DEFAULTS.rklAdvantage).describe('the policy-gradient term with the reverse-KL reward'),
+      singleStep: z.boolean().default(MINILLM_DEFAULTS.singleStep).describe("the single-step term: each position's exact reverse KL"),
+    }),
+    create: (options) => new MiniLlmDivergence(options),
   }),
   defineComponent({
     component: 'divergence',

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError, SkdError, type Divergence, type DivergenceFeedback, type DivergenceInput, type JsonValue } from '@skd/core';
 import { forwardKlFromLogits, logSoftmax } from '@skd/ops';
+import { detached } from './detached';
 
 /** TAID's settings (Shing et al., ICLR 2025); the defaults are the paper's. */
 export interface TaidOptions {
@@ -122,15 +123,6 @@ export class TaidDivergence implements Divergence {
     }
     this.state = { t: s.t, momentum: s.momentum, previousLoss: s.previousLoss };
   }
-}
-
-/** `x`'s values with no gradient to `x` (a stop-gradient). */
-function detached<T extends tf.Tensor>(x: T): T {
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
-    value: tf.clone(args[0] as tf.Tensor),
-    gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
-  }));
-  return op(x) as T;
 }
 
 function sigmoid(x: number): number {

@@ -78,6 +78,7 @@ export function tokenLoss(input: TokenLossInput): tf.Scalar {
       teacherLogits: input.teacherLogits,
       teacherLogProbs: input.teacherLogProbs,
       targets,
+      lossMask: mask,
     }); // (B, T)
     const isTarget = tf.greater(mask, 0);
     let kept = tf.where(isTarget, values, tf.zerosLike(values)); // (B, T)
