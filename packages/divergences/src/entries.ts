@@ -91,6 +91,12 @@ export const divergenceEntries: readonly AnyComponentEntry<'divergence'>[] = [
         .describe('divide the discounted reward by the discounted number of tokens it sums'),
       rklAdvantage: z.boolean().default(MINILLM_DEFAULTS.rklAdvantage).describe('the policy-gradient term with the reverse-KL reward'),
       singleStep: z.boolean().default(MINILLM_DEFAULTS.singleStep).describe("the single-step term: each position's exact reverse KL"),
+      rewardGradient: z
+        .enum(['fixed', 'through'])
+        .default(MINILLM_DEFAULTS.rewardGradient)
+        .describe(
+          "fixed: the reward is a constant to the gradient (a policy gradient); through: the student's log-prob in it keeps its gradient, as TRL's trainer",
+        ),
     }),
     create: (options) => new MiniLlmDivergence(options),
   }),

@@ -107,6 +107,25 @@ describe.each(['cpu', 'wasm'] as const)('MiniLLM on %s', (backend) => {
       }),
     ).flat(2);
     expect(maxAbsDiff(Array.from(policy.dataSync()), expected)).toBeLessThan(1e-5);
+    // TRL's way, the reward keeping its gradient: + (onehot(y) - q) / N more at each target.
+    const through = tf.grad(of({ singleStep: false, rewardGradient: 'through' }))(student);
+    const extra = Array.from({ length: B }, (_, b) =>
+      Array.from({ length: T }, (_, t) => {
+        const y = ids[b]?.[t + 1] as number;
+        if (!((targetMask[b]?.[t + 1] ?? 0) > 0)) return Array<number>(V).fill(0);
+        return Array.from({ length: V }, (_, v) => ((v === y ? 1 : 0) - Math.exp(lq[b]?.[t]?.[v] as number)) / N);
+      }),
+    ).flat(2);
+    expect(
+      maxAbsDiff(
+        Array.from(through.dataSync()),
+        expected.map((g, i) => g + (extra[i] as number)),
+      ),
+    ).toBeLessThan(1e-5);
+    expect(
+      Math.abs(tf.tidy(() => of({ rewardGradient: 'through' })(student).dataSync()[0] as number) - tf.tidy(() => of({})(student).dataSync()[0] as number)),
+    ).toBeLessThan(1e-6);
+    through.dispose();
     // Single-step term: its value is the function, so finite differences check its gradient.
     const single = of({ rklAdvantage: false });
     const grad = tf.grad(single)(student);

@@ -15,9 +15,22 @@ export interface MiniLlmOptions {
   readonly rklAdvantage: boolean;
   /** The single-step term: the exact reverse KL of each position's next-token distribution (`single_step_decomposition`). */
   readonly singleStep: boolean;
+  /**
+   * `fixed`: the reward is a constant to the gradient, as a policy gradient takes it. `through`: the
+   * student's log-probability inside the reward keeps its gradient, as TRL's trainer computes it (its
+   * reward is built from the student's outputs with their graph); the values are the same.
+   */
+  readonly rewardGradient: 'fixed' | 'through';
 }
 
-export const MINILLM_DEFAULTS: MiniLlmOptions = { temperature: 1, gamma: 0, lengthNormalization: true, rklAdvantage: true, singleStep: true };
+export const MINILLM_DEFAULTS: MiniLlmOptions = {
+  temperature: 1,
+  gamma: 0,
+  lengthNormalization: true,
+  rklAdvantage: true,
+  singleStep: true,
+  rewardGradient: 'fixed',
+};
 
 /**
  * MiniLLM (Gu et al., ICLR 2024): sequence-level reverse KL, KL(q_student || p_teacher) over whole
@@ -74,7 +87,8 @@ export class MiniLlmDivergence implements Divergence {
         const chosenP = tf.sum(tf.mul(logP, oneHot), -1) as tf.Tensor2D; // (B, T) log p(y_t)
         const mask: tf.Tensor2D = lossMask ? tf.cast(lossMask, 'float32') : tf.onesLike(chosenQ);
         const fixedQ = detached(chosenQ);
-        const reward = tf.mul(tf.sub(detached(chosenP), fixedQ), mask) as tf.Tensor2D; // (B, T), a constant to the gradient
+        const ownQ = this.options.rewardGradient === 'through' ? chosenQ : fixedQ;
+        const reward = tf.mul(tf.sub(detached(chosenP), ownQ), mask) as tf.Tensor2D; // (B, T)
         const advantage = gamma > 0 ? discounted(reward, mask, gamma, lengthNormalization) : reward; // (B, T)
         // exp(log q - stop(log q)) is 1 with gradient grad log q: the policy gradient's surrogate.
         value = tf.add(value, tf.neg(tf.mul(advantage, tf.exp(tf.sub(chosenQ, fixedQ))))) as tf.Tensor2D;
