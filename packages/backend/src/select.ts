@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // @skd/ops registers tfjs-core's gradients and the plain-JS backend (see its platform module).
 import '@skd/ops';
 import { BackendError } from '@skd/core';
-import { loadAddon, registerNativeBackend, registerNativeKernels, unregisterNativeKernels, type NativeKernelStatus } from '@skd/native';
+import { loadAddon, poolBytes, registerNativeBackend, registerNativeKernels, unregisterNativeKernels, type NativeKernelStatus } from '@skd/native';
 import { describeAdapter, tryWebGpuBackend, type GpuAdapter } from './webgpu';
 
 /**
@@ -139,6 +139,18 @@ async function tryNativeBackend(): Promise<BackendAttempt> {
  * 4 GB, and activations (a 135M model's B=4, T=256 step needs about 2 GB of them) share it.
  */
 export const WASM_BUDGET_BYTES = 1.5e9;
+
+/**
+ * Sets how many bytes of freed kernel outputs the current backend keeps for reuse, where it keeps any
+ * (the native backend's pool; undefined: its default, SKD_POOL_BYTES or 1 GiB, so one run's setting does
+ * not outlive it in the process); returns false on a backend without one.
+ */
+export function setOutputPoolBytes(bytes: number | undefined): boolean {
+  const backend = tf.backend() as { setPoolLimit?: (bytes: number) => void };
+  if (typeof backend.setPoolLimit !== 'function') return false;
+  backend.setPoolLimit(bytes ?? poolBytes());
+  return true;
+}
 
 /**
  * Activates a tfjs backend and reports the choice and the reason for it. An explicit choice that

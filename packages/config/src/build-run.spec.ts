@@ -231,6 +231,20 @@ describe('models and tokenizers from checkpoints', () => {
     run.dispose();
   });
 
+  it("training.outputPoolBytes sizes the native backend's output pool for its run, a later run without it gets the default back, and another backend notes it does not apply", async () => {
+    const limit = () => (tf.backend() as unknown as { poolLimitBytes?: number }).poolLimitBytes;
+    const sized = await buildRun({ ...baseConfig(), backend: 'native', training: { outputPoolBytes: 12345 } });
+    expect(limit()).toBe(12345);
+    expect(sized.notes.join('\n')).not.toMatch(/outputPoolBytes/);
+    sized.dispose();
+    const plain = await buildRun({ ...baseConfig(), backend: 'native' });
+    expect(limit()).toBe(Number(process.env['SKD_POOL_BYTES'] || 2 ** 30)); // the default
+    plain.dispose();
+    const cpu = await buildRun({ ...baseConfig(), training: { outputPoolBytes: 0 } });
+    expect(cpu.notes).toContain("training.outputPoolBytes applies to the native backend's output pool; the cpu backend has none, so it changes nothing here");
+    cpu.dispose();
+  });
+
   it('holds a checkpoint teacher in the dtype asked for; a GPT teacher or a student in 16 bits is refused, a LoRA base in 16 bits is not', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-run-'));
     const tokenizer = new ByteTokenizer();

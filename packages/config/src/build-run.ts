@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import * as path from 'node:path';
 import { container as rootContainer, inject, injectable, type DependencyContainer } from 'tsyringe';
-import { selectBackend, type BackendChoice } from '@skd/backend';
+import { selectBackend, setOutputPoolBytes, type BackendChoice } from '@skd/backend';
 import {
   ConfigError,
   DATASET,
@@ -195,6 +195,15 @@ export class Run {
 }
 
 /**
+ * `training.outputPoolBytes` on the backend that has an output pool (native); elsewhere a note that it
+ * does not apply (nothing else pools outputs), so the setting is never silently dropped.
+ */
+function applyOutputPool(bytes: number | undefined, backendName: string): string | undefined {
+  if (setOutputPoolBytes(bytes) || bytes === undefined) return undefined;
+  return `training.outputPoolBytes applies to the native backend's output pool; the ${backendName} backend has none, so it changes nothing here`;
+}
+
+/**
  * The composition root: validates the config, selects the backend, then builds every component
  * into one child container per run and resolves the Run from it. `run.dispose()` frees what was made.
  */
@@ -203,12 +212,13 @@ export async function buildRun(input: unknown, options: BuildRunOptions = {}): P
   const plan = await validateRun(input, options);
   const { config } = plan;
   const backend = await selectBackend({ backend: config.backend as never, modelBytes: modelBytes(plan, baseDir) });
+  const poolNote = applyOutputPool(config.training.outputPoolBytes, backend.name);
   const rng = Rng.create(config.seed);
   const container = (options.parentContainer ?? rootContainer).createChildContainer();
   const cleanups: (() => void)[] = [() => void container.dispose()];
   const value = <T>(token: InjectionToken<T>, instance: T) => container.register(token, { useValue: instance });
   const rngs = new Map<string, Rng>();
-  const notes: string[] = [];
+  const notes: string[] = poolNote ? [poolNote] : [];
   const make = async <K extends ComponentKind>(planned: PlannedComponent<K>, extra: object) => {
     const componentRng = rng.fork(planned.path);
     rngs.set(planned.path, componentRng);

@@ -67,6 +67,14 @@ export const trainingSchema = z.strictObject({
     .describe(
       "take the loss over the vocabulary this many target positions at a time (the student's logits, their softmax and gradient exist for one slice only; prompts get no logits at all); 0: the whole batch at once",
     ),
+  outputPoolBytes: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe(
+      'bytes of freed kernel outputs the native backend keeps for reuse (default: SKD_POOL_BYTES, else 1 GiB): less lowers the peak memory and costs the page faults of fresh buffers (0: no pool)',
+    ),
   checkpointLayers: z
     .boolean()
     .default(false)

@@ -80,6 +80,15 @@ async function onBackend<T>(name: 'wasm' | 'native', fn: () => T): Promise<T> {
     expect(reuses(2 ** 30)).toBe(true); // 256 KiB fits the pool
     expect(reuses(1 << 17)).toBe(false); // it does not fit 128 KiB
     expect(reuses(0)).toBe(false);
+    // A run's own size (training.outputPoolBytes): lowering it lets go of what no longer fits.
+    const backend = new NativeBackend(2 ** 30);
+    const kept = [0, 1].map(() => backend.allocate('float32', 1 << 16));
+    kept.forEach((values) => backend.disposeData(backend.write(values, [1 << 16], 'float32')));
+    backend.setPoolLimit(1 << 18); // room for one of the two 256 KiB buffers
+    expect(backend.poolLimitBytes).toBe(1 << 18);
+    const reused = [0, 1].map(() => backend.allocate('float32', 1 << 16).buffer);
+    expect(reused.filter((b) => kept.some((k) => k.buffer === b))).toHaveLength(1);
+    expect(() => backend.setPoolLimit(-1)).toThrow("the output pool's size must be a whole number of bytes >= 0, got -1");
   });
 
   it('converts cpu storage to the dtype a kernel reads (tfjs-backend-cpu casts int32 to float32 without converting)', async () => {

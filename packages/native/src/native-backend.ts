@@ -5,7 +5,8 @@ import { SkdError } from '@skd/core';
 type Values = tf.backend_util.BackendValues;
 
 /**
- * Bytes of freed kernel outputs the native backend keeps for reuse: SKD_POOL_BYTES, else 1 GiB.
+ * Bytes of freed kernel outputs the native backend keeps for reuse: SKD_POOL_BYTES, else 1 GiB (a run's
+ * `training.outputPoolBytes` sets it for that run).
  * A speed-for-memory trade: at the 360M -> 135M distillation shape a 256 MiB pool lowered the peak
  * from 4.65 to 3.83 GB (bf16 teacher, checkpointed layers, chunked loss) and 0 to 3.60 GB, while
  * the SmolLM2-135M-shape training step took 5.9 and 6.7 s against 4.6 s with 1 GiB.
@@ -39,8 +40,26 @@ export class NativeBackend extends MathBackendCPU {
   private readonly free = new Map<number, ArrayBuffer[]>();
   private freeBytes = 0;
 
-  constructor(private readonly poolLimit = poolBytes()) {
+  constructor(private poolLimit = poolBytes()) {
     super();
+  }
+
+  /** Bytes of freed outputs kept for reuse at most (see poolBytes). */
+  get poolLimitBytes(): number {
+    return this.poolLimit;
+  }
+
+  /** Sets how many bytes of freed outputs are kept (a run's `training.outputPoolBytes`), letting go of any above it. */
+  setPoolLimit(bytes: number): void {
+    if (!Number.isInteger(bytes) || bytes < 0) throw new SkdError(`the output pool's size must be a whole number of bytes >= 0, got ${bytes}`);
+    this.poolLimit = bytes;
+    for (const [size, list] of this.free) {
+      while (this.freeBytes > bytes && list.length > 0) {
+        list.pop();
+        this.freeBytes -= size;
+      }
+      if (list.length === 0) this.free.delete(size);
+    }
   }
 
   /** A typed array for a kernel's output: reused from a disposed tensor of the same size when possible. */
