@@ -479,6 +479,53 @@ def cmd_minillm(args):
     json.dump({"advantages": advantages.tolist(), "singleStep": single.item(), "policy": policy.item(), "loss": (policy + single).item()}, sys.stdout)
 
 
+def cmd_uld(args):
+    """TRL GOLD's ULDLoss (distillation part) on given logits, labels, token ids and byte offsets:
+    its own _compute_distillation_loss, on a stand-in config, the hybrid's vocabulary match given."""
+    from types import SimpleNamespace
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from trl.experimental.gold.gold_trainer import ULDLoss
+
+    r = json.load(sys.stdin)
+    hybrid = r.get("hybrid")
+    config = SimpleNamespace(
+        uld_crossentropy_weight=0.0,
+        uld_distillation_weight=1.0,
+        uld_student_temperature=r["studentTemperature"],
+        uld_teacher_temperature=r["teacherTemperature"],
+        uld_skip_student_eos=False,
+        uld_skip_teacher_eos=False,
+        use_extended_uld=r["extended"],
+        uld_token_merge_strategy=r["merge"],
+        uld_use_hybrid_loss=hybrid is not None,
+        uld_hybrid_matched_weight=hybrid.get("matchedWeight") if hybrid else None,
+        uld_hybrid_unmatched_weight=hybrid.get("unmatchedWeight") if hybrid else None,
+        beta=hybrid["beta"] if hybrid else 1.0,
+    )
+    loss = ULDLoss(config)
+    if hybrid:
+        mapping = dict(zip(hybrid["teacherIds"], hybrid["studentIds"]))
+        loss._vocab_mapping = mapping
+        loss._teacher_matched_ids = set(mapping)
+        loss._student_matched_ids = set(mapping.values())
+        loss.mapping_tensor = torch.full((max(mapping) + 1,), -1, dtype=torch.long)
+        for k, v in mapping.items():
+            loss.mapping_tensor[k] = v
+    t = lambda key, dtype=torch.float64: torch.tensor(r[key], dtype=dtype)  # noqa: E731
+    value = loss(
+        t("studentLogits"),
+        t("teacherLogits"),
+        t("studentLabels", torch.long),
+        t("teacherLabels", torch.long),
+        t("studentIds", torch.long),
+        t("teacherIds", torch.long),
+        student_byte_offsets=t("studentOffsets", torch.long),
+        teacher_byte_offsets=t("teacherOffsets", torch.long),
+    )
+    json.dump({"loss": float(value)}, sys.stdout)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -501,6 +548,8 @@ def main():
     p.set_defaults(run=cmd_rope)
     p = sub.add_parser("sacrebleu", help="corpus BLEU, chrF and chrF++ (sacreBLEU defaults) of {hypotheses, references} on stdin")
     p.set_defaults(run=cmd_sacrebleu)
+    p = sub.add_parser("uld", help="TRL GOLD ULDLoss's distillation loss of {logits, labels, ids, byte offsets, options} on stdin")
+    p.set_defaults(run=cmd_uld)
     p = sub.add_parser("minillm", help="TRL MiniLLMTrainer's loss of {student, teacher, labels, mask, gamma, lengthNormalization, temperature} on stdin")
     p.set_defaults(run=cmd_minillm)
     for name, run in (("logits", cmd_logits), ("generate", cmd_generate), ("tokenize", cmd_tokenize), ("chat", cmd_chat)):

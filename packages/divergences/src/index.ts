@@ -6,3 +6,4 @@ export * from './sparse';
 export * from './taid';
 export * from './token-divergence';
 export * from './token-loss';
+export * from './uld';

@@ -1,0 +1,256 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { ShapeError, SkdError } from '@skd/core';
+
+/**
+ * The arithmetic of distillation between models with different tokenizers (Universal Logit
+ * Distillation, and GOLD's hybrid of it), as TRL's `ULDLoss` computes it: the two token sequences of
+ * one text are aligned into groups that end where both tokenizations split at the same byte, each
+ * group's distributions are merged into one row per side, and the rows are compared without any
+ * vocabulary mapping (sorted probabilities) or, for tokens whose strings both vocabularies hold, by
+ * the generalised JSD.
+ */
+
+/** A token's [start, end) byte range in the text both tokenizations cover. */
+export type ByteSpan = readonly [number, number];
+
+/** Positions of each side's tokens, group by group: group g of one side covers the same bytes as group g of the other. */
+export interface ByteAlignment {
+  readonly student: number[][];
+  readonly teacher: number[][];
+}
+
+/**
+ * Walks both sides' byte spans, advancing the side whose current token ends first; a group closes
+ * where both sides' tokens end at the same byte. Tokens left over on either side (the texts end
+ * differently) form one last group.
+ */
+export function alignByByteOffsets(student: readonly ByteSpan[], teacher: readonly ByteSpan[]): ByteAlignment {
+  const groups: ByteAlignment = { student: [], teacher: [] };
+  let [s, t, sStart, tStart] = [0, 0, 0, 0];
+  const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+  while (s < student.length && t < teacher.length) {
+    const sEnd = (student[s] as ByteSpan)[1];
+    const tEnd = (teacher[t] as ByteSpan)[1];
+    if (sEnd < tEnd) s++;
+    else if (sEnd > tEnd) t++;
+    else {
+      s++;
+      t++;
+      groups.student.push(range(sStart, s));
+      groups.teacher.push(range(tStart, t));
+      [sStart, tStart] = [s, t];
+    }
+  }
+  if (s < student.length || t < teacher.length) {
+    groups.student.push(range(sStart, student.length));
+    groups.teacher.push(range(tStart, teacher.length));
+  }
+  return groups;
+}
+
+/**
+ * How a group of several tokens becomes one distribution. `observed`: the first position's
+ * distribution times the probabilities of the group's later tokens; `bayesian`: the last position's
+ * distribution times the probabilities of its earlier tokens (the chain rule). Unnormalised either way.
+ */
+export type MergeStrategy = 'observed' | 'bayesian';
+
+/**
+ * One row per group from a side's probabilities (n, V): a one-token group's row as it is, a longer
+ * group's merged by `strategy` (each token probability floored at 1e-8), an empty group's zeros.
+ * `tokens[k]` is the token at position k. Differentiable in `probs`.
+ */
+export function mergeAligned(probs: tf.Tensor2D, groups: readonly number[][], tokens: readonly number[], strategy: MergeStrategy): tf.Tensor2D {
+  const [n, V] = probs.shape;
+  if (tokens.length < n) throw new SkdError(`mergeAligned: ${tokens.length} token ids for ${n} positions`);
+  return tf.tidy(() => {
+    const rows = groups.map((group) => {
+      if (group.length === 0) return tf.zeros([1, V]) as tf.Tensor2D;
+      if (group.some((k) => !(k >= 0 && k < n))) throw new SkdError(`mergeAligned: a group holds positions outside 0..${n - 1}: ${group.join(', ')}`);
+      const base = strategy === 'bayesian' ? (group[group.length - 1] as number) : (group[0] as number);
+      let row = tf.slice(probs, [base, 0], [1, V]) as tf.Tensor2D;
+      for (const k of strategy === 'bayesian' ? group.slice(0, -1) : group.slice(1)) {
+        const p = tf.maximum(tf.slice(probs, [k, tokens[k] as number], [1, 1]), 1e-8); // (1, 1)
+        row = tf.mul(row, p) as tf.Tensor2D;
+      }
+      return row;
+    });
+    return tf.concat(rows, 0) as tf.Tensor2D; // (groups, V)
+  });
+}
+
+/** Each row's values in descending order; the gradient goes back to each value's own position. */
+function sortedDescending(x: tf.Tensor2D): tf.Tensor2D {
+  const [N, V] = x.shape;
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [input, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const { values, indices } = tf.topk(input, V, true); // (N, V) each
+    const flat = tf.reshape(tf.add(indices, tf.expandDims(tf.range(0, N * V, V, 'int32'), 1)), [N * V]); // into the flattened rows
+    indices.dispose();
+    save([flat]);
+    return {
+      value: values,
+      gradFunc: (dy: tf.Tensor, [positions]: tf.Tensor[]) =>
+        tf.reshape(tf.unsortedSegmentSum(tf.reshape(dy, [N * V]), positions as tf.Tensor1D, N * V), [N, V]),
+    };
+  });
+  return op(x) as tf.Tensor2D;
+}
+
+/** Rows padded with zeros on the right to `width` columns. */
+function padColumns(x: tf.Tensor2D, width: number): tf.Tensor2D {
+  return x.shape[1] === width
+    ? x
+    : (tf.pad(x, [
+        [0, 0],
+        [0, width - x.shape[1]],
+      ]) as tf.Tensor2D);
+}
+
+/**
+ * ULD's distance between aligned rows (g, Vs) and (g, Vt): each row sorted in descending order, the
+ * narrower side padded with zeros, the absolute differences summed and divided by the rows' count.
+ */
+export function sortedL1(student: tf.Tensor2D, teacher: tf.Tensor2D): tf.Scalar {
+  if (student.shape[0] !== teacher.shape[0]) throw new ShapeError('teacher rows', `${student.shape[0]} rows like the student's`, teacher.shape);
+  return tf.tidy(() => {
+    const width = Math.max(student.shape[1], teacher.shape[1]);
+    const diff = tf.sub(padColumns(sortedDescending(student), width), padColumns(sortedDescending(teacher), width));
+    return tf.div(tf.sum(tf.abs(diff)), student.shape[0]) as tf.Scalar;
+  });
+}
+
+/** The tokens whose strings both vocabularies hold: teacher ids ascending, and the student id of each. */
+export interface VocabularyMatch {
+  readonly teacherIds: readonly number[];
+  readonly studentIds: readonly number[];
+}
+
+/** Matches two vocabularies (token string → id) by string. */
+export function matchVocabularies(student: ReadonlyMap<string, number>, teacher: ReadonlyMap<string, number>): VocabularyMatch {
+  const pairs: [number, number][] = [];
+  for (const [token, teacherId] of teacher) {
+    const studentId = student.get(token);
+    if (studentId !== undefined) pairs.push([teacherId, studentId]);
+  }
+  pairs.sort((a, b) => a[0] - b[0]);
+  return { teacherIds: pairs.map(([t]) => t), studentIds: pairs.map(([, s]) => s) };
+}
+
+/**
+ * The generalised JSD(beta) between probability rows (not renormalised; each floored at 1e-8 first),
+ * summed over columns and rows and divided by the rows' count: beta 0 is KL(teacher || student),
+ * beta 1 KL(student || teacher), between them beta KL(p || m) + (1 - beta) KL(q || m) with
+ * m = beta p + (1 - beta) q.
+ */
+export function probabilityJsd(student: tf.Tensor2D, teacher: tf.Tensor2D, beta: number): tf.Scalar {
+  if (!(beta >= 0 && beta <= 1)) throw new SkdError(`beta must be in [0, 1], got ${beta}`);
+  return tf.tidy(() => {
+    const q = tf.maximum(student, 1e-8);
+    const p = tf.maximum(teacher, 1e-8);
+    const [logQ, logP] = [tf.log(q), tf.log(p)];
+    let terms: tf.Tensor;
+    if (beta === 0) terms = tf.mul(p, tf.sub(logP, logQ));
+    else if (beta === 1) terms = tf.mul(q, tf.sub(logQ, logP));
+    else {
+      const logM = tf.log(tf.add(tf.mul(q, 1 - beta), tf.mul(p, beta)));
+      terms = tf.add(tf.mul(tf.mul(p, tf.sub(logP, logM)), beta), tf.mul(tf.mul(q, tf.sub(logQ, logM)), 1 - beta));
+    }
+    return tf.div(tf.sum(terms), student.shape[0]) as tf.Scalar;
+  });
+}
+
+export interface HybridOptions {
+  readonly match: VocabularyMatch;
+  /** JSD's beta on the matched tokens. */
+  readonly beta: number;
+  /** Fixed weights of the matched and unmatched parts; default: the matched share of the teacher's vocabulary, and the rest. */
+  readonly weights?: { readonly matched: number; readonly unmatched: number };
+}
+
+/**
+ * GOLD's hybrid: the matched tokens' columns compared directly by the generalised JSD, the other
+ * columns of each side by the sorted L1, weighted by the matched share of the teacher's vocabulary
+ * (or fixed weights).
+ */
+export function hybridUld(student: tf.Tensor2D, teacher: tf.Tensor2D, options: HybridOptions): tf.Scalar {
+  const { match, beta } = options;
+  const [Vs, Vt] = [student.shape[1], teacher.shape[1]];
+  if (match.teacherIds.some((id) => id >= Vt) || match.studentIds.some((id) => id >= Vs)) {
+    throw new SkdError(`hybridUld: matched ids outside the vocabularies (student ${Vs}, teacher ${Vt})`);
+  }
+  return tf.tidy(() => {
+    const rest = (V: number, ids: readonly number[]) => {
+      const matched = new Set(ids);
+      return Array.from({ length: V }, (_, i) => i).filter((i) => !matched.has(i));
+    };
+    const columns = (x: tf.Tensor2D, ids: readonly number[]) => tf.gather(x, tf.tensor1d(ids as number[], 'int32'), 1) as tf.Tensor2D;
+    const count = match.teacherIds.length;
+    const matchedLoss = count > 0 ? probabilityJsd(columns(student, match.studentIds), columns(teacher, match.teacherIds), beta) : tf.scalar(0);
+    const [studentRest, teacherRest] = [rest(Vs, match.studentIds), rest(Vt, match.teacherIds)];
+    const unmatchedLoss =
+      studentRest.length > 0 && teacherRest.length > 0 ? sortedL1(columns(student, studentRest), columns(teacher, teacherRest)) : tf.scalar(0);
+    const matchedWeight = options.weights?.matched ?? count / Math.max(1, Vt);
+    const unmatchedWeight = options.weights?.unmatched ?? 1 - matchedWeight;
+    return tf.add(tf.mul(matchedLoss, matchedWeight), tf.mul(unmatchedLoss, unmatchedWeight)) as tf.Scalar;
+  });
+}
+
+/** One response on both sides: the logit rows that score it, its tokens, and their byte spans. */
+export interface UldSequence {
+  /** (n, Vs) the student's logits, row k scoring token k as the merge strategy reads it. */
+  readonly studentLogits: tf.Tensor2D;
+  readonly teacherLogits: tf.Tensor2D;
+  readonly studentTokens: readonly number[];
+  readonly teacherTokens: readonly number[];
+  /** Byte spans of the tokens in the shared text; without them, rows are paired position by position. */
+  readonly studentSpans?: readonly ByteSpan[];
+  readonly teacherSpans?: readonly ByteSpan[];
+}
+
+export interface UldOptions {
+  readonly studentTemperature: number;
+  readonly teacherTemperature: number;
+  readonly merge: MergeStrategy;
+  /** GOLD's hybrid; without it, ULD's sorted L1 over whole rows. */
+  readonly hybrid?: HybridOptions;
+}
+
+/**
+ * The ULD (or GOLD hybrid) loss of a batch of responses: per response, softmax at each side's
+ * temperature, groups by byte spans (pairs with an empty side dropped) merged into rows, the
+ * distance of the rows; the mean over responses. Without spans, the first min(n_s, n_t) rows pair up.
+ */
+export function uldLoss(sequences: readonly UldSequence[], options: UldOptions): tf.Scalar {
+  if (sequences.length === 0) throw new SkdError('uldLoss: no sequences');
+  return tf.tidy(() => {
+    const losses = sequences.map((sequence) => {
+      const studentProbs = tf.softmax(tf.div(sequence.studentLogits, options.studentTemperature)) as tf.Tensor2D;
+      const teacherProbs = tf.softmax(tf.div(sequence.teacherLogits, options.teacherTemperature)) as tf.Tensor2D;
+      let student: tf.Tensor2D;
+      let teacher: tf.Tensor2D;
+      if (sequence.studentSpans && sequence.teacherSpans) {
+        const groups = alignByByteOffsets(sequence.studentSpans, sequence.teacherSpans);
+        const kept = groups.student.map((g, i) => [g, groups.teacher[i] as number[]] as const).filter(([s, t]) => s.length > 0 && t.length > 0);
+        student = mergeAligned(
+          studentProbs,
+          kept.map(([s]) => s),
+          sequence.studentTokens,
+          options.merge,
+        );
+        teacher = mergeAligned(
+          teacherProbs,
+          kept.map(([, t]) => t),
+          sequence.teacherTokens,
+          options.merge,
+        );
+      } else {
+        const rows = Math.min(sequence.studentTokens.length, sequence.teacherTokens.length);
+        student = tf.slice(studentProbs, [0, 0], [rows, -1]);
+        teacher = tf.slice(teacherProbs, [0, 0], [rows, -1]);
+      }
+      return options.hybrid ? hybridUld(student, teacher, options.hybrid) : sortedL1(student, teacher);
+    });
+    return tf.mean(tf.stack(losses)) as tf.Scalar;
+  });
+}
