@@ -11,7 +11,7 @@
 // tries TRL at every thread count and keeps the fastest; rounds alternate TRL and the skd runs. The CPU
 // model and vector ISA are printed with the results (they change between machines of this kind).
 //   node tools/bench/peers-real.cjs [--rounds=2] [--steps=4] [--dir=/tmp/skd-peers-real] [--only=NAME,...: skd rows whose
-//   names contain one of these, e.g. --only=bf16]
+//   names contain one of these, e.g. --only=bf16, or are one of them, e.g. "--only==skd on-policy KD"]
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -199,6 +199,11 @@ function compare({ rounds, steps, dir, only }) {
     'skd on-policy KD, checkpointLayers': [{ kind: 'on-policy', options: { maxNewTokens: newTokens } }, { checkpointLayers: true }],
     'skd SKD, top-K 25 (low acceptance)': [{ kind: 'skd', options: { topK: 25, draftBlock: 5, maxNewTokens: newTokens } }, {}],
     'skd SKD, top-K 3000 (high acceptance)': [{ kind: 'skd', options: { topK: 3000, draftBlock: 5, maxNewTokens: newTokens } }, {}],
+    // The same samples with fewer teacher passes: blocks double after rounds that keep every draft.
+    'skd SKD, top-K 3000 (high acceptance), adaptive blocks up to 32': [
+      { kind: 'skd', options: { topK: 3000, draftBlock: 5, maxDraftBlock: 32, maxNewTokens: newTokens } },
+      {},
+    ],
     'skd on-policy KD, bf16 teacher': [{ kind: 'on-policy', options: { maxNewTokens: newTokens } }, {}, 'bfloat16'],
     'skd SKD, top-K 3000 (high acceptance), bf16 teacher': [{ kind: 'skd', options: { topK: 3000, draftBlock: 5, maxNewTokens: newTokens } }, {}, 'bfloat16'],
     'skd on-policy KD, bf16 teacher, checkpointLayers, lossChunk 256': [
@@ -207,7 +212,8 @@ function compare({ rounds, steps, dir, only }) {
       'bfloat16',
     ],
   };
-  if (only) for (const name of Object.keys(runs)) if (!only.some((part) => name.includes(part))) delete runs[name];
+  const wanted = (name, part) => (part.startsWith('=') ? name === part.slice(1) : name.includes(part));
+  if (only) for (const name of Object.keys(runs)) if (!only.some((part) => wanted(name, part))) delete runs[name];
   const results = { trl: [], ...Object.fromEntries(Object.keys(runs).map((k) => [k, []])) };
   let threads;
   for (let r = 0; r < rounds; r++) {
@@ -290,6 +296,7 @@ if (require.main === module) {
     const bySystem = new Map(result.rows.map((r) => [r.system, r.secondsPerStep]));
     for (const [skdRow, onPolicy] of [
       ['skd SKD, top-K 3000 (high acceptance)', 'skd on-policy KD'],
+      ['skd SKD, top-K 3000 (high acceptance), adaptive blocks up to 32', 'skd on-policy KD'],
       ['skd SKD, top-K 3000 (high acceptance), bf16 teacher', 'skd on-policy KD, bf16 teacher'],
     ])
       if (bySystem.has(skdRow) && bySystem.has(onPolicy)) log(`${skdRow} / ${onPolicy}: ${(bySystem.get(skdRow) / bySystem.get(onPolicy)).toFixed(2)}x`);
