@@ -11,7 +11,7 @@
 // tries TRL at every thread count and keeps the fastest; rounds alternate TRL and the skd runs. The CPU
 // model and vector ISA are printed with the results (they change between machines of this kind).
 //   node tools/bench/peers-real.cjs [--rounds=2] [--steps=4] [--dir=/tmp/skd-peers-real] [--only=NAME,...: skd rows whose
-//   names contain one of these, e.g. --only=bf16, or are one of them, e.g. "--only==skd on-policy KD"]
+//   names contain one of these, e.g. --only=bf16, or are one of them, e.g. "--only==skd on-policy KD|=skd SKD, top-K 3000 (high acceptance)"]
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -22,7 +22,10 @@ const REPO = path.resolve(__dirname, '../..');
 const PYTHON = path.join(REPO, '.venv/bin/python');
 const REFERENCE = path.join(REPO, 'tools/reference/hf_reference.py');
 const CLI = path.join(REPO, 'packages/cli/dist/main.js');
-const option = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name}=`)) ?? `=${fallback}`).split('=')[1];
+const option = (name, fallback) => {
+  const given = process.argv.find((a) => a.startsWith(`--${name}=`));
+  return given === undefined ? String(fallback) : given.slice(name.length + 3);
+};
 const log = (line) => process.stderr.write(`${line}\n`);
 
 const SETTINGS = {
@@ -272,7 +275,8 @@ if (require.main === module) {
       rounds: Number(option('rounds', 2)),
       steps: Number(option('steps', 4)),
       dir: option('dir', path.join(os.tmpdir(), 'skd-peers-real')),
-      ...(option('only', '') ? { only: option('only', '').split(',') } : {}),
+      // Names hold commas: a list with a | is split on it, any other on commas.
+      ...(option('only', '') ? { only: option('only', '').split(option('only', '').includes('|') ? '|' : ',') } : {}),
     });
     log('');
     log(`CPU: ${result.cpu.model} (${result.cpu.isa}, ${result.cpu.cores} cores)`);
