@@ -37,6 +37,8 @@ describe('committed experiments', () => {
       'arithmetic/tune-100.json',
       'arithmetic/tune.json',
       'instructions/compare.json',
+      'new-methods/arithmetic.json',
+      'new-methods/instructions.json',
       'paper-official/ablation-block.json',
       'paper-official/ablation-k.json',
       'paper-official/ablation-temperature.json',
@@ -101,7 +103,7 @@ describe('committed experiments', () => {
     const index = fs.readFileSync(path.resolve(root, '../docs/paper-index.md'), 'utf8');
     const base = path.resolve(root, '..', /C=(experiments\/\S+\.json)/.exec(index)?.[1] ?? 'missing');
     const commands = index.split('\n').filter((l) => l.includes('`skd distill $C'));
-    expect(commands).toHaveLength(9);
+    expect(commands).toHaveLength(11); // the paper's nine methods, MiniLLM and TAID
     for (const line of commands) {
       const sets = [...line.matchAll(/--set '([^']+)'/g)].map((m) => m[1] as string);
       await expect(loadExperimentConfig(base, sets)).resolves.toBeDefined();
