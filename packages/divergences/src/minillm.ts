@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ShapeError, SkdError, type Divergence, type DivergenceInput } from '@skd/core';
-import { klFromLogProbs, logSoftmax } from '@skd/ops';
+import { SkdError, type Divergence, type DivergenceInput } from '@skd/core';
+import { klFromLogProbs, logSoftmax, sparseCrossEntropy } from '@skd/ops';
 import { detached } from './detached';
+import { teacherInput } from './teacher-input';
 
 /** MiniLLM's settings, named after TRL's `MiniLLMConfig` fields; the defaults are TRL's. */
 export interface MiniLlmOptions {
@@ -59,17 +60,9 @@ export class MiniLlmDivergence implements Divergence {
 
   perToken(input: DivergenceInput): tf.Tensor2D {
     const { studentLogits, targets, lossMask } = input;
-    if (studentLogits.rank !== 3) throw new ShapeError('student logits', '(B, T, V)', studentLogits.shape);
-    const [B, T] = studentLogits.shape;
+    const teacher = teacherInput('minillm', input, 'add teacher to the config; MiniLLM distils a teacher on the student\'s samples (sampler "on-policy")');
+    const [B, T, V] = studentLogits.shape;
     if (!targets) throw new SkdError('minillm needs the sampled tokens (targets)');
-    const teacher = input.teacherLogits ?? input.teacherLogProbs;
-    if (!teacher) {
-      throw new SkdError('divergence "minillm" needs teacher logits or cached teacher log-probs', {
-        hint: 'add teacher to the config; MiniLLM distils a teacher on the student\'s samples (sampler "on-policy")',
-      });
-    }
-    if (teacher.shape.join() !== studentLogits.shape.join())
-      throw new ShapeError('teacher logits', `[${studentLogits.shape.join(', ')}] (like the student logits)`, teacher.shape);
     const { temperature, gamma, lengthNormalization, rklAdvantage, singleStep } = this.options;
     if (rklAdvantage && gamma > 0 && !lossMask) {
       throw new SkdError("minillm with gamma > 0 sums each response's later rewards, so it needs whole sequences", {
@@ -78,13 +71,13 @@ export class MiniLlmDivergence implements Divergence {
     }
     return tf.tidy(() => {
       const scale = (x: tf.Tensor3D) => (temperature === 1 ? x : (tf.div(x, temperature) as tf.Tensor3D));
-      const logQ = logSoftmax(scale(studentLogits)); // (B, T, V)
       const logP = logSoftmax(scale(teacher)); // (B, T, V); cached log-probs re-tempered the same way
       let value = tf.zeros([B, T]) as tf.Tensor2D;
       if (rklAdvantage) {
-        const oneHot = tf.oneHot(tf.cast(targets, 'int32'), logQ.shape[2]); // (B, T, V)
-        const chosenQ = tf.sum(tf.mul(logQ, oneHot), -1) as tf.Tensor2D; // (B, T) log q(y_t)
-        const chosenP = tf.sum(tf.mul(logP, oneHot), -1) as tf.Tensor2D; // (B, T) log p(y_t)
+        // log q(y_t) by the fused cross-entropy (no (B, T, V) one-hot); log p(y_t) read from the flattened rows.
+        const chosenQ = tf.neg(sparseCrossEntropy(scale(studentLogits), targets)) as tf.Tensor2D; // (B, T)
+        const at = tf.add(tf.range(0, B * T * V, V, 'int32'), tf.reshape(tf.cast(targets, 'int32'), [B * T])); // (B*T)
+        const chosenP = tf.reshape(tf.gather(tf.reshape(logP, [B * T * V]), at), [B, T]) as tf.Tensor2D; // (B, T)
         const mask: tf.Tensor2D = lossMask ? tf.cast(lossMask, 'float32') : tf.onesLike(chosenQ);
         const fixedQ = detached(chosenQ);
         const ownQ = this.options.rewardGradient === 'through' ? chosenQ : fixedQ;
@@ -93,7 +86,7 @@ export class MiniLlmDivergence implements Divergence {
         // exp(log q - stop(log q)) is 1 with gradient grad log q: the policy gradient's surrogate.
         value = tf.add(value, tf.neg(tf.mul(advantage, tf.exp(tf.sub(chosenQ, fixedQ))))) as tf.Tensor2D;
       }
-      if (singleStep) value = tf.add(value, klFromLogProbs(logQ, logP)) as tf.Tensor2D; // KL(q_t || p_t)
+      if (singleStep) value = tf.add(value, klFromLogProbs(logSoftmax(scale(studentLogits)), logP)) as tf.Tensor2D; // KL(q_t || p_t)
       return value;
     });
   }

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ShapeError, SkdError, type Divergence, type DivergenceFeedback, type DivergenceInput, type JsonValue } from '@skd/core';
+import { SkdError, type Divergence, type DivergenceFeedback, type DivergenceInput, type JsonValue } from '@skd/core';
 import { forwardKlFromLogits, logSoftmax } from '@skd/ops';
 import { detached } from './detached';
+import { teacherInput } from './teacher-input';
 
 /** TAID's settings (Shing et al., ICLR 2025); the defaults are the paper's. */
 export interface TaidOptions {
@@ -71,15 +72,7 @@ export class TaidDivergence implements Divergence {
 
   perToken(input: DivergenceInput): tf.Tensor2D {
     const { studentLogits } = input;
-    if (studentLogits.rank !== 3) throw new ShapeError('student logits', '(B, T, V)', studentLogits.shape);
-    const teacher = input.teacherLogits ?? input.teacherLogProbs;
-    if (!teacher) {
-      throw new SkdError('divergence "taid" needs teacher logits or cached teacher log-probs', {
-        hint: 'add teacher to the config, or set divergence.kind: "cross-entropy" for supervised fine-tuning',
-      });
-    }
-    if (teacher.shape.join() !== studentLogits.shape.join())
-      throw new ShapeError('teacher logits', `[${studentLogits.shape.join(', ')}] (like the student logits)`, teacher.shape);
+    const teacher = teacherInput('taid', input, 'add teacher to the config, or set divergence.kind: "cross-entropy" for supervised fine-tuning');
     const { t } = this.state;
     return tf.tidy(() => {
       // The target, from the student's logits detached: no gradient flows back through it.
