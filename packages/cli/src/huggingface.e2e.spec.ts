@@ -11,6 +11,24 @@ import { exited, skd, start, stepEvents, tmp, waitFor } from './testing/cli';
 const QUESTIONS = ['What is 2 + 3?', 'Name a colour.', 'Say hello in French.', 'What is 10 - 4?', 'Spell "cat" backwards.', 'Count to three.'];
 const ANSWERS = ['5', 'Blue.', 'Bonjour!', '6', 'tac', '1, 2, 3'];
 
+/**
+ * `run.json` in `dir` distilled as it is (runs/half) and with one `--set` (runs/full), cleanly: the same
+ * losses within 1e-4 at each of its 3 steps.
+ */
+function distilsToTheSameLosses(dir: string, set: string): void {
+  for (const [run, extra] of [
+    ['half', []],
+    ['full', ['--set', set]],
+  ] as const) {
+    const result = skd(['distill', 'run.json', '--out', `runs/${run}`, ...extra], dir);
+    expect(result.stderr).not.toMatch(/error|warning/i);
+    expect(result.status).toBe(0);
+  }
+  const [half, full] = ['half', 'full'].map((run) => stepEvents(path.join(dir, `runs/${run}`)).map((e) => e.loss));
+  expect(half).toHaveLength(3);
+  half?.forEach((loss, i) => expect(Math.abs(loss - (full?.[i] as number))).toBeLessThan(1e-4));
+}
+
 function chatData(dir: string): Record<string, string> {
   const files: Record<string, string> = {};
   for (const [split, n] of [
@@ -223,7 +241,6 @@ describe('a teacher stored in bfloat16 is held in 16 bits (end to end)', () => {
       training: { steps: 3, batchSize: 2, evalEvery: 0, testLimit: 2, maxNewTokens: 4, checkpointEvery: 0, learningRate: 1e-3 },
     }),
   );
-  const losses = (run: string) => stepEvents(path.join(dir, `runs/${run}`)).map((e) => e.loss);
 
   it('check says how the teacher holds its weights; a 16-bit student is refused in one line', () => {
     const checked = skd(['check', 'run.json'], dir);
@@ -237,17 +254,7 @@ describe('a teacher stored in bfloat16 is held in 16 bits (end to end)', () => {
   });
 
   it('distils SKD to the losses of the same teacher held in float32 (within 1e-4 at every step)', () => {
-    for (const [run, set] of [
-      ['half', []],
-      ['full', ['--set', 'teacher.options.dtype=float32']],
-    ] as const) {
-      const result = skd(['distill', 'run.json', '--out', `runs/${run}`, ...set], dir);
-      expect(result.stderr).not.toMatch(/error|warning/i);
-      expect(result.status).toBe(0);
-    }
-    const [half, full] = [losses('half'), losses('full')];
-    expect(half).toHaveLength(3);
-    half.forEach((loss, i) => expect(Math.abs(loss - (full[i] as number))).toBeLessThan(1e-4));
+    distilsToTheSameLosses(dir, 'teacher.options.dtype=float32');
   });
 });
 
@@ -498,7 +505,6 @@ describe('a LoRA student over a bfloat16 base (end to end): the losses of the sa
     training: { steps: 3, batchSize: 2, learningRate: 5e-3, checkpointEvery: 0, evalEvery: 0, testLimit: 2, maxNewTokens: 4, lossChunk: 5 },
   };
   fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify(config, null, 2));
-  const losses = (run: string) => stepEvents(path.join(dir, `runs/${run}`)).map((e) => e.loss);
 
   it("check names the 16-bit base; the run trains to the float32 base's losses (within 1e-4 at every step)", () => {
     const checked = skd(['check', 'run.json'], dir);
@@ -506,17 +512,7 @@ describe('a LoRA student over a bfloat16 base (end to end): the losses of the sa
     expect(checked.stdout).toMatch(
       /student +hf \(context \d+, vocabulary \d+; LoRA rank 4 on q, v, o, up, down: [\d,]+ of [\d,]+ parameters train; weight matrices in bfloat16\)/,
     );
-    for (const [run, set] of [
-      ['half', []],
-      ['full', ['--set', 'student.options.dtype=float32']],
-    ] as const) {
-      const result = skd(['distill', 'run.json', '--out', `runs/${run}`, ...set], dir);
-      expect(result.stderr).not.toMatch(/error|warning/i);
-      expect(result.status).toBe(0);
-    }
-    const [half, full] = [losses('half'), losses('full')];
-    expect(half).toHaveLength(3);
-    half.forEach((loss, i) => expect(Math.abs(loss - (full[i] as number))).toBeLessThan(1e-4));
+    distilsToTheSameLosses(dir, 'student.options.dtype=float32');
     // The saved student keeps its base in 16 bits.
     const saved = fs.readFileSync(path.join(dir, 'runs/half/model/model.safetensors'));
     const header = JSON.parse(saved.subarray(8, 8 + Number(saved.readBigUInt64LE(0))).toString('utf8')) as Record<string, { dtype: string }>;
