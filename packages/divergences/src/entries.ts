@@ -67,7 +67,7 @@ export const divergenceEntries: readonly AnyComponentEntry<'divergence'>[] = [
         .enum(['kl', 'cross-entropy'])
         .default(TAID_DEFAULTS.objective)
         .describe(
-          "the per-token value the loss (and the schedule) reads: kl, KL(p_t || q) as the paper writes it, or cross-entropy, -sum p_t log q as the authors' code reports it (same gradient)",
+          "the per-token value the loss (and the schedule) reads: kl, KL(p_t || q), or cross-entropy, -sum p_t log q as the authors' code reports it (same gradient)",
         ),
     }),
     create: (options) => new TaidDivergence(options),

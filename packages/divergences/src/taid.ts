@@ -4,7 +4,7 @@ import { forwardKlFromLogits, logSoftmax } from '@skd/ops';
 import { detached } from './detached';
 import { teacherInput } from './teacher-input';
 
-/** TAID's settings (Shing et al., ICLR 2025); the defaults are the paper's. */
+/** TAID's settings (Shing et al., ICLR 2025); the defaults are the authors' released code's. */
 export interface TaidOptions {
   /** The interpolation weight at the first step. */
   readonly tStart: number;
