@@ -526,6 +526,18 @@ def cmd_uld(args):
     json.dump({"loss": float(value)}, sys.stdout)
 
 
+def cmd_byte_offsets(args):
+    """TRL's encode_with_byte_offsets (what GOLD aligns by) of {texts} with the folder's tokenizer."""
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from transformers import AutoTokenizer
+    from trl.experimental.utils import encode_with_byte_offsets
+
+    r = json.load(sys.stdin)
+    tok = AutoTokenizer.from_pretrained(args.dir)
+    encoded = encode_with_byte_offsets(tok.backend_tokenizer, r["texts"], add_special_tokens=False)
+    json.dump({"ids": [ids for ids, _ in encoded], "offsets": [[list(o) for o in offsets] for _, offsets in encoded]}, sys.stdout)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -552,7 +564,7 @@ def main():
     p.set_defaults(run=cmd_uld)
     p = sub.add_parser("minillm", help="TRL MiniLLMTrainer's loss of {student, teacher, labels, mask, gamma, lengthNormalization, temperature} on stdin")
     p.set_defaults(run=cmd_minillm)
-    for name, run in (("logits", cmd_logits), ("generate", cmd_generate), ("tokenize", cmd_tokenize), ("chat", cmd_chat)):
+    for name, run in (("logits", cmd_logits), ("generate", cmd_generate), ("tokenize", cmd_tokenize), ("chat", cmd_chat), ("byte-offsets", cmd_byte_offsets)):
         p = sub.add_parser(name)
         p.add_argument("dir")
         if name == "logits":

@@ -284,6 +284,42 @@ describe('models and tokenizers from checkpoints', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('builds a teacher with its own tokenizer (teacherTokenizer) for uld and gold, and refuses what cannot work across tokenizers', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-run-'));
+    const bpe = BpeTokenizer.train(['the cat sat on the mat', 'the dog sat on the log'], { vocabSize: 262, minFrequency: 1 });
+    await writeCheckpoint(path.join(dir, 'teacher'), bpe, 1);
+    const before = tf.memory().numTensors;
+    const cross = {
+      ...baseConfig(),
+      teacherTokenizer: { kind: 'checkpoint', options: { path: 'teacher' } },
+      teacher: { kind: 'checkpoint', options: { path: 'teacher' } },
+      sampler: { kind: 'on-policy', options: { maxNewTokens: 4 } },
+      divergence: { kind: 'gold', options: { beta: 0.2 } },
+    };
+    const run = await buildRun(cross, { baseDir: dir });
+    expect(run.teacherTokenizer?.fingerprint).toBe(bpe.fingerprint);
+    expect(run.tokenizer.kind).toBe('bytes');
+    expect(run.teacher?.vocabSize).toBe(bpe.vocabSize);
+    run.dispose();
+    const wrongDivergence = await buildRun({ ...cross, divergence: { kind: 'forward-kl' } }, { baseDir: dir }).catch((e: unknown) => e as ConfigError);
+    expect(wrongDivergence).toBeInstanceOf(ConfigError);
+    expect((wrongDivergence as ConfigError).issues).toEqual([
+      expect.objectContaining({ path: 'divergence.kind', message: expect.stringMatching(/uld or gold/) }),
+    ]);
+    await expect(buildRun({ ...cross, sampler: { kind: 'skd', options: { topK: 5 } } }, { baseDir: dir })).rejects.toThrow(
+      /runs the teacher on the student's token ids/,
+    );
+    // The run's own tokenizer named again: nothing to carry, and the run says so.
+    const same = await buildRun(
+      { ...baseConfig(), teacherTokenizer: { kind: 'bytes' }, teacher: { kind: 'bigram' }, divergence: { kind: 'forward-kl' } },
+      { baseDir: dir },
+    );
+    expect(same.teacherTokenizer).toBeUndefined();
+    expect(same.notes.join('\n')).toMatch(/teacherTokenizer: it is the run's tokenizer/);
+    same.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('refuses a teacher trained with another tokenizer, naming both and the fix', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skd-run-'));
     const bpe = BpeTokenizer.train(['the cat sat on the mat', 'the dog sat on the log'], { vocabSize: 262, minFrequency: 1 });

@@ -12,6 +12,7 @@ import {
   SAMPLER,
   STUDENT,
   TEACHER,
+  TEACHER_TOKENIZER,
   TOKENIZER,
   VocabularyMismatchError,
   injectionToken,
@@ -46,6 +47,7 @@ export interface PlannedComponent<K extends ComponentKind = ComponentKind> {
 export interface RunPlan {
   readonly config: RunConfig;
   readonly tokenizer: PlannedComponent<'tokenizer'>;
+  readonly teacherTokenizer: PlannedComponent<'tokenizer'> | undefined;
   readonly teacher: PlannedComponent<'model'> | undefined;
   readonly student: PlannedComponent<'model'>;
   readonly sampler: PlannedComponent<'sampler'>;
@@ -100,11 +102,12 @@ export function planRun(input: unknown, options: BuildRunOptions = {}): RunPlan 
   // Even when the top level is invalid, every component whose own reference parses is still checked,
   // so one run of validation reports every problem.
   const refs = parsed.success ? parsed.data : lenientRefs(input);
-  const slot = <K extends ComponentKind>(component: K, where: 'tokenizer' | 'teacher' | 'student' | 'sampler' | 'divergence' | 'dataset') => {
+  const slot = <K extends ComponentKind>(component: K, where: Exclude<keyof ReturnType<typeof lenientRefs>, 'evaluators'>) => {
     const ref = refs[where];
     return ref ? plan(component, ref, where) : undefined;
   };
   const tokenizer = slot('tokenizer', 'tokenizer');
+  const teacherTokenizer = slot('tokenizer', 'teacherTokenizer');
   const teacher = slot('model', 'teacher');
   const student = slot('model', 'student');
   const sampler = slot('sampler', 'sampler');
@@ -118,6 +121,7 @@ export function planRun(input: unknown, options: BuildRunOptions = {}): RunPlan 
   return {
     config,
     tokenizer,
+    teacherTokenizer,
     teacher,
     student,
     sampler,
@@ -138,7 +142,9 @@ export async function validateRun(input: unknown, options: BuildRunOptions = {})
 }
 
 /** The component references of a config that failed validation, each parsed on its own. */
-function lenientRefs(input: unknown): Partial<Record<'tokenizer' | 'teacher' | 'student' | 'sampler' | 'divergence' | 'dataset', ComponentRef>> & {
+function lenientRefs(input: unknown): Partial<
+  Record<'tokenizer' | 'teacherTokenizer' | 'teacher' | 'student' | 'sampler' | 'divergence' | 'dataset', ComponentRef>
+> & {
   evaluators?: ComponentRef[];
 } {
   if (input === null || typeof input !== 'object') return {};
@@ -150,6 +156,7 @@ function lenientRefs(input: unknown): Partial<Record<'tokenizer' | 'teacher' | '
   const evaluators = Array.isArray(raw['evaluators']) ? raw['evaluators'].map(one) : [];
   return {
     tokenizer: one(raw['tokenizer']),
+    teacherTokenizer: one(raw['teacherTokenizer']),
     teacher: one(raw['teacher']),
     student: one(raw['student']),
     sampler: one(raw['sampler']),
@@ -176,6 +183,7 @@ export class Run {
     @inject(TOKENIZER) readonly tokenizer: Tokenizer,
     @inject(STUDENT) readonly student: LanguageModel,
     @inject(TEACHER, { isOptional: true }) readonly teacher: LanguageModel | undefined,
+    @inject(TEACHER_TOKENIZER, { isOptional: true }) readonly teacherTokenizer: Tokenizer | undefined,
     @inject(SAMPLER) readonly sampler: KdSampler,
     @inject(DIVERGENCE) readonly divergence: Divergence,
     @inject(DATASET) readonly dataset: DatasetSource,
@@ -243,13 +251,22 @@ export async function buildRun(input: unknown, options: BuildRunOptions = {}): P
     const tokenizer = await slot(TOKENIZER, () => make(plan.tokenizer, {}));
     await slot(DIVERGENCE, () => make(plan.divergence, {}));
     const student = await slot(STUDENT, () => make(plan.student, { tokenizer, role: 'student' }));
+    const teacherTokenizer = await teacherTokenizerOf(
+      plan,
+      tokenizer,
+      provided(TEACHER_TOKENIZER) ? container.resolve(TEACHER_TOKENIZER) : undefined,
+      make,
+      notes,
+    );
+    if (teacherTokenizer) value(TEACHER_TOKENIZER, teacherTokenizer);
     const plannedTeacher = plan.teacher;
     const teacher =
       provided(TEACHER) || plannedTeacher
-        ? await slot(TEACHER, () => make(plannedTeacher as PlannedComponent<'model'>, { tokenizer, role: 'teacher' }))
+        ? await slot(TEACHER, () => make(plannedTeacher as PlannedComponent<'model'>, { tokenizer: teacherTokenizer ?? tokenizer, role: 'teacher' }))
         : undefined;
-    checkVocabularies(tokenizer, student, teacher, options.source ?? 'config');
-    await slot(SAMPLER, () => make(plan.sampler, { student, teacher, tokenizer }));
+    checkVocabularies(tokenizer, student, teacher, teacherTokenizer, options.source ?? 'config');
+    if (teacherTokenizer) checkCrossTokenizer(container.resolve(DIVERGENCE), plan, options.source ?? 'config');
+    await slot(SAMPLER, () => make(plan.sampler, { student, teacher, tokenizer, ...(teacherTokenizer ? { teacherTokenizer } : {}) }));
     await slot(DATASET, () => make(plan.dataset, { tokenizer }));
     await slot(EVALUATORS, async () => {
       const evaluators: Evaluator[] = [];
@@ -271,15 +288,58 @@ export async function buildRun(input: unknown, options: BuildRunOptions = {}): P
   }
 }
 
-function checkVocabularies(tokenizer: Tokenizer, student: LanguageModel, teacher: LanguageModel | undefined, source: string): void {
+function checkVocabularies(
+  tokenizer: Tokenizer,
+  student: LanguageModel,
+  teacher: LanguageModel | undefined,
+  teacherTokenizer: Tokenizer | undefined,
+  source: string,
+): void {
   if (student.vocabSize !== tokenizer.vocabSize) {
     throw new ConfigError(source, [
       { path: 'student', message: `student vocabulary ${student.vocabSize} does not match the tokenizer's ${tokenizer.vocabSize}` },
     ]);
   }
-  if (teacher && teacher.vocabSize !== student.vocabSize) {
-    throw new VocabularyMismatchError(`teacher vocab ${teacher.vocabSize} vs student vocab ${student.vocabSize}`);
+  if (teacher && teacherTokenizer && teacher.vocabSize !== teacherTokenizer.vocabSize) {
+    throw new ConfigError(source, [
+      { path: 'teacher', message: `teacher vocabulary ${teacher.vocabSize} does not match the teacher tokenizer's ${teacherTokenizer.vocabSize}` },
+    ]);
   }
+  if (teacher && !teacherTokenizer && teacher.vocabSize !== student.vocabSize) {
+    throw new VocabularyMismatchError(`teacher vocab ${teacher.vocabSize} vs student vocab ${student.vocabSize}`, {
+      hint: 'give the teacher its own tokenizer ("teacherTokenizer") and a divergence that compares across tokenizers (uld or gold)',
+    });
+  }
+}
+
+/**
+ * The teacher's own tokenizer (the config's `teacherTokenizer`, or one a program registered), or
+ * undefined when there is none or it is the run's tokenizer (then a note says so: nothing is carried).
+ */
+async function teacherTokenizerOf(
+  plan: RunPlan,
+  tokenizer: Tokenizer,
+  provided: Tokenizer | undefined,
+  make: (planned: PlannedComponent<'tokenizer'>, extra: object) => Promise<Tokenizer>,
+  notes: string[],
+): Promise<Tokenizer | undefined> {
+  const own = provided ?? (plan.teacherTokenizer ? await make(plan.teacherTokenizer, {}) : undefined);
+  if (!own || own.fingerprint !== tokenizer.fingerprint) return own;
+  notes.push("teacherTokenizer: it is the run's tokenizer, so the teacher reads the student's tokens as they are");
+  return undefined;
+}
+
+/** Across tokenizers, the divergence must compare aligned groups, and the teacher must teach. */
+function checkCrossTokenizer(divergence: Divergence, plan: RunPlan, source: string): void {
+  const issues: ConfigIssue[] = [];
+  if (!divergence.aligned) {
+    issues.push({
+      path: 'divergence.kind',
+      message: `"${divergence.name}" compares the same token ids on both sides; a teacher with its own tokenizer needs a divergence over byte-aligned tokens: uld or gold`,
+    });
+  }
+  if (!plan.teacher) issues.push({ path: 'teacherTokenizer', message: 'there is no teacher to read it: add "teacher", or leave out "teacherTokenizer"' });
+  if (issues.length) throw new ConfigError(source, issues);
 }
 
 /**

@@ -111,6 +111,11 @@ export const runConfigSchema = z.strictObject({
     .default('auto')
     .describe('tfjs backend; auto picks the fastest available'),
   tokenizer: componentRefSchema.default({ kind: 'bytes', options: {} }).describe('shared by teacher and student'),
+  teacherTokenizer: componentRefSchema
+    .optional()
+    .describe(
+      "the teacher's own tokenizer, when it differs from the student's (cross-tokenizer distillation: divergence uld or gold); unset: the teacher reads `tokenizer`",
+    ),
   teacher: componentRefSchema.optional().describe('frozen teacher model; required by divergences other than cross-entropy'),
   student: componentRefSchema.describe('the model being trained'),
   sampler: componentRefSchema.default({ kind: 'supervised', options: {} }).describe('where training sequences come from'),

@@ -42,6 +42,8 @@ export interface ComponentDeps {
     readonly student: LanguageModel;
     readonly teacher: LanguageModel | undefined;
     readonly tokenizer: Tokenizer;
+    /** The teacher's own tokenizer, when it differs from the student's (the run's `teacherTokenizer`). */
+    readonly teacherTokenizer?: Tokenizer;
   };
   divergence: BaseDeps;
   /** The run's tokenizer: chat datasets render their conversations with its chat template. */

@@ -1,4 +1,4 @@
-import type { Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
+import type { Tensor1D, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
 import type { JsonValue } from './sampler';
 
 /** Inputs of a token-level divergence; all aligned like logits (column t predicts token t + 1). */
@@ -37,6 +37,42 @@ export interface Divergence {
   /** JSON state that checkpoints save, so a resumed run continues the same schedule. */
   getState?(): JsonValue;
   setState?(state: JsonValue): void;
+  /**
+   * Optional, for a divergence that compares models with different tokenizers (ULD, GOLD): each
+   * response's loss over its aligned groups (the trainer averages them over the step's responses,
+   * weighted like sequences). A run whose teacher reads another tokenizer needs it.
+   */
+  aligned?(responses: readonly AlignedResponse[], vocabularies: () => TokenVocabularies): AlignedLoss;
+}
+
+/** A token's [start, end) UTF-8 byte range in the text both sides of an aligned response decode. */
+export type ByteSpan = readonly [number, number];
+
+/** One response as both tokenizers read it: the rows that score its tokens, and where each token's bytes lie. */
+export interface AlignedResponse {
+  /** (n_s, V_s) student logits, row k scoring the student's token k. Gradients flow through these. */
+  readonly studentLogits: Tensor2D;
+  /** (n_t, V_t) teacher logits, row k scoring the teacher's token k. */
+  readonly teacherLogits: Tensor2D;
+  readonly studentTokens: readonly number[];
+  readonly teacherTokens: readonly number[];
+  readonly studentSpans: readonly ByteSpan[];
+  readonly teacherSpans: readonly ByteSpan[];
+  /** Whether both sides' last token is the end of the response (EOS, or a stop id), covering no bytes. */
+  readonly ended: boolean;
+}
+
+/** Each side's token texts (text → id), for a divergence that matches tokens both vocabularies hold. */
+export interface TokenVocabularies {
+  readonly student: ReadonlyMap<string, number>;
+  readonly teacher: ReadonlyMap<string, number>;
+}
+
+/** An aligned loss: per response, its value (the mean over its aligned groups) and how many groups it had. */
+export interface AlignedLoss {
+  /** (R) each response's value. */
+  readonly values: Tensor1D;
+  readonly groups: readonly number[];
 }
 
 /** What a divergence is told after each optimizer step. */

@@ -10,6 +10,8 @@ import type { Tokenizer } from './tokenizer';
 /** The tokens a run's container holds. Components never see these: they get plain objects. */
 export const RUN_RNG = injectionToken<Rng>('RunRng');
 export const TOKENIZER = injectionToken<Tokenizer>('Tokenizer');
+/** The teacher's own tokenizer; registered only when it differs from TOKENIZER's. */
+export const TEACHER_TOKENIZER = injectionToken<Tokenizer | undefined>('TeacherTokenizer');
 export const TEACHER = injectionToken<LanguageModel | undefined>('Teacher');
 export const STUDENT = injectionToken<LanguageModel>('Student');
 export const SAMPLER = injectionToken<KdSampler>('Sampler');

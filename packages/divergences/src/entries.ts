@@ -4,11 +4,32 @@ import { forwardKl, generalizedJsd, reverseKl, skewKl, skewReverseKl, totalVaria
 import { MINILLM_DEFAULTS, MiniLlmDivergence } from './minillm';
 import { TAID_DEFAULTS, TaidDivergence } from './taid';
 import { CrossEntropy, TokenDivergence } from './token-divergence';
+import { UldDivergence } from './uld';
 
 const shared = {
   temperature: z.number().positive().default(1).describe('divides teacher and student logits before the softmax'),
   scaleByTemperatureSquared: z.boolean().default(false).describe('multiply the loss by temperature^2'),
   sparseTopK: z.number().int().min(1).optional().describe("compare over the teacher's top-k tokens plus one tail bucket (unset: full vocabulary)"),
+};
+
+const uldOptions = {
+  studentTemperature: z.number().positive().default(1).describe("divides the student's logits before its softmax"),
+  teacherTemperature: z.number().positive().default(1).describe("divides the teacher's logits before its softmax"),
+  merge: z
+    .enum(['observed', 'bayesian'])
+    .default('observed')
+    .describe(
+      "how a group of several tokens becomes one distribution: observed, the first position's times the later tokens' probabilities; bayesian, the last position's times the earlier ones'",
+    ),
+  eos: z
+    .enum(['skip', 'keep'])
+    .default('skip')
+    .describe("across tokenizers: leave the responses' end tokens out of the alignment (TRL's uld_skip_*_eos), or keep them as a last group"),
+  crossEntropyWeight: z
+    .number()
+    .min(0)
+    .default(0)
+    .describe("adds this times the student's cross-entropy on the sequence's own tokens (TRL's uld_crossentropy_weight; per response across tokenizers)"),
 };
 
 function teacherDivergence(kind: string, summary: string, fn: LogProbDivergence) {
@@ -99,6 +120,43 @@ export const divergenceEntries: readonly AnyComponentEntry<'divergence'>[] = [
         ),
     }),
     create: (options) => new MiniLlmDivergence(options),
+  }),
+  defineComponent({
+    component: 'divergence',
+    kind: 'uld',
+    summary:
+      "Universal Logit Distillation (Boizard et al., 2024), as TRL GOLD's ULDLoss: each side's probabilities sorted, their L1 distance; across tokenizers (teacherTokenizer) over groups of tokens aligned by byte offsets",
+    options: z.strictObject(uldOptions),
+    create: (options) => new UldDivergence('uld', options),
+  }),
+  defineComponent({
+    component: 'divergence',
+    kind: 'gold',
+    summary:
+      "GOLD's hybrid ULD (TRL's uld_use_hybrid_loss): the generalised JSD on tokens whose text both vocabularies hold, ULD's sorted L1 on the rest, weighted by the matched share of the teacher's vocabulary",
+    options: z
+      .strictObject({
+        ...uldOptions,
+        beta: z.number().min(0).max(1).default(0.5).describe("the JSD's beta on matched tokens: 0 forward KL, 1 reverse KL"),
+        matchedWeight: z
+          .number()
+          .min(0)
+          .optional()
+          .describe('fixed weight of the matched part (set with unmatchedWeight); unset: the matched share of the vocabulary'),
+        unmatchedWeight: z.number().min(0).optional().describe('fixed weight of the sorted-L1 part (set with matchedWeight)'),
+      })
+      .refine((o) => (o.matchedWeight === undefined) === (o.unmatchedWeight === undefined), {
+        message: 'set matchedWeight and unmatchedWeight together, or neither',
+        path: ['matchedWeight'],
+      }),
+    create: ({ beta, matchedWeight, unmatchedWeight, ...options }) =>
+      new UldDivergence('gold', {
+        ...options,
+        hybrid: {
+          beta,
+          ...(matchedWeight !== undefined && unmatchedWeight !== undefined ? { weights: { matched: matchedWeight, unmatched: unmatchedWeight } } : {}),
+        },
+      }),
   }),
   defineComponent({
     component: 'divergence',

@@ -1,6 +1,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { runReference, tensorsLeakedBy, useBackend } from '@skd/testing';
-import { alignByByteOffsets, matchVocabularies, mergeAligned, uldLoss, type ByteSpan, type MergeStrategy, type UldOptions, type UldSequence } from './uld';
+import type { AlignedResponse, Divergence } from '@skd/core';
+import { divergenceEntries } from './entries';
+import {
+  alignByByteOffsets,
+  matchVocabularies,
+  mergeAligned,
+  uldLoss,
+  uldResponseLoss,
+  UldDivergence,
+  type ByteSpan,
+  type MergeStrategy,
+  type UldOptions,
+  type UldSequence,
+} from './uld';
 
 // Two responses tokenised two ways, after 3 prompt tokens on each side. Response 1 (12 bytes):
 // student tokens end at bytes 2, 5, 6, 9, 12; teacher tokens at 1, 2, 6, 7, 9, 12. Response 2 (8 bytes),
@@ -148,5 +161,104 @@ describe.each(['cpu', 'wasm'] as const)('ULD and GOLD across tokenizers on %s', 
       }),
     ).toBe(0);
     [studentLogits, teacherLogits, ...Object.values(grads)].forEach((x) => x.dispose());
+  });
+});
+
+describe.each(['cpu', 'wasm'] as const)('the uld and gold divergences on %s', (backend) => {
+  beforeAll(() => useBackend(backend));
+  const create = (kind: string, options: object): Divergence => {
+    const entry = divergenceEntries.find((e) => e.kind === kind);
+    return entry?.create(entry.options.parse(options), { baseDir: '.', rng: undefined as never }) as Divergence;
+  };
+  const log = (values: number[]) => values.map(Math.log);
+
+  it("compares one tokenizer's positions: ULD's sorted L1 and GOLD's JSD, by hand", () => {
+    // Student probabilities (1/6, 2/6, 3/6), teacher (3/5, 1/5, 1/5); sorted, |0.5 - 0.6| + |1/3 - 0.2| + |1/6 - 0.2| = 4/15.
+    const studentLogits = tf.tensor3d([[log([1, 2, 3])]]);
+    const teacherLogits = tf.tensor3d([[log([3, 1, 1])]]);
+    const uld = create('uld', {}).perToken({ studentLogits, teacherLogits });
+    expect(uld.dataSync()[0]).toBeCloseTo(4 / 15, 6);
+    // beta 0: KL(p || q) = sum p log(p / q) over the same ids.
+    const [q, p] = [
+      [1 / 6, 2 / 6, 3 / 6],
+      [0.6, 0.2, 0.2],
+    ];
+    const kl = p.reduce((sum, pi, i) => sum + pi * Math.log(pi / (q[i] as number)), 0);
+    const gold = create('gold', { beta: 0 }).perToken({ studentLogits, teacherLogits });
+    expect(gold.dataSync()[0]).toBeCloseTo(kl, 5);
+    const weighted = create('gold', { beta: 0, matchedWeight: 0.25, unmatchedWeight: 0.75 }).perToken({ studentLogits, teacherLogits });
+    expect(weighted.dataSync()[0]).toBeCloseTo(0.25 * kl, 5);
+    // The cross-entropy term adds -log q(target) times its weight.
+    const targets = tf.tensor2d([[2]], [1, 1], 'int32');
+    const withCe = create('uld', { crossEntropyWeight: 0.5 }).perToken({ studentLogits, teacherLogits, targets });
+    expect(withCe.dataSync()[0]).toBeCloseTo(4 / 15 - 0.5 * Math.log(0.5), 6);
+    expect(() => create('gold', { matchedWeight: 0.5 })).toThrow(/matchedWeight and unmatchedWeight together/);
+    [studentLogits, teacherLogits, uld, gold, weighted, targets, withCe].forEach((x) => x.dispose());
+  });
+
+  it('gives each aligned response its mean over groups; skips the end tokens by default, keeps them when asked', () => {
+    const ends = { student: [2, 5, 6, 9, 12, 12], teacher: [1, 2, 6, 7, 9, 12, 12] }; // each ends with a zero-width end token
+    const response: AlignedResponse = {
+      studentLogits: tf.randomNormal([6, student.vocab], 0, 2, 'float32', 31) as tf.Tensor2D,
+      teacherLogits: tf.randomNormal([7, teacher.vocab], 0, 2, 'float32', 32) as tf.Tensor2D,
+      studentTokens: [1, 4, 2, 8, 0, 10],
+      teacherTokens: [3, 1, 7, 12, 5, 9, 11],
+      studentSpans: spans(ends.student),
+      teacherSpans: spans(ends.teacher),
+      ended: true,
+    };
+    const options: UldOptions = { studentTemperature: 1, teacherTemperature: 1, merge: 'observed' };
+    const trimmed: UldSequence = {
+      studentLogits: tf.slice(response.studentLogits, [0, 0], [5, -1]),
+      teacherLogits: tf.slice(response.teacherLogits, [0, 0], [6, -1]),
+      studentTokens: response.studentTokens.slice(0, 5),
+      teacherTokens: response.teacherTokens.slice(0, 6),
+      studentSpans: response.studentSpans.slice(0, 5),
+      teacherSpans: response.teacherSpans.slice(0, 6),
+    };
+    const skip = new UldDivergence('uld', options).aligned([response, { ...response, ended: false }], () => ({ student: new Map(), teacher: new Map() }));
+    const expected = uldResponseLoss(trimmed, options);
+    expect(expected.groups).toBe(4);
+    expect(skip.groups).toEqual([4, 5]);
+    expect(skip.values.dataSync()[0]).toBeCloseTo(expected.loss.dataSync()[0] as number, 6);
+    const kept = uldResponseLoss(response, options);
+    expect(skip.values.dataSync()[1]).toBeCloseTo(kept.loss.dataSync()[0] as number, 6);
+    const keep = new UldDivergence('uld', { ...options, eos: 'keep' }).aligned([response], () => ({ student: new Map(), teacher: new Map() }));
+    expect(keep.values.dataSync()[0]).toBeCloseTo(kept.loss.dataSync()[0] as number, 6);
+    // GOLD asks for the vocabularies once and matches their texts.
+    let asked = 0;
+    const vocabularies = () => {
+      asked += 1;
+      return {
+        student: new Map([
+          ['a', 1],
+          ['b', 4],
+        ]),
+        teacher: new Map([
+          ['b', 7],
+          ['a', 3],
+          ['c', 0],
+        ]),
+      };
+    };
+    const gold = new UldDivergence('gold', { ...options, hybrid: { beta: 0.5 } });
+    const first = gold.aligned([response], vocabularies);
+    const again = gold.aligned([response], vocabularies);
+    const direct = uldResponseLoss(trimmed, { ...options, hybrid: { match: { teacherIds: [3, 7], studentIds: [1, 4] }, beta: 0.5 } });
+    expect(first.values.dataSync()[0]).toBeCloseTo(direct.loss.dataSync()[0] as number, 6);
+    expect(asked).toBe(1);
+    tf.dispose([
+      response.studentLogits,
+      response.teacherLogits,
+      trimmed.studentLogits,
+      trimmed.teacherLogits,
+      skip.values,
+      keep.values,
+      expected.loss,
+      kept.loss,
+      first.values,
+      again.values,
+      direct.loss,
+    ]);
   });
 });

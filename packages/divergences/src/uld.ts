@@ -1,5 +1,18 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ShapeError, SkdError } from '@skd/core';
+import {
+  ShapeError,
+  SkdError,
+  type AlignedLoss,
+  type AlignedResponse,
+  type ByteSpan,
+  type Divergence,
+  type DivergenceInput,
+  type TokenVocabularies,
+} from '@skd/core';
+import { sparseCrossEntropy } from '@skd/ops';
+import { teacherInput } from './teacher-input';
+
+export type { ByteSpan } from '@skd/core';
 
 /**
  * The arithmetic of distillation between models with different tokenizers (Universal Logit
@@ -9,9 +22,6 @@ import { ShapeError, SkdError } from '@skd/core';
  * vocabulary mapping (sorted probabilities) or, for tokens whose strings both vocabularies hold, by
  * the generalised JSD.
  */
-
-/** A token's [start, end) byte range in the text both tokenizations cover. */
-export type ByteSpan = readonly [number, number];
 
 /** Positions of each side's tokens, group by group: group g of one side covers the same bytes as group g of the other. */
 export interface ByteAlignment {
@@ -145,6 +155,11 @@ export function matchVocabularies(student: ReadonlyMap<string, number>, teacher:
  */
 export function probabilityJsd(student: tf.Tensor2D, teacher: tf.Tensor2D, beta: number): tf.Scalar {
   if (!(beta >= 0 && beta <= 1)) throw new SkdError(`beta must be in [0, 1], got ${beta}`);
+  return tf.tidy(() => tf.div(tf.sum(jsdRows(student, teacher, beta)), student.shape[0]) as tf.Scalar);
+}
+
+/** Each row's generalised JSD(beta) of probability rows (see `probabilityJsd`): (N). */
+function jsdRows(student: tf.Tensor2D, teacher: tf.Tensor2D, beta: number): tf.Tensor1D {
   return tf.tidy(() => {
     const q = tf.maximum(student, 1e-8);
     const p = tf.maximum(teacher, 1e-8);
@@ -156,7 +171,7 @@ export function probabilityJsd(student: tf.Tensor2D, teacher: tf.Tensor2D, beta:
       const logM = tf.log(tf.add(tf.mul(q, 1 - beta), tf.mul(p, beta)));
       terms = tf.add(tf.mul(tf.mul(p, tf.sub(logP, logM)), beta), tf.mul(tf.mul(q, tf.sub(logQ, logM)), 1 - beta));
     }
-    return tf.div(tf.sum(terms), student.shape[0]) as tf.Scalar;
+    return tf.sum(terms, 1) as tf.Tensor1D;
   });
 }
 
@@ -217,40 +232,145 @@ export interface UldOptions {
 }
 
 /**
- * The ULD (or GOLD hybrid) loss of a batch of responses: per response, softmax at each side's
- * temperature, groups by byte spans (pairs with an empty side dropped) merged into rows, the
- * distance of the rows; the mean over responses. Without spans, the first min(n_s, n_t) rows pair up.
+ * One response's ULD (or GOLD hybrid) loss: softmax at each side's temperature, groups by byte spans
+ * (pairs with an empty side dropped) merged into rows, the distance of the rows: their mean over the
+ * groups, and how many groups there were. Without spans, the first min(n_s, n_t) rows pair up.
  */
+export function uldResponseLoss(sequence: UldSequence, options: UldOptions): { readonly loss: tf.Scalar; readonly groups: number } {
+  let groups = 0;
+  const loss = tf.tidy(() => {
+    const studentProbs = tf.softmax(tf.div(sequence.studentLogits, options.studentTemperature)) as tf.Tensor2D;
+    const teacherProbs = tf.softmax(tf.div(sequence.teacherLogits, options.teacherTemperature)) as tf.Tensor2D;
+    let student: tf.Tensor2D;
+    let teacher: tf.Tensor2D;
+    if (sequence.studentSpans && sequence.teacherSpans) {
+      const aligned = alignByByteOffsets(sequence.studentSpans, sequence.teacherSpans);
+      const kept = aligned.student.map((g, i) => [g, aligned.teacher[i] as number[]] as const).filter(([s, t]) => s.length > 0 && t.length > 0);
+      groups = kept.length;
+      if (groups === 0) return tf.mul(tf.sum(sequence.studentLogits), 0) as tf.Scalar;
+      student = mergeAligned(
+        studentProbs,
+        kept.map(([s]) => s),
+        sequence.studentTokens,
+        options.merge,
+      );
+      teacher = mergeAligned(
+        teacherProbs,
+        kept.map(([, t]) => t),
+        sequence.teacherTokens,
+        options.merge,
+      );
+    } else {
+      groups = Math.min(sequence.studentTokens.length, sequence.teacherTokens.length);
+      if (groups === 0) return tf.mul(tf.sum(sequence.studentLogits), 0) as tf.Scalar;
+      student = tf.slice(studentProbs, [0, 0], [groups, -1]);
+      teacher = tf.slice(teacherProbs, [0, 0], [groups, -1]);
+    }
+    return options.hybrid ? hybridUld(student, teacher, options.hybrid) : sortedL1(student, teacher);
+  });
+  return { loss, groups };
+}
+
+/** The ULD (or GOLD hybrid) loss of a batch of responses: the mean of `uldResponseLoss` over them, as TRL's `ULDLoss` reduces. */
 export function uldLoss(sequences: readonly UldSequence[], options: UldOptions): tf.Scalar {
   if (sequences.length === 0) throw new SkdError('uldLoss: no sequences');
-  return tf.tidy(() => {
-    const losses = sequences.map((sequence) => {
-      const studentProbs = tf.softmax(tf.div(sequence.studentLogits, options.studentTemperature)) as tf.Tensor2D;
-      const teacherProbs = tf.softmax(tf.div(sequence.teacherLogits, options.teacherTemperature)) as tf.Tensor2D;
-      let student: tf.Tensor2D;
-      let teacher: tf.Tensor2D;
-      if (sequence.studentSpans && sequence.teacherSpans) {
-        const groups = alignByByteOffsets(sequence.studentSpans, sequence.teacherSpans);
-        const kept = groups.student.map((g, i) => [g, groups.teacher[i] as number[]] as const).filter(([s, t]) => s.length > 0 && t.length > 0);
-        student = mergeAligned(
-          studentProbs,
-          kept.map(([s]) => s),
-          sequence.studentTokens,
-          options.merge,
-        );
-        teacher = mergeAligned(
-          teacherProbs,
-          kept.map(([, t]) => t),
-          sequence.teacherTokens,
-          options.merge,
-        );
-      } else {
-        const rows = Math.min(sequence.studentTokens.length, sequence.teacherTokens.length);
-        student = tf.slice(studentProbs, [0, 0], [rows, -1]);
-        teacher = tf.slice(teacherProbs, [0, 0], [rows, -1]);
-      }
-      return options.hybrid ? hybridUld(student, teacher, options.hybrid) : sortedL1(student, teacher);
+  return tf.tidy(() => tf.mean(tf.stack(sequences.map((sequence) => uldResponseLoss(sequence, options).loss))) as tf.Scalar);
+}
+
+/** The `uld` and `gold` divergences' settings. */
+export interface UldDivergenceOptions {
+  readonly studentTemperature: number;
+  readonly teacherTemperature: number;
+  readonly merge: MergeStrategy;
+  /** GOLD: the generalised JSD on tokens both vocabularies hold, the sorted L1 on the rest; absent: ULD. */
+  readonly hybrid?: {
+    readonly beta: number;
+    /** Fixed weights of the two parts; absent: the matched share of the teacher's vocabulary, and the rest. */
+    readonly weights?: { readonly matched: number; readonly unmatched: number };
+  };
+  /** Across tokenizers: leave the end tokens out of the alignment (TRL's default), or keep them as a last group. */
+  readonly eos?: 'skip' | 'keep';
+  /** Adds this times the student's mean cross-entropy on its own response tokens to each response's value. */
+  readonly crossEntropyWeight?: number;
+}
+
+/**
+ * Universal Logit Distillation (and GOLD's hybrid of it) as a divergence. Across tokenizers (a run
+ * with `teacherTokenizer`), `aligned` compares each response's byte-aligned groups. With one shared
+ * tokenizer, `perToken` compares each position's two distributions: ULD's sorted L1, or for GOLD the
+ * generalised JSD of the probabilities (every token is in both vocabularies; weighted by the matched
+ * weight when the weights are fixed). `crossEntropyWeight` adds the student's cross-entropy on the
+ * sequence's tokens either way.
+ */
+export class UldDivergence implements Divergence {
+  readonly needsTeacher = true;
+  private match: VocabularyMatch | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly options: UldDivergenceOptions,
+  ) {
+    for (const key of ['studentTemperature', 'teacherTemperature'] as const) {
+      if (!(options[key] > 0)) throw new SkdError(`${name}: ${key} must be positive, got ${options[key]}`);
+    }
+    const beta = options.hybrid?.beta;
+    if (beta !== undefined && !(beta >= 0 && beta <= 1)) throw new SkdError(`${name}: beta must be in [0, 1], got ${beta}`);
+    if (!((options.crossEntropyWeight ?? 0) >= 0)) throw new SkdError(`${name}: crossEntropyWeight must be at least 0, got ${options.crossEntropyWeight}`);
+  }
+
+  perToken(input: DivergenceInput): tf.Tensor2D {
+    const teacher = teacherInput(this.name, input, 'add "teacher" to the config');
+    const [B, T, V] = input.studentLogits.shape;
+    const { studentTemperature, teacherTemperature, hybrid } = this.options;
+    const ceWeight = this.options.crossEntropyWeight ?? 0;
+    if (ceWeight > 0 && !input.targets) throw new SkdError(`${this.name}: crossEntropyWeight needs the sequence's targets`);
+    return tf.tidy(() => {
+      const q = tf.reshape(tf.softmax(tf.div(input.studentLogits, studentTemperature)), [B * T, V]) as tf.Tensor2D;
+      const p = tf.reshape(tf.softmax(tf.div(teacher, teacherTemperature)), [B * T, V]) as tf.Tensor2D;
+      const distance = hybrid
+        ? tf.mul(jsdRows(q, p, hybrid.beta), hybrid.weights?.matched ?? 1)
+        : tf.sum(tf.abs(tf.sub(sortedDescending(q), sortedDescending(p))), 1);
+      const value = tf.reshape(distance, [B, T]) as tf.Tensor2D;
+      return ceWeight > 0 ? (tf.add(value, tf.mul(sparseCrossEntropy(input.studentLogits, input.targets as tf.Tensor2D), ceWeight)) as tf.Tensor2D) : value;
     });
-    return tf.mean(tf.stack(losses)) as tf.Scalar;
-  });
+  }
+
+  aligned(responses: readonly AlignedResponse[], vocabularies: () => TokenVocabularies): AlignedLoss {
+    const { hybrid, eos, crossEntropyWeight, ...rest } = this.options;
+    if (hybrid && !this.match) {
+      const { student, teacher } = vocabularies();
+      this.match = matchVocabularies(student, teacher);
+    }
+    const options: UldOptions = {
+      ...rest,
+      ...(hybrid && this.match ? { hybrid: { match: this.match, beta: hybrid.beta, ...(hybrid.weights ? { weights: hybrid.weights } : {}) } } : {}),
+    };
+    const groups: number[] = [];
+    const values = tf.tidy(() =>
+      tf.stack(
+        responses.map((response) => {
+          const trimmed = (eos ?? 'skip') === 'skip' && response.ended ? withoutEnd(response) : response;
+          const { loss, groups: count } = uldResponseLoss(trimmed, options);
+          groups.push(count);
+          if (!crossEntropyWeight || response.studentTokens.length === 0) return loss;
+          const targets = tf.tensor1d(response.studentTokens as number[], 'int32');
+          return tf.add(loss, tf.mul(tf.mean(sparseCrossEntropy(response.studentLogits, targets)), crossEntropyWeight));
+        }),
+      ),
+    ) as tf.Tensor1D;
+    return { values, groups };
+  }
+}
+
+/** The response without its end token on either side (it covers no bytes). */
+function withoutEnd(response: AlignedResponse): UldSequence {
+  const [ns, nt] = [response.studentTokens.length - 1, response.teacherTokens.length - 1];
+  return {
+    studentLogits: tf.slice(response.studentLogits, [0, 0], [ns, -1]),
+    teacherLogits: tf.slice(response.teacherLogits, [0, 0], [nt, -1]),
+    studentTokens: response.studentTokens.slice(0, ns),
+    teacherTokens: response.teacherTokens.slice(0, nt),
+    studentSpans: response.studentSpans.slice(0, ns),
+    teacherSpans: response.teacherSpans.slice(0, nt),
+  };
 }

@@ -294,6 +294,7 @@ export async function runEvaluation(options: EvaluationCommandOptions): Promise<
         student: run.student,
         teacher: run.teacher,
         tokenizer: run.tokenizer,
+        teacherTokenizer: run.teacherTokenizer,
         divergence: run.divergence,
         evaluators: run.evaluators,
         batchSize: t.batchSize,

@@ -170,12 +170,21 @@ export const checkpointTokenizerEntry = defineComponent({
   },
 });
 
+/** For a teacher: the other way, distilling across tokenizers. */
+function crossHint(role: string, kind: string, source: string): string {
+  return role === 'teacher'
+    ? `; or, to distil across tokenizers, set "teacherTokenizer": { "kind": "${kind}", "options": { "path": "${source}" } } with divergence uld or gold`
+    : '';
+}
+
 /** A model saved with another tokenizer would read every token id as a different string. */
 function checkTokenizer(role: string, source: string, saved: Tokenizer, run: Tokenizer): void {
   if (saved.fingerprint !== run.fingerprint) {
     throw new VocabularyMismatchError(
       `the ${role} checkpoint ${source} was trained with tokenizer ${saved.fingerprint} (vocabulary ${saved.vocabSize}), the run uses ${run.fingerprint} (vocabulary ${run.vocabSize})`,
-      { hint: `set "tokenizer": { "kind": "checkpoint", "options": { "path": "${source}" } } and give teacher and student the same tokenizer` },
+      {
+        hint: `set "tokenizer": { "kind": "checkpoint", "options": { "path": "${source}" } } and give teacher and student the same tokenizer${crossHint(role, 'checkpoint', source)}`,
+      },
     );
   }
 }
@@ -248,7 +257,7 @@ function createHuggingFaceModel(
     const difference = tokenizerDifference(own, deps.tokenizer);
     if (difference) {
       throw new VocabularyMismatchError(`the ${deps.role} ${options.path} has its own tokenizer, which differs from the run's: ${difference}`, {
-        hint: `set "tokenizer": { "kind": "hf", "options": { "path": "${options.path}" } }, and give teacher and student models that share a tokenizer`,
+        hint: `set "tokenizer": { "kind": "hf", "options": { "path": "${options.path}" } }, and give teacher and student models that share a tokenizer${crossHint(deps.role, 'hf', options.path)}`,
       });
     }
   }

@@ -11,7 +11,13 @@ import { SkdSampler } from './skd';
 import { supervisedSamplerEntry } from './supervised';
 import { SwitchSampler } from './switch';
 
-const models = (deps: ComponentDeps['sampler']): SamplerModels => ({ student: deps.student, teacher: deps.teacher, tokenizer: deps.tokenizer, rng: deps.rng });
+const models = (deps: ComponentDeps['sampler']): SamplerModels => ({
+  student: deps.student,
+  teacher: deps.teacher,
+  tokenizer: deps.tokenizer,
+  ...(deps.teacherTokenizer ? { teacherTokenizer: deps.teacherTokenizer } : {}),
+  rng: deps.rng,
+});
 const sampling = samplingSchema.default({ greedy: false, temperature: 1, topK: 0, topP: 1 });
 const greedy = samplingSchema.default({ greedy: true, temperature: 1, topK: 0, topP: 1 });
 

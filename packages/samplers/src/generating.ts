@@ -1,5 +1,5 @@
 import { SkdError, cutAtStopStrings, generationStops, type KdBatch, type LanguageModel, type PromptBatch, type Rng, type Tokenizer } from '@skd/core';
-import { generate, type SamplingOptions } from '@skd/models';
+import { generate, tokenizerBridge, type SamplingOptions, type TokenizerBridge } from '@skd/models';
 import type { SequenceRow } from './assemble';
 import { toKdBatch } from './batch';
 
@@ -8,7 +8,26 @@ export interface SamplerModels {
   readonly student: LanguageModel;
   readonly teacher: LanguageModel | undefined;
   readonly tokenizer: Tokenizer;
+  /** The teacher's own tokenizer, when it differs from the student's: teacher text is carried over through a bridge. */
+  readonly teacherTokenizer?: Tokenizer;
   readonly rng: Rng;
+}
+
+/** The models' bridge between the student's and the teacher's tokenizers, or undefined when they share one. */
+export function bridgeOf(models: SamplerModels): TokenizerBridge | undefined {
+  return models.teacherTokenizer ? tokenizerBridge(models.tokenizer, models.teacherTokenizer) : undefined;
+}
+
+/**
+ * A sampler that runs the teacher on the student's token ids (verifying drafts, keeping its
+ * distributions) cannot work when the teacher reads another tokenizer: said before anything runs.
+ */
+export function requireSharedTokenizer(models: SamplerModels, kind: string): void {
+  if (models.teacherTokenizer) {
+    throw new SkdError(`the "${kind}" sampler runs the teacher on the student's token ids, and this run's teacher reads its own tokenizer`, {
+      hint: "use a sampler that produces text (supervised, on-policy, mixed, seq-kd) with a cross-tokenizer divergence (uld or gold), or give the teacher the run's tokenizer",
+    });
+  }
 }
 
 export function requireTeacher(models: SamplerModels, kind: string): LanguageModel {
@@ -40,6 +59,26 @@ export async function respond(
     rng: models.rng,
   });
   return tokens.map((row) => cutAtStopStrings(models.tokenizer, row, batch.stopStrings) ?? row);
+}
+
+/**
+ * The teacher's responses to the batch's prompts, in the student's tokens. With a teacher tokenizer,
+ * each prompt is carried to the teacher's tokens, the teacher generates (ending at its own EOS and
+ * stop ids, cut at the stop strings in its text), and the text is carried back.
+ */
+export async function teacherResponses(
+  models: SamplerModels,
+  kind: string,
+  batch: PromptBatch,
+  maxNewTokens: number,
+  sampling: SamplingOptions,
+): Promise<number[][]> {
+  const teacher = requireTeacher(models, kind);
+  const bridge = bridgeOf(models);
+  if (!bridge) return respond(teacher, batch, models, maxNewTokens, sampling);
+  const prompts = batch.prompts.map((prompt) => bridge.teacherPrompt(prompt));
+  const responses = await respond(teacher, { ...batch, prompts }, { ...models, tokenizer: bridge.teacher }, maxNewTokens, sampling);
+  return responses.map((response) => bridge.studentResponse(response));
 }
 
 /** The prompts of some rows of a batch, with the batch's stop strings (to generate for those rows only). */

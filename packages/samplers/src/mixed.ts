@@ -1,6 +1,6 @@
 import type { KdBatch, KdSampler, PromptBatch } from '@skd/core';
 import type { SamplingOptions } from '@skd/models';
-import { batchOf, requireTeacher, respond, rowsOf, type SamplerModels } from './generating';
+import { batchOf, requireTeacher, respond, rowsOf, teacherResponses, type SamplerModels } from './generating';
 
 /**
  * Mixed / GKD: per batch, with probability `lambda` the student's own samples, otherwise the
@@ -31,7 +31,7 @@ export class MixedSampler implements KdSampler {
       responses = await respond(this.models.student, batch, this.models, this.options.maxNewTokens, this.options.studentSampling);
       source = 'student';
     } else if (this.options.offPolicy === 'teacher') {
-      responses = await respond(requireTeacher(this.models, MixedSampler.kind), batch, this.models, this.options.maxNewTokens, this.options.teacherSampling);
+      responses = await teacherResponses(this.models, MixedSampler.kind, batch, this.options.maxNewTokens, this.options.teacherSampling);
       source = 'teacher';
     } else {
       responses = batch.references;

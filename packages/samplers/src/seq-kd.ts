@@ -1,6 +1,6 @@
 import type { JsonValue, KdBatch, KdSampler, PromptBatch } from '@skd/core';
 import type { SamplingOptions } from '@skd/models';
-import { batchOf, promptsOf, requireTeacher, respond, rowsOf, type SamplerModels } from './generating';
+import { batchOf, promptsOf, requireTeacher, rowsOf, teacherResponses, type SamplerModels } from './generating';
 
 /**
  * SeqKD: trains on teacher-generated responses. With `cache`, each example's response is generated
@@ -18,9 +18,10 @@ export class SeqKdSampler implements KdSampler {
   }
 
   async sample(batch: PromptBatch): Promise<KdBatch> {
-    const teacher = requireTeacher(this.models, SeqKdSampler.kind);
     const missing = batch.ids.map((id, i) => (this.options.cache && this.cache.has(id) ? -1 : i)).filter((i) => i >= 0);
-    const fresh = missing.length ? await respond(teacher, promptsOf(batch, missing), this.models, this.options.maxNewTokens, this.options.sampling) : [];
+    const fresh = missing.length
+      ? await teacherResponses(this.models, SeqKdSampler.kind, promptsOf(batch, missing), this.options.maxNewTokens, this.options.sampling)
+      : [];
     const responses: number[][] = batch.ids.map((id) => this.cache.get(id) ?? []);
     missing.forEach((i, k) => {
       responses[i] = fresh[k] as number[];

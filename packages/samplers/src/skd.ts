@@ -1,7 +1,7 @@
 import { ConfigError, cutAtStopStrings, generationStops, type KdBatch, type KdSampler, type PromptBatch, type SamplerContext } from '@skd/core';
 import type { SamplingOptions } from '@skd/models';
 import { toKdBatch } from './batch';
-import { requireTeacher, rowsOf, type SamplerModels } from './generating';
+import { requireSharedTokenizer, requireTeacher, rowsOf, type SamplerModels } from './generating';
 import { speculativeGenerate, type Acceptance } from './speculative';
 
 export interface SkdSamplerOptions {
@@ -46,6 +46,7 @@ export class SkdSampler implements KdSampler {
     private readonly kind: string = SkdSampler.kind,
   ) {
     requireTeacher(models, kind);
+    requireSharedTokenizer(models, kind);
     const vocab = models.student.vocabSize;
     // K >= |V| accepts every draft: on-policy KD under SKD's name. (With kDecay, K shrinks below |V| as training goes.)
     if (options.acceptance === 'top-k' && !options.kDecay && options.topK >= vocab) {

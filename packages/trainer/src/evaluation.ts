@@ -3,7 +3,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { encodePrompt, encodeResponse, type Dataset, type Divergence, type Evaluator, type LanguageModel, type Prediction, type Tokenizer } from '@skd/core';
 import { tokenLoss } from '@skd/divergences';
 import { bootstrapScores, evaluateModel, intervals, judgeOutputs, referencePerplexity, type BootstrapScores } from '@skd/evaluators';
-import { writeFileAtomic } from '@skd/models';
+import { tokenizerBridge, writeFileAtomic, type TokenizerBridge } from '@skd/models';
+import { alignedLoss, teacherBatch, teacherBatchLogits } from './cross-tokenizer';
 import { assembleBatch } from '@skd/samplers';
 
 /** What evaluating a student on a split needs. */
@@ -12,6 +13,8 @@ export interface EvaluationParts {
   /** Scores the final evaluation's outputs (teacher acceptance) and the KD validation loss. */
   readonly teacher: LanguageModel | undefined;
   readonly tokenizer: Tokenizer;
+  /** The teacher's own tokenizer, when it differs from the student's (losses are then computed across tokenizers). */
+  readonly teacherTokenizer?: Tokenizer | undefined;
   /** The run's divergence: the validation loss is the training loss on references. */
   readonly divergence: Divergence;
   readonly evaluators: readonly Evaluator[];
@@ -62,7 +65,8 @@ export async function evaluateSplit(
   if (validationLoss !== undefined) all['validationLoss'] = validationLoss;
   if (options.final) {
     all['perplexity'] = (await referencePerplexity(student, tokenizer, dataset, batchSize))['perplexity'] as number;
-    if (teacher)
+    // Whether the teacher ranks a student token in its top-K needs one vocabulary; across tokenizers it is not measured.
+    if (teacher && !bridgeOf(parts))
       all['teacherAcceptance'] = (await judgeOutputs(teacher, outputs, { topK: ACCEPTANCE_TOP_K, batchSize, pad: tokenizer.special.pad }))[
         'teacherAcceptance'
       ] as number;
@@ -99,6 +103,13 @@ export function writeEvaluation(
   return `${stem}.bootstrap.json`;
 }
 
+function bridgeOf(parts: EvaluationParts): TokenizerBridge | undefined {
+  const own = parts.teacherTokenizer;
+  return own && parts.teacher && own.fingerprint !== parts.tokenizer.fingerprint && parts.divergence.aligned
+    ? tokenizerBridge(parts.tokenizer, own)
+    : undefined;
+}
+
 /**
  * The training loss on references (teacher-forced), for DistiLLM's schedule and the report: the
  * divergence summed over every target token of the examples, in micro-batches of the training batch
@@ -115,10 +126,29 @@ export async function referenceLoss(
     .filter((r) => r.prompt.length + r.response.length <= student.contextLength);
   if (rows.length === 0) return undefined;
   // Every response token (EOS included) is a target: prompts are never empty, so each has a token before it.
-  const normalizer = rows.reduce((n, r) => n + r.response.length, 0);
+  const bridge = bridgeOf(parts);
+  // Across tokenizers each response's value is a mean over its aligned groups, averaged over responses.
+  const normalizer = bridge ? rows.length : rows.reduce((n, r) => n + r.response.length, 0);
   let loss = 0;
   for (let i = 0; i < rows.length; i += batchSize) {
     const batch = assembleBatch(rows.slice(i, i + batchSize), tokenizer.special.pad, student.contextLength);
+    if (bridge && teacher) {
+      const view = teacherBatch(batch.tokens, batch.targetMask, bridge, teacher);
+      const value = tf.tidy(() =>
+        alignedLoss({
+          divergence,
+          bridge,
+          studentLogits: student.logits(batch.tokens, { mask: batch.attentionMask }),
+          teacherLogits: teacherBatchLogits(teacher, view),
+          batch: view,
+          normalizer,
+        }),
+      );
+      loss += (await value.data())[0] as number;
+      [value, batch.tokens, batch.attentionMask, batch.targetMask].forEach((x) => x.dispose());
+      view.dispose();
+      continue;
+    }
     const value = tf.tidy(() =>
       tokenLoss({
         divergence,

@@ -21,7 +21,17 @@ import {
   yieldToEventLoop,
 } from '@skd/core';
 import { chunkedTokenLoss, countTargetRows, countTargets, tokenLoss } from '@skd/divergences';
-import { forEachSafetensor, partialFolders, streamedTensors, writeFileAtomic, writeFolderAtomic, writeSafetensorsStreaming } from '@skd/models';
+import {
+  forEachSafetensor,
+  partialFolders,
+  streamedTensors,
+  tokenizerBridge,
+  writeFileAtomic,
+  writeFolderAtomic,
+  writeSafetensorsStreaming,
+  type TokenizerBridge,
+} from '@skd/models';
+import { alignedLoss, teacherBatch, teacherBatchLogits } from './cross-tokenizer';
 import { BatchStream, evaluationSubset } from './data-stream';
 import { evaluateSplit, writeEvaluation } from './evaluation';
 import { AdamW, clipByGlobalNorm, learningRateAt } from './optimizer';
@@ -70,6 +80,8 @@ export interface TrainerRun {
   readonly student: LanguageModel;
   readonly teacher: LanguageModel | undefined;
   readonly tokenizer: Tokenizer;
+  /** The teacher's own tokenizer, when it differs from the student's: the loss is then computed across tokenizers. */
+  readonly teacherTokenizer?: Tokenizer | undefined;
   readonly sampler: KdSampler;
   readonly divergence: Divergence;
   readonly dataset: DatasetSource;
@@ -137,6 +149,8 @@ export class Trainer {
   readonly events$ = new Subject<RunEvent>();
   private readonly optimizer: AdamW;
   private readonly stream: BatchStream;
+  /** Set when the teacher reads its own tokenizer: the loss compares byte-aligned responses. */
+  private readonly bridge: TokenizerBridge | undefined;
 
   constructor(private readonly parts: TrainerRun) {
     const t = parts.config.training;
@@ -161,6 +175,7 @@ export class Trainer {
         hint: 'add "teacher" to the config, or use the "cross-entropy" divergence',
       });
     }
+    this.bridge = crossTokenizerBridge(parts);
     this.optimizer = new AdamW(parts.student.trainableVariables, t);
     this.stream = new BatchStream(parts.dataset, {
       tokenizer: parts.tokenizer,
@@ -278,13 +293,18 @@ export class Trainer {
         }
       }
       const targets = batches.reduce((n, b) => n + countTargets(b.targetMask), 0);
-      // The whole step's count, so micro-batches sum to the loss of the full batch.
+      // The whole step's count, so micro-batches sum to the loss of the full batch. Across tokenizers
+      // each response's value is already a mean over its aligned groups: the step averages responses.
       const bySequence = t.lossReduction === 'sequences';
-      const normalizer = bySequence ? batches.reduce((n, b) => n + countTargetRows(b.targetMask), 0) : targets;
+      const normalizer = bySequence || this.bridge ? batches.reduce((n, b) => n + countTargetRows(b.targetMask), 0) : targets;
       const variables = this.parts.student.trainableVariables;
       let sums: tf.Tensor[] | undefined;
       let loss = 0;
       for (const [micro, batch] of batches.entries()) {
+        if (this.bridge) {
+          loss += await this.crossTokenizerStep(batch, step * 1009 + micro, normalizer, since, (grads) => (sums = addGrads(sums, grads)));
+          continue;
+        }
         const teacherFrom = performance.now();
         const teacherLogits = this.teacherLogits(batch);
         if (teacherLogits) since('teacher', teacherFrom);
@@ -316,13 +336,10 @@ export class Trainer {
         loss += (await value.data())[0] as number;
         value.dispose();
         since('student', studentFrom);
-        const ordered = variables.map((v) => grads[v.name] ?? tf.zerosLike(v));
-        if (!sums) sums = ordered;
-        else {
-          const next = sums.map((s, i) => tf.add(s, ordered[i] as tf.Tensor));
-          [...sums, ...ordered].forEach((g) => g.dispose());
-          sums = next;
-        }
+        sums = addGrads(
+          sums,
+          variables.map((v) => grads[v.name] ?? tf.zerosLike(v)),
+        );
       }
       if (!Number.isFinite(loss)) {
         sums?.forEach((g) => g.dispose());
@@ -354,6 +371,52 @@ export class Trainer {
       });
     } finally {
       batches.forEach((b) => b.dispose());
+    }
+  }
+
+  /**
+   * One micro-batch across tokenizers: its rows carried to the teacher's tokens, the teacher's logits
+   * there, and the divergence's aligned loss of the student's logits; gradients go to `accumulate`.
+   */
+  private async crossTokenizerStep(
+    batch: KdBatch,
+    seed: number,
+    normalizer: number,
+    since: (phase: 'teacher' | 'student', from: number) => void,
+    accumulate: (grads: tf.Tensor[]) => void,
+  ): Promise<number> {
+    const t = this.parts.config.training;
+    const bridge = this.bridge as TokenizerBridge;
+    const teacher = this.parts.teacher as LanguageModel;
+    const teacherFrom = performance.now();
+    const view = teacherBatch(batch.tokens, batch.targetMask, bridge, teacher);
+    try {
+      const teacherLogits = teacherBatchLogits(teacher, view);
+      since('teacher', teacherFrom);
+      const studentFrom = performance.now();
+      const forward = { mask: batch.attentionMask, training: true, seed, ...(t.checkpointLayers ? { checkpointLayers: true } : {}) };
+      const variables = this.parts.student.trainableVariables;
+      const { value, grads } = tf.variableGrads(
+        () =>
+          alignedLoss({
+            divergence: this.parts.divergence,
+            bridge,
+            studentLogits: this.parts.student.logits(batch.tokens, forward),
+            teacherLogits,
+            batch: view,
+            ...(batch.sequenceWeights ? { sequenceWeights: batch.sequenceWeights } : {}),
+            normalizer,
+          }),
+        [...variables],
+      );
+      teacherLogits?.dispose();
+      const loss = (await value.data())[0] as number;
+      value.dispose();
+      since('student', studentFrom);
+      accumulate(variables.map((v) => grads[v.name] ?? tf.zerosLike(v)));
+      return loss;
+    } finally {
+      view.dispose();
     }
   }
 
@@ -471,6 +534,33 @@ export class Trainer {
     await this.stream.skip(state.consumedBatches);
     return state.step;
   }
+}
+
+/** `grads` added into `sums` (both consumed), or `grads` when there is nothing yet. */
+function addGrads(sums: tf.Tensor[] | undefined, grads: tf.Tensor[]): tf.Tensor[] {
+  if (!sums) return grads;
+  const next = sums.map((s, i) => tf.add(s, grads[i] as tf.Tensor));
+  [...sums, ...grads].forEach((g) => g.dispose());
+  return next;
+}
+
+/**
+ * The bridge to the teacher's own tokenizer, when the run has one that differs from the student's;
+ * and what a run across tokenizers cannot do, refused before anything runs.
+ */
+function crossTokenizerBridge(parts: TrainerRun): TokenizerBridge | undefined {
+  const own = parts.teacherTokenizer;
+  if (!own || !parts.teacher || own.fingerprint === parts.tokenizer.fingerprint) return undefined;
+  const issues = [
+    ...(parts.divergence.aligned
+      ? []
+      : [{ path: 'divergence.kind', message: `"${parts.divergence.name}" compares the same token ids on both sides; across tokenizers use uld or gold` }]),
+    ...((parts.config.training.lossChunk ?? 0) > 0
+      ? [{ path: 'training.lossChunk', message: 'the loss across tokenizers takes the whole logits of each response; set training.lossChunk: 0' }]
+      : []),
+  ];
+  if (issues.length) throw new ConfigError('config', issues);
+  return tokenizerBridge(parts.tokenizer, own);
 }
 
 /** A run's checkpoint folders, oldest first (unfinished `.partial-*` writes never count). */

@@ -3,3 +3,4 @@ export * from './hf-tokenizer';
 export * from './pipeline';
 export * from './chat-template';
 export * from './compare';
+export * from './bridge';
