@@ -1,3 +1,4 @@
+export * from './alignment';
 export * from './components';
 export * from './config-issues';
 export * from './dataset';

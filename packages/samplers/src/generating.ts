@@ -18,18 +18,6 @@ export function bridgeOf(models: SamplerModels): TokenizerBridge | undefined {
   return models.teacherTokenizer ? tokenizerBridge(models.tokenizer, models.teacherTokenizer) : undefined;
 }
 
-/**
- * A sampler that runs the teacher on the student's token ids (verifying drafts, keeping its
- * distributions) cannot work when the teacher reads another tokenizer: said before anything runs.
- */
-export function requireSharedTokenizer(models: SamplerModels, kind: string): void {
-  if (models.teacherTokenizer) {
-    throw new SkdError(`the "${kind}" sampler runs the teacher on the student's token ids, and this run's teacher reads its own tokenizer`, {
-      hint: "use a sampler that produces text (supervised, on-policy, mixed, seq-kd) with a cross-tokenizer divergence (uld or gold), or give the teacher the run's tokenizer",
-    });
-  }
-}
-
 export function requireTeacher(models: SamplerModels, kind: string): LanguageModel {
   if (!models.teacher) {
     throw new SkdError(`the "${kind}" sampler needs a teacher model`, { hint: 'add "teacher" to the config' });

@@ -1,7 +1,8 @@
 import { ConfigError, cutAtStopStrings, generationStops, type KdBatch, type KdSampler, type PromptBatch, type SamplerContext } from '@skd/core';
-import type { SamplingOptions } from '@skd/models';
+import type { SamplingOptions, TokenizerBridge } from '@skd/models';
 import { toKdBatch } from './batch';
-import { requireSharedTokenizer, requireTeacher, rowsOf, type SamplerModels } from './generating';
+import { crossTokenizerSpeculative } from './cross-speculative';
+import { bridgeOf, requireTeacher, rowsOf, type SamplerModels } from './generating';
 import { speculativeGenerate, type Acceptance } from './speculative';
 
 export interface SkdSamplerOptions {
@@ -46,7 +47,7 @@ export class SkdSampler implements KdSampler {
     private readonly kind: string = SkdSampler.kind,
   ) {
     requireTeacher(models, kind);
-    requireSharedTokenizer(models, kind);
+    if (models.teacherTokenizer) checkCrossTokenizer(options, kind);
     const vocab = models.student.vocabSize;
     // K >= |V| accepts every draft: on-policy KD under SKD's name. (With kDecay, K shrinks below |V| as training goes.)
     if (options.acceptance === 'top-k' && !options.kDecay && options.topK >= vocab) {
@@ -86,6 +87,9 @@ export class SkdSampler implements KdSampler {
     const acceptance: Acceptance = o.acceptance === 'top-k' ? { kind: 'top-k', k } : { kind: 'top-p', p: o.topP };
     const perRound = o.acceptance === 'top-k' && o.kDecay && o.kDecayUnit === 'rounds';
     const horizon = o.kDecayHorizon ?? o.maxNewTokens;
+    const acceptanceAt = (round: number): Acceptance => (perRound ? { kind: 'top-k', k: decayedTopK(k, round, horizon, 'rounds') } : acceptance);
+    const bridge = bridgeOf(this.models);
+    if (bridge) return this.sampleAcross(batch, bridge, acceptanceAt, k);
     const longest = Math.max(...batch.prompts.map((p) => p.length)) + this.options.maxNewTokens;
     const keep = this.options.cacheTeacherLogProbs && batch.prompts.length * longest * teacher.vocabSize <= this.options.maxCachedTeacherFloats;
     const stop = generationStops(tokenizer, batch.stopStrings); // rows end at a stop string's token: the cut drops the rest
@@ -97,7 +101,7 @@ export class SkdSampler implements KdSampler {
       draftBlock: this.options.draftBlock,
       ...(this.options.maxDraftBlock !== undefined ? { maxDraftBlock: this.options.maxDraftBlock } : {}),
       acceptance,
-      ...(perRound ? { acceptanceAt: (round: number): Acceptance => ({ kind: 'top-k', k: decayedTopK(k, round, horizon, 'rounds') }) } : {}),
+      ...(perRound ? { acceptanceAt } : {}),
       acceptOn: this.options.acceptOn,
       replace: this.options.replace,
       acceptTest: this.options.acceptTest,
@@ -128,6 +132,57 @@ export class SkdSampler implements KdSampler {
       ...(teacherLogProbs ? { teacherLogProbs, vocabSize: teacher.vocabSize } : {}),
     });
   }
+
+  /** SKD with a teacher that reads its own tokenizer (see `crossTokenizerSpeculative`). */
+  private async sampleAcross(batch: PromptBatch, bridge: TokenizerBridge, acceptanceAt: (round: number) => Acceptance, k: number): Promise<KdBatch> {
+    const { student, tokenizer, rng } = this.models;
+    const o = this.options;
+    const stop = generationStops(tokenizer, batch.stopStrings);
+    const result = await crossTokenizerSpeculative(student, requireTeacher(this.models, this.kind), bridge, batch.prompts, {
+      maxNewTokens: o.maxNewTokens,
+      ...(stop ? { stop } : {}),
+      draftBlock: o.draftBlock,
+      acceptanceAt,
+      acceptOn: o.acceptOn,
+      replace: o.replace,
+      studentSampling: o.studentSampling,
+      teacherSampling: o.teacherSampling,
+      rng,
+    });
+    const s = result.stats;
+    const B = batch.prompts.length;
+    const responses = result.tokens.map((row) => cutAtStopStrings(tokenizer, row, batch.stopStrings) ?? row);
+    return toKdBatch({
+      rows: rowsOf(batch, responses),
+      sources: batch.prompts.map(() => 'skd'),
+      stats: {
+        skdRows: B,
+        topK: k,
+        acceptanceRate: s.judged ? s.accepted / s.judged : 0,
+        teacherAcceptanceRate: s.teacherJudged ? s.teacherAccepted / s.teacherJudged : 0,
+        correctionsPerSequence: s.corrections / B,
+        meanAcceptedRun: s.rowRounds ? s.accepted / s.rowRounds : 0,
+        teacherPassesPerToken: s.tokensGenerated ? s.teacherForwards / (s.tokensGenerated / B) : 0,
+        tokensGenerated: s.tokensGenerated,
+        teacherCached: 0,
+      },
+      pad: tokenizer.special.pad,
+      contextLength: student.contextLength,
+    });
+  }
+}
+
+/** What SKD across tokenizers does not do, refused in one message. */
+function checkCrossTokenizer(options: SkdSamplerOptions, kind: string): void {
+  const issues = [
+    ...(options.acceptTest === 'resample'
+      ? [{ path: 'sampler.options.acceptTest', message: 'across tokenizers a draft group is judged on its own tokens: use acceptTest "draft"' }]
+      : []),
+    ...(options.maxDraftBlock !== undefined
+      ? [{ path: 'sampler.options.maxDraftBlock', message: `adaptive blocks are not built for ${kind} across tokenizers: leave maxDraftBlock unset` }]
+      : []),
+  ];
+  if (issues.length) throw new ConfigError('sampler', issues);
 }
 
 /**
