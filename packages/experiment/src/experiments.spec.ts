@@ -23,7 +23,7 @@ const configs = files.filter((f) => !sweeps.includes(f));
 
 /** Every checkpoint folder a config names (tokenizer, teacher, student). */
 function checkpoints(config: { [slot: string]: unknown }, baseDir: string): string[] {
-  return ['tokenizer', 'teacher', 'student'].flatMap((slot) => {
+  return ['tokenizer', 'teacherTokenizer', 'teacher', 'student'].flatMap((slot) => {
     const ref = config[slot] as { kind?: string; options?: { path?: string } } | undefined;
     return ref?.kind === 'checkpoint' && ref.options?.path ? [path.resolve(baseDir, ref.options.path)] : [];
   });
@@ -36,6 +36,7 @@ describe('committed experiments', () => {
       'arithmetic/compare.json',
       'arithmetic/tune-100.json',
       'arithmetic/tune.json',
+      'cross-tokenizer/arithmetic.json',
       'instructions/compare.json',
       'new-methods/arithmetic.json',
       'new-methods/instructions.json',
@@ -104,9 +105,13 @@ describe('committed experiments', () => {
     const base = path.resolve(root, '..', /C=(experiments\/\S+\.json)/.exec(index)?.[1] ?? 'missing');
     const commands = index.split('\n').filter((l) => l.includes('`skd distill $C'));
     expect(commands).toHaveLength(11); // the paper's nine methods, MiniLLM and TAID
-    for (const line of commands) {
+    // Across tokenizers: ULD, GOLD and SKD on their own base.
+    const across = path.resolve(root, '..', /X=(experiments\/\S+\.json)/.exec(index)?.[1] ?? 'missing');
+    const acrossCommands = index.split('\n').filter((l) => l.includes('`skd distill $X'));
+    expect(acrossCommands).toHaveLength(3);
+    for (const [config, line] of [...commands.map((l) => [base, l] as const), ...acrossCommands.map((l) => [across, l] as const)]) {
       const sets = [...line.matchAll(/--set '([^']+)'/g)].map((m) => m[1] as string);
-      await expect(loadExperimentConfig(base, sets)).resolves.toBeDefined();
+      await expect(loadExperimentConfig(config, sets)).resolves.toBeDefined();
     }
   });
 });

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Distillation across tokenizers on arithmetic: the sweep arithmetic.json (SFT, ULD, GOLD and SKD across
+# tokenizers, 3 seeds), then a report pairing each method with SFT seed by seed on the same test problems,
+# and summary.cjs's table (docs/results.md). The student's models are committed; pretrain.sh remakes them.
+#
+# Usage: bash experiments/cross-tokenizer/run.sh     (resumable: finished runs are skipped)
+#   JOBS=2 (default) trains two runs at a time, one native thread each, through a Redis queue on a
+#   loopback port (PORT, default 6391) that this script starts and stops.
+# Finished runs are archived in experiments/cross-tokenizer/results/ (experiments/paper-table/results.sh with
+# TABLE=cross-tokenizer) and restored first on a fresh clone.
+set -euo pipefail
+{
+cd "$(dirname "$0")/../.."
+skd() { node packages/cli/dist/main.js "$@"; }
+TABLE=cross-tokenizer bash experiments/paper-table/results.sh restore arithmetic
+port=${PORT:-6391}
+queue=redis://127.0.0.1:$port
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no > /tmp/skd-cross-tokenizer-redis.log 2>&1 &
+redis=$!
+worker=
+stop() { [ -n "$worker" ] && kill "$worker" 2> /dev/null; kill "$redis" 2> /dev/null; wait 2> /dev/null || true; }
+trap stop EXIT
+for _ in $(seq 50); do redis-cli -p "$port" ping > /dev/null 2>&1 && break; sleep 0.2; done
+mkdir -p runs/cross-tokenizer
+SKD_THREADS=1 skd worker --queue "$queue" --concurrency "${JOBS:-2}" > runs/cross-tokenizer/worker.log 2>&1 &
+worker=$!
+skd sweep experiments/cross-tokenizer/arithmetic.json --queue "$queue"
+TABLE=cross-tokenizer bash experiments/paper-table/results.sh save arithmetic
+skd report runs/cross-tokenizer/arithmetic --out runs/cross-tokenizer/report --paired method=sft
+node experiments/cross-tokenizer/summary.cjs
+exit
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// Distillation across tokenizers on arithmetic: per method, the test exact match (mean ± std over seeds
+// [95% bootstrap interval over the test problems, seeds averaged]), the test perplexity and validation
+// loss, SKD's acceptance, and paired bootstrap tests of each distillation against continued SFT (same
+// seeds, same test problems). Reads runs/cross-tokenizer/arithmetic/ (run.sh restores the archives).
+// Usage: node experiments/cross-tokenizer/summary.cjs [runs]
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+const { findRuns, groupScores, loadRun, meanStd, pairedComparisons } = require('@skd/report'); // built by tools/setup.sh
+const { intervals } = require('@skd/evaluators');
+
+const root = path.resolve(process.argv[2] ?? path.join(__dirname, '../../runs'), 'cross-tokenizer/arithmetic');
+const methods = ['sft', 'uld', 'gold', 'skd'];
+const runs = findRuns([root]).flatMap((dir) => {
+  const match = /^method-(.+?)__seed-(\d+)$/.exec(path.basename(dir));
+  return match && methods.includes(match[1]) ? [{ method: match[1], dir, record: loadRun(dir) }] : [];
+});
+/** The mean of a sampler statistic over a run's steps (SKD's acceptance), from its metrics. */
+function stepMean(dir, key) {
+  const file = path.join(dir, 'metrics.jsonl');
+  if (!fs.existsSync(file)) return undefined;
+  const values = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{"type":"step"'))
+    .map((l) => JSON.parse(l).sampler?.[key])
+    .filter((v) => typeof v === 'number');
+  return values.length ? values.reduce((a, b) => a + b, 0) / values.length : undefined;
+}
+const fmt = (values, digits = 3) => {
+  const { mean, std } = meanStd(values);
+  return `${mean.toFixed(digits)} ± ${std.toFixed(digits)}`;
+};
+const lines = ['| method | exact match | perplexity | acceptance (student tokens / teacher tokens) | seeds |', '|---|---|---|---|---|'];
+for (const method of methods) {
+  const members = runs.filter((r) => r.method === method);
+  if (members.length === 0) continue;
+  const scores = groupScores(members.map((r) => r.record));
+  const range = scores && intervals(scores)['exactMatch'];
+  const exact = `${fmt(members.map((r) => r.record.finalMetrics['exactMatch']))}${range ? ` [${range[0].toFixed(3)}, ${range[1].toFixed(3)}]` : ''}`;
+  const perplexity = fmt(members.map((r) => r.record.finalMetrics['perplexity']));
+  const accepted = members.map((r) => stepMean(r.dir, 'acceptanceRate')).filter((v) => v !== undefined);
+  const teacher = members.map((r) => stepMean(r.dir, 'teacherAcceptanceRate')).filter((v) => v !== undefined);
+  const acceptance = method === 'skd' && accepted.length ? `${fmt(accepted)} / ${fmt(teacher)}` : '-';
+  lines.push(`| ${method} | ${exact} | ${perplexity} | ${acceptance} | ${members.length} |`);
+}
+lines.push('', '**Paired bootstrap against SFT** (Δ = method − sft exact match, seeds averaged; two-sided p, floor 1/1001)', '');
+lines.push('| comparison | Δ exact match [95% interval] (p) |', '|---|---|');
+for (const method of methods.slice(1)) {
+  const records = runs.filter((r) => r.method === method || r.method === 'sft').map((r) => r.record);
+  const c = pairedComparisons(records, { axis: 'method', value: method }).find((x) => x.metric === 'exactMatch');
+  lines.push(`| ${method} vs sft | ${c ? `${c.delta >= 0 ? "+" : ""}${c.delta.toFixed(3)} [${c.interval[0].toFixed(3)}, ${c.interval[1].toFixed(3)}] (p ${c.p.toFixed(3)})` : "-"} |`);
+}
+console.log(lines.join('\n'));
