@@ -3,6 +3,7 @@ import { selectBackend, type ModuleResolver } from './select';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { forwardKlFromLogits, sparseCrossEntropy } from '@skd/ops';
 import { describeAdapter, gpuDeviceNodes } from './webgpu';
 
 // tools/setup.sh installs Dawn (npm `webgpu`), tfjs-backend-webgpu and Mesa 25's software Vulkan
@@ -41,6 +42,41 @@ describe('webgpu backend (tfjs-backend-webgpu on Dawn)', () => {
     const [expected, actual] = await onBoth(() => tf.softmax(tf.matMul(tf.tensor2d(a, [64, 48]), tf.tensor2d(b, [48, 40]))));
     expect(maxAbsDiff(actual, expected)).toBeLessThan(1e-5);
     expect(maxAbsDiff(expected, new Float32Array(expected.length))).toBeGreaterThan(0.01); // not a vacuous comparison
+  });
+
+  it("runs skd's fused losses as its own WebGPU programs, equal to the CPU backend's composite ops (values and gradients)", async () => {
+    await selectBackend({ backend: 'webgpu' });
+    expect(['SkdCrossEntropy', 'SkdCrossEntropyGrad', 'SkdForwardKl', 'SkdForwardKlGrad'].map((k) => tf.getKernel(k, 'webgpu') !== undefined)).toEqual([
+      true,
+      true,
+      true,
+      true,
+    ]);
+    // (3, 5, V) rows with a vocabulary that is not a multiple of the workgroup, one teacher token without mass.
+    const V = 203;
+    const logits = Array.from({ length: 15 * V }, (_, i) => 3 * Math.sin(i * 0.37) + (i % 7) * 0.1);
+    const teacher = Array.from({ length: 15 * V }, (_, i) => 2 * Math.cos(i * 0.11));
+    const targets = Array.from({ length: 15 }, (_, i) => (i * 37) % V);
+    const dy = Array.from({ length: 15 }, (_, i) => 0.5 + i / 10);
+    for (const loss of ['crossEntropy', 'forwardKl'] as const) {
+      const compute = (which: 'value' | 'grad') => () =>
+        tf.tidy(() => {
+          const x = tf.tensor3d(logits, [3, 5, V]);
+          const logP = tf.logSoftmax(tf.tensor3d(teacher, [3, 5, V]));
+          const masked = tf.where(tf.equal(tf.range(0, V, 1, 'int32'), 4), tf.fill([3, 5, V], -Infinity), logP);
+          const f = (input: tf.Tensor) =>
+            loss === 'crossEntropy' ? sparseCrossEntropy(input, tf.tensor2d(targets, [3, 5], 'int32')) : forwardKlFromLogits(masked, input);
+          if (which === 'value') return f(x);
+          return tf.grad((input: tf.Tensor) => tf.sum(tf.mul(f(input), tf.tensor2d(dy, [3, 5]))))(x);
+        });
+      for (const which of ['value', 'grad'] as const) {
+        const [expected, actual] = await onBoth(compute(which));
+        expect({ loss, which, diff: maxAbsDiff(actual, expected) < 1e-4 }).toEqual({ loss, which, diff: true });
+        expect(actual.every(Number.isFinite)).toBe(true);
+      }
+    }
+    // The composite path on the CPU backend does not use these kernels: the comparison is against tfjs's own ops.
+    expect(tf.getKernel('SkdCrossEntropy', 'cpu')).toBeUndefined();
   });
 
   it('reads host-made masks and token ids synchronously after the GPU used them; computed values asynchronously', async () => {

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '@skd/core';
 import type { BackendAttempt, ModuleResolver } from './select';
+import { registerWebGpuKernels } from './webgpu-kernels';
 
 /** Dawn's Node binding (npm `webgpu`) and TensorFlow.js's WebGPU backend: both optional. */
 export const WEBGPU_PACKAGES = { dawn: 'webgpu', backend: '@tensorflow/tfjs-backend-webgpu' } as const;
@@ -114,7 +115,7 @@ export async function probeWebGpu(resolver: ModuleResolver): Promise<{ adapter: 
     };
   }
   const adapter = adapterOf(found);
-  const module = resolver.load(WEBGPU_PACKAGES.backend) as { WebGPUBackend: WebGpuBackendClass };
+  const module = resolver.load(WEBGPU_PACKAGES.backend) as { WebGPUBackend: WebGpuBackendClass; webgpu_util: Parameters<typeof registerWebGpuKernels>[0] };
   const requested = found;
   tf.removeBackend('webgpu'); // tfjs-backend-webgpu's own factory: ours keeps small host copies (below)
   tf.registerBackend(
@@ -139,6 +140,7 @@ export async function probeWebGpu(resolver: ModuleResolver): Promise<{ adapter: 
     },
     1,
   );
+  registerWebGpuKernels(module.webgpu_util);
   registered = adapter;
   return { adapter };
 }
