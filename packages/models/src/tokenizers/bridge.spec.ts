@@ -93,14 +93,13 @@ describe('TokenizerBridge', () => {
     expect(bridge.studentResponse(teacher.encode('the log'))).toEqual(student.encode('the log'));
   });
 
-  it("re-encodes a prompt's text with the teacher's BOS, and back", () => {
+  it("re-encodes a prompt's text with the teacher's BOS", () => {
     const hf = HfTokenizer.fromFolder(referenceTokenizer('llama2'));
     const bridge = tokenizerBridge(student, hf);
     const prompt = encodePrompt(student, 'Question: 2 + 2?');
     const theirs = bridge.teacherPrompt(prompt);
     expect(theirs[0]).toBe(hf.special.bos);
     expect(hf.decode(theirs)).toBe('Question: 2 + 2?');
-    expect(bridge.studentPrompt(theirs)).toEqual(prompt);
   });
 
   it('matches vocabularies by token text, leaving out specials, partial characters and texts two ids share', () => {

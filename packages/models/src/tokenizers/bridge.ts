@@ -65,11 +65,6 @@ export class TokenizerBridge {
     return encodePrompt(this.teacher, this.student.decode(withoutBos(this.student, studentPrompt), { keepSpecial: true }));
   }
 
-  /** The student's prompt ids for a teacher prompt (the way back, for prompts the teacher wrote). */
-  studentPrompt(teacherPrompt: readonly number[]): number[] {
-    return encodePrompt(this.student, this.teacher.decode(withoutBos(this.teacher, teacherPrompt), { keepSpecial: true }));
-  }
-
   /**
    * A student response on the teacher's side: the text's teacher tokens and both sides' byte spans.
    * A response that ended (EOS, or a stop id) ends on the teacher's side with the teacher's EOS; the
