@@ -25,6 +25,9 @@ mkdir -p runs/cross-tokenizer
 SKD_THREADS=1 skd worker --queue "$queue" --concurrency "${JOBS:-2}" > runs/cross-tokenizer/worker.log 2>&1 &
 worker=$!
 skd sweep experiments/cross-tokenizer/arithmetic.json --queue "$queue"
+# The starting student on the same test problems, for the table's first row.
+[ -f runs/cross-tokenizer/starting-student/summary.json ] ||
+  SKD_THREADS=1 skd eval experiments/cross-tokenizer/distill.json --out runs/cross-tokenizer/starting-student --group baseline-starting-student
 TABLE=cross-tokenizer bash experiments/paper-table/results.sh save arithmetic
 skd report runs/cross-tokenizer/arithmetic --out runs/cross-tokenizer/report --paired method=sft
 node experiments/cross-tokenizer/summary.cjs

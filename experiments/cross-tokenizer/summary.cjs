@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Distillation across tokenizers on arithmetic: per method, the test exact match (mean ± std over seeds
-// [95% bootstrap interval over the test problems, seeds averaged]), the test perplexity and validation
-// loss, SKD's acceptance, and paired bootstrap tests of each distillation against continued SFT (same
-// seeds, same test problems). Reads runs/cross-tokenizer/arithmetic/ (run.sh restores the archives).
+// [95% bootstrap interval over the test problems, seeds averaged]), the test perplexity, SKD's acceptance,
+// and paired bootstrap tests of each method against continued SFT and against the
+// starting student (same seeds, same test problems). Reads runs/cross-tokenizer/arithmetic/ (run.sh restores
+// the archives) and runs/cross-tokenizer/starting-student/ (run.sh's skd eval of the starting student).
 // Usage: node experiments/cross-tokenizer/summary.cjs [runs]
 'use strict';
 const fs = require('node:fs');
@@ -33,6 +34,15 @@ const fmt = (values, digits = 3) => {
   return `${mean.toFixed(digits)} ± ${std.toFixed(digits)}`;
 };
 const lines = ['| method | exact match | perplexity | acceptance (student tokens / teacher tokens) | seeds |', '|---|---|---|---|---|'];
+// The starting student on the same test problems (run.sh evaluates it with skd eval).
+const starting = path.join(root, '..', 'starting-student');
+if (fs.existsSync(path.join(starting, 'summary.json'))) {
+  const record = loadRun(starting);
+  const scores = groupScores([record]);
+  const range = scores && intervals(scores)['exactMatch'];
+  const exact = `${record.finalMetrics['exactMatch'].toFixed(3)}${range ? ` [${range[0].toFixed(3)}, ${range[1].toFixed(3)}]` : ''}`;
+  lines.push(`| starting student | ${exact} | ${record.finalMetrics['perplexity'].toFixed(3)} | - | - |`);
+}
 for (const method of methods) {
   const members = runs.filter((r) => r.method === method);
   if (members.length === 0) continue;
@@ -45,11 +55,15 @@ for (const method of methods) {
   const acceptance = method === 'skd' && accepted.length ? `${fmt(accepted)} / ${fmt(teacher)}` : '-';
   lines.push(`| ${method} | ${exact} | ${perplexity} | ${acceptance} | ${members.length} |`);
 }
-lines.push('', '**Paired bootstrap against SFT** (Δ = method − sft exact match, seeds averaged; two-sided p, floor 1/1001)', '');
-lines.push('| comparison | Δ exact match [95% interval] (p) |', '|---|---|');
-for (const method of methods.slice(1)) {
-  const records = runs.filter((r) => r.method === method || r.method === 'sft').map((r) => r.record);
-  const c = pairedComparisons(records, { axis: 'method', value: method }).find((x) => x.metric === 'exactMatch');
-  lines.push(`| ${method} vs sft | ${c ? `${c.delta >= 0 ? "+" : ""}${c.delta.toFixed(3)} [${c.interval[0].toFixed(3)}, ${c.interval[1].toFixed(3)}] (p ${c.p.toFixed(3)})` : "-"} |`);
+lines.push('', '**Paired bootstrap** (Δ = method − baseline exact match, seeds averaged; two-sided p, floor 1/1001)', '');
+lines.push('| method | Δ vs continued SFT [95% interval] (p) | Δ vs the starting student [95% interval] (p) |', '|---|---|---|');
+const startingRecord = fs.existsSync(path.join(starting, 'summary.json')) ? [loadRun(starting)] : [];
+const cell = (c) =>
+  c ? `${c.delta >= 0 ? '+' : ''}${c.delta.toFixed(3)} [${c.interval[0].toFixed(3)}, ${c.interval[1].toFixed(3)}] (p ${c.p.toFixed(3)})` : '-';
+for (const method of methods) {
+  const records = [...runs.filter((r) => r.method === method || r.method === 'sft').map((r) => r.record), ...startingRecord];
+  const comparisons = pairedComparisons(records, { axis: 'method', value: method }).filter((x) => x.metric === 'exactMatch');
+  const against = (prefix) => comparisons.find((c) => c.baseline.startsWith(prefix));
+  lines.push(`| ${method} | ${method === 'sft' ? '-' : cell(against('method-sft'))} | ${cell(against('baseline-'))} |`);
 }
 console.log(lines.join('\n'));
