@@ -497,6 +497,33 @@ describe('skd distill / train (end to end)', () => {
     const missing = skd(['tokenizer', `${DATA}/train.jsonl.gz`, '--out', out, '--fields', 'nope'], dir);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain('no text found in fields nope');
+    // A teacher with this tokenizer teaching a byte-level student: SKD across tokenizers with GOLD's loss.
+    const across = [
+      '--set',
+      `teacherTokenizer={"kind":"bpe","options":{"path":"${out}"}}`,
+      '--set',
+      'divergence={"kind":"gold","options":{"beta":0.1}}',
+      '--set',
+      'training.steps=2',
+      '--set',
+      'training.evalEvery=0',
+    ];
+    const checkedAcross = skd(['check', config, ...across], dir);
+    expect(checkedAcross.stdout).toMatch(/^teacher tokenizer bpe \(vocabulary 400\): distilled across tokenizers; \d+ of its token texts/m);
+    expect(checkedAcross.stdout).toMatch(/^teacher    gpt \(context 512, vocabulary 400\)/m);
+    const distilled = skd(['distill', config, ...across, '--out', path.join(dir, 'across')], dir);
+    expect(distilled.stderr).toBe('');
+    expect(distilled.status).toBe(0);
+    const steps = fs
+      .readFileSync(path.join(dir, 'across/metrics.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{"type":"step"'))
+      .map((l) => JSON.parse(l));
+    expect(steps).toHaveLength(2);
+    expect(steps.every((e) => e.loss > 0 && e.sampler.teacherAcceptanceRate >= 0)).toBe(true);
+    const refused = skd(['check', config, ...across, '--set', 'divergence={"kind":"forward-kl"}'], dir);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toMatch(/divergence.kind.*uld or gold/);
   });
 });
 

@@ -311,6 +311,10 @@ describe('models and tokenizers from checkpoints', () => {
     await expect(buildRun({ ...cross, sampler: { kind: 'skd', options: { topK: 5, acceptTest: 'resample' } } }, { baseDir: dir })).rejects.toThrow(
       /acceptTest "draft"/,
     );
+    // Cross-entropy never runs the teacher: continued SFT beside a teacher with its own tokenizer builds.
+    const sft = await buildRun({ ...cross, sampler: { kind: 'supervised' }, divergence: { kind: 'cross-entropy' } }, { baseDir: dir });
+    expect(sft.teacherTokenizer?.fingerprint).toBe(bpe.fingerprint);
+    sft.dispose();
     // The run's own tokenizer named again: nothing to carry, and the run says so.
     const same = await buildRun(
       { ...baseConfig(), teacherTokenizer: { kind: 'bytes' }, teacher: { kind: 'bigram' }, divergence: { kind: 'forward-kl' } },

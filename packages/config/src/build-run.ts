@@ -265,7 +265,9 @@ export async function buildRun(input: unknown, options: BuildRunOptions = {}): P
         ? await slot(TEACHER, () => make(plannedTeacher as PlannedComponent<'model'>, { tokenizer: teacherTokenizer ?? tokenizer, role: 'teacher' }))
         : undefined;
     checkVocabularies(tokenizer, student, teacher, teacherTokenizer, options.source ?? 'config');
-    if (teacherTokenizer) checkCrossTokenizer(container.resolve(DIVERGENCE), plan, options.source ?? 'config');
+    const divergence = container.resolve<Divergence>(DIVERGENCE);
+    // Cross-entropy never runs the teacher: only a sampler might, and samplers carry text across.
+    if (teacherTokenizer && divergence.needsTeacher) checkCrossTokenizer(divergence, plan, options.source ?? 'config');
     await slot(SAMPLER, () => make(plan.sampler, { student, teacher, tokenizer, ...(teacherTokenizer ? { teacherTokenizer } : {}) }));
     await slot(DATASET, () => make(plan.dataset, { tokenizer }));
     await slot(EVALUATORS, async () => {

@@ -151,6 +151,32 @@ describe('SKD across tokenizers', () => {
     teacher.dispose();
   });
 
+  it("ends a row where the teacher's context is full, judging only what fits", async () => {
+    const [studentModel, teacher] = [
+      gpt(student.vocabSize, 1),
+      new GptModel(gptConfigSchema.parse({ vocabSize: teacherTokenizer.vocabSize, contextLength: 10, layers: 1, heads: 2, dModel: 16 }), { seed: 2 }),
+    ];
+    const bridge = tokenizerBridge(student, teacherTokenizer);
+    const short = [encodePrompt(student, '2+2='), encodePrompt(student, 'the ')];
+    const result = await crossTokenizerSpeculative(
+      studentModel,
+      teacher,
+      bridge,
+      short,
+      options({ maxNewTokens: 40, acceptanceAt: () => ({ kind: 'top-k', k: 200 }) }),
+    );
+    for (const [b, tokens] of result.tokens.entries()) {
+      // The teacher read at most its context: its prompt and the response's rounds.
+      expect(tokens.length).toBeLessThan(40);
+      expect(bridge.teacherPrompt(short[b] as number[]).length).toBeLessThan(10);
+    }
+    await expect(
+      crossTokenizerSpeculative(studentModel, teacher, bridge, [encodePrompt(student, 'a prompt far longer than ten tokens')], options()),
+    ).rejects.toThrow(/leaving no room in its context 10/);
+    studentModel.dispose();
+    teacher.dispose();
+  });
+
   it('runs from the skd sampler with a teacher tokenizer, reports acceptance on both sides, leaks nothing; refuses what it cannot do', async () => {
     const [studentModel, teacher] = [gpt(student.vocabSize, 1), gpt(teacherTokenizer.vocabSize, 2)];
     const models = { student: studentModel, teacher, tokenizer: student, teacherTokenizer, rng: Rng.create(9) };

@@ -57,6 +57,8 @@ interface Draft {
   readonly groups: { readonly student: number[]; readonly teacher: number[] }[];
   /** The student drafted its EOS (or a stop id): the teacher judges its own EOS after the text. */
   readonly ended: boolean;
+  /** The teacher's context is full after this draft: the row ends with this round. */
+  readonly full?: boolean;
 }
 
 /**
@@ -89,6 +91,13 @@ export async function crossTokenizerSpeculative(
   const studentSide = bridge.student;
   const teacherSide = bridge.teacher;
   const rows: Row[] = prompts.map((prompt) => ({ studentPrompt: prompt, teacherPrompt: bridge.teacherPrompt(prompt), student: [], teacher: [], done: false }));
+  const tooLong = rows.findIndex((r) => r.teacherPrompt.length >= teacher.contextLength);
+  if (tooLong >= 0) {
+    throw new SkdError(
+      `cross-tokenizer SKD: prompt ${tooLong} is ${rows[tooLong]?.teacherPrompt.length} of the teacher's tokens, leaving no room in its context ${teacher.contextLength}`,
+      { hint: 'shorten the prompts' },
+    );
+  }
   const stats = { judged: 0, accepted: 0, teacherJudged: 0, teacherAccepted: 0, corrections: 0, rowRounds: 0, teacherForwards: 0, studentForwards: 0 };
   const ends = (id: number) => endsGeneration(id, studentSide.special.eos, options.stop);
   for (let round = 0; rows.some((r) => !r.done); round++) {
@@ -110,14 +119,12 @@ export async function crossTokenizerSpeculative(
       },
     );
     stats.studentForwards += drafted.forwardPasses;
-    const drafts = active.map((row, i) => draftOf(row, (drafted.tokens[i] as number[]).slice(0, Math.max(1, rooms[i] as number)), bridge, ends));
+    const drafts = active.map((row, i) => {
+      const draft = draftOf(row, (drafted.tokens[i] as number[]).slice(0, Math.max(1, rooms[i] as number)), bridge, ends);
+      // What passes the teacher's context cannot be judged: the row keeps the groups that fit, and ends.
+      return fitToContext(draft, teacher.contextLength - row.teacherPrompt.length - row.teacher.length);
+    });
     const sequences = drafts.map((d) => [...d.row.teacherPrompt, ...d.row.teacher, ...d.teacher]);
-    const longest = Math.max(...sequences.map((s) => s.length));
-    if (longest > teacher.contextLength) {
-      throw new SkdError(`cross-tokenizer SKD: a row reached ${longest} teacher tokens, beyond the teacher's context ${teacher.contextLength}`, {
-        hint: 'lower maxNewTokens or shorten the prompts',
-      });
-    }
     // The teacher's rows that judge each draft's tokens, and the one after them (for a replacement).
     const positions = drafts.map((d) => {
       const before = d.row.teacherPrompt.length + d.row.teacher.length;
@@ -160,6 +167,7 @@ export async function crossTokenizerSpeculative(
           row.done = true;
         } else row.student.push(...studentSide.encode(teacherSide.decode([token])));
       } else if (draft.ended) row.done = true;
+      if (draft.full) row.done = true;
       if (row.student.length >= options.maxNewTokens || row.studentPrompt.length + row.student.length >= student.contextLength) {
         row.student.splice(options.maxNewTokens);
         row.done = true;
@@ -185,6 +193,26 @@ function draftOf(row: Row, drafted: readonly number[], bridge: TokenizerBridge, 
     teacher: ended ? [...teacherBody, bridge.teacher.special.eos] : teacherBody,
     groups,
     ended,
+  };
+}
+
+/** The draft's groups that fit in `room` more teacher tokens (all of it when it fits), marked `full` when cut. */
+function fitToContext(draft: Draft, room: number): Draft {
+  if (draft.teacher.length < room) return draft;
+  let [ns, nt, kept] = [0, 0, 0];
+  for (const group of draft.groups) {
+    if (nt + group.teacher.length >= room) break;
+    ns += group.student.length;
+    nt += group.teacher.length;
+    kept += 1;
+  }
+  return {
+    row: draft.row,
+    student: draft.student.slice(0, ns),
+    teacher: draft.teacher.slice(0, nt),
+    groups: draft.groups.slice(0, kept),
+    ended: false,
+    full: true,
   };
 }
 

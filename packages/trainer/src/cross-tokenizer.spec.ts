@@ -135,6 +135,35 @@ async function losses(run: TrainerRun): Promise<{ steps: StepCompleted[]; valida
   };
 }
 
+describe("a teacher's context", () => {
+  it('cuts a response that passes it after the last byte-aligned group that fits, on both sides', () => {
+    const teacher = new GptModel(gptConfigSchema.parse({ vocabSize: teacherTokenizer.vocabSize, contextLength: 12, layers: 1, heads: 2, dModel: 16 }), {
+      seed: 3,
+    });
+    const bridge = tokenizerBridge(student, teacherTokenizer);
+    const rows = [
+      { prompt: encodePrompt(student, '12+1='), response: [...student.encode('13 and 5+5=10 and 2+2=4'), student.special.eos] },
+      { prompt: encodePrompt(student, '3+3='), response: [...student.encode('6'), student.special.eos] },
+    ];
+    const batch = assembleBatch(rows, student.special.pad, 64);
+    const view = teacherBatch(batch.tokens, batch.targetMask, bridge, teacher);
+    expect(view.clipped).toBe(1);
+    const [long, short] = view.rows as [(typeof view.rows)[0], (typeof view.rows)[0]];
+    const prompt = bridge.teacherPrompt(rows[0]?.prompt as number[]);
+    expect(prompt.length + long.bridged.teacherTokens.length).toBeLessThanOrEqual(12);
+    expect(long.bridged.ended).toBe(false);
+    expect(long.studentTokens.length).toBeGreaterThan(0);
+    // Both sides stop at the same byte: the same text.
+    expect(student.decode(long.studentTokens)).toBe(teacherTokenizer.decode(long.bridged.teacherTokens));
+    expect(short.bridged.ended).toBe(true);
+    const logits = teacherBatchLogits(teacher, view);
+    expect(logits?.shape.slice(0, 2)).toEqual([2, view.tokens.shape[1]]);
+    tf.dispose([logits as tf.Tensor, batch.tokens, batch.attentionMask, batch.targetMask]);
+    view.dispose();
+    teacher.dispose();
+  });
+});
+
 describe('sampling across tokenizers', () => {
   it("SeqKD trains on the teacher's own generation, carried back to the student's tokens as text", async () => {
     const run = parts('seq-kd', new UldDivergence('uld', options));

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { SkdError, type AlignedResponse, type Divergence, type LanguageModel } from '@skd/core';
+import { SkdError, alignByByteOffsets, type AlignedResponse, type Divergence, type LanguageModel } from '@skd/core';
 import type { BridgedResponse, TokenizerBridge } from '@skd/models';
 
 /** One row of a batch on both sides: where its response starts in each side's sequence. */
@@ -17,6 +17,8 @@ export interface TeacherBatch {
   readonly tokens: tf.Tensor2D;
   readonly attentionMask: tf.Tensor2D;
   readonly rows: readonly BridgedRow[];
+  /** Responses longer than the teacher's context: compared up to the last byte-aligned group that fits. */
+  readonly clipped: number;
   dispose(): void;
 }
 
@@ -24,13 +26,15 @@ export interface TeacherBatch {
  * Carries a batch's rows to the teacher's tokenizer: each row's response is its target positions
  * (contiguous, after the prompt), its prompt everything before; both are decoded and encoded by the
  * teacher's tokenizer (see `TokenizerBridge`). Rows without targets have nothing to compare and are
- * left out. A row longer than the teacher's context is an error naming it.
+ * left out. A response that would pass the teacher's context is compared up to the last group of
+ * tokens, aligned by bytes, that fits (counted in `clipped`).
  */
 export function teacherBatch(tokens: tf.Tensor2D, targetMask: tf.Tensor2D, bridge: TokenizerBridge, teacher: LanguageModel): TeacherBatch {
   const ids = tokens.arraySync();
   const mask = targetMask.arraySync();
   const rows: BridgedRow[] = [];
   const sequences: number[][] = [];
+  let clipped = 0;
   ids.forEach((rowIds, row) => {
     const targets = (mask[row] as number[]).flatMap((m, t) => (m > 0 ? [t] : []));
     if (targets.length === 0) return;
@@ -44,17 +48,15 @@ export function teacherBatch(tokens: tf.Tensor2D, targetMask: tf.Tensor2D, bridg
         hint: "give the teacher's tokenizer a BOS token, or the prompts some text",
       });
     }
-    const bridged = bridge.teacherResponse(studentTokens);
-    const sequence = [...prompt, ...bridged.teacherTokens];
-    if (sequence.length > teacher.contextLength) {
-      throw new SkdError(
-        `cross-tokenizer distillation: row ${row} is ${sequence.length} teacher tokens, longer than the teacher's context ${teacher.contextLength}`,
-        {
-          hint: 'shorten the prompts or training.maxNewTokens',
-        },
-      );
+    let response: { studentTokens: readonly number[]; bridged: BridgedResponse } = { studentTokens, bridged: bridge.teacherResponse(studentTokens) };
+    const room = teacher.contextLength - prompt.length;
+    if (response.bridged.teacherTokens.length > room) {
+      clipped += 1;
+      response = clipToGroups(response.studentTokens, response.bridged, room);
+      if (response.studentTokens.length === 0) return;
     }
-    rows.push({ row, studentStart: first, studentTokens, teacherStart: prompt.length, bridged });
+    rows.push({ row, studentStart: first, studentTokens: response.studentTokens, teacherStart: prompt.length, bridged: response.bridged });
+    const sequence = [...prompt, ...response.bridged.teacherTokens];
     sequences.push(sequence);
   });
   const width = Math.max(1, ...sequences.map((s) => s.length));
@@ -63,7 +65,35 @@ export function teacherBatch(tokens: tf.Tensor2D, targetMask: tf.Tensor2D, bridg
   const attention = sequences.map((s) => Array.from({ length: width }, (_, t) => (t < s.length ? 1 : 0)));
   const teacherTokens = tf.tensor2d(padded.flat(), [sequences.length, width], 'int32');
   const attentionMask = tf.tensor2d(attention.flat(), [sequences.length, width], 'float32');
-  return { tokens: teacherTokens, attentionMask, rows, dispose: () => [teacherTokens, attentionMask].forEach((t) => t.dispose()) };
+  return { tokens: teacherTokens, attentionMask, rows, clipped, dispose: () => [teacherTokens, attentionMask].forEach((t) => t.dispose()) };
+}
+
+/**
+ * A response whose teacher tokens pass the teacher's context, cut on both sides after the last
+ * byte-aligned group that fits in `room` teacher tokens (no longer ended).
+ */
+function clipToGroups(
+  studentTokens: readonly number[],
+  bridged: BridgedResponse,
+  room: number,
+): { studentTokens: readonly number[]; bridged: BridgedResponse } {
+  const groups = alignByByteOffsets(bridged.studentSpans, bridged.teacherSpans);
+  let [ns, nt] = [0, 0];
+  for (const [g, teacherGroup] of groups.teacher.entries()) {
+    if (nt + teacherGroup.length > room) break;
+    ns += (groups.student[g] as number[]).length;
+    nt += teacherGroup.length;
+  }
+  return {
+    studentTokens: studentTokens.slice(0, ns),
+    bridged: {
+      ...bridged,
+      ended: false,
+      teacherTokens: bridged.teacherTokens.slice(0, nt),
+      studentSpans: bridged.studentSpans.slice(0, ns),
+      teacherSpans: bridged.teacherSpans.slice(0, nt),
+    },
+  };
 }
 
 /** The teacher's logits for a teacher batch (none when no row has a response). */

@@ -151,6 +151,7 @@ export class Trainer {
   private readonly stream: BatchStream;
   /** Set when the teacher reads its own tokenizer: the loss compares byte-aligned responses. */
   private readonly bridge: TokenizerBridge | undefined;
+  private clipWarned = false;
 
   constructor(private readonly parts: TrainerRun) {
     const t = parts.config.training;
@@ -390,6 +391,12 @@ export class Trainer {
     const teacher = this.parts.teacher as LanguageModel;
     const teacherFrom = performance.now();
     const view = teacherBatch(batch.tokens, batch.targetMask, bridge, teacher);
+    if (view.clipped > 0 && !this.clipWarned) {
+      this.clipWarned = true;
+      this.warn(
+        `${view.clipped} response(s) of a batch pass the teacher's context (${teacher.contextLength} of its tokens, prompt included): each is compared up to the last group of tokens, aligned by bytes, that fits (said once per run)`,
+      );
+    }
     try {
       const teacherLogits = teacherBatchLogits(teacher, view);
       since('teacher', teacherFrom);
@@ -550,7 +557,7 @@ function addGrads(sums: tf.Tensor[] | undefined, grads: tf.Tensor[]): tf.Tensor[
  */
 function crossTokenizerBridge(parts: TrainerRun): TokenizerBridge | undefined {
   const own = parts.teacherTokenizer;
-  if (!own || !parts.teacher || own.fingerprint === parts.tokenizer.fingerprint) return undefined;
+  if (!own || !parts.teacher || !parts.divergence.needsTeacher || own.fingerprint === parts.tokenizer.fingerprint) return undefined;
   const issues = [
     ...(parts.divergence.aligned
       ? []

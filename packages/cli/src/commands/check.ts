@@ -4,7 +4,7 @@ import { applyOverrides, buildRun, configBaseDir, readConfigFile, resolveOverrid
 import { ConfigError, SkdError } from '@skd/core';
 import { checkRunFits, describeMemory, expectedRunMemory, loadSweep, type Io } from '@skd/experiment';
 import { checkTrainingData } from '@skd/trainer';
-import { DecoderModel } from '@skd/models';
+import { DecoderModel, tokenizerBridge } from '@skd/models';
 import { collect, loadConfig } from '../options';
 import type { CommandContext } from '../context';
 
@@ -69,6 +69,13 @@ export function checkCommand(program: Command, { io }: CommandContext): void {
         const memory = expectedRunMemory(run.config, run, data);
         io.out(run.backend.summary);
         io.out(`tokenizer  ${run.config.tokenizer.kind} (vocabulary ${run.tokenizer.vocabSize})`);
+        if (run.teacherTokenizer) {
+          const { student, teacher } = tokenizerBridge(run.tokenizer, run.teacherTokenizer).vocabularies();
+          const shared = [...teacher.keys()].filter((text) => student.has(text)).length;
+          io.out(
+            `teacher tokenizer ${run.config.teacherTokenizer?.kind} (vocabulary ${run.teacherTokenizer.vocabSize}): distilled across tokenizers; ${shared} of its token texts are in the student's vocabulary`,
+          );
+        }
         const lora = run.student instanceof DecoderModel ? run.student.lora : undefined;
         const held = (model: unknown) => (model instanceof DecoderModel && model.dtype !== 'float32' ? `; weight matrices in ${model.dtype}` : '');
         const adapters = lora
