@@ -512,7 +512,7 @@ describe('skd distill / train (end to end)', () => {
     expect(checkedAcross.stdout).toMatch(/^teacher tokenizer bpe \(vocabulary 400\): distilled across tokenizers; \d+ of its token texts/m);
     expect(checkedAcross.stdout).toMatch(/^teacher    gpt \(context 512, vocabulary 400\)/m);
     const distilled = skd(['distill', config, ...across, '--out', path.join(dir, 'across')], dir);
-    expect(distilled.stderr).toBe('');
+    expect(distilled.stderr).not.toMatch(/error|warning/i);
     expect(distilled.status).toBe(0);
     const steps = fs
       .readFileSync(path.join(dir, 'across/metrics.jsonl'), 'utf8')
