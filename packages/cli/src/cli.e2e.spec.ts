@@ -510,7 +510,7 @@ describe('skd distill / train (end to end)', () => {
     ];
     const checkedAcross = skd(['check', config, ...across], dir);
     expect(checkedAcross.stdout).toMatch(/^teacher tokenizer bpe \(vocabulary 400\): distilled across tokenizers; \d+ of its token texts/m);
-    expect(checkedAcross.stdout).toMatch(/^teacher    gpt \(context 512, vocabulary 400\)/m);
+    expect(checkedAcross.stdout).toMatch(/^teacher {4}gpt \(context 512, vocabulary 400\)/m);
     const distilled = skd(['distill', config, ...across, '--out', path.join(dir, 'across')], dir);
     expect(distilled.stderr).not.toMatch(/error|warning/i);
     expect(distilled.status).toBe(0);
