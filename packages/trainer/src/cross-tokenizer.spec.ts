@@ -3,7 +3,16 @@ import { Rng, encodePrompt, type RunEvent, type StepCompleted } from '@skd/core'
 import { InlineDataset } from '@skd/datasets';
 import { UldDivergence, uldResponseLoss, type UldOptions } from '@skd/divergences';
 import { BpeTokenizer, ByteTokenizer, GptModel, generate, gptConfigSchema, tokenizerBridge } from '@skd/models';
-import { OnPolicySampler, SeqKdSampler, SkdSampler, SupervisedSampler, assembleBatch, skdSamplerOptions } from '@skd/samplers';
+import {
+  MixedSampler,
+  OnPolicySampler,
+  SeqKdSampler,
+  SkdSampler,
+  SupervisedSampler,
+  assembleBatch,
+  mixedSamplerOptions,
+  skdSamplerOptions,
+} from '@skd/samplers';
 import { tensorsLeakedBy, useBackend } from '@skd/testing';
 import { alignedLoss, teacherBatch, teacherBatchLogits } from './cross-tokenizer';
 import { Trainer, type TrainerRun, type TrainingOptions } from './trainer';
@@ -106,7 +115,9 @@ function parts(
         ? new OnPolicySampler(models, { maxNewTokens: 3, sampling: {} })
         : kind === 'seq-kd'
           ? new SeqKdSampler(models, { maxNewTokens: 3, sampling: { greedy: true }, cache: false })
-          : new SkdSampler(models, skdSamplerOptions({ topK: 100, maxNewTokens: 3, draftBlock: 2 }));
+          : kind === 'mixed'
+            ? new MixedSampler(models, mixedSamplerOptions({ lambda: 0.5, offPolicy: 'teacher', maxNewTokens: 3 }))
+            : new SkdSampler(models, skdSamplerOptions({ topK: 100, maxNewTokens: 3, draftBlock: 2 }));
   return {
     student: studentModel,
     teacher,
@@ -193,6 +204,7 @@ describe('training across tokenizers', () => {
     ['supervised', 'uld', new UldDivergence('uld', options)],
     ['on-policy', 'gold', new UldDivergence('gold', { ...options, hybrid: { beta: 0.5 } })],
     ['seq-kd', 'uld with cross-entropy', new UldDivergence('uld', { ...options, crossEntropyWeight: 0.5 })],
+    ['mixed', 'uld (the teacher generating half the batches)', new UldDivergence('uld', { ...options, merge: 'bayesian' })],
     ['skd', 'gold', new UldDivergence('gold', { ...options, hybrid: { beta: 0.1 } })],
   ] as const)('%s sampling with %s: the same losses run to run, a validation loss, no tensor left behind', async (kind, _name, divergence) => {
     const run = parts(kind, divergence);
