@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng, encodePrompt, type RunEvent, type StepCompleted } from '@skd/core';
+import { Rng, encodePrompt, type Divergence, type RunEvent, type StepCompleted } from '@skd/core';
 import { InlineDataset } from '@skd/datasets';
-import { UldDivergence, uldResponseLoss, type UldOptions } from '@skd/divergences';
+import { CrossEntropy, UldDivergence, uldResponseLoss, type UldOptions } from '@skd/divergences';
 import { BpeTokenizer, ByteTokenizer, GptModel, generate, gptConfigSchema, tokenizerBridge } from '@skd/models';
 import {
   MixedSampler,
@@ -99,8 +99,8 @@ const training = (over: Partial<TrainingOptions> = {}): TrainingOptions => ({
 });
 
 function parts(
-  kind: 'supervised' | 'on-policy' | 'seq-kd' | 'skd',
-  divergence: UldDivergence,
+  kind: 'supervised' | 'on-policy' | 'seq-kd' | 'mixed' | 'skd',
+  divergence: Divergence,
   over: Partial<TrainingOptions> = {},
 ): TrainerRun & { dispose(): void } {
   const rng = Rng.create(5);
@@ -219,6 +219,16 @@ describe('training across tokenizers', () => {
     const second = await losses(again);
     again.dispose();
     expect(second.steps.map((s) => s.loss)).toEqual(first.steps.map((s) => s.loss));
+  });
+
+  it('trains by cross-entropy beside a teacher with its own tokenizer, and its final evaluation leaves out the teacher acceptance', async () => {
+    const run = parts('supervised', new CrossEntropy(), { steps: 2, evalEvery: 0 });
+    const trainer = new Trainer(run);
+    const result = await trainer.run();
+    trainer.dispose();
+    run.dispose();
+    expect(result.finalMetrics['perplexity']).toBeGreaterThan(1);
+    expect(result.finalMetrics['teacherAcceptance']).toBeUndefined();
   });
 
   it('splits a step over micro-batches to the same loss', async () => {

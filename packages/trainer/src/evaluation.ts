@@ -66,7 +66,7 @@ export async function evaluateSplit(
   if (options.final) {
     all['perplexity'] = (await referencePerplexity(student, tokenizer, dataset, batchSize))['perplexity'] as number;
     // Whether the teacher ranks a student token in its top-K needs one vocabulary; across tokenizers it is not measured.
-    if (teacher && !bridgeOf(parts))
+    if (teacher && !acrossTokenizers(parts))
       all['teacherAcceptance'] = (await judgeOutputs(teacher, outputs, { topK: ACCEPTANCE_TOP_K, batchSize, pad: tokenizer.special.pad }))[
         'teacherAcceptance'
       ] as number;
@@ -103,10 +103,16 @@ export function writeEvaluation(
   return `${stem}.bootstrap.json`;
 }
 
-function bridgeOf(parts: EvaluationParts): TokenizerBridge | undefined {
+/** Whether the teacher reads another tokenizer than the student's. */
+function acrossTokenizers(parts: EvaluationParts): boolean {
   const own = parts.teacherTokenizer;
-  return own && parts.teacher && own.fingerprint !== parts.tokenizer.fingerprint && parts.divergence.aligned
-    ? tokenizerBridge(parts.tokenizer, own)
+  return own !== undefined && parts.teacher !== undefined && own.fingerprint !== parts.tokenizer.fingerprint;
+}
+
+/** The bridge the validation loss goes through: across tokenizers, for a divergence that runs the teacher. */
+function bridgeOf(parts: EvaluationParts): TokenizerBridge | undefined {
+  return acrossTokenizers(parts) && parts.divergence.needsTeacher && parts.divergence.aligned
+    ? tokenizerBridge(parts.tokenizer, parts.teacherTokenizer as Tokenizer)
     : undefined;
 }
 
