@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng, alignByByteOffsets, encodePrompt, type LanguageModel } from '@skd/core';
-import { BpeTokenizer, ByteTokenizer, GptModel, byteSpans, generate, gptConfigSchema, tokenizerBridge, type TokenizerBridge } from '@skd/models';
+import { BigramModel, BpeTokenizer, ByteTokenizer, GptModel, byteSpans, generate, gptConfigSchema, tokenizerBridge, type TokenizerBridge } from '@skd/models';
 import { tensorsLeakedBy, useBackend } from '@skd/testing';
 import { crossTokenizerSpeculative, type CrossSpeculativeOptions } from './cross-speculative';
 import { skdSamplerOptions } from './entries';
@@ -57,7 +57,7 @@ async function reference(
   budget: number,
 ) {
   const teacherPrompt = bridge.teacherPrompt(prompt);
-  const [s, t] = [[] as number[], [] as number[]];
+  let [s, t, text] = [[] as number[], [] as number[], ''];
   const eos = student.special.eos;
   for (;;) {
     const { tokens } = await generate(studentModel, [[...prompt, ...s]], {
@@ -73,8 +73,7 @@ async function reference(
     const teacherBody = teacherTokenizer.encode(student.decode(body));
     const teacherDraft = ended ? [...teacherBody, teacherTokenizer.special.eos] : teacherBody;
     const logits = teacherLogits(teacher, [...teacherPrompt, ...t, ...teacherDraft]);
-    const base = teacherPrompt.length + t.length;
-    const at = (j: number) => logits[base + j - 1] as number[];
+    const at = (j: number) => logits[teacherPrompt.length + t.length + j - 1] as number[];
     const groups = alignByByteOffsets(byteSpans(student, body), byteSpans(teacherTokenizer, teacherBody));
     if (ended) {
       groups.student.push([body.length]);
@@ -91,20 +90,20 @@ async function reference(
       keptS += (groups.student[g] as number[]).length;
       keptT += group.length;
     }
-    s.push(...draft.slice(0, keptS));
-    t.push(...teacherDraft.slice(0, keptT));
-    let done = !rejected && ended;
+    const before = text;
+    let end = !rejected && ended;
+    text += student.decode(body.slice(0, Math.min(keptS, body.length)));
     if (rejected) {
       const row = at(keptT);
       const token = row.indexOf(Math.max(...row));
-      t.push(token);
-      if (token === teacherTokenizer.special.eos) {
-        s.push(eos);
-        done = true;
-      } else s.push(...student.encode(teacherTokenizer.decode([token])));
+      if (token === teacherTokenizer.special.eos) end = true;
+      else text += teacherTokenizer.decode([token]);
     }
+    // Each side's own encoding of the text so far.
+    s = [...student.encode(text), ...(end ? [eos] : [])];
+    t = [...teacherTokenizer.encode(text), ...(end ? [teacherTokenizer.special.eos] : [])];
     if (s.length >= budget) return s.slice(0, budget);
-    if (done) return s;
+    if (end || text === before) return s;
   }
 }
 
@@ -147,6 +146,34 @@ describe('SKD across tokenizers', () => {
     expect(all.stats.accepted).toBe(all.stats.judged);
     expect(all.stats.teacherAccepted).toBe(all.stats.teacherJudged);
     expect(all.tokens.every((row) => row.length === 12 || row.at(-1) === student.special.eos)).toBe(true);
+    studentModel.dispose();
+    teacher.dispose();
+  });
+
+  it("writes each row in the student's own tokens: a teacher's one-byte replacements join the student's merged tokens", async () => {
+    // The other way round: a student with merges ("the" is one token), a byte-level teacher that only
+    // ever writes "the the the ..." (a bigram table), K 1: every other draft is replaced byte by byte.
+    const next: Record<string, string> = { t: 'h', h: 'e', e: ' ', ' ': 't' };
+    const table = Array.from({ length: student.vocabSize }, (_, id) => {
+      const row = new Array<number>(student.vocabSize).fill(0.01 / student.vocabSize);
+      row[(next[String.fromCharCode(id)] ?? 't').charCodeAt(0)] = 0.99;
+      return row;
+    });
+    const [studentModel, teacher] = [gpt(teacherTokenizer.vocabSize, 6), BigramModel.fromProbabilities(table, 96)];
+    const bridge = tokenizerBridge(teacherTokenizer, student);
+    const result = await crossTokenizerSpeculative(
+      studentModel,
+      teacher,
+      bridge,
+      [encodePrompt(teacherTokenizer, 'the')],
+      options({ acceptanceAt: () => ({ kind: 'top-k', k: 1 }), maxNewTokens: 8 }),
+    );
+    const [row] = result.tokens as [number[]];
+    expect(result.stats.corrections).toBeGreaterThan(3);
+    expect(teacherTokenizer.decode(row)).toMatch(/^ the the/);
+    // The student's token for " the", not the four bytes the teacher wrote it in.
+    expect(row).toEqual(teacherTokenizer.encode(teacherTokenizer.decode(row)));
+    expect(row).toContain(teacherTokenizer.encode(' the')[0]);
     studentModel.dispose();
     teacher.dispose();
   });

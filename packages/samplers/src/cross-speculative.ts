@@ -43,8 +43,10 @@ export interface CrossSpeculativeResult {
 interface Row {
   readonly studentPrompt: readonly number[];
   readonly teacherPrompt: readonly number[];
-  readonly student: number[];
-  readonly teacher: number[];
+  /** The response's text so far, and its tokens on each side (each side's encoding of it, then the end token). */
+  text: string;
+  student: number[];
+  teacher: number[];
   done: boolean;
 }
 
@@ -74,11 +76,12 @@ interface Draft {
  *     token that is several teacher tokens is judged on all of them);
  *  4. the row keeps its groups up to the first outside the set, and at the byte where the kept groups
  *     end (a byte where both tokenizations agree) the teacher samples (or, with `replace: argmax`,
- *     takes its argmax) a replacement token, whose text is encoded by the student's tokenizer and
- *     appended; a teacher EOS ends the row with the student's EOS.
- * The teacher reads the response as its rounds' encodings one after another (each draft's text is
- * encoded alone), which is what it verified; the trainer later compares the whole response's text
- * encoded at once. Rows end at an end token or at `maxNewTokens` student tokens.
+ *     takes its argmax) a replacement token, whose text is appended; a teacher EOS ends the row with
+ *     the student's EOS;
+ *  5. the row's text so far is encoded again by each side's tokenizer, so the next round drafts and
+ *     verifies after the text as each tokenizer writes it (a teacher's digit followed by the student's
+ *     next one becomes the student's token for the number, as in the data it was trained on).
+ * Rows end at an end token, at `maxNewTokens` student tokens, or when a round adds no text.
  */
 export async function crossTokenizerSpeculative(
   student: LanguageModel,
@@ -90,7 +93,14 @@ export async function crossTokenizerSpeculative(
   if (options.draftBlock < 1) throw new SkdError(`draftBlock must be at least 1, got ${options.draftBlock}`);
   const studentSide = bridge.student;
   const teacherSide = bridge.teacher;
-  const rows: Row[] = prompts.map((prompt) => ({ studentPrompt: prompt, teacherPrompt: bridge.teacherPrompt(prompt), student: [], teacher: [], done: false }));
+  const rows: Row[] = prompts.map((prompt) => ({
+    studentPrompt: prompt,
+    teacherPrompt: bridge.teacherPrompt(prompt),
+    text: '',
+    student: [],
+    teacher: [],
+    done: false,
+  }));
   const tooLong = rows.findIndex((r) => r.teacherPrompt.length >= teacher.contextLength);
   if (tooLong >= 0) {
     throw new SkdError(
@@ -154,20 +164,25 @@ export async function crossTokenizerSpeculative(
       stats.accepted += keptStudent;
       stats.judged += keptStudent + (rejected ? rejected.student.length : 0);
       const { row } = draft;
-      row.student.push(...draft.student.slice(0, keptStudent));
-      row.teacher.push(...draft.teacher.slice(0, keptTeacher));
+      const before = row.text;
+      const keptDrafts = draft.student.slice(0, keptStudent);
+      let end: number | undefined = draft.ended && !rejected ? (draft.student[draft.student.length - 1] as number) : undefined;
+      let added = studentSide.decode(draft.ended && !rejected ? keptDrafts.slice(0, -1) : keptDrafts);
       if (rejected) {
         // The teacher's token where the kept groups end: a byte both tokenizations agree on.
         stats.corrections += 1;
         const at = rowLogits[keptTeacher] as Float32Array;
         const token = options.replace === 'argmax' ? chooseToken(at, { greedy: true }, options.rng) : chooseToken(at, options.teacherSampling, options.rng);
-        row.teacher.push(token);
-        if (endsGeneration(token, teacherSide.special.eos, teacherSide.special.stop)) {
-          row.student.push(studentSide.special.eos);
-          row.done = true;
-        } else row.student.push(...studentSide.encode(teacherSide.decode([token])));
-      } else if (draft.ended) row.done = true;
-      if (draft.full) row.done = true;
+        if (endsGeneration(token, teacherSide.special.eos, teacherSide.special.stop)) end = studentSide.special.eos;
+        else added += teacherSide.decode([token]);
+      }
+      // Both sides hold the committed text as their tokenizers encode it: a replacement's text joins the
+      // student's tokens around it as the student would write it, not as the teacher split it.
+      row.text = before + added;
+      row.student = [...studentSide.encode(row.text), ...(end !== undefined ? [end] : [])];
+      row.teacher = [...teacherSide.encode(row.text), ...(end !== undefined ? [teacherSide.special.eos] : [])];
+      // A round that added no text (a teacher token that decodes to nothing) would repeat itself.
+      if (end !== undefined || draft.full || row.text === before) row.done = true;
       if (row.student.length >= options.maxNewTokens || row.studentPrompt.length + row.student.length >= student.contextLength) {
         row.student.splice(options.maxNewTokens);
         row.done = true;
