@@ -34,4 +34,3 @@ export function alignByByteOffsets(student: readonly ByteSpan[], teacher: readon
   }
   return groups;
 }
-
