@@ -111,6 +111,16 @@ function rowsOf(x: tf.TensorInfo): { rows: number; V: number; lead: number[] } {
   return { rows: lead.reduce((n, d) => n * d, 1), V, lead };
 }
 
+/** Each row's log-sum-exp of (rows, V) logits: (rows). */
+function rowLse(
+  run: (backend: unknown, program: WebGpuProgram, inputs: tf.TensorInfo[]) => tf.TensorInfo,
+  backend: unknown,
+  x: tf.TensorInfo,
+  rows: number,
+): tf.TensorInfo {
+  return run(backend, rowProgram('skd_row_lse', ['logits'], rows, `${rowLogSumExp}\n      if (tid == 0) { setOutputAtIndex(row, lse); }`), [x]);
+}
+
 interface KernelArgs {
   inputs: tf.NamedTensorInfoMap;
   backend: unknown;
@@ -124,11 +134,12 @@ export function registerWebGpuKernels(util: WebGpuUtil): void {
     tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
 
   kernel('SkdCrossEntropy', ({ inputs, backend }) => {
+    const logSumExp = (x: tf.TensorInfo, rows: number) => rowLse(run, backend, x, rows);
     const { logits, targets } = inputs as { logits: tf.TensorInfo; targets: tf.TensorInfo };
     const { rows, V, lead } = rowsOf(logits);
     const x = viewed(logits, [rows, V]);
     const ids = viewed(targets, [rows]);
-    const lse = run(backend, rowProgram('skd_row_lse', ['logits'], rows, `${rowLogSumExp}\n      if (tid == 0) { setOutputAtIndex(row, lse); }`), [x]);
+    const lse = logSumExp(x, rows);
     const loss = run(
       backend,
       rowProgram(
@@ -157,10 +168,11 @@ export function registerWebGpuKernels(util: WebGpuUtil): void {
   });
 
   kernel('SkdForwardKl', ({ inputs, backend }) => {
+    const logSumExp = (x: tf.TensorInfo, rows: number) => rowLse(run, backend, x, rows);
     const { logP, logits } = inputs as { logP: tf.TensorInfo; logits: tf.TensorInfo };
     const { rows, V, lead } = rowsOf(logits);
     const [p, x] = [viewed(logP, [rows, V]), viewed(logits, [rows, V])];
-    const lse = run(backend, rowProgram('skd_row_lse', ['logits'], rows, `${rowLogSumExp}\n      if (tid == 0) { setOutputAtIndex(row, lse); }`), [x]);
+    const lse = logSumExp(x, rows);
     // sum_v P (log P - log Q), terms without teacher mass exactly 0, clamped at 0 (as the CPU kernels).
     const loss = run(
       backend,
