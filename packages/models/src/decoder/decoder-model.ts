@@ -318,6 +318,7 @@ export class DecoderModel implements LanguageModel {
           'logits',
           undefined,
           state.longRope ? Infinity : maxOf(step.positions) + 1,
+          mask ? realSlots(mask) : undefined,
         ),
       ),
     );
@@ -418,11 +419,19 @@ export class DecoderModel implements LanguageModel {
     output: 'logits' | 'features' = 'logits',
     dropoutSeed?: number,
     length = 0,
+    slots?: RealSlots,
   ): tf.Tensor3D {
     const { layers, heads, normEpsilon: eps, normOffset: offset, sandwichNorms, postNorms, activation, dModel } = this.config;
     const { headDim, kvHeads } = decoderShape(this.config);
     const windows = layerWindows(this.config);
     const [B, S] = tokens.shape;
+    // Padding slots of a decode (left padding, finished rows, unused draft slots) are left out of
+    // every position-wise layer: the layers run on the real slots only, and the attention, which
+    // addresses slots by (row, column), sees them in place with zeros in the padding.
+    const real = slots && tf.tensor1d(slots.real, 'int32'); // (N)
+    const spread = slots && tf.tensor1d(slots.spread, 'int32'); // (B*S) into N + 1 rows, the last zeros
+    const inPlace = (x: tf.Tensor2D): tf.Tensor2D => (spread ? (tf.gather(tf.concat([x, tf.zeros([1, x.shape[1]])]), spread) as tf.Tensor2D) : x);
+    const compact = (x: tf.Tensor2D): tf.Tensor2D => (real ? (tf.gather(x, real) as tf.Tensor2D) : x);
     const norm = (x: tf.Tensor2D, name: string) => rmsNorm(x, this.p(name), eps, offset);
     // A projection of layer i by packed weight `weight` (and its bias), plus its adapters' part.
     const dense = (x: tf.Tensor2D, i: number, weight: string, residual?: tf.Tensor2D): tf.Tensor2D => {
@@ -438,7 +447,8 @@ export class DecoderModel implements LanguageModel {
       if (!this.lora) return linear(x, w, bias, residual);
       return linearFrozen(x, w, bias, added(w.shape[1]));
     };
-    const ids = tf.cast(tf.reshape(tokens, [B * S]), 'int32') as tf.Tensor1D; // (B*S)
+    const ids = tf.reshape(compact(tf.cast(tf.reshape(tokens, [B * S, 1]), 'int32') as tf.Tensor2D), [-1]) as tf.Tensor1D; // (B*S or N)
+    const at = real ? (tf.gather(positions, real) as tf.Tensor1D) : positions; // (B*S or N)
     const table = this.halves.get('model.embed_tokens.weight');
     let h = table ? gatherHalf(table, ids) : (tf.gather(this.p<tf.Rank.R2>('model.embed_tokens.weight'), ids) as tf.Tensor2D); // (B*S, d)
     if (this.config.embedScale) h = tf.mul(h, Math.fround(Math.sqrt(dModel))); // (B*S, d)
@@ -454,12 +464,12 @@ export class DecoderModel implements LanguageModel {
             : this.longFrequencies && length > (this.config.ropeScaling as { originalContext: number }).originalContext
               ? this.longFrequencies
               : this.frequencies;
-        const qkv = rotary(this.config.qkNorm ? this.headNorms(projected, i) : projected, positions, frequencies, {
+        const qkv = rotary(this.config.qkNorm ? this.headNorms(projected, i) : projected, at, frequencies, {
           heads,
           kvHeads,
           headDim,
         }); // (B*S, (H + 2 Hkv) dh)
-        const attended = attend(i, qkv); // (B*S, H dh)
+        const attended = compact(attend(i, inPlace(qkv))); // (B*S or N, H dh)
         y =
           sandwichNorms || postNorms
             ? tf.add(y, norm(dense(attended, i, 'self_attn.o_proj.weight'), `${p}.post_attention_layernorm.weight`))
@@ -475,6 +485,7 @@ export class DecoderModel implements LanguageModel {
       // With adapters, the block's trainable tensors are its adapters; its frozen weights are constants to it.
       h = checkpointKeep ? checkpointed(block, h, this.lora ? this.lora.layerVariables(i) : this.paramsWithPrefix(`${p}.`), checkpointKeep) : block(h);
     }
+    h = inPlace(h); // (B*S, d), zeros at padding: their logits are 0
     if (lastOnly) h = tf.reshape(tf.slice(tf.reshape(h, [B, S, -1]), [0, S - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D; // (B, d)
     const final = norm(h, 'model.norm.weight'); // (B*S or B, d)
     if (output === 'features') return tf.reshape(final, [B, lastOnly ? 1 : S, dModel]) as tf.Tensor3D; // (B, S or 1, d)
@@ -547,6 +558,27 @@ function float32Values(value: tf.Tensor): Float32Array {
   } finally {
     cast.dispose();
   }
+}
+
+/** A decode's real slots (indices into B*S), and for every slot its row among them (N for padding). */
+interface RealSlots {
+  readonly real: Int32Array;
+  readonly spread: Int32Array;
+}
+
+/** The real slots of a decode mask, or undefined when every slot is real (nothing to leave out) or none is. */
+function realSlots(mask: ArrayLike<number>): RealSlots | undefined {
+  let n = 0;
+  for (let i = 0; i < mask.length; i++) if (mask[i] !== 0) n++;
+  if (n === mask.length || n === 0) return undefined;
+  const real = new Int32Array(n);
+  const spread = new Int32Array(mask.length).fill(n);
+  for (let i = 0, j = 0; i < mask.length; i++) {
+    if (mask[i] === 0) continue;
+    real[j] = i;
+    spread[i] = j++;
+  }
+  return { real, spread };
 }
 
 function maxOf(values: ArrayLike<number>): number {
