@@ -124,12 +124,319 @@ function rowLse(
 interface KernelArgs {
   inputs: tf.NamedTensorInfoMap;
   backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}
+
+/** The shape of a cached attention call, baked into its programs (a decode state keeps B, heads and capacity; S takes a few values). */
+interface CacheShape {
+  readonly B: number;
+  readonly S: number;
+  readonly H: number;
+  readonly Hkv: number;
+  readonly dh: number;
+  readonly cap: number;
+  readonly scale: number;
+  readonly softcap: number;
+  readonly window: number;
+}
+
+/** WGSL constants of a cache shape, and `slotOf(b, j)`: the cache slot of row b's column j (its length plus the real columns before j). */
+function cacheHeader(c: CacheShape): string {
+  const f = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
+  return `
+    const B = ${c.B}; const S = ${c.S}; const H = ${c.H}; const HKV = ${c.Hkv}; const DH = ${c.dh}; const CAP = ${c.cap};
+    const LD = ${(c.H + 2 * c.Hkv) * c.dh}; const GROUP = ${c.H / c.Hkv}; const WINDOW = ${c.window};
+    const SCALE = ${f(Math.fround(c.scale))}; const SOFTCAP = ${f(Math.fround(c.softcap))};
+    fn slotOf(b : i32, j : i32) -> i32 {
+      var slot = lengths[b];
+      for (var i = 0; i < j; i++) { if (mask[b * S + i] != 0.0) { slot++; } }
+      return slot;
+    }`;
+}
+
+const cacheKey = (name: string, c: CacheShape) => `${name}_${c.B}_${c.S}_${c.H}_${c.Hkv}_${c.dh}_${c.cap}_${c.scale}_${c.softcap}_${c.window}`;
+
+/** A program over `count` threads (one per element of a part of its output), however large its output; its inputs include `lengths` (B). */
+function flatProgram(shaderKey: string, variableNames: string[], outputShape: number[], count: number, prelude: string, body: string): WebGpuProgram {
+  return {
+    variableNames,
+    outputShape,
+    shaderKey,
+    dispatchLayout: { x: [0] },
+    dispatch: [Math.max(1, Math.ceil(count / ELEMENT_BLOCK)), 1, 1],
+    workgroupSize: [ELEMENT_BLOCK, 1, 1],
+    getUserCode: () => `
+    ${prelude}
+    fn main(index : i32) {
+      // (The uniforms are read so the pipeline's layout has the binding tfjs always supplies.)
+      if (index < ${count} && uniforms.lengthsShape == B) {
+        ${body}
+      }
+    }`,
+  };
+}
+
+/**
+ * Attention of S new slots per row over a preallocated cache, as @skd/native's SkdCachedAttention
+ * (same inputs, attributes and result): the real slots' keys and values are written into the cache
+ * tensors in place (each belongs to one decode state), each real query attends its row's cached
+ * keys and, causally, the new ones (within a window where the layer has one); padding slots are
+ * neither written nor attended and their outputs are 0. Four programs: write keys, write values,
+ * scores (B*S*H, capacity), and one workgroup per (slot, head) for the softmax and the weighted sum.
+ */
+function cachedAttention(
+  run: (backend: unknown, program: WebGpuProgram, inputs: tf.TensorInfo[], output?: tf.TensorInfo) => tf.TensorInfo,
+  backend: unknown,
+  inputs: Record<'qkv' | 'keys' | 'values' | 'lengths' | 'mask', tf.TensorInfo>,
+  attrs: { heads: number; kvHeads?: number; scale: number; softcap?: number; window?: number },
+): tf.TensorInfo {
+  const { qkv, keys, values, lengths, mask } = inputs;
+  const [B, Hkv, dh, cap] = keys.shape as [number, number, number, number];
+  const [rows, width] = qkv.shape as [number, number];
+  const H = attrs.heads;
+  if (
+    Hkv !== (attrs.kvHeads ?? H) ||
+    H % Hkv !== 0 ||
+    width !== (H + 2 * Hkv) * dh ||
+    rows % B !== 0 ||
+    lengths.dtype !== 'int32' ||
+    mask.dtype !== 'float32'
+  ) {
+    throw new Error(`SkdCachedAttention: qkv [${qkv.shape.join(', ')}] does not fit the cache [${keys.shape.join(', ')}]`);
+  }
+  const c: CacheShape = { B, S: rows / B, H, Hkv, dh, cap, scale: attrs.scale, softcap: attrs.softcap ?? 0, window: attrs.window ?? 0 };
+  const header = cacheHeader(c);
+  // Thread (b, j, g, d): element d of kv head g of row b's column j, when that column is real.
+  const write = (part: 'keys' | 'values') =>
+    flatProgram(
+      cacheKey(`skd_cache_write_${part}`, c),
+      ['qkv', 'lengths', 'mask'],
+      (part === 'keys' ? keys : values).shape,
+      B * c.S * Hkv * dh,
+      header,
+      `
+        let d = index % DH;
+        let g = (index / DH) % HKV;
+        let j = (index / (DH * HKV)) % S;
+        let b = index / (DH * HKV * S);
+        if (mask[b * S + j] != 0.0) {
+          let slot = slotOf(b, j);
+          ${
+            part === 'keys'
+              ? 'setOutputAtIndex(((b * HKV + g) * DH + d) * CAP + slot, qkv[(b * S + j) * LD + (H + g) * DH + d]);'
+              : 'setOutputAtIndex(((b * HKV + g) * CAP + slot) * DH + d, qkv[(b * S + j) * LD + (H + HKV + g) * DH + d]);'
+          }
+        }`,
+    );
+  run(backend, write('keys'), [qkv, lengths, mask], keys);
+  run(backend, write('values'), [qkv, lengths, mask], values);
+  // Thread (b, j, h, k): the score of query (b, j, h) against key slot k, where visible (else unused).
+  // A real query at slot hi sees slots lo..hi; a padding slot sees none (hi < lo).
+  const visible = `
+        let hi = select(-1, slotOf(b, j), mask[b * S + j] != 0.0);
+        let lo = select(0, max(0, hi - WINDOW + 1), WINDOW > 0);`;
+  const scores = run(
+    backend,
+    flatProgram(
+      cacheKey('skd_cache_scores', c),
+      ['qkv', 'keys', 'lengths', 'mask'],
+      [rows * H, cap],
+      rows * H * cap,
+      header,
+      `
+        let k = index % CAP;
+        let h = (index / CAP) % H;
+        let j = (index / (CAP * H)) % S;
+        let b = index / (CAP * H * S);
+        ${visible}
+        var s = 0.0;
+        if (k >= lo && k <= hi) {
+          let g = h / GROUP;
+          for (var d = 0; d < DH; d++) { s += qkv[(b * S + j) * LD + h * DH + d] * keys[((b * HKV + g) * DH + d) * CAP + k]; }
+          s *= SCALE;
+          if (SOFTCAP > 0.0) { s = SOFTCAP * tanh(s / SOFTCAP); }
+        }
+        setOutputAtIndex(index, s);`,
+    ),
+    [qkv, keys, lengths, mask],
+  );
+  // The barriers of the reductions are reached by every thread (WGSL's uniformity rule): a padding
+  // slot runs them over an empty range and writes zeros.
+  const program: WebGpuProgram = {
+    variableNames: ['scores', 'values', 'lengths', 'mask'],
+    outputShape: [rows, H * dh],
+    shaderKey: cacheKey('skd_cache_attend', c),
+    dispatchLayout: { x: [0] },
+    dispatch: [rows * H, 1, 1],
+    workgroupSize: [ROW_BLOCK, 1, 1],
+    getUserCode: () => `
+    ${header}
+    var<workgroup> buf : array<f32, ${ROW_BLOCK}>;
+    fn main(index : i32) {
+      let q = index / ${ROW_BLOCK};
+      let tid = i32(localId.x);
+      let h = q % H;
+      let j = (q / H) % S;
+      let b = q / (H * S);
+      let real = mask[b * S + j] != 0.0 && uniforms.lengthsShape == B;
+      ${visible}
+      let row = q * CAP;
+      var m = -3.402823e+38f;
+      for (var k = lo + tid; k <= hi; k += ${ROW_BLOCK}) { m = max(m, scores[row + k]); }
+      ${reduce('m', 'max', 'rowMax')}
+      var t = 0.0;
+      for (var k = lo + tid; k <= hi; k += ${ROW_BLOCK}) { t += exp(scores[row + k] - rowMax); }
+      ${reduce('t', 'sum', 'rowSum')}
+      let g = h / GROUP;
+      let base = (b * S + j) * H * DH + h * DH;
+      for (var d = tid; d < DH; d += ${ROW_BLOCK}) {
+        var acc = 0.0;
+        for (var k = lo; k <= hi; k++) { acc += exp(scores[row + k] - rowMax) * values[((b * HKV + g) * CAP + k) * DH + d]; }
+        setOutputAtIndex(base + d, select(0.0, acc / rowSum, real));
+      }
+    }`,
+  };
+  const out = run(backend, program, [scores, values, lengths, mask]);
+  (backend as { disposeData(dataId: unknown): void }).disposeData(scores.dataId);
+  return out;
+}
+
+const SAMPLE_BLOCK = 256;
+
+/**
+ * The sampling kernel's margin, as a fraction of the row's total mass: a categorical draw is decided
+ * on the GPU only where the target lies further than this from both ends of the chosen token's
+ * interval, so float32 arithmetic cannot pick another token than the float64 reference. The bound:
+ * each term exp(x) (x = (l - max) / T <= 0) is off by at most (3 + 2|x|) ulp (WGSL's accuracy for
+ * exp) plus |x| ulp from forming x, and sum_i p_i |x_i| <= total ln V over a row, so the terms
+ * together are off by (6 + 4 ln V) 2^-23 of the total; the sums (a chunk's terms, then the chunks
+ * before it) add (chunk + blocks + 2) 2^-24.
+ */
+export function sampleMargin(V: number): number {
+  const chunk = Math.ceil(V / SAMPLE_BLOCK);
+  return (6 + 4 * Math.log(V)) * 2 ** -23 + (chunk + SAMPLE_BLOCK + 2) * 2 ** -24;
+}
+
+/**
+ * SkdSampleTokens on WebGPU: one workgroup per row reads the logits and writes only the chosen id,
+ * so a decode step reads back B ids instead of the (B, V) logits. Greedy is decided exactly (the
+ * first maximum). A temperature draw is the float64 reference's (cumulative in id order, ops'
+ * chooseTokenWith) wherever the float32 sums leave no doubt (sampleMargin); the other rows, and
+ * every row under top-k or top-p (whose kept set needs a sort), get -4: decide on the host. -2:
+ * NaN or +inf in the row; -3: every logit -inf.
+ */
+function sampleTokens(
+  run: (backend: unknown, program: WebGpuProgram, inputs: tf.TensorInfo[], output?: tf.TensorInfo, dtype?: tf.DataType) => tf.TensorInfo,
+  backend: unknown,
+  logits: tf.TensorInfo,
+  attrs: { uniforms: readonly number[]; temperature: number; topK: number; topP: number; greedy: boolean },
+): tf.TensorInfo {
+  const [B, V] = logits.shape as [number, number];
+  if (logits.shape.length !== 2 || attrs.uniforms.length !== B || logits.dtype !== 'float32') {
+    throw new Error(`SkdSampleTokens: logits [${logits.shape.join(', ')}] need (B, V) float32 and one uniform per row`);
+  }
+  const { greedy } = attrs;
+  const host = !greedy && ((attrs.topK > 0 && attrs.topK < V) || attrs.topP < 1);
+  const f = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${Math.fround(x)}`);
+  const chunk = Math.ceil(V / SAMPLE_BLOCK);
+  const uniforms = (backend as { makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo }).makeTensorInfo(
+    [B],
+    'float32',
+    Float32Array.from(attrs.uniforms),
+  );
+  const program: WebGpuProgram = {
+    variableNames: ['logits', 'draws'],
+    outputShape: [B],
+    shaderKey: `skd_sample_${V}_${greedy}_${host}_${attrs.temperature}`,
+    dispatchLayout: { x: [0] },
+    dispatch: [B, 1, 1],
+    workgroupSize: [SAMPLE_BLOCK, 1, 1],
+    getUserCode: () => `
+    const V = ${V}; const CHUNK = ${chunk}; const TEMPERATURE = ${f(attrs.temperature)}; const MARGIN = ${f(sampleMargin(V))};
+    var<workgroup> best : array<f32, ${SAMPLE_BLOCK}>;
+    var<workgroup> found : array<i32, ${SAMPLE_BLOCK}>;
+    var<workgroup> decided : array<i32, 2>; // the row's id so far (or a code), its maximum's bits
+    fn main(index : i32) {
+      let row = index / ${SAMPLE_BLOCK};
+      let tid = i32(localId.x);
+      let base = row * uniforms.logitsShape[1];
+      let first = tid * CHUNK;
+      let last = min(V, first + CHUNK);
+      // Each thread's first maximum over a contiguous chunk of ids, and whether it saw NaN or +inf
+      // (by their bits: a shader compiler may assume floats are finite).
+      var m = 0.0;
+      var at = -1;
+      var bad = false;
+      for (var i = first; i < last; i++) {
+        let l = logits[base + i];
+        let bits = bitcast<u32>(l);
+        if ((bits & 0x7fffffffu) > 0x7f800000u || bits == 0x7f800000u) { bad = true; }
+        if (at < 0 || l > m) { m = l; at = i; }
+      }
+      best[tid] = m;
+      found[tid] = select(select(at, V, at < 0), 2 * V, bad);
+      workgroupBarrier();
+      if (tid == 0) {
+        // The first maximum over the chunks, in id order, or the row's failure.
+        var top = 0.0;
+        var arg = -1;
+        var failed = false;
+        for (var t = 0; t < ${SAMPLE_BLOCK}; t++) {
+          if (found[t] == 2 * V) { failed = true; }
+          if (found[t] < V && (arg < 0 || best[t] > top)) { top = best[t]; arg = found[t]; }
+        }
+        var id = arg;
+        if (failed) { id = -2; }
+        else if (arg < 0 || bitcast<u32>(top) == 0xff800000u) { id = -3; }
+        else if (${host}) { id = -4; }
+        else if (!${greedy}) { id = -5; } // to draw below
+        decided[0] = id;
+        decided[1] = bitcast<i32>(top);
+      }
+      workgroupBarrier();
+      let drawing = decided[0] == -5;
+      let top = bitcast<f32>(decided[1]);
+      // Chunk masses in parallel; thread 0 then finds the chunk and the id the draw falls in.
+      var mass = 0.0;
+      if (drawing) { for (var i = first; i < last; i++) { mass += exp((logits[base + i] - top) / TEMPERATURE); } }
+      best[tid] = mass;
+      workgroupBarrier();
+      if (tid == 0 && drawing) {
+        var total = 0.0;
+        for (var t = 0; t < ${SAMPLE_BLOCK}; t++) { total += best[t]; }
+        let aim = draws[row] * total;
+        var before = 0.0;
+        var id = -4; // past the end by rounding: the host decides
+        for (var t = 0; t < ${SAMPLE_BLOCK}; t++) {
+          if (aim >= before + best[t]) { before += best[t]; continue; }
+          // Within chunk t, summed in the same order as its mass, so the boundaries agree.
+          for (var i = t * CHUNK; i < min(V, (t + 1) * CHUNK); i++) {
+            let p = exp((logits[base + i] - top) / TEMPERATURE);
+            if (p == 0.0) { continue; }
+            let after = before + p;
+            if (aim < after) {
+              if (aim - before >= MARGIN * total && after - aim >= MARGIN * total) { id = i; }
+              break;
+            }
+            before = after;
+          }
+          break;
+        }
+        decided[0] = id;
+      }
+      if (tid == 0) { setOutputAtIndex(row, f32(decided[0])); } // (tfjs converts to the int32 output)
+    }`,
+  };
+  const ids = run(backend, program, [logits, uniforms], undefined, 'int32');
+  (backend as { disposeData(dataId: unknown): void }).disposeData(uniforms.dataId);
+  return ids;
 }
 
 /** Registers the fused loss kernels for the `webgpu` backend (once; later calls change nothing). */
 export function registerWebGpuKernels(util: WebGpuUtil): void {
   if (tf.getKernel('SkdCrossEntropy', 'webgpu')) return;
-  const run = (backend: unknown, program: WebGpuProgram, inputs: tf.TensorInfo[]) => (backend as ProgramRunner).runWebGPUProgram(program, inputs, 'float32');
+  const run = (backend: unknown, program: WebGpuProgram, inputs: tf.TensorInfo[], output?: tf.TensorInfo, dtype: tf.DataType = 'float32') =>
+    (backend as ProgramRunner).runWebGPUProgram(program, inputs, dtype, undefined, output);
   const kernel = (kernelName: string, kernelFunc: (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]) =>
     tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
 
@@ -209,4 +516,17 @@ export function registerWebGpuKernels(util: WebGpuUtil): void {
     const grad = run(backend, program, [viewed(dy, [rows]), viewed(logP, [rows, V]), viewed(logits, [rows, V]), viewed(lse, [rows])]);
     return viewed(grad, logits.shape);
   });
+
+  kernel('SkdSampleTokens', ({ inputs, backend, attrs }) =>
+    sampleTokens(run, backend, (inputs as { logits: tf.TensorInfo }).logits, attrs as unknown as Parameters<typeof sampleTokens>[3]),
+  );
+
+  kernel('SkdCachedAttention', ({ inputs, backend, attrs }) =>
+    cachedAttention(
+      run,
+      backend,
+      inputs as Record<'qkv' | 'keys' | 'values' | 'lengths' | 'mask', tf.TensorInfo>,
+      attrs as unknown as { heads: number; scale: number },
+    ),
+  );
 }

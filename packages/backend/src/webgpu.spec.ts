@@ -3,7 +3,18 @@ import { selectBackend, type ModuleResolver } from './select';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { forwardKlFromLogits, sparseCrossEntropy } from '@skd/ops';
+import { Rng } from '@skd/core';
+import {
+  chooseTokenWith,
+  createKvCache,
+  forwardKlFromLogits,
+  NativeKvCache,
+  sampleTokens,
+  sparseCrossEntropy,
+  TensorKvCache,
+  type KvCacheOptions,
+  type SamplingOptions,
+} from '@skd/ops';
 import { describeAdapter, gpuDeviceNodes } from './webgpu';
 
 // tools/setup.sh installs Dawn (npm `webgpu`), tfjs-backend-webgpu and Mesa 25's software Vulkan
@@ -77,6 +88,109 @@ describe('webgpu backend (tfjs-backend-webgpu on Dawn)', () => {
     }
     // The composite path on the CPU backend does not use these kernels: the comparison is against tfjs's own ops.
     expect(tf.getKernel('SkdCrossEntropy', 'cpu')).toBeUndefined();
+  });
+
+  it.each([
+    ['grouped-query heads', { batchSize: 3, capacity: 12, layers: 2, heads: 4, kvHeads: 2, headSize: 8 }],
+    ['a sliding window and soft-capped scores', { batchSize: 3, capacity: 12, layers: 2, heads: 2, headSize: 4, softcap: 0.7, windows: [3, 0] }],
+  ] as [string, KvCacheOptions][])(
+    "decodes through skd's cached-attention programs (in-place cache writes) as the CPU's portable cache does: %s",
+    async (_name, options) => {
+      const width = (options.heads + 2 * (options.kvHeads ?? options.heads)) * options.headSize;
+      // Ragged blocks as SKD makes them: left padding, rows advancing by different amounts, rollbacks.
+      const steps: { mask: number[]; rollback?: (number | undefined)[] }[] = [
+        { mask: [1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1] }, // (B, S) row-major: 4 columns, row 1 left-padded by 3
+        { mask: [1, 1, 0, 1, 0, 1, 1, 1, 1], rollback: [3, undefined, 4] },
+        { mask: [0, 1, 1, 1, 1, 1, 1, 0, 0] },
+        { mask: [1, 1, 1] },
+      ];
+      const run = async (backend: 'cpu' | 'webgpu') => {
+        await selectBackend({ backend });
+        const before = tf.memory().numTensors;
+        const cache = createKvCache(options);
+        const kind = cache instanceof NativeKvCache ? 'kernel' : cache instanceof TensorKvCache ? 'tensor' : 'other';
+        const outputs: tf.Tensor[] = [];
+        for (const [index, step] of steps.entries()) {
+          const S = step.mask.length / options.batchSize;
+          cache.advance(Float32Array.from(step.mask), S, (decode) => {
+            for (let layer = 0; layer < options.layers; layer++) {
+              const values = Array.from({ length: options.batchSize * S * width }, (_, i) => Math.sin(0.7 * i + 1.3 * layer + index));
+              const qkv = tf.tensor2d(values, [options.batchSize * S, width]);
+              outputs.push(tf.tidy(() => decode.attend(layer, qkv))); // as a model runs it
+              qkv.dispose();
+            }
+          });
+          if (step.rollback) cache.rollback(step.rollback);
+        }
+        const lengths = [...cache.lengths];
+        // Read after the steps (a GPU backend reads computed values asynchronously).
+        const read = await Promise.all(outputs.map(async (t) => Array.from(await t.data())));
+        tf.dispose(outputs);
+        cache.dispose();
+        expect(tf.memory().numTensors).toBe(before); // the programs' scratch (the scores) is freed with each call
+        return { kind, outputs: read, lengths };
+      };
+      const cpu = await run('cpu');
+      const gpu = await run('webgpu');
+      expect([cpu.kind, gpu.kind]).toEqual(['tensor', 'kernel']);
+      expect(gpu.lengths).toEqual(cpu.lengths);
+      const d = options.heads * options.headSize;
+      let compared = 0;
+      let layerStep = 0;
+      for (const step of steps)
+        for (let layer = 0; layer < options.layers; layer++, layerStep++) {
+          const [a, b] = [cpu.outputs[layerStep] as number[], gpu.outputs[layerStep] as number[]];
+          step.mask.forEach((real, slot) => {
+            const [x, y] = [a.slice(slot * d, (slot + 1) * d), b.slice(slot * d, (slot + 1) * d)];
+            if (real) {
+              expect(maxAbsDiff(y, x)).toBeLessThan(1e-5);
+              compared += 1;
+            } else {
+              expect(maxAbsDiff(y, new Array(d).fill(0))).toBe(0); // padding slots: 0, as the native kernel's
+            }
+          });
+        }
+      expect(compared).toBe(2 * 25);
+    },
+  );
+
+  it('samples on the GPU the tokens the host reference samples, reading back only ids, and leaves doubtful draws to the host', async () => {
+    await selectBackend({ backend: 'webgpu' });
+    expect(tf.getKernel('SkdSampleTokens', 'webgpu')).toBeDefined();
+    // 96 rows over a vocabulary that is not a multiple of the workgroup: ties at the maximum, masked
+    // (-inf) ids, flat and peaked rows.
+    const [B, V] = [96, 1003];
+    const values = Array.from({ length: B * V }, (_, i) => {
+      const [b, v] = [Math.floor(i / V), i % V];
+      if (v % 97 === b % 5) return -Infinity;
+      if (b % 7 === 0 && (v === 9 || v === 10 || v === 640)) return 9; // ids share the maximum, within a chunk and across chunks
+      return (b % 3 === 0 ? 6 : 1.5) * Math.sin(0.37 * i + b);
+    });
+    const logits = tf.tensor2d(values, [B, V]);
+    const settings: SamplingOptions[] = [{ greedy: true }, { temperature: 1 }, { temperature: 0.7 }, { temperature: 1.3, topK: 5 }, { topP: 0.9 }];
+    for (const options of settings) {
+      const [gpu, host] = [Rng.create(11), Rng.create(11)];
+      const ids = await sampleTokens(logits, options, gpu);
+      const expected = Array.from({ length: B }, (_, b) => chooseTokenWith(values.slice(b * V, (b + 1) * V), options, options.greedy ? 0 : host.random()));
+      expect({ options, ids: Array.from(ids) }).toEqual({ options, ids: expected });
+      // What the kernel decided by itself: greedy and plain temperature draws nearly always, top-k/top-p never.
+      const raw = tf.engine().runKernel('SkdSampleTokens', { logits }, {
+        uniforms: Array.from({ length: B }, () => Rng.create(3).random()),
+        temperature: options.temperature ?? 1,
+        topK: options.topK ?? 0,
+        topP: options.topP ?? 1,
+        greedy: options.greedy ?? false,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const undecided = Array.from(await raw.data()).filter((id) => id === -4).length;
+      raw.dispose();
+      if (options.topK || options.topP) expect(undecided).toBe(B);
+      else expect(undecided).toBeLessThan(B / 10);
+    }
+    logits.dispose();
+    const bad = tf.tensor2d([0, 1, Number.NaN, 2, -Infinity, -Infinity, -Infinity, -Infinity], [2, 4]);
+    await expect(sampleTokens(bad, { temperature: 1 }, Rng.create(1), [true, false])).rejects.toThrow("the model's logits contain NaN (at token 2)");
+    await expect(sampleTokens(bad, { greedy: true }, Rng.create(1), [false, true])).rejects.toThrow('every logit is -inf');
+    bad.dispose();
   });
 
   it('reads host-made masks and token ids synchronously after the GPU used them; computed values asynchronously', async () => {

@@ -178,7 +178,7 @@ export abstract class KvCache {
   protected abstract truncateRows(keep: readonly (number | undefined)[]): void;
 }
 
-/** The native cache when the backend has the kernel (wasm with @skd/native), else the tensor one. */
+/** The in-place cache when the backend has the kernel (wasm with @skd/native, webgpu with skd's programs), else the tensor one. */
 export function createKvCache(options: KvCacheOptions): KvCache {
   return hasKernel(KERNELS.cachedAttention) ? new NativeKvCache(options) : new TensorKvCache(options);
 }

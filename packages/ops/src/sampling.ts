@@ -86,8 +86,9 @@ export function chooseToken(logits: ArrayLike<number>, options: SamplingOptions,
  * `rng`, in row order, as `chooseToken` would; other rows get -1.
  *
  * Kernel `SkdSampleTokens`: inputs { logits }, attrs { uniforms (B), temperature, topK, topP,
- * greedy } → ids (B) int32, with -2 in a row whose logits hold NaN or +inf and -3 where every
- * logit is -inf.
+ * greedy } → ids (B) int32, with -2 in a row whose logits hold NaN or +inf, -3 where every
+ * logit is -inf, and -4 where the kernel leaves the row to the host (the WebGPU kernel, whose
+ * float32 sums cannot settle a draw that falls within rounding of a boundary, or top-k/top-p).
  */
 export async function sampleTokens(logits: tf.Tensor2D, options: SamplingOptions, rng: Rng, rows?: readonly boolean[]): Promise<Int32Array> {
   checkSampling(options);
@@ -102,9 +103,13 @@ export async function sampleTokens(logits: tf.Tensor2D, options: SamplingOptions
   const idsTensor = runKernel<tf.Tensor>(KERNELS.sampleTokens, { logits }, { uniforms, temperature, topK, topP, greedy });
   const ids = Int32Array.from(await idsTensor.data());
   idsTensor.dispose();
+  let host: Float32Array | undefined;
   for (let b = 0; b < B; b++) {
     if (!wanted(b)) ids[b] = -1;
-    else if ((ids[b] as number) === -2) {
+    else if ((ids[b] as number) === -4) {
+      host ??= (await logits.data()) as Float32Array;
+      ids[b] = chooseTokenWith(host.subarray(b * V, (b + 1) * V), options, uniforms[b] as number);
+    } else if ((ids[b] as number) === -2) {
       const row = (await logits.data()).subarray(b * V, (b + 1) * V);
       chooseTokenWith(row, options, 0); // throws the NonFiniteError naming the offending logit
     } else if ((ids[b] as number) === -3) throw new SkdError('every logit is -inf: no token can be sampled');
