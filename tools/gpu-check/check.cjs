@@ -2,7 +2,8 @@
 // The device check of the webgpu backend (bash tools/gpu-check.sh run, on a GPU machine; here it runs
 // on Mesa's software adapter). Prints, in order: the adapter; kernel equality against tfjs's CPU
 // backend (matrix products, softmax, the distillation loss and its gradients, a Llama-style decoder's
-// logits, and cached greedy decoding against full recomputation); matrix-product throughput at bench
+// logits, cached greedy decoding against full recomputation, and token sampling against the host's
+// draws, with how many rows the GPU left to the host); matrix-product throughput at bench
 // shapes; the SmolLM2-135M-shape training step and generation (tools/bench/pretrained-skd.cjs); and
 // a short SKD distillation of the committed arithmetic models with the CLI. Exit status 1 if any
 // equality fails. Options: --quick (smaller bench shapes, no 135M rows), --skip-135m.
@@ -13,6 +14,7 @@ const { selectBackend } = require('@skd/backend');
 const { Rng } = require('@skd/core');
 const { DecoderModel, decoderConfig, generate } = require('@skd/models');
 const { TokenDivergence, forwardKl, tokenLoss } = require('@skd/divergences');
+const { chooseTokenWith, sampleTokens } = require('@skd/ops');
 
 const REPO = path.resolve(__dirname, '../..');
 const quick = process.argv.includes('--quick');
@@ -116,6 +118,23 @@ async function kernels() {
   const same = JSON.stringify(cached.tokens) === JSON.stringify(recomputed);
   if (!same) failures++;
   say(`  ${same ? 'ok  ' : 'FAIL'} cached greedy decoding (KV cache) equals recomputation: ${JSON.stringify(cached.tokens[0]?.slice(0, 8))}...`);
+  // Token sampling on the GPU (only ids read back) draws what the host's float64 reference draws.
+  const [rows, vocab] = [64, 49152];
+  const values = Float32Array.from({ length: rows * vocab }, (_, i) => 4 * Math.sin(0.37 * i) * Math.cos(0.0011 * i));
+  const logits = tf.tensor2d(values, [rows, vocab]);
+  const [gpu, host] = [Rng.create(5), Rng.create(5)];
+  const ids = await sampleTokens(logits, { temperature: 0.8 }, gpu);
+  const expected = Array.from({ length: rows }, (_, b) => chooseTokenWith(values.subarray(b * vocab, (b + 1) * vocab), { temperature: 0.8 }, host.random()));
+  const raw = tf
+    .engine()
+    .runKernel('SkdSampleTokens', { logits }, { uniforms: expected.map((_, b) => (b + 0.5) / rows), temperature: 0.8, topK: 0, topP: 1, greedy: false });
+  const undecided = Array.from(await raw.data()).filter((id) => id === -4).length;
+  tf.dispose([logits, raw]);
+  const drawn = expected.every((id, b) => ids[b] === id);
+  if (!drawn) failures++;
+  say(
+    `  ${drawn ? 'ok  ' : 'FAIL'} token sampling (temperature 0.8, ${rows} rows of ${vocab}) equals the host's draws; ${undecided} of ${rows} rows left to the host`,
+  );
 }
 
 async function throughput() {
