@@ -154,6 +154,16 @@ function cacheHeader(c: CacheShape): string {
     }`;
 }
 
+/** Most attention scores one cached-attention program holds at once (64 MiB of float32). */
+let SCORE_ELEMENTS = 1 << 24;
+
+/** Sets the scores budget (elements) and returns the old one: for tests, to make small calls take several chunks. */
+export function setScoreBudget(elements: number): number {
+  const old = SCORE_ELEMENTS;
+  SCORE_ELEMENTS = elements;
+  return old;
+}
+
 const cacheKey = (name: string, c: CacheShape) => `${name}_${c.B}_${c.S}_${c.H}_${c.Hkv}_${c.dh}_${c.cap}_${c.scale}_${c.softcap}_${c.window}`;
 
 /** A program over `count` threads (one per element of a part of its output), however large its output; its inputs include `lengths` (B). */
@@ -235,19 +245,29 @@ function cachedAttention(
   const visible = `
         let hi = select(-1, slotOf(b, j), mask[b * S + j] != 0.0);
         let lo = select(0, max(0, hi - WINDOW + 1), WINDOW > 0);`;
-  const scores = run(
-    backend,
-    flatProgram(
-      cacheKey('skd_cache_scores', c),
-      ['qkv', 'keys', 'lengths', 'mask'],
-      [rows * H, cap],
-      rows * H * cap,
-      header,
-      `
+  // Query rows go in chunks whose scores (rows x heads x capacity) fit SCORE_ELEMENTS, so a long
+  // prefill over a large cache stays within a storage buffer's limit; each chunk writes its rows of
+  // the one output in place.
+  const chunkRows = Math.max(1, Math.min(rows, Math.floor(SCORE_ELEMENTS / (H * cap))));
+  const out = (backend as { makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo }).makeTensorInfo([rows, H * dh], 'float32');
+  for (let first = 0; first < rows; first += chunkRows) {
+    const n = Math.min(chunkRows, rows - first);
+    const chunk = `
+    const FIRST = ${first}; const ROWS = ${n};`;
+    // Thread (local row, h, k): the score of the row's query head h against key slot k, where visible (else unused).
+    const scores = run(
+      backend,
+      flatProgram(
+        cacheKey(`skd_cache_scores_${first}_${n}`, c),
+        ['qkv', 'keys', 'lengths', 'mask'],
+        [n * H, cap],
+        n * H * cap,
+        header + chunk,
+        `
         let k = index % CAP;
         let h = (index / CAP) % H;
-        let j = (index / (CAP * H)) % S;
-        let b = index / (CAP * H * S);
+        let j = (FIRST + index / (CAP * H)) % S;
+        let b = (FIRST + index / (CAP * H)) / S;
         ${visible}
         var s = 0.0;
         if (k >= lo && k <= hi) {
@@ -257,27 +277,27 @@ function cachedAttention(
           if (SOFTCAP > 0.0) { s = SOFTCAP * tanh(s / SOFTCAP); }
         }
         setOutputAtIndex(index, s);`,
-    ),
-    [qkv, keys, lengths, mask],
-  );
-  // The barriers of the reductions are reached by every thread (WGSL's uniformity rule): a padding
-  // slot runs them over an empty range and writes zeros.
-  const program: WebGpuProgram = {
-    variableNames: ['scores', 'values', 'lengths', 'mask'],
-    outputShape: [rows, H * dh],
-    shaderKey: cacheKey('skd_cache_attend', c),
-    dispatchLayout: { x: [0] },
-    dispatch: [rows * H, 1, 1],
-    workgroupSize: [ROW_BLOCK, 1, 1],
-    getUserCode: () => `
-    ${header}
+      ),
+      [qkv, keys, lengths, mask],
+    );
+    // The barriers of the reductions are reached by every thread (WGSL's uniformity rule): a padding
+    // slot runs them over an empty range and writes zeros.
+    const program: WebGpuProgram = {
+      variableNames: ['scores', 'values', 'lengths', 'mask'],
+      outputShape: [rows, H * dh],
+      shaderKey: cacheKey(`skd_cache_attend_${first}_${n}`, c),
+      dispatchLayout: { x: [0] },
+      dispatch: [n * H, 1, 1],
+      workgroupSize: [ROW_BLOCK, 1, 1],
+      getUserCode: () => `
+    ${header}${chunk}
     var<workgroup> buf : array<f32, ${ROW_BLOCK}>;
     fn main(index : i32) {
-      let q = index / ${ROW_BLOCK};
+      let q = index / ${ROW_BLOCK}; // (local row, head)
       let tid = i32(localId.x);
       let h = q % H;
-      let j = (q / H) % S;
-      let b = q / (H * S);
+      let j = (FIRST + q / H) % S;
+      let b = (FIRST + q / H) / S;
       let real = mask[b * S + j] != 0.0 && uniforms.lengthsShape == B;
       ${visible}
       let row = q * CAP;
@@ -295,9 +315,10 @@ function cachedAttention(
         setOutputAtIndex(base + d, select(0.0, acc / rowSum, real));
       }
     }`,
-  };
-  const out = run(backend, program, [scores, values, lengths, mask]);
-  (backend as { disposeData(dataId: unknown): void }).disposeData(scores.dataId);
+    };
+    run(backend, program, [scores, values, lengths, mask], out);
+    (backend as { disposeData(dataId: unknown): void }).disposeData(scores.dataId);
+  }
   return out;
 }
 

@@ -16,6 +16,7 @@ import {
   type SamplingOptions,
 } from '@skd/ops';
 import { describeAdapter, gpuDeviceNodes } from './webgpu';
+import { setScoreBudget } from './webgpu-kernels';
 
 // tools/setup.sh installs Dawn (npm `webgpu`), tfjs-backend-webgpu and Mesa 25's software Vulkan
 // (lavapipe), so every machine that ran it has an adapter: these tests need one.
@@ -91,11 +92,13 @@ describe('webgpu backend (tfjs-backend-webgpu on Dawn)', () => {
   });
 
   it.each([
-    ['grouped-query heads', { batchSize: 3, capacity: 12, layers: 2, heads: 4, kvHeads: 2, headSize: 8 }],
-    ['a sliding window and soft-capped scores', { batchSize: 3, capacity: 12, layers: 2, heads: 2, headSize: 4, softcap: 0.7, windows: [3, 0] }],
-  ] as [string, KvCacheOptions][])(
+    ['grouped-query heads', { batchSize: 3, capacity: 12, layers: 2, heads: 4, kvHeads: 2, headSize: 8 }, undefined],
+    ['a sliding window and soft-capped scores', { batchSize: 3, capacity: 12, layers: 2, heads: 2, headSize: 4, softcap: 0.7, windows: [3, 0] }, undefined],
+    // A scores budget of 5 query rows (of up to 12 a step): each step's queries run in chunks.
+    ['queries in chunks', { batchSize: 3, capacity: 12, layers: 2, heads: 4, kvHeads: 2, headSize: 8 }, 5 * 4 * 12],
+  ] as [string, KvCacheOptions, number | undefined][])(
     "decodes through skd's cached-attention programs (in-place cache writes) as the CPU's portable cache does: %s",
-    async (_name, options) => {
+    async (_name, options, budget) => {
       const width = (options.heads + 2 * (options.kvHeads ?? options.heads)) * options.headSize;
       // Ragged blocks as SKD makes them: left padding, rows advancing by different amounts, rollbacks.
       const steps: { mask: number[]; rollback?: (number | undefined)[] }[] = [
@@ -131,7 +134,8 @@ describe('webgpu backend (tfjs-backend-webgpu on Dawn)', () => {
         return { kind, outputs: read, lengths };
       };
       const cpu = await run('cpu');
-      const gpu = await run('webgpu');
+      const saved = budget === undefined ? undefined : setScoreBudget(budget);
+      const gpu = await run('webgpu').finally(() => saved !== undefined && setScoreBudget(saved));
       expect([cpu.kind, gpu.kind]).toEqual(['tensor', 'kernel']);
       expect(gpu.lengths).toEqual(cpu.lengths);
       const d = options.heads * options.headSize;
