@@ -144,16 +144,23 @@ export const divergenceEntries: readonly AnyComponentEntry<'divergence'>[] = [
           .optional()
           .describe('fixed weight of the matched part (set with unmatchedWeight); unset: the matched share of the vocabulary'),
         unmatchedWeight: z.number().min(0).optional().describe('fixed weight of the sorted-L1 part (set with matchedWeight)'),
+        matchedGroups: z
+          .enum(['all', 'one-to-one'])
+          .default('all')
+          .describe(
+            "across tokenizers, the aligned groups that take the hybrid: all (TRL's), or one-to-one (one token on each side; the others ULD's sorted L1)",
+          ),
       })
       .refine((o) => (o.matchedWeight === undefined) === (o.unmatchedWeight === undefined), {
         message: 'set matchedWeight and unmatchedWeight together, or neither',
         path: ['matchedWeight'],
       }),
-    create: ({ beta, matchedWeight, unmatchedWeight, ...options }) =>
+    create: ({ beta, matchedWeight, unmatchedWeight, matchedGroups, ...options }) =>
       new UldDivergence('gold', {
         ...options,
         hybrid: {
           beta,
+          groups: matchedGroups,
           ...(matchedWeight !== undefined && unmatchedWeight !== undefined ? { weights: { matched: matchedWeight, unmatched: unmatchedWeight } } : {}),
         },
       }),

@@ -4,8 +4,10 @@ import type { AlignedResponse, Divergence } from '@skd/core';
 import { divergenceEntries } from './entries';
 import {
   alignByByteOffsets,
+  hybridUld,
   matchVocabularies,
   mergeAligned,
+  sortedL1,
   uldLoss,
   uldResponseLoss,
   UldDivergence,
@@ -126,6 +128,43 @@ describe.each(['cpu', 'wasm'] as const)('ULD and GOLD across tokenizers on %s', 
     expect(Math.abs((ours.dataSync()[0] as number) - theirs.loss)).toBeLessThan(1e-5);
     expect(theirs.loss).toBeGreaterThan(1e-3);
     [ours, studentLogits, teacherLogits, ...sequences.flatMap((q) => [q.studentLogits, q.teacherLogits])].forEach((x) => x.dispose());
+  });
+
+  it("GOLD's hybrid on one-to-one groups only: the hybrid on those rows, the sorted L1 on the rest, averaged over all groups", () => {
+    // Response 1: groups (student tokens | teacher tokens) [0 | 0, 1], [1, 2 | 2], [3 | 3, 4], [4 | 5]: one of four is one-to-one.
+    const [studentSpans, teacherSpans] = [student.responses[0] as ByteSpan[], teacher.responses[0] as ByteSpan[]];
+    const sequence: UldSequence = {
+      studentLogits: tf.randomNormal([5, student.vocab], 0, 2, 'float32', 41) as tf.Tensor2D,
+      teacherLogits: tf.randomNormal([6, teacher.vocab], 0, 2, 'float32', 42) as tf.Tensor2D,
+      studentTokens: [1, 4, 2, 8, 0],
+      teacherTokens: [3, 1, 7, 12, 5, 9],
+      studentSpans,
+      teacherSpans,
+    };
+    const options: UldOptions = { studentTemperature: 1, teacherTemperature: 1, merge: 'observed', hybrid: { match: hybrid, beta: 0.5, groups: 'one-to-one' } };
+    const ours = uldResponseLoss(sequence, options);
+    const all = uldResponseLoss(sequence, { ...options, hybrid: { match: hybrid, beta: 0.5 } });
+    const expected = tf.tidy(() => {
+      const aligned = alignByByteOffsets(studentSpans, teacherSpans);
+      expect(aligned.student).toEqual([[0], [1, 2], [3], [4]]);
+      expect(aligned.teacher).toEqual([[0, 1], [2], [3, 4], [5]]);
+      const rows = (logits: tf.Tensor2D, groups: number[][], tokens: readonly number[]) =>
+        mergeAligned(tf.softmax(logits) as tf.Tensor2D, groups, tokens, 'observed');
+      const s = rows(sequence.studentLogits, aligned.student, sequence.studentTokens);
+      const t = rows(sequence.teacherLogits, aligned.teacher, sequence.teacherTokens);
+      const pick = (x: tf.Tensor2D, at: number[]) => tf.gather(x, tf.tensor1d(at, 'int32')) as tf.Tensor2D;
+      const one = hybridUld(pick(s, [3]), pick(t, [3]), { match: hybrid, beta: 0.5 });
+      const many = sortedL1(pick(s, [0, 1, 2]), pick(t, [0, 1, 2]));
+      return tf.div(tf.add(one, tf.mul(many, 3)), 4);
+    });
+    expect(ours.groups).toBe(4);
+    expect(Math.abs((ours.loss.dataSync()[0] as number) - (expected.dataSync()[0] as number))).toBeLessThan(1e-6);
+    expect(Math.abs((ours.loss.dataSync()[0] as number) - (all.loss.dataSync()[0] as number))).toBeGreaterThan(1e-4); // not the hybrid everywhere
+    // The registry's option reaches the divergence.
+    const entry = divergenceEntries.find((e) => e.kind === 'gold');
+    const made = entry?.create(entry.options.parse({ matchedGroups: 'one-to-one' }), { baseDir: '.', rng: undefined as never }) as UldDivergence;
+    expect(made.options.hybrid?.groups).toBe('one-to-one');
+    tf.dispose([sequence.studentLogits, sequence.teacherLogits, ours.loss, all.loss, expected]);
   });
 
   it("the student's gradient through sorting, merging and the hybrid matches finite differences; nothing leaks", async () => {

@@ -147,7 +147,15 @@ export interface HybridOptions {
   readonly beta: number;
   /** Fixed weights of the matched and unmatched parts; default: the matched share of the teacher's vocabulary, and the rest. */
   readonly weights?: { readonly matched: number; readonly unmatched: number };
+  /**
+   * Which aligned groups take the hybrid: `all` (TRL's GOLD), or `one-to-one`: only groups of one token
+   * on each side, the others ULD's sorted L1 over whole rows. Matching a group that merges several
+   * tokens compares unlike events (the teacher's digit "3" against the student's number "32").
+   */
+  readonly groups?: HybridGroups;
 }
+
+export type HybridGroups = 'all' | 'one-to-one';
 
 /**
  * GOLD's hybrid: the matched tokens' columns compared directly by the generalised JSD, the other
@@ -204,6 +212,8 @@ export interface UldOptions {
  */
 export function uldResponseLoss(sequence: UldSequence, options: UldOptions): { readonly loss: tf.Scalar; readonly groups: number } {
   let groups = 0;
+  /** Per kept group (with byte spans): one token on each side. */
+  let singles: boolean[] | undefined;
   const loss = tf.tidy(() => {
     const studentProbs = tf.softmax(tf.div(sequence.studentLogits, options.studentTemperature)) as tf.Tensor2D;
     const teacherProbs = tf.softmax(tf.div(sequence.teacherLogits, options.teacherTemperature)) as tf.Tensor2D;
@@ -213,6 +223,7 @@ export function uldResponseLoss(sequence: UldSequence, options: UldOptions): { r
       const aligned = alignByByteOffsets(sequence.studentSpans, sequence.teacherSpans);
       const kept = aligned.student.map((g, i) => [g, aligned.teacher[i] as number[]] as const).filter(([s, t]) => s.length > 0 && t.length > 0);
       groups = kept.length;
+      singles = kept.map(([s, t]) => s.length === 1 && t.length === 1);
       if (groups === 0) return tf.mul(tf.sum(sequence.studentLogits), 0) as tf.Scalar;
       student = mergeAligned(
         studentProbs,
@@ -232,7 +243,23 @@ export function uldResponseLoss(sequence: UldSequence, options: UldOptions): { r
       student = tf.slice(studentProbs, [0, 0], [groups, -1]);
       teacher = tf.slice(teacherProbs, [0, 0], [groups, -1]);
     }
-    return options.hybrid ? hybridUld(student, teacher, options.hybrid) : sortedL1(student, teacher);
+    if (!options.hybrid) return sortedL1(student, teacher);
+    if ((options.hybrid.groups ?? 'all') === 'all' || !singles) return hybridUld(student, teacher, options.hybrid);
+    // One-to-one groups take the hybrid, the others the sorted L1: the mean over all groups.
+    const part = (rows: number[], loss: (s: tf.Tensor2D, t: tf.Tensor2D) => tf.Scalar) => {
+      if (rows.length === 0) return tf.scalar(0);
+      const at = tf.tensor1d(rows, 'int32');
+      return tf.mul(loss(tf.gather(student, at) as tf.Tensor2D, tf.gather(teacher, at) as tf.Tensor2D), rows.length);
+    };
+    const [one, many] = [singles.flatMap((single, g) => (single ? [g] : [])), singles.flatMap((single, g) => (single ? [] : [g]))];
+    const hybrid = options.hybrid;
+    return tf.div(
+      tf.add(
+        part(one, (s, t) => hybridUld(s, t, hybrid)),
+        part(many, sortedL1),
+      ),
+      singles.length,
+    ) as tf.Scalar;
   });
   return { loss, groups };
 }
@@ -253,6 +280,8 @@ export interface UldDivergenceOptions {
     readonly beta: number;
     /** Fixed weights of the two parts; absent: the matched share of the teacher's vocabulary, and the rest. */
     readonly weights?: { readonly matched: number; readonly unmatched: number };
+    /** Which aligned groups take the hybrid (see HybridOptions.groups); default all. */
+    readonly groups?: HybridGroups;
   };
   /** Across tokenizers: leave the end tokens out of the alignment (TRL's default), or keep them as a last group. */
   readonly eos?: 'skip' | 'keep';
@@ -309,7 +338,16 @@ export class UldDivergence implements Divergence {
     }
     const options: UldOptions = {
       ...rest,
-      ...(hybrid && this.match ? { hybrid: { match: this.match, beta: hybrid.beta, ...(hybrid.weights ? { weights: hybrid.weights } : {}) } } : {}),
+      ...(hybrid && this.match
+        ? {
+            hybrid: {
+              match: this.match,
+              beta: hybrid.beta,
+              ...(hybrid.weights ? { weights: hybrid.weights } : {}),
+              ...(hybrid.groups ? { groups: hybrid.groups } : {}),
+            },
+          }
+        : {}),
     };
     const groups: number[] = [];
     const values = tf.tidy(() =>
