@@ -12,7 +12,7 @@ const { findRuns, groupScores, loadRun, meanStd, pairedComparisons } = require('
 const { intervals } = require('@skd/evaluators');
 
 const root = path.resolve(process.argv[2] ?? path.join(__dirname, '../../runs'), 'cross-tokenizer/arithmetic');
-const methods = ['sft', 'uld', 'gold', 'skd', 'seqkd'];
+const methods = ['sft', 'uld', 'gold', 'gold-one-to-one', 'skd', 'seqkd'];
 const runs = findRuns([root]).flatMap((dir) => {
   const match = /^method-(.+?)__seed-(\d+)$/.exec(path.basename(dir));
   return match && methods.includes(match[1]) ? [{ method: match[1], dir, record: loadRun(dir) }] : [];
