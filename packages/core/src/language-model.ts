@@ -120,7 +120,7 @@ export interface ForwardOptions {
 export interface DecodeOptions {
   /**
    * (B, S): 1 for real tokens, 0 for padding slots (left padding, finished rows, unused draft slots).
-   * A padding slot's logits mean nothing (skd's decoders leave it out of the network and return 0 there).
+   * A padding slot's logits mean nothing (DecoderModel leaves the slot out of the network and returns 0 there).
    */
   readonly mask?: Tensor2D;
   /** Return only the last column's logits, (B, 1, V): what generation needs, without the head's cost for the rest. */
