@@ -39,16 +39,37 @@ typedef struct {
   int act;
 } gated_ctx;
 
+// One row's forward and backward with the activation a compile-time constant in every instance (the
+// switches below), so `activate` folds to one branch and GCC vectorises the loop (a switch inside it
+// is control flow it will not vectorise: 2.6 ns an element before, at 24 rows of 2560).
+static inline __attribute__((always_inline)) void forward_row(const int act, const float* gate, const float* up, float* y, int64_t f) {
+  for (int64_t j = 0; j < f; j++) {
+    float value, slope;
+    activate(act, gate[j], &value, &slope);
+    y[j] = value * up[j];
+  }
+}
+
+static inline __attribute__((always_inline)) void backward_row(const int act, const float* gate, const float* up, const float* dy, float* dgate,
+                                                              float* dup, int64_t f) {
+  for (int64_t j = 0; j < f; j++) {
+    float value, slope;
+    activate(act, gate[j], &value, &slope);
+    dgate[j] = dy[j] * up[j] * slope;
+    dup[j] = dy[j] * value;
+  }
+}
+
 static void forward_rows(void* ctx, int64_t from, int64_t to) {
   const gated_ctx* k = ctx;
   for (int64_t r = from; r < to; r++) {
     const float* gate = k->x + r * 2 * k->f;
     const float* up = gate + k->f;
     float* y = k->y + r * k->f;
-    for (int64_t j = 0; j < k->f; j++) {
-      float value, slope;
-      activate(k->act, gate[j], &value, &slope);
-      y[j] = value * up[j];
+    switch (k->act) {
+      case ACT_SILU: forward_row(ACT_SILU, gate, up, y, k->f); break;
+      case ACT_GELU: forward_row(ACT_GELU, gate, up, y, k->f); break;
+      default: forward_row(ACT_GELU_TANH, gate, up, y, k->f); break;
     }
   }
 }
@@ -61,11 +82,10 @@ static void backward_rows(void* ctx, int64_t from, int64_t to) {
     const float* dy = k->dy + r * k->f;
     float* dgate = k->dx + r * 2 * k->f;
     float* dup = dgate + k->f;
-    for (int64_t j = 0; j < k->f; j++) {
-      float value, slope;
-      activate(k->act, gate[j], &value, &slope);
-      dgate[j] = dy[j] * up[j] * slope;
-      dup[j] = dy[j] * value;
+    switch (k->act) {
+      case ACT_SILU: backward_row(ACT_SILU, gate, up, dy, dgate, dup, k->f); break;
+      case ACT_GELU: backward_row(ACT_GELU, gate, up, dy, dgate, dup, k->f); break;
+      default: backward_row(ACT_GELU_TANH, gate, up, dy, dgate, dup, k->f); break;
     }
   }
 }
