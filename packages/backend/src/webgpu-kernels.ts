@@ -27,6 +27,12 @@ interface WebGpuProgram {
   getUserCode(): string;
 }
 
+/** Runs a program: into a new output, or into `output` (an existing tensor, written in place), of `dtype` (default float32). */
+type Run = (backend: unknown, program: WebGpuProgram, inputs: tf.TensorInfo[], output?: tf.TensorInfo, dtype?: tf.DataType) => tf.TensorInfo;
+
+/** A float32 value as a WGSL literal. */
+const wgslFloat = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${Math.fround(x)}`);
+
 interface WebGpuUtil {
   computeDispatch(layout: { x: number[] }, outputShape: number[], workgroupSize: [number, number, number]): [number, number, number];
 }
@@ -112,12 +118,7 @@ function rowsOf(x: tf.TensorInfo): { rows: number; V: number; lead: number[] } {
 }
 
 /** Each row's log-sum-exp of (rows, V) logits: (rows). */
-function rowLse(
-  run: (backend: unknown, program: WebGpuProgram, inputs: tf.TensorInfo[]) => tf.TensorInfo,
-  backend: unknown,
-  x: tf.TensorInfo,
-  rows: number,
-): tf.TensorInfo {
+function rowLse(run: Run, backend: unknown, x: tf.TensorInfo, rows: number): tf.TensorInfo {
   return run(backend, rowProgram('skd_row_lse', ['logits'], rows, `${rowLogSumExp}\n      if (tid == 0) { setOutputAtIndex(row, lse); }`), [x]);
 }
 
@@ -142,11 +143,10 @@ interface CacheShape {
 
 /** WGSL constants of a cache shape, and `slotOf(b, j)`: the cache slot of row b's column j (its length plus the real columns before j). */
 function cacheHeader(c: CacheShape): string {
-  const f = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
   return `
     const B = ${c.B}; const S = ${c.S}; const H = ${c.H}; const HKV = ${c.Hkv}; const DH = ${c.dh}; const CAP = ${c.cap};
     const LD = ${(c.H + 2 * c.Hkv) * c.dh}; const GROUP = ${c.H / c.Hkv}; const WINDOW = ${c.window};
-    const SCALE = ${f(Math.fround(c.scale))}; const SOFTCAP = ${f(Math.fround(c.softcap))};
+    const SCALE = ${wgslFloat(c.scale)}; const SOFTCAP = ${wgslFloat(c.softcap)};
     fn slotOf(b : i32, j : i32) -> i32 {
       var slot = lengths[b];
       for (var i = 0; i < j; i++) { if (mask[b * S + i] != 0.0) { slot++; } }
@@ -191,11 +191,12 @@ function flatProgram(shaderKey: string, variableNames: string[], outputShape: nu
  * (same inputs, attributes and result): the real slots' keys and values are written into the cache
  * tensors in place (each belongs to one decode state), each real query attends its row's cached
  * keys and, causally, the new ones (within a window where the layer has one); padding slots are
- * neither written nor attended and their outputs are 0. Four programs: write keys, write values,
- * scores (B*S*H, capacity), and one workgroup per (slot, head) for the softmax and the weighted sum.
+ * neither written nor attended and their outputs are 0. Programs: write keys, write values, then per
+ * chunk of query rows the scores (rows*H, capacity) and one workgroup per (slot, head) for the softmax
+ * and the weighted sum.
  */
 function cachedAttention(
-  run: (backend: unknown, program: WebGpuProgram, inputs: tf.TensorInfo[], output?: tf.TensorInfo) => tf.TensorInfo,
+  run: Run,
   backend: unknown,
   inputs: Record<'qkv' | 'keys' | 'values' | 'lengths' | 'mask', tf.TensorInfo>,
   attrs: { heads: number; kvHeads?: number; scale: number; softcap?: number; window?: number },
@@ -347,7 +348,7 @@ export function sampleMargin(V: number): number {
  * NaN or +inf in the row; -3: every logit -inf.
  */
 function sampleTokens(
-  run: (backend: unknown, program: WebGpuProgram, inputs: tf.TensorInfo[], output?: tf.TensorInfo, dtype?: tf.DataType) => tf.TensorInfo,
+  run: Run,
   backend: unknown,
   logits: tf.TensorInfo,
   attrs: { uniforms: readonly number[]; temperature: number; topK: number; topP: number; greedy: boolean },
@@ -358,7 +359,6 @@ function sampleTokens(
   }
   const { greedy } = attrs;
   const host = !greedy && ((attrs.topK > 0 && attrs.topK < V) || attrs.topP < 1);
-  const f = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${Math.fround(x)}`);
   const chunk = Math.ceil(V / SAMPLE_BLOCK);
   const uniforms = (backend as { makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo }).makeTensorInfo(
     [B],
@@ -373,7 +373,7 @@ function sampleTokens(
     dispatch: [B, 1, 1],
     workgroupSize: [SAMPLE_BLOCK, 1, 1],
     getUserCode: () => `
-    const V = ${V}; const CHUNK = ${chunk}; const TEMPERATURE = ${f(attrs.temperature)}; const MARGIN = ${f(sampleMargin(V))};
+    const V = ${V}; const CHUNK = ${chunk}; const TEMPERATURE = ${wgslFloat(attrs.temperature)}; const MARGIN = ${wgslFloat(sampleMargin(V))};
     var<workgroup> best : array<f32, ${SAMPLE_BLOCK}>;
     var<workgroup> found : array<i32, ${SAMPLE_BLOCK}>;
     var<workgroup> decided : array<i32, 2>; // the row's id so far (or a code), its maximum's bits
@@ -456,7 +456,7 @@ function sampleTokens(
 /** Registers the fused loss kernels for the `webgpu` backend (once; later calls change nothing). */
 export function registerWebGpuKernels(util: WebGpuUtil): void {
   if (tf.getKernel('SkdCrossEntropy', 'webgpu')) return;
-  const run = (backend: unknown, program: WebGpuProgram, inputs: tf.TensorInfo[], output?: tf.TensorInfo, dtype: tf.DataType = 'float32') =>
+  const run: Run = (backend, program, inputs, output, dtype = 'float32') =>
     (backend as ProgramRunner).runWebGPUProgram(program, inputs, dtype, undefined, output);
   const kernel = (kernelName: string, kernelFunc: (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]) =>
     tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
