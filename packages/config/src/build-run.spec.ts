@@ -304,7 +304,7 @@ describe('models and tokenizers from checkpoints', () => {
     const wrongDivergence = await buildRun({ ...cross, divergence: { kind: 'forward-kl' } }, { baseDir: dir }).catch((e: unknown) => e as ConfigError);
     expect(wrongDivergence).toBeInstanceOf(ConfigError);
     expect((wrongDivergence as ConfigError).issues).toEqual([
-      expect.objectContaining({ path: 'divergence.kind', message: expect.stringMatching(/uld or gold/) }),
+      expect.objectContaining({ path: 'divergence.kind', message: expect.stringMatching(/uld, gold or alm/) }),
     ]);
     const skd = await buildRun({ ...cross, sampler: { kind: 'skd', options: { topK: 5 } } }, { baseDir: dir });
     skd.dispose();

@@ -309,7 +309,7 @@ function checkVocabularies(
   }
   if (teacher && !teacherTokenizer && teacher.vocabSize !== student.vocabSize) {
     throw new VocabularyMismatchError(`teacher vocab ${teacher.vocabSize} vs student vocab ${student.vocabSize}`, {
-      hint: 'give the teacher its own tokenizer ("teacherTokenizer") and a divergence that compares across tokenizers (uld or gold)',
+      hint: 'give the teacher its own tokenizer ("teacherTokenizer") and a divergence that compares across tokenizers (uld, gold or alm)',
     });
   }
 }
@@ -337,7 +337,7 @@ function checkCrossTokenizer(divergence: Divergence, plan: RunPlan, source: stri
   if (!divergence.aligned) {
     issues.push({
       path: 'divergence.kind',
-      message: `"${divergence.name}" compares the same token ids on both sides; a teacher with its own tokenizer needs a divergence over byte-aligned tokens: uld or gold`,
+      message: `"${divergence.name}" compares the same token ids on both sides; a teacher with its own tokenizer needs a divergence over byte-aligned tokens: uld, gold or alm`,
     });
   }
   if (!plan.teacher) issues.push({ path: 'teacherTokenizer', message: 'there is no teacher to read it: add "teacher", or leave out "teacherTokenizer"' });

@@ -114,7 +114,7 @@ export const runConfigSchema = z.strictObject({
   teacherTokenizer: componentRefSchema
     .optional()
     .describe(
-      "the teacher's own tokenizer, when it differs from the student's (cross-tokenizer distillation: divergence uld or gold); unset: the teacher reads `tokenizer`",
+      "the teacher's own tokenizer, when it differs from the student's (cross-tokenizer distillation: divergence uld, gold or alm); unset: the teacher reads `tokenizer`",
     ),
   teacher: componentRefSchema.optional().describe('frozen teacher model; required by divergences other than cross-entropy'),
   student: componentRefSchema.describe('the model being trained'),

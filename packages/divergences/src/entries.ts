@@ -4,6 +4,7 @@ import { forwardKl, generalizedJsd, reverseKl, skewKl, skewReverseKl, totalVaria
 import { MINILLM_DEFAULTS, MiniLlmDivergence } from './minillm';
 import { TAID_DEFAULTS, TaidDivergence } from './taid';
 import { CrossEntropy, TokenDivergence } from './token-divergence';
+import { AlmDivergence } from './alm';
 import { UldDivergence } from './uld';
 
 const shared = {
@@ -164,6 +165,24 @@ export const divergenceEntries: readonly AnyComponentEntry<'divergence'>[] = [
           ...(matchedWeight !== undefined && unmatchedWeight !== undefined ? { weights: { matched: matchedWeight, unmatched: unmatchedWeight } } : {}),
         },
       }),
+  }),
+  defineComponent({
+    component: 'divergence',
+    kind: 'alm',
+    summary:
+      "chunk likelihood matching after ALM (Minixhofer et al., 2025): across tokenizers, each byte-aligned chunk's likelihood under each model (the chain rule over its own tokens) compared by the binarised forward KL, KL(Bern(p_T) || Bern(p_S)); with one tokenizer, each token a chunk",
+    options: z.strictObject({
+      eos: z
+        .enum(['skip', 'keep'])
+        .default('keep')
+        .describe("across tokenizers: keep the responses' end tokens as a last chunk (the likelihood of ending there), or leave them out"),
+      crossEntropyWeight: z
+        .number()
+        .min(0)
+        .default(0)
+        .describe("adds this times the student's cross-entropy on the sequence's own tokens (per response across tokenizers)"),
+    }),
+    create: (options) => new AlmDivergence(options),
   }),
   defineComponent({
     component: 'divergence',

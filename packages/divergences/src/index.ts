@@ -1,3 +1,4 @@
+export * from './alm';
 export * from './divergences';
 export * from './entries';
 export * from './log-space';

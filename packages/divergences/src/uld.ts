@@ -356,9 +356,7 @@ export class UldDivergence implements Divergence {
           const trimmed = (eos ?? 'skip') === 'skip' && response.ended ? withoutEnd(response) : response;
           const { loss, groups: count } = uldResponseLoss(trimmed, options);
           groups.push(count);
-          if (!crossEntropyWeight || response.studentTokens.length === 0) return loss;
-          const targets = tf.tensor1d(response.studentTokens as number[], 'int32');
-          return tf.add(loss, tf.mul(tf.mean(sparseCrossEntropy(response.studentLogits, targets)), crossEntropyWeight));
+          return withCrossEntropy(loss, response, crossEntropyWeight);
         }),
       ),
     ) as tf.Tensor1D;
@@ -366,8 +364,17 @@ export class UldDivergence implements Divergence {
   }
 }
 
+/** A response's aligned value plus `weight` times the student's mean cross-entropy on its own tokens (none at weight 0). */
+export function withCrossEntropy(loss: tf.Scalar, response: AlignedResponse, weight: number | undefined): tf.Scalar {
+  if (!weight || response.studentTokens.length === 0) return loss;
+  return tf.tidy(() => {
+    const targets = tf.tensor1d(response.studentTokens as number[], 'int32');
+    return tf.add(loss, tf.mul(tf.mean(sparseCrossEntropy(response.studentLogits, targets)), weight)) as tf.Scalar;
+  });
+}
+
 /** The response without its end token on either side (it covers no bytes). */
-function withoutEnd(response: AlignedResponse): UldSequence {
+export function withoutEnd(response: AlignedResponse): Omit<AlignedResponse, 'ended'> {
   const [ns, nt] = [response.studentTokens.length - 1, response.teacherTokens.length - 1];
   return {
     studentLogits: tf.slice(response.studentLogits, [0, 0], [ns, -1]),

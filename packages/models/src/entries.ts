@@ -173,7 +173,7 @@ export const checkpointTokenizerEntry = defineComponent({
 /** For a teacher: the other way, distilling across tokenizers. */
 function crossHint(role: string, kind: string, source: string): string {
   return role === 'teacher'
-    ? `; or, to distil across tokenizers, set "teacherTokenizer": { "kind": "${kind}", "options": { "path": "${source}" } } with divergence uld or gold`
+    ? `; or, to distil across tokenizers, set "teacherTokenizer": { "kind": "${kind}", "options": { "path": "${source}" } } with divergence uld, gold or alm`
     : '';
 }
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng, encodePrompt, type Divergence, type RunEvent, type StepCompleted } from '@skd/core';
 import { InlineDataset } from '@skd/datasets';
-import { CrossEntropy, UldDivergence, uldResponseLoss, type UldOptions } from '@skd/divergences';
+import { AlmDivergence, CrossEntropy, UldDivergence, uldResponseLoss, type UldOptions } from '@skd/divergences';
 import { BpeTokenizer, ByteTokenizer, GptModel, generate, gptConfigSchema, tokenizerBridge } from '@skd/models';
 import {
   MixedSampler,
@@ -206,6 +206,8 @@ describe('training across tokenizers', () => {
     ['seq-kd', 'uld with cross-entropy', new UldDivergence('uld', { ...options, crossEntropyWeight: 0.5 })],
     ['mixed', 'uld (the teacher generating half the batches)', new UldDivergence('uld', { ...options, merge: 'bayesian' })],
     ['skd', 'gold', new UldDivergence('gold', { ...options, hybrid: { beta: 0.1 } })],
+    ['on-policy', 'alm', new AlmDivergence({ eos: 'keep' })],
+    ['skd', 'alm with cross-entropy', new AlmDivergence({ eos: 'skip', crossEntropyWeight: 0.5 })],
   ] as const)('%s sampling with %s: the same losses run to run, a validation loss, no tensor left behind', async (kind, _name, divergence) => {
     const run = parts(kind, divergence);
     const before = tf.memory().numTensors;
@@ -249,7 +251,7 @@ describe('training across tokenizers', () => {
       divergence: { name: 'forward-kl', needsTeacher: true, perToken: () => tf.zeros([1, 1]) as tf.Tensor2D },
       config: { training: training() },
     };
-    expect(() => new Trainer(forward)).toThrow(/divergence.kind.*uld or gold/s);
+    expect(() => new Trainer(forward)).toThrow(/divergence.kind.*uld, gold or alm/s);
     run.dispose();
   });
 

@@ -561,7 +561,7 @@ function crossTokenizerBridge(parts: TrainerRun): TokenizerBridge | undefined {
   const issues = [
     ...(parts.divergence.aligned
       ? []
-      : [{ path: 'divergence.kind', message: `"${parts.divergence.name}" compares the same token ids on both sides; across tokenizers use uld or gold` }]),
+      : [{ path: 'divergence.kind', message: `"${parts.divergence.name}" compares the same token ids on both sides; across tokenizers use uld, gold or alm` }]),
     ...((parts.config.training.lossChunk ?? 0) > 0
       ? [{ path: 'training.lossChunk', message: 'the loss across tokenizers takes the whole logits of each response; set training.lossChunk: 0' }]
       : []),
