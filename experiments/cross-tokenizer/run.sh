@@ -4,6 +4,9 @@
 # and summary.cjs's table (docs/results.md). The student's models are committed; pretrain.sh remakes them.
 #
 # Usage: bash experiments/cross-tokenizer/run.sh     (resumable: finished runs are skipped)
+#   CELL=arithmetic (default) runs arithmetic.json (learning rate 5e-4); CELL=arithmetic-lr1e-4 runs
+#   arithmetic-lr1e-4.json (1e-4, chosen on the eval split), into runs/cross-tokenizer/$CELL.
+#   Arguments go to skd sweep, e.g. --only method=sft,uld.
 #   JOBS=2 (default) trains two runs at a time, one native thread each, through a Redis queue on a
 #   loopback port (PORT, default 6391) that this script starts and stops.
 # Finished runs are archived in experiments/cross-tokenizer/results/ (experiments/paper-table/results.sh with
@@ -12,7 +15,9 @@ set -euo pipefail
 {
 cd "$(dirname "$0")/../.."
 skd() { node packages/cli/dist/main.js "$@"; }
-TABLE=cross-tokenizer bash experiments/paper-table/results.sh restore arithmetic
+cell=${CELL:-arithmetic}
+[ -f "experiments/cross-tokenizer/$cell.json" ] || { echo "no sweep experiments/cross-tokenizer/$cell.json" >&2; exit 2; }
+TABLE=cross-tokenizer bash experiments/paper-table/results.sh restore "$cell"
 port=${PORT:-6391}
 queue=redis://127.0.0.1:$port
 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no > /tmp/skd-cross-tokenizer-redis.log 2>&1 &
@@ -24,12 +29,12 @@ for _ in $(seq 50); do redis-cli -p "$port" ping > /dev/null 2>&1 && break; slee
 mkdir -p runs/cross-tokenizer
 SKD_THREADS=1 skd worker --queue "$queue" --concurrency "${JOBS:-2}" > runs/cross-tokenizer/worker.log 2>&1 &
 worker=$!
-skd sweep experiments/cross-tokenizer/arithmetic.json --queue "$queue"
+skd sweep "experiments/cross-tokenizer/$cell.json" --queue "$queue" "$@"
 # The starting student on the same test problems, for the table's first row.
 [ -f runs/cross-tokenizer/starting-student/summary.json ] ||
   SKD_THREADS=1 skd eval experiments/cross-tokenizer/distill.json --out runs/cross-tokenizer/starting-student --group baseline-starting-student
-TABLE=cross-tokenizer bash experiments/paper-table/results.sh save arithmetic
-skd report runs/cross-tokenizer/arithmetic --out runs/cross-tokenizer/report --paired method=sft
-node experiments/cross-tokenizer/summary.cjs
+TABLE=cross-tokenizer bash experiments/paper-table/results.sh save "$cell"
+skd report "runs/cross-tokenizer/$cell" --out "runs/cross-tokenizer/report-$cell" --paired method=sft
+node experiments/cross-tokenizer/summary.cjs runs "$cell"
 exit
 }

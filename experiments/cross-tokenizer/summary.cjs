@@ -4,15 +4,16 @@
 // and paired bootstrap tests of each method against continued SFT and against the
 // starting student (same seeds, same test problems). Reads runs/cross-tokenizer/arithmetic/ (run.sh restores
 // the archives) and runs/cross-tokenizer/starting-student/ (run.sh's skd eval of the starting student).
-// Usage: node experiments/cross-tokenizer/summary.cjs [runs]
+// Usage: node experiments/cross-tokenizer/summary.cjs [runs] [cell]   (cell: arithmetic, the default, or
+// arithmetic-lr1e-4: the sweep of that name, whose runs are in runs/cross-tokenizer/<cell>)
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 const { findRuns, groupScores, loadRun, meanStd, pairedComparisons } = require('@skd/report'); // built by tools/setup.sh
 const { intervals } = require('@skd/evaluators');
 
-const root = path.resolve(process.argv[2] ?? path.join(__dirname, '../../runs'), 'cross-tokenizer/arithmetic');
-const methods = ['sft', 'uld', 'gold', 'gold-one-to-one', 'skd', 'seqkd'];
+const root = path.resolve(process.argv[2] ?? path.join(__dirname, '../../runs'), 'cross-tokenizer', process.argv[3] ?? 'arithmetic');
+const methods = ['sft', 'uld', 'gold', 'gold-one-to-one', 'alm', 'skd', 'skd-alm', 'seqkd'];
 const runs = findRuns([root]).flatMap((dir) => {
   const match = /^method-(.+?)__seed-(\d+)$/.exec(path.basename(dir));
   return match && methods.includes(match[1]) ? [{ method: match[1], dir, record: loadRun(dir) }] : [];
@@ -52,7 +53,7 @@ for (const method of methods) {
   const perplexity = fmt(members.map((r) => r.record.finalMetrics['perplexity']));
   const accepted = members.map((r) => stepMean(r.dir, 'acceptanceRate')).filter((v) => v !== undefined);
   const teacher = members.map((r) => stepMean(r.dir, 'teacherAcceptanceRate')).filter((v) => v !== undefined);
-  const acceptance = method === 'skd' && accepted.length ? `${fmt(accepted)} / ${fmt(teacher)}` : '-';
+  const acceptance = method.startsWith('skd') && accepted.length ? `${fmt(accepted)} / ${fmt(teacher)}` : '-';
   lines.push(`| ${method} | ${exact} | ${perplexity} | ${acceptance} | ${members.length} |`);
 }
 lines.push('', '**Paired bootstrap** (Δ = method − baseline exact match, seeds averaged; two-sided p, floor 1/1001)', '');

@@ -36,6 +36,7 @@ describe('committed experiments', () => {
       'arithmetic/compare.json',
       'arithmetic/tune-100.json',
       'arithmetic/tune.json',
+      'cross-tokenizer/arithmetic-lr1e-4.json',
       'cross-tokenizer/arithmetic.json',
       'instructions/compare.json',
       'new-methods/arithmetic.json',
@@ -105,10 +106,10 @@ describe('committed experiments', () => {
     const base = path.resolve(root, '..', /C=(experiments\/\S+\.json)/.exec(index)?.[1] ?? 'missing');
     const commands = index.split('\n').filter((l) => l.includes('`skd distill $C'));
     expect(commands).toHaveLength(11); // the paper's nine methods, MiniLLM and TAID
-    // Across tokenizers: ULD, GOLD and SKD on their own base.
+    // Across tokenizers: ULD, GOLD, ALM and SKD on their own base.
     const across = path.resolve(root, '..', /X=(experiments\/\S+\.json)/.exec(index)?.[1] ?? 'missing');
     const acrossCommands = index.split('\n').filter((l) => l.includes('`skd distill $X'));
-    expect(acrossCommands).toHaveLength(3);
+    expect(acrossCommands).toHaveLength(4);
     for (const [config, line] of [...commands.map((l) => [base, l] as const), ...acrossCommands.map((l) => [across, l] as const)]) {
       const sets = [...line.matchAll(/--set '([^']+)'/g)].map((m) => m[1] as string);
       await expect(loadExperimentConfig(config, sets)).resolves.toBeDefined();
