@@ -27,7 +27,8 @@ stop() { [ -n "$worker" ] && kill "$worker" 2> /dev/null; kill "$redis" 2> /dev/
 trap stop EXIT
 for _ in $(seq 50); do redis-cli -p "$port" ping > /dev/null 2>&1 && break; sleep 0.2; done
 mkdir -p runs/cross-tokenizer
-SKD_THREADS=1 skd worker --queue "$queue" --concurrency "${JOBS:-2}" > runs/cross-tokenizer/worker.log 2>&1 &
+# node itself in the background (not the skd function), so that $! is the worker and stop() ends it.
+SKD_THREADS=1 node packages/cli/dist/main.js worker --queue "$queue" --concurrency "${JOBS:-2}" > "runs/cross-tokenizer/worker-$cell.log" 2>&1 &
 worker=$!
 skd sweep "experiments/cross-tokenizer/$cell.json" --queue "$queue" "$@"
 # The starting student on the same test problems, for the table's first row.
