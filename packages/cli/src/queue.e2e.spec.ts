@@ -226,4 +226,20 @@ describe('skd sweep --queue and skd worker (Redis, BullMQ)', () => {
     // The run went back to the queue for a worker that can write there.
     expect(skd(['sweep', 'unwritable.json', '--queue', redis.url(2), '--status'], dir).stdout).toMatch(/seed-1\s+waiting/);
   }, 120_000);
+
+  it('exits when stopped while its Redis is away (BullMQ alone would wait for Redis forever)', async () => {
+    const away = new TestRedis(await freePort(), fs.mkdtempSync(path.join(dir, 'away-')));
+    await away.start();
+    const worker = launch(['worker', '--queue', away.url(0)], dir);
+    await waitFor(() => worker.err().includes('taking runs from'), 30_000);
+    await away.stop();
+    await waitFor(() => worker.err().includes('(retrying)'), 30_000);
+    const done = exited(worker);
+    worker.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([done.then(() => 'exited'), new Promise((r) => (timer = setTimeout(() => r('still running'), 20_000)))]);
+    clearTimeout(timer);
+    expect(outcome).toBe('exited');
+    expect(worker.err()).toContain('does not answer; exiting without handing the runs back');
+  }, 90_000);
 });

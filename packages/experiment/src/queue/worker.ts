@@ -61,6 +61,11 @@ export function checkSharedStorage(data: RunJobData): void {
   }
 }
 
+/** How long a stopping worker waits for Redis to answer before closing without it. */
+const CLOSE_PROBE_MS = 3000;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 /**
  * BullMQ's settings for a worker: its runs' job locks last `lockSeconds` (renewed at half of it) and
  * are checked for stalls as often; a job whose worker vanished goes back to the queue, and only one
@@ -130,6 +135,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerResult> {
   let completed = 0;
   let failed = 0;
   let handedBack = 0;
+  /** Runs whose process has not exited yet. */
+  let children = 0;
   const active = new Map<string, RunProgress | undefined>();
   const name = `${os.hostname()}:${process.pid}`;
   const showActive = () => {
@@ -180,7 +187,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerResult> {
       pending = undefined;
     };
     try {
-      const outcome = await runInChild(runner, job, io, publish, stopping.signal);
+      children += 1;
+      const outcome = await runInChild(runner, job, io, publish, stopping.signal).finally(() => (children -= 1));
       if (pending) await job.updateProgress(pending).catch(() => undefined);
       if (outcome.kind === 'done' && outcome.reason !== 'cancelled') {
         completed += 1;
@@ -215,14 +223,35 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerResult> {
     lastWarning = Date.now();
     io.err(`worker: redis at ${target.display}: ${error.message} (retrying)`);
   });
-  options.signal?.addEventListener('abort', closeWorker, { once: true });
   io.err(
     `worker ${name}: taking runs from ${target.display} (concurrency ${options.concurrency}${options.maxJobs !== undefined ? `, at most ${options.maxJobs} runs` : ''})`,
   );
+  const running = worker.run();
+  // Told to stop: the runs' processes checkpoint and exit, then the worker hands their jobs back and
+  // closes. Both need Redis, and BullMQ's graceful close waits for it forever; so once the processes
+  // are gone, a worker whose Redis does not answer closes without it: the jobs it held go back to the
+  // queue when their locks lapse, as a crashed worker's do. (The processor hands back any job it is
+  // given meanwhile, so nothing new starts.)
+  const stopWorker = () => {
+    stopping.abort();
+    void (async () => {
+      while (children > 0) await sleep(200);
+      if (
+        await untilReachable(target, CLOSE_PROBE_MS).then(
+          () => true,
+          () => false,
+        )
+      )
+        return void worker.close();
+      io.err(`worker: redis at ${target.display} does not answer; exiting without handing the runs back (they go back to the queue when their locks lapse)`);
+      await worker.close(true);
+    })();
+  };
+  options.signal?.addEventListener('abort', stopWorker, { once: true });
   try {
-    await worker.run();
+    await running;
   } finally {
-    options.signal?.removeEventListener('abort', closeWorker);
+    options.signal?.removeEventListener('abort', stopWorker);
     await worker.close();
   }
   return { completed, failed, handedBack, ...(fatal ? { fatal } : {}) };
