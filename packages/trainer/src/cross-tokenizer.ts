@@ -122,7 +122,8 @@ export interface AlignedLossInput {
  */
 export function alignedLoss(input: AlignedLossInput): tf.Scalar {
   const { divergence, batch, studentLogits, teacherLogits } = input;
-  if (!divergence.aligned) throw new SkdError(`divergence "${divergence.name}" cannot compare models with different tokenizers`, { hint: 'use uld, gold or alm' });
+  if (!divergence.aligned)
+    throw new SkdError(`divergence "${divergence.name}" cannot compare models with different tokenizers`, { hint: 'use uld, gold or alm' });
   if (batch.rows.length === 0 || !teacherLogits) return tf.tidy(() => tf.mul(tf.sum(studentLogits), 0) as tf.Scalar);
   return tf.tidy(() => {
     const [Vs, Vt] = [studentLogits.shape[2], teacherLogits.shape[2]];
