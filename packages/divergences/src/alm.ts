@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { SkdError, alignByByteOffsets, type AlignedLoss, type AlignedResponse, type Divergence, type DivergenceInput } from '@skd/core';
+import { SkdError, type AlignedLoss, type AlignedResponse, type Divergence, type DivergenceInput } from '@skd/core';
 import { sparseCrossEntropy } from '@skd/ops';
 import { detached } from './detached';
 import { teacherInput } from './teacher-input';
-import { withCrossEntropy, withoutEnd } from './uld';
+import { pairedGroups, withCrossEntropy, withoutEnd } from './uld';
 
 /**
  * Chunk likelihood matching across tokenizers, after Approximate Likelihood Matching (ALM; Minixhofer,
@@ -79,11 +79,7 @@ export function chunkLogLikelihoods(logits: tf.Tensor2D, tokens: readonly number
  * chunks there were (0: the value is 0, still connected to the student's logits).
  */
 export function almResponseLoss(response: Omit<AlignedResponse, 'ended'>): { readonly loss: tf.Scalar; readonly chunks: number } {
-  const aligned = alignByByteOffsets(response.studentSpans, response.teacherSpans);
-  const kept = aligned.student.flatMap((s, i) => {
-    const t = aligned.teacher[i] as number[];
-    return s.length > 0 && t.length > 0 ? [[s, t] as const] : [];
-  });
+  const kept = pairedGroups(response.studentSpans, response.teacherSpans);
   const loss = tf.tidy(() => {
     if (kept.length === 0) return tf.mul(tf.sum(response.studentLogits), 0) as tf.Scalar;
     const student = chunkLogLikelihoods(

@@ -185,6 +185,12 @@ export function hybridUld(student: tf.Tensor2D, teacher: tf.Tensor2D, options: H
   });
 }
 
+/** The byte-aligned groups of two tokenizations that hold tokens on both sides, as (student, teacher) position lists. */
+export function pairedGroups(studentSpans: readonly ByteSpan[], teacherSpans: readonly ByteSpan[]): (readonly [number[], number[]])[] {
+  const aligned = alignByByteOffsets(studentSpans, teacherSpans);
+  return aligned.student.map((g, i) => [g, aligned.teacher[i] as number[]] as const).filter(([s, t]) => s.length > 0 && t.length > 0);
+}
+
 /** One response on both sides: the logit rows that score it, its tokens, and their byte spans. */
 export interface UldSequence {
   /** (n, Vs) the student's logits, row k scoring token k as the merge strategy reads it. */
@@ -220,8 +226,7 @@ export function uldResponseLoss(sequence: UldSequence, options: UldOptions): { r
     let student: tf.Tensor2D;
     let teacher: tf.Tensor2D;
     if (sequence.studentSpans && sequence.teacherSpans) {
-      const aligned = alignByByteOffsets(sequence.studentSpans, sequence.teacherSpans);
-      const kept = aligned.student.map((g, i) => [g, aligned.teacher[i] as number[]] as const).filter(([s, t]) => s.length > 0 && t.length > 0);
+      const kept = pairedGroups(sequence.studentSpans, sequence.teacherSpans);
       groups = kept.length;
       singles = kept.map(([s, t]) => s.length === 1 && t.length === 1);
       if (groups === 0) return tf.mul(tf.sum(sequence.studentLogits), 0) as tf.Scalar;
