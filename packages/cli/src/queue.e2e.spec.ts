@@ -227,6 +227,25 @@ describe('skd sweep --queue and skd worker (Redis, BullMQ)', () => {
     expect(skd(['sweep', 'unwritable.json', '--queue', redis.url(2), '--status'], dir).stdout).toMatch(/seed-1\s+waiting/);
   }, 120_000);
 
+  it('hands its run back when stopped mid-run: the run waits in the queue from its checkpoint, and the next worker finishes it', async () => {
+    const config = tinyConfig(dir, { steps: 400, checkpointEvery: 2, evalEvery: 0 });
+    fs.writeFileSync(path.join(dir, 'handback.json'), JSON.stringify({ base: path.basename(config), out: 'handback', mode: 'distill', grid: { seed: [1] } }));
+    expect(skd(['sweep', 'handback.json', '--queue', redis.url(3), '--no-wait'], dir).status).toBe(0);
+    const first = launch(['worker', '--queue', redis.url(3)], dir);
+    const checkpoints = path.join(dir, 'handback', 'seed-1', 'checkpoints');
+    await waitFor(() => fs.existsSync(checkpoints) && fs.readdirSync(checkpoints).length >= 2, 120_000);
+    const done = exited(first);
+    first.kill('SIGTERM');
+    expect(await done).toBe(130);
+    expect(first.out()).toMatch(/handed back seed-1 at step \d+ \(checkpoint written\)/);
+    expect(first.err()).not.toContain('does not answer');
+    expect(skd(['sweep', 'handback.json', '--queue', redis.url(3), '--status'], dir).stdout).toMatch(/seed-1\s+waiting/);
+    const second = launch(['worker', '--queue', redis.url(3), '--max-jobs', '1'], dir);
+    expect(await exited(second)).toBe(0);
+    expect(second.out()).toContain('completed seed-1 (step 400');
+    expect(second.err()).toMatch(/steps [1-9]\d*\.\.400/); // resumed from the checkpoint, not from step 0
+  }, 300_000);
+
   it('exits when stopped while its Redis is away (BullMQ alone would wait for Redis forever)', async () => {
     const away = new TestRedis(await freePort(), fs.mkdtempSync(path.join(dir, 'away-')));
     await away.start();

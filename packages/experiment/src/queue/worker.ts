@@ -230,10 +230,11 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerResult> {
   // Told to stop: the runs' processes checkpoint and exit, then the worker hands their jobs back and
   // closes. Both need Redis, and BullMQ's graceful close waits for it forever; so once the processes
   // are gone, a worker whose Redis does not answer closes without it: the jobs it held go back to the
-  // queue when their locks lapse, as a crashed worker's do. (The processor hands back any job it is
-  // given meanwhile, so nothing new starts.)
+  // queue when their locks lapse, as a crashed worker's do. Pausing stops it fetching meanwhile
+  // without starting BullMQ's close, which a forced close could not then cut short.
   const stopWorker = () => {
     stopping.abort();
+    void worker.pause(true);
     void (async () => {
       while (children > 0) await sleep(200);
       if (
