@@ -149,6 +149,41 @@ describe.each(['cpu', 'wasm'] as const)('chunk likelihood matching (alm) on %s',
     tf.dispose([kept?.values, skipped?.values, withCe?.values, ended.studentLogits, ended.teacherLogits, r.studentLogits, r.teacherLogits]);
   });
 
+  it("a temperature takes both chunk likelihoods to the power 1/T; T times the value tends to the log-likelihoods' limit form", () => {
+    const r = response();
+    const vocabularies = () => ({ student: new Map<string, number>(), teacher: new Map<string, number>() });
+    const logLikelihoods = chunks.map(([s, t]) => [
+      t.reduce((sum, k) => sum + logProb(teacherRows, teacherTokens, k), 0),
+      s.reduce((sum, k) => sum + logProb(studentRows, studentTokens, k), 0),
+    ]);
+    const at = (T: number) =>
+      logLikelihoods.map(([a, b]) => bernoulliKl(Math.exp((a as number) / T), Math.exp((b as number) / T))).reduce((x, y) => x + y, 0) / 3;
+    const hot = create({ temperature: 4 }).aligned?.([r], vocabularies);
+    expect(hot?.values.dataSync()[0]).toBeCloseTo(at(4), 6);
+    expect(at(4)).not.toBeCloseTo(byHand(), 3); // the option changes the value
+    // As T grows, T KL(Bern(p^(1/T)) || Bern(q^(1/T))) -> (a - b) + a log(b / a), a = log p, b = log q.
+    const limit =
+      logLikelihoods.map(([a, b]) => (a as number) - (b as number) + (a as number) * Math.log((b as number) / (a as number))).reduce((x, y) => x + y, 0) / 3;
+    const cold = create({ temperature: 1000 }).aligned?.([r], vocabularies);
+    expect((cold?.values.dataSync()[0] as number) * 1000).toBeCloseTo(limit, 2);
+    // One tokenizer: the same power on each token's probability.
+    const logits = tf.tensor3d([studentRows.slice(0, 2)]);
+    const teacher = tf.tensor3d([teacherRows.slice(0, 2).map((row) => [...row, 0.25])]);
+    const targets = tf.tensor2d([[1, 2]], [1, 2], 'int32');
+    const perToken = create({ temperature: 4 }).perToken({ studentLogits: logits, teacherLogits: teacher, targets });
+    const expected = [0, 1].map((k) =>
+      bernoulliKl(
+        Math.exp((logSoftmax([...(teacherRows[k] as number[]), 0.25])[[1, 2][k] as number] as number) / 4),
+        Math.exp((logSoftmax(studentRows[k] as number[])[[1, 2][k] as number] as number) / 4),
+      ),
+    );
+    const got = perToken.dataSync();
+    expected.forEach((e, k) => expect(got[k]).toBeCloseTo(e, 6));
+    expect(() => create({ temperature: 0 })).toThrow();
+    expect(() => new AlmDivergence({ eos: 'keep', temperature: Number.NaN })).toThrow('alm: temperature must be a positive number');
+    tf.dispose([hot?.values, cold?.values, perToken, logits, teacher, targets, r.studentLogits, r.teacherLogits]);
+  });
+
   it('with one tokenizer each token is its own chunk: perToken equals the aligned value of one-token chunks', async () => {
     const [B, T, V] = [2, 3, 4];
     const s = tf.randomNormal([B, T, V], 0, 1.5, 'float32', 3) as tf.Tensor3D;

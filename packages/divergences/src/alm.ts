@@ -16,14 +16,21 @@ import { pairedGroups, withCrossEntropy, withoutEnd } from './uld';
  * never compares a token of one side with a different text on the other.
  *
  * The divergence here is the binarised forward KL, KL(Bern(p_T) || Bern(p_S)) per chunk, with the
- * teacher's probability detached. The paper's chunk debiasing (dropping chunks whose tokenizations
- * carry different biases about what comes after them) is not built: every byte-aligned chunk counts.
+ * teacher's probability detached, at a temperature T that takes both likelihoods to the power 1/T first
+ * (log-likelihoods divided by T). At T = 1 it compares the chunks' probabilities themselves; as T grows
+ * it compares their log-likelihoods relative to each other, T times the value tending to
+ * (a - b) + a log(b / a) for a = log p_T, b = log p_S, which long chunks' tiny probabilities do not
+ * flatten. The authors' released code binarises with a temperature (100 in its default config), skd
+ * defaults to 1. The paper's chunk debiasing (dropping chunks whose tokenizations carry different biases
+ * about what comes after them) is not built: every byte-aligned chunk counts.
  */
 export interface AlmOptions {
   /** Keep each response's end tokens as a last chunk (the probability of ending there), or leave them out. */
   readonly eos: 'skip' | 'keep';
   /** Adds this times the student's mean cross-entropy on its response tokens to each response's value. */
   readonly crossEntropyWeight?: number;
+  /** Both chunk log-likelihoods are divided by this before they are binarised (1 when left out). */
+  readonly temperature?: number;
 }
 
 /**
@@ -78,7 +85,7 @@ export function chunkLogLikelihoods(logits: tf.Tensor2D, tokens: readonly number
  * side's log-likelihood of each, the binarised KL of the pair: their mean over the chunks, and how many
  * chunks there were (0: the value is 0, still connected to the student's logits).
  */
-export function almResponseLoss(response: Omit<AlignedResponse, 'ended'>): { readonly loss: tf.Scalar; readonly chunks: number } {
+export function almResponseLoss(response: Omit<AlignedResponse, 'ended'>, temperature = 1): { readonly loss: tf.Scalar; readonly chunks: number } {
   const kept = pairedGroups(response.studentSpans, response.teacherSpans);
   const loss = tf.tidy(() => {
     if (kept.length === 0) return tf.mul(tf.sum(response.studentLogits), 0) as tf.Scalar;
@@ -92,7 +99,7 @@ export function almResponseLoss(response: Omit<AlignedResponse, 'ended'>): { rea
       response.teacherTokens,
       kept.map(([, t]) => t),
     );
-    return tf.mean(binarisedKl(detached(teacher), student)) as tf.Scalar;
+    return tf.mean(binarisedKl(tf.div(detached(teacher), temperature), tf.div(student, temperature))) as tf.Scalar;
   });
   return { loss, chunks: kept.length };
 }
@@ -108,6 +115,8 @@ export class AlmDivergence implements Divergence {
 
   constructor(readonly options: AlmOptions) {
     if (!((options.crossEntropyWeight ?? 0) >= 0)) throw new SkdError(`alm: crossEntropyWeight must be at least 0, got ${options.crossEntropyWeight}`);
+    const temperature = options.temperature ?? 1;
+    if (!(temperature > 0 && Number.isFinite(temperature))) throw new SkdError(`alm: temperature must be a positive number, got ${options.temperature}`);
   }
 
   perToken(input: DivergenceInput): tf.Tensor2D {
@@ -115,21 +124,22 @@ export class AlmDivergence implements Divergence {
     if (!input.targets) throw new SkdError("alm: needs the sequence's targets (the tokens whose probabilities it compares)");
     const targets = input.targets;
     const ceWeight = this.options.crossEntropyWeight ?? 0;
+    const temperature = this.options.temperature ?? 1;
     return tf.tidy(() => {
       const studentCe = sparseCrossEntropy(input.studentLogits, targets); // (B, T): -log q
       const teacherCe = detached(sparseCrossEntropy(teacher, targets));
-      const value = binarisedKl(tf.neg(teacherCe), tf.neg(studentCe)) as tf.Tensor2D;
+      const value = binarisedKl(tf.div(teacherCe, -temperature), tf.div(studentCe, -temperature)) as tf.Tensor2D;
       return ceWeight > 0 ? (tf.add(value, tf.mul(studentCe, ceWeight)) as tf.Tensor2D) : value;
     });
   }
 
   aligned(responses: readonly AlignedResponse[]): AlignedLoss {
-    const { eos, crossEntropyWeight } = this.options;
+    const { eos, crossEntropyWeight, temperature } = this.options;
     const groups: number[] = [];
     const values = tf.tidy(() =>
       tf.stack(
         responses.map((response) => {
-          const { loss, chunks } = almResponseLoss(eos === 'skip' && response.ended ? withoutEnd(response) : response);
+          const { loss, chunks } = almResponseLoss(eos === 'skip' && response.ended ? withoutEnd(response) : response, temperature);
           groups.push(chunks);
           return withCrossEntropy(loss, response, crossEntropyWeight);
         }),

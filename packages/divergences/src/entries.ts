@@ -170,7 +170,7 @@ export const divergenceEntries: readonly AnyComponentEntry<'divergence'>[] = [
     component: 'divergence',
     kind: 'alm',
     summary:
-      "chunk likelihood matching after ALM (Minixhofer et al., 2025): across tokenizers, each byte-aligned chunk's likelihood under each model (the chain rule over its own tokens) compared by the binarised forward KL, KL(Bern(p_T) || Bern(p_S)); with one tokenizer, each token a chunk",
+      "chunk likelihood matching after ALM (Minixhofer et al., 2025): across tokenizers, each byte-aligned chunk's likelihood under each model (the chain rule over its own tokens) compared by the binarised forward KL, KL(Bern(p_T) || Bern(p_S)), at a temperature; with one tokenizer, each token a chunk",
     options: z.strictObject({
       eos: z
         .enum(['skip', 'keep'])
@@ -181,6 +181,13 @@ export const divergenceEntries: readonly AnyComponentEntry<'divergence'>[] = [
         .min(0)
         .default(0)
         .describe("adds this times the student's cross-entropy on the sequence's own tokens (per response across tokenizers)"),
+      temperature: z
+        .number()
+        .positive()
+        .default(1)
+        .describe(
+          "both chunk log-likelihoods are divided by this before the binarised KL (each probability to the power 1/T): 1 compares the chunks' probabilities, larger values their log-likelihoods relative to each other (the authors' released code uses 100)",
+        ),
     }),
     create: (options) => new AlmDivergence(options),
   }),
