@@ -5,7 +5,9 @@
 #
 # Usage: bash experiments/cross-tokenizer/run.sh     (resumable: finished runs are skipped)
 #   CELL=arithmetic (default) runs arithmetic.json (learning rate 5e-4); CELL=arithmetic-lr1e-4 runs
-#   arithmetic-lr1e-4.json (1e-4, chosen on the eval split), into runs/cross-tokenizer/$CELL.
+#   arithmetic-lr1e-4.json (1e-4, chosen on the eval split); CELL=arithmetic-10k-prompts runs
+#   arithmetic-10k-prompts.json (the distillation arms draw prompts from 10000 problems, SFT has the
+#   1000 references); each into runs/cross-tokenizer/$CELL.
 #   Arguments go to skd sweep, e.g. --only method=sft,uld.
 #   JOBS=2 (default) trains two runs at a time, one native thread each, through a Redis queue on a
 #   loopback port (PORT, default 6391) that this script starts and stops.

@@ -5,7 +5,8 @@
 // starting student (same seeds, same test problems). Reads runs/cross-tokenizer/arithmetic/ (run.sh restores
 // the archives) and runs/cross-tokenizer/starting-student/ (run.sh's skd eval of the starting student).
 // Usage: node experiments/cross-tokenizer/summary.cjs [runs] [cell]   (cell: arithmetic, the default, or
-// arithmetic-lr1e-4: the sweep of that name, whose runs are in runs/cross-tokenizer/<cell>)
+// another sweep of this folder, e.g. arithmetic-lr1e-4, whose runs are in runs/cross-tokenizer/<cell>).
+// Rows: every method the cell ran, the known ones in the order below, others after them by name.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -13,11 +14,13 @@ const { findRuns, groupScores, loadRun, meanStd, pairedComparisons } = require('
 const { intervals } = require('@skd/evaluators');
 
 const root = path.resolve(process.argv[2] ?? path.join(__dirname, '../../runs'), 'cross-tokenizer', process.argv[3] ?? 'arithmetic');
-const methods = ['sft', 'uld', 'gold', 'gold-one-to-one', 'alm', 'skd', 'skd-alm', 'seqkd'];
+const order = ['sft', 'uld', 'gold', 'gold-one-to-one', 'alm', 'skd', 'skd-alm', 'seqkd'];
 const runs = findRuns([root]).flatMap((dir) => {
   const match = /^method-(.+?)__seed-(\d+)$/.exec(path.basename(dir));
-  return match && methods.includes(match[1]) ? [{ method: match[1], dir, record: loadRun(dir) }] : [];
+  return match ? [{ method: match[1], dir, record: loadRun(dir) }] : [];
 });
+const rank = (method) => (order.includes(method) ? order.indexOf(method) : order.length);
+const methods = [...new Set(runs.map((r) => r.method))].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 /** The mean of a sampler statistic over a run's steps (SKD's acceptance), from its metrics. */
 function stepMean(dir, key) {
   const file = path.join(dir, 'metrics.jsonl');
@@ -64,7 +67,8 @@ const cell = (c) =>
 for (const method of methods) {
   const records = [...runs.filter((r) => r.method === method || r.method === 'sft').map((r) => r.record), ...startingRecord];
   const comparisons = pairedComparisons(records, { axis: 'method', value: method }).filter((x) => x.metric === 'exactMatch');
-  const against = (prefix) => comparisons.find((c) => c.baseline.startsWith(prefix));
-  lines.push(`| ${method} | ${method === 'sft' ? '-' : cell(against('method-sft'))} | ${cell(against('baseline-'))} |`);
+  const sft = comparisons.find((c) => c.baseline === 'method-sft');
+  const start = comparisons.find((c) => c.baseline.startsWith('baseline-'));
+  lines.push(`| ${method} | ${method === 'sft' ? '-' : cell(sft)} | ${cell(start)} |`);
 }
 console.log(lines.join('\n'));

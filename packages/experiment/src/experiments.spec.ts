@@ -36,6 +36,7 @@ describe('committed experiments', () => {
       'arithmetic/compare.json',
       'arithmetic/tune-100.json',
       'arithmetic/tune.json',
+      'cross-tokenizer/arithmetic-10k-prompts.json',
       'cross-tokenizer/arithmetic-lr1e-4.json',
       'cross-tokenizer/arithmetic.json',
       'instructions/compare.json',
