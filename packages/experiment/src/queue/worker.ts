@@ -234,7 +234,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerResult> {
   // without starting BullMQ's close, which a forced close could not then cut short.
   const stopWorker = () => {
     stopping.abort();
-    void worker.pause(true);
+    worker.pause(true).catch(() => undefined); // with Redis away it may fail: the close below still runs
     void (async () => {
       while (children > 0) await sleep(200);
       if (
