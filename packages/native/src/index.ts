@@ -37,7 +37,7 @@ export {
   type IsaLevel,
   type NativeAddon,
 } from './addon';
-export { NativeBackend, poolBytes } from './native-backend';
+export { NativeBackend, poolBytes, pooledSize } from './native-backend';
 
 export interface NativeKernelStatus {
   /** True when the native kernels are registered. */

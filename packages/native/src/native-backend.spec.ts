@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '@skd/core';
 import { causalSelfAttention, linear, rmsNorm } from '@skd/ops';
 import { loadAddon } from './addon';
-import { NativeBackend, poolBytes, registerNativeBackend, registerNativeKernels } from './index';
+import { NativeBackend, poolBytes, pooledSize, registerNativeBackend, registerNativeKernels } from './index';
 
 // The native backend: the same kernels as wasm over tfjs-backend-cpu's storage, with pooled
 // outputs. Pooling must never let a buffer change under a tensor or a caller that still holds it.
@@ -89,6 +89,42 @@ async function onBackend<T>(name: 'wasm' | 'native', fn: () => T): Promise<T> {
     const reused = [0, 1].map(() => backend.allocate('float32', 1 << 16).buffer);
     expect(reused.filter((b) => kept.some((k) => k.buffer === b))).toHaveLength(1);
     expect(() => backend.setPoolLimit(-1)).toThrow("the output pool's size must be a whole number of bytes >= 0, got -1");
+  });
+
+  it('reuses a freed buffer for any output of its size class, as a view of exactly the values asked for', async () => {
+    // Eight classes per power of two: at most 12.5% over, never under, and small outputs exact.
+    for (const bytes of [1000, 1 << 16, (1 << 16) + 4, 300_004, 7_372_800, 2 ** 30 + 4]) {
+      expect(pooledSize(bytes)).toBeGreaterThanOrEqual(bytes);
+      expect(pooledSize(bytes)).toBeLessThanOrEqual(bytes * 1.125);
+    }
+    expect(pooledSize(1000)).toBe(1000);
+    expect(pooledSize(4 * 89 * 5120)).toBe(pooledSize(4 * 86 * 5120)); // float32 outputs of 89 and 86 rows of 5120 share a class
+    const backend = new NativeBackend(2 ** 30);
+    const first = backend.allocate('float32', 89 * 5120);
+    backend.disposeData(backend.write(first, [89, 5120], 'float32'));
+    const second = backend.allocate('float32', 86 * 5120);
+    expect(second.buffer).toBe(first.buffer);
+    expect(second.length).toBe(86 * 5120);
+    // Through kernels: outputs of shrinking lengths in one class (458,752 bytes), against the stock cpu backend's.
+    const rng = Rng.create(4);
+    const w = randoms(rng, 96 * 160);
+    const inputs = [716, 690, 667].map((rows) => ({ rows, x: randoms(rng, rows * 96) }));
+    const run = () =>
+      inputs.map(({ rows, x }) => {
+        const y = linear(tf.tensor2d(x, [rows, 96]), tf.tensor2d(w, [96, 160]));
+        const values = y.dataSync();
+        tf.dispose(y);
+        return values;
+      });
+    await onBackend('native', () => undefined);
+    expect(new Set(inputs.map(({ rows }) => pooledSize(rows * 160 * 4))).size).toBe(1);
+    const native = tf.tidy(run);
+    await tf.setBackend('cpu');
+    const cpu = tf.tidy(run);
+    native.forEach((values, i) => {
+      expect(values).toHaveLength((inputs[i] as { rows: number }).rows * 160);
+      values.forEach((v, j) => expect(v).toBeCloseTo(cpu[i]?.[j] as number, 4));
+    });
   });
 
   it('converts cpu storage to the dtype a kernel reads (tfjs-backend-cpu casts int32 to float32 without converting)', async () => {
