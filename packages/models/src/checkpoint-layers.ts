@@ -24,3 +24,22 @@ export function checkpointed(
   });
   return run(x, ...params) as tf.Tensor2D;
 }
+
+/**
+ * One block of a model's forward. Under a gradient tape it runs as usual, or checkpointed when
+ * `checkpoint` gives its parameters and the tensors it closes over. With nothing to differentiate
+ * (decoding, a teacher's pass, evaluation) it runs in a scope of its own that frees its
+ * intermediates, and its input, as it ends: the next block's outputs then reuse those buffers
+ * instead of touching fresh memory, and a forward holds one block's activations at a time.
+ * `x` must be the forward's own tensor (it is disposed on that path).
+ */
+export function runBlock(
+  block: (x: tf.Tensor2D) => tf.Tensor2D,
+  x: tf.Tensor2D,
+  checkpoint: { readonly params: readonly tf.Tensor[]; readonly keep: readonly tf.Tensor[] } | undefined,
+): tf.Tensor2D {
+  if (tf.engine().isTapeOn()) return checkpoint ? checkpointed(block, x, checkpoint.params, checkpoint.keep) : block(x);
+  const y = tf.tidy(() => block(x));
+  x.dispose();
+  return y;
+}

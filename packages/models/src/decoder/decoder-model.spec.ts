@@ -158,6 +158,22 @@ describe.each(['cpu', 'wasm'] as const)('DecoderModel on %s', (backend) => {
     });
   });
 
+  it("holds one block's activations at a time in a forward that nothing differentiates", async () => {
+    const tokens = ids([Array.from({ length: 48 }, (_, i) => i % 17)]);
+    const peak = async (layers: number) => {
+      const model = new DecoderModel(decoderConfig({ vocabSize: 17, contextLength: 64, layers, heads: 4, dModel: 16, dFf: 256 }), { seed: 3 });
+      const before = tf.memory().numBytes;
+      const info = await tf.profile(() => model.logits(tokens).dispose());
+      model.dispose();
+      return info.peakBytes - before;
+    };
+    const [two, eight] = [await peak(2), await peak(8)];
+    // One block's gate|up output alone is 48 x 512 floats; six more blocks held would add six of them.
+    expect(eight - two).toBeLessThan(48 * 512 * 4);
+    expect(two).toBeGreaterThan(48 * 512 * 4);
+    tokens.dispose();
+  });
+
   it("scores only the tokenizer's ids when the embedding is padded past them (outputVocab)", () => {
     const config = decoderConfig({ vocabSize: 20, contextLength: 16, layers: 1, heads: 2, dModel: 8 });
     const padded = new DecoderModel(config, { seed: 1, outputVocab: 15 });

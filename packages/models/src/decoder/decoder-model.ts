@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SkdError, type DecodeOptions, type DecodeState, type ForwardOptions, type LanguageModel, type OutputLayer } from '@skd/core';
-import { checkpointed } from '../checkpoint-layers';
+import { runBlock } from '../checkpoint-layers';
 import {
   causalSelfAttention,
   createKvCache,
@@ -483,7 +483,8 @@ export class DecoderModel implements LanguageModel {
         return y;
       };
       // With adapters, the block's trainable tensors are its adapters; its frozen weights are constants to it.
-      h = checkpointKeep ? checkpointed(block, h, this.lora ? this.lora.layerVariables(i) : this.paramsWithPrefix(`${p}.`), checkpointKeep) : block(h);
+      const params = checkpointKeep && (this.lora ? this.lora.layerVariables(i) : this.paramsWithPrefix(`${p}.`));
+      h = runBlock(block, h, checkpointKeep && params ? { params, keep: checkpointKeep } : undefined);
     }
     h = inPlace(h); // (B*S, d), zeros at padding: their logits are 0
     if (lastOnly) h = tf.reshape(tf.slice(tf.reshape(h, [B, S, -1]), [0, S - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D; // (B, d)

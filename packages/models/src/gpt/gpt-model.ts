@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { checkpointed } from '../checkpoint-layers';
+import { runBlock } from '../checkpoint-layers';
 import { SkdError, type DecodeOptions, type DecodeState, type GenerationLoop, type ForwardOptions, type LanguageModel, type OutputLayer } from '@skd/core';
 import {
   causalSelfAttention,
@@ -251,7 +251,7 @@ export class GptModel implements LanguageModel {
         return residual(y, hidden, this.p(`${p}.mlp.c_proj.weight`), this.p(`${p}.mlp.c_proj.bias`), 1000 + i); // (B*S, d)
       };
       // Dropout masks come from seeds, so the block run again in the backward draws the same ones.
-      h = checkpointKeep ? checkpointed(block, h, this.paramsWithPrefix(`${p}.`), [...checkpointKeep, flatPositions]) : block(h);
+      h = runBlock(block, h, checkpointKeep ? { params: this.paramsWithPrefix(`${p}.`), keep: [...checkpointKeep, flatPositions] } : undefined);
     }
     if (lastOnly) h = tf.reshape(tf.slice(tf.reshape(h, [B, S, -1]), [0, S - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D; // (B, d)
     const final = layerNorm(h, this.p('ln_f.weight'), this.p('ln_f.bias'), eps); // (B*S or B, d)
