@@ -5,13 +5,10 @@
 // accepted drafts) share one cache without masked holes, and rolling a row back is just a shorter
 // length. The cache is written in place: it belongs to one decode state and is never shared.
 //
-// Layout: keys (B, H, headSize, capacity), transposed, so a block of queries scores eight keys per
-// vector with no horizontal sums; values (B, H, capacity, headSize).
+// Layout: keys (B, H, headSize, capacity), transposed, so the scores are one plain product of the
+// queries (n, headSize) by the keys (headSize, length); values (B, H, capacity, headSize).
 #include "common.h"
 #include <stdlib.h>
-
-// Queries per head below which register-blocked loops beat two BLAS calls (decode steps, SKD blocks).
-#define DIRECT_QUERIES 16
 
 // Softmax of s[0, visible) in place; entries from visible to total are set to 0.
 static void softmax_prefix(float* s, int64_t visible, int64_t total) {
@@ -22,84 +19,6 @@ static void softmax_prefix(float* s, int64_t visible, int64_t total) {
   for (int64_t j = visible; j < total; j++) s[j] = 0;
 }
 
-// The two products of a head's attention for a few queries, register-blocked: M queries' eight
-// lanes of accumulators stay in registers while eight keys (or eight value dimensions) stream past.
-// M is a compile-time constant in every instance (see the switches below), so the accumulators are
-// registers, not memory.
-static inline __attribute__((always_inline)) void scores_block(const float* q, const float* kt, float* scores, const int M, int64_t total, int64_t dh,
-                                                               int64_t cap, float scale) {
-  int64_t j = 0;
-  for (; j + 8 <= total; j += 8) {
-    skd_v8 acc[8];
-    for (int r = 0; r < M; r++) acc[r] = (skd_v8){0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t c = 0; c < dh; c++) {
-      const skd_v8 kv = skd_load8(kt + c * cap + j);
-      for (int r = 0; r < M; r++) acc[r] += kv * q[r * dh + c];
-    }
-    for (int r = 0; r < M; r++) {
-      const skd_v8 v = acc[r] * scale;
-      memcpy(scores + r * total + j, &v, sizeof v);
-    }
-  }
-  for (; j < total; j++) {
-    for (int r = 0; r < M; r++) {
-      float acc = 0;
-      for (int64_t c = 0; c < dh; c++) acc += q[r * dh + c] * kt[c * cap + j];
-      scores[r * total + j] = scale * acc;
-    }
-  }
-}
-
-static inline __attribute__((always_inline)) void values_block(const float* p, const float* v, float* o, const int M, int64_t total, int64_t dh) {
-  int64_t c = 0;
-  for (; c + 8 <= dh; c += 8) {
-    skd_v8 acc[8];
-    for (int r = 0; r < M; r++) acc[r] = (skd_v8){0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t j = 0; j < total; j++) {
-      const skd_v8 vv = skd_load8(v + j * dh + c);
-      for (int r = 0; r < M; r++) acc[r] += vv * p[r * total + j];
-    }
-    for (int r = 0; r < M; r++) memcpy(o + r * dh + c, &acc[r], sizeof acc[r]);
-  }
-  for (; c < dh; c++) {
-    for (int r = 0; r < M; r++) {
-      float acc = 0;
-      for (int64_t j = 0; j < total; j++) acc += p[r * total + j] * v[j * dh + c];
-      o[r * dh + c] = acc;
-    }
-  }
-}
-
-#define BY_BLOCK_SIZE(m, call) \
-  switch (m) {                 \
-    case 1: call(1); break;    \
-    case 2: call(2); break;    \
-    case 3: call(3); break;    \
-    case 4: call(4); break;    \
-    case 5: call(5); break;    \
-    case 6: call(6); break;    \
-    case 7: call(7); break;    \
-    default: call(8); break;   \
-  }
-
-// scores (n, total) = scale q (n, dh) kt (dh, total; row stride cap)
-static void direct_scores(const float* q, const float* kt, float* scores, int64_t n, int64_t total, int64_t dh, int64_t cap, float scale) {
-  for (int64_t r0 = 0; r0 < n; r0 += 8) {
-#define SCORES(M) scores_block(q + r0 * dh, kt, scores + r0 * total, M, total, dh, cap, scale)
-    BY_BLOCK_SIZE(SKD_MIN(8, n - r0), SCORES)
-#undef SCORES
-  }
-}
-
-// o (n, dh) = p (n, total) v (total, dh)
-static void direct_values(const float* p, const float* v, float* o, int64_t n, int64_t total, int64_t dh) {
-  for (int64_t r0 = 0; r0 < n; r0 += 8) {
-#define VALUES(M) values_block(p + r0 * total, v, o + r0 * dh, M, total, dh)
-    BY_BLOCK_SIZE(SKD_MIN(8, n - r0), VALUES)
-#undef VALUES
-  }
-}
-
 typedef struct {
   const float* qkv;
   float *keys, *values, *out;
@@ -108,7 +27,7 @@ typedef struct {
   skd_attention_shape shape;
   int64_t B, S, cap;
   int64_t* real;  // S per pool thread
-  float* scratch;  // S * (2 dh + cap) per pool thread
+  float* scratch;  // group S (2 dh + cap) per pool thread
 } cache_ctx;
 
 // One (batch row, key/value head): writes the row's new keys and values into the cache, then runs
@@ -119,7 +38,7 @@ static void attend_group(void* ctx, int64_t bg, int thread) {
   const int64_t S = k->S, dh = sh->dh, cap = k->cap, H = sh->H, Hkv = sh->Hkv, group = H / Hkv;
   const int64_t d = H * dh, ld = (H + 2 * Hkv) * dh;
   int64_t* real = k->real + (size_t)thread * (size_t)SKD_MAX(S, 1);
-  float* q = k->scratch + (size_t)thread * (size_t)(SKD_MAX(S, 1) * (2 * dh + cap));
+  float* q = k->scratch + (size_t)thread * (size_t)(group * SKD_MAX(S, 1) * (2 * dh + cap));
   const int64_t b = bg / Hkv, g = bg % Hkv, len = k->lengths[b];
   float* kc = k->keys + bg * cap * dh;
   float* vc = k->values + bg * cap * dh;
@@ -136,30 +55,25 @@ static void attend_group(void* ctx, int64_t bg, int thread) {
     real[n++] = j;
   }
   if (n == 0) return;
-  const int64_t total = len + n;
-  float* scores = q + n * dh;    // (n, total)
-  float* o = scores + n * total;  // (n, dh)
-  for (int64_t h = g * group; h < (g + 1) * group; h++) {
-    for (int64_t r = 0; r < n; r++) memcpy(q + r * dh, k->qkv + (b * S + real[r]) * ld + h * dh, sizeof(float) * (size_t)dh);
-    if (n < DIRECT_QUERIES) {
-      direct_scores(q, kc, scores, n, total, dh, cap, sh->scale);
-    } else {
-      skd_sgemm_1t(false, false, n, total, dh, sh->scale, q, dh, kc, cap, 0.0f, scores, total);
-    }
-    for (int64_t r = 0; r < n; r++) {
-      float* row = scores + r * total;
-      const int64_t position = len + r, first = sh->window > 0 ? SKD_MAX(0, position - sh->window + 1) : 0;
-      if (sh->softcap > 0.0f) for (int64_t j = first; j <= position; j++) row[j] = sh->softcap * skd_tanh(row[j] / sh->softcap);
-      memset(row, 0, sizeof(float) * (size_t)first);
-      softmax_prefix(row + first, position + 1 - first, total - first);
-    }
-    if (n < DIRECT_QUERIES) {
-      direct_values(scores, vc, o, n, total, dh);
-    } else {
-      skd_sgemm_1t(false, false, n, dh, total, 1.0f, scores, total, vc, dh, 0.0f, o, dh);
-    }
-    for (int64_t r = 0; r < n; r++) memcpy(k->out + (b * S + real[r]) * d + h * dh, o + r * dh, sizeof(float) * (size_t)dh);
+  // The group's query heads go together, rows (head, query) in that order: one product over the
+  // group's keys and one over its values serve all of them. The BLAS beat register-blocked loops
+  // of skd's own at every size measured, one row included (tools/bench, docs/performance.md).
+  const int64_t total = len + n, rows = group * n;
+  float* scores = q + rows * dh;     // (rows, total)
+  float* o = scores + rows * total;  // (rows, dh)
+  for (int64_t h = 0; h < group; h++)
+    for (int64_t r = 0; r < n; r++) memcpy(q + (h * n + r) * dh, k->qkv + (b * S + real[r]) * ld + (g * group + h) * dh, sizeof(float) * (size_t)dh);
+  skd_sgemm_1t(false, false, rows, total, dh, sh->scale, q, dh, kc, cap, 0.0f, scores, total);
+  for (int64_t r = 0; r < rows; r++) {
+    float* row = scores + r * total;
+    const int64_t position = len + r % n, first = sh->window > 0 ? SKD_MAX(0, position - sh->window + 1) : 0;
+    if (sh->softcap > 0.0f) for (int64_t j = first; j <= position; j++) row[j] = sh->softcap * skd_tanh(row[j] / sh->softcap);
+    memset(row, 0, sizeof(float) * (size_t)first);
+    softmax_prefix(row + first, position + 1 - first, total - first);
   }
+  skd_sgemm_1t(false, false, rows, dh, total, 1.0f, scores, total, vc, dh, 0.0f, o, dh);
+  for (int64_t h = 0; h < group; h++)
+    for (int64_t r = 0; r < n; r++) memcpy(k->out + (b * S + real[r]) * d + (g * group + h) * dh, o + (h * n + r) * dh, sizeof(float) * (size_t)dh);
 }
 
 bool skd_cached_attention_core(const float* qkv, float* keys, float* values, const int32_t* lengths, const float* mask, float* out, int64_t B,
@@ -169,7 +83,7 @@ bool skd_cached_attention_core(const float* qkv, float* keys, float* values, con
   const size_t threads = (size_t)skd_threads();
   const int64_t dh = shape->dh;
   cache_ctx k = {qkv, keys, values, out, lengths, mask, *shape, B, S, cap,
-                 malloc(sizeof(int64_t) * (size_t)SKD_MAX(S, 1) * threads), malloc(sizeof(float) * (size_t)(SKD_MAX(S, 1) * (2 * dh + cap)) * threads)};
+                 malloc(sizeof(int64_t) * (size_t)SKD_MAX(S, 1) * threads), malloc(sizeof(float) * (size_t)(shape->H / shape->Hkv * SKD_MAX(S, 1) * (2 * dh + cap)) * threads)};
   const bool ok = k.real && k.scratch;
   if (ok) skd_for_tasks(B * shape->Hkv, B * shape->Hkv > 1 && macs >= SKD_PARALLEL_MACS, attend_group, &k);
   free(k.real);
