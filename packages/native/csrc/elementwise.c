@@ -71,15 +71,20 @@ static void sigmoid_range(void* p, int64_t from, int64_t to) {
   }
 }
 
-// unary(op, x, out, n): elementwise tanh (op 0) or sigmoid (op 1); NaN stays NaN.
+static void square_range(void* p, int64_t from, int64_t to) {
+  const unary_ctx* k = p;
+  for (int64_t i = from; i < to; i++) k->out[i] = k->x[i] * k->x[i];
+}
+
+// unary(op, x, out, n): elementwise tanh (op 0), sigmoid (op 1) or square (op 2); NaN stays NaN.
 napi_value skd_napi_unary(napi_env env, napi_callback_info info) {
   skd_args a;
   skd_args_init(&a, env, info, "unary", 4);
   const int64_t op = skd_int(&a, 0), n = skd_int(&a, 3);
-  if (n < 0 || op < 0 || op > 1) skd_fail(&a, "bad op %lld or length %lld", (long long)op, (long long)n);
+  if (n < 0 || op < 0 || op > 2) skd_fail(&a, "bad op %lld or length %lld", (long long)op, (long long)n);
   unary_ctx k = {skd_f32(&a, 1, (size_t)n), NULL, skd_f32(&a, 2, (size_t)n)};
   if (!skd_args_ok(&a)) return NULL;
-  skd_for(n, n >= SKD_PARALLEL_ELEMENTS, op == 0 ? tanh_range : sigmoid_range, &k);
+  skd_for(n, n >= SKD_PARALLEL_ELEMENTS, op == 0 ? tanh_range : op == 1 ? sigmoid_range : square_range, &k);
   return NULL;
 }
 

@@ -23,7 +23,7 @@ export interface NativeAddon {
   /** The BLAS the addon was built against ("oneDNN" or "OpenBLAS"). */
   blas(): string;
   sumMiddle(x: Float32Array, out: Float32Array, outer: number, reduce: number, inner: number): void;
-  unary(op: 0 | 1, x: Float32Array, out: Float32Array, n: number): void;
+  unary(op: 0 | 1 | 2, x: Float32Array, out: Float32Array, n: number): void;
   /** out = a + b, elementwise over n floats. */
   addSame(a: Float32Array, b: Float32Array, out: Float32Array, n: number): void;
   /** Each of `batch` (rows, cols) matrices transposed to (cols, rows). */

@@ -100,6 +100,7 @@ function nativeKernels(addon: NativeAddon, target: NativeTarget): [string, (args
     [tf.Sum, sumKernel(addon, stock(target, tf.Sum))],
     [tf.Tanh, unaryKernel(addon, 0, stock(target, tf.Tanh))],
     [tf.Sigmoid, unaryKernel(addon, 1, stock(target, tf.Sigmoid))],
+    [tf.Square, unaryKernel(addon, 2, stock(target, tf.Square))],
     [tf.GatherV2, gatherKernel(addon, stock(target, tf.GatherV2))],
     [KERNELS.linear, linearKernel(addon)],
     [KERNELS.linearGrad, linearGradKernel(addon)],

@@ -219,6 +219,7 @@ describe('broadcastBatchOffsets', () => {
       'Sum',
       'Tanh',
       'Sigmoid',
+      'Square',
       'GatherV2',
       ...Object.values(KERNELS),
       'UnsortedSegmentSum',
@@ -231,7 +232,7 @@ describe('broadcastBatchOffsets', () => {
   });
 });
 
-(available ? describe : describe.skip)('native Sum, Tanh, Sigmoid and GatherV2 on wasm', () => {
+(available ? describe : describe.skip)('native Sum, Tanh, Sigmoid, Square and GatherV2 on wasm', () => {
   const rng = Rng.create(3);
   const x = randomArray(rng, 3 * 4 * 5 * 2).map((v) => v * 4);
   const run = (fn: (t: tf.Tensor) => tf.Tensor) => tf.tidy(() => Array.from(fn(tf.tensor(x, [3, 4, 5, 2])).dataSync()));
@@ -253,17 +254,20 @@ describe('broadcastBatchOffsets', () => {
     },
   );
 
-  it('Tanh and Sigmoid match the stock kernels over a wide range, keep NaN, saturate at +-inf (abs 2e-7)', async () => {
+  it('Tanh, Sigmoid and Square match the stock kernels over a wide range, keep NaN, saturate at +-inf (abs 2e-7)', async () => {
     await compare((t) => tf.tanh(t), 2e-7);
     await compare((t) => tf.sigmoid(t), 2e-7);
+    await compare((t) => tf.square(t), 1e-12);
     const edge = () =>
       tf.tidy(() => [
         Array.from(tf.tanh(tf.tensor1d([Number.NaN, Infinity, -Infinity, 100, -100, 0])).dataSync()),
         Array.from(tf.sigmoid(tf.tensor1d([Number.NaN, Infinity, -Infinity, 0])).dataSync()),
+        Array.from(tf.square(tf.tensor1d([Number.NaN, -Infinity, -3, 0.5])).dataSync()),
       ]);
-    const [t, s] = await on('wasm', edge);
+    const [t, s, q] = await on('wasm', edge);
     expect(t).toEqual([Number.NaN, 1, -1, 1, -1, 0]);
     expect(s).toEqual([Number.NaN, 1, 0, 0.5]);
+    expect(q).toEqual([Number.NaN, Infinity, 9, 0.25]);
   });
 
   it('GatherV2 on axis 0 matches the stock kernel, and other axes still work', async () => {
