@@ -12,6 +12,7 @@
 // model and vector ISA are printed with the results (they change between machines of this kind).
 //   node tools/bench/peers-real.cjs [--rounds=2] [--steps=4] [--dir=/tmp/skd-peers-real] [--only=NAME,...: skd rows whose
 //   names contain one of these, e.g. --only=bf16, or are one of them, e.g. "--only==skd on-policy KD|=skd SKD, top-K 3000 (high acceptance)"]
+//   [--node-flags="--single-threaded-gc": V8 flags for the skd processes]
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -27,6 +28,9 @@ const option = (name, fallback) => {
   return given === undefined ? String(fallback) : given.slice(name.length + 3);
 };
 const log = (line) => process.stderr.write(`${line}\n`);
+// --node-flags="--single-threaded-gc": V8 flags for the skd processes (docs/performance.md: V8's
+// concurrent GC threads and the kernels' threads share the two cores).
+const NODE_FLAGS = option('node-flags', '').split(' ').filter(Boolean);
 
 const SETTINGS = {
   batch: 4,
@@ -168,7 +172,7 @@ function skd(folders, dir, name, sampler, training, steps, teacherDtype = 'float
   };
   const file = path.join(dir, `${path.basename(runDir)}.json`);
   fs.writeFileSync(file, JSON.stringify(config, null, 2));
-  const result = spawnSync(process.execPath, [CLI, 'distill', file, '--out', runDir], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const result = spawnSync(process.execPath, [...NODE_FLAGS, CLI, 'distill', file, '--out', runDir], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (result.status !== 0) throw new Error(`skd ${name} failed (${result.status}): ${result.stderr.slice(-3000)}`);
   const events = fs
     .readFileSync(path.join(runDir, 'metrics.jsonl'), 'utf8')
@@ -264,6 +268,7 @@ function compare({ rounds, steps, dir, only }) {
       steps,
       rounds,
       shapes: 'SmolLM2-360M teacher, SmolLM2-135M student (random weights, bf16 folders, read as float32 unless a row says bf16)',
+      ...(NODE_FLAGS.length ? { skdNodeFlags: NODE_FLAGS.join(' ') } : {}),
     },
     rows,
   };
