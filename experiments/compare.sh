@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 task=${1:-instructions}
 exp=experiments/$task
 [ -f "$exp/compare.json" ] || { echo "no main-job sweep for task '$task' (expected $exp/compare.json)" >&2; exit 2; }
-skd() { node packages/cli/dist/main.js "$@"; }
+skd() { node --single-threaded-gc packages/cli/dist/main.js "$@"; } # V8's collector off the kernels' cores: docs/performance.md
 # The runs folder is the sweep's own `out` (relative to the sweep file), so the two cannot disagree.
 out=$(node -p 'const p = require("node:path"); p.relative(process.cwd(), p.resolve(process.argv[1], require(p.resolve(process.argv[1], "compare.json")).out))' "$exp")
 # The starting student, scored like the runs; a group named baseline-* is tested against in the report.

@@ -12,7 +12,7 @@ set -euo pipefail
 # The body is read whole before it runs (braces), so editing this file mid-run cannot change a running job.
 {
 cd "$(dirname "$0")/.."
-skd() { node packages/cli/dist/main.js "$@"; }
+skd() { node --single-threaded-gc packages/cli/dist/main.js "$@"; } # V8's collector off the kernels' cores: docs/performance.md
 resume() { [ -f "$1/config.json" ] && echo --resume || true; }
 # A run folder with summary.json is finished: skip it rather than resume it.
 train() { local out=$1; shift; if [ -f "$out/summary.json" ]; then echo "$out: done earlier, skipped"; else skd train "$@" --out "$out" $(resume "$out"); fi; }

@@ -6,7 +6,7 @@
 set -euo pipefail
 {
 cd "$(dirname "$0")/../.."
-skd() { node packages/cli/dist/main.js "$@"; }
+skd() { node --single-threaded-gc packages/cli/dist/main.js "$@"; } # V8's collector off the kernels' cores: docs/performance.md
 exp=experiments/cross-tokenizer
 runs=runs/cross-tokenizer/pretrain
 train() { local out=$1; shift; if [ -f "$out/summary.json" ]; then echo "$out: done earlier, skipped"; else skd train "$@" --out "$out" $([ -f "$out/config.json" ] && echo --resume); fi; }

@@ -16,7 +16,7 @@
 set -euo pipefail
 {
 cd "$(dirname "$0")/../.."
-skd() { node packages/cli/dist/main.js "$@"; }
+skd() { node --single-threaded-gc packages/cli/dist/main.js "$@"; } # V8's collector off the kernels' cores: docs/performance.md
 cell=${CELL:-arithmetic}
 [ -f "experiments/cross-tokenizer/$cell.json" ] || { echo "no sweep experiments/cross-tokenizer/$cell.json" >&2; exit 2; }
 TABLE=cross-tokenizer bash experiments/paper-table/results.sh restore "$cell"
