@@ -57,7 +57,7 @@ static void attend_group(void* ctx, int64_t bg, int thread) {
   if (n == 0) return;
   // The group's query heads go together, rows (head, query) in that order: one product over the
   // group's keys and one over its values serve all of them. The BLAS beat register-blocked loops
-  // of skd's own at every size measured, one row included (tools/bench, docs/performance.md).
+  // of skd's own at every size measured, one row included (tools/bench/cached-attention.cjs).
   const int64_t total = len + n, rows = group * n;
   float* scores = q + rows * dh;     // (rows, total)
   float* o = scores + rows * total;  // (rows, dh)

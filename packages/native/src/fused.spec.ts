@@ -538,7 +538,7 @@ afterAll(() => unregisterNativeKernels());
   it.each([
     [4, 2, 0, [0, 0]],
     [4, 1, 20, [0, 3]],
-    [8, 1, 0, [2, 0]], // a group's 8 heads x 3 new tokens: past the register-blocked loops, onto BLAS
+    [8, 1, 0, [2, 0]], // a group's 8 query heads x 3 new tokens as one product
   ])("the native KV cache with %i heads over %i kv heads (softcap %i, windows %j) gives the tensor cache's outputs", (heads, kvHeads, softcap, windows) => {
     const [B, dh, layers] = [2, 4, 2];
     const width = (heads + 2 * kvHeads) * dh;

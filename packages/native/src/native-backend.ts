@@ -29,9 +29,8 @@ const POOLED_BYTES = 1 << 16;
 /**
  * The pool's buffer size for an output of `bytes`: the next of eight sizes per power of two (at most
  * 12.5% over). Exact sizes would miss whenever a batch's length changes (every prompt batch in
- * generation, every training batch), and each miss pays its page faults again: at the 360M -> 135M
- * distillation shape the teacher's prefill of 4 x 70-94 tokens took 1.3-3.0 s with exact sizes
- * against 0.9 s when the sizes repeat.
+ * generation, every training batch), and each miss pays its page faults again (docs/performance.md,
+ * "A fifth sitting").
  */
 export function pooledSize(bytes: number): number {
   if (bytes <= POOLED_BYTES) return bytes;

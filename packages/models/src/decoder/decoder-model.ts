@@ -483,8 +483,8 @@ export class DecoderModel implements LanguageModel {
         return y;
       };
       // With adapters, the block's trainable tensors are its adapters; its frozen weights are constants to it.
-      const params = checkpointKeep && (this.lora ? this.lora.layerVariables(i) : this.paramsWithPrefix(`${p}.`));
-      h = runBlock(block, h, checkpointKeep && params ? { params, keep: checkpointKeep } : undefined);
+      const checkpoint = checkpointKeep && { params: this.lora ? this.lora.layerVariables(i) : this.paramsWithPrefix(`${p}.`), keep: checkpointKeep };
+      h = runBlock(block, h, checkpoint);
     }
     h = inPlace(h); // (B*S, d), zeros at padding: their logits are 0
     if (lastOnly) h = tf.reshape(tf.slice(tf.reshape(h, [B, S, -1]), [0, S - 1, 0], [B, 1, -1]), [B, -1]) as tf.Tensor2D; // (B, d)
