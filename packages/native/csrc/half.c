@@ -1,10 +1,12 @@
 // Products against frozen weights held in 16 bits (bfloat16 or IEEE half): a teacher's, or a LoRA
-// student's base. The weights are widened to float32 one tile at a time, in a buffer of the calling
-// thread, and the BLAS multiplies in float32, so activations are never rounded and sums accumulate in
-// float32: the result is the float32 product with the 16-bit values, to the BLAS's own rounding. A
-// tile is read from memory once per call whatever the number of rows, so a decode step reads half the
-// bytes a float32 weight costs (it is bound by those reads), and a long forward pass widens each tile
-// once for all of its rows.
+// student's base. The weights are widened to float32 as they are read and multiplied in float32, so
+// activations are never rounded and sums accumulate in float32: the result is the float32 product
+// with the 16-bit values, to the order of summation. A decode step reads half the bytes a float32
+// weight costs (it is bound by those reads).
+// - W stored (n_out, n_in), a checkpoint's linear layers and an output head tied to its embedding
+//   (every forward): dot products in a register tile, W widened in registers (dot_tile).
+// - W stored (n_in, n_out) (the backward through a LoRA base): up to SMALL_ROWS rows in registers,
+//   more through the BLAS, a float32 tile of W widened at a time in a buffer of the calling thread.
 #include "common.h"
 #include <immintrin.h>
 #include <stdlib.h>
@@ -115,46 +117,20 @@ static inline __attribute__((always_inline)) void small_columns(const float* x, 
     }
 }
 
-// out[m, n] += x[m, :] . W[n, :] for n in [from, to), W stored (n_out, n_in): each row of W read once.
-static inline __attribute__((always_inline)) void small_rows(const float* x, const uint16_t* w, int kind, float* out, int mr, int64_t n_in,
-                                                             int64_t n_out, int64_t from, int64_t to) {
-  for (int64_t n = from; n < to; n++) {
-    const uint16_t* row = w + n * n_in;
-    skd_v16 acc[SMALL_ROWS];
-    for (int m = 0; m < mr; m++) acc[m] = splat16(0);
-    int64_t k = 0;
-    for (; k + 16 <= n_in; k += 16) {
-      const skd_v16 wk = widen16(row + k, kind);
-      for (int m = 0; m < mr; m++) {
-        skd_v16 xv;
-        memcpy(&xv, x + m * n_in + k, sizeof xv);
-        acc[m] += xv * wk;
-      }
-    }
-    for (int m = 0; m < mr; m++) {
-      float sum = hsum16(acc[m]);
-      for (int64_t kk = k; kk < n_in; kk++) sum += x[m * n_in + kk] * widen1(row[kk], kind);
-      out[m * n_out + n] += sum;
-    }
-  }
-}
-
 typedef struct {
   const float* x;
   const uint16_t* w;
   float* out;
-  int64_t rows, n_in, n_out, block;
+  int64_t rows, n_in, n_out;
   int kind;
-  bool trans;
 } small_ctx;
 
 #define SMALL_CASE(R)                                                                                    \
   case R:                                                                                                \
-    if (k->trans) small_rows(k->x, k->w, k->kind, k->out, R, k->n_in, k->n_out, from, to);             \
-    else small_columns(k->x, k->w, k->kind, k->out, R, k->n_in, k->n_out, from, to);                   \
+    small_columns(k->x, k->w, k->kind, k->out, R, k->n_in, k->n_out, from, to);                        \
     break;
 
-// Output columns [from, to) (in whole 32-column strips where W is used as stored) for every row.
+// Output columns [from, to) (whole 32-column strips) for every row.
 static void small_part(void* ctx, int64_t from, int64_t to) {
   const small_ctx* k = ctx;
   switch (k->rows) {
@@ -171,10 +147,202 @@ static void small_part(void* ctx, int64_t from, int64_t to) {
   }
 }
 
-// skd_for hands out blocks of strips (k->block columns each); this turns them into column ranges.
+// skd_for hands out blocks of 32-column strips; this turns them into column ranges.
 static void small_strips(void* ctx, int64_t from, int64_t to) {
   const small_ctx* k = ctx;
-  small_part(ctx, from * k->block, SKD_MIN(k->n_out, to * k->block));
+  small_part(ctx, from * 32, SKD_MIN(k->n_out, to * 32));
+}
+
+// Weights stored (n_out, n_in), the layout of a checkpoint's linear layers: out[m, n] is the dot
+// product of x's row m with W's row n, both contiguous along k. A register tile of DOT_MR rows of x
+// by DOT_NR rows of W keeps 16-lane partial sums; each W vector is widened once per tile step and
+// used for every row, each x vector for every W row, so no widened copy of W is ever written and
+// no BLAS call (with its own packing of both operands, per tile) is made. The partial sums are
+// added up across lanes once per output, at the end of k.
+#if defined(__AVX512F__)
+#define DOT_MR 4
+#define DOT_NR 6
+typedef __m512 dot_vec;
+#define DOT_LANES 16
+#define dot_zero() _mm512_setzero_ps()
+#define dot_load(p) _mm512_loadu_ps(p)
+#define dot_fma(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define dot_sum(v) _mm512_reduce_add_ps(v)
+static inline __attribute__((always_inline)) dot_vec dot_widen(const uint16_t* p, int kind) {
+  const __m256i h = _mm256_loadu_si256((const __m256i*)p);
+  return kind == SKD_BF16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)) : _mm512_cvtph_ps(h);
+}
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+// Sixteen 8-lane registers: a 2 x 4 tile's sums, W's four vectors and one of x.
+#define DOT_MR 2
+#define DOT_NR 4
+typedef __m256 dot_vec;
+#define DOT_LANES 8
+#define dot_zero() _mm256_setzero_ps()
+#define dot_load(p) _mm256_loadu_ps(p)
+#define dot_fma(a, b, c) _mm256_fmadd_ps(a, b, c)
+static inline float dot_sum(__m256 v) {
+  const __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 b = _mm_add_ps(a, _mm_movehl_ps(a, a));
+  return _mm_cvtss_f32(_mm_add_ss(b, _mm_movehdup_ps(b)));
+}
+static inline __attribute__((always_inline)) dot_vec dot_widen(const uint16_t* p, int kind) {
+  const __m128i h = _mm_loadu_si128((const __m128i*)p);
+  return kind == SKD_BF16 ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)) : _mm256_cvtph_ps(h);
+}
+#else
+#define DOT_MR 2
+#define DOT_NR 2
+typedef skd_v16 dot_vec;
+#define DOT_LANES 16
+#define dot_zero() splat16(0)
+static inline dot_vec dot_load(const float* p) {
+  dot_vec v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+#define dot_fma(a, b, c) ((a) * (b) + (c))
+#define dot_sum(v) hsum16(v)
+#define dot_widen(p, kind) widen16(p, kind)
+#endif
+// Columns per unit of work: blocks whose W rows (for a 960-deep layer, about 230 KB in 16 bits)
+// stay in L2 while every row of x passes over them.
+#define DOT_NC (DOT_NR * 20)
+
+static inline __attribute__((always_inline)) void dot_tile(const float* x, const uint16_t* w, float* out, int64_t n_in, int64_t n_out, int kind,
+                                                           int mr, int nr) {
+  dot_vec acc[DOT_MR][DOT_NR];
+  for (int m = 0; m < mr; m++)
+    for (int n = 0; n < nr; n++) acc[m][n] = dot_zero();
+  int64_t k = 0;
+  for (; k + DOT_LANES <= n_in; k += DOT_LANES) {
+    dot_vec wk[DOT_NR];
+    for (int n = 0; n < nr; n++) wk[n] = dot_widen(w + n * n_in + k, kind);
+    for (int m = 0; m < mr; m++) {
+      dot_vec xk = dot_load(x + m * n_in + k);
+#if defined(__AVX2__)
+      // One load of x per row and step, kept in a register (else each product reloads it).
+      __asm__("" : "+v"(xk));
+#endif
+      for (int n = 0; n < nr; n++) acc[m][n] = dot_fma(xk, wk[n], acc[m][n]);
+    }
+  }
+  for (int m = 0; m < mr; m++)
+    for (int n = 0; n < nr; n++) {
+      float sum = dot_sum(acc[m][n]);
+      for (int64_t kk = k; kk < n_in; kk++) sum += x[m * n_in + kk] * widen1(w[n * n_in + kk], kind);
+      out[m * n_out + n] += sum;
+    }
+}
+
+// One instance per tile shape and format, so the compiler keeps every partial sum in a register.
+#define DOT_CASE(MR, NR)                                                                                            \
+  case (MR) * 8 + (NR):                                                                                            \
+    if (kind == SKD_BF16) dot_tile(x, w, out, n_in, n_out, SKD_BF16, MR, NR);                                      \
+    else dot_tile(x, w, out, n_in, n_out, SKD_F16, MR, NR);                                                         \
+    break;
+
+static void dot_any(const float* x, const uint16_t* w, float* out, int64_t n_in, int64_t n_out, int kind, int mr, int nr) {
+  switch (mr * 8 + nr) {
+#if DOT_MR >= 1 && DOT_NR >= 1
+    DOT_CASE(1, 1)
+#endif
+#if DOT_MR >= 1 && DOT_NR >= 2
+    DOT_CASE(1, 2)
+#endif
+#if DOT_MR >= 1 && DOT_NR >= 3
+    DOT_CASE(1, 3)
+#endif
+#if DOT_MR >= 1 && DOT_NR >= 4
+    DOT_CASE(1, 4)
+#endif
+#if DOT_MR >= 1 && DOT_NR >= 5
+    DOT_CASE(1, 5)
+#endif
+#if DOT_MR >= 1 && DOT_NR >= 6
+    DOT_CASE(1, 6)
+#endif
+#if DOT_MR >= 2 && DOT_NR >= 1
+    DOT_CASE(2, 1)
+#endif
+#if DOT_MR >= 2 && DOT_NR >= 2
+    DOT_CASE(2, 2)
+#endif
+#if DOT_MR >= 2 && DOT_NR >= 3
+    DOT_CASE(2, 3)
+#endif
+#if DOT_MR >= 2 && DOT_NR >= 4
+    DOT_CASE(2, 4)
+#endif
+#if DOT_MR >= 2 && DOT_NR >= 5
+    DOT_CASE(2, 5)
+#endif
+#if DOT_MR >= 2 && DOT_NR >= 6
+    DOT_CASE(2, 6)
+#endif
+#if DOT_MR >= 3 && DOT_NR >= 1
+    DOT_CASE(3, 1)
+#endif
+#if DOT_MR >= 3 && DOT_NR >= 2
+    DOT_CASE(3, 2)
+#endif
+#if DOT_MR >= 3 && DOT_NR >= 3
+    DOT_CASE(3, 3)
+#endif
+#if DOT_MR >= 3 && DOT_NR >= 4
+    DOT_CASE(3, 4)
+#endif
+#if DOT_MR >= 3 && DOT_NR >= 5
+    DOT_CASE(3, 5)
+#endif
+#if DOT_MR >= 3 && DOT_NR >= 6
+    DOT_CASE(3, 6)
+#endif
+#if DOT_MR >= 4 && DOT_NR >= 1
+    DOT_CASE(4, 1)
+#endif
+#if DOT_MR >= 4 && DOT_NR >= 2
+    DOT_CASE(4, 2)
+#endif
+#if DOT_MR >= 4 && DOT_NR >= 3
+    DOT_CASE(4, 3)
+#endif
+#if DOT_MR >= 4 && DOT_NR >= 4
+    DOT_CASE(4, 4)
+#endif
+#if DOT_MR >= 4 && DOT_NR >= 5
+    DOT_CASE(4, 5)
+#endif
+#if DOT_MR >= 4 && DOT_NR >= 6
+    DOT_CASE(4, 6)
+#endif
+    default:
+      break;
+  }
+}
+
+typedef struct {
+  const float* x;
+  const uint16_t* w;
+  float* out;
+  int64_t rows, n_in, n_out;
+  int kind;
+} dot_ctx;
+
+// Output columns [from * DOT_NC, to * DOT_NC) for every row: a column block at a time, every row
+// of x passing over it, DOT_MR rows by DOT_NR columns per tile.
+static void dot_columns(void* ctx, int64_t from, int64_t to) {
+  const dot_ctx* k = ctx;
+  for (int64_t c = from; c < to; c++) {
+    const int64_t n_end = SKD_MIN(k->n_out, (c + 1) * DOT_NC);
+    for (int64_t m0 = 0; m0 < k->rows; m0 += DOT_MR) {
+      const int mr = (int)SKD_MIN(DOT_MR, k->rows - m0);
+      for (int64_t n0 = c * DOT_NC; n0 < n_end; n0 += DOT_NR) {
+        const int nr = (int)SKD_MIN(DOT_NR, n_end - n0);
+        dot_any(k->x + m0 * k->n_in, k->w + n0 * k->n_in, k->out + m0 * k->n_out + n0, k->n_in, k->n_out, k->kind, mr, nr);
+      }
+    }
+  }
 }
 
 typedef struct {
@@ -184,29 +352,19 @@ typedef struct {
   float* tiles;  // one kb x NB tile per thread
   int64_t rows, n_in, n_out, kb;
   int kind;
-  bool trans;
 } half_ctx;
 
-// Columns [n0, n0 + NB) of out += x op(W)[:, n0 ..], a KB-deep slice of W at a time.
+// Columns [n0, n0 + NB) of out += x W[:, n0 ..] (W stored (n_in, n_out)), a KB-deep slice of W at a time.
 static void half_columns(void* ctx, int64_t task, int thread) {
   const half_ctx* k = ctx;
   const int64_t n0 = task * NB, nb = SKD_MIN(NB, k->n_out - n0);
   float* tile = k->tiles + (int64_t)thread * k->kb * NB;
   for (int64_t k0 = 0; k0 < k->n_in; k0 += k->kb) {
     const int64_t kb = SKD_MIN(k->kb, k->n_in - k0);
-    if (k->trans) {
-      // W is stored (n_out, n_in): rows n0.. of it, columns k0.., as an (nb x kb) tile used transposed.
-      widen_block(k->w + n0 * k->n_in + k0, k->n_in, nb, kb, k->kind, tile);
-      skd_sgemm_1t(false, true, k->rows, nb, kb, 1.0f, k->x + k0, k->n_in, tile, kb, 1.0f, k->out + n0, k->n_out);
-    } else {
-      widen_block(k->w + k0 * k->n_out + n0, k->n_out, kb, nb, k->kind, tile);
-      skd_sgemm_1t(false, false, k->rows, nb, kb, 1.0f, k->x + k0, k->n_in, tile, nb, 1.0f, k->out + n0, k->n_out);
-    }
+    widen_block(k->w + k0 * k->n_out + n0, k->n_out, kb, nb, k->kind, tile);
+    skd_sgemm_1t(false, false, k->rows, nb, kb, 1.0f, k->x + k0, k->n_in, tile, nb, 1.0f, k->out + n0, k->n_out);
   }
 }
-
-/** Columns per unit of work on the few-rows path: whole strips where W is used as stored, rows of W otherwise. */
-static int64_t k_block(bool trans) { return trans ? 1 : 32; }
 
 /** out = residual + x op(W) + bias; op(W) is W (stored n_in x n_out) or, when trans, Wᵀ (stored n_out x n_in). 0, or -1 out of memory. */
 int skd_linear_half(const float* x, const uint16_t* w, int kind, bool trans, const float* bias, const float* residual, float* out, int64_t rows,
@@ -216,20 +374,22 @@ int skd_linear_half(const float* x, const uint16_t* w, int kind, bool trans, con
   } else {
     memset(out, 0, sizeof(float) * (size_t)(rows * n_out));
   }
-  if (rows > 0 && rows <= SMALL_ROWS) {
-    const int64_t block = k_block(trans);
-    small_ctx k = {x, w, out, rows, n_in, n_out, block, kind, trans};
-    skd_for((n_out + block - 1) / block, skd_threads() > 1 && n_in * n_out >= (1 << 17), small_strips, &k);
+  // As for float32 weights (gemm.c): a few rows against a large matrix are bound by reading it.
+  const bool parallel = skd_threads() > 1 && (rows * n_in * n_out >= SKD_PARALLEL_MACS || n_in * n_out >= (1 << 17));
+  if (rows > 0 && trans) {
+    dot_ctx k = {x, w, out, rows, n_in, n_out, kind};
+    skd_for((n_out + DOT_NC - 1) / DOT_NC, parallel, dot_columns, &k);
+  } else if (rows > 0 && rows <= SMALL_ROWS) {
+    small_ctx k = {x, w, out, rows, n_in, n_out, kind};
+    skd_for((n_out + 31) / 32, skd_threads() > 1 && n_in * n_out >= (1 << 17), small_strips, &k);
   } else if (rows > 0) {
     const int threads = skd_threads();
-    // As for float32 weights (gemm.c): a few rows against a large matrix are bound by reading it.
-    const bool parallel = threads > 1 && (rows * n_in * n_out >= SKD_PARALLEL_MACS || n_in * n_out >= (1 << 17));
     // Few rows make each product small, so a call per 256-deep tile costs more in the BLAS's own
     // overhead than in arithmetic: up to MID_ROWS rows take a column panel's whole depth at once.
     const int64_t kb = rows <= MID_ROWS ? n_in : KB;
     float* tiles = malloc(sizeof(float) * (size_t)kb * NB * (size_t)(parallel ? threads : 1));
     if (!tiles) return -1;
-    half_ctx k = {x, w, out, tiles, rows, n_in, n_out, kb, kind, trans};
+    half_ctx k = {x, w, out, tiles, rows, n_in, n_out, kb, kind};
     skd_for_tasks((n_out + NB - 1) / NB, parallel, half_columns, &k);
     free(tiles);
   }

@@ -167,11 +167,14 @@ afterAll(() => unregisterNativeKernels());
     [8, 33, 70, false, true, true, 'float16'],
     [8, 40, 45, true, false, true, 'bfloat16'],
     [9, 64, 96, true, false, false, 'float16'],
-    // 17-32 rows: SKD's block verification (a few rows times a block of drafts), on the tile path.
+    // 17-32 rows: SKD's block verification (a few rows times a block of drafts).
     [24, 100, 77, true, true, true, 'bfloat16'],
     [32, 50, 70, false, false, true, 'float16'],
     [17, 40, 33, false, true, false, 'bfloat16'],
     [31, 70, 65, true, false, true, 'float16'],
+    // Stored (out, in) with more rows and columns: several column blocks, split across threads.
+    [40, 300, 500, true, true, true, 'bfloat16'],
+    [100, 200, 130, true, false, true, 'float16'],
   ] as const)(
     'linear over a 16-bit weight (%i x %i -> %i, transposed %s, bias %s, residual %s, %s): values and gradients in x and the residual',
     (n, nIn, nOut, transposed, withBias, withResidual, dtype) => {

@@ -28,9 +28,9 @@ describe('picking the build for the CPU', () => {
 
 // The same computations through every level this CPU runs, each in its own process on the native
 // backend: a two-block transformer step made of skd's fused kernels (linear layers, RMSNorm and
-// LayerNorm, rotary-free causal attention with grouped heads, SwiGLU, log-softmax and forward KL),
-// its loss and the gradients of every input, compared with the best level's. Vector width changes
-// the order of sums, not the results beyond float rounding.
+// LayerNorm, rotary-free causal attention with grouped heads, SwiGLU, products with 16-bit weights,
+// log-softmax and forward KL), its loss and the gradients of every input, compared with the best
+// level's. Vector width changes the order of sums, not the results beyond float rounding.
 const levels = (['avx512', 'avx2', 'baseline'] as const).filter(
   (l) => chooseIsa({ SKD_ISA: l }, cpuFeatures().flags).level === l && fs.existsSync(addonPathFor(l)),
 );
@@ -48,6 +48,8 @@ const levels = (['avx512', 'avx2', 'baseline'] as const).filter(
       const x0 = init([B * T, d], 1, 1);
       const params = [init([d, (H + 2 * Hkv) * dh], 2), init([H * dh, d], 3), init([d], 4, 1), init([d, 2 * ff], 5), init([ff, d], 6), init([d], 7, 1), init([d], 8, 1), init([V, d], 9)];
       const teacher = tf.logSoftmax(init([B * T, V], 10, 2));
+      // Frozen 16-bit weights stored (out, in) as a checkpoint holds them: one of each format.
+      const halves = ['bfloat16', 'float16'].map((dtype, i) => ops.HalfMatrix.fromFloat32(init([d, d], 11 + i).dataSync(), [d, d], dtype));
       const loss = (x, wqkv, wo, g1, wup, wdown, g2, b2, head) => {
         let h = x;
         for (let layer = 0; layer < 2; layer++) {
@@ -56,6 +58,7 @@ const levels = (['avx512', 'avx2', 'baseline'] as const).filter(
           h = ops.linear(att, wo, undefined, h);
           const m = ops.layerNorm(h, g2, b2, 1e-5);
           h = ops.linear(ops.gatedActivation(ops.linear(m, wup), 'silu'), wdown, undefined, h);
+          h = ops.linearHalf(h, halves[layer], { transposed: true, residual: h });
         }
         const logits = tf.matMul(h, head, false, true);
         return tf.mean(ops.forwardKlFromLogits(teacher, logits));
