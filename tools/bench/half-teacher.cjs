@@ -3,7 +3,8 @@
 // what a teacher does in distillation, at pretrained shapes with random weights, each in its own child
 // process (tools/bench/pretrained-skd.cjs) so its peak memory is its own:
 //   - greedy decoding with the KV cache (the teacher's samples: SeqKD, mixed sampling), batch 1 and 4;
-//   - a forward pass over B x T tokens without gradients (scoring a batch, verifying SKD's drafts).
+//   - a forward pass over B x T tokens without gradients (scoring a batch);
+//   - one cached pass over a block of 6 drafts per row after a prefill (SKD's verification).
 // Rounds alternate the dtypes; the medians of the rounds are compared, with their spread.
 // Options: --rounds=N (default 3), --only=qwen2.5-0.5b,smollm2-135m, --dtypes=float32,bfloat16,float16.
 const { spawnSync } = require('node:child_process');
@@ -17,6 +18,7 @@ const TASKS = [
   { name: 'greedy, batch 1', args: ['--task=generate', '--batch=1', '--prompt=32', '--new=32'], unit: 'ms/token' },
   { name: 'greedy, batch 4', args: ['--task=generate', '--batch=4', '--prompt=32', '--new=32'], unit: 'ms/token' },
   { name: 'forward, B=4 T=96', args: ['--task=forward', '--B=4', '--T=96'], unit: 'ms' },
+  { name: 'verify a block of 6, B=4', args: ['--task=verify', '--B=4', '--prompt=96', '--block=6'], unit: 'ms' },
 ];
 
 function child(shape, dtype, task) {

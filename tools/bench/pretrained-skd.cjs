@@ -2,11 +2,13 @@
 // One side of the pretrained-shape benchmark (tools/bench/pretrained.cjs runs it in a child process,
 // so its peak memory is its own): skd's DecoderModel at a shape of pretrained-shapes.json, random
 // weights, on the backend a run of that size gets (native). Prints one JSON line.
-//   --shape=NAME --task=train|generate|forward --steps=N --warmup=N [--B=4 --T=256] [--prompt=32 --new=64 --batch=1]
+//   --shape=NAME --task=train|generate|forward|verify --steps=N --warmup=N [--B=4 --T=256] [--prompt=32 --new=64 --batch=1]
+//   [--prompt=96 --block=6 for verify]
 //   [--lora=RANK: LoRA adapters of that rank on all seven projections, the weights frozen]
 //   [--dtype=float32|bfloat16|float16: how the weight matrices are held (16 bits: a frozen teacher's)]
 // Tasks: train (a step: forward, loss, backward, AdamW), generate (greedy, KV cache; ms per token),
-// forward (logits of B x T tokens without gradients: a teacher scoring a batch or verifying drafts).
+// forward (logits of B x T tokens without gradients: a teacher scoring a batch), verify (one cached
+// pass over a block of drafts per row after a prefill: SKD's verification; ms per call).
 const tf = require('@tensorflow/tfjs-core');
 const { selectBackend } = require('@skd/backend');
 const { Rng } = require('@skd/core');
@@ -121,6 +123,29 @@ const arg = (name, fallback) => (process.argv.find((a) => a.startsWith(`--${name
       if (i >= warmup) times.push(performance.now() - t0);
     }
     result = { B, T };
+  } else if (task === 'verify') {
+    // SKD's verification: after a prefill of B prompts, one cached pass over a block of S drafts per
+    // row (every position's logits), rolled back after each call so every call sees the same cache.
+    const B = Number(arg('B', 4));
+    const P = Number(arg('prompt', 96));
+    const S = Number(arg('block', 6));
+    const random = (n) => Int32Array.from({ length: n }, () => rng.int(model.vocabSize));
+    const state = model.startDecoding(B, P + S);
+    const prompt = tf.tensor2d(random(B * P), [B, P], 'int32');
+    model.decode(prompt, state, { lastOnly: true }).dispose();
+    prompt.dispose();
+    const block = tf.tensor2d(random(B * S), [B, S], 'int32');
+    for (let i = 0; i < warmup + steps; i++) {
+      const t0 = performance.now();
+      const logits = model.decode(block, state);
+      await logits.data();
+      logits.dispose();
+      state.rollback(new Array(B).fill(P));
+      if (i >= warmup) times.push(performance.now() - t0);
+    }
+    block.dispose();
+    state.dispose();
+    result = { B, prompt: P, block: S };
   } else {
     const batch = Number(arg('batch', 1));
     const P = Number(arg('prompt', 32));
