@@ -175,6 +175,8 @@ afterAll(() => unregisterNativeKernels());
     // Stored (out, in) with more rows and columns: several column blocks, split across threads.
     [40, 300, 500, true, true, true, 'bfloat16'],
     [100, 200, 130, true, false, true, 'float16'],
+    // Depth 57: three 16-lane steps, then nine values one by one.
+    [6, 57, 40, true, false, true, 'bfloat16'],
   ] as const)(
     'linear over a 16-bit weight (%i x %i -> %i, transposed %s, bias %s, residual %s, %s): values and gradients in x and the residual',
     (n, nIn, nOut, transposed, withBias, withResidual, dtype) => {
