@@ -155,11 +155,12 @@ static void small_strips(void* ctx, int64_t from, int64_t to) {
 
 // Weights stored (n_out, n_in), the layout of a checkpoint's linear layers: out[m, n] is the dot
 // product of x's row m with W's row n, both contiguous along k. A register tile of DOT_MR rows of x
-// by DOT_NR rows of W keeps 16-lane partial sums; each W vector is widened once per tile step and
+// by DOT_NR rows of W keeps a vector of partial sums each; each W vector is widened once per step and
 // used for every row, each x vector for every W row, so no widened copy of W is ever written and
 // no BLAS call (with its own packing of both operands, per tile) is made. The partial sums are
 // added up across lanes once per output, at the end of k.
 #if defined(__AVX512F__)
+// Thirty-two registers: a 4 x 6 tile's sums, W's six vectors and one of x.
 #define DOT_MR 4
 #define DOT_NR 6
 typedef __m512 dot_vec;
@@ -205,7 +206,7 @@ static inline dot_vec dot_load(const float* p) {
 #define dot_sum(v) hsum16(v)
 #define dot_widen(p, kind) widen16(p, kind)
 #endif
-// Columns per unit of work: blocks whose W rows (for a 960-deep layer, about 230 KB in 16 bits)
+// Columns per unit of work: blocks whose W rows (for a 960-deep layer, up to 230 KB in 16 bits)
 // stay in L2 while every row of x passes over them.
 #define DOT_NC (DOT_NR * 20)
 
