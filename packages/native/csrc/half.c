@@ -117,13 +117,14 @@ static inline __attribute__((always_inline)) void small_columns(const float* x, 
     }
 }
 
+// One product's operands, for the paths that need nothing else (the few-rows one and the dot products).
 typedef struct {
   const float* x;
   const uint16_t* w;
   float* out;
   int64_t rows, n_in, n_out;
   int kind;
-} small_ctx;
+} product_ctx;
 
 #define SMALL_CASE(R)                                                                                    \
   case R:                                                                                                \
@@ -132,7 +133,7 @@ typedef struct {
 
 // Output columns [from, to) (whole 32-column strips) for every row.
 static void small_part(void* ctx, int64_t from, int64_t to) {
-  const small_ctx* k = ctx;
+  const product_ctx* k = ctx;
   switch (k->rows) {
     SMALL_CASE(1)
     SMALL_CASE(2)
@@ -149,7 +150,7 @@ static void small_part(void* ctx, int64_t from, int64_t to) {
 
 // skd_for hands out blocks of 32-column strips; this turns them into column ranges.
 static void small_strips(void* ctx, int64_t from, int64_t to) {
-  const small_ctx* k = ctx;
+  const product_ctx* k = ctx;
   small_part(ctx, from * 32, SKD_MIN(k->n_out, to * 32));
 }
 
@@ -322,18 +323,10 @@ static void dot_any(const float* x, const uint16_t* w, float* out, int64_t n_in,
   }
 }
 
-typedef struct {
-  const float* x;
-  const uint16_t* w;
-  float* out;
-  int64_t rows, n_in, n_out;
-  int kind;
-} dot_ctx;
-
 // Output columns [from * DOT_NC, to * DOT_NC) for every row: a column block at a time, every row
 // of x passing over it, DOT_MR rows by DOT_NR columns per tile.
 static void dot_columns(void* ctx, int64_t from, int64_t to) {
-  const dot_ctx* k = ctx;
+  const product_ctx* k = ctx;
   for (int64_t c = from; c < to; c++) {
     const int64_t n_end = SKD_MIN(k->n_out, (c + 1) * DOT_NC);
     for (int64_t m0 = 0; m0 < k->rows; m0 += DOT_MR) {
@@ -378,10 +371,10 @@ int skd_linear_half(const float* x, const uint16_t* w, int kind, bool trans, con
   // As for float32 weights (gemm.c): a few rows against a large matrix are bound by reading it.
   const bool parallel = skd_threads() > 1 && (rows * n_in * n_out >= SKD_PARALLEL_MACS || n_in * n_out >= (1 << 17));
   if (rows > 0 && trans) {
-    dot_ctx k = {x, w, out, rows, n_in, n_out, kind};
+    product_ctx k = {x, w, out, rows, n_in, n_out, kind};
     skd_for((n_out + DOT_NC - 1) / DOT_NC, parallel, dot_columns, &k);
   } else if (rows > 0 && rows <= SMALL_ROWS) {
-    small_ctx k = {x, w, out, rows, n_in, n_out, kind};
+    product_ctx k = {x, w, out, rows, n_in, n_out, kind};
     skd_for((n_out + 31) / 32, skd_threads() > 1 && n_in * n_out >= (1 << 17), small_strips, &k);
   } else if (rows > 0) {
     const int threads = skd_threads();
