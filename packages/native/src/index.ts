@@ -6,7 +6,7 @@ import { adamWKernel } from './kernels/adamw';
 import { attentionGradKernel, attentionKernel, cachedAttentionKernel } from './kernels/attention';
 import { forwardKlGradKernel, forwardKlKernel, mixtureKlGradKernel, mixtureKlKernel } from './kernels/divergence';
 import { gatedActivationGradKernel, gatedActivationKernel } from './kernels/gated-activation';
-import { gatherKernel } from './kernels/gather';
+import { gatherKernel, spreadRowsKernel } from './kernels/gather';
 import { geluGradKernel, geluKernel } from './kernels/gelu';
 import { gatherHalfKernel, linearHalfKernel } from './kernels/half';
 import { identityKernel } from './kernels/identity';
@@ -16,7 +16,7 @@ import { batchMatMulKernel, fusedMatMulKernel } from './kernels/matmul';
 import { rmsNormGradKernel, rmsNormKernel } from './kernels/rms-norm';
 import { rotaryKernel } from './kernels/rotary';
 import { sampleTokensKernel } from './kernels/sample-tokens';
-import { addKernel, sliceKernel, splitVKernel, transposeKernel } from './kernels/storage';
+import { addKernel, fillKernel, sliceKernel, splitVKernel, transposeKernel } from './kernels/storage';
 import { unsortedSegmentSumKernel } from './kernels/segment-sum';
 import { crossEntropyGradKernel, crossEntropyKernel, logSoftmaxGradKernel, logSoftmaxKernel } from './kernels/softmax';
 import { sumKernel } from './kernels/sum';
@@ -106,6 +106,7 @@ function nativeKernels(addon: NativeAddon, target: NativeTarget): [string, (args
     [KERNELS.linearGrad, linearGradKernel(addon)],
     [KERNELS.linearHalf, linearHalfKernel(addon)],
     [KERNELS.gatherHalf, gatherHalfKernel(addon)],
+    [KERNELS.spreadRows, spreadRowsKernel],
     [KERNELS.layerNorm, layerNormKernel(addon)],
     [KERNELS.layerNormGrad, layerNormGradKernel(addon)],
     [KERNELS.rmsNorm, rmsNormKernel(addon)],
@@ -161,6 +162,7 @@ export function registerNativeKernels(options: RegisterOptions = {}): NativeKern
             [tf.Transpose, transposeKernel(addon, stock(target, tf.Transpose))],
             [tf.Slice, slice],
             [tf.SplitV, splitVKernel(slice)],
+            [tf.Fill, fillKernel(stock(target, tf.Fill))],
           ]
         : [];
     for (const [name, kernel] of [...nativeKernels(addon, target), ...storage]) {

@@ -1,7 +1,7 @@
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '@skd/core';
-import { causalSelfAttention, linear, rmsNorm } from '@skd/ops';
+import { causalSelfAttention, linear, rmsNorm, spreadRows, spreadRowsComposite } from '@skd/ops';
 import { loadAddon } from './addon';
 import { NativeBackend, poolBytes, pooledSize, registerNativeBackend, registerNativeKernels } from './index';
 
@@ -91,6 +91,33 @@ async function onBackend<T>(name: 'wasm' | 'native', fn: () => T): Promise<T> {
     expect(() => backend.setPoolLimit(-1)).toThrow("the output pool's size must be a whole number of bytes >= 0, got -1");
   });
 
+  it('lets go of the sizes freed least recently when full, so the sizes in use now are kept', () => {
+    // A pool of 1 MiB full of 256 KiB buffers (a training step's sizes), then a phase of 192 KiB outputs
+    // (a sampling call's): each freed 192 KiB buffer displaces an old one instead of being dropped.
+    const backend = new NativeBackend(1 << 20);
+    const free = (values: ArrayLike<number> & { length: number }) => backend.disposeData(backend.write(values as Float32Array, [values.length], 'float32'));
+    const old = Array.from({ length: 4 }, () => backend.allocate('float32', 1 << 16));
+    old.forEach(free);
+    const now = backend.allocate('float32', 3 << 14);
+    free(now);
+    expect(backend.allocate('float32', 3 << 14).buffer).toBe(now.buffer);
+    // What was freed most recently of the old size is still there once the new size took its room.
+    const reused = Array.from({ length: 4 }, () => backend.allocate('float32', 1 << 16).buffer);
+    expect(reused.filter((b) => old.some((o) => o.buffer === b))).toHaveLength(3);
+  });
+
+  it('pools outputs from 1 KiB up (a decode step writes hundreds of them), and leaves smaller ones to plain arrays', () => {
+    const backend = new NativeBackend(1 << 20);
+    const reuses = (count: number) => {
+      const first = backend.allocate('float32', count);
+      backend.disposeData(backend.write(first, [count], 'float32'));
+      return backend.allocate('float32', count).buffer === first.buffer;
+    };
+    expect(reuses(256)).toBe(true); // 1 KiB
+    expect(reuses(2304)).toBe(true); // 9 KiB: a 4-row decode's hidden state at d = 576
+    expect(reuses(255)).toBe(false);
+  });
+
   it('reuses a freed buffer for any output of its size class, as a view of exactly the values asked for', async () => {
     // Eight classes per power of two: at most 12.5% over, never under, and small outputs exact.
     for (const bytes of [1000, 1 << 16, (1 << 16) + 4, 300_004, 7_372_800, 2 ** 30 + 4]) {
@@ -158,6 +185,9 @@ async function onBackend<T>(name: 'wasm' | 'native', fn: () => T): Promise<T> {
           tf.transpose(a, [2, 0, 1, 3]),
           tf.add(a, b),
           tf.add(a, tf.ones([40])),
+          tf.fill([3, 70, 41], 0),
+          tf.fill([5, 300], -2.5),
+          tf.fill([7, 9], 4, 'int32'),
         ].map((t) => Array.from(t.dataSync()));
       });
     const cpu = await (async () => {
@@ -166,6 +196,35 @@ async function onBackend<T>(name: 'wasm' | 'native', fn: () => T): Promise<T> {
     })();
     const native = await onBackend('native', run);
     native.forEach((values, i) => expect({ i, values }).toEqual({ i, values: cpu[i] }));
+    const words = tf.fill([2, 3], 'pad', 'string'); // stock: only numbers go to the pool
+    expect(words.arraySync()).toEqual([Array(3).fill('pad'), Array(3).fill('pad')]);
+    words.dispose();
+  });
+
+  it("spreads rows over slots with zeros at padding (a decode's real slots back in place), into reused buffers", async () => {
+    await onBackend('native', () => undefined);
+    const rng = Rng.create(12);
+    const x = tf.tensor2d(randoms(rng, 5 * 96), [5, 96]);
+    // 8 slots over 5 real rows (index 5: padding), one row twice.
+    const spread = tf.tensor1d([5, 0, 1, 5, 2, 3, 4, 4], 'int32');
+    const expected = Array.from({ length: 8 }, (_, i) => {
+      const row = [5, 0, 1, 5, 2, 3, 4, 4][i] as number;
+      return row === 5 ? new Array<number>(96).fill(0) : Array.from(x.dataSync().subarray(row * 96, row * 96 + 96));
+    }).flat();
+    const backend = tf.backend() as NativeBackend;
+    // A garbage-filled buffer of the output's size in the pool: the padding rows must still read zeros.
+    const dirty = backend.allocate('float32', 8 * 96).fill(7);
+    backend.disposeData(backend.write(dirty, [8, 96], 'float32'));
+    const y = spreadRows(x, spread);
+    expect((backend as unknown as { data: { get(id: tf.DataId): { values: Float32Array } } }).data.get(y.dataId).values.buffer).toBe(dirty.buffer); // the output took it
+    expect(Array.from(y.dataSync())).toEqual(expected);
+    expect(Array.from(spreadRowsComposite(x, spread).dataSync())).toEqual(expected);
+    expect(() => spreadRows(x, tf.tensor1d([0, 6], 'int32'))).toThrow('spread index 6 (position 1) is outside [0, 5]');
+    expect(() => spreadRows(x, tf.tensor1d([0, 1]))).toThrow('spreadRows takes int32 row indices, got float32');
+    // Under a tape it is the composite form: the gradient reaches the rows each slot read.
+    const grad = tf.grad((v: tf.Tensor) => tf.sum(spreadRows(v as tf.Tensor2D, spread)))(x);
+    expect(Array.from(tf.sum(grad, 1).dataSync())).toEqual([96, 96, 96, 96, 192]);
+    tf.dispose([x, spread, y, grad]);
   });
 
   it('keeps numTensors flat over repeated training-like steps', async () => {

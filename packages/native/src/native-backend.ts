@@ -23,8 +23,16 @@ export function poolBytes(env: NodeJS.ProcessEnv = process.env): number {
   return bytes;
 }
 
-/** Outputs smaller than this are plain allocations: pooling pays off for the large ones. */
-const POOLED_BYTES = 1 << 16;
+/**
+ * Outputs smaller than this are plain allocations. Above it every output is pooled, small ones too: a
+ * decode step of a 30-layer model writes about a thousand outputs of 1-64 KiB, and as fresh arrays
+ * they added 340 MB of external memory to each SKD sampling call, for which V8 ran a full
+ * mark-compact every 64 MB (docs/performance.md, "A seventh sitting").
+ */
+const MIN_POOLED_BYTES = 1 << 10;
+
+/** Outputs up to this size are pooled at their exact size; above it, by size class (pooledSize). */
+const EXACT_BYTES = 1 << 16;
 
 /**
  * The pool's buffer size for an output of `bytes`: the next of eight sizes per power of two (at most
@@ -33,7 +41,7 @@ const POOLED_BYTES = 1 << 16;
  * "A fifth sitting").
  */
 export function pooledSize(bytes: number): number {
-  if (bytes <= POOLED_BYTES) return bytes;
+  if (bytes <= EXACT_BYTES) return bytes;
   const step = 2 ** (Math.floor(Math.log2(bytes)) - 3);
   return Math.ceil(bytes / step) * step;
 }
@@ -49,6 +57,7 @@ export function pooledSize(bytes: number): number {
 export class NativeBackend extends MathBackendCPU {
   /** Live views per pooled buffer. */
   private readonly views = new WeakMap<ArrayBufferLike, number>();
+  /** Freed buffers by size, the size freed least recently first (a full pool lets those go first). */
   private readonly free = new Map<number, ArrayBuffer[]>();
   private freeBytes = 0;
 
@@ -65,13 +74,7 @@ export class NativeBackend extends MathBackendCPU {
   setPoolLimit(bytes: number): void {
     if (!Number.isInteger(bytes) || bytes < 0) throw new SkdError(`the output pool's size must be a whole number of bytes >= 0, got ${bytes}`);
     this.poolLimit = bytes;
-    for (const [size, list] of this.free) {
-      while (this.freeBytes > bytes && list.length > 0) {
-        list.pop();
-        this.freeBytes -= size;
-      }
-      if (list.length === 0) this.free.delete(size);
-    }
+    if (this.freeBytes > bytes) this.evict(this.freeBytes - bytes);
   }
 
   /**
@@ -81,7 +84,7 @@ export class NativeBackend extends MathBackendCPU {
   allocate(dtype: tf.DataType, count: number): Float32Array | Int32Array | Uint8Array {
     const width = dtype === 'bool' ? 1 : 4;
     const bytes = count * width;
-    if (bytes < POOLED_BYTES) return dtype === 'int32' ? new Int32Array(count) : dtype === 'bool' ? new Uint8Array(count) : new Float32Array(count);
+    if (bytes < MIN_POOLED_BYTES) return dtype === 'int32' ? new Int32Array(count) : dtype === 'bool' ? new Uint8Array(count) : new Float32Array(count);
     const size = pooledSize(bytes);
     const reused = this.free.get(size)?.pop();
     if (reused) this.freeBytes -= size;
@@ -137,10 +140,30 @@ export class NativeBackend extends MathBackendCPU {
     }
     this.views.delete(values.buffer);
     const buffer = values.buffer as ArrayBuffer;
-    if (this.freeBytes + buffer.byteLength > this.poolLimit) return;
-    const list = this.free.get(buffer.byteLength) ?? [];
+    const size = buffer.byteLength;
+    if (size > this.poolLimit) return;
+    // A full pool makes room by letting go of the sizes freed least recently: after a phase of other
+    // shapes (a training step before a sampling call), the sizes now in use are kept, where refusing
+    // them would allocate (and fault) every layer's outputs afresh.
+    if (this.freeBytes + size > this.poolLimit) this.evict(this.freeBytes + size - this.poolLimit);
+    const list = this.free.get(size) ?? [];
+    this.free.delete(size); // re-inserted last: the most recently freed size
     list.push(buffer);
-    this.free.set(buffer.byteLength, list);
-    this.freeBytes += buffer.byteLength;
+    this.free.set(size, list);
+    this.freeBytes += size;
+  }
+
+  /** Lets go of at least `bytes` of freed buffers, the least recently freed sizes first. */
+  private evict(bytes: number): void {
+    let dropped = 0;
+    for (const [size, list] of this.free) {
+      while (dropped < bytes && list.length > 0) {
+        list.pop();
+        dropped += size;
+      }
+      if (list.length === 0) this.free.delete(size);
+      if (dropped >= bytes) break;
+    }
+    this.freeBytes -= dropped;
   }
 }

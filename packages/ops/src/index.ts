@@ -14,6 +14,7 @@ export * from './mixture-kl';
 export * from './platform';
 export * from './rms-norm';
 export * from './rotary';
+export * from './rows';
 export * from './sampling';
 export * from './transformer-decode';
 export * from './recompute';

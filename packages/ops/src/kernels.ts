@@ -11,6 +11,7 @@ export const KERNELS = {
   linearGrad: 'SkdLinearGrad',
   linearHalf: 'SkdLinearHalf',
   gatherHalf: 'SkdGatherHalf',
+  spreadRows: 'SkdSpreadRows',
   layerNorm: 'SkdLayerNorm',
   layerNormGrad: 'SkdLayerNormGrad',
   rmsNorm: 'SkdRmsNorm',

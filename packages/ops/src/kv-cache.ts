@@ -197,8 +197,10 @@ export class NativeKvCache extends KvCache {
     super(options);
     const { batchSize: B, capacity, headSize } = options;
     const H = this.kvHeads;
-    this.keys = Array.from({ length: options.layers }, () => tf.keep(tf.zeros([B, H, headSize, capacity])));
-    this.values = Array.from({ length: options.layers }, () => tf.keep(tf.zeros([B, H, capacity, headSize])));
+    // Fills, not tf.zeros: a backend's Fill kernel can take the memory from its pool (the native
+    // backend's does), where tf.zeros allocates outside any kernel, afresh for every generation.
+    this.keys = Array.from({ length: options.layers }, () => tf.keep(tf.fill([B, H, headSize, capacity], 0)));
+    this.values = Array.from({ length: options.layers }, () => tf.keep(tf.fill([B, H, capacity, headSize], 0)));
   }
 
   protected beginStep(mask: Float32Array, columns: number): tf.Tensor[] {

@@ -14,6 +14,7 @@ import {
   rotary,
   rotaryFrequencies,
   softcapped,
+  spreadRows,
   type HalfDtype,
   type KvCache,
 } from '@skd/ops';
@@ -430,7 +431,7 @@ export class DecoderModel implements LanguageModel {
     // addresses slots by (row, column), sees them in place with zeros in the padding.
     const real = slots && tf.tensor1d(slots.real, 'int32'); // (N)
     const spread = slots && tf.tensor1d(slots.spread, 'int32'); // (B*S) into N + 1 rows, the last zeros
-    const inPlace = (x: tf.Tensor2D): tf.Tensor2D => (spread ? (tf.gather(tf.concat([x, tf.zeros([1, x.shape[1]])]), spread) as tf.Tensor2D) : x);
+    const inPlace = (x: tf.Tensor2D): tf.Tensor2D => (spread ? spreadRows(x, spread) : x);
     const compact = (x: tf.Tensor2D): tf.Tensor2D => (real ? (tf.gather(x, real) as tf.Tensor2D) : x);
     const norm = (x: tf.Tensor2D, name: string) => rmsNorm(x, this.p(name), eps, offset);
     // A projection of layer i by packed weight `weight` (and its bias), plus its adapters' part.

@@ -20,3 +20,25 @@ export function gatherKernel(addon: NativeAddon, fallback: Fallback) {
     return out;
   };
 }
+
+/**
+ * SpreadRows (see @skd/ops spreadRows): row copies into a pooled output, zeros for the padding slots.
+ * It replaces a concat with a zero row and a gather, two outputs per layer and decode step.
+ */
+export function spreadRowsKernel(args: KernelArgs): tf.TensorInfo {
+  const { x, spread } = args.inputs as { x: tf.TensorInfo; spread: tf.TensorInfo };
+  const [rows, inner] = x.shape as [number, number];
+  const count = spread.shape[0] as number;
+  const backend = memoryOf(args.backend);
+  const out = backend.makeOutput([count, inner], 'float32');
+  const from = backend.typedArrayFromHeap(x) as Float32Array;
+  const ids = backend.typedArrayFromHeap(spread) as Int32Array;
+  const to = backend.typedArrayFromHeap(out) as Float32Array;
+  for (let i = 0; i < count; i++) {
+    const row = ids[i] as number;
+    if (row === rows) to.fill(0, i * inner, (i + 1) * inner);
+    else if (row >= 0 && row < rows) to.set(from.subarray(row * inner, (row + 1) * inner), i * inner);
+    else throw new Error(`spread index ${row} (position ${i}) is outside [0, ${rows}]`);
+  }
+  return out;
+}

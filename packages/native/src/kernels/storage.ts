@@ -109,3 +109,18 @@ export function splitVKernel(slice: (args: KernelArgs) => tf.TensorInfo | tf.Ten
     });
   };
 }
+
+/**
+ * Fill of float32 or int32 into a pooled output (other dtypes are stock). The KV cache's buffers are
+ * fills: tf.zeros makes its array outside any kernel, so no backend could reuse the memory.
+ */
+export function fillKernel(fallback: Fallback) {
+  return (args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] => {
+    const { shape, value, dtype } = args.attrs as { shape: number[]; value: number | string; dtype: tf.DataType };
+    if ((dtype !== 'float32' && dtype !== 'int32') || typeof value !== 'number') return fallback(args);
+    const memory = memoryOf(args.backend);
+    const out = memory.makeOutput([...shape], dtype);
+    memory.typedArrayFromHeap(out).fill(value);
+    return out;
+  };
+}
