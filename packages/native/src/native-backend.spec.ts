@@ -219,12 +219,14 @@ async function onBackend<T>(name: 'wasm' | 'native', fn: () => T): Promise<T> {
     expect((backend as unknown as { data: { get(id: tf.DataId): { values: Float32Array } } }).data.get(y.dataId).values.buffer).toBe(dirty.buffer); // the output took it
     expect(Array.from(y.dataSync())).toEqual(expected);
     expect(Array.from(spreadRowsComposite(x, spread).dataSync())).toEqual(expected);
-    expect(() => spreadRows(x, tf.tensor1d([0, 6], 'int32'))).toThrow('spread index 6 (position 1) is outside [0, 5]');
-    expect(() => spreadRows(x, tf.tensor1d([0, 1]))).toThrow('spreadRows takes int32 row indices, got float32');
+    const past = tf.tensor1d([0, 6], 'int32');
+    const floats = tf.tensor1d([0, 1]);
+    expect(() => spreadRows(x, past)).toThrow('spread index 6 (position 1) is outside [0, 5]');
+    expect(() => spreadRows(x, floats)).toThrow('spreadRows takes int32 row indices, got float32');
     // Under a tape it is the composite form: the gradient reaches the rows each slot read.
     const grad = tf.grad((v: tf.Tensor) => tf.sum(spreadRows(v as tf.Tensor2D, spread)))(x);
     expect(Array.from(tf.sum(grad, 1).dataSync())).toEqual([96, 96, 96, 96, 192]);
-    tf.dispose([x, spread, y, grad]);
+    tf.dispose([x, spread, y, grad, past, floats]);
   });
 
   it('keeps numTensors flat over repeated training-like steps', async () => {
