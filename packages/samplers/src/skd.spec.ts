@@ -346,14 +346,26 @@ describe.each(['cpu', 'wasm'] as const)('SKD with GPT models on %s: batched cach
     const teacher = cfg(2, 2);
     const prompts = [[1, 2, 3], [4], [5, 6], [7, 8, 9, 1]];
     const studentSampling: SamplingOptions = { greedy: true };
+    const widths: number[] = [];
+    const decode = teacher.decode.bind(teacher);
+    const spy = jest.spyOn(teacher, 'decode').mockImplementation((tokens, state, opts) => {
+      widths.push(tokens.shape[1]);
+      return decode(tokens, state, opts);
+    });
     const result = await speculativeGenerate(
       student,
       teacher,
       prompts,
       options({ maxNewTokens: 12, draftBlock: 4, acceptance: { kind: 'top-k', k: 4 }, keepTeacherLogProbs: true, studentSampling, ...blocks }),
     );
+    spy.mockRestore();
     expect(result.stats.corrections).toBeGreaterThan(3); // rows rolled back at different places
     expect(result.stats.accepted).toBeGreaterThan(3);
+    // Verification blocks are as wide as their longest row: the first round has no replacement
+    // pending (a block of drafts, no padding column), and later rounds shrink as rows end.
+    const verifications = widths.slice(1); // after the prompt prefill
+    expect(verifications[0]).toBe(blocks.draftBlock ?? 4);
+    if (!blocks.maxDraftBlock) expect(Math.min(...verifications)).toBeLessThan(4);
     for (const [b, prompt] of prompts.entries()) {
       const seq = [...prompt, ...(result.tokens[b] as number[])];
       const ids = tf.tensor2d([seq], [1, seq.length], 'int32');

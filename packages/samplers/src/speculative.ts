@@ -179,8 +179,10 @@ interface Drafts {
 
 /** The teacher's verdict material for a round: its log-probabilities over the block, and where each row's block began. */
 interface Verification {
-  /** (B, block + 1, V) log-probabilities, row-major. */
+  /** (B, width, V) log-probabilities, row-major: column c is the teacher's distribution after row b's c-th fed token. */
   readonly scores: Float32Array;
+  /** Columns per row: the longest row's fed tokens (its pending replacement, if any, and its drafts). */
+  readonly width: number;
   /** Each row's teacher length before the block, and whether the block began with a pending replacement. */
   readonly teacherLength: readonly number[];
   readonly hadPending: readonly boolean[];
@@ -337,36 +339,34 @@ class SpeculativeRun {
     return drafts;
   }
 
-  /** 3. One teacher forward over [pending replacement, d_1..d_block] scores every draft: (B, block+1, V) log-probabilities, read back. */
+  /**
+   * 3. One teacher forward scores every draft: each row feeds its pending replacement (if any) and
+   * its drafts, left-aligned; the block is as wide as the longest row, so a round where no row has a
+   * replacement pending, or where rows draft fewer than a block near their end, feeds no padding
+   * column through the teacher. Returns (B, width, V) log-probabilities, read back.
+   */
   async verify(drafts: Drafts): Promise<Verification> {
-    const width = this.block + 1;
+    const fed = this.pendingTeacher.map((t, b) => (this.done[b] ? [] : [...(t !== undefined ? [t] : []), ...(drafts.tokens[b] as readonly number[])]));
+    const width = Math.max(1, ...fed.map((row) => row.length));
     const ids = new Int32Array(this.B * width).fill(this.options.pad);
     const mask = new Float32Array(this.B * width);
     const teacherLength = [...this.teacherState.lengths];
-    const hadPending = this.pendingTeacher.map((t) => t !== undefined);
-    for (let b = 0; b < this.B; b++) {
-      const pending = this.pendingTeacher[b];
-      this.pendingTeacher[b] = undefined;
-      if (this.done[b]) continue;
-      if (pending !== undefined) {
-        ids[b * width] = pending;
-        mask[b * width] = 1;
-      }
-      (drafts.tokens[b] as readonly number[]).forEach((t, j) => {
-        ids[b * width + 1 + j] = t;
-        mask[b * width + 1 + j] = 1;
-      });
-    }
+    const hadPending = this.pendingTeacher.map((t, b) => t !== undefined && !this.done[b]);
+    this.pendingTeacher.fill(undefined);
+    fed.forEach((row, b) => {
+      ids.set(row, b * width);
+      mask.fill(1, b * width, b * width + row.length);
+    });
     const tokens = tf.tensor2d(ids, [this.B, width], 'int32');
     const maskTensor = tf.tensor2d(mask, [this.B, width]);
     try {
-      const logits = this.teacher.decode(tokens, this.teacherState, { mask: maskTensor }); // (B, block+1, V)
-      const logProbs = logSoftmax(logits); // (B, block+1, V): what the loss keeps, and ranks like the logits
+      const logits = this.teacher.decode(tokens, this.teacherState, { mask: maskTensor }); // (B, width, V)
+      const logProbs = logSoftmax(logits); // (B, width, V): what the loss keeps, and ranks like the logits
       logits.dispose();
       const scores = (await logProbs.data()) as Float32Array;
       logProbs.dispose();
       this.teacherForwards += 1;
-      return { scores, teacherLength, hadPending };
+      return { scores, width, teacherLength, hadPending };
     } finally {
       tokens.dispose();
       maskTensor.dispose();
@@ -404,13 +404,19 @@ class SpeculativeRun {
   }
 
   /**
-   * Row b's teacher distribution for draft i: the block's output after the column before it. For
-   * the first draft that column is this round's pending replacement, or, without one, known from before.
+   * Row b's teacher distribution for draft i (i = the row's draft count: the position after its
+   * last draft): the block's output after the token before it. For the first draft that token is
+   * this round's pending replacement (column 0), or, without one, the distribution is known from
+   * before and draft j sits in column j.
    */
-  private distributions(b: number, { scores, hadPending }: Verification): (i: number) => Float32Array {
-    const { block, V } = this;
-    return (i) =>
-      i === 0 && !hadPending[b] ? (this.teacherNext[b] as Float32Array) : scores.subarray((b * (block + 1) + i) * V, (b * (block + 1) + i + 1) * V);
+  private distributions(b: number, { scores, width, hadPending }: Verification): (i: number) => Float32Array {
+    const { V } = this;
+    const shift = hadPending[b] ? 0 : 1;
+    return (i) => {
+      if (i === 0 && !hadPending[b]) return this.teacherNext[b] as Float32Array;
+      const column = b * width + i - shift;
+      return scores.subarray(column * V, (column + 1) * V);
+    };
   }
 
   /**
